@@ -1,0 +1,144 @@
+/**
+ * Shared benchmark plumbing. Every benchmark measures the thing and a baseline in the same
+ * run, repeats both, and reports the median, the spread (min/max) and the ratio.
+ */
+import os from 'node:os';
+
+export interface Measurement {
+  /** What was measured, e.g. "ping-pong msgs/s". */
+  name: string;
+  unit: string;
+  /** Higher is better (throughput) or lower is better (latency). */
+  better: 'higher' | 'lower';
+  runs: number[];
+  median: number;
+  min: number;
+  max: number;
+  baseline?: { name: string; runs: number[]; median: number; min: number; max: number };
+  /** value / baseline (for `higher`), baseline / value (for `lower`). */
+  ratio?: number;
+  target?: string;
+  extra?: Record<string, unknown>;
+}
+
+export interface BenchReport {
+  bench: string;
+  date: string;
+  machine: { cpu: string; cores: number; node: string; platform: string };
+  command: string;
+  measurements: Measurement[];
+  notes?: string[];
+}
+
+export function machine(): BenchReport['machine'] {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export function summarize(
+  name: string,
+  unit: string,
+  better: 'higher' | 'lower',
+  runs: number[],
+  baseline?: { name: string; runs: number[] },
+  target?: string,
+): Measurement {
+  const m: Measurement = {
+    name,
+    unit,
+    better,
+    runs,
+    median: median(runs),
+    min: Math.min(...runs),
+    max: Math.max(...runs),
+  };
+  if (target !== undefined) m.target = target;
+  if (baseline) {
+    const bm = median(baseline.runs);
+    m.baseline = {
+      name: baseline.name,
+      runs: baseline.runs,
+      median: bm,
+      min: Math.min(...baseline.runs),
+      max: Math.max(...baseline.runs),
+    };
+    m.ratio = better === 'higher' ? m.median / bm : bm / m.median;
+  }
+  return m;
+}
+
+function fmt(n: number | undefined): string {
+  if (n === undefined || Number.isNaN(n)) return '-';
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(3);
+}
+
+export function table(report: BenchReport): string {
+  const rows = [
+    [
+      'measurement',
+      'unit',
+      'median',
+      'min',
+      'max',
+      'baseline',
+      'baseline median',
+      'ratio',
+      'target',
+    ],
+  ];
+  for (const m of report.measurements) {
+    rows.push([
+      m.name,
+      m.unit,
+      fmt(m.median),
+      fmt(m.min),
+      fmt(m.max),
+      m.baseline?.name ?? '-',
+      fmt(m.baseline?.median),
+      m.ratio === undefined ? '-' : m.ratio.toFixed(2),
+      m.target ?? '-',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
+}
+
+export function report(bench: string, measurements: Measurement[], notes?: string[]): BenchReport {
+  const r: BenchReport = {
+    bench,
+    date: new Date().toISOString(),
+    machine: machine(),
+    command: `npm run bench -- ${bench}`,
+    measurements,
+  };
+  if (notes) r.notes = notes;
+  return r;
+}
+
+/** The signature every bench/<name>.ts exports. */
+export type BenchMain = (argv: string[]) => Promise<BenchReport>;

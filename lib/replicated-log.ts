@@ -1,0 +1,73 @@
+/**
+ * The contract between a consensus protocol (actors/raft, actors/paxos) and the services
+ * above it (actors/kv, actors/backup). A service written against `ReplicatedLog` and
+ * `StateMachine` runs unchanged on Raft or Multi-Paxos.
+ */
+import type { Observable } from 'rxjs';
+
+/** A command as it is proposed: a client session id and sequence number make it idempotent. */
+export interface Command<Op = unknown> {
+  /** Client session id; commands from one session apply at most once per `seq`. */
+  readonly clientId: string;
+  readonly seq: number;
+  readonly op: Op;
+}
+
+export interface AppliedEntry<Op = unknown, Result = unknown> {
+  readonly index: number;
+  readonly term: number;
+  readonly command: Command<Op>;
+  readonly result: Result;
+}
+
+/** A deterministic state machine driven by the committed log. */
+export interface StateMachine<Op = unknown, Result = unknown> {
+  /** Applies one committed command. Must be deterministic. */
+  apply(op: Op, meta: { index: number; term: number }): Result;
+  /** A serialized image of the whole state. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot image. */
+  restore(image: Uint8Array): void;
+}
+
+export type ProposeErrorCode =
+  | 'NotLeader' // definitely not applied; `leaderHint` may name the leader
+  | 'Timeout' // indeterminate: it may still be applied
+  | 'Stopped' // indeterminate unless the command was never sent
+  | 'Dropped'; // definitely not applied (e.g. proposal queue full, leadership lost before append)
+
+export class ProposeError extends Error {
+  constructor(
+    readonly code: ProposeErrorCode,
+    message: string,
+    readonly leaderHint?: string,
+    /** True when the command may have been applied despite the error. */
+    readonly indeterminate = code === 'Timeout' || code === 'Stopped',
+  ) {
+    super(message);
+    this.name = 'ProposeError';
+  }
+}
+
+export interface ProposeResult<Result = unknown> {
+  readonly index: number;
+  readonly term: number;
+  readonly result: Result;
+}
+
+export interface ReplicatedLog<Op = unknown, Result = unknown> {
+  readonly nodeId: string;
+  /** Proposes a command; resolves once it is committed and applied locally. */
+  propose(command: Command<Op>, options?: { timeoutMs?: number }): Promise<ProposeResult<Result>>;
+  /**
+   * A linearizable read barrier: resolves with an index once this node has applied at
+   * least that index and leadership was confirmed after the read was issued.
+   */
+  readBarrier(options?: { timeoutMs?: number }): Promise<number>;
+  /** Current leader id as known locally (undefined when unknown). */
+  readonly leader$: Observable<string | undefined>;
+  readonly commitIndex$: Observable<number>;
+  readonly appliedIndex$: Observable<number>;
+  /** Every entry applied on this node, in order. */
+  readonly applied$: Observable<AppliedEntry<Op, Result>>;
+}
