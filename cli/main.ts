@@ -1,10 +1,51 @@
-/** The `synod` command. Sub-commands are added by the issues that build them. */
+/**
+ * The `synod` command. Each sub-command lives in cli/commands/<name>.ts and exports
+ * `summary` (one line for the help) and `run(argv)` (returns the exit code). Adding a
+ * command is adding a file.
+ */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export interface CommandModule {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const commandsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'commands');
+
+function commandNames(): string[] {
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  try {
+    return readdirSync(commandsDir)
+      .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`) && !f.startsWith('_'))
+      .map((f) => f.slice(0, -ext.length))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+async function load(name: string): Promise<CommandModule> {
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  return (await import(
+    pathToFileURL(path.join(commandsDir, `${name}${ext}`)).href
+  )) as CommandModule;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [cmd] = argv;
-  if (!cmd || cmd === 'help' || cmd === '--help') {
-    console.log('usage: synod <command> [options]\n\ncommands: help');
+  const [cmd, ...rest] = argv;
+  const names = commandNames();
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    const lines = ['usage: synod <command> [options]', '', 'commands:'];
+    for (const n of names) lines.push(`  ${n.padEnd(10)} ${(await load(n)).summary}`);
+    lines.push('', 'Run "synod <command> --help" for the options of a command.');
+    console.log(lines.join('\n'));
     return 0;
   }
-  console.error(`synod: unknown command "${cmd}" (try: synod help)`);
-  return 2;
+  if (!names.includes(cmd)) {
+    console.error(`synod: unknown command "${cmd}" (try: synod help)`);
+    return 2;
+  }
+  return (await load(cmd)).run(rest);
 }
