@@ -47,12 +47,11 @@ async function actorPingPong(messages: number): Promise<number> {
 function barePingPong(messages: number): number {
   const queue: { to: number; msg: Ball }[] = [];
   let done = false;
-  const handlers = [
-    (m: Ball) =>
-      m.left === 0 ? (done = true) : queue.push({ to: 1, msg: { type: 'ball', left: m.left - 1 } }),
-    (m: Ball) =>
-      m.left === 0 ? (done = true) : queue.push({ to: 0, msg: { type: 'ball', left: m.left - 1 } }),
-  ];
+  const handler = (peer: number) => (m: Ball) => {
+    if (m.left === 0) done = true;
+    else queue.push({ to: peer, msg: { type: 'ball', left: m.left - 1 } });
+  };
+  const handlers = [handler(1), handler(0)];
   const start = performance.now();
   queue.push({ to: 0, msg: { type: 'ball', left: messages } });
   let head = 0;
