@@ -125,8 +125,8 @@ export class CoreNet {
       for (const e of rd.committedEntries) {
         if (e.type === 'normal') sm.push({ index: e.index, term: e.term, cmd: dec.decode(e.data) });
       }
-      let list = this.readies.get(id);
-      if (!list) this.readies.set(id, (list = []));
+      const list = this.readies.get(id) ?? [];
+      this.readies.set(id, list);
       list.push(rd);
       c.advance(rd);
       this.onReady?.(id, rd);
