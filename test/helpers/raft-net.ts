@@ -49,6 +49,11 @@ export class CoreNet {
   private readonly cut = new Set<string>();
   readonly down = new Set<string>();
   readonly random: Random;
+  /**
+   * Broken-persistence fault for negative controls: a restart forgets the vote and the
+   * last `loseTail` durable entries (as if acknowledged before they were synced).
+   */
+  faults: { forgetVote?: boolean; loseTail?: number } = {};
   /** Called after every Ready is handled (invariant checks). */
   onReady: ((id: string, rd: Ready) => void) | undefined;
 
@@ -184,6 +189,7 @@ export class CoreNet {
 
   /** Elects `id` by timing it out first. */
   elect(id: string): void {
+    this.drainAll();
     this.core(id).campaign();
     this.stabilize();
   }
@@ -240,6 +246,14 @@ export class CoreNet {
   /** Restarts a node from its durable records (the state machine from its snapshot). */
   restart(id: string): void {
     const d = this.durable.get(id) as Durable;
+    if (this.faults.forgetVote && d.hard) d.hard = { ...d.hard, vote: null };
+    if (this.faults.loseTail) {
+      d.entries = d.entries.slice(0, Math.max(0, d.entries.length - this.faults.loseTail));
+      if (d.hard) {
+        const last = d.entries[d.entries.length - 1]?.index ?? d.snapshot?.meta.index ?? 0;
+        d.hard = { ...d.hard, commit: Math.min(d.hard.commit, last) };
+      }
+    }
     const state: ConstructorParameters<typeof RaftCore>[1] = { entries: d.entries };
     if (d.hard) state.hardState = d.hard;
     if (d.snapshot) state.snapshot = d.snapshot;
