@@ -42,7 +42,7 @@ function checkPlain(value: unknown, at: string, depth: number): void {
   if (ty === 'string' || ty === 'number' || ty === 'boolean') return;
   if (value instanceof Uint8Array) return;
   if (Array.isArray(value)) {
-    value.forEach((v, i) => checkPlain(v, `${at}[${i}]`, depth + 1));
+    for (let i = 0; i < value.length; i++) checkPlain(value[i], `${at}[${i}]`, depth + 1);
     return;
   }
   if (ty === 'object') {
