@@ -73,7 +73,7 @@ t.test('a duplicate accept needs no write; a higher ballot overwrites the slot',
   a.step(accept(ballot(1, 'P'), [[1, cmd(1)]]));
   const dup = a.step(accept(ballot(1, 'P'), [[1, cmd(1)]]));
   t.equal(dup.persist, undefined);
-  t.same((dup.send[0]?.msg as unknown as { slots: number[] }).slots, [1]);
+  t.same((dup.send[0]!.msg as unknown as { slots: number[] }).slots, [1]);
   a.step(accept(ballot(2, 'Q'), [[1, cmd(9)]], 'Q'));
   t.same(a.acceptedAt(1)?.value, cmd(9));
 });
@@ -98,8 +98,8 @@ t.test('compaction drops decided slots and raises the floor', async (t) => {
       [4, cmd(4)],
     ]),
   );
-  t.same((late.send[0]?.msg as unknown as { slots: number[]; floor: number }).slots, [4]);
-  t.equal((late.send[0]?.msg as unknown as { floor: number }).floor, 2);
+  t.same((late.send[0]!.msg as unknown as { slots: number[]; floor: number }).slots, [4]);
+  t.equal((late.send[0]!.msg as unknown as { floor: number }).floor, 2);
   const p = a.step({ type: 'mp.prepare', from: 'Q', ballot: ballot(5, 'Q'), fromSlot: 1 });
   const m = p.send[0]?.msg;
   if (m?.type === 'mp.promise') {

@@ -27,7 +27,7 @@ const sendsOf = (out: { send: MOutbound[] }, type: string) =>
 function elect(p: MultiLeaderCore, now = 700) {
   const start = p.tick(now);
   const prep = sendsOf(start, 'mp.prepare');
-  const b = (prep[0]?.msg as unknown as { ballot: ReturnType<typeof ballot> }).ballot;
+  const b = (prep[0]!.msg as unknown as { ballot: ReturnType<typeof ballot> }).ballot;
   return { start, b };
 }
 
@@ -78,7 +78,7 @@ t.test(
     const acc = sendsOf(won, 'mp.accept').find(
       (s) => s.to === 'A' && (s.msg as unknown as { entries: unknown[] }).entries.length > 0,
     );
-    t.same((acc?.msg as unknown as { entries: unknown[] }).entries, [
+    t.same((acc!.msg as unknown as { entries: unknown[] }).entries, [
       { slot: 1, value: v(11, 2) },
       { slot: 2, value: { k: 'noop', t: b.round } },
       { slot: 3, value: { k: 'noop', t: b.round } },
@@ -134,7 +134,7 @@ t.test('pipelined phase 2 within a bounded window; chosen on a phase-2 quorum', 
   t.equal(p.view().chosenUpTo, 2);
   t.equal(p.view().queued, 0, 'the window moved: queued values went out');
   t.same(
-    (sendsOf(a2, 'mp.accept')[0]?.msg as unknown as { entries: { slot: number }[] }).entries.map(
+    (sendsOf(a2, 'mp.accept')[0]!.msg as unknown as { entries: { slot: number }[] }).entries.map(
       (e) => e.slot,
     ),
     [5, 6],
