@@ -657,9 +657,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         );
       }
     }
-    this.releaseReads(
-      core.log.applied > this.appliedIndex.value ? core.log.applied : this.appliedIndex.value,
-    );
+    this.releaseReads(Math.max(core.log.applied, this.appliedIndex.value));
   }
 
   private releaseReads(applied: number): void {

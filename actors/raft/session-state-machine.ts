@@ -10,6 +10,7 @@
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
+import { RaftError } from './core/types.js';
 
 export interface SessionApplyResult<Result> {
   result: Result | undefined;
@@ -69,8 +70,8 @@ export class SessionStateMachine<Op = unknown, Result = unknown> {
       sessions: [string, number, unknown, number][];
       user: Uint8Array;
     };
-    if (!v || v.v !== 1 || !Array.isArray(v.sessions) || !(v.user instanceof Uint8Array)) {
-      throw new Error('SYNOD_ERR_RAFT_SNAPSHOT: not a session snapshot image');
+    if (v?.v !== 1 || !Array.isArray(v.sessions) || !(v.user instanceof Uint8Array)) {
+      throw new RaftError('SYNOD_ERR_RAFT_SNAPSHOT', 'not a session snapshot image');
     }
     this.sessions = new Map(
       v.sessions.map(([id, seq, result, lastIndex]) => [id, { seq, result, lastIndex }]),
