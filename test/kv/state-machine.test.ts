@@ -360,7 +360,9 @@ t.test('property: every command applied at most once however the log duplicates 
           [log[i], log[j]] = [log[j] as KvOp, log[i] as KvOp];
         }
         const sm = new KvStateMachine({ sessionWindow: 8 });
-        log.forEach((op, i) => sm.apply(op, { index: i + 1, term: 1 }));
+        log.forEach((op, i) => {
+          sm.apply(op, { index: i + 1, term: 1 });
+        });
         if (sm.revision > cmds.length)
           throw new Error(`${sm.revision} mutations for ${cmds.length} commands`);
       },
