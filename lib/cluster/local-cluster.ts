@@ -29,7 +29,8 @@ import { MemoryDisk } from '../storage/memory-disk.js';
 
 export interface LocalClusterOptions<Op, Result> {
   nodes: readonly string[];
-  stateMachine: () => StateMachine<Op, Result>;
+  /** Creates a node's state machine (on every start and restart of that node). */
+  stateMachine: (nodeId: string) => StateMachine<Op, Result>;
   clock?: Clock;
   seed?: number;
   /** Keep each node's data in `<dataDir>/<id>` (file storage with fsync); memory otherwise. */
@@ -84,7 +85,15 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
       onDeliver: (from, to, bytes) => this.sample(from, to, bytes),
     });
     for (const id of options.nodes) {
-      this.nodesById.set(id, { id, system: undefined, raft: undefined, disk: new MemoryDisk(), up: false, subs: [], tail: [] });
+      this.nodesById.set(id, {
+        id,
+        system: undefined,
+        raft: undefined,
+        disk: new MemoryDisk(),
+        up: false,
+        subs: [],
+        tail: [],
+      });
     }
   }
 
@@ -124,17 +133,24 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
         resolve(found);
         return;
       }
-      const timer = this.clock.setTimer(timeoutMs, () => {
+      const finish = () => {
+        timer.cancel();
+        poll.cancel();
         sub.unsubscribe();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      });
-      const sub = this.changes.subscribe(() => {
+      };
+      const check = () => {
         const v = probe();
         if (v === undefined) return;
-        timer.cancel();
-        sub.unsubscribe();
+        finish();
         resolve(v);
+      };
+      const timer = this.clock.setTimer(timeoutMs, () => {
+        finish();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
       });
+      // Streams announce most changes; a slow poll covers values read through status().
+      const poll = this.clock.setInterval(25, check);
+      const sub = this.changes.subscribe(check);
     });
   }
 
@@ -316,8 +332,10 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
     const dataDir = this.options.dataDir;
     const raft = new RaftNode<Op, Result>({
       storage: () =>
-        dataDir ? openDataDir(path.join(dataDir, id), { clock: this.clock }) : openMemoryDataDir(n.disk, { clock: this.clock }),
-      stateMachine: this.options.stateMachine,
+        dataDir
+          ? openDataDir(path.join(dataDir, id), { clock: this.clock })
+          : openMemoryDataDir(n.disk, { clock: this.clock }),
+      stateMachine: () => this.options.stateMachine(id),
       bootstrap: [...this.nodesById.keys()],
       ...this.options.raft,
     });
@@ -338,11 +356,20 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
     });
     const describe = this.options.describe;
     n.subs.push(
-      merge(raft.role$, raft.term$, raft.leader$, raft.commitIndex$, raft.appliedIndex$, raft.membership$).subscribe(() =>
-        this.changes.next(),
-      ),
+      merge(
+        raft.role$,
+        raft.term$,
+        raft.leader$,
+        raft.commitIndex$,
+        raft.appliedIndex$,
+        raft.membership$,
+      ).subscribe(() => this.changes.next()),
       raft.applied$.subscribe((e) => {
-        n.tail.push(describe ? { index: e.index, term: e.term, label: describe(e.command.op) } : { index: e.index, term: e.term });
+        n.tail.push(
+          describe
+            ? { index: e.index, term: e.term, label: describe(e.command.op) }
+            : { index: e.index, term: e.term },
+        );
         if (n.tail.length > TAIL) n.tail.shift();
       }),
     );
@@ -362,7 +389,10 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
     try {
       const env = decodeEnvelope(bytes);
       const m = env.m as { type?: unknown; ms?: { type?: unknown }[] };
-      const type = m?.type === 'raft' && Array.isArray(m.ms) ? String(m.ms[0]?.type ?? 'raft') : String(m?.type ?? env.k);
+      const type =
+        m?.type === 'raft' && Array.isArray(m.ms)
+          ? String(m.ms[0]?.type ?? 'raft')
+          : String(m?.type ?? env.k);
       this.messages.next({ from, to, type });
     } catch {
       // undecodable envelopes are counted by the network itself
