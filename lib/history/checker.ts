@@ -284,9 +284,20 @@ export function checkKey<S>(
   budget: Budget,
 ): KeyVerdict {
   // Drop what constrains nothing: failed operations, and reads with an unknown outcome.
-  const ops = allOps.filter(
+  let ops = allOps.filter(
     (op) => op.outcome === 'ok' || (op.outcome === 'unknown' && !model.readOnly(inputOf(op))),
   );
+  if (model.unobservable) {
+    const unknown = ops.filter((op) => op.outcome === 'unknown');
+    if (unknown.length > 0) {
+      const known = ops
+        .filter((op) => op.outcome === 'ok')
+        .map((op) => ({ input: inputOf(op), output: outputOf(op) }));
+      const flags = model.unobservable(unknown.map(inputOf), known);
+      const drop = new Set(unknown.filter((_, i) => flags[i] === true));
+      if (drop.size > 0) ops = ops.filter((op) => !drop.has(op));
+    }
+  }
   const n = ops.length;
   const base: KeyVerdict = {
     key,
@@ -434,7 +445,8 @@ export function checkKey<S>(
   // moving it earlier breaks no real-time constraint). So a fitting read is taken without
   // branching, and if that fails, the configuration fails.
   const readOnly = new Uint8Array(n);
-  for (let k = 0; k < n; k++) if (definite[k] && model.readOnly(rawInputs[k] as ModelInput)) readOnly[k] = 1;
+  for (let k = 0; k < n; k++)
+    if (definite[k] && model.readOnly(rawInputs[k] as ModelInput)) readOnly[k] = 1;
   let depth = 0;
   // Each configuration is explored in two passes over the candidates (the call entries
   // before the first return entry): pass 0 tries operations with a known outcome, pass 1
@@ -459,8 +471,51 @@ export function checkKey<S>(
     return result;
   };
 
+  // Lookahead (models with `reachable`): on entering a configuration, each of the next few
+  // pending operations (by return) must be placed before anything invoked after its return;
+  // if no order of the operations that may precede one of them can make the model accept
+  // it, give up on this configuration right away.
+  const between: ModelInput[] = [];
+  const LOOKAHEAD = 16;
+  const reachable = model.reachable?.bind(model);
+  let fresh = true;
   for (;;) {
     steps++;
+    if (fresh) {
+      // Entering a configuration: prune by lookahead, else take a fitting read first.
+      fresh = false;
+      between.length = 0;
+      let checked = 0;
+      let seenReturn = false;
+      let fittingRead = -1;
+      let pruned = false;
+      for (let e = next[HEAD] as number; e !== TAIL; e = next[e] as number) {
+        const k = e >> 1;
+        if ((e & 1) === 0) {
+          if (
+            !seenReturn &&
+            fittingRead < 0 &&
+            readOnly[k] &&
+            model.step(state, inputs[k] as ModelInput, outputs[k] as ModelOutput).ok
+          )
+            fittingRead = e;
+          if (reachable) between.push(inputs[k] as ModelInput);
+          continue;
+        }
+        seenReturn = true;
+        if (!reachable || checked >= LOOKAHEAD) break;
+        if (!definite[k]) continue;
+        checked++;
+        const target = { input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput };
+        if (!reachable(state, target, between)) {
+          entry = e;
+          pass = 1;
+          pruned = true;
+          break;
+        }
+      }
+      if (!pruned && fittingRead >= 0) entry = fittingRead;
+    }
     if ((steps & 1023) === 0) {
       if (budget.steps + steps > budget.maxSteps)
         budget.exhausted = `step budget of ${budget.maxSteps} search steps used up`;
@@ -500,6 +555,7 @@ export function checkKey<S>(
           }
           entry = next[HEAD] as number;
           pass = 0;
+          fresh = true;
           continue;
         }
         toggle(k);
