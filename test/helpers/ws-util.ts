@@ -148,7 +148,7 @@ export async function startNode(
     logger: log,
     ...options,
   });
-  return { t, log, url: t.address()!.url };
+  return { t, log, url: t.address()?.url ?? '' };
 }
 
 /** A self-signed certificate for 127.0.0.1/localhost made with `openssl`. */

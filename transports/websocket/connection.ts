@@ -351,7 +351,8 @@ export class Connection {
     let info = this.closeInfo;
     if (info === undefined) {
       const code = errorCodeForClose(wsCode, reason);
-      info = { code, reason: reason || `connection closed (${wsCode})` };
+      const text = reason.replace(/^SYNOD_ERR_[A-Z_]+: /, '');
+      info = { code, reason: text || `connection closed (${wsCode})` };
       const refused = REFUSAL_CODES.has(code);
       if (refused) this.host.countError(code);
       const level: LogLevel = refused ? 'error' : wasOpen ? 'info' : 'debug';

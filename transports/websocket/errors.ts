@@ -51,6 +51,8 @@ export const ErrorCode = {
   DUPLICATE_LINK: 'SYNOD_ERR_DUPLICATE_LINK',
   /** A newer connection (or a new incarnation of the peer) replaced this one. */
   LINK_REPLACED: 'SYNOD_ERR_LINK_REPLACED',
+  /** A connection from an incarnation of the peer that a newer one has replaced. */
+  STALE_INCARNATION: 'SYNOD_ERR_STALE_INCARNATION',
   /** Nothing was received from the peer within `heartbeatTimeoutMs`. */
   HEARTBEAT_TIMEOUT: 'SYNOD_ERR_HEARTBEAT_TIMEOUT',
   /** Too many connections are in the handshake at once. */
@@ -97,6 +99,7 @@ export const CloseCode = {
   SELF_CONNECTION: 4016,
   DUPLICATE_LINK: 4020,
   LINK_REPLACED: 4021,
+  STALE_INCARNATION: 4022,
   HEARTBEAT_TIMEOUT: 4030,
 } as const;
 
@@ -119,6 +122,7 @@ export const closeCodeFor: Readonly<Record<string, number>> = {
   [ErrorCode.PEER_NOT_ALLOWED]: CloseCode.PEER_NOT_ALLOWED,
   [ErrorCode.DUPLICATE_LINK]: CloseCode.DUPLICATE_LINK,
   [ErrorCode.LINK_REPLACED]: CloseCode.LINK_REPLACED,
+  [ErrorCode.STALE_INCARNATION]: CloseCode.STALE_INCARNATION,
   [ErrorCode.HEARTBEAT_TIMEOUT]: CloseCode.HEARTBEAT_TIMEOUT,
   [ErrorCode.OVERLOADED]: CloseCode.TRY_AGAIN_LATER,
   [ErrorCode.WS_PROTOCOL]: CloseCode.PROTOCOL_ERROR,
@@ -133,6 +137,7 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set([
   ErrorCode.WRONG_NODE,
   ErrorCode.SELF_CONNECTION,
   ErrorCode.PEER_NOT_ALLOWED,
+  ErrorCode.STALE_INCARNATION,
 ]);
 
 /** Maps a received close code back to the error code the closing side reported. */

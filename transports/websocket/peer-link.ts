@@ -46,6 +46,8 @@ export class PeerLink {
   retryTimer: TimerHandle | undefined;
   unreachableTimer: TimerHandle | undefined;
   flushScheduled = false;
+  /** Incarnations of the peer that a newer one replaced (most recent last, at most 16). */
+  readonly staleIncarnations: string[] = [];
   private emitted: { state: LinkState; incarnation: string | undefined } | undefined;
 
   constructor(
@@ -84,6 +86,13 @@ export class PeerLink {
       losers.push(rival);
     }
     return losers;
+  }
+
+  /** Remembers that `inc` was replaced by a newer incarnation. */
+  retire(inc: string | undefined): void {
+    if (inc === undefined || this.staleIncarnations.includes(inc)) return;
+    this.staleIncarnations.push(inc);
+    if (this.staleIncarnations.length > 16) this.staleIncarnations.shift();
   }
 
   setState(state: LinkState, reason: string | undefined): void {

@@ -212,7 +212,10 @@ export class WebSocketTransport implements Transport {
         'tls.insecureSkipVerify is set: wss:// peers are not authenticated by certificate',
       );
     }
-    for (const link of this.links.values()) this.dial(link);
+    for (const link of this.links.values()) {
+      this.armUnreachable(link);
+      this.dial(link);
+    }
   }
 
   /** The bound listen address (after `start`), with the actual port when port 0 was asked. */
@@ -231,7 +234,10 @@ export class WebSocketTransport implements Transport {
     }
     const link = this.linkFor(p.id, p.url);
     link.url = p.url;
-    if (this.started && !this.closed) this.dial(link);
+    if (this.started && !this.closed) {
+      if (link.active === undefined) this.armUnreachable(link);
+      this.dial(link);
+    }
   }
 
   peers(): string[] {
@@ -242,6 +248,22 @@ export class WebSocketTransport implements Transport {
   linkStatus(peer: string): LinkStatus | undefined {
     const link = this.links.get(peer);
     return link === undefined ? undefined : this.statusOf(link);
+  }
+
+  /**
+   * The connections to or from `peer` that exist right now, and which one carries the link
+   * (for diagnostics and tests).
+   */
+  connectionsTo(
+    peer: string,
+  ): { id: number; role: 'dialer' | 'acceptor'; state: string; active: boolean }[] {
+    const link = this.links.get(peer);
+    const out = [];
+    for (const c of this.connections) {
+      if ((c.remoteNode ?? c.expectedPeer) !== peer) continue;
+      out.push({ id: c.id, role: c.role, state: c.state, active: link?.active === c });
+    }
+    return out;
   }
 
   counters(): WebSocketTransportCounters {
@@ -494,6 +516,12 @@ export class WebSocketTransport implements Transport {
     if (this.closed) {
       return { code: ErrorCode.TRANSPORT_CLOSED, reason: `node ${this.nodeId} is shutting down` };
     }
+    if (this.links.get(hello.node)?.staleIncarnations.includes(hello.inc)) {
+      return {
+        code: ErrorCode.STALE_INCARNATION,
+        reason: `incarnation ${hello.inc} of ${hello.node} was replaced by a newer one`,
+      };
+    }
     if (!this.options.acceptUnknownPeers && !this.links.has(hello.node)) {
       return {
         code: ErrorCode.PEER_NOT_ALLOWED,
@@ -521,6 +549,7 @@ export class WebSocketTransport implements Transport {
       if (loser === link.active) link.active = undefined;
       if (loser === link.dialing) link.dialing = undefined;
       if (stale) {
+        link.retire(loser.remoteIncarnation);
         loser.close(ErrorCode.LINK_REPLACED, `peer ${peer} restarted (new incarnation)`);
       } else if (loser.state === 'open') {
         loser.close(ErrorCode.LINK_REPLACED, 'replaced by a newer connection');
@@ -543,6 +572,7 @@ export class WebSocketTransport implements Transport {
     link.incarnation = conn.remoteIncarnation;
     this.stats.linksUp++;
     const restarted = previous !== undefined && previous !== conn.remoteIncarnation;
+    if (restarted) link.retire(previous);
     this.logger.log(
       'info',
       `link to ${peer} up (${conn.role === 'dialer' ? 'dialled' : 'accepted'} ${conn.remoteAddress})${restarted ? ': peer restarted' : ''}`,
@@ -568,16 +598,26 @@ export class WebSocketTransport implements Transport {
     link.active = undefined;
     this.logger.log('warn', `link to ${peer} down: ${code}: ${reason}`, { peer, code });
     link.setState('down', `${code}: ${reason}`);
+    this.armUnreachable(link);
+    this.scheduleReconnect(link, `${code}: ${reason}`);
+  }
+
+  /** After `queueWhileDownMs` without a link, the queue is dead-lettered and sends refused. */
+  private armUnreachable(link: PeerLink): void {
     link.unreachableTimer?.cancel();
     link.unreachableTimer = this.clock.setTimer(this.options.queueWhileDownMs, () => {
       link.unreachableTimer = undefined;
       if (link.active !== undefined || this.closed) return;
       link.unreachable = true;
+      this.logger.log(
+        'warn',
+        `node ${link.peer} unreachable for ${this.options.queueWhileDownMs} ms: dead-lettering its queue`,
+        { peer: link.peer, code: ErrorCode.PEER_UNREACHABLE },
+      );
       link.drainTo(
         ErrorCode.PEER_UNREACHABLE,
         `node ${link.peer} unreachable for ${this.options.queueWhileDownMs} ms`,
       );
     });
-    this.scheduleReconnect(link, `${code}: ${reason}`);
   }
 }
