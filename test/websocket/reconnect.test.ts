@@ -74,6 +74,7 @@ t.test(
     const a = await startNode('a');
     const b1 = await startNode('b', { peers: [`a=${a.url}`], listen: undefined });
     await linkUp(a.t, 'b');
+    await linkUp(b1.t, 'a');
     const inc1 = b1.t.incarnation;
     const b1Down = waitFor(b1.t.links$, (s) => s.peer === 'a' && s.state !== 'up');
     // a second process claiming node b (the restarted one) connects while b1's link is up
