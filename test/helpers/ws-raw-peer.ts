@@ -5,15 +5,15 @@
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
-  FrameType,
+  type Challenge,
   decodeControl,
   encodeControl,
-  type Challenge,
+  FrameType,
   type Hello,
 } from '../../transports/websocket/frames.js';
 import {
-  type LocalIdentity,
   answerChallenge,
+  type LocalIdentity,
   makeChallenge,
   makeHello,
   newNonce,

@@ -360,8 +360,8 @@ export class Connection {
         `peer-close:${code}`,
         level,
         refused
-          ? `peer ${this.label} refused the connection: ${info.reason}`
-          : `peer ${this.label} closed the connection: ${info.reason}`,
+          ? `peer ${this.label} refused the connection: ${code}: ${info.reason}`
+          : `peer ${this.label} closed the connection: ${code}: ${info.reason}`,
         { peer: this.remoteNode ?? this.expectedPeer, address: this.remoteAddress, code, wsCode },
       );
       this.closeInfo = info;
