@@ -17,17 +17,8 @@ import type {
 } from './actor.js';
 import type { ActorSystem } from './actor-system.js';
 import type { TimerHandle } from './clock.js';
-import { Queue } from './queue.js';
+import { Mailbox } from './mailbox.js';
 import { defaultSupervision, restartBackoff, type SupervisionStrategy } from './supervision.js';
-
-export interface MailItem {
-  msg: Message;
-  from: string | undefined;
-  /** Correlation id when the message is an ask. */
-  corr: string | undefined;
-  /** Node id of the asking system, for routing the reply. */
-  replyNode: string | undefined;
-}
 
 interface ReplyInfo {
   corr: string;
@@ -53,7 +44,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 export class ActorCell<M extends Message = Message, S = unknown> {
-  readonly mailbox = new Queue<MailItem>(16);
+  readonly mailbox = new Mailbox(16);
   readonly capacity: number;
   readonly supervision: SupervisionStrategy;
   readonly children = new Map<string, AnyCell>();
@@ -74,7 +65,8 @@ export class ActorCell<M extends Message = Message, S = unknown> {
   private readonly factory: (() => Actor<M, S>) | undefined;
   private readonly timerHandles = new Map<string, TimerHandle>();
   private readonly replyInfo = new WeakMap<object, ReplyInfo>();
-  private current: MailItem | undefined;
+  private current = false;
+  private currentFrom: string | undefined;
   private restarts: number[] = [];
   private readonly context: ActorContext<M, S>;
 
@@ -154,7 +146,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
       );
       return false;
     }
-    this.mailbox.push({ msg, from, corr, replyNode });
+    this.mailbox.push(msg, from, corr, replyNode);
     if (!this.scheduled && !this.busy && this.state === 'running') this.system.makeReady(this);
     return true;
   }
@@ -165,28 +157,36 @@ export class ActorCell<M extends Message = Message, S = unknown> {
    */
   run(limit: number): number {
     let n = 0;
+    const mailbox = this.mailbox;
     while (n < limit && this.state === 'running' && !this.busy) {
-      const item = this.mailbox.shift();
-      if (item === undefined) break;
+      const msg = mailbox.shift();
+      if (msg === undefined) break;
       n++;
-      this.process(item);
+      if (mailbox.corr !== undefined)
+        this.process(msg, mailbox.from, mailbox.corr, mailbox.replyNode);
+      else this.process(msg, mailbox.from, undefined, undefined);
     }
     if (this.state === 'running' && !this.busy && this.mailbox.length > 0)
       this.system.makeReady(this);
     return n;
   }
 
-  private process(item: MailItem): void {
-    const msg = item.msg;
-    if (item.corr !== undefined && item.replyNode !== undefined) {
-      this.replyInfo.set(msg, { corr: item.corr, replyNode: item.replyNode });
+  private process(
+    msg: Message,
+    from: string | undefined,
+    corr: string | undefined,
+    replyNode: string | undefined,
+  ): void {
+    if (corr !== undefined && replyNode !== undefined) {
+      this.replyInfo.set(msg, { corr, replyNode });
     }
-    this.current = item;
+    this.current = true;
+    this.currentFrom = from;
     let result: void | Promise<void>;
     try {
       result = this.instance.receive(msg as M);
     } catch (err) {
-      this.current = undefined;
+      this.current = false;
       this.fail(err, msg);
       return;
     }
@@ -195,18 +195,18 @@ export class ActorCell<M extends Message = Message, S = unknown> {
       result.then(
         () => {
           this.busy = false;
-          this.current = undefined;
+          this.current = false;
           this.afterAsync();
         },
         (err: unknown) => {
           this.busy = false;
-          this.current = undefined;
+          this.current = false;
           this.fail(err, msg);
         },
       );
       return;
     }
-    this.current = undefined;
+    this.current = false;
     if (this.stopRequested) this.stop('stopped');
   }
 
@@ -360,13 +360,13 @@ export class ActorCell<M extends Message = Message, S = unknown> {
     for (const child of [...this.children.values()]) child.stop('stopped');
     this.parent?.children.delete(this.address);
     this.system.unregister(this);
-    for (let item = this.mailbox.shift(); item !== undefined; item = this.mailbox.shift()) {
+    for (let msg = this.mailbox.shift(); msg !== undefined; msg = this.mailbox.shift()) {
       this.system.rejected(
         this.address,
-        item.from,
-        item.msg,
-        item.corr,
-        item.replyNode,
+        this.mailbox.from,
+        msg,
+        this.mailbox.corr,
+        this.mailbox.replyNode,
         'SYNOD_ERR_ACTOR_STOPPED',
         'the actor stopped before handling the message',
       );
@@ -453,7 +453,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
       random: system.random,
       log: system.log,
       get sender() {
-        return cell.current?.from;
+        return cell.current ? cell.currentFrom : undefined;
       },
       timers,
       send: (to, msg) => system.send(to, msg, cell.address),
@@ -490,7 +490,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
       unhandled: (msg) =>
         system.deadLetter(
           cell.address,
-          cell.current?.from,
+          cell.current ? cell.currentFrom : undefined,
           msg,
           'SYNOD_ERR_UNHANDLED',
           'message not handled',

@@ -70,7 +70,7 @@ export class MemoryNetwork {
   /** The node is gone (crash or shutdown): messages to it are lost. */
   disconnect(nodeId: string): void {
     const e = this.endpoints.get(nodeId);
-    if (!e || !e.up) return;
+    if (!e?.up) return;
     e.up = false;
     e.held = [];
     e.transport.markClosed();
@@ -85,7 +85,7 @@ export class MemoryNetwork {
 
   resume(nodeId: string): void {
     const e = this.endpoints.get(nodeId);
-    if (!e || !e.paused) return;
+    if (!e?.paused) return;
     e.paused = false;
     const held = e.held;
     e.held = [];
@@ -231,7 +231,7 @@ export class MemoryNetwork {
 
   private deliver(from: string, to: string, bytes: Uint8Array): void {
     const dest = this.endpoints.get(to);
-    if (!dest || !dest.up || !this.connected(from, to)) {
+    if (!dest?.up || !this.connected(from, to)) {
       this.counters.dropped++;
       return;
     }
