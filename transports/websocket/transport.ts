@@ -266,6 +266,11 @@ export class WebSocketTransport implements Transport {
     return out;
   }
 
+  /** Open or handshaking connections (for diagnostics and tests). */
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
   counters(): WebSocketTransportCounters {
     return { ...this.stats, errors: { ...this.stats.errors } };
   }
@@ -608,6 +613,13 @@ export class WebSocketTransport implements Transport {
     link.unreachableTimer = this.clock.setTimer(this.options.queueWhileDownMs, () => {
       link.unreachableTimer = undefined;
       if (link.active !== undefined || this.closed) return;
+      if (link.url === undefined && link.dialing === undefined) {
+        // an inbound-only peer that went away: forget it, so links do not accumulate
+        link.cancelTimers();
+        link.drainTo(ErrorCode.PEER_UNREACHABLE, `node ${link.peer} disconnected`);
+        this.links.delete(link.peer);
+        return;
+      }
       link.unreachable = true;
       this.logger.log(
         'warn',
