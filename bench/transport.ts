@@ -9,7 +9,7 @@
  * - ping-pong: sequential round trips/s (one envelope out, one back), against raw `ws`
  *   echoing the same bytes.
  *
- * Options: --n <one-way envelopes per run> --rtt <round trips per run> --runs <k>
+ * Options: --n=<one-way envelopes per run> --rtt=<round trips per run> --runs=<k>
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -201,8 +201,8 @@ async function rawPingPong(ws: WebSocket, c: Child, rtt: number, payload: Uint8A
 }
 
 function arg(argv: string[], name: string, fallback: number): number {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? Number(argv[i + 1]) : fallback;
+  const eq = argv.find((a) => a.startsWith(`--${name}=`));
+  return eq === undefined ? fallback : Number(eq.slice(name.length + 3));
 }
 
 export const main: BenchMain = async (argv) => {
