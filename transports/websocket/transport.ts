@@ -577,7 +577,11 @@ export class WebSocketTransport implements Transport {
     link.incarnation = conn.remoteIncarnation;
     this.stats.linksUp++;
     const restarted = previous !== undefined && previous !== conn.remoteIncarnation;
-    if (restarted) link.retire(previous);
+    if (restarted) {
+      link.retire(previous);
+      // watchers of the old incarnation must learn it is gone even if no 'down' was seen
+      if (link.state === 'up') link.setState('down', `${ErrorCode.LINK_REPLACED}: peer restarted`);
+    }
     this.logger.log(
       'info',
       `link to ${peer} up (${conn.role === 'dialer' ? 'dialled' : 'accepted'} ${conn.remoteAddress})${restarted ? ': peer restarted' : ''}`,
