@@ -48,7 +48,10 @@ export interface WebSocketTransportOptions {
   clock?: Clock;
   random?: Random;
   logger?: TransportLogger;
-  /** Runs a flush "soon" (batching window). Default: `clock.schedule` or `queueMicrotask`. */
+  /**
+   * Runs a flush "soon": the batching window. Default `queueMicrotask` (envelopes sent in
+   * one synchronous run share a frame); pass `clock.schedule` for a wider window.
+   */
   scheduler?: (fn: () => void) => void;
   /** Largest frame accepted (ws maxPayload) and sent, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
@@ -72,6 +75,13 @@ export interface WebSocketTransportOptions {
   handshakeTimeoutMs?: number;
   /** Most connections in the handshake at once (inbound). Default 64. */
   maxPendingHandshakes?: number;
+  /**
+   * Mask outgoing frames of dialled connections (RFC 6455 client masking). Default false: a
+   * zero mask, which `ws` skips on both ends. Masking protects HTTP intermediaries from
+   * browser-scripted payloads; between Synod nodes it only costs CPU. Set true when links
+   * pass through HTTP proxies that require it.
+   */
+  maskFrames?: boolean;
   /** Reconnect backoff: first delay, cap, growth factor and jitter fraction (0..1). */
   backoff?: { initialMs?: number; maxMs?: number; factor?: number; jitter?: number };
 }
@@ -95,6 +105,7 @@ export interface ResolvedOptions {
   heartbeatTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxPendingHandshakes: number;
+  maskFrames: boolean;
   backoff: { initialMs: number; maxMs: number; factor: number; jitter: number };
 }
 
@@ -189,6 +200,7 @@ export function resolveOptions(o: WebSocketTransportOptions): ResolvedOptions {
     heartbeatTimeoutMs,
     handshakeTimeoutMs: positive('handshakeTimeoutMs', o.handshakeTimeoutMs, 5000),
     maxPendingHandshakes: positive('maxPendingHandshakes', o.maxPendingHandshakes, 64),
+    maskFrames: o.maskFrames ?? false,
     backoff: {
       initialMs: positive('backoff.initialMs', b.initialMs, 100),
       maxMs: positive('backoff.maxMs', b.maxMs, 5000),

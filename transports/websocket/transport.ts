@@ -43,6 +43,11 @@ import {
 import { type LinkHost, PeerLink } from './peer-link.js';
 import { Listener } from './server.js';
 
+/** An all-zero mask: `ws` then skips masking on both ends (see `maskFrames`). */
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
+
 export interface WebSocketTransportCounters extends TransportCounters {
   framesSent: number;
   framesReceived: number;
@@ -119,12 +124,9 @@ export class WebSocketTransport implements Transport {
     this.random = options.random ?? randomFromEntropy();
     this.logger = options.logger ?? defaultLogger(`ws ${this.nodeId}`);
     this.limited = new RateLimitedLog(this.logger, this.clock);
-    const clock = this.clock as Clock & { schedule?: (fn: () => void) => void };
-    this.scheduler =
-      options.scheduler ??
-      (typeof clock.schedule === 'function'
-        ? (fn) => clock.schedule!(fn)
-        : (fn) => queueMicrotask(fn));
+    // A microtask: everything sent in one synchronous run goes out as one batch, and a
+    // lone message is written before the event loop turns (low latency for ping-pong).
+    this.scheduler = options.scheduler ?? ((fn) => queueMicrotask(fn));
     this.local = {
       cluster: this.options.cluster,
       node: this.nodeId,
@@ -486,6 +488,7 @@ export class WebSocketTransport implements Transport {
         perMessageDeflate: false,
         ...(this.ca !== undefined ? { ca: this.ca } : {}),
         rejectUnauthorized: !o.tls.insecureSkipVerify,
+        ...(o.maskFrames ? {} : { generateMask: zeroMask }),
       });
     } catch (err) {
       this.countError(ErrorCode.CONNECTION_FAILED);
