@@ -5,11 +5,11 @@
  */
 import type { Clock } from '../../lib/clock.js';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+import type { Logger, LogLevel } from '../../lib/logger.js';
 
-export interface TransportLogger {
-  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
-}
+export type { LogLevel };
+/** The runtime's logger interface (lib/logger.ts). */
+export type TransportLogger = Logger;
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
