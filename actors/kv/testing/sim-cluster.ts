@@ -58,8 +58,11 @@ export interface WorkloadOptions {
   /** Relative weights. */
   mix?: { read?: number; write?: number; cas?: number };
   read: ReadOptions;
-  /** Node each client reads from: a fixed node, or `spread` (client i → node i mod n). */
-  readVia?: string | 'spread';
+  /**
+   * Node each client reads from: a fixed node, `spread` (client i → node i mod n) or `rotate`
+   * (each read of a client goes to the next node).
+   */
+  readVia?: string | 'spread' | 'rotate';
   client?: Partial<KvClientOptions>;
   /** Called once with the clock time the workload starts, to schedule faults. */
   faults?: (t0: number) => void;
@@ -183,7 +186,12 @@ export class KvSim {
     let uniq = 0;
     const loop = async (p: number): Promise<void> => {
       const via =
-        o.readVia === 'spread' ? this.nodes[p % this.nodes.length] : (o.readVia ?? undefined);
+        o.readVia === 'spread'
+          ? this.nodes[p % this.nodes.length]
+          : o.readVia === 'rotate'
+            ? undefined
+            : o.readVia;
+      let turn = p;
       const kv = this.client({ ...(via ? { readNode: via } : {}), ...o.client });
       while (this.sim.clock.now() < stopAt) {
         const key = `k${rnd.int(o.keys)}`;
@@ -191,7 +199,12 @@ export class KvSim {
         if (x < mix.read) {
           const h = rec.invoke(p, 'read', key);
           const invokedAt = this.sim.clock.now();
-          const r = await kv.get(key, o.read);
+          const r = await kv.get(
+            key,
+            o.readVia === 'rotate'
+              ? { ...o.read, node: this.nodes[turn++ % this.nodes.length] as string }
+              : o.read,
+          );
           if (r.outcome === 'ok') {
             h.ok(r.value.value);
             ops.ok++;
