@@ -298,17 +298,21 @@ export class KvClient {
 
   // ---------------------------------------------------------------- reads
 
-  async get(key: string, read: ReadOptions = {}): Promise<KvResponse<GetResult>> {
+  /** Reads `key`. `node`: the replica to ask first (default: the client's read node). */
+  async get(
+    key: string,
+    read: ReadOptions & { node?: string } = {},
+  ): Promise<KvResponse<GetResult>> {
     try {
       assertKey(key);
     } catch (err) {
       return this.fail('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message, 'failed', 0);
     }
-    const r = await this.readRequest<GetValue>({
-      type: 'kv.get',
-      key,
-      read: this.readOptions(read),
-    });
+    const { node, ...opts } = read;
+    const r = await this.readRequest<GetValue>(
+      { type: 'kv.get', key, read: this.readOptions(opts) },
+      node,
+    );
     if (r.outcome !== 'ok') return r;
     return { ...r, value: { ...r.value, value: r.value.kv ? r.value.kv.value : null } };
   }
