@@ -212,6 +212,13 @@ export function reportError(
   }
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
   let line: string;
+  if (e instanceof Error && /EADDRINUSE/.test(e.message) && e.code !== 'EADDRINUSE') {
+    write(
+      `synod: ${e.message.replace(/^.*?cannot listen on/, 'cannot listen on')}: another process uses that port; stop it or choose another --listen port\n`,
+    );
+    if (verbose && e.stack) write(`${e.stack}\n`);
+    return 1;
+  }
   switch (e?.code) {
     case 'EADDRINUSE':
       line = `port ${e.port ?? ''} on ${e.address ?? 'this host'} is already in use: stop the other process or choose another --listen port`;

@@ -1,0 +1,136 @@
+/**
+ * `synod node --id a --listen 0.0.0.0:7001 --peers b=ws://10.0.0.2:7001,c=ws://10.0.0.3:7001
+ *   --data ./data/a --secret-file ./cluster.key [--join ws://host:port] [--dashboard 8080]`
+ *
+ * Runs one node until SIGINT/SIGTERM, then shuts down cleanly (in-flight writes finish, the
+ * log is closed). Every setting also comes from SYNOD_* environment variables or a JSON
+ * `--config` file.
+ */
+
+import { DashboardServer } from '../../lib/dashboard/server.js';
+import { consoleLogger } from '../../lib/logger.js';
+import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
+import { startNode } from '../../lib/node/synod-node.js';
+import { CliError, parseArgs, reportError, usage } from '../args.js';
+import { readSecretFile } from '../secret.js';
+
+export const summary = 'run a cluster node (Raft + KV service) over WebSockets';
+
+const specs = {
+  id: { kind: 'string', description: 'this node id', required: true },
+  listen: { kind: 'string', description: 'host:port to listen on', default: '127.0.0.1:7001' },
+  advertise: {
+    kind: 'string',
+    description: 'URL other nodes use to reach this one (default from --listen)',
+  },
+  peers: { kind: 'list', description: 'other founding members, id=ws://host:port,…' },
+  join: {
+    kind: 'string',
+    description: 'join a running cluster through this node (ws://host:port)',
+  },
+  data: { kind: 'string', description: 'data directory', required: true },
+  cluster: {
+    kind: 'string',
+    description: 'cluster name (must match on every node)',
+    default: 'synod',
+  },
+  'secret-file': { kind: 'string', description: 'file holding the shared cluster secret' },
+  protocol: {
+    kind: 'string',
+    description: 'consensus protocol',
+    choices: ['raft', 'paxos'],
+    default: 'raft',
+  },
+  dashboard: { kind: 'number', description: 'serve the dashboard on this port' },
+  'admin-secret-file': { kind: 'string', description: 'secret that enables dashboard controls' },
+  'tls-cert': { kind: 'string', description: 'TLS certificate (PEM) for wss://' },
+  'tls-key': { kind: 'string', description: 'TLS private key (PEM) for wss://' },
+  'log-format': {
+    kind: 'string',
+    description: 'log format',
+    choices: ['text', 'json'],
+    default: 'text',
+  },
+  'log-level': {
+    kind: 'string',
+    description: 'log level',
+    choices: ['debug', 'info', 'warn', 'error'],
+    default: 'info',
+  },
+  verbose: { kind: 'boolean', description: 'print stack traces on errors', default: false },
+} as const;
+
+function parseListen(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  const host = i > 0 ? text.slice(0, i) : '0.0.0.0';
+  const port = Number(i >= 0 ? text.slice(i + 1) : text);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new CliError(`--listen "${text}" is not host:port`);
+  return { host, port };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(usage('node', '--id ID --data DIR [options]', specs));
+    return 0;
+  }
+  let verbose = argv.includes('--verbose');
+  try {
+    const { options: o } = parseArgs(argv, specs);
+    verbose = o.verbose === true;
+    if (o.protocol === 'paxos') {
+      throw new CliError(
+        'synod node runs Raft; Multi-Paxos is embeddable today (docs/paxos.md) but not yet a node protocol',
+      );
+    }
+    if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
+      throw new CliError('--tls-cert and --tls-key go together');
+    const logger = consoleLogger({
+      name: o.id as string,
+      format: o['log-format'] as 'text' | 'json',
+      level: o['log-level'] as 'info',
+    });
+    const secret = readSecretFile(o['secret-file'] as string | undefined);
+    const node = await startNode({
+      id: o.id as string,
+      listen: parseListen(o.listen as string),
+      peers: (o.peers as string[] | undefined) ?? [],
+      dataDir: o.data as string,
+      cluster: o.cluster as string,
+      logger,
+      ...(o.advertise ? { advertise: o.advertise as string } : {}),
+      ...(secret ? { secret } : {}),
+      ...(o.join ? { join: o.join as string } : {}),
+      ...(o['tls-cert']
+        ? { tls: { certFile: o['tls-cert'] as string, keyFile: o['tls-key'] as string } }
+        : {}),
+    });
+    logger.log('info', `node ${node.id} up at ${node.url} (cluster ${o.cluster})`);
+    let dashboard: DashboardServer | undefined;
+    if (o.dashboard !== undefined) {
+      const adminSecret = readSecretFile(o['admin-secret-file'] as string | undefined);
+      dashboard = new DashboardServer({
+        source: new NodeDashboardSource(node),
+        port: o.dashboard as number,
+        host: parseListen(o.listen as string).host,
+        ...(adminSecret ? { adminSecret } : { readOnly: true }),
+      });
+      const { url } = await dashboard.start();
+      logger.log(
+        'info',
+        `dashboard at ${url}${adminSecret ? ' (controls need ?token=ADMIN_SECRET)' : ' (read-only)'}`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    logger.log('info', 'shutting down: finishing in-flight work and closing the log');
+    await dashboard?.stop();
+    await node.stop();
+    logger.log('info', 'stopped cleanly');
+    return 0;
+  } catch (err) {
+    return reportError(err, verbose);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * `synod status --cluster ws://h:p,… [--secret-file F] [--json]`: members, roles, terms,
+ * indices and lag, from every node's admin actor, as a table or JSON.
+ */
+import { ActorSystem } from '../../lib/actor-system.js';
+import { silentLogger } from '../../lib/logger.js';
+import { discoverNodeId } from '../../lib/node/discover.js';
+import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
+import { randomFromEntropy } from '../../lib/random.js';
+import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import { CliError, parseArgs, reportError, usage } from '../args.js';
+import { readSecretFile } from '../secret.js';
+
+export const summary = 'show members, roles, terms, indices and lag of a cluster';
+
+const specs = {
+  cluster: {
+    kind: 'list',
+    description: 'nodes to ask: ws://host:port or id=ws://host:port',
+    required: true,
+  },
+  'cluster-name': {
+    kind: 'string',
+    description: 'cluster name',
+    default: 'synod',
+    env: 'SYNOD_CLUSTER_NAME',
+  },
+  'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
+  json: { kind: 'boolean', description: 'print JSON', default: false },
+  'timeout-ms': { kind: 'number', description: 'how long to wait for each node', default: 3000 },
+  verbose: { kind: 'boolean', description: 'print stack traces on errors', default: false },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(usage('status', '--cluster ws://host:port,… [options]', specs));
+    return 0;
+  }
+  let verbose = false;
+  try {
+    const { options: o } = parseArgs(argv, specs);
+    verbose = o.verbose === true;
+    const secret = readSecretFile(o['secret-file'] as string | undefined);
+    const timeoutMs = o['timeout-ms'] as number;
+    const entries = o.cluster as string[];
+    const peers: { id: string; url: string }[] = [];
+    for (const e of entries) {
+      const eq = e.indexOf('=');
+      if (eq > 0) peers.push({ id: e.slice(0, eq), url: e.slice(eq + 1) });
+      else
+        peers.push({
+          id: await discoverNodeId(e, { cluster: o['cluster-name'] as string, timeoutMs }),
+          url: e,
+        });
+    }
+    const transportErrors: string[] = [];
+    const random = randomFromEntropy();
+    const nodeId = `status-${random.nextUint32().toString(36)}`;
+    const transport = await WebSocketTransport.create({
+      nodeId,
+      cluster: o['cluster-name'] as string,
+      peers: peers.map((p) => `${p.id}=${p.url}`),
+      random: random.fork(),
+      ...(secret ? { secret } : {}),
+      logger: {
+        log: (_level: string, message: string) => {
+          if (/SYNOD_ERR_(AUTH|WRONG|BAD_SECRET|SECRET|VERSION|PROTOCOL)/.test(message))
+            transportErrors.push(message);
+        },
+      },
+    } as ConstructorParameters<typeof WebSocketTransport>[0]);
+    const linkProblems = new Map<string, string>();
+    transport.links$.subscribe((l) => {
+      if (!l.reason || l.state === 'up') return;
+      // Keep the most telling reason: an error code beats "connecting" or "closed".
+      if (
+        !linkProblems.has(l.peer) ||
+        (l.reason.includes('SYNOD_ERR') && !linkProblems.get(l.peer)?.includes('SYNOD_ERR'))
+      ) {
+        linkProblems.set(l.peer, l.reason);
+      }
+    });
+    const system = new ActorSystem({ nodeId, transport, random, logger: silentLogger });
+    const ask = (id: string) =>
+      system
+        .ask(
+          `${id}/admin`,
+          { type: 'node.status' } as AdminMsg & { type: 'node.status' },
+          timeoutMs,
+        )
+        .then(
+          (s) => ({ id, status: s as NodeStatus }),
+          (err: Error) => ({ id, error: err.message }),
+        );
+    // Ask the nodes given, then every member they know of (the leader knows joined nodes).
+    const known = new Set(peers.map((p) => p.id));
+    let round = peers.map((p) => p.id);
+    const results: Awaited<ReturnType<typeof ask>>[] = [];
+    for (let i = 0; i < 4 && round.length > 0; i++) {
+      const answers = await Promise.all(round.map(ask));
+      results.push(...answers);
+      round = [];
+      for (const r of answers) {
+        if (!('status' in r)) continue;
+        for (const [id, url] of Object.entries(r.status.members)) {
+          if (known.has(id)) continue;
+          known.add(id);
+          transport.addPeer(`${id}=${url}`);
+          round.push(id);
+        }
+      }
+    }
+    await system.shutdown();
+    await transport.close(100);
+    const ok = results.filter((r): r is { id: string; status: NodeStatus } => 'status' in r);
+    if (ok.length === 0 && transportErrors.length > 0) {
+      throw new CliError(
+        `refused: ${transportErrors[0]} (check --secret-file and --cluster-name)`,
+        1,
+      );
+    }
+    if (ok.length === 0) {
+      throw new CliError(
+        `no node answered (${results.map((r) => `${r.id}: ${linkProblems.get(r.id) ?? ('error' in r ? r.error : '')}`).join('; ')}): check --cluster, --secret-file and that the nodes run`,
+        1,
+      );
+    }
+    if (o.json) {
+      console.log(
+        JSON.stringify(
+          { nodes: results.map((r) => ('status' in r ? r.status : { id: r.id, error: r.error })) },
+          null,
+          2,
+        ),
+      );
+      return 0;
+    }
+    const leader = ok.find((r) => r.status.role === 'leader');
+    const rows = [
+      ['node', 'role', 'term', 'leader', 'commit', 'applied', 'lag', 'revision', 'keys', 'url'],
+    ];
+    for (const r of results) {
+      if (!('status' in r)) {
+        rows.push([r.id, 'unreachable', '', '', '', '', '', '', '', r.error]);
+        continue;
+      }
+      const s = r.status;
+      const lag = leader?.status.lag?.[s.id];
+      rows.push([
+        s.id,
+        s.role,
+        String(s.term),
+        s.leader ?? '-',
+        String(s.commitIndex),
+        String(s.appliedIndex),
+        lag === undefined ? '-' : String(lag),
+        String(s.revision),
+        String(s.keys),
+        s.url,
+      ]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+    for (const row of rows)
+      console.log(
+        row
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
+    if (leader)
+      console.log(
+        `\nvoters: ${leader.status.voters.join(', ')}; learners: ${leader.status.learners.join(', ') || 'none'}`,
+      );
+    return 0;
+  } catch (err) {
+    return reportError(err, verbose);
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * A Synod node process: an actor system on the WebSocket transport, a RaftNode over a data
+ * directory (file log, hard state and snapshots with fsync), the KV service on top, and the
+ * admin actor. `synod node` is a thin CLI around `startNode`.
+ */
+import { networkInterfaces } from 'node:os';
+import path from 'node:path';
+import { KvService } from '../../actors/kv/service.js';
+import { KvStateMachine } from '../../actors/kv/state-machine.js';
+import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import { RaftNode } from '../../actors/raft/raft-node.js';
+import { CliError } from '../../cli/args.js';
+import { parsePeer } from '../../transports/websocket/options.js';
+import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import { ActorSystem } from '../actor-system.js';
+import { type Clock, systemClock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import { randomFromEntropy } from '../random.js';
+import { openDataDir } from '../storage/data-dir.js';
+import { discoverNodeId } from './discover.js';
+import { type AdminMsg, NodeAdmin, type NodeStatus } from './node-admin.js';
+import { checkNodeIdentity } from './node-identity.js';
+
+export interface NodeConfig {
+  id: string;
+  listen: { host: string; port: number };
+  /** The URL other nodes use to reach this one (default derived from `listen`). */
+  advertise?: string;
+  /** `id=ws://host:port` of the other founding members. */
+  peers: string[];
+  dataDir: string;
+  cluster: string;
+  secret?: string;
+  /** Join a running cluster through this node (`ws://host:port` or `id=ws://host:port`). */
+  join?: string;
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+  logger: Logger;
+  clock?: Clock;
+  /** Raft timing (ms). */
+  heartbeatMs?: number;
+  electionMs?: number;
+}
+
+export interface RunningNode {
+  id: string;
+  url: string;
+  system: ActorSystem;
+  transport: WebSocketTransport;
+  raft: RaftNode<KvOp, KvResult>;
+  status(): Promise<NodeStatus>;
+  /** Finishes in-flight work, closes the log and the connections. */
+  stop(): Promise<void>;
+}
+
+function defaultAdvertise(listen: { host: string; port: number }, tls: boolean): string {
+  let host = listen.host;
+  if (host === '0.0.0.0' || host === '::') {
+    host = '127.0.0.1';
+    for (const addrs of Object.values(networkInterfaces())) {
+      const v4 = addrs?.find((a) => a.family === 'IPv4' && !a.internal);
+      if (v4) {
+        host = v4.address;
+        break;
+      }
+    }
+  }
+  return `${tls ? 'wss' : 'ws'}://${host}:${listen.port}`;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const clock = config.clock ?? systemClock;
+  const log = config.logger;
+  checkNodeIdentity(config.dataDir, config.cluster, config.id, new Date(clock.wallNow()));
+  const peers = config.peers.map((p) => {
+    try {
+      return parsePeer(p);
+    } catch (err) {
+      throw new CliError(`bad peer "${p}": ${(err as Error).message} (expected id=ws://host:port)`);
+    }
+  });
+  if (peers.some((p) => p.id === config.id))
+    throw new CliError(`--peers lists this node (${config.id}) itself`);
+  let joinPeer: { id: string; url: string } | undefined;
+  if (config.join) {
+    joinPeer = config.join.includes('=')
+      ? parsePeer(config.join)
+      : {
+          id: await discoverNodeId(config.join, { cluster: config.cluster, clock }),
+          url: config.join,
+        };
+  }
+  if (!config.secret && !isLoopback(config.listen.host)) {
+    log.log(
+      'warn',
+      `LISTENING ON ${config.listen.host} WITHOUT A CLUSTER SECRET: anyone who can reach this port can join the cluster and change its data. Use --secret-file.`,
+    );
+  }
+  const random = randomFromEntropy();
+  const transport = await WebSocketTransport.create({
+    nodeId: config.id,
+    cluster: config.cluster,
+    listen: config.listen,
+    peers: [
+      ...peers.map((p) => `${p.id}=${p.url}`),
+      ...(joinPeer ? [`${joinPeer.id}=${joinPeer.url}`] : []),
+    ],
+    clock,
+    random: random.fork(),
+    ...(config.secret ? { secret: config.secret } : {}),
+    ...(config.tls ? { tls: config.tls } : {}),
+    logger: {
+      log: (
+        level: 'debug' | 'info' | 'warn' | 'error',
+        message: string,
+        fields?: Record<string, unknown>,
+      ) => log.log(level, message, fields),
+    },
+  } as ConstructorParameters<typeof WebSocketTransport>[0]);
+  const system = new ActorSystem({ nodeId: config.id, clock, random, transport, logger: log });
+  const url = config.advertise ?? defaultAdvertise(config.listen, config.tls !== undefined);
+  const members = new Map<string, string>([
+    [config.id, url],
+    ...peers.map((p) => [p.id, p.url] as [string, string]),
+  ]);
+  if (joinPeer) members.set(joinPeer.id, joinPeer.url);
+  let sm: KvStateMachine | undefined;
+  const raft = new RaftNode<KvOp, KvResult>({
+    storage: () => openDataDir(path.join(config.dataDir, 'raft'), { clock }),
+    stateMachine: () => {
+      sm = new KvStateMachine();
+      return sm;
+    },
+    ...(joinPeer ? {} : { bootstrap: [config.id, ...peers.map((p) => p.id)] }),
+    ...(config.heartbeatMs ? { heartbeatMs: config.heartbeatMs } : {}),
+    ...(config.electionMs ? { electionMs: config.electionMs } : {}),
+  });
+  const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
+  const startedAt = clock.now();
+  await new Promise<void>((resolve, reject) => {
+    const sub = raftRef.events$.subscribe((e) => {
+      if (e.type === 'started') {
+        sub.unsubscribe();
+        resolve();
+      } else if (e.type === 'failed' || e.type === 'stopped') {
+        sub.unsubscribe();
+        reject(
+          new CliError(
+            `the Raft node could not start: ${String(e.error ?? 'stopped')}`,
+            1,
+            'SYNOD_ERR_NODE_START',
+          ),
+        );
+      }
+    });
+  });
+  system.spawn('kv', new KvService({ log: raft, sm: sm as KvStateMachine }));
+  const admin = system.spawn(
+    'admin',
+    new NodeAdmin({
+      cluster: config.cluster,
+      url,
+      raft,
+      sm: () => sm,
+      links: () =>
+        transport.peers().flatMap((p) => {
+          const l = transport.linkStatus(p);
+          return l ? [l] : [];
+        }),
+      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      members,
+      startedAt,
+    }),
+  );
+  if (joinPeer) {
+    log.log('info', `asking ${joinPeer.id} (${joinPeer.url}) to add ${config.id} to the cluster`);
+    const r = await system.ask(
+      `${joinPeer.id}/admin`,
+      { type: 'node.join', id: config.id, url } as AdminMsg & { type: 'node.join' },
+      90_000,
+    );
+    if (!r.ok) throw new CliError(`joining the cluster failed: ${r.message}`, 1, 'SYNOD_ERR_JOIN');
+    for (const [id, u] of Object.entries(r.members)) {
+      if (id === config.id || members.has(id)) continue;
+      members.set(id, u);
+      transport.addPeer(`${id}=${u}`);
+    }
+    log.log('info', r.message);
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    id: config.id,
+    url,
+    system,
+    transport,
+    raft,
+    status: () => admin.ask({ type: 'node.status' }, 5_000),
+    stop: () => {
+      stopping ??= (async () => {
+        await system.shutdown();
+        await transport.close(500);
+      })();
+      return stopping;
+    },
+  };
+}
