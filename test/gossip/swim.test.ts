@@ -149,10 +149,10 @@ t.test('ping-req relays an ack back to the requester', async (t) => {
   const b = new SwimCore({ self: 'b' }, new Random(2));
   const out1 = b.receive('a', { type: 'swim-ping-req', seq: 7, target: 'c', ups: [] }, 0);
   t.equal(out1[0]?.to, 'c');
-  const relaySeq = (out1[0]?.msg as { seq: number }).seq;
+  const relaySeq = (out1[0]!.msg as { seq: number }).seq;
   const out2 = b.receive('c', { type: 'swim-ack', seq: relaySeq, ups: [] }, 10);
   t.equal(out2[0]?.to, 'a');
-  t.equal((out2[0]?.msg as { seq: number }).seq, 7);
+  t.equal((out2[0]!.msg as { seq: number }).seq, 7);
 });
 
 t.test('a joining member needs one seed; everyone learns of it', async (t) => {
