@@ -5,7 +5,7 @@
  * anti-entropy alike; `applyOp` turns a client operation into a new state and the delta
  * to ship.
  */
-import { type CausalContext, ccCovers, type Dot } from './causal-context.js';
+import { type CausalContext, ccCovers, ccJoin, type Dot } from './causal-context.js';
 import {
   contextOf,
   isDeleted,
@@ -21,7 +21,7 @@ import { LWW_EMPTY, type LwwState, lwwMerge, lwwSet, lwwValue } from './lww-regi
 import { MV_EMPTY, type MvState, mvMerge, mvValues, mvWrite } from './mv-register.js';
 import { ORSET_EMPTY, type OrSetState, orAdd, orMerge, orRemove, orValues } from './or-set.js';
 import { PN_EMPTY, type PnState, pnCovers, pnIncrement, pnMerge, pnValue } from './pn-counter.js';
-import { isVersionVector, type VersionVector, vvDescends } from './version-vector.js';
+import { isVersionVector, type VersionVector, vvDescends, vvJoin } from './version-vector.js';
 
 /** `dvv`: plain values with siblings resolved by the client; the others are CRDTs. */
 export type KeyType = 'dvv' | 'lww' | 'mv' | 'pn' | 'orset';
@@ -387,4 +387,24 @@ export function isKeyRecord(v: unknown): v is KeyRecord {
 /** Sorts records for deterministic output (used by tests and tools). */
 export function compareRecords(a: KeyRecord, b: KeyRecord): number {
   return compareCanonical(a, b);
+}
+
+/** Joins two tokens of one key (what a client has seen across operations). */
+export function joinTokens(a: CausalToken | undefined, b: CausalToken): CausalToken {
+  if (a === undefined || a.t !== b.t) return b;
+  switch (b.t) {
+    case 'dvv':
+      return { t: 'dvv', vv: vvJoin((a as typeof b).vv, b.vv) };
+    case 'lww': {
+      const x = (a as typeof b).ts;
+      if (x === null) return b;
+      if (b.ts === null) return a;
+      return compareHlc(x, b.ts) >= 0 ? a : b;
+    }
+    case 'mv':
+    case 'orset':
+      return { t: b.t, cc: ccJoin((a as typeof b).cc, b.cc) };
+    case 'pn':
+      return { t: 'pn', s: pnMerge((a as typeof b).s, b.s) };
+  }
 }
