@@ -42,9 +42,11 @@ export type SwimMessage =
     }
   | { readonly type: 'swim-join'; readonly ups: readonly SwimUpdate[] }
   | {
+      /** Push-pull: a full member list; answered with the receiver's own unless `reply`. */
       readonly type: 'swim-sync';
       readonly members: readonly SwimUpdate[];
       readonly ups: readonly SwimUpdate[];
+      readonly reply?: boolean;
     };
 
 export interface SwimOutput {
@@ -70,7 +72,7 @@ export interface SwimOptions {
   readonly pingTimeoutMs?: number;
   /** k: members asked to ping a target indirectly. Default 3. */
   readonly indirectChecks?: number;
-  /** Suspicion timeout = suspicionMult × max(1, log10 n) × T. Default 4. */
+  /** Suspicion timeout = suspicionMult × max(1, log10 n) × T. Default 5. */
   readonly suspicionMult?: number;
   /** Each update is piggybacked retransmitMult × ceil(log10(n + 1)) times. Default 4. */
   readonly retransmitMult?: number;
@@ -80,6 +82,17 @@ export interface SwimOptions {
   readonly incarnation?: number;
   /** Seed member ids to join through (one suffices); none for the first member. */
   readonly seeds?: readonly string[];
+  /**
+   * Every this many periods, a full member-list exchange (push-pull) with one random live
+   * member repairs whatever gossip missed. Default 10; 0 disables.
+   */
+  readonly pushPullEveryPeriods?: number;
+  /**
+   * Every this many periods, a push-pull with one random *dead* member: after a partition
+   * heals, members that declared each other dead find each other again (the one wrongly
+   * declared dead refutes with a higher incarnation). Default 2; 0 disables.
+   */
+  readonly reconnectEveryPeriods?: number;
 }
 
 interface Member {
@@ -115,8 +128,11 @@ export class SwimCore {
   readonly suspicionMult: number;
   readonly retransmitMult: number;
   readonly maxPiggyback: number;
+  readonly pushPullEveryPeriods: number;
+  readonly reconnectEveryPeriods: number;
 
   private incarnation: number;
+  private periods = 0;
   private leaving = false;
   private readonly members = new Map<string, Member>();
   private readonly queue = new Map<string, { up: SwimUpdate; sent: number }>();
@@ -147,10 +163,12 @@ export class SwimCore {
     this.periodMs = options.periodMs ?? 1000;
     this.pingTimeoutMs = options.pingTimeoutMs ?? 200;
     this.indirectChecks = options.indirectChecks ?? 3;
-    this.suspicionMult = options.suspicionMult ?? 4;
+    this.suspicionMult = options.suspicionMult ?? 5;
     this.retransmitMult = options.retransmitMult ?? 4;
     this.maxPiggyback = options.maxPiggyback ?? 8;
     this.incarnation = options.incarnation ?? 0;
+    this.pushPullEveryPeriods = options.pushPullEveryPeriods ?? 10;
+    this.reconnectEveryPeriods = options.reconnectEveryPeriods ?? 2;
     if (!(this.pingTimeoutMs > 0 && this.pingTimeoutMs < this.periodMs)) {
       throw new RangeError('SWIM needs 0 < pingTimeoutMs < periodMs');
     }
@@ -275,6 +293,8 @@ export class SwimCore {
       }
       this.probe = undefined;
       this.nextProbeAt = Math.max(this.nextProbeAt + this.periodMs, now);
+      this.periods++;
+      out.push(...this.periodicSync());
       const target = this.nextTarget();
       if (target !== undefined) {
         const seq = ++this.seq;
@@ -311,15 +331,33 @@ export class SwimCore {
         out.push(this.out(msg.target, { type: 'swim-ping', seq, ups: this.piggyback() }));
         break;
       }
-      case 'swim-join': {
-        const members = this.memberList().map((m) => ({ id: m.id, s: m.state, i: m.incarnation }));
-        out.push(this.out(from, { type: 'swim-sync', members, ups: this.piggyback() }));
+      case 'swim-join':
+        out.push(this.out(from, this.syncMessage(true)));
         break;
-      }
       case 'swim-sync':
         this.joined = true;
         for (const up of msg.members) this.apply(up, now);
+        // answered after applying, so a refutation of our own death goes back at once
+        if (!msg.reply) out.push(this.out(from, this.syncMessage(true)));
         break;
+    }
+    return out;
+  }
+
+  private syncMessage(reply: boolean): SwimMessage {
+    const members = this.memberList().map((m) => ({ id: m.id, s: m.state, i: m.incarnation }));
+    return { type: 'swim-sync', members, ups: this.piggyback(), reply };
+  }
+
+  private periodicSync(): SwimOutput[] {
+    const out: SwimOutput[] = [];
+    if (this.pushPullEveryPeriods > 0 && this.periods % this.pushPullEveryPeriods === 0) {
+      const peer = this.randomMembers(1, [])[0];
+      if (peer !== undefined) out.push(this.out(peer, this.syncMessage(false)));
+    }
+    if (this.reconnectEveryPeriods > 0 && this.periods % this.reconnectEveryPeriods === 0) {
+      const dead = [...this.members].filter(([, m]) => m.state === 'dead').map(([id]) => id);
+      if (dead.length > 0) out.push(this.out(this.random.pick(dead), this.syncMessage(false)));
     }
     return out;
   }
@@ -351,6 +389,12 @@ export class SwimCore {
   }
 
   private nextTarget(): string | undefined {
+    // every other period, probe a suspect directly: the ping tells it it is suspected and
+    // its ack carries the refutation straight back (Lifeguard-like help for slow members)
+    if (this.periods % 2 === 1) {
+      const suspects = [...this.members].filter(([, m]) => m.state === 'suspect').map(([id]) => id);
+      if (suspects.length > 0) return this.random.pick(suspects);
+    }
     if (this.orderPos >= this.order.length) {
       this.order = this.random.shuffle(
         [...this.members]
