@@ -18,6 +18,12 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): TimerHandle;
   /** Runs `fn` every `ms` milliseconds until cancelled. */
   setInterval(ms: number, fn: () => void): TimerHandle;
+  /**
+   * Runs `fn` as soon as possible after the current task, without waiting on time
+   * (the actor dispatcher uses this). SystemClock: `setImmediate`; VirtualClock: an event
+   * at the current virtual time, after those already due.
+   */
+  schedule(fn: () => void): void;
 }
 
 /** The real clock: the one place in the runtime that touches Node's timers. */
@@ -38,6 +44,10 @@ export class SystemClock implements Clock {
   setInterval(ms: number, fn: () => void): TimerHandle {
     const t = setInterval(fn, Math.max(1, ms));
     return { cancel: () => clearInterval(t) };
+  }
+
+  schedule(fn: () => void): void {
+    setImmediate(fn);
   }
 }
 

@@ -1,0 +1,25 @@
+/**
+ * Errors raised by the Paxos actors. Every error carries a stable `code` string so callers
+ * (and the CLI) can branch on it without parsing messages.
+ */
+export type PaxosErrorCode =
+  /** Phase-1 and phase-2 quorums do not intersect: the configuration would be unsafe. */
+  | 'SYNOD_ERR_PAXOS_QUORUM_NO_INTERSECTION'
+  /** A configuration is malformed (empty member list, duplicates, sizes out of range). */
+  | 'SYNOD_ERR_PAXOS_BAD_CONFIG'
+  /** A message or stored record does not have the expected shape. */
+  | 'SYNOD_ERR_PAXOS_BAD_MESSAGE'
+  /** Stored acceptor state could not be read back (corrupt or from another format). */
+  | 'SYNOD_ERR_PAXOS_BAD_STATE'
+  /** A single-decree proposer was asked to propose while a proposal is in progress. */
+  | 'SYNOD_ERR_PAXOS_BUSY';
+
+export class PaxosError extends Error {
+  constructor(
+    readonly code: PaxosErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PaxosError';
+  }
+}

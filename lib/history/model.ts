@@ -1,0 +1,255 @@
+/**
+ * Sequential specifications ("models") that the linearizability checker checks a history
+ * against. A model describes ONE key: the checker splits a history per key and checks each
+ * key on its own, starting from `init()`.
+ *
+ * Add your own by implementing `Model`: `init`, `step`, `equal` and `hash` of states, and a
+ * way to describe operations and states for reports. `step` must be a pure function.
+ */
+
+/** An operation's argument as the checker hands it to a model. */
+export interface ModelInput {
+  f: string;
+  /** The invoke event's `value` (`null` when absent). */
+  value: unknown;
+}
+
+/**
+ * An operation's result. `known: false` means the outcome is unknown (an `info` completion or
+ * no completion): if the operation took effect, it did so as if it succeeded. Reads with an
+ * unknown outcome never reach the model (they constrain nothing).
+ */
+export type ModelOutput = { known: true; value: unknown } | { known: false };
+
+export interface StepResult<S> {
+  /** Whether the operation, applied to `state`, could have produced `output`. */
+  ok: boolean;
+  /** The state after the operation (ignored when `ok` is false). */
+  next: S;
+}
+
+export interface Model<S = unknown> {
+  /** Short name shown in reports (`register`, `kv`). */
+  readonly name: string;
+  /** The functions (`f`) this model understands. Any other `f` is an input error. */
+  readonly functions: readonly string[];
+  /** The state of a key that no operation touched yet. */
+  init(): S;
+  /** Applies one operation. Pure: must not mutate `state`. */
+  step(state: S, input: ModelInput, output: ModelOutput): StepResult<S>;
+  /** State equality (used with `hash` to memoise the search). */
+  equal(a: S, b: S): boolean;
+  /** A 32-bit hash of a state, consistent with `equal`. */
+  hash(state: S): number;
+  /**
+   * True if the operation never changes the state (a read). Such an operation with an
+   * unknown outcome constrains nothing and is dropped before the search.
+   */
+  readOnly(input: ModelInput): boolean;
+  /**
+   * Optional: turns an operation into the form `step` works on, once before the search
+   * (e.g. canonical text of values, so `step` compares strings instead of serialising on
+   * every call). `step` then only sees prepared operations; `describeOperation` and
+   * `validate` always see the original ones. Default: the operation as recorded.
+   */
+  prepare?(input: ModelInput, output: ModelOutput): { input: ModelInput; output: ModelOutput };
+  /** Why an operation is malformed for this model, or `undefined` if it is fine. */
+  validate?(input: ModelInput, output: ModelOutput): string | undefined;
+  /** One short human description, e.g. `read → 3`, `cas 1→2`, `append "x"`. */
+  describeOperation(input: ModelInput, output: ModelOutput): string;
+  /** One short human description of a state, e.g. `3`, `absent`, `"ab"`. */
+  describeState(state: S): string;
+}
+
+/** FNV-1a over a string's UTF-16 code units, 32-bit. */
+export function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** JSON with object keys sorted, so equal values have equal text. */
+export function canonical(value: unknown): string {
+  if (value === undefined) return 'null';
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'bigint') return value.toString();
+    return JSON.stringify(value) ?? 'null';
+  }
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  return `{${Object.keys(obj)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`)
+    .join(',')}}`;
+}
+
+function casArgs(value: unknown): [unknown, unknown] | undefined {
+  if (Array.isArray(value) && value.length === 2) return [value[0], value[1]];
+  if (value !== null && typeof value === 'object' && 'from' in value && 'to' in value) {
+    const v = value as { from: unknown; to: unknown };
+    return [v.from, v.to];
+  }
+  return undefined;
+}
+
+function short(text: string, max = 40): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/**
+ * A single register per key. The state is the canonical JSON text of the value; `null`
+ * means absent (never written, or deleted). `step` works on prepared operations (values
+ * already canonical text; a cas output is `true` for success, `false` for compare failed).
+ *
+ * - `read`: ok value = the value read (`null` when absent);
+ * - `write`: invoke value = the new value;
+ * - `cas`: invoke value = `[from, to]` (or `{from, to}`). An `ok` completion means the
+ *   compare succeeded and `to` was written. An `ok` completion with value `false` means the
+ *   compare definitely failed (the register held something other than `from`, unchanged).
+ *   A `fail` completion means not applied (dropped, as for every model).
+ * - `delete`: the register becomes absent.
+ */
+export const registerModel: Model<string> = {
+  name: 'register',
+  functions: ['read', 'write', 'cas', 'delete'],
+  init: () => 'null',
+  prepare(input, output) {
+    // Values become canonical JSON text once; `step` then only compares strings.
+    let value: unknown = null;
+    if (input.f === 'write') value = canonical(input.value);
+    else if (input.f === 'cas') {
+      const a = casArgs(input.value);
+      value = a ? [canonical(a[0]), canonical(a[1])] : null;
+    }
+    let out: ModelOutput = output;
+    if (output.known) {
+      if (input.f === 'read') out = { known: true, value: canonical(output.value) };
+      else if (input.f === 'cas') out = { known: true, value: output.value !== false };
+    }
+    return { input: { f: input.f, value }, output: out };
+  },
+  step(state, input, output) {
+    switch (input.f) {
+      case 'read':
+        return { ok: !output.known || output.value === state, next: state };
+      case 'write':
+        return { ok: true, next: input.value as string };
+      case 'delete':
+        return { ok: true, next: 'null' };
+      case 'cas': {
+        const [from, to] = input.value as [string, string];
+        const matches = from === state;
+        // Unknown outcome: if it ran, it either set `to` or found a mismatch and did nothing.
+        if (!output.known) return { ok: true, next: matches ? to : state };
+        // Known: `true` = compare succeeded and `to` was written; `false` = compare failed.
+        if (output.value === false) return { ok: !matches, next: state };
+        return { ok: matches, next: matches ? to : state };
+      }
+      default:
+        return { ok: false, next: state };
+    }
+  },
+  equal: (a, b) => a === b,
+  hash: hashString,
+  readOnly: (input) => input.f === 'read',
+  validate(input) {
+    if (!this.functions.includes(input.f))
+      return `the register model has no function "${input.f}" (it has ${this.functions.join(', ')})`;
+    if (input.f === 'cas' && !casArgs(input.value))
+      return `cas needs [from, to] or {"from":…,"to":…} as its value, got ${canonical(input.value)}`;
+    return undefined;
+  },
+  describeOperation(input, output) {
+    const tail = output.known ? '' : ' (outcome unknown)';
+    switch (input.f) {
+      case 'read':
+        return output.known ? `read → ${short(canonical(output.value))}` : 'read → ?';
+      case 'write':
+        return `write ${short(canonical(input.value))}${tail}`;
+      case 'delete':
+        return `delete${tail}`;
+      case 'cas': {
+        const a = casArgs(input.value);
+        const body = a ? `cas ${short(canonical(a[0]))}→${short(canonical(a[1]))}` : 'cas ?';
+        if (output.known && output.value === false) return `${body} (compare failed)`;
+        return `${body}${tail}`;
+      }
+      default:
+        return `${input.f} ${short(canonical(input.value))}${tail}`;
+    }
+  },
+  describeState: (s) => (s === 'null' ? 'absent (null)' : short(s, 60)),
+};
+
+function asText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  return undefined;
+}
+
+/**
+ * A string key-value store, one string per key, starting as the empty string.
+ *
+ * - `get`: ok value = the string read (`null` is read as the empty string);
+ * - `put`: invoke value = the new string;
+ * - `append`: invoke value = the string appended.
+ */
+export const kvModel: Model<string> = {
+  name: 'kv',
+  functions: ['get', 'put', 'append'],
+  init: () => '',
+  step(state, input, output) {
+    switch (input.f) {
+      case 'get':
+        return {
+          ok: !output.known || (output.value === null ? '' : asText(output.value)) === state,
+          next: state,
+        };
+      case 'put':
+        return { ok: true, next: asText(input.value) ?? '' };
+      case 'append':
+        return { ok: true, next: state + (asText(input.value) ?? '') };
+      default:
+        return { ok: false, next: state };
+    }
+  },
+  equal: (a, b) => a === b,
+  hash: hashString,
+  readOnly: (input) => input.f === 'get',
+  validate(input, output) {
+    if (!this.functions.includes(input.f))
+      return `the kv model has no function "${input.f}" (it has ${this.functions.join(', ')})`;
+    if ((input.f === 'put' || input.f === 'append') && asText(input.value) === undefined)
+      return `${input.f} needs a string value, got ${canonical(input.value)}`;
+    if (
+      input.f === 'get' &&
+      output.known &&
+      output.value !== null &&
+      asText(output.value) === undefined
+    )
+      return `get must return a string (or null), got ${canonical(output.value)}`;
+    return undefined;
+  },
+  describeOperation(input, output) {
+    const tail = output.known ? '' : ' (outcome unknown)';
+    switch (input.f) {
+      case 'get':
+        return output.known
+          ? `get → ${short(JSON.stringify(output.value === null ? '' : asText(output.value)))}`
+          : 'get → ?';
+      case 'put':
+        return `put ${short(JSON.stringify(asText(input.value) ?? ''))}${tail}`;
+      case 'append':
+        return `append ${short(JSON.stringify(asText(input.value) ?? ''))}${tail}`;
+      default:
+        return `${input.f} ${short(canonical(input.value))}${tail}`;
+    }
+  },
+  describeState: (s) => short(JSON.stringify(s), 60),
+};
+
+export const builtinModels = { register: registerModel, kv: kvModel } as const;
+export type BuiltinModelName = keyof typeof builtinModels;

@@ -1,0 +1,108 @@
+/**
+ * One node's end of a MemoryNetwork. Implements the same `Transport` interface as the
+ * WebSocket transport, so actors cannot tell the difference.
+ */
+import { type Observable, Subject } from 'rxjs';
+import type { Clock } from '../../lib/clock.js';
+import type { Envelope } from '../../lib/envelope.js';
+import type {
+  LinkStatus,
+  Transport,
+  TransportCounters,
+  TransportDeadLetter,
+} from '../../lib/transport.js';
+import type { MemoryNetwork } from './memory-network.js';
+
+export class MemoryTransport implements Transport {
+  private readonly inbound = new Subject<Envelope>();
+  private readonly links = new Subject<LinkStatus>();
+  private readonly dead = new Subject<TransportDeadLetter>();
+  private closed = false;
+  private readonly stats: TransportCounters = {
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    deadLettered: 0,
+  };
+  private readonly known = new Map<string, LinkStatus>();
+
+  readonly inbound$: Observable<Envelope> = this.inbound.asObservable();
+  readonly links$: Observable<LinkStatus> = this.links.asObservable();
+  readonly deadLetters$: Observable<TransportDeadLetter> = this.dead.asObservable();
+
+  constructor(
+    readonly nodeId: string,
+    private readonly network: MemoryNetwork,
+    readonly clock: Clock,
+  ) {}
+
+  send(envelope: Envelope): boolean {
+    if (this.closed) {
+      this.reject(envelope, 'SYNOD_ERR_TRANSPORT_CLOSED', 'transport is closed');
+      return false;
+    }
+    const r = this.network.transmit(this.nodeId, envelope);
+    if (!r.ok) {
+      this.reject(envelope, r.code, r.reason);
+      return false;
+    }
+    this.stats.sent++;
+    return true;
+  }
+
+  peers(): string[] {
+    return this.network.nodes().filter((n) => n !== this.nodeId);
+  }
+
+  /** The last known status of every peer link. */
+  linkStatuses(): LinkStatus[] {
+    return [...this.known.values()];
+  }
+
+  counters(): TransportCounters {
+    return { ...this.stats };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.network.disconnect(this.nodeId);
+  }
+
+  /** @internal */
+  markClosed(): void {
+    this.closed = true;
+    this.inbound.complete();
+    this.links.complete();
+    this.dead.complete();
+  }
+
+  /** @internal */
+  receive(envelope: Envelope): void {
+    if (this.closed) return;
+    this.stats.delivered++;
+    this.inbound.next(envelope);
+  }
+
+  /** @internal */
+  undecodable(from: string, err: Error): void {
+    this.stats.dropped++;
+    this.dead.next({
+      envelope: { v: 0, k: 'tell', to: `${this.nodeId}/?`, from: `${from}/?`, m: null },
+      code: 'SYNOD_ERR_UNDECODABLE',
+      reason: err.message,
+    });
+  }
+
+  /** @internal */
+  linkChanged(status: LinkStatus): void {
+    if (this.closed) return;
+    this.known.set(status.peer, status);
+    this.links.next(status);
+  }
+
+  private reject(envelope: Envelope, code: string, reason: string): void {
+    this.stats.deadLettered++;
+    if (!this.closed) this.dead.next({ envelope, code, reason });
+  }
+}
