@@ -358,6 +358,11 @@ export class SwimCore {
     if (this.reconnectEveryPeriods > 0 && this.periods % this.reconnectEveryPeriods === 0) {
       const dead = [...this.members].filter(([, m]) => m.state === 'dead').map(([id]) => id);
       if (dead.length > 0) out.push(this.out(this.random.pick(dead), this.syncMessage(false)));
+      // a seed we have never heard of may head another group (two nodes that joined
+      // through each other before either reached the cluster): merge the views
+      const unknown = this.seeds.filter((s) => !this.members.has(s));
+      if (unknown.length > 0)
+        out.push(this.out(this.random.pick(unknown), this.syncMessage(false)));
     }
     return out;
   }

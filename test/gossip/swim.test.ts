@@ -298,3 +298,22 @@ t.test('a member that leaves is marked left, not dead', async (t) => {
     t.equal((c.cores.get(id) as SwimCore).stateOf('m2'), 'left', `${id} sees m2 left`);
   }
 });
+
+t.test(
+  'two groups formed through each other merge through a seed they do not know yet',
+  async (t) => {
+    const c = new Cluster(7000);
+    c.add('m0', []);
+    c.add('m3', []);
+    c.run(3000);
+    // m1 and m2 seed each other first: they may form a group of their own
+    c.add('m1', ['m2', 'm0']);
+    c.add('m2', ['m1']);
+    c.add('m4', ['m3', 'm1']);
+    let merged = false;
+    c.run(60_000, () => {
+      merged ||= c.stable();
+    });
+    t.ok(merged, 'all five members see each other');
+  },
+);
