@@ -75,7 +75,7 @@ export class MemoryLogStore implements LogStore {
 
   /** Opens the log `name` on `disk` from its durable state (empty if never written). */
   static async open(disk: MemoryDisk, opts: MemoryLogStoreOptions = {}): Promise<MemoryLogStore> {
-    const name = opts.name ?? 'log';
+    const name = `log:${opts.name ?? 'log'}`;
     const maxEntryBytes = checkInteger(
       'maxEntryBytes',
       opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,

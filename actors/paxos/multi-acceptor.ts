@@ -1,0 +1,206 @@
+/**
+ * Multi-Paxos acceptor core: one promised ballot for all slots (phase 1 runs once for every
+ * slot above the leader's position), one accepted proposal per slot, and a `floor` below
+ * which decided slots were compacted into a snapshot. Pure and deterministic; time is an
+ * input (`now`) only for the optional leader lease.
+ *
+ * I/O contract (the shell must honour it, in order): make `persist` durable — accepted
+ * records, then the hard state (promised ballot and floor), then the compaction — and only
+ * then send `send`. The shell steps one message at a time and never starts the next step
+ * before the previous write completed.
+ *
+ * Lease (optional, `leaseMs > 0`): acknowledging a phase-2 message from proposer P promises
+ * not to promise any other proposer for `leaseMs` of this acceptor's clock. A restarted
+ * acceptor forgot whom it leased to, so it promises nobody for `leaseMs` after restart.
+ */
+import { type Ballot, ballotAtLeast, ballotEquals, ZERO_BALLOT } from './ballot.js';
+import type { AcceptedSlot, MOutbound, MultiPaxosMessage } from './multi-messages.js';
+
+export interface MultiAcceptorHardState {
+  readonly promised: Ballot;
+  readonly floor: number;
+}
+
+export interface MultiAcceptorDurableState extends MultiAcceptorHardState {
+  readonly accepted: readonly AcceptedSlot[];
+}
+
+export interface MultiAcceptorPersist {
+  /** Newly accepted proposals (append to the acceptor's journal). */
+  readonly records?: readonly AcceptedSlot[];
+  /** The new promised ballot and floor (replace atomically). */
+  readonly hard?: MultiAcceptorHardState;
+  /** Slots ≤ compactTo may be dropped from the journal (after `hard` is durable). */
+  readonly compactTo?: number;
+}
+
+export interface MultiAcceptorOutput {
+  readonly persist?: MultiAcceptorPersist;
+  readonly send: MOutbound[];
+}
+
+export interface MultiAcceptorOptions {
+  readonly id: string;
+  /** Lease length granted to the leader, 0 (default) for no leases. */
+  readonly leaseMs?: number;
+}
+
+export interface MultiAcceptorView {
+  readonly promised: Ballot;
+  readonly floor: number;
+  readonly acceptedSlots: number;
+  readonly maxAcceptedSlot: number;
+  readonly leaseHolder?: string;
+  readonly leaseUntil?: number;
+}
+
+export class MultiAcceptorCore {
+  private promised: Ballot;
+  private floor: number;
+  private readonly accepted = new Map<number, AcceptedSlot>();
+  private leaseHolder: string | undefined;
+  private leaseUntil = Number.NEGATIVE_INFINITY;
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly opts: MultiAcceptorOptions,
+    restored?: MultiAcceptorDurableState,
+    now = 0,
+  ) {
+    this.promised = restored?.promised ?? ZERO_BALLOT;
+    this.floor = restored?.floor ?? 0;
+    for (const a of restored?.accepted ?? []) {
+      if (a.slot <= this.floor) continue;
+      const cur = this.accepted.get(a.slot);
+      if (!cur || ballotAtLeast(a.ballot, cur.ballot)) this.accepted.set(a.slot, a);
+    }
+    this.leaseMs = opts.leaseMs ?? 0;
+    // After a restart we do not know whom we leased to: promise nobody for a lease length.
+    if (this.leaseMs > 0 && restored) this.leaseUntil = now + this.leaseMs;
+  }
+
+  view(): MultiAcceptorView {
+    let max = this.floor;
+    for (const s of this.accepted.keys()) if (s > max) max = s;
+    return {
+      promised: this.promised,
+      floor: this.floor,
+      acceptedSlots: this.accepted.size,
+      maxAcceptedSlot: max,
+      ...(this.leaseMs > 0 && this.leaseHolder !== undefined
+        ? { leaseHolder: this.leaseHolder, leaseUntil: this.leaseUntil }
+        : {}),
+    };
+  }
+
+  /** The accepted proposal for a slot (for tests and invariant checks). */
+  acceptedAt(slot: number): AcceptedSlot | undefined {
+    return this.accepted.get(slot);
+  }
+
+  get promisedBallot(): Ballot {
+    return this.promised;
+  }
+
+  get compactedFloor(): number {
+    return this.floor;
+  }
+
+  step(msg: MultiPaxosMessage, now = 0): MultiAcceptorOutput {
+    switch (msg.type) {
+      case 'mp.prepare':
+        return this.prepare(msg.from, msg.ballot, msg.fromSlot, now);
+      case 'mp.accept':
+        return this.accept(msg.from, msg.ballot, msg.entries, msg.sentAt, now);
+      case 'mp.compact':
+        return this.compact(msg.upTo);
+      default:
+        return { send: [] };
+    }
+  }
+
+  private nack(to: string, ballot: Ballot, leased = false): MultiAcceptorOutput {
+    return {
+      send: [
+        {
+          to,
+          msg: {
+            type: 'mp.nack',
+            from: this.opts.id,
+            ballot,
+            promised: this.promised,
+            ...(leased ? { leased: true } : {}),
+          },
+        },
+      ],
+    };
+  }
+
+  private prepare(from: string, ballot: Ballot, fromSlot: number, now: number) {
+    if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
+    if (this.leaseMs > 0 && now < this.leaseUntil && ballot.proposer !== this.leaseHolder) {
+      return this.nack(from, ballot, true);
+    }
+    const changed = !ballotEquals(ballot, this.promised);
+    this.promised = ballot;
+    const accepted: AcceptedSlot[] = [];
+    for (const a of this.accepted.values()) if (a.slot >= fromSlot) accepted.push(a);
+    accepted.sort((x, y) => x.slot - y.slot);
+    const out: MultiAcceptorOutput = {
+      send: [
+        {
+          to: from,
+          msg: { type: 'mp.promise', from: this.opts.id, ballot, floor: this.floor, accepted },
+        },
+      ],
+    };
+    return changed ? { ...out, persist: { hard: this.hard() } } : out;
+  }
+
+  private accept(
+    from: string,
+    ballot: Ballot,
+    entries: readonly { slot: number; value: AcceptedSlot['value'] }[],
+    sentAt: number,
+    now: number,
+  ): MultiAcceptorOutput {
+    if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
+    const changed = !ballotEquals(ballot, this.promised);
+    this.promised = ballot;
+    if (this.leaseMs > 0) {
+      this.leaseHolder = ballot.proposer;
+      this.leaseUntil = now + this.leaseMs;
+    }
+    const records: AcceptedSlot[] = [];
+    const slots: number[] = [];
+    for (const e of entries) {
+      if (e.slot <= this.floor) continue;
+      slots.push(e.slot);
+      const cur = this.accepted.get(e.slot);
+      if (cur && ballotEquals(cur.ballot, ballot)) continue; // duplicate: one value per ballot
+      const rec: AcceptedSlot = { slot: e.slot, ballot, value: e.value };
+      this.accepted.set(e.slot, rec);
+      records.push(rec);
+    }
+    const persist: MultiAcceptorPersist = {
+      ...(records.length > 0 ? { records } : {}),
+      ...(changed ? { hard: this.hard() } : {}),
+    };
+    const reply: MOutbound = {
+      to: from,
+      msg: { type: 'mp.accepted', from: this.opts.id, ballot, slots, sentAt, floor: this.floor },
+    };
+    return records.length > 0 || changed ? { persist, send: [reply] } : { send: [reply] };
+  }
+
+  private compact(upTo: number): MultiAcceptorOutput {
+    if (!(upTo > this.floor)) return { send: [] };
+    this.floor = upTo;
+    for (const s of [...this.accepted.keys()]) if (s <= upTo) this.accepted.delete(s);
+    return { persist: { hard: this.hard(), compactTo: upTo }, send: [] };
+  }
+
+  private hard(): MultiAcceptorHardState {
+    return { promised: this.promised, floor: this.floor };
+  }
+}

@@ -1,0 +1,607 @@
+/**
+ * Multi-Paxos proposer core (the distinguished proposer when it leads). Pure, synchronous and
+ * deterministic: time (`now`) and randomness are inputs.
+ *
+ * - Election: a follower that hears no heartbeat from a leader for a randomised election
+ *   timeout runs phase 1 with a ballot above every ballot it has seen, for every slot above
+ *   what its local learner has decided. Winning phase 1 (promises from a phase-1 quorum)
+ *   makes it the leader; a higher ballot (nack or heartbeat) makes it a follower again.
+ * - Takeover: the new leader re-proposes, in its own ballot, the value of the highest-ballot
+ *   proposal reported for each slot, and fills every gap below the highest reported slot with
+ *   a no-op, so every value possibly chosen before stays chosen and the log has no holes.
+ *   Slots at or below an acceptor's compaction floor are decided already and are left to
+ *   learner catch-up.
+ * - Steady state: phase 2 only, pipelined: at most `window` slots above the contiguous chosen
+ *   prefix are in flight; accepts are batched; silent acceptors get retransmissions; chosen
+ *   values go to every learner in `mp.decide`.
+ * - Heartbeats go to the other proposers (failure detection) and the learners (so they know
+ *   how far the log is chosen); an empty accept to every acceptor doubles as a keep-alive
+ *   that detects a newer leader and renews the optional lease.
+ * - Lease (optional): with `leaseMs > 0` a leader whose keep-alives sent at time t were
+ *   acknowledged by a phase-2 quorum holds a read lease until t + leaseMs·(1 − maxClockDrift):
+ *   those acceptors promise no other proposer for leaseMs of their own clocks, and every
+ *   phase-1 quorum includes one of them. Assumes clock *rates* differ by at most
+ *   maxClockDrift; clock offsets do not matter.
+ *
+ * I/O contract: when `persist` is set (the highest round used), the shell makes it durable
+ * before sending anything from the same output, so a restarted proposer never reuses a ballot.
+ */
+
+import type { Random } from '../../lib/random.js';
+import type { Command } from '../../lib/replicated-log.js';
+import {
+  type Ballot,
+  ballotEquals,
+  ballotGreater,
+  compareBallots,
+  maxBallot,
+  nextBallot,
+  ZERO_BALLOT,
+} from './ballot.js';
+import { PaxosError } from './errors.js';
+import type {
+  AcceptedSlot,
+  MOutbound,
+  MPromise,
+  MultiPaxosMessage,
+  SlotEntry,
+  SlotValue,
+} from './multi-messages.js';
+import type { QuorumSystem } from './quorum.js';
+
+export type LeaderRole = 'follower' | 'candidate' | 'leader';
+
+export interface MultiLeaderOptions {
+  /** This proposer's address; the proposer id in its ballots. */
+  readonly id: string;
+  /** Quorums over acceptor addresses. */
+  readonly quorums: QuorumSystem;
+  /** Every proposer address (heartbeats go to the others). */
+  readonly proposers: readonly string[];
+  /** Every learner address (decisions and heartbeats). */
+  readonly learners: readonly string[];
+  /** The learner on this proposer's node: its progress sets phase 1's start slot. */
+  readonly localLearner?: string;
+  readonly random: Random;
+  /** Default 50 ms. */
+  readonly heartbeatMs?: number;
+  /** A follower elects itself after a random timeout in [T, 2T]. Default 300 ms. */
+  readonly electionTimeoutMs?: number;
+  /** Slots in flight beyond the chosen prefix. Default 256. */
+  readonly window?: number;
+  /** Slots per accept message. Default 64. */
+  readonly maxBatch?: number;
+  /** Resend unanswered prepares/accepts after this long. Default 100 ms. */
+  readonly retransmitMs?: number;
+  /** Proposals queued beyond the window before new ones are refused. Default 10,000. */
+  readonly maxPending?: number;
+  /** Read lease length; 0 (default) disables leases. Must equal the acceptors' leaseMs. */
+  readonly leaseMs?: number;
+  /** Bound on the relative clock-rate difference between nodes. Default 0.01 (1 %). */
+  readonly maxClockDrift?: number;
+}
+
+/** What the shell learns about client proposals. */
+export type ProposalFate =
+  /** Never sent to any acceptor by this leader: definitely not chosen by it. */
+  | { readonly kind: 'dropped'; readonly value: SlotValue; readonly reason: 'not-leader' }
+  /** Sent but the leader lost leadership before it was chosen: it may still be chosen. */
+  | { readonly kind: 'indeterminate'; readonly value: SlotValue };
+
+export type LeaderEvent =
+  | { readonly type: 'elected'; readonly ballot: Ballot; readonly firstSlot: number }
+  | { readonly type: 'stepped-down'; readonly ballot: Ballot; readonly leader?: string }
+  | { readonly type: 'election-started'; readonly ballot: Ballot };
+
+export interface MultiLeaderOutput {
+  readonly persist?: { readonly round: number };
+  readonly send: MOutbound[];
+  readonly fates: ProposalFate[];
+  readonly events: LeaderEvent[];
+  /** Slots newly chosen in this step, with their values. */
+  readonly chosen: SlotEntry[];
+}
+
+export type SubmitResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly code: 'NotLeader' | 'Dropped'; readonly leaderHint?: string };
+
+export interface MultiLeaderView {
+  readonly id: string;
+  readonly role: LeaderRole;
+  readonly ballot: Ballot;
+  readonly leader?: string;
+  readonly chosenUpTo: number;
+  readonly nextSlot: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly leaseUntil?: number;
+}
+
+interface InFlight {
+  readonly value: SlotValue;
+  readonly acks: Set<string>;
+  sentAt: number;
+}
+
+export class MultiLeaderCore {
+  private role: LeaderRole = 'follower';
+  private ballot: Ballot;
+  private highestSeen: Ballot = ZERO_BALLOT;
+  private leader: string | undefined;
+  private electionDeadline: number;
+  private localDecided = 0;
+  // candidate
+  private promises = new Map<string, MPromise>();
+  private fromSlot = 1;
+  private lastPrepareAt = 0;
+  // leader
+  private chosenUpTo = 0;
+  private nextSlot = 1;
+  private readonly inflight = new Map<number, InFlight>();
+  private readonly chosenAbove = new Set<number>();
+  private readonly retained = new Map<number, SlotValue>();
+  private queue: SlotValue[] = [];
+  private nextHeartbeatAt = 0;
+  private lastDecideResendAt = 0;
+  private readonly leaseAck = new Map<string, number>();
+  private lastQuorumContact = 0;
+  private readonly lastAckFrom = new Map<string, number>();
+  // output under construction
+  private out: {
+    persist?: { round: number };
+    send: MOutbound[];
+    fates: ProposalFate[];
+    events: LeaderEvent[];
+    chosen: SlotEntry[];
+  } = { send: [], fates: [], events: [], chosen: [] };
+
+  private readonly heartbeatMs: number;
+  private readonly electionTimeoutMs: number;
+  private readonly window: number;
+  private readonly maxBatch: number;
+  private readonly retransmitMs: number;
+  private readonly maxPending: number;
+  private readonly leaseMs: number;
+  private readonly maxClockDrift: number;
+
+  /** `lastRound` is the durable highest round this proposer used before a restart. */
+  constructor(
+    private readonly opts: MultiLeaderOptions,
+    lastRound = 0,
+    now = 0,
+  ) {
+    this.heartbeatMs = opts.heartbeatMs ?? 50;
+    this.electionTimeoutMs = opts.electionTimeoutMs ?? 300;
+    this.window = opts.window ?? 256;
+    this.maxBatch = opts.maxBatch ?? 64;
+    this.retransmitMs = opts.retransmitMs ?? 100;
+    this.maxPending = opts.maxPending ?? 10_000;
+    this.leaseMs = opts.leaseMs ?? 0;
+    this.maxClockDrift = opts.maxClockDrift ?? 0.01;
+    for (const [name, v, min] of [
+      ['heartbeatMs', this.heartbeatMs, 1],
+      ['electionTimeoutMs', this.electionTimeoutMs, 1],
+      ['window', this.window, 1],
+      ['maxBatch', this.maxBatch, 1],
+      ['retransmitMs', this.retransmitMs, 1],
+      ['maxPending', this.maxPending, 0],
+      ['leaseMs', this.leaseMs, 0],
+    ] as const) {
+      if (!Number.isFinite(v) || v < min) {
+        throw new PaxosError('SYNOD_ERR_PAXOS_BAD_CONFIG', `${name} must be >= ${min}, got ${v}`);
+      }
+    }
+    if (this.leaseMs > 0 && this.leaseMs >= this.electionTimeoutMs) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `leaseMs (${this.leaseMs}) must be below electionTimeoutMs (${this.electionTimeoutMs})`,
+      );
+    }
+    if (!(this.maxClockDrift >= 0 && this.maxClockDrift < 1)) {
+      throw new PaxosError('SYNOD_ERR_PAXOS_BAD_CONFIG', 'maxClockDrift must be in [0, 1)');
+    }
+    this.ballot = { round: lastRound, proposer: opts.id };
+    this.highestSeen = this.ballot;
+    this.electionDeadline = now + this.randomElectionTimeout();
+  }
+
+  view(now?: number): MultiLeaderView {
+    const lease = now !== undefined ? this.leaseUntil(now) : undefined;
+    return {
+      id: this.opts.id,
+      role: this.role,
+      ballot: this.ballot,
+      ...(this.leader !== undefined ? { leader: this.leader } : {}),
+      chosenUpTo: this.chosenUpTo,
+      nextSlot: this.nextSlot,
+      inFlight: this.inflight.size,
+      queued: this.queue.length,
+      ...(lease !== undefined ? { leaseUntil: lease } : {}),
+    };
+  }
+
+  get isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  get leaderHint(): string | undefined {
+    return this.leader;
+  }
+
+  get currentBallot(): Ballot {
+    return this.ballot;
+  }
+
+  /** Queues a client command (leader only). */
+  submit(command: Command, now: number): { result: SubmitResult; output: MultiLeaderOutput } {
+    return this.submitValue({ k: 'cmd', c: command, t: this.ballot.round }, now);
+  }
+
+  /** Queues a read barrier: a no-op tagged `barrier` that learners report when applied. */
+  submitBarrier(barrier: string, now: number) {
+    return this.submitValue({ k: 'noop', t: this.ballot.round, b: barrier }, now);
+  }
+
+  private submitValue(
+    value: SlotValue,
+    now: number,
+  ): { result: SubmitResult; output: MultiLeaderOutput } {
+    if (this.role !== 'leader') {
+      return {
+        result: {
+          ok: false,
+          code: 'NotLeader',
+          ...(this.leader !== undefined ? { leaderHint: this.leader } : {}),
+        },
+        output: this.flush(),
+      };
+    }
+    if (this.queue.length >= this.maxPending) {
+      return { result: { ok: false, code: 'Dropped' }, output: this.flush() };
+    }
+    this.queue.push(value);
+    this.pump(now);
+    return { result: { ok: true }, output: this.flush() };
+  }
+
+  /**
+   * The highest slot a linearizable read must wait for, when this leader holds a valid lease
+   * at `now`; undefined otherwise (then read through the log with `submitBarrier`).
+   */
+  leaseReadIndex(now: number): number | undefined {
+    if (this.role !== 'leader') return undefined;
+    const until = this.leaseUntil(now);
+    if (until === undefined || now >= until) return undefined;
+    return this.nextSlot - 1;
+  }
+
+  private leaseUntil(now: number): number | undefined {
+    if (this.leaseMs <= 0 || this.role !== 'leader') return undefined;
+    const times = [...new Set(this.leaseAck.values())].sort((a, b) => b - a);
+    for (const t of times) {
+      const set = new Set<string>();
+      for (const [a, at] of this.leaseAck) if (at >= t) set.add(a);
+      if (this.opts.quorums.isPhase2Quorum(set)) {
+        const until = t + this.leaseMs * (1 - this.maxClockDrift);
+        return until > now ? until : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  tick(now: number): MultiLeaderOutput {
+    switch (this.role) {
+      case 'follower':
+        if (now >= this.electionDeadline) this.startElection(now);
+        break;
+      case 'candidate':
+        if (now >= this.electionDeadline) this.startElection(now);
+        else if (now - this.lastPrepareAt >= this.retransmitMs) {
+          this.lastPrepareAt = now;
+          for (const a of this.opts.quorums.acceptors) {
+            if (!this.promises.has(a)) this.send(a, this.prepareMsg());
+          }
+        }
+        break;
+      case 'leader':
+        this.leaderTick(now);
+        break;
+    }
+    return this.flush();
+  }
+
+  step(msg: MultiPaxosMessage, now: number): MultiLeaderOutput {
+    switch (msg.type) {
+      case 'mp.promise':
+        if (this.role === 'candidate' && ballotEquals(msg.ballot, this.ballot)) {
+          if (this.opts.quorums.acceptors.includes(msg.from)) {
+            this.promises.set(msg.from, msg);
+            if (this.opts.quorums.isPhase1Quorum(new Set(this.promises.keys()))) {
+              this.becomeLeader(now);
+            }
+          }
+        }
+        break;
+      case 'mp.nack':
+        this.seen(msg.promised);
+        if (
+          this.role !== 'follower' &&
+          ballotEquals(msg.ballot, this.ballot) &&
+          ballotGreater(msg.promised, this.ballot)
+        ) {
+          this.stepDown(now, msg.promised.proposer);
+        }
+        break;
+      case 'mp.accepted':
+        if (this.role === 'leader' && ballotEquals(msg.ballot, this.ballot)) {
+          this.onAccepted(msg.from, msg.slots, msg.sentAt, msg.floor, now);
+        }
+        break;
+      case 'mp.heartbeat':
+        this.onHeartbeat(msg.from, msg.ballot, now);
+        break;
+      case 'mp.learned':
+        if (msg.from === this.opts.localLearner) this.onLocalLearned(msg.decidedUpTo);
+        break;
+      default:
+        break;
+    }
+    return this.flush();
+  }
+
+  private onHeartbeat(from: string, ballot: Ballot, now: number): void {
+    if (from === this.opts.id) return;
+    if (compareBallots(ballot, this.ballot) < 0 && this.role !== 'follower') return;
+    if (compareBallots(ballot, this.highestSeen) < 0) return; // a deposed leader
+    this.seen(ballot);
+    if (this.role !== 'follower') this.stepDown(now, from);
+    this.leader = from;
+    this.electionDeadline = now + this.randomElectionTimeout();
+  }
+
+  private onLocalLearned(decidedUpTo: number): void {
+    if (decidedUpTo <= this.localDecided) return;
+    this.localDecided = decidedUpTo;
+    for (const s of [...this.retained.keys()]) if (s <= decidedUpTo) this.retained.delete(s);
+  }
+
+  private seen(b: Ballot): void {
+    this.highestSeen = maxBallot(this.highestSeen, b);
+  }
+
+  private randomElectionTimeout(): number {
+    return this.electionTimeoutMs + this.opts.random.int(this.electionTimeoutMs + 1);
+  }
+
+  private prepareMsg(): MultiPaxosMessage {
+    return { type: 'mp.prepare', from: this.opts.id, ballot: this.ballot, fromSlot: this.fromSlot };
+  }
+
+  private startElection(now: number): void {
+    if (this.role === 'leader') this.abandon();
+    this.role = 'candidate';
+    this.leader = undefined;
+    this.ballot = nextBallot(maxBallot(this.highestSeen, this.ballot), this.opts.id);
+    this.seen(this.ballot);
+    this.out.persist = { round: this.ballot.round };
+    this.promises.clear();
+    this.fromSlot = this.localDecided + 1;
+    this.lastPrepareAt = now;
+    this.electionDeadline = now + this.randomElectionTimeout();
+    this.out.events.push({ type: 'election-started', ballot: this.ballot });
+    for (const a of this.opts.quorums.acceptors) this.send(a, this.prepareMsg());
+  }
+
+  private becomeLeader(now: number): void {
+    let maxFloor = 0;
+    const best = new Map<number, AcceptedSlot>();
+    for (const p of this.promises.values()) {
+      if (p.floor > maxFloor) maxFloor = p.floor;
+      for (const a of p.accepted) {
+        const cur = best.get(a.slot);
+        if (!cur || compareBallots(a.ballot, cur.ballot) > 0) best.set(a.slot, a);
+      }
+    }
+    const start = Math.max(this.fromSlot, maxFloor + 1);
+    let maxSlot = start - 1;
+    for (const s of best.keys()) if (s > maxSlot) maxSlot = s;
+    this.role = 'leader';
+    this.leader = this.opts.id;
+    this.promises.clear();
+    this.inflight.clear();
+    this.chosenAbove.clear();
+    this.leaseAck.clear();
+    this.lastAckFrom.clear();
+    this.chosenUpTo = start - 1;
+    this.lastQuorumContact = now;
+    const entries: SlotEntry[] = [];
+    for (let s = start; s <= maxSlot; s++) {
+      const value: SlotValue = best.get(s)?.value ?? { k: 'noop', t: this.ballot.round };
+      this.inflight.set(s, { value, acks: new Set(), sentAt: now });
+      entries.push({ slot: s, value });
+    }
+    this.nextSlot = maxSlot + 1;
+    this.out.events.push({ type: 'elected', ballot: this.ballot, firstSlot: start });
+    this.broadcastAccepts(entries, now);
+    this.nextHeartbeatAt = now; // announce at once
+    this.leaderTick(now);
+  }
+
+  private stepDown(now: number, leader?: string): void {
+    if (this.role === 'leader') this.abandon();
+    const was = this.ballot;
+    this.role = 'follower';
+    this.leader = leader;
+    this.promises.clear();
+    this.electionDeadline = now + this.randomElectionTimeout();
+    this.out.events.push({
+      type: 'stepped-down',
+      ballot: was,
+      ...(leader !== undefined ? { leader } : {}),
+    });
+  }
+
+  /** Leadership is lost: queued values were never sent; in-flight ones may still be chosen. */
+  private abandon(): void {
+    for (const v of this.queue)
+      this.out.fates.push({ kind: 'dropped', value: v, reason: 'not-leader' });
+    this.queue = [];
+    for (const f of this.inflight.values()) {
+      this.out.fates.push({ kind: 'indeterminate', value: f.value });
+    }
+    this.inflight.clear();
+    this.chosenAbove.clear();
+    this.leaseAck.clear();
+  }
+
+  private pump(now: number): void {
+    if (this.role !== 'leader' || this.queue.length === 0) return;
+    const entries: SlotEntry[] = [];
+    while (this.queue.length > 0 && this.nextSlot <= this.chosenUpTo + this.window) {
+      const value = this.queue.shift() as SlotValue;
+      const slot = this.nextSlot++;
+      this.inflight.set(slot, { value, acks: new Set(), sentAt: now });
+      entries.push({ slot, value });
+    }
+    this.broadcastAccepts(entries, now);
+  }
+
+  private broadcastAccepts(entries: readonly SlotEntry[], now: number, to?: string): void {
+    for (let i = 0; i < entries.length; i += this.maxBatch) {
+      const batch = entries.slice(i, i + this.maxBatch);
+      const msg: MultiPaxosMessage = {
+        type: 'mp.accept',
+        from: this.opts.id,
+        ballot: this.ballot,
+        entries: batch,
+        sentAt: now,
+      };
+      if (to !== undefined) this.send(to, msg);
+      else for (const a of this.opts.quorums.acceptors) this.send(a, msg);
+    }
+  }
+
+  private onAccepted(
+    from: string,
+    slots: readonly number[],
+    sentAt: number,
+    floor: number,
+    now: number,
+  ): void {
+    if (!this.opts.quorums.acceptors.includes(from)) return;
+    this.leaseAck.set(from, Math.max(this.leaseAck.get(from) ?? Number.NEGATIVE_INFINITY, sentAt));
+    this.lastAckFrom.set(from, now);
+    for (const slot of slots) {
+      const f = this.inflight.get(slot);
+      if (!f) continue;
+      f.acks.add(from);
+      if (this.opts.quorums.isPhase2Quorum(f.acks)) this.markChosen(slot, f.value);
+    }
+    // Slots at or below an acceptor's floor are decided (that acceptor's learner holds them).
+    for (const [slot] of this.inflight) if (slot <= floor) this.markChosen(slot, undefined);
+    this.advance(now);
+  }
+
+  private markChosen(slot: number, value: SlotValue | undefined): void {
+    this.inflight.delete(slot);
+    if (slot <= this.chosenUpTo) return;
+    this.chosenAbove.add(slot);
+    if (value !== undefined) {
+      this.out.chosen.push({ slot, value });
+      if (this.opts.localLearner !== undefined && slot > this.localDecided) {
+        this.retained.set(slot, value);
+      }
+    }
+  }
+
+  private advance(now: number): void {
+    while (this.chosenAbove.has(this.chosenUpTo + 1)) {
+      this.chosenAbove.delete(this.chosenUpTo + 1);
+      this.chosenUpTo++;
+    }
+    if (this.out.chosen.length > 0) {
+      const entries = this.out.chosen;
+      for (let i = 0; i < entries.length; i += this.maxBatch * 4) {
+        const msg: MultiPaxosMessage = {
+          type: 'mp.decide',
+          from: this.opts.id,
+          entries: entries.slice(i, i + this.maxBatch * 4),
+        };
+        for (const l of this.opts.learners) this.send(l, msg);
+      }
+    }
+    this.pump(now);
+  }
+
+  private leaderTick(now: number): void {
+    // A leader cut off from a phase-2 quorum for a whole election timeout steps down so
+    // clients are redirected instead of waiting on it.
+    const recent = new Set<string>();
+    for (const [a, at] of this.lastAckFrom) {
+      if (now - at < this.electionTimeoutMs * 2) recent.add(a);
+    }
+    if (this.opts.quorums.isPhase2Quorum(recent)) this.lastQuorumContact = now;
+    else if (now - this.lastQuorumContact > this.electionTimeoutMs * 2) {
+      this.stepDown(now, undefined);
+      return;
+    }
+    if (now >= this.nextHeartbeatAt) {
+      this.nextHeartbeatAt = now + this.heartbeatMs;
+      const hb: MultiPaxosMessage = {
+        type: 'mp.heartbeat',
+        from: this.opts.id,
+        ballot: this.ballot,
+        chosenUpTo: this.chosenUpTo,
+        ...(this.opts.localLearner !== undefined ? { learner: this.opts.localLearner } : {}),
+      };
+      for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, hb);
+      for (const l of this.opts.learners) this.send(l, hb);
+      // keep-alive: renews leases and detects a newer ballot even when idle
+      const ka: MultiPaxosMessage = {
+        type: 'mp.accept',
+        from: this.opts.id,
+        ballot: this.ballot,
+        entries: [],
+        sentAt: now,
+      };
+      for (const a of this.opts.quorums.acceptors) this.send(a, ka);
+    }
+    // retransmit slow slots to the acceptors that did not answer
+    const late = new Map<string, SlotEntry[]>();
+    for (const [slot, f] of this.inflight) {
+      if (now - f.sentAt < this.retransmitMs) continue;
+      f.sentAt = now;
+      for (const a of this.opts.quorums.acceptors) {
+        if (f.acks.has(a)) continue;
+        const l = late.get(a) ?? [];
+        if (l.length === 0) late.set(a, l);
+        l.push({ slot, value: f.value });
+      }
+    }
+    for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
+    // make sure the local learner gets every chosen value
+    if (
+      this.opts.localLearner !== undefined &&
+      this.retained.size > 0 &&
+      now - this.lastDecideResendAt >= this.retransmitMs
+    ) {
+      this.lastDecideResendAt = now;
+      const entries = [...this.retained.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .slice(0, this.maxBatch * 4)
+        .map(([slot, value]) => ({ slot, value }));
+      this.send(this.opts.localLearner, { type: 'mp.decide', from: this.opts.id, entries });
+    }
+  }
+
+  private send(to: string, msg: MultiPaxosMessage): void {
+    this.out.send.push({ to, msg });
+  }
+
+  private flush(): MultiLeaderOutput {
+    const o = this.out;
+    this.out = { send: [], fates: [], events: [], chosen: [] };
+    return o;
+  }
+}

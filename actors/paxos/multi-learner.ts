@@ -1,0 +1,384 @@
+/**
+ * Multi-Paxos learner core (a replica): collects chosen slot values, applies the contiguous
+ * prefix to a deterministic `StateMachine` in slot order, enforces client sessions (a
+ * (clientId, seq) command is applied at most once), takes snapshots of the applied prefix,
+ * and catches up missing slots from peer learners (entries, or a snapshot when the peer has
+ * compacted them). Deterministic: time (`now`) is an input.
+ *
+ * I/O contract: `snapshot`, when set, must be stored durably; the shell then calls
+ * `snapshotPersisted(index)`, which lets the co-located acceptor compact its accepted log up
+ * to that slot (`mp.compact`). Nothing else needs to be durable: after a restart the learner
+ * restores its latest snapshot and re-learns the rest from peers and from the acceptors (a new
+ * leader re-proposes every value that might have been chosen).
+ *
+ * Safety check: a slot decided twice with different values throws `SYNOD_ERR_PAXOS_BAD_STATE`.
+ */
+import { decodeValue, encodeValue } from '../../lib/codec.js';
+import type { Command, StateMachine } from '../../lib/replicated-log.js';
+import { PaxosError } from './errors.js';
+import { sameValue } from './learner.js';
+import type {
+  MOutbound,
+  MultiPaxosMessage,
+  SlotEntry,
+  SlotValue,
+  SnapshotImage,
+} from './multi-messages.js';
+import { ClientSessions, type SessionsImage } from './sessions.js';
+
+export type AppliedRecord =
+  | {
+      readonly kind: 'cmd';
+      readonly index: number;
+      readonly term: number;
+      readonly command: Command;
+      readonly result: unknown;
+      /** True when the session table found this (clientId, seq) applied before. */
+      readonly duplicate: boolean;
+    }
+  | {
+      readonly kind: 'noop';
+      readonly index: number;
+      readonly term: number;
+      readonly barrier?: string;
+    }
+  | { readonly kind: 'snapshot'; readonly index: number; readonly term: number };
+
+export interface MultiLearnerOutput {
+  readonly send: MOutbound[];
+  readonly applied: AppliedRecord[];
+  /** Store durably, then call `snapshotPersisted(snapshot.index)`. */
+  readonly snapshot?: SnapshotImage;
+}
+
+export interface MultiLearnerOptions {
+  readonly id: string;
+  /** Other learners, asked for missing slots. */
+  readonly peers: readonly string[];
+  /** The acceptor on this node: compacted once a snapshot is durable. */
+  readonly localAcceptor?: string;
+  /** The proposer on this node: told how far this learner has decided. */
+  readonly localProposer?: string;
+  readonly stateMachine: StateMachine;
+  /** Snapshot after this many applied slots; 0 disables. Default 1000. */
+  readonly snapshotEvery?: number;
+  /** Default 100 ms. */
+  readonly catchupRetryMs?: number;
+  /** Entries per catch-up reply. Default 512. */
+  readonly maxCatchupEntries?: number;
+  /** Session window per client (see ClientSessions). Default 256. */
+  readonly sessionWindow?: number;
+}
+
+export interface MultiLearnerView {
+  readonly id: string;
+  readonly appliedUpTo: number;
+  readonly knownChosenUpTo: number;
+  readonly pending: number;
+  readonly snapshotIndex: number;
+  readonly sessions: number;
+}
+
+interface ReplicaImage {
+  readonly v: 1;
+  readonly sm: Uint8Array;
+  readonly sessions: SessionsImage;
+}
+
+function decodeImage(data: Uint8Array): ReplicaImage {
+  const img = decodeValue(data) as ReplicaImage;
+  if (img?.v !== 1 || !(img.sm instanceof Uint8Array) || !img.sessions) {
+    throw new PaxosError('SYNOD_ERR_PAXOS_BAD_STATE', 'snapshot image is not a replica image');
+  }
+  return img;
+}
+
+export class MultiLearnerCore {
+  private appliedUpTo = 0;
+  private appliedTerm = 0;
+  private knownChosenUpTo = 0;
+  private readonly pending = new Map<number, SlotValue>();
+  /** Applied values since the last durable snapshot, served to lagging peers. */
+  private readonly retained = new Map<number, SlotValue>();
+  private sessions: ClientSessions;
+  private lastSnapshot: SnapshotImage | undefined;
+  private snapshotInFlight: SnapshotImage | undefined;
+  private hint: string | undefined;
+  private lastCatchupAt = Number.NEGATIVE_INFINITY;
+  private catchupTurn = 0;
+  private reportedUpTo = -1;
+  private readonly snapshotEvery: number;
+  private readonly catchupRetryMs: number;
+  private readonly maxCatchupEntries: number;
+  private out: { send: MOutbound[]; applied: AppliedRecord[]; snapshot?: SnapshotImage } = {
+    send: [],
+    applied: [],
+  };
+
+  constructor(
+    private readonly opts: MultiLearnerOptions,
+    restored?: SnapshotImage,
+  ) {
+    this.snapshotEvery = opts.snapshotEvery ?? 1000;
+    this.catchupRetryMs = opts.catchupRetryMs ?? 100;
+    this.maxCatchupEntries = opts.maxCatchupEntries ?? 512;
+    this.sessions = new ClientSessions(opts.sessionWindow ?? 256);
+    if (restored) {
+      this.lastSnapshot = restored;
+      this.install(restored);
+      this.out = { send: [], applied: [] };
+    }
+  }
+
+  view(): MultiLearnerView {
+    return {
+      id: this.opts.id,
+      appliedUpTo: this.appliedUpTo,
+      knownChosenUpTo: Math.max(this.knownChosenUpTo, this.appliedUpTo),
+      pending: this.pending.size,
+      snapshotIndex: this.lastSnapshot?.index ?? 0,
+      sessions: this.sessions.size,
+    };
+  }
+
+  get applied(): number {
+    return this.appliedUpTo;
+  }
+
+  /** The value this learner holds for a decided slot still in memory (tests, checks). */
+  valueAt(slot: number): SlotValue | undefined {
+    return this.retained.get(slot) ?? this.pending.get(slot);
+  }
+
+  /** What the session table says about (clientId, seq) right now. */
+  session(clientId: string, seq: number) {
+    return this.sessions.check(clientId, seq);
+  }
+
+  step(msg: MultiPaxosMessage, now: number): MultiLearnerOutput {
+    switch (msg.type) {
+      case 'mp.decide':
+        this.learnEntries(msg.entries);
+        break;
+      case 'mp.heartbeat':
+        if (msg.chosenUpTo > this.knownChosenUpTo) this.knownChosenUpTo = msg.chosenUpTo;
+        if (msg.learner !== undefined && msg.learner !== this.opts.id) this.hint = msg.learner;
+        this.send(msg.from, {
+          type: 'mp.learned',
+          from: this.opts.id,
+          decidedUpTo: this.appliedUpTo,
+        });
+        this.maybeCatchup(now);
+        break;
+      case 'mp.catchup':
+        this.serveCatchup(msg.from, msg.fromSlot, msg.toSlot);
+        break;
+      case 'mp.catchup-reply':
+        if (msg.decidedUpTo > this.knownChosenUpTo) this.knownChosenUpTo = msg.decidedUpTo;
+        if (msg.snapshot && msg.snapshot.index > this.appliedUpTo) {
+          // store the installed snapshot too: it lets the local acceptor compact
+          this.snapshotInFlight = msg.snapshot;
+          this.out.snapshot = msg.snapshot;
+          this.install(msg.snapshot);
+        }
+        this.learnEntries(msg.entries);
+        if (msg.entries.length > 0 || msg.snapshot) this.lastCatchupAt = Number.NEGATIVE_INFINITY;
+        this.maybeCatchup(now);
+        break;
+      default:
+        break;
+    }
+    this.report();
+    return this.flush();
+  }
+
+  tick(now: number): MultiLearnerOutput {
+    this.maybeCatchup(now);
+    this.report();
+    return this.flush();
+  }
+
+  /** The snapshot at `index` is durable: compact the local acceptor and the retained log. */
+  snapshotPersisted(index: number): MultiLearnerOutput {
+    const snap = this.snapshotInFlight;
+    if (snap && snap.index === index) {
+      this.snapshotInFlight = undefined;
+      if (!this.lastSnapshot || snap.index > this.lastSnapshot.index) this.lastSnapshot = snap;
+      for (const s of [...this.retained.keys()]) if (s <= index) this.retained.delete(s);
+      if (this.opts.localAcceptor !== undefined) {
+        this.send(this.opts.localAcceptor, { type: 'mp.compact', from: this.opts.id, upTo: index });
+      }
+    }
+    this.maybeSnapshot();
+    return this.flush();
+  }
+
+  /** The snapshot could not be stored; a later one will be tried. */
+  snapshotFailed(index: number): void {
+    if (this.snapshotInFlight?.index === index) this.snapshotInFlight = undefined;
+  }
+
+  private learnEntries(entries: readonly SlotEntry[]): void {
+    for (const e of entries) {
+      if (e.slot <= this.appliedUpTo) {
+        const had = this.retained.get(e.slot);
+        if (had && !sameValue(had, e.value)) this.conflict(e.slot);
+        continue;
+      }
+      const had = this.pending.get(e.slot);
+      if (had) {
+        if (!sameValue(had, e.value)) this.conflict(e.slot);
+        continue;
+      }
+      this.pending.set(e.slot, e.value);
+      if (e.slot > this.knownChosenUpTo) this.knownChosenUpTo = e.slot;
+    }
+    this.applyReady();
+  }
+
+  private conflict(slot: number): never {
+    throw new PaxosError(
+      'SYNOD_ERR_PAXOS_BAD_STATE',
+      `learner ${this.opts.id}: slot ${slot} decided with two different values`,
+    );
+  }
+
+  private applyReady(): void {
+    for (;;) {
+      const slot = this.appliedUpTo + 1;
+      const v = this.pending.get(slot);
+      if (!v) break;
+      this.pending.delete(slot);
+      this.appliedUpTo = slot;
+      this.appliedTerm = v.t;
+      this.retained.set(slot, v);
+      if (v.k === 'noop') {
+        this.out.applied.push({
+          kind: 'noop',
+          index: slot,
+          term: v.t,
+          ...(v.b !== undefined ? { barrier: v.b } : {}),
+        });
+        continue;
+      }
+      const c = v.c;
+      const check = this.sessions.check(c.clientId, c.seq);
+      if (check.duplicate) {
+        this.out.applied.push({
+          kind: 'cmd',
+          index: slot,
+          term: v.t,
+          command: c,
+          result: check.result,
+          duplicate: true,
+        });
+        continue;
+      }
+      const result = this.opts.stateMachine.apply(c.op, { index: slot, term: v.t });
+      this.sessions.record(c.clientId, c.seq, result);
+      this.out.applied.push({
+        kind: 'cmd',
+        index: slot,
+        term: v.t,
+        command: c,
+        result,
+        duplicate: false,
+      });
+    }
+    this.maybeSnapshot();
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotEvery <= 0 || this.snapshotInFlight) return;
+    const base = this.lastSnapshot?.index ?? 0;
+    if (this.appliedUpTo - base < this.snapshotEvery) return;
+    const image: ReplicaImage = {
+      v: 1,
+      sm: this.opts.stateMachine.snapshot(),
+      sessions: this.sessions.toImage(),
+    };
+    const snap: SnapshotImage = {
+      index: this.appliedUpTo,
+      term: this.appliedTerm,
+      data: encodeValue(image),
+    };
+    this.snapshotInFlight = snap;
+    this.out.snapshot = snap;
+  }
+
+  private install(snap: SnapshotImage): void {
+    const img = decodeImage(snap.data);
+    this.opts.stateMachine.restore(img.sm);
+    this.sessions = ClientSessions.fromImage(img.sessions);
+    this.appliedUpTo = snap.index;
+    this.appliedTerm = snap.term;
+    this.retained.clear();
+    for (const s of [...this.pending.keys()]) if (s <= snap.index) this.pending.delete(s);
+    if (snap.index > this.knownChosenUpTo) this.knownChosenUpTo = snap.index;
+    this.out.applied.push({ kind: 'snapshot', index: snap.index, term: snap.term });
+    this.applyReady();
+  }
+
+  private maybeCatchup(now: number): void {
+    let target = this.knownChosenUpTo;
+    for (const s of this.pending.keys()) if (s > target) target = s;
+    if (target <= this.appliedUpTo) return;
+    if (now - this.lastCatchupAt < this.catchupRetryMs) return;
+    const peers = this.opts.peers.filter((p) => p !== this.opts.id);
+    if (peers.length === 0) return;
+    this.lastCatchupAt = now;
+    // alternate between the leader's learner (which has everything) and the other peers
+    const turn = this.catchupTurn++;
+    const to =
+      this.hint !== undefined && turn % 2 === 0
+        ? this.hint
+        : (peers[(turn >> 1) % peers.length] as string);
+    this.send(to, {
+      type: 'mp.catchup',
+      from: this.opts.id,
+      fromSlot: this.appliedUpTo + 1,
+      toSlot: Math.min(target, this.appliedUpTo + this.maxCatchupEntries),
+    });
+  }
+
+  private serveCatchup(to: string, fromSlot: number, toSlot: number): void {
+    if (to === this.opts.id) return;
+    const snapIndex = this.lastSnapshot?.index ?? 0;
+    const useSnap = this.lastSnapshot !== undefined && fromSlot <= snapIndex;
+    const lo = useSnap ? snapIndex + 1 : fromSlot;
+    const hi = Math.min(toSlot, lo + this.maxCatchupEntries - 1);
+    const entries: SlotEntry[] = [];
+    for (let s = lo; s <= hi; s++) {
+      const v = this.retained.get(s) ?? this.pending.get(s);
+      if (v) entries.push({ slot: s, value: v });
+      else if (s <= this.appliedUpTo) break; // compacted after a newer snapshot in flight
+    }
+    this.send(to, {
+      type: 'mp.catchup-reply',
+      from: this.opts.id,
+      ...(useSnap && this.lastSnapshot ? { snapshot: this.lastSnapshot } : {}),
+      entries,
+      decidedUpTo: this.appliedUpTo,
+    });
+  }
+
+  private report(): void {
+    if (this.opts.localProposer === undefined || this.reportedUpTo === this.appliedUpTo) return;
+    this.reportedUpTo = this.appliedUpTo;
+    this.send(this.opts.localProposer, {
+      type: 'mp.learned',
+      from: this.opts.id,
+      decidedUpTo: this.appliedUpTo,
+    });
+  }
+
+  private send(to: string, msg: MultiPaxosMessage): void {
+    this.out.send.push({ to, msg });
+  }
+
+  private flush(): MultiLearnerOutput {
+    const o = this.out;
+    this.out = { send: [], applied: [] };
+    return o;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Multi-Paxos messages (plain data; they cross the msgpack codec). `from` is the sender's
+ * actor address. Slots are positive integers; slot values are `SlotValue`s.
+ */
+import type { Command } from '../../lib/replicated-log.js';
+import type { Ballot } from './ballot.js';
+
+/**
+ * What a slot holds. `t` is the round of the ballot that first proposed the value: it travels
+ * with the value (a new leader re-proposes the value unchanged), so every replica applies a
+ * slot with the same term.
+ */
+export type SlotValue =
+  | { readonly k: 'cmd'; readonly c: Command; readonly t: number }
+  /** Fills a gap found by a new leader; with `b`, a read barrier with that id. */
+  | { readonly k: 'noop'; readonly t: number; readonly b?: string };
+
+export interface SlotEntry {
+  readonly slot: number;
+  readonly value: SlotValue;
+}
+
+export interface AcceptedSlot extends SlotEntry {
+  readonly ballot: Ballot;
+}
+
+/** Phase 1a for every slot ≥ `fromSlot`. */
+export interface MPrepare {
+  readonly type: 'mp.prepare';
+  readonly from: string;
+  readonly ballot: Ballot;
+  readonly fromSlot: number;
+}
+
+/** Phase 1b: the acceptor's accepted proposals for slots ≥ fromSlot (above its floor). */
+export interface MPromise {
+  readonly type: 'mp.promise';
+  readonly from: string;
+  readonly ballot: Ballot;
+  /** Slots ≤ floor are decided and were compacted away by this acceptor. */
+  readonly floor: number;
+  readonly accepted: readonly AcceptedSlot[];
+}
+
+/** Phase 2a for a batch of slots. An empty batch is a keep-alive that renews leases. */
+export interface MAccept {
+  readonly type: 'mp.accept';
+  readonly from: string;
+  readonly ballot: Ballot;
+  readonly entries: readonly SlotEntry[];
+  /** Sender's clock when sent; echoed back so the leader can time its lease. */
+  readonly sentAt: number;
+}
+
+/** Phase 2b. */
+export interface MAccepted {
+  readonly type: 'mp.accepted';
+  readonly from: string;
+  readonly ballot: Ballot;
+  readonly slots: readonly number[];
+  readonly sentAt: number;
+  readonly floor: number;
+}
+
+/** A rejection; `promised` is what the acceptor promised. `leased` when a lease blocked it. */
+export interface MNack {
+  readonly type: 'mp.nack';
+  readonly from: string;
+  readonly ballot: Ballot;
+  readonly promised: Ballot;
+  readonly leased?: boolean;
+}
+
+/** Chosen values, leader → learners. */
+export interface MDecide {
+  readonly type: 'mp.decide';
+  readonly from: string;
+  readonly entries: readonly SlotEntry[];
+}
+
+/**
+ * Leader → proposers and learners: "I lead with `ballot`; slots ≤ chosenUpTo are chosen".
+ * `learner` names a learner that holds every chosen slot (the leader's own).
+ */
+export interface MHeartbeat {
+  readonly type: 'mp.heartbeat';
+  readonly from: string;
+  readonly ballot: Ballot;
+  readonly chosenUpTo: number;
+  readonly learner?: string;
+}
+
+/** Learner → leader: how far the learner has decided (and applied). */
+export interface MLearned {
+  readonly type: 'mp.learned';
+  readonly from: string;
+  readonly decidedUpTo: number;
+}
+
+/** Learner → learner: send me what you know of slots [fromSlot, toSlot]. */
+export interface MCatchup {
+  readonly type: 'mp.catchup';
+  readonly from: string;
+  readonly fromSlot: number;
+  readonly toSlot: number;
+}
+
+export interface SnapshotImage {
+  /** Last slot covered. */
+  readonly index: number;
+  readonly term: number;
+  /** Encoded replica state: state machine image and client sessions. */
+  readonly data: Uint8Array;
+}
+
+export interface MCatchupReply {
+  readonly type: 'mp.catchup-reply';
+  readonly from: string;
+  readonly snapshot?: SnapshotImage;
+  readonly entries: readonly SlotEntry[];
+  /** How far the sender has decided. */
+  readonly decidedUpTo: number;
+}
+
+/** Learner → co-located acceptor: slots ≤ upTo are in a durable snapshot; drop them. */
+export interface MCompact {
+  readonly type: 'mp.compact';
+  readonly from: string;
+  readonly upTo: number;
+}
+
+export type MultiPaxosMessage =
+  | MPrepare
+  | MPromise
+  | MAccept
+  | MAccepted
+  | MNack
+  | MDecide
+  | MHeartbeat
+  | MLearned
+  | MCatchup
+  | MCatchupReply
+  | MCompact;
+
+export interface MOutbound {
+  readonly to: string;
+  readonly msg: MultiPaxosMessage;
+}

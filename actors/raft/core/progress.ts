@@ -1,0 +1,115 @@
+/**
+ * What the leader knows about one follower's log.
+ *
+ * - probe: the leader does not know where the logs match; it sends one AppendEntries and
+ *   waits for the answer (or a heartbeat response) before sending another.
+ * - replicate: the logs match up to `match`; the leader streams entries optimistically
+ *   (`next` runs ahead of `match`), bounded by the in-flight window.
+ * - snapshot: the follower needs a snapshot; chunks are sent one at a time.
+ */
+import { Inflights } from './inflights.js';
+import type { CoreSnapshot } from './types.js';
+
+export type ProgressState = 'probe' | 'replicate' | 'snapshot';
+
+export class Progress {
+  match = 0;
+  next: number;
+  state: ProgressState = 'probe';
+  /** In probe state: an AppendEntries is outstanding, wait before sending another. */
+  probeSent = false;
+  /** Heard from since the last check-quorum round. */
+  recentActive = false;
+  isLearner: boolean;
+  readonly inflights: Inflights;
+  /** In snapshot state: the snapshot being sent and the next byte offset to send. */
+  snapshot: CoreSnapshot | undefined;
+  snapshotOffset = 0;
+
+  constructor(next: number, isLearner: boolean, maxInflightMsgs: number, maxInflightBytes: number) {
+    this.next = next;
+    this.isLearner = isLearner;
+    this.inflights = new Inflights(maxInflightMsgs, maxInflightBytes);
+  }
+
+  private resetState(state: ProgressState): void {
+    this.probeSent = false;
+    this.state = state;
+    this.snapshot = undefined;
+    this.snapshotOffset = 0;
+    this.inflights.reset();
+  }
+
+  becomeProbe(): void {
+    if (this.state === 'snapshot' && this.snapshot) {
+      const pending = this.snapshot.meta.index;
+      this.resetState('probe');
+      this.next = Math.max(this.match + 1, pending + 1);
+    } else {
+      this.resetState('probe');
+      this.next = this.match + 1;
+    }
+  }
+
+  becomeReplicate(): void {
+    this.resetState('replicate');
+    this.next = this.match + 1;
+  }
+
+  becomeSnapshot(snapshot: CoreSnapshot): void {
+    this.resetState('snapshot');
+    this.snapshot = snapshot;
+  }
+
+  /** Handles a successful append ack of `n`; returns false if it was stale. */
+  maybeUpdate(n: number): boolean {
+    let updated = false;
+    if (this.match < n) {
+      this.match = n;
+      updated = true;
+      this.probeSent = false;
+    }
+    this.next = Math.max(this.next, n + 1);
+    return updated;
+  }
+
+  /**
+   * Handles a rejected append of `rejected` (its prevIndex) with the follower's hint that
+   * the logs may match at `matchHint`. Returns false if the rejection is stale.
+   */
+  maybeDecrTo(rejected: number, matchHint: number): boolean {
+    if (this.state === 'replicate') {
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    this.probeSent = false;
+    return true;
+  }
+
+  /** Whether sending AppendEntries to this follower must wait. */
+  isPaused(): boolean {
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent;
+      case 'replicate':
+        return this.inflights.full();
+      case 'snapshot':
+        return true;
+    }
+  }
+
+  /** Records an AppendEntries carrying entries up to `last` (`bytes` of data) as sent. */
+  sentEntries(last: number, count: number, bytes: number): void {
+    if (this.state === 'replicate') {
+      if (count > 0) {
+        this.next = last + 1;
+        this.inflights.add(last, bytes);
+      }
+    } else if (this.state === 'probe') {
+      this.probeSent = true;
+    }
+  }
+}

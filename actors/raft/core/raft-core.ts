@@ -1,0 +1,1213 @@
+/**
+ * The pure Raft core: no I/O, no timers, deterministic given its inputs and its injected
+ * Random. The shell feeds it messages (`step`), logical clock ticks (`tick`) and client
+ * requests (`propose`, `proposeConfChange`, `readIndex`, `transferLeadership`), then
+ * collects a `Ready` (what to persist, send, apply) and calls `advance` when done.
+ *
+ * Role behaviours: `stepFollower`, `stepCandidate` (pre-candidates too), `stepLeader`;
+ * transitions: `becomeFollower`, `becomePreCandidate`, `becomeCandidate`, `becomeLeader`.
+ * The structure follows etcd-io/raft; the code is written from the Raft paper and thesis.
+ */
+import {
+  ClusterConfig,
+  type ConfChangeOp,
+  type ConfEntry,
+  decodeConfEntry,
+  encodeConfEntry,
+} from './membership.js';
+import { Progress } from './progress.js';
+import { jointCommitted, jointVote } from './quorum.js';
+import { RaftLog } from './raft-log.js';
+import { ReadOnlyQueue } from './read-only.js';
+import {
+  type AppendRequest,
+  type AppendResponse,
+  type CoreSnapshot,
+  type CoreSnapshotMeta,
+  type EntryTypeName,
+  entrySize,
+  type Heartbeat,
+  type HeartbeatResponse,
+  type LogEntry,
+  type RaftCoreOptions,
+  type RaftCoreState,
+  RaftError,
+  type RaftHardState,
+  type RaftMembership,
+  type RaftMessage,
+  type ReadFailure,
+  type ReadOnlyMode,
+  type ReadState,
+  type Ready,
+  type Role,
+  type SnapshotChunk,
+  type SnapshotChunkResponse,
+  type SoftState,
+  type VoteRequest,
+} from './types.js';
+
+type Msg = RaftMessage;
+/** A message as built before `from` and `term` are stamped on it. */
+type Outgoing = Msg extends infer M
+  ? M extends Msg
+    ? Omit<M, 'from' | 'term'> & { term?: number }
+    : never
+  : never;
+
+interface IncomingSnapshot {
+  index: number;
+  term: number;
+  totalSize: number;
+  size: number;
+  chunks: Uint8Array[];
+}
+
+export interface ProgressInfo {
+  match: number;
+  next: number;
+  state: 'probe' | 'replicate' | 'snapshot';
+  isLearner: boolean;
+  recentActive: boolean;
+  inflight: number;
+}
+
+export interface RaftStatus {
+  id: string;
+  role: Role;
+  term: number;
+  vote: string | null;
+  leader: string | undefined;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  lastTerm: number;
+  firstIndex: number;
+  stableIndex: number;
+  membership: RaftMembership;
+  leadTransferee: string | undefined;
+  progress: Record<string, ProgressInfo>;
+}
+
+export class RaftCore {
+  readonly id: string;
+  term = 0;
+  vote: string | null = null;
+  leader: string | undefined = undefined;
+  role: Role = 'follower';
+  readonly log: RaftLog;
+  config: ClusterConfig = new ClusterConfig();
+  /** Index of the last config entry (or snapshot) applied to `config`. */
+  configIndex = 0;
+  /** Leader only: progress of every member, including the leader itself. */
+  readonly prs = new Map<string, Progress>();
+  private votes = new Map<string, boolean>();
+  private msgs: Msg[] = [];
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  leadTransferee: string | undefined = undefined;
+  /** Leader only: index of the last config entry proposed (at most one in flight). */
+  private pendingConfIndex = 0;
+  private uncommittedBytes = 0;
+  private readonly readOnly = new ReadOnlyQueue();
+  /** Reads that arrived before the leader committed an entry of its term. */
+  private pendingReads: { context: string; from: string }[] = [];
+  private readStates: ReadState[] = [];
+  private readFailures: ReadFailure[] = [];
+  private incoming: IncomingSnapshot | undefined;
+  /** A snapshot received from the leader that the shell has not yet persisted. */
+  private pendingSnapshot: CoreSnapshot | undefined;
+  /** The latest snapshot of this node (sent to followers that are too far behind). */
+  private localSnapshot: CoreSnapshot | undefined;
+  private needBroadcast = false;
+  private prevSoft: SoftState;
+  private prevHard: RaftHardState;
+  private outstanding: Ready | undefined;
+
+  private readonly random: RaftCoreOptions['random'];
+  readonly heartbeatTick: number;
+  readonly electionTick: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly readOnlyMode: ReadOnlyMode;
+  private readonly maxSizePerMsg: number;
+  private readonly maxInflightMsgs: number;
+  private readonly maxInflightBytes: number;
+  private readonly maxUncommittedBytes: number;
+  private readonly maxApplyBytes: number;
+  private readonly snapshotChunkSize: number;
+  private readonly stepDownOnRemoval: boolean;
+
+  constructor(opts: RaftCoreOptions, state: RaftCoreState = {}) {
+    this.id = opts.id;
+    this.random = opts.random;
+    this.heartbeatTick = opts.heartbeatTick ?? 1;
+    this.electionTick = opts.electionTick ?? 10 * this.heartbeatTick;
+    if (this.heartbeatTick < 1 || this.electionTick <= this.heartbeatTick) {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_BAD_STATE',
+        `electionTick (${this.electionTick}) must exceed heartbeatTick (${this.heartbeatTick}) ≥ 1`,
+      );
+    }
+    this.preVote = opts.preVote ?? true;
+    this.checkQuorum = opts.checkQuorum ?? true;
+    this.readOnlyMode = opts.readOnly ?? 'safe';
+    if (this.readOnlyMode === 'lease' && !this.checkQuorum) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'lease reads require checkQuorum');
+    }
+    this.maxSizePerMsg = opts.maxSizePerMsg ?? 1024 * 1024;
+    this.maxInflightMsgs = opts.maxInflightMsgs ?? 256;
+    this.maxInflightBytes = opts.maxInflightBytes ?? 32 * 1024 * 1024;
+    this.maxUncommittedBytes = opts.maxUncommittedBytes ?? 0;
+    this.maxApplyBytes = opts.maxApplyBytes ?? 4 * 1024 * 1024;
+    this.snapshotChunkSize = opts.snapshotChunkSize ?? 256 * 1024;
+    this.stepDownOnRemoval = opts.stepDownOnRemoval ?? true;
+
+    const snap = state.snapshot;
+    this.log = new RaftLog(snap?.meta.index ?? 0, snap?.meta.term ?? 0);
+    if (snap) {
+      this.config = ClusterConfig.from(snap.meta.membership);
+      this.configIndex = snap.meta.index;
+      this.localSnapshot = snap;
+    }
+    const ents = (state.entries ?? []).filter((e) => e.index > this.log.snapIndex);
+    if (ents.length > 0) {
+      if ((ents[0] as LogEntry).index !== this.log.snapIndex + 1) {
+        throw new RaftError(
+          'SYNOD_ERR_RAFT_BAD_STATE',
+          `log starts at ${(ents[0] as LogEntry).index}, snapshot ends at ${this.log.snapIndex}`,
+        );
+      }
+      this.log.append(ents);
+      this.log.stableIndex = this.log.lastIndex();
+    }
+    const hs = state.hardState;
+    const fresh = !hs && !snap && ents.length === 0;
+    if (hs) {
+      this.term = hs.term;
+      this.vote = hs.vote;
+      this.log.commitTo(Math.min(hs.commit, this.log.lastIndex()));
+    }
+    if (fresh && state.bootstrap) {
+      const cfg = ClusterConfig.from(state.bootstrap);
+      if (cfg.isEmpty()) {
+        throw new RaftError('SYNOD_ERR_RAFT_BAD_CONF_CHANGE', 'bootstrap membership has no voters');
+      }
+      const data = encodeConfEntry({ kind: 'bootstrap', membership: cfg.toMembership() });
+      this.log.append([{ index: 1, term: 1, type: 'config', data }]);
+      this.term = 1;
+      this.log.commitTo(1);
+    }
+    this.prevHard = fresh ? { term: 0, vote: null, commit: 0 } : this.hardState();
+    this.becomeFollower(this.term, undefined);
+    this.prevSoft = { role: this.role, leader: this.leader };
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  hardState(): RaftHardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  softState(): SoftState {
+    return { role: this.role, leader: this.leader };
+  }
+
+  membership(): RaftMembership {
+    return this.config.toMembership();
+  }
+
+  latestSnapshot(): CoreSnapshot | undefined {
+    return this.localSnapshot;
+  }
+
+  status(): RaftStatus {
+    const progress: Record<string, ProgressInfo> = {};
+    if (this.role === 'leader') {
+      for (const [id, pr] of this.prs) {
+        progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          isLearner: pr.isLearner,
+          recentActive: pr.recentActive,
+          inflight: pr.inflights.count,
+        };
+      }
+    }
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      leader: this.leader,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      lastTerm: this.log.lastTerm(),
+      firstIndex: this.log.firstIndex(),
+      stableIndex: this.log.stableIndex,
+      membership: this.membership(),
+      leadTransferee: this.leadTransferee,
+      progress,
+    };
+  }
+
+  /** Whether this node may campaign (a voter with no snapshot being installed). */
+  promotable(): boolean {
+    return this.config.isVoter(this.id) && this.pendingSnapshot === undefined;
+  }
+
+  // ---------------------------------------------------------------- client API
+
+  /** Starts an election now (like an election timeout). */
+  campaign(): void {
+    if (this.role === 'leader') return;
+    if (!this.promotable()) return;
+    if (this.hasUnappliedConf()) return;
+    this.startCampaign(this.preVote ? 'pre' : 'election');
+  }
+
+  /** Appends a command on the leader; returns its index and term. */
+  propose(data: Uint8Array): { index: number; term: number } {
+    return this.proposeEntry('normal', data);
+  }
+
+  /** Appends a batch of commands; returns the index of the first one and the term. */
+  proposeBatch(datas: readonly Uint8Array[]): { index: number; term: number } {
+    this.checkCanPropose(datas.reduce((n, d) => n + d.byteLength + 16, 0));
+    const first = this.log.lastIndex() + 1;
+    const ents: LogEntry[] = datas.map((data, i) => ({
+      index: first + i,
+      term: this.term,
+      type: 'normal',
+      data,
+    }));
+    this.appendAsLeader(ents);
+    return { index: first, term: this.term };
+  }
+
+  /**
+   * Proposes a membership change. With more than one voter changing (or `joint: true`)
+   * the cluster goes through joint consensus; `autoLeave` (default true) leaves the joint
+   * configuration automatically once entered.
+   */
+  proposeConfChange(
+    ops: readonly ConfChangeOp[],
+    options: { joint?: boolean; autoLeave?: boolean } = {},
+  ): { index: number; term: number } {
+    this.requireLeader();
+    if (this.pendingConfIndex > this.log.applied) {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_CONF_PENDING',
+        `a configuration change (index ${this.pendingConfIndex}) is not applied yet`,
+      );
+    }
+    const joint = options.joint ?? this.config.needsJoint(ops);
+    const entry: ConfEntry = { kind: 'change', ops: ops.map((o) => ({ ...o })), joint };
+    if (joint) entry.autoLeave = options.autoLeave ?? true;
+    this.config.validate(entry);
+    return this.proposeEntry('config', encodeConfEntry(entry));
+  }
+
+  /** Leaves a joint configuration entered with `autoLeave: false`. */
+  proposeLeaveJoint(): { index: number; term: number } {
+    this.requireLeader();
+    if (this.pendingConfIndex > this.log.applied) {
+      throw new RaftError('SYNOD_ERR_RAFT_CONF_PENDING', 'a configuration change is pending');
+    }
+    this.config.validate({ kind: 'leaveJoint' });
+    return this.proposeEntry('config', encodeConfEntry({ kind: 'leaveJoint' }));
+  }
+
+  /**
+   * Requests a linearizable read point. The answer arrives as a `ReadState` (or a
+   * `ReadFailure`) in a later Ready, with the same context string.
+   */
+  readIndex(context: string): void {
+    this.handleReadIndex(context, this.id);
+  }
+
+  /** Hands leadership to `to` once it has caught up (TimeoutNow). */
+  transferLeadership(to: string): void {
+    this.requireLeader();
+    if (to === this.id) return;
+    const pr = this.prs.get(to);
+    if (!pr || pr.isLearner || !this.config.isVoter(to)) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_CONF_CHANGE', `${to} is not a voter`);
+    }
+    if (this.leadTransferee === to) return;
+    this.leadTransferee = to;
+    // The transfer must finish within one election timeout or it is abandoned.
+    this.electionElapsed = 0;
+    if (pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to });
+    else this.sendAppend(to);
+  }
+
+  /**
+   * Records a snapshot of the state machine taken at the applied index, so that followers
+   * that are too far behind can be sent it, and returns its metadata for the shell to
+   * store. Call `compact` afterwards to drop the covered log prefix.
+   */
+  snapshotTaken(data: Uint8Array): CoreSnapshot {
+    const index = this.log.applied;
+    const term = this.log.term(index);
+    if (term === undefined) {
+      throw new RaftError('SYNOD_ERR_RAFT_SNAPSHOT', `no term known for applied index ${index}`);
+    }
+    if (this.localSnapshot && this.localSnapshot.meta.index >= index) return this.localSnapshot;
+    const meta: CoreSnapshotMeta = { index, term, membership: this.config.toMembership() };
+    this.localSnapshot = { meta, data };
+    return this.localSnapshot;
+  }
+
+  /** Drops in-memory log entries ≤ upTo (bounded by the latest snapshot and durability). */
+  compact(upTo: number): void {
+    const snapIdx = this.localSnapshot?.meta.index ?? 0;
+    const limit = Math.min(upTo, snapIdx, this.log.stableIndex, this.log.applied);
+    this.log.compact(limit);
+  }
+
+  // ---------------------------------------------------------------- ticking
+
+  tick(): void {
+    if (this.role === 'leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign();
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTick) {
+      this.electionElapsed = 0;
+      if (this.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, undefined);
+        return;
+      }
+      if (this.leadTransferee !== undefined) this.leadTransferee = undefined;
+    }
+    if (this.heartbeatElapsed >= this.heartbeatTick) {
+      this.heartbeatElapsed = 0;
+      this.maybeAutoLeave();
+      this.bcastHeartbeat(this.readOnly.lastPendingContext());
+    }
+  }
+
+  /** Check-quorum: did a quorum of voters talk to us since the last check? Resets the marks. */
+  private quorumActive(): boolean {
+    const active = new Map<string, boolean>();
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) active.set(id, true);
+      else if (!pr.isLearner) active.set(id, pr.recentActive);
+      if (id !== this.id) pr.recentActive = false;
+    }
+    return (
+      jointVote({ incoming: this.config.voters, outgoing: this.config.outgoing }, active) === 'won'
+    );
+  }
+
+  // ---------------------------------------------------------------- step
+
+  /** Feeds one message from the network. Messages not addressed to this node are ignored. */
+  step(m: Msg): void {
+    if (m.to !== this.id || m.from === this.id) return;
+    if (m.term > this.term) {
+      if (m.type === 'vote' || m.type === 'preVote') {
+        const inLease =
+          this.checkQuorum && this.leader !== undefined && this.electionElapsed < this.electionTick;
+        // A node that heard from a live leader recently ignores campaigns (unless the
+        // leader itself asked for one by TimeoutNow): a rejoining node cannot disrupt it.
+        if (!m.transfer && inLease) return;
+      }
+      if (m.type === 'preVote') {
+        // never change term on a pre-vote request
+      } else if (m.type === 'preVoteResp' && !m.reject) {
+        // a granted pre-vote carries the future term; we only adopt it on winning
+      } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, undefined);
+      }
+    } else if (m.term < this.term) {
+      if ((this.checkQuorum || this.preVote) && (m.type === 'append' || m.type === 'heartbeat')) {
+        // Tell a stale leader about the newer term so it steps down (it may be isolated
+        // with pre-vote on and would otherwise never learn it).
+        this.send({ type: 'appendResp', to: m.from, index: 0, reject: false });
+      } else if (m.type === 'preVote') {
+        this.send({ type: 'preVoteResp', to: m.from, reject: true });
+      }
+      return;
+    }
+
+    if (m.type === 'vote' || m.type === 'preVote') {
+      this.handleVoteRequest(m);
+      return;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        break;
+      case 'candidate':
+      case 'preCandidate':
+        this.stepCandidate(m);
+        break;
+      case 'follower':
+        this.stepFollower(m);
+        break;
+    }
+  }
+
+  private handleVoteRequest(m: VoteRequest): void {
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === null && this.leader === undefined) ||
+      (m.type === 'preVote' && m.term > this.term);
+    const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
+    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      // Granting: answer in the candidate's term (for a pre-vote our own term may be lower).
+      this.send({ type: respType, to: m.from, term: m.term, reject: false });
+      if (m.type === 'vote') {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send({ type: respType, to: m.from, reject: true });
+    }
+  }
+
+  private stepLeader(m: Msg): void {
+    switch (m.type) {
+      case 'appendResp':
+        this.handleAppendResponse(m);
+        return;
+      case 'heartbeatResp':
+        this.handleHeartbeatResponse(m);
+        return;
+      case 'snapshotResp':
+        this.handleSnapshotResponse(m);
+        return;
+      case 'readIndex':
+        this.handleReadIndex(m.context, m.from);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepCandidate(m: Msg): void {
+    switch (m.type) {
+      case 'append':
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshotChunk(m);
+        return;
+      case 'voteResp':
+      case 'preVoteResp': {
+        const expected = this.role === 'preCandidate' ? 'preVoteResp' : 'voteResp';
+        if (m.type !== expected) return;
+        this.votes.set(m.from, !m.reject);
+        const r = this.poll();
+        if (r === 'won') {
+          if (this.role === 'preCandidate') this.startCampaign('election');
+          else {
+            this.becomeLeader();
+            this.bcastAppend();
+          }
+        } else if (r === 'lost') {
+          this.becomeFollower(this.term, undefined);
+        }
+        return;
+      }
+      case 'readIndex':
+        this.send({
+          type: 'readIndexResp',
+          to: m.from,
+          context: m.context,
+          index: 0,
+          reject: true,
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepFollower(m: Msg): void {
+    switch (m.type) {
+      case 'append':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleSnapshotChunk(m);
+        return;
+      case 'timeoutNow':
+        // Leadership transfer: campaign at once, skipping pre-vote and the lease.
+        if (this.promotable()) this.startCampaign('transfer');
+        return;
+      case 'readIndex':
+        this.send({
+          type: 'readIndexResp',
+          to: m.from,
+          context: m.context,
+          index: 0,
+          reject: true,
+        });
+        return;
+      case 'readIndexResp':
+        if (m.reject) {
+          const f: ReadFailure = { context: m.context, reason: 'NotLeader' };
+          if (this.leader !== undefined) f.leaderHint = this.leader;
+          this.readFailures.push(f);
+        } else {
+          this.readStates.push({ context: m.context, index: m.index });
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- follower handlers
+
+  private handleAppend(m: AppendRequest): void {
+    if (m.prevIndex < this.log.committed) {
+      this.send({ type: 'appendResp', to: m.from, index: this.log.committed, reject: false });
+      return;
+    }
+    if (this.log.matchTerm(m.prevIndex, m.prevTerm)) {
+      const lastNew = m.prevIndex + m.entries.length;
+      const ci = this.log.findConflict(m.entries);
+      if (ci !== 0) {
+        if (ci <= this.log.committed) {
+          throw new RaftError(
+            'SYNOD_ERR_RAFT_SAFETY',
+            `entry ${ci} conflicts with committed entry (committed ${this.log.committed})`,
+          );
+        }
+        this.log.append(m.entries.slice(ci - m.prevIndex - 1));
+      }
+      this.log.commitTo(Math.min(m.commit, lastNew));
+      this.send({ type: 'appendResp', to: m.from, index: lastNew, reject: false });
+      return;
+    }
+    // Fast backtracking: skip every entry of ours whose term is above the leader's
+    // prevTerm — none of them can match.
+    const hint = this.log.findConflictByTerm(
+      Math.min(m.prevIndex, this.log.lastIndex()),
+      m.prevTerm,
+    );
+    this.send({
+      type: 'appendResp',
+      to: m.from,
+      index: m.prevIndex,
+      reject: true,
+      hintIndex: hint.index,
+      hintTerm: hint.term,
+    });
+  }
+
+  private handleHeartbeat(m: Heartbeat): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    const resp: Outgoing = { type: 'heartbeatResp', to: m.from };
+    if (m.context !== undefined) resp.context = m.context;
+    this.send(resp);
+  }
+
+  private handleSnapshotChunk(m: SnapshotChunk): void {
+    const { index, term } = m.meta;
+    if (m.offset === 0) {
+      if (index <= this.log.committed) {
+        // Nothing to install: we already have everything it covers.
+        this.incoming = undefined;
+        this.send({ type: 'appendResp', to: m.from, index: this.log.committed, reject: false });
+        return;
+      }
+      this.incoming = { index, term, totalSize: m.totalSize, size: 0, chunks: [] };
+    }
+    const inc = this.incoming;
+    if (!inc || inc.index !== index || inc.term !== term || inc.size !== m.offset) {
+      const offset = inc && inc.index === index && inc.term === term ? inc.size : 0;
+      this.send({ type: 'snapshotResp', to: m.from, index, offset, reject: true });
+      return;
+    }
+    inc.chunks.push(new Uint8Array(m.data));
+    inc.size += m.data.byteLength;
+    if (!m.done) {
+      this.send({ type: 'snapshotResp', to: m.from, index, offset: inc.size, reject: false });
+      return;
+    }
+    this.incoming = undefined;
+    if (inc.size !== inc.totalSize) {
+      this.send({ type: 'snapshotResp', to: m.from, index, offset: 0, reject: true });
+      return;
+    }
+    const data = new Uint8Array(inc.size);
+    let off = 0;
+    for (const c of inc.chunks) {
+      data.set(c, off);
+      off += c.byteLength;
+    }
+    if (this.restore({ meta: m.meta, data })) {
+      this.send({ type: 'appendResp', to: m.from, index: this.log.lastIndex(), reject: false });
+    } else {
+      this.send({ type: 'appendResp', to: m.from, index: this.log.committed, reject: false });
+    }
+  }
+
+  /** Installs a snapshot from the leader; false if it brings nothing new. */
+  private restore(snap: CoreSnapshot): boolean {
+    const { index, term } = snap.meta;
+    if (index <= this.log.committed) return false;
+    if (this.log.matchTerm(index, term)) {
+      // Our log already holds the snapshot's last entry: just fast-forward the commit.
+      this.log.commitTo(index);
+      return false;
+    }
+    this.log.restore(index, term);
+    this.config = ClusterConfig.from(snap.meta.membership);
+    this.configIndex = index;
+    this.pendingSnapshot = snap;
+    this.localSnapshot = snap;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- leader handlers
+
+  private handleAppendResponse(m: AppendResponse): void {
+    const pr = this.prs.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    if (m.reject) {
+      if (pr.state === 'snapshot') return;
+      let nextProbe = m.hintIndex ?? m.index - 1;
+      if (m.hintTerm !== undefined && m.hintTerm > 0) {
+        nextProbe = this.log.findConflictByTerm(nextProbe, m.hintTerm).index;
+      }
+      if (pr.maybeDecrTo(m.index, nextProbe)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) return;
+    if (pr.state === 'probe') pr.becomeReplicate();
+    else if (pr.state === 'snapshot') {
+      if (pr.snapshot && pr.match >= pr.snapshot.meta.index) {
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      }
+    } else pr.inflights.freeLE(m.index);
+
+    if (this.maybeCommit()) this.bcastAppend();
+    else if (wasPaused) this.sendAppend(m.from);
+    else while (this.maybeSendAppend(m.from, false)) {}
+
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+      this.send({ type: 'timeoutNow', to: m.from });
+    }
+  }
+
+  private handleHeartbeatResponse(m: HeartbeatResponse): void {
+    const pr = this.prs.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.inflights.full()) {
+      // Acks may have been lost: free one slot so replication cannot stall forever.
+      pr.inflights.freeFirst();
+    }
+    if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr);
+    else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+
+    if (this.readOnlyMode !== 'safe' || m.context === undefined) return;
+    const acks = this.readOnly.recvAck(m.context, m.from);
+    if (!acks) return;
+    if (
+      jointVote({ incoming: this.config.voters, outgoing: this.config.outgoing }, acks) !== 'won'
+    ) {
+      return;
+    }
+    for (const r of this.readOnly.advance(m.context)) this.respondRead(r.context, r.from, r.index);
+  }
+
+  private handleSnapshotResponse(m: SnapshotChunkResponse): void {
+    const pr = this.prs.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    if (pr.state !== 'snapshot' || !pr.snapshot || pr.snapshot.meta.index !== m.index) return;
+    pr.snapshotOffset = Math.min(m.offset, pr.snapshot.data.byteLength);
+    this.sendSnapshotChunk(m.from, pr);
+  }
+
+  private handleReadIndex(context: string, from: string): void {
+    if (this.role !== 'leader') {
+      if (from === this.id) {
+        if (this.leader !== undefined && this.role === 'follower') {
+          this.send({ type: 'readIndex', to: this.leader, context });
+        } else {
+          const f: ReadFailure = { context, reason: 'NotLeader' };
+          if (this.leader !== undefined) f.leaderHint = this.leader;
+          this.readFailures.push(f);
+        }
+      }
+      return;
+    }
+    if (this.log.term(this.log.committed) !== this.term) {
+      // The commit index is only known to be current once an entry of this term commits.
+      this.pendingReads.push({ context, from });
+      return;
+    }
+    this.serveRead(context, from);
+  }
+
+  private serveRead(context: string, from: string): void {
+    const soloVoter =
+      !this.config.joint && this.config.voters.size === 1 && this.config.voters.has(this.id);
+    if (soloVoter || this.readOnlyMode === 'lease') {
+      this.respondRead(context, from, this.log.committed);
+      return;
+    }
+    this.readOnly.add(this.log.committed, context, from);
+    this.readOnly.recvAck(context, this.id);
+    this.bcastHeartbeat(context);
+  }
+
+  private respondRead(context: string, from: string, index: number): void {
+    if (from === this.id) this.readStates.push({ context, index });
+    else this.send({ type: 'readIndexResp', to: from, context, index, reject: false });
+  }
+
+  private failReads(reads: readonly { context: string; from: string }[]): void {
+    for (const r of reads) {
+      if (r.from === this.id) this.readFailures.push({ context: r.context, reason: 'NotLeader' });
+      else {
+        this.send({
+          type: 'readIndexResp',
+          to: r.from,
+          context: r.context,
+          index: 0,
+          reject: true,
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- replication
+
+  /** Sends what `to` needs: one message, then more while the window allows (pipelining). */
+  private sendAppend(to: string): void {
+    if (this.maybeSendAppend(to, true)) while (this.maybeSendAppend(to, false)) {}
+  }
+
+  private maybeSendAppend(to: string, sendIfEmpty: boolean): boolean {
+    const pr = this.prs.get(to);
+    if (!pr || to === this.id || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined) {
+      const snap = this.localSnapshot;
+      if (!snap) return false;
+      pr.becomeSnapshot(snap);
+      this.sendSnapshotChunk(to, pr);
+      return true;
+    }
+    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.maxSizePerMsg);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    let bytes = 0;
+    for (const e of entries) bytes += entrySize(e);
+    this.send({
+      type: 'append',
+      to,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: this.log.committed,
+    });
+    pr.sentEntries(prevIndex + entries.length, entries.length, bytes);
+    return true;
+  }
+
+  private sendSnapshotChunk(to: string, pr: Progress): void {
+    const snap = pr.snapshot;
+    if (!snap) return;
+    const total = snap.data.byteLength;
+    const off = pr.snapshotOffset;
+    const end = Math.min(off + this.snapshotChunkSize, total);
+    this.send({
+      type: 'snapshot',
+      to,
+      meta: snap.meta,
+      totalSize: total,
+      offset: off,
+      data: snap.data.subarray(off, end),
+      done: end >= total,
+    });
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id);
+  }
+
+  private bcastHeartbeat(context: string | undefined): void {
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) continue;
+      const hb: Outgoing = {
+        type: 'heartbeat',
+        to: id,
+        commit: Math.min(pr.match, this.log.committed),
+      };
+      if (context !== undefined) hb.context = context;
+      this.send(hb);
+    }
+  }
+
+  /** Figure 8: only an entry of the current term is committed by counting replicas. */
+  private maybeCommit(): boolean {
+    const mci = jointCommitted(
+      { incoming: this.config.voters, outgoing: this.config.outgoing },
+      (id) => this.prs.get(id)?.match ?? 0,
+    );
+    if (mci > this.log.committed && this.log.term(mci) === this.term) {
+      this.log.commitTo(mci);
+      this.onLeaderCommit();
+      return true;
+    }
+    return false;
+  }
+
+  private onLeaderCommit(): void {
+    if (this.pendingReads.length > 0 && this.log.term(this.log.committed) === this.term) {
+      const reads = this.pendingReads;
+      this.pendingReads = [];
+      for (const r of reads) this.serveRead(r.context, r.from);
+    }
+  }
+
+  private checkCanPropose(bytes: number): void {
+    this.requireLeader();
+    if (this.leadTransferee !== undefined) {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_PROPOSAL_DROPPED',
+        `leadership is being transferred to ${this.leadTransferee}`,
+        this.leadTransferee,
+      );
+    }
+    if (
+      this.maxUncommittedBytes > 0 &&
+      this.uncommittedBytes > 0 &&
+      this.uncommittedBytes + bytes > this.maxUncommittedBytes
+    ) {
+      throw new RaftError('SYNOD_ERR_RAFT_PROPOSAL_DROPPED', 'too many uncommitted bytes');
+    }
+  }
+
+  private requireLeader(): void {
+    if (this.role !== 'leader') {
+      throw new RaftError('SYNOD_ERR_RAFT_NOT_LEADER', `${this.id} is not the leader`, this.leader);
+    }
+  }
+
+  private proposeEntry(type: EntryTypeName, data: Uint8Array): { index: number; term: number } {
+    this.checkCanPropose(data.byteLength + 16);
+    const index = this.log.lastIndex() + 1;
+    this.appendAsLeader([{ index, term: this.term, type, data }]);
+    if (type === 'config') this.pendingConfIndex = index;
+    return { index, term: this.term };
+  }
+
+  private appendAsLeader(ents: LogEntry[]): void {
+    this.log.append(ents);
+    for (const e of ents) this.uncommittedBytes += entrySize(e);
+    // Replication is deferred until the shell asks for a Ready: proposals arriving
+    // together then travel in one AppendEntries per follower (batching).
+    this.needBroadcast = true;
+  }
+
+  // ---------------------------------------------------------------- transitions
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.leader = undefined;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.electionTick + this.random.int(this.electionTick);
+    this.leadTransferee = undefined;
+    this.votes = new Map();
+    this.pendingConfIndex = 0;
+    this.uncommittedBytes = 0;
+    this.needBroadcast = false;
+    const pendingReads = [...this.readOnly.reset(), ...this.pendingReads];
+    this.pendingReads = [];
+    this.failReads(pendingReads);
+    this.prs.clear();
+  }
+
+  private becomeFollower(term: number, leader: string | undefined): void {
+    this.reset(term);
+    this.role = 'follower';
+    this.leader = leader;
+  }
+
+  private becomePreCandidate(): void {
+    // A pre-candidate changes neither its term nor its vote.
+    this.votes = new Map();
+    this.role = 'preCandidate';
+    this.leader = undefined;
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.term);
+    this.role = 'leader';
+    this.leader = this.id;
+    this.syncProgress();
+    const self = this.prs.get(this.id);
+    if (self) {
+      self.match = this.log.stableIndex;
+      self.becomeReplicate();
+      self.recentActive = true;
+    }
+    // A config entry may still be uncommitted in our log: no new change until it applies.
+    this.pendingConfIndex = this.log.lastIndex();
+    // The no-op of the new term: committing it commits every earlier entry (Figure 8).
+    this.appendAsLeader([
+      { index: this.log.lastIndex() + 1, term: this.term, type: 'noop', data: new Uint8Array(0) },
+    ]);
+  }
+
+  private startCampaign(kind: 'pre' | 'election' | 'transfer'): void {
+    let term: number;
+    if (kind === 'pre') {
+      this.becomePreCandidate();
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      term = this.term;
+    }
+    this.votes.set(this.id, true);
+    const r = this.poll();
+    if (r === 'won') {
+      if (kind === 'pre') this.startCampaign('election');
+      else this.becomeLeader();
+      return;
+    }
+    const voters = new Set([...this.config.voters, ...this.config.outgoing]);
+    for (const id of voters) {
+      if (id === this.id) continue;
+      const req: Outgoing = {
+        type: kind === 'pre' ? 'preVote' : 'vote',
+        to: id,
+        term,
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
+      };
+      if (kind === 'transfer') req.transfer = true;
+      this.send(req);
+    }
+  }
+
+  private poll(): 'won' | 'lost' | 'pending' {
+    return jointVote({ incoming: this.config.voters, outgoing: this.config.outgoing }, this.votes);
+  }
+
+  private hasUnappliedConf(): boolean {
+    for (let i = this.log.applied + 1; i <= this.log.committed; i++) {
+      if (this.log.entryAt(i)?.type === 'config') return true;
+    }
+    return false;
+  }
+
+  /** Makes the progress map match the configuration (leader only). */
+  private syncProgress(): void {
+    if (this.role !== 'leader') return;
+    const members = this.config.members();
+    for (const id of [...this.prs.keys()]) if (!members.has(id)) this.prs.delete(id);
+    for (const id of members) {
+      const learner = !this.config.isVoter(id);
+      let pr = this.prs.get(id);
+      if (!pr) {
+        pr = new Progress(
+          this.log.lastIndex() + 1,
+          learner,
+          this.maxInflightMsgs,
+          this.maxInflightBytes,
+        );
+        if (id === this.id) {
+          pr.match = this.log.stableIndex;
+          pr.recentActive = true;
+        }
+        this.prs.set(id, pr);
+      }
+      pr.isLearner = learner;
+    }
+  }
+
+  private applyConfEntry(e: LogEntry): void {
+    if (e.index <= this.configIndex) return;
+    this.configIndex = e.index;
+    let cc: ConfEntry;
+    try {
+      cc = decodeConfEntry(e.data);
+      this.config = this.config.apply(cc);
+    } catch {
+      // An invalid change is a no-op on every node alike (validation is deterministic).
+      return;
+    }
+    if (this.role !== 'leader') return;
+    this.syncProgress();
+    if (this.leadTransferee !== undefined && !this.config.isVoter(this.leadTransferee)) {
+      this.leadTransferee = undefined;
+    }
+    if (this.stepDownOnRemoval && !this.config.isVoter(this.id)) {
+      this.becomeFollower(this.term, undefined);
+      return;
+    }
+    if (this.maybeCommit()) this.bcastAppend();
+    else this.needBroadcast = true;
+  }
+
+  /** Auto-leave: once a joint config with autoLeave applied on the leader, leave it. */
+  private maybeAutoLeave(): void {
+    if (
+      this.role !== 'leader' ||
+      !this.config.joint ||
+      !this.config.autoLeave ||
+      this.log.applied < this.pendingConfIndex ||
+      this.leadTransferee !== undefined
+    ) {
+      return;
+    }
+    this.proposeEntry('config', encodeConfEntry({ kind: 'leaveJoint' }));
+  }
+
+  // ---------------------------------------------------------------- Ready / Advance
+
+  private send(m: Outgoing): void {
+    const full = { ...m, from: this.id, term: m.term ?? this.term } as Msg;
+    this.msgs.push(full);
+  }
+
+  private flushBroadcast(): void {
+    if (this.needBroadcast && this.role === 'leader') {
+      this.needBroadcast = false;
+      this.bcastAppend();
+    }
+    this.needBroadcast = false;
+  }
+
+  private hardStateChanged(): boolean {
+    const p = this.prevHard;
+    return p.term !== this.term || p.vote !== this.vote || p.commit !== this.log.committed;
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding) return false;
+    this.flushBroadcast();
+    const s = this.prevSoft;
+    return (
+      this.msgs.length > 0 ||
+      this.log.unstableEntries().length > 0 ||
+      this.log.hasNextCommitted() ||
+      this.readStates.length > 0 ||
+      this.readFailures.length > 0 ||
+      this.pendingSnapshot !== undefined ||
+      s.role !== this.role ||
+      s.leader !== this.leader ||
+      this.hardStateChanged()
+    );
+  }
+
+  /** Collects the next batch of work. `advance` must be called before the next `ready`. */
+  ready(): Ready {
+    if (this.outstanding) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'ready() called before advance()');
+    }
+    this.flushBroadcast();
+    const rd: Ready = {
+      entries: this.log.unstableEntries(),
+      committedEntries: this.log.nextCommitted(this.maxApplyBytes),
+      messages: this.msgs,
+      readStates: this.readStates,
+      readFailures: this.readFailures,
+      mustSync: false,
+    };
+    this.msgs = [];
+    this.readStates = [];
+    this.readFailures = [];
+    if (this.pendingSnapshot) rd.snapshot = this.pendingSnapshot;
+    const soft = this.softState();
+    if (soft.role !== this.prevSoft.role || soft.leader !== this.prevSoft.leader) {
+      rd.softState = soft;
+      this.prevSoft = soft;
+    }
+    if (this.hardStateChanged()) {
+      const hs = this.hardState();
+      rd.mustSync = hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote;
+      rd.hardState = hs;
+      this.prevHard = hs;
+    }
+    if (rd.entries.length > 0 || rd.snapshot) rd.mustSync = true;
+    const last = rd.committedEntries[rd.committedEntries.length - 1];
+    if (last) this.log.applying = last.index;
+    this.outstanding = rd;
+    return rd;
+  }
+
+  /** Acknowledges that a Ready was fully handled (persisted, sent, applied). */
+  advance(rd: Ready): void {
+    if (this.outstanding !== rd) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'advance() with a Ready not outstanding');
+    }
+    this.outstanding = undefined;
+    if (rd.snapshot && this.pendingSnapshot === rd.snapshot) this.pendingSnapshot = undefined;
+    const lastEnt = rd.entries[rd.entries.length - 1];
+    if (lastEnt) {
+      this.log.stableTo(lastEnt.index, lastEnt.term);
+      const self = this.role === 'leader' ? this.prs.get(this.id) : undefined;
+      if (self?.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) this.bcastAppend();
+    }
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied) {
+      for (const e of rd.committedEntries) {
+        if (e.type === 'config') this.applyConfEntry(e);
+        if (this.role === 'leader')
+          this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entrySize(e));
+      }
+      this.log.appliedTo(lastApplied.index);
+      this.maybeAutoLeave();
+    }
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * Types shared by the pieces of the pure Raft core: the wire messages, the `Ready` batch
+ * (the I/O contract between the core and the actor shell), options and error codes.
+ *
+ * Every message is plain data (strings, numbers, booleans, Uint8Array, arrays, objects)
+ * so it survives msgpack on any transport.
+ */
+import type { EntryType, LogEntry, Membership, RaftHardState } from '../../../lib/storage/types.js';
+
+export type { EntryType as EntryTypeName, LogEntry, RaftHardState };
+
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+
+/**
+ * Membership as the core tracks it. `learnersNext` are voters of the outgoing config being
+ * demoted to learners: they become learners when the joint config is left. `autoLeave`
+ * makes the leader propose leaving a joint config as soon as it has entered it.
+ */
+export interface RaftMembership extends Membership {
+  learnersNext?: string[];
+  autoLeave?: boolean;
+}
+
+/** Metadata of a snapshot as the core sees it (the storage layer adds size and checksum). */
+export interface CoreSnapshotMeta {
+  index: number;
+  term: number;
+  membership: RaftMembership;
+}
+
+export interface CoreSnapshot {
+  meta: CoreSnapshotMeta;
+  data: Uint8Array;
+}
+
+interface Base {
+  from: string;
+  to: string;
+  term: number;
+}
+
+/** RequestVote (and PreVote: `term` is then the term the sender would campaign in). */
+export interface VoteRequest extends Base {
+  type: 'vote' | 'preVote';
+  lastIndex: number;
+  lastTerm: number;
+  /** Set for a campaign triggered by leadership transfer: bypasses the leader lease. */
+  transfer?: boolean;
+}
+
+export interface VoteResponse extends Base {
+  type: 'voteResp' | 'preVoteResp';
+  reject: boolean;
+}
+
+/** AppendEntries. */
+export interface AppendRequest extends Base {
+  type: 'append';
+  prevIndex: number;
+  prevTerm: number;
+  entries: LogEntry[];
+  commit: number;
+}
+
+/**
+ * Reply to AppendEntries (and the final ack of an InstallSnapshot). On success `index` is
+ * the last index known to match the leader. On reject `index` is the rejected prevIndex
+ * and (`hintIndex`, `hintTerm`) let the leader skip a whole conflicting term at once.
+ */
+export interface AppendResponse extends Base {
+  type: 'appendResp';
+  index: number;
+  reject: boolean;
+  hintIndex?: number;
+  hintTerm?: number;
+}
+
+export interface Heartbeat extends Base {
+  type: 'heartbeat';
+  commit: number;
+  /** ReadIndex context being confirmed, if any. */
+  context?: string;
+}
+
+export interface HeartbeatResponse extends Base {
+  type: 'heartbeatResp';
+  context?: string;
+}
+
+/** One chunk of an InstallSnapshot transfer. */
+export interface SnapshotChunk extends Base {
+  type: 'snapshot';
+  meta: CoreSnapshotMeta;
+  totalSize: number;
+  offset: number;
+  data: Uint8Array;
+  done: boolean;
+}
+
+/** Acknowledges chunks: `offset` is the next byte the follower expects for that snapshot. */
+export interface SnapshotChunkResponse extends Base {
+  type: 'snapshotResp';
+  index: number;
+  offset: number;
+  reject: boolean;
+}
+
+/** Leadership transfer: the target campaigns at once. */
+export interface TimeoutNow extends Base {
+  type: 'timeoutNow';
+}
+
+/** A follower forwarding a ReadIndex request to its leader. */
+export interface ReadIndexRequest extends Base {
+  type: 'readIndex';
+  context: string;
+}
+
+export interface ReadIndexResponse extends Base {
+  type: 'readIndexResp';
+  context: string;
+  index: number;
+  reject: boolean;
+}
+
+export type RaftMessage =
+  | VoteRequest
+  | VoteResponse
+  | AppendRequest
+  | AppendResponse
+  | Heartbeat
+  | HeartbeatResponse
+  | SnapshotChunk
+  | SnapshotChunkResponse
+  | TimeoutNow
+  | ReadIndexRequest
+  | ReadIndexResponse;
+
+export type RaftMessageType = RaftMessage['type'];
+
+export const MESSAGE_TYPES: ReadonlySet<string> = new Set<RaftMessageType>([
+  'vote',
+  'preVote',
+  'voteResp',
+  'preVoteResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'snapshot',
+  'snapshotResp',
+  'timeoutNow',
+  'readIndex',
+  'readIndexResp',
+]);
+
+export interface SoftState {
+  role: Role;
+  leader: string | undefined;
+}
+
+/** A linearizable read became serviceable once `applied >= index`. */
+export interface ReadState {
+  context: string;
+  index: number;
+}
+
+/** A ReadIndex request that could not be served (no leader, leadership lost...). */
+export interface ReadFailure {
+  context: string;
+  reason: 'NotLeader' | 'Dropped';
+  leaderHint?: string;
+}
+
+/**
+ * What the shell must do, in this order:
+ *  1. if `snapshot`: store it durably and reset the log store to it;
+ *  2. append `entries` durably (the first one may overwrite a conflicting suffix);
+ *  3. save `hardState` durably;
+ *  4. only then send `messages` (they may promise votes or acknowledge entries);
+ *  5. restore the state machine from `snapshot`, then apply `committedEntries` in order;
+ *  6. serve `readStates` once the applied index reaches theirs;
+ *  7. call `advance(ready)`.
+ */
+export interface Ready {
+  softState?: SoftState;
+  hardState?: RaftHardState;
+  snapshot?: CoreSnapshot;
+  entries: LogEntry[];
+  committedEntries: LogEntry[];
+  messages: RaftMessage[];
+  readStates: ReadState[];
+  readFailures: ReadFailure[];
+  /** True when anything in 1–3 must be made durable before sending. */
+  mustSync: boolean;
+}
+
+export type ReadOnlyMode = 'safe' | 'lease';
+
+export interface RaftCoreOptions {
+  id: string;
+  /** Injected randomness for election timeouts. */
+  random: { int(n: number): number };
+  /** Ticks between heartbeats (default 1). */
+  heartbeatTick?: number;
+  /** Base election timeout in ticks; the randomized one is in [electionTick, 2*electionTick). */
+  electionTick?: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  /** 'safe' (ReadIndex, default) or 'lease' (needs checkQuorum and bounded clock drift). */
+  readOnly?: ReadOnlyMode;
+  /** Max bytes of entry data per AppendEntries message (at least one entry is sent). */
+  maxSizePerMsg?: number;
+  /** Max AppendEntries in flight per follower in the replicate state. */
+  maxInflightMsgs?: number;
+  /** Max bytes of entry data in flight per follower (0 = unlimited). */
+  maxInflightBytes?: number;
+  /** Max bytes of uncommitted entry data a leader accepts before dropping proposals (0 = unlimited). */
+  maxUncommittedBytes?: number;
+  /** Max bytes of committed entries handed out per Ready (at least one). */
+  maxApplyBytes?: number;
+  /** InstallSnapshot chunk size in bytes. */
+  snapshotChunkSize?: number;
+  /** Step down when removed from the configuration (default true). */
+  stepDownOnRemoval?: boolean;
+}
+
+/** Durable state the core restarts from (all optional for a brand-new node). */
+export interface RaftCoreState {
+  hardState?: RaftHardState;
+  snapshot?: CoreSnapshot;
+  /** Entries after the snapshot, in order, as read back from the log store. */
+  entries?: LogEntry[];
+  /**
+   * Bootstraps a brand-new cluster: writes the initial membership as entry 1 (identical on
+   * every founding member). Ignored when the node already has state. A node joining an
+   * existing cluster passes nothing and learns the membership from the leader.
+   */
+  bootstrap?: RaftMembership;
+}
+
+export type RaftErrorCode =
+  | 'SYNOD_ERR_RAFT_NOT_LEADER'
+  | 'SYNOD_ERR_RAFT_PROPOSAL_DROPPED'
+  | 'SYNOD_ERR_RAFT_CONF_PENDING'
+  | 'SYNOD_ERR_RAFT_BAD_CONF_CHANGE'
+  | 'SYNOD_ERR_RAFT_BAD_MESSAGE'
+  | 'SYNOD_ERR_RAFT_BAD_STATE'
+  | 'SYNOD_ERR_RAFT_SNAPSHOT'
+  | 'SYNOD_ERR_RAFT_SAFETY';
+
+export class RaftError extends Error {
+  constructor(
+    readonly code: RaftErrorCode,
+    message: string,
+    readonly leaderHint?: string,
+  ) {
+    super(message);
+    this.name = 'RaftError';
+  }
+}
+
+/** Bytes an entry counts for in flow control and batching. */
+export function entrySize(e: LogEntry): number {
+  return e.data.byteLength + 16;
+}

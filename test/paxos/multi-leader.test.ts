@@ -1,0 +1,234 @@
+import t from 'tap';
+import { ballot } from '../../actors/paxos/ballot.js';
+import { MultiLeaderCore, type MultiLeaderOptions } from '../../actors/paxos/multi-leader.js';
+import type { MOutbound, SlotValue } from '../../actors/paxos/multi-messages.js';
+import { majorityQuorums } from '../../actors/paxos/quorum.js';
+import { Random } from '../../lib/random.js';
+
+const acceptors = ['A', 'B', 'C'];
+const base = (over: Partial<MultiLeaderOptions> = {}): MultiLeaderOptions => ({
+  id: 'P',
+  quorums: majorityQuorums(acceptors),
+  proposers: ['P', 'P2'],
+  learners: ['L', 'L2'],
+  localLearner: 'L',
+  random: new Random(3),
+  heartbeatMs: 50,
+  electionTimeoutMs: 300,
+  window: 4,
+  maxBatch: 64,
+  retransmitMs: 100,
+  ...over,
+});
+const cmd = (n: number) => ({ clientId: 'c', seq: n, op: { n } });
+const sendsOf = (out: { send: MOutbound[] }, type: string) =>
+  out.send.filter((s) => s.msg.type === type);
+
+function elect(p: MultiLeaderCore, now = 700) {
+  const start = p.tick(now);
+  const prep = sendsOf(start, 'mp.prepare');
+  const b = (prep[0]!.msg as unknown as { ballot: ReturnType<typeof ballot> }).ballot;
+  return { start, b };
+}
+
+t.test('a follower elects itself after the election timeout, persisting its round', async (t) => {
+  const p = new MultiLeaderCore(base(), 4, 0);
+  t.same(p.tick(299).send, [], 'not before the timeout');
+  const { start, b } = elect(p, 700);
+  t.same(start.persist, { round: 5 });
+  t.same(b, ballot(5, 'P'));
+  t.same(
+    sendsOf(start, 'mp.prepare').map((s) => s.to),
+    acceptors,
+  );
+  t.equal(p.view().role, 'candidate');
+  t.same(p.submit(cmd(1), 700).result, { ok: false, code: 'NotLeader' });
+});
+
+t.test(
+  'takeover re-proposes the highest-ballot value per slot and fills gaps with no-ops',
+  async (t) => {
+    const p = new MultiLeaderCore(base(), 0, 0);
+    const { b } = elect(p);
+    const v = (n: number, tt = 1): SlotValue => ({ k: 'cmd', c: cmd(n), t: tt });
+    p.step(
+      {
+        type: 'mp.promise',
+        from: 'A',
+        ballot: b,
+        floor: 0,
+        accepted: [
+          { slot: 1, ballot: ballot(1, 'X'), value: v(1) },
+          { slot: 4, ballot: ballot(1, 'X'), value: v(4) },
+        ],
+      },
+      701,
+    );
+    const won = p.step(
+      {
+        type: 'mp.promise',
+        from: 'B',
+        ballot: b,
+        floor: 0,
+        accepted: [{ slot: 1, ballot: ballot(2, 'Y'), value: v(11, 2) }],
+      },
+      702,
+    );
+    t.same(won.events[0], { type: 'elected', ballot: b, firstSlot: 1 });
+    const acc = sendsOf(won, 'mp.accept').find(
+      (s) => s.to === 'A' && (s.msg as unknown as { entries: unknown[] }).entries.length > 0,
+    );
+    t.same((acc!.msg as unknown as { entries: unknown[] }).entries, [
+      { slot: 1, value: v(11, 2) },
+      { slot: 2, value: { k: 'noop', t: b.round } },
+      { slot: 3, value: { k: 'noop', t: b.round } },
+      { slot: 4, value: v(4) },
+    ]);
+    t.equal(p.view().nextSlot, 5);
+    t.ok(sendsOf(won, 'mp.heartbeat').length > 0, 'announces itself at once');
+  },
+);
+
+t.test('slots at or below a reported floor are left to catch-up', async (t) => {
+  const p = new MultiLeaderCore(base(), 0, 0);
+  const { b } = elect(p);
+  p.step({ type: 'mp.promise', from: 'A', ballot: b, floor: 6, accepted: [] }, 701);
+  p.step({ type: 'mp.promise', from: 'B', ballot: b, floor: 0, accepted: [] }, 701);
+  t.equal(p.view().chosenUpTo, 6);
+  t.equal(p.view().nextSlot, 7);
+});
+
+function leader(over: Partial<MultiLeaderOptions> = {}) {
+  const p = new MultiLeaderCore(base(over), 0, 0);
+  const { b } = elect(p);
+  p.step({ type: 'mp.promise', from: 'A', ballot: b, floor: 0, accepted: [] }, 701);
+  p.step({ type: 'mp.promise', from: 'B', ballot: b, floor: 0, accepted: [] }, 701);
+  t.ok(p.isLeader);
+  return { p, b };
+}
+
+t.test('pipelined phase 2 within a bounded window; chosen on a phase-2 quorum', async (t) => {
+  const { p, b } = leader();
+  const outs = [1, 2, 3, 4, 5, 6].map((i) => p.submit(cmd(i), 710));
+  t.ok(outs.every((o) => o.result.ok));
+  t.equal(p.view().inFlight, 4, 'window of 4');
+  t.equal(p.view().queued, 2);
+  const a1 = p.step(
+    { type: 'mp.accepted', from: 'A', ballot: b, slots: [1, 2], sentAt: 710, floor: 0 },
+    711,
+  );
+  t.same(a1.chosen, []);
+  const a2 = p.step(
+    { type: 'mp.accepted', from: 'C', ballot: b, slots: [2, 1], sentAt: 710, floor: 0 },
+    712,
+  );
+  t.same(
+    a2.chosen.map((c) => c.slot),
+    [2, 1],
+  );
+  const decide = sendsOf(a2, 'mp.decide');
+  t.same(
+    decide.map((d) => d.to),
+    ['L', 'L2'],
+  );
+  t.equal(p.view().chosenUpTo, 2);
+  t.equal(p.view().queued, 0, 'the window moved: queued values went out');
+  t.same(
+    (sendsOf(a2, 'mp.accept')[0]!.msg as unknown as { entries: { slot: number }[] }).entries.map(
+      (e) => e.slot,
+    ),
+    [5, 6],
+  );
+  // a stale ballot's acks do not count
+  const stale = p.step(
+    { type: 'mp.accepted', from: 'A', ballot: ballot(0, 'P'), slots: [3], sentAt: 0, floor: 0 },
+    713,
+  );
+  t.same(stale.chosen, []);
+});
+
+t.test('unanswered accepts are retransmitted to the silent acceptors only', async (t) => {
+  const { p, b } = leader();
+  p.submit(cmd(1), 710);
+  p.step({ type: 'mp.accepted', from: 'A', ballot: b, slots: [1], sentAt: 710, floor: 0 }, 711);
+  const out = p.tick(811);
+  const re = sendsOf(out, 'mp.accept').filter(
+    (s) => (s.msg as unknown as { entries: unknown[] }).entries.length > 0,
+  );
+  t.same(
+    re.map((s) => s.to),
+    ['B', 'C'],
+  );
+});
+
+t.test('a nack with a higher ballot deposes the leader; fates of its proposals', async (t) => {
+  const { p, b } = leader({ window: 1 });
+  p.submit(cmd(1), 710);
+  p.submit(cmd(2), 710);
+  const out = p.step({ type: 'mp.nack', from: 'A', ballot: b, promised: ballot(9, 'P2') }, 720);
+  t.equal(p.view().role, 'follower');
+  t.same(
+    out.fates.map((f) => f.kind),
+    ['dropped', 'indeterminate'],
+    'queued: never sent, definitely not chosen; in flight: may still be chosen',
+  );
+  t.same(p.submit(cmd(3), 721).result, { ok: false, code: 'NotLeader', leaderHint: 'P2' });
+  // the next election goes above the nacked ballot
+  const again = p.tick(5000);
+  t.same(again.persist, { round: 10 });
+});
+
+t.test(
+  'a heartbeat from a higher ballot makes a leader follow; a lower one is ignored',
+  async (t) => {
+    const { p } = leader();
+    p.step({ type: 'mp.heartbeat', from: 'P2', ballot: ballot(0, 'P2'), chosenUpTo: 0 }, 720);
+    t.ok(p.isLeader);
+    const out = p.step(
+      { type: 'mp.heartbeat', from: 'P2', ballot: ballot(7, 'P2'), chosenUpTo: 0 },
+      721,
+    );
+    t.equal(out.events[0]?.type, 'stepped-down');
+    t.equal(p.view().leader, 'P2');
+    t.same(p.tick(900).send, [], 'the heartbeat reset the election timer');
+  },
+);
+
+t.test('a leader cut off from a phase-2 quorum steps down', async (t) => {
+  const { p } = leader();
+  let now = 710;
+  let stepped = false;
+  for (; now < 3000 && !stepped; now += 10) {
+    stepped = p.tick(now).events.some((e) => e.type === 'stepped-down');
+  }
+  t.ok(stepped, `stepped down at ${now}`);
+});
+
+t.test('the lease: held after a phase-2 quorum of keep-alive acks, until it expires', async (t) => {
+  const { p, b } = leader({ leaseMs: 100, maxClockDrift: 0.1 });
+  t.equal(p.leaseReadIndex(710), undefined, 'no lease before acks');
+  p.submit(cmd(1), 710);
+  p.step({ type: 'mp.accepted', from: 'A', ballot: b, slots: [1], sentAt: 710, floor: 0 }, 712);
+  t.equal(p.leaseReadIndex(712), undefined, 'one ack is not a quorum');
+  p.step({ type: 'mp.accepted', from: 'B', ballot: b, slots: [1], sentAt: 705, floor: 0 }, 713);
+  t.equal(p.leaseReadIndex(713), 1, 'read index = highest assigned slot');
+  t.equal(p.view(713).leaseUntil, 705 + 90, 'from the older send time, minus drift');
+  t.equal(p.leaseReadIndex(795), undefined, 'expired');
+});
+
+t.test('bad configurations are refused with a stable code', async (t) => {
+  t.throws(() => new MultiLeaderCore(base({ window: 0 })), { code: 'SYNOD_ERR_PAXOS_BAD_CONFIG' });
+  t.throws(() => new MultiLeaderCore(base({ leaseMs: 400 })), {
+    code: 'SYNOD_ERR_PAXOS_BAD_CONFIG',
+  });
+  t.throws(() => new MultiLeaderCore(base({ maxClockDrift: 1 })), {
+    code: 'SYNOD_ERR_PAXOS_BAD_CONFIG',
+  });
+});
+
+t.test('the queue is bounded', async (t) => {
+  const { p } = leader({ window: 1, maxPending: 1 });
+  t.ok(p.submit(cmd(1), 710).result.ok);
+  t.ok(p.submit(cmd(2), 710).result.ok);
+  t.same(p.submit(cmd(3), 710).result, { ok: false, code: 'Dropped' });
+});
