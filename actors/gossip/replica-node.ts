@@ -739,7 +739,7 @@ export class ReplicaNode {
       }
       case 'rep-ack': {
         const p = this.writes.get(msg.rid);
-        if (p && p.targets.some((t) => t.node === msg.from)) {
+        if (p?.targets.some((t) => t.node === msg.from)) {
           p.acks.add(msg.from);
           this.checkWrite(msg.rid, p);
         }
