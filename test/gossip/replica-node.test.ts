@@ -259,3 +259,49 @@ t.test(
     );
   },
 );
+
+t.test(
+  'ring changes move data: a joining node receives its keys, a leaving node hands them over',
+  async (t) => {
+    const c = new LocalCluster({ seed: 11, nodes: NODES, replica: { keyTypes } });
+    for (const n of ['a', 'b', 'c', 'd']) await c.startNode(n, n === 'a' ? [] : ['a']);
+    t.ok(await c.runUntil(() => c.membershipStable(), 60_000), 'four nodes stable');
+    const keys = Array.from({ length: 150 }, (_, i) => `moving-${i}`);
+    for (const key of keys) {
+      const w = await c.call(
+        c.write('a', { type: 'kv-write', key, op: { op: 'put', value: key }, w: 'all' }),
+      );
+      t.ok(w.ok, `write ${key}`);
+    }
+    const everyReplicaHolds = () =>
+      keys.every((key) => {
+        const pref = (
+          c.replicas.get('a') as import('../../actors/gossip/replica-node.js').ReplicaNode
+        ).placement(key).preferred;
+        return pref.every((n) => c.replicas.get(n)?.localRecord(key) !== undefined);
+      });
+    await c.startNode('e', ['c']);
+    t.ok(
+      await c.runUntil(
+        () => c.membershipStable() && everyReplicaHolds() && c.divergence() === 0,
+        60_000,
+      ),
+      'after e joined, every key is on its (new) replicas',
+    );
+    const eKeys = keys.filter((k) => c.replicas.get('e')?.localRecord(k) !== undefined).length;
+    t.ok(eKeys > 0 && eKeys < keys.length, `e received ${eKeys} of ${keys.length} keys`);
+    (c.replicas.get('b') as import('../../actors/gossip/replica-node.js').ReplicaNode).leave();
+    const leftEverywhere = () =>
+      ['a', 'c', 'd', 'e'].every((n) => c.replicas.get(n)?.swim.stateOf('b') === 'left');
+    t.ok(await c.runUntil(leftEverywhere, 60_000), 'b is marked left everywhere');
+    c.crash('b'); // gone for good
+    t.ok(
+      await c.runUntil(() => everyReplicaHolds() && c.divergence() === 0, 60_000),
+      'after b left, every key is on its replicas among the remaining nodes',
+    );
+    for (const key of keys.slice(0, 20)) {
+      const r = await c.call(c.get('d', { type: 'kv-get', key, r: 'all' }));
+      t.same(r.ok?.values, [key]);
+    }
+  },
+);
