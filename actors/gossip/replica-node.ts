@@ -20,7 +20,7 @@
  */
 import type { Random } from '../../lib/random.js';
 import { GossipError, type GossipErrorCode } from './errors.js';
-import { digest, digestHex } from './hash.js';
+import { canonical, type Digest, digest, digestHex } from './hash.js';
 import { HybridLogicalClock, isHlcTimestamp } from './hlc.js';
 import { MerkleIndex } from './merkle.js';
 import type {
@@ -319,7 +319,7 @@ export class ReplicaNode {
       this.savedIncarnation = this.swim.currentIncarnation;
       await this.store.saveMeta('incarnation', this.savedIncarnation);
     }
-    this.expireRequests(now);
+    await this.expireRequests(now);
     if (now >= this.nextHintAt) {
       this.nextHintAt = now + this.hintInterval;
       this.deliverHints();
@@ -645,9 +645,10 @@ export class ReplicaNode {
     }
     if (rec === undefined || this.options.readRepair === false) return;
     const stale: string[] = [];
+    const mergedText = canonical(rec);
     for (const t of p.targets) {
       if (!p.replies.has(t.node)) continue;
-      if (recordsEqual(p.replies.get(t.node), rec)) continue;
+      if (canonical(p.replies.get(t.node) ?? null) === mergedText) continue;
       stale.push(t.node);
       if (t.node === this.self) {
         if (t.hintFor) await this.putHint(t.hintFor, p.key, rec);
@@ -665,7 +666,8 @@ export class ReplicaNode {
     }
   }
 
-  private expireRequests(now: number): void {
+  /** Awaited by `wake`: a read's repair must not run concurrently with later messages. */
+  private async expireRequests(now: number): Promise<void> {
     for (const [rid, p] of this.writes) {
       if (now >= p.deadline) {
         this.writes.delete(rid);
@@ -681,7 +683,7 @@ export class ReplicaNode {
       }
     }
     for (const [rid, p] of this.reads) {
-      if (now >= p.deadline) void this.finishRead(rid, p, this.merged(p));
+      if (now >= p.deadline) await this.finishRead(rid, p, this.merged(p));
       else if (now >= p.nextRetry) {
         p.nextRetry = now + this.timeout / 4;
         for (const t of p.targets) {
@@ -880,24 +882,29 @@ export class ReplicaNode {
 
   /** Merges records into the main store (one durable batch); returns how many changed. */
   private async mergeData(items: ReadonlyArray<readonly [string, KeyRecord]>): Promise<number> {
-    const changed: Array<[string, KeyRecord]> = [];
-    const pending = new Map<string, KeyRecord>();
+    // a record is unchanged by a merge iff its digest is (one canonical encoding per merge)
+    const pending = new Map<string, { rec: KeyRecord; d: Digest }>();
     for (const [key, rec] of items) {
-      const cur = pending.get(key) ?? this.data.get(key);
+      const cur = pending.get(key)?.rec ?? this.data.get(key);
       const merged = cur === undefined ? rec : mergeRecords(cur, rec);
-      if (cur !== undefined && recordsEqual(cur, merged)) continue;
-      pending.set(key, merged);
+      const d = recordDigest(key, merged);
+      const before = pending.get(key)?.d ?? this.index.digestOf(key);
+      if (cur !== undefined && before !== undefined && before[0] === d[0] && before[1] === d[1])
+        continue;
+      pending.set(key, { rec: merged, d });
     }
-    for (const e of pending) changed.push(e);
-    if (changed.length > 0) await this.putData(changed);
-    return changed.length;
+    if (pending.size === 0) return 0;
+    await this.putData([...pending].map(([key, v]) => [key, v.rec, v.d] as const));
+    return pending.size;
   }
 
-  private async putData(items: ReadonlyArray<readonly [string, KeyRecord]>): Promise<void> {
+  private async putData(
+    items: ReadonlyArray<readonly [string, KeyRecord, Digest?]>,
+  ): Promise<void> {
     await this.store.write(items.map(([key, rec]) => ({ ns: 'data', key, rec })));
-    for (const [key, rec] of items) {
+    for (const [key, rec, d] of items) {
       this.data.set(key, rec);
-      this.index.set(key, this.ring.segmentOf(key), recordDigest(key, rec));
+      this.index.set(key, this.ring.segmentOf(key), d ?? recordDigest(key, rec));
     }
   }
 
