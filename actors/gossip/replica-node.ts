@@ -224,6 +224,8 @@ export class ReplicaNode {
   private readonly writes = new Map<string, PendingWrite>();
   private readonly reads = new Map<string, PendingRead>();
   private readonly forwards = new Map<string, PendingForward>();
+  /** Forwarded writes already taken (sender + request id → forget after). */
+  private readonly seenForwards = new Map<string, number>();
   private ridCounter = 0;
   private nextAeAt = 0;
   private nextHintAt = 0;
@@ -456,7 +458,12 @@ export class ReplicaNode {
     }
   }
 
-  async write(req: WriteRequest, respond: Respond<WriteResult>): Promise<void> {
+  /**
+   * A client write. `forwarded`: it came from another node that thought this one should
+   * coordinate; it is never forwarded again (two nodes whose ring views differ for a
+   * moment must not bounce it between them).
+   */
+  async write(req: WriteRequest, respond: Respond<WriteResult>, forwarded = false): Promise<void> {
     const bad = this.checkRequest(req.key, req.level);
     if (bad) return respond(bad);
     if (!this.validOp(req.op)) return respond(fail('SYNOD_ERR_BAD_REQUEST', 'malformed operation'));
@@ -484,6 +491,14 @@ export class ReplicaNode {
       );
     }
     if (!preferred.includes(this.self)) {
+      if (forwarded) {
+        return respond(
+          fail(
+            'SYNOD_ERR_UNAVAILABLE',
+            `ring views differ: ${this.self} does not replicate "${req.key}"; retry`,
+          ),
+        );
+      }
       const coord = preferred.find((p) => this.up(p));
       if (coord === undefined) {
         return respond(
@@ -692,6 +707,7 @@ export class ReplicaNode {
         }
       }
     }
+    for (const [k, until] of this.seenForwards) if (now >= until) this.seenForwards.delete(k);
     for (const [rid, p] of this.forwards) {
       if (now >= p.deadline) {
         this.forwards.delete(rid);
@@ -766,9 +782,17 @@ export class ReplicaNode {
       case 'fwd-write': {
         const from = msg.from;
         const rid = msg.rid;
-        await this.write(msg.req, (outcome) => {
-          this.send(from, { type: 'fwd-result', from: this.self, rid, ...outcome });
-        });
+        // a duplicated delivery must not apply the operation twice (a counter would count it twice)
+        const seenKey = `${from}\u0000${rid}`;
+        if (this.seenForwards.has(seenKey)) return;
+        this.seenForwards.set(seenKey, this.io.now() + this.timeout * 4);
+        await this.write(
+          msg.req,
+          (outcome) => {
+            this.send(from, { type: 'fwd-result', from: this.self, rid, ...outcome });
+          },
+          true,
+        );
         return;
       }
       case 'fwd-result': {
@@ -958,7 +982,8 @@ export class ReplicaNode {
   // ---------------------------------------------------------------- misc
 
   private rid(): string {
-    return `${this.self}:${++this.ridCounter}`;
+    // the incarnation makes ids unique across restarts (the counter starts over)
+    return `${this.self}:${this.savedIncarnation}:${++this.ridCounter}`;
   }
 
   private send(to: string, msg: PeerMessage): void {

@@ -305,3 +305,17 @@ t.test(
     }
   },
 );
+
+t.test('a duplicated forwarded increment is applied once', async (t) => {
+  const c = await cluster(12, { duplicate: 1 }); // every message delivered twice
+  const key = 'pn/dup';
+  const pref = (c.replicas.get('a') as import('../../actors/gossip/replica-node.js').ReplicaNode).placement(key).preferred;
+  const outsider = NODES.find((n) => !pref.includes(n)) as string;
+  for (let i = 0; i < 10; i++) {
+    const w = await c.call(c.write(outsider, { type: 'kv-write', key, op: { op: 'increment', by: 1 } }));
+    t.ok(w.ok, 'forwarded increment acknowledged');
+  }
+  const r = await c.call(c.get(outsider, { type: 'kv-get', key, r: 'all' }));
+  t.equal(r.ok?.value, 10, 'ten increments, counted once each');
+  t.ok((c.replicas.get(outsider)?.stats.writesForwarded ?? 0) >= 10);
+});
