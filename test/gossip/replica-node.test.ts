@@ -309,10 +309,14 @@ t.test(
 t.test('a duplicated forwarded increment is applied once', async (t) => {
   const c = await cluster(12, { duplicate: 1 }); // every message delivered twice
   const key = 'pn/dup';
-  const pref = (c.replicas.get('a') as import('../../actors/gossip/replica-node.js').ReplicaNode).placement(key).preferred;
+  const pref = (
+    c.replicas.get('a') as import('../../actors/gossip/replica-node.js').ReplicaNode
+  ).placement(key).preferred;
   const outsider = NODES.find((n) => !pref.includes(n)) as string;
   for (let i = 0; i < 10; i++) {
-    const w = await c.call(c.write(outsider, { type: 'kv-write', key, op: { op: 'increment', by: 1 } }));
+    const w = await c.call(
+      c.write(outsider, { type: 'kv-write', key, op: { op: 'increment', by: 1 } }),
+    );
     t.ok(w.ok, 'forwarded increment acknowledged');
   }
   const r = await c.call(c.get(outsider, { type: 'kv-get', key, r: 'all' }));
