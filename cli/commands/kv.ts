@@ -1,0 +1,371 @@
+/**
+ * `synod kv get|put|del|cas|scan|watch|status|workload`: the replicated key-value store from the
+ * command line, against a remote cluster (`--cluster n1=ws://host:port,...` over WebSockets) or
+ * an in-process one (`--embedded raft|paxos`). Exit codes: 0 ok, 1 the operation failed or was
+ * indeterminate (or a cas compare failed), 2 usage or bad input.
+ */
+import { readFileSync, writeSync } from 'node:fs';
+import { type EmbeddedCluster, startEmbeddedCluster } from '../../actors/kv/embedded.js';
+import type { ReadOptions } from '../../actors/kv/messages.js';
+import { READ_LEVELS, type ReadLevel } from '../../actors/kv/types.js';
+import { systemClock } from '../../lib/clock.js';
+import { HistoryRecorder } from '../../lib/history/recorder.js';
+import { KvClient } from '../../lib/kv-client/client.js';
+import { connect } from '../../lib/kv-client/connect.js';
+import type { KvResponse } from '../../lib/kv-client/response.js';
+import { parseMix, runWorkload, type WorkloadReport } from '../../lib/kv-client/workload.js';
+import { randomFromEntropy } from '../../lib/random.js';
+
+export const summary = 'replicated key-value store: get, put, del, cas, scan, watch, workload';
+
+const USAGE = `usage: synod kv COMMAND [options]
+
+commands:
+  get KEY                 read a key
+  put KEY VALUE           write a key
+  del KEY                 delete a key
+  cas KEY VALUE           write KEY only if --expect VALUE | --expect-absent | --expect-rev N
+                          (VALUE "-" with --delete: delete instead)
+  scan PREFIX             list keys under PREFIX (--limit N); --start A --end B for a range
+  watch KEY               print changes as JSON lines (--prefix, --from-rev N, --count N)
+  status                  each node's KV status (leader, applied index, revision)
+  workload                closed-loop load with a Jepsen history (see below)
+
+cluster (one of):
+  --cluster n1=ws://host:port,n2=...   (or SYNOD_CLUSTER) nodes running the KV service
+  --secret-file FILE                   (or SYNOD_SECRET_FILE) the cluster secret
+  --embedded raft|paxos                an in-process 3-node cluster (state is discarded)
+
+reads:
+  --consistency strong|bounded|session|prefix|eventual   (default strong)
+  --max-lag-ms MS, --max-lag-versions N                   bounds for bounded reads
+  --timeout MS            operation deadline, retries included (default 5000)
+  --json                  print the full response as JSON
+
+workload:
+  --clients N (8)  --keys K (10)  --mix read:2,write:2,cas:1  --value-size B (16)
+  --duration S (10)  --consistency LEVEL  --history out.jsonl  --json
+
+exit codes: 0 ok; 1 failed, indeterminate, or cas compare failed; 2 usage or bad input`;
+
+class UsageError extends Error {}
+
+interface Args {
+  cmd: string;
+  pos: string[];
+  flags: Map<string, string | true>;
+}
+
+const VALUE_FLAGS = new Set([
+  'cluster',
+  'secret-file',
+  'embedded',
+  'consistency',
+  'max-lag-ms',
+  'max-lag-versions',
+  'timeout',
+  'expect',
+  'expect-rev',
+  'limit',
+  'start',
+  'end',
+  'from-rev',
+  'count',
+  'clients',
+  'keys',
+  'mix',
+  'value-size',
+  'duration',
+  'history',
+]);
+const BOOL_FLAGS = new Set(['json', 'prefix', 'expect-absent', 'delete', 'help']);
+
+function parseArgs(argv: string[]): Args {
+  const pos: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-h') {
+      flags.set('help', true);
+      continue;
+    }
+    if (!a.startsWith('--')) {
+      pos.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    if (BOOL_FLAGS.has(name)) {
+      flags.set(name, true);
+      continue;
+    }
+    if (!VALUE_FLAGS.has(name)) throw new UsageError(`unknown option --${name}`);
+    const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+    if (v === undefined) throw new UsageError(`--${name} needs a value`);
+    flags.set(name, v);
+  }
+  const cmd = pos.shift() ?? '';
+  return { cmd, pos, flags };
+}
+
+function str(a: Args, name: string): string | undefined {
+  const v = a.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+function num(a: Args, name: string, fallback: number, min = 0): number {
+  const v = str(a, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min)
+    throw new UsageError(`--${name} must be a number ≥ ${min}, got "${v}"`);
+  return n;
+}
+
+function readOptions(a: Args): ReadOptions {
+  const level = (str(a, 'consistency') ?? 'strong') as ReadLevel;
+  if (!READ_LEVELS.includes(level))
+    throw new UsageError(`--consistency must be one of ${READ_LEVELS.join(', ')}, got "${level}"`);
+  const o: { -readonly [K in keyof ReadOptions]: ReadOptions[K] } = { level };
+  if (a.flags.has('max-lag-ms')) o.maxLagMs = num(a, 'max-lag-ms', 0);
+  if (a.flags.has('max-lag-versions')) o.maxLagVersions = num(a, 'max-lag-versions', 0);
+  if (level === 'bounded' && o.maxLagMs === undefined && o.maxLagVersions === undefined)
+    throw new UsageError('--consistency bounded needs --max-lag-ms and/or --max-lag-versions');
+  return o;
+}
+
+interface Session {
+  client(i?: number): KvClient;
+  nodes: readonly string[];
+  close(): Promise<void>;
+}
+
+async function open(a: Args): Promise<Session> {
+  const timeoutMs = num(a, 'timeout', 5000, 1);
+  const embedded = str(a, 'embedded');
+  if (embedded !== undefined) {
+    if (embedded !== 'raft' && embedded !== 'paxos')
+      throw new UsageError(`--embedded must be raft or paxos, got "${embedded}"`);
+    const cluster: EmbeddedCluster = await startEmbeddedCluster({
+      backend: embedded,
+      clock: systemClock,
+      seed: randomFromEntropy().nextUint32(),
+    });
+    await cluster.ready();
+    return {
+      nodes: cluster.nodes,
+      client: () => new KvClient({ system: cluster.clientSystem, nodes: cluster.nodes, timeoutMs }),
+      close: () => cluster.stop(),
+    };
+  }
+  const spec = str(a, 'cluster') ?? process.env.SYNOD_CLUSTER;
+  if (!spec)
+    throw new UsageError(
+      'name the cluster: --cluster n1=ws://host:port,... (or SYNOD_CLUSTER), or --embedded raft|paxos',
+    );
+  const peers = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  const secretFile = str(a, 'secret-file') ?? process.env.SYNOD_SECRET_FILE;
+  let secret: string | undefined;
+  if (secretFile) {
+    try {
+      secret = readFileSync(secretFile, 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`cannot read the secret file: ${(err as Error).message}`);
+    }
+  }
+  const first = await connect(peers, { ...(secret !== undefined ? { secret } : {}), timeoutMs });
+  const extra: KvClient[] = [];
+  return {
+    nodes: first.nodes,
+    client: (i = 0) => {
+      if (i === 0) return first;
+      const c = new KvClient({ system: first.system, nodes: first.nodes, timeoutMs });
+      extra.push(c);
+      return c;
+    },
+    close: async () => {
+      for (const c of extra) await c.close();
+      await first.disconnect();
+    },
+  };
+}
+
+function out(line: string): void {
+  writeSync(1, `${line}\n`);
+}
+
+function report<T>(a: Args, r: KvResponse<T>, text: (v: T) => string): number {
+  if (a.flags.has('json')) out(JSON.stringify(r));
+  else if (r.outcome === 'ok') out(text(r.value));
+  else
+    process.stderr.write(
+      `${r.outcome === 'failed' ? 'failed (not applied)' : 'indeterminate (may have been applied)'}: ${r.error.code}: ${r.error.message}\n`,
+    );
+  return r.outcome === 'ok' ? 0 : 1;
+}
+
+function need(a: Args, n: number, what: string): void {
+  if (a.pos.length < n) throw new UsageError(`kv ${a.cmd} needs ${what}`);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let a: Args;
+  try {
+    a = parseArgs(argv);
+    if (a.flags.has('help') || a.cmd === '' || a.cmd === 'help') {
+      out(USAGE);
+      return a.cmd === '' && !a.flags.has('help') ? 2 : 0;
+    }
+    if (!['get', 'put', 'del', 'cas', 'scan', 'watch', 'status', 'workload'].includes(a.cmd))
+      throw new UsageError(`unknown kv command "${a.cmd}"`);
+  } catch (err) {
+    process.stderr.write(`synod kv: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  let s: Session | undefined;
+  try {
+    if (a.cmd === 'get') need(a, 1, 'KEY');
+    if (a.cmd === 'put' || a.cmd === 'cas') need(a, 2, 'KEY VALUE');
+    if (a.cmd === 'del' || a.cmd === 'watch') need(a, 1, 'KEY');
+    const read = a.cmd === 'get' || a.cmd === 'scan' || a.cmd === 'workload' ? readOptions(a) : {};
+    s = await open(a);
+    const kv = s.client();
+    const [k0, k1] = a.pos as [string, string];
+    switch (a.cmd) {
+      case 'get':
+        return report(a, await kv.get(k0, read), (v) => (v.value === null ? '(absent)' : v.value));
+      case 'put':
+        return report(a, await kv.put(k0, k1), (v) => `ok, revision ${v.rev}`);
+      case 'del':
+        return report(a, await kv.delete(k0), (v) =>
+          v.t === 'del' && !v.deleted
+            ? `(absent), revision ${v.rev}`
+            : `deleted, revision ${v.rev}`,
+        );
+      case 'cas': {
+        const cond =
+          str(a, 'expect') !== undefined
+            ? { value: str(a, 'expect') as string }
+            : a.flags.has('expect-absent')
+              ? { value: null }
+              : a.flags.has('expect-rev')
+                ? { modRev: num(a, 'expect-rev', 0) }
+                : undefined;
+        if (!cond)
+          throw new UsageError('kv cas needs --expect VALUE, --expect-absent or --expect-rev N');
+        const r = await kv.cas(k0, cond, a.flags.has('delete') ? null : k1);
+        const code = report(a, r, (v) =>
+          v.t === 'cas' && v.succeeded
+            ? `ok, revision ${v.rev}`
+            : `compare failed (current: ${v.t === 'cas' && v.prev ? v.prev.value : '(absent)'})`,
+        );
+        return code === 0 && r.outcome === 'ok' && r.value.t === 'cas' && !r.value.succeeded
+          ? 1
+          : code;
+      }
+      case 'scan': {
+        const limit = a.flags.has('limit') ? num(a, 'limit', 0) : undefined;
+        const opts = { ...read, ...(limit !== undefined ? { limit } : {}) };
+        const r =
+          str(a, 'start') !== undefined
+            ? await kv.range(str(a, 'start') as string, str(a, 'end'), opts)
+            : await kv.prefix(a.pos[0] ?? '', opts);
+        return report(a, r, (v) =>
+          [
+            ...v.kvs.map((kvp) => `${kvp.key}\t${kvp.value}`),
+            `(${v.kvs.length} of ${v.count}${v.more ? ', more' : ''}; revision ${v.rev})`,
+          ].join('\n'),
+        );
+      }
+      case 'status': {
+        let worst = 0;
+        for (const n of s.nodes) {
+          const r = await kv.status(n);
+          if (r.outcome === 'ok') out(JSON.stringify(r.value));
+          else {
+            out(JSON.stringify({ nodeId: n, error: r.error }));
+            worst = 1;
+          }
+        }
+        return worst;
+      }
+      case 'watch': {
+        const count = num(a, 'count', Number.POSITIVE_INFINITY, 1);
+        const fromRev = num(a, 'from-rev', 0);
+        return await new Promise<number>((resolve) => {
+          let seen = 0;
+          const sub = kv.watch(k0, { prefix: a.flags.has('prefix'), fromRev }).subscribe({
+            next: (e) => {
+              out(JSON.stringify(e));
+              if (++seen >= count) {
+                sub.unsubscribe();
+                resolve(0);
+              }
+            },
+            error: (err: unknown) => {
+              const e = err as { code?: string; message?: string };
+              process.stderr.write(`watch failed: ${e.code ?? ''}: ${e.message ?? String(err)}\n`);
+              resolve(1);
+            },
+          });
+          process.once('SIGINT', () => {
+            sub.unsubscribe();
+            resolve(0);
+          });
+        });
+      }
+      case 'workload': {
+        const historyFile = str(a, 'history');
+        const recorder = historyFile
+          ? HistoryRecorder.toFile(historyFile, { clock: systemClock })
+          : undefined;
+        const rep: WorkloadReport = await runWorkload(
+          {
+            clients: num(a, 'clients', 8, 1),
+            keys: num(a, 'keys', 10, 1),
+            mix: parseMix(str(a, 'mix') ?? 'read:2,write:2,cas:1'),
+            valueSize: num(a, 'value-size', 16, 0),
+            durationMs: num(a, 'duration', 10, 0) * 1000,
+            read,
+            ...(recorder ? { recorder } : {}),
+          },
+          (i) => s!.client(i),
+          systemClock,
+          randomFromEntropy(),
+        );
+        await recorder?.close();
+        if (a.flags.has('json'))
+          out(JSON.stringify({ ...rep, consistency: read.level, history: historyFile ?? null }));
+        else {
+          out(
+            `${rep.clients} clients, ${(rep.durationMs / 1000).toFixed(1)} s, reads at ${read.level}`,
+          );
+          out('op      count      ok  failed  indet.    ops/s   p50 ms   p90 ms   p99 ms   max ms');
+          for (const [name, st] of [...Object.entries(rep.ops), ['total', rep.total] as const]) {
+            out(
+              `${name.padEnd(6)} ${String(st.count).padStart(6)} ${String(st.ok).padStart(7)} ${String(st.failed).padStart(7)} ${String(st.indeterminate).padStart(7)} ${st.opsPerSec.toFixed(0).padStart(8)} ${st.latencyMs.p50.toFixed(2).padStart(8)} ${st.latencyMs.p90.toFixed(2).padStart(8)} ${st.latencyMs.p99.toFixed(2).padStart(8)} ${st.latencyMs.max.toFixed(2).padStart(8)}`,
+            );
+          }
+          if (Object.keys(rep.errors).length > 0) out(`errors: ${JSON.stringify(rep.errors)}`);
+          if (historyFile)
+            out(`history: ${historyFile} (check it with: synod check ${historyFile})`);
+        }
+        return 0;
+      }
+    }
+    return 2;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (err instanceof UsageError) {
+      process.stderr.write(`synod kv: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`synod kv: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
+    return e.code === 'SYNOD_ERR_KV_INVALID_ARGUMENT' ? 2 : 1;
+  } finally {
+    await s?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * `connect(['n1=ws://10.0.0.1:7001', ...], { secret })`: a KV client for a remote cluster, on
+ * its own actor system over the WebSocket transport (transports/websocket). Each entry names a
+ * node and its URL (`id=ws://host:port` or `id=wss://host:port`): the node ids are those of the
+ * KV services (`<id>/kv`). The transport is loaded when `connect` is called, so in-process users
+ * do not load `ws` at all.
+ */
+
+import { KvError } from '../../actors/kv/errors.js';
+import { ActorSystem } from '../actor-system.js';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
+import { silentLogger } from '../logger.js';
+import { randomFromEntropy } from '../random.js';
+import type { Transport } from '../transport.js';
+import { KvClient, type KvClientOptions } from './client.js';
+
+export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' | 'nodes'>> {
+  /** The cluster's shared secret (HMAC challenge-response in the transport). */
+  secret?: string;
+  /** Cluster name (default `synod`). */
+  cluster?: string;
+  /** This client's node id (default `kvc-<random>`). */
+  nodeId?: string;
+  clock?: Clock;
+}
+
+export interface RemoteKvClient extends KvClient {
+  /** Closes the client, its actor system and its connections. */
+  disconnect(): Promise<void>;
+}
+
+interface WsModule {
+  WebSocketTransport: {
+    create(
+      options: Record<string, unknown>,
+    ): Promise<Transport & { close(graceMs?: number): Promise<void> }>;
+  };
+  parsePeer(spec: string): { id: string; url: string };
+}
+
+const WS_MODULE = '../../transports/websocket/index.js';
+
+export async function connect(
+  peers: readonly string[],
+  options: ConnectOptions = {},
+): Promise<RemoteKvClient> {
+  if (peers.length === 0)
+    throw new KvError(
+      'SYNOD_ERR_KV_INVALID_ARGUMENT',
+      'connect needs at least one node (id=ws://host:port)',
+    );
+  let ws: WsModule;
+  try {
+    ws = (await import(WS_MODULE as string)) as WsModule;
+  } catch (err) {
+    throw new KvError(
+      'SYNOD_ERR_KV_UNAVAILABLE',
+      `the WebSocket transport is not available: ${(err as Error).message}`,
+    );
+  }
+  const specs = peers.map((p) => {
+    if (!p.includes('='))
+      throw new KvError(
+        'SYNOD_ERR_KV_INVALID_ARGUMENT',
+        `name the node of "${p}": use id=${p} (the id the node runs as)`,
+      );
+    try {
+      return ws.parsePeer(p);
+    } catch (err) {
+      throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
+    }
+  });
+  const random = randomFromEntropy();
+  const clock = options.clock ?? systemClock;
+  const nodeId = options.nodeId ?? `kvc-${random.nextUint32().toString(36)}`;
+  const transport = await ws.WebSocketTransport.create({
+    nodeId,
+    peers: specs.map((s) => `${s.id}=${s.url}`),
+    clock,
+    random: random.fork(),
+    ...(options.secret !== undefined ? { secret: options.secret } : {}),
+    ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
+  });
+  const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
+  const { secret: _s, cluster: _c, nodeId: _n, clock: _k, ...clientOpts } = options;
+  const client = new KvClient({
+    ...clientOpts,
+    system,
+    nodes: specs.map((s) => s.id),
+  }) as RemoteKvClient;
+  client.disconnect = async () => {
+    await client.close();
+    await system.shutdown();
+    await transport.close(200);
+  };
+  return client;
+}

@@ -1,0 +1,29 @@
+/**
+ * Issue 8's simulation tests on Multi-Paxos. Seeds: SYNOD_KV_SEEDS=N runs N seeds per scenario (default
+ * 1); SYNOD_SEED=S replays one.
+ */
+import t from 'tap';
+import { paxosBackend } from '../../actors/kv/testing/backends.js';
+import {
+  boundedScenario,
+  prefixScenario,
+  seeds,
+  sessionScenario,
+  strongScenario,
+  type T,
+  watchScenario,
+} from '../../actors/kv/testing/scenarios.js';
+
+const scenarios = {
+  strong: strongScenario,
+  bounded: boundedScenario,
+  session: sessionScenario,
+  'prefix and eventual': prefixScenario,
+  watch: watchScenario,
+};
+
+for (const [name, fn] of Object.entries(scenarios)) {
+  t.test(`paxos: ${name}`, async (t) => {
+    for (const seed of seeds(202)) await fn(t as unknown as T, paxosBackend, seed);
+  });
+}
