@@ -109,6 +109,18 @@ export function canonical(value: unknown): string {
     .join(',')}}`;
 }
 
+/** Can a register in `state` come to hold exactly `v` using some of `between` (prepared)? */
+function canHold(state: string, v: string, between: readonly ModelInput[]): boolean {
+  if (state === v) return true;
+  for (let i = 0; i < between.length; i++) {
+    const b = between[i] as ModelInput;
+    if (b.f === 'write' && b.value === v) return true;
+    if (b.f === 'cas' && (b.value as [string, string])[1] === v) return true;
+    if (b.f === 'delete' && v === 'null') return true;
+  }
+  return false;
+}
+
 function casArgs(value: unknown): [unknown, unknown] | undefined {
   if (Array.isArray(value) && value.length === 2) return [value[0], value[1]];
   if (value !== null && typeof value === 'object' && 'from' in value && 'to' in value) {
@@ -178,32 +190,23 @@ export const registerModel: Model<string> = {
   equal: (a, b) => a === b,
   hash: hashString,
   readOnly: (input) => input.f === 'read',
+  // Hot path (called on every configuration): plain loops, no closures.
   reachable(state, target, between) {
     const { input, output } = target;
     if (!output.known) return true;
-    // Can the register come to hold exactly v?
-    const canHold = (v: string) =>
-      state === v ||
-      between.some(
-        (b) =>
-          (b.f === 'write' && b.value === v) ||
-          (b.f === 'cas' && (b.value as [string, string])[1] === v) ||
-          (b.f === 'delete' && v === 'null'),
-      );
-    if (input.f === 'read') return canHold(output.value as string);
+    if (input.f === 'read') return canHold(state, output.value as string, between);
     if (input.f === 'cas') {
       const from = (input.value as [string, string])[0];
-      if (output.value !== false) return canHold(from);
-      // Compare failed: the register must hold something other than `from`.
-      return (
-        state !== from ||
-        between.some(
-          (b) =>
-            (b.f === 'write' && b.value !== from) ||
-            (b.f === 'cas' && (b.value as [string, string])[1] !== from) ||
-            (b.f === 'delete' && from !== 'null'),
-        )
-      );
+      if (output.value !== false) return canHold(state, from, between);
+      // Compare failed: the register must come to hold something other than `from`.
+      if (state !== from) return true;
+      for (let i = 0; i < between.length; i++) {
+        const b = between[i] as ModelInput;
+        if (b.f === 'write' && b.value !== from) return true;
+        if (b.f === 'cas' && (b.value as [string, string])[1] !== from) return true;
+        if (b.f === 'delete' && from !== 'null') return true;
+      }
+      return false;
     }
     return true;
   },
@@ -277,7 +280,11 @@ export const kvModel: Model<string> = {
     if (target.input.f !== 'get' || !target.output.known) return true;
     const v = target.output.value === null ? '' : (asText(target.output.value) ?? '');
     if (v.startsWith(state)) return true;
-    return between.some((b) => b.f === 'put' && v.startsWith(asText(b.value) ?? ''));
+    for (let i = 0; i < between.length; i++) {
+      const b = between[i] as ModelInput;
+      if (b.f === 'put' && v.startsWith(asText(b.value) ?? '')) return true;
+    }
+    return false;
   },
   // An unknown put/append of a non-empty x that no get ever returned (as part of its
   // string) can be dropped: in any linearization that includes it, every state from it to

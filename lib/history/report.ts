@@ -71,7 +71,8 @@ const COLORS = {
 };
 
 function pickWindow(k: KeyVerdict, ops: Operation[], max: number): Operation[] {
-  if (ops.length <= max) return ops;
+  // A violation in a long key: draw the stretch around the failure, where the eye goes.
+  if (ops.length <= (k.result === 'violation' ? Math.min(max, 80) : max)) return ops;
   if (k.result !== 'violation' || !k.blocking) return ops.slice(0, max);
   const focus: Operation[] = [
     k.blocking,
@@ -110,7 +111,7 @@ function renderKey(
   const unit = Math.max(16, Math.min(64, Math.floor(1400 / Math.max(1, times.length))));
   const left = 110;
   const rowH = 26;
-  const width = left + (times.length + 1) * unit + 40;
+  const width = left + (times.length + 4) * unit + 40;
   const height = procs.length * rowH + 34;
   const parts: string[] = [];
   parts.push(
@@ -161,7 +162,7 @@ function renderKey(
   parts.push('</svg>');
   const shown =
     ops.length < allOps.length
-      ? `<p class="note">showing ${ops.length} of ${allOps.length} operations (a window around the failure)</p>`
+      ? `<p class="note">showing ${ops.length} of ${allOps.length} operations${k.result === 'violation' ? ' (the stretch around the failure)' : ''}</p>`
       : '';
   return `${shown}<div class="box">${parts.join('')}</div>`;
 }
@@ -217,7 +218,7 @@ ${renderKey(k, ops, model, maxOps)}`;
 <body>
 <h1>${esc(title)} <span class="badge ${verdict.result}">${verdict.result}</span></h1>
 <p class="note">model ${esc(verdict.model)} · ${verdict.stats.operations} operations · ${verdict.stats.keys} key(s) · ${verdict.stats.steps} search steps · ${verdict.stats.elapsedMs.toFixed(0)} ms</p>
-<pre>${esc(verdict.explanation)}</pre>
+<pre>${esc([verdict.summary, ...verdict.warnings.slice(0, 20).map((w) => `warning: ${w}`)].join('\n'))}</pre>
 <p class="legend">${legend}</p>
 ${sections.join('\n')}
 ${more}

@@ -13,6 +13,7 @@
  * The same file is the child when SYNOD_CRASH_CHILD=1.
  */
 import { spawn } from 'node:child_process';
+import { openSync, readFileSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Random } from '../../lib/random.js';
 import { openDataDir } from '../../lib/storage/data-dir.js';
@@ -38,6 +39,7 @@ async function child(dir: string, seed: number): Promise<void> {
   const random = new Random(seed);
   const broken = process.env.SYNOD_CRASH_BROKEN === '1';
   const out = (line: string) => process.stdout.write(`${line}\n`);
+  const issuedFd = openSync(`${dir}.compactions`, 'a');
   const dd = await openDataDir<{ n: number }>(dir, { log: { segmentBytes: SEGMENT_BYTES } });
   const log = dd.log;
   out(`open ${log.firstIndex()} ${log.lastIndex()}`);
@@ -72,7 +74,10 @@ async function child(dir: string, seed: number): Promise<void> {
     if (sinceCompact > 400 && random.chance(0.5)) {
       sinceCompact = 0;
       const upTo = Math.max(log.firstIndex() - 1, last - random.between(0, 300));
-      out(`compact-issue ${upTo}`);
+      // Written to a file, not stdout: a pipe write can still sit in the child's memory
+      // when SIGKILL lands (stdout pipes are asynchronous once full), and the checker needs
+      // a true upper bound on what compaction may have removed.
+      writeSync(issuedFd, `${upTo}\n`);
       void log.compact(upTo, expected(upTo).term).then(() => out(`compact-ack ${upTo}`));
     }
     if (random.chance(0.05)) {
@@ -86,7 +91,6 @@ async function child(dir: string, seed: number): Promise<void> {
 interface Round {
   acked: number;
   compactAcked: number;
-  compactIssued: number;
   hsAcked: number;
   opened: boolean;
 }
@@ -125,7 +129,7 @@ async function runChild(
   timerMs: number,
   broken: boolean,
 ): Promise<{ round: Round; stderr: string; exit: string }> {
-  const round: Round = { acked: 0, compactAcked: 0, compactIssued: 0, hsAcked: 0, opened: false };
+  const round: Round = { acked: 0, compactAcked: 0, hsAcked: 0, opened: false };
   const env: NodeJS.ProcessEnv = { ...process.env, SYNOD_CRASH_CHILD: '1' };
   delete env.NODE_OPTIONS; // tap's process-info hooks: not wanted in the child
   if (broken) env.SYNOD_CRASH_BROKEN = '1';
@@ -152,8 +156,7 @@ async function runChild(
         round.acked = Math.max(round.acked, v);
         acks++;
         if (killMode === 'acks' && acks >= killAfterAcks) kill();
-      } else if (kind === 'compact-issue') round.compactIssued = Math.max(round.compactIssued, v);
-      else if (kind === 'compact-ack') round.compactAcked = Math.max(round.compactAcked, v);
+      } else if (kind === 'compact-ack') round.compactAcked = Math.max(round.compactAcked, v);
       else if (kind === 'hs-ack') round.hsAcked = Math.max(round.hsAcked, v);
     }
   });
@@ -238,7 +241,15 @@ async function killLane(
     }
     acked = Math.max(acked, res.round.acked);
     compactAcked = Math.max(compactAcked, res.round.compactAcked);
-    compactIssued = Math.max(compactIssued, res.round.compactIssued);
+    let issuedLog = '';
+    try {
+      issuedLog = readFileSync(`${dir}.compactions`, 'utf8');
+    } catch {
+      // no compaction issued yet
+    }
+    for (const line of issuedLog.split('\n')) {
+      if (line) compactIssued = Math.max(compactIssued, Number(line));
+    }
     hsAcked = Math.max(hsAcked, res.round.hsAcked);
     let dd: Awaited<ReturnType<typeof openDataDir<{ n: number }>>>;
     try {
