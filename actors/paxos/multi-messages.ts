@@ -146,3 +146,87 @@ export interface MOutbound {
   readonly to: string;
   readonly msg: MultiPaxosMessage;
 }
+
+function isSlot(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isCommand(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  const c = v as Record<string, unknown>;
+  return typeof c.clientId === 'string' && typeof c.seq === 'number' && 'op' in c;
+}
+
+export function isSlotValue(v: unknown): v is SlotValue {
+  if (v === null || typeof v !== 'object') return false;
+  const s = v as Record<string, unknown>;
+  if (typeof s.t !== 'number') return false;
+  if (s.k === 'noop') return s.b === undefined || typeof s.b === 'string';
+  return s.k === 'cmd' && isCommand(s.c);
+}
+
+function entriesOk(v: unknown, withBallot = false): boolean {
+  return (
+    Array.isArray(v) &&
+    v.every((e) => {
+      if (e === null || typeof e !== 'object') return false;
+      const r = e as Record<string, unknown>;
+      return isSlot(r.slot) && isSlotValue(r.value) && (!withBallot || isBallotLike(r.ballot));
+    })
+  );
+}
+
+function isBallotLike(b: unknown): boolean {
+  if (b === null || typeof b !== 'object') return false;
+  const x = b as Record<string, unknown>;
+  return (
+    typeof x.round === 'number' && Number.isSafeInteger(x.round) && typeof x.proposer === 'string'
+  );
+}
+
+/** Returns a reason when `value` is not a well-formed Multi-Paxos message. */
+export function multiMessageProblem(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return 'message is not an object';
+  const m = value as Record<string, unknown>;
+  if (typeof m.from !== 'string' || m.from.length === 0) return 'message has no sender "from"';
+  const bad = (what: string) => `${String(m.type)}: ${what}`;
+  switch (m.type) {
+    case 'mp.prepare':
+      if (!isBallotLike(m.ballot)) return bad('ballot');
+      return isSlot(m.fromSlot) ? undefined : bad('fromSlot');
+    case 'mp.promise':
+      if (!isBallotLike(m.ballot) || !isSlot(m.floor)) return bad('ballot or floor');
+      return entriesOk(m.accepted, true) ? undefined : bad('accepted');
+    case 'mp.accept':
+      if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number') return bad('ballot or sentAt');
+      return entriesOk(m.entries) ? undefined : bad('entries');
+    case 'mp.accepted':
+      if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number' || !isSlot(m.floor)) {
+        return bad('ballot, sentAt or floor');
+      }
+      return Array.isArray(m.slots) && m.slots.every(isSlot) ? undefined : bad('slots');
+    case 'mp.nack':
+      return isBallotLike(m.ballot) && isBallotLike(m.promised) ? undefined : bad('ballots');
+    case 'mp.decide':
+      return entriesOk(m.entries) ? undefined : bad('entries');
+    case 'mp.heartbeat':
+      if (!isBallotLike(m.ballot) || !isSlot(m.chosenUpTo)) return bad('ballot or chosenUpTo');
+      return m.learner === undefined || typeof m.learner === 'string' ? undefined : bad('learner');
+    case 'mp.learned':
+      return isSlot(m.decidedUpTo) ? undefined : bad('decidedUpTo');
+    case 'mp.catchup':
+      return isSlot(m.fromSlot) && isSlot(m.toSlot) ? undefined : bad('slot range');
+    case 'mp.catchup-reply': {
+      if (!isSlot(m.decidedUpTo) || !entriesOk(m.entries)) return bad('entries');
+      if (m.snapshot === undefined) return undefined;
+      const s = m.snapshot as Record<string, unknown> | null;
+      return s && isSlot(s.index) && typeof s.term === 'number' && s.data instanceof Uint8Array
+        ? undefined
+        : bad('snapshot');
+    }
+    case 'mp.compact':
+      return isSlot(m.upTo) ? undefined : bad('upTo');
+    default:
+      return `unknown message type ${JSON.stringify(m.type)}`;
+  }
+}

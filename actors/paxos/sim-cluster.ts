@@ -18,6 +18,7 @@
  * Used by test/paxos/multi-sim.test.ts (CI seeds) and sim/paxos.ts (long runs).
  */
 
+import { checkHistory } from '../../lib/history/index.js';
 import { Random } from '../../lib/random.js';
 import type { Command } from '../../lib/replicated-log.js';
 import { type Ballot, compareBallots, formatBallot, ZERO_BALLOT } from './ballot.js';
@@ -71,6 +72,10 @@ export interface SimClusterOptions {
   readonly leaseMs?: number;
   readonly snapshotEvery?: number;
   readonly window?: number;
+  /** Check the client history with lib/history's linearizability checker (default true). */
+  readonly checkLinearizability?: boolean;
+  /** Negative control: serve reads from the local replica without a barrier or lease. */
+  readonly unsafeLocalReads?: boolean;
 }
 
 export interface HistoryOp {
@@ -541,6 +546,10 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
       return;
     }
     const p = node.proposer;
+    if (f === 'read' && opts.unsafeLocalReads) {
+      complete(c, 'ok', node.sm.read(key));
+      return;
+    }
     if (f === 'read' && rnd.chance(0.7)) {
       const li = p.leaseReadIndex(now);
       if (li !== undefined) {
@@ -708,6 +717,11 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         fail('replicas at the same index hold different states');
       }
     }
+  }
+  if (!violation && opts.checkLinearizability !== false) {
+    const verdict = checkHistory(history, { model: 'register', maxSteps: 5_000_000 });
+    if (verdict.result === 'violation') violation = `not linearizable: ${verdict.summary}`;
+    else if (verdict.result === 'unknown') violation = `checker gave up: ${verdict.reason}`;
   }
   const live = okAfterHeal > 0;
   return {

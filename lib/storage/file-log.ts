@@ -231,7 +231,7 @@ function validFrameAfter(buf: Buffer, from: number): boolean {
 function corrupt(file: string, offset: number, reason: string): StorageError {
   return new StorageError(
     'SYNOD_ERR_LOG_CORRUPT',
-    `log corrupted in ${file} at offset ${offset}: ${reason}. Refusing to open; reopen with { repair: true } (synod storage repair) to truncate after the last good record`,
+    `log corrupted in ${file} at offset ${offset}: ${reason}. Refusing to open; opening with { repair: true } truncates after the last good record, dropping what follows`,
     { file, offset, reason },
   );
 }
@@ -734,6 +734,10 @@ export class FileLogStore implements LogStore {
         const occupied = seg.size + partBytes;
         if (occupied >= this.segmentBytes && seg.offsets.length + newOffsets.length > 0) {
           await flush();
+          // The closed segment is made durable before its successor exists, so that after
+          // a power loss a later segment never survives an earlier one's missing tail.
+          await (this.active as FileHandle).datasync();
+          this.syncCount++;
           const base = seg.base + seg.offsets.length;
           const file = path.join(this.dir, segmentName(base));
           const fh = await fs.open(file, 'wx+');
@@ -1022,6 +1026,18 @@ async function recover(
       `the log starts at index ${first.base} but the compaction point is ${cp.index}: segments are missing`,
     );
   }
+  // Records a dead process wrote but never synced are adopted: make them durable before
+  // anything new is acknowledged on top of them (a later sync of the active segment alone
+  // would not cover an earlier segment's unsynced tail).
+  for (const s of segs) {
+    const fh = await fs.open(s.file, 'r+');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+  await fsyncDir(dir);
   const view = new LogView(cp.index, cp.term);
   for (const s of segs) {
     for (let k = 0; k < s.terms.length; k++) {

@@ -63,6 +63,15 @@ t.test('negative control: acceptors that forget their state on restart are caugh
   t.ok(caught > 0, `flagged ${caught} of 20 runs`);
 });
 
+t.test('negative control: reads served locally without a barrier are caught', async (t) => {
+  let caught = 0;
+  for (let seed = 1; seed <= 30; seed++) {
+    const r = runSimCluster({ seed, ...CI, unsafeLocalReads: true, clients: 4 });
+    if (r.violation?.startsWith('not linearizable')) caught++;
+  }
+  t.ok(caught > 0, `flagged ${caught} of 30 runs`);
+});
+
 t.test('the same seed replays the same run', async (t) => {
   const a = runSimCluster({ seed: 42, ...CI });
   const b = runSimCluster({ seed: 42, ...CI });

@@ -1,0 +1,130 @@
+/**
+ * Durable storage of a Multi-Paxos acceptor on the shared storage contracts:
+ * - the promised ballot and compaction floor in a `HardStateStore` (replaced atomically);
+ * - accepted proposals in a `LogStore` used as an append-only journal: journal entry i holds
+ *   one (slot, ballot, value) record (`term` = ballot round); a later record for a slot
+ *   supersedes an earlier one. Records are never truncated, only compacted from the front
+ *   once every record in the prefix is dead (at or below the floor, or superseded).
+ *
+ * `persist` writes in the order the acceptor core's contract needs — records, then hard
+ * state, then compaction — and resolves once all of it is durable.
+ */
+import { decodeValue, encodeValue } from '../../lib/codec.js';
+import type { HardStateStore, LogEntry, LogStore } from '../../lib/storage/types.js';
+import { type Ballot, ballotAtLeast, isBallot, ZERO_BALLOT } from './ballot.js';
+import { PaxosError } from './errors.js';
+import type {
+  MultiAcceptorDurableState,
+  MultiAcceptorHardState,
+  MultiAcceptorPersist,
+} from './multi-acceptor.js';
+import type { AcceptedSlot, SlotValue } from './multi-messages.js';
+
+interface Live {
+  readonly journalIndex: number;
+  readonly record: AcceptedSlot;
+}
+
+export class AcceptorJournal {
+  private readonly live = new Map<number, Live>();
+  private floor = 0;
+
+  constructor(
+    private readonly hard: HardStateStore<MultiAcceptorHardState>,
+    private readonly log: LogStore,
+  ) {}
+
+  /** Reads the durable state back (call once, before the acceptor handles messages). */
+  async load(): Promise<MultiAcceptorDurableState> {
+    const h = await this.hard.load();
+    if (h !== undefined && (!isBallot(h.promised) || !Number.isSafeInteger(h.floor))) {
+      throw new PaxosError('SYNOD_ERR_PAXOS_BAD_STATE', 'acceptor hard state is malformed');
+    }
+    const promised: Ballot = h?.promised ?? ZERO_BALLOT;
+    this.floor = h?.floor ?? 0;
+    this.live.clear();
+    const first = this.log.firstIndex();
+    const last = this.log.lastIndex();
+    for (let lo = first; lo <= last; ) {
+      const batch = await this.log.entries(lo, last + 1, 4 << 20);
+      if (batch.length === 0) break;
+      for (const e of batch) {
+        const rec = decodeRecord(e);
+        if (rec.slot <= this.floor) continue;
+        const cur = this.live.get(rec.slot);
+        if (!cur || ballotAtLeast(rec.ballot, cur.record.ballot)) {
+          this.live.set(rec.slot, { journalIndex: e.index, record: rec });
+        }
+      }
+      lo = (batch[batch.length - 1] as LogEntry).index + 1;
+    }
+    // Accepting ballot b implies having promised b: never come back promising less.
+    let atLeast = promised;
+    for (const l of this.live.values()) {
+      if (!ballotAtLeast(atLeast, l.record.ballot)) atLeast = l.record.ballot;
+    }
+    return {
+      promised: atLeast,
+      floor: this.floor,
+      accepted: [...this.live.values()].map((l) => l.record),
+    };
+  }
+
+  async persist(p: MultiAcceptorPersist): Promise<void> {
+    if (p.records && p.records.length > 0) {
+      let index = this.log.lastIndex();
+      const entries: LogEntry[] = p.records.map((r) => {
+        index++;
+        this.live.set(r.slot, { journalIndex: index, record: r });
+        return {
+          index,
+          term: r.ballot.round,
+          type: 'normal',
+          data: encodeValue({ s: r.slot, b: r.ballot, v: r.value }),
+        };
+      });
+      await this.log.append(entries);
+    }
+    if (p.hard) {
+      await this.hard.save({ promised: p.hard.promised, floor: p.hard.floor });
+      this.floor = p.hard.floor;
+    }
+    if (p.compactTo !== undefined) {
+      for (const s of [...this.live.keys()]) if (s <= p.compactTo) this.live.delete(s);
+      let minLive = Number.POSITIVE_INFINITY;
+      for (const l of this.live.values()) if (l.journalIndex < minLive) minLive = l.journalIndex;
+      const upTo = Number.isFinite(minLive) ? minLive - 1 : this.log.lastIndex();
+      if (upTo >= this.log.firstIndex()) {
+        await this.log.compact(upTo, this.log.term(upTo) ?? 0);
+      }
+    }
+  }
+
+  /** Journal entries held (live and dead), for tests and metrics. */
+  journalLength(): number {
+    return this.log.lastIndex() - this.log.firstIndex() + 1;
+  }
+
+  async close(): Promise<void> {
+    await this.log.close();
+    await this.hard.close();
+  }
+}
+
+function decodeRecord(e: LogEntry): AcceptedSlot {
+  const r = decodeValue(e.data) as { s?: unknown; b?: unknown; v?: unknown };
+  if (
+    !r ||
+    typeof r.s !== 'number' ||
+    !Number.isSafeInteger(r.s) ||
+    !isBallot(r.b) ||
+    typeof r.v !== 'object' ||
+    r.v === null
+  ) {
+    throw new PaxosError(
+      'SYNOD_ERR_PAXOS_BAD_STATE',
+      `acceptor journal entry ${e.index} is not an accepted record`,
+    );
+  }
+  return { slot: r.s, ballot: r.b, value: r.v as SlotValue };
+}

@@ -1,0 +1,168 @@
+/**
+ * The Multi-Paxos learner actor (a replica): the `MultiLearnerCore` and the state machine
+ * behind a mailbox, with snapshots in a `SnapshotStore`. On start it restores the newest
+ * snapshot that verifies, then catches up from its peers.
+ *
+ * Requests (ask): `mp.session` (what the session table says about a command).
+ * state$: MultiLearnerView (applied index, known chosen prefix, snapshot index).
+ * events$: `applied` (one per applied slot: kind cmd/noop/snapshot, index, term, and for
+ * commands the command, result and whether it was a duplicate), `snapshot-saved`,
+ * `snapshot-failed`, `bad-message`.
+ */
+import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
+import type { StateMachine } from '../../lib/replicated-log.js';
+import type { SnapshotStore } from '../../lib/storage/types.js';
+import {
+  MultiLearnerCore,
+  type MultiLearnerOutput,
+  type MultiLearnerView,
+} from './multi-learner.js';
+import {
+  type MultiPaxosMessage,
+  multiMessageProblem,
+  type SnapshotImage,
+} from './multi-messages.js';
+import type { SessionCheck } from './sessions.js';
+
+export type MultiLearnerMsg =
+  | MultiPaxosMessage
+  | { readonly type: 'mp.learner-tick' }
+  | ({
+      readonly type: 'mp.session';
+      readonly clientId: string;
+      readonly seq: number;
+    } & Replies<SessionCheck>);
+
+export interface MultiPaxosLearnerOptions {
+  readonly stateMachine: StateMachine;
+  readonly snapshots: SnapshotStore;
+  /** Every learner address (peers for catch-up). */
+  readonly peers: readonly string[];
+  readonly localAcceptor?: string;
+  readonly localProposer?: string;
+  readonly snapshotEvery?: number;
+  readonly catchupRetryMs?: number;
+  readonly maxCatchupEntries?: number;
+  readonly sessionWindow?: number;
+  /** Snapshots kept in the store. Default 2. */
+  readonly keepSnapshots?: number;
+  /** Default 20 ms. */
+  readonly tickMs?: number;
+}
+
+export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView | undefined> {
+  private core: MultiLearnerCore | undefined;
+
+  constructor(private readonly opts: MultiPaxosLearnerOptions) {
+    super();
+  }
+
+  override async preStart(): Promise<void> {
+    let restored: SnapshotImage | undefined;
+    const latest = await this.opts.snapshots.latest();
+    if (latest) {
+      const data = await latest.readAll();
+      restored = { index: latest.meta.index, term: latest.meta.term, data };
+    }
+    this.core = new MultiLearnerCore(
+      {
+        id: this.ctx.self,
+        peers: this.opts.peers,
+        stateMachine: this.opts.stateMachine,
+        ...(this.opts.localAcceptor !== undefined
+          ? { localAcceptor: this.opts.localAcceptor }
+          : {}),
+        ...(this.opts.localProposer !== undefined
+          ? { localProposer: this.opts.localProposer }
+          : {}),
+        ...(this.opts.snapshotEvery !== undefined
+          ? { snapshotEvery: this.opts.snapshotEvery }
+          : {}),
+        ...(this.opts.catchupRetryMs !== undefined
+          ? { catchupRetryMs: this.opts.catchupRetryMs }
+          : {}),
+        ...(this.opts.maxCatchupEntries !== undefined
+          ? { maxCatchupEntries: this.opts.maxCatchupEntries }
+          : {}),
+        ...(this.opts.sessionWindow !== undefined
+          ? { sessionWindow: this.opts.sessionWindow }
+          : {}),
+      },
+      restored,
+    );
+    if (restored)
+      this.ctx.emit({
+        type: 'applied',
+        kind: 'snapshot',
+        index: restored.index,
+        term: restored.term,
+      });
+    this.ctx.setState(this.core.view());
+    this.ctx.timers.repeat('tick', this.opts.tickMs ?? 20, { type: 'mp.learner-tick' });
+  }
+
+  async receive(msg: MultiLearnerMsg | Terminated): Promise<void> {
+    const core = this.core;
+    if (!core || msg.type === 'terminated') return;
+    const now = this.ctx.clock.now();
+    switch (msg.type) {
+      case 'mp.learner-tick':
+        await this.handle(core.tick(now));
+        return;
+      case 'mp.session':
+        this.ctx.reply(msg, core.session(msg.clientId, msg.seq));
+        return;
+      default: {
+        const problem = multiMessageProblem(msg);
+        if (problem !== undefined) {
+          this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
+          return;
+        }
+        await this.handle(core.step(msg, now));
+      }
+    }
+  }
+
+  private async handle(first: MultiLearnerOutput): Promise<void> {
+    const core = this.core as MultiLearnerCore;
+    let out: MultiLearnerOutput | undefined = first;
+    while (out) {
+      for (const s of out.send) this.ctx.send(s.to, s.msg);
+      for (const r of out.applied) this.ctx.emit({ type: 'applied', ...r });
+      if (out.applied.length > 0) this.ctx.setState(core.view());
+      const snap: SnapshotImage | undefined = out.snapshot;
+      out = undefined;
+      if (snap) {
+        try {
+          await this.save(snap);
+          this.ctx.emit({ type: 'snapshot-saved', index: snap.index, bytes: snap.data.length });
+          out = core.snapshotPersisted(snap.index);
+          this.ctx.setState(core.view());
+        } catch (err) {
+          core.snapshotFailed(snap.index);
+          this.ctx.emit({
+            type: 'snapshot-failed',
+            index: snap.index,
+            error: (err as Error).message,
+          });
+        }
+      }
+    }
+  }
+
+  private async save(snap: SnapshotImage): Promise<void> {
+    const w = await this.opts.snapshots.create({
+      index: snap.index,
+      term: snap.term,
+      membership: { voters: [], learners: [...this.opts.peers] },
+    });
+    try {
+      await w.write(snap.data);
+      await w.commit();
+    } catch (err) {
+      await w.abort().catch(() => undefined);
+      throw err;
+    }
+    await this.opts.snapshots.prune(this.opts.keepSnapshots ?? 2);
+  }
+}

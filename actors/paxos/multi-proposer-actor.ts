@@ -1,0 +1,126 @@
+/**
+ * The Multi-Paxos proposer actor: the `MultiLeaderCore` behind a mailbox, ticking on a timer,
+ * with its highest used round in a `HardStateStore` (durable before any prepare leaves).
+ *
+ * Requests (ask): `mp.submit` (queue a client command; leader only), `mp.read` (start a
+ * linearizable read: a lease read index when the leader holds a lease, else a barrier
+ * through the log).
+ * state$: MultiLeaderView (role, ballot, leader, chosen prefix, window, lease).
+ * events$: `elected`, `stepped-down`, `election-started`, `proposal-dropped` (never sent:
+ * definitely not chosen by this leader), `proposal-indeterminate`, `bad-message`.
+ */
+import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
+import type { Command } from '../../lib/replicated-log.js';
+import type { HardStateStore } from '../../lib/storage/types.js';
+import { formatBallot } from './ballot.js';
+import {
+  MultiLeaderCore,
+  type MultiLeaderOptions,
+  type MultiLeaderOutput,
+  type MultiLeaderView,
+  type SubmitResult,
+} from './multi-leader.js';
+import { type MultiPaxosMessage, multiMessageProblem } from './multi-messages.js';
+
+export type ReadStart =
+  | { readonly ok: true; readonly index: number }
+  | { readonly ok: true; readonly barrier: string }
+  | { readonly ok: false; readonly code: 'NotLeader' | 'Dropped'; readonly leaderHint?: string };
+
+export type MultiProposerMsg =
+  | MultiPaxosMessage
+  | { readonly type: 'mp.tick' }
+  | ({ readonly type: 'mp.submit'; readonly command: Command } & Replies<SubmitResult>)
+  | ({ readonly type: 'mp.read'; readonly barrier: string } & Replies<ReadStart>);
+
+export interface MultiPaxosProposerOptions extends Omit<MultiLeaderOptions, 'id' | 'random'> {
+  /** Holds `{ round }`: the highest round this proposer used. */
+  readonly store: HardStateStore<{ round: number }>;
+  /** How often the core's clock advances (ms). Default 10. */
+  readonly tickMs?: number;
+}
+
+export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView | undefined> {
+  private core: MultiLeaderCore | undefined;
+  private lastStateKey = '';
+
+  constructor(private readonly opts: MultiPaxosProposerOptions) {
+    super();
+  }
+
+  override async preStart(): Promise<void> {
+    const stored = await this.opts.store.load();
+    const round = stored && Number.isSafeInteger(stored.round) ? stored.round : 0;
+    this.core = new MultiLeaderCore(
+      { ...this.opts, id: this.ctx.self, random: this.ctx.random },
+      round,
+      this.ctx.clock.now(),
+    );
+    this.publish(true);
+    this.ctx.timers.repeat('tick', this.opts.tickMs ?? 10, { type: 'mp.tick' });
+  }
+
+  async receive(msg: MultiProposerMsg | Terminated): Promise<void> {
+    const core = this.core;
+    if (!core || msg.type === 'terminated') return;
+    const now = this.ctx.clock.now();
+    switch (msg.type) {
+      case 'mp.tick':
+        await this.handle(core.tick(now));
+        this.publish(false);
+        return;
+      case 'mp.submit': {
+        const { result, output } = core.submit(msg.command, now);
+        this.ctx.reply(msg, result);
+        await this.handle(output);
+        return;
+      }
+      case 'mp.read': {
+        const index = core.leaseReadIndex(now);
+        if (index !== undefined) {
+          this.ctx.reply(msg, { ok: true, index });
+          return;
+        }
+        const { result, output } = core.submitBarrier(msg.barrier, now);
+        this.ctx.reply(msg, result.ok ? { ok: true, barrier: msg.barrier } : result);
+        await this.handle(output);
+        return;
+      }
+      default: {
+        const problem = multiMessageProblem(msg);
+        if (problem !== undefined) {
+          this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
+          return;
+        }
+        await this.handle(core.step(msg, now));
+      }
+    }
+  }
+
+  private async handle(out: MultiLeaderOutput): Promise<void> {
+    if (out.persist) await this.opts.store.save({ round: out.persist.round });
+    for (const s of out.send) this.ctx.send(s.to, s.msg);
+    for (const e of out.events) {
+      this.ctx.emit({ ...e, ballot: formatBallot(e.ballot) });
+    }
+    for (const f of out.fates) {
+      const v = f.value;
+      this.ctx.emit({
+        type: f.kind === 'dropped' ? 'proposal-dropped' : 'proposal-indeterminate',
+        ...(v.k === 'cmd' ? { clientId: v.c.clientId, seq: v.c.seq } : {}),
+        ...(v.k === 'noop' && v.b !== undefined ? { barrier: v.b } : {}),
+      });
+    }
+    if (out.events.length > 0) this.publish(true);
+  }
+
+  private publish(force: boolean): void {
+    const core = this.core;
+    if (!core) return;
+    const v = core.view(this.ctx.clock.now());
+    const key = `${v.role}|${formatBallot(v.ballot)}|${v.leader}|${v.chosenUpTo}|${v.inFlight}`;
+    if (!force && key === this.lastStateKey) return;
+    this.lastStateKey = key;
+    this.ctx.setState(v);
+  }
+}
