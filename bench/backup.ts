@@ -1,11 +1,11 @@
 /**
- * `npm run bench -- backup [--size MB] [--runs N] [--dir DIR]`: full backup and restore
+ * `npm run bench -- backup [--size=MB] [--runs=N] [--dir=DIR]`: full backup and restore
  * throughput (MB/s of state) of a large key/value state, against a baseline measured in the
  * same run: copying the same bytes (the serialized state) into a file with SHA-256 hashing
  * and fsync, and reading them back with SHA-256. Also: the bytes an incremental stores after
  * changing 1% of the keys, against the changed data plus the manifest (target ≤ 1.1×), and
  * the backup agent's apply latency (p99) while a full backup is written vs idle.
- * Default size 1024 MB (the issue's); pass --size to scale down on a small machine.
+ * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
@@ -20,6 +20,8 @@ import { keyName } from '../actors/backup/workload.js';
 import { type BenchMain, type Measurement, percentile, report, summarize } from './harness.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
+  const eq = argv.find((a) => a.startsWith(`${name}=`));
+  if (eq) return eq.slice(name.length + 1);
   const i = argv.indexOf(name);
   return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : dflt;
 }

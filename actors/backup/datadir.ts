@@ -17,19 +17,22 @@ import { atomicWriteFile } from '../../lib/storage/fs-util.js';
 import { BackupError } from './errors.js';
 import { decodeRecords, recordSize, writeRecord } from './records.js';
 import type { RestoreResult } from './restore.js';
-import { compareKeys, type KeyedState } from './state.js';
+import type { SessionState } from './sessions.js';
+import { compareKeys } from './state.js';
 
 export interface RestoredDirOptions<Op> {
   readonly clusterId: string;
   readonly members: readonly string[];
-  readonly encodeImage?: (state: KeyedState<Op>) => Uint8Array;
+  readonly encodeImage?: (state: SessionState<Op>) => Uint8Array;
   /** Provenance recorded in restore.json. */
   readonly source: Record<string, unknown>;
   readonly now: number;
 }
 
 /** The default snapshot image: every key and value as put records, in key order. */
-export function encodeImage<Op>(state: KeyedState<Op>): Uint8Array {
+export function encodeImage(state: {
+  entries(): IterableIterator<[string, Uint8Array]>;
+}): Uint8Array {
   const entries = [...state.entries()].sort((a, b) => compareKeys(a[0], b[0]));
   let size = 0;
   for (const [k, v] of entries) size += recordSize(k, v);

@@ -6,15 +6,17 @@
  */
 import { pack } from 'msgpackr';
 import { Random } from '../../lib/random.js';
+import type { Command } from '../../lib/replicated-log.js';
 import type { ArchivedEntry } from './archive.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
+import { SessionState } from './sessions.js';
 import { type MapOp, MapState } from './state.js';
 import { TrackedState } from './tracker.js';
 import { command, DEFAULT_WORKLOAD, randomOp, type WorkloadOptions } from './workload.js';
 
 export class RepoDriver {
-  readonly tracked = new TrackedState<MapOp>(new MapState());
+  readonly tracked = new TrackedState<Command<MapOp>>(new SessionState(new MapState()));
   readonly random: Random;
   /** State digest and key count after every index. */
   readonly digests = new Map<number, { digest: string; count: number }>();
@@ -50,7 +52,7 @@ export class RepoDriver {
   applyOp(op: MapOp): void {
     const index = this.tracked.index + 1;
     this.time += 1;
-    this.tracked.apply(op, { index, term: 1 + (index >> 10), time: this.time });
+    this.tracked.apply(command(op, index), { index, term: 1 + (index >> 10), time: this.time });
     this.buffer.push({
       index,
       term: 1 + (index >> 10),

@@ -6,6 +6,7 @@
  * when the agent is down but its archive is current.
  */
 import { unpack } from 'msgpackr';
+import type { Command } from '../../lib/replicated-log.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
@@ -49,8 +50,15 @@ export async function offlineBackup<Op>(
     const p = parent as Manifest;
     const keys = new Set<string>();
     try {
+      if (cur.state.mayHaveEvicted()) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_ARCHIVE_GAP',
+          'sessions may have been evicted: compare states',
+        );
+      }
       for await (const e of repo.archive.entries(p.index, cur.index)) {
-        for (const k of cur.state.keysTouched((unpack(e.data) as { op: Op }).op)) keys.add(k);
+        if (e.data.byteLength === 0) continue;
+        for (const k of cur.state.keysTouchedEarlier(unpack(e.data) as Command<Op>)) keys.add(k);
       }
     } catch (err) {
       if (!isBackupError(err, 'SYNOD_ERR_BACKUP_ARCHIVE_GAP')) throw err;
