@@ -190,7 +190,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
       this.fail(err, msg);
       return;
     }
-    if (isThenable(result)) {
+    if (result !== undefined && isThenable(result)) {
       this.busy = true;
       result.then(
         () => {

@@ -284,9 +284,20 @@ export function checkKey<S>(
   budget: Budget,
 ): KeyVerdict {
   // Drop what constrains nothing: failed operations, and reads with an unknown outcome.
-  const ops = allOps.filter(
+  let ops = allOps.filter(
     (op) => op.outcome === 'ok' || (op.outcome === 'unknown' && !model.readOnly(inputOf(op))),
   );
+  if (model.unobservable) {
+    const unknown = ops.filter((op) => op.outcome === 'unknown');
+    if (unknown.length > 0) {
+      const known = ops
+        .filter((op) => op.outcome === 'ok')
+        .map((op) => ({ input: inputOf(op), output: outputOf(op) }));
+      const flags = model.unobservable(unknown.map(inputOf), known);
+      const drop = new Set(unknown.filter((_, i) => flags[i] === true));
+      if (drop.size > 0) ops = ops.filter((op) => !drop.has(op));
+    }
+  }
   const n = ops.length;
   const base: KeyVerdict = {
     key,
@@ -425,7 +436,17 @@ export function checkKey<S>(
 
   const stackOp = new Int32Array(n);
   const stackState: S[] = new Array(n);
+  // Per frame: the pass it was found in, or FORCED for a read linearized greedily.
   const stackPass = new Uint8Array(n);
+  const FORCED = 2;
+  // Partial-order reduction for reads: if a read with a known result is a candidate and fits
+  // the current state, some linearization exists from here iff one exists with the read
+  // placed right now (it changes nothing; every op that had to precede it already did, and
+  // moving it earlier breaks no real-time constraint). So a fitting read is taken without
+  // branching, and if that fails, the configuration fails.
+  const readOnly = new Uint8Array(n);
+  for (let k = 0; k < n; k++)
+    if (definite[k] && model.readOnly(rawInputs[k] as ModelInput)) readOnly[k] = 1;
   let depth = 0;
   // Each configuration is explored in two passes over the candidates (the call entries
   // before the first return entry): pass 0 tries operations with a known outcome, pass 1
@@ -450,8 +471,51 @@ export function checkKey<S>(
     return result;
   };
 
+  // Lookahead (models with `reachable`): on entering a configuration, each of the next few
+  // pending operations (by return) must be placed before anything invoked after its return;
+  // if no order of the operations that may precede one of them can make the model accept
+  // it, give up on this configuration right away.
+  const between: ModelInput[] = [];
+  const LOOKAHEAD = 16;
+  const reachable = model.reachable?.bind(model);
+  let fresh = true;
   for (;;) {
     steps++;
+    if (fresh) {
+      // Entering a configuration: prune by lookahead, else take a fitting read first.
+      fresh = false;
+      between.length = 0;
+      let checked = 0;
+      let seenReturn = false;
+      let fittingRead = -1;
+      let pruned = false;
+      for (let e = next[HEAD] as number; e !== TAIL; e = next[e] as number) {
+        const k = e >> 1;
+        if ((e & 1) === 0) {
+          if (
+            !seenReturn &&
+            fittingRead < 0 &&
+            readOnly[k] &&
+            model.step(state, inputs[k] as ModelInput, outputs[k] as ModelOutput).ok
+          )
+            fittingRead = e;
+          if (reachable) between.push(inputs[k] as ModelInput);
+          continue;
+        }
+        seenReturn = true;
+        if (!reachable || checked >= LOOKAHEAD) break;
+        if (!definite[k]) continue;
+        checked++;
+        const target = { input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput };
+        if (!reachable(state, target, between)) {
+          entry = e;
+          pass = 1;
+          pruned = true;
+          break;
+        }
+      }
+      if (!pruned && fittingRead >= 0) entry = fittingRead;
+    }
     if ((steps & 1023) === 0) {
       if (budget.steps + steps > budget.maxSteps)
         budget.exhausted = `step budget of ${budget.maxSteps} search steps used up`;
@@ -467,6 +531,7 @@ export function checkKey<S>(
       // Cannot happen (a definite operation's return always precedes TAIL); be safe anyway.
       throw new Error('linearizability search walked off the list');
     }
+    let dead = false;
     if ((entry & 1) === 0) {
       const k = entry >> 1;
       if ((pass === 0) !== definite[k]) {
@@ -479,7 +544,7 @@ export function checkKey<S>(
         if (remember(r.next)) {
           stackOp[depth] = k;
           stackState[depth] = state;
-          stackPass[depth] = pass;
+          stackPass[depth] = readOnly[k] ? FORCED : pass;
           depth++;
           state = r.next;
           lift(entry);
@@ -490,46 +555,58 @@ export function checkKey<S>(
           }
           entry = next[HEAD] as number;
           pass = 0;
+          fresh = true;
           continue;
         }
         toggle(k);
+        // A read that fits leads to a configuration already known to fail: so does this one.
+        if (readOnly[k]) dead = true;
       }
-      entry = next[entry] as number;
-      continue;
-    }
-    // A return entry: this operation had to be linearized by now.
-    if (pass === 0) {
+      if (!dead) {
+        entry = next[entry] as number;
+        continue;
+      }
+    } else if (pass === 0) {
+      // A return entry: that operation had to be linearized by now. Known-outcome
+      // candidates are exhausted; try the unknown-outcome ones.
       pass = 1;
       entry = next[HEAD] as number;
       continue;
-    }
-    // Dead end: no candidate works in this configuration.
-    const placed = totalDefinite - remaining;
-    if (placed > bestDefinite || (placed === bestDefinite && depth < bestDepth)) {
-      bestDefinite = placed;
-      bestDepth = depth;
-      const candidates: number[] = [];
-      for (let e = next[HEAD] as number; e !== entry; e = next[e] as number) {
-        if ((e & 1) === 0) candidates.push(e >> 1);
+    } else {
+      // Dead end: no candidate works in this configuration.
+      const placed = totalDefinite - remaining;
+      if (placed > bestDefinite || (placed === bestDefinite && depth < bestDepth)) {
+        bestDefinite = placed;
+        bestDepth = depth;
+        const candidates: number[] = [];
+        for (let e = next[HEAD] as number; e !== entry; e = next[e] as number) {
+          if ((e & 1) === 0) candidates.push(e >> 1);
+        }
+        best = {
+          prefix: Array.from(stackOp.subarray(0, depth)),
+          states: [...stackState.slice(1, depth), state],
+          state,
+          blocking: entry >> 1,
+          candidates,
+        };
       }
-      best = {
-        prefix: Array.from(stackOp.subarray(0, depth)),
-        states: [...stackState.slice(1, depth), state],
-        state,
-        blocking: entry >> 1,
-        candidates,
-      };
     }
-    if (depth === 0) break;
-    depth--;
-    const k = stackOp[depth] as number;
-    state = stackState[depth] as S;
-    stackState[depth] = undefined as S;
-    toggle(k);
-    if (definite[k]) remaining++;
-    unlift(2 * k);
-    entry = next[2 * k] as number;
-    pass = stackPass[depth] as number;
+    // Backtrack. Popping a forced read means its configuration failed, and so did the one
+    // before it (the read could have gone first in any linearization): keep popping.
+    let frame = FORCED;
+    while (frame === FORCED && depth > 0) {
+      depth--;
+      const k = stackOp[depth] as number;
+      state = stackState[depth] as S;
+      stackState[depth] = undefined as S;
+      toggle(k);
+      if (definite[k]) remaining++;
+      unlift(2 * k);
+      entry = next[2 * k] as number;
+      frame = stackPass[depth] as number;
+    }
+    if (frame === FORCED) break; // popped everything: no linearization exists
+    pass = frame;
   }
 
   // Violation: explain with the deepest dead end.

@@ -53,6 +53,29 @@ export interface Model<S = unknown> {
    * `validate` always see the original ones. Default: the operation as recorded.
    */
   prepare?(input: ModelInput, output: ModelOutput): { input: ModelInput; output: ModelOutput };
+  /**
+   * Optional pruning: given the operations of one key, says which operations with an
+   * unknown outcome no completed operation could ever observe. Those are dropped before the
+   * search (the "never took effect" choice, always allowed for them), which is sound only
+   * if any linearization that includes such an operation stays valid without it.
+   * Operations come as recorded (not prepared). Returns one flag per `unknown` entry.
+   */
+  unobservable?(
+    unknown: readonly ModelInput[],
+    known: ReadonlyArray<{ input: ModelInput; output: ModelOutput }>,
+  ): boolean[];
+  /**
+   * Optional pruning: could `target` (an operation with a known result) still be accepted
+   * after applying some of `between`, in some order, to `state`? The checker asks this about
+   * the operation that must be linearized next at the latest, with `between` the operations
+   * that may still come before it; `false` abandons the configuration. Must be conservative:
+   * answer `true` when unsure. Operations are prepared (see `prepare`).
+   */
+  reachable?(
+    state: S,
+    target: { input: ModelInput; output: ModelOutput },
+    between: readonly ModelInput[],
+  ): boolean;
   /** Why an operation is malformed for this model, or `undefined` if it is fine. */
   validate?(input: ModelInput, output: ModelOutput): string | undefined;
   /** One short human description, e.g. `read → 3`, `cas 1→2`, `append "x"`. */
@@ -155,6 +178,35 @@ export const registerModel: Model<string> = {
   equal: (a, b) => a === b,
   hash: hashString,
   readOnly: (input) => input.f === 'read',
+  reachable(state, target, between) {
+    const { input, output } = target;
+    if (!output.known) return true;
+    // Can the register come to hold exactly v?
+    const canHold = (v: string) =>
+      state === v ||
+      between.some(
+        (b) =>
+          (b.f === 'write' && b.value === v) ||
+          (b.f === 'cas' && (b.value as [string, string])[1] === v) ||
+          (b.f === 'delete' && v === 'null'),
+      );
+    if (input.f === 'read') return canHold(output.value as string);
+    if (input.f === 'cas') {
+      const from = (input.value as [string, string])[0];
+      if (output.value !== false) return canHold(from);
+      // Compare failed: the register must hold something other than `from`.
+      return (
+        state !== from ||
+        between.some(
+          (b) =>
+            (b.f === 'write' && b.value !== from) ||
+            (b.f === 'cas' && (b.value as [string, string])[1] !== from) ||
+            (b.f === 'delete' && from !== 'null'),
+        )
+      );
+    }
+    return true;
+  },
   validate(input) {
     if (!this.functions.includes(input.f))
       return `the register model has no function "${input.f}" (it has ${this.functions.join(', ')})`;
@@ -219,6 +271,28 @@ export const kvModel: Model<string> = {
   equal: (a, b) => a === b,
   hash: hashString,
   readOnly: (input) => input.f === 'get',
+  // Appends only extend the string: a get of v needs v to extend the current string, or
+  // the value of a put that may come before it.
+  reachable(state, target, between) {
+    if (target.input.f !== 'get' || !target.output.known) return true;
+    const v = target.output.value === null ? '' : (asText(target.output.value) ?? '');
+    if (v.startsWith(state)) return true;
+    return between.some((b) => b.f === 'put' && v.startsWith(asText(b.value) ?? ''));
+  },
+  // An unknown put/append of a non-empty x that no get ever returned (as part of its
+  // string) can be dropped: in any linearization that includes it, every state from it to
+  // the next put contains x, so no get lies in between, and without it nothing observed
+  // changes.
+  unobservable(unknown, known) {
+    const seen = known
+      .filter((k) => k.input.f === 'get' && k.output.known)
+      .map((k) => (k.output.known ? (asText(k.output.value) ?? '') : ''));
+    return unknown.map((u) => {
+      if (u.f !== 'put' && u.f !== 'append') return false;
+      const x = asText(u.value) ?? '';
+      return x !== '' && !seen.some((v) => v.includes(x));
+    });
+  },
   validate(input, output) {
     if (!this.functions.includes(input.f))
       return `the kv model has no function "${input.f}" (it has ${this.functions.join(', ')})`;

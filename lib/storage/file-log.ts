@@ -1022,6 +1022,18 @@ async function recover(
       `the log starts at index ${first.base} but the compaction point is ${cp.index}: segments are missing`,
     );
   }
+  // Records a dead process wrote but never synced are adopted: make them durable before
+  // anything new is acknowledged on top of them (a later sync of the active segment alone
+  // would not cover an earlier segment's unsynced tail).
+  for (const s of segs) {
+    const fh = await fs.open(s.file, 'r+');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+  await fsyncDir(dir);
   const view = new LogView(cp.index, cp.term);
   for (const s of segs) {
     for (let k = 0; k < s.terms.length; k++) {

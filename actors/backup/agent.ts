@@ -1,0 +1,543 @@
+/**
+ * The backup agent: an actor that follows a cluster's committed log as a learner would
+ * (through a ReplicatedLog's `applied$` stream: a learner node's, or the Raft learner API
+ * when it provides one), keeps its own copy of the state machine, archives every committed
+ * entry (index, term, commit time) in the repository's log archive, and takes full,
+ * differential and incremental backups at whatever index it has applied when asked — a
+ * consistent image captured between two applies, written while entries keep being
+ * applied and archived. It also runs the repository's backup schedule and retention.
+ *
+ * Ordering and durability: entries are applied strictly in index order; a duplicate is
+ * ignored and a gap stops the agent (`stalled`) rather than letting it back up a state
+ * that misses entries. Archived entries are buffered and written as one segment when the
+ * buffer is full, every `flushMs`, on `flush` and on stop; a failed write keeps them
+ * buffered and is retried. Repository writes (segments, backups, expire) run one at a time.
+ * On start the agent rebuilds its state from the repository (latest backup + archive), so
+ * it resumes where it stopped and its next differential/incremental is still exact.
+ */
+import { pack, unpack } from 'msgpackr';
+import type { Subscription } from 'rxjs';
+import { Actor, type Replies } from '../../lib/actor.js';
+import type { TimerHandle } from '../../lib/clock.js';
+import type { AppliedEntry, ReplicatedLog } from '../../lib/replicated-log.js';
+import { type ArchivedEntry, LogArchive } from './archive.js';
+import { BackupError, isBackupError } from './errors.js';
+import type { BackupType, Manifest } from './manifest.js';
+import type { ProgressFn } from './progress.js';
+import type { Repository } from './repository.js';
+import { restore } from './restore.js';
+import { type ExpireReport, expire, type RetentionPolicy } from './retention.js';
+import {
+  type CompiledSchedule,
+  compileSchedule,
+  loadSchedule,
+  nextDue,
+  type SchedulePolicy,
+} from './schedule.js';
+import type { KeyedStateFactory } from './state.js';
+import { TrackedState } from './tracker.js';
+
+export interface ArchiveOptions {
+  /** Flush a segment once this many entries are buffered. */
+  readonly maxEntries: number;
+  /** ... or this many bytes of commands. */
+  readonly maxBytes: number;
+  /** ... or this often (ms); 0 disables the timer. */
+  readonly flushMs: number;
+}
+
+export const DEFAULT_ARCHIVE: ArchiveOptions = {
+  maxEntries: 4096,
+  maxBytes: 4 << 20,
+  flushMs: 1000,
+};
+
+export interface BackupAgentOptions<Op> {
+  readonly repo: Repository;
+  readonly clusterId: string;
+  readonly factory: KeyedStateFactory<Op>;
+  /** The committed log to follow; without it, entries arrive as `applied` messages. */
+  readonly source?: ReplicatedLog<Op>;
+  readonly archive?: Partial<ArchiveOptions>;
+  /** Overrides the repository's schedule.json. */
+  readonly schedule?: SchedulePolicy;
+  /** Progress of backups the agent writes. */
+  readonly progress?: ProgressFn;
+}
+
+export interface BackupSummary {
+  readonly id: string;
+  readonly type: BackupType;
+  readonly parent: string | null;
+  readonly index: number;
+  readonly term: number;
+  readonly bytes: number;
+  readonly storedBytes: number;
+  readonly chunks: number;
+  readonly records: number;
+  readonly keyCount: number;
+  /** A diff or incr asked for with no full backup present was taken as a full. */
+  readonly promoted: boolean;
+}
+
+export interface AgentStatus {
+  readonly index: number;
+  readonly term: number;
+  readonly keyCount: number;
+  readonly stateDigest: string;
+  /** Highest index durably archived. */
+  readonly archivedTo: number;
+  readonly buffered: number;
+  readonly lastBackup: string | null;
+  readonly lastFull: string | null;
+  /** Set when an entry arrived out of order and the agent stopped applying. */
+  readonly stalled: { readonly expected: number; readonly got: number } | null;
+  readonly nextScheduled: { readonly time: number; readonly type: BackupType } | null;
+}
+
+export type BackupAgentMsg<Op = unknown> =
+  | { readonly type: 'applied'; readonly entry: AppliedEntry<Op>; readonly time?: number }
+  | ({ readonly type: 'backup'; readonly kind: BackupType } & Replies<BackupSummary>)
+  | ({ readonly type: 'flush' } & Replies<number>)
+  | ({
+      readonly type: 'expire';
+      readonly policy: RetentionPolicy;
+      readonly dryRun?: boolean;
+    } & Replies<ExpireReport>)
+  | ({ readonly type: 'status' } & Replies<AgentStatus>)
+  | ({ readonly type: 'reload-schedule' } & Replies<AgentStatus>)
+  | { readonly type: 'archive-tick' }
+  | { readonly type: 'schedule-tick'; readonly due: BackupType };
+
+/** A backup captured (its index known) and queued or written; the parent of later ones. */
+interface PendingBackup {
+  readonly index: number;
+  readonly type: BackupType;
+  readonly manifest: Promise<Manifest>;
+  /** Set once its write failed; later captures skip it. */
+  failed: boolean;
+  /** The latest full / any backup before this one (to fall back to when it fails). */
+  readonly prevFull: PendingBackup | null;
+  readonly prevAny: PendingBackup | null;
+  id: string | null;
+}
+
+function settled(
+  m: Manifest,
+  prevFull: PendingBackup | null,
+  prevAny: PendingBackup | null,
+): PendingBackup {
+  return {
+    index: m.index,
+    type: m.type,
+    manifest: Promise.resolve(m),
+    failed: false,
+    prevFull,
+    prevAny,
+    id: m.id,
+  };
+}
+
+function live(p: PendingBackup | null, full: boolean): PendingBackup | null {
+  let cur = p;
+  while (cur?.failed) cur = full ? cur.prevFull : cur.prevAny;
+  return cur;
+}
+
+export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentStatus> {
+  private tracked: TrackedState<Op>;
+  private readonly archiveOpts: ArchiveOptions;
+  private buffer: ArchivedEntry[] = [];
+  private bufferBytes = 0;
+  private flushQueued: Promise<void> | undefined;
+  private archivedTo = 0;
+  private lastFull: PendingBackup | null = null;
+  private lastAny: PendingBackup | null = null;
+  private stalled: AgentStatus['stalled'] = null;
+  private io: Promise<unknown> = Promise.resolve();
+  private sub: Subscription | undefined;
+  private schedule: CompiledSchedule | undefined;
+  private next: AgentStatus['nextScheduled'] = null;
+  private scheduleTimer: TimerHandle | undefined;
+
+  constructor(private readonly opts: BackupAgentOptions<Op>) {
+    super();
+    this.tracked = new TrackedState(opts.factory());
+    this.archiveOpts = { ...DEFAULT_ARCHIVE, ...opts.archive };
+  }
+
+  override initialState(): AgentStatus {
+    return {
+      index: 0,
+      term: 0,
+      keyCount: 0,
+      stateDigest: '',
+      archivedTo: 0,
+      buffered: 0,
+      lastBackup: null,
+      lastFull: null,
+      stalled: null,
+      nextScheduled: null,
+    };
+  }
+
+  override async preStart(): Promise<void> {
+    const { repo } = this.opts;
+    await this.recoverState();
+    let full: Manifest | null = null;
+    for (const m of await repo.list()) {
+      if (m.clusterId !== this.opts.clusterId) continue;
+      this.lastAny = settled(m, this.lastFull, this.lastAny);
+      if (m.type === 'full') {
+        this.lastFull = this.lastAny;
+        full = m;
+      }
+    }
+    // Every later diff/incr is relative to the newest full or something newer: learn the
+    // keys changed since that full now, so that captures stay synchronous.
+    if (full && full.index < this.tracked.trackedSince) await this.catchUpChanges(full);
+    const policy = this.opts.schedule ?? (await loadSchedule(repo.fs, repo.dir));
+    this.schedule = policy ? compileSchedule(policy) : undefined;
+    this.armSchedule();
+    if (this.archiveOpts.flushMs > 0) {
+      this.ctx.timers.repeat('archive', this.archiveOpts.flushMs, { type: 'archive-tick' });
+    }
+    if (this.opts.source) {
+      const self = this.ctx.self;
+      const system = this.ctx.system;
+      const time = () => this.ctx.clock.wallNow();
+      this.sub = this.opts.source.applied$.subscribe((entry) => {
+        system.send(self, { type: 'applied', entry, time: time() });
+      });
+    }
+    this.publish();
+  }
+
+  override async postStop(): Promise<void> {
+    this.sub?.unsubscribe();
+    this.scheduleTimer?.cancel();
+    await this.flush().catch(() => undefined);
+    await this.io.catch(() => undefined);
+  }
+
+  /** Rebuilds the state from the repository: the latest backup plus the archive after it. */
+  private async recoverState(): Promise<void> {
+    const { repo } = this.opts;
+    const segs = await repo.archive.list();
+    this.archivedTo = LogArchive.tip(segs);
+    const backups = await repo.list();
+    if (backups.length === 0 && (segs.length === 0 || (segs[0] as { first: number }).first !== 1)) {
+      return;
+    }
+    const res = await restore(repo, { kind: 'latest' }, { factory: this.opts.factory });
+    this.tracked = new TrackedState(res.state);
+    this.tracked.reset(res.index, res.term, res.time);
+    if (res.index < this.archivedTo) this.archivedTo = res.index; // a gap stopped the replay
+  }
+
+  /**
+   * Makes the tracker know every key changed since `parent` although tracking began later
+   * (after a restart): from the archive when it covers the interval, else by comparing the
+   * parent's restored state with the current one.
+   */
+  private async catchUpChanges(parent: Manifest): Promise<void> {
+    const { repo } = this.opts;
+    const since = this.tracked.trackedSince;
+    const keys = new Set<string>();
+    try {
+      for await (const e of repo.archive.entries(parent.index, since)) {
+        for (const k of this.tracked.state.keysTouched((unpack(e.data) as { op: Op }).op))
+          keys.add(k);
+      }
+    } catch (err) {
+      if (!isBackupError(err, 'SYNOD_ERR_BACKUP_ARCHIVE_GAP')) throw err;
+      keys.clear();
+      const old = await restore(
+        repo,
+        { kind: 'backup', id: parent.id },
+        { factory: this.opts.factory },
+      );
+      const now = this.tracked.state;
+      for (const [k, v] of old.state.entries()) {
+        const cur = now.get(k);
+        if (cur === undefined || Buffer.compare(Buffer.from(cur), Buffer.from(v)) !== 0)
+          keys.add(k);
+      }
+      for (const [k] of now.entries()) if (old.state.get(k) === undefined) keys.add(k);
+    }
+    this.tracked.noteChanged(keys, since);
+    this.tracked.trackedSince = parent.index;
+  }
+
+  receive(msg: BackupAgentMsg<Op>): void {
+    switch (msg.type) {
+      case 'applied':
+        this.onApplied(msg.entry, msg.time ?? this.ctx.clock.wallNow());
+        break;
+      case 'archive-tick':
+        void this.flush().catch(() => undefined);
+        break;
+      case 'flush':
+        this.flush().then(
+          () => this.ctx.reply(msg, this.archivedTo),
+          (err: unknown) => this.ctx.replyError(msg, toReplyError(err)),
+        );
+        break;
+      case 'backup':
+        this.takeBackup(msg.kind).then(
+          (s) => this.ctx.reply(msg, s),
+          (err: unknown) => this.ctx.replyError(msg, toReplyError(err)),
+        );
+        break;
+      case 'expire':
+        this.enqueue(() =>
+          expire(this.opts.repo, msg.policy, msg.dryRun ? { dryRun: true } : {}),
+        ).then(
+          (r) => this.ctx.reply(msg, r),
+          (err: unknown) => this.ctx.replyError(msg, toReplyError(err)),
+        );
+        break;
+      case 'status':
+        this.ctx.reply(msg, this.status());
+        break;
+      case 'reload-schedule':
+        loadSchedule(this.opts.repo.fs, this.opts.repo.dir).then(
+          (p) => {
+            this.schedule = p ? compileSchedule(p) : undefined;
+            this.armSchedule();
+            this.ctx.reply(msg, this.status());
+          },
+          (err: unknown) => this.ctx.replyError(msg, toReplyError(err)),
+        );
+        break;
+      case 'schedule-tick':
+        void this.runScheduled(msg.due);
+        break;
+    }
+  }
+
+  private onApplied(entry: AppliedEntry<Op>, time: number): void {
+    if (this.stalled) return;
+    const expected = this.tracked.index + 1;
+    if (entry.index < expected) return; // already applied (replayed on restart, or a duplicate)
+    if (entry.index > expected) {
+      this.stalled = { expected, got: entry.index };
+      this.ctx.emit({ type: 'stalled', expected, got: entry.index });
+      this.ctx.log.log(
+        'error',
+        'backup agent: committed log has a gap; not applying further entries',
+        { expected, got: entry.index },
+      );
+      this.publish();
+      return;
+    }
+    this.tracked.apply(entry.command.op, { index: entry.index, term: entry.term, time });
+    const data = pack(entry.command);
+    this.buffer.push({ index: entry.index, term: entry.term, time, data });
+    this.bufferBytes += data.byteLength;
+    if (
+      this.buffer.length >= this.archiveOpts.maxEntries ||
+      this.bufferBytes >= this.archiveOpts.maxBytes
+    ) {
+      void this.flush().catch(() => undefined);
+    }
+    this.publish();
+  }
+
+  /**
+   * Queues a flush: when it runs it writes everything buffered by then as one segment. A
+   * flush queued but not started yet is shared. A failed write puts the entries back.
+   */
+  private flush(): Promise<void> {
+    if (this.flushQueued) return this.flushQueued;
+    const job = this.enqueue(async () => {
+      this.flushQueued = undefined;
+      if (this.buffer.length === 0) return;
+      const taken = this.buffer;
+      const takenBytes = this.bufferBytes;
+      this.buffer = [];
+      this.bufferBytes = 0;
+      try {
+        await this.opts.repo.withLock(() => this.opts.repo.archive.write(taken));
+        this.archivedTo = (taken[taken.length - 1] as ArchivedEntry).index;
+        this.ctx.emit({
+          type: 'archived',
+          from: (taken[0] as ArchivedEntry).index,
+          to: this.archivedTo,
+        });
+      } catch (err) {
+        this.buffer = taken.concat(this.buffer);
+        this.bufferBytes += takenBytes;
+        this.ctx.emit({ type: 'archive-failed', error: (err as Error).message });
+        throw err;
+      } finally {
+        this.publish();
+      }
+    });
+    this.flushQueued = job;
+    return job;
+  }
+
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.io.then(job, job);
+    this.io = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Captures the backup now, between two applies (so it is exactly the state at the index
+   * applied when the request is handled), and queues its write.
+   */
+  private takeBackup(kind: BackupType): Promise<BackupSummary> {
+    if (this.stalled) {
+      return Promise.reject(
+        new BackupError(
+          'SYNOD_ERR_BACKUP_BUSY',
+          `the agent is stalled at index ${this.stalled.expected - 1} (gap in the committed log)`,
+        ),
+      );
+    }
+    const prevFull = live(this.lastFull, true);
+    const prevAny = live(this.lastAny, false);
+    let type = kind;
+    const parent = type === 'diff' ? prevFull : type === 'incr' ? prevAny : null;
+    let promoted = false;
+    if (type !== 'full' && !parent) {
+      type = 'full';
+      promoted = true;
+    }
+    const cap =
+      type === 'full'
+        ? this.tracked.captureFull()
+        : this.tracked.captureChanges((parent as PendingBackup).index);
+    const { repo } = this.opts;
+    const manifest = this.enqueue(async () => {
+      let parentManifest: Manifest | undefined;
+      if (type !== 'full') {
+        try {
+          parentManifest = await (parent as PendingBackup).manifest;
+        } catch (err) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_CHAIN_BROKEN',
+            `the ${type} backup's parent failed to write: ${(err as Error).message}`,
+          );
+        }
+      }
+      return repo.writeBackup({
+        type,
+        ...(parentManifest ? { parent: parentManifest } : {}),
+        index: cap.index,
+        term: cap.term,
+        time: cap.time,
+        clusterId: this.opts.clusterId,
+        records: cap.records,
+        keyCount: cap.keyCount,
+        stateDigest: cap.stateDigest,
+        now: this.ctx.clock.wallNow(),
+        totalBytes: cap.bytes,
+        ...(this.opts.progress ? { progress: this.opts.progress } : {}),
+      });
+    });
+    const mine: PendingBackup = {
+      index: cap.index,
+      type,
+      manifest,
+      failed: false,
+      prevFull,
+      prevAny,
+      id: null,
+    };
+    manifest.catch(() => undefined);
+    this.lastAny = mine;
+    if (type === 'full') this.lastFull = mine;
+    return manifest.then(
+      (m) => {
+        mine.id = m.id;
+        // No later diff/incr has a parent older than the newest full.
+        if (m.type === 'full' && live(this.lastFull, true) === mine)
+          this.tracked.forgetUpTo(m.index);
+        this.ctx.emit({ type: 'backup', id: m.id, kind: m.type, index: m.index });
+        this.publish();
+        return {
+          id: m.id,
+          type: m.type,
+          parent: m.parent,
+          index: m.index,
+          term: m.term,
+          bytes: m.bytes,
+          storedBytes: m.storedBytes,
+          chunks: m.chunks.length,
+          records: m.records,
+          keyCount: m.keyCount,
+          promoted,
+        };
+      },
+      (err: unknown) => {
+        mine.failed = true;
+        this.ctx.emit({ type: 'backup-failed', kind: type, error: (err as Error).message });
+        this.publish();
+        throw err;
+      },
+    );
+  }
+
+  private armSchedule(): void {
+    this.scheduleTimer?.cancel();
+    this.scheduleTimer = undefined;
+    this.next = null;
+    if (!this.schedule) return;
+    const now = this.ctx.clock.wallNow();
+    const due = nextDue(this.schedule, now);
+    this.next = due;
+    const self = this.ctx.self;
+    const system = this.ctx.system;
+    this.scheduleTimer = this.ctx.clock.setTimer(due.time - now, () => {
+      system.send(self, { type: 'schedule-tick', due: due.type });
+    });
+  }
+
+  private async runScheduled(due: BackupType): Promise<void> {
+    try {
+      const s = await this.takeBackup(due);
+      this.ctx.log.log('info', 'scheduled backup written', {
+        id: s.id,
+        type: s.type,
+        index: s.index,
+      });
+      const retention = this.schedule?.policy.retention;
+      if (retention) await this.enqueue(() => expire(this.opts.repo, retention));
+    } catch (err) {
+      this.ctx.emit({ type: 'scheduled-backup-failed', error: (err as Error).message });
+      this.ctx.log.log('error', 'scheduled backup failed', { error: (err as Error).message });
+    } finally {
+      this.armSchedule();
+      this.publish();
+    }
+  }
+
+  private status(): AgentStatus {
+    const any = live(this.lastAny, false);
+    const full = live(this.lastFull, true);
+    return {
+      index: this.tracked.index,
+      term: this.tracked.term,
+      keyCount: this.tracked.keyCount,
+      stateDigest: this.tracked.digestHex,
+      archivedTo: this.archivedTo,
+      buffered: this.buffer.length,
+      lastBackup: any?.id ?? null,
+      lastFull: full?.id ?? null,
+      stalled: this.stalled,
+      nextScheduled: this.next,
+    };
+  }
+
+  private publish(): void {
+    this.ctx.setState(this.status());
+  }
+}
+
+function toReplyError(err: unknown): { code: string; message: string } {
+  if (isBackupError(err)) return { code: err.code, message: err.message };
+  return { code: 'SYNOD_ERR_BACKUP_IO', message: (err as Error)?.message ?? String(err) };
+}

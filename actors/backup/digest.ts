@@ -1,0 +1,72 @@
+/**
+ * The state digest: a multiset hash of the state (AdHash): the sum, modulo 2^256, of
+ * SHA-256(u32 keyLen | key | value) over every key. It does not depend on the order keys
+ * were written in, and it can be maintained incrementally (subtract the old record's hash,
+ * add the new one's) at O(1) per applied change, so the agent knows the digest of its state
+ * at every index without rescanning it, and a restore recomputes it from what it rebuilt.
+ * It is a check against restoring wrong data by accident (a missed delete, a wrong chain, a
+ * replay bug), not a cryptographic commitment: chunk contents are protected by SHA-256 (and
+ * GCM when encrypted), manifests by their MAC.
+ */
+import { createHash } from 'node:crypto';
+
+const WORDS = 8;
+
+export function recordHash(key: string, value: Uint8Array): Uint8Array {
+  const k = Buffer.from(key, 'utf8');
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(k.length, 0);
+  return createHash('sha256').update(len).update(k).update(value).digest();
+}
+
+export class StateDigest {
+  /** 256-bit accumulator, little-endian 32-bit words. */
+  private readonly acc = new Uint32Array(WORDS);
+  count = 0;
+
+  static fromHex(hex: string, count: number): StateDigest {
+    const d = new StateDigest();
+    const b = Buffer.from(hex, 'hex');
+    if (b.length !== 32) throw new RangeError('state digest must be 64 hex digits');
+    for (let i = 0; i < WORDS; i++) d.acc[i] = b.readUInt32BE(28 - i * 4);
+    d.count = count;
+    return d;
+  }
+
+  clone(): StateDigest {
+    const d = new StateDigest();
+    d.acc.set(this.acc);
+    d.count = this.count;
+    return d;
+  }
+
+  add(key: string, value: Uint8Array): void {
+    this.addHash(recordHash(key, value), 1);
+    this.count++;
+  }
+
+  remove(key: string, value: Uint8Array): void {
+    this.addHash(recordHash(key, value), -1);
+    this.count--;
+  }
+
+  /** Hex, big-endian. */
+  hex(): string {
+    const b = Buffer.allocUnsafe(32);
+    for (let i = 0; i < WORDS; i++) b.writeUInt32BE(this.acc[i] as number, 28 - i * 4);
+    return b.toString('hex');
+  }
+
+  private addHash(h: Uint8Array, sign: 1 | -1): void {
+    const v = Buffer.from(h.buffer, h.byteOffset, h.byteLength);
+    let carry = 0;
+    for (let i = 0; i < WORDS; i++) {
+      const w = v.readUInt32BE(28 - i * 4);
+      // sign -1: add the two's complement (~w + 1) so that subtraction is addition mod 2^256
+      const x = sign === 1 ? w : ~w >>> 0;
+      const s = (this.acc[i] as number) + x + carry + (sign === -1 && i === 0 ? 1 : 0);
+      this.acc[i] = s >>> 0;
+      carry = s > 0xffffffff ? 1 : 0;
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The serialized state: a stream of records, one per key, in ascending key order.
+ *
+ *     put:    u8 0 | u32 keyLen | key (UTF-8) | u32 valueLen | value
+ *     delete: u8 1 | u32 keyLen | key (UTF-8)
+ *
+ * A full backup holds only puts; differential and incremental backups hold the final value
+ * of every changed key and a delete for every key removed. Chunk boundaries fall on record
+ * boundaries (chunker.ts), so every chunk decodes on its own.
+ */
+import { BackupError } from './errors.js';
+
+export const REC_PUT = 0;
+export const REC_DELETE = 1;
+
+export interface StateRecord {
+  readonly key: string;
+  /** Undefined for a delete. */
+  readonly value: Uint8Array | undefined;
+}
+
+/** Bytes a record takes in the stream. */
+export function recordSize(key: string, value: Uint8Array | undefined): number {
+  return 1 + 4 + Buffer.byteLength(key, 'utf8') + (value === undefined ? 0 : 4 + value.byteLength);
+}
+
+/** Writes one record at `off` of `buf` (which must be large enough); returns the new offset. */
+export function writeRecord(
+  buf: Buffer,
+  off: number,
+  key: string,
+  keyLen: number,
+  value: Uint8Array | undefined,
+): number {
+  buf[off] = value === undefined ? REC_DELETE : REC_PUT;
+  buf.writeUInt32BE(keyLen, off + 1);
+  off += 5;
+  off += buf.write(key, off, keyLen, 'utf8');
+  if (value !== undefined) {
+    buf.writeUInt32BE(value.byteLength, off);
+    off += 4;
+    buf.set(value, off);
+    off += value.byteLength;
+  }
+  return off;
+}
+
+/** Decodes every record of a chunk; values are views into `chunk`. */
+export function* decodeRecords(chunk: Buffer, chunkId = '?'): Generator<StateRecord> {
+  let off = 0;
+  const fail = (why: string): never => {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+      `chunk ${chunkId}: ${why} at byte ${off}`,
+      { chunk: chunkId, offset: off },
+    );
+  };
+  while (off < chunk.length) {
+    if (off + 5 > chunk.length) fail('truncated record header');
+    const kind = chunk[off] as number;
+    const keyLen = chunk.readUInt32BE(off + 1);
+    if (kind !== REC_PUT && kind !== REC_DELETE) fail(`unknown record kind ${kind}`);
+    const kStart = off + 5;
+    if (kStart + keyLen > chunk.length) fail('truncated key');
+    const key = chunk.toString('utf8', kStart, kStart + keyLen);
+    let next = kStart + keyLen;
+    let value: Uint8Array | undefined;
+    if (kind === REC_PUT) {
+      if (next + 4 > chunk.length) fail('truncated value length');
+      const vLen = chunk.readUInt32BE(next);
+      next += 4;
+      if (next + vLen > chunk.length) fail('truncated value');
+      value = chunk.subarray(next, next + vLen);
+      next += vLen;
+    }
+    off = next;
+    yield { key, value };
+  }
+}

@@ -1,0 +1,518 @@
+/**
+ * The backup repository: a directory holding
+ *
+ *     repo.json               format, chunker and compression parameters, cluster id,
+ *                             encryption salt and key check
+ *     chunks/xx/<address>     content-addressed chunks (chunk-store.ts)
+ *     backups/<id>.manifest   one manifest per complete backup (manifest.ts)
+ *     archive/<a>-<b>.seg     the log archive (archive.ts)
+ *     expire.journal          present only while an expire is in progress (retention.ts)
+ *     LOCK                    held by the process writing (backup, archive, expire)
+ *
+ * Writes follow one rule: data first, made durable, then the small record that makes it
+ * visible (a manifest, a segment rename), atomically. A crash at any point leaves every
+ * earlier backup intact and no partial backup listed; leftovers (orphan chunks, .tmp files)
+ * are swept by the next expire.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { acquireDirLock, type DirLock } from '../../lib/storage/fs-util.js';
+import { LogArchive } from './archive.js';
+import { type ChunkRef, ChunkStore, type CompressionParams } from './chunk-store.js';
+import { Chunker, type ChunkerParams, DEFAULT_CHUNKER, validateChunkerParams } from './chunker.js';
+import { checkKey, deriveKeys, keyCheck, type RepoKeys } from './crypto.js';
+import { BackupError, isBackupError } from './errors.js';
+import { atomicWrite, nodeRepoFs, type RepoFs } from './fs.js';
+import {
+  type BackupType,
+  decodeManifest,
+  encodeManifest,
+  MANIFEST_ID_RE,
+  type Manifest,
+  manifestId,
+} from './manifest.js';
+import type { ProgressFn } from './progress.js';
+import { resumeExpire } from './retention.js';
+
+export interface RepoConfig {
+  readonly format: 1;
+  readonly createdAt: number;
+  /** The cluster this repository backs up (set by the first backup when not given). */
+  readonly clusterId: string | null;
+  readonly chunker: ChunkerParams;
+  readonly compression: CompressionParams;
+  readonly encryption: null | {
+    readonly kdf: 'hkdf-sha256';
+    readonly salt: string;
+    readonly keyCheck: string;
+  };
+}
+
+export interface InitOptions {
+  clusterId?: string;
+  chunker?: Partial<ChunkerParams>;
+  compression?: Partial<CompressionParams>;
+  /** A 32-byte master key: the repository is encrypted with keys derived from it. */
+  key?: Buffer;
+  fs?: RepoFs;
+  /** Wall-clock ms for createdAt. */
+  now?: number;
+}
+
+export interface OpenOptions {
+  key?: Buffer;
+  fs?: RepoFs;
+}
+
+export interface BackupInput {
+  readonly type: BackupType;
+  /** For diff/incr: the backup it is relative to (a diff's must be a full). */
+  readonly parent?: Manifest;
+  readonly index: number;
+  readonly term: number;
+  /** Commit time of the entry at `index`. */
+  readonly time: number;
+  readonly clusterId: string;
+  /** Records in ascending key order (value undefined = delete; fulls have no deletes). */
+  readonly records: Iterable<readonly [string, Uint8Array | undefined]>;
+  readonly keyCount: number;
+  readonly stateDigest: string;
+  /** Wall-clock ms for the manifest's createdAt and id. */
+  readonly now: number;
+  readonly progress?: ProgressFn;
+  /** Plain bytes expected, for progress. */
+  readonly totalBytes?: number;
+}
+
+export interface ScannedManifest {
+  readonly name: string;
+  readonly manifest?: Manifest;
+  readonly mac?: string;
+  readonly error?: BackupError;
+}
+
+const JOURNAL = 'expire.journal';
+const WRITE_WINDOW = 4;
+
+export class Repository {
+  readonly chunks: ChunkStore;
+  readonly archive: LogArchive;
+  private lockHandle: DirLock | undefined;
+  private lockDepth = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: RepoConfig,
+    readonly keys: RepoKeys,
+    readonly fs: RepoFs,
+  ) {
+    this.chunks = new ChunkStore(fs, path.join(dir, 'chunks'), keys, config.compression);
+    this.archive = new LogArchive(fs, path.join(dir, 'archive'), keys);
+  }
+
+  get backupsDir(): string {
+    return path.join(this.dir, 'backups');
+  }
+
+  get journalFile(): string {
+    return path.join(this.dir, JOURNAL);
+  }
+
+  /** Creates a repository in `dir` (which may exist but must not hold one). */
+  static async init(dir: string, opts: InitOptions = {}): Promise<Repository> {
+    const rfs = opts.fs ?? nodeRepoFs;
+    if ((await rfs.size(path.join(dir, 'repo.json'))) !== undefined) {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+        `${dir} already holds a repository`,
+        { dir },
+      );
+    }
+    const chunker = { ...DEFAULT_CHUNKER, ...opts.chunker };
+    validateChunkerParams(chunker);
+    const compression: CompressionParams = { algo: 'deflate', level: 1, ...opts.compression };
+    if (compression.algo !== 'none' && compression.algo !== 'deflate') {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+        `unknown compression ${compression.algo}`,
+      );
+    }
+    const salt = randomBytes(16).toString('hex');
+    const keys = deriveKeys(opts.key, salt);
+    const config: RepoConfig = {
+      format: 1,
+      createdAt: opts.now ?? 0,
+      clusterId: opts.clusterId ?? null,
+      chunker,
+      compression,
+      encryption: opts.key ? { kdf: 'hkdf-sha256', salt, keyCheck: keyCheck(keys) } : null,
+    };
+    await rfs.mkdirp(dir);
+    for (const d of ['chunks', 'backups', 'archive']) await rfs.mkdirp(path.join(dir, d));
+    await rfs.fsyncDir(dir);
+    await atomicWrite(
+      rfs,
+      path.join(dir, 'repo.json'),
+      Buffer.from(`${JSON.stringify(config, null, 2)}\n`),
+    );
+    return new Repository(dir, config, keys, rfs);
+  }
+
+  static async open(dir: string, opts: OpenOptions = {}): Promise<Repository> {
+    const rfs = opts.fs ?? nodeRepoFs;
+    let text: Buffer;
+    try {
+      text = await rfs.readFile(path.join(dir, 'repo.json'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_REPO_NOT_FOUND',
+          `no backup repository in ${dir} (no repo.json)`,
+          { dir },
+        );
+      }
+      throw err;
+    }
+    let config: RepoConfig;
+    try {
+      config = JSON.parse(text.toString('utf8')) as RepoConfig;
+    } catch {
+      throw new BackupError('SYNOD_ERR_BACKUP_REPO_FORMAT', `${dir}/repo.json is not valid JSON`, {
+        dir,
+      });
+    }
+    if (config.format !== 1 || !config.chunker || !config.compression) {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_REPO_FORMAT',
+        `${dir}/repo.json: unknown format ${String(config.format)}`,
+        { dir },
+      );
+    }
+    validateChunkerParams(config.chunker);
+    let keys: RepoKeys;
+    if (config.encryption) {
+      if (!opts.key) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_KEY_REQUIRED',
+          `repository ${dir} is encrypted: give the key with --key-file FILE or $SYNOD_BACKUP_KEY`,
+          { dir },
+        );
+      }
+      keys = deriveKeys(opts.key, config.encryption.salt);
+      if (!checkKey(keys, config.encryption.keyCheck)) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_WRONG_KEY',
+          `the key given does not open repository ${dir}`,
+          { dir },
+        );
+      }
+    } else {
+      if (opts.key) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_WRONG_KEY',
+          `repository ${dir} is not encrypted, but a key was given`,
+          { dir },
+        );
+      }
+      keys = deriveKeys(undefined, '');
+    }
+    return new Repository(dir, config, keys, rfs);
+  }
+
+  /** Runs `fn` holding the repository lock (re-entrant within this object). */
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.lockDepth === 0) {
+      try {
+        this.lockHandle = await acquireDirLock(this.dir);
+      } catch (err) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_LOCKED',
+          `repository ${this.dir} is busy: ${(err as Error).message}`,
+          { dir: this.dir },
+          err,
+        );
+      }
+    }
+    this.lockDepth++;
+    try {
+      if (this.lockDepth === 1) await this.recover();
+      return await fn();
+    } finally {
+      this.lockDepth--;
+      if (this.lockDepth === 0) {
+        const h = this.lockHandle;
+        this.lockHandle = undefined;
+        await h?.release();
+      }
+    }
+  }
+
+  /** Run when the lock is first taken: rolls an interrupted expire forward. */
+  private async recover(): Promise<void> {
+    if ((await this.fs.size(this.journalFile)) !== undefined) await resumeExpire(this);
+  }
+
+  /** Backup ids named in a pending expire journal (listed as gone). */
+  async pendingExpiry(): Promise<Set<string>> {
+    try {
+      const j = JSON.parse((await this.fs.readFile(this.journalFile)).toString('utf8')) as {
+        backups?: string[];
+      };
+      return new Set(j.backups ?? []);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+      // A journal is written atomically; an unreadable one is damage, and expiring is the
+      // only thing it could mean: treat nothing as pending and let verify report it.
+      return new Set();
+    }
+  }
+
+  /** Every manifest file, decoded or with the error that prevents it. */
+  async scan(): Promise<ScannedManifest[]> {
+    const pending = await this.pendingExpiry();
+    const out: ScannedManifest[] = [];
+    for (const f of (await this.fs.readdir(this.backupsDir)).sort()) {
+      if (!f.endsWith('.manifest')) continue;
+      const name = f.slice(0, -'.manifest'.length);
+      if (!MANIFEST_ID_RE.test(name) || pending.has(name)) continue;
+      try {
+        const bytes = await this.fs.readFile(path.join(this.backupsDir, f));
+        const { manifest, mac } = decodeManifest(this.keys, bytes, name);
+        out.push({ name, manifest, mac });
+      } catch (err) {
+        if (isBackupError(err)) out.push({ name, error: err });
+        else throw err;
+      }
+    }
+    return out.sort((a, b) => seqOf(a) - seqOf(b));
+  }
+
+  /** Complete, readable backups in creation order. */
+  async list(): Promise<Manifest[]> {
+    return (await this.scan()).flatMap((s) => (s.manifest ? [s.manifest] : []));
+  }
+
+  async get(id: string): Promise<Manifest> {
+    const s = (await this.scan()).find((x) => x.name === id);
+    if (!s) throw new BackupError('SYNOD_ERR_BACKUP_NOT_FOUND', `no backup ${id}`, { backup: id });
+    if (s.error) throw s.error;
+    return s.manifest as Manifest;
+  }
+
+  /**
+   * The chain full → ... → `id`, checked: every parent present and readable, its MAC the one
+   * recorded, types and indices consistent.
+   */
+  async chain(id: string, scanned?: ScannedManifest[]): Promise<Manifest[]> {
+    const all = scanned ?? (await this.scan());
+    const byName = new Map(all.map((s) => [s.name, s]));
+    const out: Manifest[] = [];
+    let cur = byName.get(id);
+    if (!cur)
+      throw new BackupError('SYNOD_ERR_BACKUP_NOT_FOUND', `no backup ${id}`, { backup: id });
+    if (cur.error) throw cur.error;
+    for (;;) {
+      const m = cur.manifest as Manifest;
+      out.unshift(m);
+      if (m.type === 'full') break;
+      const parentName = m.parent as string;
+      const p = byName.get(parentName);
+      const broken = (why: string): never => {
+        throw new BackupError('SYNOD_ERR_BACKUP_CHAIN_BROKEN', `backup ${id}: ${why}`, {
+          backup: id,
+          parent: parentName,
+        });
+      };
+      if (!p) broken(`parent ${parentName} of ${m.id} is missing`);
+      if (p?.error) broken(`parent ${parentName} of ${m.id} is damaged (${p.error.message})`);
+      const pm = p?.manifest as Manifest;
+      if (p?.mac !== m.parentMac)
+        broken(`parent ${parentName} of ${m.id} is not the one it was taken against (MAC differs)`);
+      if (pm.index > m.index) broken(`parent ${parentName} is newer than ${m.id}`);
+      if (m.type === 'diff' && pm.type !== 'full')
+        broken(`differential ${m.id} has a non-full parent`);
+      if (pm.full !== m.full) broken(`${m.id} and its parent disagree on the full backup`);
+      if (out.length > 100_000) broken('parent cycle');
+      cur = p as ScannedManifest;
+    }
+    return out;
+  }
+
+  /** Writes a backup: chunks first (durable), then its manifest atomically. */
+  async writeBackup(input: BackupInput): Promise<Manifest> {
+    return this.withLock(async () => {
+      await this.checkCluster(input.clusterId);
+      let parent: Manifest | null = null;
+      let parentMac: string | null = null;
+      let full: string | null = null;
+      const scanned = await this.scan();
+      if (input.type !== 'full') {
+        if (!input.parent) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_NO_FULL',
+            `a ${input.type} backup needs a parent backup`,
+          );
+        }
+        const p = scanned.find((s) => s.name === input.parent?.id);
+        if (!p?.manifest) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_CHAIN_BROKEN',
+            `parent ${input.parent.id} is not in the repository`,
+            {
+              parent: input.parent.id,
+            },
+          );
+        }
+        await this.chain(p.name, scanned);
+        if (input.type === 'diff' && p.manifest.type !== 'full') {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+            'a differential backup must have a full parent',
+          );
+        }
+        if (p.manifest.index > input.index) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_STALE_INDEX',
+            `parent ${p.name} is at index ${p.manifest.index} > ${input.index}`,
+          );
+        }
+        parent = p.manifest;
+        parentMac = p.mac ?? null;
+        full = p.manifest.full;
+      }
+      const refs = await this.writeChunks(input);
+      await this.chunks.sync();
+      const seq = scanned.reduce((mx, s) => Math.max(mx, seqOf(s)), 0) + 1;
+      const id = manifestId(input.type, seq, input.now);
+      let records = 0;
+      let deletes = 0;
+      let bytes = 0;
+      let stored = 0;
+      for (const r of refs.refs) {
+        bytes += r.size;
+        stored += r.stored;
+      }
+      records = refs.records;
+      deletes = refs.deletes;
+      const manifest: Manifest = {
+        format: 1,
+        id,
+        seq,
+        type: input.type,
+        parent: parent ? parent.id : null,
+        parentMac,
+        full: full ?? id,
+        index: input.index,
+        term: input.term,
+        time: input.time,
+        createdAt: input.now,
+        clusterId: input.clusterId,
+        chunks: refs.refs.map((r) => ({ id: r.id, size: r.size })),
+        bytes,
+        storedBytes: stored,
+        records,
+        deletes,
+        keyCount: input.keyCount,
+        stateDigest: input.stateDigest,
+      };
+      await this.fs.mkdirp(this.backupsDir);
+      await atomicWrite(
+        this.fs,
+        path.join(this.backupsDir, `${id}.manifest`),
+        encodeManifest(this.keys, manifest).bytes,
+      );
+      return manifest;
+    });
+  }
+
+  /** Bytes of a manifest file as stored. */
+  async manifestSize(id: string): Promise<number> {
+    return (await this.fs.size(path.join(this.backupsDir, `${id}.manifest`))) ?? 0;
+  }
+
+  private async checkCluster(clusterId: string): Promise<void> {
+    if (this.config.clusterId === null) {
+      const next: RepoConfig = { ...this.config, clusterId };
+      await atomicWrite(
+        this.fs,
+        path.join(this.dir, 'repo.json'),
+        Buffer.from(`${JSON.stringify(next, null, 2)}\n`),
+      );
+      (this as { config: RepoConfig }).config = next;
+    } else if (this.config.clusterId !== clusterId) {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_CLUSTER_MISMATCH',
+        `repository ${this.dir} belongs to cluster ${this.config.clusterId}, not ${clusterId}`,
+        { expected: this.config.clusterId, got: clusterId },
+      );
+    }
+  }
+
+  private async writeChunks(
+    input: BackupInput,
+  ): Promise<{ refs: ChunkRef[]; records: number; deletes: number }> {
+    const pending: Promise<ChunkRef>[] = [];
+    let awaited = 0;
+    let bytes = 0;
+    let stored = 0;
+    let done = 0;
+    let deletes = 0;
+    const onChunk = (buf: Buffer) => {
+      const size = buf.length;
+      pending.push(
+        this.chunks.put(buf).then((r) => {
+          bytes += size;
+          stored += r.stored;
+          done++;
+          input.progress?.({
+            phase: 'backup',
+            bytes,
+            chunks: done,
+            storedBytes: stored,
+            ...(input.totalBytes !== undefined ? { totalBytes: input.totalBytes } : {}),
+          });
+          return r;
+        }),
+      );
+    };
+    const chunker = new Chunker(this.config.chunker, onChunk);
+    let prev: string | undefined;
+    // Keep pending promises observed so a failure is not an unhandled rejection.
+    const settle: Promise<unknown>[] = [];
+    try {
+      for (const [key, value] of input.records) {
+        if (prev !== undefined && !(prev < key)) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+            `records are not in ascending key order at ${JSON.stringify(key)}`,
+          );
+        }
+        prev = key;
+        if (value === undefined) {
+          if (input.type === 'full') {
+            throw new BackupError(
+              'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+              'a full backup cannot hold deletes',
+            );
+          }
+          deletes++;
+        }
+        chunker.add(key, value);
+        while (pending.length - awaited >= WRITE_WINDOW) await pending[awaited++];
+      }
+      chunker.finish();
+      const refs = await Promise.all(pending);
+      return { refs, records: chunker.records, deletes };
+    } catch (err) {
+      for (const p of pending) settle.push(p.catch(() => undefined));
+      await Promise.all(settle);
+      throw err;
+    }
+  }
+}
+
+function seqOf(s: ScannedManifest): number {
+  if (s.manifest) return s.manifest.seq;
+  const m = /-(\d{6})[FDI]$/.exec(s.name);
+  return m ? Number(m[1]) : 0;
+}

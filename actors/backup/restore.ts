@@ -1,0 +1,285 @@
+/**
+ * Restore: choose the nearest backup at or before the target, rebuild its state from its
+ * chain, check the state digest against the manifest, then replay archived entries up to
+ * the target. The chain is merged newest layer first: a key takes its value from the newest
+ * backup that mentions it (a delete there means absent), and a chunk already taken from a
+ * newer layer is skipped in older ones (same content, same records, already decided), so
+ * every chunk is read at most once, however long the chain. Anything that does not check
+ * out (a missing or corrupt chunk, a broken chain, a digest mismatch, a gap in the archive)
+ * stops the restore with an error: it never returns wrong data.
+ */
+import { unpack } from 'msgpackr';
+import { LogArchive, type SegmentInfo } from './archive.js';
+import { StateDigest } from './digest.js';
+import { BackupError, isBackupError } from './errors.js';
+import type { Manifest } from './manifest.js';
+import type { ProgressFn } from './progress.js';
+import { decodeRecords } from './records.js';
+import type { Repository, ScannedManifest } from './repository.js';
+import type { KeyedState, KeyedStateFactory } from './state.js';
+import type { RestoreTarget } from './target.js';
+
+export interface RestorePlan {
+  /** full → ... → base backup. */
+  readonly chain: readonly Manifest[];
+  /** The index the restored state will be at. */
+  readonly index: number;
+  /** Archived entries (base.index, index] are replayed. */
+  readonly replay: number;
+  readonly warnings: readonly string[];
+}
+
+export interface RestoreResult<Op> {
+  readonly state: KeyedState<Op>;
+  readonly index: number;
+  readonly term: number;
+  /** Commit time of the entry at `index` (ms). */
+  readonly time: number;
+  readonly digest: string;
+  readonly keyCount: number;
+  readonly chain: readonly string[];
+  readonly replayed: number;
+  readonly chunksRead: number;
+  readonly bytesRead: number;
+  readonly warnings: readonly string[];
+}
+
+interface Candidate {
+  manifest: Manifest;
+}
+
+/** Decides which backup and which archived entries reach `target`. */
+export async function planRestore(repo: Repository, target: RestoreTarget): Promise<RestorePlan> {
+  const scanned = await repo.scan();
+  const segs = await repo.archive.list();
+  const backups = scanned.flatMap((s) => (s.manifest ? [s.manifest] : []));
+  if (target.kind === 'backup') {
+    const chain = await repo.chain(target.id, scanned);
+    const base = chain[chain.length - 1] as Manifest;
+    return { chain, index: base.index, replay: 0, warnings: [] };
+  }
+  if (backups.length === 0 && (segs.length === 0 || (segs[0] as SegmentInfo).first !== 1)) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_NOT_FOUND',
+      `repository ${repo.dir} holds no backup to restore from`,
+    );
+  }
+  const warnings: string[] = [];
+  let index: number;
+  if (target.kind === 'index') {
+    index = target.index;
+  } else if (target.kind === 'time') {
+    index = await indexAtTime(repo, target.time, backups, segs);
+  } else {
+    // latest: the newest backup, then as far as the archive runs on without a gap.
+    const newestIndex = backups.reduce((a, b) => Math.max(a, b.index), 0);
+    index = newestIndex;
+    const gaps = LogArchive.gaps(segs, newestIndex, LogArchive.tip(segs));
+    const runEnd = gaps.length > 0 ? (gaps[0] as { from: number }).from - 1 : LogArchive.tip(segs);
+    if (runEnd > index) index = runEnd;
+    if (gaps.length > 0) {
+      warnings.push(
+        `the log archive has a gap at ${(gaps[0] as { from: number }).from}; restoring to ${index}, not to the archive's tip ${LogArchive.tip(segs)}`,
+      );
+    }
+  }
+  return planForIndex(repo, scanned, segs, backups, index, warnings);
+}
+
+async function planForIndex(
+  repo: Repository,
+  scanned: ScannedManifest[],
+  segs: SegmentInfo[],
+  backups: Manifest[],
+  index: number,
+  warnings: string[],
+): Promise<RestorePlan> {
+  const candidates: Candidate[] = backups
+    .filter((b) => b.index <= index)
+    .sort((a, b) => b.index - a.index || b.seq - a.seq)
+    .map((manifest) => ({ manifest }));
+  if (candidates.length === 0 && LogArchive.gaps(segs, 0, index).length === 0) {
+    // The archive holds every entry from index 1: replay from the empty state.
+    return { chain: [], index, replay: index, warnings };
+  }
+  if (candidates.length === 0 && backups.length === 0) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_TARGET_UNREACHABLE',
+      `index ${index} is beyond the last archived entry (${LogArchive.tip(segs)})`,
+      { index, tip: LogArchive.tip(segs) },
+    );
+  }
+  if (candidates.length === 0) {
+    const first = Math.min(...backups.map((b) => b.index));
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_TARGET_UNREACHABLE',
+      `index ${index} is before the oldest backup (index ${first})`,
+      { index, oldest: first },
+    );
+  }
+  let lastErr: BackupError | undefined;
+  for (const c of candidates) {
+    let chain: Manifest[];
+    try {
+      chain = await repo.chain(c.manifest.id, scanned);
+    } catch (err) {
+      if (!isBackupError(err)) throw err;
+      lastErr = err;
+      warnings.push(`skipping backup ${c.manifest.id}: ${err.message}`);
+      continue;
+    }
+    const gaps = LogArchive.gaps(segs, c.manifest.index, index);
+    if (gaps.length > 0) {
+      const g = gaps[0] as { from: number; to: number };
+      const tip = LogArchive.tip(segs);
+      lastErr =
+        index > tip && g.to === index
+          ? new BackupError(
+              'SYNOD_ERR_BACKUP_TARGET_UNREACHABLE',
+              `index ${index} is beyond the last archived entry (${tip}) and no backup is at it`,
+              { index, tip },
+            )
+          : new BackupError(
+              'SYNOD_ERR_BACKUP_ARCHIVE_GAP',
+              `cannot reach index ${index} from backup ${c.manifest.id}: the log archive has no entries ${g.from}..${g.to}`,
+              { from: g.from, to: g.to, backup: c.manifest.id },
+            );
+      break; // an older backup needs the same missing entries
+    }
+    return { chain, index, replay: index - c.manifest.index, warnings };
+  }
+  throw lastErr as BackupError;
+}
+
+async function indexAtTime(
+  repo: Repository,
+  time: number,
+  backups: Manifest[],
+  segs: SegmentInfo[],
+): Promise<number> {
+  let best = -1;
+  for (const b of backups) if (b.time <= time && b.index > best) best = b.index;
+  for (const s of segs) {
+    if (s.last <= best) continue;
+    const entries = await repo.archive.read(s);
+    let past = false;
+    for (const e of entries) {
+      if (e.time <= time) best = Math.max(best, e.index);
+      else past = true;
+    }
+    if (past) break;
+  }
+  if (best < 0) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_TARGET_UNREACHABLE',
+      `time ${new Date(time).toISOString()} is before the oldest backup and archived entry`,
+      { time },
+    );
+  }
+  return best;
+}
+
+export interface RestoreOptions<Op> {
+  readonly factory: KeyedStateFactory<Op>;
+  readonly progress?: ProgressFn;
+}
+
+/** Rebuilds the state the plan names (see the module comment). */
+export async function executeRestore<Op>(
+  repo: Repository,
+  plan: RestorePlan,
+  opts: RestoreOptions<Op>,
+): Promise<RestoreResult<Op>> {
+  const base: Pick<Manifest, 'id' | 'index' | 'term' | 'time' | 'stateDigest' | 'keyCount'> = plan
+    .chain[plan.chain.length - 1] ?? {
+    id: '(empty state)',
+    index: 0,
+    term: 0,
+    time: 0,
+    stateDigest: new StateDigest().hex(),
+    keyCount: 0,
+  };
+  const totalBytes = plan.chain.reduce((s, m) => s + m.bytes, 0);
+  const totalChunks = plan.chain.reduce((s, m) => s + m.chunks.length, 0);
+  const values = new Map<string, Uint8Array>();
+  const decided = plan.chain.length > 1 ? new Set<string>() : undefined;
+  const seenChunks = new Set<string>();
+  let bytes = 0;
+  let chunks = 0;
+  for (let i = plan.chain.length - 1; i >= 0; i--) {
+    const m = plan.chain[i] as Manifest;
+    for (const c of m.chunks) {
+      if (seenChunks.has(c.id)) continue;
+      seenChunks.add(c.id);
+      const plain = await repo.chunks.get(c.id, c.size);
+      for (const r of decodeRecords(plain, c.id)) {
+        if (decided) {
+          if (decided.has(r.key)) continue;
+          decided.add(r.key);
+        } else if (r.value === undefined) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+            `chunk ${c.id} of full backup ${m.id} holds a delete`,
+            { chunk: c.id },
+          );
+        }
+        if (r.value !== undefined) values.set(r.key, r.value);
+      }
+      bytes += plain.length;
+      chunks++;
+      opts.progress?.({ phase: 'restore', bytes, totalBytes, chunks, totalChunks });
+    }
+  }
+  const digest = new StateDigest();
+  for (const [k, v] of values) digest.add(k, v);
+  if (digest.hex() !== base.stateDigest || digest.count !== base.keyCount) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
+      `restored state of backup ${base.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${digest.count} keys, manifest ${base.stateDigest.slice(0, 16)}… with ${base.keyCount} keys)`,
+      { backup: base.id, digest: digest.hex(), expected: base.stateDigest },
+    );
+  }
+  const state = opts.factory();
+  state.load(values);
+  values.clear();
+  let index = base.index;
+  let term = base.term;
+  let time = base.time;
+  let replayed = 0;
+  if (plan.index > base.index) {
+    for await (const e of repo.archive.entries(base.index, plan.index)) {
+      const cmd = unpack(e.data) as { op: Op };
+      state.apply(cmd.op, { index: e.index, term: e.term });
+      index = e.index;
+      term = e.term;
+      time = e.time;
+      replayed++;
+      if (replayed % 1000 === 0)
+        opts.progress?.({ phase: 'replay', bytes: replayed, chunks: 0, totalBytes: plan.replay });
+    }
+  }
+  const finalDigest = new StateDigest();
+  for (const [k, v] of state.entries()) finalDigest.add(k, v);
+  return {
+    state,
+    index,
+    term,
+    time,
+    digest: finalDigest.hex(),
+    keyCount: finalDigest.count,
+    chain: plan.chain.map((m) => m.id),
+    replayed,
+    chunksRead: chunks,
+    bytesRead: bytes,
+    warnings: plan.warnings,
+  };
+}
+
+/** planRestore + executeRestore. */
+export async function restore<Op>(
+  repo: Repository,
+  target: RestoreTarget,
+  opts: RestoreOptions<Op>,
+): Promise<RestoreResult<Op>> {
+  return executeRestore(repo, await planRestore(repo, target), opts);
+}

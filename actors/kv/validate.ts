@@ -1,0 +1,77 @@
+/** Input validation shared by the state machine, the service and the client. */
+import { KvError } from './errors.js';
+import { type CasCondition, DEFAULT_MAX_VALUE_LENGTH, type KvOp, MAX_KEY_LENGTH } from './types.js';
+
+function bad(message: string): KvError {
+  return new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', message);
+}
+
+export function keyProblem(key: unknown, what = 'key'): string | undefined {
+  if (typeof key !== 'string') return `${what} must be a string, got ${typeof key}`;
+  if (key.length === 0) return `${what} must not be empty`;
+  if (key.length > MAX_KEY_LENGTH)
+    return `${what} is ${key.length} characters long; the limit is ${MAX_KEY_LENGTH}`;
+  return undefined;
+}
+
+export function valueProblem(value: unknown, max = DEFAULT_MAX_VALUE_LENGTH): string | undefined {
+  if (typeof value !== 'string') return `value must be a string, got ${typeof value}`;
+  if (value.length > max) return `value is ${value.length} characters long; the limit is ${max}`;
+  return undefined;
+}
+
+function conditionProblem(c: unknown): string | undefined {
+  if (c === null || typeof c !== 'object') return 'cas needs a condition {value} or {modRev}';
+  const cond = c as Partial<Record<'value' | 'modRev', unknown>>;
+  if ('modRev' in cond) {
+    const m = cond.modRev;
+    if (typeof m !== 'number' || !Number.isInteger(m) || m < 0)
+      return `cas modRev must be an integer ≥ 0, got ${String(m)}`;
+    return undefined;
+  }
+  if ('value' in cond) {
+    if (cond.value !== null && typeof cond.value !== 'string')
+      return 'cas value condition must be a string or null (absent)';
+    return undefined;
+  }
+  return 'cas needs a condition {value} or {modRev}';
+}
+
+/** Why a mutation is malformed, or undefined. */
+export function opProblem(op: unknown, maxValue = DEFAULT_MAX_VALUE_LENGTH): string | undefined {
+  if (op === null || typeof op !== 'object') return 'operation must be an object';
+  const o = op as Partial<KvOp> & { t?: unknown };
+  const k = keyProblem(o.key);
+  if (k) return k;
+  switch (o.t) {
+    case 'put':
+      return valueProblem((o as { value?: unknown }).value, maxValue);
+    case 'del':
+      return undefined;
+    case 'cas': {
+      const c = conditionProblem((o as { if?: CasCondition }).if);
+      if (c) return c;
+      const v = (o as { value?: unknown }).value;
+      return v === null ? undefined : valueProblem(v, maxValue);
+    }
+    default:
+      return `unknown operation type ${JSON.stringify(o.t)}`;
+  }
+}
+
+export function assertOp(op: unknown, maxValue?: number): asserts op is KvOp {
+  const p = opProblem(op, maxValue);
+  if (p) throw bad(p);
+}
+
+export function assertKey(key: unknown, what?: string): asserts key is string {
+  const p = keyProblem(key, what);
+  if (p) throw bad(p);
+}
+
+export function assertLimit(limit: unknown): number {
+  if (limit === undefined) return Number.POSITIVE_INFINITY;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0)
+    throw bad(`limit must be an integer ≥ 0, got ${String(limit)}`);
+  return limit === 0 ? Number.POSITIVE_INFINITY : limit;
+}

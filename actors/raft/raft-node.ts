@@ -1,0 +1,800 @@
+/**
+ * RaftNode: the actor shell around the pure Raft core. It does all the I/O — storage
+ * (persist before send), the network (one envelope per peer per Ready), timers (ticks) —
+ * applies committed commands to the user's StateMachine through client sessions, and
+ * implements `ReplicatedLog` (propose resolves after local apply; readBarrier uses
+ * ReadIndex). Role, term, leader, commit/applied indexes and membership are RxJS streams.
+ *
+ *     const node = new RaftNode({
+ *       storage: () => openDataDir('/var/lib/synod/n1'),
+ *       stateMachine: () => new MyStateMachine(),
+ *       bootstrap: ['n1', 'n2', 'n3'],
+ *     });
+ *     system.spawn('raft', node);
+ *     const { result } = await node.propose({ clientId: 'c1', seq: 1, op: { put: ['k', 'v'] } });
+ */
+import { BehaviorSubject, distinctUntilChanged, type Observable, Subject } from 'rxjs';
+import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
+import type { TimerHandle } from '../../lib/clock.js';
+import { decodeValue, encodeValue } from '../../lib/codec.js';
+import {
+  type AppliedEntry,
+  type Command,
+  ProposeError,
+  type ProposeResult,
+  type ReplicatedLog,
+  type StateMachine,
+} from '../../lib/replicated-log.js';
+import type {
+  HardStateStore,
+  LogEntry,
+  LogStore,
+  RaftHardState,
+  SnapshotStore,
+} from '../../lib/storage/types.js';
+import type { ConfChangeOp } from './core/membership.js';
+import { raftMessageProblem } from './core/messages.js';
+import { RaftCore, type RaftStatus } from './core/raft-core.js';
+import {
+  type CoreSnapshot,
+  RaftError,
+  type RaftMembership,
+  type RaftMessage,
+  type ReadOnlyMode,
+  type Ready,
+  type Role,
+} from './core/types.js';
+import { SessionStateMachine } from './session-state-machine.js';
+
+/** The three stores a node needs (the shape of `openDataDir` / `openMemoryDataDir`). */
+export interface RaftStorage {
+  log: LogStore;
+  hardState: HardStateStore<RaftHardState>;
+  snapshots: SnapshotStore;
+  close?(): Promise<void>;
+}
+
+export interface RaftNodeOptions<Op, Result> {
+  /** Opens the node's storage; called on every (re)start of the actor. */
+  storage: () => RaftStorage | Promise<RaftStorage>;
+  /** Creates an empty state machine; called on every (re)start. */
+  stateMachine: () => StateMachine<Op, Result>;
+  /**
+   * Founding voters of a brand-new cluster (identical on every founding member), or a
+   * full membership. Ignored once the node has state. A node joining an existing cluster
+   * omits it and is added by a membership change on the leader.
+   */
+  bootstrap?: readonly string[] | RaftMembership;
+  /** This node's Raft id (default: the actor system's node id). */
+  id?: string;
+  /** The actor address of a member (default: `<id>/<this actor's path>`). */
+  addressOf?: (id: string) => string;
+  /** Logical clock tick (default 10 ms). */
+  tickMs?: number;
+  /** Heartbeat interval (default 50 ms). */
+  heartbeatMs?: number;
+  /** Base election timeout; the effective one is random in [electionMs, 2×electionMs) (default 150 ms). */
+  electionMs?: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  /** 'safe' ReadIndex (default) or 'lease' (assumes bounded clock drift; see docs/raft.md). */
+  readOnly?: ReadOnlyMode;
+  maxSizePerMsg?: number;
+  maxInflightMsgs?: number;
+  maxInflightBytes?: number;
+  maxUncommittedBytes?: number;
+  snapshotChunkSize?: number;
+  /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
+  snapshotEvery?: number;
+  /** Entries kept behind a snapshot for followers slightly behind (default 1,000). */
+  keepEntries?: number;
+  /** Snapshots kept on disk (default 2). */
+  keepSnapshots?: number;
+  /** Default timeout of propose and readBarrier (default 5,000 ms). */
+  requestTimeoutMs?: number;
+  /** Client sessions remembered (default 100,000). */
+  maxSessions?: number;
+  /** Instrumentation: called for every envelope body sent to a peer. */
+  onSend?: (to: string, body: { type: 'raft'; ms: RaftMessage[] }) => void;
+}
+
+export interface RaftNodeState {
+  id: string;
+  role: Role;
+  term: number;
+  leader: string | undefined;
+  commitIndex: number;
+  appliedIndex: number;
+  membership: RaftMembership;
+}
+
+export type RaftNodeMsg =
+  | { type: 'raft'; ms: RaftMessage[] }
+  | { type: 'tick' }
+  | ({ type: 'propose'; command: Command; timeoutMs?: number } & Replies<ProposeResult>)
+  | ({ type: 'readBarrier'; timeoutMs?: number } & Replies<number>)
+  | ({ type: 'status' } & Replies<RaftStatus>)
+  | ({ type: 'transferLeadership'; to: string } & Replies<boolean>);
+
+interface PendingProposal {
+  term: number;
+  resolve: (r: ProposeResult<unknown>) => void;
+  reject: (e: Error) => void;
+  timer: TimerHandle | undefined;
+  done: boolean;
+}
+
+interface ReadWaiter {
+  resolve: (index: number) => void;
+  reject: (e: Error) => void;
+  timer: TimerHandle | undefined;
+  done: boolean;
+}
+
+interface EncodedCommand {
+  c: string;
+  s: number;
+  o: unknown;
+}
+
+export function encodeCommand(cmd: Command): Uint8Array {
+  return encodeValue({ c: cmd.clientId, s: cmd.seq, o: cmd.op } satisfies EncodedCommand);
+}
+
+export function decodeCommand(data: Uint8Array): Command {
+  const v = decodeValue(data) as EncodedCommand;
+  return { clientId: v.c, seq: v.s, op: v.o };
+}
+
+function commandProblem(cmd: unknown): string | undefined {
+  if (typeof cmd !== 'object' || cmd === null) return 'command is not an object';
+  const c = cmd as Record<string, unknown>;
+  if (typeof c.clientId !== 'string' || c.clientId.length === 0 || c.clientId.length > 256) {
+    return 'command.clientId must be a non-empty string';
+  }
+  if (typeof c.seq !== 'number' || !Number.isSafeInteger(c.seq) || c.seq < 0) {
+    return 'command.seq must be a non-negative integer';
+  }
+  return undefined;
+}
+
+export class RaftNode<Op = unknown, Result = unknown>
+  extends Actor<RaftNodeMsg, RaftNodeState | undefined>
+  implements ReplicatedLog<Op, Result>
+{
+  private core: RaftCore | undefined;
+  private storage: RaftStorage | undefined;
+  private sm: SessionStateMachine<Op, Result> | undefined;
+  private readonly opts: RaftNodeOptions<Op, Result>;
+  private id_ = '';
+  private stopped = false;
+  private looping = false;
+  private loopScheduled = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly proposals = new Map<number, PendingProposal[]>();
+  private readBatch: ReadWaiter[] = [];
+  private readonly readsByCtx = new Map<string, ReadWaiter[]>();
+  private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
+  private readSeq = 0;
+  private readNonce = '';
+  private lastSnapshotIndex = 0;
+  private addressOf: (id: string) => string = (id) => id;
+
+  private readonly role = new BehaviorSubject<Role>('follower');
+  private readonly term = new BehaviorSubject<number>(0);
+  private readonly leader = new BehaviorSubject<string | undefined>(undefined);
+  private readonly commitIndex = new BehaviorSubject<number>(0);
+  private readonly appliedIndex = new BehaviorSubject<number>(0);
+  private readonly membership = new BehaviorSubject<RaftMembership>({ voters: [], learners: [] });
+  private readonly applied = new Subject<AppliedEntry<Op, Result>>();
+
+  readonly role$: Observable<Role> = this.role.pipe(distinctUntilChanged());
+  readonly term$: Observable<number> = this.term.pipe(distinctUntilChanged());
+  readonly leader$: Observable<string | undefined> = this.leader.pipe(distinctUntilChanged());
+  readonly commitIndex$: Observable<number> = this.commitIndex.pipe(distinctUntilChanged());
+  readonly appliedIndex$: Observable<number> = this.appliedIndex.pipe(distinctUntilChanged());
+  readonly membership$: Observable<RaftMembership> = this.membership.asObservable();
+  readonly applied$: Observable<AppliedEntry<Op, Result>> = this.applied.asObservable();
+
+  constructor(options: RaftNodeOptions<Op, Result>) {
+    super();
+    this.opts = options;
+  }
+
+  get nodeId(): string {
+    return this.id_;
+  }
+
+  /** True once storage is loaded and the node takes part in the protocol. */
+  get started(): boolean {
+    return this.core !== undefined && !this.stopped;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  override async preStart(): Promise<void> {
+    const o = this.opts;
+    this.id_ = o.id ?? this.ctx.nodeId;
+    const path = this.ctx.self.slice(this.ctx.nodeId.length + 1);
+    this.addressOf = o.addressOf ?? ((id: string) => `${id}/${path}`);
+    this.readNonce = this.ctx.random.nextUint32().toString(36);
+    const tickMs = o.tickMs ?? 10;
+    const heartbeatTick = Math.max(1, Math.round((o.heartbeatMs ?? 50) / tickMs));
+    const electionTick = Math.max(heartbeatTick + 1, Math.round((o.electionMs ?? 150) / tickMs));
+
+    const storage = await o.storage();
+    this.storage = storage;
+    const sm = new SessionStateMachine<Op, Result>(o.stateMachine(), o.maxSessions);
+    this.sm = sm;
+    const hardState = await storage.hardState.load();
+    let snapshot: CoreSnapshot | undefined;
+    const reader = await storage.snapshots.latest();
+    if (reader) {
+      const data = await reader.readAll();
+      const m = reader.meta;
+      snapshot = { meta: { index: m.index, term: m.term, membership: m.membership }, data };
+      sm.restore(data);
+      this.lastSnapshotIndex = m.index;
+    }
+    const first = Math.max(storage.log.firstIndex(), (snapshot?.meta.index ?? 0) + 1);
+    const last = storage.log.lastIndex();
+    const entries: LogEntry[] = last >= first ? await storage.log.entries(first, last + 1) : [];
+    const bootstrap = o.bootstrap;
+    const state: ConstructorParameters<typeof RaftCore>[1] = { entries };
+    if (hardState) state.hardState = hardState;
+    if (snapshot) state.snapshot = snapshot;
+    if (bootstrap) {
+      state.bootstrap = Array.isArray(bootstrap)
+        ? { voters: [...bootstrap], learners: [] }
+        : (bootstrap as RaftMembership);
+    }
+    const core = new RaftCore(
+      {
+        id: this.id_,
+        random: this.ctx.random,
+        heartbeatTick,
+        electionTick,
+        ...(o.preVote !== undefined ? { preVote: o.preVote } : {}),
+        ...(o.checkQuorum !== undefined ? { checkQuorum: o.checkQuorum } : {}),
+        ...(o.readOnly !== undefined ? { readOnly: o.readOnly } : {}),
+        ...(o.maxSizePerMsg !== undefined ? { maxSizePerMsg: o.maxSizePerMsg } : {}),
+        ...(o.maxInflightMsgs !== undefined ? { maxInflightMsgs: o.maxInflightMsgs } : {}),
+        ...(o.maxInflightBytes !== undefined ? { maxInflightBytes: o.maxInflightBytes } : {}),
+        ...(o.maxUncommittedBytes !== undefined
+          ? { maxUncommittedBytes: o.maxUncommittedBytes }
+          : {}),
+        ...(o.snapshotChunkSize !== undefined ? { snapshotChunkSize: o.snapshotChunkSize } : {}),
+      },
+      state,
+    );
+    this.core = core;
+    this.ctx.timers.repeat('tick', tickMs, { type: 'tick' });
+    this.publish();
+    this.schedule();
+  }
+
+  override async postStop(): Promise<void> {
+    this.stopped = true;
+    const err = () => new ProposeError('Stopped', `raft node ${this.id_} stopped`);
+    for (const list of this.proposals.values())
+      for (const p of list) this.settle(p, undefined, err());
+    this.proposals.clear();
+    const reads = [
+      ...this.readBatch,
+      ...[...this.readsByCtx.values()].flat(),
+      ...this.waitingApply.flatMap((w) => w.waiters),
+    ];
+    for (const r of reads) this.settleRead(r, undefined, err());
+    this.readBatch = [];
+    this.readsByCtx.clear();
+    this.waitingApply = [];
+    await this.loopDone.catch(() => {});
+    await this.storage?.close?.().catch(() => {});
+    this.role.complete();
+    this.term.complete();
+    this.leader.complete();
+    this.commitIndex.complete();
+    this.appliedIndex.complete();
+    this.membership.complete();
+    this.applied.complete();
+  }
+
+  override accepts(msg: unknown): msg is RaftNodeMsg {
+    if (typeof msg !== 'object' || msg === null) return false;
+    const m = msg as { type?: unknown; ms?: unknown };
+    switch (m.type) {
+      case 'raft':
+        return Array.isArray(m.ms);
+      case 'tick':
+      case 'propose':
+      case 'readBarrier':
+      case 'status':
+      case 'transferLeadership':
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  override receive(msg: RaftNodeMsg | Terminated): void {
+    const core = this.core;
+    if (!core || this.stopped) return;
+    switch (msg.type) {
+      case 'raft':
+        for (const m of msg.ms) {
+          const problem = raftMessageProblem(m);
+          if (problem !== undefined) {
+            this.ctx.emit({ type: 'badMessage', code: 'SYNOD_ERR_RAFT_BAD_MESSAGE', problem });
+            continue;
+          }
+          this.guard(() => core.step(m));
+        }
+        break;
+      case 'tick':
+        this.guard(() => core.tick());
+        break;
+      case 'propose': {
+        const problem = commandProblem(msg.command);
+        if (problem !== undefined) {
+          this.ctx.replyError(msg, { code: 'SYNOD_ERR_RAFT_BAD_COMMAND', message: problem });
+          return;
+        }
+        const opt = msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {};
+        this.propose(msg.command as Command<Op>, opt).then(
+          (r) => this.ctx.reply(msg, r),
+          (e: ProposeError) =>
+            this.ctx.replyError(msg, {
+              code: `SYNOD_ERR_RAFT_${e.code ?? 'ERROR'}`,
+              message: e.message,
+            }),
+        );
+        return;
+      }
+      case 'readBarrier': {
+        const opt = msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {};
+        this.readBarrier(opt).then(
+          (i) => this.ctx.reply(msg, i),
+          (e: ProposeError) =>
+            this.ctx.replyError(msg, {
+              code: `SYNOD_ERR_RAFT_${e.code ?? 'ERROR'}`,
+              message: e.message,
+            }),
+        );
+        return;
+      }
+      case 'status':
+        this.ctx.reply(msg, core.status());
+        return;
+      case 'transferLeadership':
+        try {
+          core.transferLeadership(msg.to);
+          this.ctx.reply(msg, true);
+        } catch (e) {
+          const err = e as RaftError;
+          this.ctx.replyError(msg, { code: err.code ?? 'SYNOD_ERR_RAFT', message: err.message });
+        }
+        break;
+      default:
+        return;
+    }
+    this.publish();
+    this.schedule();
+  }
+
+  // ---------------------------------------------------------------- client API
+
+  propose(
+    command: Command<Op>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<ProposeResult<Result>> {
+    const problem = commandProblem(command);
+    if (problem !== undefined) {
+      return Promise.reject(
+        new ProposeError('Dropped', `SYNOD_ERR_RAFT_BAD_COMMAND: ${problem}`, undefined, false),
+      );
+    }
+    const core = this.core;
+    if (!core || this.stopped) {
+      return Promise.reject(
+        new ProposeError('Stopped', `raft node ${this.id_} is not running`, undefined, false),
+      );
+    }
+    let at: { index: number; term: number };
+    try {
+      at = core.propose(encodeCommand(command));
+    } catch (e) {
+      return Promise.reject(this.toProposeError(e));
+    }
+    const p = this.track(at, options.timeoutMs);
+    this.schedule();
+    return p as Promise<ProposeResult<Result>>;
+  }
+
+  readBarrier(options: { timeoutMs?: number } = {}): Promise<number> {
+    if (!this.core || this.stopped) {
+      return Promise.reject(new ProposeError('Stopped', `raft node ${this.id_} is not running`));
+    }
+    return new Promise<number>((resolve, reject) => {
+      const w: ReadWaiter = { resolve, reject, timer: undefined, done: false };
+      const ms = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
+      w.timer = this.ctx.clock.setTimer(ms, () =>
+        this.settleRead(
+          w,
+          undefined,
+          new ProposeError('Timeout', `read not confirmed within ${ms} ms`),
+        ),
+      );
+      this.readBatch.push(w);
+      this.schedule();
+    });
+  }
+
+  /**
+   * Proposes a membership change (see RaftCore.proposeConfChange); resolves once the
+   * change is applied locally. With joint consensus and auto-leave, the cluster leaves
+   * the joint configuration on its own afterwards.
+   */
+  changeMembership(
+    ops: readonly ConfChangeOp[],
+    options: { joint?: boolean; autoLeave?: boolean; timeoutMs?: number } = {},
+  ): Promise<{ index: number; term: number }> {
+    const core = this.requireCore();
+    let at: { index: number; term: number };
+    try {
+      at = core.proposeConfChange(ops, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const p = this.track(at, options.timeoutMs).then(() => at);
+    this.schedule();
+    return p;
+  }
+
+  addLearner(id: string): Promise<{ index: number; term: number }> {
+    return this.changeMembership([{ type: 'addLearner', node: id }]);
+  }
+
+  /**
+   * Promotes a learner to voter once it has caught up: its replicated index must be
+   * within `maxLag` entries of the leader's last index.
+   */
+  promote(id: string, maxLag = 100): Promise<{ index: number; term: number }> {
+    const core = this.requireCore();
+    const pr = core.status().progress[id];
+    if (core.role !== 'leader') {
+      return Promise.reject(
+        new RaftError('SYNOD_ERR_RAFT_NOT_LEADER', 'not the leader', core.leader),
+      );
+    }
+    if (!pr) {
+      return Promise.reject(
+        new RaftError('SYNOD_ERR_RAFT_BAD_CONF_CHANGE', `${id} is not a member`),
+      );
+    }
+    if (core.log.lastIndex() - pr.match > maxLag) {
+      return Promise.reject(
+        new RaftError(
+          'SYNOD_ERR_RAFT_BAD_CONF_CHANGE',
+          `learner ${id} is ${core.log.lastIndex() - pr.match} entries behind (max ${maxLag})`,
+        ),
+      );
+    }
+    return this.changeMembership([{ type: 'addVoter', node: id }]);
+  }
+
+  removeMember(id: string): Promise<{ index: number; term: number }> {
+    return this.changeMembership([{ type: 'remove', node: id }]);
+  }
+
+  transferLeadership(to: string): void {
+    this.requireCore().transferLeadership(to);
+    this.schedule();
+  }
+
+  /** Starts an election now (tests and operators). */
+  campaign(): void {
+    this.requireCore().campaign();
+    this.publish();
+    this.schedule();
+  }
+
+  status(): RaftStatus {
+    return this.requireCore().status();
+  }
+
+  /** The core, for inspection by tests and invariant checkers. Do not drive it directly. */
+  inspectCore(): RaftCore | undefined {
+    return this.core;
+  }
+
+  // ---------------------------------------------------------------- the I/O loop
+
+  private requireCore(): RaftCore {
+    if (!this.core || this.stopped) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', `raft node ${this.id_} is not running`);
+    }
+    return this.core;
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.fatal(e);
+    }
+  }
+
+  private toProposeError(e: unknown): ProposeError {
+    const err = e as RaftError;
+    if (err.code === 'SYNOD_ERR_RAFT_NOT_LEADER') {
+      return new ProposeError('NotLeader', err.message, err.leaderHint);
+    }
+    return new ProposeError('Dropped', err.message ?? String(e), err.leaderHint);
+  }
+
+  private track(at: { index: number; term: number }, timeoutMs: number | undefined) {
+    return new Promise<ProposeResult<unknown>>((resolve, reject) => {
+      const p: PendingProposal = { term: at.term, resolve, reject, timer: undefined, done: false };
+      const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
+      p.timer = this.ctx.clock.setTimer(ms, () =>
+        this.settle(p, undefined, new ProposeError('Timeout', `not applied within ${ms} ms`)),
+      );
+      const list = this.proposals.get(at.index) ?? [];
+      list.push(p);
+      this.proposals.set(at.index, list);
+    });
+  }
+
+  private settle(p: PendingProposal, r: ProposeResult<unknown> | undefined, e?: Error): void {
+    if (p.done) return;
+    p.done = true;
+    p.timer?.cancel();
+    if (e) p.reject(e);
+    else p.resolve(r as ProposeResult<unknown>);
+  }
+
+  private settleRead(w: ReadWaiter, index: number | undefined, e?: Error): void {
+    if (w.done) return;
+    w.done = true;
+    w.timer?.cancel();
+    if (e) w.reject(e);
+    else w.resolve(index as number);
+  }
+
+  private schedule(): void {
+    if (this.loopScheduled || this.looping || this.stopped || !this.core) return;
+    this.loopScheduled = true;
+    this.ctx.clock.schedule(() => {
+      this.loopScheduled = false;
+      this.loopDone = this.runLoop();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    const core = this.core;
+    if (this.looping || !core) return;
+    this.looping = true;
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        if (this.readBatch.length > 0) {
+          const ctx = `${this.id_}.${this.readNonce}.${this.readSeq++}`;
+          this.readsByCtx.set(ctx, this.readBatch);
+          this.readBatch = [];
+          core.readIndex(ctx);
+        }
+        if (!core.hasReady()) break;
+        const rd = core.ready();
+        await this.handleReady(core, rd);
+        if (this.stopped) return;
+        core.advance(rd);
+        this.publish();
+        await this.maybeSnapshot(core);
+      }
+    } catch (e) {
+      this.fatal(e);
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private async handleReady(core: RaftCore, rd: Ready): Promise<void> {
+    const st = this.storage as RaftStorage;
+    // 1–3: make the snapshot, the entries and the hard state durable.
+    if (rd.snapshot) {
+      const { meta, data } = rd.snapshot;
+      const w = await st.snapshots.create({
+        index: meta.index,
+        term: meta.term,
+        membership: meta.membership,
+      });
+      await w.write(data);
+      await w.commit();
+      await st.log.compact(meta.index, meta.term);
+    }
+    const writes: Promise<void>[] = [];
+    if (rd.entries.length > 0) writes.push(st.log.append(rd.entries));
+    if (rd.hardState) writes.push(st.hardState.save(rd.hardState));
+    if (writes.length > 0) await Promise.all(writes);
+    if (this.stopped) return;
+    // 4: only now send what depends on it.
+    this.sendAll(rd.messages);
+    // 5: apply.
+    const sm = this.sm as SessionStateMachine<Op, Result>;
+    if (rd.snapshot) {
+      sm.restore(rd.snapshot.data);
+      this.lastSnapshotIndex = rd.snapshot.meta.index;
+      this.appliedIndex.next(rd.snapshot.meta.index);
+      for (const [index, list] of this.proposals) {
+        if (index > rd.snapshot.meta.index) continue;
+        this.proposals.delete(index);
+        for (const p of list) {
+          this.settle(
+            p,
+            undefined,
+            new ProposeError('Timeout', 'superseded by a snapshot: outcome unknown on this node'),
+          );
+        }
+      }
+    }
+    for (const e of rd.committedEntries) this.applyEntry(e, sm);
+    // 6: reads.
+    for (const rs of rd.readStates) {
+      const waiters = this.readsByCtx.get(rs.context);
+      if (!waiters) continue;
+      this.readsByCtx.delete(rs.context);
+      this.waitingApply.push({ index: rs.index, waiters });
+    }
+    for (const rf of rd.readFailures) {
+      const waiters = this.readsByCtx.get(rf.context);
+      if (!waiters) continue;
+      this.readsByCtx.delete(rf.context);
+      for (const w of waiters) {
+        this.settleRead(
+          w,
+          undefined,
+          new ProposeError(rf.reason, `read failed: ${rf.reason}`, rf.leaderHint),
+        );
+      }
+    }
+    this.releaseReads(Math.max(core.log.applied, this.appliedIndex.value));
+  }
+
+  private releaseReads(applied: number): void {
+    if (this.waitingApply.length === 0) return;
+    const keep: typeof this.waitingApply = [];
+    for (const w of this.waitingApply) {
+      if (w.index <= applied) for (const r of w.waiters) this.settleRead(r, w.index);
+      else keep.push(w);
+    }
+    this.waitingApply = keep;
+  }
+
+  private applyEntry(e: LogEntry, sm: SessionStateMachine<Op, Result>): void {
+    let result: unknown;
+    if (e.type === 'normal') {
+      const command = decodeCommand(e.data) as Command<Op>;
+      let r: { result: Result | undefined; duplicate: boolean };
+      try {
+        r = sm.apply(command, { index: e.index, term: e.term });
+      } catch (err) {
+        throw new RaftError(
+          'SYNOD_ERR_RAFT_SAFETY',
+          `state machine failed to apply entry ${e.index}: ${(err as Error).message}`,
+        );
+      }
+      result = r.result;
+      this.applied.next({ index: e.index, term: e.term, command, result: r.result as Result });
+    }
+    const list = this.proposals.get(e.index);
+    if (list) {
+      this.proposals.delete(e.index);
+      for (const p of list) {
+        if (p.term === e.term) this.settle(p, { index: e.index, term: e.term, result });
+        else {
+          this.settle(
+            p,
+            undefined,
+            new ProposeError(
+              'Dropped',
+              `entry ${e.index} was replaced by another leader`,
+              undefined,
+              false,
+            ),
+          );
+        }
+      }
+    }
+    this.appliedIndex.next(e.index);
+    this.releaseReads(e.index);
+  }
+
+  private sendAll(messages: readonly RaftMessage[]): void {
+    if (messages.length === 0) return;
+    const byPeer = new Map<string, RaftMessage[]>();
+    for (const m of messages) {
+      const list = byPeer.get(m.to) ?? [];
+      list.push(m);
+      byPeer.set(m.to, list);
+    }
+    for (const [to, ms] of byPeer) {
+      const body = { type: 'raft' as const, ms };
+      this.opts.onSend?.(to, body);
+      this.ctx.send(this.addressOf(to), body);
+    }
+  }
+
+  private async maybeSnapshot(core: RaftCore): Promise<void> {
+    const every = this.opts.snapshotEvery ?? 10_000;
+    if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
+    await this.snapshotNow(core);
+  }
+
+  /** Snapshots the state machine at the applied index and compacts the log behind it. */
+  private async snapshotNow(core: RaftCore): Promise<void> {
+    const st = this.storage as RaftStorage;
+    const sm = this.sm as SessionStateMachine<Op, Result>;
+    const snap = core.snapshotTaken(sm.snapshot());
+    this.lastSnapshotIndex = snap.meta.index;
+    const w = await st.snapshots.create({
+      index: snap.meta.index,
+      term: snap.meta.term,
+      membership: snap.meta.membership,
+    });
+    await w.write(snap.data);
+    await w.commit();
+    const upTo = snap.meta.index - (this.opts.keepEntries ?? 1000);
+    const term = core.log.term(upTo);
+    if (upTo > st.log.firstIndex() - 1 && term !== undefined) {
+      core.compact(upTo);
+      await st.log.compact(upTo, term);
+    }
+    await st.snapshots.prune(this.opts.keepSnapshots ?? 2);
+  }
+
+  /** Takes a snapshot now (operators, tests). */
+  async snapshot(): Promise<number> {
+    const core = this.requireCore();
+    await this.snapshotNow(core);
+    return this.lastSnapshotIndex;
+  }
+
+  private fatal(e: unknown): void {
+    if (this.stopped) return;
+    const err = e as { code?: string; message?: string };
+    this.ctx.emit({
+      type: 'fatal',
+      code: err.code ?? 'SYNOD_ERR_RAFT_FATAL',
+      error: err.message ?? String(e),
+    });
+    this.ctx.log.log('error', `raft node ${this.id_} stopping: ${err.message ?? String(e)}`, {
+      code: err.code,
+    });
+    this.stopped = true;
+    this.ctx.stopSelf();
+  }
+
+  private publish(): void {
+    const core = this.core;
+    if (!core) return;
+    if (this.role.value !== core.role) this.role.next(core.role);
+    if (this.term.value !== core.term) this.term.next(core.term);
+    if (this.leader.value !== core.leader) this.leader.next(core.leader);
+    if (this.commitIndex.value !== core.log.committed) this.commitIndex.next(core.log.committed);
+    const m = core.membership();
+    if (JSON.stringify(m) !== JSON.stringify(this.membership.value)) this.membership.next(m);
+    this.ctx.setState({
+      id: this.id_,
+      role: core.role,
+      term: core.term,
+      leader: core.leader,
+      commitIndex: core.log.committed,
+      appliedIndex: core.log.applied,
+      membership: m,
+    });
+  }
+
+  override initialState(): RaftNodeState | undefined {
+    return undefined;
+  }
+}

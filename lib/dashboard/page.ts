@@ -1,0 +1,224 @@
+/**
+ * The dashboard page: one self-contained HTML document (no build step, no dependencies).
+ * It connects to `/feed`, draws the nodes on a ring with the messages flowing between
+ * them, a card per node (role, term, leader, commit/applied index, log tail coloured by
+ * term, voters and learners), the partitions, the backup catalog, and the controls.
+ * Memory in the page is bounded: at most 40 message dots in flight and 50 log lines.
+ */
+export function dashboardPage(): string {
+  return PAGE;
+}
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Synod dashboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  :root { --bg:#0f1419; --panel:#1a212b; --text:#e6e6e6; --muted:#8b97a6; --leader:#f5b942; --follower:#4aa3ff; --candidate:#c678dd; --down:#e06c75; --learner:#98c379; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
+  header { display:flex; align-items:center; gap:16px; padding:10px 16px; background:var(--panel); }
+  header h1 { font-size:18px; margin:0; }
+  #status { color:var(--muted); }
+  main { display:grid; grid-template-columns: 420px 1fr; gap:16px; padding:16px; }
+  #ring { background:var(--panel); border-radius:8px; }
+  #cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap:12px; align-content:start; }
+  .card { background:var(--panel); border-radius:8px; padding:10px 12px; border:2px solid transparent; }
+  .card.leader { border-color:var(--leader); }
+  .card.down { opacity:.55; border-color:var(--down); }
+  .card h2 { margin:0 0 6px; font-size:16px; display:flex; justify-content:space-between; }
+  .role { font-size:12px; padding:1px 8px; border-radius:10px; background:#2b3440; }
+  .role.leader { background:var(--leader); color:#000; }
+  .role.down { background:var(--down); color:#000; }
+  .kv { display:grid; grid-template-columns: auto 1fr; gap:2px 10px; font-variant-numeric: tabular-nums; }
+  .kv span:nth-child(odd) { color:var(--muted); }
+  .log { display:flex; gap:2px; margin:8px 0; flex-wrap:wrap; min-height:18px; }
+  .log i { display:inline-block; min-width:18px; height:18px; font-size:10px; text-align:center; border-radius:3px; font-style:normal; color:#000; }
+  .btns { display:flex; gap:6px; flex-wrap:wrap; margin-top:8px; }
+  button { background:#2b3440; color:var(--text); border:1px solid #3a4654; border-radius:5px; padding:3px 10px; cursor:pointer; }
+  button:hover { background:#36414f; }
+  button:disabled { opacity:.4; cursor:default; }
+  #side { display:flex; flex-direction:column; gap:12px; }
+  .panel { background:var(--panel); border-radius:8px; padding:10px 12px; }
+  .panel h3 { margin:0 0 6px; font-size:14px; color:var(--muted); }
+  input { background:#0f1419; color:var(--text); border:1px solid #3a4654; border-radius:5px; padding:3px 6px; width:110px; }
+  #events { max-height:180px; overflow:auto; font-family:ui-monospace, monospace; font-size:12px; color:var(--muted); }
+</style>
+</head>
+<body>
+<header><h1>Synod</h1><span id="cluster"></span><span id="status">connecting…</span></header>
+<main>
+  <div id="side">
+    <svg id="ring" width="420" height="360" viewBox="0 0 420 360" aria-label="nodes and messages"></svg>
+    <div class="panel" id="controls">
+      <h3>Cluster controls</h3>
+      <div class="btns">
+        <input id="key" placeholder="key" value="greeting"><input id="value" placeholder="value" value="hello">
+        <button id="put">Write key</button>
+      </div>
+      <div class="btns"><button id="heal">Heal network</button><button id="backup">Take backup</button><button id="restore">Restore latest</button></div>
+      <div id="result" style="margin-top:6px;color:var(--muted)"></div>
+    </div>
+    <div class="panel"><h3>Partitions</h3><div id="partitions">none</div></div>
+    <div class="panel"><h3>Backups</h3><div id="backups">none</div></div>
+    <div class="panel"><h3>Events</h3><div id="events"></div></div>
+  </div>
+  <div id="cards"></div>
+</main>
+<script>
+(() => {
+  const token = new URLSearchParams(location.search).get('token');
+  const feed = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/feed' + (token ? '?token=' + encodeURIComponent(token) : '');
+  const $ = (id) => document.getElementById(id);
+  const NS = 'http://www.w3.org/2000/svg';
+  const palette = ['#4aa3ff','#98c379','#e5c07b','#c678dd','#56b6c2','#e06c75','#d19a66','#61afef'];
+  let ws, view = null, canControl = false, nextId = 1, dots = 0;
+  const pending = new Map();
+  const positions = new Map();
+
+  function log(line) {
+    const ev = $('events');
+    const div = document.createElement('div');
+    div.textContent = new Date().toLocaleTimeString() + ' ' + line;
+    ev.prepend(div);
+    while (ev.childNodes.length > 50) ev.removeChild(ev.lastChild);
+  }
+
+  function control(c) {
+    if (!ws || ws.readyState !== 1) return;
+    const id = nextId++;
+    pending.set(id, c);
+    ws.send(JSON.stringify({ id, control: c }));
+  }
+
+  function connect() {
+    ws = new WebSocket(feed);
+    ws.onopen = () => { $('status').textContent = 'live'; };
+    ws.onclose = () => { $('status').textContent = 'disconnected, retrying…'; setTimeout(connect, 1000); };
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.kind === 'hello') { canControl = m.controls; renderControls(); }
+      else if (m.kind === 'view') { view = m.view; render(); }
+      else if (m.kind === 'msg') animate(m);
+      else if (m.kind === 'result') {
+        const c = pending.get(m.id); pending.delete(m.id);
+        $('result').textContent = (m.ok ? '✓ ' : '✗ ') + m.message;
+        log((c ? c.op + ': ' : '') + m.message);
+      }
+    };
+  }
+
+  function renderControls() {
+    for (const b of document.querySelectorAll('#controls button')) b.disabled = !canControl;
+    if (!canControl) $('result').textContent = 'read-only: open with ?token=SECRET to use the controls';
+  }
+
+  function roleOf(n) { return n.up ? (n.role || 'unknown') : 'down'; }
+
+  function render() {
+    $('cluster').textContent = view.cluster;
+    const nodes = view.nodes;
+    const svg = $('ring');
+    const cx = 210, cy = 180, r = 130;
+    nodes.forEach((n, i) => {
+      const a = (2 * Math.PI * i) / Math.max(1, nodes.length) - Math.PI / 2;
+      positions.set(n.id, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
+    });
+    for (const el of [...svg.querySelectorAll('.node')]) el.remove();
+    for (const n of nodes) {
+      const [x, y] = positions.get(n.id);
+      const g = document.createElementNS(NS, 'g');
+      g.setAttribute('class', 'node');
+      g.setAttribute('data-node', n.id);
+      const c = document.createElementNS(NS, 'circle');
+      c.setAttribute('cx', x); c.setAttribute('cy', y); c.setAttribute('r', 30);
+      const role = roleOf(n);
+      c.setAttribute('fill', role === 'leader' ? 'var(--leader)' : role === 'down' ? 'var(--down)' : role === 'learner' ? 'var(--learner)' : role.includes('candidate') ? 'var(--candidate)' : 'var(--follower)');
+      const t = document.createElementNS(NS, 'text');
+      t.setAttribute('x', x); t.setAttribute('y', y + 5); t.setAttribute('text-anchor', 'middle'); t.setAttribute('fill', '#000');
+      t.textContent = n.id + (n.term !== undefined ? ' · ' + n.term : '');
+      g.append(c, t);
+      svg.append(g);
+    }
+    const cards = $('cards');
+    cards.replaceChildren(...nodes.map(card));
+    $('partitions').textContent = view.partitions && view.partitions.length ? view.partitions.map((g) => '[' + g.join(', ') + ']').join('  ') : 'none';
+    $('backups').textContent = view.backups && view.backups.length ? view.backups.map((b) => b.id + ' (' + b.type + ' @' + b.index + ')').join(', ') : 'none';
+    if (view.narration) for (const line of view.narration) if (!seenNarration.has(line)) { seenNarration.add(line); log(line); }
+  }
+  const seenNarration = new Set();
+
+  function card(n) {
+    const role = roleOf(n);
+    const div = document.createElement('div');
+    div.className = 'card' + (role === 'leader' ? ' leader' : '') + (role === 'down' ? ' down' : '');
+    div.dataset.node = n.id;
+    div.dataset.role = role;
+    const h = document.createElement('h2');
+    h.innerHTML = '<span></span><span class="role"></span>';
+    h.firstChild.textContent = n.id;
+    h.lastChild.textContent = role;
+    h.lastChild.className = 'role ' + role;
+    div.append(h);
+    const kv = document.createElement('div');
+    kv.className = 'kv';
+    const rows = [['protocol', n.protocol], ['term', n.term], ['leader', n.leader == null ? '—' : n.leader], ['commit', n.commitIndex], ['applied', n.appliedIndex],
+      ['voters', (n.voters || []).join(', ') || '—'], ['learners', (n.learners || []).join(', ') || '—']];
+    if (n.extra) for (const [k, v] of Object.entries(n.extra)) rows.push([k, typeof v === 'object' ? JSON.stringify(v) : v]);
+    for (const [k, v] of rows) {
+      const a = document.createElement('span'); a.textContent = k;
+      const b = document.createElement('span'); b.textContent = v === undefined ? '—' : String(v);
+      b.dataset.field = k;
+      kv.append(a, b);
+    }
+    div.append(kv);
+    const lg = document.createElement('div');
+    lg.className = 'log';
+    for (const e of (n.logTail || []).slice(-16)) {
+      const i = document.createElement('i');
+      i.style.background = palette[e.term % palette.length];
+      i.title = 'index ' + e.index + ', term ' + e.term + (e.label ? ', ' + e.label : '');
+      i.textContent = e.term;
+      lg.append(i);
+    }
+    div.append(lg);
+    const btns = document.createElement('div');
+    btns.className = 'btns';
+    const mk = (label, c) => { const b = document.createElement('button'); b.textContent = label; b.disabled = !canControl; b.onclick = () => control(c); b.dataset.action = c.op; return b; };
+    btns.append(n.up ? mk('Stop', { op: 'stop', node: n.id }) : mk('Restart', { op: 'restart', node: n.id }),
+      mk('Isolate', { op: 'isolate', node: n.id }), mk('Make leader', { op: 'transfer', to: n.id }));
+    div.append(btns);
+    return div;
+  }
+
+  function animate(m) {
+    const a = positions.get(m.from), b = positions.get(m.to);
+    if (!a || !b || dots >= 40) return;
+    dots++;
+    const svg = $('ring');
+    const c = document.createElementNS(NS, 'circle');
+    c.setAttribute('r', 4);
+    c.setAttribute('fill', m.type.includes('Vote') ? 'var(--candidate)' : m.type.includes('Append') ? '#fff' : '#aaa');
+    svg.append(c);
+    const start = performance.now();
+    const step = (now) => {
+      const t = Math.min(1, (now - start) / 400);
+      c.setAttribute('cx', a[0] + (b[0] - a[0]) * t);
+      c.setAttribute('cy', a[1] + (b[1] - a[1]) * t);
+      if (t < 1) requestAnimationFrame(step); else { c.remove(); dots--; }
+    };
+    requestAnimationFrame(step);
+  }
+
+  $('put').onclick = () => control({ op: 'put', key: $('key').value, value: $('value').value });
+  $('heal').onclick = () => control({ op: 'heal' });
+  $('backup').onclick = () => control({ op: 'backup' });
+  $('restore').onclick = () => control({ op: 'restore' });
+  connect();
+})();
+</script>
+</body>
+</html>
+`;

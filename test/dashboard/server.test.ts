@@ -1,0 +1,163 @@
+import { Subject } from 'rxjs';
+import t from 'tap';
+import { WebSocket } from 'ws';
+import { DashboardServer } from '../../lib/dashboard/server.js';
+import type {
+  ClusterView,
+  Control,
+  DashboardSource,
+  MessageSample,
+} from '../../lib/dashboard/view.js';
+import { VirtualClock } from '../../lib/sim/virtual-clock.js';
+
+function fakeSource() {
+  const changes$ = new Subject<void>();
+  const messages$ = new Subject<MessageSample>();
+  const controls: Control[] = [];
+  let term = 1;
+  const source: DashboardSource = {
+    view: (): ClusterView => ({
+      cluster: 'test',
+      time: 0,
+      nodes: ['a', 'b', 'c'].map((id) => ({
+        id,
+        up: true,
+        protocol: 'raft',
+        role: id === 'a' ? 'leader' : 'follower',
+        term,
+      })),
+    }),
+    changes$,
+    messages$,
+    control: async (c) => {
+      controls.push(c);
+      term++;
+      return { ok: true, message: `did ${c.op}` };
+    },
+  };
+  return { source, changes$, messages$, controls };
+}
+
+/** Collects JSON frames from a socket; `next(pred)` waits (bounded) for a matching one. */
+function client(url: string) {
+  const ws = new WebSocket(url);
+  const frames: Record<string, unknown>[] = [];
+  const waiters: {
+    pred: (f: Record<string, unknown>) => boolean;
+    resolve: (f: Record<string, unknown>) => void;
+  }[] = [];
+  ws.on('message', (d) => {
+    const f = JSON.parse(d.toString()) as Record<string, unknown>;
+    frames.push(f);
+    for (const w of [...waiters])
+      if (w.pred(f)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(f);
+      }
+  });
+  const next = (pred: (f: Record<string, unknown>) => boolean, ms = 5_000) => {
+    const found = frames.find(pred);
+    if (found) {
+      frames.splice(frames.indexOf(found), 1);
+      return Promise.resolve(found);
+    }
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no matching frame in time')), ms);
+      waiters.push({
+        pred,
+        resolve: (f) => {
+          clearTimeout(timer);
+          frames.splice(frames.indexOf(f), 1);
+          resolve(f);
+        },
+      });
+    });
+  };
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, frames, next, opened };
+}
+
+t.test('serves the page and a feed; controls need the admin secret', async (t) => {
+  const { source, controls } = fakeSource();
+  const clock = new VirtualClock();
+  const server = new DashboardServer({ source, port: 0, adminSecret: 's3cret', clock });
+  const { port, url } = await server.start();
+  t.teardown(() => server.stop());
+  const page = await fetch(url);
+  t.equal(page.status, 200);
+  t.match(await page.text(), /<title>Synod dashboard<\/title>/);
+  t.equal((await fetch(`${url}nope`)).status, 404);
+  t.equal(((await (await fetch(`${url}view.json`)).json()) as ClusterView).nodes.length, 3);
+
+  const anon = client(`ws://127.0.0.1:${port}/feed`);
+  await anon.opened;
+  t.same(await anon.next((f) => f.kind === 'hello'), {
+    kind: 'hello',
+    controls: false,
+    readOnly: false,
+  });
+  t.equal(((await anon.next((f) => f.kind === 'view')).view as ClusterView).nodes.length, 3);
+  anon.ws.send(JSON.stringify({ id: 1, control: { op: 'stop', node: 'a' } }));
+  const refused = await anon.next((f) => f.kind === 'result');
+  t.equal(refused.ok, false);
+  t.match(refused.message, /admin secret/);
+  t.equal(controls.length, 0, 'nothing happened');
+
+  const admin = client(`ws://127.0.0.1:${port}/feed?token=s3cret`);
+  await admin.opened;
+  t.equal((await admin.next((f) => f.kind === 'hello')).controls, true);
+  admin.ws.send(JSON.stringify({ id: 2, control: { op: 'stop', node: 'a' } }));
+  t.same(await admin.next((f) => f.kind === 'result'), {
+    kind: 'result',
+    id: 2,
+    ok: true,
+    message: 'did stop',
+  });
+  t.same(controls, [{ op: 'stop', node: 'a' }]);
+  for (const bad of [
+    { op: 'explode' },
+    { op: 'stop' },
+    { op: 'put', key: '', value: 'x' },
+    'nope',
+  ]) {
+    admin.ws.send(JSON.stringify({ id: 3, control: bad }));
+    t.equal(
+      (await admin.next((f) => f.kind === 'result')).ok,
+      false,
+      `refused ${JSON.stringify(bad)}`,
+    );
+  }
+  admin.ws.send('{not json');
+  t.match((await admin.next((f) => f.kind === 'result')).message, /malformed/);
+  t.equal(controls.length, 1, 'malformed controls never reach the source');
+  anon.ws.close();
+  admin.ws.close();
+});
+
+t.test('views are coalesced per tick and message samples are rate-limited', async (t) => {
+  const { source, changes$, messages$ } = fakeSource();
+  const clock = new VirtualClock();
+  const server = new DashboardServer({
+    source,
+    port: 0,
+    clock,
+    intervalMs: 100,
+    maxMessagesPerSecond: 50,
+  });
+  const { port } = await server.start();
+  t.teardown(() => server.stop());
+  const c = client(`ws://127.0.0.1:${port}/feed`);
+  await c.opened;
+  await c.next((f) => f.kind === 'view');
+  const sentBefore = server.stats.viewsSent;
+  for (let i = 0; i < 1_000; i++) changes$.next();
+  clock.step(); // one tick
+  t.equal(server.stats.viewsSent - sentBefore, 1, '1,000 changes → one view per tick');
+  for (let i = 0; i < 1_000; i++) messages$.next({ from: 'a', to: 'b', type: 'AppendEntries' });
+  t.equal(server.stats.messagesSent, 5, '50/s at 100 ms ticks → 5 samples per tick');
+  t.equal(server.stats.messagesDropped, 995);
+  c.ws.close();
+});
