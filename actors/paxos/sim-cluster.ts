@@ -531,7 +531,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
   };
 
   const startOp = (c: Client) => {
-    if (c.op || now >= endTime - 1000) return;
+    if (c.op || now >= endTime - 500) return;
     const node = nodes.get(c.target);
     const key = rnd.pick(keys);
     const r = rnd.next();

@@ -3,17 +3,19 @@
  * crash-restarts losing unsynced writes), clients through MultiPaxosLog, safety after every
  * step, linearizability of the history, liveness after healing. The bulk of the randomised
  * coverage is the core-level simulation (multi-sim.test.ts); this runs the real shells.
- * SYNOD_PAXOS_ACTOR_SEEDS (default 10) sets the number of seeds; a failure prints its seed.
+ * SYNOD_PAXOS_ACTOR_SEEDS (default 6) sets the number of seeds; a failure prints its seed.
  */
 import t from 'tap';
 import { runActorSim } from '../../actors/paxos/sim-actors.js';
 
-const SEEDS = Number(process.env.SYNOD_PAXOS_ACTOR_SEEDS ?? 10);
+const SEEDS = Number(process.env.SYNOD_PAXOS_ACTOR_SEEDS ?? 6);
 
 t.test(`${SEEDS} randomised actor-level runs`, async (t) => {
   for (let seed = 1; seed <= SEEDS; seed++) {
     const r = await runActorSim({
       seed,
+      faultPhaseMs: 1500,
+      healPhaseMs: 2000,
       nodes: seed % 5 === 0 ? 5 : 3,
       ...(seed % 3 === 0 ? { leaseMs: 60 } : {}),
     });
