@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- storage [--runs N] [--ms MS] [--dir DIR]`
+ * `npm run bench -- storage [--runs=N] [--ms=MS] [--dir=DIR]`
  *
  * Durable appends per second through FileLogStore with 1, 16 and 256 concurrent
  * appenders (each appender: append one 100-byte record, await it, repeat), against a raw
@@ -15,14 +15,17 @@ import { type BenchMain, type Measurement, report, summarize } from './harness.j
 
 const RECORD_BYTES = 100;
 
-function arg(argv: string[], name: string, fallback: number): number {
-  const i = argv.indexOf(name);
-  return i >= 0 ? Number(argv[i + 1]) : fallback;
+/** `--name=value` (the bench dispatcher takes bare words for benchmark names). */
+function argStr(argv: string[], name: string): string | undefined {
+  const hit = argv.find((a) => a.startsWith(`${name}=`));
+  return hit === undefined ? undefined : hit.slice(name.length + 1);
 }
 
-function argStr(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
+function arg(argv: string[], name: string, fallback: number): number {
+  const v = argStr(argv, name);
+  const n = v === undefined ? fallback : Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number`);
+  return n;
 }
 
 /** Raw baseline: write one framed record, fdatasync, repeat. Records per second. */

@@ -231,7 +231,7 @@ function validFrameAfter(buf: Buffer, from: number): boolean {
 function corrupt(file: string, offset: number, reason: string): StorageError {
   return new StorageError(
     'SYNOD_ERR_LOG_CORRUPT',
-    `log corrupted in ${file} at offset ${offset}: ${reason}. Refusing to open; reopen with { repair: true } (synod storage repair) to truncate after the last good record`,
+    `log corrupted in ${file} at offset ${offset}: ${reason}. Refusing to open; opening with { repair: true } truncates after the last good record, dropping what follows`,
     { file, offset, reason },
   );
 }
@@ -734,6 +734,10 @@ export class FileLogStore implements LogStore {
         const occupied = seg.size + partBytes;
         if (occupied >= this.segmentBytes && seg.offsets.length + newOffsets.length > 0) {
           await flush();
+          // The closed segment is made durable before its successor exists, so that after
+          // a power loss a later segment never survives an earlier one's missing tail.
+          await (this.active as FileHandle).datasync();
+          this.syncCount++;
           const base = seg.base + seg.offsets.length;
           const file = path.join(this.dir, segmentName(base));
           const fh = await fs.open(file, 'wx+');

@@ -263,3 +263,33 @@ t.test('a record corrupted after open is reported by the read with file and offs
   }
   await log.close();
 });
+
+t.test(
+  'a read in flight sees the log as of its call, across truncation and compaction',
+  async (t) => {
+    const { dir } = await build(60);
+    const log = await FileLogStore.open(dir, { segmentBytes: 512, cacheBytes: 0 });
+    const before = log.entries(1, 61);
+    const trunc = log.truncateSuffix(20);
+    const rewrite = log.append(entries(20, 25, 2, 10));
+    const compact = log.compact(10, 1);
+    const got = await before;
+    t.equal(got.length, 60, 'the read planned before the truncation returns the old entries');
+    t.same(
+      got.map((e) => [e.index, e.term, e.data.length]),
+      entries(1, 61).map((e) => [e.index, e.term, e.data.length]),
+    );
+    await Promise.all([trunc, rewrite, compact]);
+    const after = await log.entries(11, 25);
+    t.same(
+      after.map((e) => [e.index, e.term]),
+      [...entries(11, 20).map((e) => [e.index, 1]), ...entries(20, 25).map((e) => [e.index, 2])],
+    );
+    await log.close();
+    const again = await FileLogStore.open(dir, { segmentBytes: 512 });
+    t.equal(again.firstIndex(), 11);
+    t.equal(again.lastIndex(), 24);
+    t.equal(again.term(24), 2);
+    await again.close();
+  },
+);
