@@ -192,7 +192,6 @@ export class MultiLearnerCore {
       default:
         break;
     }
-    this.report();
     return this.flush();
   }
 

@@ -30,6 +30,7 @@ export type ReadStart =
 export type MultiProposerMsg =
   | MultiPaxosMessage
   | { readonly type: 'mp.tick' }
+  | { readonly type: 'mp.flush' }
   | ({ readonly type: 'mp.submit'; readonly command: Command } & Replies<SubmitResult>)
   | ({ readonly type: 'mp.read'; readonly barrier: string } & Replies<ReadStart>);
 
@@ -43,6 +44,7 @@ export interface MultiPaxosProposerOptions extends Omit<MultiLeaderOptions, 'id'
 export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView | undefined> {
   private core: MultiLeaderCore | undefined;
   private lastStateKey = '';
+  private flushPending = false;
 
   constructor(private readonly opts: MultiPaxosProposerOptions) {
     super();
@@ -70,19 +72,27 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         this.publish(false);
         return;
       case 'mp.submit': {
-        const { result, output } = core.submit(msg.command, now);
+        // Deferred: the flush message queued behind this burst of submissions sends them
+        // in one accept message.
+        const { result, output } = core.submit(msg.command, now, true);
         this.ctx.reply(msg, result);
+        this.scheduleFlush();
         await this.handle(output);
         return;
       }
+      case 'mp.flush':
+        this.flushPending = false;
+        await this.handle(core.flush(now));
+        return;
       case 'mp.read': {
         const index = core.leaseReadIndex(now);
         if (index !== undefined) {
           this.ctx.reply(msg, { ok: true, index });
           return;
         }
-        const { result, output } = core.submitBarrier(msg.barrier, now);
+        const { result, output } = core.submitBarrier(msg.barrier, now, true);
         this.ctx.reply(msg, result.ok ? { ok: true, barrier: msg.barrier } : result);
+        this.scheduleFlush();
         await this.handle(output);
         return;
       }
@@ -95,6 +105,12 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         await this.handle(core.step(msg, now));
       }
     }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushPending) return;
+    this.flushPending = true;
+    this.ctx.send(this.ctx.self, { type: 'mp.flush' });
   }
 
   private async handle(out: MultiLeaderOutput): Promise<void> {

@@ -101,10 +101,12 @@ t.test(
     // (the crashed leader's promises never settle: its node, timers included, is gone)
     const resolved: { i: number; index: number }[] = [];
     for (const i of [2, 3, 4, 5, 6, 7]) {
+      // one at a time: each goes out in its own accept message
       c.propose(leader, 'cl', i, w(`k${i}`, i)).then(
         (r) => resolved.push({ i, index: r.index }),
         () => undefined,
       );
+      await c.sim.runFor(3);
     }
     await c.sim.runFor(100);
     const chosenBefore = new Map(c.appliedAt);
