@@ -782,7 +782,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (this.leader.value !== core.leader) this.leader.next(core.leader);
     if (this.commitIndex.value !== core.log.committed) this.commitIndex.next(core.log.committed);
     const m = core.membership();
-    if (JSON.stringify(m) !== JSON.stringify(this.membership.value)) this.membership.next(m);
+    if (m !== this.membership.value) this.membership.next(m);
     this.ctx.setState({
       id: this.id_,
       role: core.role,

@@ -23,7 +23,11 @@ const MAGIC = Buffer.from('SYNODHS1', 'ascii');
 export interface FileHardStateOptions {
   /** File name inside the directory. Default 'hardstate'. */
   name?: string;
-  /** Take `dir/LOCK` (default true). `openDataDir` locks the parent directory instead. */
+  /**
+   * Take the lock file `dir/<name>.LOCK` (default true), so that two processes cannot own
+   * the same record while several records (different names) share a directory.
+   * `openDataDir` locks the whole directory instead.
+   */
   lock?: boolean;
 }
 
@@ -126,12 +130,12 @@ export class FileHardStateStore<T> implements HardStateStore<T> {
     opts: FileHardStateOptions = {},
   ): Promise<FileHardStateStore<T>> {
     const name = opts.name ?? 'hardstate';
-    if (name.includes('/') || name === '' || name === 'LOCK') {
+    if (name.includes('/') || name === '' || name === 'LOCK' || name.endsWith('.LOCK')) {
       throw new StorageError('SYNOD_ERR_INVALID_ARGUMENT', `bad hard state name "${name}"`);
     }
     const abs = path.resolve(dir);
     await fs.mkdir(abs, { recursive: true });
-    const lock = opts.lock === false ? undefined : await acquireDirLock(abs);
+    const lock = opts.lock === false ? undefined : await acquireDirLock(abs, `${name}.LOCK`);
     try {
       const file = path.join(abs, name);
       await fs.rm(`${file}.tmp`, { force: true });

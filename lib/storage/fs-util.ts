@@ -92,12 +92,13 @@ function lockedError(file: string, holder: LockContent | undefined, why: string)
 }
 
 /**
- * Takes the lock file `dir/LOCK` (created with O_EXCL, holding pid and host). A lock left by
+ * Takes the lock file `dir/LOCK` (or `dir/<lockName>`; created with O_EXCL, holding pid
+ * and host). A lock left by
  * a dead process on this host is stale and is taken over; a lock of a live process, of
  * another host, or held by this very process fails with SYNOD_ERR_DATADIR_LOCKED.
  */
-export async function acquireDirLock(dir: string): Promise<DirLock> {
-  const file = path.join(path.resolve(dir), 'LOCK');
+export async function acquireDirLock(dir: string, lockName = 'LOCK'): Promise<DirLock> {
+  const file = path.join(path.resolve(dir), lockName);
   if (heldInThisProcess.has(file)) {
     throw lockedError(
       file,

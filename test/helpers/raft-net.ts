@@ -299,6 +299,7 @@ export function coreView(c: RaftCore, up = true): NodeView {
     entries: c.log.all(),
     committed: c.log.committed,
     stableIndex: c.log.stableIndex,
+    logVersion: c.log.version,
     voters: [...new Set([...m.voters, ...(m.votersOutgoing ?? [])])],
   };
 }

@@ -91,6 +91,7 @@ export function coreNodeView(id: string, core: RaftCore | undefined, up: boolean
     entries: core.log.all(),
     committed: core.log.committed,
     stableIndex: core.log.stableIndex,
+    logVersion: core.log.version,
     voters: [...new Set([...m.voters, ...(m.votersOutgoing ?? [])])],
   };
 }
@@ -105,6 +106,8 @@ export class RaftCluster {
   private readonly founders: Set<string>;
   private clientSeq = 0;
   readonly fatal: string[] = [];
+  /** Per node (current incarnation): every (clientId:seq) its state machine applied. */
+  readonly appliedCmds = new Map<string, Set<string>>();
 
   constructor(readonly opts: ClusterOptions) {
     this.founders = new Set(opts.voters ?? opts.ids);
@@ -128,6 +131,9 @@ export class RaftCluster {
           ...opts.node,
         });
         this.nodes.set(node.id, raft);
+        const seen = new Set<string>();
+        this.appliedCmds.set(node.id, seen);
+        raft.applied$.subscribe((a) => seen.add(`${a.command.clientId}:${a.command.seq}`));
         raft.applied$.subscribe((a) =>
           this.inv.checkApplied({
             node: node.id,
@@ -355,7 +361,7 @@ export class KvClient {
           value: op.f === 'write' ? op.v : result,
           time: c.now(),
         });
-        c.acked.push({ clientId, seq, op });
+        if (op.f !== 'read') c.acked.push({ clientId, seq, op });
         return 'ok';
       } catch (e) {
         if (!(e instanceof ProposeError) || e.indeterminate) maybeApplied = true;

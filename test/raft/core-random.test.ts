@@ -7,7 +7,7 @@
 import t from 'tap';
 import { runCoreFuzz } from '../helpers/raft-fuzz.js';
 
-const SEEDS = Number(process.env.SYNOD_RAFT_CORE_SEEDS ?? 60);
+const SEEDS = Number(process.env.SYNOD_RAFT_CORE_SEEDS ?? 500);
 const FIRST = Number(process.env.SYNOD_RAFT_CORE_SEED ?? 1);
 
 t.test('randomized core runs keep every invariant and make progress after heal', async (t) => {

@@ -138,3 +138,22 @@ t.test('memory: a save is durable only after the sync', async (t) => {
   await t.rejects(MemoryHardStateStore.open(disk), { code: 'SYNOD_ERR_DATADIR_LOCKED' });
   await hs.close();
 });
+
+t.test('file: several named records share a directory; one owner per record', async (t) => {
+  const dir = fresh();
+  const a = await FileHardStateStore.open<{ n: number }>(dir, { name: 'acceptor' });
+  const b = await FileHardStateStore.open<{ n: number }>(dir, { name: 'proposer' });
+  await t.rejects(FileHardStateStore.open(dir, { name: 'acceptor' }), {
+    code: 'SYNOD_ERR_DATADIR_LOCKED',
+  });
+  await a.save({ n: 1 });
+  await b.save({ n: 2 });
+  await a.close();
+  await b.close();
+  const a2 = await FileHardStateStore.open<{ n: number }>(dir, { name: 'acceptor' });
+  t.same(await a2.load(), { n: 1 });
+  await a2.close();
+  await t.rejects(FileHardStateStore.open(dir, { name: 'x.LOCK' }), {
+    code: 'SYNOD_ERR_INVALID_ARGUMENT',
+  });
+});

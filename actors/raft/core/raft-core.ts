@@ -120,6 +120,7 @@ export class RaftCore {
   /** The latest snapshot of this node (sent to followers that are too far behind). */
   private localSnapshot: CoreSnapshot | undefined;
   private needBroadcast = false;
+  private membershipCache: { config: ClusterConfig; m: RaftMembership } | undefined;
   private prevSoft: SoftState;
   private prevHard: RaftHardState;
   private outstanding: Ready | undefined;
@@ -214,7 +215,10 @@ export class RaftCore {
   }
 
   membership(): RaftMembership {
-    return this.config.toMembership();
+    if (this.membershipCache?.config !== this.config) {
+      this.membershipCache = { config: this.config, m: this.config.toMembership() };
+    }
+    return this.membershipCache.m;
   }
 
   latestSnapshot(): CoreSnapshot | undefined {

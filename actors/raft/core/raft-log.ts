@@ -8,6 +8,9 @@
  */
 import { entrySize, type LogEntry, RaftError } from './types.js';
 
+/** Log versions are unique across all logs in the process (a restarted node gets new ones). */
+let versionSeq = 0;
+
 export class RaftLog {
   snapIndex: number;
   snapTerm: number;
@@ -15,6 +18,8 @@ export class RaftLog {
   /** Highest index known durable. */
   stableIndex: number;
   committed: number;
+  /** Incremented whenever entries are added, removed or replaced (for cheap change checks). */
+  version = ++versionSeq;
   /** Highest index handed out for application (not yet necessarily applied). */
   applying: number;
   applied: number;
@@ -103,6 +108,7 @@ export class RaftLog {
       if (this.stableIndex >= first) this.stableIndex = first - 1;
     }
     for (const e of ents) this.entries.push(e);
+    this.version = ++versionSeq;
     return this.lastIndex();
   }
 
@@ -171,6 +177,7 @@ export class RaftLog {
     }
     const t = this.term(upTo) as number;
     this.entries.splice(0, upTo - this.snapIndex);
+    this.version = ++versionSeq;
     this.snapIndex = upTo;
     this.snapTerm = t;
   }
@@ -178,6 +185,7 @@ export class RaftLog {
   /** Replaces the whole log by a snapshot's compaction point. */
   restore(index: number, term: number): void {
     this.entries = [];
+    this.version = ++versionSeq;
     this.snapIndex = index;
     this.snapTerm = term;
     this.stableIndex = index;
