@@ -62,28 +62,28 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 10, { type: 'mp.tick' });
   }
 
-  async receive(msg: MultiProposerMsg | Terminated): Promise<void> {
+  /** Synchronous unless a new round must be made durable first. */
+  receive(msg: MultiProposerMsg | Terminated): void | Promise<void> {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
     const now = this.ctx.clock.now();
     switch (msg.type) {
-      case 'mp.tick':
-        await this.handle(core.tick(now));
+      case 'mp.tick': {
+        const r = this.handle(core.tick(now));
         this.publish(false);
-        return;
+        return r;
+      }
       case 'mp.submit': {
         // Deferred: the flush message queued behind this burst of submissions sends them
         // in one accept message.
         const { result, output } = core.submit(msg.command, now, true);
         this.ctx.reply(msg, result);
         this.scheduleFlush();
-        await this.handle(output);
-        return;
+        return this.handle(output);
       }
       case 'mp.flush':
         this.flushPending = false;
-        await this.handle(core.flush(now));
-        return;
+        return this.handle(core.flush(now));
       case 'mp.read': {
         const index = core.leaseReadIndex(now);
         if (index !== undefined) {
@@ -93,8 +93,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         const { result, output } = core.submitBarrier(msg.barrier, now, true);
         this.ctx.reply(msg, result.ok ? { ok: true, barrier: msg.barrier } : result);
         this.scheduleFlush();
-        await this.handle(output);
-        return;
+        return this.handle(output);
       }
       default: {
         const problem = multiMessageProblem(msg);
@@ -102,7 +101,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
           this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
           return;
         }
-        await this.handle(core.step(msg, now));
+        return this.handle(core.step(msg, now));
       }
     }
   }
@@ -113,8 +112,14 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     this.ctx.send(this.ctx.self, { type: 'mp.flush' });
   }
 
-  private async handle(out: MultiLeaderOutput): Promise<void> {
-    if (out.persist) await this.opts.store.save({ round: out.persist.round });
+  private handle(out: MultiLeaderOutput): void | Promise<void> {
+    if (out.persist) {
+      return this.opts.store.save({ round: out.persist.round }).then(() => this.emitOutput(out));
+    }
+    this.emitOutput(out);
+  }
+
+  private emitOutput(out: MultiLeaderOutput): void {
     for (const s of out.send) this.ctx.send(s.to, s.msg);
     for (const e of out.events) {
       this.ctx.emit({ ...e, ballot: formatBallot(e.ballot) });
