@@ -255,6 +255,7 @@ export class MultiLeaderCore {
   /** Sends queued values that fit in the window (after deferred submissions). */
   flush(now: number): MultiLeaderOutput {
     this.pump(now);
+    this.maybeHeartbeat(now);
     return this.flushOut();
   }
 
@@ -363,6 +364,7 @@ export class MultiLeaderCore {
       default:
         break;
     }
+    this.maybeHeartbeat(now);
     return this.flushOut();
   }
 
@@ -551,6 +553,33 @@ export class MultiLeaderCore {
     this.pump(now);
   }
 
+  /**
+   * Heartbeats and keep-alives when due. Also called while handling messages, so a leader
+   * whose mailbox is busy (its tick queued behind client traffic) still heartbeats on time.
+   */
+  private maybeHeartbeat(now: number): void {
+    if (this.role !== 'leader' || now < this.nextHeartbeatAt) return;
+    this.nextHeartbeatAt = now + this.heartbeatMs;
+    const hb: MultiPaxosMessage = {
+      type: 'mp.heartbeat',
+      from: this.opts.id,
+      ballot: this.ballot,
+      chosenUpTo: this.chosenUpTo,
+      ...(this.opts.localLearner !== undefined ? { learner: this.opts.localLearner } : {}),
+    };
+    for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, hb);
+    for (const l of this.opts.learners) this.send(l, hb);
+    // keep-alive: renews leases and detects a newer ballot even when idle
+    const ka: MultiPaxosMessage = {
+      type: 'mp.accept',
+      from: this.opts.id,
+      ballot: this.ballot,
+      entries: [],
+      sentAt: now,
+    };
+    for (const a of this.opts.quorums.acceptors) this.send(a, ka);
+  }
+
   private leaderTick(now: number): void {
     // A leader cut off from a phase-2 quorum for a whole election timeout steps down so
     // clients are redirected instead of waiting on it.
@@ -563,27 +592,7 @@ export class MultiLeaderCore {
       this.stepDown(now, undefined);
       return;
     }
-    if (now >= this.nextHeartbeatAt) {
-      this.nextHeartbeatAt = now + this.heartbeatMs;
-      const hb: MultiPaxosMessage = {
-        type: 'mp.heartbeat',
-        from: this.opts.id,
-        ballot: this.ballot,
-        chosenUpTo: this.chosenUpTo,
-        ...(this.opts.localLearner !== undefined ? { learner: this.opts.localLearner } : {}),
-      };
-      for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, hb);
-      for (const l of this.opts.learners) this.send(l, hb);
-      // keep-alive: renews leases and detects a newer ballot even when idle
-      const ka: MultiPaxosMessage = {
-        type: 'mp.accept',
-        from: this.opts.id,
-        ballot: this.ballot,
-        entries: [],
-        sentAt: now,
-      };
-      for (const a of this.opts.quorums.acceptors) this.send(a, ka);
-    }
+    this.maybeHeartbeat(now);
     // retransmit slow slots to the acceptors that did not answer
     const late = new Map<string, SlotEntry[]>();
     for (const [slot, f] of this.inflight) {
