@@ -1,0 +1,151 @@
+/**
+ * The logical link to one peer node: at most one active connection, at most one outbound
+ * dial in progress, the bounded outbound queue, the reconnect backoff and the link state
+ * reported on `links$`.
+ *
+ * Tie-break (one link per node pair): when two authenticated connections compete, the one
+ * dialled by the lower node id wins; between two connections dialled by the same side the
+ * newer wins (the dialler only redials when it believes the old one is dead); a connection
+ * from a new incarnation of the peer always replaces one from the old incarnation.
+ */
+import type { TimerHandle } from '../../lib/clock.js';
+import type { Envelope } from '../../lib/envelope.js';
+import type { Random } from '../../lib/random.js';
+import type { LinkState } from '../../lib/transport.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import type { Connection } from './connection.js';
+import { ErrorCode } from './errors.js';
+import { OutboundQueue } from './outbound-queue.js';
+
+export interface LinkLimits {
+  maxQueueEnvelopes: number;
+  maxQueueBytes: number;
+  maxFrameBytes: number;
+  batchBytes: number;
+  batchEnvelopes: number;
+  maxBufferedBytes: number;
+}
+
+export interface LinkHost {
+  deadLetter(envelope: Envelope, code: string, reason: string): void;
+  /** Counts `count` envelopes in a frame of `bytes` written to the socket. */
+  countFrameOut(count: number, bytes: number): void;
+  stateChanged(link: PeerLink): void;
+}
+
+export class PeerLink {
+  readonly queue: OutboundQueue;
+  readonly backoff: Backoff;
+  active: Connection | undefined;
+  dialing: Connection | undefined;
+  state: LinkState = 'down';
+  incarnation: string | undefined;
+  reason: string | undefined;
+  /** Set once the link has been down longer than `queueWhileDownMs`. */
+  unreachable = false;
+  retryTimer: TimerHandle | undefined;
+  unreachableTimer: TimerHandle | undefined;
+  flushScheduled = false;
+  /** Incarnations of the peer that a newer one replaced (most recent last, at most 16). */
+  readonly staleIncarnations: string[] = [];
+  private emitted: { state: LinkState; incarnation: string | undefined } | undefined;
+
+  constructor(
+    readonly peer: string,
+    public url: string | undefined,
+    private readonly limits: LinkLimits,
+    backoff: BackoffOptions,
+    random: Random,
+    private readonly host: LinkHost,
+  ) {
+    this.queue = new OutboundQueue(limits.maxQueueEnvelopes, limits.maxQueueBytes);
+    this.backoff = new Backoff(backoff, random);
+  }
+
+  /**
+   * Decides between the connection `candidate` (just authenticated, from `peer`) and the
+   * connections this link already has. Returns the connections that lose (to be closed),
+   * or `undefined` when the candidate itself loses.
+   */
+  arbitrate(candidate: Connection, localNode: string): Connection[] | undefined {
+    const losers: Connection[] = [];
+    for (const rival of [this.active, this.dialing]) {
+      if (rival === undefined || rival === candidate) continue;
+      if (rival === this.active && rival.remoteIncarnation !== candidate.remoteIncarnation) {
+        losers.push(rival); // stale incarnation
+        continue;
+      }
+      if (rival.role === candidate.role) {
+        losers.push(rival); // same dialler: the newer connection wins
+        continue;
+      }
+      const rivalDialer = rival.role === 'dialer' ? localNode : this.peer;
+      const candidateDialer = candidate.role === 'dialer' ? localNode : this.peer;
+      const winner = rivalDialer < candidateDialer ? rival : candidate;
+      if (winner === rival) return undefined;
+      losers.push(rival);
+    }
+    return losers;
+  }
+
+  /** Remembers that `inc` was replaced by a newer incarnation. */
+  retire(inc: string | undefined): void {
+    if (inc === undefined || this.staleIncarnations.includes(inc)) return;
+    this.staleIncarnations.push(inc);
+    if (this.staleIncarnations.length > 16) this.staleIncarnations.shift();
+  }
+
+  setState(state: LinkState, reason: string | undefined): void {
+    this.state = state;
+    this.reason = reason;
+    const e = this.emitted;
+    if (e !== undefined && e.state === state && e.incarnation === this.incarnation) return;
+    this.emitted = { state, incarnation: this.incarnation };
+    this.host.stateChanged(this);
+  }
+
+  /**
+   * Writes queued envelopes as batch frames while the socket's `bufferedAmount` is below
+   * the limit. Envelopes larger than the peer's frame limit are dead-lettered.
+   */
+  flush(): void {
+    this.flushScheduled = false;
+    const conn = this.active;
+    if (conn === undefined || !conn.isOpen) return;
+    const frameLimit = Math.min(this.limits.maxFrameBytes, conn.peerMaxFrame);
+    const batchLimit = Math.min(this.limits.batchBytes, frameLimit);
+    const q = this.queue;
+    while (q.length > 0) {
+      if (conn.bufferedAmount >= this.limits.maxBufferedBytes) {
+        conn.waitingDrain = true;
+        return;
+      }
+      const first = q.peek()!;
+      if (first.bytes.length + 1 > frameLimit) {
+        q.shift();
+        this.host.deadLetter(
+          first.envelope,
+          ErrorCode.FRAME_TOO_LARGE,
+          `envelope of ${first.bytes.length} bytes exceeds ${this.peer}'s frame limit of ${frameLimit} bytes`,
+        );
+        continue;
+      }
+      const { frame, count } = q.takeBatch(batchLimit, this.limits.batchEnvelopes);
+      conn.sendFrame(frame);
+      this.host.countFrameOut(count, frame.length);
+    }
+    conn.waitingDrain = false;
+  }
+
+  /** Dead-letters everything queued. */
+  drainTo(code: string, reason: string): void {
+    for (const e of this.queue.drain()) this.host.deadLetter(e, code, reason);
+  }
+
+  cancelTimers(): void {
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+    this.unreachableTimer?.cancel();
+    this.unreachableTimer = undefined;
+  }
+}

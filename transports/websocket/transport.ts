@@ -1,0 +1,642 @@
+/**
+ * `WebSocketTransport`: the `Transport` of lib/transport.ts over `ws` + msgpack.
+ *
+ *   const t = await WebSocketTransport.create({
+ *     nodeId: 'a', cluster: 'demo', secret: process.env.SYNOD_SECRET,
+ *     listen: { host: '0.0.0.0', port: 7400 },
+ *     peers: ['b=ws://10.0.0.2:7400', 'c=wss://10.0.0.3:7400'],
+ *   });
+ *
+ * Delivery is at most once per envelope, in order per (sender node, receiver node) while a
+ * connection lasts. Envelopes queued while a link is down are sent when it comes back (up to
+ * the queue bounds and `queueWhileDownMs`); envelopes in flight when a connection dies are
+ * lost, as on any network.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { concat, defer, from, type Observable, Subject } from 'rxjs';
+import { WebSocket } from 'ws';
+import { nodeOf } from '../../lib/address.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
+import { decodeEnvelope, encodeEnvelope } from '../../lib/codec.js';
+import { type Envelope, envelopeProblem } from '../../lib/envelope.js';
+import { type Random, randomFromEntropy } from '../../lib/random.js';
+import type {
+  LinkStatus,
+  Transport,
+  TransportCounters,
+  TransportDeadLetter,
+} from '../../lib/transport.js';
+import { Connection, type ConnectionHost, type Refusal } from './connection.js';
+import { ErrorCode, WebSocketTransportError } from './errors.js';
+import type { Hello } from './frames.js';
+import type { LocalIdentity } from './handshake.js';
+import { defaultLogger, type LogLevel, RateLimitedLog, type TransportLogger } from './logger.js';
+import {
+  isLoopbackHost,
+  type PeerSpec,
+  parsePeer,
+  type ResolvedOptions,
+  resolveOptions,
+  type WebSocketTransportOptions,
+} from './options.js';
+import { type LinkHost, PeerLink } from './peer-link.js';
+import { Listener } from './server.js';
+
+/** An all-zero mask: `ws` then skips masking on both ends (see `maskFrames`). */
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
+
+export interface WebSocketTransportCounters extends TransportCounters {
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Envelopes refused because a peer queue was full. */
+  queueFull: number;
+  /** Handshakes completed (links that came up, including replacements). */
+  linksUp: number;
+  /** Connections accepted or dialled (before the handshake). */
+  connections: number;
+  /** Error counts by `SYNOD_ERR_...` code. */
+  errors: Record<string, number>;
+}
+
+export class WebSocketTransport implements Transport {
+  readonly nodeId: string;
+  readonly incarnation: string;
+  readonly options: ResolvedOptions;
+  readonly clock: Clock;
+  private readonly random: Random;
+  private readonly logger: TransportLogger;
+  private readonly limited: RateLimitedLog;
+  private readonly scheduler: (fn: () => void) => void;
+  private readonly local: LocalIdentity;
+  private readonly host: ConnectionHost;
+  private readonly links = new Map<string, PeerLink>();
+  private readonly connections = new Set<Connection>();
+  private readonly inbound = new Subject<Envelope>();
+  private readonly linkEvents = new Subject<LinkStatus>();
+  private readonly dead = new Subject<TransportDeadLetter>();
+  private readonly ca: Buffer | undefined;
+  private listener: Listener | undefined;
+  private bound: { host: string; port: number } | undefined;
+  private started = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly stats: WebSocketTransportCounters = {
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    deadLettered: 0,
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    queueFull: 0,
+    linksUp: 0,
+    connections: 0,
+    errors: {},
+  };
+
+  readonly inbound$: Observable<Envelope> = this.inbound.asObservable();
+  /** Current status of every known peer on subscription, then every change. */
+  readonly links$: Observable<LinkStatus> = defer(() =>
+    concat(from([...this.links.values()].map((l) => this.statusOf(l))), this.linkEvents),
+  );
+  readonly deadLetters$: Observable<TransportDeadLetter> = this.dead.asObservable();
+
+  /** Creates, listens and starts dialling. */
+  static async create(options: WebSocketTransportOptions): Promise<WebSocketTransport> {
+    const t = new WebSocketTransport(options);
+    await t.start();
+    return t;
+  }
+
+  /** Validates options; nothing happens on the network until `start()`. */
+  constructor(options: WebSocketTransportOptions) {
+    this.options = resolveOptions(options);
+    this.nodeId = this.options.nodeId;
+    this.incarnation = options.incarnation ?? randomUUID();
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? randomFromEntropy();
+    this.logger = options.logger ?? defaultLogger(`ws ${this.nodeId}`);
+    this.limited = new RateLimitedLog(this.logger, this.clock);
+    // A microtask: everything sent in one synchronous run goes out as one batch, and a
+    // lone message is written before the event loop turns (low latency for ping-pong).
+    this.scheduler = options.scheduler ?? ((fn) => queueMicrotask(fn));
+    this.local = {
+      cluster: this.options.cluster,
+      node: this.nodeId,
+      inc: this.incarnation,
+      secret: this.options.secret,
+      maxFrame: this.options.maxFrameBytes,
+    };
+    const caFile = this.options.tls.caFile;
+    if (caFile !== undefined) {
+      try {
+        this.ca = readFileSync(caFile);
+      } catch (err) {
+        throw new WebSocketTransportError(
+          ErrorCode.BAD_CONFIG,
+          `cannot read tls.caFile: ${(err as Error).message}`,
+        );
+      }
+    }
+    this.host = {
+      local: this.local,
+      clock: this.clock,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      log: (key, level, message, fields) => this.log(key, level, message, fields),
+      countError: (code) => this.countError(code),
+      countFrameIn: (bytes) => {
+        this.stats.framesReceived++;
+        this.stats.bytesReceived += bytes;
+      },
+      admit: (conn, hello) => this.admit(conn, hello),
+      authenticated: (conn) => this.authenticated(conn),
+      envelopes: (_conn, envelopes) => {
+        for (const e of envelopes) {
+          this.stats.delivered++;
+          this.inbound.next(e);
+        }
+      },
+      written: (conn) => this.written(conn),
+      closed: (conn, code, reason) => this.connectionClosed(conn, code, reason),
+    };
+    for (const p of this.options.peers) this.linkFor(p.id, p.url);
+  }
+
+  /** Listens (when configured) and dials every peer with an address. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const o = this.options;
+    if (o.listen !== undefined) {
+      this.listener = new Listener({
+        host: o.listen.host,
+        port: o.listen.port,
+        certFile: o.tls.certFile,
+        keyFile: o.tls.keyFile,
+        maxPayload: o.maxFrameBytes,
+        timeoutMs: o.handshakeTimeoutMs,
+        canAccept: () => this.pendingHandshakes() < o.maxPendingHandshakes,
+        onConnection: (ws, remote) => this.accept(ws, remote),
+        onReject: (code, message, remote) => {
+          this.countError(code);
+          this.log(`reject:${code}`, 'warn', `rejected ${remote}: ${code}: ${message}`, {
+            address: remote,
+            code,
+          });
+        },
+      });
+      this.bound = await this.listener.listen();
+      const scheme = this.listener.secure ? 'wss' : 'ws';
+      this.logger.log('info', `listening on ${scheme}://${this.bound.host}:${this.bound.port}`, {
+        node: this.nodeId,
+        incarnation: this.incarnation,
+      });
+      if (this.options.secret === undefined && !isLoopbackHost(o.listen.host)) {
+        this.logger.log(
+          'warn',
+          `!!! SECURITY WARNING: node ${this.nodeId} listens on ${o.listen.host} (not loopback) WITHOUT a cluster secret: anyone who can reach this port can join the cluster and send messages to every actor. Set a secret (and use wss:// with TLS) !!!`,
+          { code: 'SYNOD_WARN_NO_SECRET' },
+        );
+      }
+    }
+    if (o.tls.insecureSkipVerify) {
+      this.logger.log(
+        'warn',
+        'tls.insecureSkipVerify is set: wss:// peers are not authenticated by certificate',
+      );
+    }
+    for (const link of this.links.values()) {
+      this.armUnreachable(link);
+      this.dial(link);
+    }
+  }
+
+  /** The bound listen address (after `start`), with the actual port when port 0 was asked. */
+  address(): { host: string; port: number; url: string } | undefined {
+    if (this.bound === undefined) return undefined;
+    const scheme = this.listener?.secure ? 'wss' : 'ws';
+    const host = this.bound.host.includes(':') ? `[${this.bound.host}]` : this.bound.host;
+    return { ...this.bound, url: `${scheme}://${host}:${this.bound.port}` };
+  }
+
+  /** Adds (or re-addresses) a peer at run time and dials it. */
+  addPeer(spec: string | PeerSpec): void {
+    const p = parsePeer(spec);
+    if (p.id === this.nodeId) {
+      throw new WebSocketTransportError(ErrorCode.BAD_CONFIG, 'cannot add this node as a peer');
+    }
+    const link = this.linkFor(p.id, p.url);
+    link.url = p.url;
+    if (this.started && !this.closed) {
+      if (link.active === undefined) this.armUnreachable(link);
+      this.dial(link);
+    }
+  }
+
+  peers(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /** The current status of one peer. */
+  linkStatus(peer: string): LinkStatus | undefined {
+    const link = this.links.get(peer);
+    return link === undefined ? undefined : this.statusOf(link);
+  }
+
+  /**
+   * The connections to or from `peer` that exist right now, and which one carries the link
+   * (for diagnostics and tests).
+   */
+  connectionsTo(
+    peer: string,
+  ): { id: number; role: 'dialer' | 'acceptor'; state: string; active: boolean }[] {
+    const link = this.links.get(peer);
+    const out = [];
+    for (const c of this.connections) {
+      if ((c.remoteNode ?? c.expectedPeer) !== peer) continue;
+      out.push({ id: c.id, role: c.role, state: c.state, active: link?.active === c });
+    }
+    return out;
+  }
+
+  /** Open or handshaking connections (for diagnostics and tests). */
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
+  counters(): WebSocketTransportCounters {
+    return { ...this.stats, errors: { ...this.stats.errors } };
+  }
+
+  /** Queue depth per peer (envelopes and encoded bytes). */
+  queueDepth(peer: string): { envelopes: number; bytes: number } | undefined {
+    const link = this.links.get(peer);
+    return link === undefined
+      ? undefined
+      : { envelopes: link.queue.length, bytes: link.queue.bytes };
+  }
+
+  send(envelope: Envelope): boolean {
+    if (this.closed) {
+      return this.reject(envelope, ErrorCode.TRANSPORT_CLOSED, 'the transport is closed');
+    }
+    const problem = envelopeProblem(envelope);
+    if (problem !== undefined) return this.reject(envelope, ErrorCode.BAD_ENVELOPE, problem);
+    const node = nodeOf(envelope.to);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope(envelope);
+    } catch (err) {
+      return this.reject(envelope, ErrorCode.ENCODE, (err as Error).message);
+    }
+    if (node === this.nodeId) {
+      // Local delivery still goes through the codec, so it behaves like a remote one.
+      const copy = decodeEnvelope(bytes);
+      this.scheduler(() => {
+        if (this.closed) return;
+        this.stats.delivered++;
+        this.inbound.next(copy);
+      });
+      this.stats.sent++;
+      return true;
+    }
+    const link = this.links.get(node);
+    if (link === undefined) {
+      return this.reject(envelope, ErrorCode.UNKNOWN_PEER, `no link to node "${node}"`);
+    }
+    if (link.unreachable) {
+      return this.reject(
+        envelope,
+        ErrorCode.PEER_UNREACHABLE,
+        `node ${node} has been unreachable for more than ${this.options.queueWhileDownMs} ms`,
+      );
+    }
+    if (bytes.length + 1 > this.options.maxFrameBytes) {
+      return this.reject(
+        envelope,
+        ErrorCode.FRAME_TOO_LARGE,
+        `envelope of ${bytes.length} bytes exceeds maxFrameBytes ${this.options.maxFrameBytes}`,
+      );
+    }
+    if (!link.queue.push(bytes, envelope)) {
+      this.stats.queueFull++;
+      return this.reject(
+        envelope,
+        ErrorCode.QUEUE_FULL,
+        `outbound queue to ${node} is full (${link.queue.length} envelopes, ${link.queue.bytes} bytes)`,
+      );
+    }
+    if (link.active !== undefined && !link.active.waitingDrain) {
+      if (link.queue.bytes >= this.options.batchBytes) link.flush();
+      else this.scheduleFlush(link);
+    }
+    return true;
+  }
+
+  /**
+   * Closes every connection (queued envelopes get up to `graceMs` to be written first), stops
+   * listening, and dead-letters what is still queued. Idempotent.
+   */
+  close(graceMs = 1000): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = this.doClose(graceMs);
+    return this.closing;
+  }
+
+  private async doClose(graceMs: number): Promise<void> {
+    for (const link of this.links.values()) link.flush();
+    this.closed = true;
+    const waits: Promise<void>[] = [];
+    for (const conn of this.connections) {
+      waits.push(
+        new Promise<void>((resolve) => {
+          if (conn.ws.readyState === conn.ws.CLOSED) return resolve();
+          conn.ws.once('close', () => resolve());
+        }),
+      );
+    }
+    for (const conn of [...this.connections]) {
+      conn.close(ErrorCode.TRANSPORT_CLOSED, `node ${this.nodeId} is shutting down`, 'debug');
+    }
+    for (const link of this.links.values()) {
+      link.cancelTimers();
+      link.drainTo(ErrorCode.TRANSPORT_CLOSED, 'the transport was closed before sending');
+      link.setState('down', 'transport closed');
+    }
+    const all = Promise.all(waits).then(() => undefined);
+    await new Promise<void>((resolve) => {
+      const timer = this.clock.setTimer(graceMs + 2500, () => {
+        for (const c of this.connections) c.ws.terminate();
+        resolve();
+      });
+      void all.then(() => {
+        timer.cancel();
+        resolve();
+      });
+    });
+    await this.listener?.close();
+    this.inbound.complete();
+    this.linkEvents.complete();
+    this.dead.complete();
+  }
+
+  // ---- internals ----------------------------------------------------------------------
+
+  private statusOf(link: PeerLink): LinkStatus {
+    const s: { peer: string; state: LinkStatus['state']; incarnation?: string; reason?: string } = {
+      peer: link.peer,
+      state: link.state,
+    };
+    if (link.incarnation !== undefined) s.incarnation = link.incarnation;
+    if (link.reason !== undefined) s.reason = link.reason;
+    return s;
+  }
+
+  private log(key: string, level: LogLevel, message: string, fields?: Record<string, unknown>) {
+    this.limited.log(key, level, message, fields);
+  }
+
+  private countError(code: string): void {
+    this.stats.errors[code] = (this.stats.errors[code] ?? 0) + 1;
+  }
+
+  private reject(envelope: Envelope, code: string, reason: string): false {
+    this.deadLetter(envelope, code, reason);
+    return false;
+  }
+
+  private deadLetter(envelope: Envelope, code: string, reason: string): void {
+    this.stats.deadLettered++;
+    this.countError(code);
+    this.dead.next({ envelope, code, reason });
+  }
+
+  private pendingHandshakes(): number {
+    let n = 0;
+    for (const c of this.connections) if (c.role === 'acceptor' && c.state === 'handshake') n++;
+    return n;
+  }
+
+  private scheduleFlush(link: PeerLink): void {
+    if (link.flushScheduled) return;
+    link.flushScheduled = true;
+    this.scheduler(() => link.flush());
+  }
+
+  private linkFor(peer: string, url: string | undefined): PeerLink {
+    let link = this.links.get(peer);
+    if (link !== undefined) return link;
+    const linkHost: LinkHost = {
+      deadLetter: (e, code, reason) => this.deadLetter(e, code, reason),
+      countFrameOut: (count, bytes) => {
+        this.stats.sent += count;
+        this.stats.framesSent++;
+        this.stats.bytesSent += bytes;
+      },
+      stateChanged: (l) => this.linkEvents.next(this.statusOf(l)),
+    };
+    link = new PeerLink(
+      peer,
+      url,
+      this.options,
+      this.options.backoff,
+      this.random.fork(),
+      linkHost,
+    );
+    this.links.set(peer, link);
+    return link;
+  }
+
+  private written(conn: Connection): void {
+    if (!conn.waitingDrain || conn.bufferedAmount >= this.options.maxBufferedBytes) return;
+    const link = conn.remoteNode === undefined ? undefined : this.links.get(conn.remoteNode);
+    if (link !== undefined && link.active === conn) {
+      conn.waitingDrain = false;
+      this.scheduleFlush(link);
+    }
+  }
+
+  private accept(ws: WebSocket, remote: string): void {
+    if (this.closed) {
+      ws.terminate();
+      return;
+    }
+    this.stats.connections++;
+    const conn = new Connection('acceptor', ws, this.host, remote);
+    this.connections.add(conn);
+  }
+
+  private dial(link: PeerLink): void {
+    if (this.closed || link.url === undefined) return;
+    if (link.active !== undefined || link.dialing !== undefined) return;
+    link.retryTimer?.cancel();
+    link.retryTimer = undefined;
+    const o = this.options;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(link.url, {
+        maxPayload: o.maxFrameBytes,
+        perMessageDeflate: false,
+        ...(this.ca !== undefined ? { ca: this.ca } : {}),
+        rejectUnauthorized: !o.tls.insecureSkipVerify,
+        ...(o.maskFrames ? {} : { generateMask: zeroMask }),
+      });
+    } catch (err) {
+      this.countError(ErrorCode.CONNECTION_FAILED);
+      this.log(
+        'dial',
+        'warn',
+        `cannot dial ${link.peer} at ${link.url}: ${(err as Error).message}`,
+      );
+      this.scheduleReconnect(link, (err as Error).message);
+      return;
+    }
+    this.stats.connections++;
+    const conn = new Connection('dialer', ws, this.host, link.url, link.peer);
+    this.connections.add(conn);
+    link.dialing = conn;
+    if (link.state !== 'up') link.setState('reconnecting', link.reason ?? 'connecting');
+  }
+
+  private scheduleReconnect(link: PeerLink, reason: string): void {
+    if (this.closed || link.url === undefined) return;
+    if (link.active !== undefined || link.dialing !== undefined || link.retryTimer !== undefined) {
+      return;
+    }
+    const delay = link.backoff.next();
+    link.setState('reconnecting', reason);
+    link.retryTimer = this.clock.setTimer(delay, () => {
+      link.retryTimer = undefined;
+      this.dial(link);
+    });
+  }
+
+  private admit(_conn: Connection, hello: Hello): Refusal | undefined {
+    if (this.closed) {
+      return { code: ErrorCode.TRANSPORT_CLOSED, reason: `node ${this.nodeId} is shutting down` };
+    }
+    if (this.links.get(hello.node)?.staleIncarnations.includes(hello.inc)) {
+      return {
+        code: ErrorCode.STALE_INCARNATION,
+        reason: `incarnation ${hello.inc} of ${hello.node} was replaced by a newer one`,
+      };
+    }
+    if (!this.options.acceptUnknownPeers && !this.links.has(hello.node)) {
+      return {
+        code: ErrorCode.PEER_NOT_ALLOWED,
+        reason: `node ${hello.node} is not in ${this.nodeId}'s peer list`,
+      };
+    }
+    return undefined;
+  }
+
+  private authenticated(conn: Connection): Refusal | undefined {
+    if (this.closed) {
+      return { code: ErrorCode.TRANSPORT_CLOSED, reason: `node ${this.nodeId} is shutting down` };
+    }
+    const peer = conn.remoteNode as string;
+    const link = this.linkFor(peer, undefined);
+    const losers = link.arbitrate(conn, this.nodeId);
+    if (losers === undefined) {
+      return {
+        code: ErrorCode.DUPLICATE_LINK,
+        reason: `${this.nodeId} and ${peer} dialled each other; the connection dialled by the lower node id is kept`,
+      };
+    }
+    for (const loser of losers) {
+      const stale = loser === link.active && loser.remoteIncarnation !== conn.remoteIncarnation;
+      if (loser === link.active) link.active = undefined;
+      if (loser === link.dialing) link.dialing = undefined;
+      if (stale) {
+        link.retire(loser.remoteIncarnation);
+        loser.close(ErrorCode.LINK_REPLACED, `peer ${peer} restarted (new incarnation)`);
+      } else if (loser.state === 'open') {
+        loser.close(ErrorCode.LINK_REPLACED, 'replaced by a newer connection');
+      } else {
+        loser.close(
+          ErrorCode.DUPLICATE_LINK,
+          'a simultaneous connection between the same nodes won',
+        );
+      }
+    }
+    if (link.dialing === conn) link.dialing = undefined;
+    const previous = link.incarnation;
+    link.active = conn;
+    link.retryTimer?.cancel();
+    link.retryTimer = undefined;
+    link.unreachableTimer?.cancel();
+    link.unreachableTimer = undefined;
+    link.unreachable = false;
+    link.backoff.reset();
+    link.incarnation = conn.remoteIncarnation;
+    this.stats.linksUp++;
+    const restarted = previous !== undefined && previous !== conn.remoteIncarnation;
+    if (restarted) {
+      link.retire(previous);
+      // watchers of the old incarnation must learn it is gone even if no 'down' was seen
+      if (link.state === 'up') link.setState('down', `${ErrorCode.LINK_REPLACED}: peer restarted`);
+    }
+    this.logger.log(
+      'info',
+      `link to ${peer} up (${conn.role === 'dialer' ? 'dialled' : 'accepted'} ${conn.remoteAddress})${restarted ? ': peer restarted' : ''}`,
+      { peer, incarnation: conn.remoteIncarnation },
+    );
+    link.setState('up', restarted ? 'peer restarted (new incarnation)' : undefined);
+    // Runs after WELCOME is written (acceptor) so batches follow the handshake on the wire.
+    this.scheduleFlush(link);
+    return undefined;
+  }
+
+  private connectionClosed(conn: Connection, code: string, reason: string): void {
+    this.connections.delete(conn);
+    const peer = conn.remoteNode ?? conn.expectedPeer;
+    const link = peer === null || peer === undefined ? undefined : this.links.get(peer);
+    if (link === undefined || this.closed) return;
+    if (link.dialing === conn) {
+      link.dialing = undefined;
+      if (link.active === undefined) this.scheduleReconnect(link, `${code}: ${reason}`);
+      return;
+    }
+    if (link.active !== conn) return;
+    link.active = undefined;
+    this.logger.log('warn', `link to ${peer} down: ${code}: ${reason}`, { peer, code });
+    link.setState('down', `${code}: ${reason}`);
+    this.armUnreachable(link);
+    this.scheduleReconnect(link, `${code}: ${reason}`);
+  }
+
+  /** After `queueWhileDownMs` without a link, the queue is dead-lettered and sends refused. */
+  private armUnreachable(link: PeerLink): void {
+    link.unreachableTimer?.cancel();
+    link.unreachableTimer = this.clock.setTimer(this.options.queueWhileDownMs, () => {
+      link.unreachableTimer = undefined;
+      if (link.active !== undefined || this.closed) return;
+      if (link.url === undefined && link.dialing === undefined) {
+        // an inbound-only peer that went away: forget it, so links do not accumulate
+        link.cancelTimers();
+        link.drainTo(ErrorCode.PEER_UNREACHABLE, `node ${link.peer} disconnected`);
+        this.links.delete(link.peer);
+        return;
+      }
+      link.unreachable = true;
+      this.logger.log(
+        'warn',
+        `node ${link.peer} unreachable for ${this.options.queueWhileDownMs} ms: dead-lettering its queue`,
+        { peer: link.peer, code: ErrorCode.PEER_UNREACHABLE },
+      );
+      link.drainTo(
+        ErrorCode.PEER_UNREACHABLE,
+        `node ${link.peer} unreachable for ${this.options.queueWhileDownMs} ms`,
+      );
+    });
+  }
+}
