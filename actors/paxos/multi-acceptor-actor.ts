@@ -34,7 +34,8 @@ export class MultiPaxosAcceptor extends Actor<MultiPaxosMessage, MultiAcceptorVi
     this.ctx.setState(this.core.view());
   }
 
-  async receive(msg: MultiPaxosMessage | Terminated): Promise<void> {
+  /** Synchronous unless the step needs a write (then the reply waits for durability). */
+  receive(msg: MultiPaxosMessage | Terminated): void | Promise<void> {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
     const problem = multiMessageProblem(msg);
@@ -43,10 +44,14 @@ export class MultiPaxosAcceptor extends Actor<MultiPaxosMessage, MultiAcceptorVi
       return;
     }
     const out = core.step(msg, this.ctx.clock.now());
-    if (out.persist) {
-      await this.opts.journal.persist(out.persist);
-      this.ctx.setState(core.view());
+    if (!out.persist) {
+      for (const s of out.send) this.ctx.send(s.to, s.msg);
+      return;
     }
-    for (const s of out.send) this.ctx.send(s.to, s.msg);
+    const persist = out.persist;
+    return this.opts.journal.persist(persist).then(() => {
+      this.ctx.setState(core.view());
+      for (const s of out.send) this.ctx.send(s.to, s.msg);
+    });
   }
 }

@@ -140,10 +140,11 @@ export class MultiLeaderCore {
   private nextSlot = 1;
   private readonly inflight = new Map<number, InFlight>();
   private readonly chosenAbove = new Set<number>();
-  private readonly retained = new Map<number, SlotValue>();
+  private readonly retained = new Map<number, { value: SlotValue; at: number }>();
   private queue: SlotValue[] = [];
   private nextHeartbeatAt = 0;
   private lastDecideResendAt = 0;
+  private stepNow = 0;
   private readonly leaseAck = new Map<string, number>();
   private lastQuorumContact = 0;
   private readonly lastAckFrom = new Map<string, number>();
@@ -233,19 +234,35 @@ export class MultiLeaderCore {
     return this.ballot;
   }
 
-  /** Queues a client command (leader only). */
-  submit(command: Command, now: number): { result: SubmitResult; output: MultiLeaderOutput } {
-    return this.submitValue({ k: 'cmd', c: command, t: this.ballot.round }, now);
+  /**
+   * Queues a client command (leader only) and sends what the window allows. With
+   * `defer`, nothing is sent until `flush` (the shell batches a burst of submissions into
+   * one accept message that way).
+   */
+  submit(
+    command: Command,
+    now: number,
+    defer = false,
+  ): { result: SubmitResult; output: MultiLeaderOutput } {
+    return this.submitValue({ k: 'cmd', c: command, t: this.ballot.round }, now, defer);
   }
 
   /** Queues a read barrier: a no-op tagged `barrier` that learners report when applied. */
-  submitBarrier(barrier: string, now: number) {
-    return this.submitValue({ k: 'noop', t: this.ballot.round, b: barrier }, now);
+  submitBarrier(barrier: string, now: number, defer = false) {
+    return this.submitValue({ k: 'noop', t: this.ballot.round, b: barrier }, now, defer);
+  }
+
+  /** Sends queued values that fit in the window (after deferred submissions). */
+  flush(now: number): MultiLeaderOutput {
+    this.pump(now);
+    this.maybeHeartbeat(now);
+    return this.flushOut();
   }
 
   private submitValue(
     value: SlotValue,
     now: number,
+    defer: boolean,
   ): { result: SubmitResult; output: MultiLeaderOutput } {
     if (this.role !== 'leader') {
       return {
@@ -254,15 +271,15 @@ export class MultiLeaderCore {
           code: 'NotLeader',
           ...(this.leader !== undefined ? { leaderHint: this.leader } : {}),
         },
-        output: this.flush(),
+        output: this.flushOut(),
       };
     }
     if (this.queue.length >= this.maxPending) {
-      return { result: { ok: false, code: 'Dropped' }, output: this.flush() };
+      return { result: { ok: false, code: 'Dropped' }, output: this.flushOut() };
     }
     this.queue.push(value);
-    this.pump(now);
-    return { result: { ok: true }, output: this.flush() };
+    if (!defer) this.pump(now);
+    return { result: { ok: true }, output: this.flushOut() };
   }
 
   /**
@@ -308,7 +325,7 @@ export class MultiLeaderCore {
         this.leaderTick(now);
         break;
     }
-    return this.flush();
+    return this.flushOut();
   }
 
   step(msg: MultiPaxosMessage, now: number): MultiLeaderOutput {
@@ -347,7 +364,8 @@ export class MultiLeaderCore {
       default:
         break;
     }
-    return this.flush();
+    this.maybeHeartbeat(now);
+    return this.flushOut();
   }
 
   private onHeartbeat(from: string, ballot: Ballot, now: number): void {
@@ -489,6 +507,7 @@ export class MultiLeaderCore {
     floor: number,
     now: number,
   ): void {
+    this.stepNow = now;
     if (!this.opts.quorums.acceptors.includes(from)) return;
     this.leaseAck.set(from, Math.max(this.leaseAck.get(from) ?? Number.NEGATIVE_INFINITY, sentAt));
     this.lastAckFrom.set(from, now);
@@ -510,7 +529,7 @@ export class MultiLeaderCore {
     if (value !== undefined) {
       this.out.chosen.push({ slot, value });
       if (this.opts.localLearner !== undefined && slot > this.localDecided) {
-        this.retained.set(slot, value);
+        this.retained.set(slot, { value, at: this.stepNow });
       }
     }
   }
@@ -534,6 +553,33 @@ export class MultiLeaderCore {
     this.pump(now);
   }
 
+  /**
+   * Heartbeats and keep-alives when due. Also called while handling messages, so a leader
+   * whose mailbox is busy (its tick queued behind client traffic) still heartbeats on time.
+   */
+  private maybeHeartbeat(now: number): void {
+    if (this.role !== 'leader' || now < this.nextHeartbeatAt) return;
+    this.nextHeartbeatAt = now + this.heartbeatMs;
+    const hb: MultiPaxosMessage = {
+      type: 'mp.heartbeat',
+      from: this.opts.id,
+      ballot: this.ballot,
+      chosenUpTo: this.chosenUpTo,
+      ...(this.opts.localLearner !== undefined ? { learner: this.opts.localLearner } : {}),
+    };
+    for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, hb);
+    for (const l of this.opts.learners) this.send(l, hb);
+    // keep-alive: renews leases and detects a newer ballot even when idle
+    const ka: MultiPaxosMessage = {
+      type: 'mp.accept',
+      from: this.opts.id,
+      ballot: this.ballot,
+      entries: [],
+      sentAt: now,
+    };
+    for (const a of this.opts.quorums.acceptors) this.send(a, ka);
+  }
+
   private leaderTick(now: number): void {
     // A leader cut off from a phase-2 quorum for a whole election timeout steps down so
     // clients are redirected instead of waiting on it.
@@ -546,27 +592,7 @@ export class MultiLeaderCore {
       this.stepDown(now, undefined);
       return;
     }
-    if (now >= this.nextHeartbeatAt) {
-      this.nextHeartbeatAt = now + this.heartbeatMs;
-      const hb: MultiPaxosMessage = {
-        type: 'mp.heartbeat',
-        from: this.opts.id,
-        ballot: this.ballot,
-        chosenUpTo: this.chosenUpTo,
-        ...(this.opts.localLearner !== undefined ? { learner: this.opts.localLearner } : {}),
-      };
-      for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, hb);
-      for (const l of this.opts.learners) this.send(l, hb);
-      // keep-alive: renews leases and detects a newer ballot even when idle
-      const ka: MultiPaxosMessage = {
-        type: 'mp.accept',
-        from: this.opts.id,
-        ballot: this.ballot,
-        entries: [],
-        sentAt: now,
-      };
-      for (const a of this.opts.quorums.acceptors) this.send(a, ka);
-    }
+    this.maybeHeartbeat(now);
     // retransmit slow slots to the acceptors that did not answer
     const late = new Map<string, SlotEntry[]>();
     for (const [slot, f] of this.inflight) {
@@ -588,10 +614,13 @@ export class MultiLeaderCore {
     ) {
       this.lastDecideResendAt = now;
       const entries = [...this.retained.entries()]
+        .filter(([, r]) => now - r.at >= this.retransmitMs)
         .sort((a, b) => a[0] - b[0])
         .slice(0, this.maxBatch * 4)
-        .map(([slot, value]) => ({ slot, value }));
-      this.send(this.opts.localLearner, { type: 'mp.decide', from: this.opts.id, entries });
+        .map(([slot, r]) => ({ slot, value: r.value }));
+      if (entries.length > 0) {
+        this.send(this.opts.localLearner, { type: 'mp.decide', from: this.opts.id, entries });
+      }
     }
   }
 
@@ -599,7 +628,7 @@ export class MultiLeaderCore {
     this.out.send.push({ to, msg });
   }
 
-  private flush(): MultiLeaderOutput {
+  private flushOut(): MultiLeaderOutput {
     const o = this.out;
     this.out = { send: [], fates: [], events: [], chosen: [] };
     return o;

@@ -101,14 +101,14 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 20, { type: 'mp.learner-tick' });
   }
 
-  async receive(msg: MultiLearnerMsg | Terminated): Promise<void> {
+  /** Synchronous unless a snapshot must be stored. */
+  receive(msg: MultiLearnerMsg | Terminated): void | Promise<void> {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
     const now = this.ctx.clock.now();
     switch (msg.type) {
       case 'mp.learner-tick':
-        await this.handle(core.tick(now));
-        return;
+        return this.handle(core.tick(now));
       case 'mp.session':
         this.ctx.reply(msg, core.session(msg.clientId, msg.seq));
         return;
@@ -118,12 +118,19 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
           return;
         }
-        await this.handle(core.step(msg, now));
+        return this.handle(core.step(msg, now));
       }
     }
   }
 
-  private async handle(first: MultiLearnerOutput): Promise<void> {
+  private handle(out: MultiLearnerOutput): void | Promise<void> {
+    for (const s of out.send) this.ctx.send(s.to, s.msg);
+    for (const r of out.applied) this.ctx.emit({ type: 'applied', ...r });
+    if (out.applied.length > 0) this.ctx.setState((this.core as MultiLearnerCore).view());
+    if (out.snapshot) return this.handleAsync({ ...out, send: [], applied: [] });
+  }
+
+  private async handleAsync(first: MultiLearnerOutput): Promise<void> {
     const core = this.core as MultiLearnerCore;
     let out: MultiLearnerOutput | undefined = first;
     while (out) {

@@ -173,7 +173,8 @@ export class MultiLearnerCore {
       case 'mp.catchup':
         this.serveCatchup(msg.from, msg.fromSlot, msg.toSlot);
         break;
-      case 'mp.catchup-reply':
+      case 'mp.catchup-reply': {
+        const before = this.appliedUpTo;
         if (msg.decidedUpTo > this.knownChosenUpTo) this.knownChosenUpTo = msg.decidedUpTo;
         if (msg.snapshot && msg.snapshot.index > this.appliedUpTo) {
           // store the installed snapshot too: it lets the local acceptor compact
@@ -182,13 +183,15 @@ export class MultiLearnerCore {
           this.install(msg.snapshot);
         }
         this.learnEntries(msg.entries);
-        if (msg.entries.length > 0 || msg.snapshot) this.lastCatchupAt = Number.NEGATIVE_INFINITY;
+        // Progress: ask for the next batch at once. No progress: wait for the retry timer
+        // (a peer may hold later slots but not the missing one).
+        if (this.appliedUpTo > before) this.lastCatchupAt = Number.NEGATIVE_INFINITY;
         this.maybeCatchup(now);
         break;
+      }
       default:
         break;
     }
-    this.report();
     return this.flush();
   }
 

@@ -30,6 +30,7 @@ export type ReadStart =
 export type MultiProposerMsg =
   | MultiPaxosMessage
   | { readonly type: 'mp.tick' }
+  | { readonly type: 'mp.flush' }
   | ({ readonly type: 'mp.submit'; readonly command: Command } & Replies<SubmitResult>)
   | ({ readonly type: 'mp.read'; readonly barrier: string } & Replies<ReadStart>);
 
@@ -43,6 +44,7 @@ export interface MultiPaxosProposerOptions extends Omit<MultiLeaderOptions, 'id'
 export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView | undefined> {
   private core: MultiLeaderCore | undefined;
   private lastStateKey = '';
+  private flushPending = false;
 
   constructor(private readonly opts: MultiPaxosProposerOptions) {
     super();
@@ -60,31 +62,38 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 10, { type: 'mp.tick' });
   }
 
-  async receive(msg: MultiProposerMsg | Terminated): Promise<void> {
+  /** Synchronous unless a new round must be made durable first. */
+  receive(msg: MultiProposerMsg | Terminated): void | Promise<void> {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
     const now = this.ctx.clock.now();
     switch (msg.type) {
-      case 'mp.tick':
-        await this.handle(core.tick(now));
+      case 'mp.tick': {
+        const r = this.handle(core.tick(now));
         this.publish(false);
-        return;
-      case 'mp.submit': {
-        const { result, output } = core.submit(msg.command, now);
-        this.ctx.reply(msg, result);
-        await this.handle(output);
-        return;
+        return r;
       }
+      case 'mp.submit': {
+        // Deferred: the flush message queued behind this burst of submissions sends them
+        // in one accept message.
+        const { result, output } = core.submit(msg.command, now, true);
+        this.ctx.reply(msg, result);
+        this.scheduleFlush();
+        return this.handle(output);
+      }
+      case 'mp.flush':
+        this.flushPending = false;
+        return this.handle(core.flush(now));
       case 'mp.read': {
         const index = core.leaseReadIndex(now);
         if (index !== undefined) {
           this.ctx.reply(msg, { ok: true, index });
           return;
         }
-        const { result, output } = core.submitBarrier(msg.barrier, now);
+        const { result, output } = core.submitBarrier(msg.barrier, now, true);
         this.ctx.reply(msg, result.ok ? { ok: true, barrier: msg.barrier } : result);
-        await this.handle(output);
-        return;
+        this.scheduleFlush();
+        return this.handle(output);
       }
       default: {
         const problem = multiMessageProblem(msg);
@@ -92,13 +101,25 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
           this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
           return;
         }
-        await this.handle(core.step(msg, now));
+        return this.handle(core.step(msg, now));
       }
     }
   }
 
-  private async handle(out: MultiLeaderOutput): Promise<void> {
-    if (out.persist) await this.opts.store.save({ round: out.persist.round });
+  private scheduleFlush(): void {
+    if (this.flushPending) return;
+    this.flushPending = true;
+    this.ctx.send(this.ctx.self, { type: 'mp.flush' });
+  }
+
+  private handle(out: MultiLeaderOutput): void | Promise<void> {
+    if (out.persist) {
+      return this.opts.store.save({ round: out.persist.round }).then(() => this.emitOutput(out));
+    }
+    this.emitOutput(out);
+  }
+
+  private emitOutput(out: MultiLeaderOutput): void {
     for (const s of out.send) this.ctx.send(s.to, s.msg);
     for (const e of out.events) {
       this.ctx.emit({ ...e, ballot: formatBallot(e.ballot) });

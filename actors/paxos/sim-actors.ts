@@ -9,6 +9,8 @@
  * through `propose`, and that no acceptor's durable promise went backwards across restarts.
  */
 import type { Subscription } from 'rxjs';
+import { checkHistory, type HistoryEvent } from '../../lib/history/index.js';
+import { ProposeError } from '../../lib/replicated-log.js';
 import { Simulation } from '../../lib/sim/simulation.js';
 import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import type { LinkFaults } from '../../transports/memory/faults.js';
@@ -150,4 +152,174 @@ export class PaxosActorCluster {
       }),
     );
   }
+}
+
+export interface ActorSimOptions {
+  readonly seed: number;
+  readonly nodes?: number;
+  readonly clients?: number;
+  readonly faultPhaseMs?: number;
+  readonly healPhaseMs?: number;
+  readonly leaseMs?: number;
+  readonly quorums?: MultiPaxosQuorums;
+  /** Negative control: read the local replica without a barrier. */
+  readonly unsafeReads?: boolean;
+}
+
+export interface ActorSimResult {
+  readonly seed: number;
+  readonly violation?: string;
+  readonly history: HistoryEvent[];
+  readonly okOps: number;
+  readonly okAfterHeal: number;
+  readonly steps: number;
+}
+
+/**
+ * A randomised run of the actor cluster: network faults (drops, duplicates, delays,
+ * reordering), partitions, crash-restarts losing unsynced writes; register clients going
+ * through `MultiPaxosLog` (writes and cas through `propose`, reads after `readBarrier`);
+ * safety after every step, the history checked for linearizability, liveness after healing.
+ */
+export async function runActorSim(opts: ActorSimOptions): Promise<ActorSimResult> {
+  const ids = Array.from({ length: opts.nodes ?? 3 }, (_, i) => `n${i + 1}`);
+  const cluster = new PaxosActorCluster({
+    seed: opts.seed,
+    nodes: ids,
+    faults: { drop: 0.03, duplicate: 0.02, delay: { min: 1, max: 12 }, reorder: 0.1 },
+    ...(opts.quorums ? { quorums: opts.quorums } : {}),
+    node: {
+      snapshotEvery: 20,
+      proposeTimeoutMs: 800,
+      ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+    },
+  });
+  const { sim } = cluster;
+  const rnd = sim.random.fork();
+  const history: HistoryEvent[] = [];
+  const faultPhaseMs = opts.faultPhaseMs ?? 2000;
+  const healPhaseMs = opts.healPhaseMs ?? 3000;
+  let okOps = 0;
+  let okAfterHeal = 0;
+  let violation: string | undefined;
+  interface Client {
+    id: number;
+    seq: number;
+    target: string;
+    busy:
+      | { node: string; incarnation: number; f: string; key: string; value: unknown; token: number }
+      | undefined;
+  }
+  let token = 0;
+  const clients: Client[] = Array.from({ length: opts.clients ?? 3 }, (_, id) => ({
+    id,
+    seq: 0,
+    target: rnd.pick(ids),
+    busy: undefined,
+  }));
+  const finish = (c: Client, tok: number, type: 'ok' | 'fail' | 'info', value: unknown) => {
+    const b = c.busy;
+    if (!b || b.token !== tok) return;
+    c.busy = undefined;
+    history.push({ process: c.id, type, f: b.f, key: b.key, value, time: sim.clock.now() });
+    if (type === 'ok') {
+      okOps++;
+      if (sim.clock.now() > faultPhaseMs) okAfterHeal++;
+    }
+  };
+  const onError = (c: Client, tok: number, read: boolean) => (e: unknown) => {
+    if (e instanceof ProposeError) {
+      if (e.code === 'NotLeader') c.target = e.leaderHint ?? rnd.pick(ids);
+      else c.target = rnd.pick(ids);
+      finish(c, tok, read || !e.indeterminate ? 'fail' : 'info', null);
+    } else finish(c, tok, read ? 'fail' : 'info', null);
+  };
+  const startOp = (c: Client) => {
+    if (!sim.isUp(c.target)) c.target = rnd.pick(ids);
+    if (!sim.isUp(c.target)) return;
+    const m = cluster.member(c.target);
+    const key = rnd.pick(['x', 'y']);
+    const r = rnd.next();
+    const f = r < 0.4 ? 'read' : r < 0.8 ? 'write' : 'cas';
+    const value = f === 'write' ? rnd.int(5) : f === 'cas' ? [rnd.int(5), rnd.int(5)] : null;
+    const tok = token++;
+    c.busy = { node: c.target, incarnation: m.incarnation, f, key, value, token: tok };
+    history.push({ process: c.id, type: 'invoke', f, key, value, time: sim.clock.now() });
+    if (f === 'read' && opts.unsafeReads) {
+      const any = cluster.member(rnd.pick(ids.filter((i) => sim.isUp(i))));
+      finish(c, tok, 'ok', any.sm.read(key));
+      return;
+    }
+    if (f === 'read') {
+      m.paxos.log
+        .readBarrier()
+        .then(() => finish(c, tok, 'ok', m.sm.read(key)), onError(c, tok, true));
+      return;
+    }
+    c.seq++;
+    const op =
+      f === 'write'
+        ? { f: 'write' as const, key, value }
+        : { f: 'cas' as const, key, from: (value as number[])[0], to: (value as number[])[1] };
+    cluster.propose(c.target, `c${c.id}`, c.seq, op).then(
+      (res) => {
+        if (f === 'cas' && res.result !== true) finish(c, tok, 'fail', value);
+        else finish(c, tok, 'ok', value);
+      },
+      onError(c, tok, false),
+    );
+  };
+  try {
+    await cluster.start();
+    const end = faultPhaseMs + healPhaseMs;
+    let nextFault = 200 + rnd.int(300);
+    while (sim.clock.now() < end) {
+      await sim.runFor(10);
+      const now = sim.clock.now();
+      if (now < faultPhaseMs && now >= nextFault) {
+        nextFault = now + 100 + rnd.int(400);
+        const x = rnd.next();
+        const down = ids.filter((i) => !sim.isUp(i));
+        if (x < 0.35 && down.length < ids.length - 1)
+          sim.crash(rnd.pick(ids.filter((i) => sim.isUp(i))));
+        else if (x < 0.6 && down.length > 0) await sim.restart(rnd.pick(down));
+        else if (x < 0.8) {
+          const shuffled = rnd.shuffle([...ids]);
+          const cut = 1 + rnd.int(ids.length - 1);
+          sim.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+        } else sim.network.heal();
+      }
+      if (now >= faultPhaseMs && now < faultPhaseMs + 10) {
+        sim.network.heal();
+        for (const i of ids) if (!sim.isUp(i)) await sim.restart(i);
+      }
+      for (const c of clients) {
+        const b = c.busy;
+        if (b && (!sim.isUp(b.node) || cluster.member(b.node).incarnation !== b.incarnation)) {
+          finish(c, b.token, b.f === 'read' ? 'fail' : 'info', null);
+        }
+        if (!c.busy && now < end - 500 && rnd.chance(0.5)) startOp(c);
+      }
+    }
+    for (const c of clients)
+      if (c.busy) finish(c, c.busy.token, c.busy.f === 'read' ? 'fail' : 'info', null);
+  } catch (err) {
+    violation = (err as Error).message;
+  }
+  violation ??= cluster.violation;
+  if (!violation) {
+    const verdict = checkHistory(history, { model: 'register', maxSteps: 5_000_000 });
+    if (verdict.result !== 'linearizable')
+      violation = `history ${verdict.result}: ${verdict.summary}`;
+  }
+  if (!violation && okAfterHeal === 0) violation = 'no operation completed after healing';
+  cluster.stop();
+  return {
+    seed: opts.seed,
+    ...(violation !== undefined ? { violation } : {}),
+    history,
+    okOps,
+    okAfterHeal,
+    steps: sim.stepCount(),
+  };
 }

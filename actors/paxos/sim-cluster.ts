@@ -531,7 +531,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
   };
 
   const startOp = (c: Client) => {
-    if (c.op || now >= endTime - 1000) return;
+    if (c.op || now >= endTime - 500) return;
     const node = nodes.get(c.target);
     const key = rnd.pick(keys);
     const r = rnd.next();
@@ -695,9 +695,13 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
     at(50 + rnd.int(100), () => startOp(c));
   }
 
+  let sameTime = 0;
   while (heap.size > 0 && !violation) {
     const e = heap.pop()!;
     if (e.time > endTime) break;
+    // a message storm that never lets time advance is a livelock
+    sameTime = e.time === now ? sameTime + 1 : 0;
+    if (sameTime > 20_000) fail('livelock: 20,000 events without time advancing');
     now = e.time;
     e.run();
     events++;

@@ -10,7 +10,11 @@ import type { QuorumSystem } from '../../actors/paxos/quorum.js';
 import { runSimCluster, type SimClusterOptions } from '../../actors/paxos/sim-cluster.js';
 
 const SEEDS = Number(process.env.SYNOD_PAXOS_SIM_SEEDS ?? 500);
-const CI = { faultPhaseMs: 2000, healPhaseMs: 2500 } satisfies Partial<SimClusterOptions>;
+const CI = {
+  faultPhaseMs: 1200,
+  healPhaseMs: 2000,
+  faults: { faultRate: 4 },
+} satisfies Partial<SimClusterOptions>;
 
 t.test(`${SEEDS} random seeds: safe, and live after healing`, async (t) => {
   let ok = 0;
@@ -57,7 +61,7 @@ t.test('negative control: non-intersecting quorums are caught', async (t) => {
 t.test('negative control: acceptors that forget their state on restart are caught', async (t) => {
   let caught = 0;
   for (let seed = 1; seed <= 20; seed++) {
-    const r = runSimCluster({ seed, ...CI, amnesia: true, faults: { faultRate: 6 } });
+    const r = runSimCluster({ seed, ...CI, amnesia: true, faults: { faultRate: 8 } });
     if (r.violation) caught++;
   }
   t.ok(caught > 0, `flagged ${caught} of 20 runs`);
