@@ -19,8 +19,9 @@ import { pack, unpack } from 'msgpackr';
 import type { Subscription } from 'rxjs';
 import { Actor, type Replies } from '../../lib/actor.js';
 import type { TimerHandle } from '../../lib/clock.js';
-import type { AppliedEntry, ReplicatedLog } from '../../lib/replicated-log.js';
+import type { AppliedEntry, Command, ReplicatedLog } from '../../lib/replicated-log.js';
 import { type ArchivedEntry, LogArchive } from './archive.js';
+import { StateDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
@@ -34,6 +35,7 @@ import {
   nextDue,
   type SchedulePolicy,
 } from './schedule.js';
+import { SessionState } from './sessions.js';
 import type { KeyedStateFactory } from './state.js';
 import { TrackedState } from './tracker.js';
 
@@ -97,6 +99,8 @@ export interface AgentStatus {
 
 export type BackupAgentMsg<Op = unknown> =
   | { readonly type: 'applied'; readonly entry: AppliedEntry<Op>; readonly time?: number }
+  /** The source's applied index: a step without an `applied` entry is an entry without a command. */
+  | { readonly type: 'applied-index'; readonly index: number; readonly time?: number }
   | ({ readonly type: 'backup'; readonly kind: BackupType } & Replies<BackupSummary>)
   | ({ readonly type: 'flush' } & Replies<number>)
   | ({
@@ -145,7 +149,7 @@ function live(p: PendingBackup | null, full: boolean): PendingBackup | null {
 }
 
 export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentStatus> {
-  private tracked: TrackedState<Op>;
+  private tracked: TrackedState<Command<Op>>;
   private readonly archiveOpts: ArchiveOptions;
   private buffer: ArchivedEntry[] = [];
   private bufferBytes = 0;
@@ -162,7 +166,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
 
   constructor(private readonly opts: BackupAgentOptions<Op>) {
     super();
-    this.tracked = new TrackedState(opts.factory());
+    this.tracked = new TrackedState<Command<Op>>(new SessionState(opts.factory()));
     this.archiveOpts = { ...DEFAULT_ARCHIVE, ...opts.archive };
   }
 
@@ -209,6 +213,11 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       this.sub = this.opts.source.applied$.subscribe((entry) => {
         system.send(self, { type: 'applied', entry, time: time() });
       });
+      this.sub.add(
+        this.opts.source.appliedIndex$.subscribe((index) => {
+          system.send(self, { type: 'applied-index', index, time: time() });
+        }),
+      );
     }
     this.publish();
   }
@@ -230,7 +239,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       return;
     }
     const res = await restore(repo, { kind: 'latest' }, { factory: this.opts.factory });
-    this.tracked = new TrackedState(res.state);
+    this.tracked = new TrackedState(res.state, StateDigest.fromHex(res.digest, res.keyCount));
     this.tracked.reset(res.index, res.term, res.time);
     if (res.index < this.archivedTo) this.archivedTo = res.index; // a gap stopped the replay
   }
@@ -244,10 +253,17 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     const { repo } = this.opts;
     const since = this.tracked.trackedSince;
     const keys = new Set<string>();
+    const ss = this.tracked.state as SessionState<Op>;
     try {
+      if (ss.mayHaveEvicted()) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_ARCHIVE_GAP',
+          'sessions may have been evicted: compare states',
+        );
+      }
       for await (const e of repo.archive.entries(parent.index, since)) {
-        for (const k of this.tracked.state.keysTouched((unpack(e.data) as { op: Op }).op))
-          keys.add(k);
+        if (e.data.byteLength === 0) continue;
+        for (const k of ss.keysTouchedEarlier(unpack(e.data) as Command<Op>)) keys.add(k);
       }
     } catch (err) {
       if (!isBackupError(err, 'SYNOD_ERR_BACKUP_ARCHIVE_GAP')) throw err;
@@ -273,6 +289,9 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     switch (msg.type) {
       case 'applied':
         this.onApplied(msg.entry, msg.time ?? this.ctx.clock.wallNow());
+        break;
+      case 'applied-index':
+        this.onAppliedIndex(msg.index, msg.time ?? this.ctx.clock.wallNow());
         break;
       case 'archive-tick':
         void this.flush().catch(() => undefined);
@@ -316,22 +335,47 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     }
   }
 
+  /**
+   * Raft applies no-op and configuration entries without publishing them on `applied$`; the
+   * applied index still steps over them. Such a step is archived as an entry without a
+   * command (so the archive stays contiguous); a jump (a snapshot installed on the source)
+   * means commands were missed, and stalls the agent.
+   */
+  private onAppliedIndex(index: number, time: number): void {
+    if (this.stalled || index <= this.tracked.index) return;
+    if (index > this.tracked.index + 1) {
+      this.stall(this.tracked.index + 1, index);
+      return;
+    }
+    const meta = { index, term: this.tracked.term, time };
+    this.tracked.skip(meta);
+    this.buffer.push({ ...meta, data: new Uint8Array(0) });
+    this.publish();
+  }
+
+  private stall(expected: number, got: number): void {
+    this.stalled = { expected, got };
+    this.ctx.emit({ type: 'stalled', expected, got });
+    this.ctx.log.log(
+      'error',
+      'backup agent: committed log has a gap; not applying further entries',
+      {
+        expected,
+        got,
+      },
+    );
+    this.publish();
+  }
+
   private onApplied(entry: AppliedEntry<Op>, time: number): void {
     if (this.stalled) return;
     const expected = this.tracked.index + 1;
     if (entry.index < expected) return; // already applied (replayed on restart, or a duplicate)
     if (entry.index > expected) {
-      this.stalled = { expected, got: entry.index };
-      this.ctx.emit({ type: 'stalled', expected, got: entry.index });
-      this.ctx.log.log(
-        'error',
-        'backup agent: committed log has a gap; not applying further entries',
-        { expected, got: entry.index },
-      );
-      this.publish();
+      this.stall(expected, entry.index);
       return;
     }
-    this.tracked.apply(entry.command.op, { index: entry.index, term: entry.term, time });
+    this.tracked.apply(entry.command, { index: entry.index, term: entry.term, time });
     const data = pack(entry.command);
     this.buffer.push({ index: entry.index, term: entry.term, time, data });
     this.bufferBytes += data.byteLength;

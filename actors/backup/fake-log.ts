@@ -36,9 +36,16 @@ export class CommittedFeed<Op> implements ReplicatedLog<Op, unknown> {
       command,
       result: undefined,
     };
-    this.commit.next(this.index);
+    // As RaftNode: the entry on applied$ first, then the applied index.
     this.appliedSubject.next(e);
+    this.commit.next(this.index);
     return e;
+  }
+
+  /** Commits an entry without a command (a leader's no-op): only the applied index moves. */
+  noop(): void {
+    this.index++;
+    this.commit.next(this.index);
   }
 
   /** Publishes an entry as is (to inject duplicates or gaps). */

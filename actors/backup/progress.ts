@@ -12,3 +12,51 @@ export interface Progress {
 }
 
 export type ProgressFn = (p: Progress) => void;
+
+/**
+ * Renders progress for a terminal (one line rewritten in place: bytes, chunks, rate, time
+ * left) or, when the stream is not a TTY, as plain log lines at most every `everyMs`.
+ * `now` is a monotonic millisecond clock (the CLI passes its SystemClock's).
+ */
+export function progressPrinter(
+  out: { write(s: string): unknown; isTTY?: boolean },
+  now: () => number,
+  everyMs = 2000,
+): { update: ProgressFn; done(): void } {
+  const start = now();
+  let last = -Infinity;
+  let lastLine = '';
+  const mb = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  const fmtTime = (s: number) =>
+    s >= 60 ? `${Math.floor(s / 60)}m${Math.round(s % 60)}s` : `${s.toFixed(0)}s`;
+  const line = (p: Progress): string => {
+    const el = Math.max(1e-3, (now() - start) / 1000);
+    const rate = p.bytes / el;
+    let s = `${p.phase}: ${p.phase === 'replay' ? `${p.bytes} entries` : mb(p.bytes)}`;
+    if (p.totalBytes) s += ` of ${p.phase === 'replay' ? p.totalBytes : mb(p.totalBytes)}`;
+    s += `, ${p.chunks}${p.totalChunks ? `/${p.totalChunks}` : ''} chunks`;
+    if (p.storedBytes !== undefined) s += `, ${mb(p.storedBytes)} new`;
+    if (p.phase !== 'replay') s += `, ${mb(rate)}/s`;
+    if (p.totalBytes && rate > 0 && p.bytes < p.totalBytes)
+      s += `, ${fmtTime((p.totalBytes - p.bytes) / rate)} left`;
+    return s;
+  };
+  return {
+    update(p) {
+      const t = now();
+      if (out.isTTY) {
+        if (t - last < 100) return;
+        last = t;
+        lastLine = line(p);
+        out.write(`\r\x1b[2K${lastLine}`);
+      } else {
+        if (t - last < everyMs) return;
+        last = t;
+        out.write(`${line(p)}\n`);
+      }
+    },
+    done() {
+      if (out.isTTY && lastLine) out.write('\n');
+    },
+  };
+}

@@ -459,21 +459,22 @@ export class Repository {
     let deletes = 0;
     const onChunk = (buf: Buffer) => {
       const size = buf.length;
-      pending.push(
-        this.chunks.put(buf).then((r) => {
-          bytes += size;
-          stored += r.stored;
-          done++;
-          input.progress?.({
-            phase: 'backup',
-            bytes,
-            chunks: done,
-            storedBytes: stored,
-            ...(input.totalBytes !== undefined ? { totalBytes: input.totalBytes } : {}),
-          });
-          return r;
-        }),
-      );
+      const p = this.chunks.put(buf).then((r) => {
+        bytes += size;
+        stored += r.stored;
+        done++;
+        input.progress?.({
+          phase: 'backup',
+          bytes,
+          chunks: done,
+          storedBytes: stored,
+          ...(input.totalBytes !== undefined ? { totalBytes: input.totalBytes } : {}),
+        });
+        return r;
+      });
+      // Observed at once: a chunk may fail while an earlier one is being awaited.
+      p.catch(() => undefined);
+      pending.push(p);
     };
     const chunker = new Chunker(this.config.chunker, onChunk);
     let prev: string | undefined;

@@ -9,6 +9,7 @@
  * stops the restore with an error: it never returns wrong data.
  */
 import { unpack } from 'msgpackr';
+import type { Command } from '../../lib/replicated-log.js';
 import { LogArchive, type SegmentInfo } from './archive.js';
 import { StateDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
@@ -16,8 +17,10 @@ import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import { decodeRecords } from './records.js';
 import type { Repository, ScannedManifest } from './repository.js';
-import type { KeyedState, KeyedStateFactory } from './state.js';
+import { SessionState } from './sessions.js';
+import type { KeyedStateFactory } from './state.js';
 import type { RestoreTarget } from './target.js';
+import { TrackedState } from './tracker.js';
 
 export interface RestorePlan {
   /** full → ... → base backup. */
@@ -30,7 +33,8 @@ export interface RestorePlan {
 }
 
 export interface RestoreResult<Op> {
-  readonly state: KeyedState<Op>;
+  /** The restored state: the user's state machine (`state.inner`) and the client sessions. */
+  readonly state: SessionState<Op>;
   readonly index: number;
   readonly term: number;
   /** Commit time of the entry at `index` (ms). */
@@ -239,27 +243,28 @@ export async function executeRestore<Op>(
       { backup: base.id, digest: digest.hex(), expected: base.stateDigest },
     );
   }
-  const state = opts.factory();
+  const state = new SessionState(opts.factory());
   state.load(values);
   values.clear();
-  let index = base.index;
-  let term = base.term;
-  let time = base.time;
+  // Replay through a tracker: the digest follows each change instead of a second full pass.
+  const tracked = new TrackedState(state, digest);
+  tracked.reset(base.index, base.term, base.time);
   let replayed = 0;
   if (plan.index > base.index) {
     for await (const e of repo.archive.entries(base.index, plan.index)) {
-      const cmd = unpack(e.data) as { op: Op };
-      state.apply(cmd.op, { index: e.index, term: e.term });
-      index = e.index;
-      term = e.term;
-      time = e.time;
+      if (e.data.byteLength === 0)
+        tracked.skip(e); // an entry without a command
+      else tracked.apply(unpack(e.data) as Command<Op>, e);
       replayed++;
-      if (replayed % 1000 === 0)
+      if (replayed % 1000 === 0) {
         opts.progress?.({ phase: 'replay', bytes: replayed, chunks: 0, totalBytes: plan.replay });
+      }
     }
   }
-  const finalDigest = new StateDigest();
-  for (const [k, v] of state.entries()) finalDigest.add(k, v);
+  const index = tracked.index;
+  const term = tracked.term;
+  const time = tracked.time;
+  const finalDigest = { hex: () => tracked.digestHex, count: tracked.keyCount };
   return {
     state,
     index,

@@ -36,18 +36,22 @@ export class TrackedState<Op> {
   time = 0;
   trackedSince = 0;
 
-  constructor(readonly state: KeyedState<Op>) {
-    this.rebuildDigest();
+  /** `digest`: the state's digest when the caller already knows it (saves a full pass). */
+  constructor(
+    readonly state: KeyedState<Op>,
+    digest?: StateDigest,
+  ) {
+    if (digest) this.digest = digest.clone();
+    else this.rebuildDigest();
   }
 
-  /** Replaces the state (after a restore) at `index`. */
+  /** Sets the position of the (unchanged) state after a restore: tracking starts here. */
   reset(index: number, term: number, time: number): void {
     this.index = index;
     this.term = term;
     this.time = time;
     this.trackedSince = index;
     this.changedAt.clear();
-    this.rebuildDigest();
   }
 
   private rebuildDigest(): void {
@@ -80,6 +84,13 @@ export class TrackedState<Op> {
     this.term = meta.term;
     this.time = meta.time;
     return result;
+  }
+
+  /** Advances past an entry that carries no command (a leader's no-op, a config change). */
+  skip(meta: { index: number; term: number; time: number }): void {
+    this.index = meta.index;
+    this.term = meta.term;
+    this.time = meta.time;
   }
 
   /** Marks keys as changed at `index` (keys touched by entries archived before tracking began). */

@@ -15,10 +15,11 @@ import type { BackupType } from '../../actors/backup/manifest.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
 import { type MapOp, MapState } from '../../actors/backup/state.js';
-import { command, randomOp } from '../../actors/backup/workload.js';
+import { randomOp } from '../../actors/backup/workload.js';
 import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
 import { Random } from '../../lib/random.js';
+import type { Command } from '../../lib/replicated-log.js';
 
 const seed = Number(process.env.SYNOD_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const long = process.env.SYNOD_BACKUP_LONG === '1';
@@ -64,16 +65,31 @@ t.test(
     const expected = new Map<number, { digest: string; count: number }>();
     const backups: Promise<BackupSummary>[] = [];
     const types: BackupType[] = ['full', 'diff', 'incr', 'incr', 'diff', 'incr'];
+    const lastCmd = new Map<string, Command<MapOp>>();
+    let retries = 0;
+    let noops = 0;
     for (let i = 1; i <= total; i++) {
-      const op = randomOp(r, {
-        keySpace: 400,
-        valueMin: 0,
-        valueMax: 300,
-        pDelete: 0.2,
-        pBatch: 0.1,
-      });
-      model.apply(op);
-      feed.push(command(op, i));
+      const client = `c${r.int(5)}`;
+      const prev = lastCmd.get(client);
+      if (r.chance(0.03)) {
+        feed.noop(); // a leader's no-op: no command, the index moves
+        noops++;
+      } else if (prev && r.chance(0.05)) {
+        feed.push(prev); // a client retry: Raft's session table makes it a no-op
+        retries++;
+      } else {
+        const op = randomOp(r, {
+          keySpace: 400,
+          valueMin: 0,
+          valueMax: 300,
+          pDelete: 0.2,
+          pBatch: 0.1,
+        });
+        const cmd = { clientId: client, seq: (prev?.seq ?? 0) + 1, op };
+        lastCmd.set(client, cmd);
+        model.apply(op);
+        feed.push(cmd);
+      }
       if (targets.has(i)) expected.set(i, snapshotDigest(model));
       if (i % 211 === 0) {
         // Not awaited: the backup is written while entries keep flowing.
@@ -101,10 +117,11 @@ t.test(
         { factory: () => new MapState() },
       );
       const want = expected.get(idx) as { digest: string; count: number };
-      if (res.index !== idx || res.digest !== want.digest || res.keyCount !== want.count) {
+      const got = snapshotDigest(res.state.inner as MapState);
+      if (res.index !== idx || got.digest !== want.digest || got.count !== want.count) {
         mismatches++;
         t.fail(
-          `index ${idx}: restored ${res.index} ${res.digest.slice(0, 12)} (${res.keyCount} keys), model ${want.digest.slice(0, 12)} (${want.count} keys) (seed ${seed})`,
+          `index ${idx}: restored ${res.index} ${got.digest.slice(0, 12)} (${got.count} keys), model ${want.digest.slice(0, 12)} (${want.count} keys) (seed ${seed})`,
         );
       }
     }
@@ -121,6 +138,10 @@ t.test(
     }
     const latest = await restore(repo, { kind: 'latest' }, { factory: () => new MapState() });
     t.equal(latest.index, total, 'latest = archive tip');
-    t.equal(latest.digest, snapshotDigest(model).digest);
+    t.equal(snapshotDigest(latest.state.inner as MapState).digest, snapshotDigest(model).digest);
+    t.ok(
+      retries > 0 && noops > 0,
+      `${retries} client retries and ${noops} no-op entries in the log`,
+    );
   },
 );

@@ -727,7 +727,9 @@ export class RaftCore {
       }
     } else pr.inflights.freeLE(m.index);
 
-    if (this.maybeCommit()) this.bcastAppend();
+    // A new commit index is broadcast with the next Ready, together with whatever entries
+    // were proposed meanwhile (one message per follower instead of two).
+    if (this.maybeCommit()) this.needBroadcast = true;
     else if (wasPaused) this.sendAppend(m.from);
     else while (this.maybeSendAppend(m.from, false)) {}
 
@@ -1201,7 +1203,7 @@ export class RaftCore {
     if (lastEnt) {
       this.log.stableTo(lastEnt.index, lastEnt.term);
       const self = this.role === 'leader' ? this.prs.get(this.id) : undefined;
-      if (self?.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) this.bcastAppend();
+      if (self?.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) this.needBroadcast = true;
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied) {

@@ -1,0 +1,118 @@
+/**
+ * Client sessions, mirrored from Raft's session table (actors/raft/session-state-machine.ts):
+ * a command whose (clientId, seq) is not newer than the last one applied for that client is
+ * a retry and changes nothing. The agent applies committed commands through this wrapper so
+ * that its copy of the state stays identical to the cluster's even when clients retry, and a
+ * restore replays the archive through it too. Sessions are part of the backed-up state, as
+ * keys under the reserved prefix "\u0000session/" (value: u64 last seq | u64 index of that
+ * apply), and are evicted least-recently-applied first beyond `maxSessions`, as Raft does.
+ */
+import type { Command } from '../../lib/replicated-log.js';
+import type { KeyedState } from './state.js';
+
+export const SESSION_PREFIX = '\u0000session/';
+
+interface Session {
+  readonly seq: number;
+  readonly at: number;
+  readonly value: Uint8Array;
+}
+
+function encode(seq: number, at: number): Uint8Array {
+  const b = Buffer.allocUnsafe(16);
+  b.writeBigUInt64BE(BigInt(seq), 0);
+  b.writeBigUInt64BE(BigInt(at), 8);
+  return b;
+}
+
+export class SessionState<Op> implements KeyedState<Command<Op>> {
+  private sessions = new Map<string, Session>();
+
+  constructor(
+    readonly inner: KeyedState<Op>,
+    readonly maxSessions = 100_000,
+  ) {}
+
+  isDuplicate(cmd: Command<Op>): boolean {
+    const s = this.sessions.get(cmd.clientId);
+    return s !== undefined && cmd.seq <= s.seq;
+  }
+
+  apply(cmd: Command<Op>, meta: { index: number; term: number }): unknown {
+    if (this.isDuplicate(cmd)) return undefined;
+    const r = this.inner.apply(cmd.op, meta);
+    this.sessions.delete(cmd.clientId);
+    this.sessions.set(cmd.clientId, {
+      seq: cmd.seq,
+      at: meta.index,
+      value: encode(cmd.seq, meta.index),
+    });
+    if (this.sessions.size > this.maxSessions) {
+      this.sessions.delete(this.sessions.keys().next().value as string);
+    }
+    return r;
+  }
+
+  *keysTouched(cmd: Command<Op>): Iterable<string> {
+    if (this.isDuplicate(cmd)) return;
+    yield SESSION_PREFIX + cmd.clientId;
+    if (!this.sessions.has(cmd.clientId) && this.sessions.size >= this.maxSessions) {
+      yield SESSION_PREFIX + (this.sessions.keys().next().value as string); // evicted
+    }
+    yield* this.inner.keysTouched(cmd.op);
+  }
+
+  /**
+   * Keys `cmd` may have changed when it was applied at some earlier point (not against the
+   * current sessions): its session key and the user keys. Exact unless sessions were evicted
+   * in between, which `mayHaveEvicted` tells.
+   */
+  *keysTouchedEarlier(cmd: Command<Op>): Iterable<string> {
+    yield SESSION_PREFIX + cmd.clientId;
+    yield* this.inner.keysTouched(cmd.op);
+  }
+
+  /** True when the session table is full, so earlier applies may have evicted sessions. */
+  mayHaveEvicted(): boolean {
+    return this.sessions.size >= this.maxSessions;
+  }
+
+  get(key: string): Uint8Array | undefined {
+    if (key.startsWith(SESSION_PREFIX))
+      return this.sessions.get(key.slice(SESSION_PREFIX.length))?.value;
+    return this.inner.get(key);
+  }
+
+  get size(): number {
+    return this.inner.size + this.sessions.size;
+  }
+
+  *entries(): IterableIterator<[string, Uint8Array]> {
+    yield* this.inner.entries();
+    for (const [id, s] of this.sessions) yield [SESSION_PREFIX + id, s.value];
+  }
+
+  load(entries: Iterable<readonly [string, Uint8Array]>): void {
+    const user: Array<readonly [string, Uint8Array]> = [];
+    const sessions: Array<[string, Session]> = [];
+    for (const e of entries) {
+      if (e[0].startsWith(SESSION_PREFIX)) {
+        const b = Buffer.from(e[1].buffer, e[1].byteOffset, e[1].byteLength);
+        sessions.push([
+          e[0].slice(SESSION_PREFIX.length),
+          { seq: Number(b.readBigUInt64BE(0)), at: Number(b.readBigUInt64BE(8)), value: e[1] },
+        ]);
+      } else {
+        user.push(e);
+      }
+    }
+    this.inner.load(user);
+    sessions.sort((a, b) => a[1].at - b[1].at);
+    this.sessions = new Map(sessions);
+  }
+
+  /** Sessions as Raft's session table holds them: [clientId, seq, result, lastIndex]. */
+  raftSessions(): Array<[string, number, undefined, number]> {
+    return [...this.sessions].map(([id, s]) => [id, s.seq, undefined, s.at]);
+  }
+}

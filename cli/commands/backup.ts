@@ -1,0 +1,367 @@
+/**
+ * `synod backup full|diff|incr|list|verify|expire|schedule|init`: the backup repository
+ * from the command line. See docs/backup.md.
+ * Exit codes: 0 success, 1 failure (or damage found by verify), 2 usage error.
+ */
+import {
+  intOpt,
+  openRepo,
+  type ParsedArgs,
+  parseArgs,
+  reportError,
+  UsageError,
+} from '../../actors/backup/cli-args.js';
+import { loadKey, newKey } from '../../actors/backup/crypto.js';
+import type { BackupType, Manifest } from '../../actors/backup/manifest.js';
+import { offlineBackup } from '../../actors/backup/offline.js';
+import { progressPrinter } from '../../actors/backup/progress.js';
+import { Repository } from '../../actors/backup/repository.js';
+import { expire } from '../../actors/backup/retention.js';
+import {
+  compileSchedule,
+  loadSchedule,
+  nextDue,
+  type SchedulePolicy,
+  saveSchedule,
+} from '../../actors/backup/schedule.js';
+import { MapState } from '../../actors/backup/state.js';
+import { verify } from '../../actors/backup/verify.js';
+import { SystemClock } from '../../lib/clock.js';
+
+export const summary =
+  'full/diff/incr backups, list, verify, expire and schedule a backup repository';
+
+const USAGE = `usage: synod backup <command> --repo DIR [options]
+
+commands:
+  init        create a repository in DIR
+                --encrypt               encrypt with AES-256-GCM (key: --key-file or
+                                        $SYNOD_BACKUP_KEY; --new-key-file F writes a new key)
+                --cluster-id ID         the cluster it backs up (else set by the first backup)
+                --chunk-size BYTES      average chunk size, a power of two (default 1048576)
+                --compress none|deflate[:1-9]   (default deflate:1)
+  full|diff|incr
+              take a backup. Without --cluster, of the repository's own latest state
+              (latest backup + log archive), e.g. to consolidate a chain into a new full.
+              A diff or incr with no full backup present is taken as a full.
+  list        the complete backups, oldest first           [--json]
+  verify      read everything; name every damaged thing    [--json]
+              (exit 1 when anything is damaged)
+  expire      apply retention: --keep-full N [--keep-diff M] [--dry-run] [--json]
+  schedule    set the policy the backup agent runs (cron in UTC, or @every 1h):
+                --full CRON --diff CRON --incr CRON [--keep-full N --keep-diff M]
+              with no rule: show the policy and the next due backups; --clear removes it
+
+common options:
+  --repo DIR          the repository (required)
+  --key-file FILE     the key of an encrypted repository (or set $SYNOD_BACKUP_KEY)
+  --cluster HOST:PORT, --secret-file FILE
+                      a live cluster's backup agent (not wired yet: see docs/backup.md)
+  -h, --help          this help`;
+
+const VALUE_OPTS = [
+  '--repo',
+  '--key-file',
+  '--new-key-file',
+  '--cluster',
+  '--secret-file',
+  '--cluster-id',
+  '--chunk-size',
+  '--compress',
+  '--keep-full',
+  '--keep-diff',
+  '--full',
+  '--diff',
+  '--incr',
+];
+const FLAG_OPTS = ['--help', '--json', '--dry-run', '--encrypt', '--clear'];
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const args = parseArgs(argv, VALUE_OPTS, FLAG_OPTS);
+    const [cmd, ...extra] = args.positional;
+    if (args.flags.has('--help') || !cmd) {
+      console.log(USAGE);
+      return cmd || args.flags.has('--help') ? 0 : 2;
+    }
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+    switch (cmd) {
+      case 'init':
+        return await init(args);
+      case 'full':
+      case 'diff':
+      case 'incr':
+        return await take(args, cmd);
+      case 'list':
+        return await list(args);
+      case 'verify':
+        return await doVerify(args);
+      case 'expire':
+        return await doExpire(args);
+      case 'schedule':
+        return await schedule(args);
+      default:
+        throw new UsageError(`unknown backup command ${cmd}`);
+    }
+  } catch (err) {
+    return reportError('synod backup', err, USAGE);
+  }
+}
+
+async function init(args: ParsedArgs): Promise<number> {
+  const dir = args.values.get('--repo');
+  if (!dir) throw new UsageError('--repo DIR is required');
+  let key: Buffer | undefined;
+  if (args.flags.has('--encrypt')) {
+    const newKeyFile = args.values.get('--new-key-file');
+    if (newKeyFile) {
+      const { writeFileSync } = await import('node:fs');
+      key = newKey();
+      writeFileSync(newKeyFile, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+      console.log(
+        `wrote a new key to ${newKeyFile} (keep it: without it the backups cannot be read)`,
+      );
+    } else {
+      const keyFile = args.values.get('--key-file');
+      key = loadKey(keyFile !== undefined ? { keyFile } : {});
+      if (!key)
+        throw new UsageError(
+          '--encrypt needs --key-file FILE, --new-key-file FILE or $SYNOD_BACKUP_KEY',
+        );
+    }
+  }
+  const chunk = intOpt(args, '--chunk-size', 64);
+  const compress = args.values.get('--compress') ?? 'deflate:1';
+  const m = /^(none|deflate)(?::([1-9]))?$/.exec(compress);
+  if (!m) throw new UsageError(`--compress must be none or deflate[:1-9] (got ${compress})`);
+  const clusterId = args.values.get('--cluster-id');
+  const repo = await Repository.init(dir, {
+    ...(key ? { key } : {}),
+    ...(clusterId ? { clusterId } : {}),
+    ...(chunk
+      ? { chunker: { avgSize: chunk, minSize: Math.max(1, chunk >> 2), maxSize: chunk * 4 } }
+      : {}),
+    compression: { algo: m[1] as 'none' | 'deflate', level: Number(m[2] ?? 1) },
+    now: new SystemClock().wallNow(),
+  });
+  console.log(`initialized backup repository ${repo.dir}${key ? ' (encrypted)' : ''}`);
+  return 0;
+}
+
+function rejectCluster(args: ParsedArgs): void {
+  if (args.values.has('--cluster') || args.values.has('--secret-file')) {
+    throw new UsageError(
+      "--cluster: asking a live cluster's backup agent from the CLI is not wired yet (it needs the KV client); run the agent in the cluster, or omit --cluster to back up the repository's own latest state",
+    );
+  }
+}
+
+async function take(args: ParsedArgs, kind: BackupType): Promise<number> {
+  rejectCluster(args);
+  const repo = await openRepo(args);
+  const clock = new SystemClock();
+  const printer = progressPrinter(process.stderr, () => clock.now());
+  const t0 = clock.now();
+  const { manifest: m, promoted } = await offlineBackup(repo, kind, {
+    factory: () => new MapState(),
+    now: clock.wallNow(),
+    progress: printer.update,
+  });
+  printer.done();
+  const secs = (clock.now() - t0) / 1000;
+  if (args.flags.has('--json')) {
+    console.log(JSON.stringify({ ...summaryOf(m), promoted, seconds: secs }));
+  } else {
+    if (promoted) console.log(`no full backup present: took a full backup instead of ${kind}`);
+    console.log(
+      `${m.type} backup ${m.id} at index ${m.index} (term ${m.term}): ${m.records} records, ${m.chunks.length} chunks, ${fmtBytes(m.bytes)} (${fmtBytes(m.storedBytes)} new) in ${secs.toFixed(1)} s`,
+    );
+  }
+  return 0;
+}
+
+function summaryOf(m: Manifest) {
+  return {
+    id: m.id,
+    type: m.type,
+    parent: m.parent,
+    index: m.index,
+    term: m.term,
+    time: new Date(m.time).toISOString(),
+    createdAt: new Date(m.createdAt).toISOString(),
+    keys: m.keyCount,
+    records: m.records,
+    chunks: m.chunks.length,
+    bytes: m.bytes,
+    storedBytes: m.storedBytes,
+    stateDigest: m.stateDigest,
+  };
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+async function list(args: ParsedArgs): Promise<number> {
+  const repo = await openRepo(args);
+  const scanned = await repo.scan();
+  const segs = await repo.archive.list();
+  if (args.flags.has('--json')) {
+    console.log(
+      JSON.stringify(
+        {
+          backups: scanned.flatMap((s) => (s.manifest ? [summaryOf(s.manifest)] : [])),
+          damaged: scanned.flatMap((s) =>
+            s.error ? [{ id: s.name, error: s.error.message }] : [],
+          ),
+          archive: segs.length
+            ? {
+                from: segs[0]?.first,
+                to: Math.max(...segs.map((s) => s.last)),
+                segments: segs.length,
+              }
+            : null,
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  const rows = [['id', 'type', 'parent', 'index', 'term', 'time (UTC)', 'keys', 'size', 'new']];
+  for (const s of scanned) {
+    const m = s.manifest;
+    if (!m) {
+      rows.push([s.name, 'DAMAGED', s.error?.code ?? '', '', '', '', '', '', '']);
+      continue;
+    }
+    rows.push([
+      m.id,
+      m.type,
+      m.parent ?? '-',
+      String(m.index),
+      String(m.term),
+      new Date(m.time).toISOString().replace('T', ' ').slice(0, 19),
+      String(m.keyCount),
+      fmtBytes(m.bytes),
+      fmtBytes(m.storedBytes),
+    ]);
+  }
+  const w = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows)
+    console.log(
+      r
+        .map((c, i) => c.padEnd(w[i] as number))
+        .join('  ')
+        .trimEnd(),
+    );
+  if (rows.length === 1) console.log('(no backups)');
+  console.log(
+    segs.length
+      ? `log archive: indices ${segs[0]?.first}..${Math.max(...segs.map((s) => s.last))} in ${segs.length} segments`
+      : 'log archive: empty',
+  );
+  return 0;
+}
+
+async function doVerify(args: ParsedArgs): Promise<number> {
+  const repo = await openRepo(args);
+  const clock = new SystemClock();
+  const printer = progressPrinter(process.stderr, () => clock.now());
+  const r = await verify(repo, { progress: printer.update });
+  printer.done();
+  if (args.flags.has('--json')) {
+    console.log(JSON.stringify(r, null, 2));
+    return r.ok ? 0 : 1;
+  }
+  console.log(
+    `${r.backups} backups, ${r.chunks} chunks (${fmtBytes(r.chunkBytes)}), ${r.segments} archive segments${r.archivedFrom !== null ? ` (indices ${r.archivedFrom}..${r.archivedTo})` : ''}, ${r.orphanChunks} unreferenced chunks`,
+  );
+  for (const p of r.problems) {
+    console.log(
+      `DAMAGED ${p.kind} ${p.target}: ${p.detail}${p.affects.length ? ` [breaks: ${p.affects.join(', ')}]` : ''}`,
+    );
+  }
+  console.log(r.ok ? 'verify: OK' : `verify: ${r.problems.length} problem(s)`);
+  return r.ok ? 0 : 1;
+}
+
+async function doExpire(args: ParsedArgs): Promise<number> {
+  const full = intOpt(args, '--keep-full', 1);
+  if (full === undefined) throw new UsageError('expire needs --keep-full N');
+  const diff = intOpt(args, '--keep-diff', 0);
+  const repo = await openRepo(args);
+  const r = await expire(
+    repo,
+    { full, ...(diff !== undefined ? { diff } : {}) },
+    { dryRun: args.flags.has('--dry-run') },
+  );
+  if (args.flags.has('--json')) {
+    console.log(JSON.stringify(r, null, 2));
+    return 0;
+  }
+  console.log(
+    `${args.flags.has('--dry-run') ? 'would expire' : 'expired'} ${r.expired.length} backup(s)${r.expired.length ? `: ${r.expired.join(', ')}` : ''}`,
+  );
+  console.log(
+    `kept ${r.kept.length}; removed ${r.segmentsRemoved} archive segment(s), ${r.chunksRemoved} chunk(s), ${fmtBytes(r.bytesFreed)}`,
+  );
+  for (const w of r.warnings) console.log(`warning: ${w}`);
+  return 0;
+}
+
+async function schedule(args: ParsedArgs): Promise<number> {
+  const repo = await openRepo(args);
+  const clock = new SystemClock();
+  if (args.flags.has('--clear')) {
+    await repo.fs.unlink((await import('../../actors/backup/schedule.js')).scheduleFile(repo.dir));
+    console.log('schedule removed');
+    return 0;
+  }
+  const rules = ['--full', '--diff', '--incr'].filter((o) => args.values.has(o));
+  let policy: SchedulePolicy | undefined;
+  if (rules.length > 0) {
+    const full = intOpt(args, '--keep-full', 1);
+    const diff = intOpt(args, '--keep-diff', 0);
+    policy = {
+      ...(args.values.has('--full') ? { full: args.values.get('--full') as string } : {}),
+      ...(args.values.has('--diff') ? { diff: args.values.get('--diff') as string } : {}),
+      ...(args.values.has('--incr') ? { incr: args.values.get('--incr') as string } : {}),
+      ...(full !== undefined
+        ? { retention: { full, ...(diff !== undefined ? { diff } : {}) } }
+        : {}),
+    };
+    await saveSchedule(repo.fs, repo.dir, policy);
+    console.log(
+      'schedule saved (the backup agent picks it up when it starts or on reload-schedule)',
+    );
+  } else {
+    policy = await loadSchedule(repo.fs, repo.dir);
+    if (!policy) {
+      console.log('no schedule (set one with --full/--diff/--incr CRON)');
+      return 0;
+    }
+  }
+  const c = compileSchedule(policy);
+  if (args.flags.has('--json')) {
+    console.log(JSON.stringify(policy));
+    return 0;
+  }
+  for (const r of c.rules) console.log(`${r.type.padEnd(4)}  ${r.rule.text}`);
+  if (policy.retention) {
+    console.log(
+      `retention: keep ${policy.retention.full} full${policy.retention.diff !== undefined ? `, ${policy.retention.diff} diff` : ''}`,
+    );
+  }
+  let t = clock.wallNow();
+  console.log('next:');
+  for (let i = 0; i < 5; i++) {
+    const d = nextDue(c, t);
+    console.log(`  ${new Date(d.time).toISOString()}  ${d.type}`);
+    t = d.time;
+  }
+  return 0;
+}
