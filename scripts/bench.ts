@@ -67,9 +67,18 @@ export function renderBenchmarksMd(): string {
       for (const n of rep.notes ?? []) lines.push(`- ${n}`);
       if (rep.notes?.length) lines.push('');
     } else {
-      lines.push('No saved run of this benchmark yet.', '');
+      lines.push(
+        'No JSON result saved for this benchmark; the numbers below were copied from its printed output by the engineer who ran it.',
+        '',
+      );
     }
-    if (existsSync(notesFile)) lines.push(readFileSync(notesFile, 'utf8').trim(), '');
+    if (existsSync(notesFile)) {
+      // Nest the notes' headings under this benchmark's heading.
+      const notes = readFileSync(notesFile, 'utf8')
+        .trim()
+        .replace(/^(#+) /gm, '$1## ');
+      lines.push(notes, '');
+    }
   }
   return `${lines.join('\n').trimEnd()}\n`;
 }
