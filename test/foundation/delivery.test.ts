@@ -6,15 +6,7 @@ import { AskTimeoutError, DeliveryError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
 import { Random } from '../../lib/random.js';
 import { VirtualClock } from '../../lib/sim/virtual-clock.js';
-
-async function advance(clock: VirtualClock, ms: number): Promise<void> {
-  const end = clock.now() + ms;
-  for (;;) {
-    await new Promise<void>((r) => setImmediate(r));
-    if (clock.step(end) === undefined) break;
-  }
-  clock.advanceTo(end);
-}
+import { advance } from '../helpers/virtual-time.js';
 
 type Msg =
   | { type: 'hold' }

@@ -5,6 +5,7 @@ import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
 import { Random } from '../../lib/random.js';
 import { VirtualClock } from '../../lib/sim/virtual-clock.js';
+import { advance } from '../helpers/virtual-time.js';
 
 type Msg = { type: 'boom' } | { type: 'inc' } | ({ type: 'get' } & Replies<number>);
 
@@ -28,16 +29,6 @@ class Fragile extends Actor<Msg> {
 
 function virtualSystem(clock: VirtualClock, nodeId = 'n1'): ActorSystem {
   return new ActorSystem({ nodeId, clock, logger: silentLogger, random: new Random(7) });
-}
-
-/** Runs every due event of the virtual clock up to `ms` ahead, letting promises settle. */
-async function advance(clock: VirtualClock, ms: number): Promise<void> {
-  const end = clock.now() + ms;
-  for (;;) {
-    await new Promise<void>((r) => setImmediate(r));
-    if (clock.step(end) === undefined) break;
-  }
-  clock.advanceTo(end);
 }
 
 t.test(
