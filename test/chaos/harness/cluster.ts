@@ -22,16 +22,40 @@ import { silentLogger } from '../../../lib/logger.js';
 import type { AdminMsg, NodeStatus } from '../../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../../lib/random.js';
 import { WebSocketTransport } from '../../../transports/websocket/transport.js';
-import type { ChaosNet } from './net.js';
+/** Where the nodes live: network namespaces (ChaosNet) or loopback ports (LoopbackNet). */
+export interface NodePlacement {
+  readonly nodes: readonly { id: string; ip: string; port?: number }[];
+  node(id: string): { id: string; ip: string; port?: number };
+  /** Command prefix that runs a program where the node lives. */
+  prefix(id: string): string[];
+}
+
+/** Nodes on 127.0.0.1, one port each: no root needed, no network faults. */
+export class LoopbackNet implements NodePlacement {
+  readonly nodes: { id: string; ip: string; port: number }[];
+  constructor(ids: readonly string[], ports: readonly number[]) {
+    this.nodes = ids.map((id, i) => ({ id, ip: '127.0.0.1', port: ports[i] as number }));
+  }
+  node(id: string): { id: string; ip: string; port: number } {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`unknown node ${id}`);
+    return n;
+  }
+  prefix(): string[] {
+    return [];
+  }
+}
 
 export const PORT = 7001;
 
 export interface ClusterOptions {
-  net: ChaosNet;
+  net: NodePlacement;
   dir: string;
   secretFile: string;
   secret: string;
   protocol: string;
+  /** Data directory per node (default `<dir>/data/<id>`). */
+  dataDirs?: Record<string, string>;
   /** Extra `synod node` arguments. */
   nodeArgs?: string[];
   /** Called for every line a node prints (already written to its log file). */
@@ -112,7 +136,8 @@ export class ChaosCluster {
   }
 
   url(id: string): string {
-    return `ws://${this.opts.net.node(id).ip}:${PORT}`;
+    const n = this.opts.net.node(id);
+    return `ws://${n.ip}:${n.port ?? PORT}`;
   }
 
   /** `id=ws://ip:port` of every node. */
@@ -127,7 +152,7 @@ export class ChaosCluster {
   }
 
   /** Starts (or restarts) a node with the founding-member arguments, or `--join`. */
-  start(id: string, opts: { join?: string } = {}): NodeProc {
+  start(id: string, opts: { join?: string; dataDir?: string } = {}): NodeProc {
     const p = this.proc(id);
     if (p.state !== 'down') throw new Error(`${id} is already running`);
     const n = this.opts.net.node(id);
@@ -136,9 +161,9 @@ export class ChaosCluster {
       '--id',
       id,
       '--listen',
-      `${n.ip}:${PORT}`,
+      `${n.ip}:${n.port ?? PORT}`,
       '--data',
-      path.join(this.opts.dir, 'data', id),
+      opts.dataDir ?? this.opts.dataDirs?.[id] ?? path.join(this.opts.dir, 'data', id),
       '--secret-file',
       this.opts.secretFile,
       '--protocol',
@@ -147,7 +172,9 @@ export class ChaosCluster {
       'info',
       ...(opts.join
         ? ['--join', opts.join]
-        : ['--peers', this.peerSpecs(this.ids.filter((x) => x !== id)).join(',')]),
+        : this.ids.length > 1
+          ? ['--peers', this.peerSpecs(this.ids.filter((x) => x !== id)).join(',')]
+          : []),
       ...(this.opts.nodeArgs ?? []),
     ];
     const [cmd, ...pre] = [...this.opts.net.prefix(id), ...this.cli.cmd];
