@@ -24,7 +24,7 @@ function setupCommands(readme: string): string[] {
 
 function sh(command: string, cwd: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, CI: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
     // The inner run must be the plain README command, not this test again.
     delete env.SYNOD_README_TEST;
     for (const k of Object.keys(env)) if (k.startsWith('TAP')) delete env[k];
