@@ -10,7 +10,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** Runs the CLI from source: `node --import tsx test/helpers/synod-cli.ts …`. */
-export const SYNOD_CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
+// tsx by absolute URL, so processes started in another folder (cwd) still find it.
+export const SYNOD_CLI = [
+  '--import',
+  import.meta.resolve('tsx'),
+  path.resolve(import.meta.dirname, 'synod-cli.ts'),
+];
 export const TEST_SECRET = 'a-test-secret-of-enough-length-123';
 
 export async function freePort(): Promise<number> {
