@@ -52,6 +52,10 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unavailable = mountReason();
+// Known failure, reported: the refusal assertions are `todo` until it is fixed.
+const F2 = {
+  todo: 'RELIABILITY.md finding F2: synod node reports "up" and keeps running with its Raft actor failed (EROFS) and the KV actor crash-looping',
+};
 
 async function singleNode(dir: string, dataDir: string) {
   const secretFile = path.join(dir, 'cluster.key');
@@ -171,11 +175,7 @@ t.test(
 
 t.test(
   'a read-only data directory: the node refuses to start, clearly',
-  unavailable
-    ? { skip: unavailable }
-    : {
-        todo: 'RELIABILITY.md finding F2: synod node reports "up" and keeps running with its Raft actor failed (EROFS) and the KV actor crash-looping',
-      },
+  { skip: unavailable },
   async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synod-ro-'));
     const mnt = path.join(dir, 'disk');
@@ -222,8 +222,9 @@ t.test(
     t.ok(
       withData.code !== null && withData.code !== 0,
       'refuses to start on read-only data (non-zero exit, not a hang)',
+      F2,
     );
-    t.match(withData.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error');
+    t.match(withData.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error', F2);
     const fresh = await exitOf(path.join(mnt, 'fresh'));
     t.comment(`fresh: exit ${fresh.code}: ${fresh.text.split('\n').slice(-2).join(' | ')}`);
     t.ok(
