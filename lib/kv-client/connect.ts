@@ -10,7 +10,7 @@ import { KvError } from '../../actors/kv/errors.js';
 import { ActorSystem } from '../actor-system.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
-import { silentLogger } from '../logger.js';
+import { type Logger, silentLogger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
 import { KvClient, type KvClientOptions } from './client.js';
@@ -23,7 +23,17 @@ export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' |
   /** This client's node id (default `kvc-<random>`). */
   nodeId?: string;
   clock?: Clock;
+  /** Where the client's transport logs (default: warnings and errors on stderr; links going up are not news). */
+  logger?: Logger;
 }
+
+const warnLogger: Logger = {
+  log(level, message, fields) {
+    if (level !== 'warn' && level !== 'error') return;
+    const extra = fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
+    process.stderr.write(`${level.toUpperCase()} [kv client] ${message}${extra}\n`);
+  },
+};
 
 export interface RemoteKvClient extends KvClient {
   /** Closes the client, its actor system and its connections. */
@@ -81,9 +91,10 @@ export async function connect(
     random: random.fork(),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
+    logger: options.logger ?? warnLogger,
   });
   const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
-  const { secret: _s, cluster: _c, nodeId: _n, clock: _k, ...clientOpts } = options;
+  const { secret: _s, cluster: _c, nodeId: _n, clock: _k, logger: _l, ...clientOpts } = options;
   const client = new KvClient({
     ...clientOpts,
     system,
