@@ -18,6 +18,8 @@ export interface SynodClusterOptions {
   ids?: string[];
   /** Extra `node` flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/x'] (per node id). */
   nodeFlags?: (id: string) => string[];
+  /** A command prefix per node, e.g. ['strace', '-f', '-c', '-o', file] (default none). */
+  wrapper?: (id: string) => string[];
   keepData?: boolean;
   log?: (line: string) => void;
 }
@@ -87,7 +89,10 @@ export class SynodProcessCluster {
       .filter((p) => p !== id)
       .map((p) => `${p}=${this.urls.get(p)}`)
       .join(',');
-    const proc = startProc(id, process.execPath, [
+    const wrap = this.opts.wrapper?.(id) ?? [];
+    const [cmd, ...pre] = [...wrap, process.execPath] as [string, ...string[]];
+    const proc = startProc(id, cmd, [
+      ...pre,
       ...(this.opts.nodeFlags?.(id) ?? []),
       this.cli,
       'node',
