@@ -56,7 +56,10 @@ async function runEtcd(
     );
     const out: LevelResult[] = [];
     for (const c of levels) {
-      const r = await runLevel(etcdTarget([leader]), { clients: c, durationMs });
+      const r = await runLevel(
+        etcdTarget([leader], 'etcd', 64, () => cluster.pids(leader)),
+        { clients: c, durationMs },
+      );
       log(describe(r));
       out.push(r);
     }
@@ -197,6 +200,7 @@ export const main: BenchMain = async (argv) => {
 
   const measurements: Measurement[] = [];
   const verdicts: string[] = [];
+  const cpuNotes: string[] = [];
   let missed = false;
   for (const p of pairs) {
     const cs = `C=${p.c}`;
@@ -230,6 +234,39 @@ export const main: BenchMain = async (argv) => {
           `${cs} ${noun}: Synod ${Math.round(tm.median).toLocaleString('en-US')}/s vs etcd ${Math.round(tm.baseline?.median ?? 0).toLocaleString('en-US')}/s = ${tm.ratio.toFixed(2)}× (target ≥ ${need}×: ${ok ? 'met' : `MISSED by ${(need / tm.ratio).toFixed(1)}×`})`,
         );
       }
+      // CPU per operation (load-independent: how much work each process does per op).
+      const cpuOf = (rs: PhaseResult[], who: string): number[] =>
+        rs.map((r) => r.cpuUsPerOp?.[who]).filter((v): v is number => v !== undefined);
+      const sumCpu = (rs: PhaseResult[]): number[] =>
+        rs.flatMap((r) =>
+          r.cpuUsPerOp ? [Object.values(r.cpuUsPerOp).reduce((a, b) => a + b, 0)] : [],
+        );
+      for (const [who, label] of [
+        ['leader', 'leader CPU'],
+        ['all', 'CPU of all processes (3 servers + client)'],
+      ] as const) {
+        const sv = who === 'all' ? sumCpu(sRuns) : cpuOf(sRuns, who);
+        const ev = who === 'all' ? sumCpu(eRuns) : cpuOf(eRuns, who);
+        if (sv.length && ev.length)
+          measurements.push(
+            summarize(
+              `${cs} ${label} per ${which === 'write' ? 'put' : 'get'}`,
+              'µs/op',
+              'lower',
+              sv,
+              { name: `etcd ${bins.version}`, runs: ev },
+            ),
+          );
+      }
+      const fmtCpu = (r: PhaseResult | undefined): string =>
+        r?.cpuUsPerOp
+          ? Object.entries(r.cpuUsPerOp)
+              .map(([k, v]) => `${k} ${Math.round(v)}`)
+              .join(', ')
+          : 'n/a';
+      cpuNotes.push(
+        `${cs} ${which === 'write' ? 'puts' : 'gets'}, CPU µs per op: Synod ${fmtCpu(sRuns[0])}; etcd ${fmtCpu(eRuns[0])}`,
+      );
       for (const q of ['p50', 'p99', 'p999'] as const) {
         const target = which === 'write' && q === 'p99' && big ? '≤ etcd' : undefined;
         const lm = summarize(
@@ -341,7 +378,9 @@ export const main: BenchMain = async (argv) => {
     `Load generator (bench/lib/loadgen.ts), the same for both, in the benchmark process: closed loop, C clients, 100-byte values on 10,000 keys, ${durationMs / 1000} s of puts then ${durationMs / 1000} s of gets per level, each after an unrecorded warm-up of ${Math.min(1000, durationMs / 5) / 1000} s; latency of successful operations only (failures are counted in extra).`,
     'Ratios: throughput Synod/etcd; latency etcd/Synod (above 1 = Synod faster).',
     'Shared 2-core machine with other sessions running: see the load averages with the command line above; servers, clients and other work compete for the same cores, so absolute numbers are pessimistic and the same-run ratio is the meaningful figure.',
+    'CPU per operation: user + system CPU time of each process (from /proc/<pid>/stat, 10 ms ticks) over the recorded part of a phase, divided by the successful operations; unlike throughput it hardly depends on how busy the machine is.',
     ...verdicts,
+    ...cpuNotes,
   ]);
   rep.images = images;
   rep.sections = [];

@@ -179,6 +179,18 @@ export class EtcdCluster {
     }
   }
 
+  /** Process ids of the members: the one whose client URL is `leaderUrl`, and the others. */
+  pids(leaderUrl: string | undefined): { leader?: number; followers: number[] } {
+    const out: { leader?: number; followers: number[] } = { followers: [] };
+    this.procs.forEach((p, i) => {
+      const pid = p.child.pid;
+      if (pid === undefined) return;
+      if (this.clientUrls[i] === leaderUrl) out.leader = pid;
+      else out.followers.push(pid);
+    });
+    return out;
+  }
+
   /** `etcdctl check perf --load=<load>` (runs about a minute); its output. */
   async checkPerf(load = 's'): Promise<string> {
     const r = await this.ctl(

@@ -7,10 +7,14 @@
  * failures are counted by code and not in the latency figures.
  */
 
+import { ownCpuMs } from './procs.js';
+
 /** What a system under test provides: `n` independent clients. */
 export interface KvTarget {
   readonly name: string;
   open(n: number): Promise<KvClientSet>;
+  /** CPU time used so far (ms) by each server process, by role label (e.g. `leader`, `follower`). */
+  cpu?(): Record<string, number>;
 }
 
 export interface KvClientSet {
@@ -45,6 +49,8 @@ export interface PhaseResult {
   p999: number;
   mean: number;
   max: number;
+  /** CPU time per successful operation (µs) by process (servers by role, and `client`). */
+  cpuUsPerOp?: Record<string, number>;
 }
 
 export interface LevelResult {
@@ -115,6 +121,7 @@ export function benchValue(size: number, client: number, n: number): string {
 }
 
 async function phase(
+  target: KvTarget,
   clients: number,
   durationMs: number,
   warmupMs: number,
@@ -125,6 +132,10 @@ async function phase(
   const recordFrom = t0 + warmupMs;
   const end = recordFrom + durationMs;
   let lastDone = recordFrom;
+  let cpu0: Record<string, number> | undefined;
+  const cpuTimer = setTimeout(() => {
+    cpu0 = { ...(target.cpu?.() ?? {}), client: ownCpuMs() };
+  }, warmupMs);
   const loop = async (i: number): Promise<void> => {
     let n = 0;
     for (;;) {
@@ -147,7 +158,18 @@ async function phase(
   const loops: Promise<void>[] = [];
   for (let i = 0; i < clients; i++) loops.push(loop(i));
   await Promise.all(loops);
-  return rec.result(Math.max(durationMs, lastDone - recordFrom));
+  clearTimeout(cpuTimer);
+  const result = rec.result(Math.max(durationMs, lastDone - recordFrom));
+  if (cpu0 && result.ops > 0) {
+    const cpu1: Record<string, number> = { ...(target.cpu?.() ?? {}), client: ownCpuMs() };
+    const per: Record<string, number> = {};
+    for (const [k, v] of Object.entries(cpu1)) {
+      const before = cpu0[k];
+      if (before !== undefined) per[k] = ((v - before) * 1000) / result.ops;
+    }
+    result.cpuUsPerOp = per;
+  }
+  return result;
 }
 
 /** Runs one level (write phase, then read phase) against `target` with fresh clients. */
@@ -159,12 +181,12 @@ export async function runLevel(target: KvTarget, spec: LoadSpec): Promise<LevelR
   try {
     // Client i walks the key space from its own offset, so concurrent clients hit different keys.
     const stride = Math.max(1, Math.floor(keys / spec.clients));
-    const write = await phase(spec.clients, spec.durationMs, warmupMs, (i, n) =>
+    const write = await phase(target, spec.clients, spec.durationMs, warmupMs, (i, n) =>
       set.put(i, keyName((i * stride + n) % keys), benchValue(valueSize, i, n)),
     );
     const result: LevelResult = { target: target.name, clients: spec.clients, write };
     if (!spec.writesOnly) {
-      result.read = await phase(spec.clients, spec.durationMs, warmupMs, (i, n) =>
+      result.read = await phase(target, spec.clients, spec.durationMs, warmupMs, (i, n) =>
         set.get(i, keyName((i * stride + n * 7) % keys)),
       );
     }

@@ -5,7 +5,7 @@
  * for a line of output, and building the CLI once (`dist/`) so nodes start with plain `node`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +185,35 @@ export function ensureBuiltCli(log: (line: string) => void = () => {}): string {
     }
   }
   return path.join(repoRoot, 'bin', 'synod.js');
+}
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat (Linux);
+ * undefined when it cannot be read. Load-independent: a busy machine delays a process but
+ * does not change how much CPU its work takes.
+ */
+export function cpuMsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+    return ((utime + stime) * 1000) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux reports /proc times in clock ticks of 1/100 s on every common platform. */
+const CLK_TCK = 100;
+
+/** CPU time of this process (user + system, ms). */
+export function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -186,6 +186,13 @@ export async function measureRaftProcesses(
         ),
       );
     }
+    const cpu = rs[0]?.write.cpuUsPerOp;
+    if (cpu)
+      notes.push(
+        `${c} clients, CPU µs per committed write: ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${Math.round(v)}`)
+          .join(', ')}`,
+      );
     const errors = rs.reduce((a, r) => a + r.write.errors, 0);
     if (errors > 0)
       notes.push(

@@ -90,7 +90,7 @@ export class SynodProcessCluster {
       .map((p) => `${p}=${this.urls.get(p)}`)
       .join(',');
     const wrap = this.opts.wrapper?.(id) ?? [];
-    const [cmd, ...pre] = [...wrap, process.execPath] as [string, ...string[]];
+    const [cmd, ...pre] = [...wrap, process.execPath] as unknown as [string, ...string[]];
     const proc = startProc(id, cmd, [
       ...pre,
       ...(this.opts.nodeFlags?.(id) ?? []),

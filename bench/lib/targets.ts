@@ -4,6 +4,7 @@
  */
 import type { KvResponse } from '../../lib/kv-client/response.js';
 import type { KvClientSet, KvTarget } from './loadgen.js';
+import { cpuMsOf } from './procs.js';
 import type { SynodProcessCluster } from './synod-cluster.js';
 
 export class OpError extends Error {
@@ -21,9 +22,20 @@ function check(r: KvResponse<unknown>): void {
 
 /** Synod through `lib/kv-client`: C clients (sessions) over one WebSocket actor system. */
 export function synodTarget(cluster: SynodProcessCluster, name = 'synod'): KvTarget {
+  let leader: string | undefined;
   return {
     name,
+    cpu() {
+      const out: Record<string, number> = {};
+      let f = 0;
+      for (const id of cluster.ids) {
+        const ms = cpuMsOf(cluster.pid(id));
+        if (ms !== undefined) out[id === leader ? 'leader' : `follower ${++f}`] = ms;
+      }
+      return out;
+    },
     async open(n: number): Promise<KvClientSet> {
+      leader = (await cluster.waitForLeader(30_000)).id;
       const { clients, close } = await cluster.clients(n, {
         timeoutMs: 10_000,
         attemptTimeoutMs: 5_000,
@@ -40,9 +52,26 @@ export function synodTarget(cluster: SynodProcessCluster, name = 'synod'): KvTar
 }
 
 /** etcd through `etcd3`: linearizable gets (the client's default), one client object per `perConn` clients. */
-export function etcdTarget(endpoints: string[], name = 'etcd', perConn = 64): KvTarget {
+export function etcdTarget(
+  endpoints: string[],
+  name = 'etcd',
+  perConn = 64,
+  pids?: () => { leader?: number; followers: number[] },
+): KvTarget {
   return {
     name,
+    cpu() {
+      const out: Record<string, number> = {};
+      const p = pids?.();
+      if (!p) return out;
+      const l = cpuMsOf(p.leader);
+      if (l !== undefined) out.leader = l;
+      p.followers.forEach((pid, i) => {
+        const ms = cpuMsOf(pid);
+        if (ms !== undefined) out[`follower ${i + 1}`] = ms;
+      });
+      return out;
+    },
     async open(n: number): Promise<KvClientSet> {
       const { Etcd3 } = await import('etcd3');
       const conns = Array.from({ length: Math.max(1, Math.ceil(n / perConn)) }, () => {
