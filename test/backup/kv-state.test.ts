@@ -104,7 +104,9 @@ t.test(`the agent's KV copy equals the cluster's state machine (seed ${seed})`, 
 
   // Negative control: a state that differs by one revision has another digest.
   const other = new TrackedState<Command<KvOp>>(new SessionState(new KvKeyedState()));
-  cmds.slice(0, -1).forEach((c, i) => other.apply(c, { index: i + 1, term: 1, time: i }));
+  cmds.slice(0, -1).forEach((c, i) => {
+    other.apply(c, { index: i + 1, term: 1, time: i });
+  });
   t.not(other.digestHex, tracked.digestHex, 'negative control: one entry less differs');
 });
 
