@@ -72,6 +72,20 @@ function tapSnapshots(
   };
 }
 
+/**
+ * How the learner enters and leaves the configuration, and what the cluster has committed.
+ * `adminMembership` (the default) asks `synod node`'s admin actors over the transport; an
+ * embedded cluster can call its leader's RaftNode directly (the demo tour does).
+ */
+export interface ClusterMembership {
+  /** Adds `id` (reachable at `url`) as a learner; resolves with the members' URLs. */
+  join(id: string, url: string): Promise<Record<string, string>>;
+  /** Removes `id` from the configuration; resolves with a message. */
+  leave(id: string): Promise<string>;
+  /** The leader's commit index now. */
+  committedIndex(): Promise<number>;
+}
+
 export interface LiveBackupOptions<Op> {
   /** An actor system on the cluster's transport; its node id is the agent's member id. */
   readonly system: ActorSystem;
@@ -81,6 +95,8 @@ export interface LiveBackupOptions<Op> {
   readonly addPeer: (spec: string) => void;
   /** Members to ask (id and URL); the first that answers forwards to the leader. */
   readonly contacts: readonly { readonly id: string; readonly url: string }[];
+  /** Default: the admin actors of `synod node` (through `contacts`). */
+  readonly membership?: ClusterMembership;
   readonly repo: Repository;
   readonly clusterId: string;
   readonly kind: StateKind<Op>;
@@ -96,11 +112,16 @@ export interface LiveBackupOptions<Op> {
 export class LiveBackup<Op = unknown> {
   private joined = false;
 
+  private readonly membership: ClusterMembership;
+
   private constructor(
     private readonly opts: LiveBackupOptions<Op>,
     readonly agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
     private readonly raftRef: ActorRef<never, unknown>,
-  ) {}
+  ) {
+    this.membership =
+      opts.membership ?? adminMembership(opts.system, opts.contacts, opts.requestTimeoutMs);
+  }
 
   get id(): string {
     return this.opts.system.nodeId;
@@ -150,60 +171,18 @@ export class LiveBackup<Op = unknown> {
     return live;
   }
 
-  private async askMember<R>(msg: AdminMsg, what: string): Promise<{ from: string; reply: R }> {
-    const errors: string[] = [];
-    for (const c of this.opts.contacts) {
-      try {
-        const reply = (await this.opts.system.ask(
-          `${c.id}/admin`,
-          msg as AdminMsg & { replyTo?: string },
-          this.opts.requestTimeoutMs ?? 30_000,
-        )) as R;
-        return { from: c.id, reply };
-      } catch (err) {
-        errors.push(`${c.id}: ${(err as Error).message}`);
-      }
-    }
-    throw new BackupError(
-      'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE',
-      `${what}: no member answered (${errors.join('; ')})`,
-    );
-  }
-
   private async join(): Promise<void> {
-    const { reply } = await this.askMember<{
-      ok: boolean;
-      message: string;
-      members: Record<string, string>;
-    }>(
-      { type: 'node.join', id: this.id, url: this.opts.url, learner: true } as AdminMsg,
-      'joining the cluster as a learner',
-    );
-    if (!reply.ok) {
-      throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `joining as a learner: ${reply.message}`);
-    }
-    for (const [id, url] of Object.entries(reply.members)) {
+    const members = await this.membership.join(this.id, this.opts.url);
+    for (const [id, url] of Object.entries(members)) {
       if (id !== this.id) this.opts.addPeer(`${id}=${url}`);
     }
     this.joined = true;
     this.opts.log?.(`joined the cluster as learner ${this.id}`);
   }
 
-  /** The leader's status (commit index): asked through the contacts, following the leader hint. */
-  async leaderStatus(): Promise<NodeStatus> {
-    const { reply } = await this.askMember<NodeStatus>(
-      { type: 'node.status' } as AdminMsg,
-      'asking for the cluster status',
-    );
-    if (reply.role === 'leader') return reply;
-    if (!reply.leader) {
-      throw new BackupError('SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE', 'the cluster has no leader');
-    }
-    return (await this.opts.system.ask(
-      `${reply.leader}/admin`,
-      { type: 'node.status' } as AdminMsg & { replyTo?: string },
-      this.opts.requestTimeoutMs ?? 30_000,
-    )) as NodeStatus;
+  /** The leader's commit index now. */
+  committedIndex(): Promise<number> {
+    return this.membership.committedIndex();
   }
 
   /**
@@ -211,7 +190,7 @@ export class LiveBackup<Op = unknown> {
    * called (so a backup taken next holds every write acknowledged before it).
    */
   async catchUp(timeoutMs = 120_000): Promise<AgentStatus> {
-    const target = (await this.leaderStatus()).commitIndex;
+    const target = await this.membership.committedIndex();
     const s = await waitFor(
       this.opts.system.clock,
       this.agent.state$,
@@ -250,13 +229,9 @@ export class LiveBackup<Op = unknown> {
     }
     if (this.joined) {
       try {
-        const { reply } = await this.askMember<{ ok: boolean; message: string }>(
-          { type: 'node.leave', id: this.id } as AdminMsg,
-          'leaving the cluster',
-        );
-        if (!reply.ok) throw new BackupError('SYNOD_ERR_BACKUP_JOIN', reply.message);
+        const message = await this.membership.leave(this.id);
         this.joined = false;
-        this.opts.log?.(`left the cluster (${reply.message})`);
+        this.opts.log?.(`left the cluster (${message})`);
       } catch (err) {
         error ??= err;
       }
@@ -265,6 +240,60 @@ export class LiveBackup<Op = unknown> {
     await this.opts.system.stop(this.agent.address).catch(() => undefined);
     if (error) throw error;
   }
+}
+
+/** Membership through `synod node`'s admin actors (lib/node/node-admin.ts). */
+export function adminMembership(
+  system: ActorSystem,
+  contacts: readonly { readonly id: string; readonly url: string }[],
+  timeoutMs = 30_000,
+): ClusterMembership {
+  const ask = async <R>(to: string, msg: AdminMsg): Promise<R> =>
+    (await system.ask(`${to}/admin`, msg as AdminMsg & { replyTo?: string }, timeoutMs)) as R;
+  const askAny = async <R>(msg: AdminMsg, what: string): Promise<R> => {
+    const errors: string[] = [];
+    for (const c of contacts) {
+      try {
+        return await ask<R>(c.id, msg);
+      } catch (err) {
+        errors.push(`${c.id}: ${(err as Error).message}`);
+      }
+    }
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE',
+      `${what}: no member answered (${errors.join('; ')})`,
+    );
+  };
+  return {
+    async join(id, url) {
+      const r = await askAny<{ ok: boolean; message: string; members: Record<string, string> }>(
+        { type: 'node.join', id, url, learner: true } as AdminMsg,
+        'joining the cluster as a learner',
+      );
+      if (!r.ok)
+        throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `joining as a learner: ${r.message}`);
+      return r.members;
+    },
+    async leave(id) {
+      const r = await askAny<{ ok: boolean; message: string }>(
+        { type: 'node.leave', id } as AdminMsg,
+        'leaving the cluster',
+      );
+      if (!r.ok) throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `leaving: ${r.message}`);
+      return r.message;
+    },
+    async committedIndex() {
+      const s = await askAny<NodeStatus>(
+        { type: 'node.status' } as AdminMsg,
+        'asking for the status',
+      );
+      if (s.role === 'leader') return s.commitIndex;
+      if (!s.leader) {
+        throw new BackupError('SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE', 'the cluster has no leader');
+      }
+      return (await ask<NodeStatus>(s.leader, { type: 'node.status' } as AdminMsg)).commitIndex;
+    },
+  };
 }
 
 function waitStarted(

@@ -146,7 +146,7 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
       ...(run.progress ? { progress: run.progress } : {}),
       ...(run.log ? { log: run.log } : {}),
     })) as LiveBackup<unknown>;
-    const target = (await live.leaderStatus()).commitIndex;
+    const target = await live.committedIndex();
     run.log?.(`the leader has committed index ${target}; catching up`);
     await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
     const summary = await live.backup(run.kind);
