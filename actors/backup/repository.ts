@@ -390,8 +390,14 @@ export class Repository {
         parentMac = p.mac ?? null;
         full = p.manifest.full;
       }
-      const refs = await this.writeChunks(input);
-      await this.chunks.sync();
+      let refs: Awaited<ReturnType<Repository['writeChunks']>>;
+      try {
+        refs = await this.writeChunks(input);
+        await this.chunks.sync();
+      } catch (err) {
+        this.chunks.abandon();
+        throw err;
+      }
       const seq = scanned.reduce((mx, s) => Math.max(mx, seqOf(s)), 0) + 1;
       const id = manifestId(input.type, seq, input.now);
       let records = 0;
