@@ -514,8 +514,12 @@ export class Repository {
           }
           deletes++;
         }
+        const before = pending.length;
         chunker.add(key, value);
         while (pending.length - awaited >= WRITE_WINDOW) await pending[awaited++];
+        // A chunk was cut: let the event loop run (an agent applying entries, a node serving
+        // writes in the same process) before hashing and chunking the next megabyte.
+        if (pending.length > before) await yieldToEventLoop();
       }
       chunker.finish();
       const refs = await Promise.all(pending);
@@ -526,6 +530,11 @@ export class Repository {
       throw err;
     }
   }
+}
+
+/** A macrotask turn (not a timer): pending I/O callbacks and messages run first. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function seqOf(s: ScannedManifest): number {
