@@ -40,7 +40,7 @@ export type AdminMsg =
       message: string;
       members: Record<string, string>;
     }>)
-  /** Removes a member (a backup agent's learner leaving); forwarded to the leader. */
+  /** Removes a learner (a backup agent leaving); forwarded to the leader. Voters are refused. */
   | ({ type: 'node.leave'; id: string } & Replies<{ ok: boolean; message: string }>)
   | { type: 'node.members'; members: Record<string, string> };
 
@@ -161,8 +161,14 @@ export class NodeAdmin extends Actor<AdminMsg> {
     }
     try {
       const m = s.membership;
-      if (m.voters.includes(msg.id) || m.learners.includes(msg.id))
-        await d.raft.removeMember(msg.id);
+      if (m.voters.includes(msg.id)) {
+        this.ctx.reply(msg, {
+          ok: false,
+          message: `${msg.id} is a voter: node.leave removes learners only`,
+        });
+        return;
+      }
+      if (m.learners.includes(msg.id)) await d.raft.removeMember(msg.id);
       d.members.delete(msg.id);
       this.ctx.reply(msg, { ok: true, message: `${msg.id} left the cluster` });
     } catch (err) {
