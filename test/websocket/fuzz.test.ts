@@ -210,7 +210,7 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
       break;
     }
     case 'after:random-batch':
-      ws.send(tag(FrameType.BATCH, bytes(r, 1 + r.int(200))));
+      ws.send(tag(r.pick([FrameType.BATCH, FrameType.BATCH_RESET]), bytes(r, 1 + r.int(200))));
       break;
     case 'after:truncated-batch': {
       const full = Buffer.concat([
@@ -225,7 +225,13 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
       break;
     }
     case 'after:wrong-envelope':
-      ws.send(tag(FrameType.BATCH, packr.pack(wrongEnvelope(r))));
+      // one wrong envelope, or a batch array holding one
+      ws.send(
+        tag(
+          r.pick([FrameType.BATCH, FrameType.BATCH_RESET]),
+          packr.pack(r.int(2) === 0 ? wrongEnvelope(r) : [env('target/x', 1), wrongEnvelope(r)]),
+        ),
+      );
       break;
     case 'after:misrouted':
       ws.send(tag(FrameType.BATCH, encodeEnvelope(env(`other${r.int(9)}/x`, 1))));
@@ -234,7 +240,8 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
       ws.send(encodeControl(r.pick([1, 2, 3, 4]), {}));
       break;
     case 'after:unknown-tag':
-      ws.send(tag(r.pick([0, 5, 9, 0x11, 0x7f, 0xff]), packr.pack(value(r))));
+      // (0x10 BATCH and 0x11 BATCH_RESET are data frames; everything else is unknown)
+      ws.send(tag(r.pick([0, 5, 9, 0x12, 0x7f, 0xff]), packr.pack(value(r))));
       break;
   }
   try {
