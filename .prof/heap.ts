@@ -1,0 +1,16 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { leaderOf, load, startCluster, stopCluster } from '../bench/raft.js';
+const c = await startCluster(1);
+await leaderOf(c);
+await load(c, 256, 1);
+const s = new Session(); s.connect();
+await s.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+const r = await load(c, 256, 2);
+const { profile } = await s.post('HeapProfiler.stopSampling');
+const self = new Map<string, number>(); let total = 0;
+const walk = (n: any) => { const cf = n.callFrame; const k = `${cf.functionName || '(anon)'} ${cf.url.split('/').slice(-2).join('/')}:${cf.lineNumber}`; self.set(k, (self.get(k) ?? 0) + n.selfSize); total += n.selfSize; for (const ch of n.children) walk(ch); };
+walk(profile.head);
+console.log('writes', Math.round(r.rate * 2), 'bytes/write', Math.round(total / (r.rate * 2)));
+for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log((v / total * 100).toFixed(1).padStart(5) + '%', k);
+await stopCluster(c); process.exit(0);
