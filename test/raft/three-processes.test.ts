@@ -8,62 +8,10 @@
  * Waits are bounded polls of observable node state (the KV status of each node), never
  * fixed sleeps.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import t from 'tap';
 import type { StatusValue } from '../../actors/kv/messages.js';
 import { connect, type RemoteKvClient } from '../../lib/kv-client/connect.js';
-
-const CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
-const SECRET = 'three-processes-secret-0123456789';
-const dir = mkdtempSync(path.join(tmpdir(), 'synod-raft3-'));
-const secretFile = path.join(dir, 'cluster.key');
-writeFileSync(secretFile, `${SECRET}\n`);
-const children = new Set<ChildProcess>();
-
-t.teardown(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function startNode(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [...CLI, 'node', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr?.on('data', () => {});
-  child.stdout?.on('data', () => {});
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-/** Polls `probe` (each call a round trip to the nodes) until it yields, within `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 90_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { NodeProcesses, TEST_SECRET, until } from '../helpers/node-processes.js';
 
 async function statusOf(client: RemoteKvClient, id: string): Promise<StatusValue | undefined> {
   const r = await client.status(id);
@@ -72,28 +20,13 @@ async function statusOf(client: RemoteKvClient, id: string): Promise<StatusValue
 
 t.test('three processes: SIGKILL the leader, restart it, no acknowledged write lost', async (t) => {
   const ids = ['a', 'b', 'c'];
-  const ports = await Promise.all(ids.map(freePort));
-  const url = (i: number) => `ws://127.0.0.1:${ports[i]}`;
-  const argsOf = (id: string) => {
-    const i = ids.indexOf(id);
-    const peers = ids.flatMap((p, j) => (j === i ? [] : [`${p}=${url(j)}`])).join(',');
-    return [
-      '--id',
-      id,
-      '--listen',
-      `127.0.0.1:${ports[i]}`,
-      '--peers',
-      peers,
-      '--data',
-      path.join(dir, id),
-      '--secret-file',
-      secretFile,
-    ];
-  };
-  const procs = new Map<string, ChildProcess>();
-  for (const id of ids) procs.set(id, startNode(argsOf(id)));
-  const all = ids.map((id, i) => `${id}=${url(i)}`);
-  const client = await connect(all, { secret: SECRET, timeoutMs: 10_000 });
+  const procs = await NodeProcesses.create(ids);
+  t.teardown(() => procs.close());
+  procs.startAll();
+  const client = await connect(procs.peerList().split(','), {
+    secret: TEST_SECRET,
+    timeoutMs: 10_000,
+  });
   t.teardown(() => client.disconnect());
 
   const leaderAmong = async (among: string[]) => {
@@ -108,7 +41,7 @@ t.test('three processes: SIGKILL the leader, restart it, no acknowledged write l
       ? leader
       : undefined;
   };
-  const first = await until('the three nodes to agree on a leader', () => leaderAmong(ids));
+  const first = await until('the three nodes to agree on a leader', () => leaderAmong(ids), 90_000);
   t.ok(first, `leader ${first} elected`);
 
   const acked = new Map<string, string>();
@@ -120,23 +53,25 @@ t.test('three processes: SIGKILL the leader, restart it, no acknowledged write l
   for (let i = 0; i < 20; i++) await write(`before-${i}`, `v${i}`);
   t.equal(acked.size, 20, 'all 20 writes before the failure acknowledged');
 
-  const killed = procs.get(first) as ChildProcess;
-  killed.kill('SIGKILL');
-  await exited(killed);
+  await procs.kill(first, 'SIGKILL');
   const rest = ids.filter((id) => id !== first);
-  const second = await until('a new leader among the survivors', () => leaderAmong(rest));
+  const second = await until('a new leader among the survivors', () => leaderAmong(rest), 90_000);
   t.not(second, first, `new leader ${second} after SIGKILL of ${first}`);
 
   let after = 0;
   for (let i = 0; i < 20; i++) if ((await write(`after-${i}`, `w${i}`)) === 'ok') after++;
   t.ok(after >= 1, `${after} of 20 writes after the failover acknowledged`);
 
-  procs.set(first, startNode(argsOf(first)));
+  procs.start(first);
   const target = (await statusOf(client, second))?.commitIndex ?? 0;
-  await until(`every node to apply up to index ${target}`, async () => {
-    const st = await Promise.all(ids.map((id) => statusOf(client, id)));
-    return st.every((s) => s !== undefined && s.appliedIndex >= target) ? true : undefined;
-  });
+  await until(
+    `every node to apply up to index ${target}`,
+    async () => {
+      const st = await Promise.all(ids.map((id) => statusOf(client, id)));
+      return st.every((s) => s !== undefined && s.appliedIndex >= target) ? true : undefined;
+    },
+    90_000,
+  );
   t.pass(`${first} restarted and all three applied index ${target}`);
 
   for (const id of ids) {
