@@ -470,26 +470,10 @@ export class RaftCore {
   }
 
   private handleVoteRequest(m: VoteRequest): void {
-    // Two nodes whose timers fire together (within one tick) would both pass pre-vote (each
-    // granting the other's), split the real vote and cost the cluster an extra term (the
-    // demo showed 2 -> 4). So a pre-candidate that has just started (no tick yet) refuses a
-    // rival's pre-vote for the same term unless the rival's log is strictly newer; both
-    // then retry after fresh random timeouts. A pre-candidate that has been waiting longer
-    // grants as usual (refusing then could block two pending pre-candidates forever).
-    const rivalPre =
-      m.type === 'preVote' && this.role === 'preCandidate' && m.term === this.term + 1;
-    const racing =
-      rivalPre &&
-      this.electionElapsed === 0 &&
-      !(
-        m.lastTerm > this.log.lastTerm() ||
-        (m.lastTerm === this.log.lastTerm() && m.lastIndex > this.log.lastIndex())
-      );
     const canVote =
-      !racing &&
-      (this.vote === m.from ||
-        (this.vote === null && this.leader === undefined) ||
-        (m.type === 'preVote' && m.term > this.term));
+      this.vote === m.from ||
+      (this.vote === null && this.leader === undefined) ||
+      (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
     if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
       // Granting: answer in the candidate's term (for a pre-vote our own term may be lower).
@@ -500,10 +484,6 @@ export class RaftCore {
       }
     } else {
       this.send({ type: respType, to: m.from, reject: true });
-      // Racing rivals draw new timeouts, so that they do not collide again.
-      if (racing) {
-        this.randomizedElectionTimeout = this.electionTick + this.random.int(this.electionTick);
-      }
     }
   }
 
