@@ -14,7 +14,7 @@ import { MemoryLogStore } from '../../lib/storage/memory-log.js';
 import { advance } from '../helpers/virtual-time.js';
 
 const rec = (n: number): KeyRecord => ({ t: 'pn', s: { p: { a: n }, n: {} } });
-const valueOf = (r: KeyRecord | undefined): number =>
+const counterOf = (r: KeyRecord | undefined): number =>
   r === undefined ? 0 : ((r as unknown as { s: { p: { a: number } } }).s.p.a ?? 0);
 
 t.test('the log stays bounded under overwrites and reloads to the same image', async (t) => {
@@ -51,12 +51,12 @@ t.test('the log stays bounded under overwrites and reloads to the same image', a
   const again = new LogKeyStore(await MemoryLogStore.open(disk, { name: 'g' }));
   const image = await again.load();
   t.equal(image.data.length, 40);
-  for (const [k, r] of image.data) t.equal(valueOf(r), model.get(k), `${k} has its last value`);
+  for (const [k, r] of image.data) t.equal(counterOf(r), model.get(k), `${k} has its last value`);
   t.same(image.meta, { incarnation: 3 }, 'meta survives compaction');
   t.ok(image.hints.length > 0, 'hints survive');
   for (const [target, k, r] of image.hints) {
     t.equal(target, 'z');
-    t.ok(valueOf(r) > 0, `hint ${k}`);
+    t.ok(counterOf(r) > 0, `hint ${k}`);
   }
   await again.close();
 });
@@ -93,7 +93,7 @@ async function crashRounds(
       checkpointChunk: 1 + random.int(5),
     });
     const image = await store.load();
-    const loaded = new Map(image.data.map(([k, r]) => [k, valueOf(r)]));
+    const loaded = new Map(image.data.map(([k, r]) => [k, counterOf(r)]));
     for (const k of new Set([...acked.keys(), ...loaded.keys()])) {
       const v = loaded.get(k) ?? 0;
       const lo = acked.get(k) ?? 0;
