@@ -15,6 +15,7 @@ import { consoleLogger, type Logger, silentLogger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
 import { KvClient, type KvClientOptions } from './client.js';
+import { LeaderlessKvClient, type LeaderlessKvClientOptions } from './leaderless.js';
 
 export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' | 'nodes'>> {
   /** The cluster's shared secret (HMAC challenge-response in the transport). */
@@ -122,10 +123,11 @@ export async function resolvePeers(
   return [...seen].map(([id, url]) => ({ id, url }));
 }
 
-export async function connect(
+/** A client actor system on the WebSocket transport, connected to the resolved nodes. */
+async function openRemoteSystem(
   peers: readonly string[],
-  options: ConnectOptions = {},
-): Promise<RemoteKvClient> {
+  options: ConnectOptions,
+): Promise<{ system: ActorSystem; nodes: string[]; close(): Promise<void> }> {
   if (peers.length === 0)
     throw new KvError(
       'SYNOD_ERR_KV_INVALID_ARGUMENT',
@@ -150,6 +152,17 @@ export async function connect(
     logger: options.logger ?? consoleLogger({ level: 'warn' }),
   });
   const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
+  return {
+    system,
+    nodes: specs.map((s) => s.id),
+    close: async () => {
+      await system.shutdown();
+      await transport.close(200);
+    },
+  };
+}
+
+function clientOptions<T extends ConnectOptions>(options: T) {
   const {
     secret: _s,
     cluster: _c,
@@ -157,17 +170,58 @@ export async function connect(
     clock: _k,
     discoverTimeoutMs: _d,
     logger: _l,
-    ...clientOpts
+    ...rest
   } = options;
+  return rest;
+}
+
+export async function connect(
+  peers: readonly string[],
+  options: ConnectOptions = {},
+): Promise<RemoteKvClient> {
+  const remote = await openRemoteSystem(peers, options);
   const client = new KvClient({
-    ...clientOpts,
-    system,
-    nodes: specs.map((s) => s.id),
+    ...clientOptions(options),
+    system: remote.system,
+    nodes: remote.nodes,
   }) as RemoteKvClient;
   client.disconnect = async () => {
     await client.close();
-    await system.shutdown();
-    await transport.close(200);
+    await remote.close();
+  };
+  return client;
+}
+
+export interface ConnectLeaderlessOptions
+  extends Partial<Omit<LeaderlessKvClientOptions, 'system' | 'nodes'>>,
+    Pick<
+      ConnectOptions,
+      'secret' | 'cluster' | 'nodeId' | 'clock' | 'logger' | 'discoverTimeoutMs'
+    > {}
+
+export interface RemoteLeaderlessKvClient extends LeaderlessKvClient {
+  /** Closes the client, its actor system and its connections. */
+  disconnect(): Promise<void>;
+}
+
+/**
+ * `connectLeaderless(['ws://…', …], { secret })`: the KV client API on a remote leaderless
+ * keyspace (nodes running a `GossipReplica` at `gossip`, or `servicePath`), over WebSockets.
+ * Node ids are resolved like `connect`'s.
+ */
+export async function connectLeaderless(
+  peers: readonly string[],
+  options: ConnectLeaderlessOptions = {},
+): Promise<RemoteLeaderlessKvClient> {
+  const remote = await openRemoteSystem(peers, options);
+  const client = new LeaderlessKvClient({
+    ...clientOptions(options),
+    system: remote.system,
+    nodes: remote.nodes,
+  }) as RemoteLeaderlessKvClient;
+  client.disconnect = async () => {
+    await client.close();
+    await remote.close();
   };
   return client;
 }
