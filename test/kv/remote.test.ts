@@ -150,3 +150,24 @@ t.test('a watch survives SIGKILL of its node: every revision once, in order', as
     'values match the writes',
   );
 });
+
+t.test(
+  'a client that knows only a follower writes through it (forwarded to the leader)',
+  async (t) => {
+    // the last follower: the watch test above killed the first one
+    const follower = pc.ids.findLastIndex((id) => id !== pc.leader);
+    const only = await connect([pc.urls[follower] as string], { secret: pc.secret });
+    t.teardown(() => only.disconnect());
+    const w = await only.put('fwd/k', 'through a follower');
+    t.equal(w.outcome, 'ok', 'the follower forwarded the write');
+    const by = w.outcome === 'ok' ? w.servedBy : '';
+    t.ok(
+      by !== pc.ids[follower] && pc.ids.includes(by),
+      `applied by the leader (${by}), not by the follower ${pc.ids[follower]}`,
+    );
+    const again = await only.put('fwd/k', 'again');
+    t.equal(again.outcome, 'ok', 'and the next one');
+    const r = await pc.client.get('fwd/k');
+    t.equal(r.outcome === 'ok' && r.value.value, 'again', 'a strong read sees it');
+  },
+);
