@@ -156,7 +156,12 @@ t.test(
   async (t) => {
     // the last follower: the watch test above killed the first one
     const follower = pc.ids.findLastIndex((id) => id !== pc.leader);
-    const only = await connect([pc.urls[follower] as string], { secret: pc.secret });
+    // discover: false keeps the client to that one node (no member list learned from it)
+    const only = await connect([pc.urls[follower] as string], {
+      secret: pc.secret,
+      discover: false,
+    });
+    t.same([...only.nodes], [pc.ids[follower]], 'the client knows one node');
     t.teardown(() => only.disconnect());
     const w = await only.put('fwd/k', 'through a follower');
     t.equal(w.outcome, 'ok', 'the follower forwarded the write');
