@@ -48,7 +48,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function startCluster(seed: number): Promise<Cluster> {
+export async function startCluster(seed: number): Promise<Cluster> {
   const ids = ['n1', 'n2', 'n3'];
   const network = new MemoryNetwork({ clock: systemClock, random: new Random(seed) });
   const c: Cluster = { ids, systems: new Map(), nodes: new Map(), disks: new Map(), network };
@@ -80,7 +80,7 @@ function startNode(c: Cluster, id: string, seed: number): void {
   c.nodes.set(id, node);
 }
 
-async function leaderOf(c: Cluster, timeoutMs = 5000, except?: string): Promise<string> {
+export async function leaderOf(c: Cluster, timeoutMs = 5000, except?: string): Promise<string> {
   const end = performance.now() + timeoutMs;
   while (performance.now() < end) {
     for (const [id, n] of c.nodes) {
@@ -92,12 +92,12 @@ async function leaderOf(c: Cluster, timeoutMs = 5000, except?: string): Promise<
   throw new Error('no leader elected');
 }
 
-async function stopCluster(c: Cluster): Promise<void> {
+export async function stopCluster(c: Cluster): Promise<void> {
   for (const s of c.systems.values()) await s.shutdown().catch(() => {});
 }
 
 /** `clients` closed loops proposing writes for `seconds`; returns writes/s and latencies. */
-async function load(
+export async function load(
   c: Cluster,
   clients: number,
   seconds: number,
@@ -110,10 +110,12 @@ async function load(
   const start = performance.now();
   const loops = Array.from({ length: clients }, async (_, i) => {
     let seq = 0;
+    const clientId = `b${clients}-${i}`;
+    const k = `k${i % 64}`;
     while (!stop) {
       const t0 = performance.now();
       seq++;
-      await node.propose({ clientId: `b${clients}-${i}`, seq, op: { k: `k${i % 64}`, v: seq } });
+      await node.propose({ clientId, seq, op: { k, v: seq } });
       lat.push(performance.now() - t0);
       done++;
     }
@@ -179,9 +181,10 @@ export const main: BenchMain = async (argv) => {
   const seconds = arg(argv, '--seconds', 3);
   const runs = arg(argv, '--runs', 3);
   const trials = arg(argv, '--trials', 20);
+  const only = arg(argv, '--clients', 0);
   const measurements: Measurement[] = [];
   const baseline = { name: 'bare state machine apply (no replication)', runs: [bareApply(0.5)] };
-  for (const clients of [1, 16, 256]) {
+  for (const clients of only > 0 ? [only] : [1, 16, 256]) {
     const rates: number[] = [];
     const lat: number[] = [];
     for (let r = 0; r < runs; r++) {
