@@ -62,16 +62,15 @@ export async function run(argv: string[]): Promise<number> {
       peers: peers.map((p) => `${p.id}=${p.url}`),
       random: random.fork(),
       ...(secret ? { secret } : {}),
-      logger: {
-        log: (_level: string, message: string) => {
-          if (/SYNOD_ERR_(AUTH|WRONG|BAD_SECRET|SECRET|VERSION|PROTOCOL)/.test(message))
-            transportErrors.push(message);
-        },
-      },
+      logger: silentLogger,
     } as ConstructorParameters<typeof WebSocketTransport>[0]);
     const linkProblems = new Map<string, string>();
     transport.links$.subscribe((l) => {
       if (!l.reason || l.state === 'up') return;
+      // A peer that refused our handshake says why with a stable code at the reason's start.
+      const refusal =
+        /^SYNOD_ERR_(AUTH|WRONG|BAD_SECRET|SECRET|VERSION|PROTOCOL|CLUSTER)[A-Z_]*/.exec(l.reason);
+      if (refusal) transportErrors.push(l.reason);
       // Keep the most telling reason: an error code beats "connecting" or "closed".
       if (
         !linkProblems.has(l.peer) ||
