@@ -111,7 +111,7 @@ export class MultiAcceptorCore {
       case 'mp.prepare':
         return this.prepare(msg.from, msg.ballot, msg.fromSlot, now);
       case 'mp.accept':
-        return this.accept(msg.from, msg.ballot, msg.entries, msg.sentAt, now);
+        return this.accept(msg.from, msg.ballot, msg.entries, msg.sentAt, now, msg.rid);
       case 'mp.compact':
         return this.compact(msg.upTo);
       default:
@@ -163,6 +163,7 @@ export class MultiAcceptorCore {
     entries: readonly { slot: number; value: AcceptedSlot['value'] }[],
     sentAt: number,
     now: number,
+    rid?: number,
   ): MultiAcceptorOutput {
     if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
     const changed = !ballotEquals(ballot, this.promised);
@@ -188,7 +189,15 @@ export class MultiAcceptorCore {
     };
     const reply: MOutbound = {
       to: from,
-      msg: { type: 'mp.accepted', from: this.opts.id, ballot, slots, sentAt, floor: this.floor },
+      msg: {
+        type: 'mp.accepted',
+        from: this.opts.id,
+        ballot,
+        slots,
+        sentAt,
+        floor: this.floor,
+        ...(rid !== undefined ? { rid } : {}),
+      },
     };
     return records.length > 0 || changed ? { persist, send: [reply] } : { send: [reply] };
   }

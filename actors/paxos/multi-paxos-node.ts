@@ -7,7 +7,7 @@
  * The quorum configuration is validated before anything is spawned: quorums that do not
  * intersect are refused with `SYNOD_ERR_PAXOS_QUORUM_NO_INTERSECTION`.
  */
-import type { ActorRef } from '../../lib/actor.js';
+import type { ActorRef, SpawnOptions } from '../../lib/actor.js';
 import type { ActorSystem } from '../../lib/actor-system.js';
 import type { Clock } from '../../lib/clock.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
@@ -104,6 +104,10 @@ export interface MultiPaxosNodeOptions {
   readonly snapshotEvery?: number;
   readonly tickMs?: number;
   readonly proposeTimeoutMs?: number;
+  /** Non-lease reads: a quorum-confirmed read index (default) or a no-op through the log. */
+  readonly reads?: 'confirm' | 'log';
+  /** Supervision of the three actors (default: the actor system's default). */
+  readonly supervision?: SpawnOptions['supervision'];
 }
 
 export interface MultiPaxosNode {
@@ -155,9 +159,11 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     for (const k of keys) if (opts[k] !== undefined) (o as Record<K, unknown>)[k] = opts[k];
     return o;
   };
+  const spawnOpts: SpawnOptions = opts.supervision ? { supervision: opts.supervision } : {};
   const acceptor = system.spawn(
     `${path}/acceptor`,
     new MultiPaxosAcceptor({ journal, leaseMs: opts.leaseMs ?? 0 }),
+    spawnOpts,
   );
   const proposer = system.spawn(
     `${path}/proposer`,
@@ -177,8 +183,10 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
         'retransmitMs',
         'maxPending',
         'tickMs',
+        'reads',
       ),
     }),
+    spawnOpts,
   );
   const learner = system.spawn(
     `${path}/learner`,
@@ -190,6 +198,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
       localProposer: self('proposer'),
       ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
     }),
+    spawnOpts,
   );
   const log = new MultiPaxosLog({
     nodeId: system.nodeId,
