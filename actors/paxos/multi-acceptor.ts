@@ -58,6 +58,8 @@ export class MultiAcceptorCore {
   private promised: Ballot;
   private floor: number;
   private readonly accepted = new Map<number, AcceptedSlot>();
+  /** Highest slot ever accepted here (or the floor), kept so `view` is O(1). */
+  private maxSlot: number;
   private leaseHolder: string | undefined;
   private leaseUntil = Number.NEGATIVE_INFINITY;
   private readonly leaseMs: number;
@@ -74,14 +76,15 @@ export class MultiAcceptorCore {
       const cur = this.accepted.get(a.slot);
       if (!cur || ballotAtLeast(a.ballot, cur.ballot)) this.accepted.set(a.slot, a);
     }
+    this.maxSlot = this.floor;
+    for (const s of this.accepted.keys()) if (s > this.maxSlot) this.maxSlot = s;
     this.leaseMs = opts.leaseMs ?? 0;
     // After a restart we do not know whom we leased to: promise nobody for a lease length.
     if (this.leaseMs > 0 && restored) this.leaseUntil = now + this.leaseMs;
   }
 
   view(): MultiAcceptorView {
-    let max = this.floor;
-    for (const s of this.accepted.keys()) if (s > max) max = s;
+    const max = Math.max(this.maxSlot, this.floor);
     return {
       promised: this.promised,
       floor: this.floor,
@@ -181,6 +184,7 @@ export class MultiAcceptorCore {
       if (cur && ballotEquals(cur.ballot, ballot)) continue; // duplicate: one value per ballot
       const rec: AcceptedSlot = { slot: e.slot, ballot, value: e.value };
       this.accepted.set(e.slot, rec);
+      if (e.slot > this.maxSlot) this.maxSlot = e.slot;
       records.push(rec);
     }
     const persist: MultiAcceptorPersist = {

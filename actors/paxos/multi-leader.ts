@@ -69,7 +69,7 @@ export interface MultiLeaderOptions {
   readonly electionTimeoutMs?: number;
   /** Slots in flight beyond the chosen prefix. Default 256. */
   readonly window?: number;
-  /** Slots per accept message. Default 64. */
+  /** Slots per accept message. Default 256. */
   readonly maxBatch?: number;
   /** Resend unanswered prepares/accepts after this long. Default 100 ms. */
   readonly retransmitMs?: number;
@@ -192,7 +192,7 @@ export class MultiLeaderCore {
     this.heartbeatMs = opts.heartbeatMs ?? 50;
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 300;
     this.window = opts.window ?? 256;
-    this.maxBatch = opts.maxBatch ?? 64;
+    this.maxBatch = opts.maxBatch ?? 256;
     this.retransmitMs = opts.retransmitMs ?? 100;
     this.maxPending = opts.maxPending ?? 10_000;
     this.leaseMs = opts.leaseMs ?? 0;

@@ -165,29 +165,26 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     new MultiPaxosAcceptor({ journal, leaseMs: opts.leaseMs ?? 0 }),
     spawnOpts,
   );
-  const proposer = system.spawn(
-    `${path}/proposer`,
-    new MultiPaxosProposer({
-      quorums,
-      proposers: members.map((m) => `${m}/${path}/proposer`),
-      learners: members.map((m) => `${m}/${path}/learner`),
-      localLearner: self('learner'),
-      store: opts.storage.proposerState,
-      ...pick(
-        'leaseMs',
-        'maxClockDrift',
-        'heartbeatMs',
-        'electionTimeoutMs',
-        'window',
-        'maxBatch',
-        'retransmitMs',
-        'maxPending',
-        'tickMs',
-        'reads',
-      ),
-    }),
-    spawnOpts,
-  );
+  const proposerActor = new MultiPaxosProposer({
+    quorums,
+    proposers: members.map((m) => `${m}/${path}/proposer`),
+    learners: members.map((m) => `${m}/${path}/learner`),
+    localLearner: self('learner'),
+    store: opts.storage.proposerState,
+    ...pick(
+      'leaseMs',
+      'maxClockDrift',
+      'heartbeatMs',
+      'electionTimeoutMs',
+      'window',
+      'maxBatch',
+      'retransmitMs',
+      'maxPending',
+      'tickMs',
+      'reads',
+    ),
+  });
+  const proposer = system.spawn(`${path}/proposer`, proposerActor, spawnOpts);
   const learner = system.spawn(
     `${path}/learner`,
     new MultiPaxosLearner({
@@ -206,6 +203,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     proposer,
     learner,
     incarnation: system.random.nextUint32().toString(36),
+    localProposer: proposerActor,
     ...(opts.proposeTimeoutMs !== undefined ? { defaultTimeoutMs: opts.proposeTimeoutMs } : {}),
   });
   return {

@@ -49,6 +49,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
   private core: MultiLeaderCore | undefined;
   private lastStateKey = '';
   private flushPending = false;
+  private stopped = false;
   private readonly readAsks = new Map<string, Extract<MultiProposerMsg, { type: 'mp.read' }>>();
 
   constructor(private readonly opts: MultiPaxosProposerOptions) {
@@ -56,6 +57,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
   }
 
   override async preStart(): Promise<void> {
+    this.stopped = false;
     const stored = await this.opts.store.load();
     const round = stored && Number.isSafeInteger(stored.round) ? stored.round : 0;
     this.core = new MultiLeaderCore(
@@ -65,6 +67,12 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     );
     this.publish(true);
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 10, { type: 'mp.tick' });
+  }
+
+  override postStop(): void {
+    this.stopped = true;
+    // A restart builds a new core in preStart; until then local submissions are refused.
+    this.core = undefined;
   }
 
   /** Synchronous unless a new round must be made durable first. */
@@ -83,7 +91,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         // in one accept message.
         const { result, output } = core.submit(msg.command, now, true);
         this.ctx.reply(msg, result);
-        this.scheduleFlush();
+        if (result.ok) this.scheduleFlush();
         return this.handle(output);
       }
       case 'mp.flush':
@@ -119,6 +127,22 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         return this.handle(core.step(msg, now));
       }
     }
+  }
+
+  /**
+   * Queues a command from code on this node (`MultiPaxosLog`), without an ask round trip:
+   * the core queues it at once and a single `mp.flush` message sends the whole burst. Safe
+   * outside the mailbox turn: a submission never needs a write, and the output it returns
+   * holds only its own effects.
+   */
+  submitLocal(command: Command): SubmitResult {
+    const core = this.core;
+    if (!core || this.stopped) return { ok: false, code: 'NotLeader' };
+    const { result, output } = core.submit(command, this.ctx.clock.now(), true);
+    if (result.ok) this.scheduleFlush();
+    if (output.send.length > 0 || output.fates.length > 0 || output.events.length > 0)
+      this.emitOutput(output);
+    return result;
   }
 
   private scheduleFlush(): void {

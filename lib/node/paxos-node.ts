@@ -26,13 +26,16 @@ import {
   startMultiPaxosNode,
 } from '../../actors/paxos/multi-paxos-node.js';
 import { CliError } from '../../cli/args.js';
+import { parsePeer } from '../../transports/websocket/options.js';
 import type { WebSocketTransport } from '../../transports/websocket/transport.js';
 import { Actor, type ActorRef } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
 import { nodeOf } from '../address.js';
+import { systemClock } from '../clock.js';
 import type { ReplicatedLog } from '../replicated-log.js';
 import type { LinkStatus } from '../transport.js';
 import type { AdminMsg, NodeStatus } from './node-admin.js';
+import { checkNodeIdentity } from './node-identity.js';
 import { type NodeConfig, openNodeBase } from './synod-node.js';
 
 export interface RunningPaxosNode {
@@ -59,6 +62,24 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       2,
       'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP',
     );
+  }
+  // The member set is checked before the transport listens (openNodeBase reports bad peers).
+  const peerIds = config.peers.map((p) => {
+    try {
+      return parsePeer(p).id;
+    } catch {
+      return undefined;
+    }
+  });
+  if (peerIds.every((p) => p !== undefined)) {
+    checkNodeIdentity(
+      config.dataDir,
+      config.cluster,
+      config.id,
+      new Date((config.clock ?? systemClock).wallNow()),
+    );
+    if (!existsSync(path.join(config.dataDir, 'raft')))
+      checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
   }
   const { clock, log, system, transport, url, members, peers } = await openNodeBase(
     config,
@@ -155,7 +176,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
  * restarting with other members could pair a new phase-1 quorum with an old phase-2 quorum
  * that it does not intersect, and lose chosen values. So a different set is refused.
  */
-function checkMembers(dir: string, ids: readonly string[]): void {
+function checkMembers(dir: string, ids: readonly string[], record = true): void {
   const file = path.join(dir, 'members.json');
   if (existsSync(file)) {
     let stored: unknown;
@@ -176,6 +197,7 @@ function checkMembers(dir: string, ids: readonly string[]): void {
       );
     return;
   }
+  if (!record) return;
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${file}.tmp`, `${JSON.stringify({ members: ids }, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
