@@ -79,6 +79,12 @@ export interface MultiLeaderOptions {
   readonly leaseMs?: number;
   /** Bound on the relative clock-rate difference between nodes. Default 0.01 (1 %). */
   readonly maxClockDrift?: number;
+  /**
+   * Set when `tick` is called at a steady rate (the actor shell ticks every `tickMs`): a gap
+   * of more than two heartbeats between ticks is then a stall of this process and does not
+   * count towards the election timeout.
+   */
+  readonly ignoreStalls?: boolean;
 }
 
 /** What the shell learns about client proposals. */
@@ -138,6 +144,7 @@ export class MultiLeaderCore {
   private highestSeen: Ballot = ZERO_BALLOT;
   private leader: string | undefined;
   private electionDeadline: number;
+  private lastTickAt: number;
   private localDecided = 0;
   // candidate
   private promises = new Map<string, MPromise>();
@@ -222,6 +229,7 @@ export class MultiLeaderCore {
     this.ballot = { round: lastRound, proposer: opts.id };
     this.highestSeen = this.ballot;
     this.electionDeadline = now + this.randomElectionTimeout();
+    this.lastTickAt = now;
   }
 
   view(now?: number): MultiLeaderView {
@@ -376,6 +384,14 @@ export class MultiLeaderCore {
   }
 
   tick(now: number): MultiLeaderOutput {
+    // A gap between ticks means this process did not run (GC, a busy event loop, a paused
+    // VM): heartbeats could not have been heard meanwhile, so the stall does not count
+    // towards the election timeout (like Raft's tick-counted timeouts). Liveness only: the
+    // lease never relies on this.
+    const gap = now - this.lastTickAt;
+    this.lastTickAt = now;
+    if (this.opts.ignoreStalls && this.role !== 'leader' && gap > this.heartbeatMs * 2)
+      this.electionDeadline += gap;
     switch (this.role) {
       case 'follower':
         if (now >= this.electionDeadline) this.startElection(now);

@@ -61,7 +61,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     const stored = await this.opts.store.load();
     const round = stored && Number.isSafeInteger(stored.round) ? stored.round : 0;
     this.core = new MultiLeaderCore(
-      { ...this.opts, id: this.ctx.self, random: this.ctx.random },
+      { ignoreStalls: true, ...this.opts, id: this.ctx.self, random: this.ctx.random },
       round,
       this.ctx.clock.now(),
     );

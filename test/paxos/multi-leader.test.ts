@@ -255,6 +255,29 @@ t.test('confirmed reads: a phase-2 quorum acknowledges a round sent after the re
   t.same(p.confirmRead('r4', 719).result, { ok: false, code: 'NotLeader', leaderHint: 'P2' });
 });
 
+t.test(
+  'ignoreStalls: a stall of this process does not count towards the election timeout',
+  async (t) => {
+    const run = (ignoreStalls: boolean) => {
+      const p = new MultiLeaderCore(base({ ignoreStalls }), 0, 0);
+      for (let now = 10; now <= 100; now += 10) p.tick(now);
+      const afterStall = p.tick(1100).events.some((e) => e.type === 'election-started');
+      let electedAt = afterStall ? 1100 : -1;
+      for (let now = 1110; electedAt < 0 && now < 3000; now += 10)
+        if (p.tick(now).events.some((e) => e.type === 'election-started')) electedAt = now;
+      return { afterStall, electedAt };
+    };
+    const plain = run(false);
+    t.ok(plain.afterStall, 'without it, the first tick after a 1 s stall starts an election');
+    const aware = run(true);
+    t.notOk(aware.afterStall, 'with it, the stall does not start an election');
+    t.ok(
+      aware.electedAt > 1100 && aware.electedAt <= 1100 + 600,
+      `the remaining timeout still runs out (election at ${aware.electedAt})`,
+    );
+  },
+);
+
 t.test('bad configurations are refused with a stable code', async (t) => {
   t.throws(() => new MultiLeaderCore(base({ window: 0 })), { code: 'SYNOD_ERR_PAXOS_BAD_CONFIG' });
   t.throws(() => new MultiLeaderCore(base({ leaseMs: 400 })), {
