@@ -10,6 +10,7 @@ import type { KvOp, KvResult } from '../../actors/kv/types.js';
 import type { RaftNode } from '../../actors/raft/raft-node.js';
 import { Actor, type Replies } from '../actor.js';
 import type { LinkStatus } from '../transport.js';
+import type { LinkGate } from './link-gate.js';
 
 export interface NodeStatus {
   id: string;
@@ -30,6 +31,8 @@ export interface NodeStatus {
   keys: number;
   links: { peer: string; state: string }[];
   members: Record<string, string>;
+  /** Peers whose links an operator has cut from this node (dashboard "isolate"). */
+  cut: string[];
   uptimeMs: number;
   /** Multi-Paxos nodes only (`term` is then the ballot round, `commitIndex` the chosen prefix). */
   paxos?: PaxosNodeStatus;
@@ -57,6 +60,12 @@ export interface PaxosNodeStatus {
   leaseUntil?: number;
 }
 
+/** The answer to an operator's control request. */
+export interface ControlReply {
+  ok: boolean;
+  message: string;
+}
+
 export type AdminMsg =
   | ({ type: 'node.status' } & Replies<NodeStatus>)
   | ({ type: 'node.join'; id: string; url: string } & Replies<{
@@ -64,7 +73,12 @@ export type AdminMsg =
       message: string;
       members: Record<string, string>;
     }>)
-  | { type: 'node.members'; members: Record<string, string> };
+  | { type: 'node.members'; members: Record<string, string> }
+  /** Operator controls (the dashboard of a node started with an admin secret sends these). */
+  | ({ type: 'node.cut'; peers: string[] } & Replies<ControlReply>)
+  | ({ type: 'node.heal' } & Replies<ControlReply>)
+  | ({ type: 'node.put'; key: string; value: string } & Replies<ControlReply>)
+  | ({ type: 'node.transfer'; to: string } & Replies<ControlReply>);
 
 export interface AdminDeps {
   cluster: string;
@@ -75,11 +89,17 @@ export interface AdminDeps {
   addPeer: (id: string, url: string) => void;
   members: Map<string, string>;
   startedAt: number;
+  /** Cuts links for operator partitions; absent: `node.cut` is refused. */
+  gate?: LinkGate;
 }
 
 const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
 
 export class NodeAdmin extends Actor<AdminMsg> {
+  private seq = 0;
+  /** A session id per admin incarnation, so a restarted node's writes are not deduplicated
+   * against its previous life's sequence numbers. */
+  private session = '';
   constructor(private readonly deps: AdminDeps) {
     super();
   }
@@ -89,6 +109,22 @@ export class NodeAdmin extends Actor<AdminMsg> {
     const m = msg as Record<string, unknown>;
     if (m.type === 'node.status') return true;
     if (m.type === 'node.members') return typeof m.members === 'object' && m.members !== null;
+    if (m.type === 'node.heal') return true;
+    if (m.type === 'node.cut')
+      return (
+        Array.isArray(m.peers) &&
+        m.peers.length <= 1024 &&
+        m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
+      );
+    if (m.type === 'node.put')
+      return (
+        typeof m.key === 'string' &&
+        m.key.length > 0 &&
+        m.key.length <= 4096 &&
+        typeof m.value === 'string' &&
+        m.value.length <= 1 << 20
+      );
+    if (m.type === 'node.transfer') return typeof m.to === 'string' && NODE_ID.test(m.to);
     if (m.type === 'node.join')
       return (
         typeof m.id === 'string' &&
@@ -116,6 +152,78 @@ export class NodeAdmin extends Actor<AdminMsg> {
           this.deps.addPeer(id, url);
         }
         return;
+      case 'node.cut':
+        if (!this.deps.gate) {
+          this.ctx.reply(msg, { ok: false, message: 'this node cannot cut links' });
+          return;
+        }
+        this.deps.gate.block(msg.peers);
+        this.ctx.reply(msg, {
+          ok: true,
+          message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
+        });
+        return;
+      case 'node.heal':
+        this.deps.gate?.heal();
+        this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+        return;
+      case 'node.put':
+      case 'node.transfer':
+        void this.onLeader(msg);
+        return;
+    }
+  }
+
+  private sessionId(): string {
+    if (!this.session)
+      this.session = `admin-${this.ctx.nodeId}-${this.ctx.random.int(2 ** 31).toString(36)}${this.ctx.random.int(2 ** 31).toString(36)}`;
+    return this.session;
+  }
+
+  /** Runs a put or a transfer on the leader, forwarding there when this node is not it. */
+  private async onLeader(
+    msg: Extract<AdminMsg, { type: 'node.put' } | { type: 'node.transfer' }>,
+  ): Promise<void> {
+    const raft = this.deps.raft;
+    const s = raft.started ? raft.status() : undefined;
+    try {
+      if (s?.role !== 'leader') {
+        if (!s?.leader || s.leader === this.ctx.nodeId) {
+          this.ctx.reply(msg, { ok: false, message: 'no leader right now; try again in a moment' });
+          return;
+        }
+        const forwarded =
+          msg.type === 'node.put'
+            ? { type: 'node.put' as const, key: msg.key, value: msg.value }
+            : { type: 'node.transfer' as const, to: msg.to };
+        const r = await this.ctx.ask(
+          `${s.leader}/admin`,
+          forwarded as AdminMsg & Replies<ControlReply>,
+          10_000,
+        );
+        this.ctx.reply(msg, r);
+        return;
+      }
+      if (msg.type === 'node.transfer') {
+        if (!s.membership.voters.includes(msg.to) || msg.to === this.ctx.nodeId) {
+          this.ctx.reply(msg, { ok: false, message: `${msg.to} is not another voter` });
+          return;
+        }
+        raft.transferLeadership(msg.to);
+        this.ctx.reply(msg, { ok: true, message: `${s.leader} transfers leadership to ${msg.to}` });
+        return;
+      }
+      const r = await raft.propose({
+        clientId: this.sessionId(),
+        seq: ++this.seq,
+        op: { t: 'put', key: msg.key, value: msg.value },
+      });
+      this.ctx.reply(msg, {
+        ok: true,
+        message: `put ${msg.key} committed at index ${r.index} by ${this.ctx.nodeId}`,
+      });
+    } catch (err) {
+      this.ctx.reply(msg, { ok: false, message: (err as Error).message });
     }
   }
 
@@ -141,6 +249,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
       keys: sm ? sm.range({ start: '', limit: 0 }).count : 0,
       links: d.links().map((l) => ({ peer: l.peer, state: l.state })),
       members: Object.fromEntries(d.members),
+      cut: d.gate?.cut() ?? [],
       uptimeMs: Math.round(this.ctx.clock.now() - d.startedAt),
     };
     if (s && s.role === 'leader') {

@@ -5,6 +5,7 @@
  * is refused with a message saying so (use the in-process demo, or your process manager).
  */
 import { Subject } from 'rxjs';
+import type { Replies } from '../actor.js';
 import type {
   ClusterView,
   Control,
@@ -12,14 +13,13 @@ import type {
   DashboardSource,
   NodeView,
 } from '../dashboard/view.js';
-import type { AdminMsg, NodeStatus } from './node-admin.js';
+import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
 import type { RunningNode } from './synod-node.js';
 
 export class NodeDashboardSource implements DashboardSource {
   private readonly statuses = new Map<string, { status?: NodeStatus; at: number }>();
   private readonly changes = new Subject<void>();
   readonly changes$ = this.changes.asObservable();
-  private seq = 0;
 
   constructor(private readonly node: RunningNode) {
     node.system.clock.setInterval(500, () => void this.poll());
@@ -75,30 +75,72 @@ export class NodeDashboardSource implements DashboardSource {
         extra: { revision: s.revision, keys: s.keys, url: s.url },
       });
     }
-    return { cluster, nodes, time: this.node.system.clock.wallNow() };
+    const partitions = this.partitions();
+    return {
+      cluster,
+      nodes,
+      time: this.node.system.clock.wallNow(),
+      ...(partitions ? { partitions } : {}),
+    };
+  }
+
+  /** Groups of nodes that can still talk, from each node's operator-cut links (if any). */
+  private partitions(): string[][] | undefined {
+    const ids = [...this.statuses.keys()].sort();
+    const cut = (x: string, y: string) =>
+      (this.statuses.get(x)?.status?.cut ?? []).includes(y) ||
+      (this.statuses.get(y)?.status?.cut ?? []).includes(x);
+    if (!ids.some((x) => ids.some((y) => x !== y && cut(x, y)))) return undefined;
+    const groups: string[][] = [];
+    const seen = new Set<string>();
+    for (const start of ids) {
+      if (seen.has(start)) continue;
+      const group: string[] = [];
+      const todo = [start];
+      seen.add(start);
+      while (todo.length > 0) {
+        const x = todo.pop() as string;
+        group.push(x);
+        for (const y of ids)
+          if (!seen.has(y) && !cut(x, y)) {
+            seen.add(y);
+            todo.push(y);
+          }
+      }
+      groups.push(group.sort());
+    }
+    return groups;
   }
 
   async control(c: Control): Promise<ControlResult> {
-    const raft = this.node.raft;
-    const s = raft.status();
+    const ask = (node: string, msg: AdminMsg) =>
+      this.node.system.ask(`${node}/admin`, msg as AdminMsg & Replies<ControlReply>, 10_000);
+    const members = () => [...this.statuses.keys()];
     switch (c.op) {
       case 'transfer':
-        if (s.role !== 'leader')
-          return { ok: false, message: `ask the leader's dashboard (${s.leader ?? 'none'})` };
-        raft.transferLeadership(c.to);
-        return { ok: true, message: `transferring leadership to ${c.to}` };
-      case 'put': {
-        if (s.role !== 'leader')
-          return {
-            ok: false,
-            message: `writes go to the leader (${s.leader ?? 'none'}); open its dashboard`,
-          };
-        const r = await raft.propose({
-          clientId: `dashboard-${this.node.id}`,
-          seq: ++this.seq,
-          op: { t: 'put', key: c.key, value: c.value },
-        });
-        return { ok: true, message: `put ${c.key} committed at index ${r.index}` };
+        return ask(this.node.id, { type: 'node.transfer', to: c.to } as AdminMsg);
+      case 'put':
+        return ask(this.node.id, { type: 'node.put', key: c.key, value: c.value } as AdminMsg);
+      case 'isolate': {
+        if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
+        const others = members().filter((m) => m !== c.node);
+        const results = await Promise.allSettled([
+          ask(c.node, { type: 'node.cut', peers: others } as AdminMsg),
+          ...others.map((m) => ask(m, { type: 'node.cut', peers: [c.node] } as AdminMsg)),
+        ]);
+        const failed = results.filter((r) => r.status === 'rejected' || !r.value.ok).length;
+        return failed === 0
+          ? { ok: true, message: `${c.node} is isolated from ${others.join(', ')}` }
+          : { ok: false, message: `isolating ${c.node}: ${failed} node(s) did not answer` };
+      }
+      case 'heal': {
+        const results = await Promise.allSettled(
+          members().map((m) => ask(m, { type: 'node.heal' } as AdminMsg)),
+        );
+        const failed = results.filter((r) => r.status === 'rejected').length;
+        return failed === 0
+          ? { ok: true, message: 'every link is healed' }
+          : { ok: false, message: `healed, but ${failed} node(s) did not answer` };
       }
       default:
         return {

@@ -19,6 +19,7 @@ import type { Logger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import { openDataDir } from '../storage/data-dir.js';
 import { discoverNodeId } from './discover.js';
+import { LinkGate } from './link-gate.js';
 import { type AdminMsg, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
 
@@ -154,7 +155,15 @@ export async function openNodeBase(
       ) => log.log(level, message, fields),
     },
   } as ConstructorParameters<typeof WebSocketTransport>[0]);
-  const system = new ActorSystem({ nodeId: config.id, clock, random, transport, logger: log });
+  // Operator partitions (dashboard "isolate") cut links here, above the real connections.
+  const gate = new LinkGate(transport);
+  const system = new ActorSystem({
+    nodeId: config.id,
+    clock,
+    random,
+    transport: gate,
+    logger: log,
+  });
   const url = config.advertise ?? defaultAdvertise(config.listen, config.tls !== undefined);
   const members = new Map<string, string>([
     [config.id, url],
@@ -215,6 +224,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
       members,
       startedAt,
+      gate,
     }),
   );
   if (joinPeer) {

@@ -1,6 +1,5 @@
 import { Subject } from 'rxjs';
 import t from 'tap';
-import { WebSocket } from 'ws';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import type {
   ClusterView,
@@ -9,6 +8,7 @@ import type {
   MessageSample,
 } from '../../lib/dashboard/view.js';
 import { VirtualClock } from '../../lib/sim/virtual-clock.js';
+import { jsonFeed } from '../helpers/json-feed.js';
 
 function fakeSource() {
   const changes$ = new Subject<void>();
@@ -38,48 +38,6 @@ function fakeSource() {
   return { source, changes$, messages$, controls };
 }
 
-/** Collects JSON frames from a socket; `next(pred)` waits (bounded) for a matching one. */
-function client(url: string) {
-  const ws = new WebSocket(url);
-  const frames: Record<string, unknown>[] = [];
-  const waiters: {
-    pred: (f: Record<string, unknown>) => boolean;
-    resolve: (f: Record<string, unknown>) => void;
-  }[] = [];
-  ws.on('message', (d) => {
-    const f = JSON.parse(d.toString()) as Record<string, unknown>;
-    frames.push(f);
-    for (const w of [...waiters])
-      if (w.pred(f)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(f);
-      }
-  });
-  const next = (pred: (f: Record<string, unknown>) => boolean, ms = 5_000) => {
-    const found = frames.find(pred);
-    if (found) {
-      frames.splice(frames.indexOf(found), 1);
-      return Promise.resolve(found);
-    }
-    return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no matching frame in time')), ms);
-      waiters.push({
-        pred,
-        resolve: (f) => {
-          clearTimeout(timer);
-          frames.splice(frames.indexOf(f), 1);
-          resolve(f);
-        },
-      });
-    });
-  };
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  return { ws, frames, next, opened };
-}
-
 t.test('serves the page and a feed; controls need the admin secret', async (t) => {
   const { source, controls } = fakeSource();
   const clock = new VirtualClock();
@@ -92,7 +50,7 @@ t.test('serves the page and a feed; controls need the admin secret', async (t) =
   t.equal((await fetch(`${url}nope`)).status, 404);
   t.equal(((await (await fetch(`${url}view.json`)).json()) as ClusterView).nodes.length, 3);
 
-  const anon = client(`ws://127.0.0.1:${port}/feed`);
+  const anon = jsonFeed(`ws://127.0.0.1:${port}/feed`);
   await anon.opened;
   t.same(await anon.next((f) => f.kind === 'hello'), {
     kind: 'hello',
@@ -106,7 +64,7 @@ t.test('serves the page and a feed; controls need the admin secret', async (t) =
   t.match(refused.message, /admin secret/);
   t.equal(controls.length, 0, 'nothing happened');
 
-  const admin = client(`ws://127.0.0.1:${port}/feed?token=s3cret`);
+  const admin = jsonFeed(`ws://127.0.0.1:${port}/feed?token=s3cret`);
   await admin.opened;
   t.equal((await admin.next((f) => f.kind === 'hello')).controls, true);
   admin.ws.send(JSON.stringify({ id: 2, control: { op: 'stop', node: 'a' } }));
@@ -149,7 +107,7 @@ t.test('views are coalesced per tick and message samples are rate-limited', asyn
   });
   const { port } = await server.start();
   t.teardown(() => server.stop());
-  const c = client(`ws://127.0.0.1:${port}/feed`);
+  const c = jsonFeed(`ws://127.0.0.1:${port}/feed`);
   await c.opened;
   await c.next((f) => f.kind === 'view');
   const sentBefore = server.stats.viewsSent;
