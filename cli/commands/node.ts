@@ -11,7 +11,7 @@ import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
-import { startNode } from '../../lib/node/synod-node.js';
+import { type RunningNode, startNode } from '../../lib/node/synod-node.js';
 import { CliError, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
 
@@ -83,10 +83,6 @@ export async function run(argv: string[]): Promise<number> {
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
       );
-    if (o.protocol === 'paxos' && o.dashboard !== undefined)
-      throw new CliError(
-        '--dashboard follows Raft nodes only for now; with --protocol paxos use `synod status`',
-      );
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
     const logger = consoleLogger({
@@ -115,10 +111,12 @@ export async function run(argv: string[]): Promise<number> {
       `node ${node.id} up at ${node.url} (cluster ${o.cluster}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'})`,
     );
     let dashboard: DashboardServer | undefined;
-    if (o.dashboard !== undefined && !('protocol' in node)) {
+    if (o.dashboard !== undefined) {
       const adminSecret = readSecretFile(o['admin-secret-file'] as string | undefined);
       dashboard = new DashboardServer({
-        source: new NodeDashboardSource(node),
+        // The source talks to nodes through their admin actors only (id, system, status()),
+        // which a Multi-Paxos node provides as well.
+        source: new NodeDashboardSource(node as RunningNode),
         port: o.dashboard as number,
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),

@@ -28,13 +28,14 @@ import {
 import { CliError } from '../../cli/args.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import type { WebSocketTransport } from '../../transports/websocket/transport.js';
-import { Actor, type ActorRef } from '../actor.js';
+import { Actor, type ActorRef, type Replies } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
 import { nodeOf } from '../address.js';
 import { systemClock } from '../clock.js';
 import type { ReplicatedLog } from '../replicated-log.js';
 import type { LinkStatus } from '../transport.js';
-import type { AdminMsg, NodeStatus } from './node-admin.js';
+import type { LinkGate } from './link-gate.js';
+import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
 import { type NodeConfig, openNodeBase } from './synod-node.js';
 
@@ -81,7 +82,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     if (!existsSync(path.join(config.dataDir, 'raft')))
       checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
   }
-  const { clock, log, system, transport, url, members, peers } = await openNodeBase(
+  const { clock, log, system, transport, url, members, peers, gate } = await openNodeBase(
     config,
     'paxos',
   );
@@ -146,6 +147,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
           return l ? [l] : [];
         }),
       addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      gate,
     }),
   );
   let stopping: Promise<void> | undefined;
@@ -235,6 +237,8 @@ interface PaxosAdminDeps {
   sm: KvStateMachine;
   links: () => LinkStatus[];
   addPeer: (id: string, url: string) => void;
+  /** Cuts links for operator partitions (dashboard "isolate"). */
+  gate: LinkGate;
 }
 
 const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
@@ -245,11 +249,38 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
     super();
   }
 
+  private seq = 0;
+  private session = '';
+
   override accepts(msg: unknown): msg is AdminMsg {
     if (typeof msg !== 'object' || msg === null) return false;
     const m = msg as Record<string, unknown>;
-    if (m.type === 'node.status' || m.type === 'node.join') return true;
-    return m.type === 'node.members' && typeof m.members === 'object' && m.members !== null;
+    switch (m.type) {
+      case 'node.status':
+      case 'node.join':
+      case 'node.heal':
+        return true;
+      case 'node.members':
+        return typeof m.members === 'object' && m.members !== null;
+      case 'node.cut':
+        return (
+          Array.isArray(m.peers) &&
+          m.peers.length <= 1024 &&
+          m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
+        );
+      case 'node.put':
+        return (
+          typeof m.key === 'string' &&
+          m.key.length > 0 &&
+          m.key.length <= 4096 &&
+          typeof m.value === 'string' &&
+          m.value.length <= 1 << 20
+        );
+      case 'node.transfer':
+        return typeof m.to === 'string';
+      default:
+        return false;
+    }
   }
 
   receive(msg: AdminMsg): void {
@@ -273,6 +304,57 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
           this.deps.addPeer(id, url);
         }
         return;
+      case 'node.cut':
+        this.deps.gate.block(msg.peers);
+        this.ctx.reply(msg, {
+          ok: true,
+          message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
+        });
+        return;
+      case 'node.heal':
+        this.deps.gate.heal();
+        this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+        return;
+      case 'node.transfer':
+        this.ctx.reply(msg, {
+          ok: false,
+          message:
+            'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
+        });
+        return;
+      case 'node.put':
+        void this.put(msg);
+        return;
+    }
+  }
+
+  /** An operator's write: proposed on the distinguished proposer (forwarded there). */
+  private async put(msg: Extract<AdminMsg, { type: 'node.put' }>): Promise<void> {
+    const p = this.deps.paxos.proposer.getSnapshot() as MultiLeaderView | undefined;
+    try {
+      if (p?.role !== 'leader') {
+        const leader = p?.leader !== undefined ? nodeOf(p.leader) : undefined;
+        if (!leader || leader === this.ctx.nodeId) {
+          this.ctx.reply(msg, { ok: false, message: 'no leader right now; try again in a moment' });
+          return;
+        }
+        const r = await this.ctx.ask(
+          `${leader}/admin`,
+          { type: 'node.put', key: msg.key, value: msg.value } as AdminMsg & Replies<ControlReply>,
+          10_000,
+        );
+        this.ctx.reply(msg, r);
+        return;
+      }
+      this.session ||= `admin-${this.ctx.nodeId}-${this.ctx.random.int(2 ** 31).toString(36)}`;
+      const r = await this.deps.paxos.log.propose({
+        clientId: this.session,
+        seq: ++this.seq,
+        op: { t: 'put', key: msg.key, value: msg.value },
+      });
+      this.ctx.reply(msg, { ok: true, message: `put ${msg.key} chosen in slot ${r.index}` });
+    } catch (err) {
+      this.ctx.reply(msg, { ok: false, message: (err as Error).message });
     }
   }
 
@@ -308,6 +390,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       keys: d.sm.size,
       links: d.links().map((x) => ({ peer: x.peer, state: x.state })),
       members: Object.fromEntries(d.members),
+      cut: d.gate.cut(),
       uptimeMs: Math.round(this.ctx.clock.now() - d.startedAt),
       paxos: {
         ballot: p ? shortBallot(p.ballot) : '0',

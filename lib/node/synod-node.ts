@@ -84,6 +84,8 @@ export interface NodeBase {
   members: Map<string, string>;
   peers: { id: string; url: string }[];
   joinPeer: { id: string; url: string } | undefined;
+  /** Cuts links for operator partitions (the system's transport). */
+  gate: LinkGate;
 }
 
 /**
@@ -170,11 +172,11 @@ export async function openNodeBase(
     ...peers.map((p) => [p.id, p.url] as [string, string]),
   ]);
   if (joinPeer) members.set(joinPeer.id, joinPeer.url);
-  return { clock, log, system, transport, url, members, peers, joinPeer };
+  return { clock, log, system, transport, url, members, peers, joinPeer, gate };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const { clock, log, system, transport, url, members, peers, joinPeer } = await openNodeBase(
+  const { clock, log, system, transport, url, members, peers, joinPeer, gate } = await openNodeBase(
     config,
     'raft',
   );
