@@ -385,13 +385,14 @@ export class MultiLeaderCore {
 
   tick(now: number): MultiLeaderOutput {
     // A gap between ticks means this process did not run (GC, a busy event loop, a paused
-    // VM): heartbeats could not have been heard meanwhile, so the stall does not count
-    // towards the election timeout (like Raft's tick-counted timeouts). Liveness only: the
-    // lease never relies on this.
+    // VM): heartbeats could not have been heard meanwhile, so a tick counts for at most one
+    // heartbeat interval towards the election timeout (like Raft's tick-counted timeouts:
+    // still progress on every tick, so a node that is always slow elects eventually).
+    // Liveness only: the lease never relies on this.
     const gap = now - this.lastTickAt;
     this.lastTickAt = now;
     if (this.opts.ignoreStalls && this.role !== 'leader' && gap > this.heartbeatMs * 2)
-      this.electionDeadline += gap;
+      this.electionDeadline += gap - this.heartbeatMs;
     switch (this.role) {
       case 'follower':
         if (now >= this.electionDeadline) this.startElection(now);

@@ -275,6 +275,13 @@ t.test(
       aware.electedAt > 1100 && aware.electedAt <= 1100 + 600,
       `the remaining timeout still runs out (election at ${aware.electedAt})`,
     );
+    // A node whose every tick comes late (a saturated event loop) still elects: each tick
+    // counts for one heartbeat interval.
+    const slow = new MultiLeaderCore(base({ ignoreStalls: true }), 0, 0);
+    let at = -1;
+    for (let now = 150; at < 0 && now < 60_000; now += 150)
+      if (slow.tick(now).events.some((e) => e.type === 'election-started')) at = now;
+    t.ok(at > 0, `ticks 150 ms apart still start an election (at ${at} ms)`);
   },
 );
 
