@@ -24,10 +24,23 @@ export interface Measurement {
 export interface BenchReport {
   bench: string;
   date: string;
-  machine: { cpu: string; cores: number; node: string; platform: string };
+  machine: {
+    cpu: string;
+    cores: number;
+    node: string;
+    platform: string;
+    /** 1/5/15-minute load averages when the report was made (the machine may be shared). */
+    loadavg?: number[];
+  };
   command: string;
   measurements: Measurement[];
   notes?: string[];
+  /** Plots drawn by the benchmark (paths relative to the repository root), embedded in BENCHMARKS.md. */
+  images?: { title: string; file: string }[];
+  /** Extra markdown sections (e.g. a CPU profile summary), rendered after the table. */
+  sections?: { title: string; markdown: string }[];
+  /** Load averages when the benchmark started (the report's `machine.loadavg` is at its end). */
+  loadAtStart?: number[];
 }
 
 export function machine(): BenchReport['machine'] {
@@ -37,6 +50,7 @@ export function machine(): BenchReport['machine'] {
     cores: cpus.length,
     node: process.version,
     platform: `${os.platform()} ${os.release()}`,
+    loadavg: os.loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }
 
@@ -128,12 +142,17 @@ export function table(report: BenchReport): string {
   ].join('\n');
 }
 
-export function report(bench: string, measurements: Measurement[], notes?: string[]): BenchReport {
+export function report(
+  bench: string,
+  measurements: Measurement[],
+  notes?: string[],
+  argv: string[] = [],
+): BenchReport {
   const r: BenchReport = {
     bench,
     date: new Date().toISOString(),
     machine: machine(),
-    command: `npm run bench -- ${bench}`,
+    command: `npm run bench -- ${[bench, ...argv].join(' ')}`,
     measurements,
   };
   if (notes) r.notes = notes;

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BenchMain, type BenchReport, table } from '../bench/harness.js';
+import { type BenchMain, type BenchReport, machine, table } from '../bench/harness.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -19,6 +19,7 @@ const ORDER = [
   'storage',
   'checker',
   'raft',
+  'raft-processes',
   'paxos',
   'kv',
   'eventual',
@@ -46,9 +47,21 @@ export function renderBenchmarksMd(): string {
     'the ratio; median and spread (min–max) are over repeated runs.',
     '',
   ];
+  const lastRun = path.join(resultsDir, '_last-run.json');
+  if (existsSync(lastRun)) {
+    const lr = JSON.parse(readFileSync(lastRun, 'utf8')) as LastRun;
+    lines.push(
+      `Last \`npm run bench\` invocation: \`${lr.command}\` — started ${lr.started}, finished ${lr.finished},`,
+      `on ${lr.machine.cpu} (${lr.machine.cores} cores), Node ${lr.machine.node}, ${lr.machine.platform};`,
+      `load average at start ${fmtLoad(lr.loadAtStart)}, at end ${fmtLoad(lr.machine.loadavg)}.`,
+      `Benchmarks run: ${lr.ran.map((r) => (r.ok ? r.name : `${r.name} (FAILED: ${r.error})`)).join(', ')}.`,
+      '',
+    );
+  }
   const names = new Set<string>(available);
   if (existsSync(resultsDir))
-    for (const f of readdirSync(resultsDir)) if (f.endsWith('.json')) names.add(f.slice(0, -5));
+    for (const f of readdirSync(resultsDir))
+      if (f.endsWith('.json') && !f.startsWith('_')) names.add(f.slice(0, -5));
   const benchNotes = path.join(root, 'benchmarks');
   if (existsSync(benchNotes))
     for (const f of readdirSync(benchNotes)) if (f.endsWith('.md')) names.add(f.slice(0, -3));
@@ -58,14 +71,20 @@ export function renderBenchmarksMd(): string {
     lines.push(`## ${name}`, '');
     if (existsSync(resultFile)) {
       const rep = JSON.parse(readFileSync(resultFile, 'utf8')) as BenchReport;
+      const load = rep.machine.loadavg
+        ? `, load average ${rep.loadAtStart ? `${fmtLoad(rep.loadAtStart)} at start, ` : ''}${fmtLoad(rep.machine.loadavg)} at end`
+        : '';
       lines.push(
-        `Command: \`${rep.command}\` — run ${rep.date} on ${rep.machine.cpu} (${rep.machine.cores} cores), Node ${rep.machine.node}.`,
+        `Command: \`${rep.command}\` — run ${rep.date} on ${rep.machine.cpu} (${rep.machine.cores} cores), Node ${rep.machine.node}${load}.`,
         '',
         table(rep),
         '',
       );
       for (const n of rep.notes ?? []) lines.push(`- ${n}`);
       if (rep.notes?.length) lines.push('');
+      for (const img of rep.images ?? []) lines.push(`![${img.title}](${img.file})`, '');
+      for (const sec of rep.sections ?? [])
+        lines.push(`### ${sec.title}`, '', sec.markdown.trim(), '');
     } else {
       lines.push(
         'No JSON result saved for this benchmark; the numbers below were copied from its printed output by the engineer who ran it.',
@@ -83,9 +102,23 @@ export function renderBenchmarksMd(): string {
   return `${lines.join('\n').trimEnd()}\n`;
 }
 
+interface LastRun {
+  command: string;
+  started: string;
+  finished: string;
+  machine: BenchReport['machine'];
+  loadAtStart: number[];
+  ran: { name: string; ok: boolean; error?: string }[];
+}
+
+function fmtLoad(l: number[] | undefined): string {
+  return l ? l.map((v) => v.toFixed(2)).join(' / ') : '-';
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const names = args.filter((a) => !a.startsWith('-'));
+  const flags = args.filter((a) => a.startsWith('-'));
   const selected = names.length > 0 ? names : available;
   for (const name of selected) {
     if (!available.includes(name)) {
@@ -94,17 +127,49 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
   }
   mkdirSync(resultsDir, { recursive: true });
+  const started = new Date().toISOString();
+  const loadAtStart = machine().loadavg ?? [];
+  const ran: LastRun['ran'] = [];
   for (const name of selected) {
-    const mod = (await import(path.join(benchDir, `${name}.ts`))) as { main: BenchMain };
-    const rep = await mod.main(args.filter((a) => a !== name));
+    const command = `npm run bench -- ${[name, ...flags].join(' ')}`;
+    console.log(`\n=== ${command} (load average ${fmtLoad(machine().loadavg)})`);
+    const load0 = machine().loadavg;
+    let rep: BenchReport;
+    try {
+      const mod = (await import(path.join(benchDir, `${name}.ts`))) as { main: BenchMain };
+      rep = await mod.main(flags);
+    } catch (err) {
+      // One failing benchmark does not stop the others; the failure is reported and kept.
+      const msg = (err as Error)?.stack ?? String(err);
+      console.error(`benchmark ${name} failed: ${msg}`);
+      ran.push({
+        name,
+        ok: false,
+        error: String((err as Error)?.message ?? err).split('\n')[0] ?? '',
+      });
+      process.exitCode = 1;
+      continue;
+    }
+    rep.command = command;
+    if (load0) rep.loadAtStart = load0;
     console.log(JSON.stringify(rep, null, 2));
     console.log(
-      `\n${name} on ${rep.machine.cpu} (${rep.machine.cores} cores), Node ${rep.machine.node}`,
+      `\n${name} on ${rep.machine.cpu} (${rep.machine.cores} cores), Node ${rep.machine.node}, load average ${fmtLoad(rep.machine.loadavg)}`,
     );
     console.log(table(rep));
     for (const n of rep.notes ?? []) console.log(`note: ${n}`);
     writeFileSync(path.join(resultsDir, `${name}.json`), `${JSON.stringify(rep, null, 2)}\n`);
+    ran.push({ name, ok: true });
   }
+  const last: LastRun = {
+    command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
+    started,
+    finished: new Date().toISOString(),
+    machine: machine(),
+    loadAtStart,
+    ran,
+  };
+  writeFileSync(path.join(resultsDir, '_last-run.json'), `${JSON.stringify(last, null, 2)}\n`);
   writeFileSync(path.join(root, 'BENCHMARKS.md'), renderBenchmarksMd());
   console.log('\nBENCHMARKS.md regenerated.');
 }

@@ -55,6 +55,11 @@ export interface KvClientOptions {
    * spread over the replicas).
    */
   readonly readNode?: string;
+  /**
+   * Backoff between attempts: random in [d/2, d] with d = min(max, base × 2^(attempt-1))
+   * (default base 10 ms, max 200 ms). Probes that must notice a new leader quickly use less.
+   */
+  readonly retryBackoffMs?: { readonly base: number; readonly max: number };
 }
 
 export interface GetResult {
@@ -134,6 +139,8 @@ export class KvClient {
   private readonly attemptTimeoutMs: number;
   private readonly readDefaults: ReadOptions;
   private readonly readNode: string;
+  private readonly backoffBase: number;
+  private readonly backoffMax: number;
   private leaderGuess: string | undefined;
   private rotate = 0;
   private seq = 0;
@@ -161,6 +168,8 @@ export class KvClient {
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
     this.readDefaults = options.read ?? { level: 'strong' };
     this.readNode = options.readNode ?? (this.nodes[r.int(this.nodes.length)] as string);
+    this.backoffBase = Math.max(0, options.retryBackoffMs?.base ?? 10);
+    this.backoffMax = Math.max(this.backoffBase, options.retryBackoffMs?.max ?? 200);
   }
 
   get clientId(): string {
@@ -619,7 +628,7 @@ export class KvClient {
   }
 
   private backoff(attempt: number, deadline: number): Promise<void> {
-    const base = Math.min(200, 10 * 2 ** Math.min(attempt - 1, 5));
+    const base = Math.min(this.backoffMax, this.backoffBase * 2 ** Math.min(attempt - 1, 16));
     const ms = Math.min(
       base / 2 + this.system.random.int(Math.ceil(base / 2) + 1),
       Math.max(0, deadline - this.system.clock.now()),

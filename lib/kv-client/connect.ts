@@ -10,7 +10,7 @@ import { KvError } from '../../actors/kv/errors.js';
 import { ActorSystem } from '../actor-system.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
-import { silentLogger } from '../logger.js';
+import { type Logger, silentLogger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
 import { KvClient, type KvClientOptions } from './client.js';
@@ -23,7 +23,22 @@ export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' |
   /** This client's node id (default `kvc-<random>`). */
   nodeId?: string;
   clock?: Clock;
+  /**
+   * Learn the other members from the first node that answers (its `admin` actor's member list)
+   * and use them too, so a client given one node still reaches the leader (default true).
+   */
+  discover?: boolean;
+  /** Where the client's transport logs (default: warnings and errors on stderr; links going up are not news). */
+  logger?: Logger;
 }
+
+const warnLogger: Logger = {
+  log(level, message, fields) {
+    if (level !== 'warn' && level !== 'error') return;
+    const extra = fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
+    process.stderr.write(`${level.toUpperCase()} [kv client] ${message}${extra}\n`);
+  },
+};
 
 export interface RemoteKvClient extends KvClient {
   /** Closes the client, its actor system and its connections. */
@@ -34,7 +49,7 @@ interface WsModule {
   WebSocketTransport: {
     create(
       options: Record<string, unknown>,
-    ): Promise<Transport & { close(graceMs?: number): Promise<void> }>;
+    ): Promise<Transport & { close(graceMs?: number): Promise<void>; addPeer(spec: string): void }>;
   };
   parsePeer(spec: string): { id: string; url: string };
 }
@@ -81,18 +96,60 @@ export async function connect(
     random: random.fork(),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
+    logger: options.logger ?? warnLogger,
   });
   const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
-  const { secret: _s, cluster: _c, nodeId: _n, clock: _k, ...clientOpts } = options;
-  const client = new KvClient({
-    ...clientOpts,
-    system,
-    nodes: specs.map((s) => s.id),
-  }) as RemoteKvClient;
+  const nodes = specs.map((s) => s.id);
+  if (options.discover !== false) {
+    for (const m of await discoverMembers(system, nodes)) {
+      if (nodes.includes(m.id)) continue;
+      try {
+        transport.addPeer(`${m.id}=${m.url}`);
+        nodes.push(m.id);
+      } catch {
+        // A member URL this client cannot use (e.g. a bad spec): keep the nodes it was given.
+      }
+    }
+  }
+  const {
+    secret: _s,
+    cluster: _c,
+    nodeId: _n,
+    clock: _k,
+    logger: _l,
+    discover: _d,
+    ...clientOpts
+  } = options;
+  const client = new KvClient({ ...clientOpts, system, nodes }) as RemoteKvClient;
   client.disconnect = async () => {
     await client.close();
     await system.shutdown();
     await transport.close(200);
   };
   return client;
+}
+
+/**
+ * The cluster's members (`id` → URL) as the first of `nodes` that answers reports them
+ * (`<id>/admin`, the node status of `synod node`); empty if none answers within a second and a
+ * half. Never throws: discovery only widens the set of nodes the client can use.
+ */
+async function discoverMembers(
+  system: ActorSystem,
+  nodes: readonly string[],
+): Promise<{ id: string; url: string }[]> {
+  const answers = nodes.map((id) =>
+    system.ask(`${id}/admin`, { type: 'node.status' } as never, 1500).then((s) => {
+      const members = (s as { members?: unknown }).members;
+      if (typeof members !== 'object' || members === null) throw new Error('no members');
+      return Object.entries(members as Record<string, unknown>)
+        .filter((e): e is [string, string] => typeof e[1] === 'string' && /^wss?:\/\//.test(e[1]))
+        .map(([id, url]) => ({ id, url }));
+    }),
+  );
+  try {
+    return await Promise.any(answers);
+  } catch {
+    return [];
+  }
 }

@@ -19,6 +19,7 @@ import type { Logger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import { openDataDir } from '../storage/data-dir.js';
 import { discoverNodeId } from './discover.js';
+import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
 import { type AdminMsg, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
@@ -182,7 +183,22 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   );
   let sm: KvStateMachine | undefined;
   const raft = new RaftNode<KvOp, KvResult>({
-    storage: () => openDataDir(path.join(config.dataDir, 'raft'), { clock }),
+    storage: async () => {
+      const dd = await openDataDir(path.join(config.dataDir, 'raft'), { clock });
+      const hardState = lazyCommitHardState(dd.hardState);
+      return {
+        log: dd.log,
+        hardState,
+        snapshots: dd.snapshots,
+        close: async () => {
+          try {
+            await hardState.flush();
+          } finally {
+            await dd.close();
+          }
+        },
+      };
+    },
     stateMachine: () => {
       sm = new KvStateMachine();
       return sm;
