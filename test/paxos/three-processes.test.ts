@@ -90,6 +90,15 @@ async function until<T>(
   }
 }
 
+/** Ballots `round.node` are ordered by round, then node id (1.b is above 1.a). */
+function ballotAbove(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  const [ra, ...na] = a.split('.');
+  const [rb, ...nb] = b.split('.');
+  const d = Number(ra) - Number(rb);
+  return d > 0 || (d === 0 && na.join('.') > nb.join('.'));
+}
+
 t.teardown(() => {
   for (const c of children) c.kill('SIGKILL');
 });
@@ -176,7 +185,7 @@ t.test(
     const after = await until('a new distinguished proposer', async () => {
       const s = await status(rest);
       const l = s.find((n) => n.role === 'leader' && n.id !== leader.id);
-      return l && l.term > leader.term ? l : undefined;
+      return l && ballotAbove(l.paxos?.ballot, leader.paxos?.ballot) ? l : undefined;
     });
     t.not(after.id, leader.id, `new leader ${after.id} with ballot ${after.paxos?.ballot}`);
     const ackedAtFailover = acked.size;
