@@ -24,7 +24,7 @@ class Player extends Actor<Ball> {
   }
 }
 
-async function actorPingPong(messages: number): Promise<number> {
+export async function actorPingPong(messages: number): Promise<number> {
   const system = new ActorSystem({ nodeId: 'bench', logger: silentLogger, random: new Random(1) });
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
@@ -44,7 +44,7 @@ async function actorPingPong(messages: number): Promise<number> {
 }
 
 /** The same ping-pong with no runtime: two handlers and one array queue. */
-function barePingPong(messages: number): number {
+export function barePingPong(messages: number): number {
   const queue: { to: number; msg: Ball }[] = [];
   let done = false;
   const handler = (peer: number) => (m: Ball) => {

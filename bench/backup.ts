@@ -4,7 +4,11 @@
  * same run: copying the same bytes (the serialized state) into a file with SHA-256 hashing
  * and fsync, and reading them back with SHA-256. Also: the bytes an incremental stores after
  * changing 1% of the keys, against the changed data plus the manifest (target ≤ 1.1×), and
- * the backup agent's apply latency (p99) while a full backup is written vs idle.
+ * the backup agent's apply latency (p99) while a full backup is written vs idle, and the
+ * issue's cluster metric: the write p99 of an embedded 3-node KV cluster (Raft + KV state
+ * machine, 16 concurrent writers) while the agent, joined as a learner, writes a full
+ * backup, against the same cluster with the learner following and no backup running
+ * (`--cluster-keys=N` sizes the cluster's state, default 20,000 × 1 KB; 0 skips it).
  * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,11 +16,15 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pack } from 'msgpackr';
+import { startEmbeddedBackup } from '../actors/backup/embedded.js';
 import { Repository } from '../actors/backup/repository.js';
 import { restore } from '../actors/backup/restore.js';
 import { MapState } from '../actors/backup/state.js';
 import { TrackedState } from '../actors/backup/tracker.js';
 import { keyName } from '../actors/backup/workload.js';
+import { KvStateMachine } from '../actors/kv/state-machine.js';
+import type { KvOp, KvResult } from '../actors/kv/types.js';
+import { LocalCluster } from '../lib/cluster/local-cluster.js';
 import { type BenchMain, type Measurement, percentile, report, summarize } from './harness.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
@@ -221,6 +229,26 @@ export const main: BenchMain = async (argv) => {
     m.extra = { entries: lat.n };
     ms.push(m);
   }
+  const clusterKeys = Number(arg(argv, '--cluster-keys', '20000'));
+  if (clusterKeys > 0) {
+    const c = await clusterLatency(base, clusterKeys);
+    const m = summarize(
+      'cluster write p99 during a full backup (learner)',
+      'ms',
+      'lower',
+      c.during,
+      { name: 'write p99, learner following, no backup', runs: c.idle },
+      'within 20% (ratio ≥ 0.83)',
+    );
+    m.extra = {
+      keys: clusterKeys,
+      writesIdle: c.nIdle,
+      writesDuring: c.nDuring,
+      backupMs: c.backupMs,
+      noAgentP99: c.noAgent,
+    };
+    ms.push(m);
+  }
   return report('backup', ms, [
     `state: ${keys.toLocaleString('en-US')} keys × ${VALUE} B values (half random) = ${mb.toFixed(0)} MB serialized (--size ${sizeMb})`,
     'repository: deflate level 1, 1 MiB average chunks, no encryption; every chunk file fsynced, then its directory',
@@ -286,4 +314,89 @@ async function applyLatency(
     during: percentile(during, 99),
     n: (idle.length + during.length) * 100,
   };
+}
+
+/**
+ * Write latency of an embedded 3-node KV cluster: 16 writers putting 1 KB values, p99 per
+ * phase. Phases: no agent; the agent joined as a learner and following (no backup); a full
+ * backup being written (repeated until at least 2 s of writes are sampled). Returns one p99
+ * per repetition of the idle and during phases.
+ */
+async function clusterLatency(
+  base: string,
+  keys: number,
+): Promise<{
+  idle: number[];
+  during: number[];
+  noAgent: number;
+  nIdle: number;
+  nDuring: number;
+  backupMs: number;
+}> {
+  const cluster = new LocalCluster<KvOp, KvResult>({
+    nodes: ['a', 'b', 'c'],
+    seed: 1,
+    stateMachine: () => new KvStateMachine(),
+  });
+  const dir = path.join(base, 'cluster-repo');
+  try {
+    await cluster.start();
+    await cluster.waitForLeader(20_000);
+    const val = 'v'.repeat(1000);
+    let next = 0;
+    const load = async () => {
+      while (next < keys) {
+        const i = next++;
+        await cluster.propose({ t: 'put', key: keyName(i), value: val }, 30_000);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, load));
+    const writers = async (until: () => boolean): Promise<number[]> => {
+      const lat: number[] = [];
+      let k = 0;
+      const one = async () => {
+        while (!until()) {
+          const t0 = performance.now();
+          await cluster.propose({ t: 'put', key: keyName(k++ % keys), value: val }, 30_000);
+          lat.push(performance.now() - t0);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, one));
+      return lat.sort((a, b) => a - b);
+    };
+    const forMs = (ms: number) => {
+      const end = performance.now() + ms;
+      return () => performance.now() >= end;
+    };
+    const noAgent = percentile(await writers(forMs(2000)), 99);
+    const repo = await Repository.init(dir, { state: 'kv', clusterId: 'bench' });
+    const agent = await startEmbeddedBackup(cluster, repo);
+    await agent.live.catchUp(120_000);
+    const idle: number[] = [];
+    const during: number[] = [];
+    let nIdle = 0;
+    let nDuring = 0;
+    let backupMs = 0;
+    for (let r = 0; r < 3; r++) {
+      const li = await writers(forMs(2000));
+      idle.push(percentile(li, 99));
+      nIdle += li.length;
+      let done = false;
+      const t0 = performance.now();
+      const b = agent.live.backup('full').finally(() => {
+        done = true;
+        backupMs = performance.now() - t0;
+      });
+      const ld = await writers(() => done);
+      await b;
+      during.push(percentile(ld, 99));
+      nDuring += ld.length;
+    }
+    await agent.live.leave();
+    await agent.stop();
+    return { idle, during, noAgent, nIdle, nDuring, backupMs };
+  } finally {
+    await cluster.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -1,294 +1,240 @@
 /**
- * `npm run bench -- eventual [--repeats=N] [--seconds=S]`: the leaderless store on 5
- * in-process nodes (5 actor systems on the in-memory transport, real clock, msgpack on
- * every message), driven by a client node with 64 requests in flight:
+ * `npm run bench -- eventual [--runs=N] [--seconds=S] [--in-flight=K]`: the leaderless store on
+ * 5 in-process nodes (5 actor systems + a client system on the in-memory transport, real clock,
+ * msgpack on every message; actors/gossip/embedded.ts), driven through the KV client API
+ * (`LeaderlessKvClient`) with K requests in flight:
  *  - writes/s and reads/s at W=R=1 and W=R=quorum (N=3), random keys out of 10 000;
  *  - convergence time after a partition heals: 2+3 split, 1 000 W=1 writes on each side
- *    (sloppy quorum: hints), heal, wall time until every key range has equal Merkle roots
- *    on all its replicas and no hint is left.
- * The quorum numbers are reported with the W=R=1 numbers of the same run as baseline.
+ *    (sloppy quorum: hints), heal, time until every key range has equal Merkle roots on all its
+ *    replicas and no hint is left.
+ *
+ * Robust to a loaded machine: every run measures, back to back, a **baseline** — the same K
+ * asks in flight to a trivial echo actor on the replica nodes, through the same transport and
+ * codec — and then each workload, so a ratio to the baseline compares numbers taken under the
+ * same load. Runs are repeated (median, min, max), and each measurement is also given per CPU
+ * second of this process (`process.cpuUsage`), which other processes' load disturbs much less
+ * than wall time. The load average before and after is recorded.
  */
-
-import type { GetResult, Quorum, WriteResult } from '../actors/gossip/messages.js';
-import {
-  GossipReplica,
-  type InspectResult,
-  type ReplicaMessage,
-} from '../actors/gossip/replica.js';
-import { MemoryKeyStore } from '../actors/gossip/store.js';
-import type { Replies } from '../lib/actor.js';
-import { ActorSystem } from '../lib/actor-system.js';
+import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { type EventualCluster, startEventualCluster } from '../actors/gossip/embedded.js';
+import { Actor, type Replies } from '../lib/actor.js';
 import { SystemClock } from '../lib/clock.js';
-import { silentLogger } from '../lib/logger.js';
+import type { LeaderlessKvClient } from '../lib/kv-client/leaderless.js';
+import type { KvResponse } from '../lib/kv-client/response.js';
 import { Random } from '../lib/random.js';
-import { MemoryNetwork } from '../transports/memory/memory-network.js';
-import { type BenchMain, report, summarize } from './harness.js';
+import { type BenchMain, type Measurement, report, summarize } from './harness.js';
 
 const NODES = ['a', 'b', 'c', 'd', 'e'];
+const LEFT = ['a', 'b'];
+const RIGHT = ['c', 'd', 'e'];
 const KEYS = 10_000;
-const IN_FLIGHT = 64;
 
-interface Cluster {
-  systems: Map<string, ActorSystem>;
-  client: ActorSystem;
-  network: MemoryNetwork;
-  shutdown(): Promise<void>;
+function opt(argv: string[], name: string, fallback: number): number {
+  const a = argv.find((x) => x.startsWith(`--${name}=`));
+  const v = a === undefined ? fallback : Number(a.slice(name.length + 3));
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
+  return v;
 }
 
-async function startCluster(seed: number): Promise<Cluster> {
-  const clock = new SystemClock();
-  const random = new Random(seed);
-  const network = new MemoryNetwork({ clock, random: random.fork() });
-  const systems = new Map<string, ActorSystem>();
-  for (const id of [...NODES, 'cl']) {
-    const system = new ActorSystem({
-      nodeId: id,
-      clock,
-      random: random.fork(),
-      transport: network.connect(id, clock),
-      logger: silentLogger,
-    });
-    systems.set(id, system);
-    if (id === 'cl') continue;
-    system.spawn(
-      'gossip',
-      new GossipReplica({
-        store: new MemoryKeyStore(),
-        seeds: id === 'a' ? [] : ['a'],
-        n: 3,
-        antiEntropyIntervalMs: 200,
-        hintIntervalMs: 100,
-        requestTimeoutMs: 2000,
-        swim: { periodMs: 200, pingTimeoutMs: 50 },
-      }),
-    );
+type EchoMsg = { readonly type: 'echo'; readonly n: number } & Replies<number>;
+class Echo extends Actor<EchoMsg> {
+  receive(msg: EchoMsg): void {
+    this.ctx.reply(msg, msg.n);
   }
-  const client = systems.get('cl') as ActorSystem;
-  systems.delete('cl');
-  // wait until every replica is ready and sees all five members
-  for (;;) {
-    const snaps = await Promise.all(
-      NODES.map((n) =>
-        client
-          .ask(
-            `${n}/gossip`,
-            { type: 'replica-snapshot' } as ReplicaMessage & Replies<unknown>,
-            1000,
-          )
-          .catch(() => undefined),
-      ),
-    );
-    const ok = snaps.every((s) => {
-      const snap = s as { ready: boolean; members: { state: string }[] } | undefined;
-      return (
-        snap?.ready && snap.members.length === 5 && snap.members.every((m) => m.state === 'alive')
-      );
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    systems,
-    client,
-    network,
-    async shutdown() {
-      for (const s of systems.values()) await s.shutdown();
-      await client.shutdown();
-    },
-  };
 }
 
-/** Runs `op` with IN_FLIGHT concurrent requests for `seconds`; returns completed ops/s. */
+interface Rate {
+  /** Completed operations per wall-clock second. */
+  wall: number;
+  /** Completed operations per CPU second of this process. */
+  cpu: number;
+  errors: number;
+}
+
+/** Runs `op` with `inFlight` concurrent loops for `seconds`. */
 async function drive(
   seconds: number,
-  op: (i: number) => Promise<unknown>,
-): Promise<{ rate: number; errors: number }> {
-  const end = performance.now() + seconds * 1000;
+  inFlight: number,
+  op: (i: number) => Promise<boolean>,
+): Promise<Rate> {
+  const start = performance.now();
+  const cpu0 = process.cpuUsage();
+  const end = start + seconds * 1000;
   let done = 0;
   let errors = 0;
   let i = 0;
-  const start = performance.now();
   const worker = async () => {
     while (performance.now() < end) {
-      try {
-        await op(i++);
-        done++;
-      } catch {
-        errors++;
-      }
+      if (await op(i++)) done++;
+      else errors++;
     }
   };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  return { rate: done / ((performance.now() - start) / 1000), errors };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const wallS = (performance.now() - start) / 1000;
+  const c = process.cpuUsage(cpu0);
+  const cpuS = (c.user + c.system) / 1e6;
+  return { wall: done / wallS, cpu: done / Math.max(cpuS, 1e-6), errors };
 }
 
-async function throughput(
-  c: Cluster,
-  q: Quorum,
-  seconds: number,
-  rnd: Random,
-): Promise<{ writes: number; reads: number; errors: number }> {
-  const write = (i: number) =>
-    c.client.ask(
-      `${NODES[i % 5]}/gossip`,
-      {
-        type: 'kv-write',
-        key: `k${rnd.int(KEYS)}`,
-        op: { op: 'put', value: i },
-        w: q,
-      } as ReplicaMessage & Replies<WriteResult>,
-      5000,
-    );
-  const read = (i: number) =>
-    c.client.ask(
-      `${NODES[i % 5]}/gossip`,
-      { type: 'kv-get', key: `k${rnd.int(KEYS)}`, r: q } as ReplicaMessage & Replies<GetResult>,
-      5000,
-    );
-  const w = await drive(seconds, write);
-  const r = await drive(seconds, read);
-  return { writes: w.rate, reads: r.rate, errors: w.errors + r.errors };
-}
+const okay = (r: KvResponse<unknown>) => r.outcome === 'ok';
 
-async function divergence(c: Cluster): Promise<number> {
-  const res = await Promise.all(
-    NODES.map((n) =>
-      c.client
-        .ask(
-          `${n}/gossip`,
-          { type: 'replica-inspect' } as ReplicaMessage & Replies<InspectResult>,
-          1000,
-        )
-        .catch(() => undefined),
-    ),
-  );
-  if (res.some((r) => r === undefined)) return Number.POSITIVE_INFINITY;
-  const rings = new Set(res.map((r) => r?.ring));
-  if (rings.size !== 1) return Number.POSITIVE_INFINITY;
-  const roots = new Map<number, Set<string>>();
-  let d = 0;
-  for (const r of res as InspectResult[]) {
-    d += r.hints;
-    for (const [seg, root] of r.roots) {
-      const s = roots.get(seg) ?? new Set<string>();
-      s.add(root);
-      roots.set(seg, s);
-    }
+async function waitUntil(
+  clock: SystemClock,
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const end = clock.now() + timeoutMs;
+  while (!(await probe())) {
+    if (clock.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((r) => clock.setTimer(20, r));
   }
-  for (const s of roots.values()) d += s.size - 1;
-  return d;
 }
 
-async function convergenceAfterHeal(
-  c: Cluster,
+async function convergence(
+  c: EventualCluster,
+  clock: SystemClock,
+  kv: LeaderlessKvClient,
   rnd: Random,
+  run: number,
 ): Promise<{ ms: number; writes: number }> {
-  const sideA = ['a', 'b'];
-  const sideB = ['c', 'd', 'e'];
-  c.network.partition([[...sideA, 'cl'], [...sideB, 'cl'].filter((x) => x !== 'cl')]);
-  // let failure detection mark the other side dead, so writes go to fallbacks with hints
-  await new Promise((r) => setTimeout(r, 1500));
+  c.split(LEFT, RIGHT);
+  // failure detection marks the other side dead, so writes go to stand-ins with hints
+  await waitUntil(clock, 'the split to be detected', async () => {
+    const s = await c.snapshot('a');
+    return s?.members.filter((m) => RIGHT.includes(m.id) && m.state === 'dead').length === 3;
+  });
   let writes = 0;
-  const ops: Promise<unknown>[] = [];
-  for (let i = 0; i < 1000; i++) {
-    ops.push(
-      c.client
-        .ask(
-          `${sideA[i % 2]}/gossip`,
-          {
-            type: 'kv-write',
-            key: `p${rnd.int(KEYS)}`,
-            op: { op: 'put', value: i },
-            w: 'one',
-          } as ReplicaMessage & Replies<WriteResult>,
-          5000,
-        )
-        .then(
-          () => writes++,
-          () => {},
-        ),
-    );
+  for (const side of [LEFT, RIGHT]) {
+    const ops: Promise<unknown>[] = [];
+    for (let i = 0; i < 1000; i++)
+      ops.push(
+        kv
+          .put(`p${run}.${rnd.int(KEYS)}`, `v${i}`, { w: 'one', node: side[i % side.length] })
+          .then((r) => {
+            if (r.outcome === 'ok') writes++;
+          }),
+      );
+    await Promise.all(ops);
   }
-  await Promise.all(ops);
-  // then the client moves to side B (the partition stays) and writes there too
-  c.network.heal();
-  c.network.partition([sideA, [...sideB, 'cl']]);
-  const opsB: Promise<unknown>[] = [];
-  for (let i = 0; i < 1000; i++) {
-    opsB.push(
-      c.client
-        .ask(
-          `${sideB[i % 3]}/gossip`,
-          {
-            type: 'kv-write',
-            key: `p${rnd.int(KEYS)}`,
-            op: { op: 'put', value: -i },
-            w: 'one',
-          } as ReplicaMessage & Replies<WriteResult>,
-          5000,
-        )
-        .then(
-          () => writes++,
-          () => {},
-        ),
-    );
-  }
-  await Promise.all(opsB);
-  const healedAt = performance.now();
-  c.network.heal();
-  for (;;) {
-    if ((await divergence(c)) === 0) break;
-    if (performance.now() - healedAt > 60_000) throw new Error('no convergence within 60 s');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return { ms: performance.now() - healedAt, writes };
+  const healedAt = clock.now();
+  c.heal();
+  await waitUntil(clock, 'convergence', async () => (await c.divergence()) === 0);
+  const ms = clock.now() - healedAt;
+  await c.ready(); // every member alive again before the next run
+  return { ms, writes };
 }
 
 export const main: BenchMain = async (argv) => {
-  const repeats = Number(argv.find((a) => a.startsWith('--repeats='))?.split('=')[1] ?? 3);
-  const seconds = Number(argv.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? 2);
+  const runs = opt(argv, 'runs', 5);
+  const seconds = opt(argv, 'seconds', 1.5);
+  const inFlight = opt(argv, 'in-flight', 64);
+  const uptimeBefore = uptime();
+  const loadBefore = loadavg();
+  const clock = new SystemClock();
+  const c = await startEventualCluster({
+    clock,
+    seed: 100,
+    nodes: NODES,
+    replica: {
+      n: 3,
+      antiEntropyIntervalMs: 200,
+      hintIntervalMs: 100,
+      requestTimeoutMs: 2000,
+      swim: { periodMs: 200, pingTimeoutMs: 50 },
+    },
+  });
+  await c.ready();
+  for (const n of NODES) c.systems.get(n)?.spawn('echo', new Echo());
+  const kv = c.client({ timeoutMs: 5000, attemptTimeoutMs: 5000 });
   const rnd = new Random(42);
-  const w1: number[] = [];
-  const r1: number[] = [];
-  const wq: number[] = [];
-  const rq: number[] = [];
+  const echo = (i: number) =>
+    c.clientSystem.ask(`${NODES[i % 5]}/echo`, { type: 'echo', n: i } as EchoMsg, 5000).then(
+      () => true,
+      () => false,
+    );
+  const put = (w: 'one' | 'quorum') => (i: number) =>
+    kv.put(`k${rnd.int(KEYS)}`, `v${i}`, { w, node: NODES[i % 5] }).then(okay);
+  const get = (r: 'one' | 'quorum') => (i: number) =>
+    kv.get(`k${rnd.int(KEYS)}`, { r, node: NODES[i % 5] }).then(okay);
+  const series = {
+    echo: [] as Rate[],
+    w1: [] as Rate[],
+    r1: [] as Rate[],
+    wq: [] as Rate[],
+    rq: [] as Rate[],
+  };
   const conv: number[] = [];
-  let errors = 0;
   let partitionWrites = 0;
-  for (let i = 0; i < repeats; i++) {
-    const c = await startCluster(100 + i);
-    await throughput(c, 'one', 0.5, rnd); // warm-up
-    const one = await throughput(c, 'one', seconds, rnd);
-    const quorum = await throughput(c, 'quorum', seconds, rnd);
-    w1.push(one.writes);
-    r1.push(one.reads);
-    wq.push(quorum.writes);
-    rq.push(quorum.reads);
-    errors += one.errors + quorum.errors;
-    const cv = await convergenceAfterHeal(c, rnd);
+  await drive(0.5, inFlight, put('one')); // warm-up (JIT, key space)
+  await drive(0.3, inFlight, echo);
+  for (let r = 0; r < runs; r++) {
+    series.echo.push(await drive(seconds, inFlight, echo));
+    series.w1.push(await drive(seconds, inFlight, put('one')));
+    series.r1.push(await drive(seconds, inFlight, get('one')));
+    series.wq.push(await drive(seconds, inFlight, put('quorum')));
+    series.rq.push(await drive(seconds, inFlight, get('quorum')));
+    const cv = await convergence(c, clock, kv, rnd, r);
     conv.push(cv.ms);
     partitionWrites += cv.writes;
-    await c.shutdown();
   }
-  return report(
-    'eventual',
-    [
-      summarize('writes/s, W=1 (N=3, 5 nodes)', 'ops/s', 'higher', w1),
-      summarize('reads/s, R=1 (N=3, 5 nodes)', 'ops/s', 'higher', r1),
-      summarize('writes/s, W=quorum', 'ops/s', 'higher', wq, { name: 'writes/s, W=1', runs: w1 }),
-      summarize('reads/s, R=quorum', 'ops/s', 'higher', rq, { name: 'reads/s, R=1', runs: r1 }),
-      summarize(
-        'convergence after partition heal (2k W=1 writes during a 2+3 split)',
-        'ms',
-        'lower',
-        conv,
-      ),
-    ],
-    [
-      `${IN_FLIGHT} requests in flight from a client node, random keys out of ${KEYS}, ${seconds} s per measurement, ${repeats} runs (a fresh cluster each)`,
-      `every message msgpack-encoded through the in-memory transport; stores in memory (MemoryKeyStore)`,
-      `SWIM period 200 ms, anti-entropy every 200 ms, hint delivery every 100 ms; ${errors} failed requests; ${partitionWrites} partition writes acknowledged`,
-      'taken on a loaded machine shared with other engineers (2 cores): treat absolute numbers as a lower bound',
-    ],
-  );
+  await c.stop();
+  const loadAfter = loadavg();
+  const uptimeAfter = uptime();
+  const wall = (s: Rate[]) => s.map((x) => x.wall);
+  const cpu = (s: Rate[]) => s.map((x) => x.cpu);
+  const errors = Object.values(series)
+    .flat()
+    .reduce((a, x) => a + x.errors, 0);
+  const base = { name: 'echo asks/s (same transport)', runs: wall(series.echo) };
+  const baseCpu = { name: 'echo asks per CPU-s', runs: cpu(series.echo) };
+  const ms: Measurement[] = [
+    summarize(
+      'echo asks/s: baseline (5 nodes, same transport + codec)',
+      'ops/s',
+      'higher',
+      wall(series.echo),
+    ),
+    summarize('writes/s, W=1 (N=3, 5 nodes)', 'ops/s', 'higher', wall(series.w1), base),
+    summarize('reads/s, R=1', 'ops/s', 'higher', wall(series.r1), base),
+    summarize('writes/s, W=quorum', 'ops/s', 'higher', wall(series.wq), base),
+    summarize('reads/s, R=quorum', 'ops/s', 'higher', wall(series.rq), base),
+    summarize('writes/s, W=quorum vs W=1', 'ops/s', 'higher', wall(series.wq), {
+      name: 'writes/s, W=1',
+      runs: wall(series.w1),
+    }),
+    summarize('reads/s, R=quorum vs R=1', 'ops/s', 'higher', wall(series.rq), {
+      name: 'reads/s, R=1',
+      runs: wall(series.r1),
+    }),
+    summarize('echo asks per CPU-second: baseline', 'ops/cpu-s', 'higher', cpu(series.echo)),
+    summarize('writes per CPU-second, W=1', 'ops/cpu-s', 'higher', cpu(series.w1), baseCpu),
+    summarize('reads per CPU-second, R=1', 'ops/cpu-s', 'higher', cpu(series.r1), baseCpu),
+    summarize('writes per CPU-second, W=quorum', 'ops/cpu-s', 'higher', cpu(series.wq), baseCpu),
+    summarize('reads per CPU-second, R=quorum', 'ops/cpu-s', 'higher', cpu(series.rq), baseCpu),
+    summarize(
+      'convergence after partition heal (2k W=1 writes during a 2+3 split)',
+      'ms',
+      'lower',
+      conv,
+    ),
+  ];
+  const fmt = (l: number[]) => l.map((x) => x.toFixed(2)).join(', ');
+  return report('eventual', ms, [
+    `5 replica nodes + 1 client system in one process (in-memory transport, msgpack on every message), MemoryKeyStore, N=3; through LeaderlessKvClient; ${inFlight} requests in flight, random keys out of ${KEYS}, ${seconds} s per measurement, ${runs} runs, each run = baseline then the four workloads back to back, then a partition/heal`,
+    'baseline: the same number of asks in flight to an echo actor on the replica nodes (same transport, codec and client system); ratios compare numbers taken under the same load',
+    `SWIM period 200 ms, anti-entropy every 200 ms, hint delivery every 100 ms; ${errors} failed requests; ${partitionWrites} partition writes acknowledged`,
+    `load average (1, 5, 15 min) before: ${fmt(loadBefore)}; after: ${fmt(loadAfter)} (2 cores shared with other engineers)`,
+    `uptime before: ${uptimeBefore}`,
+    `uptime after: ${uptimeAfter}`,
+  ]);
 };
+
+function uptime(): string {
+  try {
+    return execFileSync('uptime', { encoding: 'utf8' }).trim();
+  } catch {
+    return `(uptime unavailable) loadavg ${loadavg().join(', ')}`;
+  }
+}

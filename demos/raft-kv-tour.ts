@@ -2,11 +2,21 @@
  * The `synod demo` tour: a 3-node Raft cluster with the key-value state machine, in one
  * process, on the real clock, with the dashboard. It elects a leader, replicates writes,
  * kills the leader, re-elects, brings the old leader back and shows it caught up, then
- * takes a snapshot backup and restores it into a fresh node. Every step prints what
+ * lets the backup agent join as a learner, take a full and an incremental backup while the
+ * data changes, and restores both points from the repository. Every step prints what
  * happened and what was measured.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedBackup } from '../actors/backup/embedded.js';
+import { type KvKeyedState, kvNodeImage } from '../actors/backup/kv-state.js';
+import { Repository } from '../actors/backup/repository.js';
+import { restore } from '../actors/backup/restore.js';
+import { KV_KIND } from '../actors/backup/state-kind.js';
 import { KvStateMachine } from '../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../actors/kv/types.js';
+import { SessionStateMachine } from '../actors/raft/session-state-machine.js';
 import type { Clock } from '../lib/clock.js';
 import { LocalCluster } from '../lib/cluster/local-cluster.js';
 import { DashboardServer } from '../lib/dashboard/server.js';
@@ -158,16 +168,8 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       `${first} rejoined as ${cluster.raft(first)?.status().role}, caught up to index ${commit}, and has after-failover=${back}`,
     );
 
-    step('Back up the state and restore it into a fresh node');
-    const leaderSm = machines.get(second);
-    if (!leaderSm) throw new Error('no state machine on the leader');
-    const image = leaderSm.snapshot();
-    const restored = new KvStateMachine();
-    restored.restore(image);
-    const keys = restored.range({ start: '' }).count;
-    say(
-      `snapshot of ${image.byteLength} bytes at revision ${leaderSm.revision} restored: ${keys} keys, city=${restored.get('city')?.value}`,
-    );
+    step('Back up the cluster with the backup agent and restore it');
+    written += await backupStep(cluster, say);
 
     print(`\nTour complete: ${written} writes, failover ${failoverMs} ms.`);
     if (options.onReady) await options.onReady(cluster, url);
@@ -175,5 +177,67 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
   } finally {
     await dashboard?.stop();
     await cluster.shutdown();
+  }
+}
+
+/**
+ * The backup step (owned by the backup agent, docs/backup.md): the agent joins as a learner,
+ * takes a full backup, the data changes, it takes an incremental one and leaves; both points
+ * are restored from the repository, the latest one through the image a node starts from.
+ * Returns the number of writes it made.
+ */
+async function backupStep(
+  cluster: LocalCluster<KvOp, KvResult>,
+  say: (line: string) => void,
+): Promise<number> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-demo-backup-'));
+  try {
+    const repo = await Repository.init(dir, { state: 'kv', clusterId: 'synod-demo' });
+    const agent = await startEmbeddedBackup(cluster, repo);
+    let full: Awaited<ReturnType<typeof agent.live.backup>>;
+    let incr: Awaited<ReturnType<typeof agent.live.backup>>;
+    try {
+      const leader = cluster.leader() as string;
+      say(
+        `backup agent joined as a learner: it receives the committed log but does not vote (voters: ${cluster.raft(leader)?.status().membership.voters.join(', ')})`,
+      );
+      await agent.live.catchUp(10_000);
+      full = await agent.live.backup('full');
+      say(
+        `full backup ${full.id} at log index ${full.index}: ${full.chunks} chunk(s), ${full.bytes} bytes, written while the cluster kept running`,
+      );
+      await cluster.propose({ t: 'put', key: 'city', value: 'Porto' });
+      await cluster.propose({ t: 'del', key: 'color' });
+      say('changed city=Porto and deleted color on the live cluster');
+      await agent.live.catchUp(10_000);
+      incr = await agent.live.backup('incr');
+      say(
+        `incremental backup ${incr.id} at index ${incr.index}: ${incr.records} records (only what changed since ${incr.parent})`,
+      );
+      await agent.live.leave();
+      say('the agent archived the log it received and left the configuration');
+    } finally {
+      await agent.stop();
+    }
+    const show = (kv: KvStateMachine) =>
+      `${kv.range({ start: '' }).count} keys, city=${kv.get('city')?.value ?? '(none)'}, color=${kv.get('color')?.value ?? '(deleted)'}`;
+    const atFull = await restore(
+      repo,
+      { kind: 'backup', id: full.id },
+      { factory: KV_KIND.factory },
+    );
+    say(
+      `restored ${full.id} (index ${atFull.index}): ${show((atFull.state.inner as KvKeyedState).machine)}`,
+    );
+    const latest = await restore(repo, { kind: 'latest' }, { factory: KV_KIND.factory });
+    // The latest state through the snapshot image a `synod node` data directory holds.
+    const node = new KvStateMachine();
+    new SessionStateMachine(node).restore(kvNodeImage(latest.state, latest.index));
+    say(
+      `restored latest (index ${latest.index}, digest ${latest.digest.slice(0, 12)}… checked) into a fresh node's state machine: ${show(node)}`,
+    );
+    return 2;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

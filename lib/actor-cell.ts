@@ -68,6 +68,13 @@ export class ActorCell<M extends Message = Message, S = unknown> {
   private current = false;
   private currentFrom: string | undefined;
   private restarts: number[] = [];
+  /**
+   * The local cell this actor last sent to, and its address: a repeated send to the same
+   * actor skips the registry lookup. Valid while that cell is not stopped (a stopped cell
+   * never runs again; a new actor at the same address is a new cell, found by lookup).
+   */
+  private lastTo: string | undefined;
+  private lastTarget: AnyCell | undefined;
   private readonly context: ActorContext<M, S>;
 
   constructor(
@@ -134,7 +141,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
       );
       return false;
     }
-    if (!bypassCapacity && this.mailbox.length >= this.capacity) {
+    if (!bypassCapacity && this.mailbox.count >= this.capacity) {
       this.system.rejected(
         this.address,
         from,
@@ -166,8 +173,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
         this.process(msg, mailbox.from, mailbox.corr, mailbox.replyNode);
       else this.process(msg, mailbox.from, undefined, undefined);
     }
-    if (this.state === 'running' && !this.busy && this.mailbox.length > 0)
-      this.system.makeReady(this);
+    if (mailbox.count > 0 && this.state === 'running' && !this.busy) this.system.makeReady(this);
     return n;
   }
 
@@ -208,6 +214,18 @@ export class ActorCell<M extends Message = Message, S = unknown> {
     }
     this.current = false;
     if (this.stopRequested) this.stop('stopped');
+  }
+
+  /** `ctx.send`: a tell from this actor. */
+  private sendFrom(to: string, msg: Message): boolean {
+    let target = this.lastTarget;
+    if (target === undefined || this.lastTo !== to || target.state === 'stopped') {
+      target = this.system.localCell(to);
+      if (target === undefined) return this.system.sendNotRegistered(to, msg, this.address);
+      this.lastTo = to;
+      this.lastTarget = target;
+    }
+    return this.system.sendToCell(target, msg, this.address);
   }
 
   private afterAsync(): void {
@@ -456,7 +474,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
         return cell.current ? cell.currentFrom : undefined;
       },
       timers,
-      send: (to, msg) => system.send(to, msg, cell.address),
+      send: (to, msg) => cell.sendFrom(to, msg),
       reply: <R>(msg: Replies<R>, value: R) => {
         const info = cell.replyInfo.get(msg as object);
         if (!info) {

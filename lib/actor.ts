@@ -132,18 +132,29 @@ export interface ActorContext<M extends Message, S> {
   stopSelf(): void;
 }
 
-export abstract class Actor<M extends Message, S = undefined> {
-  private context: ActorContext<M, S> | undefined;
+function notStarted(): never {
+  throw new Error('actor context is not available before the actor starts');
+}
 
-  /** The actor's context; available from `preStart` on. */
-  protected get ctx(): ActorContext<M, S> {
-    if (!this.context) throw new Error('actor context is not available before the actor starts');
-    return this.context;
-  }
+/**
+ * The context an actor holds before the runtime attaches the real one: every member
+ * throws, so using `ctx` in a constructor fails with a clear error.
+ */
+const detachedContext: ActorContext<never, never> = new Proxy({} as ActorContext<never, never>, {
+  get: notStarted,
+  has: notStarted,
+});
+
+export abstract class Actor<M extends Message, S = undefined> {
+  /**
+   * The actor's context; available from `preStart` on (before that, any use of it throws).
+   * A plain field rather than a getter: it is read on every message an actor sends.
+   */
+  protected ctx: ActorContext<M, S> = detachedContext as unknown as ActorContext<M, S>;
 
   /** @internal Set by the runtime before `preStart`. */
   attach(context: ActorContext<M, S>): void {
-    this.context = context;
+    this.ctx = context;
   }
 
   /** The first snapshot published on `state$`. */

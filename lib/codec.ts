@@ -50,41 +50,109 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
 /**
  * Throws `CodecError` when `value` holds something msgpack would not carry faithfully
  * across a wire: functions, symbols, Maps, Sets or class instances (they would arrive as
- * something else). Plain objects, arrays, strings, numbers, booleans, null, undefined,
- * bigint, Date and Uint8Array are fine. The in-memory transport checks every message with
- * it, so such a message fails in the first simulation test rather than on a real network.
+ * something else), a bigint outside 64 bits, or nesting deeper than 64 levels. Plain
+ * objects, arrays, strings, numbers, booleans, null, undefined, bigint, Date and Uint8Array
+ * are fine. The in-memory transport checks every message with it, so such a message fails in
+ * the first simulation test rather than on a real network.
  */
 export function assertWireSafe(value: unknown, path = 'message', depth = 0): void {
-  if (depth > 64)
-    throw new CodecError('SYNOD_ERR_ENCODE', `${path} is nested more than 64 levels deep`);
+  // One allocation-free pass; the path of the offending value is only built on failure.
+  if (sizeOf(value, depth) < 0) describeProblem(value, path, depth);
+}
+
+/**
+ * Checks `value` like `assertWireSafe` and returns an upper bound of its msgpack size in
+ * bytes (as a map or as a record, whichever the encoder picks), in the same single pass.
+ * Transports use it to bound queues and frames before encoding.
+ */
+export function wireSize(value: unknown): number {
+  const n = sizeOf(value, 0);
+  if (n < 0) describeProblem(value, 'message', 0);
+  return n;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/** Upper bound of the encoded size, or -1 when the value cannot cross a wire. */
+function sizeOf(value: unknown, depth: number): number {
+  if (depth > 64) return -1;
   switch (typeof value) {
     case 'string':
+      // UTF-8 is at most 3 bytes per UTF-16 unit; long strings are measured exactly.
+      return value.length < 32 ? value.length * 3 + 2 : Buffer.byteLength(value, 'utf8') + 5;
     case 'number':
+      return 9;
     case 'boolean':
+      return 1;
     case 'undefined':
+      return 3;
     case 'bigint':
-      return;
+      return value >= INT64_MIN && value <= UINT64_MAX ? 9 : -1;
     case 'function':
     case 'symbol':
-      throw new CodecError(
-        'SYNOD_ERR_ENCODE',
-        `${path} is a ${typeof value}, which cannot cross a wire`,
-      );
+      return -1;
   }
-  if (value === null || value instanceof Uint8Array || value instanceof Date) return;
+  if (value === null) return 1;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) assertWireSafe(value[i], `${path}[${i}]`, depth + 1);
-    return;
+    let n = 5;
+    for (let i = 0; i < value.length; i++) {
+      const e = sizeOf(value[i], depth + 1);
+      if (e < 0) return -1;
+      n += e;
+    }
+    return n;
   }
+  if (value instanceof Uint8Array) return value.length + 5;
+  if (value instanceof Date) return 15;
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    const name = (value as object).constructor?.name ?? 'object';
-    throw new CodecError(
-      'SYNOD_ERR_ENCODE',
-      `${path} is a ${name}; send plain objects and arrays (it would not survive msgpack)`,
-    );
+  if (proto !== Object.prototype && proto !== null) return -1;
+  // A map header, or a record reference plus (the first time) its definition: at most 8.
+  let n = 8;
+  // for-in sees only own keys here: the prototype is Object.prototype or null (an
+  // enumerable key added to Object.prototype would only make the bound larger)
+  for (const key in value as object) {
+    const v = sizeOf((value as Record<string, unknown>)[key], depth + 1);
+    if (v < 0) return -1;
+    n += v + (key.length < 32 ? key.length * 3 + 2 : Buffer.byteLength(key, 'utf8') + 5);
   }
-  for (const key of Object.keys(value as object)) {
-    assertWireSafe((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
+  return n;
+}
+
+/** Throws the `CodecError` naming the first value (by path) that cannot cross a wire. */
+function describeProblem(value: unknown, path: string, depth: number): never {
+  const fail = (message: string): never => {
+    throw new CodecError('SYNOD_ERR_ENCODE', message);
+  };
+  if (depth > 64) fail(`${path} is nested more than 64 levels deep`);
+  switch (typeof value) {
+    case 'function':
+    case 'symbol':
+      fail(`${path} is a ${typeof value}, which cannot cross a wire`);
+      break;
+    case 'bigint':
+      fail(`${path} is a bigint outside 64 bits, which msgpack cannot carry`);
+      break;
+    case 'object': {
+      if (value === null || value instanceof Uint8Array || value instanceof Date) break;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (sizeOf(value[i], depth + 1) < 0)
+            describeProblem(value[i], `${path}[${i}]`, depth + 1);
+        }
+        break;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        const name = (value as object).constructor?.name ?? 'object';
+        fail(`${path} is a ${name}; send plain objects and arrays (it would not survive msgpack)`);
+      }
+      for (const key of Object.keys(value as object)) {
+        const v = (value as Record<string, unknown>)[key];
+        if (sizeOf(v, depth + 1) < 0) describeProblem(v, `${path}.${key}`, depth + 1);
+      }
+      break;
+    }
   }
+  return fail(`${path} cannot cross a wire`);
 }

@@ -11,7 +11,8 @@ export class Mailbox {
   private corrs: (string | undefined)[];
   private replyNodes: (string | undefined)[];
   private head = 0;
-  private count = 0;
+  /** @internal Number of queued messages (a field, not a getter, for the hot path). */
+  count = 0;
   private mask: number;
 
   /** Sender of the message last returned by `shift`. */
@@ -43,8 +44,12 @@ export class Mailbox {
     const i = (this.head + this.count) & this.mask;
     this.msgs[i] = msg;
     this.froms[i] = from;
-    this.corrs[i] = corr;
-    this.replyNodes[i] = replyNode;
+    // A reply node only matters for an ask; a tell leaves both ask slots empty (they are
+    // cleared on shift), so the common case writes and reads two arrays, not four.
+    if (corr !== undefined) {
+      this.corrs[i] = corr;
+      this.replyNodes[i] = replyNode;
+    }
     this.count++;
   }
 
@@ -53,13 +58,16 @@ export class Mailbox {
     if (this.count === 0) return undefined;
     const i = this.head;
     const msg = this.msgs[i];
+    const corr = this.corrs[i];
     this.from = this.froms[i];
-    this.corr = this.corrs[i];
-    this.replyNode = this.replyNodes[i];
+    this.corr = corr;
     this.msgs[i] = undefined;
     this.froms[i] = undefined;
-    this.corrs[i] = undefined;
-    this.replyNodes[i] = undefined;
+    if (corr !== undefined) {
+      this.replyNode = this.replyNodes[i];
+      this.corrs[i] = undefined;
+      this.replyNodes[i] = undefined;
+    } else this.replyNode = undefined;
     this.head = (i + 1) & this.mask;
     this.count--;
     return msg;

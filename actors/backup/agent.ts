@@ -65,6 +65,11 @@ export interface BackupAgentOptions<Op> {
   readonly schedule?: SchedulePolicy;
   /** Progress of backups the agent writes. */
   readonly progress?: ProgressFn;
+  /**
+   * Reads a node snapshot image into the agent's entries (state-kind.ts): lets the agent
+   * resynchronise when its source installs a snapshot (`reset`) instead of stalling.
+   */
+  readonly fromSnapshotImage?: (image: Uint8Array) => Iterable<readonly [string, Uint8Array]>;
 }
 
 export interface BackupSummary {
@@ -101,6 +106,17 @@ export type BackupAgentMsg<Op = unknown> =
   | { readonly type: 'applied'; readonly entry: AppliedEntry<Op>; readonly time?: number }
   /** The source's applied index: a step without an `applied` entry is an entry without a command. */
   | { readonly type: 'applied-index'; readonly index: number; readonly time?: number }
+  /**
+   * The source installed a snapshot at `index` (the log before it is gone): the agent takes
+   * the snapshot's state if it is ahead, archives nothing for the skipped entries.
+   */
+  | {
+      readonly type: 'reset';
+      readonly index: number;
+      readonly term: number;
+      readonly image: Uint8Array;
+      readonly time?: number;
+    }
   | ({ readonly type: 'backup'; readonly kind: BackupType } & Replies<BackupSummary>)
   | ({ readonly type: 'flush' } & Replies<number>)
   | ({
@@ -293,6 +309,9 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       case 'applied-index':
         this.onAppliedIndex(msg.index, msg.time ?? this.ctx.clock.wallNow());
         break;
+      case 'reset':
+        this.onReset(msg.index, msg.term, msg.image, msg.time ?? this.ctx.clock.wallNow());
+        break;
       case 'archive-tick':
         void this.flush().catch(() => undefined);
         break;
@@ -351,6 +370,69 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     this.tracked.skip(meta);
     this.buffer.push({ ...meta, data: new Uint8Array(0) });
     this.publish();
+  }
+
+  /**
+   * The source installed a snapshot. Behind or at the agent's index it changes nothing
+   * (the entries after it are ignored as duplicates up to the agent's index). Ahead of it,
+   * the agent takes the snapshot's state: what is buffered is archived as its own segment,
+   * the archive has a gap up to `index` (no point-in-time restore inside it), and the next
+   * diff/incr learns the keys changed since its parent by comparing states.
+   */
+  private onReset(index: number, term: number, image: Uint8Array, time: number): void {
+    if (index <= this.tracked.index) {
+      this.ctx.emit({ type: 'reset-ignored', index, at: this.tracked.index });
+      return;
+    }
+    const from = this.tracked.index;
+    if (!this.opts.fromSnapshotImage) {
+      this.stall(from + 1, index);
+      return;
+    }
+    let state: SessionState<Op>;
+    try {
+      state = new SessionState(this.opts.factory());
+      state.load(this.opts.fromSnapshotImage(image));
+    } catch (err) {
+      this.ctx.log.log('error', 'backup agent: the snapshot the source installed is unreadable', {
+        error: (err as Error).message,
+      });
+      this.stall(from + 1, index);
+      return;
+    }
+    const taken = this.buffer;
+    this.buffer = [];
+    this.bufferBytes = 0;
+    if (taken.length > 0) {
+      void this.enqueue(() => this.writeSegment(taken)).catch(() => undefined);
+    }
+    this.tracked = new TrackedState<Command<Op>>(state);
+    this.tracked.reset(index, term, time);
+    this.stalled = null;
+    this.ctx.emit({ type: 'resynced', from, to: index });
+    this.ctx.log.log(
+      'warn',
+      'backup agent: took a snapshot of the cluster; the log archive has no entries in between',
+      { from: from + 1, to: index },
+    );
+    this.publish();
+  }
+
+  private async writeSegment(taken: ArchivedEntry[]): Promise<void> {
+    try {
+      await this.opts.repo.withLock(() => this.opts.repo.archive.write(taken));
+      this.archivedTo = Math.max(this.archivedTo, (taken[taken.length - 1] as ArchivedEntry).index);
+      this.ctx.emit({
+        type: 'archived',
+        from: (taken[0] as ArchivedEntry).index,
+        to: (taken[taken.length - 1] as ArchivedEntry).index,
+      });
+    } catch (err) {
+      this.ctx.emit({ type: 'archive-failed', error: (err as Error).message });
+      throw err;
+    } finally {
+      this.publish();
+    }
   }
 
   private stall(expected: number, got: number): void {
@@ -433,6 +515,18 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
    * applied when the request is handled), and queues its write.
    */
   private takeBackup(kind: BackupType): Promise<BackupSummary> {
+    if (kind !== 'full' && !this.stalled) {
+      const full = live(this.lastFull, true);
+      const parent = kind === 'diff' ? full : live(this.lastAny, false);
+      if (full && parent && parent.index < this.tracked.trackedSince) {
+        // Tracking began after the parent (the agent resynchronised from a snapshot): learn
+        // the keys changed in between first (a superset is fine), then capture.
+        return full.manifest.then(async (m) => {
+          if (m.index < this.tracked.trackedSince) await this.catchUpChanges(m);
+          return this.takeBackup(kind);
+        });
+      }
+    }
     if (this.stalled) {
       return Promise.reject(
         new BackupError(

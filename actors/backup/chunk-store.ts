@@ -45,8 +45,13 @@ export interface ChunkRef {
   readonly stored: number;
 }
 
+/** fsyncs in flight at once when a backup's chunks are made durable. */
+const SYNC_PARALLEL = 16;
+
 export class ChunkStore {
   private readonly dirty = new Set<string>();
+  /** Chunks written to .tmp files and not yet synced and renamed: address → final path. */
+  private readonly pending = new Map<string, string>();
   /** Chunks known to exist on disk (written or seen in this process). */
   private readonly known = new Set<string>();
 
@@ -61,29 +66,54 @@ export class ChunkStore {
     return path.join(this.root, id.slice(0, 2), id);
   }
 
-  /** Stores a chunk unless an identical one is already stored. */
+  /**
+   * Stores a chunk unless an identical one is already stored. The chunk is written to a
+   * temporary file without fsync; `sync` makes every such file durable (fsyncs issued
+   * together, so the file system can batch them), then renames it into place: a chunk
+   * is visible under its address only once its bytes are durable.
+   */
   async put(plain: Buffer): Promise<ChunkRef> {
     const id = chunkId(this.keys, plain);
     const file = this.pathOf(id);
+    if (this.pending.has(id)) return { id, size: plain.length, stored: 0 };
     if (this.known.has(id) || ((await this.fs.size(file)) ?? 0) > HEADER) {
       this.known.add(id);
       return { id, size: plain.length, stored: 0 };
     }
+    if (this.pending.has(id)) return { id, size: plain.length, stored: 0 };
+    this.pending.set(id, file);
     const bytes = await this.encode(id, plain);
     const dir = path.dirname(file);
     if (!this.dirty.has(dir)) {
       await this.fs.mkdirp(dir);
       this.dirty.add(dir);
     }
-    const tmp = `${file}.tmp`;
-    await this.fs.writeFileSync(tmp, bytes);
-    await this.fs.rename(tmp, file);
-    this.known.add(id);
+    await this.fs.writeFile(`${file}.tmp`, bytes);
     return { id, size: plain.length, stored: bytes.length };
   }
 
-  /** Makes every chunk written so far durable (fsync of their directories). */
+  /** Forgets chunks written but not synced (their .tmp files are swept by expire). */
+  abandon(): void {
+    this.pending.clear();
+  }
+
+  /**
+   * Makes every chunk written so far durable: fsyncs the temporary files (several at a
+   * time), renames them into place, then fsyncs their directories.
+   */
   async sync(): Promise<void> {
+    const todo = [...this.pending];
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const [id, file] = todo[next++] as [string, string];
+        await this.fs.fsyncFile(`${file}.tmp`);
+        await this.fs.rename(`${file}.tmp`, file);
+        this.known.add(id);
+        this.pending.delete(id);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SYNC_PARALLEL, todo.length) }, worker));
     for (const dir of [...this.dirty].sort()) await this.fs.fsyncDir(dir);
     if (this.dirty.size > 0) await this.fs.fsyncDir(this.root);
     this.dirty.clear();

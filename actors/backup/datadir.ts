@@ -24,6 +24,11 @@ export interface RestoredDirOptions<Op> {
   readonly clusterId: string;
   readonly members: readonly string[];
   readonly encodeImage?: (state: SessionState<Op>) => Uint8Array;
+  /**
+   * Write a `synod node --data` directory: node.json (cluster name, node id) beside the
+   * storage in raft/. Without it, `dir` is the storage directory itself.
+   */
+  readonly node?: { readonly id: string; readonly cluster: string };
   /** Provenance recorded in restore.json. */
   readonly source: Record<string, unknown>;
   readonly now: number;
@@ -77,7 +82,7 @@ export async function writeRestoredDataDir<Op>(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const image = (opts.encodeImage ?? encodeImage)(result.state);
-  const dd = await openDataDir(dir);
+  const dd = await openDataDir(opts.node ? path.join(dir, 'raft') : dir);
   try {
     const w = await dd.snapshots.create({
       index: result.index,
@@ -106,6 +111,17 @@ export async function writeRestoredDataDir<Op>(
     restoredAt: new Date(opts.now).toISOString(),
     ...opts.source,
   };
+  if (opts.node) {
+    const identity = {
+      cluster: opts.node.cluster,
+      id: opts.node.id,
+      createdAt: new Date(opts.now).toISOString(),
+    };
+    await atomicWriteFile(
+      path.join(dir, 'node.json'),
+      Buffer.from(`${JSON.stringify(identity, null, 2)}\n`),
+    );
+  }
   await atomicWriteFile(
     path.join(dir, 'restore.json'),
     Buffer.from(`${JSON.stringify(info, null, 2)}\n`),

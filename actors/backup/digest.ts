@@ -8,15 +8,20 @@
  * replay bug), not a cryptographic commitment: chunk contents are protected by SHA-256 (and
  * GCM when encrypted), manifests by their MAC.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 const WORDS = 8;
 
-export function recordHash(key: string, value: Uint8Array): Uint8Array {
-  const k = Buffer.from(key, 'utf8');
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(k.length, 0);
-  return createHash('sha256').update(len).update(k).update(value).digest();
+/** Scratch space for the hashed bytes: one one-shot hash per record, no Hash object. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+export function recordHash(key: string, value: Uint8Array): Buffer {
+  const max = 4 + key.length * 3 + value.byteLength;
+  if (max > scratch.length) scratch = Buffer.allocUnsafe(Math.max(max, scratch.length * 2));
+  const kLen = scratch.write(key, 4, 'utf8');
+  scratch.writeUInt32BE(kLen, 0);
+  scratch.set(value, 4 + kLen);
+  return hash('sha256', scratch.subarray(0, 4 + kLen + value.byteLength), 'buffer') as Buffer;
 }
 
 export class StateDigest {
@@ -57,8 +62,7 @@ export class StateDigest {
     return b.toString('hex');
   }
 
-  private addHash(h: Uint8Array, sign: 1 | -1): void {
-    const v = Buffer.from(h.buffer, h.byteOffset, h.byteLength);
+  private addHash(v: Buffer, sign: 1 | -1): void {
     let carry = 0;
     for (let i = 0; i < WORDS; i++) {
       const w = v.readUInt32BE(28 - i * 4);

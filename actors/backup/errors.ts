@@ -48,7 +48,13 @@ export type BackupErrorCode =
   /** The agent is stopped or busy with an exclusive operation. */
   | 'SYNOD_ERR_BACKUP_BUSY'
   /** A file system operation failed. */
-  | 'SYNOD_ERR_BACKUP_IO';
+  | 'SYNOD_ERR_BACKUP_IO'
+  /** No member of the live cluster (`--cluster`) answered, or the cluster has no leader. */
+  | 'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE'
+  /** The cluster refused to add (or remove) the agent's learner. */
+  | 'SYNOD_ERR_BACKUP_JOIN'
+  /** The agent did not catch up with the cluster (or start) in time. */
+  | 'SYNOD_ERR_BACKUP_TIMEOUT';
 
 export class BackupError extends SynodError {
   declare readonly code: BackupErrorCode;

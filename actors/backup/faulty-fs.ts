@@ -1,6 +1,6 @@
 /**
  * A RepoFs that fails at the k-th mutating step, for crash tests: steps are counted over
- * `writeFileSync`, `rename`, `unlink`, `mkdirp` and `fsyncDir`. At the failing step a
+ * `writeFileSync`, `writeFile`, `fsyncFile`, `rename`, `unlink`, `mkdirp` and `fsyncDir`. At the failing step a
  * `writeFileSync` may leave a torn file (a prefix of the data, not synced), as a process
  * killed mid-write would; every later call fails too, as if the process were gone.
  */
@@ -47,6 +47,17 @@ export class FaultyRepoFs implements RepoFs {
       () => this.inner.writeFileSync(file, data),
       () => this.inner.writeFileSync(file, data.subarray(0, data.byteLength >> 1)),
     );
+  }
+
+  writeFile(file: string, data: Uint8Array): Promise<void> {
+    return this.step(
+      () => this.inner.writeFile(file, data),
+      () => this.inner.writeFile(file, data.subarray(0, data.byteLength >> 1)),
+    );
+  }
+
+  fsyncFile(file: string): Promise<void> {
+    return this.step(() => this.inner.fsyncFile(file));
   }
 
   rename(from: string, to: string): Promise<void> {

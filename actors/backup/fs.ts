@@ -12,6 +12,10 @@ export interface RepoFs {
   readFile(file: string): Promise<Buffer>;
   /** Creates or truncates `file`, writes `data` and fsyncs it before resolving. */
   writeFileSync(file: string, data: Uint8Array): Promise<void>;
+  /** Creates or truncates `file` and writes `data`, without fsync (see `fsyncFile`). */
+  writeFile(file: string, data: Uint8Array): Promise<void>;
+  /** fsyncs a file written with `writeFile`. */
+  fsyncFile(file: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /** Removes a file; a missing file is not an error. */
   unlink(file: string): Promise<void>;
@@ -37,6 +41,19 @@ export class NodeRepoFs implements RepoFs {
         const { bytesWritten } = await fh.write(data, off, data.byteLength - off);
         off += bytesWritten;
       }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  writeFile(file: string, data: Uint8Array): Promise<void> {
+    return fs.writeFile(file, data);
+  }
+
+  async fsyncFile(file: string): Promise<void> {
+    const fh = await fs.open(file, fsConstants.O_RDONLY);
+    try {
       await fh.sync();
     } finally {
       await fh.close();

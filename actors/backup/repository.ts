@@ -39,6 +39,8 @@ export interface RepoConfig {
   readonly createdAt: number;
   /** The cluster this repository backs up (set by the first backup when not given). */
   readonly clusterId: string | null;
+  /** The state machine whose state the backups hold (state-kind.ts); absent = 'map'. */
+  readonly state?: 'map' | 'kv';
   readonly chunker: ChunkerParams;
   readonly compression: CompressionParams;
   readonly encryption: null | {
@@ -50,6 +52,8 @@ export interface RepoConfig {
 
 export interface InitOptions {
   clusterId?: string;
+  /** The state machine backed up (default 'map'). */
+  state?: 'map' | 'kv';
   chunker?: Partial<ChunkerParams>;
   compression?: Partial<CompressionParams>;
   /** A 32-byte master key: the repository is encrypted with keys derived from it. */
@@ -143,6 +147,7 @@ export class Repository {
       format: 1,
       createdAt: opts.now ?? 0,
       clusterId: opts.clusterId ?? null,
+      ...(opts.state && opts.state !== 'map' ? { state: opts.state } : {}),
       chunker,
       compression,
       encryption: opts.key ? { kdf: 'hkdf-sha256', salt, keyCheck: keyCheck(keys) } : null,
@@ -181,7 +186,12 @@ export class Repository {
         dir,
       });
     }
-    if (config.format !== 1 || !config.chunker || !config.compression) {
+    if (
+      config.format !== 1 ||
+      !config.chunker ||
+      !config.compression ||
+      (config.state !== undefined && config.state !== 'map' && config.state !== 'kv')
+    ) {
       throw new BackupError(
         'SYNOD_ERR_BACKUP_REPO_FORMAT',
         `${dir}/repo.json: unknown format ${String(config.format)}`,
@@ -380,8 +390,14 @@ export class Repository {
         parentMac = p.mac ?? null;
         full = p.manifest.full;
       }
-      const refs = await this.writeChunks(input);
-      await this.chunks.sync();
+      let refs: Awaited<ReturnType<Repository['writeChunks']>>;
+      try {
+        refs = await this.writeChunks(input);
+        await this.chunks.sync();
+      } catch (err) {
+        this.chunks.abandon();
+        throw err;
+      }
       const seq = scanned.reduce((mx, s) => Math.max(mx, seqOf(s)), 0) + 1;
       const id = manifestId(input.type, seq, input.now);
       let records = 0;
@@ -498,8 +514,12 @@ export class Repository {
           }
           deletes++;
         }
+        const before = pending.length;
         chunker.add(key, value);
         while (pending.length - awaited >= WRITE_WINDOW) await pending[awaited++];
+        // A chunk was cut: let the event loop run (an agent applying entries, a node serving
+        // writes in the same process) before hashing and chunking the next megabyte.
+        if (pending.length > before) await yieldToEventLoop();
       }
       chunker.finish();
       const refs = await Promise.all(pending);
@@ -510,6 +530,11 @@ export class Repository {
       throw err;
     }
   }
+}
+
+/** A macrotask turn (not a timer): pending I/O callbacks and messages run first. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function seqOf(s: ScannedManifest): number {

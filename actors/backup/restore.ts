@@ -48,6 +48,9 @@ export interface RestoreResult<Op> {
   readonly warnings: readonly string[];
 }
 
+/** Chunks read and checked ahead of the one being merged. */
+const READ_AHEAD = 4;
+
 interface Candidate {
   manifest: Manifest;
 }
@@ -210,29 +213,47 @@ export async function executeRestore<Op>(
   const seenChunks = new Set<string>();
   let bytes = 0;
   let chunks = 0;
+  // Every chunk to read, newest layer first, each once; read (and inflated, checked) a few
+  // ahead of the one being merged so file reads and zlib overlap the merging.
+  const order: Array<{ id: string; size: number; m: Manifest }> = [];
   for (let i = plan.chain.length - 1; i >= 0; i--) {
     const m = plan.chain[i] as Manifest;
     for (const c of m.chunks) {
       if (seenChunks.has(c.id)) continue;
       seenChunks.add(c.id);
-      const plain = await repo.chunks.get(c.id, c.size);
-      for (const r of decodeRecords(plain, c.id)) {
-        if (decided) {
-          if (decided.has(r.key)) continue;
-          decided.add(r.key);
-        } else if (r.value === undefined) {
-          throw new BackupError(
-            'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
-            `chunk ${c.id} of full backup ${m.id} holds a delete`,
-            { chunk: c.id },
-          );
-        }
-        if (r.value !== undefined) values.set(r.key, r.value);
-      }
-      bytes += plain.length;
-      chunks++;
-      opts.progress?.({ phase: 'restore', bytes, totalBytes, chunks, totalChunks });
+      order.push({ id: c.id, size: c.size, m });
     }
+  }
+  const inflight: Promise<Buffer>[] = [];
+  const fetch = (k: number) => {
+    const c = order[k];
+    if (!c) return;
+    const p = repo.chunks.get(c.id, c.size);
+    p.catch(() => undefined);
+    inflight[k] = p;
+  };
+  for (let k = 0; k < Math.min(READ_AHEAD, order.length); k++) fetch(k);
+  for (let k = 0; k < order.length; k++) {
+    const { id, m } = order[k] as { id: string; m: Manifest };
+    const plain = await (inflight[k] as Promise<Buffer>);
+    delete inflight[k];
+    fetch(k + READ_AHEAD);
+    for (const r of decodeRecords(plain, id)) {
+      if (decided) {
+        if (decided.has(r.key)) continue;
+        decided.add(r.key);
+      } else if (r.value === undefined) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+          `chunk ${id} of full backup ${m.id} holds a delete`,
+          { chunk: id },
+        );
+      }
+      if (r.value !== undefined) values.set(r.key, r.value);
+    }
+    bytes += plain.length;
+    chunks++;
+    opts.progress?.({ phase: 'restore', bytes, totalBytes, chunks, totalChunks });
   }
   const digest = new StateDigest();
   for (const [k, v] of values) digest.add(k, v);

@@ -18,7 +18,8 @@ interface Session {
   readonly value: Uint8Array;
 }
 
-function encode(seq: number, at: number): Uint8Array {
+/** A session's value: u64 last seq | u64 index of that apply. */
+export function encodeSession(seq: number, at: number): Uint8Array {
   const b = Buffer.allocUnsafe(16);
   b.writeBigUInt64BE(BigInt(seq), 0);
   b.writeBigUInt64BE(BigInt(at), 8);
@@ -45,7 +46,7 @@ export class SessionState<Op> implements KeyedState<Command<Op>> {
     this.sessions.set(cmd.clientId, {
       seq: cmd.seq,
       at: meta.index,
-      value: encode(cmd.seq, meta.index),
+      value: encodeSession(cmd.seq, meta.index),
     });
     if (this.sessions.size > this.maxSessions) {
       this.sessions.delete(this.sessions.keys().next().value as string);

@@ -28,7 +28,9 @@ export type KvErrorCode =
   /** A request reached no replica (all unreachable). */
   | 'SYNOD_ERR_KV_UNAVAILABLE'
   /** A malformed snapshot image. */
-  | 'SYNOD_ERR_KV_BAD_SNAPSHOT';
+  | 'SYNOD_ERR_KV_BAD_SNAPSHOT'
+  /** The keyspace does not offer this operation or level (e.g. cas on a leaderless keyspace). */
+  | 'SYNOD_ERR_KV_UNSUPPORTED';
 
 export class KvError extends Error {
   override readonly name = 'KvError';

@@ -94,6 +94,8 @@ export type KvRequest =
           };
       readonly session: SessionTag;
       readonly timeoutMs?: number;
+      /** Set by a follower's service forwarding the write to the leader (forwarded once). */
+      readonly forwarded?: boolean;
     } & Replies<KvReply<WriteValue>>)
   | ({ readonly type: 'kv.get'; readonly key: string; readonly read: ReadOptions } & Replies<
       KvReply<GetValue>

@@ -35,6 +35,7 @@ import {
   type RangeValue,
   type ReadOptions,
   type StatusValue,
+  type WriteValue,
 } from './messages.js';
 import { ReadIndexBatcher } from './read-index.js';
 import type { KvStateMachine } from './state-machine.js';
@@ -267,7 +268,24 @@ export class KvService extends Actor<Msg, StatusValue> {
         const token = { index: Math.max(r.index, this.applied), rev: result.rev };
         this.ctx.reply(msg, { ok: true, value: result, token, servedBy: this.ctx.nodeId });
       },
-      (err: unknown) => this.ctx.reply(msg, this.mapError(err, 'indeterminate')),
+      (err: unknown) => {
+        // Not the leader: forward once to the leader's service, so a client that knows only
+        // this node (e.g. `synod kv put --cluster <one URL>`) still writes. Safe: the session
+        // tag makes the write exactly-once wherever it is proposed.
+        if (err instanceof ProposeError && err.code === 'NotLeader' && msg.forwarded !== true) {
+          const leader =
+            err.leaderHint ?? (this.leader !== this.ctx.nodeId ? this.leader : undefined);
+          if (leader !== undefined && leader !== this.ctx.nodeId) {
+            const fwd = { ...msg, forwarded: true, timeoutMs };
+            this.ctx.ask(`${leader}/${this.path}`, fwd as never, timeoutMs + 100).then(
+              (r) => this.ctx.reply(msg, r as KvReply<WriteValue>),
+              (e: unknown) => this.ctx.reply(msg, this.mapError(e, 'indeterminate')),
+            );
+            return;
+          }
+        }
+        this.ctx.reply(msg, this.mapError(err, 'indeterminate'));
+      },
     );
   }
 

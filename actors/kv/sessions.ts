@@ -104,6 +104,18 @@ export class SessionTable {
     for (const [id] of victims) this.sessions.delete(id);
   }
 
+  /** Ids of every remembered session (backup hook: actors/backup/kv-state.ts). */
+  ids(): IterableIterator<string> {
+    return this.sessions.keys();
+  }
+
+  /** One session as `toImage` renders it, or undefined (backup hook). */
+  entryImage(client: string): SessionsImage[number] | undefined {
+    const s = this.sessions.get(client);
+    if (!s) return undefined;
+    return [client, s.floor, s.last, [...s.results.entries()].sort((a, b) => a[0] - b[0])] as const;
+  }
+
   toImage(): SessionsImage {
     return [...this.sessions.entries()]
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))

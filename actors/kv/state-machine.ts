@@ -177,6 +177,21 @@ export class KvStateMachine implements StateMachine<KvOp, KvResult> {
     return this.sessions.size;
   }
 
+  /** Ids of the remembered client sessions (backup hook: actors/backup/kv-state.ts). */
+  sessionIds(): IterableIterator<string> {
+    return this.sessions.ids();
+  }
+
+  /** One client session as the snapshot image holds it (backup hook). */
+  sessionImage(client: string): SessionsImage[number] | undefined {
+    return this.sessions.entryImage(client);
+  }
+
+  /** Sessions remembered at most before the least recently used are evicted. */
+  get maxSessions(): number {
+    return this.opts.maxSessions;
+  }
+
   get(key: string): KeyValue | null {
     return this.data.get(key) ?? null;
   }

@@ -44,6 +44,7 @@ import {
   type Ready,
   type Role,
 } from './core/types.js';
+import { packEntries, unpackEntries } from './entry-codec.js';
 import { SessionStateMachine } from './session-state-machine.js';
 
 /** The three stores a node needs (the shape of `openDataDir` / `openMemoryDataDir`). */
@@ -120,8 +121,15 @@ interface PendingProposal {
   term: number;
   resolve: (r: ProposeResult<unknown>) => void;
   reject: (e: Error) => void;
-  timer: TimerHandle | undefined;
+  /** Clock time after which it fails with Timeout (checked on every tick, not a timer each). */
+  deadline: number;
   done: boolean;
+}
+
+/** Proposals with one timeout, in proposal order (so deadlines are non-decreasing). */
+interface ExpiryQueue {
+  head: number;
+  items: PendingProposal[];
 }
 
 interface ReadWaiter {
@@ -131,18 +139,17 @@ interface ReadWaiter {
   done: boolean;
 }
 
-interface EncodedCommand {
-  c: string;
-  s: number;
-  o: unknown;
-}
-
+/**
+ * A command in the log: the msgpack array `[clientId, seq, op]` (an array decodes faster
+ * than a map). Logs written before this format hold the map `{c, s, o}`; both decode.
+ */
 export function encodeCommand(cmd: Command): Uint8Array {
-  return encodeValue({ c: cmd.clientId, s: cmd.seq, o: cmd.op } satisfies EncodedCommand);
+  return encodeValue([cmd.clientId, cmd.seq, cmd.op]);
 }
 
 export function decodeCommand(data: Uint8Array): Command {
-  const v = decodeValue(data) as EncodedCommand;
+  const v = decodeValue(data) as [string, number, unknown] | { c: string; s: number; o: unknown };
+  if (Array.isArray(v)) return { clientId: v[0], seq: v[1], op: v[2] };
   return { clientId: v.c, seq: v.s, op: v.o };
 }
 
@@ -171,7 +178,9 @@ export class RaftNode<Op = unknown, Result = unknown>
   private looping = false;
   private loopScheduled = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly proposals = new Map<number, PendingProposal[]>();
+  /** Proposals by log index (an array only when a later term reused the index). */
+  private readonly proposals = new Map<number, PendingProposal | PendingProposal[]>();
+  private readonly expiry = new Map<number, ExpiryQueue>();
   private readBatch: ReadWaiter[] = [];
   private readonly readsByCtx = new Map<string, ReadWaiter[]>();
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
@@ -179,6 +188,14 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readNonce = '';
   private lastSnapshotIndex = 0;
   private addressOf: (id: string) => string = (id) => id;
+  private readonly addresses = new Map<string, string>();
+  /** Index up to which the state machine has applied (published after core.advance). */
+  private appliedUpTo = 0;
+  /** Proposal outcomes of the Ready being handled, settled once the core has advanced. */
+  private settled: PendingProposal[] = [];
+  private settledWith: (ProposeResult<unknown> | Error)[] = [];
+  private readsReleased: { w: ReadWaiter; index: number }[] = [];
+  private lastState: RaftNodeState | undefined;
 
   private readonly role = new BehaviorSubject<Role>('follower');
   private readonly term = new BehaviorSubject<number>(0);
@@ -235,6 +252,7 @@ export class RaftNode<Op = unknown, Result = unknown>
       snapshot = { meta: { index: m.index, term: m.term, membership: m.membership }, data };
       sm.restore(data);
       this.lastSnapshotIndex = m.index;
+      this.appliedUpTo = m.index;
     }
     const first = Math.max(storage.log.firstIndex(), (snapshot?.meta.index ?? 0) + 1);
     const last = storage.log.lastIndex();
@@ -276,9 +294,10 @@ export class RaftNode<Op = unknown, Result = unknown>
   override async postStop(): Promise<void> {
     this.stopped = true;
     const err = () => new ProposeError('Stopped', `raft node ${this.id_} stopped`);
-    for (const list of this.proposals.values())
-      for (const p of list) this.settle(p, undefined, err());
+    for (const v of this.proposals.values())
+      for (const p of Array.isArray(v) ? v : [v]) this.settle(p, undefined, err());
     this.proposals.clear();
+    this.expiry.clear();
     const reads = [
       ...this.readBatch,
       ...[...this.readsByCtx.values()].flat(),
@@ -322,7 +341,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     switch (msg.type) {
       case 'raft':
         for (const m of msg.ms) {
-          const problem = raftMessageProblem(m);
+          const problem = this.unpack(m) ?? raftMessageProblem(m);
           if (problem !== undefined) {
             this.ctx.emit({ type: 'badMessage', code: 'SYNOD_ERR_RAFT_BAD_MESSAGE', problem });
             continue;
@@ -331,6 +350,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         }
         break;
       case 'tick':
+        this.expireProposals();
         this.guard(() => core.tick());
         break;
       case 'propose': {
@@ -534,21 +554,48 @@ export class RaftNode<Op = unknown, Result = unknown>
 
   private track(at: { index: number; term: number }, timeoutMs: number | undefined) {
     return new Promise<ProposeResult<unknown>>((resolve, reject) => {
-      const p: PendingProposal = { term: at.term, resolve, reject, timer: undefined, done: false };
       const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
-      p.timer = this.ctx.clock.setTimer(ms, () =>
-        this.settle(p, undefined, new ProposeError('Timeout', `not applied within ${ms} ms`)),
-      );
-      const list = this.proposals.get(at.index) ?? [];
-      list.push(p);
-      this.proposals.set(at.index, list);
+      const deadline = this.ctx.clock.now() + ms;
+      const p: PendingProposal = { term: at.term, resolve, reject, deadline, done: false };
+      let q = this.expiry.get(ms);
+      if (!q) {
+        q = { head: 0, items: [] };
+        this.expiry.set(ms, q);
+      }
+      q.items.push(p);
+      const old = this.proposals.get(at.index);
+      if (old === undefined) this.proposals.set(at.index, p);
+      else if (Array.isArray(old)) old.push(p);
+      else this.proposals.set(at.index, [old, p]);
     });
+  }
+
+  /** Fails proposals whose timeout has passed (called on every tick). */
+  private expireProposals(): void {
+    if (this.expiry.size === 0) return;
+    const now = this.ctx.clock.now();
+    for (const [ms, q] of this.expiry) {
+      const items = q.items;
+      let h = q.head;
+      while (h < items.length) {
+        const p = items[h] as PendingProposal;
+        if (!p.done) {
+          if (p.deadline > now) break;
+          this.settle(p, undefined, new ProposeError('Timeout', `not applied within ${ms} ms`));
+        }
+        h++;
+      }
+      if (h === items.length) this.expiry.delete(ms);
+      else if (h > 1024 && h * 2 > items.length) {
+        q.items = items.slice(h);
+        q.head = 0;
+      } else q.head = h;
+    }
   }
 
   private settle(p: PendingProposal, r: ProposeResult<unknown> | undefined, e?: Error): void {
     if (p.done) return;
     p.done = true;
-    p.timer?.cancel();
     if (e) p.reject(e);
     else p.resolve(r as ProposeResult<unknown>);
   }
@@ -588,7 +635,9 @@ export class RaftNode<Op = unknown, Result = unknown>
         await this.handleReady(core, rd);
         if (this.stopped) return;
         core.advance(rd);
+        // status() now reflects this Ready: publish, then tell the waiting clients.
         this.publish();
+        this.settleAll();
         await this.maybeSnapshot(core);
       }
     } catch (e) {
@@ -624,11 +673,11 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (rd.snapshot) {
       sm.restore(rd.snapshot.data);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
-      this.appliedIndex.next(rd.snapshot.meta.index);
-      for (const [index, list] of this.proposals) {
+      this.appliedUpTo = rd.snapshot.meta.index;
+      for (const [index, v] of this.proposals) {
         if (index > rd.snapshot.meta.index) continue;
         this.proposals.delete(index);
-        for (const p of list) {
+        for (const p of Array.isArray(v) ? v : [v]) {
           this.settle(
             p,
             undefined,
@@ -637,7 +686,8 @@ export class RaftNode<Op = unknown, Result = unknown>
         }
       }
     }
-    for (const e of rd.committedEntries) this.applyEntry(e, sm);
+    const committed = rd.committedEntries;
+    for (let i = 0; i < committed.length; i++) this.applyEntry(committed[i] as LogEntry, sm);
     // 6: reads.
     for (const rs of rd.readStates) {
       const waiters = this.readsByCtx.get(rs.context);
@@ -657,15 +707,17 @@ export class RaftNode<Op = unknown, Result = unknown>
         );
       }
     }
-    this.releaseReads(Math.max(core.log.applied, this.appliedIndex.value));
+    this.releaseReads(Math.max(core.log.applied, this.appliedUpTo));
   }
 
   private releaseReads(applied: number): void {
     if (this.waitingApply.length === 0) return;
     const keep: typeof this.waitingApply = [];
     for (const w of this.waitingApply) {
-      if (w.index <= applied) for (const r of w.waiters) this.settleRead(r, w.index);
-      else keep.push(w);
+      if (w.index <= applied) {
+        const index = w.index;
+        for (const r of w.waiters) this.readsReleased.push({ w: r, index });
+      } else keep.push(w);
     }
     this.waitingApply = keep;
   }
@@ -684,17 +736,19 @@ export class RaftNode<Op = unknown, Result = unknown>
         );
       }
       result = r.result;
-      this.applied.next({ index: e.index, term: e.term, command, result: r.result as Result });
+      if (this.applied.observed) {
+        this.applied.next({ index: e.index, term: e.term, command, result: r.result as Result });
+      }
     }
-    const list = this.proposals.get(e.index);
-    if (list) {
+    const v = this.proposals.get(e.index);
+    if (v !== undefined) {
       this.proposals.delete(e.index);
-      for (const p of list) {
-        if (p.term === e.term) this.settle(p, { index: e.index, term: e.term, result });
+      const r = { index: e.index, term: e.term, result };
+      for (const p of Array.isArray(v) ? v : [v]) {
+        this.settled.push(p);
+        if (p.term === e.term) this.settledWith.push(r);
         else {
-          this.settle(
-            p,
-            undefined,
+          this.settledWith.push(
             new ProposeError(
               'Dropped',
               `entry ${e.index} was replaced by another leader`,
@@ -705,22 +759,56 @@ export class RaftNode<Op = unknown, Result = unknown>
         }
       }
     }
-    this.appliedIndex.next(e.index);
+    this.appliedUpTo = e.index;
     this.releaseReads(e.index);
+  }
+
+  /**
+   * Turns the packed entries of an arriving AppendEntries back into entries (see
+   * entry-codec.ts); returns a problem when they are malformed.
+   */
+  private unpack(m: RaftMessage): string | undefined {
+    if (m === null || typeof m !== 'object' || m.type !== 'append') return undefined;
+    const packed = m.entries as unknown;
+    if (!(packed instanceof Uint8Array)) return undefined;
+    try {
+      (m as { entries: LogEntry[] }).entries = unpackEntries(packed);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return undefined;
   }
 
   private sendAll(messages: readonly RaftMessage[]): void {
     if (messages.length === 0) return;
     const byPeer = new Map<string, RaftMessage[]>();
-    for (const m of messages) {
-      const list = byPeer.get(m.to) ?? [];
-      list.push(m);
-      byPeer.set(m.to, list);
+    // One packed copy per entry range: followers at the same point share it.
+    let packed: Map<string, Uint8Array> | undefined;
+    for (let m of messages) {
+      if (m.type === 'append' && m.entries.length > 0) {
+        const first = m.entries[0] as LogEntry;
+        const key = `${first.index}:${m.entries.length}`;
+        packed ??= new Map();
+        let bytes = packed.get(key);
+        if (bytes === undefined) {
+          bytes = packEntries(m.entries);
+          packed.set(key, bytes);
+        }
+        m = { ...m, entries: bytes as unknown as LogEntry[] };
+      }
+      const list = byPeer.get(m.to);
+      if (list) list.push(m);
+      else byPeer.set(m.to, [m]);
     }
     for (const [to, ms] of byPeer) {
       const body = { type: 'raft' as const, ms };
       this.opts.onSend?.(to, body);
-      this.ctx.send(this.addressOf(to), body);
+      let addr = this.addresses.get(to);
+      if (addr === undefined) {
+        addr = this.addressOf(to);
+        this.addresses.set(to, addr);
+      }
+      this.ctx.send(addr, body);
     }
   }
 
@@ -759,6 +847,25 @@ export class RaftNode<Op = unknown, Result = unknown>
     return this.lastSnapshotIndex;
   }
 
+  private settleAll(): void {
+    if (this.settled.length > 0) {
+      const ps = this.settled;
+      const rs = this.settledWith;
+      this.settled = [];
+      this.settledWith = [];
+      for (let i = 0; i < ps.length; i++) {
+        const r = rs[i];
+        if (r instanceof Error) this.settle(ps[i] as PendingProposal, undefined, r);
+        else this.settle(ps[i] as PendingProposal, r);
+      }
+    }
+    if (this.readsReleased.length > 0) {
+      const rs = this.readsReleased;
+      this.readsReleased = [];
+      for (const r of rs) this.settleRead(r.w, r.index);
+    }
+  }
+
   private fatal(e: unknown): void {
     if (this.stopped) return;
     const err = e as { code?: string; message?: string };
@@ -774,24 +881,47 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.ctx.stopSelf();
   }
 
+  /**
+   * Publishes the core's state: first the actor state (`state$`), then each changed
+   * stream. Called after the core has changed *and* (for applied entries) after
+   * `core.advance`, so whatever a subscriber reads from `status()` already agrees.
+   */
   private publish(): void {
     const core = this.core;
     if (!core) return;
-    if (this.role.value !== core.role) this.role.next(core.role);
-    if (this.term.value !== core.term) this.term.next(core.term);
-    if (this.leader.value !== core.leader) this.leader.next(core.leader);
-    if (this.commitIndex.value !== core.log.committed) this.commitIndex.next(core.log.committed);
+    const role = core.role;
+    const term = core.term;
+    const leader = core.leader;
+    const commit = core.log.committed;
+    const applied = this.appliedUpTo;
     const m = core.membership();
+    const st = this.lastState;
+    if (
+      st === undefined ||
+      st.role !== role ||
+      st.term !== term ||
+      st.leader !== leader ||
+      st.commitIndex !== commit ||
+      st.appliedIndex !== applied ||
+      st.membership !== m
+    ) {
+      this.lastState = {
+        id: this.id_,
+        role,
+        term,
+        leader,
+        commitIndex: commit,
+        appliedIndex: applied,
+        membership: m,
+      };
+      this.ctx.setState(this.lastState);
+    }
+    if (this.role.value !== role) this.role.next(role);
+    if (this.term.value !== term) this.term.next(term);
+    if (this.leader.value !== leader) this.leader.next(leader);
+    if (this.commitIndex.value !== commit) this.commitIndex.next(commit);
+    if (this.appliedIndex.value !== applied) this.appliedIndex.next(applied);
     if (m !== this.membership.value) this.membership.next(m);
-    this.ctx.setState({
-      id: this.id_,
-      role: core.role,
-      term: core.term,
-      leader: core.leader,
-      commitIndex: core.log.committed,
-      appliedIndex: core.log.applied,
-      membership: m,
-    });
   }
 
   override initialState(): RaftNodeState | undefined {

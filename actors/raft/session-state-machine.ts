@@ -39,8 +39,14 @@ export class SessionStateMachine<Op = unknown, Result = unknown> {
       return { result: cmd.seq === s.seq ? (s.result as Result) : undefined, duplicate: true };
     }
     const result = this.inner.apply(cmd.op, meta);
-    this.sessions.delete(cmd.clientId);
-    this.sessions.set(cmd.clientId, { seq: cmd.seq, result, lastIndex: meta.index });
+    if (s) {
+      // Re-insert to keep Map order = least recently applied first (eviction order).
+      this.sessions.delete(cmd.clientId);
+      s.seq = cmd.seq;
+      s.result = result;
+      s.lastIndex = meta.index;
+      this.sessions.set(cmd.clientId, s);
+    } else this.sessions.set(cmd.clientId, { seq: cmd.seq, result, lastIndex: meta.index });
     if (this.sessions.size > this.maxSessions) {
       // Map iteration order is insertion order: the first key is the least recently applied.
       const oldest = this.sessions.keys().next().value as string;

@@ -70,6 +70,7 @@ export function latencyHistogramSvg(opts: {
   const y = (p: number): number => m.t + ph - (p / yTop) * ph;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(opts.title)}</title>`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${m.l}" y="18" font-size="14" font-weight="bold">${esc(opts.title)}</text>`,
   ];
@@ -154,6 +155,7 @@ export function barChartSvg(opts: {
   const y = (v: number): number => m.t + ph - (v / top) * ph;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(opts.title)}</title>`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${m.l}" y="18" font-size="14" font-weight="bold">${esc(opts.title)}</text>`,
   ];

@@ -12,6 +12,8 @@ import {
   UsageError,
 } from '../../actors/backup/cli-args.js';
 import { loadKey, newKey } from '../../actors/backup/crypto.js';
+import { isBackupError } from '../../actors/backup/errors.js';
+import { liveBackup } from '../../actors/backup/live-cli.js';
 import type { BackupType, Manifest } from '../../actors/backup/manifest.js';
 import { offlineBackup } from '../../actors/backup/offline.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
@@ -24,9 +26,10 @@ import {
   type SchedulePolicy,
   saveSchedule,
 } from '../../actors/backup/schedule.js';
-import { MapState } from '../../actors/backup/state.js';
+import { stateKindOf } from '../../actors/backup/state-kind.js';
 import { verify } from '../../actors/backup/verify.js';
 import { SystemClock } from '../../lib/clock.js';
+import { readSecretFile } from '../secret.js';
 
 export const summary =
   'full/diff/incr backups, list, verify, expire and schedule a backup repository';
@@ -55,9 +58,19 @@ commands:
 common options:
   --repo DIR          the repository (required)
   --key-file FILE     the key of an encrypted repository (or set $SYNOD_BACKUP_KEY)
-  --cluster HOST:PORT, --secret-file FILE
-                      a live cluster's backup agent (not wired yet: see docs/backup.md)
-  -h, --help          this help`;
+  -h, --help          this help
+
+a live cluster (full|diff|incr): the agent joins it as a learner (a non-voting member),
+catches up with what the leader has committed, writes the backup, archives the log it
+received, and leaves the cluster again; writes go on meanwhile.
+  --cluster URLS        ws://host:port or id=ws://host:port, comma-separated (or SYNOD_CLUSTER)
+  --secret-file FILE    the cluster secret (or SYNOD_SECRET_FILE)
+  --cluster-name NAME   the name the nodes were started with (default synod)
+  --agent-id ID         the learner's member id (default backup)
+  --listen HOST:PORT    where the agent listens for the cluster (default 127.0.0.1:0)
+  --advertise URL       the URL the cluster reaches the agent at (default from --listen)
+  (init --state kv|map: the state machine the repository backs up; default kv. A missing
+   repository is created, unencrypted unless a key is given, on the first --cluster backup.)`;
 
 const VALUE_OPTS = [
   '--repo',
@@ -73,6 +86,11 @@ const VALUE_OPTS = [
   '--full',
   '--diff',
   '--incr',
+  '--cluster-name',
+  '--agent-id',
+  '--listen',
+  '--advertise',
+  '--state',
 ];
 const FLAG_OPTS = ['--help', '--json', '--dry-run', '--encrypt', '--clear'];
 
@@ -135,7 +153,11 @@ async function init(args: ParsedArgs): Promise<number> {
   const m = /^(none|deflate)(?::([1-9]))?$/.exec(compress);
   if (!m) throw new UsageError(`--compress must be none or deflate[:1-9] (got ${compress})`);
   const clusterId = args.values.get('--cluster-id');
+  const state = args.values.get('--state') ?? 'kv';
+  if (state !== 'kv' && state !== 'map')
+    throw new UsageError(`--state must be kv or map (got ${state})`);
   const repo = await Repository.init(dir, {
+    state,
     ...(key ? { key } : {}),
     ...(clusterId ? { clusterId } : {}),
     ...(chunk
@@ -148,22 +170,82 @@ async function init(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-function rejectCluster(args: ParsedArgs): void {
-  if (args.values.has('--cluster') || args.values.has('--secret-file')) {
-    throw new UsageError(
-      "--cluster: asking a live cluster's backup agent from the CLI is not wired yet (it needs the KV client); run the agent in the cluster, or omit --cluster to back up the repository's own latest state",
-    );
+function parseListen(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  const port = Number(text.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new UsageError(`--listen "${text}" is not host:port`);
+  return { host: text.slice(0, i), port };
+}
+
+/** Opens --repo, creating a KV repository there when none exists yet (live backups only). */
+async function openOrCreate(args: ParsedArgs, clusterName: string): Promise<Repository> {
+  try {
+    return await openRepo(args);
+  } catch (err) {
+    if (!isBackupError(err, 'SYNOD_ERR_BACKUP_REPO_NOT_FOUND')) throw err;
+    const keyFile = args.values.get('--key-file');
+    const key = loadKey(keyFile !== undefined ? { keyFile } : {});
+    const dir = args.values.get('--repo') as string;
+    const repo = await Repository.init(dir, {
+      state: 'kv',
+      clusterId: args.values.get('--cluster-id') ?? clusterName,
+      ...(key ? { key } : {}),
+      now: new SystemClock().wallNow(),
+    });
+    console.error(`created backup repository ${dir}${key ? ' (encrypted)' : ''}`);
+    return repo;
   }
 }
 
+async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Promise<number> {
+  const clusterName = args.values.get('--cluster-name') ?? 'synod';
+  const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
+  const repo = await openOrCreate(args, clusterName);
+  const clock = new SystemClock();
+  const printer = progressPrinter(process.stderr, () => clock.now());
+  const t0 = clock.now();
+  const listen = args.values.get('--listen');
+  const advertise = args.values.get('--advertise');
+  const agentId = args.values.get('--agent-id');
+  const json = args.flags.has('--json');
+  const r = await liveBackup({
+    cluster,
+    clusterName,
+    repo,
+    kind,
+    clock,
+    ...(secret ? { secret } : {}),
+    ...(agentId ? { agentId } : {}),
+    ...(listen ? { listen: parseListen(listen) } : {}),
+    ...(advertise ? { advertise } : {}),
+    progress: printer.update,
+    log: (line) => console.error(line),
+  });
+  printer.done();
+  const secs = (clock.now() - t0) / 1000;
+  if (json) {
+    console.log(JSON.stringify({ ...r, seconds: secs }));
+  } else {
+    if (r.promoted)
+      console.log(`no full backup to build on: took a full backup instead of ${kind}`);
+    console.log(
+      `${r.type} backup ${r.id} of the live cluster at index ${r.index} (term ${r.term}; the leader had committed ${r.committedAtRequest}): ${r.keyCount} keys, ${r.records} records, ${r.chunks} chunks, ${fmtBytes(r.bytes)} (${fmtBytes(r.storedBytes)} new) in ${secs.toFixed(1)} s`,
+    );
+    console.log(`log archive up to index ${r.archivedTo}; learner ${r.agentId} left the cluster`);
+  }
+  return 0;
+}
+
 async function take(args: ParsedArgs, kind: BackupType): Promise<number> {
-  rejectCluster(args);
+  const cluster = args.values.get('--cluster') ?? process.env.SYNOD_CLUSTER;
+  if (cluster) return takeLive(args, kind, cluster);
   const repo = await openRepo(args);
   const clock = new SystemClock();
   const printer = progressPrinter(process.stderr, () => clock.now());
   const t0 = clock.now();
   const { manifest: m, promoted } = await offlineBackup(repo, kind, {
-    factory: () => new MapState(),
+    factory: stateKindOf(repo).factory,
     now: clock.wallNow(),
     progress: printer.update,
   });

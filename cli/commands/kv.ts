@@ -1,6 +1,7 @@
 /**
  * `synod kv get|put|del|cas|scan|watch|status|workload`: the replicated key-value store from the
- * command line, against a remote cluster (`--cluster n1=ws://host:port,...` over WebSockets) or
+ * command line, against a remote cluster (`--cluster ws://host:port,...` over WebSockets; node ids are read
+ * from each node's handshake, or given as `id=ws://host:port`) or
  * an in-process one (`--embedded raft|paxos`). Exit codes: 0 ok, 1 the operation failed or was
  * indeterminate (or a cas compare failed), 2 usage or bad input.
  */
@@ -32,7 +33,8 @@ commands:
   workload                closed-loop load with a Jepsen history (see below)
 
 cluster (one of):
-  --cluster n1=ws://host:port,n2=...   (or SYNOD_CLUSTER) nodes running the KV service
+  --cluster ws://host:port,ws://...    (or SYNOD_CLUSTER) nodes running the KV service;
+                                       id=ws://host:port skips asking the node for its id
   --secret-file FILE                   (or SYNOD_SECRET_FILE) the cluster secret
   --embedded raft|paxos                an in-process 3-node cluster (state is discarded)
 
@@ -161,7 +163,7 @@ async function open(a: Args): Promise<Session> {
   const spec = str(a, 'cluster') ?? process.env.SYNOD_CLUSTER;
   if (!spec)
     throw new UsageError(
-      'name the cluster: --cluster n1=ws://host:port,... (or SYNOD_CLUSTER), or --embedded raft|paxos',
+      'name the cluster: --cluster ws://host:port,... (or SYNOD_CLUSTER), or --embedded raft|paxos',
     );
   const peers = spec
     .split(',')

@@ -5,11 +5,12 @@
  * Exit codes: 0 restored, 1 refused (damage, unreachable target, ...), 2 usage error.
  */
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { openRepo, parseArgs, reportError, UsageError } from '../../actors/backup/cli-args.js';
 import { writeRestoredDataDir } from '../../actors/backup/datadir.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
 import { executeRestore, planRestore } from '../../actors/backup/restore.js';
-import { MapState } from '../../actors/backup/state.js';
+import { stateKindOf } from '../../actors/backup/state-kind.js';
 import { formatTarget, parseTarget } from '../../actors/backup/target.js';
 import { SystemClock } from '../../lib/clock.js';
 
@@ -24,8 +25,14 @@ TARGET: latest            the newest state the repository holds (backup + archiv
         time:ISO          the state at that time (last entry committed at or before it)
 
 options:
-  --dest DATADIR        a fresh directory for the restored node's data (must be empty)
-  --members a,b,c       members of the new cluster (default: n1)
+  --dest DATADIR        a fresh directory for the restored node's data (must be empty):
+                        the storage directory itself, or with --node ID a directory
+                        'synod node --id ID --data DATADIR' starts from
+  --cluster-dir DIR     restore the whole new cluster: one 'synod node --data' directory
+                        per member, DIR/<member>
+  --node ID             (with --dest) the member this directory is for
+  --cluster-name NAME   the name the new nodes are started with (default synod)
+  --members a,b,c       members (voters) of the new cluster (default: n1)
   --cluster-id ID       id of the new cluster (default: a new random id)
   --key-file FILE       key of an encrypted repository (or $SYNOD_BACKUP_KEY)
   --dry-run             rebuild and check the state, write nothing
@@ -49,6 +56,9 @@ export async function run(argv: string[]): Promise<number> {
         '--key-file',
         '--cluster',
         '--secret-file',
+        '--cluster-dir',
+        '--node',
+        '--cluster-name',
       ],
       ['--help', '--json', '--dry-run'],
     );
@@ -62,8 +72,14 @@ export async function run(argv: string[]): Promise<number> {
     if (!toText) throw new UsageError('--to TARGET is required');
     const target = parseTarget(toText);
     const dest = args.values.get('--dest');
+    const clusterDir = args.values.get('--cluster-dir');
+    const nodeId = args.values.get('--node');
     const dryRun = args.flags.has('--dry-run');
-    if (!dest && !dryRun) throw new UsageError('--dest DATADIR is required (or --dry-run)');
+    if (!dest && !clusterDir && !dryRun)
+      throw new UsageError('--dest DATADIR or --cluster-dir DIR is required (or --dry-run)');
+    if (dest && clusterDir) throw new UsageError('--dest and --cluster-dir exclude each other');
+    if (nodeId && !dest) throw new UsageError('--node goes with --dest');
+    const clusterName = args.values.get('--cluster-name') ?? 'synod';
     if (args.values.has('--cluster')) {
       throw new UsageError(
         '--cluster: restoring straight into running nodes is not supported; restore into --dest and start new nodes on it',
@@ -73,30 +89,45 @@ export async function run(argv: string[]): Promise<number> {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+    if (nodeId && !members.includes(nodeId))
+      throw new UsageError(`--node ${nodeId} is not one of --members ${members.join(',')}`);
     const repo = await openRepo(args);
+    const kind = stateKindOf(repo);
     const clock = new SystemClock();
     const printer = progressPrinter(process.stderr, () => clock.now());
     const t0 = clock.now();
     const plan = await planRestore(repo, target);
     for (const w of plan.warnings) console.error(`warning: ${w}`);
     const res = await executeRestore(repo, plan, {
-      factory: () => new MapState(),
+      factory: kind.factory,
       progress: printer.update,
     });
     printer.done();
     let written: { dir: string; snapshotBytes: number } | undefined;
+    const dirs: string[] = [];
     const clusterId = args.values.get('--cluster-id') ?? randomUUID();
-    if (!dryRun && dest) {
-      written = await writeRestoredDataDir(dest, res, {
+    const write = (dir: string, node?: string) =>
+      writeRestoredDataDir(dir, res, {
         clusterId,
         members,
         now: clock.wallNow(),
+        encodeImage: (state) => kind.nodeImage(state, res.index),
+        ...(node ? { node: { id: node, cluster: clusterName } } : {}),
         source: {
           repo: repo.dir,
           sourceCluster: repo.config.clusterId,
           target: formatTarget(target),
         },
       });
+    if (!dryRun && dest) {
+      written = await write(dest, nodeId);
+      dirs.push(written.dir);
+    }
+    if (!dryRun && clusterDir) {
+      for (const m of members) {
+        written = await write(path.join(clusterDir, m), m);
+        dirs.push(written.dir);
+      }
     }
     const secs = (clock.now() - t0) / 1000;
     const out = {
@@ -111,7 +142,9 @@ export async function run(argv: string[]): Promise<number> {
       chunksRead: res.chunksRead,
       bytesRead: res.bytesRead,
       seconds: secs,
-      ...(written ? { dest: written.dir, clusterId, members } : { dryRun: true }),
+      ...(written
+        ? { dest: dirs.length === 1 ? dirs[0] : dirs, clusterId, members }
+        : { dryRun: true }),
     };
     if (args.flags.has('--json')) {
       console.log(JSON.stringify(out, null, 2));
@@ -124,7 +157,7 @@ export async function run(argv: string[]): Promise<number> {
       );
       if (written)
         console.log(
-          `  wrote ${written.dir} for new cluster ${clusterId} (members ${members.join(', ')})`,
+          `  wrote ${dirs.join(', ')} for new cluster ${clusterId} (members ${members.join(', ')})`,
         );
       else console.log('  dry run: nothing written');
     }

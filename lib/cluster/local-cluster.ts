@@ -135,7 +135,6 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
       }
       const finish = () => {
         timer.cancel();
-        poll.cancel();
         sub.unsubscribe();
       };
       const check = () => {
@@ -148,8 +147,8 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
         finish();
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
       });
-      // Streams announce most changes; a slow poll covers values read through status().
-      const poll = this.clock.setInterval(25, check);
+      // Every change a probe can see is announced: RaftNode publishes its streams only
+      // once status() reflects the change, and stop/restart/isolate/heal announce too.
       const sub = this.changes.subscribe(check);
     });
   }

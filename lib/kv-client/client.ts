@@ -265,7 +265,8 @@ export class KvClient {
           Math.min(this.attemptTimeoutMs, left) + 50,
         );
         if (reply.ok) {
-          this.leaderGuess = reply.servedBy;
+          // a write forwarded by a follower is served by a leader this client may not know
+          if (this.nodes.includes(reply.servedBy)) this.leaderGuess = reply.servedBy;
           this.observe(reply.token);
           return {
             outcome: 'ok',
@@ -392,7 +393,8 @@ export class KvClient {
       const reply = await this.attempt<T>(target, m as typeof msg, waitMs + 50);
       if (reply.ok) {
         this.observe(reply.token);
-        if (level === 'strong' || level === undefined) this.leaderGuess = reply.servedBy;
+        if ((level === 'strong' || level === undefined) && this.nodes.includes(reply.servedBy))
+          this.leaderGuess = reply.servedBy;
         return {
           outcome: 'ok',
           value: reply.value,

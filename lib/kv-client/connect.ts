@@ -1,9 +1,10 @@
 /**
- * `connect(['n1=ws://10.0.0.1:7001', ...], { secret })`: a KV client for a remote cluster, on
- * its own actor system over the WebSocket transport (transports/websocket). Each entry names a
- * node and its URL (`id=ws://host:port` or `id=wss://host:port`): the node ids are those of the
- * KV services (`<id>/kv`). The transport is loaded when `connect` is called, so in-process users
- * do not load `ws` at all.
+ * `connect(['ws://10.0.0.1:7001', ...], { secret })`: a KV client for a remote cluster, on its
+ * own actor system over the WebSocket transport (transports/websocket). Each entry is a URL
+ * (`ws://host:port` or `wss://host:port`), optionally naming the node (`id=ws://host:port`). A
+ * bare URL's node id is read from the node's handshake (lib/node/discover.ts, as `synod status`
+ * does); the node ids are those of the KV services (`<id>/kv`). The transport is loaded when
+ * `connect` is called, so in-process users do not load `ws` at all.
  */
 
 import { KvError } from '../../actors/kv/errors.js';
@@ -14,6 +15,7 @@ import { type Logger, silentLogger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
 import { KvClient, type KvClientOptions } from './client.js';
+import { LeaderlessKvClient, type LeaderlessKvClientOptions } from './leaderless.js';
 
 export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' | 'nodes'>> {
   /** The cluster's shared secret (HMAC challenge-response in the transport). */
@@ -30,6 +32,8 @@ export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' |
   discover?: boolean;
   /** Where the client's transport logs (default: warnings and errors on stderr; links going up are not news). */
   logger?: Logger;
+  /** How long to wait for a bare URL's node to tell its id (default 5000 ms). */
+  discoverTimeoutMs?: number;
 }
 
 const warnLogger: Logger = {
@@ -55,16 +59,24 @@ interface WsModule {
 }
 
 const WS_MODULE = '../../transports/websocket/index.js';
+const DISCOVER_MODULE = '../node/discover.js';
 
-export async function connect(
+interface DiscoverModule {
+  discoverNodeId(
+    url: string,
+    options?: { cluster?: string; timeoutMs?: number; clock?: Clock },
+  ): Promise<string>;
+}
+
+/**
+ * Turns every entry into `{ id, url }`: `id=url` as given, a bare URL by asking the node for its
+ * id over the handshake (all bare URLs are asked at once). Unreachable or non-synod URLs fail
+ * with `SYNOD_ERR_KV_UNAVAILABLE`; malformed entries with `SYNOD_ERR_KV_INVALID_ARGUMENT`.
+ */
+export async function resolvePeers(
   peers: readonly string[],
-  options: ConnectOptions = {},
-): Promise<RemoteKvClient> {
-  if (peers.length === 0)
-    throw new KvError(
-      'SYNOD_ERR_KV_INVALID_ARGUMENT',
-      'connect needs at least one node (id=ws://host:port)',
-    );
+  options: { cluster?: string; timeoutMs?: number; clock?: Clock } = {},
+): Promise<{ id: string; url: string }[]> {
   let ws: WsModule;
   try {
     ws = (await import(WS_MODULE as string)) as WsModule;
@@ -74,20 +86,74 @@ export async function connect(
       `the WebSocket transport is not available: ${(err as Error).message}`,
     );
   }
-  const specs = peers.map((p) => {
-    if (!p.includes('='))
+  const specs = await Promise.all(
+    peers.map(async (p) => {
+      if (p.includes('=')) {
+        try {
+          return ws.parsePeer(p);
+        } catch (err) {
+          throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
+        }
+      }
+      if (!/^wss?:\/\/[^/\s]+$/.test(p.replace(/\/$/, '')))
+        throw new KvError(
+          'SYNOD_ERR_KV_INVALID_ARGUMENT',
+          `"${p}" is not a node URL: use ws://host:port, wss://host:port or id=ws://host:port`,
+        );
+      const url = p.replace(/\/$/, '');
+      const d = (await import(DISCOVER_MODULE as string)) as DiscoverModule;
+      let id: string;
+      try {
+        id = await d.discoverNodeId(url, options);
+      } catch (err) {
+        throw new KvError('SYNOD_ERR_KV_UNAVAILABLE', (err as Error).message);
+      }
+      try {
+        return ws.parsePeer(`${id}=${url}`);
+      } catch (err) {
+        throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
+      }
+    }),
+  );
+  const seen = new Map<string, string>();
+  const byUrl = new Map<string, string>();
+  for (const s of specs) {
+    const other = seen.get(s.id);
+    if (other !== undefined && other !== s.url)
       throw new KvError(
         'SYNOD_ERR_KV_INVALID_ARGUMENT',
-        `name the node of "${p}": use id=${p} (the id the node runs as)`,
+        `node id "${s.id}" is listed twice (${other} and ${s.url})`,
       );
-    try {
-      return ws.parsePeer(p);
-    } catch (err) {
-      throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
-    }
-  });
-  const random = randomFromEntropy();
+    const otherId = byUrl.get(s.url);
+    if (otherId !== undefined && otherId !== s.id)
+      throw new KvError(
+        'SYNOD_ERR_KV_INVALID_ARGUMENT',
+        `${s.url} is listed as two nodes ("${otherId}" and "${s.id}")`,
+      );
+    seen.set(s.id, s.url);
+    byUrl.set(s.url, s.id);
+  }
+  return [...seen].map(([id, url]) => ({ id, url }));
+}
+
+/** A client actor system on the WebSocket transport, connected to the resolved nodes. */
+async function openRemoteSystem(
+  peers: readonly string[],
+  options: ConnectOptions,
+): Promise<{ system: ActorSystem; nodes: string[]; close(): Promise<void> }> {
+  if (peers.length === 0)
+    throw new KvError(
+      'SYNOD_ERR_KV_INVALID_ARGUMENT',
+      'connect needs at least one node (ws://host:port or id=ws://host:port)',
+    );
   const clock = options.clock ?? systemClock;
+  const specs = await resolvePeers(peers, {
+    ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
+    timeoutMs: options.discoverTimeoutMs ?? 5000,
+    clock,
+  });
+  const ws = (await import(WS_MODULE as string)) as WsModule;
+  const random = randomFromEntropy();
   const nodeId = options.nodeId ?? `kvc-${random.nextUint32().toString(36)}`;
   const transport = await ws.WebSocketTransport.create({
     nodeId,
@@ -111,20 +177,78 @@ export async function connect(
       }
     }
   }
+  return {
+    system,
+    nodes,
+    close: async () => {
+      await system.shutdown();
+      await transport.close(200);
+    },
+  };
+}
+
+function clientOptions<T extends ConnectOptions>(options: T) {
   const {
     secret: _s,
     cluster: _c,
     nodeId: _n,
     clock: _k,
+    discoverTimeoutMs: _t,
     logger: _l,
     discover: _d,
-    ...clientOpts
+    ...rest
   } = options;
-  const client = new KvClient({ ...clientOpts, system, nodes }) as RemoteKvClient;
+  return rest;
+}
+
+export async function connect(
+  peers: readonly string[],
+  options: ConnectOptions = {},
+): Promise<RemoteKvClient> {
+  const remote = await openRemoteSystem(peers, options);
+  const client = new KvClient({
+    ...clientOptions(options),
+    system: remote.system,
+    nodes: remote.nodes,
+  }) as RemoteKvClient;
   client.disconnect = async () => {
     await client.close();
-    await system.shutdown();
-    await transport.close(200);
+    await remote.close();
+  };
+  return client;
+}
+
+export interface ConnectLeaderlessOptions
+  extends Partial<Omit<LeaderlessKvClientOptions, 'system' | 'nodes'>>,
+    Pick<
+      ConnectOptions,
+      'secret' | 'cluster' | 'nodeId' | 'clock' | 'logger' | 'discoverTimeoutMs'
+    > {}
+
+export interface RemoteLeaderlessKvClient extends LeaderlessKvClient {
+  /** Closes the client, its actor system and its connections. */
+  disconnect(): Promise<void>;
+}
+
+/**
+ * `connectLeaderless(['ws://…', …], { secret })`: the KV client API on a remote leaderless
+ * keyspace (nodes running a `GossipReplica` at `gossip`, or `servicePath`), over WebSockets.
+ * Node ids are resolved like `connect`'s.
+ */
+export async function connectLeaderless(
+  peers: readonly string[],
+  options: ConnectLeaderlessOptions = {},
+): Promise<RemoteLeaderlessKvClient> {
+  // a leaderless node has no `admin` member list to learn from
+  const remote = await openRemoteSystem(peers, { ...options, discover: false });
+  const client = new LeaderlessKvClient({
+    ...clientOptions(options),
+    system: remote.system,
+    nodes: remote.nodes,
+  }) as RemoteLeaderlessKvClient;
+  client.disconnect = async () => {
+    await client.close();
+    await remote.close();
   };
   return client;
 }

@@ -68,11 +68,13 @@ export interface ControlReply {
 
 export type AdminMsg =
   | ({ type: 'node.status' } & Replies<NodeStatus>)
-  | ({ type: 'node.join'; id: string; url: string } & Replies<{
+  | ({ type: 'node.join'; id: string; url: string; learner?: boolean } & Replies<{
       ok: boolean;
       message: string;
       members: Record<string, string>;
     }>)
+  /** Removes a learner (a backup agent leaving); forwarded to the leader. Voters are refused. */
+  | ({ type: 'node.leave'; id: string } & Replies<{ ok: boolean; message: string }>)
   | { type: 'node.members'; members: Record<string, string> }
   /** Operator controls (the dashboard of a node started with an admin secret sends these). */
   | ({ type: 'node.cut'; peers: string[] } & Replies<ControlReply>)
@@ -130,8 +132,10 @@ export class NodeAdmin extends Actor<AdminMsg> {
         typeof m.id === 'string' &&
         NODE_ID.test(m.id) &&
         typeof m.url === 'string' &&
-        /^wss?:\/\//.test(m.url)
+        /^wss?:\/\//.test(m.url) &&
+        (m.learner === undefined || typeof m.learner === 'boolean')
       );
+    if (m.type === 'node.leave') return typeof m.id === 'string' && NODE_ID.test(m.id);
     return false;
   }
 
@@ -143,6 +147,9 @@ export class NodeAdmin extends Actor<AdminMsg> {
       case 'node.join':
         // Joins take a while (catch-up): run them beside the mailbox so status stays served.
         void this.join(msg);
+        return;
+      case 'node.leave':
+        void this.leave(msg);
         return;
       case 'node.members':
         for (const [id, url] of Object.entries(msg.members)) {
@@ -261,6 +268,50 @@ export class NodeAdmin extends Actor<AdminMsg> {
     return out;
   }
 
+  private async leave(msg: Extract<AdminMsg, { type: 'node.leave' }>): Promise<void> {
+    const d = this.deps;
+    const s = d.raft.started ? d.raft.status() : undefined;
+    if (!s || (s.role !== 'leader' && !s.leader)) {
+      this.ctx.reply(msg, { ok: false, message: 'no leader right now; try again in a moment' });
+      return;
+    }
+    if (s.role !== 'leader') {
+      try {
+        const r = await this.ctx.ask(
+          `${s.leader}/admin`,
+          { type: 'node.leave', id: msg.id } as AdminMsg &
+            Replies<{ ok: boolean; message: string }>,
+          30_000,
+        );
+        this.ctx.reply(msg, r);
+      } catch (err) {
+        this.ctx.reply(msg, {
+          ok: false,
+          message: `forwarding to leader ${s.leader} failed: ${(err as Error).message}`,
+        });
+      }
+      return;
+    }
+    try {
+      const m = s.membership;
+      if (m.voters.includes(msg.id)) {
+        this.ctx.reply(msg, {
+          ok: false,
+          message: `${msg.id} is a voter: node.leave removes learners only`,
+        });
+        return;
+      }
+      if (m.learners.includes(msg.id)) await d.raft.removeMember(msg.id);
+      d.members.delete(msg.id);
+      this.ctx.reply(msg, { ok: true, message: `${msg.id} left the cluster` });
+    } catch (err) {
+      this.ctx.reply(msg, {
+        ok: false,
+        message: `removing ${msg.id} failed: ${(err as Error).message}`,
+      });
+    }
+  }
+
   private async join(msg: Extract<AdminMsg, { type: 'node.join' }>): Promise<void> {
     const d = this.deps;
     const s = d.raft.started ? d.raft.status() : undefined;
@@ -284,7 +335,12 @@ export class NodeAdmin extends Actor<AdminMsg> {
       try {
         const r = await this.ctx.ask(
           `${s.leader}/admin`,
-          { type: 'node.join', id: msg.id, url: msg.url } as AdminMsg &
+          {
+            type: 'node.join',
+            id: msg.id,
+            url: msg.url,
+            ...(msg.learner ? { learner: true } : {}),
+          } as AdminMsg &
             Replies<{ ok: boolean; message: string; members: Record<string, string> }>,
           60_000,
         );
@@ -303,6 +359,16 @@ export class NodeAdmin extends Actor<AdminMsg> {
     try {
       if (!s.membership.voters.includes(msg.id) && !s.membership.learners.includes(msg.id)) {
         await d.raft.addLearner(msg.id);
+      }
+      if (msg.learner) {
+        // A non-voting member (the backup agent): it receives the committed log, never votes.
+        const voter = d.raft.status().membership.voters.includes(msg.id);
+        this.ctx.reply(msg, {
+          ok: !voter,
+          message: voter ? `${msg.id} is a voter, not a learner` : `${msg.id} joined as a learner`,
+          members: Object.fromEntries(d.members),
+        });
+        return;
       }
       if (!d.raft.status().membership.voters.includes(msg.id)) {
         const deadline = this.ctx.clock.now() + 60_000;

@@ -59,6 +59,8 @@ t.test('backup and restore commands', async (t) => {
       '4096',
       '--cluster-id',
       'c',
+      '--state',
+      'map',
     ]),
   );
   t.equal(r.code, 0, r.err);

@@ -36,6 +36,7 @@ t.test('latency histogram', async (t) => {
     ],
   });
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  t.match(svg, '<title>Latency &lt;C=16&gt; &amp; more</title>', 'a title for accessibility');
   t.ok(balanced(svg), 'well-formed');
   t.match(svg, 'Latency &lt;C=16&gt; &amp; more', 'title escaped');
   t.match(svg, 'Synod put: n=1000, p50 5.99 ms, p99 10.89 ms');

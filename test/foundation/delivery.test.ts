@@ -196,3 +196,65 @@ t.test('state$ behaves like a BehaviorSubject and completes on stop', async (t) 
   await system.stop(ref.address);
   t.ok(completed);
 });
+
+t.test('ctx.send remembers its last target but never delivers to a stopped actor', async (t) => {
+  const clock = new VirtualClock();
+  const system = new ActorSystem({
+    nodeId: 'n',
+    clock,
+    logger: silentLogger,
+    random: new Random(1),
+  });
+  const dead: DeadLetter[] = [];
+  system.deadLetters$.subscribe((d) => dead.push(d));
+  type Fwd = { type: 'fwd'; to: string; n: number };
+  type Got = { type: 'got'; n: number };
+  class Forwarder extends Actor<Fwd> {
+    receive(msg: Fwd): void {
+      this.ctx.send(msg.to, { type: 'got', n: msg.n });
+    }
+  }
+  class Sink extends Actor<Got> {
+    constructor(readonly seen: number[]) {
+      super();
+    }
+    receive(msg: Got): void {
+      this.seen.push(msg.n);
+    }
+  }
+  const first: number[] = [];
+  const second: number[] = [];
+  const fwd = system.spawn('fwd', new Forwarder());
+  const sink = system.spawn('sink', new Sink(first));
+  await advance(clock, 0);
+  fwd.tell({ type: 'fwd', to: sink.address, n: 1 });
+  fwd.tell({ type: 'fwd', to: sink.address, n: 2 });
+  await advance(clock, 0);
+  t.same(first, [1, 2], 'delivered through the remembered target');
+  await system.stop(sink.address);
+  fwd.tell({ type: 'fwd', to: sink.address, n: 3 });
+  await advance(clock, 0);
+  t.same(first, [1, 2], 'nothing reaches the stopped instance');
+  t.equal(
+    dead.at(-1)?.code,
+    'SYNOD_ERR_NO_SUCH_ACTOR',
+    'a send to the stopped address is a dead letter',
+  );
+  system.spawn('sink', new Sink(second));
+  await advance(clock, 0);
+  fwd.tell({ type: 'fwd', to: sink.address, n: 4 });
+  await advance(clock, 0);
+  t.same(second, [4], 'a new actor at the same address gets the message');
+  t.same(first, [1, 2]);
+});
+
+t.test('using ctx before the actor starts throws a clear error', async (t) => {
+  class Early extends Actor<{ type: 'x' }> {
+    constructor() {
+      super();
+      this.ctx.send('n/elsewhere', { type: 'x' });
+    }
+    receive(): void {}
+  }
+  t.throws(() => new Early(), /actor context is not available before the actor starts/);
+});

@@ -12,7 +12,7 @@ import { KvClient, type KvOp, RaftCluster } from './raft-sim.js';
 
 export interface RandomRunOptions {
   nodes?: number;
-  /** Virtual ms of faults before healing (default 1200). */
+  /** Virtual ms of faults before healing (default 800). */
   faultMs?: number;
   /**
    * Negative control: clients read the local state machine without a ReadIndex barrier
@@ -30,6 +30,15 @@ export interface RandomRunResult {
   committed: number;
   steps: number;
   verdict?: string;
+  /** How often each fault kind struck (every run must include all of them). */
+  faults: {
+    crashes: number;
+    restarts: number;
+    partitions: number;
+    dropped: number;
+    duplicated: number;
+    reordered: boolean;
+  };
 }
 
 export async function runRandomSeed(
@@ -44,14 +53,23 @@ export async function runRandomSeed(
     ids,
     faults: {
       drop: 0.05,
-      duplicate: 0.02,
+      duplicate: 0.04,
       reorder: 0.1,
       reorderWindowMs: 20,
       delay: { min: 0, max: 8 },
     },
     node: { snapshotEvery: snapEvery, keepEntries: 4, snapshotChunkSize: 64 },
   });
-  const res: RandomRunResult = { seed, ok: false, ops: 0, okOps: 0, committed: 0, steps: 0 };
+  const res: RandomRunResult = {
+    seed,
+    ok: false,
+    ops: 0,
+    okOps: 0,
+    committed: 0,
+    steps: 0,
+    faults: { crashes: 0, restarts: 0, partitions: 0, dropped: 0, duplicated: 0, reordered: true },
+  };
+  const f = res.faults;
   try {
     await c.start();
     let stop = false;
@@ -92,33 +110,55 @@ export async function runRandomSeed(
             time: c.now(),
           });
         } else {
-          await cl.run(op, 1500);
+          await cl.run(op, 700);
         }
         await c.sleep(5 + rnd.int(20));
       }
     });
-    const faultEnd = c.now() + (opts.faultMs ?? 1200);
-    while (c.now() < faultEnd) {
-      const a = rnd.int(6);
+    const faultEnd = c.now() + (opts.faultMs ?? 800);
+    // Every run includes a partition, a crash and a restart of a crashed node (in a random
+    // order among the first actions), then random ones; drops, duplicates and reordering
+    // strike all along.
+    const plan = rnd.shuffle(['partition', 'crash']);
+    plan.push('restart');
+    const crash = (id: string) => {
+      c.crash(id);
+      f.crashes++;
+    };
+    const restart = async (id: string) => {
+      await c.restart(id);
+      f.restarts++;
+    };
+    const partition = () => {
+      const g = rnd.shuffle([...ids]);
+      const k = 1 + rnd.int(n - 1);
+      c.partition([g.slice(0, k), g.slice(k)]);
+      f.partitions++;
+    };
+    while (c.now() < faultEnd || plan.length > 0) {
       const id = rnd.pick(ids);
       const down = ids.filter((x) => !c.sim.isUp(x));
-      if (a === 0 && c.sim.isUp(id) && down.length + 1 < Math.ceil((n + 1) / 2) + (n > 3 ? 1 : 0)) {
-        c.crash(id);
-      } else if (a === 1 && !c.sim.isUp(id)) {
-        await c.restart(id);
-      } else if (a === 2) {
-        const g = rnd.shuffle([...ids]);
-        const k = 1 + rnd.int(n - 1);
-        c.partition([g.slice(0, k), g.slice(k)]);
-      } else if (a === 3) {
-        c.heal();
+      const mayCrash = down.length + 1 < Math.ceil((n + 1) / 2) + (n > 3 ? 1 : 0);
+      const next = plan.shift();
+      if (next === 'partition') partition();
+      else if (next === 'crash') crash(rnd.pick(ids.filter((x) => c.sim.isUp(x))));
+      else if (next === 'restart') {
+        if (down.length > 0) await restart(rnd.pick(down));
+      } else {
+        const a = rnd.int(6);
+        if (a === 0 && c.sim.isUp(id) && mayCrash) crash(id);
+        else if (a === 1 && !c.sim.isUp(id)) await restart(id);
+        else if (a === 2) partition();
+        else if (a === 3) c.heal();
       }
-      await c.sim.runFor(60 + rnd.int(200));
+      await c.sim.runFor(40 + rnd.int(160));
     }
+    f.dropped = c.sim.network.counters.dropped;
+    f.duplicated = c.sim.network.counters.duplicated;
     // Heal everything, then require progress.
     c.heal();
     c.sim.network.clearFaults();
-    for (const id of ids) if (!c.sim.isUp(id)) await c.restart(id);
+    for (const id of ids) if (!c.sim.isUp(id)) await restart(id);
     stop = true;
     await c.drive(loops, 4000);
     const final = new KvClient(c, 99);

@@ -106,8 +106,10 @@ export const websocketCluster: ClusterFactory = async (nodes, onStart) => {
         .filter((p) => p !== node)
         .map((p) => `${p}=ws://127.0.0.1:${proxies.get(`${node}>${p}`)!.port}`),
       secret: 'scenario-secret',
-      heartbeatIntervalMs: 100,
-      heartbeatTimeoutMs: 600,
+      // Fast enough for the link-cut scenario, slow enough that a loaded machine (event
+      // loops stalled for hundreds of ms) does not flap links and lose in-flight messages.
+      heartbeatIntervalMs: 250,
+      heartbeatTimeoutMs: 3000,
       backoff: { initialMs: 20, maxMs: 250 },
       random: new Random(seed++),
       logger: silentLogger,

@@ -2,26 +2,42 @@ import t from 'tap';
 import type { WebSocket } from 'ws';
 import type { TransportDeadLetter } from '../../lib/transport.js';
 import { ErrorCode } from '../../transports/websocket/errors.js';
-import { decodeBatch } from '../../transports/websocket/frames.js';
+import { BatchDecoder } from '../../transports/websocket/frames.js';
 import { OutboundQueue } from '../../transports/websocket/outbound-queue.js';
 import { identity, rawAcceptor } from '../helpers/ws-raw-peer.js';
 import { env, linkUp, ManualClock, startNode, until } from '../helpers/ws-util.js';
 
 t.test('OutboundQueue bounds and batches', async (t) => {
   const q = new OutboundQueue(3, 100);
-  const e = env('b/x', 1);
-  t.ok(q.push(new Uint8Array(40), e));
-  t.ok(q.push(new Uint8Array(40), e));
-  t.notOk(q.push(new Uint8Array(40), e), 'byte bound');
-  t.ok(q.push(new Uint8Array(10), e));
-  t.notOk(q.push(new Uint8Array(1), e), 'count bound');
+  const e = (n: number) => env('b/x', n);
+  t.ok(q.push(e(1), 40));
+  t.ok(q.push(e(2), 40));
+  t.notOk(q.push(e(3), 40), 'byte bound');
+  t.ok(q.push(e(4), 10));
+  t.notOk(q.push(e(5), 1), 'count bound');
   t.equal(q.bytes, 90);
-  const { frame, count } = q.takeBatch(60, 10);
-  t.equal(count, 1, 'batch respects byte limit');
-  t.equal(frame.length, 41);
-  t.equal(q.takeBatch(1000, 10).count, 2);
+  t.equal(q.peekSize(), 40);
+  const first = q.takeBatch(60, 10);
+  t.same(
+    first.envelopes.map((x) => x.m),
+    [1],
+    'batch respects byte limit',
+  );
+  t.equal(first.bytes, 40);
+  t.same(
+    q.takeBatch(1000, 10).envelopes.map((x) => x.m),
+    [2, 4],
+    'in order',
+  );
   t.equal(q.length, 0);
   t.equal(q.bytes, 0);
+  t.equal(q.peekSize(), undefined);
+  for (let i = 0; i < 3; i++) q.push(e(i), 1);
+  t.equal(q.takeBatch(1000, 2).envelopes.length, 2, 'batch respects envelope limit');
+  t.same(
+    q.drain().map((x) => x.m),
+    [2],
+  );
 });
 
 t.test('a peer that is down: queue bounded, overflow dead-lettered with a code', async (t) => {
@@ -69,8 +85,9 @@ t.test('a slow peer: socket buffer respected, queue bounded, nothing else lost',
   let received = 0;
   const b = await rawAcceptor(identity('b'), (ws) => {
     peerSocket = ws;
+    const decoder = new BatchDecoder(); // record structures live as long as the connection
     ws.on('message', (d: Buffer) => {
-      received += decodeBatch(d, 'b').length;
+      received += decoder.decode(d, 'b').length;
     });
     (ws as unknown as { _socket: { pause(): void } })._socket.pause();
   });

@@ -25,6 +25,9 @@ const MAX_FRAME = 64 * 1024;
 const SECRET = 'fuzz-secret';
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+// 10,000 connections take a minute or two on an idle machine and ten times that when the
+// machine is shared and loaded; the default per-file timeout (300 s) is not a speed claim.
+t.setTimeout(Number(process.env.SYNOD_FUZZ_TIMEOUT_MS ?? 1_800_000));
 t.comment(`fuzz seed ${SEED} (replay with SYNOD_FUZZ_SEED=${SEED}), ${INPUTS} inputs`);
 
 function bytes(r: Random, n: number): Buffer {
@@ -210,7 +213,7 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
       break;
     }
     case 'after:random-batch':
-      ws.send(tag(FrameType.BATCH, bytes(r, 1 + r.int(200))));
+      ws.send(tag(r.pick([FrameType.BATCH, FrameType.BATCH_RESET]), bytes(r, 1 + r.int(200))));
       break;
     case 'after:truncated-batch': {
       const full = Buffer.concat([
@@ -225,7 +228,13 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
       break;
     }
     case 'after:wrong-envelope':
-      ws.send(tag(FrameType.BATCH, packr.pack(wrongEnvelope(r))));
+      // one wrong envelope, or a batch array holding one
+      ws.send(
+        tag(
+          r.pick([FrameType.BATCH, FrameType.BATCH_RESET]),
+          packr.pack(r.int(2) === 0 ? wrongEnvelope(r) : [env('target/x', 1), wrongEnvelope(r)]),
+        ),
+      );
       break;
     case 'after:misrouted':
       ws.send(tag(FrameType.BATCH, encodeEnvelope(env(`other${r.int(9)}/x`, 1))));
@@ -234,7 +243,8 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
       ws.send(encodeControl(r.pick([1, 2, 3, 4]), {}));
       break;
     case 'after:unknown-tag':
-      ws.send(tag(r.pick([0, 5, 9, 0x11, 0x7f, 0xff]), packr.pack(value(r))));
+      // (0x10 BATCH and 0x11 BATCH_RESET are data frames; everything else is unknown)
+      ws.send(tag(r.pick([0, 5, 9, 0x12, 0x7f, 0xff]), packr.pack(value(r))));
       break;
   }
   try {

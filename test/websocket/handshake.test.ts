@@ -1,5 +1,6 @@
 import type { Test } from 'tap';
 import t from 'tap';
+import type { LinkStatus } from '../../lib/transport.js';
 import { ErrorCode } from '../../transports/websocket/errors.js';
 import { decodeControl, encodeControl, FrameType } from '../../transports/websocket/frames.js';
 import {
@@ -74,7 +75,10 @@ async function refused(
 ) {
   const b = await startNode('b', optsB);
   const a = await startNode('a', { ...optsA, peers: [`b=${b.url}`] });
+  const statuses: LinkStatus[] = [];
+  const sub = a.t.links$.subscribe((s) => statuses.push(s));
   t.teardown(async () => {
+    sub.unsubscribe();
     await a.t.close();
     await b.t.close();
   });
@@ -82,6 +86,21 @@ async function refused(
     () => (a.t.counters().errors[code] ?? 0) > 0 && (b.t.counters().errors[code] ?? 0) > 0,
     10_000,
     `${code} counted on both sides`,
+  );
+  // the dialer's links$ carries the refusal code at the start of `reason`
+  await until(
+    () => statuses.some((s) => s.peer === 'b' && s.reason?.startsWith(`${code}: `) === true),
+    10_000,
+    `links$ reports ${code}`,
+  );
+  const refusal = statuses.find((s) => s.reason?.startsWith(`${code}: `));
+  t.equal(refusal?.state, 'reconnecting', 'still retrying (the operator may fix the config)');
+  t.equal(a.t.linkStatus('b')?.reason?.split(':')[0], code, 'linkStatus() says so too');
+  const count = statuses.length;
+  await until(() => (a.t.counters().errors[code] ?? 0) > 1, 10_000, 'refused again on retry');
+  t.ok(
+    statuses.length - count <= 1,
+    'a repeated refusal with the same reason is not emitted again',
   );
   t.ok(a.log.has('error', text), `dialer logs an error mentioning "${text}"`);
   t.ok(b.log.has('error', text), `acceptor logs an error mentioning "${text}"`);

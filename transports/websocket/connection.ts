@@ -16,8 +16,9 @@ import {
   WebSocketTransportError,
 } from './errors.js';
 import {
+  BatchDecoder,
+  BatchEncoder,
   type Challenge,
-  decodeBatch,
   decodeControl,
   encodeControl,
   FrameType,
@@ -75,6 +76,9 @@ export class Connection {
   peerMaxFrame = Number.MAX_SAFE_INTEGER;
   /** Set when the flusher stopped on `bufferedAmount`; cleared when room appears. */
   waitingDrain = false;
+  /** Record-structure state of this connection's outbound batches (fresh per connection). */
+  readonly encoder = new BatchEncoder();
+  private readonly decoder = new BatchDecoder();
   private nonce: Uint8Array = newNonce();
   private transcript: Transcript | undefined;
   private step: 'hello' | 'challenge' | 'auth' | 'welcome' | 'done';
@@ -202,7 +206,7 @@ export class Connection {
     }
     try {
       if (this.state === 'open') {
-        if (data[0] !== FrameType.BATCH) {
+        if (data[0] !== FrameType.BATCH && data[0] !== FrameType.BATCH_RESET) {
           const t = data[0] === undefined ? 'empty' : `0x${data[0].toString(16)}`;
           throw new WebSocketTransportError(
             data[0] !== undefined && data[0] >= FrameType.HELLO && data[0] <= FrameType.WELCOME
@@ -211,11 +215,11 @@ export class Connection {
             `frame type ${t} after the handshake`,
           );
         }
-        const envelopes = decodeBatch(data, this.host.local.node);
+        const envelopes = this.decoder.decode(data, this.host.local.node);
         this.host.envelopes(this, envelopes);
         return;
       }
-      if (data[0] === FrameType.BATCH) {
+      if (data[0] === FrameType.BATCH || data[0] === FrameType.BATCH_RESET) {
         throw new WebSocketTransportError(
           ErrorCode.NOT_AUTHENTICATED,
           'data frame before the handshake completed',

@@ -1,24 +1,30 @@
 /**
  * Wire format. Every WebSocket message is one binary frame: a one-byte type tag followed by
- * msgpack. Control frames carry one msgpack map; a batch frame carries one or more
- * msgpack-encoded envelopes back to back (no array header), so an envelope is encoded once
- * when it is queued and a batch is a plain concatenation.
+ * msgpack. Control frames carry one msgpack map; a batch frame carries msgpack values back to
+ * back, each either one envelope or an array of envelopes.
  *
- *   0x01 HELLO      dialer -> acceptor  { p, wv, pv, cluster, node, inc, nonce, to, auth, maxFrame }
- *   0x02 CHALLENGE  acceptor -> dialer  { wv, cluster, node, inc, nonce, proof, maxFrame }
- *   0x03 AUTH       dialer -> acceptor  { proof }
- *   0x04 WELCOME    acceptor -> dialer  {}
- *   0x10 BATCH      both, after WELCOME  envelope envelope ...
+ *   0x01 HELLO        dialer -> acceptor  { p, wv, pv, cluster, node, inc, nonce, to, auth, maxFrame }
+ *   0x02 CHALLENGE    acceptor -> dialer  { wv, cluster, node, inc, nonce, proof, maxFrame }
+ *   0x03 AUTH         dialer -> acceptor  { proof }
+ *   0x04 WELCOME      acceptor -> dialer  {}
+ *   0x10 BATCH        both, after WELCOME  [envelope, envelope, ...]
+ *   0x11 BATCH_RESET  both, after WELCOME  like BATCH, after forgetting every record structure
  *
- * Plain msgpack (no shared structures or records), so there is no encoder/decoder state to
- * keep in step: a new connection starts clean by construction.
+ * Control frames are plain msgpack. Batch frames (wire version 2) use msgpackr records in
+ * sequential mode: an object's shape (its keys) is written once, the first time the shape is
+ * used on a connection, and later objects of that shape carry a one-byte reference and their
+ * values only. The structure state lives in the connection (`BatchEncoder`/`BatchDecoder`,
+ * one pair per connection), so it is reset on every reconnect; an encoder that had to
+ * discard a frame starts over and says so with BATCH_RESET. Plain msgpack maps are still
+ * read, so a batch of concatenated plain envelopes is valid too.
  */
-import { Packr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { isValidNodeId, nodeOf } from '../../lib/address.js';
 import { type Envelope, envelopeProblem } from '../../lib/envelope.js';
 import { ErrorCode, WebSocketTransportError } from './errors.js';
 
-export const WIRE_VERSION = 1;
+/** 2: batch frames carry msgpackr records with per-connection structures. */
+export const WIRE_VERSION = 2;
 
 export const FrameType = {
   HELLO: 0x01,
@@ -26,7 +32,14 @@ export const FrameType = {
   AUTH: 0x03,
   WELCOME: 0x04,
   BATCH: 0x10,
+  BATCH_RESET: 0x11,
 } as const;
+
+/** Bytes a batch frame adds around its envelopes: the type tag and an array header. */
+export const BATCH_OVERHEAD = 6;
+
+/** Most record structures a peer may define on one connection (ours uses at most 64). */
+export const MAX_RECORD_STRUCTURES = 256;
 
 export interface Hello {
   p: 'synod';
@@ -187,26 +200,113 @@ export function decodeControl(frame: Uint8Array): ControlFrame {
 }
 
 /**
- * Decodes a BATCH frame into validated envelopes addressed to `localNode`. All or nothing:
- * a frame with one bad envelope is rejected whole (the peer is misbehaving).
+ * msgpackr keeps its structure state in the options object it is given, so every encoder and
+ * decoder gets its own copy (`{ ...recordOptions }`), never this object.
+ */
+const recordOptions = {
+  useRecords: true,
+  sequential: true,
+  mapsAsObjects: true,
+  moreTypes: false,
+  int64AsType: 'number',
+  maxOwnStructures: 64,
+} as const;
+
+/**
+ * Encodes the batch frames of one connection. Envelopes must be encoded in the order they
+ * are written to the socket, and every frame encoded must be written: the decoder learns
+ * record structures from the frames as they arrive.
+ */
+export class BatchEncoder {
+  private packr = new Packr({ ...recordOptions });
+  private resetNext = false;
+
+  /** One frame holding `envelopes`; throws (and starts over) when msgpack cannot encode them. */
+  encode(envelopes: Envelope[]): Buffer {
+    let frame: Buffer;
+    try {
+      frame = this.packr.pack(envelopes, RESERVE_START_SPACE | 1);
+    } catch (err) {
+      this.reset();
+      throw err;
+    }
+    frame[0] = this.resetNext ? FrameType.BATCH_RESET : FrameType.BATCH;
+    this.resetNext = false;
+    return frame;
+  }
+
+  /**
+   * Forgets every structure (after a frame was encoded but not written): the next frame is a
+   * BATCH_RESET, so the decoder forgets them too.
+   */
+  reset(): void {
+    this.packr = new Packr({ ...recordOptions });
+    this.resetNext = true;
+  }
+}
+
+/** Decodes the batch frames of one connection (the counterpart of `BatchEncoder`). */
+export class BatchDecoder {
+  private unpackr = new Unpackr({ ...recordOptions });
+
+  /**
+   * Decodes a BATCH or BATCH_RESET frame into validated envelopes addressed to `localNode`.
+   * All or nothing: a frame with one bad envelope is rejected whole (the peer is
+   * misbehaving, and the connection is closed).
+   */
+  decode(frame: Uint8Array, localNode: string): Envelope[] {
+    if (frame.length < 2) fail(ErrorCode.BAD_FRAME, 'empty batch frame');
+    if (frame[0] === FrameType.BATCH_RESET) this.unpackr = new Unpackr({ ...recordOptions });
+    let values: unknown[];
+    try {
+      values = this.unpackr.unpackMultiple(frame.subarray(1)) as unknown[];
+    } catch (err) {
+      fail(ErrorCode.DECODE, `malformed msgpack in batch frame: ${(err as Error).message}`);
+    }
+    const structures = (this.unpackr as unknown as { structures?: unknown[] }).structures;
+    if (structures !== undefined && structures.length > MAX_RECORD_STRUCTURES) {
+      fail(
+        ErrorCode.BAD_FRAME,
+        `more than ${MAX_RECORD_STRUCTURES} record structures defined on one connection`,
+      );
+    }
+    let out: Envelope[];
+    if (values.length === 1 && Array.isArray(values[0])) out = values[0] as Envelope[];
+    else {
+      out = [];
+      for (const v of values) {
+        if (Array.isArray(v)) for (const e of v) out.push(e as Envelope);
+        else out.push(v as Envelope);
+      }
+    }
+    // every value holds at least one envelope (an encoder never writes an empty array)
+    for (const v of values) {
+      if (Array.isArray(v) && v.length === 0) fail(ErrorCode.BAD_ENVELOPE, 'empty batch array');
+    }
+    const prefixLength = localNode.length;
+    for (let i = 0; i < out.length; i++) {
+      const problem = envelopeProblem(out[i]);
+      if (problem !== undefined) {
+        fail(ErrorCode.BAD_ENVELOPE, `envelope ${i} of ${out.length}: ${problem}`);
+      }
+      const to = (out[i] as Envelope).to;
+      // `localNode/...` without slicing; anything else gets the exact (slower) test
+      const fast = to.charCodeAt(prefixLength) === 0x2f && to.startsWith(localNode);
+      if (!fast && nodeOf(to) !== localNode) {
+        fail(
+          ErrorCode.MISROUTED,
+          `envelope ${i} is addressed to "${to}", not to node ${localNode}`,
+        );
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * Decodes one self-contained batch frame (no record structures from earlier frames), e.g.
+ * concatenated plain envelopes. A connection decodes with its own `BatchDecoder`.
  */
 export function decodeBatch(frame: Uint8Array, localNode: string): Envelope[] {
-  if (frame.length < 2) fail(ErrorCode.BAD_FRAME, 'empty batch frame');
-  let values: unknown[];
-  try {
-    values = packr.unpackMultiple(frame.subarray(1)) as unknown[];
-  } catch (err) {
-    fail(ErrorCode.DECODE, `malformed msgpack in batch frame: ${(err as Error).message}`);
-  }
-  for (let i = 0; i < values.length; i++) {
-    const problem = envelopeProblem(values[i]);
-    if (problem !== undefined) {
-      fail(ErrorCode.BAD_ENVELOPE, `envelope ${i} of ${values.length}: ${problem}`);
-    }
-    const to = (values[i] as Envelope).to;
-    if (nodeOf(to) !== localNode) {
-      fail(ErrorCode.MISROUTED, `envelope ${i} is addressed to "${to}", not to node ${localNode}`);
-    }
-  }
-  return values as Envelope[];
+  return new BatchDecoder().decode(frame, localNode);
 }

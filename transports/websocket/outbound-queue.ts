@@ -1,20 +1,17 @@
 /**
- * The bounded outbound queue of one peer, and the batcher that turns it into frames.
+ * The bounded outbound queue of one peer.
  *
- * Envelopes are encoded when queued (so an unencodable message is refused at `send`), and
- * the queue is bounded both in envelopes and in encoded bytes. A batch frame is the type tag
- * followed by the queued encodings back to back.
+ * Envelopes are checked when queued (`wireSize`: an unencodable message is refused at
+ * `send`) and queued with an upper bound of their encoded size; the queue is bounded both in
+ * envelopes and in those bytes. They are encoded at flush time, a whole batch at once, by
+ * the connection that carries them (see `BatchEncoder` in frames.ts): encoding in wire order
+ * is what lets the encoder share record structures along a connection.
  */
 import type { Envelope } from '../../lib/envelope.js';
-import { FrameType } from './frames.js';
-
-interface Item {
-  bytes: Uint8Array;
-  envelope: Envelope;
-}
 
 export class OutboundQueue {
-  private items: (Item | undefined)[] = [];
+  private envelopes: (Envelope | undefined)[] = [];
+  private sizes: number[] = [];
   private head = 0;
   private queuedBytes = 0;
   /** High-water marks, for counters and tests. */
@@ -27,87 +24,83 @@ export class OutboundQueue {
   ) {}
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.envelopes.length - this.head;
   }
 
+  /** Upper bound of the encoded size of what is queued. */
   get bytes(): number {
     return this.queuedBytes;
   }
 
-  /** Adds an encoded envelope; false when it would exceed a bound (nothing is added). */
-  push(bytes: Uint8Array, envelope: Envelope): boolean {
-    if (this.length >= this.maxEnvelopes || this.queuedBytes + bytes.length > this.maxBytes) {
-      return false;
-    }
-    this.items.push({ bytes, envelope });
-    this.queuedBytes += bytes.length;
-    if (this.length > this.peakLength) this.peakLength = this.length;
+  /** Adds an envelope of (at most) `size` encoded bytes; false when it would exceed a bound. */
+  push(envelope: Envelope, size: number): boolean {
+    const length = this.envelopes.length - this.head;
+    if (length >= this.maxEnvelopes || this.queuedBytes + size > this.maxBytes) return false;
+    this.envelopes.push(envelope);
+    this.sizes.push(size);
+    this.queuedBytes += size;
+    if (length + 1 > this.peakLength) this.peakLength = length + 1;
     if (this.queuedBytes > this.peakBytes) this.peakBytes = this.queuedBytes;
     return true;
   }
 
-  peek(): Item | undefined {
-    return this.items[this.head];
+  /** The size bound of the first envelope (undefined when empty). */
+  peekSize(): number | undefined {
+    return this.head < this.envelopes.length ? this.sizes[this.head] : undefined;
   }
 
-  /** Removes and returns the first item. */
-  shift(): Item | undefined {
-    const item = this.items[this.head];
-    if (item === undefined) return undefined;
-    this.items[this.head] = undefined;
+  /** Removes and returns the first envelope. */
+  shift(): Envelope | undefined {
+    if (this.head >= this.envelopes.length) return undefined;
+    const envelope = this.envelopes[this.head];
+    this.envelopes[this.head] = undefined;
+    this.queuedBytes -= this.sizes[this.head] as number;
     this.head++;
-    this.queuedBytes -= item.bytes.length;
     this.compact();
-    return item;
+    return envelope;
   }
 
   /**
-   * Takes up to `maxEnvelopes` envelopes whose encodings fit in `maxBytes - 1` and returns
-   * them as one BATCH frame. The first envelope is always taken (the caller has checked that
-   * it fits the frame limit on its own).
+   * Takes up to `maxEnvelopes` envelopes whose sizes add up to at most `maxBytes`, in order.
+   * The first envelope is always taken (the caller has checked that it fits on its own).
    */
-  takeBatch(maxBytes: number, maxEnvelopes: number): { frame: Buffer; count: number } {
-    let total = 1;
-    let end = this.head;
-    const stop = this.items.length;
-    while (end < stop && end - this.head < maxEnvelopes) {
-      const item = this.items[end] as Item;
-      if (end > this.head && total + item.bytes.length > maxBytes) break;
-      total += item.bytes.length;
+  takeBatch(maxBytes: number, maxEnvelopes: number): { envelopes: Envelope[]; bytes: number } {
+    const sizes = this.sizes;
+    const stop = Math.min(this.envelopes.length, this.head + maxEnvelopes);
+    let total = sizes[this.head] as number;
+    let end = this.head + 1;
+    while (end < stop) {
+      const size = sizes[end] as number;
+      if (total + size > maxBytes) break;
+      total += size;
       end++;
     }
-    const frame = Buffer.allocUnsafe(total);
-    frame[0] = FrameType.BATCH;
-    let offset = 1;
-    for (let i = this.head; i < end; i++) {
-      const item = this.items[i] as Item;
-      frame.set(item.bytes, offset);
-      offset += item.bytes.length;
-      this.items[i] = undefined;
-    }
-    const count = end - this.head;
+    const out = this.envelopes.slice(this.head, end) as Envelope[];
+    this.envelopes.fill(undefined, this.head, end);
     this.head = end;
-    this.queuedBytes -= total - 1;
+    this.queuedBytes -= total;
     this.compact();
-    return { frame, count };
+    return { envelopes: out, bytes: total };
   }
 
   /** Empties the queue and returns what was in it (to dead-letter it). */
   drain(): Envelope[] {
-    const out: Envelope[] = [];
-    for (let i = this.head; i < this.items.length; i++) out.push((this.items[i] as Item).envelope);
-    this.items = [];
+    const out = this.envelopes.slice(this.head) as Envelope[];
+    this.envelopes = [];
+    this.sizes = [];
     this.head = 0;
     this.queuedBytes = 0;
     return out;
   }
 
   private compact(): void {
-    if (this.head === this.items.length) {
-      this.items = [];
+    if (this.head === this.envelopes.length) {
+      this.envelopes = [];
+      this.sizes = [];
       this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    } else if (this.head > 1024 && this.head * 2 > this.envelopes.length) {
+      this.envelopes = this.envelopes.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
       this.head = 0;
     }
   }

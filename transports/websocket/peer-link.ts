@@ -9,12 +9,14 @@
  * from a new incarnation of the peer always replaces one from the old incarnation.
  */
 import type { TimerHandle } from '../../lib/clock.js';
+import { encodeValue } from '../../lib/codec.js';
 import type { Envelope } from '../../lib/envelope.js';
 import type { Random } from '../../lib/random.js';
 import type { LinkState } from '../../lib/transport.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { Connection } from './connection.js';
-import { ErrorCode } from './errors.js';
+import { ErrorCode, REFUSAL_CODES } from './errors.js';
+import { BATCH_OVERHEAD } from './frames.js';
 import { OutboundQueue } from './outbound-queue.js';
 
 export interface LinkLimits {
@@ -33,6 +35,13 @@ export interface LinkHost {
   stateChanged(link: PeerLink): void;
 }
 
+/** A link reason of the form `SYNOD_ERR_<CODE>: text` whose code refuses the handshake. */
+function isRefusal(reason: string | undefined): boolean {
+  if (reason === undefined) return false;
+  const colon = reason.indexOf(':');
+  return colon > 0 && REFUSAL_CODES.has(reason.slice(0, colon));
+}
+
 export class PeerLink {
   readonly queue: OutboundQueue;
   readonly backoff: Backoff;
@@ -48,7 +57,9 @@ export class PeerLink {
   flushScheduled = false;
   /** Incarnations of the peer that a newer one replaced (most recent last, at most 16). */
   readonly staleIncarnations: string[] = [];
-  private emitted: { state: LinkState; incarnation: string | undefined } | undefined;
+  private emitted:
+    | { state: LinkState; incarnation: string | undefined; reason: string | undefined }
+    | undefined;
 
   constructor(
     readonly peer: string,
@@ -95,46 +106,100 @@ export class PeerLink {
     if (this.staleIncarnations.length > 16) this.staleIncarnations.shift();
   }
 
+  /**
+   * Records the state and emits it on `links$` when the state or the peer incarnation
+   * changed, or when the reason became a (new) refusal of our handshake, so a refusal code
+   * such as `SYNOD_ERR_AUTH_FAILED` reaches `links$` even while the link keeps retrying.
+   */
   setState(state: LinkState, reason: string | undefined): void {
     this.state = state;
     this.reason = reason;
     const e = this.emitted;
-    if (e !== undefined && e.state === state && e.incarnation === this.incarnation) return;
-    this.emitted = { state, incarnation: this.incarnation };
+    if (
+      e !== undefined &&
+      e.state === state &&
+      e.incarnation === this.incarnation &&
+      (e.reason === reason || !isRefusal(reason))
+    ) {
+      return;
+    }
+    this.emitted = { state, incarnation: this.incarnation, reason };
     this.host.stateChanged(this);
   }
 
   /**
    * Writes queued envelopes as batch frames while the socket's `bufferedAmount` is below
-   * the limit. Envelopes larger than the peer's frame limit are dead-lettered.
+   * the limit. Envelopes larger than the peer's frame limit are dead-lettered. Each batch is
+   * encoded here, in wire order, by the connection's own encoder.
    */
   flush(): void {
     this.flushScheduled = false;
     const conn = this.active;
     if (conn === undefined || !conn.isOpen) return;
     const frameLimit = Math.min(this.limits.maxFrameBytes, conn.peerMaxFrame);
-    const batchLimit = Math.min(this.limits.batchBytes, frameLimit);
+    const batchLimit = Math.min(this.limits.batchBytes, frameLimit) - BATCH_OVERHEAD;
     const q = this.queue;
     while (q.length > 0) {
       if (conn.bufferedAmount >= this.limits.maxBufferedBytes) {
         conn.waitingDrain = true;
         return;
       }
-      const first = q.peek()!;
-      if (first.bytes.length + 1 > frameLimit) {
-        q.shift();
+      const first = q.peekSize() as number;
+      if (first + BATCH_OVERHEAD > frameLimit) {
+        const envelope = q.shift() as Envelope;
         this.host.deadLetter(
-          first.envelope,
+          envelope,
           ErrorCode.FRAME_TOO_LARGE,
-          `envelope of ${first.bytes.length} bytes exceeds ${this.peer}'s frame limit of ${frameLimit} bytes`,
+          `envelope of up to ${first} bytes exceeds ${this.peer}'s frame limit of ${frameLimit} bytes`,
         );
         continue;
       }
-      const { frame, count } = q.takeBatch(batchLimit, this.limits.batchEnvelopes);
-      conn.sendFrame(frame);
-      this.host.countFrameOut(count, frame.length);
+      const { envelopes } = q.takeBatch(batchLimit, this.limits.batchEnvelopes);
+      this.write(conn, envelopes, frameLimit);
     }
     conn.waitingDrain = false;
+  }
+
+  /** Encodes `envelopes` as one frame and writes it; copes with what should not happen. */
+  private write(conn: Connection, envelopes: Envelope[], frameLimit: number): void {
+    let frame: Buffer;
+    try {
+      frame = conn.encoder.encode(envelopes);
+    } catch (err) {
+      // `send` checked every body (wireSize); find the culprit with the stateless codec.
+      const good: Envelope[] = [];
+      for (const e of envelopes) {
+        try {
+          encodeValue(e);
+          good.push(e);
+        } catch (one) {
+          this.host.deadLetter(e, ErrorCode.ENCODE, (one as Error).message);
+        }
+      }
+      if (good.length === envelopes.length) {
+        for (const e of good) this.host.deadLetter(e, ErrorCode.ENCODE, (err as Error).message);
+      } else if (good.length > 0) this.write(conn, good, frameLimit);
+      return;
+    }
+    if (frame.length > frameLimit) {
+      // Sizes are upper bounds, so this cannot happen; if it does, nothing is lost: the
+      // frame is discarded (the encoder starts over) and the batch is split.
+      conn.encoder.reset();
+      if (envelopes.length === 1) {
+        this.host.deadLetter(
+          envelopes[0] as Envelope,
+          ErrorCode.FRAME_TOO_LARGE,
+          `envelope of ${frame.length - 1} bytes exceeds ${this.peer}'s frame limit of ${frameLimit} bytes`,
+        );
+        return;
+      }
+      const half = envelopes.length >> 1;
+      this.write(conn, envelopes.slice(0, half), frameLimit);
+      this.write(conn, envelopes.slice(half), frameLimit);
+      return;
+    }
+    conn.sendFrame(frame);
+    this.host.countFrameOut(envelopes.length, frame.length);
   }
 
   /** Dead-letters everything queued. */

@@ -18,7 +18,7 @@ import { concat, defer, from, type Observable, Subject } from 'rxjs';
 import { WebSocket } from 'ws';
 import { nodeOf } from '../../lib/address.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
-import { decodeEnvelope, encodeEnvelope } from '../../lib/codec.js';
+import { decodeEnvelope, encodeEnvelope, wireSize } from '../../lib/codec.js';
 import { type Envelope, envelopeProblem } from '../../lib/envelope.js';
 import { type Random, randomFromEntropy } from '../../lib/random.js';
 import type {
@@ -29,7 +29,7 @@ import type {
 } from '../../lib/transport.js';
 import { Connection, type ConnectionHost, type Refusal } from './connection.js';
 import { ErrorCode, WebSocketTransportError } from './errors.js';
-import type { Hello } from './frames.js';
+import { BATCH_OVERHEAD, type Hello } from './frames.js';
 import type { LocalIdentity } from './handshake.js';
 import { defaultLogger, type LogLevel, RateLimitedLog, type TransportLogger } from './logger.js';
 import {
@@ -292,15 +292,15 @@ export class WebSocketTransport implements Transport {
     const problem = envelopeProblem(envelope);
     if (problem !== undefined) return this.reject(envelope, ErrorCode.BAD_ENVELOPE, problem);
     const node = nodeOf(envelope.to);
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeEnvelope(envelope);
-    } catch (err) {
-      return this.reject(envelope, ErrorCode.ENCODE, (err as Error).message);
-    }
     if (node === this.nodeId) {
       // Local delivery still goes through the codec, so it behaves like a remote one.
-      const copy = decodeEnvelope(bytes);
+      let copy: Envelope;
+      try {
+        wireSize(envelope);
+        copy = decodeEnvelope(encodeEnvelope(envelope));
+      } catch (err) {
+        return this.reject(envelope, ErrorCode.ENCODE, (err as Error).message);
+      }
       this.scheduler(() => {
         if (this.closed) return;
         this.stats.delivered++;
@@ -320,14 +320,22 @@ export class WebSocketTransport implements Transport {
         `node ${node} has been unreachable for more than ${this.options.queueWhileDownMs} ms`,
       );
     }
-    if (bytes.length + 1 > this.options.maxFrameBytes) {
+    // One pass checks that the body can cross the wire and bounds its encoded size; the
+    // envelope is encoded later, with its batch, by the connection that writes it.
+    let size: number;
+    try {
+      size = wireSize(envelope);
+    } catch (err) {
+      return this.reject(envelope, ErrorCode.ENCODE, (err as Error).message);
+    }
+    if (size + BATCH_OVERHEAD > this.options.maxFrameBytes) {
       return this.reject(
         envelope,
         ErrorCode.FRAME_TOO_LARGE,
-        `envelope of ${bytes.length} bytes exceeds maxFrameBytes ${this.options.maxFrameBytes}`,
+        `envelope of up to ${size} bytes exceeds maxFrameBytes ${this.options.maxFrameBytes}`,
       );
     }
-    if (!link.queue.push(bytes, envelope)) {
+    if (!link.queue.push(envelope, size)) {
       this.stats.queueFull++;
       return this.reject(
         envelope,

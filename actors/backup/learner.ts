@@ -1,0 +1,362 @@
+/**
+ * The backup agent on a live cluster: a non-voting member. `LiveBackup.start` spawns, in an
+ * actor system on the cluster's transport, a Raft learner (`<agent id>/raft`, in-memory
+ * log: the repository's archive is the durable copy) and a `BackupAgent` that follows it,
+ * then asks a member's admin actor to add it as a learner (the leader replicates the
+ * committed log to it like to any follower; it never votes, so it neither slows commits nor
+ * changes quorums). `catchUp` waits until the agent has applied everything the leader had
+ * committed when it was called; `backup` captures between two applies; `leave` removes
+ * the learner from the configuration and stops the actors.
+ *
+ * When the leader's log no longer holds the entries the learner needs, it sends a
+ * snapshot: the learner's snapshot store hands the image to the agent (`reset`), which
+ * takes that state instead of stalling (docs/backup.md, "Joining a compacted cluster").
+ *
+ * The learner runs a null state machine: the agent keeps the only copy of the state.
+ */
+import { map, type Observable, type Subscription } from 'rxjs';
+import type { ActorEvent, ActorRef } from '../../lib/actor.js';
+import type { ActorSystem } from '../../lib/actor-system.js';
+import type { Clock } from '../../lib/clock.js';
+import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
+import type { StateMachine } from '../../lib/replicated-log.js';
+import { openMemoryDataDir } from '../../lib/storage/data-dir.js';
+import { MemoryDisk } from '../../lib/storage/memory-disk.js';
+import type { SnapshotStore, SnapshotWriter } from '../../lib/storage/types.js';
+import { RaftNode } from '../raft/raft-node.js';
+import { type AgentStatus, BackupAgent, type BackupAgentMsg, type BackupSummary } from './agent.js';
+import { BackupError } from './errors.js';
+import type { BackupType } from './manifest.js';
+import type { ProgressFn } from './progress.js';
+import type { Repository } from './repository.js';
+import type { StateKind } from './state-kind.js';
+
+/** Applies nothing: the learner only carries the log to the agent. */
+class NullStateMachine implements StateMachine<unknown, undefined> {
+  apply(): undefined {
+    return undefined;
+  }
+  snapshot(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  restore(): void {}
+}
+
+/** Passes every snapshot the learner installs to `onSnapshot` once it is durable. */
+function tapSnapshots(
+  inner: SnapshotStore,
+  onSnapshot: (index: number, term: number, image: Uint8Array) => void,
+): SnapshotStore {
+  return {
+    create: async (meta) => {
+      const w = await inner.create(meta);
+      const parts: Uint8Array[] = [];
+      const tapped: SnapshotWriter = {
+        write: async (data) => {
+          parts.push(data.slice());
+          await w.write(data);
+        },
+        commit: async () => {
+          const m = await w.commit();
+          onSnapshot(meta.index, meta.term, Buffer.concat(parts));
+          return m;
+        },
+        abort: () => w.abort(),
+      };
+      return tapped;
+    },
+    latest: () => inner.latest(),
+    list: () => inner.list(),
+    prune: (keep) => inner.prune(keep),
+    close: () => inner.close(),
+  };
+}
+
+/**
+ * How the learner enters and leaves the configuration, and what the cluster has committed.
+ * `adminMembership` (the default) asks `synod node`'s admin actors over the transport; an
+ * embedded cluster can call its leader's RaftNode directly (the demo tour does).
+ */
+export interface ClusterMembership {
+  /** Adds `id` (reachable at `url`) as a learner; resolves with the members' URLs. */
+  join(id: string, url: string): Promise<Record<string, string>>;
+  /** Removes `id` from the configuration; resolves with a message. */
+  leave(id: string): Promise<string>;
+  /** The leader's commit index now. */
+  committedIndex(): Promise<number>;
+}
+
+export interface LiveBackupOptions<Op> {
+  /** An actor system on the cluster's transport; its node id is the agent's member id. */
+  readonly system: ActorSystem;
+  /** The URL the cluster reaches this process at. */
+  readonly url: string;
+  /** Adds a peer to the transport (`id=ws://host:port`). */
+  readonly addPeer: (spec: string) => void;
+  /** Members to ask (id and URL); the first that answers forwards to the leader. */
+  readonly contacts: readonly { readonly id: string; readonly url: string }[];
+  /** Default: the admin actors of `synod node` (through `contacts`). */
+  readonly membership?: ClusterMembership;
+  readonly repo: Repository;
+  readonly clusterId: string;
+  readonly kind: StateKind<Op>;
+  readonly progress?: ProgressFn;
+  /** Raft timing; must match the cluster's (defaults as `synod node`). */
+  readonly heartbeatMs?: number;
+  readonly electionMs?: number;
+  /** Bound on each admin request (default 30 s). */
+  readonly requestTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export class LiveBackup<Op = unknown> {
+  private joined = false;
+
+  private readonly membership: ClusterMembership;
+
+  private constructor(
+    private readonly opts: LiveBackupOptions<Op>,
+    readonly agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
+    private readonly raftRef: ActorRef<never, unknown>,
+  ) {
+    this.membership =
+      opts.membership ?? adminMembership(opts.system, opts.contacts, opts.requestTimeoutMs);
+  }
+
+  get id(): string {
+    return this.opts.system.nodeId;
+  }
+
+  /** Spawns the learner and the agent and joins the cluster as a learner. */
+  static async start<Op>(opts: LiveBackupOptions<Op>): Promise<LiveBackup<Op>> {
+    const { system } = opts;
+    for (const c of opts.contacts) opts.addPeer(`${c.id}=${c.url}`);
+    const agent = system.spawn(
+      'backup',
+      new BackupAgent<Op>({
+        repo: opts.repo,
+        clusterId: opts.clusterId,
+        factory: opts.kind.factory,
+        fromSnapshotImage: (image) => opts.kind.entriesFromNodeImage(image),
+        ...(opts.progress ? { progress: opts.progress } : {}),
+      }),
+      { supervision: { kind: 'stop' } },
+    );
+    const clock = system.clock;
+    await waitStarted(agent.events$, 'the backup agent', clock);
+    const disk = new MemoryDisk();
+    const raft = new RaftNode<Op, undefined>({
+      storage: async () => {
+        const dd = await openMemoryDataDir(disk);
+        return {
+          ...dd,
+          snapshots: tapSnapshots(dd.snapshots, (index, term, image) =>
+            agent.tell({ type: 'reset', index, term, image }),
+          ),
+        };
+      },
+      stateMachine: () => new NullStateMachine() as unknown as StateMachine<Op, undefined>,
+      snapshotEvery: 0,
+      ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+      ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
+    });
+    const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
+    await waitStarted(raftRef.events$, 'the learner', clock);
+    // Follow the learner: every applied entry and every applied-index step, in order.
+    const sub = raft.applied$.subscribe((entry) => agent.tell({ type: 'applied', entry }));
+    sub.add(raft.appliedIndex$.subscribe((index) => agent.tell({ type: 'applied-index', index })));
+    raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });
+    const live = new LiveBackup<Op>(opts, agent, raftRef as ActorRef<never, unknown>);
+    await live.join();
+    return live;
+  }
+
+  private async join(): Promise<void> {
+    const members = await this.membership.join(this.id, this.opts.url);
+    for (const [id, url] of Object.entries(members)) {
+      if (id !== this.id) this.opts.addPeer(`${id}=${url}`);
+    }
+    this.joined = true;
+    this.opts.log?.(`joined the cluster as learner ${this.id}`);
+  }
+
+  /** The leader's commit index now. */
+  committedIndex(): Promise<number> {
+    return this.membership.committedIndex();
+  }
+
+  /**
+   * Waits until the agent has applied everything the leader had committed when this was
+   * called (so a backup taken next holds every write acknowledged before it).
+   */
+  async catchUp(timeoutMs = 120_000): Promise<AgentStatus> {
+    const target = await this.membership.committedIndex();
+    const s = await waitFor(
+      this.opts.system.clock,
+      this.agent.state$,
+      (st) => st.index >= target || st.stalled !== null,
+      `the agent to apply up to index ${target}`,
+      timeoutMs,
+    );
+    if (s.stalled) {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_BUSY',
+        `the agent stalled at index ${s.stalled.expected - 1} (the learner skipped entries)`,
+      );
+    }
+    return s;
+  }
+
+  backup(kind: BackupType, timeoutMs = 24 * 3600_000): Promise<BackupSummary> {
+    return this.agent.ask({ type: 'backup', kind } as never, timeoutMs) as Promise<BackupSummary>;
+  }
+
+  flush(timeoutMs = 120_000): Promise<number> {
+    return this.agent.ask({ type: 'flush' } as never, timeoutMs) as Promise<number>;
+  }
+
+  status(): Promise<AgentStatus> {
+    return this.agent.ask({ type: 'status' } as never, 10_000) as Promise<AgentStatus>;
+  }
+
+  /** Archives what is buffered, leaves the configuration, stops the learner and the agent. */
+  async leave(): Promise<void> {
+    let error: unknown;
+    try {
+      await this.flush();
+    } catch (err) {
+      error = err;
+    }
+    if (this.joined) {
+      try {
+        const message = await this.membership.leave(this.id);
+        this.joined = false;
+        this.opts.log?.(`left the cluster (${message})`);
+      } catch (err) {
+        error ??= err;
+      }
+    }
+    await this.opts.system.stop(this.raftRef.address).catch(() => undefined);
+    await this.opts.system.stop(this.agent.address).catch(() => undefined);
+    if (error) throw error;
+  }
+}
+
+/** Membership through `synod node`'s admin actors (lib/node/node-admin.ts). */
+export function adminMembership(
+  system: ActorSystem,
+  contacts: readonly { readonly id: string; readonly url: string }[],
+  timeoutMs = 30_000,
+): ClusterMembership {
+  const ask = async <R>(to: string, msg: AdminMsg): Promise<R> =>
+    (await system.ask(`${to}/admin`, msg as AdminMsg & { replyTo?: string }, timeoutMs)) as R;
+  const askAny = async <R>(msg: AdminMsg, what: string): Promise<R> => {
+    const errors: string[] = [];
+    for (const c of contacts) {
+      try {
+        return await ask<R>(c.id, msg);
+      } catch (err) {
+        errors.push(`${c.id}: ${(err as Error).message}`);
+      }
+    }
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE',
+      `${what}: no member answered (${errors.join('; ')})`,
+    );
+  };
+  return {
+    async join(id, url) {
+      const r = await askAny<{ ok: boolean; message: string; members: Record<string, string> }>(
+        { type: 'node.join', id, url, learner: true } as AdminMsg,
+        'joining the cluster as a learner',
+      );
+      if (!r.ok)
+        throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `joining as a learner: ${r.message}`);
+      return r.members;
+    },
+    async leave(id) {
+      const r = await askAny<{ ok: boolean; message: string }>(
+        { type: 'node.leave', id } as AdminMsg,
+        'leaving the cluster',
+      );
+      if (!r.ok) throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `leaving: ${r.message}`);
+      return r.message;
+    },
+    async committedIndex() {
+      const s = await askAny<NodeStatus>(
+        { type: 'node.status' } as AdminMsg,
+        'asking for the status',
+      );
+      if (s.role === 'leader') return s.commitIndex;
+      if (!s.leader) {
+        throw new BackupError('SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE', 'the cluster has no leader');
+      }
+      return (await ask<NodeStatus>(s.leader, { type: 'node.status' } as AdminMsg)).commitIndex;
+    },
+  };
+}
+
+function waitStarted(
+  events$: Observable<ActorEvent>,
+  what: string,
+  clock: Clock,
+): Promise<unknown> {
+  return waitFor(
+    clock,
+    events$.pipe(
+      map((e) => {
+        if (e.type === 'failed' || e.type === 'stopped') {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_IO',
+            `${what} could not start: ${String((e as { error?: unknown }).error ?? e.type)}`,
+          );
+        }
+        return e;
+      }),
+    ),
+    (e) => e.type === 'started',
+    `${what} to start`,
+    120_000,
+  );
+}
+
+function waitFor<T>(
+  clock: Clock,
+  source: Observable<T>,
+  done: (v: T) => boolean,
+  what: string,
+  timeoutMs: number,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let finished = false;
+    const timer = clock.setTimer(timeoutMs, () => {
+      if (finished) return;
+      finished = true;
+      sub?.unsubscribe();
+      reject(new BackupError('SYNOD_ERR_BACKUP_TIMEOUT', `timed out waiting for ${what}`));
+    });
+    let sub: Subscription | undefined;
+    sub = source.subscribe({
+      next: (v) => {
+        if (finished || !done(v)) return;
+        finished = true;
+        timer.cancel();
+        queueMicrotask(() => sub?.unsubscribe());
+        resolve(v);
+      },
+      error: (err: unknown) => {
+        if (finished) return;
+        finished = true;
+        timer.cancel();
+        reject(err);
+      },
+      complete: () => {
+        if (finished) return;
+        finished = true;
+        timer.cancel();
+        reject(new BackupError('SYNOD_ERR_BACKUP_IO', `stopped before ${what}`));
+      },
+    });
+    if (finished) sub.unsubscribe();
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * `synod backup full|diff|incr --cluster ws://host:port[,...]`: the agent joins a running
+ * `synod node` cluster as a learner over WebSockets, catches up with what the leader had
+ * committed, takes the backup, archives the log it received, leaves the configuration and
+ * exits. Shared by the CLI, the demo and the tests.
+ */
+
+import { ActorSystem } from '../../lib/actor-system.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import { discoverNodeId } from '../../lib/node/discover.js';
+import { randomFromEntropy } from '../../lib/random.js';
+import { parsePeer } from '../../transports/websocket/options.js';
+import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import type { BackupSummary } from './agent.js';
+import { BackupError } from './errors.js';
+import { LiveBackup } from './learner.js';
+import type { BackupType } from './manifest.js';
+import type { ProgressFn } from './progress.js';
+import type { Repository } from './repository.js';
+import { KV_KIND } from './state-kind.js';
+
+export interface LiveBackupRun {
+  /** `id=ws://host:port` or bare `ws://host:port`, comma-separated. */
+  readonly cluster: string;
+  /** The cluster name nodes were started with (`synod node --cluster`, default synod). */
+  readonly clusterName?: string;
+  readonly secret?: string;
+  readonly repo: Repository;
+  readonly kind: BackupType;
+  /** The learner's member id (default `backup`). */
+  readonly agentId?: string;
+  /** Where the agent listens (default 127.0.0.1, any free port). */
+  readonly listen?: { host: string; port: number };
+  readonly advertise?: string;
+  readonly progress?: ProgressFn;
+  readonly log?: (line: string) => void;
+  readonly clock?: Clock;
+  readonly catchUpTimeoutMs?: number;
+}
+
+export interface LiveBackupResult extends BackupSummary {
+  /** The leader's commit index the backup waited for (it holds at least this index). */
+  readonly committedAtRequest: number;
+  readonly archivedTo: number;
+  readonly agentId: string;
+}
+
+const quietLogger: Logger = { log: () => {} };
+
+export async function resolveContacts(
+  spec: string,
+  clusterName: string,
+  clock: Clock,
+): Promise<{ id: string; url: string }[]> {
+  const parts = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (parts.length === 0) {
+    throw new BackupError('SYNOD_ERR_BACKUP_INVALID_ARGUMENT', '--cluster names no node');
+  }
+  const out: { id: string; url: string }[] = [];
+  const errors: string[] = [];
+  for (const p of parts) {
+    if (p.includes('=')) {
+      try {
+        out.push(parsePeer(p));
+      } catch (err) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+          `bad --cluster entry "${p}": ${(err as Error).message} (expected id=ws://host:port or ws://host:port)`,
+        );
+      }
+    } else {
+      if (!/^wss?:\/\//.test(p)) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+          `bad --cluster entry "${p}": expected ws://host:port or id=ws://host:port`,
+        );
+      }
+      try {
+        out.push({ id: await discoverNodeId(p, { cluster: clusterName, clock }), url: p });
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+  }
+  if (out.length === 0) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE',
+      `no cluster node answered: ${errors.join('; ')}`,
+    );
+  }
+  return out;
+}
+
+export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> {
+  const clock = run.clock ?? systemClock;
+  const clusterName = run.clusterName ?? 'synod';
+  const repo = run.repo;
+  if (repo.config.state !== 'kv') {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      `repository ${repo.dir} holds '${repo.config.state ?? 'map'}' state, not a KV cluster's: create one with synod backup init --state kv`,
+    );
+  }
+  const clusterId = repo.config.clusterId ?? clusterName;
+  const contacts = await resolveContacts(run.cluster, clusterName, clock);
+  const agentId = run.agentId ?? 'backup';
+  if (contacts.some((c) => c.id === agentId)) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      `--agent-id ${agentId} is the id of a cluster node: choose another`,
+    );
+  }
+  const random = randomFromEntropy();
+  const transport = await WebSocketTransport.create({
+    nodeId: agentId,
+    cluster: clusterName,
+    listen: run.listen ?? { host: '127.0.0.1', port: 0 },
+    peers: [],
+    clock,
+    random: random.fork(),
+    ...(run.secret ? { secret: run.secret } : {}),
+    logger: { log: () => {} },
+  });
+  const system = new ActorSystem({
+    nodeId: agentId,
+    clock,
+    random,
+    transport,
+    logger: quietLogger,
+  });
+  const url = run.advertise ?? (transport.address()?.url as string);
+  let live: LiveBackup<unknown> | undefined;
+  try {
+    live = (await LiveBackup.start({
+      system,
+      url,
+      addPeer: (spec) => transport.addPeer(spec),
+      contacts,
+      repo,
+      clusterId,
+      kind: KV_KIND,
+      ...(run.progress ? { progress: run.progress } : {}),
+      ...(run.log ? { log: run.log } : {}),
+    })) as LiveBackup<unknown>;
+    const target = await live.committedIndex();
+    run.log?.(`the leader has committed index ${target}; catching up`);
+    await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
+    const summary = await live.backup(run.kind);
+    const archivedTo = await live.flush();
+    await live.leave();
+    live = undefined;
+    return { ...summary, committedAtRequest: target, archivedTo, agentId };
+  } finally {
+    if (live) await live.leave().catch(() => undefined);
+    await system.shutdown().catch(() => undefined);
+    await transport.close(500).catch(() => undefined);
+  }
+}

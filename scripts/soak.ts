@@ -1,0 +1,226 @@
+/**
+ * `npm run soak -- --minutes M [--nodes 3] [--clients 8] [--out DIR]`
+ *
+ * Steady load on a real cluster (`synod node` processes on loopback, no root needed) for M
+ * minutes: closed-loop clients writing and reading, samples every 5 s of each node's RSS and
+ * open file descriptors (from /proc) and of the throughput, written to samples.jsonl and drawn
+ * as soak.svg (memory, fds, ops/s over time). Exit 1 when memory or fds keep growing (last
+ * quarter's median above 1.5× the second quarter's) or throughput collapses (last quarter's
+ * median below half of the second quarter's), else 0.
+ *
+ * Not yet: periodic snapshots/backups during the soak (there is no remote trigger for either;
+ * the node compacts on its own schedule).
+ */
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { monotonicNow } from '../test/chaos/harness/clock.js';
+import { ChaosCluster, LoopbackNet } from '../test/chaos/harness/cluster.js';
+
+const SECRET = 'soak-secret-of-enough-length-0000000001';
+
+function flag(argv: string[], name: string, dflt: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : dflt;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function fds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? (s[Math.floor(s.length / 2)] as number) : 0;
+};
+
+interface Sample {
+  t: number;
+  opsPerSec: number;
+  rss: Record<string, number>;
+  fds: Record<string, number>;
+}
+
+function svg(samples: Sample[], ids: string[]): string {
+  const W = 900;
+  const H = 220;
+  const pad = 40;
+  const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
+  const tMax = Math.max(1, ...samples.map((s) => s.t));
+  const panel = (
+    title: string,
+    y0: number,
+    series: { name: string; pts: [number, number][] }[],
+    unit: string,
+  ) => {
+    const vMax = Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p[1])));
+    const x = (t: number) => pad + ((W - 2 * pad) * t) / tMax;
+    const y = (v: number) => y0 + H - pad / 2 - ((H - pad) * v) / vMax;
+    const lines = series
+      .map(
+        (s, i) =>
+          `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="1.5" points="${s.pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>` +
+          `<text x="${W - pad - 60}" y="${y0 + 20 + 14 * i}" font-size="11" fill="${colors[i % colors.length]}">${s.name}</text>`,
+      )
+      .join('');
+    return (
+      `<text x="${pad}" y="${y0 + 14}" font-size="13">${title} (max ${vMax.toFixed(1)} ${unit})</text>` +
+      `<line x1="${pad}" y1="${y0 + H - pad / 2}" x2="${W - pad}" y2="${y0 + H - pad / 2}" stroke="#999"/>` +
+      `<text x="${pad}" y="${y0 + H - 4}" font-size="10">0 s</text><text x="${W - pad - 30}" y="${y0 + H - 4}" font-size="10">${(tMax / 1000).toFixed(0)} s</text>` +
+      lines
+    );
+  };
+  const mem = ids.map((id) => ({
+    name: id,
+    pts: samples
+      .filter((s) => s.rss[id] !== undefined)
+      .map((s) => [s.t, (s.rss[id] as number) / 1048576] as [number, number]),
+  }));
+  const fd = ids.map((id) => ({
+    name: id,
+    pts: samples
+      .filter((s) => s.fds[id] !== undefined)
+      .map((s) => [s.t, s.fds[id] as number] as [number, number]),
+  }));
+  const ops = [{ name: 'ops/s', pts: samples.map((s) => [s.t, s.opsPerSec] as [number, number]) }];
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${3 * H}" font-family="sans-serif">` +
+    panel('RSS per node', 0, mem, 'MiB') +
+    panel('open file descriptors per node', H, fd, 'fds') +
+    panel('throughput', 2 * H, ops, 'ops/s') +
+    '</svg>'
+  );
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const minutes = Number(flag(argv, 'minutes', '5'));
+  const n = Number(flag(argv, 'nodes', '3'));
+  const clients = Number(flag(argv, 'clients', '8'));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = path.resolve(flag(argv, 'out', `test-artifacts/soak/${stamp}`));
+  mkdirSync(out, { recursive: true });
+  const dir = mkdtempSync(path.join(tmpdir(), 'synod-soak-'));
+  const secretFile = path.join(dir, 'cluster.key');
+  writeFileSync(secretFile, `${SECRET}\n`);
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const ports = await Promise.all(ids.map(freePort));
+  const c = new ChaosCluster({
+    net: new LoopbackNet(ids, ports),
+    dir,
+    secretFile,
+    secret: SECRET,
+    protocol: 'raft',
+  });
+  process.once('SIGINT', () => {
+    c.killAllNow();
+    process.exit(130);
+  });
+  console.log(
+    `soak: ${minutes} min, ${n} nodes (from ${c.cli.from}), ${clients} clients; data in ${dir}, results in ${out}`,
+  );
+  c.startAll();
+  for (let l = await c.leader(); !(l && l.voters.length === n); l = await c.leader())
+    await new Promise((r) => setTimeout(r, 500));
+  const kvs = await Promise.all(
+    Array.from({ length: clients }, () => c.kvClient({ timeoutMs: 5000 })),
+  );
+  let done = 0;
+  let failed = 0;
+  const stopAt = monotonicNow() + minutes * 60_000;
+  const t0 = monotonicNow();
+  const loops = kvs.map(async (kv, p) => {
+    for (let i = 0; monotonicNow() < stopAt; i++) {
+      const key = `k${(p * 7919 + i) % 1000}`;
+      const r =
+        i % 3 === 2
+          ? await kv.get(key, { level: 'strong' })
+          : await kv.put(key, `${p}.${i}`.padEnd(100, 'x'));
+      if (r.outcome === 'ok') done++;
+      else failed++;
+    }
+  });
+  const samples: Sample[] = [];
+  let last = 0;
+  let lastT = t0;
+  const sampler = setInterval(() => {
+    const now = monotonicNow();
+    const s: Sample = {
+      t: now - t0,
+      opsPerSec: ((done - last) * 1000) / (now - lastT),
+      rss: {},
+      fds: {},
+    };
+    last = done;
+    lastT = now;
+    for (const id of ids) {
+      const r = c.rss(id);
+      const f = fds(c.procs.get(id)?.pid);
+      if (r !== undefined) s.rss[id] = r;
+      if (f !== undefined) s.fds[id] = f;
+    }
+    samples.push(s);
+    console.log(
+      `+${(s.t / 1000).toFixed(0)}s ${s.opsPerSec.toFixed(0)} ops/s rss ${ids.map((id) => ((s.rss[id] ?? 0) / 1048576).toFixed(0)).join('/')} MiB fds ${ids.map((id) => s.fds[id] ?? '-').join('/')}`,
+    );
+  }, 5000);
+  await Promise.all(loops);
+  clearInterval(sampler);
+  await Promise.all(kvs.map((k) => k.close()));
+  await c.stopAll();
+  writeFileSync(
+    path.join(out, 'samples.jsonl'),
+    `${samples.map((s) => JSON.stringify(s)).join('\n')}\n`,
+  );
+  writeFileSync(path.join(out, 'soak.svg'), svg(samples, ids));
+  const q = Math.floor(samples.length / 4);
+  const second = samples.slice(q, 2 * q);
+  const lastQ = samples.slice(3 * q);
+  const problems: string[] = [];
+  if (q >= 1) {
+    for (const id of ids) {
+      const a = median(second.map((s) => s.rss[id] ?? 0));
+      const b = median(lastQ.map((s) => s.rss[id] ?? 0));
+      if (b > 1.5 * a)
+        problems.push(
+          `${id} RSS grew from ${(a / 1048576).toFixed(0)} to ${(b / 1048576).toFixed(0)} MiB`,
+        );
+      const fa = median(second.map((s) => s.fds[id] ?? 0));
+      const fb = median(lastQ.map((s) => s.fds[id] ?? 0));
+      if (fb > 1.5 * fa + 5) problems.push(`${id} open fds grew from ${fa} to ${fb}`);
+    }
+    const ta = median(second.map((s) => s.opsPerSec));
+    const tb = median(lastQ.map((s) => s.opsPerSec));
+    if (tb < 0.5 * ta)
+      problems.push(`throughput fell from ${ta.toFixed(0)} to ${tb.toFixed(0)} ops/s`);
+  }
+  const summary = {
+    minutes,
+    nodes: n,
+    clients,
+    ok: done,
+    failed,
+    opsPerSec: (done * 1000) / (monotonicNow() - t0),
+    problems,
+    svg: path.join(out, 'soak.svg'),
+  };
+  writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(JSON.stringify(summary));
+  return problems.length ? 1 : 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,462 @@
+/**
+ * Fuzzes a running cluster: three real `synod node` processes on loopback, a KV workload
+ * recording a history, and an intruder that holds the cluster secret (so its frames reach the
+ * actors) sending SYNOD_CLUSTER_FUZZ_INPUTS (default 2,000) hostile inputs:
+ * - Raft messages with absurd values: terms and indexes near 2^53, negative, fractional, NaN,
+ *   strings; giant batches (thousands of entries or messages); wrong `to`; claimed senders
+ *   that are members, the intruder itself, or unknown ids (messages from non-members);
+ * - the same messages replayed (delivered again, later, after the cluster moved on);
+ * - KV requests with absurd keys, values, sessions, levels and timeouts, and proposals of
+ *   garbage commands straight to the Raft actor;
+ * - admin messages with junk; and garbage frames after a valid handshake.
+ * Then the cluster must still be up (a leader, writes served), no node may have exited, the
+ * history must be linearizable and no acknowledged write lost. SYNOD_CLUSTER_FUZZ_SEED replays.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t, { type Test as Tap } from 'tap';
+import { raftMessageProblem } from '../../actors/raft/core/messages.js';
+import { ActorSystem } from '../../lib/actor-system.js';
+import { HistoryRecorder } from '../../lib/history/recorder.js';
+import { silentLogger } from '../../lib/logger.js';
+import { Random } from '../../lib/random.js';
+import { FrameType } from '../../transports/websocket/frames.js';
+import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import { identity, rawDial } from '../helpers/ws-raw-peer.js';
+import { monotonicNow } from './harness/clock.js';
+import { ChaosCluster, LoopbackNet } from './harness/cluster.js';
+import { judgeHistory } from './harness/verdict.js';
+
+const INPUTS = Number(process.env.SYNOD_CLUSTER_FUZZ_INPUTS ?? 2000);
+const SEED = Number(process.env.SYNOD_CLUSTER_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const SECRET = 'cluster-fuzz-secret-of-enough-length-01';
+t.comment(
+  `cluster fuzz seed ${SEED} (replay with SYNOD_CLUSTER_FUZZ_SEED=${SEED}), ${INPUTS} inputs`,
+);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const ABSURD = [
+  0,
+  1,
+  2,
+  -1,
+  -(2 ** 31),
+  2 ** 31,
+  2 ** 32,
+  2 ** 53 - 1,
+  2 ** 53 - 2,
+  2 ** 53,
+  2 ** 60,
+  -(2 ** 53),
+  1.5,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  '7',
+  null,
+  true,
+  [],
+  {},
+];
+const TYPES = [
+  'vote',
+  'preVote',
+  'voteResp',
+  'preVoteResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'snapshot',
+  'snapshotResp',
+  'timeoutNow',
+  'readIndex',
+  'readIndexResp',
+];
+
+async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<void> {
+  const ids = ['n1', 'n2', 'n3'];
+  const ports = await Promise.all(ids.map(freePort));
+  const errors: string[] = [];
+  const dir = mkdtempSync(path.join(tmpdir(), 'synod-cluster-fuzz-'));
+  const secretFile = path.join(dir, 'cluster.key');
+  writeFileSync(secretFile, `${SECRET}\n`);
+  const cluster = new ChaosCluster({
+    net: new LoopbackNet(ids, ports),
+    dir,
+    secretFile,
+    secret: SECRET,
+    protocol: 'raft',
+    onLine: (id, line) => {
+      if (/^ERROR|stopping:/.test(line)) errors.push(`${id}: ${line.slice(0, 300)}`);
+    },
+  });
+  t.teardown(() => cluster.killAllNow());
+  t.comment(`nodes run from ${cluster.cli.from}; logs in ${dir}/logs`);
+  cluster.startAll();
+  const end = monotonicNow() + 120_000;
+  let leader = await cluster.leader();
+  while (!(leader && leader.voters.length === 3)) {
+    if (monotonicNow() > end) throw new Error('no leader with three voters within 120 s');
+    await sleep(400);
+    leader = await cluster.leader();
+  }
+  t.comment(`leader ${leader.id} term ${leader.term}`);
+
+  // ---- the workload, recording a history
+  const rec = new HistoryRecorder({ clock: { now: monotonicNow } });
+  const clients = await Promise.all(
+    [0, 1, 2].map(() => cluster.kvClient({ timeoutMs: 4000, attemptTimeoutMs: 1000 })),
+  );
+  let stop = false;
+  const workload = clients.map(async (kv, p) => {
+    const r = new Random(SEED + p);
+    let n = 0;
+    while (!stop) {
+      const key = `k${r.int(3)}`;
+      if (r.chance(0.5)) {
+        const h = rec.invoke(p, 'read', key);
+        const res = await kv.get(key, { level: 'strong' });
+        if (res.outcome === 'ok') h.ok(res.value.value);
+        else h.fail(res.error.code);
+      } else {
+        const v = `${p}.${n++}`;
+        const h = rec.invoke(p, 'write', key, v);
+        const res = await kv.put(key, v);
+        if (res.outcome === 'ok') h.ok();
+        else if (res.outcome === 'failed') h.fail(res.error.code);
+        else h.info(res.error.code);
+      }
+    }
+  });
+
+  // ---- the intruder: a node that knows the secret but is not a member
+  const random = new Random(SEED);
+  const transport = await WebSocketTransport.create({
+    nodeId: 'intruder',
+    peers: cluster.peerSpecs(),
+    random: random.fork(),
+    secret: SECRET,
+    logger: { log: () => {} },
+  } as unknown as ConstructorParameters<typeof WebSocketTransport>[0]);
+  const intruder = new ActorSystem({ nodeId: 'intruder', transport, random, logger: silentLogger });
+  const r = random.fork();
+  const num = () => (r.chance(0.5) ? r.pick(ABSURD) : r.int(50));
+  const idx = () => (r.chance(0.6) ? r.pick([0, 1, 2 ** 53 - 1, 2 ** 53 - 2, 2 ** 40, 7]) : num());
+  const sender = () => r.pick(['n1', 'n2', 'n3', 'intruder', 'ghost', '', 'x'.repeat(300), 7]);
+  const raftMsg = (to: string): Record<string, unknown> => {
+    const type = r.pick(TYPES);
+    const m: Record<string, unknown> = {
+      type,
+      from: sender(),
+      to: r.chance(0.9) ? to : sender(),
+      term: idx(),
+    };
+    switch (type) {
+      case 'vote':
+      case 'preVote':
+        Object.assign(m, {
+          lastIndex: idx(),
+          lastTerm: idx(),
+          ...(r.chance(0.3) ? { transfer: true } : {}),
+        });
+        break;
+      case 'voteResp':
+      case 'preVoteResp':
+        m.reject = r.chance(0.5);
+        break;
+      case 'append': {
+        const prevIndex = idx();
+        const count = r.chance(0.03) ? 1000 + r.int(2000) : r.int(4);
+        const base = typeof prevIndex === 'number' ? prevIndex + 1 : 1;
+        m.prevIndex = prevIndex;
+        m.prevTerm = idx();
+        m.commit = idx();
+        m.entries = Array.from({ length: count }, (_, i) => ({
+          index: r.chance(0.95) ? base + i : num(),
+          term: idx(),
+          type: r.pick(['normal', 'noop', 'config', 'bogus']),
+          data: r.chance(0.9) ? new Uint8Array(r.int(20)).map(() => r.int(256)) : 'nope',
+        }));
+        break;
+      }
+      case 'appendResp':
+        Object.assign(m, {
+          index: idx(),
+          reject: r.chance(0.5),
+          hintIndex: idx(),
+          hintTerm: idx(),
+        });
+        break;
+      case 'heartbeat':
+        m.commit = idx();
+        if (r.chance(0.3)) m.context = 'ctx';
+        break;
+      case 'snapshot': {
+        const size = r.int(64);
+        m.meta = {
+          index: idx(),
+          term: idx(),
+          membership: r.chance(0.8)
+            ? { voters: [r.pick(['n1', 'intruder', 'ghost'])], learners: [] }
+            : 'x',
+        };
+        Object.assign(m, {
+          totalSize: r.chance(0.8) ? size : num(),
+          offset: 0,
+          data: new Uint8Array(size),
+          done: r.chance(0.5),
+        });
+        break;
+      }
+      case 'snapshotResp':
+        Object.assign(m, { index: idx(), offset: idx(), reject: r.chance(0.5) });
+        break;
+      case 'readIndex':
+      case 'readIndexResp':
+        Object.assign(m, {
+          context: r.pick(['c', '', 'ctx']),
+          index: idx(),
+          reject: r.chance(0.5),
+        });
+        break;
+    }
+    return m;
+  };
+  // Well-formed messages (they pass the node's validation) only in the forged phase; the
+  // main phase sends messages the validation must reject, so F1 does not mask the rest.
+  const pickRaft = (to: string): Record<string, unknown> => {
+    for (;;) {
+      const m = raftMsg(to);
+      if ((raftMessageProblem(m) === undefined) === forged) return m;
+    }
+  };
+  const sent: { to: string; msg: unknown }[] = [];
+  const counts: Record<string, number> = {};
+  let raw: Awaited<ReturnType<typeof rawDial>> | undefined;
+  const fuzzStart = monotonicNow();
+  for (let i = 0; i < inputs; i++) {
+    const target = r.pick(ids);
+    const kind = forged
+      ? r.pick(['raft', 'raft', 'raft-batch', 'replay'])
+      : r.pick([
+          'raft',
+          'raft',
+          'raft',
+          'raft',
+          'raft-batch',
+          'replay',
+          'replay',
+          'kv',
+          'kv',
+          'propose',
+          'admin',
+          'garbage-frame',
+        ]);
+    counts[kind] = (counts[kind] ?? 0) + 1;
+    let to = `${target}/raft`;
+    let msg: unknown;
+    switch (kind) {
+      case 'raft':
+        msg = { type: 'raft', ms: [pickRaft(target)] };
+        break;
+      case 'raft-batch':
+        msg = {
+          type: 'raft',
+          ms: Array.from({ length: r.chance(0.1) ? 2000 : 20 }, () => pickRaft(target)),
+        };
+        break;
+      case 'replay': {
+        const old = sent.length ? r.pick(sent) : undefined;
+        if (old) {
+          to = old.to;
+          msg = old.msg;
+        } else msg = { type: 'raft', ms: [raftMsg(target)] };
+        break;
+      }
+      case 'kv': {
+        to = `${target}/kv`;
+        const key = r.pick(['fz', '', 'k'.repeat(5000), 'fz/\u0000', 7, null]);
+        msg = r.pick([
+          {
+            type: 'kv.write',
+            op: {
+              t: r.pick(['put', 'del', 'cas', 'zap']),
+              key,
+              value: r.pick(['v', 'x'.repeat(200_000), 3, null]),
+            },
+            session: { c: r.pick(['fz', '', 7]), q: num(), a: num() },
+            timeoutMs: num(),
+          },
+          {
+            type: 'kv.get',
+            key,
+            read: {
+              level: r.pick(['strong', 'bogus', 'eventual', 7]),
+              maxStalenessMs: num(),
+              token: { index: num(), rev: num() },
+            },
+          },
+          { type: 'kv.range', start: key, end: r.pick(['', 'zz', 7]), limit: num() },
+          {
+            type: 'kv.watch',
+            id: 'w',
+            key,
+            fromRev: num(),
+            subscriber: r.pick(['intruder/$w', 'n1/raft', 'nobody/x']),
+          },
+          { type: 'kv.readIndex' },
+          { type: 'kv.status' },
+        ]);
+        break;
+      }
+      case 'propose':
+        msg = {
+          type: 'propose',
+          command: r.pick([
+            { clientId: 'fz', seq: r.int(1000), op: { t: 'put', key: 'fz', value: 'x' } },
+            {
+              clientId: 'fz',
+              seq: r.int(1000),
+              op: r.pick([null, 7, 'zap', { t: 'zap' }, { t: 'put' }]),
+            },
+            { c: 'fz', s: num(), o: { t: 'put', key: 'fz', value: 'x' } },
+            null,
+            'garbage',
+            { client: 'fz', seq: num(), op: { t: 'put', key: 'fz', value: 'y' } },
+          ]),
+          timeoutMs: num(),
+        };
+        break;
+      case 'admin':
+        to = `${target}/admin`;
+        msg = r.pick([
+          { type: 'node.status' },
+          { type: 'node.members', members: { ghost: 'ws://127.0.0.1:1' } },
+          { type: 'node.members', members: r.pick([null, 7, { n1: 7 }, { '': 'ws://x' }]) },
+          { type: 'node.join', id: r.pick(['', 'x'.repeat(300), 7]), url: 'http://nope' },
+          { type: 'node.bogus' },
+        ]);
+        break;
+      case 'garbage-frame': {
+        if (!raw || raw.readyState !== raw.OPEN) {
+          try {
+            raw = await rawDial(
+              cluster.url(target).replace('ws://', 'ws://'),
+              identity(`fz-raw-${i}`, SECRET),
+              target,
+            );
+          } catch {
+            raw = undefined;
+          }
+        }
+        if (raw?.readyState === raw?.OPEN) {
+          const body = new Uint8Array(r.int(200)).map(() => r.int(256));
+          raw?.send(
+            r.chance(0.5)
+              ? Buffer.concat([Buffer.from([FrameType.BATCH]), body])
+              : Buffer.from(body),
+          );
+        }
+        continue;
+      }
+    }
+    const ask = kind === 'kv' || kind === 'propose' || (kind === 'admin' && r.chance(0.5));
+    if (ask) {
+      void intruder.ask(to, msg as never, 1000).catch(() => undefined);
+    } else {
+      try {
+        intruder.send(to, msg as never);
+      } catch {
+        // refused locally (not encodable): fine, that is what the codec is for
+      }
+    }
+    if (kind === 'raft' && sent.length < 500) sent.push({ to, msg });
+    if (i % 25 === 0) await sleep(10);
+  }
+  t.comment(
+    `inputs by kind: ${JSON.stringify(counts)}, sent in ${Math.round(monotonicNow() - fuzzStart)} ms`,
+  );
+  raw?.terminate();
+  await sleep(2000);
+
+  // ---- the cluster must be up and correct
+  stop = true;
+  await Promise.all(workload);
+  const kv = clients[0] as (typeof clients)[number];
+  const healedAt = monotonicNow();
+  let wrote = false;
+  while (!wrote && monotonicNow() - healedAt < 60_000)
+    wrote = (await kv.put('fz-after', 'ok')).outcome === 'ok';
+  t.ok(
+    wrote,
+    `writes are served after the fuzz (${Math.round(monotonicNow() - healedAt)} ms to the first)`,
+  );
+  for (let k = 0; k < 3; k++) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const h = rec.invoke('final', 'read', `k${k}`);
+      const res = await kv.get(`k${k}`, { level: 'strong' });
+      if (res.outcome === 'ok') {
+        h.ok(res.value.value);
+        break;
+      }
+      h.fail(res.error.code);
+    }
+  }
+  const st = await cluster.statuses(3000);
+  const terms = [...st.values()].map((s) => s.term);
+  t.comment(
+    `after the fuzz: terms ${JSON.stringify(terms)}, leader ${[...st.values()].find((s) => s.role === 'leader')?.id}`,
+  );
+  t.ok(
+    terms.every((x) => Number.isSafeInteger(x) && x < 2 ** 40),
+    `no node adopted an absurd term (${terms.join(', ')})`,
+  );
+  const v = judgeHistory(rec.events, {
+    finalProcess: 'final',
+    reportFile: path.join(dir, 'report.html'),
+    title: `cluster fuzz seed ${SEED}`,
+    timeoutMs: 60_000,
+  });
+  t.equal(v.checker.result, 'linearizable', `${v.checker.summary} (report ${dir}/report.html)`);
+  t.same(v.lost, [], 'no acknowledged write lost');
+  const oks = rec.events.filter((e) => e.type === 'ok' && e.process !== 'final').length;
+  t.ok(oks > 10, `the workload made progress during the fuzz (${oks} ok)`);
+  const exits = [...cluster.procs.values()].flatMap((p) =>
+    p.exits.map((e) => `${p.id}: code ${e.code}`),
+  );
+  t.same(exits, [], 'no node exited');
+  t.same(errors, [], 'no node logged an error (a stopped Raft actor leaves a zombie process)');
+  await Promise.all(clients.map((c) => c.close()));
+  await intruder.shutdown();
+  await transport.close(100);
+  cluster.killAllNow();
+  await cluster.closeProbe();
+}
+
+t.test('a running cluster survives hostile inputs and stays linearizable', (t) =>
+  fuzzCluster(t, false, INPUTS),
+);
+
+const FORGED = process.env.SYNOD_CLUSTER_FUZZ_FORGED === '1';
+t.test(
+  'well-formed Raft messages with absurd terms from non-members and impersonated members',
+  FORGED
+    ? {} // runs for real (tap does not run the body of a `todo` subtest): expected to fail today
+    : {
+        skip: 'known finding F1 (RELIABILITY.md): a forged append from a non-member truncates logs and stops the Raft actor; run with SYNOD_CLUSTER_FUZZ_FORGED=1',
+      },
+  (t) => fuzzCluster(t, true, 300),
+);

@@ -1,0 +1,362 @@
+/**
+ * Five (or N) real `synod node` processes, each inside its own network namespace (see net.ts),
+ * with their own data directories on disk. The harness can SIGKILL and restart, SIGSTOP and
+ * SIGCONT them, sample their memory from /proc, and ask each node's admin actor for its status
+ * over its own WebSocket transport from the root namespace (never partitioned).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  createWriteStream,
+  type Dirent,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  type WriteStream,
+} from 'node:fs';
+import path from 'node:path';
+import { ActorSystem } from '../../../lib/actor-system.js';
+import { KvClient, type KvClientOptions } from '../../../lib/kv-client/client.js';
+import { silentLogger } from '../../../lib/logger.js';
+import type { AdminMsg, NodeStatus } from '../../../lib/node/node-admin.js';
+import { randomFromEntropy } from '../../../lib/random.js';
+import { WebSocketTransport } from '../../../transports/websocket/transport.js';
+/** Where the nodes live: network namespaces (ChaosNet) or loopback ports (LoopbackNet). */
+export interface NodePlacement {
+  readonly nodes: readonly { id: string; ip: string; port?: number }[];
+  node(id: string): { id: string; ip: string; port?: number };
+  /** Command prefix that runs a program where the node lives. */
+  prefix(id: string): string[];
+}
+
+/** Nodes on 127.0.0.1, one port each: no root needed, no network faults. */
+export class LoopbackNet implements NodePlacement {
+  readonly nodes: { id: string; ip: string; port: number }[];
+  constructor(ids: readonly string[], ports: readonly number[]) {
+    this.nodes = ids.map((id, i) => ({ id, ip: '127.0.0.1', port: ports[i] as number }));
+  }
+  node(id: string): { id: string; ip: string; port: number } {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`unknown node ${id}`);
+    return n;
+  }
+  prefix(): string[] {
+    return [];
+  }
+}
+
+export const PORT = 7001;
+
+export interface ClusterOptions {
+  net: NodePlacement;
+  dir: string;
+  secretFile: string;
+  secret: string;
+  protocol: string;
+  /** Data directory per node (default `<dir>/data/<id>`). */
+  dataDirs?: Record<string, string>;
+  /** Extra `synod node` arguments. */
+  nodeArgs?: string[];
+  /** Called for every line a node prints (already written to its log file). */
+  onLine?: (id: string, line: string) => void;
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * How to run the CLI: the compiled dist/ when it is newer than every source file (a stale
+ * build would test old code), else the sources through tsx (slower to start, more memory).
+ */
+export function cliCommand(root = process.cwd()): { cmd: string[]; from: 'dist' | 'source' } {
+  const dist = path.join(root, 'dist/cli/main.js');
+  if (process.env.SYNOD_CHAOS_FROM_SOURCE !== '1' && existsSync(dist)) {
+    const built = statSync(dist).mtimeMs;
+    const src = Math.max(
+      ...['lib', 'actors', 'transports', 'cli'].map((d) => newestSource(path.join(root, d))),
+    );
+    if (built >= src)
+      return { cmd: [process.execPath, path.join(root, 'bin/synod.js')], from: 'dist' };
+  }
+  return {
+    cmd: [process.execPath, '--import', 'tsx', path.join(root, 'test/helpers/synod-cli.ts')],
+    from: 'source',
+  };
+}
+
+export interface NodeProc {
+  id: string;
+  child: ChildProcess | undefined;
+  pid: number | undefined;
+  state: 'down' | 'running' | 'paused';
+  starts: number;
+  exits: { code: number | null; signal: string | null; at: number; expected: boolean }[];
+  log: WriteStream;
+  tail: string[];
+}
+
+export class ChaosCluster {
+  readonly procs = new Map<string, NodeProc>();
+  private probeSystem: ActorSystem | undefined;
+  private probeTransport: WebSocketTransport | undefined;
+  readonly cli = cliCommand();
+
+  constructor(readonly opts: ClusterOptions) {
+    mkdirSync(path.join(opts.dir, 'logs'), { recursive: true });
+    for (const n of opts.net.nodes) {
+      this.procs.set(n.id, {
+        id: n.id,
+        child: undefined,
+        pid: undefined,
+        state: 'down',
+        starts: 0,
+        exits: [],
+        log: createWriteStream(path.join(opts.dir, 'logs', `${n.id}.log`), { flags: 'a' }),
+        tail: [],
+      });
+    }
+  }
+
+  get ids(): string[] {
+    return this.opts.net.nodes.map((n) => n.id);
+  }
+
+  url(id: string): string {
+    const n = this.opts.net.node(id);
+    return `ws://${n.ip}:${n.port ?? PORT}`;
+  }
+
+  /** `id=ws://ip:port` of every node. */
+  peerSpecs(ids = this.ids): string[] {
+    return ids.map((id) => `${id}=${this.url(id)}`);
+  }
+
+  private proc(id: string): NodeProc {
+    const p = this.procs.get(id);
+    if (!p) throw new Error(`unknown node ${id}`);
+    return p;
+  }
+
+  /** Starts (or restarts) a node with the founding-member arguments, or `--join`. */
+  start(id: string, opts: { join?: string; dataDir?: string } = {}): NodeProc {
+    const p = this.proc(id);
+    if (p.state !== 'down') throw new Error(`${id} is already running`);
+    const n = this.opts.net.node(id);
+    const args = [
+      'node',
+      '--id',
+      id,
+      '--listen',
+      `${n.ip}:${n.port ?? PORT}`,
+      '--data',
+      opts.dataDir ?? this.opts.dataDirs?.[id] ?? path.join(this.opts.dir, 'data', id),
+      '--secret-file',
+      this.opts.secretFile,
+      '--protocol',
+      this.opts.protocol,
+      '--log-level',
+      'info',
+      ...(opts.join
+        ? ['--join', opts.join]
+        : this.ids.length > 1
+          ? ['--peers', this.peerSpecs(this.ids.filter((x) => x !== id)).join(',')]
+          : []),
+      ...(this.opts.nodeArgs ?? []),
+    ];
+    const [cmd, ...pre] = [...this.opts.net.prefix(id), ...this.cli.cmd];
+    const child = spawn(cmd as string, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.child = child;
+    p.pid = child.pid;
+    p.state = 'running';
+    p.starts++;
+    p.log.write(`--- start #${p.starts} pid ${child.pid}: ${args.join(' ')}\n`);
+    const onData = (buf: Buffer) => {
+      const text = buf.toString('utf8');
+      p.log.write(text);
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        p.tail.push(line);
+        if (p.tail.length > 40) p.tail.shift();
+        this.opts.onLine?.(id, line);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code, signal) => {
+      const expected = p.child !== child || p.state === 'down';
+      p.exits.push({ code, signal, at: Date.now(), expected });
+      p.log.write(`--- exit code ${code} signal ${signal}${expected ? '' : ' (UNEXPECTED)'}\n`);
+      if (p.child === child) {
+        p.child = undefined;
+        p.pid = undefined;
+        p.state = 'down';
+      }
+    });
+    return p;
+  }
+
+  startAll(): void {
+    for (const id of this.ids) this.start(id);
+  }
+
+  /** SIGKILL; resolves when the process is gone. */
+  async kill(id: string): Promise<void> {
+    const p = this.proc(id);
+    const child = p.child;
+    if (!child) return;
+    p.state = 'down';
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+    await gone;
+  }
+
+  pause(id: string): void {
+    const p = this.proc(id);
+    if (p.state !== 'running' || !p.child) return;
+    p.child.kill('SIGSTOP');
+    p.state = 'paused';
+  }
+
+  resume(id: string): void {
+    const p = this.proc(id);
+    if (p.state !== 'paused' || !p.child) return;
+    p.child.kill('SIGCONT');
+    p.state = 'running';
+  }
+
+  /** SIGTERM (clean stop), SIGKILL after `graceMs`. */
+  async stop(id: string, graceMs = 5000): Promise<void> {
+    const p = this.proc(id);
+    const child = p.child;
+    if (!child) return;
+    p.state = 'down';
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGCONT');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await gone;
+    clearTimeout(timer);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.ids.map((id) => this.stop(id)));
+    await this.closeProbe();
+    for (const p of this.procs.values()) p.log.end();
+  }
+
+  /** Resident set size in bytes, from /proc (undefined when the process is not running). */
+  rss(id: string): number | undefined {
+    const pid = this.proc(id).pid;
+    if (pid === undefined) return undefined;
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private probing: Promise<ActorSystem> | undefined;
+
+  /** One probe transport, however many callers ask at once. */
+  private probe(): Promise<ActorSystem> {
+    this.probing ??= this.openProbe();
+    return this.probing;
+  }
+
+  private async openProbe(): Promise<ActorSystem> {
+    const random = randomFromEntropy();
+    const nodeId = `chaos-probe-${random.nextUint32().toString(36)}`;
+    const transport = await WebSocketTransport.create({
+      nodeId,
+      peers: this.peerSpecs(),
+      random: random.fork(),
+      secret: this.opts.secret,
+      logger: { log: () => {} },
+    } as unknown as ConstructorParameters<typeof WebSocketTransport>[0]);
+    this.probeTransport = transport;
+    this.probeSystem = new ActorSystem({ nodeId, transport, random, logger: silentLogger });
+    return this.probeSystem;
+  }
+
+  /** The admin status of one node, or undefined when it does not answer in time. */
+  async status(id: string, timeoutMs = 1500): Promise<NodeStatus | undefined> {
+    const sys = await this.probe();
+    try {
+      return (await sys.ask(
+        `${id}/admin`,
+        { type: 'node.status' } as AdminMsg & { type: 'node.status' },
+        timeoutMs,
+      )) as NodeStatus;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async statuses(timeoutMs = 1500): Promise<Map<string, NodeStatus>> {
+    const out = new Map<string, NodeStatus>();
+    const live = this.ids.filter((id) => this.proc(id).state === 'running');
+    const all = await Promise.all(live.map((id) => this.status(id, timeoutMs)));
+    live.forEach((id, i) => {
+      const s = all[i];
+      if (s) out.set(id, s);
+    });
+    return out;
+  }
+
+  /** The leader with the highest term among the nodes that answer, if any. */
+  async leader(timeoutMs = 1500): Promise<NodeStatus | undefined> {
+    let best: NodeStatus | undefined;
+    for (const s of (await this.statuses(timeoutMs)).values()) {
+      if (s.role === 'leader' && (!best || s.term > best.term)) best = s;
+    }
+    return best;
+  }
+
+  /** A KV client on the harness's own transport (root namespace: never partitioned). */
+  async kvClient(opts: Partial<Omit<KvClientOptions, 'system' | 'nodes'>> = {}): Promise<KvClient> {
+    const system = await this.probe();
+    return new KvClient({ ...opts, system, nodes: this.ids });
+  }
+
+  /** Sends any message to any actor of a node (used by the membership nemesis). */
+  async ask<R>(to: string, msg: unknown, timeoutMs: number): Promise<R> {
+    const sys = await this.probe();
+    return (await sys.ask(to, msg as AdminMsg & { type: 'node.status' }, timeoutMs)) as R;
+  }
+
+  async closeProbe(): Promise<void> {
+    await this.probing?.catch(() => undefined);
+    await this.probeSystem?.shutdown();
+    await this.probeTransport?.close(100);
+    this.probeSystem = undefined;
+    this.probeTransport = undefined;
+    this.probing = undefined;
+  }
+
+  /** Kills every process still running (teardown on error). */
+  killAllNow(): void {
+    for (const p of this.procs.values()) {
+      if (p.child) {
+        p.state = 'down';
+        p.child.kill('SIGCONT');
+        p.child.kill('SIGKILL');
+      }
+    }
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * The chaos network: one Linux network namespace per node, each with a veth pair whose host
+ * end is plugged into a bridge in the root namespace (where the harness and the clients run).
+ * Faults are real packet drops, as Jepsen does them: iptables (nf_tables) rules inside the
+ * namespaces for partitions and random loss, `tc netem` for latency when the kernel has it
+ * (falling back to a `tbf` rate limit, a slow link, when it does not).
+ *
+ * Clients are never partitioned from nodes: partitions cut node-to-node traffic only, the way
+ * Jepsen's nemesis does (the harness must still be able to observe and heal everything).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+
+export class NetError extends Error {
+  readonly code = 'SYNOD_ERR_CHAOS_NET';
+}
+
+function run(cmd: string, args: string[], allowFail = false): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
+  if (r.status !== 0 && !allowFail) {
+    throw new NetError(
+      `${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || String(r.error ?? '')).trim()}`,
+    );
+  }
+  return r.stdout ?? '';
+}
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+}
+
+/** Why the chaos network cannot be built here, or undefined when it can. */
+export function netUnavailableReason(): string | undefined {
+  if (process.platform !== 'linux')
+    return `needs Linux network namespaces (this is ${process.platform})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'needs root (network namespaces, veth pairs and iptables); run as root, as CI does';
+  for (const c of ['ip', 'iptables', 'tc']) {
+    if (!has(c)) return `needs the "${c}" command (apt-get install iproute2 iptables)`;
+  }
+  const probe = `synod-chaos-probe-${process.pid}`;
+  const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  if (r.status !== 0) return `cannot create a network namespace: ${(r.stderr || '').trim()}`;
+  try {
+    const ipt = spawnSync(
+      'ip',
+      ['netns', 'exec', probe, 'iptables', '-A', 'INPUT', '-s', '10.0.0.9', '-j', 'DROP'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (ipt.status !== 0)
+      return `iptables does not work inside a namespace: ${(ipt.stderr || '').trim()}`;
+  } finally {
+    spawnSync('ip', ['netns', 'del', probe]);
+  }
+  return undefined;
+}
+
+export interface NetNode {
+  id: string;
+  ns: string;
+  ip: string;
+  /** The interface inside the namespace. */
+  dev: string;
+}
+
+export interface Capabilities {
+  netem: boolean;
+  statistic: boolean;
+}
+
+/** Removes namespaces, bridges and veths left by chaos runs whose process is gone. */
+export function cleanupStale(): void {
+  const list = run('ip', ['-o', 'netns', 'list'], true);
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = /^synod-chaos-(\d+)-(\d+)-/.exec(name);
+    if (m && !existsSync(`/proc/${m[2]}`)) run('ip', ['netns', 'del', name], true);
+  }
+  const links = run('ip', ['-o', 'link', 'show'], true);
+  for (const line of links.split('\n')) {
+    const m = /^\d+: (sc(\d+)br)[:@]/.exec(line);
+    if (!m) continue;
+    const tag = m[2] as string;
+    const owners = readdirSync('/var/run/netns', { withFileTypes: true })
+      .map((d) => d.name)
+      .filter((n) => n.startsWith(`synod-chaos-${tag}-`));
+    if (owners.length === 0) run('ip', ['link', 'del', m[1] as string], true);
+  }
+}
+
+export class ChaosNet {
+  readonly nodes: NetNode[] = [];
+  readonly hostIp: string;
+  readonly bridge: string;
+  capabilities: Capabilities = { netem: false, statistic: false };
+  private readonly tag: number;
+  private up = false;
+
+  /** `tag`: 1..250, picks the subnet 10.231.<tag>.0/24 and the interface names. */
+  constructor(
+    readonly ids: readonly string[],
+    tag?: number,
+  ) {
+    if (ids.length > 200) throw new NetError('at most 200 nodes');
+    this.tag = tag ?? ChaosNet.freeTag();
+    this.bridge = `sc${this.tag}br`;
+    this.hostIp = `10.231.${this.tag}.1`;
+    ids.forEach((id, i) => {
+      this.nodes.push({
+        id,
+        ns: `synod-chaos-${this.tag}-${process.pid}-${id}`,
+        ip: `10.231.${this.tag}.${11 + i}`,
+        dev: `sc${this.tag}n${i}`,
+      });
+    });
+  }
+
+  static freeTag(): number {
+    const links = run('ip', ['-o', 'link', 'show'], true);
+    for (let t = 1; t < 250; t++) if (!links.includes(`sc${t}br`)) return t;
+    throw new NetError('no free chaos subnet (250 in use?)');
+  }
+
+  node(id: string): NetNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new NetError(`unknown node ${id}`);
+    return n;
+  }
+
+  setup(): void {
+    cleanupStale();
+    this.up = true;
+    run('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
+    run('ip', ['addr', 'add', `${this.hostIp}/24`, 'dev', this.bridge]);
+    run('ip', ['link', 'set', this.bridge, 'up']);
+    this.nodes.forEach((n, i) => {
+      const hostEnd = `sc${this.tag}h${i}`;
+      run('ip', ['netns', 'add', n.ns]);
+      run('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', n.dev]);
+      run('ip', ['link', 'set', n.dev, 'netns', n.ns]);
+      run('ip', ['link', 'set', hostEnd, 'master', this.bridge, 'up']);
+      this.exec(n.id, ['ip', 'addr', 'add', `${n.ip}/24`, 'dev', n.dev]);
+      this.exec(n.id, ['ip', 'link', 'set', n.dev, 'up']);
+      this.exec(n.id, ['ip', 'link', 'set', 'lo', 'up']);
+    });
+    const first = this.nodes[0] as NetNode;
+    const netem = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        first.ns,
+        'tc',
+        'qdisc',
+        'add',
+        'dev',
+        first.dev,
+        'root',
+        'netem',
+        'delay',
+        '1ms',
+      ],
+      { encoding: 'utf8' },
+    );
+    spawnSync('ip', ['netns', 'exec', first.ns, 'tc', 'qdisc', 'del', 'dev', first.dev, 'root']);
+    const stat = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        first.ns,
+        'iptables',
+        '-A',
+        'INPUT',
+        '-s',
+        this.hostIp,
+        '-m',
+        'statistic',
+        '--mode',
+        'random',
+        '--probability',
+        '0.0',
+        '-j',
+        'DROP',
+      ],
+      { encoding: 'utf8' },
+    );
+    this.exec(first.id, ['iptables', '-F', 'INPUT']);
+    this.capabilities = { netem: netem.status === 0, statistic: stat.status === 0 };
+  }
+
+  /** Runs a command inside a node's namespace. */
+  exec(id: string, args: string[], allowFail = false): string {
+    return run('ip', ['netns', 'exec', this.node(id).ns, ...args], allowFail);
+  }
+
+  /** Command prefix that runs a program inside the node's namespace. */
+  prefix(id: string): string[] {
+    return ['ip', 'netns', 'exec', this.node(id).ns];
+  }
+
+  /**
+   * Installs iptables INPUT rules, one `iptables-restore --noflush` per namespace (a process
+   * per rule is slow enough on a loaded machine to blur the fault's start).
+   */
+  private rules(perNode: Map<string, string[]>): void {
+    for (const [id, rules] of perNode) {
+      if (rules.length === 0) continue;
+      const text = `*filter\n${rules.map((r) => `-A INPUT ${r}`).join('\n')}\nCOMMIT\n`;
+      const r = spawnSync(
+        'ip',
+        ['netns', 'exec', this.node(id).ns, 'iptables-restore', '--noflush'],
+        {
+          input: text,
+          encoding: 'utf8',
+          timeout: 20_000,
+        },
+      );
+      if (r.status !== 0)
+        throw new NetError(`iptables-restore in ${id} failed: ${(r.stderr || '').trim()}`);
+    }
+  }
+
+  private add(map: Map<string, string[]>, to: string, rule: string): void {
+    const list = map.get(to) ?? [];
+    list.push(rule);
+    map.set(to, list);
+  }
+
+  /** `to` stops receiving packets from `from` (the other direction still flows). */
+  dropFrom(to: string, from: string): void {
+    const m = new Map<string, string[]>();
+    this.add(m, to, `-s ${this.node(from).ip} -j DROP`);
+    this.rules(m);
+  }
+
+  /** Cuts the nodes into groups that cannot talk to each other (node traffic only). */
+  partition(groups: readonly (readonly string[])[]): void {
+    const m = new Map<string, string[]>();
+    for (const g of groups)
+      for (const h of groups) {
+        if (g === h) continue;
+        for (const a of g) for (const b of h) this.add(m, a, `-s ${this.node(b).ip} -j DROP`);
+      }
+    this.rules(m);
+  }
+
+  /** Each node hears only the nodes in `visible[id]` (plus itself and the clients). */
+  restrict(visible: Record<string, readonly string[]>): void {
+    const map = new Map<string, string[]>();
+    for (const n of this.nodes) {
+      const ok = new Set(visible[n.id] ?? []);
+      for (const m of this.nodes)
+        if (m.id !== n.id && !ok.has(m.id)) this.add(map, n.id, `-s ${m.ip} -j DROP`);
+    }
+    this.rules(map);
+  }
+
+  /** Random loss of `probability` of the packets the nodes receive from other nodes. */
+  loss(ids: readonly string[], probability: number): void {
+    if (!this.capabilities.statistic) throw new NetError('iptables statistic match missing');
+    const map = new Map<string, string[]>();
+    for (const id of ids)
+      for (const m of this.nodes) {
+        if (m.id === id) continue;
+        this.add(
+          map,
+          id,
+          `-s ${m.ip} -m statistic --mode random --probability ${probability} -j DROP`,
+        );
+      }
+    this.rules(map);
+  }
+
+  /** Added latency (netem) or, without netem, a slow link (tbf rate limit) on a node. */
+  slow(id: string, delayMs: number, jitterMs: number): 'netem' | 'tbf' {
+    const n = this.node(id);
+    if (this.capabilities.netem) {
+      this.exec(id, [
+        'tc',
+        'qdisc',
+        'replace',
+        'dev',
+        n.dev,
+        'root',
+        'netem',
+        'delay',
+        `${delayMs}ms`,
+        `${jitterMs}ms`,
+      ]);
+      return 'netem';
+    }
+    this.exec(id, [
+      'tc',
+      'qdisc',
+      'replace',
+      'dev',
+      n.dev,
+      'root',
+      'tbf',
+      'rate',
+      '256kbit',
+      'burst',
+      '16kbit',
+      'latency',
+      `${Math.max(50, delayMs * 4)}ms`,
+    ]);
+    return 'tbf';
+  }
+
+  /** Removes every rule and qdisc: the network is whole again. */
+  heal(): void {
+    for (const n of this.nodes) {
+      this.exec(n.id, [
+        'sh',
+        '-c',
+        `iptables -F INPUT; tc qdisc del dev ${n.dev} root 2>/dev/null; true`,
+      ]);
+    }
+  }
+
+  teardown(): void {
+    if (!this.up) return;
+    this.up = false;
+    for (const n of this.nodes) {
+      // Processes still inside keep a namespace alive; the caller kills them first.
+      run('ip', ['netns', 'del', n.ns], true);
+    }
+    run('ip', ['link', 'del', this.bridge], true);
+  }
+}
+
+export function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8' });
+}

@@ -1,0 +1,577 @@
+/**
+ * One chaos run: build the namespaced network, start the cluster, run the client processes
+ * while the nemesis schedule plays, heal, measure how soon writes are served again, read
+ * every key one last time, stop everything and judge. Everything lands in `dir`:
+ *
+ *   result.json      the verdict and every number below
+ *   summary.txt      the same for a person
+ *   history.jsonl    the merged Jepsen history (clients + final reads)
+ *   report.html      the checker's timeline (linked from the summary when something fails)
+ *   nemesis.jsonl    each fault as it started and ended, with its victims
+ *   rss.jsonl        memory samples of every node
+ *   logs/<id>.log    each node's output, across restarts
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HistoryEvent } from '../../../lib/history/event.js';
+import { HistoryRecorder } from '../../../lib/history/recorder.js';
+import { Random } from '../../../lib/random.js';
+import { monotonicNow } from './clock.js';
+import { ChaosCluster } from './cluster.js';
+import {
+  NEMESES,
+  type NemesisKind,
+  ringVisibility,
+  type ScheduledFault,
+  schedule,
+  shuffled,
+} from './nemesis.js';
+import { ChaosNet, netUnavailableReason } from './net.js';
+import { judgeHistory, mergeHistories, readJsonl } from './verdict.js';
+
+export interface ChaosOptions {
+  seed: number;
+  durationMs: number;
+  protocol: string;
+  dir: string;
+  nodes?: number;
+  clientProcs?: number;
+  workersPerProc?: number;
+  keys?: number;
+  kinds?: readonly NemesisKind[];
+  /** A node whose RSS goes above this fails the run (default 512 MiB). */
+  rssLimitBytes?: number;
+  /** Writes must be served again within this long after healing (default 30 s). */
+  writeBoundMs?: number;
+  checkerTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  status: 'pass' | 'fail' | 'skipped' | 'error';
+  reason: string;
+  dir: string;
+  seed: number;
+  protocol: string;
+  failures: string[];
+  [k: string]: unknown;
+}
+
+const SECRET = 'chaos-test-secret-of-enough-length-0001';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  deadlineMs: number,
+  everyMs = 400,
+): Promise<T> {
+  const end = monotonicNow() + deadlineMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (monotonicNow() > end)
+      throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const tStart = monotonicNow();
+  const sink = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const log = (l: string) => sink(`[+${((monotonicNow() - tStart) / 1000).toFixed(1)}s] ${l}`);
+  const base = { dir: o.dir, seed: o.seed, protocol: o.protocol, failures: [] as string[] };
+  const unavailable = netUnavailableReason();
+  if (unavailable) return { ...base, status: 'skipped', reason: unavailable };
+  mkdirSync(o.dir, { recursive: true });
+  const secretFile = path.join(o.dir, 'cluster.key');
+  writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+  const ids = Array.from({ length: o.nodes ?? 5 }, (_, i) => `n${i + 1}`);
+  const net = new ChaosNet(ids);
+  const nemLog: Record<string, unknown>[] = [];
+  const nemesisFile = path.join(o.dir, 'nemesis.jsonl');
+  const note = (e: Record<string, unknown>) => {
+    const entry = { time: monotonicNow(), ...e };
+    nemLog.push(entry);
+    log(`[nemesis] ${JSON.stringify(e)}`);
+  };
+  let cluster: ChaosCluster | undefined;
+  const clients: ChildProcess[] = [];
+  const cleanup = () => {
+    for (const c of clients) c.kill('SIGKILL');
+    cluster?.killAllNow();
+    net.teardown();
+  };
+  const onExit = () => cleanup();
+  process.once('exit', onExit);
+  try {
+    net.setup();
+    log(
+      `[chaos] network: ${ids.length} namespaces on bridge ${net.bridge} (${net.hostIp}/24), netem=${net.capabilities.netem} loss=${net.capabilities.statistic}`,
+    );
+    cluster = new ChaosCluster({
+      net,
+      dir: o.dir,
+      secretFile,
+      secret: SECRET,
+      protocol: o.protocol,
+    });
+    const c = cluster;
+    log(`[chaos] nodes run from ${c.cli.from} (${c.cli.cmd.slice(1).join(' ')})`);
+    c.startAll();
+    // A node that refuses the protocol exits at once: skip loudly rather than fail.
+    const formed = await until(
+      `a leader with ${ids.length} voters`,
+      async () => {
+        for (const p of c.procs.values()) {
+          if (p.state === 'down' && p.exits.length > 0) {
+            const text = p.tail.join('\n');
+            if (o.protocol !== 'raft' && /protocol|paxos|not yet/i.test(text))
+              throw Object.assign(new Error(text), { skip: true });
+            throw new Error(`node ${p.id} exited at start: ${text}`);
+          }
+        }
+        const l = await c.leader();
+        return l && l.voters.length === ids.length ? l : undefined;
+      },
+      90_000,
+      500,
+    );
+    log(`[chaos] cluster formed: leader ${formed.id} term ${formed.term}`);
+
+    // ---- clients
+    const procs = o.clientProcs ?? 2;
+    const workers = o.workersPerProc ?? 3;
+    const keys = o.keys ?? 5;
+    const clientScript = path.resolve('test/chaos/harness/client-proc.ts');
+    const clientDone: Promise<void>[] = [];
+    const clientReady: Promise<void>[] = [];
+    for (let i = 0; i < procs; i++) {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          clientScript,
+          '--peers',
+          c.peerSpecs().join(','),
+          '--secret',
+          SECRET,
+          '--workers',
+          String(workers),
+          '--keys',
+          String(keys),
+          '--duration-ms',
+          String(o.durationMs),
+          '--out',
+          path.join(o.dir, `history-${i}.jsonl`),
+          '--process-base',
+          String(i * 100),
+          '--seed',
+          String(o.seed * 31 + i),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      clients.push(child);
+      let out = '';
+      let ready: () => void = () => {};
+      clientReady.push(new Promise<void>((r) => (ready = r)));
+      child.stdout?.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('"ready":true')) ready();
+      });
+      child.stderr?.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      clientDone.push(
+        new Promise((resolve) =>
+          child.once('exit', (code) => {
+            log(`[client ${i}] exit ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}`);
+            ready();
+            if (code !== 0)
+              base.failures.push(
+                `client process ${i} exited with ${code}: ${out.trim().slice(-500)}`,
+              );
+            resolve();
+          }),
+        ),
+      );
+    }
+
+    await Promise.race([Promise.all(clientReady), sleep(120_000)]);
+    log(`[chaos] ${procs} client processes x ${workers} workers running on ${keys} keys`);
+
+    // ---- memory samples
+    const rss: Record<string, number[]> = Object.fromEntries(ids.map((id) => [id, []]));
+    const rssLines: string[] = [];
+    const sampler = setInterval(() => {
+      const t = monotonicNow();
+      for (const id of ids) {
+        const v = c.rss(id);
+        if (v === undefined) continue;
+        rss[id]?.push(v);
+        rssLines.push(JSON.stringify({ time: t, node: id, rss: v }));
+      }
+    }, 2000);
+
+    // ---- nemesis
+    const plan = schedule({ seed: o.seed, durationMs: o.durationMs, kinds: o.kinds ?? NEMESES });
+    writeFileSync(path.join(o.dir, 'schedule.json'), JSON.stringify(plan, null, 1));
+    const t0 = monotonicNow();
+    let membershipSupported: boolean | undefined;
+    for (const f of plan) {
+      await sleep(t0 + f.at - monotonicNow());
+      await restartCrashed(c, note, base.failures);
+      membershipSupported = await applyFault(c, net, f, note, membershipSupported);
+    }
+    await Promise.race([
+      Promise.all(clientDone),
+      sleep(o.durationMs - (monotonicNow() - t0) + 30_000),
+    ]);
+    for (const ch of clients) if (ch.exitCode === null) ch.kill('SIGKILL');
+
+    // ---- heal and measure
+    net.heal();
+    for (const id of ids) c.resume(id);
+    await restartCrashed(c, note, base.failures);
+    for (const id of ids) if (c.procs.get(id)?.state === 'down') c.start(id);
+    const healedAt = monotonicNow();
+    note({ event: 'heal-all' });
+    const writeBound = o.writeBoundMs ?? 30_000;
+    const kv = await c.kvClient({ timeoutMs: 2000, attemptTimeoutMs: 700 });
+    let writeAfterHealMs: number | undefined;
+    for (let i = 0; monotonicNow() - healedAt < writeBound + 5000; i++) {
+      const r = await kv.put('chaos-probe', `after-heal-${i}`);
+      if (r.outcome === 'ok') {
+        writeAfterHealMs = Math.round(monotonicNow() - healedAt);
+        break;
+      }
+    }
+    if (writeAfterHealMs === undefined || writeAfterHealMs > writeBound)
+      base.failures.push(
+        `no write was served within ${writeBound} ms after healing (${writeAfterHealMs ?? 'none at all'})`,
+      );
+    log(`[chaos] first write after healing: ${writeAfterHealMs} ms`);
+
+    const finalFile = path.join(o.dir, 'history-final.jsonl');
+    const rec = HistoryRecorder.toFile(finalFile, { clock: { now: monotonicNow }, keep: false });
+    const unread: string[] = [];
+    for (let k = 0; k < keys; k++) {
+      const key = `k${k}`;
+      let done = false;
+      for (let attempt = 0; attempt < 20 && !done; attempt++) {
+        const h = rec.invoke('final', 'read', key);
+        const r = await kv.get(key, { level: 'strong' });
+        if (r.outcome === 'ok') {
+          h.ok(r.value.value);
+          done = true;
+        } else h.fail(r.error.code);
+      }
+      if (!done) unread.push(key);
+    }
+    await rec.close();
+    if (unread.length) base.failures.push(`final read failed for ${unread.join(', ')}`);
+    await kv.close();
+    clearInterval(sampler);
+    writeFileSync(path.join(o.dir, 'rss.jsonl'), `${rssLines.join('\n')}\n`);
+    const unexpected = [...c.procs.values()].flatMap((p) =>
+      p.exits
+        .filter((e) => !e.expected)
+        .map((e) => `${p.id} exited by itself (code ${e.code}, signal ${e.signal})`),
+    );
+    base.failures.push(...unexpected);
+    await c.stopAll();
+    cluster = undefined;
+    net.teardown();
+    writeFileSync(nemesisFile, `${nemLog.map((e) => JSON.stringify(e)).join('\n')}\n`);
+
+    // ---- judge
+    const parts: HistoryEvent[][] = [];
+    for (let i = 0; i < procs; i++) parts.push(readJsonl(path.join(o.dir, `history-${i}.jsonl`)));
+    parts.push(readJsonl(finalFile));
+    const history = mergeHistories(parts);
+    writeFileSync(
+      path.join(o.dir, 'history.jsonl'),
+      `${history.map((e) => JSON.stringify(e)).join('\n')}\n`,
+    );
+    const reportFile = path.join(o.dir, 'report.html');
+    const hv = judgeHistory(history, {
+      finalProcess: 'final',
+      reportFile,
+      title: `chaos ${o.protocol} seed ${o.seed}`,
+      timeoutMs: o.checkerTimeoutMs ?? 120_000,
+    });
+    if (hv.checker.result === 'violation')
+      base.failures.push(`not linearizable: ${hv.checker.summary}`);
+    if (hv.checker.result === 'unknown')
+      base.failures.push(
+        `the checker could not decide (${hv.checker.reason ?? hv.checker.summary})`,
+      );
+    for (const l of hv.lost) base.failures.push(`lost write on ${l.key}: ${l.problem}`);
+    const limit = o.rssLimitBytes ?? 512 * 1024 * 1024;
+    const memory: Record<string, { first: number; max: number; last: number }> = {};
+    for (const id of ids) {
+      const s = rss[id] ?? [];
+      if (!s.length) continue;
+      memory[id] = { first: s[0] as number, max: Math.max(...s), last: s[s.length - 1] as number };
+      if ((memory[id]?.max ?? 0) > limit)
+        base.failures.push(`${id} RSS reached ${mb(memory[id]?.max ?? 0)} (limit ${mb(limit)})`);
+    }
+    const ops = history.filter((e) => e.type !== 'invoke' && e.process !== 'final');
+    const counts = {
+      ok: ops.filter((e) => e.type === 'ok').length,
+      fail: ops.filter((e) => e.type === 'fail').length,
+      info: ops.filter((e) => e.type === 'info').length,
+      open:
+        history.filter((e) => e.type === 'invoke').length -
+        ops.length -
+        history.filter((e) => e.process === 'final' && e.type !== 'invoke').length,
+    };
+    const faults = nemLog.filter((e) => e.event === 'start').map((e) => e.kind);
+    const result: ChaosResult = {
+      ...base,
+      status: base.failures.length ? 'fail' : 'pass',
+      reason: base.failures.length
+        ? (base.failures[0] as string)
+        : 'linearizable, no acknowledged write lost, writes served after healing, memory bounded',
+      durationMs: o.durationMs,
+      operations: counts,
+      checker: { result: hv.checker.result, summary: hv.checker.summary, stats: hv.checker.stats },
+      faults,
+      writeAfterHealMs,
+      memory,
+      restarts: Object.fromEntries([...c.procs.values()].map((p) => [p.id, p.starts - 1])),
+      network: net.capabilities,
+      report: reportFile,
+    };
+    writeResult(o.dir, result);
+    return result;
+  } catch (err) {
+    const e = err as Error & { skip?: boolean };
+    if (e.skip) {
+      const r: ChaosResult = {
+        ...base,
+        status: 'skipped',
+        reason: `synod node refused --protocol ${o.protocol}: ${e.message.split('\n').slice(-3).join(' ')}`,
+      };
+      writeResult(o.dir, r);
+      return r;
+    }
+    const r: ChaosResult = { ...base, status: 'error', reason: e.stack ?? String(e) };
+    if (existsSync(o.dir)) writeResult(o.dir, r);
+    return r;
+  } finally {
+    process.removeListener('exit', onExit);
+    const left = cluster;
+    cleanup();
+    await left?.closeProbe();
+    for (const p of left?.procs.values() ?? []) p.log.end();
+  }
+}
+
+function mb(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+function writeResult(dir: string, r: ChaosResult): void {
+  writeFileSync(path.join(dir, 'result.json'), `${JSON.stringify(r, null, 2)}\n`);
+  const lines = [
+    `chaos run: ${r.status.toUpperCase()} (protocol ${r.protocol}, seed ${r.seed})`,
+    `reason: ${r.reason}`,
+    ...r.failures.map((f) => `  failure: ${f}`),
+  ];
+  for (const k of [
+    'durationMs',
+    'operations',
+    'checker',
+    'faults',
+    'writeAfterHealMs',
+    'memory',
+    'restarts',
+    'network',
+  ])
+    if (r[k] !== undefined) lines.push(`${k}: ${JSON.stringify(r[k])}`);
+  if (r.status === 'fail' && r.report) lines.push(`checker report: file://${r.report}`);
+  lines.push(`history: ${path.join(dir, 'history.jsonl')}`);
+  lines.push(
+    `reproduce: npx tsx scripts/chaos.ts --minutes ${((r.durationMs as number | undefined) ?? 0) / 60000} --seed ${r.seed} --protocol ${r.protocol}`,
+  );
+  writeFileSync(path.join(dir, 'summary.txt'), `${lines.join('\n')}\n`);
+}
+
+async function restartCrashed(
+  c: ChaosCluster,
+  note: (e: Record<string, unknown>) => void,
+  failures: string[],
+): Promise<void> {
+  for (const p of c.procs.values()) {
+    const last = p.exits[p.exits.length - 1];
+    if (p.state === 'down' && last && !last.expected) {
+      note({ event: 'restart-crashed', node: p.id, code: last.code, signal: last.signal });
+      failures.push(
+        `${p.id} crashed by itself (code ${last.code}); last lines: ${p.tail.slice(-5).join(' | ')}`,
+      );
+      last.expected = true;
+      c.start(p.id);
+    }
+  }
+}
+
+/** Applies one fault for its duration, then undoes it. Returns whether membership works. */
+async function applyFault(
+  c: ChaosCluster,
+  net: ChaosNet,
+  f: ScheduledFault,
+  note: (e: Record<string, unknown>) => void,
+  membership: boolean | undefined,
+): Promise<boolean | undefined> {
+  const ids = c.ids;
+  const order = shuffled(ids, f.pick);
+  const victim = order[0] as string;
+  const leaderOr = async (fallback: string) => (await c.leader(1000))?.id ?? fallback;
+  const start = (extra: Record<string, unknown>) =>
+    note({ event: 'start', kind: f.kind, durationMs: f.durationMs, ...extra });
+  const end = (extra: Record<string, unknown> = {}) =>
+    note({ event: 'end', kind: f.kind, ...extra });
+  switch (f.kind) {
+    case 'kill':
+    case 'kill-leader': {
+      const v = f.kind === 'kill' ? victim : await leaderOr(victim);
+      start({ node: v });
+      await c.kill(v);
+      await sleep(f.durationMs);
+      c.start(v);
+      end({ node: v });
+      return membership;
+    }
+    case 'pause':
+    case 'pause-leader': {
+      const v = f.kind === 'pause' ? victim : await leaderOr(victim);
+      start({ node: v });
+      c.pause(v);
+      await sleep(f.durationMs);
+      c.resume(v);
+      end({ node: v });
+      return membership;
+    }
+    case 'partition-halves': {
+      const cut = Math.floor(ids.length / 2);
+      const groups = [order.slice(0, cut), order.slice(cut)];
+      start({ groups });
+      net.partition(groups);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return membership;
+    }
+    case 'partition-leader': {
+      const l = await leaderOr(victim);
+      const groups = [[l], ids.filter((x) => x !== l)];
+      start({ groups });
+      net.partition(groups);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return membership;
+    }
+    case 'partition-ring': {
+      const vis = ringVisibility(order);
+      start({ visible: vis });
+      net.restrict(vis);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return membership;
+    }
+    case 'partition-one-way': {
+      const [a, b] = [order[0] as string, order[1] as string];
+      const l = await leaderOr(a);
+      const from = l === b ? a : l;
+      // The leader's messages stop reaching one follower, whose own messages still arrive.
+      const to = from === b ? a : b;
+      start({ from, to, note: `${to} no longer receives from ${from}` });
+      net.dropFrom(to, from);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return membership;
+    }
+    case 'loss': {
+      const victims = order.slice(0, 3);
+      const p = 0.1 + new Random(f.pick).int(30) / 100;
+      start({ nodes: victims, probability: p });
+      net.loss(victims, p);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return membership;
+    }
+    case 'slow': {
+      const victims = order.slice(0, 2);
+      const how = victims.map((v) => net.slow(v, 50 + (f.pick % 150), 25));
+      start({
+        nodes: victims,
+        how: how[0],
+        note:
+          how[0] === 'tbf'
+            ? 'no netem in this kernel: a 256 kbit/s rate limit instead of added delay'
+            : 'netem delay',
+      });
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return membership;
+    }
+    case 'membership': {
+      if (membership === false) {
+        note({
+          event: 'skip',
+          kind: f.kind,
+          why: 'node admin has no node.remove (see RELIABILITY.md)',
+        });
+        await sleep(f.durationMs);
+        return membership;
+      }
+      const l = await c.leader(1000);
+      const v = order.find((x) => x !== l?.id) ?? victim;
+      if (!l) {
+        note({ event: 'skip', kind: f.kind, why: 'no leader to ask' });
+        await sleep(f.durationMs);
+        return membership;
+      }
+      try {
+        const r = await c.ask<{ ok: boolean; message: string }>(
+          `${l.id}/admin`,
+          { type: 'node.remove', id: v },
+          5000,
+        );
+        start({ node: v, removed: r });
+      } catch (err) {
+        note({
+          event: 'skip',
+          kind: f.kind,
+          why: `node.remove not supported: ${(err as Error).message}`,
+        });
+        await sleep(f.durationMs);
+        return false;
+      }
+      await sleep(f.durationMs);
+      const l2 = (await c.leader(1000)) ?? l;
+      try {
+        const r = await c.ask(
+          `${l2.id}/admin`,
+          { type: 'node.join', id: v, url: c.url(v) },
+          60_000,
+        );
+        end({ node: v, rejoined: r });
+      } catch (err) {
+        end({ node: v, rejoinError: (err as Error).message });
+      }
+      return true;
+    }
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Storage abuse on a real `synod node` process (root only: it mounts tmpfs file systems):
+ * - a full disk: writes fail with a clear error while the disk is full, nothing acknowledged
+ *   is lost, and after space is freed the node restarts without reporting corruption and
+ *   serves every acknowledged value;
+ * - a read-only data directory (a read-only mount, since root ignores file modes): the node
+ *   refuses to start with a clear one-line error and a non-zero exit code, both with existing
+ *   data and with none.
+ * Skips, saying why, when not root or when tmpfs cannot be mounted.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { monotonicNow } from './harness/clock.js';
+import { ChaosCluster, LoopbackNet } from './harness/cluster.js';
+
+const SECRET = 'storage-abuse-secret-of-enough-length-1';
+
+function mountReason(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux tmpfs mounts';
+  if (process.getuid?.() !== 0) return 'needs root to mount tmpfs (CI runs as root)';
+  const probe = mkdtempSync(path.join(tmpdir(), 'synod-mount-probe-'));
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) return `cannot mount tmpfs: ${(r.stderr || '').trim()}`;
+  spawnSync('umount', [probe]);
+  rmSync(probe, { recursive: true, force: true });
+  return undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const unavailable = mountReason();
+// Known failure, reported: the refusal assertions are `todo` until it is fixed.
+const F2 = {
+  todo: 'RELIABILITY.md finding F2: synod node reports "up" and keeps running with its Raft actor failed (EROFS) and the KV actor crash-looping',
+};
+
+async function singleNode(dir: string, dataDir: string) {
+  const secretFile = path.join(dir, 'cluster.key');
+  writeFileSync(secretFile, `${SECRET}\n`);
+  const cluster = new ChaosCluster({
+    net: new LoopbackNet(['n1'], [await freePort()]),
+    dir,
+    secretFile,
+    secret: SECRET,
+    protocol: 'raft',
+    dataDirs: { n1: dataDir },
+  });
+  return cluster;
+}
+
+async function waitLeader(c: ChaosCluster, ms = 90_000): Promise<void> {
+  const end = monotonicNow() + ms;
+  for (;;) {
+    const p = c.procs.get('n1');
+    if (p?.state === 'down') throw new Error(`n1 exited: ${p.tail.join(' | ')}`);
+    const l = await c.leader();
+    if (l) return;
+    if (monotonicNow() > end) throw new Error('n1 did not become leader');
+    await sleep(300);
+  }
+}
+
+t.test(
+  'a full disk: clear errors, nothing acknowledged lost, no corruption',
+  { skip: unavailable },
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synod-full-disk-'));
+    const mnt = path.join(dir, 'disk');
+    mkdirSync(mnt);
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt], {
+      encoding: 'utf8',
+    });
+    t.equal(m.status, 0, `mounted a 24 MiB tmpfs at ${mnt}`);
+    t.teardown(() => {
+      spawnSync('umount', ['-l', mnt]);
+    });
+    const c = await singleNode(dir, path.join(mnt, 'n1'));
+    t.teardown(() => c.killAllNow());
+    c.start('n1');
+    await waitLeader(c);
+    const kv = await c.kvClient({ timeoutMs: 3000, attemptTimeoutMs: 1000 });
+    const acked = new Map<string, string>();
+    const value = (i: number) => `${i}.`.padEnd(1024, 'x');
+    let i = 0;
+    for (; i < 50; i++) {
+      const r = await kv.put(`k${i}`, value(i));
+      if (r.outcome === 'ok') acked.set(`k${i}`, value(i));
+    }
+    t.equal(acked.size, 50, 'writes succeed while there is space');
+    // Fill the disk.
+    const filler = path.join(mnt, 'filler');
+    const fd = openSync(filler, 'w');
+    const chunk = Buffer.alloc(64 * 1024);
+    let filled = 0;
+    try {
+      for (;;) filled += writeSync(fd, chunk);
+    } catch (err) {
+      t.equal(
+        (err as NodeJS.ErrnoException).code,
+        'ENOSPC',
+        `disk filled (${filled} bytes of filler)`,
+      );
+    } finally {
+      closeSync(fd);
+    }
+    const failures: string[] = [];
+    let okWhileFull = 0;
+    for (let n = 0; n < 40 && failures.length < 8; n++, i++) {
+      const r = await kv.put(`k${i}`, value(i));
+      if (r.outcome === 'ok') {
+        acked.set(`k${i}`, value(i));
+        okWhileFull++;
+      } else failures.push(`${r.outcome}: ${r.error.code}: ${r.error.message}`);
+    }
+    t.comment(
+      `while full: ${okWhileFull} ok (page-cache slack), ${failures.length} refused: ${failures.slice(0, 3).join(' / ')}`,
+    );
+    t.ok(failures.length > 0, 'writes fail once the disk is full');
+    const logText = c.procs.get('n1')?.tail.join('\n') ?? '';
+    t.match(logText, /ENOSPC|no space|SYNOD_ERR/i, 'the node logs a clear error naming the cause');
+    const role = (await c.status('n1'))?.role;
+    t.comment(
+      `role while the disk is full: ${role} (finding F3: the Raft actor stops on ENOSPC and does not come back when space returns; the process stays up)`,
+    );
+    // Free the space, restart the node: it must start (no corruption) and serve every ack.
+    rmSync(filler);
+    await kv.close();
+    await c.kill('n1');
+    c.start('n1');
+    await waitLeader(c);
+    const kv2 = await c.kvClient({ timeoutMs: 5000 });
+    const missing: string[] = [];
+    for (const [k, v] of acked) {
+      const r = await kv2.get(k, { level: 'strong' });
+      if (r.outcome !== 'ok' || r.value.value !== v)
+        missing.push(
+          `${k}: ${r.outcome === 'ok' ? String(r.value.value).slice(0, 12) : r.error.code}`,
+        );
+    }
+    t.same(
+      missing,
+      [],
+      `every acknowledged write (${acked.size}) survives the full disk and a restart`,
+    );
+    const after = await kv2.put('after', 'ok');
+    t.equal(after.outcome, 'ok', 'writes work again once space is freed');
+    await kv2.close();
+    c.killAllNow();
+    await c.closeProbe();
+  },
+);
+
+t.test(
+  'a read-only data directory: the node refuses to start, clearly',
+  { skip: unavailable },
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synod-ro-'));
+    const mnt = path.join(dir, 'disk');
+    mkdirSync(mnt);
+    t.equal(
+      spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]).status,
+      0,
+      'mounted',
+    );
+    t.teardown(() => {
+      spawnSync('umount', ['-l', mnt]);
+    });
+    const c = await singleNode(dir, path.join(mnt, 'n1'));
+    t.teardown(() => c.killAllNow());
+    c.start('n1');
+    await waitLeader(c);
+    const kv = await c.kvClient({ timeoutMs: 3000 });
+    t.equal((await kv.put('k', 'v')).outcome, 'ok', 'a write with a writable data dir');
+    await kv.close();
+    await c.stop('n1');
+    t.equal(
+      spawnSync('mount', ['-o', 'remount,ro', mnt]).status,
+      0,
+      'data dir remounted read-only',
+    );
+    const exitOf = async (dataDir?: string) => {
+      const p = c.start('n1', dataDir ? { dataDir } : {});
+      const child = p.child;
+      const code = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => {
+          void c.kill('n1').then(() => resolve(null));
+        }, 20_000);
+        child?.once('exit', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
+      });
+      return { code, text: p.tail.join('\n') };
+    };
+    const withData = await exitOf();
+    t.comment(
+      `with data: exit ${withData.code}: ${withData.text.split('\n').slice(-2).join(' | ')}`,
+    );
+    t.ok(
+      withData.code !== null && withData.code !== 0,
+      'refuses to start on read-only data (non-zero exit, not a hang)',
+      F2,
+    );
+    t.match(withData.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error', F2);
+    const fresh = await exitOf(path.join(mnt, 'fresh'));
+    t.comment(`fresh: exit ${fresh.code}: ${fresh.text.split('\n').slice(-2).join(' | ')}`);
+    t.ok(
+      fresh.code !== null && fresh.code !== 0,
+      'refuses to start with a new data dir on a read-only mount',
+    );
+    t.match(fresh.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error');
+    await c.closeProbe();
+  },
+);
