@@ -96,6 +96,8 @@ interface RunResult {
   p99: number;
   /** Proposals retried after NotLeader / Dropped / Timeout (leader changes). */
   retries: number;
+  /** Retries by error code. */
+  codes: Record<string, number>;
 }
 
 let clientEpoch = 0;
@@ -107,6 +109,7 @@ async function closedLoop(cluster: Cluster, clients: number, ms: number): Promis
   let stop = false;
   let done = 0;
   let retries = 0;
+  const codes: Record<string, number> = {};
   const warmupEnd = performance.now() + Math.min(300, ms / 4);
   const client = async (i: number) => {
     let seq = 0;
@@ -127,6 +130,7 @@ async function closedLoop(cluster: Cluster, clients: number, ms: number): Promis
           // NotLeader/Dropped: not applied; Timeout: maybe applied. Retrying the same
           // (clientId, seq) is safe either way: sessions apply it at most once.
           retries++;
+          codes[err.code] = (codes[err.code] ?? 0) + 1;
           const hinted =
             err.leaderHint !== undefined ? cluster.logs.get(err.leaderHint) : undefined;
           log = hinted ?? (await leaderOf(cluster));
@@ -152,6 +156,7 @@ async function closedLoop(cluster: Cluster, clients: number, ms: number): Promis
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     retries,
+    codes,
   };
 }
 
@@ -165,8 +170,11 @@ export const main: BenchMain = async (argv) => {
   const nodes = Number(arg(argv, 'nodes', '3'));
   const clientCounts = arg(argv, 'clients', '1,16,256').split(',').map(Number);
   const results: Record<Kind, Map<number, RunResult[]>> = { paxos: new Map(), raft: new Map() };
+  // --only=paxos|raft runs one side (for profiling: node --cpu-prof); the ratio needs both.
+  const only = arg(argv, 'only', '');
+  const kinds = (['paxos', 'raft'] as const).filter((k) => only === '' || k === only);
   for (let r = 0; r < repeats; r++) {
-    for (const kind of ['paxos', 'raft'] as const) {
+    for (const kind of kinds) {
       const cluster = await startCluster(kind, nodes, 1 + r);
       try {
         await leaderOf(cluster);
@@ -215,7 +223,13 @@ export const main: BenchMain = async (argv) => {
   const retryNote = (['paxos', 'raft'] as const)
     .map((k) => {
       const all = [...results[k].values()].flat();
-      return `${k}: ${all.reduce((a, r) => a + r.retries, 0)} retried proposals`;
+      const byCode: Record<string, number> = {};
+      for (const r of all)
+        for (const [c, n] of Object.entries(r.codes)) byCode[c] = (byCode[c] ?? 0) + n;
+      const detail = Object.entries(byCode)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ');
+      return `${k}: ${all.reduce((a, r) => a + r.retries, 0)} retried proposals${detail ? ` (${detail})` : ''}`;
     })
     .join(', ');
   return report('paxos', measurements, [

@@ -58,6 +58,8 @@ export class MultiAcceptorCore {
   private promised: Ballot;
   private floor: number;
   private readonly accepted = new Map<number, AcceptedSlot>();
+  /** Highest slot ever accepted here (or the floor), kept so `view` is O(1). */
+  private maxSlot: number;
   private leaseHolder: string | undefined;
   private leaseUntil = Number.NEGATIVE_INFINITY;
   private readonly leaseMs: number;
@@ -74,14 +76,15 @@ export class MultiAcceptorCore {
       const cur = this.accepted.get(a.slot);
       if (!cur || ballotAtLeast(a.ballot, cur.ballot)) this.accepted.set(a.slot, a);
     }
+    this.maxSlot = this.floor;
+    for (const s of this.accepted.keys()) if (s > this.maxSlot) this.maxSlot = s;
     this.leaseMs = opts.leaseMs ?? 0;
     // After a restart we do not know whom we leased to: promise nobody for a lease length.
     if (this.leaseMs > 0 && restored) this.leaseUntil = now + this.leaseMs;
   }
 
   view(): MultiAcceptorView {
-    let max = this.floor;
-    for (const s of this.accepted.keys()) if (s > max) max = s;
+    const max = Math.max(this.maxSlot, this.floor);
     return {
       promised: this.promised,
       floor: this.floor,
@@ -111,7 +114,7 @@ export class MultiAcceptorCore {
       case 'mp.prepare':
         return this.prepare(msg.from, msg.ballot, msg.fromSlot, now);
       case 'mp.accept':
-        return this.accept(msg.from, msg.ballot, msg.entries, msg.sentAt, now);
+        return this.accept(msg.from, msg.ballot, msg.entries, msg.sentAt, now, msg.rid);
       case 'mp.compact':
         return this.compact(msg.upTo);
       default:
@@ -163,6 +166,7 @@ export class MultiAcceptorCore {
     entries: readonly { slot: number; value: AcceptedSlot['value'] }[],
     sentAt: number,
     now: number,
+    rid?: number,
   ): MultiAcceptorOutput {
     if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
     const changed = !ballotEquals(ballot, this.promised);
@@ -180,6 +184,7 @@ export class MultiAcceptorCore {
       if (cur && ballotEquals(cur.ballot, ballot)) continue; // duplicate: one value per ballot
       const rec: AcceptedSlot = { slot: e.slot, ballot, value: e.value };
       this.accepted.set(e.slot, rec);
+      if (e.slot > this.maxSlot) this.maxSlot = e.slot;
       records.push(rec);
     }
     const persist: MultiAcceptorPersist = {
@@ -188,7 +193,15 @@ export class MultiAcceptorCore {
     };
     const reply: MOutbound = {
       to: from,
-      msg: { type: 'mp.accepted', from: this.opts.id, ballot, slots, sentAt, floor: this.floor },
+      msg: {
+        type: 'mp.accepted',
+        from: this.opts.id,
+        ballot,
+        slots,
+        sentAt,
+        floor: this.floor,
+        ...(rid !== undefined ? { rid } : {}),
+      },
     };
     return records.length > 0 || changed ? { persist, send: [reply] } : { send: [reply] };
   }

@@ -69,7 +69,7 @@ export interface MultiLeaderOptions {
   readonly electionTimeoutMs?: number;
   /** Slots in flight beyond the chosen prefix. Default 256. */
   readonly window?: number;
-  /** Slots per accept message. Default 64. */
+  /** Slots per accept message. Default 256. */
   readonly maxBatch?: number;
   /** Resend unanswered prepares/accepts after this long. Default 100 ms. */
   readonly retransmitMs?: number;
@@ -79,6 +79,12 @@ export interface MultiLeaderOptions {
   readonly leaseMs?: number;
   /** Bound on the relative clock-rate difference between nodes. Default 0.01 (1 %). */
   readonly maxClockDrift?: number;
+  /**
+   * Set when `tick` is called at a steady rate (the actor shell ticks every `tickMs`): a gap
+   * of more than two heartbeats between ticks is then a stall of this process and does not
+   * count towards the election timeout.
+   */
+  readonly ignoreStalls?: boolean;
 }
 
 /** What the shell learns about client proposals. */
@@ -93,6 +99,12 @@ export type LeaderEvent =
   | { readonly type: 'stepped-down'; readonly ballot: Ballot; readonly leader?: string }
   | { readonly type: 'election-started'; readonly ballot: Ballot };
 
+/** A confirmed read (`index`: read at or after this slot) or a failed one (no `index`). */
+export interface ReadOutcome {
+  readonly id: string;
+  readonly index?: number;
+}
+
 export interface MultiLeaderOutput {
   readonly persist?: { readonly round: number };
   readonly send: MOutbound[];
@@ -100,6 +112,8 @@ export interface MultiLeaderOutput {
   readonly events: LeaderEvent[];
   /** Slots newly chosen in this step, with their values. */
   readonly chosen: SlotEntry[];
+  /** Reads registered with `confirmRead` that were confirmed or failed in this step. */
+  readonly reads: ReadOutcome[];
 }
 
 export type SubmitResult =
@@ -130,6 +144,7 @@ export class MultiLeaderCore {
   private highestSeen: Ballot = ZERO_BALLOT;
   private leader: string | undefined;
   private electionDeadline: number;
+  private lastTickAt: number;
   private localDecided = 0;
   // candidate
   private promises = new Map<string, MPromise>();
@@ -148,6 +163,14 @@ export class MultiLeaderCore {
   private readonly leaseAck = new Map<string, number>();
   private lastQuorumContact = 0;
   private readonly lastAckFrom = new Map<string, number>();
+  // confirmed reads (ReadIndex): every accept carries `rid`, the current read round
+  private readRound = 0;
+  /** Highest `rid` put on any accept, and on an accept sent to every acceptor. */
+  private sentRound = 0;
+  private broadcastRound = 0;
+  /** Per acceptor, the highest `rid` it acknowledged in this ballot. */
+  private readonly ridAck = new Map<string, number>();
+  private pendingReads: { id: string; index: number; need: number }[] = [];
   // output under construction
   private out: {
     persist?: { round: number };
@@ -155,7 +178,8 @@ export class MultiLeaderCore {
     fates: ProposalFate[];
     events: LeaderEvent[];
     chosen: SlotEntry[];
-  } = { send: [], fates: [], events: [], chosen: [] };
+    reads: ReadOutcome[];
+  } = { send: [], fates: [], events: [], chosen: [], reads: [] };
 
   private readonly heartbeatMs: number;
   private readonly electionTimeoutMs: number;
@@ -175,7 +199,7 @@ export class MultiLeaderCore {
     this.heartbeatMs = opts.heartbeatMs ?? 50;
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 300;
     this.window = opts.window ?? 256;
-    this.maxBatch = opts.maxBatch ?? 64;
+    this.maxBatch = opts.maxBatch ?? 256;
     this.retransmitMs = opts.retransmitMs ?? 100;
     this.maxPending = opts.maxPending ?? 10_000;
     this.leaseMs = opts.leaseMs ?? 0;
@@ -205,6 +229,7 @@ export class MultiLeaderCore {
     this.ballot = { round: lastRound, proposer: opts.id };
     this.highestSeen = this.ballot;
     this.electionDeadline = now + this.randomElectionTimeout();
+    this.lastTickAt = now;
   }
 
   view(now?: number): MultiLeaderView {
@@ -252,11 +277,62 @@ export class MultiLeaderCore {
     return this.submitValue({ k: 'noop', t: this.ballot.round, b: barrier }, now, defer);
   }
 
+  /**
+   * A linearizable read without a log slot (ReadIndex): the read index is the highest slot
+   * assigned now; it is confirmed once acceptors forming a phase-2 quorum acknowledged, in
+   * this ballot, an accept sent after the read was registered. Every phase-1 quorum meets
+   * that phase-2 quorum, so no newer leader had completed phase 1 when the read arrived:
+   * every write acknowledged before the read is at or below the index. The outcome comes
+   * in a later output's `reads` (failed, without index, if leadership is lost first).
+   * With `defer`, the keep-alive that asks for the acknowledgements waits for `flush`.
+   */
+  confirmRead(
+    id: string,
+    now: number,
+    defer = false,
+  ): { result: SubmitResult; output: MultiLeaderOutput } {
+    if (this.role !== 'leader') {
+      return {
+        result: {
+          ok: false,
+          code: 'NotLeader',
+          ...(this.leader !== undefined ? { leaderHint: this.leader } : {}),
+        },
+        output: this.flushOut(),
+      };
+    }
+    // Reads registered before a message of the current round left share that round.
+    if (this.readRound <= this.sentRound) this.readRound = this.sentRound + 1;
+    this.pendingReads.push({ id, index: this.nextSlot - 1, need: this.readRound });
+    if (!defer) this.readKeepAlive(now);
+    return { result: { ok: true }, output: this.flushOut() };
+  }
+
   /** Sends queued values that fit in the window (after deferred submissions). */
   flush(now: number): MultiLeaderOutput {
     this.pump(now);
+    this.readKeepAlive(now);
     this.maybeHeartbeat(now);
     return this.flushOut();
+  }
+
+  /** A keep-alive to every acceptor when registered reads wait for a round not yet sent. */
+  private readKeepAlive(now: number): void {
+    if (this.role !== 'leader' || this.pendingReads.length === 0) return;
+    if (this.broadcastRound >= this.readRound) return;
+    this.broadcastAccepts([], now, undefined, true);
+  }
+
+  /** Confirms the registered reads whose round a phase-2 quorum acknowledged. */
+  private confirmReads(): void {
+    while (this.pendingReads.length > 0) {
+      const r = this.pendingReads[0] as { id: string; index: number; need: number };
+      const acked = new Set<string>();
+      for (const [a, rid] of this.ridAck) if (rid >= r.need) acked.add(a);
+      if (!this.opts.quorums.isPhase2Quorum(acked)) return;
+      this.pendingReads.shift();
+      this.out.reads.push({ id: r.id, index: r.index });
+    }
   }
 
   private submitValue(
@@ -308,6 +384,15 @@ export class MultiLeaderCore {
   }
 
   tick(now: number): MultiLeaderOutput {
+    // A gap between ticks means this process did not run (GC, a busy event loop, a paused
+    // VM): heartbeats could not have been heard meanwhile, so a tick counts for at most one
+    // heartbeat interval towards the election timeout (like Raft's tick-counted timeouts:
+    // still progress on every tick, so a node that is always slow elects eventually).
+    // Liveness only: the lease never relies on this.
+    const gap = now - this.lastTickAt;
+    this.lastTickAt = now;
+    if (this.opts.ignoreStalls && this.role !== 'leader' && gap > this.heartbeatMs * 2)
+      this.electionDeadline += gap - this.heartbeatMs;
     switch (this.role) {
       case 'follower':
         if (now >= this.electionDeadline) this.startElection(now);
@@ -352,7 +437,7 @@ export class MultiLeaderCore {
         break;
       case 'mp.accepted':
         if (this.role === 'leader' && ballotEquals(msg.ballot, this.ballot)) {
-          this.onAccepted(msg.from, msg.slots, msg.sentAt, msg.floor, now);
+          this.onAccepted(msg.from, msg.slots, msg.sentAt, msg.floor, now, msg.rid);
         }
         break;
       case 'mp.heartbeat':
@@ -431,6 +516,7 @@ export class MultiLeaderCore {
     this.chosenAbove.clear();
     this.leaseAck.clear();
     this.lastAckFrom.clear();
+    this.ridAck.clear();
     this.chosenUpTo = start - 1;
     this.lastQuorumContact = now;
     const entries: SlotEntry[] = [];
@@ -471,6 +557,9 @@ export class MultiLeaderCore {
     this.inflight.clear();
     this.chosenAbove.clear();
     this.leaseAck.clear();
+    this.ridAck.clear();
+    for (const r of this.pendingReads) this.out.reads.push({ id: r.id });
+    this.pendingReads = [];
   }
 
   private pump(now: number): void {
@@ -485,19 +574,33 @@ export class MultiLeaderCore {
     this.broadcastAccepts(entries, now);
   }
 
-  private broadcastAccepts(entries: readonly SlotEntry[], now: number, to?: string): void {
-    for (let i = 0; i < entries.length; i += this.maxBatch) {
-      const batch = entries.slice(i, i + this.maxBatch);
+  /** Accepts (an empty one is a keep-alive), to one acceptor or to all of them. */
+  private broadcastAccepts(
+    entries: readonly SlotEntry[],
+    now: number,
+    to?: string,
+    keepAlive = false,
+  ): void {
+    if (entries.length === 0 && !keepAlive) return;
+    const rid = this.readRound;
+    let i = 0;
+    do {
+      const batch =
+        entries.length <= this.maxBatch && i === 0 ? entries : entries.slice(i, i + this.maxBatch);
       const msg: MultiPaxosMessage = {
         type: 'mp.accept',
         from: this.opts.id,
         ballot: this.ballot,
         entries: batch,
         sentAt: now,
+        rid,
       };
       if (to !== undefined) this.send(to, msg);
       else for (const a of this.opts.quorums.acceptors) this.send(a, msg);
-    }
+      i += this.maxBatch;
+    } while (i < entries.length);
+    if (rid > this.sentRound) this.sentRound = rid;
+    if (to === undefined && rid > this.broadcastRound) this.broadcastRound = rid;
   }
 
   private onAccepted(
@@ -506,11 +609,16 @@ export class MultiLeaderCore {
     sentAt: number,
     floor: number,
     now: number,
+    rid: number | undefined,
   ): void {
     this.stepNow = now;
     if (!this.opts.quorums.acceptors.includes(from)) return;
     this.leaseAck.set(from, Math.max(this.leaseAck.get(from) ?? Number.NEGATIVE_INFINITY, sentAt));
     this.lastAckFrom.set(from, now);
+    if (rid !== undefined && rid > (this.ridAck.get(from) ?? -1)) {
+      this.ridAck.set(from, rid);
+      if (this.pendingReads.length > 0) this.confirmReads();
+    }
     for (const slot of slots) {
       const f = this.inflight.get(slot);
       if (!f) continue;
@@ -570,14 +678,7 @@ export class MultiLeaderCore {
     for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, hb);
     for (const l of this.opts.learners) this.send(l, hb);
     // keep-alive: renews leases and detects a newer ballot even when idle
-    const ka: MultiPaxosMessage = {
-      type: 'mp.accept',
-      from: this.opts.id,
-      ballot: this.ballot,
-      entries: [],
-      sentAt: now,
-    };
-    for (const a of this.opts.quorums.acceptors) this.send(a, ka);
+    this.broadcastAccepts([], now, undefined, true);
   }
 
   private leaderTick(now: number): void {
@@ -630,7 +731,7 @@ export class MultiLeaderCore {
 
   private flushOut(): MultiLeaderOutput {
     const o = this.out;
-    this.out = { send: [], fates: [], events: [], chosen: [] };
+    this.out = { send: [], fates: [], events: [], chosen: [], reads: [] };
     return o;
   }
 }

@@ -50,6 +50,11 @@ export interface MAccept {
   readonly entries: readonly SlotEntry[];
   /** Sender's clock when sent; echoed back so the leader can time its lease. */
   readonly sentAt: number;
+  /**
+   * The leader's read round when sent; echoed back. A read registered in round r is
+   * confirmed once a phase-2 quorum acknowledged messages of round > r (ReadIndex).
+   */
+  readonly rid?: number;
 }
 
 /** Phase 2b. */
@@ -60,6 +65,8 @@ export interface MAccepted {
   readonly slots: readonly number[];
   readonly sentAt: number;
   readonly floor: number;
+  /** The `rid` of the accept this answers. */
+  readonly rid?: number;
 }
 
 /** A rejection; `promised` is what the acceptor promised. `leased` when a lease blocked it. */
@@ -199,11 +206,13 @@ export function multiMessageProblem(value: unknown): string | undefined {
       return entriesOk(m.accepted, true) ? undefined : bad('accepted');
     case 'mp.accept':
       if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number') return bad('ballot or sentAt');
+      if (m.rid !== undefined && !isSlot(m.rid)) return bad('rid');
       return entriesOk(m.entries) ? undefined : bad('entries');
     case 'mp.accepted':
       if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number' || !isSlot(m.floor)) {
         return bad('ballot, sentAt or floor');
       }
+      if (m.rid !== undefined && !isSlot(m.rid)) return bad('rid');
       return Array.isArray(m.slots) && m.slots.every(isSlot) ? undefined : bad('slots');
     case 'mp.nack':
       return isBallotLike(m.ballot) && isBallotLike(m.promised) ? undefined : bad('ballots');

@@ -24,7 +24,7 @@ import {
   type ProposeResult,
   type ReplicatedLog,
 } from '../../lib/replicated-log.js';
-import type { MultiLeaderView } from './multi-leader.js';
+import type { MultiLeaderView, SubmitResult } from './multi-leader.js';
 import type { MultiLearnerView } from './multi-learner.js';
 import type { MultiLearnerMsg } from './multi-learner-actor.js';
 import type { MultiProposerMsg } from './multi-proposer-actor.js';
@@ -38,6 +38,11 @@ export interface MultiPaxosLogOptions {
   readonly defaultTimeoutMs?: number;
   /** Makes barrier ids unique across restarts of this node (e.g. a random number). */
   readonly incarnation: string;
+  /**
+   * The local proposer actor itself, when it runs in this process: `propose` then queues
+   * commands with a direct call instead of an ask (no reply message, no ask timer).
+   */
+  readonly localProposer?: { submitLocal(command: Command): SubmitResult };
 }
 
 interface Waiter<T> {
@@ -124,20 +129,26 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
       list.push(w);
       this.proposals.set(k, list);
     });
-    this.opts.proposer.ask({ type: 'mp.submit', command }, ms).then(
-      (r) => {
-        if (r.ok) return;
-        const hint = r.code === 'NotLeader' && r.leaderHint ? nodeOf(r.leaderHint) : undefined;
-        this.failProposal(
-          k,
-          r.code === 'NotLeader'
-            ? new ProposeError('NotLeader', `${this.nodeId} is not the leader`, hint)
-            : new ProposeError('Dropped', 'the proposal queue is full'),
-        );
-      },
-      (err: Error) =>
+    const refused = (r: SubmitResult): void => {
+      if (r.ok) return;
+      const hint = r.code === 'NotLeader' && r.leaderHint ? nodeOf(r.leaderHint) : undefined;
+      this.failProposal(
+        k,
+        r.code === 'NotLeader'
+          ? new ProposeError('NotLeader', `${this.nodeId} is not the leader`, hint)
+          : new ProposeError('Dropped', 'the proposal queue is full'),
+      );
+    };
+    const local = this.opts.localProposer;
+    if (local) {
+      refused(local.submitLocal(command));
+      return done;
+    }
+    this.opts.proposer
+      .ask({ type: 'mp.submit', command }, ms)
+      .then(refused, (err: Error) =>
         this.failProposal(k, new ProposeError('Stopped', `proposer unavailable: ${err.message}`)),
-    );
+      );
     return done;
   }
 

@@ -7,7 +7,7 @@
  * The quorum configuration is validated before anything is spawned: quorums that do not
  * intersect are refused with `SYNOD_ERR_PAXOS_QUORUM_NO_INTERSECTION`.
  */
-import type { ActorRef } from '../../lib/actor.js';
+import type { ActorRef, SpawnOptions } from '../../lib/actor.js';
 import type { ActorSystem } from '../../lib/actor-system.js';
 import type { Clock } from '../../lib/clock.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
@@ -104,6 +104,10 @@ export interface MultiPaxosNodeOptions {
   readonly snapshotEvery?: number;
   readonly tickMs?: number;
   readonly proposeTimeoutMs?: number;
+  /** Non-lease reads: a quorum-confirmed read index (default) or a no-op through the log. */
+  readonly reads?: 'confirm' | 'log';
+  /** Supervision of the three actors (default: the actor system's default). */
+  readonly supervision?: SpawnOptions['supervision'];
 }
 
 export interface MultiPaxosNode {
@@ -155,31 +159,32 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     for (const k of keys) if (opts[k] !== undefined) (o as Record<K, unknown>)[k] = opts[k];
     return o;
   };
+  const spawnOpts: SpawnOptions = opts.supervision ? { supervision: opts.supervision } : {};
   const acceptor = system.spawn(
     `${path}/acceptor`,
     new MultiPaxosAcceptor({ journal, leaseMs: opts.leaseMs ?? 0 }),
+    spawnOpts,
   );
-  const proposer = system.spawn(
-    `${path}/proposer`,
-    new MultiPaxosProposer({
-      quorums,
-      proposers: members.map((m) => `${m}/${path}/proposer`),
-      learners: members.map((m) => `${m}/${path}/learner`),
-      localLearner: self('learner'),
-      store: opts.storage.proposerState,
-      ...pick(
-        'leaseMs',
-        'maxClockDrift',
-        'heartbeatMs',
-        'electionTimeoutMs',
-        'window',
-        'maxBatch',
-        'retransmitMs',
-        'maxPending',
-        'tickMs',
-      ),
-    }),
-  );
+  const proposerActor = new MultiPaxosProposer({
+    quorums,
+    proposers: members.map((m) => `${m}/${path}/proposer`),
+    learners: members.map((m) => `${m}/${path}/learner`),
+    localLearner: self('learner'),
+    store: opts.storage.proposerState,
+    ...pick(
+      'leaseMs',
+      'maxClockDrift',
+      'heartbeatMs',
+      'electionTimeoutMs',
+      'window',
+      'maxBatch',
+      'retransmitMs',
+      'maxPending',
+      'tickMs',
+      'reads',
+    ),
+  });
+  const proposer = system.spawn(`${path}/proposer`, proposerActor, spawnOpts);
   const learner = system.spawn(
     `${path}/learner`,
     new MultiPaxosLearner({
@@ -190,6 +195,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
       localProposer: self('proposer'),
       ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
     }),
+    spawnOpts,
   );
   const log = new MultiPaxosLog({
     nodeId: system.nodeId,
@@ -197,6 +203,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     proposer,
     learner,
     incarnation: system.random.nextUint32().toString(36),
+    localProposer: proposerActor,
     ...(opts.proposeTimeoutMs !== undefined ? { defaultTimeoutMs: opts.proposeTimeoutMs } : {}),
   });
   return {

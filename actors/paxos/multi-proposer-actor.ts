@@ -2,9 +2,11 @@
  * The Multi-Paxos proposer actor: the `MultiLeaderCore` behind a mailbox, ticking on a timer,
  * with its highest used round in a `HardStateStore` (durable before any prepare leaves).
  *
- * Requests (ask): `mp.submit` (queue a client command; leader only), `mp.read` (start a
- * linearizable read: a lease read index when the leader holds a lease, else a barrier
- * through the log).
+ * Requests (ask): `mp.submit` (queue a client command; leader only), `mp.read` (a
+ * linearizable read: a lease read index when the leader holds a lease; otherwise, with
+ * `reads: 'confirm'` (default), a read index answered once a phase-2 quorum confirmed the
+ * leadership after the read arrived (no log slot, no disk write); with `reads: 'log'`, a
+ * no-op barrier through the log whose id the caller waits for).
  * state$: MultiLeaderView (role, ballot, leader, chosen prefix, window, lease).
  * events$: `elected`, `stepped-down`, `election-started`, `proposal-dropped` (never sent:
  * definitely not chosen by this leader), `proposal-indeterminate`, `bad-message`.
@@ -39,27 +41,38 @@ export interface MultiPaxosProposerOptions extends Omit<MultiLeaderOptions, 'id'
   readonly store: HardStateStore<{ round: number }>;
   /** How often the core's clock advances (ms). Default 10. */
   readonly tickMs?: number;
+  /** How non-lease reads are confirmed: quorum round (default) or a no-op through the log. */
+  readonly reads?: 'confirm' | 'log';
 }
 
 export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView | undefined> {
   private core: MultiLeaderCore | undefined;
   private lastStateKey = '';
   private flushPending = false;
+  private stopped = false;
+  private readonly readAsks = new Map<string, Extract<MultiProposerMsg, { type: 'mp.read' }>>();
 
   constructor(private readonly opts: MultiPaxosProposerOptions) {
     super();
   }
 
   override async preStart(): Promise<void> {
+    this.stopped = false;
     const stored = await this.opts.store.load();
     const round = stored && Number.isSafeInteger(stored.round) ? stored.round : 0;
     this.core = new MultiLeaderCore(
-      { ...this.opts, id: this.ctx.self, random: this.ctx.random },
+      { ignoreStalls: true, ...this.opts, id: this.ctx.self, random: this.ctx.random },
       round,
       this.ctx.clock.now(),
     );
     this.publish(true);
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 10, { type: 'mp.tick' });
+  }
+
+  override postStop(): void {
+    this.stopped = true;
+    // A restart builds a new core in preStart; until then local submissions are refused.
+    this.core = undefined;
   }
 
   /** Synchronous unless a new round must be made durable first. */
@@ -78,7 +91,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         // in one accept message.
         const { result, output } = core.submit(msg.command, now, true);
         this.ctx.reply(msg, result);
-        this.scheduleFlush();
+        if (result.ok) this.scheduleFlush();
         return this.handle(output);
       }
       case 'mp.flush':
@@ -89,6 +102,16 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         if (index !== undefined) {
           this.ctx.reply(msg, { ok: true, index });
           return;
+        }
+        if (this.opts.reads !== 'log') {
+          // answered when the core confirms (or fails) the read: see emitOutput
+          const { result, output } = core.confirmRead(msg.barrier, now, true);
+          if (!result.ok) this.ctx.reply(msg, result);
+          else {
+            this.readAsks.set(msg.barrier, msg);
+            this.scheduleFlush();
+          }
+          return this.handle(output);
         }
         const { result, output } = core.submitBarrier(msg.barrier, now, true);
         this.ctx.reply(msg, result.ok ? { ok: true, barrier: msg.barrier } : result);
@@ -106,6 +129,22 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     }
   }
 
+  /**
+   * Queues a command from code on this node (`MultiPaxosLog`), without an ask round trip:
+   * the core queues it at once and a single `mp.flush` message sends the whole burst. Safe
+   * outside the mailbox turn: a submission never needs a write, and the output it returns
+   * holds only its own effects.
+   */
+  submitLocal(command: Command): SubmitResult {
+    const core = this.core;
+    if (!core || this.stopped) return { ok: false, code: 'NotLeader' };
+    const { result, output } = core.submit(command, this.ctx.clock.now(), true);
+    if (result.ok) this.scheduleFlush();
+    if (output.send.length > 0 || output.fates.length > 0 || output.events.length > 0)
+      this.emitOutput(output);
+    return result;
+  }
+
   private scheduleFlush(): void {
     if (this.flushPending) return;
     this.flushPending = true;
@@ -121,6 +160,18 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
 
   private emitOutput(out: MultiLeaderOutput): void {
     for (const s of out.send) this.ctx.send(s.to, s.msg);
+    for (const r of out.reads) {
+      const ask = this.readAsks.get(r.id);
+      if (!ask) continue;
+      this.readAsks.delete(r.id);
+      const hint = this.core?.leaderHint;
+      this.ctx.reply(
+        ask,
+        r.index !== undefined
+          ? { ok: true, index: r.index }
+          : { ok: false, code: 'NotLeader', ...(hint !== undefined ? { leaderHint: hint } : {}) },
+      );
+    }
     for (const e of out.events) {
       this.ctx.emit({ ...e, ballot: formatBallot(e.ballot) });
     }

@@ -164,6 +164,8 @@ export interface ActorSimOptions {
   readonly quorums?: MultiPaxosQuorums;
   /** Negative control: read the local replica without a barrier. */
   readonly unsafeReads?: boolean;
+  /** How non-lease reads are confirmed (default: quorum-confirmed read index). */
+  readonly reads?: 'confirm' | 'log';
 }
 
 export interface ActorSimResult {
@@ -192,6 +194,7 @@ export async function runActorSim(opts: ActorSimOptions): Promise<ActorSimResult
       snapshotEvery: 20,
       proposeTimeoutMs: 800,
       ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+      ...(opts.reads ? { reads: opts.reads } : {}),
     },
   });
   const { sim } = cluster;

@@ -447,6 +447,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
   const proposerOutput = (node: Node, out: MultiLeaderOutput) => {
     for (const e of out.events) if (e.type === 'elected') leaderChanges++;
     for (const f of out.fates) clientFate(node, f.kind, f.value);
+    for (const r of out.reads) confirmedRead(node, r.id, r.index);
     if (out.persist) {
       const round = out.persist.round;
       afterWrite(node, 'proposer', () => (node.disk.round = round), out.send);
@@ -506,6 +507,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
       node: string;
       seq?: number;
       barrier?: string;
+      confirm?: string;
       readIndex?: number;
       deadline: number;
       epoch: number;
@@ -558,6 +560,15 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         return;
       }
       const barrier = `b${barrierSeq++}`;
+      if (rnd.chance(0.5)) {
+        // a read index confirmed by a phase-2 quorum (no log slot)
+        c.op.confirm = barrier;
+        const { result, output } = p.confirmRead(barrier, now, rnd.chance(0.5));
+        proposerOutput(node, output);
+        if (!result.ok) return redirect(c, result.leaderHint, value);
+        if (rnd.chance(0.5)) proposerOutput(node, p.flush(now));
+        return;
+      }
       c.op.barrier = barrier;
       const { result, output } = p.submitBarrier(barrier, now);
       proposerOutput(node, output);
@@ -608,6 +619,18 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         else complete(c, 'fail', op.value);
       } else if (r.kind === 'noop' && op.barrier !== undefined && r.barrier === op.barrier) {
         op.readIndex = r.index;
+      }
+    }
+  };
+
+  const confirmedRead = (node: Node, id: string, index: number | undefined) => {
+    for (const c of clients) {
+      const op = c.op;
+      if (!op || op.node !== node.id || op.confirm !== id || op.epoch !== node.epoch) continue;
+      if (index === undefined) redirect(c, undefined, op.value);
+      else {
+        op.readIndex = index;
+        checkReads(node);
       }
     }
   };

@@ -10,11 +10,12 @@
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
-import { startNode } from '../../lib/node/synod-node.js';
+import { startPaxosNode } from '../../lib/node/paxos-node.js';
+import { type RunningNode, startNode } from '../../lib/node/synod-node.js';
 import { CliError, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
 
-export const summary = 'run a cluster node (Raft + KV service) over WebSockets';
+export const summary = 'run a cluster node (Raft or Multi-Paxos + KV service) over WebSockets';
 
 const specs = {
   id: { kind: 'string', description: 'this node id', required: true },
@@ -78,11 +79,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const { options: o } = parseArgs(argv, specs);
     verbose = o.verbose === true;
-    if (o.protocol === 'paxos') {
+    if (o.protocol === 'paxos' && o.join !== undefined)
       throw new CliError(
-        'synod node runs Raft; Multi-Paxos is embeddable today (docs/paxos.md) but not yet a node protocol',
+        'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
       );
-    }
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
     const logger = consoleLogger({
@@ -91,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       level: o['log-level'] as 'info',
     });
     const secret = readSecretFile(o['secret-file'] as string | undefined);
-    const node = await startNode({
+    const config = {
       id: o.id as string,
       listen: parseListen(o.listen as string),
       peers: (o.peers as string[] | undefined) ?? [],
@@ -104,13 +104,19 @@ export async function run(argv: string[]): Promise<number> {
       ...(o['tls-cert']
         ? { tls: { certFile: o['tls-cert'] as string, keyFile: o['tls-key'] as string } }
         : {}),
-    });
-    logger.log('info', `node ${node.id} up at ${node.url} (cluster ${o.cluster})`);
+    };
+    const node = o.protocol === 'paxos' ? await startPaxosNode(config) : await startNode(config);
+    logger.log(
+      'info',
+      `node ${node.id} up at ${node.url} (cluster ${o.cluster}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'})`,
+    );
     let dashboard: DashboardServer | undefined;
     if (o.dashboard !== undefined) {
       const adminSecret = readSecretFile(o['admin-secret-file'] as string | undefined);
       dashboard = new DashboardServer({
-        source: new NodeDashboardSource(node),
+        // The source talks to nodes through their admin actors only (id, system, status()),
+        // which a Multi-Paxos node provides as well.
+        source: new NodeDashboardSource(node as RunningNode),
         port: o.dashboard as number,
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),

@@ -166,7 +166,11 @@ export async function run(argv: string[]): Promise<number> {
           .join('  ')
           .trimEnd(),
       );
-    if (leader)
+    const paxos = ok.filter((r) => r.status.paxos !== undefined);
+    if (paxos.length > 0) printPaxos(paxos.map((r) => r.status));
+    if (leader && leader.status.protocol === 'paxos')
+      console.log(`\nMulti-Paxos members (static): ${leader.status.voters.join(', ')}`);
+    else if (leader)
       console.log(
         `\nvoters: ${leader.status.voters.join(', ')}; learners: ${leader.status.learners.join(', ') || 'none'}`,
       );
@@ -174,4 +178,45 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return reportError(err, verbose);
   }
+}
+
+/** Multi-Paxos nodes: ballots, the distinguished proposer and slot positions. */
+function printPaxos(nodes: NodeStatus[]): void {
+  const rows = [
+    [
+      'node',
+      'ballot',
+      'promised',
+      'distinguished',
+      'chosen',
+      'highest',
+      'in-flight',
+      'floor',
+      'snapshot',
+    ],
+  ];
+  for (const s of nodes) {
+    const p = s.paxos;
+    if (!p) continue;
+    rows.push([
+      s.id,
+      p.ballot,
+      p.promised,
+      p.distinguished ?? '-',
+      String(p.chosenUpTo),
+      String(p.highestSlot),
+      String(p.inFlight + p.queued),
+      String(p.floor),
+      String(p.snapshotIndex),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  console.log('\nMulti-Paxos (slots):');
+  for (const row of rows)
+    console.log(
+      row
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }

@@ -16,7 +16,7 @@ export interface NodeStatus {
   id: string;
   cluster: string;
   url: string;
-  protocol: 'raft';
+  protocol: 'raft' | 'paxos';
   role: string;
   term: number;
   leader: string | null;
@@ -34,6 +34,30 @@ export interface NodeStatus {
   /** Peers whose links an operator has cut from this node (dashboard "isolate"). */
   cut: string[];
   uptimeMs: number;
+  /** Multi-Paxos nodes only (`term` is then the ballot round, `commitIndex` the chosen prefix). */
+  paxos?: PaxosNodeStatus;
+}
+
+/** What `synod status` shows of a Multi-Paxos node (see lib/node/paxos-node.ts). */
+export interface PaxosNodeStatus {
+  /** This node's proposer ballot, `round.node`. */
+  ballot: string;
+  /** The distinguished proposer (leader) as this node knows it. */
+  distinguished: string | null;
+  /** The highest ballot this node's acceptor promised, `round.node`. */
+  promised: string;
+  /** Slots ≤ this are chosen (as far as this node knows). */
+  chosenUpTo: number;
+  /** The highest slot assigned (leader) or accepted here. */
+  highestSlot: number;
+  /** On the leader: slots sent and not yet chosen, and commands queued behind the window. */
+  inFlight: number;
+  queued: number;
+  /** Slots ≤ floor were compacted into a snapshot by this node's acceptor. */
+  floor: number;
+  snapshotIndex: number;
+  /** Leader lease expiry (this node's clock, ms since it started), when held. */
+  leaseUntil?: number;
 }
 
 /** The answer to an operator's control request. */

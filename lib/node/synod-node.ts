@@ -3,6 +3,7 @@
  * directory (file log, hard state and snapshots with fsync), the KV service on top, and the
  * admin actor. `synod node` is a thin CLI around `startNode`.
  */
+import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { KvService } from '../../actors/kv/service.js';
@@ -38,7 +39,7 @@ export interface NodeConfig {
   tls?: { certFile: string; keyFile: string; caFile?: string };
   logger: Logger;
   clock?: Clock;
-  /** Raft timing (ms). */
+  /** Raft / Multi-Paxos timing (ms). */
   heartbeatMs?: number;
   electionMs?: number;
 }
@@ -73,10 +74,45 @@ export function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-export async function startNode(config: NodeConfig): Promise<RunningNode> {
+/** What every node process has, whatever its protocol: the transport and the actor system. */
+export interface NodeBase {
+  clock: Clock;
+  log: Logger;
+  system: ActorSystem;
+  transport: WebSocketTransport;
+  url: string;
+  /** Known members (id → URL), this node included. */
+  members: Map<string, string>;
+  peers: { id: string; url: string }[];
+  joinPeer: { id: string; url: string } | undefined;
+  /** Cuts links for operator partitions (the system's transport). */
+  gate: LinkGate;
+}
+
+/**
+ * Refuses a data directory that holds another protocol's state (`<data>/raft` for Raft,
+ * `<data>/paxos` for Multi-Paxos): starting it would silently begin from an empty log.
+ */
+function checkProtocolDir(dataDir: string, protocol: 'raft' | 'paxos'): void {
+  const other = protocol === 'raft' ? 'paxos' : 'raft';
+  if (existsSync(path.join(dataDir, other))) {
+    throw new CliError(
+      `data directory ${dataDir} holds ${other === 'raft' ? 'Raft' : 'Multi-Paxos'} state (${other}/), not ${protocol === 'raft' ? 'Raft' : 'Multi-Paxos'}: start it with --protocol ${other} or use another --data directory`,
+      1,
+      'SYNOD_ERR_DATADIR_OTHER_PROTOCOL',
+    );
+  }
+}
+
+/** Identity and protocol checks, the WebSocket transport and the actor system of a node. */
+export async function openNodeBase(
+  config: NodeConfig,
+  protocol: 'raft' | 'paxos',
+): Promise<NodeBase> {
   const clock = config.clock ?? systemClock;
   const log = config.logger;
   checkNodeIdentity(config.dataDir, config.cluster, config.id, new Date(clock.wallNow()));
+  checkProtocolDir(config.dataDir, protocol);
   const peers = config.peers.map((p) => {
     try {
       return parsePeer(p);
@@ -137,6 +173,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...peers.map((p) => [p.id, p.url] as [string, string]),
   ]);
   if (joinPeer) members.set(joinPeer.id, joinPeer.url);
+  return { clock, log, system, transport, url, members, peers, joinPeer, gate };
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const { clock, log, system, transport, url, members, peers, joinPeer, gate } = await openNodeBase(
+    config,
+    'raft',
+  );
   let sm: KvStateMachine | undefined;
   const raft = new RaftNode<KvOp, KvResult>({
     storage: async () => {

@@ -18,6 +18,7 @@ t.test(`${SEEDS} randomised actor-level runs`, async (t) => {
       healPhaseMs: 2000,
       nodes: seed % 5 === 0 ? 5 : 3,
       ...(seed % 3 === 0 ? { leaseMs: 60 } : {}),
+      ...(seed % 2 === 0 ? { reads: 'log' as const } : {}),
     });
     if (r.violation) {
       t.fail(

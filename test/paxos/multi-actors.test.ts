@@ -15,8 +15,14 @@ t.test('elects a leader; propose resolves after local apply; readBarrier', async
   const r = await c.sim.await(c.propose(leader, 'cl', 1, w('x', 1)), { timeout: 2000 });
   t.equal(r.index >= 1, true);
   t.equal(c.member(leader).sm.read('x'), 1, 'applied locally before resolving');
+  const before = c.member(leader).paxos.proposer.getSnapshot()?.nextSlot;
   const idx = await c.sim.await(c.member(leader).paxos.log.readBarrier(), { timeout: 2000 });
-  t.ok(idx > r.index, 'the barrier is a later slot');
+  t.ok(idx >= r.index, 'the read index covers the acknowledged write');
+  t.equal(
+    c.member(leader).paxos.proposer.getSnapshot()?.nextSlot,
+    before,
+    'a confirmed read uses no log slot',
+  );
   // retry of the same (clientId, seq): applied once, same result
   const again = await c.sim.await(c.propose(leader, 'cl', 1, w('x', 1)), { timeout: 2000 });
   t.same(again.result, r.result);
@@ -33,6 +39,16 @@ t.test('elects a leader; propose resolves after local apply; readBarrier', async
   t.equal((err as ProposeError).indeterminate, false);
   await c.sim.runFor(500);
   for (const n of ['a', 'b', 'c']) t.equal(c.member(n).sm.read('x'), 1, `${n} converged`);
+  c.stop();
+});
+
+t.test('reads through the log (reads: log): the barrier is a later slot', async (t) => {
+  const c = new PaxosActorCluster({ seed: 2, nodes: ['a', 'b', 'c'], node: { reads: 'log' } });
+  await c.start();
+  const leader = await c.waitForLeader();
+  const r = await c.sim.await(c.propose(leader, 'cl', 1, w('x', 1)), { timeout: 2000 });
+  const idx = await c.sim.await(c.member(leader).paxos.log.readBarrier(), { timeout: 2000 });
+  t.ok(idx > r.index, 'the barrier is a later slot');
   c.stop();
 });
 

@@ -216,6 +216,75 @@ t.test('the lease: held after a phase-2 quorum of keep-alive acks, until it expi
   t.equal(p.leaseReadIndex(795), undefined, 'expired');
 });
 
+t.test('confirmed reads: a phase-2 quorum acknowledges a round sent after the read', async (t) => {
+  const { p, b } = leader();
+  p.submit(cmd(1), 710);
+  const acked = (from: string, rid: number, now: number) =>
+    p.step({ type: 'mp.accepted', from, ballot: b, slots: [], sentAt: now, floor: 0, rid }, now);
+  // Acknowledgements of messages sent before the read (round 0) never confirm it.
+  const r1 = p.confirmRead('r1', 711);
+  t.same(r1.result, { ok: true });
+  const ka = sendsOf(r1.output, 'mp.accept');
+  t.same(
+    ka.map((s) => [
+      s.to,
+      (s.msg as { rid?: number }).rid,
+      (s.msg as unknown as { entries: unknown[] }).entries,
+    ]),
+    acceptors.map((a) => [a, 1, []]),
+    'a keep-alive of round 1 to every acceptor',
+  );
+  t.same(acked('A', 0, 712).reads, [], 'an ack of an older round');
+  t.same(acked('B', 0, 712).reads, [], 'older rounds from a quorum still do not confirm');
+  t.same(acked('A', 1, 713).reads, [], 'one acceptor is not a phase-2 quorum');
+  // Round 1 has left: a later read needs a later round.
+  const r2 = p.confirmRead('r2', 713, true);
+  t.same(sendsOf(r2.output, 'mp.accept'), [], 'deferred: nothing sent until flush');
+  t.same(acked('B', 1, 714).reads, [{ id: 'r1', index: 1 }], 'confirmed at the highest slot');
+  const f = p.flush(715);
+  t.same(
+    sendsOf(f, 'mp.accept').map((s) => (s.msg as { rid?: number }).rid),
+    [2, 2, 2],
+    'r2 needs round 2',
+  );
+  t.same(acked('A', 2, 716).reads, []);
+  t.same(acked('C', 5, 716).reads, [{ id: 'r2', index: 1 }]);
+  t.same(p.confirmRead('r3', 717).result, { ok: true });
+  const lost = p.step({ type: 'mp.nack', from: 'A', ballot: b, promised: ballot(9, 'P2') }, 718);
+  t.same(lost.reads, [{ id: 'r3' }], 'leadership lost: the pending read fails');
+  t.same(p.confirmRead('r4', 719).result, { ok: false, code: 'NotLeader', leaderHint: 'P2' });
+});
+
+t.test(
+  'ignoreStalls: a stall of this process does not count towards the election timeout',
+  async (t) => {
+    const run = (ignoreStalls: boolean) => {
+      const p = new MultiLeaderCore(base({ ignoreStalls }), 0, 0);
+      for (let now = 10; now <= 100; now += 10) p.tick(now);
+      const afterStall = p.tick(1100).events.some((e) => e.type === 'election-started');
+      let electedAt = afterStall ? 1100 : -1;
+      for (let now = 1110; electedAt < 0 && now < 3000; now += 10)
+        if (p.tick(now).events.some((e) => e.type === 'election-started')) electedAt = now;
+      return { afterStall, electedAt };
+    };
+    const plain = run(false);
+    t.ok(plain.afterStall, 'without it, the first tick after a 1 s stall starts an election');
+    const aware = run(true);
+    t.notOk(aware.afterStall, 'with it, the stall does not start an election');
+    t.ok(
+      aware.electedAt > 1100 && aware.electedAt <= 1100 + 600,
+      `the remaining timeout still runs out (election at ${aware.electedAt})`,
+    );
+    // A node whose every tick comes late (a saturated event loop) still elects: each tick
+    // counts for one heartbeat interval.
+    const slow = new MultiLeaderCore(base({ ignoreStalls: true }), 0, 0);
+    let at = -1;
+    for (let now = 150; at < 0 && now < 60_000; now += 150)
+      if (slow.tick(now).events.some((e) => e.type === 'election-started')) at = now;
+    t.ok(at > 0, `ticks 150 ms apart still start an election (at ${at} ms)`);
+  },
+);
+
 t.test('bad configurations are refused with a stable code', async (t) => {
   t.throws(() => new MultiLeaderCore(base({ window: 0 })), { code: 'SYNOD_ERR_PAXOS_BAD_CONFIG' });
   t.throws(() => new MultiLeaderCore(base({ leaseMs: 400 })), {

@@ -60,11 +60,11 @@ t.test('negative control: non-intersecting quorums are caught', async (t) => {
 
 t.test('negative control: acceptors that forget their state on restart are caught', async (t) => {
   let caught = 0;
-  for (let seed = 1; seed <= 20; seed++) {
+  for (let seed = 1; seed <= 60; seed++) {
     const r = runSimCluster({ seed, ...CI, amnesia: true, faults: { faultRate: 8 } });
     if (r.violation) caught++;
   }
-  t.ok(caught > 0, `flagged ${caught} of 20 runs`);
+  t.ok(caught > 0, `flagged ${caught} of 60 runs`);
 });
 
 t.test('negative control: reads served locally without a barrier are caught', async (t) => {

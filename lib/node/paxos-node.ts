@@ -1,0 +1,417 @@
+/**
+ * A Synod node process on Multi-Paxos (`synod node --protocol paxos`): the same actor system,
+ * WebSocket transport, data-directory checks and KV service as the Raft node
+ * (lib/node/synod-node.ts), with a Multi-Paxos member (acceptor, proposer and learner actors,
+ * actors/paxos) as the replicated log, its state in `<data>/paxos` (acceptor journal and hard
+ * state, proposer round, learner snapshots; every write fsynced).
+ *
+ * The `admin` actor answers `node.status` with the Paxos state (ballot, distinguished
+ * proposer, promised ballot, chosen prefix, highest slot, window, compaction floor, snapshot),
+ * so `synod status` works unchanged. Membership is static: `--join` is refused before anything
+ * starts, and a `node.join` request is answered with `SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP`.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { KvService } from '../../actors/kv/service.js';
+import { KvStateMachine } from '../../actors/kv/state-machine.js';
+import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import { formatBallot } from '../../actors/paxos/ballot.js';
+import type { MultiAcceptorView } from '../../actors/paxos/multi-acceptor.js';
+import type { MultiLeaderView } from '../../actors/paxos/multi-leader.js';
+import type { MultiLearnerView } from '../../actors/paxos/multi-learner.js';
+import type { MultiPaxosLog } from '../../actors/paxos/multi-paxos-log.js';
+import {
+  type MultiPaxosNode,
+  openFilePaxosStorage,
+  startMultiPaxosNode,
+} from '../../actors/paxos/multi-paxos-node.js';
+import { CliError } from '../../cli/args.js';
+import { parsePeer } from '../../transports/websocket/options.js';
+import type { WebSocketTransport } from '../../transports/websocket/transport.js';
+import { Actor, type ActorRef, type Replies } from '../actor.js';
+import type { ActorSystem } from '../actor-system.js';
+import { nodeOf } from '../address.js';
+import { systemClock } from '../clock.js';
+import type { ReplicatedLog } from '../replicated-log.js';
+import type { LinkStatus } from '../transport.js';
+import type { LinkGate } from './link-gate.js';
+import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
+import { checkNodeIdentity } from './node-identity.js';
+import { type NodeConfig, openNodeBase } from './synod-node.js';
+
+export interface RunningPaxosNode {
+  readonly protocol: 'paxos';
+  readonly id: string;
+  readonly url: string;
+  readonly system: ActorSystem;
+  readonly transport: WebSocketTransport;
+  readonly paxos: MultiPaxosNode;
+  readonly log: MultiPaxosLog<KvOp, KvResult>;
+  readonly sm: KvStateMachine;
+  status(): Promise<NodeStatus>;
+  /** Stops the KV service, the Paxos actors (closing their stores) and the connections. */
+  stop(): Promise<void>;
+}
+
+/** Multi-Paxos timing of a node process (ms), unless the config sets heartbeat/election. */
+export const PAXOS_NODE_DEFAULTS = { heartbeatMs: 50, electionTimeoutMs: 500 } as const;
+
+export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNode> {
+  if (config.join) {
+    throw new CliError(
+      'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
+      2,
+      'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP',
+    );
+  }
+  // The member set is checked before the transport listens (openNodeBase reports bad peers).
+  const peerIds = config.peers.map((p) => {
+    try {
+      return parsePeer(p).id;
+    } catch {
+      return undefined;
+    }
+  });
+  if (peerIds.every((p) => p !== undefined)) {
+    checkNodeIdentity(
+      config.dataDir,
+      config.cluster,
+      config.id,
+      new Date((config.clock ?? systemClock).wallNow()),
+    );
+    if (!existsSync(path.join(config.dataDir, 'raft')))
+      checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
+  }
+  const { clock, log, system, transport, url, members, peers, gate } = await openNodeBase(
+    config,
+    'paxos',
+  );
+  const startedAt = clock.now();
+  const ids = [config.id, ...peers.map((p) => p.id)].sort();
+  let storage: Awaited<ReturnType<typeof openFilePaxosStorage>>;
+  try {
+    checkMembers(path.join(config.dataDir, 'paxos'), ids);
+    storage = await openFilePaxosStorage(path.join(config.dataDir, 'paxos'));
+  } catch (err) {
+    await system.shutdown();
+    await transport.close(100);
+    if (err instanceof CliError) throw err;
+    throw new CliError(
+      `cannot open the Multi-Paxos state in ${config.dataDir}: ${(err as Error).message}`,
+      1,
+      (err as { code?: string }).code ?? 'SYNOD_ERR_NODE_START',
+    );
+  }
+  const sm = new KvStateMachine();
+  const paxos = startMultiPaxosNode({
+    system,
+    members: ids,
+    stateMachine: sm,
+    storage,
+    heartbeatMs: config.heartbeatMs ?? PAXOS_NODE_DEFAULTS.heartbeatMs,
+    electionTimeoutMs: config.electionMs ?? PAXOS_NODE_DEFAULTS.electionTimeoutMs,
+    supervision: { kind: 'stop' },
+  });
+  const roles = [paxos.acceptor, paxos.proposer, paxos.learner] as ActorRef<never, unknown>[];
+  try {
+    await Promise.all(roles.map((r) => started(r)));
+  } catch (err) {
+    await paxos.stop().catch(() => undefined);
+    await system.shutdown();
+    await transport.close(100);
+    throw err;
+  }
+  // After start, a role that fails stops (its state on disk stays consistent): say so loudly.
+  for (const r of roles) {
+    r.events$.subscribe((e) => {
+      const ev = e as { type: string; error?: string };
+      if (ev.type === 'failed')
+        log.log('error', `Multi-Paxos actor ${r.address} failed and stopped: ${ev.error}`);
+    });
+  }
+  const kvLog = paxos.log as unknown as MultiPaxosLog<KvOp, KvResult>;
+  system.spawn('kv', new KvService({ log: kvLog as ReplicatedLog<KvOp, KvResult>, sm }));
+  const admin = system.spawn(
+    'admin',
+    new PaxosNodeAdmin({
+      cluster: config.cluster,
+      url,
+      members,
+      startedAt,
+      ids,
+      paxos,
+      sm,
+      links: () =>
+        transport.peers().flatMap((p) => {
+          const l = transport.linkStatus(p);
+          return l ? [l] : [];
+        }),
+      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      gate,
+    }),
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    protocol: 'paxos',
+    id: config.id,
+    url,
+    system,
+    transport,
+    paxos,
+    log: kvLog,
+    sm,
+    status: () => admin.ask({ type: 'node.status' }, 5_000),
+    stop: () => {
+      stopping ??= (async () => {
+        await system.stop(`${config.id}/kv`).catch(() => undefined);
+        await paxos.stop();
+        await system.shutdown();
+        await transport.close(500);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * The member set is fixed when a data directory is first used (`<data>/paxos/members.json`):
+ * restarting with other members could pair a new phase-1 quorum with an old phase-2 quorum
+ * that it does not intersect, and lose chosen values. So a different set is refused.
+ */
+function checkMembers(dir: string, ids: readonly string[], record = true): void {
+  const file = path.join(dir, 'members.json');
+  if (existsSync(file)) {
+    let stored: unknown;
+    try {
+      stored = (JSON.parse(readFileSync(file, 'utf8')) as { members?: unknown }).members;
+    } catch {
+      throw new CliError(`${file} is unreadable`, 1, 'SYNOD_ERR_DATADIR');
+    }
+    const same =
+      Array.isArray(stored) &&
+      stored.length === ids.length &&
+      [...stored].sort().every((m, i) => m === ids[i]);
+    if (!same)
+      throw new CliError(
+        `Multi-Paxos membership is static: this data directory belongs to members ${Array.isArray(stored) ? stored.join(', ') : '?'}, not ${ids.join(', ')}; start every node with the same --id/--peers set`,
+        1,
+        'SYNOD_ERR_PAXOS_MEMBERS_CHANGED',
+      );
+    return;
+  }
+  if (!record) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${file}.tmp`, `${JSON.stringify({ members: ids }, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
+function started(ref: ActorRef<never, unknown>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sub = ref.events$.subscribe((e) => {
+      const ev = e as { type: string; error?: string };
+      if (ev.type === 'started') {
+        sub.unsubscribe();
+        resolve();
+      } else if (ev.type === 'failed' || ev.type === 'stopped') {
+        sub.unsubscribe();
+        reject(
+          new CliError(
+            `the Multi-Paxos ${ref.address.split('/').pop()} could not start: ${String(ev.error ?? 'stopped')}`,
+            1,
+            'SYNOD_ERR_NODE_START',
+          ),
+        );
+      }
+    });
+  });
+}
+
+interface PaxosAdminDeps {
+  cluster: string;
+  url: string;
+  members: Map<string, string>;
+  startedAt: number;
+  /** The static Paxos membership (node ids). */
+  ids: readonly string[];
+  paxos: MultiPaxosNode;
+  sm: KvStateMachine;
+  links: () => LinkStatus[];
+  addPeer: (id: string, url: string) => void;
+  /** Cuts links for operator partitions (dashboard "isolate"). */
+  gate: LinkGate;
+}
+
+const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
+
+/** The `admin` actor of a Multi-Paxos node: status for `synod status`, member URLs. */
+export class PaxosNodeAdmin extends Actor<AdminMsg> {
+  constructor(private readonly deps: PaxosAdminDeps) {
+    super();
+  }
+
+  private seq = 0;
+  private session = '';
+
+  override accepts(msg: unknown): msg is AdminMsg {
+    if (typeof msg !== 'object' || msg === null) return false;
+    const m = msg as Record<string, unknown>;
+    switch (m.type) {
+      case 'node.status':
+      case 'node.join':
+      case 'node.heal':
+        return true;
+      case 'node.members':
+        return typeof m.members === 'object' && m.members !== null;
+      case 'node.cut':
+        return (
+          Array.isArray(m.peers) &&
+          m.peers.length <= 1024 &&
+          m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
+        );
+      case 'node.put':
+        return (
+          typeof m.key === 'string' &&
+          m.key.length > 0 &&
+          m.key.length <= 4096 &&
+          typeof m.value === 'string' &&
+          m.value.length <= 1 << 20
+        );
+      case 'node.transfer':
+        return typeof m.to === 'string';
+      default:
+        return false;
+    }
+  }
+
+  receive(msg: AdminMsg): void {
+    switch (msg.type) {
+      case 'node.status':
+        this.ctx.reply(msg, this.status());
+        return;
+      case 'node.join':
+        this.ctx.reply(msg, {
+          ok: false,
+          message:
+            'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node with the new member in --peers',
+          members: Object.fromEntries(this.deps.members),
+        });
+        return;
+      case 'node.members':
+        for (const [id, url] of Object.entries(msg.members)) {
+          if (id === this.ctx.nodeId || this.deps.members.get(id) === url) continue;
+          if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || !NODE_ID.test(id)) continue;
+          this.deps.members.set(id, url);
+          this.deps.addPeer(id, url);
+        }
+        return;
+      case 'node.cut':
+        this.deps.gate.block(msg.peers);
+        this.ctx.reply(msg, {
+          ok: true,
+          message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
+        });
+        return;
+      case 'node.heal':
+        this.deps.gate.heal();
+        this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+        return;
+      case 'node.transfer':
+        this.ctx.reply(msg, {
+          ok: false,
+          message:
+            'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
+        });
+        return;
+      case 'node.put':
+        void this.put(msg);
+        return;
+    }
+  }
+
+  /** An operator's write: proposed on the distinguished proposer (forwarded there). */
+  private async put(msg: Extract<AdminMsg, { type: 'node.put' }>): Promise<void> {
+    const p = this.deps.paxos.proposer.getSnapshot() as MultiLeaderView | undefined;
+    try {
+      if (p?.role !== 'leader') {
+        const leader = p?.leader !== undefined ? nodeOf(p.leader) : undefined;
+        if (!leader || leader === this.ctx.nodeId) {
+          this.ctx.reply(msg, { ok: false, message: 'no leader right now; try again in a moment' });
+          return;
+        }
+        const r = await this.ctx.ask(
+          `${leader}/admin`,
+          { type: 'node.put', key: msg.key, value: msg.value } as AdminMsg & Replies<ControlReply>,
+          10_000,
+        );
+        this.ctx.reply(msg, r);
+        return;
+      }
+      this.session ||= `admin-${this.ctx.nodeId}-${this.ctx.random.int(2 ** 31).toString(36)}`;
+      const r = await this.deps.paxos.log.propose({
+        clientId: this.session,
+        seq: ++this.seq,
+        op: { t: 'put', key: msg.key, value: msg.value },
+      });
+      this.ctx.reply(msg, { ok: true, message: `put ${msg.key} chosen in slot ${r.index}` });
+    } catch (err) {
+      this.ctx.reply(msg, { ok: false, message: (err as Error).message });
+    }
+  }
+
+  private status(): NodeStatus {
+    const d = this.deps;
+    const p = d.paxos.proposer.getSnapshot() as MultiLeaderView | undefined;
+    const l = d.paxos.learner.getSnapshot() as MultiLearnerView | undefined;
+    const a = d.paxos.acceptor.getSnapshot() as MultiAcceptorView | undefined;
+    const leader = p?.leader !== undefined ? nodeOf(p.leader) : null;
+    const isLeader = p?.role === 'leader';
+    const chosenUpTo = Math.max(
+      isLeader ? p.chosenUpTo : 0,
+      l?.knownChosenUpTo ?? 0,
+      l?.appliedUpTo ?? 0,
+    );
+    const highestSlot = Math.max(isLeader ? p.nextSlot - 1 : 0, a?.maxAcceptedSlot ?? 0);
+    const out: NodeStatus = {
+      id: this.ctx.nodeId,
+      cluster: d.cluster,
+      url: d.url,
+      protocol: 'paxos',
+      role: p?.role ?? 'starting',
+      // The round of the ballot in force: the leader's own, the one a follower's acceptor
+      // promised (the leader's after its phase 1 or keep-alive).
+      term: Math.max(p?.ballot.round ?? 0, a?.promised.round ?? 0),
+      leader,
+      commitIndex: chosenUpTo,
+      appliedIndex: l?.appliedUpTo ?? 0,
+      lastIndex: highestSlot,
+      voters: [...d.ids],
+      learners: [],
+      revision: d.sm.revision,
+      keys: d.sm.size,
+      links: d.links().map((x) => ({ peer: x.peer, state: x.state })),
+      members: Object.fromEntries(d.members),
+      cut: d.gate.cut(),
+      uptimeMs: Math.round(this.ctx.clock.now() - d.startedAt),
+      paxos: {
+        ballot: p ? shortBallot(p.ballot) : '0',
+        distinguished: leader,
+        promised: a ? shortBallot(a.promised) : '0',
+        chosenUpTo,
+        highestSlot,
+        inFlight: isLeader ? p.inFlight : 0,
+        queued: isLeader ? p.queued : 0,
+        floor: a?.floor ?? 0,
+        snapshotIndex: l?.snapshotIndex ?? 0,
+        ...(p?.leaseUntil !== undefined ? { leaseUntil: Math.round(p.leaseUntil) } : {}),
+      },
+    };
+    return out;
+  }
+}
+
+/** `round.node` (the proposer's actor address shortened to its node id). */
+function shortBallot(b: { round: number; proposer: string }): string {
+  return b.proposer === ''
+    ? String(b.round)
+    : formatBallot({ round: b.round, proposer: nodeOf(b.proposer) });
+}
