@@ -157,6 +157,8 @@ export class LiveBackup<Op = unknown> {
       },
       stateMachine: () => new NullStateMachine() as unknown as StateMachine<Op, undefined>,
       snapshotEvery: 0,
+      // The agent follows the log entry by entry: no-op and configuration entries too.
+      appliedIndexPerEntry: true,
       ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
     });

@@ -87,6 +87,12 @@ export interface RaftNodeOptions<Op, Result> {
   snapshotChunkSize?: number;
   /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
   snapshotEvery?: number;
+  /**
+   * Publish on appliedIndex$ each no-op and configuration entry as it is applied, in order
+   * with applied$ (default false: once per batch, never ahead of status()). For observers
+   * that follow the log entry by entry, such as the backup agent's learner.
+   */
+  appliedIndexPerEntry?: boolean;
   /** Entries kept behind a snapshot for followers slightly behind (default 1,000). */
   keepEntries?: number;
   /** Snapshots kept on disk (default 2). */
@@ -739,6 +745,11 @@ export class RaftNode<Op = unknown, Result = unknown>
       if (this.applied.observed) {
         this.applied.next({ index: e.index, term: e.term, command, result: r.result as Result });
       }
+    } else if (this.opts.appliedIndexPerEntry) {
+      // A no-op or configuration entry is not on applied$; an observer following the log
+      // entry by entry (the backup agent) learns of it in order from appliedIndex$, which
+      // otherwise publishes once per batch, after status() shows it.
+      this.appliedIndex.next(e.index);
     }
     const v = this.proposals.get(e.index);
     if (v !== undefined) {
