@@ -12,22 +12,13 @@ import path from 'node:path';
 import t from 'tap';
 import { connect } from '../../lib/kv-client/connect.js';
 import type { NodeStatus } from '../../lib/node/node-admin.js';
+import { freePort, SYNOD_CLI, until } from '../helpers/node-processes.js';
 
-const CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
+const CLI = SYNOD_CLI;
 const dir = mkdtempSync(path.join(tmpdir(), 'synod-cli-'));
 const secretFile = path.join(dir, 'cluster.key');
 writeFileSync(secretFile, 'a-test-secret-of-enough-length-123\n');
 const children: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function synod(args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -59,16 +50,6 @@ function status(cluster: string[]): NodeStatus[] {
   return (JSON.parse(r.stdout) as { nodes: NodeStatus[] }).nodes.filter(
     (n) => n.role !== undefined,
   );
-}
-
-async function until<T>(what: string, probe: () => T | undefined, deadlineMs = 60_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 t.teardown(() => {
