@@ -75,7 +75,8 @@ t.test(
     const ciExit = process.env.SYNOD_README_SUITE_EXIT;
     let test: { code: number; output: string };
     if (ciExit !== undefined) {
-      const head = (dir: string) => sh('git rev-parse HEAD && git status --porcelain', dir);
+      const head = (dir: string) =>
+        sh('git rev-parse HEAD && git status --porcelain --untracked-files=no', dir);
       const [ours, theirs] = await Promise.all([head(root), head(cwd)]);
       t.equal(
         theirs.output,
