@@ -218,6 +218,12 @@ export class RaftNode<Op = unknown, Result = unknown>
   private stall: { code: string; message: string; since: number; attempts: number } | undefined;
   /** Earliest clock time of the next snapshot attempt after one failed for lack of space. */
   private snapshotRetryAt = 0;
+  /** The snapshot being written in the background (at most one). */
+  private snapshotting: Promise<void> | undefined;
+  /** Log compaction due once a background snapshot is durable (done by the loop). */
+  private compactDue: number | undefined;
+  /** Callers of snapshot() waiting for the loop to be between two Readies. */
+  private snapshotWaiters: { resolve: (i: number) => void; reject: (e: unknown) => void }[] = [];
   private readonly rejected = { malformed: 0, forged: 0, nonMember: 0 };
   private badEntries = 0;
 
@@ -333,6 +339,8 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.readsByCtx.clear();
     this.waitingApply = [];
     await this.loopDone.catch(() => {});
+    for (const w of this.snapshotWaiters.splice(0)) w.reject(err());
+    await this.snapshotting?.catch(() => {});
     await this.saveCommitOnStop();
     await this.storage?.close?.().catch(() => {});
     this.role.complete();
@@ -683,6 +691,10 @@ export class RaftNode<Op = unknown, Result = unknown>
     try {
       for (;;) {
         if (this.stopped) return;
+        // Between two Readies: the core's applied index equals the state machine's.
+        if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
+        if (this.snapshotWaiters.length > 0) await this.serveSnapshotWaiters(core);
+        if (this.stopped) return;
         if (this.readBatch.length > 0) {
           const ctx = `${this.id_}.${this.readNonce}.${this.readSeq++}`;
           this.readsByCtx.set(ctx, this.readBatch);
@@ -697,12 +709,13 @@ export class RaftNode<Op = unknown, Result = unknown>
         // status() now reflects this Ready: publish, then tell the waiting clients.
         this.publish();
         this.settleAll();
-        await this.maybeSnapshot(core);
+        this.maybeSnapshot(core);
       }
     } catch (e) {
       this.fatal(e);
     } finally {
       this.looping = false;
+      if (this.snapshotWaiters.length > 0 || this.compactDue !== undefined) this.schedule();
     }
   }
 
@@ -1109,28 +1122,48 @@ export class RaftNode<Op = unknown, Result = unknown>
     }
   }
 
-  private async maybeSnapshot(core: RaftCore): Promise<void> {
+  /**
+   * Starts a snapshot when `snapshotEvery` entries were applied since the last one. The
+   * image is taken now (between two Readies, so it is exactly the state at the core's
+   * applied index); writing it and compacting the log happen in the background, so the
+   * write path does not stall behind a snapshot's fsyncs.
+   */
+  private maybeSnapshot(core: RaftCore): void {
     const every = this.opts.snapshotEvery ?? 10_000;
     if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
+    if (this.snapshotting) return;
     if (this.snapshotRetryAt > 0 && this.ctx.clock.now() < this.snapshotRetryAt) return;
-    try {
-      await this.snapshotNow(core);
-      this.snapshotRetryAt = 0;
-    } catch (e) {
-      if (!isNoSpace(e)) throw e;
-      // Nothing was published and the log was not compacted: the node goes on without this
-      // snapshot and tries again later.
-      this.snapshotRetryAt = this.ctx.clock.now() + 5000;
-      const err = e as { code?: string; message?: string };
-      this.ctx.log.log(
-        'error',
-        `raft node ${this.id_}: snapshot not written for lack of space, retrying in 5 s: ${err.message ?? String(e)}`,
-        { code: err.code },
-      );
-    }
+    const p = this.snapshotNow(core).then(
+      () => {
+        this.snapshotRetryAt = 0;
+      },
+      (e: unknown) => {
+        if (this.stopped) return;
+        if (!isNoSpace(e)) {
+          this.fatal(e);
+          return;
+        }
+        // Nothing was published and the log was not compacted: the node goes on without
+        // this snapshot and tries again later.
+        this.snapshotRetryAt = this.ctx.clock.now() + 5000;
+        const err = e as { code?: string; message?: string };
+        this.ctx.log.log(
+          'error',
+          `raft node ${this.id_}: snapshot not written for lack of space, retrying in 5 s: ${err.message ?? String(e)}`,
+          { code: err.code },
+        );
+      },
+    );
+    this.snapshotting = p;
+    void p.finally(() => {
+      if (this.snapshotting === p) this.snapshotting = undefined;
+    });
   }
 
-  /** Snapshots the state machine at the applied index and compacts the log behind it. */
+  /**
+   * Snapshots the state machine at the applied index (call only between two Readies), makes
+   * it durable, then has the loop compact the log behind it (keeping `keepEntries`).
+   */
   private async snapshotNow(core: RaftCore): Promise<void> {
     const st = this.storage as RaftStorage;
     const sm = this.sm as SessionStateMachine<Op, Result>;
@@ -1155,20 +1188,51 @@ export class RaftNode<Op = unknown, Result = unknown>
       this.lastSnapshotIndex = before;
       throw e;
     }
+    if (this.stopped) return;
+    // The snapshot is durable: the log behind it may go (done by the loop, between Readies).
     const upTo = snap.meta.index - (this.opts.keepEntries ?? 1000);
-    const term = core.log.term(upTo);
-    if (upTo > st.log.firstIndex() - 1 && term !== undefined) {
-      core.compact(upTo);
-      await st.log.compact(upTo, term);
+    if (upTo > 0 && (this.compactDue === undefined || upTo > this.compactDue)) {
+      this.compactDue = upTo;
+      this.schedule();
     }
     await st.snapshots.prune(this.opts.keepSnapshots ?? 2);
   }
 
-  /** Takes a snapshot now (operators, tests). */
-  async snapshot(): Promise<number> {
-    const core = this.requireCore();
-    await this.snapshotNow(core);
-    return this.lastSnapshotIndex;
+  /** Compacts the core's and the store's log up to `upTo` (a durable snapshot covers it). */
+  private compactLog(core: RaftCore, upTo: number): void {
+    this.compactDue = undefined;
+    const st = this.storage as RaftStorage;
+    const term = core.log.term(upTo);
+    if (upTo <= st.log.firstIndex() - 1 || term === undefined) return;
+    core.compact(upTo);
+    // Queued behind the appends already issued; a failure there fails the store (and the
+    // next append, which stops the node).
+    st.log.compact(upTo, term).catch((e: unknown) => this.fatal(e));
+  }
+
+  private async serveSnapshotWaiters(core: RaftCore): Promise<void> {
+    const waiters = this.snapshotWaiters;
+    this.snapshotWaiters = [];
+    try {
+      await this.snapshotting?.catch(() => {});
+      await this.snapshotNow(core);
+      if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
+      for (const w of waiters) w.resolve(this.lastSnapshotIndex);
+    } catch (e) {
+      for (const w of waiters) w.reject(e);
+    }
+  }
+
+  /**
+   * Takes a snapshot now (operators, tests) and compacts the log behind it; resolves with
+   * its index once it is durable. Runs between two Readies of the I/O loop.
+   */
+  snapshot(): Promise<number> {
+    this.requireCore();
+    return new Promise<number>((resolve, reject) => {
+      this.snapshotWaiters.push({ resolve, reject });
+      if (!this.looping) this.schedule();
+    });
   }
 
   private settleAll(): void {
