@@ -38,6 +38,7 @@ import {
   ccHas,
   type Dot,
 } from '../../actors/gossip/causal-context.js';
+import { canonical } from '../../actors/gossip/hash.js';
 import type { PeerMessage, WriteResult } from '../../actors/gossip/messages.js';
 import { type OrSetState, orHas } from '../../actors/gossip/or-set.js';
 import type { KeyRecord } from '../../actors/gossip/record.js';
@@ -104,7 +105,8 @@ function checkOrSet(ops: readonly SetOp[], finals: Finals): Verdict {
     causallyRemoved: 0,
   };
   for (const [key, replicas] of finals) {
-    const texts = new Set([...replicas.values()].map((s) => JSON.stringify(s ?? null)));
+    // canonical: the digest's encoding (object key order does not matter, unlike JSON.stringify)
+    const texts = new Set([...replicas.values()].map((s) => canonical(s ?? null)));
     if (texts.size > 1)
       v.violations.push(`${key}: replicas differ (${texts.size} distinct states)`);
     const elements = new Set(ops.filter((o) => o.key === key).map((o) => o.element));
