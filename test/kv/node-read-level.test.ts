@@ -9,7 +9,9 @@
  * - three real `synod node` processes over WebSockets, the default set by flag on one, by
  *   environment variable on another and by config file on the third: a remote client that
  *   names no level is served at `eventual` by each node, an explicit `strong` read at `strong`,
- *   `synod kv get` without `--consistency` too, and `kv status` reports the default.
+ *   `synod kv get` without `--consistency` too, and `kv status` reports the default; after n3
+ *   restarts with another default it serves that one and `synod kv status` warns that the
+ *   nodes disagree.
  *
  * Waits are bounded polls (test/helpers/node-processes.ts `until`), never fixed sleeps.
  */
@@ -228,5 +230,35 @@ t.test('three processes: flag, environment and config file; remote reads', async
     [out.value.value, out.value.level],
     ['hello', 'eventual'],
     'synod kv get without --consistency: the cluster default',
+  );
+  const status = () =>
+    spawnSync(
+      process.execPath,
+      [
+        ...SYNOD_CLI,
+        'kv',
+        'status',
+        '--cluster',
+        urls.join(','),
+        '--secret-file',
+        procs.secretFile,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+  const agree = status();
+  t.notMatch(agree.stderr, /disagree/, 'synod kv status: no warning while the nodes agree');
+  // n3 restarts with another default: it serves it, and status warns about the mismatch.
+  await procs.kill('n3', 'SIGTERM');
+  procs.start('n3', ['--read-level', 'prefix', '--log-level', 'warn']);
+  const p3 = await until('n3 serves again', async () => {
+    const g = await kv.get('greeting', { node: 'n3' });
+    return g.outcome === 'ok' && g.servedBy === 'n3' ? g : undefined;
+  });
+  t.equal(p3.value.level, 'prefix', 'after a restart with --read-level prefix, n3 serves prefix');
+  const disagree = status();
+  t.match(
+    disagree.stderr,
+    /warning: the nodes disagree on the default read level .*n3: \{"level":"prefix"\}/,
+    'synod kv status warns when the nodes disagree',
   );
 });
