@@ -290,14 +290,25 @@ export async function run(argv: string[]): Promise<number> {
       }
       case 'status': {
         let worst = 0;
+        const defaults = new Map<string, string[]>();
         for (const n of s.nodes) {
           const r = await kv.status(n);
-          if (r.outcome === 'ok') out(JSON.stringify(r.value));
-          else {
+          if (r.outcome === 'ok') {
+            out(JSON.stringify(r.value));
+            const d = JSON.stringify(r.value.defaultRead ?? { level: 'strong' });
+            defaults.set(d, [...(defaults.get(d) ?? []), n]);
+          } else {
             out(JSON.stringify({ nodeId: n, error: r.error }));
             worst = 1;
           }
         }
+        // The default read level is set per node; a read gets the one of the node it reaches.
+        if (defaults.size > 1)
+          process.stderr.write(
+            `synod: warning: the nodes disagree on the default read level (${[...defaults]
+              .map(([d, ns]) => `${ns.join(',')}: ${d}`)
+              .join('; ')}); give every node the same --read-level\n`,
+          );
         return worst;
       }
       case 'watch': {
