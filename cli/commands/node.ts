@@ -16,8 +16,10 @@ import type { ReadDefault } from '../../actors/kv/messages.js';
 import type { ReadLevel } from '../../actors/kv/types.js';
 import { readDefaultProblem } from '../../actors/kv/validate.js';
 
+import { SystemClock } from '../../lib/clock.js';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
+import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
 import { type RunningNode, startNode } from '../../lib/node/synod-node.js';
@@ -67,6 +69,11 @@ const specs = {
   },
   dashboard: { kind: 'number', description: 'serve the dashboard on this port' },
   'admin-secret-file': { kind: 'string', description: 'secret that enables dashboard controls' },
+  'backup-repo': {
+    kind: 'string',
+    description: 'backup repository the dashboard takes backups into and restores from',
+  },
+  'backup-key-file': { kind: 'string', description: 'key of an encrypted backup repository' },
   'tls-cert': { kind: 'string', description: 'TLS certificate (PEM) for wss://' },
   'tls-key': { kind: 'string', description: 'TLS private key (PEM) for wss://' },
   'log-format': {
@@ -189,7 +196,22 @@ export async function run(argv: string[]): Promise<number> {
       dashboard = new DashboardServer({
         // The source talks to nodes through their admin actors only (id, system, status()),
         // which a Multi-Paxos node provides as well.
-        source: new NodeDashboardSource(node as RunningNode),
+        source: new NodeDashboardSource(
+          node as RunningNode,
+          o['backup-repo'] !== undefined
+            ? new NodeBackups({
+                repoDir: o['backup-repo'] as string,
+                ...(o['backup-key-file'] ? { keyFile: o['backup-key-file'] as string } : {}),
+                contact: `${node.id}=${node.url}`,
+                clusterName: o.cluster as string,
+                ...(secret ? { secret } : {}),
+                listenHost: parseListen(o.listen as string).host,
+                advertiseHost: new URL(node.url).hostname,
+                clock: new SystemClock(),
+                log: (line) => logger.log('info', line),
+              })
+            : undefined,
+        ),
         port: o.dashboard as number,
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),
