@@ -1,8 +1,8 @@
 /**
  * Storage abuse on a real `synod node` process (root only: it mounts tmpfs file systems):
- * - a full disk: writes fail with a clear error while the disk is full, nothing acknowledged
- *   is lost, and after space is freed the node restarts without reporting corruption and
- *   serves every acknowledged value;
+ * - a full disk: writes fail with a clear error while the disk is full, the Raft node keeps
+ *   running and resumes by itself once space is freed (finding F3), nothing acknowledged is
+ *   lost, and a restart afterwards reports no corruption and serves every acknowledged value;
  * - a read-only data directory (a read-only mount, since root ignores file modes): the node
  *   refuses to start with a clear one-line error and a non-zero exit code, both with existing
  *   data and with none.
@@ -141,12 +141,36 @@ t.test(
     t.ok(failures.length > 0, 'writes fail once the disk is full');
     const logText = c.procs.get('n1')?.tail.join('\n') ?? '';
     t.match(logText, /ENOSPC|no space|SYNOD_ERR/i, 'the node logs a clear error naming the cause');
-    const role = (await c.status('n1'))?.role;
-    t.comment(
-      `role while the disk is full: ${role} (finding F3: the Raft actor stops on ENOSPC and does not come back when space returns; the process stays up)`,
+    t.ok(
+      failures.some((f) => /SYNOD_ERR_STORAGE_FULL|no space|ENOSPC/i.test(f)),
+      'a refused write says the storage is full',
     );
-    // Free the space, restart the node: it must start (no corruption) and serve every ack.
+    const role = (await c.status('n1'))?.role;
+    t.ok(
+      role !== undefined,
+      `the Raft node is still running while the disk is full (role ${role})`,
+    );
+    // Free the space: the node resumes by itself (finding F3), no restart.
     rmSync(filler);
+    const resumeBy = monotonicNow() + 60_000;
+    let resumed = false;
+    for (let n = 0; monotonicNow() < resumeBy; n++) {
+      const r = await kv.put(`resume${n}`, 'ok');
+      if (r.outcome === 'ok') {
+        acked.set(`resume${n}`, 'ok');
+        resumed = true;
+        break;
+      }
+      await sleep(200);
+    }
+    t.ok(resumed, 'writes succeed again once space is freed, without a restart');
+    const readBack = await kv.get('k0', { level: 'strong' });
+    t.equal(
+      readBack.outcome === 'ok' ? readBack.value.value : readBack.outcome,
+      value(0),
+      'and strong reads are served',
+    );
+    // Restart the node: it must start (no corruption) and serve every ack.
     await kv.close();
     await c.kill('n1');
     c.start('n1');

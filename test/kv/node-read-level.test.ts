@@ -6,12 +6,14 @@
  * - parsing from each source, and every malformed value refused with
  *   SYNOD_ERR_KV_INVALID_READ_LEVEL naming where it came from (unit, no process);
  * - `synod node` with a bad level exits 2 with the code before it touches its data directory;
- * - three real `synod node` processes over WebSockets, the default set by flag on one, by
+ * - three real `synod node` processes (Raft) over WebSockets, the default set by flag on one, by
  *   environment variable on another and by config file on the third: a remote client that
  *   names no level is served at `eventual` by each node, an explicit `strong` read at `strong`,
  *   `synod kv get` without `--consistency` too, and `kv status` reports the default; after n3
  *   restarts with another default it serves that one and `synod kv status` warns that the
- *   nodes disagree.
+ *   nodes disagree;
+ * - three `synod node --protocol paxos` processes with a `bounded` default: served at bounded
+ *   when the read names no level, at eventual when it names eventual.
  *
  * Waits are bounded polls (test/helpers/node-processes.ts `until`), never fixed sleeps.
  */
@@ -261,4 +263,55 @@ t.test('three processes: flag, environment and config file; remote reads', async
     /warning: the nodes disagree on the default read level .*n3: \{"level":"prefix"\}/,
     'synod kv status warns when the nodes disagree',
   );
+});
+
+t.test('three Multi-Paxos processes: the default applies there too', async (t) => {
+  const procs = await NodeProcesses.create(['p1', 'p2', 'p3']);
+  t.teardown(() => procs.close());
+  procs.startAll(() => [
+    '--protocol',
+    'paxos',
+    '--read-level',
+    'bounded',
+    '--max-lag-ms',
+    '5000',
+    '--log-level',
+    'warn',
+  ]);
+  const urls = [...procs.nodes.values()].map((n) => `${n.id}=${n.url}`);
+  const kv = await until(
+    'the Multi-Paxos cluster accepts a write',
+    async () => {
+      const c = await connect(urls, {
+        secret: 'a-test-secret-of-enough-length-123',
+        timeoutMs: 3000,
+      });
+      const w = await c.put('greeting', 'hello');
+      if (w.outcome === 'ok') return c;
+      await c.disconnect();
+      return undefined;
+    },
+    90_000,
+    500,
+  );
+  t.teardown(() => kv.disconnect());
+  for (const id of ['p1', 'p2', 'p3']) {
+    const st = await kv.status(id);
+    t.same(
+      st.outcome === 'ok' && st.value.defaultRead,
+      { level: 'bounded', maxLagMs: 5000 },
+      `${id} reports bounded(5000 ms)`,
+    );
+    const r = await until(`${id} serves the write`, async () => {
+      const g = await kv.get('greeting', { node: id });
+      return g.outcome === 'ok' && g.value.value === 'hello' ? g : undefined;
+    });
+    t.equal(r.value.level, 'bounded', `${id}: a read naming no level is served at bounded`);
+    const e = await kv.get('greeting', { node: id, level: 'eventual' });
+    t.equal(
+      e.outcome === 'ok' && e.value.level,
+      'eventual',
+      `${id}: an explicit eventual read is eventual`,
+    );
+  }
 });
