@@ -33,7 +33,24 @@ async function load(name: string): Promise<CommandModule> {
   )) as CommandModule;
 }
 
+/**
+ * Output piped into a reader that stops early (`synod status | head -3`) is not an error: end
+ * quietly with the exit code so far instead of crashing with EPIPE.
+ */
+let pipesGuarded = false;
+function endQuietlyOnClosedPipe(): void {
+  if (pipesGuarded) return;
+  pipesGuarded = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
   const [cmd, ...rest] = argv;
   const names = commandNames();
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {

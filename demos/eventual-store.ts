@@ -74,10 +74,12 @@ export async function runEventualStoreDemo(
         { prefix: 'likes/', type: 'pn' },
         { prefix: 'tags/', type: 'orset' },
       ],
-      requestTimeoutMs: 1000,
+      // Generous for a loaded laptop: under load 15 a 1 s request timeout and 50 ms pings
+      // made the demo fail with timeouts that the story does not mean to show.
+      requestTimeoutMs: 5000,
       antiEntropyIntervalMs: 200,
       hintIntervalMs: 100,
-      swim: { periodMs: 200, pingTimeoutMs: 50 },
+      swim: { periodMs: 250, pingTimeoutMs: 150 },
     },
   });
   try {

@@ -1,9 +1,15 @@
 /**
- * `synod demo [--dashboard PORT] [--protocol raft]`: the embedded tour. A 3-node cluster in
- * this process elects a leader, replicates writes, loses its leader, re-elects, heals and
- * backs up, narrating each step; the dashboard shows it live. When standard input is a
- * terminal the cluster then stays up for play until Ctrl-C; otherwise (CI) it exits.
+ * `synod demo [NAME] [--dashboard PORT] [--protocol raft]`: the embedded tour. A 3-node
+ * cluster in this process elects a leader, replicates writes, loses its leader, re-elects,
+ * heals and backs up, narrating each step; the dashboard shows it live. When standard input
+ * is a terminal the cluster then stays up for play until Ctrl-C; otherwise (CI) it exits.
+ * NAME picks another demo of demos/ (`synod demo --list`).
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { runAcrossLaptops } from '../../demos/across-laptops.js';
+import { runBackupRestoreDemo } from '../../demos/backup-restore.js';
+import { runEventualStoreDemo } from '../../demos/eventual-store.js';
 
 import { runPaxosDemo } from '../../demos/paxos.js';
 import { runTour } from '../../demos/raft-kv-tour.js';
@@ -35,23 +41,56 @@ const specs = {
     default: false,
   },
   exit: { kind: 'boolean', description: 'exit after the tour even on a terminal', default: false },
+  list: { kind: 'boolean', description: 'list the demos', default: false },
+  'base-port': {
+    kind: 'number',
+    description: 'laptops demo: first of the four loopback ports its nodes use',
+    default: 7001,
+  },
   verbose: { kind: 'boolean', description: 'print stack traces on errors', default: false },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
-    console.log(usage('demo', '[options]', specs));
+    console.log(usage('demo', '[NAME] [options]', specs));
+    console.log(listing());
     return 0;
   }
   let verbose = false;
   try {
-    const { options, sources } = parseArgs(argv, specs);
+    const { options, sources, positionals } = parseArgs(argv, specs);
     verbose = options.verbose === true;
-    if (options.actor) {
+    if (options.list) {
+      console.log(listing());
+      return 0;
+    }
+    if (positionals.length > 1)
+      throw new CliError(`one demo at a time (got ${positionals.join(', ')})`);
+    const name =
+      positionals[0] ?? (options.actor ? 'actor' : options.protocol === 'paxos' ? 'paxos' : 'tour');
+    if (!(name in DEMOS))
+      throw new CliError(`no demo "${name}"; the demos are: ${Object.keys(DEMOS).join(', ')}`);
+    if (name === 'eventual') {
+      await runEventualStoreDemo();
+      return 0;
+    }
+    if (name === 'backup') {
+      const r = await runBackupRestoreDemo();
+      return r.mismatches === 0 && r.keysChecked > 0 ? 0 : 1;
+    }
+    if (name === 'laptops') {
+      const r = await runAcrossLaptops({
+        basePort: options['base-port'] as number,
+        synod: [path.join(packageRoot(), 'bin', 'synod.js')],
+      });
+      console.log(`\nDone: ${r.leader} led; members ${r.members.join(', ')}.`);
+      return 0;
+    }
+    if (name === 'actor') {
       await runRateLimiterDemo({ seconds: 1 });
       return 0;
     }
-    if (options.protocol === 'paxos') {
+    if (name === 'paxos') {
       // The Paxos tour: a dueling-proposer episode, then a Multi-Paxos log with an election,
       // writes, a killed distinguished proposer and its restart (demos/paxos.ts).
       if (sources.dashboard === 'flag')
@@ -81,4 +120,33 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return reportError(err, verbose);
   }
+}
+
+/** The demos of demos/, by the name `synod demo NAME` takes. */
+const DEMOS = {
+  tour: 'Raft + KV in one process with the dashboard: election, writes, failover, backup, restore',
+  paxos: 'dueling Paxos proposers, then a Multi-Paxos log losing its distinguished proposer',
+  actor: 'write your own actor: a token-bucket rate limiter',
+  eventual: 'the leaderless store: a partition, siblings, CRDT merges, anti-entropy',
+  backup:
+    'a backup agent learning a live cluster, full + incremental backups, point-in-time restore',
+  laptops:
+    'the across-laptops guide on one machine: three synod node processes, status, kv, a join',
+} as const;
+
+function listing(): string {
+  const lines = ['demos (synod demo NAME):'];
+  for (const [n, what] of Object.entries(DEMOS)) lines.push(`  ${n.padEnd(9)} ${what}`);
+  return lines.join('\n');
+}
+
+/** The package's root (holding package.json), from source or from dist/. */
+function packageRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new CliError('cannot find the synod package root');
+    dir = up;
+  }
+  return dir;
 }

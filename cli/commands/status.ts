@@ -1,7 +1,14 @@
 /**
- * `synod status --cluster ws://h:p,… [--secret-file F] [--json]`: members, roles, terms,
- * indices and lag, from every node's admin actor, as a table or JSON.
+ * `synod status --cluster ws://h:p,… [--secret-file F] [--backup-repo DIR] [--json]`: members,
+ * roles, terms, indices and lag, from every node's admin actor, and the backups of the
+ * cluster's repository (newest of each type, how far behind the cluster), as a table or JSON.
  */
+import { loadKey } from '../../actors/backup/crypto.js';
+import { Repository } from '../../actors/backup/repository.js';
+import {
+  type RepositorySummary,
+  summarizeRepository,
+} from '../../actors/backup/repository-summary.js';
 import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
 import { discoverNodeId } from '../../lib/node/discover.js';
@@ -26,6 +33,15 @@ const specs = {
     env: 'SYNOD_CLUSTER_NAME',
   },
   'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
+  'backup-repo': {
+    kind: 'string',
+    description: 'also show the backups in this repository (synod backup --repo)',
+    env: 'SYNOD_BACKUP_REPO',
+  },
+  'backup-key-file': {
+    kind: 'string',
+    description: 'key of an encrypted backup repository (or $SYNOD_BACKUP_KEY)',
+  },
   json: { kind: 'boolean', description: 'print JSON', default: false },
   'timeout-ms': { kind: 'number', description: 'how long to wait for each node', default: 3000 },
   verbose: { kind: 'boolean', description: 'print stack traces on errors', default: false },
@@ -124,17 +140,46 @@ export async function run(argv: string[]): Promise<number> {
         1,
       );
     }
+    const leader = ok.find((r) => r.status.role === 'leader');
+    const repoDir = o['backup-repo'] as string | undefined;
+    let backups: RepositorySummary | undefined;
+    let backupError: string | undefined;
+    if (repoDir !== undefined) {
+      try {
+        const keyFile = o['backup-key-file'] as string | undefined;
+        const key = loadKey(keyFile !== undefined ? { keyFile } : {});
+        backups = await summarizeRepository(await Repository.open(repoDir, key ? { key } : {}));
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        backupError = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
+      }
+    }
+    const commitIndex = leader?.status.commitIndex;
     if (o.json) {
       console.log(
         JSON.stringify(
-          { nodes: results.map((r) => ('status' in r ? r.status : { id: r.id, error: r.error })) },
+          {
+            nodes: results.map((r) => ('status' in r ? r.status : { id: r.id, error: r.error })),
+            ...(backups
+              ? {
+                  backups: {
+                    ...backups,
+                    behindBy:
+                      commitIndex !== undefined
+                        ? Math.max(0, commitIndex - backups.restorableTo)
+                        : null,
+                  },
+                }
+              : {}),
+            ...(backupError ? { backupsError: backupError } : {}),
+          },
           null,
           2,
         ),
       );
-      return 0;
+      if (backupError) console.error(`synod: backups: ${backupError}`);
+      return backupError ? 1 : 0;
     }
-    const leader = ok.find((r) => r.status.role === 'leader');
     const rows = [
       ['node', 'role', 'term', 'leader', 'commit', 'applied', 'lag', 'revision', 'keys', 'url'],
     ];
@@ -174,6 +219,11 @@ export async function run(argv: string[]): Promise<number> {
       console.log(
         `\nvoters: ${leader.status.voters.join(', ')}; learners: ${leader.status.learners.join(', ') || 'none'}`,
       );
+    if (backups) printBackups(backups, commitIndex, Date.now());
+    if (backupError) {
+      console.error(`synod: backups: ${backupError}`);
+      return 1;
+    }
     return 0;
   } catch (err) {
     return reportError(err, verbose);
@@ -219,4 +269,35 @@ function printPaxos(nodes: NodeStatus[]): void {
         .join('  ')
         .trimEnd(),
     );
+}
+
+/** The backups section: newest of each type and how far the newest restorable point lags. */
+function printBackups(b: RepositorySummary, commitIndex: number | undefined, now: number): void {
+  console.log(`\nbackups in ${b.repo}: ${b.backups}${b.encrypted ? ' (encrypted)' : ''}`);
+  const age = (t: number) => {
+    const s = Math.max(0, Math.round((now - t) / 1000));
+    return s < 120
+      ? `${s} s ago`
+      : s < 7200
+        ? `${Math.round(s / 60)} min ago`
+        : `${Math.round(s / 3600)} h ago`;
+  };
+  for (const type of ['full', 'diff', 'incr'] as const) {
+    const p = b.latestByType[type];
+    if (p)
+      console.log(
+        `  newest ${type.padEnd(4)}  ${p.id}  index ${p.index}  ${p.keys} keys  ${age(p.time)}`,
+      );
+  }
+  if (b.archive)
+    console.log(
+      `  log archive: indices ${b.archive.from}..${b.archive.to} (${b.archive.segments} segments)`,
+    );
+  if (b.latest && commitIndex !== undefined)
+    console.log(
+      `  restorable to index ${b.restorableTo}; the cluster has committed ${commitIndex} (${Math.max(0, commitIndex - b.restorableTo)} entries not yet backed up)`,
+    );
+  else if (!b.latest) console.log('  no backup yet: run synod backup full --cluster … --repo …');
+  for (const d of b.damaged)
+    console.log(`  DAMAGED manifest ${d.name}: ${d.code} (run synod backup verify)`);
 }

@@ -247,6 +247,40 @@ t.test(
     const verify = synodSync(['backup', 'verify', '--repo', repo]);
     t.equal(verify.code, 0, verify.stdout);
 
+    // synod status shows the repository's backups next to the cluster, and how far behind.
+    const statusArgs = ['status', '--cluster', source.join(','), '--secret-file', secretFile];
+    const withBackups = synodSync([...statusArgs, '--backup-repo', repo, '--json']);
+    t.equal(withBackups.code, 0, `status --backup-repo exits 0 (stderr: ${withBackups.stderr})`);
+    const sb = (
+      JSON.parse(withBackups.stdout) as {
+        backups: {
+          backups: number;
+          latest: { type: string; index: number };
+          latestByType: { full?: { id: string } };
+          restorableTo: number;
+          behindBy: number | null;
+          damaged: unknown[];
+        };
+      }
+    ).backups;
+    t.equal(sb.backups, 2, 'status counts both backups');
+    t.equal(sb.latest.type, 'incr', 'the newest is the incr');
+    t.equal(sb.latestByType.full?.id, fullRes.id, 'the newest full is the one taken');
+    t.ok(sb.restorableTo >= sb.latest.index, 'restorable at least to the newest backup');
+    t.ok(sb.behindBy !== null && sb.behindBy >= 0, `behind the leader by ${sb.behindBy} entries`);
+    t.same(sb.damaged, [], 'nothing damaged');
+    const table = synodSync([...statusArgs, '--backup-repo', repo]);
+    t.match(table.stdout, /backups in .*: 2/, 'the table names the repository and the count');
+    t.match(table.stdout, new RegExp(`newest full\\s+${fullRes.id}`), 'and the newest full');
+    const noRepo = synodSync([...statusArgs, '--backup-repo', path.join(dir, 'no-such-repo')]);
+    t.equal(noRepo.code, 1, 'a missing repository is an error (exit 1)');
+    t.match(noRepo.stdout, /leader/, 'the cluster table is still printed');
+    t.match(
+      noRepo.stderr,
+      /^synod: backups: SYNOD_ERR_BACKUP/m,
+      `one line: ${noRepo.stderr.trim()}`,
+    );
+
     // Restore the latest state into a whole new 3-node cluster.
     const newDir = path.join(dir, 'restored');
     const rl = synodSync([

@@ -9,7 +9,9 @@
  * Jepsen's nemesis does (the harness must still be able to observe and heal everything).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export class NetError extends Error {
   readonly code = 'SYNOD_ERR_CHAOS_NET';
@@ -90,12 +92,48 @@ export function cleanupStale(): void {
   }
 }
 
+/**
+ * Runs `fn` holding a lock shared by every chaos run on this machine (a directory created
+ * atomically, holding its owner's pid). Picking a free subnet, creating its bridge and
+ * removing stale ones must not interleave between two runs: two test files run in parallel by
+ * tap once picked the same subnet, and one run's clean-up could take another's new bridge for
+ * stale before its namespaces existed.
+ */
+function withNetLock<T>(fn: () => T): T {
+  const dir = path.join(tmpdir(), 'synod-chaos-net.lock');
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      mkdirSync(dir);
+      writeFileSync(path.join(dir, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+      } catch {}
+      // The owner died holding it (or died between mkdir and writing its pid).
+      if ((owner > 0 && !existsSync(`/proc/${owner}`)) || (owner === 0 && attempt > 100))
+        rmSync(dir, { recursive: true, force: true });
+      if (attempt > 1200)
+        throw new NetError(`the chaos network lock ${dir} is held by pid ${owner} for over 60 s`);
+      Atomics.wait(pause, 0, 0, 50); // a short synchronous pause between attempts
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export class ChaosNet {
-  readonly nodes: NetNode[] = [];
-  readonly hostIp: string;
-  readonly bridge: string;
+  nodes: NetNode[] = [];
+  hostIp = '';
+  bridge = '';
   capabilities: Capabilities = { netem: false, statistic: false };
-  private readonly tag: number;
+  private tag: number;
   private up = false;
 
   /** `tag`: 1..250, picks the subnet 10.231.<tag>.0/24 and the interface names. */
@@ -104,17 +142,24 @@ export class ChaosNet {
     tag?: number,
   ) {
     if (ids.length > 200) throw new NetError('at most 200 nodes');
+    this.fixedTag = tag !== undefined;
     this.tag = tag ?? ChaosNet.freeTag();
-    this.bridge = `sc${this.tag}br`;
-    this.hostIp = `10.231.${this.tag}.1`;
-    ids.forEach((id, i) => {
-      this.nodes.push({
-        id,
-        ns: `synod-chaos-${this.tag}-${process.pid}-${id}`,
-        ip: `10.231.${this.tag}.${11 + i}`,
-        dev: `sc${this.tag}n${i}`,
-      });
-    });
+    this.assign(this.tag);
+  }
+
+  private readonly fixedTag: boolean;
+
+  /** Names and addresses for subnet `tag`. */
+  private assign(tag: number): void {
+    this.tag = tag;
+    this.bridge = `sc${tag}br`;
+    this.hostIp = `10.231.${tag}.1`;
+    this.nodes = this.ids.map((id, i) => ({
+      id,
+      ns: `synod-chaos-${tag}-${process.pid}-${id}`,
+      ip: `10.231.${tag}.${11 + i}`,
+      dev: `sc${tag}n${i}`,
+    }));
   }
 
   static freeTag(): number {
@@ -130,14 +175,19 @@ export class ChaosNet {
   }
 
   setup(): void {
-    cleanupStale();
-    this.up = true;
-    run('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
+    withNetLock(() => {
+      cleanupStale();
+      // Another run may have taken the subnet picked at construction: pick again under the lock.
+      if (!this.fixedTag) this.assign(ChaosNet.freeTag());
+      this.up = true;
+      run('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
+      // Namespaces now, still under the lock, so no clean-up sees this bridge without owners.
+      for (const n of this.nodes) run('ip', ['netns', 'add', n.ns]);
+    });
     run('ip', ['addr', 'add', `${this.hostIp}/24`, 'dev', this.bridge]);
     run('ip', ['link', 'set', this.bridge, 'up']);
     this.nodes.forEach((n, i) => {
       const hostEnd = `sc${this.tag}h${i}`;
-      run('ip', ['netns', 'add', n.ns]);
       run('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', n.dev]);
       run('ip', ['link', 'set', n.dev, 'netns', n.ns]);
       run('ip', ['link', 'set', hostEnd, 'master', this.bridge, 'up']);
