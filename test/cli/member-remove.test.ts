@@ -212,7 +212,7 @@ t.test('synod member remove: refusals, removal, links forgotten, re-join', async
     `${victim} a voter again`,
     async () => {
       const l = await leaderOf(others);
-      return l && l.voters.includes(victim) ? l : undefined;
+      return l?.voters.includes(victim) ? l : undefined;
     },
     90_000,
   ).catch((err: Error) => {
