@@ -5,7 +5,9 @@
  *   serves every acknowledged value;
  * - a read-only data directory (a read-only mount, since root ignores file modes): the node
  *   refuses to start with a clear one-line error and a non-zero exit code, both with existing
- *   data and with none.
+ *   data and with none (finding F2);
+ * - a data directory that turns read-only under a running node: the Raft actor stops for good
+ *   on EROFS, and the process exits non-zero with the cause instead of lingering (F2).
  * Skips, saying why, when not root or when tmpfs cannot be mounted.
  */
 import { spawnSync } from 'node:child_process';
@@ -52,10 +54,6 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unavailable = mountReason();
-// Known failure, reported: the refusal assertions are `todo` until it is fixed.
-const F2 = {
-  todo: 'RELIABILITY.md finding F2: synod node reports "up" and keeps running with its Raft actor failed (EROFS) and the KV actor crash-looping',
-};
 
 async function singleNode(dir: string, dataDir: string) {
   const secretFile = path.join(dir, 'cluster.key');
@@ -222,9 +220,12 @@ t.test(
     t.ok(
       withData.code !== null && withData.code !== 0,
       'refuses to start on read-only data (non-zero exit, not a hang)',
-      F2,
     );
-    t.match(withData.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error', F2);
+    t.match(
+      withData.text,
+      /SYNOD_ERR_DATADIR_NOT_WRITABLE.*EROFS|EROFS.*read-only file system/,
+      'with a clear error naming the cause (finding F2)',
+    );
     const fresh = await exitOf(path.join(mnt, 'fresh'));
     t.comment(`fresh: exit ${fresh.code}: ${fresh.text.split('\n').slice(-2).join(' | ')}`);
     t.ok(
@@ -232,6 +233,65 @@ t.test(
       'refuses to start with a new data dir on a read-only mount',
     );
     t.match(fresh.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error');
+    await c.closeProbe();
+  },
+);
+
+t.test(
+  'a data directory that turns read-only under a running node: it exits non-zero, saying why',
+  { skip: unavailable },
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synod-ro-live-'));
+    const mnt = path.join(dir, 'disk');
+    mkdirSync(mnt);
+    t.equal(
+      spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]).status,
+      0,
+      'mounted',
+    );
+    t.teardown(() => {
+      spawnSync('umount', ['-l', mnt]);
+    });
+    const c = await singleNode(dir, path.join(mnt, 'n1'));
+    t.teardown(() => c.killAllNow());
+    const p = c.start('n1');
+    await waitLeader(c);
+    const kv = await c.kvClient({ timeoutMs: 3000, attemptTimeoutMs: 1000 });
+    t.equal((await kv.put('k', 'v')).outcome, 'ok', 'a write while writable');
+    const child = p.child;
+    const exited = new Promise<number | null>((resolve) => {
+      if (!child || child.exitCode !== null) resolve(child?.exitCode ?? null);
+      child?.once('exit', (code) => resolve(code));
+    });
+    t.equal(
+      spawnSync('mount', ['-o', 'remount,ro', mnt]).status,
+      0,
+      'data dir remounted read-only under the running node',
+    );
+    // Writes now need the disk: the Raft actor fails on EROFS and stops for good.
+    const outcomes: string[] = [];
+    let code: number | null | undefined;
+    void exited.then((x) => {
+      code = x;
+    });
+    for (let i = 0; i < 40 && code === undefined; i++) {
+      const r = await kv.put(`k${i}`, 'v');
+      outcomes.push(r.outcome === 'ok' ? 'ok' : `${r.outcome} ${r.error.code}`);
+    }
+    const bounded = await Promise.race([
+      exited,
+      new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000)),
+    ]);
+    t.comment(`writes after the remount: ${outcomes.join(', ')}`);
+    const text = p.tail.join('\n');
+    t.comment(`last lines: ${text.split('\n').slice(-3).join(' | ')}`);
+    t.ok(
+      typeof bounded === 'number' && bounded !== 0,
+      `the process exits non-zero instead of lingering (exit ${String(bounded)})`,
+    );
+    t.match(text, /EROFS|read-only/, 'and its last words name the cause');
+    t.match(text, /exits: the Raft node of n1 stopped/, 'saying the node cannot serve');
+    await kv.close();
     await c.closeProbe();
   },
 );
