@@ -12,7 +12,7 @@ import { discoverNodeId } from '../../lib/node/discover.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
-import type { BackupSummary } from './agent.js';
+import type { AgentStatus, BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
 import { LiveBackup } from './learner.js';
 import type { BackupType } from './manifest.js';
@@ -37,6 +37,8 @@ export interface LiveBackupRun {
   readonly log?: (line: string) => void;
   readonly clock?: Clock;
   readonly catchUpTimeoutMs?: number;
+  /** The agent's actor-system logger (default: silent). */
+  readonly logger?: Logger;
 }
 
 export interface LiveBackupResult extends BackupSummary {
@@ -95,7 +97,18 @@ export async function resolveContacts(
   return out;
 }
 
-export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> {
+/** A learner agent joined to a live cluster, and how to take it out again. */
+interface JoinedAgent {
+  readonly live: LiveBackup<unknown>;
+  readonly agentId: string;
+  /** Leaves the configuration; errors propagate. */
+  leave(): Promise<void>;
+  /** Leaves the configuration (if still in it), stops the actors, closes the transport. */
+  close(): Promise<void>;
+}
+
+/** Resolves the contacts, opens a transport and joins the cluster as learner `agentId`. */
+async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgent> {
   const clock = run.clock ?? systemClock;
   const clusterName = run.clusterName ?? 'synod';
   const repo = run.repo;
@@ -130,10 +143,14 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
     clock,
     random,
     transport,
-    logger: quietLogger,
+    logger: run.logger ?? quietLogger,
   });
+  const shutdown = async () => {
+    await system.shutdown().catch(() => undefined);
+    await transport.close(500).catch(() => undefined);
+  };
   const url = run.advertise ?? (transport.address()?.url as string);
-  let live: LiveBackup<unknown> | undefined;
+  let live: LiveBackup<unknown>;
   try {
     live = (await LiveBackup.start({
       system,
@@ -146,17 +163,102 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
       ...(run.progress ? { progress: run.progress } : {}),
       ...(run.log ? { log: run.log } : {}),
     })) as LiveBackup<unknown>;
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  let left = false;
+  return {
+    live,
+    agentId,
+    leave: async () => {
+      left = true;
+      await live.leave();
+    },
+    close: async () => {
+      if (!left) {
+        left = true;
+        await live.leave().catch(() => undefined);
+      }
+      await shutdown();
+    },
+  };
+}
+
+export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> {
+  const joined = await joinCluster(run);
+  const { live, agentId } = joined;
+  try {
     const target = await live.committedIndex();
     run.log?.(`the leader has committed index ${target}; catching up`);
     await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
     const summary = await live.backup(run.kind);
     const archivedTo = await live.flush();
-    await live.leave();
-    live = undefined;
+    await joined.leave();
     return { ...summary, committedAtRequest: target, archivedTo, agentId };
   } finally {
-    if (live) await live.leave().catch(() => undefined);
-    await system.shutdown().catch(() => undefined);
-    await transport.close(500).catch(() => undefined);
+    await joined.close();
+  }
+}
+
+export interface LiveAgentRun extends Omit<LiveBackupRun, 'kind'> {
+  /** Resolves when the agent should stop (SIGINT/SIGTERM in the CLI). */
+  readonly stop: Promise<unknown>;
+  /** Called once the agent has caught up, with its status (next scheduled backup, ...). */
+  readonly onReady?: (status: AgentStatus) => void;
+}
+
+export interface LiveAgentResult {
+  readonly agentId: string;
+  /** Backups written while the agent ran (scheduled ones), in order. */
+  readonly backups: readonly {
+    readonly id: string;
+    readonly kind: BackupType;
+    readonly index: number;
+  }[];
+  readonly archivedTo: number;
+  readonly appliedTo: number;
+}
+
+/**
+ * The long-running backup agent (`synod backup agent`): joins as a learner and stays, keeps
+ * the log archive current (point-in-time restore up to the last few seconds), runs the
+ * repository's schedule and retention (`synod backup schedule`), and on `stop` flushes the
+ * archive and leaves the configuration.
+ */
+export async function runLiveAgent(run: LiveAgentRun): Promise<LiveAgentResult> {
+  const joined = await joinCluster(run);
+  const { live, agentId } = joined;
+  const backups: { id: string; kind: BackupType; index: number }[] = [];
+  const sub = live.agent.events$.subscribe((e) => {
+    const ev = e as unknown as {
+      type: string;
+      id?: string;
+      kind?: BackupType;
+      index?: number;
+      error?: string;
+    };
+    if (ev.type === 'backup' && ev.id && ev.kind && ev.index !== undefined) {
+      backups.push({ id: ev.id, kind: ev.kind, index: ev.index });
+      run.log?.(`${ev.kind} backup ${ev.id} written at index ${ev.index}`);
+    } else if (ev.type.endsWith('failed')) {
+      run.log?.(`${ev.type}: ${ev.error ?? ''}`);
+    } else if (ev.type === 'stalled' || ev.type === 'resynced') {
+      run.log?.(`agent ${ev.type}: ${JSON.stringify(ev)}`);
+    }
+  });
+  try {
+    const target = await live.committedIndex();
+    run.log?.(`the leader has committed index ${target}; catching up`);
+    await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
+    run.onReady?.(await live.status());
+    await run.stop;
+    const archivedTo = await live.flush();
+    const status = await live.status();
+    await joined.leave();
+    return { agentId, backups, archivedTo, appliedTo: status.index };
+  } finally {
+    sub.unsubscribe();
+    await joined.close();
   }
 }

@@ -15,6 +15,7 @@
  */
 import { BehaviorSubject, distinctUntilChanged, type Observable, Subject } from 'rxjs';
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
+import { nodeOf } from '../../lib/address.js';
 import type { TimerHandle } from '../../lib/clock.js';
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import {
@@ -216,6 +217,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   private settledWith: (ProposeResult<unknown> | Error)[] = [];
   private readsReleased: { w: ReadWaiter; index: number }[] = [];
   private lastState: RaftNodeState | undefined;
+  private readonly rejected = { malformed: 0, forged: 0, nonMember: 0 };
+  private badEntries = 0;
 
   private readonly role = new BehaviorSubject<Role>('follower');
   private readonly term = new BehaviorSubject<number>(0);
@@ -359,16 +362,20 @@ export class RaftNode<Op = unknown, Result = unknown>
     const core = this.core;
     if (!core || this.stopped) return;
     switch (msg.type) {
-      case 'raft':
+      case 'raft': {
+        const sender = this.ctx.sender;
         for (const m of msg.ms) {
           const problem = this.unpack(m) ?? raftMessageProblem(m);
           if (problem !== undefined) {
+            this.rejected.malformed++;
             this.ctx.emit({ type: 'badMessage', code: 'SYNOD_ERR_RAFT_BAD_MESSAGE', problem });
             continue;
           }
+          if (!this.admit(m, sender, core)) continue;
           this.guard(() => core.step(m));
         }
         break;
+      }
       case 'tick':
         this.expireProposals();
         this.guard(() => core.tick());
@@ -758,8 +765,21 @@ export class RaftNode<Op = unknown, Result = unknown>
 
   private applyEntry(e: LogEntry, sm: SessionStateMachine<Op, Result>): void {
     let result: unknown;
+    let refused: ProposeError | undefined;
     if (e.type === 'normal') {
-      const command = decodeCommand(e.data) as Command<Op>;
+      let command: Command<Op>;
+      try {
+        command = decodeCommand(e.data) as Command<Op>;
+        const problem = commandProblem(command);
+        if (problem !== undefined) throw new Error(problem);
+      } catch (err) {
+        // A committed entry that is not a command (written by a buggy or hostile peer):
+        // the same bytes fail the same way on every replica, so skipping it keeps the
+        // state machines equal. It is reported loudly, and the node keeps running.
+        refused = this.badEntry(e, err);
+        this.finishEntry(e, undefined, refused);
+        return;
+      }
       let r: { result: Result | undefined; duplicate: boolean };
       try {
         r = sm.apply(command, { index: e.index, term: e.term });
@@ -779,13 +799,42 @@ export class RaftNode<Op = unknown, Result = unknown>
       // otherwise publishes once per batch, after status() shows it.
       this.appliedIndex.next(e.index);
     }
+    this.finishEntry(e, result, refused);
+  }
+
+  /** Counts and reports a committed entry that is not a command; returns the error for its proposer. */
+  private badEntry(e: LogEntry, err: unknown): ProposeError {
+    this.badEntries++;
+    const why = err instanceof Error ? err.message : String(err);
+    const message = `committed entry ${e.index} (term ${e.term}, ${e.data.byteLength} bytes) is not a command, skipped: ${why}`;
+    this.ctx.emit({
+      type: 'badEntry',
+      code: 'SYNOD_ERR_RAFT_BAD_ENTRY',
+      index: e.index,
+      error: why,
+    });
+    this.ctx.log.log('error', `raft node ${this.id_}: ${message}`, {
+      code: 'SYNOD_ERR_RAFT_BAD_ENTRY',
+      index: e.index,
+    });
+    return new ProposeError('Dropped', `SYNOD_ERR_RAFT_BAD_ENTRY: ${message}`, undefined, false);
+  }
+
+  /** Committed entries skipped because they were not commands (see `badEntry`). */
+  get skippedEntries(): number {
+    return this.badEntries;
+  }
+
+  /** Settles the proposals waiting on `e` and moves the applied index past it. */
+  private finishEntry(e: LogEntry, result: unknown, refused: ProposeError | undefined): void {
     const v = this.proposals.get(e.index);
     if (v !== undefined) {
       this.proposals.delete(e.index);
       const r = { index: e.index, term: e.term, result };
       for (const p of Array.isArray(v) ? v : [v]) {
         this.settled.push(p);
-        if (p.term === e.term) this.settledWith.push(r);
+        if (refused && p.term === e.term) this.settledWith.push(refused);
+        else if (p.term === e.term) this.settledWith.push(r);
         else {
           this.settledWith.push(
             new ProposeError(
@@ -800,6 +849,45 @@ export class RaftNode<Op = unknown, Result = unknown>
     }
     this.appliedUpTo = e.index;
     this.releaseReads(e.index);
+  }
+
+  /**
+   * Whether a well-formed Raft message may reach the core. Dropped (counted in
+   * `rejectedMessages()`, logged at debug level: a stray or hostile peer must not fill
+   * the logs) when the envelope's sender is not the node the message claims to come from,
+   * or when that node is not a member this node admits (`RaftCore.admits`: the current or
+   * a pending configuration, a leader vouched for by a member, anyone before this node has
+   * any configuration).
+   */
+  private admit(m: RaftMessage, sender: string | undefined, core: RaftCore): boolean {
+    if (sender === undefined || (nodeOf(sender) !== m.from && sender !== this.addressOf(m.from))) {
+      this.rejected.forged++;
+      this.ctx.log.log('debug', 'raft message dropped: sender is not its "from"', {
+        node: this.id_,
+        sender,
+        from: m.from,
+        type: m.type,
+        code: 'SYNOD_ERR_RAFT_FORGED_SENDER',
+      });
+      return false;
+    }
+    if (!core.admits(m.from)) {
+      this.rejected.nonMember++;
+      this.ctx.log.log('debug', 'raft message dropped: sender is not a member', {
+        node: this.id_,
+        from: m.from,
+        type: m.type,
+        term: m.term,
+        code: 'SYNOD_ERR_RAFT_NOT_MEMBER',
+      });
+      return false;
+    }
+    return true;
+  }
+
+  /** Raft messages dropped on arrival since this actor started, by reason. */
+  rejectedMessages(): { malformed: number; forged: number; nonMember: number } {
+    return { ...this.rejected };
   }
 
   /**

@@ -13,7 +13,7 @@ import {
 } from '../../actors/backup/cli-args.js';
 import { loadKey, newKey } from '../../actors/backup/crypto.js';
 import { isBackupError } from '../../actors/backup/errors.js';
-import { liveBackup } from '../../actors/backup/live-cli.js';
+import { liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
 import type { BackupType, Manifest } from '../../actors/backup/manifest.js';
 import { offlineBackup } from '../../actors/backup/offline.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
@@ -51,6 +51,10 @@ commands:
   verify      read everything; name every damaged thing    [--json]
               (exit 1 when anything is damaged)
   expire      apply retention: --keep-full N [--keep-diff M] [--dry-run] [--json]
+  agent       run the backup agent: join --cluster as a learner and stay, keep the log
+              archive current (point-in-time restore up to the last seconds), take the
+              scheduled backups and apply retention (see schedule); Ctrl-C or SIGTERM
+              flushes the archive, leaves the cluster and exits
   schedule    set the policy the backup agent runs (cron in UTC, or @every 1h):
                 --full CRON --diff CRON --incr CRON [--keep-full N --keep-diff M]
               with no rule: show the policy and the next due backups; --clear removes it
@@ -118,6 +122,8 @@ export async function run(argv: string[]): Promise<number> {
         return await doExpire(args);
       case 'schedule':
         return await schedule(args);
+      case 'agent':
+        return await agent(args);
       default:
         throw new UsageError(`unknown backup command ${cmd}`);
     }
@@ -234,6 +240,51 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
     );
     console.log(`log archive up to index ${r.archivedTo}; learner ${r.agentId} left the cluster`);
   }
+  return 0;
+}
+
+async function agent(args: ParsedArgs): Promise<number> {
+  const cluster = args.values.get('--cluster') ?? process.env.SYNOD_CLUSTER;
+  if (!cluster) throw new UsageError('agent needs --cluster URLS (or SYNOD_CLUSTER)');
+  const clusterName = args.values.get('--cluster-name') ?? 'synod';
+  const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
+  const repo = await openOrCreate(args, clusterName);
+  const clock = new SystemClock();
+  const listen = args.values.get('--listen');
+  const advertise = args.values.get('--advertise');
+  const agentId = args.values.get('--agent-id');
+  const json = args.flags.has('--json');
+  const stamp = () => new Date(clock.wallNow()).toISOString();
+  const say = (line: string) =>
+    json
+      ? console.log(JSON.stringify({ time: stamp(), msg: line }))
+      : console.log(`${stamp()} ${line}`);
+  const stop = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  void stop.then((sig) => say(`${sig}: flushing the log archive and leaving the cluster`));
+  const r = await runLiveAgent({
+    cluster,
+    clusterName,
+    repo,
+    clock,
+    stop,
+    ...(secret ? { secret } : {}),
+    ...(agentId ? { agentId } : {}),
+    ...(listen ? { listen: parseListen(listen) } : {}),
+    ...(advertise ? { advertise } : {}),
+    log: say,
+    onReady: (s) => {
+      const next = s.nextScheduled
+        ? `next scheduled: ${s.nextScheduled.type} at ${new Date(s.nextScheduled.time).toISOString()}`
+        : 'no schedule set (synod backup schedule --repo … --full CRON …): archiving the log only';
+      say(`caught up at index ${s.index} (${s.keyCount} keys); archiving the log; ${next}`);
+    },
+  });
+  say(
+    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; learner ${r.agentId} left the cluster`,
+  );
   return 0;
 }
 

@@ -5,9 +5,21 @@
  */
 import { MESSAGE_TYPES, type RaftMessage } from './types.js';
 
+/**
+ * The largest term a message may carry: far below 2^53, so `term + 1` (and any term a real
+ * cluster reaches: a thousand elections a second for 34 years) stays an exact integer. A
+ * message above it is malformed, so one bad message cannot push a node's term to where
+ * elections stop working.
+ */
+export const MAX_TERM = 2 ** 40 - 1;
+/** The largest log index (or byte offset) a message may carry: `index + n` stays exact. */
+export const MAX_INDEX = 2 ** 50;
+
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
 const isIdx = (v: unknown): v is number =>
-  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_INDEX;
+const isTerm = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TERM;
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 
@@ -15,7 +27,7 @@ function entryProblem(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null) return 'entry is not an object';
   const x = e as Record<string, unknown>;
   if (!isIdx(x.index) || x.index < 1) return 'entry index is not a positive integer';
-  if (!isIdx(x.term)) return 'entry term is not an integer';
+  if (!isTerm(x.term)) return 'entry term is not an integer in [0, 2^40)';
   if (x.type !== 'normal' && x.type !== 'config' && x.type !== 'noop') return 'bad entry type';
   if (!isBytes(x.data)) return 'entry data is not bytes';
   return undefined;
@@ -37,18 +49,20 @@ export function raftMessageProblem(m: unknown): string | undefined {
   const x = m as Record<string, unknown>;
   if (typeof x.type !== 'string' || !MESSAGE_TYPES.has(x.type)) return 'unknown message type';
   if (!isStr(x.from) || !isStr(x.to)) return 'from/to are not node ids';
-  if (!isIdx(x.term)) return 'term is not a non-negative integer';
+  if (!isTerm(x.term)) return 'term is not an integer in [0, 2^40)';
   switch (x.type) {
     case 'vote':
     case 'preVote':
-      if (!isIdx(x.lastIndex) || !isIdx(x.lastTerm)) return 'bad lastIndex/lastTerm';
+      if (!isIdx(x.lastIndex) || !isTerm(x.lastTerm)) return 'bad lastIndex/lastTerm';
       if (x.transfer !== undefined && !isBool(x.transfer)) return 'bad transfer flag';
       return undefined;
     case 'voteResp':
     case 'preVoteResp':
-      return isBool(x.reject) ? undefined : 'bad reject flag';
+      if (!isBool(x.reject)) return 'bad reject flag';
+      if (x.leader !== undefined && !isStr(x.leader)) return 'bad leader hint';
+      return undefined;
     case 'append': {
-      if (!isIdx(x.prevIndex) || !isIdx(x.prevTerm) || !isIdx(x.commit)) return 'bad indexes';
+      if (!isIdx(x.prevIndex) || !isTerm(x.prevTerm) || !isIdx(x.commit)) return 'bad indexes';
       if (!Array.isArray(x.entries)) return 'entries is not an array';
       let expect = x.prevIndex + 1;
       for (const e of x.entries) {
@@ -61,7 +75,7 @@ export function raftMessageProblem(m: unknown): string | undefined {
     case 'appendResp':
       if (!isIdx(x.index) || !isBool(x.reject)) return 'bad index/reject';
       if (x.hintIndex !== undefined && !isIdx(x.hintIndex)) return 'bad hintIndex';
-      if (x.hintTerm !== undefined && !isIdx(x.hintTerm)) return 'bad hintTerm';
+      if (x.hintTerm !== undefined && !isTerm(x.hintTerm)) return 'bad hintTerm';
       return undefined;
     case 'heartbeat':
       if (!isIdx(x.commit)) return 'bad commit';
@@ -72,7 +86,7 @@ export function raftMessageProblem(m: unknown): string | undefined {
       return undefined;
     case 'snapshot': {
       const meta = x.meta as Record<string, unknown> | null;
-      if (typeof meta !== 'object' || meta === null || !isIdx(meta.index) || !isIdx(meta.term)) {
+      if (typeof meta !== 'object' || meta === null || !isIdx(meta.index) || !isTerm(meta.term)) {
         return 'bad snapshot meta';
       }
       const mp = membershipProblem(meta.membership);

@@ -108,6 +108,12 @@ export class RaftCore {
   leadTransferee: string | undefined = undefined;
   /** Leader only: index of the last config entry proposed (at most one in flight). */
   private pendingConfIndex = 0;
+  /** Leaders named by members (lease hints) that this node's log does not list yet. */
+  private readonly vouched = new Set<string>();
+  /** `admits` cache for ids outside the applied config: valid for one log state. */
+  private pendingPeers:
+    | { config: ClusterConfig; version: number; applied: number; ids: Set<string> }
+    | undefined;
   private uncommittedBytes = 0;
   private readonly readOnly = new ReadOnlyQueue();
   /** Reads that arrived before the leader committed an entry of its term. */
@@ -255,6 +261,56 @@ export class RaftCore {
       leadTransferee: this.leadTransferee,
       progress,
     };
+  }
+
+  /**
+   * Whether this node takes Raft messages from `id` (the shell drops the others, as etcd
+   * drops messages from removed members): `id` is a member of the applied configuration or
+   * of one pending in the log (appended, not yet applied: voters, outgoing voters, learners,
+   * learners to be); or a known member named `id` as its leader (`VoteResponse.leader`: this
+   * node missed the change that added it); or this node has no configuration at all yet (a
+   * node joining, or the backup learner, before the leader first reaches it).
+   */
+  admits(id: string): boolean {
+    const c = this.config;
+    if (c.voters.has(id) || c.learners.has(id) || c.outgoing.has(id) || c.learnersNext.has(id)) {
+      return true;
+    }
+    if (this.vouched.has(id)) return true;
+    const pending = this.pendingMembers();
+    return pending.has(id) || (pending.size === 0 && c.isEmpty() && c.learners.size === 0);
+  }
+
+  /** Ids named by the configuration entries after the applied index (cached per log state). */
+  private pendingMembers(): ReadonlySet<string> {
+    const log = this.log;
+    const p = this.pendingPeers;
+    if (p && p.config === this.config && p.version === log.version && p.applied === log.applied) {
+      return p.ids;
+    }
+    const ids = new Set<string>();
+    for (let i = log.applied + 1; i <= log.lastIndex(); i++) {
+      const e = log.entryAt(i);
+      if (e?.type !== 'config') continue;
+      let cc: ConfEntry;
+      try {
+        cc = decodeConfEntry(e.data);
+      } catch {
+        continue;
+      }
+      if (cc.kind === 'bootstrap') {
+        const m = cc.membership;
+        for (const list of [m.voters, m.learners, m.votersOutgoing, m.learnersNext]) {
+          if (Array.isArray(list)) for (const id of list) if (typeof id === 'string') ids.add(id);
+        }
+      } else if (cc.kind === 'change' && Array.isArray(cc.ops)) {
+        for (const op of cc.ops) {
+          if (op && op.type !== 'remove' && typeof op.node === 'string') ids.add(op.node);
+        }
+      }
+    }
+    this.pendingPeers = { config: this.config, version: log.version, applied: log.applied, ids };
+    return ids;
   }
 
   /** Whether this node may campaign (a voter with no snapshot being installed). */
@@ -423,13 +479,27 @@ export class RaftCore {
   /** Feeds one message from the network. Messages not addressed to this node are ignored. */
   step(m: Msg): void {
     if (m.to !== this.id || m.from === this.id) return;
+    if (m.type === 'preVoteResp' && m.leader !== undefined && m.leader !== this.id) {
+      // Only a member our configuration (or log) names can vouch for a leader.
+      const c = this.config;
+      if (c.isVoter(m.from) || c.learners.has(m.from) || this.pendingMembers().has(m.from)) {
+        if (!this.admits(m.leader)) this.vouched.add(m.leader);
+      }
+    }
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         const inLease =
           this.checkQuorum && this.leader !== undefined && this.electionElapsed < this.electionTick;
         // A node that heard from a live leader recently ignores campaigns (unless the
         // leader itself asked for one by TimeoutNow): a rejoining node cannot disrupt it.
-        if (!m.transfer && inLease) return;
+        // A pre-candidate is told who leads, in our term (it cannot win; it follows), so a
+        // node that missed the change adding that leader learns to take its messages.
+        if (!m.transfer && inLease) {
+          if (m.type === 'preVote' && this.leader !== undefined) {
+            this.send({ type: 'preVoteResp', to: m.from, reject: true, leader: this.leader });
+          }
+          return;
+        }
       }
       if (m.type === 'preVote') {
         // never change term on a pre-vote request
@@ -1092,6 +1162,8 @@ export class RaftCore {
       // An invalid change is a no-op on every node alike (validation is deterministic).
       return;
     }
+    if (cc.kind === 'change')
+      for (const op of cc.ops) if (op.type === 'remove') this.vouched.delete(op.node);
     if (this.role !== 'leader') return;
     this.syncProgress();
     if (this.leadTransferee !== undefined && !this.config.isVoter(this.leadTransferee)) {

@@ -51,6 +51,13 @@ export interface VoteRequest extends Base {
 export interface VoteResponse extends Base {
   type: 'voteResp' | 'preVoteResp';
   reject: boolean;
+  /**
+   * On a pre-vote refused because the responder hears from a live leader (the leader
+   * lease): that leader. A node whose log does not yet name that leader as a member (it
+   * missed the change that added it) admits the leader's messages on this word from a
+   * member it knows; see `RaftCore.admits`.
+   */
+  leader?: string;
 }
 
 /** AppendEntries. */
