@@ -346,7 +346,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     }
   }
   // Members that leave the configuration are forgotten by the transport (no redialling).
-  const following = followMembership({ raft, selfId: config.id, transport, members, log });
+  const following = followMembership({
+    raft,
+    selfId: config.id,
+    transport,
+    members,
+    log,
+    clock,
+  });
   return {
     id: config.id,
     url,
