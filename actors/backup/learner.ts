@@ -157,16 +157,21 @@ export class LiveBackup<Op = unknown> {
       },
       stateMachine: () => new NullStateMachine() as unknown as StateMachine<Op, undefined>,
       snapshotEvery: 0,
-      // The agent follows the log entry by entry: no-op and configuration entries too.
-      appliedIndexPerEntry: true,
       ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
     });
     const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
     await waitStarted(raftRef.events$, 'the learner', clock);
-    // Follow the learner: every applied entry and every applied-index step, in order.
-    const sub = raft.applied$.subscribe((entry) => agent.tell({ type: 'applied', entry }));
-    sub.add(raft.appliedIndex$.subscribe((index) => agent.tell({ type: 'applied-index', index })));
+    // Follow the learner entry by entry, in log order: commands with their result, and the
+    // entries without one (no-op, configuration, skipped) as index steps, so the agent's
+    // archive stays contiguous.
+    const sub = raft.appliedSteps$.subscribe((step) =>
+      agent.tell(
+        step.entry
+          ? { type: 'applied', entry: step.entry }
+          : { type: 'applied-index', index: step.index },
+      ),
+    );
     raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });
     const live = new LiveBackup<Op>(opts, agent, raftRef as ActorRef<never, unknown>);
     await live.join();

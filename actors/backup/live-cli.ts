@@ -33,6 +33,8 @@ export interface LiveBackupRun {
   /** Where the agent listens (default 127.0.0.1, any free port). */
   readonly listen?: { host: string; port: number };
   readonly advertise?: string;
+  /** The host the cluster reaches the agent at, with the port the agent bound (when listening on port 0). */
+  readonly advertiseHost?: string;
   readonly progress?: ProgressFn;
   readonly log?: (line: string) => void;
   readonly clock?: Clock;
@@ -149,7 +151,12 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
     await system.shutdown().catch(() => undefined);
     await transport.close(500).catch(() => undefined);
   };
-  const url = run.advertise ?? (transport.address()?.url as string);
+  const bound = transport.address();
+  const url =
+    run.advertise ??
+    (run.advertiseHost && bound
+      ? `ws://${run.advertiseHost}:${bound.port}`
+      : (bound?.url as string));
   let live: LiveBackup<unknown>;
   try {
     live = (await LiveBackup.start({

@@ -3,6 +3,7 @@
  * replica-to-replica protocol is one-way tells correlated by request ids, so a coordinator
  * never blocks its mailbox waiting on peers. Every peer message names its sender node.
  */
+import type { CausalContext } from './causal-context.js';
 import type { KeyRecord, KeyType, Operation } from './record.js';
 import type { SwimMessage } from './swim.js';
 
@@ -57,6 +58,19 @@ export interface WriteResult {
   readonly acks: number;
   /** Replicas written as hints for an unreachable preferred replica. */
   readonly hinted: number;
+  /**
+   * `orset` add: the dot (coordinator, counter) this add minted. A remove removes this add
+   * exactly when its `observed` context holds this dot (observed remove); otherwise the add
+   * wins and the element stays.
+   */
+  readonly dot?: readonly [string, number];
+  /**
+   * `orset` remove: the causal context (every add of the key, dot by dot) its coordinator had
+   * seen when it removed the element. Every add of the element whose dot is in it is removed
+   * for good (also one a later add of the same element had replaced); adds it had not seen keep
+   * the element (add wins).
+   */
+  readonly observed?: CausalContext;
 }
 
 export interface ErrorReply {

@@ -25,6 +25,11 @@ export interface OrSetState {
 
 export const ORSET_EMPTY: OrSetState = { e: [], cc: EMPTY_CONTEXT };
 
+/** The dots of the adds that keep `element` in the set (empty when absent). */
+export function orDotsOf(s: OrSetState, element: string): readonly Dot[] {
+  return dotsOf(s, element);
+}
+
 function dotsOf(s: OrSetState, element: string): readonly Dot[] {
   for (const [el, dots] of s.e) if (el === element) return dots;
   return [];

@@ -185,6 +185,22 @@ export function parseQuorum(q: Quorum | undefined, n: number, fallback: Quorum):
   );
 }
 
+/** What an OR-set operation minted (`dot`) or had observed when it removed (`observed`). */
+function orSetDots(
+  record: KeyRecord,
+  delta: KeyRecord,
+  op: WriteRequest['op'],
+): Pick<WriteResult, 'dot' | 'observed'> {
+  if (delta.t !== 'orset' || record.t !== 'orset') return {};
+  if (op.op === 'add') {
+    const dot = delta.s.e[0]?.[1][0];
+    return dot === undefined ? {} : { dot: [dot[0], dot[1]] };
+  }
+  // the record after the remove: its context is everything seen; the remove added nothing to it
+  if (op.op === 'remove') return { observed: record.s.cc };
+  return {};
+}
+
 function errOf(e: unknown): ErrorReply {
   if (e instanceof GossipError) return { code: e.code, message: e.message };
   return { code: 'SYNOD_ERR_BAD_REQUEST', message: e instanceof Error ? e.message : String(e) };
@@ -539,6 +555,7 @@ export class ReplicaNode {
         type,
         context: encodeContext(tokenOf(applied.delta)),
         hinted: remote.filter((t) => t.hintFor !== undefined).length,
+        ...orSetDots(applied.record, applied.delta, req.op),
       },
       respond,
       deadline: now + this.timeout,
@@ -1000,6 +1017,11 @@ export class ReplicaNode {
 
   get ringFingerprint(): string {
     return this.ringVersion;
+  }
+
+  /** The key range (ring segment) `key` belongs to, as `segmentRoots` numbers them. */
+  segmentOf(key: string): number {
+    return this.ring.segmentOf(key);
   }
 
   /** The stored record of a key (main store only). */

@@ -28,6 +28,11 @@ export interface LocalClusterOptions {
   readonly duplicate?: number;
   /** Physical clock offset per node (ms), for HLC skew experiments. */
   readonly skew?: Readonly<Record<string, number>>;
+  /**
+   * Fault injection for negative controls: rewrites every peer message on the wire (e.g. a
+   * broken encoder that drops an OR-set's causal context). Applied once per send, before loss.
+   */
+  readonly mutate?: (msg: PeerMessage, from: string, to: string) => PeerMessage;
 }
 
 export interface PendingOp<T> {
@@ -61,6 +66,8 @@ export class LocalCluster {
   duplicate: number;
   delay: readonly [number, number];
   messages = 0;
+  /** Called for every peer message sent (delivered or not), e.g. to count traffic by type. */
+  onSend: ((from: string, to: string, msg: PeerMessage, delivered: boolean) => void) | undefined;
   private groups: ReadonlyArray<ReadonlySet<string>> | undefined;
   private queue: QueuedEvent[] = [];
   private seq = 0;
@@ -171,9 +178,14 @@ export class LocalCluster {
     return this.groups.some((g) => g.has(a) && g.has(b));
   }
 
-  private send(from: string, to: string, msg: PeerMessage): void {
+  private send(from: string, to: string, original: PeerMessage): void {
     this.messages++;
-    if (!this.connected(from, to) || this.random.chance(this.loss)) return;
+    const msg = this.options.mutate ? this.options.mutate(original, from, to) : original;
+    if (!this.connected(from, to) || this.random.chance(this.loss)) {
+      this.onSend?.(from, to, msg, false);
+      return;
+    }
+    this.onSend?.(from, to, msg, true);
     const bytes = encodeValue(msg);
     const copies = this.random.chance(this.duplicate) ? 2 : 1;
     for (let i = 0; i < copies; i++) {

@@ -29,6 +29,12 @@ export type KvErrorCode =
   | 'SYNOD_ERR_KV_UNAVAILABLE'
   /** A malformed snapshot image. */
   | 'SYNOD_ERR_KV_BAD_SNAPSHOT'
+  /**
+   * A node's default read level (`defaultRead`, `synod node --read-level`, its config key or
+   * environment variable) is malformed: an unknown level, `bounded` without a bound, a bound
+   * that is not a number ≥ 0, or a bound given with a level other than `bounded`.
+   */
+  | 'SYNOD_ERR_KV_INVALID_READ_LEVEL'
   /** The keyspace does not offer this operation or level (e.g. cas on a leaderless keyspace). */
   | 'SYNOD_ERR_KV_UNSUPPORTED';
 

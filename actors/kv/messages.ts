@@ -40,6 +40,11 @@ export interface KvSuccess<T> {
 export type KvReply<T> = KvSuccess<T> | KvFailure;
 
 export interface ReadOptions {
+  /**
+   * The level of this read. Omitted: the cluster's default (`KvService` option `defaultRead`,
+   * `synod node --read-level`; `strong` when none is configured). A request may name any level,
+   * weaker or stronger than the default.
+   */
   readonly level?: ReadLevel;
   /** `bounded`: the served state misses no write committed more than this many ms ago. */
   readonly maxLagMs?: number;
@@ -53,17 +58,31 @@ export interface ReadOptions {
   readonly waitMs?: number;
 }
 
+/**
+ * A cluster-wide default read level: what a read that names no level gets. `bounded` needs
+ * `maxLagMs` and/or `maxLagVersions` (also used by a `bounded` read that names no bound).
+ */
+export interface ReadDefault {
+  readonly level: ReadLevel;
+  readonly maxLagMs?: number;
+  readonly maxLagVersions?: number;
+}
+
 export interface GetValue {
   readonly kv: KeyValue | null;
   /** Global revision of the state that was read. */
   readonly rev: number;
   /** Log index of the state that was read. */
   readonly index: number;
+  /** The level the read was served at (the cluster default when the request named none). */
+  readonly level?: ReadLevel;
 }
 
 export interface RangeValue extends RangeResult {
   readonly rev: number;
   readonly index: number;
+  /** The level the read was served at (the cluster default when the request named none). */
+  readonly level?: ReadLevel;
 }
 
 export type WriteValue = Exclude<KvResult, { t: 'error' }>;
@@ -78,6 +97,8 @@ export interface StatusValue {
   readonly ready: boolean;
   readonly compactedRevision: number;
   readonly freshness: { readonly at: number; readonly index: number } | undefined;
+  /** The level (and bounds) reads that name no level get on this node. */
+  readonly defaultRead?: ReadDefault;
 }
 
 export type KvRequest =

@@ -18,6 +18,12 @@
  * - `eventual`: the local state right now (fastest; after a restart it may be older than what
  *   this node served before the crash).
  *
+ * A read that names no level gets the node's `defaultRead` (the cluster-wide default, set on
+ * every node: `synod node --read-level`; `strong` when unset). A request may name any level,
+ * weaker or stronger than the default: the default is what a client gets when it does not
+ * choose, not a cap. A `bounded` read that names no bound takes the default's bounds when the
+ * default is `bounded`. Replies say which level served them (`value.level`).
+ *
  * Handlers never await inside the mailbox turn: a read waiting for a read index does not hold
  * up the reads and writes behind it.
  */
@@ -33,14 +39,21 @@ import {
   type KvRequest,
   type KvWatchPush,
   type RangeValue,
+  type ReadDefault,
   type ReadOptions,
   type StatusValue,
   type WriteValue,
 } from './messages.js';
 import { ReadIndexBatcher } from './read-index.js';
 import type { KvStateMachine } from './state-machine.js';
-import type { KvOp, KvResult, SessionToken } from './types.js';
-import { assertKey, assertLimit, opProblem, timeoutProblem } from './validate.js';
+import type { KvOp, KvResult, ReadLevel, SessionToken } from './types.js';
+import {
+  assertKey,
+  assertLimit,
+  assertReadDefault,
+  opProblem,
+  timeoutProblem,
+} from './validate.js';
 import { WatchHub } from './watch-hub.js';
 
 export interface KvServiceOptions {
@@ -61,7 +74,15 @@ export interface KvServiceOptions {
   /** Interval of watch progress notifications (default 500 ms). */
   readonly watchProgressMs?: number;
   readonly maxValueLength?: number;
+  /**
+   * The cluster-wide default read level: what a read that names no level gets (default
+   * `{ level: 'strong' }`). Give every node the same one. A malformed one throws
+   * `SYNOD_ERR_KV_INVALID_READ_LEVEL`.
+   */
+  readonly defaultRead?: ReadDefault;
 }
+
+export const DEFAULT_READ: ReadDefault = { level: 'strong' };
 
 type Internal =
   | { readonly type: 'kv.tick.fresh' }
@@ -78,6 +99,7 @@ export class KvService extends Actor<Msg, StatusValue> {
   private readonly readWaitMs: number;
   private readonly freshnessIntervalMs: number;
   private readonly watchProgressMs: number;
+  private readonly defaultRead: ReadDefault;
   private waiters!: AppliedWaiters;
   private readIndex!: ReadIndexBatcher;
   private hub!: WatchHub;
@@ -97,6 +119,9 @@ export class KvService extends Actor<Msg, StatusValue> {
     this.readWaitMs = options.readWaitMs ?? 1000;
     this.freshnessIntervalMs = options.freshnessIntervalMs ?? 50;
     this.watchProgressMs = options.watchProgressMs ?? 500;
+    const d = options.defaultRead ?? DEFAULT_READ;
+    assertReadDefault(d);
+    this.defaultRead = { ...d };
   }
 
   override initialState(): StatusValue {
@@ -110,6 +135,7 @@ export class KvService extends Actor<Msg, StatusValue> {
       ready: false,
       compactedRevision: 0,
       freshness: undefined,
+      defaultRead: this.defaultRead,
     };
   }
 
@@ -210,6 +236,7 @@ export class KvService extends Actor<Msg, StatusValue> {
       ready: this.ready,
       compactedRevision: this.sm.compactedRevision,
       freshness: this.readIndex.freshness,
+      defaultRead: this.defaultRead,
     };
     this.ctx.setState(status);
     return status;
@@ -379,15 +406,17 @@ export class KvService extends Actor<Msg, StatusValue> {
       this.ctx.reply(msg as Replies<KvReply<GetValue | RangeValue>>, this.mapError(err, 'failed'));
       return;
     }
-    const o: ReadOptions = msg.read ?? {};
-    const level = o.level ?? 'strong';
+    const o = this.resolveRead(msg.read ?? {});
+    const level = o.level;
     const waitMs = Math.min(o.waitMs ?? this.readWaitMs, 60_000);
     const reply = (r: KvReply<GetValue | RangeValue>): void =>
       this.ctx.reply(msg as Replies<KvReply<GetValue | RangeValue>>, r);
-    const serveNow = (): void => reply(this.ok(serve()));
+    const serveNow = (): void => reply(this.ok({ ...serve(), level }));
     const forwardOr = (code: KvFailure['code'], message: string): void => {
       const leader = this.leader;
       if (o.forward !== false && leader !== undefined && leader !== this.ctx.nodeId) {
+        // The resolved options: the leader serves the level this node chose, whatever its own
+        // default.
         const fwd = { ...msg, read: { ...o, forward: false } };
         this.ctx.ask(`${leader}/${this.path}`, fwd as never, waitMs).then(
           (r) => reply(r as KvReply<GetValue | RangeValue>),
@@ -466,6 +495,24 @@ export class KvService extends Actor<Msg, StatusValue> {
           failure('SYNOD_ERR_KV_INVALID_ARGUMENT', `unknown read level ${JSON.stringify(level)}`),
         );
     }
+  }
+
+  /**
+   * The options a read is served with: the request's, with the cluster default's level when it
+   * names none, and the default's bounds for a `bounded` read that names none.
+   */
+  private resolveRead(req: ReadOptions): ReadOptions & { level: ReadLevel } {
+    const d = this.defaultRead;
+    const level = req.level ?? d.level;
+    const named = req.maxLagMs !== undefined || req.maxLagVersions !== undefined;
+    if (level === 'bounded' && !named && d.level === 'bounded')
+      return {
+        ...req,
+        level,
+        ...(d.maxLagMs !== undefined ? { maxLagMs: d.maxLagMs } : {}),
+        ...(d.maxLagVersions !== undefined ? { maxLagVersions: d.maxLagVersions } : {}),
+      };
+    return { ...req, level };
   }
 
   private boundedRead(

@@ -1,6 +1,14 @@
 /** Input validation shared by the state machine, the service and the client. */
 import { KvError } from './errors.js';
-import { type CasCondition, DEFAULT_MAX_VALUE_LENGTH, type KvOp, MAX_KEY_LENGTH } from './types.js';
+import type { ReadDefault } from './messages.js';
+import {
+  type CasCondition,
+  DEFAULT_MAX_VALUE_LENGTH,
+  type KvOp,
+  MAX_KEY_LENGTH,
+  READ_LEVELS,
+  type ReadLevel,
+} from './types.js';
 
 function bad(message: string): KvError {
   return new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', message);
@@ -74,6 +82,44 @@ export function assertLimit(limit: unknown): number {
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0)
     throw bad(`limit must be an integer ≥ 0, got ${String(limit)}`);
   return limit === 0 ? Number.POSITIVE_INFINITY : limit;
+}
+
+/**
+ * Why a cluster-wide default read level is malformed, or undefined. `names` lets the caller
+ * phrase the problem in its own terms (CLI flags, config keys).
+ */
+export function readDefaultProblem(
+  d: unknown,
+  names: { level: string; maxLagMs: string; maxLagVersions: string } = {
+    level: 'defaultRead.level',
+    maxLagMs: 'defaultRead.maxLagMs',
+    maxLagVersions: 'defaultRead.maxLagVersions',
+  },
+): string | undefined {
+  if (d === null || typeof d !== 'object') return 'the default read must be an object {level}';
+  const o = d as { level?: unknown; maxLagMs?: unknown; maxLagVersions?: unknown };
+  if (typeof o.level !== 'string' || !READ_LEVELS.includes(o.level as ReadLevel))
+    return `${names.level} must be one of ${READ_LEVELS.join(', ')}; got ${JSON.stringify(o.level ?? null)}`;
+  const ms = o.maxLagMs;
+  const versions = o.maxLagVersions;
+  if (ms !== undefined && !(typeof ms === 'number' && Number.isFinite(ms) && ms >= 0))
+    return `${names.maxLagMs} must be a number of milliseconds ≥ 0; got ${JSON.stringify(ms)}`;
+  if (
+    versions !== undefined &&
+    !(typeof versions === 'number' && Number.isSafeInteger(versions) && versions >= 0)
+  )
+    return `${names.maxLagVersions} must be an integer ≥ 0; got ${JSON.stringify(versions)}`;
+  if (o.level === 'bounded' && ms === undefined && versions === undefined)
+    return `${names.level} bounded needs ${names.maxLagMs} and/or ${names.maxLagVersions}`;
+  if (o.level !== 'bounded' && (ms !== undefined || versions !== undefined))
+    return `${names.maxLagMs} / ${names.maxLagVersions} apply only to ${names.level} bounded (got ${o.level})`;
+  return undefined;
+}
+
+/** Validates a default read level: throws `SYNOD_ERR_KV_INVALID_READ_LEVEL`. */
+export function assertReadDefault(d: unknown): asserts d is ReadDefault {
+  const p = readDefaultProblem(d);
+  if (p) throw new KvError('SYNOD_ERR_KV_INVALID_READ_LEVEL', p);
 }
 
 /**

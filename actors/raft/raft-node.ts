@@ -88,12 +88,6 @@ export interface RaftNodeOptions<Op, Result> {
   snapshotChunkSize?: number;
   /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
   snapshotEvery?: number;
-  /**
-   * Publish on appliedIndex$ each no-op and configuration entry as it is applied, in order
-   * with applied$ (default false: once per batch, never ahead of status()). For observers
-   * that follow the log entry by entry, such as the backup agent's learner.
-   */
-  appliedIndexPerEntry?: boolean;
   /** Entries kept behind a snapshot for followers slightly behind (default 1,000). */
   keepEntries?: number;
   /** Snapshots kept on disk (default 2). */
@@ -104,6 +98,21 @@ export interface RaftNodeOptions<Op, Result> {
   maxSessions?: number;
   /** Instrumentation: called for every envelope body sent to a peer. */
   onSend?: (to: string, body: { type: 'raft'; ms: RaftMessage[] }) => void;
+}
+
+/**
+ * One committed entry as this node applied it, for observers that follow the log entry by
+ * entry (the backup agent's learner): commands with their `AppliedEntry`, and the entries
+ * that carry none — the no-op of a new leader, configuration changes, and entries skipped
+ * because they were not commands (`SYNOD_ERR_RAFT_BAD_ENTRY`). Indexes are consecutive,
+ * except across a snapshot installed from the leader (the snapshot store sees it first).
+ */
+export interface AppliedStep<Op = unknown, Result = unknown> {
+  index: number;
+  term: number;
+  type: 'command' | 'noop' | 'config' | 'skipped';
+  /** Set for `command`: the same object `applied$` carries. */
+  entry?: AppliedEntry<Op, Result>;
 }
 
 export interface RaftNodeState {
@@ -227,6 +236,7 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readonly appliedIndex = new BehaviorSubject<number>(0);
   private readonly membership = new BehaviorSubject<RaftMembership>({ voters: [], learners: [] });
   private readonly applied = new Subject<AppliedEntry<Op, Result>>();
+  private readonly steps = new Subject<AppliedStep<Op, Result>>();
 
   readonly role$: Observable<Role> = this.role.pipe(distinctUntilChanged());
   readonly term$: Observable<number> = this.term.pipe(distinctUntilChanged());
@@ -235,6 +245,11 @@ export class RaftNode<Op = unknown, Result = unknown>
   readonly appliedIndex$: Observable<number> = this.appliedIndex.pipe(distinctUntilChanged());
   readonly membership$: Observable<RaftMembership> = this.membership.asObservable();
   readonly applied$: Observable<AppliedEntry<Op, Result>> = this.applied.asObservable();
+  /**
+   * Every applied entry, commands or not, in log order, as it is applied (before
+   * `appliedIndex$`, which publishes once per batch after `status()` shows it).
+   */
+  readonly appliedSteps$: Observable<AppliedStep<Op, Result>> = this.steps.asObservable();
 
   constructor(options: RaftNodeOptions<Op, Result>) {
     super();
@@ -339,6 +354,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.appliedIndex.complete();
     this.membership.complete();
     this.applied.complete();
+    this.steps.complete();
   }
 
   override accepts(msg: unknown): msg is RaftNodeMsg {
@@ -777,6 +793,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         // the same bytes fail the same way on every replica, so skipping it keeps the
         // state machines equal. It is reported loudly, and the node keeps running.
         refused = this.badEntry(e, err);
+        if (this.steps.observed) this.steps.next({ index: e.index, term: e.term, type: 'skipped' });
         this.finishEntry(e, undefined, refused);
         return;
       }
@@ -790,14 +807,19 @@ export class RaftNode<Op = unknown, Result = unknown>
         );
       }
       result = r.result;
-      if (this.applied.observed) {
-        this.applied.next({ index: e.index, term: e.term, command, result: r.result as Result });
+      if (this.applied.observed || this.steps.observed) {
+        const entry = { index: e.index, term: e.term, command, result: r.result as Result };
+        this.applied.next(entry);
+        if (this.steps.observed) {
+          this.steps.next({ index: e.index, term: e.term, type: 'command', entry });
+        }
       }
-    } else if (this.opts.appliedIndexPerEntry) {
-      // A no-op or configuration entry is not on applied$; an observer following the log
-      // entry by entry (the backup agent) learns of it in order from appliedIndex$, which
-      // otherwise publishes once per batch, after status() shows it.
-      this.appliedIndex.next(e.index);
+    } else if (this.steps.observed) {
+      this.steps.next({
+        index: e.index,
+        term: e.term,
+        type: e.type === 'config' ? 'config' : 'noop',
+      });
     }
     this.finishEntry(e, result, refused);
   }

@@ -39,7 +39,8 @@ cluster (one of):
   --embedded raft|paxos                an in-process 3-node cluster (state is discarded)
 
 reads:
-  --consistency strong|bounded|session|prefix|eventual   (default strong)
+  --consistency strong|bounded|session|prefix|eventual   (default: the cluster's
+                          default read level, set by synod node --read-level; strong if unset)
   --max-lag-ms MS, --max-lag-versions N                   bounds for bounded reads
   --timeout MS            operation deadline, retries included (default 5000)
   --json                  print the full response as JSON
@@ -125,14 +126,19 @@ function num(a: Args, name: string, fallback: number, min = 0): number {
 }
 
 function readOptions(a: Args): ReadOptions {
-  const level = (str(a, 'consistency') ?? 'strong') as ReadLevel;
-  if (!READ_LEVELS.includes(level))
-    throw new UsageError(`--consistency must be one of ${READ_LEVELS.join(', ')}, got "${level}"`);
-  const o: { -readonly [K in keyof ReadOptions]: ReadOptions[K] } = { level };
+  const given = str(a, 'consistency');
+  if (given !== undefined && !READ_LEVELS.includes(given as ReadLevel))
+    throw new UsageError(`--consistency must be one of ${READ_LEVELS.join(', ')}, got "${given}"`);
+  const level = given as ReadLevel | undefined;
+  const o: { -readonly [K in keyof ReadOptions]: ReadOptions[K] } = {};
+  // No --consistency: the request names no level and the cluster's default applies.
+  if (level !== undefined) o.level = level;
   if (a.flags.has('max-lag-ms')) o.maxLagMs = num(a, 'max-lag-ms', 0);
   if (a.flags.has('max-lag-versions')) o.maxLagVersions = num(a, 'max-lag-versions', 0);
   if (level === 'bounded' && o.maxLagMs === undefined && o.maxLagVersions === undefined)
     throw new UsageError('--consistency bounded needs --max-lag-ms and/or --max-lag-versions');
+  if (level !== 'bounded' && (o.maxLagMs !== undefined || o.maxLagVersions !== undefined))
+    throw new UsageError('--max-lag-ms / --max-lag-versions go with --consistency bounded');
   return o;
 }
 
@@ -284,14 +290,25 @@ export async function run(argv: string[]): Promise<number> {
       }
       case 'status': {
         let worst = 0;
+        const defaults = new Map<string, string[]>();
         for (const n of s.nodes) {
           const r = await kv.status(n);
-          if (r.outcome === 'ok') out(JSON.stringify(r.value));
-          else {
+          if (r.outcome === 'ok') {
+            out(JSON.stringify(r.value));
+            const d = JSON.stringify(r.value.defaultRead ?? { level: 'strong' });
+            defaults.set(d, [...(defaults.get(d) ?? []), n]);
+          } else {
             out(JSON.stringify({ nodeId: n, error: r.error }));
             worst = 1;
           }
         }
+        // The default read level is set per node; a read gets the one of the node it reaches.
+        if (defaults.size > 1)
+          process.stderr.write(
+            `synod: warning: the nodes disagree on the default read level (${[...defaults]
+              .map(([d, ns]) => `${ns.join(',')}: ${d}`)
+              .join('; ')}); give every node the same --read-level\n`,
+          );
         return worst;
       }
       case 'watch': {
@@ -340,10 +357,16 @@ export async function run(argv: string[]): Promise<number> {
         );
         await recorder?.close();
         if (a.flags.has('json'))
-          out(JSON.stringify({ ...rep, consistency: read.level, history: historyFile ?? null }));
+          out(
+            JSON.stringify({
+              ...rep,
+              consistency: read.level ?? 'cluster default',
+              history: historyFile ?? null,
+            }),
+          );
         else {
           out(
-            `${rep.clients} clients, ${(rep.durationMs / 1000).toFixed(1)} s, reads at ${read.level}`,
+            `${rep.clients} clients, ${(rep.durationMs / 1000).toFixed(1)} s, reads at ${read.level ?? 'the cluster default level'}`,
           );
           out('op      count      ok  failed  indet.    ops/s   p50 ms   p90 ms   p99 ms   max ms');
           for (const [name, st] of [...Object.entries(rep.ops), ['total', rep.total] as const]) {

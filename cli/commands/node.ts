@@ -5,10 +5,21 @@
  * Runs one node until SIGINT/SIGTERM, then shuts down cleanly (in-flight writes finish, the
  * log is closed). Every setting also comes from SYNOD_* environment variables or a JSON
  * `--config` file.
+ *
+ * `--read-level LEVEL [--max-lag-ms MS] [--max-lag-versions N]` (env SYNOD_READ_LEVEL,
+ * SYNOD_MAX_LAG_MS, SYNOD_MAX_LAG_VERSIONS; config keys "read-level", "max-lag-ms",
+ * "max-lag-versions") sets the cluster-wide default read level: what a KV read that names no
+ * level gets. Give every node the same. A malformed one exits 2 with
+ * SYNOD_ERR_KV_INVALID_READ_LEVEL.
  */
+import type { ReadDefault } from '../../actors/kv/messages.js';
+import type { ReadLevel } from '../../actors/kv/types.js';
+import { readDefaultProblem } from '../../actors/kv/validate.js';
 
+import { SystemClock } from '../../lib/clock.js';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
+import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
 import { type NodeEnd, type RunningNode, startNode } from '../../lib/node/synod-node.js';
@@ -42,11 +53,30 @@ const specs = {
     choices: ['raft', 'paxos'],
     default: 'raft',
   },
+  'read-level': {
+    kind: 'string',
+    description:
+      'default read level of KV reads that name none: strong, bounded, session, prefix, eventual',
+    default: 'strong',
+  },
+  'max-lag-ms': {
+    kind: 'string',
+    description: 'bound of the default read level bounded: staleness in ms',
+  },
+  'max-lag-versions': {
+    kind: 'string',
+    description: 'bound of the default read level bounded: log entries behind',
+  },
   dashboard: { kind: 'number', description: 'serve the dashboard on this port' },
   'admin-secret-file': {
     kind: 'string',
     description: 'admin secret: enables dashboard controls and `synod member remove`',
   },
+  'backup-repo': {
+    kind: 'string',
+    description: 'backup repository the dashboard takes backups into and restores from',
+  },
+  'backup-key-file': { kind: 'string', description: 'key of an encrypted backup repository' },
   'tls-cert': { kind: 'string', description: 'TLS certificate (PEM) for wss://' },
   'tls-key': { kind: 'string', description: 'TLS private key (PEM) for wss://' },
   'log-format': {
@@ -64,6 +94,54 @@ const specs = {
   verbose: { kind: 'boolean', description: 'print stack traces on errors', default: false },
 } as const;
 
+/** The default read level from the parsed options, or a CliError naming where it came from. */
+export function readDefaultOf(
+  o: Record<string, unknown>,
+  sources: Record<string, string> = {},
+): ReadDefault {
+  const d: { level: ReadLevel; maxLagMs?: number; maxLagVersions?: number } = {
+    level: o['read-level'] as ReadLevel,
+  };
+  // Numbers are checked here, not by the option parser, so a bad one gets the SYNOD_ERR code.
+  const num = (v: unknown): number =>
+    typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  const from = (name: string): string => {
+    const src = sources[name];
+    const env = `SYNOD_${name.replace(/-/g, '_').toUpperCase()}`;
+    return src === 'env' ? env : src === 'config' ? `config key "${name}"` : `--${name}`;
+  };
+  let problem: string | undefined;
+  for (const [name, field] of [
+    ['max-lag-ms', 'maxLagMs'],
+    ['max-lag-versions', 'maxLagVersions'],
+  ] as const) {
+    if (o[name] === undefined) continue;
+    d[field] = num(o[name]);
+    if (Number.isNaN(d[field]))
+      problem ??= `${from(name)} must be a number; got ${JSON.stringify(o[name])}`;
+  }
+  problem ??= readDefaultProblem(d, {
+    level: from('read-level'),
+    maxLagMs: from('max-lag-ms'),
+    maxLagVersions: from('max-lag-versions'),
+  });
+  if (problem)
+    throw new CliError(
+      `SYNOD_ERR_KV_INVALID_READ_LEVEL: ${problem}`,
+      2,
+      'SYNOD_ERR_KV_INVALID_READ_LEVEL',
+    );
+  return d;
+}
+
+function describeRead(d: ReadDefault): string {
+  const bounds = [
+    ...(d.maxLagMs !== undefined ? [`maxLagMs ${d.maxLagMs}`] : []),
+    ...(d.maxLagVersions !== undefined ? [`maxLagVersions ${d.maxLagVersions}`] : []),
+  ];
+  return bounds.length > 0 ? `${d.level} (${bounds.join(', ')})` : d.level;
+}
+
 function parseListen(text: string): { host: string; port: number } {
   const i = text.lastIndexOf(':');
   const host = i > 0 ? text.slice(0, i) : '0.0.0.0';
@@ -80,8 +158,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   let verbose = argv.includes('--verbose');
   try {
-    const { options: o } = parseArgs(argv, specs);
+    const { options: o, sources } = parseArgs(argv, specs);
     verbose = o.verbose === true;
+    const defaultRead = readDefaultOf(o, sources);
     if (o.protocol === 'paxos' && o.join !== undefined)
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
@@ -102,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
       dataDir: o.data as string,
       cluster: o.cluster as string,
       logger,
+      defaultRead,
       ...(o.advertise ? { advertise: o.advertise as string } : {}),
       ...(secret ? { secret } : {}),
       ...(adminSecret ? { adminSecret } : {}),
@@ -113,14 +193,29 @@ export async function run(argv: string[]): Promise<number> {
     const node = o.protocol === 'paxos' ? await startPaxosNode(config) : await startNode(config);
     logger.log(
       'info',
-      `node ${node.id} up at ${node.url} (cluster ${o.cluster}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'})`,
+      `node ${node.id} up at ${node.url} (cluster ${o.cluster}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
     );
     let dashboard: DashboardServer | undefined;
     if (o.dashboard !== undefined) {
       dashboard = new DashboardServer({
         // The source talks to nodes through their admin actors only (id, system, status()),
         // which a Multi-Paxos node provides as well.
-        source: new NodeDashboardSource(node as RunningNode),
+        source: new NodeDashboardSource(
+          node as RunningNode,
+          o['backup-repo'] !== undefined
+            ? new NodeBackups({
+                repoDir: o['backup-repo'] as string,
+                ...(o['backup-key-file'] ? { keyFile: o['backup-key-file'] as string } : {}),
+                contact: `${node.id}=${node.url}`,
+                clusterName: o.cluster as string,
+                ...(secret ? { secret } : {}),
+                listenHost: parseListen(o.listen as string).host,
+                advertiseHost: new URL(node.url).hostname,
+                clock: new SystemClock(),
+                log: (line) => logger.log('info', line),
+              })
+            : undefined,
+        ),
         port: o.dashboard as number,
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),

@@ -5,12 +5,9 @@
  * Exit codes: 0 restored, 1 refused (damage, unreachable target, ...), 2 usage error.
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { openRepo, parseArgs, reportError, UsageError } from '../../actors/backup/cli-args.js';
-import { writeRestoredDataDir } from '../../actors/backup/datadir.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
-import { executeRestore, planRestore } from '../../actors/backup/restore.js';
-import { stateKindOf } from '../../actors/backup/state-kind.js';
+import { restoreDataDirs } from '../../actors/backup/restore-data-dirs.js';
 import { formatTarget, parseTarget } from '../../actors/backup/target.js';
 import { SystemClock } from '../../lib/clock.js';
 
@@ -92,43 +89,22 @@ export async function run(argv: string[]): Promise<number> {
     if (nodeId && !members.includes(nodeId))
       throw new UsageError(`--node ${nodeId} is not one of --members ${members.join(',')}`);
     const repo = await openRepo(args);
-    const kind = stateKindOf(repo);
     const clock = new SystemClock();
     const printer = progressPrinter(process.stderr, () => clock.now());
     const t0 = clock.now();
-    const plan = await planRestore(repo, target);
-    for (const w of plan.warnings) console.error(`warning: ${w}`);
-    const res = await executeRestore(repo, plan, {
-      factory: kind.factory,
+    const clusterId = args.values.get('--cluster-id') ?? randomUUID();
+    const { result: res, dirs } = await restoreDataDirs(repo, target, {
+      members,
+      clusterId,
+      clusterName,
+      now: clock.wallNow(),
+      ...(!dryRun && dest ? { dest: { dir: dest, ...(nodeId ? { node: nodeId } : {}) } } : {}),
+      ...(!dryRun && clusterDir ? { clusterDir } : {}),
       progress: printer.update,
+      warn: (w) => console.error(`warning: ${w}`),
     });
     printer.done();
-    let written: { dir: string; snapshotBytes: number } | undefined;
-    const dirs: string[] = [];
-    const clusterId = args.values.get('--cluster-id') ?? randomUUID();
-    const write = (dir: string, node?: string) =>
-      writeRestoredDataDir(dir, res, {
-        clusterId,
-        members,
-        now: clock.wallNow(),
-        encodeImage: (state) => kind.nodeImage(state, res.index),
-        ...(node ? { node: { id: node, cluster: clusterName } } : {}),
-        source: {
-          repo: repo.dir,
-          sourceCluster: repo.config.clusterId,
-          target: formatTarget(target),
-        },
-      });
-    if (!dryRun && dest) {
-      written = await write(dest, nodeId);
-      dirs.push(written.dir);
-    }
-    if (!dryRun && clusterDir) {
-      for (const m of members) {
-        written = await write(path.join(clusterDir, m), m);
-        dirs.push(written.dir);
-      }
-    }
+    const written = dirs.length > 0;
     const secs = (clock.now() - t0) / 1000;
     const out = {
       target: formatTarget(target),

@@ -6,9 +6,10 @@
  * Writes carry a session (client id, sequence number, acknowledgement): the client retries a
  * write on another node, or after a timeout, without any risk of applying it twice. It follows
  * leader hints, rotates through the nodes when none is given, and gives up at the operation's
- * deadline. Reads choose a level per request (default from the client options) and carry the
- * session token the client has seen, so `session` reads are monotonic and read the client's
- * writes wherever they are served.
+ * deadline. Reads choose a level per request (else the client's `read` option, else nothing: the
+ * cluster's default level, configured on the nodes, applies) and carry the session token the
+ * client has seen, so `session` reads are monotonic and read the client's writes wherever they
+ * are served.
  */
 import { Observable } from 'rxjs';
 import { KvError } from '../../actors/kv/errors.js';
@@ -27,6 +28,7 @@ import {
   type CasCondition,
   type KeyValue,
   maxToken,
+  type ReadLevel,
   type SessionToken,
   type WatchEvent,
 } from '../../actors/kv/types.js';
@@ -48,7 +50,11 @@ export interface KvClientOptions {
   readonly timeoutMs?: number;
   /** Timeout of one attempt (default 1000 ms). */
   readonly attemptTimeoutMs?: number;
-  /** Default read options (default `{ level: 'strong' }`). */
+  /**
+   * Default read options of this client. Without a `level` here or on the request, the request
+   * names no level and the cluster's default read level applies (`synod node --read-level`;
+   * `strong` when the cluster sets none).
+   */
   readonly read?: ReadOptions;
   /**
    * Node for reads below `strong` (default: one picked at random per client, so many clients
@@ -68,6 +74,8 @@ export interface GetResult {
   readonly value: string | null;
   readonly rev: number;
   readonly index: number;
+  /** The level the read was served at (the cluster default when the request named none). */
+  readonly level?: ReadLevel;
 }
 
 export interface WatchOptions {
@@ -142,6 +150,8 @@ export class KvClient {
   private readonly backoffBase: number;
   private readonly backoffMax: number;
   private leaderGuess: string | undefined;
+  /** The cluster's default level, as learned from replies to reads that named none. */
+  private clusterLevel: ReadLevel | undefined;
   private rotate = 0;
   private seq = 0;
   private readonly outstanding = new Set<number>();
@@ -168,7 +178,7 @@ export class KvClient {
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
     assertTimeout(this.timeoutMs, 'timeoutMs');
     assertTimeout(this.attemptTimeoutMs, 'attemptTimeoutMs');
-    this.readDefaults = options.read ?? { level: 'strong' };
+    this.readDefaults = options.read ?? {};
     this.readNode = options.readNode ?? (this.nodes[r.int(this.nodes.length)] as string);
     this.backoffBase = Math.max(0, options.retryBackoffMs?.base ?? 10);
     this.backoffMax = Math.max(this.backoffBase, options.retryBackoffMs?.max ?? 200);
@@ -365,7 +375,9 @@ export class KvClient {
 
   private readOptions(read: ReadOptions): ReadOptions {
     const o: ReadOptions = { ...this.readDefaults, ...read };
-    if (o.level === 'session' && read.token === undefined) return { ...o, token: this.tokenValue };
+    // No level: the cluster default decides, and it may be `session`, so the token goes along.
+    if ((o.level === 'session' || o.level === undefined) && o.token === undefined)
+      return { ...o, token: this.tokenValue };
     return o;
   }
 
@@ -376,7 +388,9 @@ export class KvClient {
   ): Promise<KvResponse<T>> {
     if (this.closed) return this.fail('SYNOD_ERR_KV_STOPPED', 'the client is closed', 'failed', 0);
     this.stats.requests++;
-    const level = 'read' in msg ? msg.read.level : undefined;
+    const named = 'read' in msg ? msg.read.level : undefined;
+    // A read that names no level is routed as the cluster's default (once a reply told it).
+    const level = named ?? ('read' in msg ? (this.clusterLevel ?? 'strong') : undefined);
     let target =
       node ??
       (level === 'strong' || level === undefined
@@ -395,7 +409,13 @@ export class KvClient {
       const reply = await this.attempt<T>(target, m as typeof msg, waitMs + 50);
       if (reply.ok) {
         this.observe(reply.token);
-        if ((level === 'strong' || level === undefined) && this.nodes.includes(reply.servedBy))
+        const served = (reply.value as { level?: ReadLevel } | undefined)?.level;
+        if ('read' in msg && named === undefined && served !== undefined)
+          this.clusterLevel = served;
+        if (
+          ((served ?? level) === 'strong' || level === undefined) &&
+          this.nodes.includes(reply.servedBy)
+        )
           this.leaderGuess = reply.servedBy;
         return {
           outcome: 'ok',

@@ -1,8 +1,10 @@
 /**
  * The dashboard source of a real node: it polls its own status and its peers' (through
- * their `admin` actors) twice a second. Controls available on a real cluster: write a key
- * and transfer leadership. Stopping, restarting and partitioning processes on other machines
- * is refused with a message saying so (use the in-process demo, or your process manager).
+ * their `admin` actors) twice a second. Controls available on a real cluster: write a key,
+ * transfer leadership, isolate a node and heal, and — when the node was started with
+ * `--backup-repo` — take a backup and restore one into a new cluster's data directories
+ * (node-backups.ts). Stopping and restarting processes on other machines is refused with a
+ * message saying so (use the in-process demo, or your process manager).
  */
 import { Subject } from 'rxjs';
 import type { Replies } from '../actor.js';
@@ -14,6 +16,7 @@ import type {
   NodeView,
 } from '../dashboard/view.js';
 import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
+import type { NodeBackups } from './node-backups.js';
 import type { RunningNode } from './synod-node.js';
 
 export class NodeDashboardSource implements DashboardSource {
@@ -21,12 +24,20 @@ export class NodeDashboardSource implements DashboardSource {
   private readonly changes = new Subject<void>();
   readonly changes$ = this.changes.asObservable();
 
-  constructor(private readonly node: RunningNode) {
+  private polls = 0;
+
+  constructor(
+    private readonly node: RunningNode,
+    private readonly backups?: NodeBackups,
+  ) {
     node.system.clock.setInterval(500, () => void this.poll());
     void this.poll();
   }
 
   private async poll(): Promise<void> {
+    // The backup catalog is files on disk: re-read it every 5 s, not every poll.
+    if (this.backups && this.polls++ % 10 === 0)
+      await this.backups.refresh().catch(() => undefined);
     const own = await this.node.status().catch(() => undefined);
     if (own) this.statuses.set(own.id, { status: own, at: this.node.system.clock.now() });
     const ids = new Set([
@@ -81,6 +92,9 @@ export class NodeDashboardSource implements DashboardSource {
       nodes,
       time: this.node.system.clock.wallNow(),
       ...(partitions ? { partitions } : {}),
+      ...(this.backups
+        ? { backups: this.backups.catalog(), narration: this.backups.narration() }
+        : {}),
     };
   }
 
@@ -142,10 +156,31 @@ export class NodeDashboardSource implements DashboardSource {
           ? { ok: true, message: 'every link is healed' }
           : { ok: false, message: `healed, but ${failed} node(s) did not answer` };
       }
+      case 'backup':
+        if (!this.backups)
+          return {
+            ok: false,
+            message: 'start this node with --backup-repo DIR to take backups from the dashboard',
+          };
+        return this.backups.backup();
+      case 'restore': {
+        if (!this.backups)
+          return {
+            ok: false,
+            message: 'start this node with --backup-repo DIR to restore from the dashboard',
+          };
+        const own = this.statuses.get(this.node.id)?.status;
+        return this.backups
+          .restore(c.backup, own?.voters ?? [this.node.id])
+          .catch((err: { code?: string; message?: string }) => ({
+            ok: false,
+            message: `restore failed: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}`,
+          }));
+      }
       default:
         return {
           ok: false,
-          message: `"${c.op}" is only available in the in-process demo; on a real cluster use your process manager or synod backup`,
+          message: `"${c.op}" is only available in the in-process demo; on a real cluster use your process manager`,
         };
     }
   }

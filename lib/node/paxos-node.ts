@@ -147,7 +147,14 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     });
   }
   const kvLog = paxos.log as unknown as MultiPaxosLog<KvOp, KvResult>;
-  system.spawn('kv', new KvService({ log: kvLog as ReplicatedLog<KvOp, KvResult>, sm }));
+  system.spawn(
+    'kv',
+    new KvService({
+      log: kvLog as ReplicatedLog<KvOp, KvResult>,
+      sm,
+      ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
+    }),
+  );
   const admin = system.spawn(
     'admin',
     new PaxosNodeAdmin({

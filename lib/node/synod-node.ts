@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
+import type { ReadDefault } from '../../actors/kv/messages.js';
 import { KvService } from '../../actors/kv/service.js';
 import { KvStateMachine } from '../../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../../actors/kv/types.js';
@@ -42,6 +43,8 @@ export interface NodeConfig {
   tls?: { certFile: string; keyFile: string; caFile?: string };
   logger: Logger;
   clock?: Clock;
+  /** The cluster-wide default read level of the KV service (default strong). */
+  defaultRead?: ReadDefault;
   /** Raft / Multi-Paxos timing (ms). */
   heartbeatMs?: number;
   electionMs?: number;
@@ -297,7 +300,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     await closeAll();
     throw err;
   }
-  system.spawn('kv', new KvService({ log: raft, sm: sm as KvStateMachine }));
+  system.spawn(
+    'kv',
+    new KvService({
+      log: raft,
+      sm: sm as KvStateMachine,
+      ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
+    }),
+  );
   const admin = system.spawn(
     'admin',
     new NodeAdmin({

@@ -5,7 +5,7 @@
  * and transfer leadership; a SIGKILLed process shows as down and comes back after a restart.
  * Waits are bounded waits for feed frames, never fixed sleeps.
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { ClusterView, NodeView } from '../../lib/dashboard/view.js';
@@ -20,8 +20,11 @@ t.test('the dashboard of a real 3-process cluster shows it and its controls work
   const adminFile = path.join(cluster.dir, 'admin.key');
   writeFileSync(adminFile, `${ADMIN}\n`);
   const port = await freePort();
+  const repoDir = path.join(cluster.dir, 'backups');
   cluster.startAll((id) =>
-    id === 'a' ? ['--dashboard', String(port), '--admin-secret-file', adminFile] : [],
+    id === 'a'
+      ? ['--dashboard', String(port), '--admin-secret-file', adminFile, '--backup-repo', repoDir]
+      : [],
   );
 
   // The dashboard server starts after the node has started: retry the connection (bounded).
@@ -146,4 +149,35 @@ t.test('the dashboard of a real 3-process cluster shows it and its controls work
 
   const refused = await control(6, { op: 'isolate', node: 'nobody' });
   t.equal(refused.ok, false, 'isolating an unknown node is refused');
+
+  // Backups from the page: the node runs the backup agent (a learner that joins, backs up,
+  // leaves); the catalog appears in the view; a second one is incremental.
+  const full = await control(8, { op: 'backup' });
+  t.equal(full.ok, true, `backup: ${String(full.message)}`);
+  const one = await viewWhere(
+    'a full backup in the catalog',
+    (v) => (v.backups ?? []).length === 1,
+    120_000,
+  );
+  t.equal(one.backups?.[0]?.type, 'full', 'the first backup is a full');
+  const busy = await control(9, { op: 'backup' });
+  t.equal(busy.ok, true, `second backup: ${String(busy.message)}`);
+  const two = await viewWhere(
+    'two backups in the catalog',
+    (v) => (v.backups ?? []).length === 2,
+    120_000,
+  );
+  t.equal(two.backups?.[1]?.type, 'incr', 'the second is incremental');
+  // Restore: a new cluster's data directories next to the repository; the running one is untouched.
+  const restored = await control(10, { op: 'restore' });
+  t.equal(restored.ok, true, `restore: ${String(restored.message)}`);
+  t.match(String(restored.message), /restored index \d+ .* into .*backups-restores/);
+  const [stamp] = readdirSync(`${repoDir}-restores`);
+  t.same(
+    readdirSync(path.join(`${repoDir}-restores`, stamp as string)).sort(),
+    ['a', 'b', 'c'],
+    'one data dir per member',
+  );
+  const stillWrites = await control(11, { op: 'put', key: 'after-restore', value: 'z' });
+  t.equal(stillWrites.ok, true, 'the running cluster still takes writes');
 });

@@ -211,6 +211,44 @@ t.test('without pre-vote the rejoining node does disrupt the leader (control)', 
   t.ok(net.leader()!.term > term, 'a new term was forced on the cluster');
 });
 
+t.test('two pre-candidates whose timers fired together do not split the vote', async (t) => {
+  // c is down; a and b time out in the same tick. Each would grant the other's pre-vote,
+  // both would become candidates in term 2, vote for themselves and split: term 3.
+  const net = new CoreNet(['a', 'b', 'c'], {}, 9);
+  net.drainAll();
+  net.isolate('c');
+  net.core('b').campaign();
+  net.core('a').campaign();
+  t.equal(net.core('a').role, 'preCandidate');
+  t.equal(net.core('b').role, 'preCandidate');
+  net.stabilize();
+  t.same(net.leaders(), ['a'], 'the smaller id won');
+  t.equal(net.core('a').term, 2, 'in the next term: one term for one election');
+  t.equal(net.core('b').leader, 'a');
+  const refused = net.sent.filter((m) => m.type === 'preVoteResp' && m.reject);
+  t.same(
+    refused.map((m) => `${m.from}->${m.to}`),
+    ['a->b'],
+    'only the larger id was refused, by the smaller',
+  );
+});
+
+t.test('outside the collision window a pre-candidate grants a pre-vote as before', async (t) => {
+  const net = new CoreNet(['a', 'b', 'c'], { heartbeatTick: 2, electionTick: 20 }, 9);
+  net.drainAll();
+  net.isolate('c');
+  net.isolate('b');
+  net.core('a').campaign(); // a cannot win alone (b and c unreachable)
+  net.tick('a', 2); // a's campaign is a heartbeat old
+  net.heal();
+  net.isolate('c');
+  net.queue.length = 0;
+  net.core('b').campaign();
+  net.stabilize();
+  t.same(net.leaders(), ['b'], 'a granted the larger id: no node blocks another for long');
+  t.equal(net.core('b').term, 2);
+});
+
 t.test('check-quorum: an isolated leader steps down', async (t) => {
   const net = new CoreNet(['a', 'b', 'c'], {}, 6);
   net.elect('a');

@@ -8,7 +8,9 @@
  * with `SYNOD_SEED=<seed>`.
  */
 import { checkHistory } from '../../../lib/history/checker.js';
-import type { WatchEvent } from '../types.js';
+import type { KvClient } from '../../../lib/kv-client/client.js';
+import type { ReadDefault, ReadOptions } from '../messages.js';
+import type { ReadLevel, WatchEvent } from '../types.js';
 import { type KvBackend, KvSim, type ReadSample } from './sim-cluster.js';
 
 /** The subset of tap's Test the scenarios use. */
@@ -349,5 +351,197 @@ export async function watchScenario(t: T, backend: KvBackend, seed: number): Pro
   t.ok(
     JSON.stringify(broken.map((e) => e.rev)) !== JSON.stringify(expected.map((e) => e.rev)),
     'negative control: a missing event would be flagged',
+  );
+}
+
+/** What one probe read returned. */
+interface Probe {
+  readonly outcome: string;
+  readonly value: string | null | undefined;
+  readonly level: ReadLevel | undefined;
+  readonly servedBy: string | undefined;
+  readonly code: string | undefined;
+}
+
+/**
+ * The cluster-wide default read level (`KvService` option `defaultRead`, `synod node
+ * --read-level`): a read that names no level gets it, and a read that names one gets that one,
+ * weaker or stronger.
+ *
+ * Part 1, a deterministic probe per cluster default: key `k` is written `v1`, follower F applies
+ * it, F is cut off from the other replicas (the client still reaches it), `k` is written `v2`
+ * through the majority, and 500 virtual ms pass. Then reads at F: with no level, with `eventual`
+ * and with `strong`, from a fresh client, and with no level from the writer's own client (its
+ * session token covers `v2`). `v1` is the stale answer. What each default must give:
+ *
+ * | cluster default       | no level (fresh)  | no level (writer) | `eventual` | `strong` |
+ * | --------------------- | ----------------- | ----------------- | ---------- | -------- |
+ * | none (→ strong)       | never v1          | never v1          | v1 from F  | never v1 |
+ * | eventual              | v1 from F         | v1 from F         | v1 from F  | never v1 |
+ * | bounded(maxLagMs 100) | never v1          | never v1          | v1 from F  | never v1 |
+ * | session               | v1 from F (no token needed) | never v1 | v1 from F | never v1 |
+ *
+ * The eventual rows are the negative control of the "never v1" check: the same probe does see
+ * the stale value when the level allows it.
+ *
+ * Part 2, Jepsen-style: the strong scenario's workload (slow follower, leader isolation,
+ * crash-restart, message loss) on a cluster whose default is `eventual`: reads that name no level
+ * are flagged by the linearizability checker; the same run with every read naming `strong` is
+ * linearizable.
+ */
+export async function defaultLevelScenario(t: T, backend: KvBackend, seed: number): Promise<void> {
+  const probeCluster = async (defaultRead: ReadDefault | undefined) => {
+    const k = new KvSim({
+      backend,
+      seed,
+      faults: { delay: { min: 1, max: 4 } },
+      ...(defaultRead ? { service: { defaultRead } } : {}),
+    });
+    await k.start();
+    const leader = await k.waitLeader();
+    const f = k.nodes.find((n) => n !== leader) as string;
+    const writer = k.client({ timeoutMs: 3000, attemptTimeoutMs: 500 });
+    const w1 = await k.run(writer.put('k', 'v1'));
+    t.equal(w1.outcome, 'ok', `${backend.name}: v1 written`);
+    await k.sim.runUntil(() => k.sms.get(f)?.get('k')?.value === 'v1', { timeout: 5000 });
+    for (const n of k.nodes) {
+      if (n === f) continue;
+      k.sim.network.cut(n, f);
+      k.sim.network.cut(f, n);
+    }
+    const w2 = await k.run(writer.put('k', 'v2'));
+    t.equal(w2.outcome, 'ok', `${backend.name}: v2 written by the majority without ${f}`);
+    await k.sim.runFor(500);
+    t.equal(k.sms.get(f)?.get('k')?.value, 'v1', `${f} still holds the stale v1`);
+    const read = async (kv: KvClient, opts: ReadOptions): Promise<Probe> => {
+      const r = await k.run(kv.get('k', { ...opts, node: f }), 20_000);
+      return r.outcome === 'ok'
+        ? {
+            outcome: 'ok',
+            value: r.value.value,
+            level: r.value.level,
+            servedBy: r.servedBy,
+            code: undefined,
+          }
+        : {
+            outcome: r.outcome,
+            value: undefined,
+            level: undefined,
+            servedBy: undefined,
+            code: r.error.code,
+          };
+    };
+    const fresh = () => k.client({ readNode: f, timeoutMs: 1500, attemptTimeoutMs: 400 });
+    const status = await k.run(writer.status(f));
+    return {
+      f,
+      status: status.outcome === 'ok' ? status.value.defaultRead : undefined,
+      none: await read(fresh(), {}),
+      writerNone: await read(writer, {}),
+      eventual: await read(fresh(), { level: 'eventual' }),
+      strong: await read(fresh(), { level: 'strong' }),
+    };
+  };
+  const stale = (p: Probe, f: string) => p.outcome === 'ok' && p.value === 'v1' && p.servedBy === f;
+  const neverStale = (p: Probe) => !(p.outcome === 'ok' && p.value === 'v1');
+  const cases: {
+    name: string;
+    d: ReadDefault | undefined;
+    expect: ReadLevel;
+    noneStale: boolean;
+    writerStale: boolean;
+  }[] = [
+    { name: 'none (strong)', d: undefined, expect: 'strong', noneStale: false, writerStale: false },
+    {
+      name: 'eventual',
+      d: { level: 'eventual' },
+      expect: 'eventual',
+      noneStale: true,
+      writerStale: true,
+    },
+    {
+      name: 'bounded(maxLagMs 100)',
+      d: { level: 'bounded', maxLagMs: 100 },
+      expect: 'bounded',
+      noneStale: false,
+      writerStale: false,
+    },
+    {
+      name: 'session',
+      d: { level: 'session' },
+      expect: 'session',
+      noneStale: true,
+      writerStale: false,
+    },
+  ];
+  for (const c of cases) {
+    const r = await probeCluster(c.d);
+    t.comment(`${backend.name} seed ${seed}: default ${c.name} → ${JSON.stringify(r)}`);
+    t.same(r.status, c.d ?? { level: 'strong' }, `default ${c.name}: the node reports it`);
+    const tag = `default ${c.name} (seed ${seed})`;
+    if (c.noneStale) {
+      t.ok(
+        stale(r.none, r.f),
+        `${tag}: a read naming no level is served at ${c.expect} by ${r.f}: v1`,
+      );
+      t.equal(r.none.level, c.expect, `${tag}: the reply says ${c.expect}`);
+    } else {
+      t.ok(neverStale(r.none), `${tag}: a read naming no level never returns the stale v1`);
+      if (r.none.outcome === 'ok') t.equal(r.none.level, c.expect, `${tag}: served at ${c.expect}`);
+      else t.comment(`${tag}: no-level read failed with ${r.none.code}`);
+    }
+    if (c.writerStale) t.ok(stale(r.writerNone, r.f), `${tag}: the writer's no-level read sees v1`);
+    else t.ok(neverStale(r.writerNone), `${tag}: the writer's no-level read never sees v1`);
+    t.ok(stale(r.eventual, r.f), `${tag}: an explicit eventual read relaxes it: v1 from ${r.f}`);
+    t.equal(r.eventual.level, 'eventual', `${tag}: explicit eventual served at eventual`);
+    t.ok(neverStale(r.strong), `${tag}: an explicit strong read strengthens it: never v1`);
+    if (r.strong.outcome === 'ok') t.equal(r.strong.level, 'strong', `${tag}: served at strong`);
+  }
+
+  // Part 2: histories.
+  const run = async (read: ReadOptions) => {
+    const k = new KvSim({
+      backend,
+      seed,
+      faults: FAULTS,
+      service: { defaultRead: { level: 'eventual' } },
+    });
+    await k.start();
+    const leader = await k.waitLeader();
+    const slow = k.nodes.find((n) => n !== leader) as string;
+    for (const n of k.nodes)
+      if (n !== slow) k.sim.network.setLinkFaults(n, slow, { delay: { min: 30, max: 90 } });
+    const r = await k.workload({
+      clients: 4,
+      keys: 3,
+      durationMs: 2500,
+      read,
+      readVia: 'spread',
+      client: { timeoutMs: 1500, attemptTimeoutMs: 400 },
+      faults: faultScript(k),
+    });
+    const levels = [...new Set(r.reads.map((s) => s.level))];
+    return { r, levels, verdict: checkHistory(r.events, { maxSteps: 5_000_000 }) };
+  };
+  const none = await run({});
+  t.comment(
+    `${backend.name} seed ${seed}: default eventual, no level: ${JSON.stringify(none.r.ops)} levels ${none.levels}`,
+  );
+  t.same(none.levels, ['eventual'], 'reads naming no level were served at the default, eventual');
+  t.equal(
+    none.verdict.result,
+    'violation',
+    `default eventual, reads naming no level: the checker flags stale reads (seed ${seed})`,
+  );
+  const strong = await run({ level: 'strong' });
+  t.comment(
+    `${backend.name} seed ${seed}: default eventual, reads name strong: ${JSON.stringify(strong.r.ops)}`,
+  );
+  t.same(strong.levels, ['strong'], 'reads naming strong were served at strong');
+  t.ok(strong.r.ops.ok > 50, `the cluster made progress (${strong.r.ops.ok} ok ops)`);
+  t.equal(
+    strong.verdict.result,
+    'linearizable',
+    `default eventual, every read names strong: linearizable (seed ${seed})`,
   );
 }

@@ -211,7 +211,7 @@ export class KvSim {
             reads.push({
               process: p,
               key,
-              level: o.read.level ?? 'strong',
+              level: r.value.level ?? o.read.level ?? 'unknown',
               invokedAt,
               completedAt: this.sim.clock.now(),
               servedBy: r.servedBy,

@@ -545,7 +545,7 @@ export class RaftCore {
       (this.vote === null && this.leader === undefined) ||
       (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
-    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm) && !this.preVoteTie(m)) {
       // Granting: answer in the candidate's term (for a pre-vote our own term may be lower).
       this.send({ type: respType, to: m.from, term: m.term, reject: false });
       if (m.type === 'vote') {
@@ -555,6 +555,27 @@ export class RaftCore {
     } else {
       this.send({ type: respType, to: m.from, reject: true });
     }
+  }
+
+  /**
+   * Two nodes whose election timers fired together (within a heartbeat interval) would
+   * each grant the other's pre-vote, both become candidates, split the real vote and cost
+   * the cluster a second term (etcd-io/raft behaves so). Between two such pre-candidates
+   * with equally up-to-date logs, the one with the larger id yields: its pre-vote is
+   * refused by the smaller, which it grants. Only pre-votes are refused (safety is
+   * untouched), only within a heartbeat of our own campaign starting (a node that keeps
+   * campaigning but cannot win never blocks another for long), and only between equal
+   * logs (a more up-to-date candidate is always granted).
+   */
+  private preVoteTie(m: VoteRequest): boolean {
+    return (
+      m.type === 'preVote' &&
+      this.role === 'preCandidate' &&
+      this.electionElapsed < this.heartbeatTick &&
+      m.from > this.id &&
+      m.lastTerm === this.log.lastTerm() &&
+      m.lastIndex === this.log.lastIndex()
+    );
   }
 
   private stepLeader(m: Msg): void {
