@@ -169,6 +169,15 @@ export function decodeCommand(data: Uint8Array): Command {
   return { clientId: v.c, seq: v.s, op: v.o };
 }
 
+/** A write refused because the disk (or quota) is full: retryable once space returns. */
+function isNoSpace(e: unknown): boolean {
+  for (let x = e as { code?: unknown; cause?: unknown } | undefined, d = 0; x && d < 4; d++) {
+    if (x.code === 'SYNOD_ERR_NO_SPACE' || x.code === 'ENOSPC' || x.code === 'EDQUOT') return true;
+    x = x.cause as typeof x;
+  }
+  return false;
+}
+
 function commandProblem(cmd: unknown): string | undefined {
   if (typeof cmd !== 'object' || cmd === null) return 'command is not an object';
   const c = cmd as Record<string, unknown>;
@@ -226,6 +235,18 @@ export class RaftNode<Op = unknown, Result = unknown>
   private settledWith: (ProposeResult<unknown> | Error)[] = [];
   private readsReleased: { w: ReadWaiter; index: number }[] = [];
   private lastState: RaftNodeState | undefined;
+  /** The hard state last made durable (loaded or saved): a save happens only when its term or vote differ. */
+  private savedHard: RaftHardState | undefined;
+  /** Set while storage refuses writes for lack of space: the persist step retries with backoff. */
+  private stall: { code: string; message: string; since: number; attempts: number } | undefined;
+  /** Earliest clock time of the next snapshot attempt after one failed for lack of space. */
+  private snapshotRetryAt = 0;
+  /** The snapshot being written in the background (at most one). */
+  private snapshotting: Promise<void> | undefined;
+  /** Log compaction due once a background snapshot is durable (done by the loop). */
+  private compactDue: number | undefined;
+  /** Callers of snapshot() waiting for the loop to be between two Readies. */
+  private snapshotWaiters: { resolve: (i: number) => void; reject: (e: unknown) => void }[] = [];
   private readonly rejected = { malformed: 0, forged: 0, nonMember: 0 };
   private badEntries = 0;
 
@@ -282,6 +303,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     const sm = new SessionStateMachine<Op, Result>(o.stateMachine(), o.maxSessions);
     this.sm = sm;
     const hardState = await storage.hardState.load();
+    this.savedHard = hardState;
     let snapshot: CoreSnapshot | undefined;
     const reader = await storage.snapshots.latest();
     if (reader) {
@@ -346,6 +368,9 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.readsByCtx.clear();
     this.waitingApply = [];
     await this.loopDone.catch(() => {});
+    for (const w of this.snapshotWaiters.splice(0)) w.reject(err());
+    await this.snapshotting?.catch(() => {});
+    await this.saveCommitOnStop();
     await this.storage?.close?.().catch(() => {});
     this.role.complete();
     this.term.complete();
@@ -440,7 +465,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         return;
       }
       case 'status':
-        this.ctx.reply(msg, core.status());
+        this.ctx.reply(msg, this.statusOf(core));
         return;
       case 'transferLeadership':
         try {
@@ -474,6 +499,16 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (!core || this.stopped) {
       return Promise.reject(
         new ProposeError('Stopped', `raft node ${this.id_} is not running`, undefined, false),
+      );
+    }
+    if (this.stall) {
+      return Promise.reject(
+        new ProposeError(
+          'Dropped',
+          `SYNOD_ERR_STORAGE_FULL: raft node ${this.id_} cannot make writes durable (${this.stall.code}: ${this.stall.message}); retrying, writes are refused until space returns`,
+          undefined,
+          false,
+        ),
       );
     }
     let at: { index: number; term: number };
@@ -576,7 +611,26 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   status(): RaftStatus {
-    return this.requireCore().status();
+    return this.statusOf(this.requireCore());
+  }
+
+  /**
+   * The core's status, with `applied` as far as the state machine got: committed entries
+   * may be applied while the same Ready's new entries are still being written (see
+   * handleReady), before the core hears of it in `advance`.
+   */
+  private statusOf(core: RaftCore): RaftStatus {
+    const s = core.status();
+    if (this.appliedUpTo > s.applied) s.applied = this.appliedUpTo;
+    return s;
+  }
+
+  /**
+   * True while this node's storage is refusing writes for lack of space (it retries, and
+   * refuses new proposals with SYNOD_ERR_STORAGE_FULL until a write succeeds again).
+   */
+  get storageStalled(): boolean {
+    return this.stall !== undefined;
   }
 
   /** The core, for inspection by tests and invariant checkers. Do not drive it directly. */
@@ -681,6 +735,10 @@ export class RaftNode<Op = unknown, Result = unknown>
     try {
       for (;;) {
         if (this.stopped) return;
+        // Between two Readies: the core's applied index equals the state machine's.
+        if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
+        if (this.snapshotWaiters.length > 0) await this.serveSnapshotWaiters(core);
+        if (this.stopped) return;
         if (this.readBatch.length > 0) {
           const ctx = `${this.id_}.${this.readNonce}.${this.readSeq++}`;
           this.readsByCtx.set(ctx, this.readBatch);
@@ -695,38 +753,72 @@ export class RaftNode<Op = unknown, Result = unknown>
         // status() now reflects this Ready: publish, then tell the waiting clients.
         this.publish();
         this.settleAll();
-        await this.maybeSnapshot(core);
+        this.maybeSnapshot(core);
       }
     } catch (e) {
       this.fatal(e);
     } finally {
       this.looping = false;
+      if (this.snapshotWaiters.length > 0 || this.compactDue !== undefined) this.schedule();
     }
   }
 
+  /**
+   * Handles one Ready. What is durable when which message leaves (docs/raft.md,
+   * "Persistence pipeline"):
+   *
+   * - Term and vote are written (hard state) only when they change, after the Ready's
+   *   entries, and every message of such a Ready waits for both. The commit index rides
+   *   along in that record but is never a reason to write: it is volatile in Raft, and a
+   *   restarted node relearns it (the value stored is never ahead of the durable log).
+   * - A leader's AppendEntries, heartbeats and snapshot chunks go out *before* its own
+   *   entries are durable (Raft thesis §10.2.1): they promise nothing about this node's
+   *   disk, and the core counts the leader's own copy towards a quorum only at `advance`,
+   *   i.e. after the write. Everything else (append/vote responses, read-index replies...)
+   *   waits for the write.
+   * - Committed entries are applied (and their proposals answered) before this Ready's
+   *   new entries are durable: commitment already means a durable quorum, so the answer
+   *   depends on nothing being written here. A config entry and everything after it wait
+   *   for `advance`, which changes the membership.
+   */
   private async handleReady(core: RaftCore, rd: Ready): Promise<void> {
-    const st = this.storage as RaftStorage;
-    // 1–3: make the snapshot, the entries and the hard state durable.
-    if (rd.snapshot) {
-      const { meta, data } = rd.snapshot;
-      const w = await st.snapshots.create({
-        index: meta.index,
-        term: meta.term,
-        membership: meta.membership,
-      });
-      await w.write(data);
-      await w.commit();
-      await st.log.compact(meta.index, meta.term);
-    }
-    const writes: Promise<void>[] = [];
-    if (rd.entries.length > 0) writes.push(st.log.append(rd.entries));
-    if (rd.hardState) writes.push(st.hardState.save(rd.hardState));
-    if (writes.length > 0) await Promise.all(writes);
-    if (this.stopped) return;
-    // 4: only now send what depends on it.
-    this.sendAll(rd.messages);
-    // 5: apply.
+    const hs = rd.hardState;
+    const saved = this.savedHard;
+    const saveHard =
+      hs !== undefined && (saved === undefined || hs.term !== saved.term || hs.vote !== saved.vote);
+    const persists = saveHard || rd.snapshot !== undefined || rd.entries.length > 0;
+    const committed = rd.committedEntries;
     const sm = this.sm as SessionStateMachine<Op, Result>;
+    let late = rd.messages;
+    let applied = 0;
+    if (persists && !saveHard && rd.snapshot === undefined) {
+      // Only entries are written: the leader's replication traffic need not wait for them.
+      const early: RaftMessage[] = [];
+      const rest: RaftMessage[] = [];
+      for (const m of rd.messages) {
+        if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
+        else rest.push(m);
+      }
+      if (early.length > 0) {
+        this.sendAll(early);
+        late = rest;
+      }
+      while (applied < committed.length && (committed[applied] as LogEntry).type !== 'config') {
+        this.applyEntry(committed[applied] as LogEntry, sm);
+        applied++;
+      }
+      if (applied > 0) {
+        this.releaseReads(this.appliedUpTo);
+        this.publish();
+        this.settleAll();
+      }
+    }
+    if (persists) {
+      if (!(await this.persist(rd, saveHard ? hs : undefined))) return;
+      if (this.stopped) return;
+    }
+    this.sendAll(late);
+    // Apply what is left.
     if (rd.snapshot) {
       sm.restore(rd.snapshot.data);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
@@ -743,9 +835,8 @@ export class RaftNode<Op = unknown, Result = unknown>
         }
       }
     }
-    const committed = rd.committedEntries;
-    for (let i = 0; i < committed.length; i++) this.applyEntry(committed[i] as LogEntry, sm);
-    // 6: reads.
+    for (let i = applied; i < committed.length; i++) this.applyEntry(committed[i] as LogEntry, sm);
+    // Reads.
     for (const rs of rd.readStates) {
       const waiters = this.readsByCtx.get(rs.context);
       if (!waiters) continue;
@@ -765,6 +856,125 @@ export class RaftNode<Op = unknown, Result = unknown>
       }
     }
     this.releaseReads(Math.max(core.log.applied, this.appliedUpTo));
+  }
+
+  /**
+   * Makes the Ready's snapshot, entries and (when given) hard state durable, in that order:
+   * the hard state's commit index is then never ahead of the entries it covers. A write
+   * refused for lack of space (SYNOD_ERR_NO_SPACE: nothing of it was kept, the store stays
+   * usable) is retried with backoff, step by step, while nothing that depends on it is
+   * sent or acknowledged; any other failure is fatal. Returns false if the node stopped.
+   */
+  private async persist(rd: Ready, hs: RaftHardState | undefined): Promise<boolean> {
+    const st = this.storage as RaftStorage;
+    let snapStored = rd.snapshot === undefined;
+    let snapCompacted = rd.snapshot === undefined;
+    let entriesDone = rd.entries.length === 0;
+    let hardDone = hs === undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (!snapStored) {
+          const { meta, data } = rd.snapshot as CoreSnapshot;
+          const w = await st.snapshots.create({
+            index: meta.index,
+            term: meta.term,
+            membership: meta.membership,
+          });
+          try {
+            await w.write(data);
+            await w.commit();
+          } catch (e) {
+            await w.abort().catch(() => {});
+            throw e;
+          }
+          snapStored = true;
+        }
+        if (!snapCompacted) {
+          const { meta } = rd.snapshot as CoreSnapshot;
+          await st.log.compact(meta.index, meta.term);
+          snapCompacted = true;
+        }
+        if (!entriesDone) {
+          await st.log.append(rd.entries);
+          entriesDone = true;
+        }
+        if (!hardDone) {
+          await st.hardState.save(hs as RaftHardState);
+          this.savedHard = hs;
+          hardDone = true;
+        }
+        if (this.stall) this.endStall();
+        return true;
+      } catch (e) {
+        if (this.stopped) return false;
+        if (!isNoSpace(e)) throw e;
+        this.noteStall(e, attempt);
+        await this.backoff(attempt);
+        if (this.stopped) return false;
+      }
+    }
+  }
+
+  private noteStall(e: unknown, attempt: number): void {
+    const err = e as { code?: string; message?: string };
+    const first = this.stall === undefined;
+    this.stall ??= {
+      code: err.code ?? 'SYNOD_ERR_NO_SPACE',
+      message: err.message ?? String(e),
+      since: this.ctx.clock.now(),
+      attempts: 0,
+    };
+    this.stall.attempts = attempt + 1;
+    if (first) {
+      this.ctx.emit({ type: 'storageStalled', code: this.stall.code, error: this.stall.message });
+      this.ctx.log.log(
+        'error',
+        `raft node ${this.id_}: storage is full, writes refused and retried until space returns: ${this.stall.message}`,
+        { code: this.stall.code },
+      );
+    }
+  }
+
+  private endStall(): void {
+    const s = this.stall;
+    if (!s) return;
+    this.stall = undefined;
+    const ms = Math.round(this.ctx.clock.now() - s.since);
+    this.ctx.emit({ type: 'storageRecovered', afterMs: ms, attempts: s.attempts });
+    this.ctx.log.log(
+      'warn',
+      `raft node ${this.id_}: storage writes succeed again after ${ms} ms (${s.attempts} attempts)`,
+    );
+  }
+
+  /** 20 ms doubling to 1 s, on the actor's clock. */
+  private backoff(attempt: number): Promise<void> {
+    const ms = Math.min(1000, 20 * 2 ** Math.min(attempt, 6));
+    return new Promise<void>((resolve) => {
+      this.ctx.clock.setTimer(ms, resolve);
+    });
+  }
+
+  /**
+   * On a clean stop, records the commit index reached (as far as the durable log covers
+   * it), so that a restarted node applies its log without waiting for a leader. Skipped
+   * after a failure, or when term and vote would change: those are only written in order.
+   */
+  private async saveCommitOnStop(): Promise<void> {
+    const core = this.core;
+    const st = this.storage;
+    const saved = this.savedHard;
+    if (!core || !st || !saved || this.stall) return;
+    if (core.term !== saved.term || core.vote !== saved.vote) return;
+    const commit = Math.min(core.log.committed, core.log.stableIndex);
+    if (commit <= saved.commit) return;
+    const hs = { term: saved.term, vote: saved.vote, commit };
+    await st.hardState.save(hs).then(
+      () => {
+        this.savedHard = hs;
+      },
+      () => {},
+    );
   }
 
   private releaseReads(applied: number): void {
@@ -961,39 +1171,117 @@ export class RaftNode<Op = unknown, Result = unknown>
     }
   }
 
-  private async maybeSnapshot(core: RaftCore): Promise<void> {
+  /**
+   * Starts a snapshot when `snapshotEvery` entries were applied since the last one. The
+   * image is taken now (between two Readies, so it is exactly the state at the core's
+   * applied index); writing it and compacting the log happen in the background, so the
+   * write path does not stall behind a snapshot's fsyncs.
+   */
+  private maybeSnapshot(core: RaftCore): void {
     const every = this.opts.snapshotEvery ?? 10_000;
     if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
-    await this.snapshotNow(core);
+    if (this.snapshotting) return;
+    if (this.snapshotRetryAt > 0 && this.ctx.clock.now() < this.snapshotRetryAt) return;
+    const p = this.snapshotNow(core).then(
+      () => {
+        this.snapshotRetryAt = 0;
+      },
+      (e: unknown) => {
+        if (this.stopped) return;
+        if (!isNoSpace(e)) {
+          this.fatal(e);
+          return;
+        }
+        // Nothing was published and the log was not compacted: the node goes on without
+        // this snapshot and tries again later.
+        this.snapshotRetryAt = this.ctx.clock.now() + 5000;
+        const err = e as { code?: string; message?: string };
+        this.ctx.log.log(
+          'error',
+          `raft node ${this.id_}: snapshot not written for lack of space, retrying in 5 s: ${err.message ?? String(e)}`,
+          { code: err.code },
+        );
+      },
+    );
+    this.snapshotting = p;
+    void p.finally(() => {
+      if (this.snapshotting === p) this.snapshotting = undefined;
+    });
   }
 
-  /** Snapshots the state machine at the applied index and compacts the log behind it. */
+  /**
+   * Snapshots the state machine at the applied index (call only between two Readies), makes
+   * it durable, then has the loop compact the log behind it (keeping `keepEntries`).
+   */
   private async snapshotNow(core: RaftCore): Promise<void> {
     const st = this.storage as RaftStorage;
     const sm = this.sm as SessionStateMachine<Op, Result>;
     const snap = core.snapshotTaken(sm.snapshot());
+    const before = this.lastSnapshotIndex;
     this.lastSnapshotIndex = snap.meta.index;
-    const w = await st.snapshots.create({
-      index: snap.meta.index,
-      term: snap.meta.term,
-      membership: snap.meta.membership,
-    });
-    await w.write(snap.data);
-    await w.commit();
+    const w = await st.snapshots
+      .create({
+        index: snap.meta.index,
+        term: snap.meta.term,
+        membership: snap.meta.membership,
+      })
+      .catch((e: unknown) => {
+        this.lastSnapshotIndex = before;
+        throw e;
+      });
+    try {
+      await w.write(snap.data);
+      await w.commit();
+    } catch (e) {
+      await w.abort().catch(() => {});
+      this.lastSnapshotIndex = before;
+      throw e;
+    }
+    if (this.stopped) return;
+    // The snapshot is durable: the log behind it may go (done by the loop, between Readies).
     const upTo = snap.meta.index - (this.opts.keepEntries ?? 1000);
-    const term = core.log.term(upTo);
-    if (upTo > st.log.firstIndex() - 1 && term !== undefined) {
-      core.compact(upTo);
-      await st.log.compact(upTo, term);
+    if (upTo > 0 && (this.compactDue === undefined || upTo > this.compactDue)) {
+      this.compactDue = upTo;
+      this.schedule();
     }
     await st.snapshots.prune(this.opts.keepSnapshots ?? 2);
   }
 
-  /** Takes a snapshot now (operators, tests). */
-  async snapshot(): Promise<number> {
-    const core = this.requireCore();
-    await this.snapshotNow(core);
-    return this.lastSnapshotIndex;
+  /** Compacts the core's and the store's log up to `upTo` (a durable snapshot covers it). */
+  private compactLog(core: RaftCore, upTo: number): void {
+    this.compactDue = undefined;
+    const st = this.storage as RaftStorage;
+    const term = core.log.term(upTo);
+    if (upTo <= st.log.firstIndex() - 1 || term === undefined) return;
+    core.compact(upTo);
+    // Queued behind the appends already issued; a failure there fails the store (and the
+    // next append, which stops the node).
+    st.log.compact(upTo, term).catch((e: unknown) => this.fatal(e));
+  }
+
+  private async serveSnapshotWaiters(core: RaftCore): Promise<void> {
+    const waiters = this.snapshotWaiters;
+    this.snapshotWaiters = [];
+    try {
+      await this.snapshotting?.catch(() => {});
+      await this.snapshotNow(core);
+      if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
+      for (const w of waiters) w.resolve(this.lastSnapshotIndex);
+    } catch (e) {
+      for (const w of waiters) w.reject(e);
+    }
+  }
+
+  /**
+   * Takes a snapshot now (operators, tests) and compacts the log behind it; resolves with
+   * its index once it is durable. Runs between two Readies of the I/O loop.
+   */
+  snapshot(): Promise<number> {
+    this.requireCore();
+    return new Promise<number>((resolve, reject) => {
+      this.snapshotWaiters.push({ resolve, reject });
+      if (!this.looping) this.schedule();
+    });
   }
 
   private settleAll(): void {

@@ -28,6 +28,12 @@ export type StorageErrorCode =
    * which recovers from what is actually on disk.
    */
   | 'SYNOD_ERR_IO'
+  /**
+   * A write was refused for lack of space (ENOSPC, EDQUOT) before anything was synced.
+   * Nothing of the refused operation was kept (a partial write is cut off again) and the
+   * store stays usable: retry once space returns. A failed *sync* is SYNOD_ERR_IO instead.
+   */
+  | 'SYNOD_ERR_NO_SPACE'
   /** A hard-state file failed its checksum or structure check. */
   | 'SYNOD_ERR_HARDSTATE_CORRUPT'
   /** A snapshot failed its checksum (or its header/trailer does not parse). */
@@ -71,4 +77,10 @@ export class StorageError extends Error {
 
 export function isStorageError(err: unknown, code?: StorageErrorCode): err is StorageError {
   return err instanceof StorageError && (code === undefined || err.code === code);
+}
+
+/** True for the errno codes of a full disk or quota (ENOSPC, EDQUOT). */
+export function isNoSpaceErrno(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }

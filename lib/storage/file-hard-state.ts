@@ -6,6 +6,10 @@
  * File format: magic "SYNODHS1", payload length u32 LE, payload (msgpack, lib/codec.ts),
  * SHA-256 of everything before it (32 bytes).
  *
+ * A save refused for lack of space (ENOSPC/EDQUOT) rejects with SYNOD_ERR_NO_SPACE and
+ * leaves the previous record in place; the store stays usable. Any other failure is
+ * SYNOD_ERR_IO and final (reopen).
+ *
  * Concurrent saves coalesce: while one replacement is in flight, later saves wait and only
  * the newest value is written next; every waiter resolves once a replacement at least as
  * new as its value is durable.
@@ -14,7 +18,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { decodeValue, encodeValue } from '../codec.js';
-import { StorageError } from './errors.js';
+import { isNoSpaceErrno, StorageError } from './errors.js';
 import { acquireDirLock, atomicWriteFile, type DirLock } from './fs-util.js';
 import type { HardStateStore } from './types.js';
 
@@ -195,6 +199,19 @@ export class FileHardStateStore<T> implements HardStateStore<T> {
           this.current = job.bytes;
           for (const w of job.waiters) w.resolve();
         } catch (err) {
+          if (isNoSpaceErrno(err)) {
+            // The old record is intact (the rename did not happen, or happened and only its
+            // directory sync failed, which a retry repeats): refuse these saves, stay usable.
+            await fs.rm(`${this.file}.tmp`, { force: true }).catch(() => undefined);
+            const e = new StorageError(
+              'SYNOD_ERR_NO_SPACE',
+              `hard state ${this.file} could not be written for lack of space; nothing was changed, retry once space is freed: ${(err as Error).message}`,
+              { file: this.file },
+              err,
+            );
+            for (const w of job.waiters) w.reject(e);
+            continue;
+          }
           this.failure = new StorageError(
             'SYNOD_ERR_IO',
             `hard state ${this.file} could not be written; reopen the store: ${(err as Error).message}`,

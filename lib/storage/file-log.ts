@@ -19,7 +19,7 @@
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { StorageError } from './errors.js';
+import { isNoSpaceErrno, StorageError } from './errors.js';
 import { acquireDirLock, atomicWriteFile, type DirLock, fsyncDir } from './fs-util.js';
 import {
   checkInteger,
@@ -118,6 +118,18 @@ type CompactOp = {
   reject: (e: unknown) => void;
 };
 type Op = AppendOp | TruncateOp | CompactOp;
+
+/** Rethrows a write error, marked as NoSpaceOnWrite when the disk or quota is full. */
+function noSpaceOnWrite(err: unknown): never {
+  throw isNoSpaceErrno(err) ? new NoSpaceOnWrite(err) : err;
+}
+
+/** A data write (not a sync) refused for lack of space: the batch can be rolled back. */
+class NoSpaceOnWrite extends Error {
+  constructor(readonly errno: unknown) {
+    super((errno as Error).message);
+  }
+}
 
 export function segmentName(base: number): string {
   return `${String(base).padStart(20, '0')}.log`;
@@ -650,7 +662,21 @@ export class FileLogStore implements LogStore {
             inHand.push(op);
             this.queue.shift();
           }
-          await this.writeBatch(inHand as AppendOp[]);
+          try {
+            await this.writeBatch(inHand as AppendOp[]);
+          } catch (err) {
+            if (
+              !(err instanceof NoSpaceOnWrite) ||
+              !this.queue.every((op) => op.kind === 'append')
+            ) {
+              throw err;
+            }
+            // Refused for lack of space before any sync: roll back and stay usable.
+            const refused = inHand as AppendOp[];
+            inHand = [];
+            await this.rollBackNoSpace(refused, err.errno);
+            continue;
+          }
           for (const op of inHand as AppendOp[]) {
             for (const e of op.entries) {
               if (this.pending.get(e.index) === e) {
@@ -672,7 +698,8 @@ export class FileLogStore implements LogStore {
           head.resolve();
         }
       }
-    } catch (err) {
+    } catch (e) {
+      const err = e instanceof NoSpaceOnWrite ? e.errno : e;
       this.failure = new StorageError(
         'SYNOD_ERR_IO',
         `log store ${this.dir} failed a write or sync and refuses further writes; reopen it to recover from disk: ${(err as Error).message}`,
@@ -685,6 +712,38 @@ export class FileLogStore implements LogStore {
       const waiters = this.drained.splice(0);
       for (const w of waiters) w();
     }
+  }
+
+  /**
+   * A full disk refused a data write of `refused` (nothing of it was synced). That batch and
+   * every append queued behind it are refused with SYNOD_ERR_NO_SPACE, and the logical log
+   * goes back to where it was before them — synchronously, before any await, so that an
+   * append arriving meanwhile chains onto the log as it will be on disk. Then the files
+   * lose whatever part of the batch reached them (a later segment it opened, a partial
+   * record), so that a shorter record written later can never be followed by a stale
+   * complete one. If that restore fails, it throws and the store fails for good.
+   */
+  private async rollBackNoSpace(refused: AppendOp[], cause: unknown): Promise<void> {
+    const queued: AppendOp[] = [];
+    while (this.queue.length > 0 && (this.queue[0] as Op).kind === 'append') {
+      queued.push(this.queue.shift() as AppendOp);
+    }
+    const all = [...refused, ...queued];
+    const from = ((refused[0] as AppendOp).entries[0] as LogEntry).index;
+    if (from <= this.view.lastIndex()) this.truncateLogical(from);
+    const error = new StorageError(
+      'SYNOD_ERR_NO_SPACE',
+      `log store ${this.dir}: no space left for the entries from index ${from}; none of them was kept (the log ends at ${from - 1}); retry once space is freed: ${(cause as Error).message}`,
+      { file: this.dir, index: from },
+      cause,
+    );
+    for (const op of all) op.reject(error);
+    await this.physicalTruncate(from);
+    const seg = this.lastSegment();
+    if (!this.active) this.active = await fs.open(seg.file, 'r+');
+    await this.active.truncate(seg.size);
+    await this.active.datasync();
+    this.syncCount++;
   }
 
   private cacheEntry(e: LogEntry): void {
@@ -719,7 +778,7 @@ export class FileLogStore implements LogStore {
       if (partBytes === 0) return;
       const fh = this.active as FileHandle;
       const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, partBytes);
-      await writeAll(fh, data, seg.size);
+      await writeAll(fh, data, seg.size).catch(noSpaceOnWrite);
       seg.size += partBytes;
       for (const o of newOffsets) seg.offsets.push(o);
       if (!touched.includes(fh)) touched.push(fh);
@@ -740,8 +799,14 @@ export class FileLogStore implements LogStore {
           this.syncCount++;
           const base = seg.base + seg.offsets.length;
           const file = path.join(this.dir, segmentName(base));
-          const fh = await fs.open(file, 'wx+');
-          await writeAll(fh, segmentHeader(base), 0);
+          const fh = await fs.open(file, 'wx+').catch(noSpaceOnWrite);
+          try {
+            await writeAll(fh, segmentHeader(base), 0);
+          } catch (err) {
+            await fh.close().catch(() => undefined);
+            await fs.rm(file, { force: true }).catch(() => undefined);
+            noSpaceOnWrite(err);
+          }
           toClose.push(this.active as FileHandle);
           this.active = fh;
           seg = { base, file, size: SEGMENT_HEADER_BYTES, offsets: [] };
@@ -754,12 +819,15 @@ export class FileLogStore implements LogStore {
         off += n;
       }
     }
-    await flush();
-    if (!touched.includes(this.active as FileHandle)) touched.push(this.active as FileHandle);
-    await Promise.all(touched.map((fh) => fh.datasync()));
-    this.syncCount += touched.length;
-    if (dirDirty) await fsyncDir(this.dir);
-    for (const fh of toClose) await fh.close();
+    try {
+      await flush();
+      if (!touched.includes(this.active as FileHandle)) touched.push(this.active as FileHandle);
+      await Promise.all(touched.map((fh) => fh.datasync()));
+      this.syncCount += touched.length;
+      if (dirDirty) await fsyncDir(this.dir);
+    } finally {
+      for (const fh of toClose) await fh.close().catch(() => undefined);
+    }
   }
 
   private async physicalTruncate(from: number): Promise<void> {

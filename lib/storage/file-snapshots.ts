@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
-import { StorageError } from './errors.js';
+import { isNoSpaceErrno, StorageError } from './errors.js';
 import { acquireDirLock, type DirLock, fsyncDir } from './fs-util.js';
 import { checkInteger } from './log-core.js';
 import type {
@@ -329,7 +329,7 @@ class FileSnapshotWriter implements SnapshotWriter {
       throw err instanceof StorageError
         ? err
         : new StorageError(
-            'SYNOD_ERR_IO',
+            isNoSpaceErrno(err) ? 'SYNOD_ERR_NO_SPACE' : 'SYNOD_ERR_IO',
             `snapshot ${this.tmp} could not be written: ${(err as Error).message}`,
             { file: this.tmp },
             err,

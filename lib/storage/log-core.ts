@@ -66,9 +66,14 @@ export class LogView {
       if (e === null || typeof e !== 'object') {
         throw new StorageError('SYNOD_ERR_INVALID_ARGUMENT', `entry #${i} is not an object`);
       }
-      checkInteger(`entries[${i}].index`, e.index, 1);
-      checkInteger(`entries[${i}].term`, e.term, 0);
-      if (!ENTRY_TYPES.includes(e.type)) {
+      // Labels are built only on failure: this runs for every entry of every append.
+      if (!Number.isSafeInteger(e.index) || e.index < 1) {
+        checkInteger(`entries[${i}].index`, e.index, 1);
+      }
+      if (!Number.isSafeInteger(e.term) || e.term < 0) {
+        checkInteger(`entries[${i}].term`, e.term, 0);
+      }
+      if (e.type !== 'normal' && e.type !== 'config' && e.type !== 'noop') {
         throw new StorageError(
           'SYNOD_ERR_INVALID_ARGUMENT',
           `entries[${i}].type must be one of ${ENTRY_TYPES.join(', ')}, got ${String(e.type)}`,

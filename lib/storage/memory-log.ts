@@ -54,7 +54,7 @@ class MemLog {
 }
 
 function copyEntry(e: LogEntry): LogEntry {
-  return { index: e.index, term: e.term, type: e.type, data: Uint8Array.from(e.data) };
+  return { index: e.index, term: e.term, type: e.type, data: new Uint8Array(e.data) };
 }
 
 export class MemoryLogStore implements LogStore {

@@ -1,14 +1,14 @@
 /**
  * Storage abuse on a real `synod node` process (root only: it mounts tmpfs file systems):
- * - a full disk: writes fail with a clear error while the disk is full, nothing acknowledged
- *   is lost, and after space is freed the node restarts without reporting corruption and
- *   serves every acknowledged value;
+ * - a full disk: writes fail with a clear error while the disk is full, the Raft node keeps
+ *   running and resumes by itself once space is freed (finding F3), nothing acknowledged is
+ *   lost, and a restart afterwards reports no corruption and serves every acknowledged value;
  * - a read-only data directory (a read-only mount, since root ignores file modes): the node
  *   refuses to start with a clear one-line error and a non-zero exit code, both with existing
  *   data and with none (finding F2);
- * - a data directory whose file system goes away under a running node (lazy unmount): the
- *   Raft actor stops for good, and the process exits non-zero with the cause instead of
- *   lingering (F2).
+ * - a file system that turns read-only under a running node (ext4 errors=remount-ro after
+ *   a file-system error): the Raft actor stops for good on EROFS, and the process exits
+ *   non-zero with the cause instead of lingering (F2).
  * Skips, saying why, when not root or when tmpfs cannot be mounted.
  */
 import { spawnSync } from 'node:child_process';
@@ -140,12 +140,36 @@ t.test(
     t.ok(failures.length > 0, 'writes fail once the disk is full');
     const logText = c.procs.get('n1')?.tail.join('\n') ?? '';
     t.match(logText, /ENOSPC|no space|SYNOD_ERR/i, 'the node logs a clear error naming the cause');
-    const role = (await c.status('n1'))?.role;
-    t.comment(
-      `role while the disk is full: ${role ?? 'no answer'} (finding F3: until ENOSPC is retried in storage, the Raft actor stops on it and synod node exits non-zero, F2)`,
+    t.ok(
+      failures.some((f) => /SYNOD_ERR_STORAGE_FULL|no space|ENOSPC/i.test(f)),
+      'a refused write says the storage is full',
     );
-    // Free the space, restart the node: it must start (no corruption) and serve every ack.
+    const role = (await c.status('n1'))?.role;
+    t.ok(
+      role !== undefined,
+      `the Raft node is still running while the disk is full (role ${role})`,
+    );
+    // Free the space: the node resumes by itself (finding F3), no restart.
     rmSync(filler);
+    const resumeBy = monotonicNow() + 60_000;
+    let resumed = false;
+    for (let n = 0; monotonicNow() < resumeBy; n++) {
+      const r = await kv.put(`resume${n}`, 'ok');
+      if (r.outcome === 'ok') {
+        acked.set(`resume${n}`, 'ok');
+        resumed = true;
+        break;
+      }
+      await sleep(200);
+    }
+    t.ok(resumed, 'writes succeed again once space is freed, without a restart');
+    const readBack = await kv.get('k0', { level: 'strong' });
+    t.equal(
+      readBack.outcome === 'ok' ? readBack.value.value : readBack.outcome,
+      value(0),
+      'and strong reads are served',
+    );
+    // Restart the node: it must start (no corruption) and serve every ack.
     await kv.close();
     await c.kill('n1');
     c.start('n1');
@@ -238,21 +262,53 @@ t.test(
   },
 );
 
+/** Why an ext4 file system on a loop device cannot be used here, or undefined. */
+function ext4Reason(): string | undefined {
+  if (unavailable) return unavailable;
+  const probe = mkdtempSync(path.join(tmpdir(), 'synod-ext4-probe-'));
+  try {
+    const img = path.join(probe, 'img');
+    writeFileSync(img, '');
+    spawnSync('truncate', ['-s', '8M', img]);
+    const mk = spawnSync('mkfs.ext4', ['-q', '-F', img], { encoding: 'utf8' });
+    if (mk.status !== 0) return `no mkfs.ext4: ${(mk.stderr || mk.error?.message || '').trim()}`;
+    mkdirSync(path.join(probe, 'm'));
+    const m = spawnSync('mount', ['-o', 'loop', img, path.join(probe, 'm')], { encoding: 'utf8' });
+    if (m.status !== 0) return `cannot mount a loop device: ${(m.stderr || '').trim()}`;
+    spawnSync('umount', [path.join(probe, 'm')]);
+    return undefined;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
 t.test(
-  'the data directory disappears under a running node: it exits non-zero, saying why',
-  { skip: unavailable },
+  'the file system turns read-only under a running node: it exits non-zero, saying why',
+  { skip: ext4Reason() },
   async (t) => {
+    // ext4 on a loop device, mounted errors=remount-ro (ext4's usual policy): a file-system
+    // error (here triggered through /sys/fs/ext4/<dev>/trigger_fs_error, as a failing disk
+    // would) turns it read-only at once, also for files already open. (A `mount -o
+    // remount,ro` is refused with EBUSY while the node holds files open for writing.)
     const dir = mkdtempSync(path.join(tmpdir(), 'synod-ro-live-'));
+    const img = path.join(dir, 'disk.img');
     const mnt = path.join(dir, 'disk');
     mkdirSync(mnt);
+    writeFileSync(img, '');
+    spawnSync('truncate', ['-s', '64M', img]);
+    t.equal(spawnSync('mkfs.ext4', ['-q', '-F', img]).status, 0, 'made an ext4 image');
     t.equal(
-      spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]).status,
+      spawnSync('mount', ['-o', 'loop,errors=remount-ro', img, mnt]).status,
       0,
-      'mounted',
+      'mounted it (loop, errors=remount-ro)',
     );
     t.teardown(() => {
       spawnSync('umount', ['-l', mnt]);
+      rmSync(dir, { recursive: true, force: true });
     });
+    const dev = path.basename(
+      spawnSync('findmnt', ['-n', '-o', 'SOURCE', mnt], { encoding: 'utf8' }).stdout.trim(),
+    );
     const c = await singleNode(dir, path.join(mnt, 'n1'));
     t.teardown(() => c.killAllNow());
     const p = c.start('n1');
@@ -264,11 +320,9 @@ t.test(
       if (!child || child.exitCode !== null) resolve(child?.exitCode ?? null);
       child?.once('exit', (code) => resolve(code));
     });
-    // A read-only remount is refused (EBUSY) while the node holds files open for writing, so
-    // the disk goes away instead (a lazy unmount, as a pulled disk): files already open still
-    // work, but every new file (the hard state's temp file, a new segment) fails with ENOENT,
-    // and the Raft actor stops for good.
-    t.equal(spawnSync('umount', ['-l', mnt]).status, 0, 'data dir file system unmounted (lazy)');
+    writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, 'synod storage-abuse test\n');
+    t.not(spawnSync('touch', [path.join(mnt, 'probe')]).status, 0, 'the file system is read-only');
+    // The next write needs the disk: the Raft actor fails on EROFS and stops for good.
     const outcomes: string[] = [];
     let code: number | null | undefined;
     void exited.then((x) => {
@@ -282,15 +336,19 @@ t.test(
       exited,
       new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000)),
     ]);
-    t.comment(`writes after the remount: ${outcomes.join(', ')}`);
+    t.comment(`writes after the error: ${outcomes.join(', ')}`);
     const text = p.tail.join('\n');
     t.comment(`last lines: ${text.split('\n').slice(-3).join(' | ')}`);
     t.ok(
       typeof bounded === 'number' && bounded !== 0,
       `the process exits non-zero instead of lingering (exit ${String(bounded)})`,
     );
-    t.match(text, /ENOENT|no such file/, 'and its last words name the cause');
+    t.match(text, /EROFS|read-only file system/, 'and its last words name the cause');
     t.match(text, /exits: the Raft node of n1 stopped/, 'saying the node cannot serve');
+    t.notOk(
+      outcomes.slice(1).includes('ok'),
+      'no write is acknowledged after the first one that failed',
+    );
     await kv.close();
     await c.closeProbe();
   },

@@ -10,6 +10,7 @@ import t from 'tap';
 import type { WatchEvent } from '../../actors/kv/types.js';
 import { type ProcessCluster, startProcessCluster } from '../../bench/kv.js';
 import { connect, resolvePeers } from '../../lib/kv-client/connect.js';
+import { until } from '../helpers/node-processes.js';
 
 const CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
 
@@ -49,6 +50,8 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 let pc: ProcessCluster;
+/** Index of the node the watch test SIGKILLs (-1: none yet). */
+let killed = -1;
 t.before(async () => {
   pc = await startProcessCluster({ n: 3 });
 });
@@ -135,7 +138,10 @@ t.test('a watch survives SIGKILL of its node: every revision once, in order', as
   t.teardown(() => writer.disconnect());
   const acked: number[] = [];
   for (let i = 1; i <= total; i++) {
-    if (i === total / 2) pc.kill(follower);
+    if (i === total / 2) {
+      killed = pc.ids.indexOf(follower);
+      pc.kill(follower);
+    }
     const w = await writer.put(`w/${i}`, `v${i}`);
     t.equal(w.outcome, 'ok', `write ${i}`);
     if (w.outcome === 'ok') acked.push(w.value.rev);
@@ -154,8 +160,20 @@ t.test('a watch survives SIGKILL of its node: every revision once, in order', as
 t.test(
   'a client that knows only a follower writes through it (forwarded to the leader)',
   async (t) => {
-    // the last follower: the watch test above killed the first one
-    const follower = pc.ids.findLastIndex((id) => id !== pc.leader);
+    // The leader now (not the one at start: on a loaded machine an election may have happened
+    // since), as the live nodes name it; then the last live follower (the watch test above
+    // killed the first follower).
+    const leaderNow = await until('the live nodes to agree on a leader', async () => {
+      const named = new Set<string | undefined>();
+      for (const [i, id] of pc.ids.entries()) {
+        if (i === killed) continue;
+        const st = await pc.client.status(id);
+        named.add(st.outcome === 'ok' ? st.value.leader : undefined);
+      }
+      const [l] = named;
+      return named.size === 1 && l !== undefined ? l : undefined;
+    });
+    const follower = pc.ids.findLastIndex((id, i) => id !== leaderNow && i !== killed);
     // discover: false keeps the client to that one node (no member list learned from it)
     const only = await connect([pc.urls[follower] as string], {
       secret: pc.secret,

@@ -115,20 +115,35 @@ t.test('a leader that rewrites its own log', async (t) => {
   );
 });
 
-t.test('a leader committing beyond its durable log', async (t) => {
+t.test('a leader committing beyond its durable log without a durable majority', async (t) => {
   const inv = new RaftInvariants();
-  inv.check([
-    view('a', { term: 2, role: 'leader', entries: [e(1, 2)], committed: 0, stableIndex: 0 }),
-  ]);
+  const lead = (committed: number) =>
+    view('a', { term: 2, role: 'leader', entries: [e(1, 2)], committed, stableIndex: 0 });
+  const follower = (id: string, stableIndex: number) =>
+    view(id, { term: 2, entries: [e(1, 2)], stableIndex });
+  inv.check([lead(0), follower('b', 0), follower('c', 0)]);
   t.equal(
-    violation(() =>
-      inv.check([
-        view('a', { term: 2, role: 'leader', entries: [e(1, 2)], committed: 1, stableIndex: 0 }),
-      ]),
-    ),
+    violation(() => inv.check([lead(1), follower('b', 1), follower('c', 0)])),
     'DurableCommit',
+    'only one of three holds it durably',
   );
 });
+
+t.test(
+  'a leader committing beyond its own durable log on a durable majority (thesis §10.2.1)',
+  async (t) => {
+    const inv = new RaftInvariants();
+    const lead = (committed: number) =>
+      view('a', { term: 2, role: 'leader', entries: [e(1, 2)], committed, stableIndex: 0 });
+    const follower = (id: string, stableIndex: number) =>
+      view(id, { term: 2, entries: [e(1, 2)], stableIndex });
+    inv.check([lead(0), follower('b', 0), follower('c', 0)]);
+    t.equal(
+      violation(() => inv.check([lead(1), follower('b', 1), follower('c', 1)])),
+      undefined,
+    );
+  },
+);
 
 t.test('two nodes applying different commands at one index', async (t) => {
   const inv = new RaftInvariants();

@@ -440,6 +440,8 @@ export async function defaultLevelScenario(t: T, backend: KvBackend, seed: numbe
       writerNone: await read(writer, {}),
       eventual: await read(fresh(), { level: 'eventual' }),
       strong: await read(fresh(), { level: 'strong' }),
+      // A scan that names no level, from a fresh client whose read node is F.
+      scan: await k.run(fresh().prefix('k'), 20_000),
     };
   };
   const stale = (p: Probe, f: string) => p.outcome === 'ok' && p.value === 'v1' && p.servedBy === f;
@@ -476,7 +478,10 @@ export async function defaultLevelScenario(t: T, backend: KvBackend, seed: numbe
   ];
   for (const c of cases) {
     const r = await probeCluster(c.d);
-    t.comment(`${backend.name} seed ${seed}: default ${c.name} → ${JSON.stringify(r)}`);
+    const { scan, ...probes } = r;
+    t.comment(
+      `${backend.name} seed ${seed}: default ${c.name} → ${JSON.stringify(probes)}, scan ${scan.outcome === 'ok' ? `${scan.value.level} ${scan.value.kvs[0]?.value} by ${scan.servedBy}` : scan.error.code}`,
+    );
     t.same(r.status, c.d ?? { level: 'strong' }, `default ${c.name}: the node reports it`);
     const tag = `default ${c.name} (seed ${seed})`;
     if (c.noneStale) {
@@ -496,6 +501,22 @@ export async function defaultLevelScenario(t: T, backend: KvBackend, seed: numbe
     t.equal(r.eventual.level, 'eventual', `${tag}: explicit eventual served at eventual`);
     t.ok(neverStale(r.strong), `${tag}: an explicit strong read strengthens it: never v1`);
     if (r.strong.outcome === 'ok') t.equal(r.strong.level, 'strong', `${tag}: served at strong`);
+    if (r.scan.outcome === 'ok') {
+      const got = r.scan.value.kvs[0]?.value;
+      t.equal(
+        r.scan.value.level,
+        c.expect,
+        `${tag}: a scan naming no level is served at ${c.expect}`,
+      );
+      if (c.noneStale) t.equal(got, 'v1', `${tag}: the scan at ${c.expect} sees v1 on ${r.f}`);
+      else t.ok(got !== 'v1', `${tag}: the scan never sees the stale v1`);
+    } else
+      t.ok(
+        !c.noneStale,
+        c.noneStale
+          ? `${tag}: the scan at ${c.expect} should have been served (${r.scan.error.code})`
+          : `${tag}: the scan failed (${r.scan.error.code}) rather than return stale data`,
+      );
   }
 
   // Part 2: histories.
