@@ -58,7 +58,15 @@ function must<T>(r: KvResponse<T>, what: string): T {
 }
 
 export async function runEventualStoreDemo(
-  options: { clock?: Clock; print?: (line: string) => void; seed?: number } = {},
+  options: {
+    clock?: Clock;
+    print?: (line: string) => void;
+    seed?: number;
+    /** Called once the replicas are up (e.g. to serve the dashboard), with the ring's vnodes. */
+    onCluster?: (cluster: EventualCluster, vnodes: number) => void | Promise<void>;
+    /** Called after the story, before the replicas stop (e.g. to keep them up for play). */
+    beforeStop?: (cluster: EventualCluster) => Promise<void>;
+  } = {},
 ): Promise<EventualDemoResult> {
   const clock = options.clock ?? systemClock;
   const print = options.print ?? console.log;
@@ -84,6 +92,7 @@ export async function runEventualStoreDemo(
   });
   try {
     await cluster.ready();
+    await options.onCluster?.(cluster, VNODES);
     const cart = spanningKey('cart');
     const likes = spanningKey('likes/post');
     const tags = spanningKey('tags/post');
@@ -161,6 +170,7 @@ export async function runEventualStoreDemo(
     print(
       `8. CRDTs merged by themselves: likes = ${fl.crdt} (3 + 4), tags = ${JSON.stringify(ft.crdt)}`,
     );
+    await options.beforeStop?.(cluster);
     return {
       leftSaw: left.siblings,
       rightSaw: right.siblings,

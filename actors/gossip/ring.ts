@@ -117,6 +117,22 @@ export class HashRing {
     return this.walk(key, n);
   }
 
+  /**
+   * Each member's share of the hash space as primary owner (the arc up to each of its
+   * tokens), summing to 1: how evenly the virtual nodes spread the keys.
+   */
+  ownership(): Map<string, number> {
+    const share = new Map<string, number>([...this.memberSet].map((m) => [m, 0]));
+    const n = this.tokens.length;
+    for (let i = 0; i < n; i++) {
+      const tok = this.tokens[i] as Token;
+      const prev = (this.tokens[(i + n - 1) % n] as Token).t;
+      const arc = n === 1 ? 2 ** 32 : (tok.t - prev + 2 ** 32) % 2 ** 32;
+      share.set(tok.node, (share.get(tok.node) ?? 0) + arc / 2 ** 32);
+    }
+    return share;
+  }
+
   /** The segments for which `node` is among the first `n` distinct members. */
   segmentsOf(node: string, n: number): number[] {
     const out: number[] = [];

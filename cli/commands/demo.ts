@@ -10,10 +10,12 @@ import path from 'node:path';
 import { runAcrossLaptops } from '../../demos/across-laptops.js';
 import { runBackupRestoreDemo } from '../../demos/backup-restore.js';
 import { runEventualStoreDemo } from '../../demos/eventual-store.js';
-
 import { runPaxosDemo } from '../../demos/paxos.js';
 import { runTour } from '../../demos/raft-kv-tour.js';
 import { runRateLimiterDemo } from '../../demos/rate-limiter.js';
+import { systemClock } from '../../lib/clock.js';
+import { EventualDashboardSource } from '../../lib/dashboard/eventual-source.js';
+import { DashboardServer } from '../../lib/dashboard/server.js';
 import { CliError, parseArgs, reportError, usage } from '../args.js';
 
 export const summary = 'run the in-process tour: election, writes, failover, catch-up, backup';
@@ -71,7 +73,35 @@ export async function run(argv: string[]): Promise<number> {
     if (!(name in DEMOS))
       throw new CliError(`no demo "${name}"; the demos are: ${Object.keys(DEMOS).join(', ')}`);
     if (name === 'eventual') {
-      await runEventualStoreDemo();
+      // The dashboard only when asked for (--dashboard PORT): replicas, ring, convergence.
+      let server: DashboardServer | undefined;
+      let source: EventualDashboardSource | undefined;
+      const interactive = process.stdin.isTTY === true && options.exit !== true;
+      await runEventualStoreDemo({
+        onCluster: async (cluster, vnodes) => {
+          if (sources.dashboard !== 'flag') return;
+          source = new EventualDashboardSource(cluster, { clock: systemClock, vnodes });
+          server = new DashboardServer({
+            source,
+            port: options.dashboard as number,
+            host: options['dashboard-host'] as string,
+          });
+          const { url } = await server.start();
+          console.log(`dashboard: ${url}`);
+        },
+        beforeStop: async () => {
+          if (!server || !interactive) return;
+          console.log(
+            '\nThe replicas stay up for you to play with on the dashboard. Ctrl-C to stop.',
+          );
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', resolve);
+            process.once('SIGTERM', resolve);
+          });
+        },
+      });
+      source?.stop();
+      await server?.stop();
       return 0;
     }
     if (name === 'backup') {
@@ -94,7 +124,9 @@ export async function run(argv: string[]): Promise<number> {
       // The Paxos tour: a dueling-proposer episode, then a Multi-Paxos log with an election,
       // writes, a killed distinguished proposer and its restart (demos/paxos.ts).
       if (sources.dashboard === 'flag')
-        throw new CliError('the Paxos tour has no dashboard yet; run it without --dashboard');
+        throw new CliError(
+          'the Paxos tour runs in a simulation with no dashboard; for a Paxos dashboard start nodes with synod node --protocol paxos --dashboard PORT',
+        );
       await runPaxosDemo();
       return 0;
     }

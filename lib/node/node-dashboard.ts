@@ -83,7 +83,22 @@ export class NodeDashboardSource implements DashboardSource {
         appliedIndex: s.appliedIndex,
         voters: s.voters,
         learners: s.learners,
-        extra: { revision: s.revision, keys: s.keys, url: s.url },
+        extra: {
+          revision: s.revision,
+          keys: s.keys,
+          url: s.url,
+          // Multi-Paxos: ballots and slots, as synod status shows them.
+          ...(s.paxos
+            ? {
+                ballot: s.paxos.ballot,
+                promised: s.paxos.promised,
+                distinguished: s.paxos.distinguished ?? '-',
+                'chosen up to slot': s.paxos.chosenUpTo,
+                'highest slot': s.paxos.highestSlot,
+                'slots in flight': s.paxos.inFlight + s.paxos.queued,
+              }
+            : {}),
+        },
       });
     }
     const partitions = this.partitions();

@@ -25,8 +25,12 @@ t.test('an unknown demo: one line naming the demos, non-zero exit', async (t) =>
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
 });
 
-t.test('synod demo eventual runs the eventual-store demo to its end', async (t) => {
-  const r = synod(['eventual']);
-  t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, /CRDTs merged by themselves/, 'reached its last step');
-});
+t.test(
+  'synod demo eventual runs the eventual-store demo to its end, with its dashboard',
+  async (t) => {
+    const r = synod(['eventual', '--dashboard', '0']);
+    t.match(r.stdout, /^dashboard: http:\/\/127\.0\.0\.1:\d+/m, 'serves the dashboard when asked');
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stdout, /CRDTs merged by themselves/, 'reached its last step');
+  },
+);
