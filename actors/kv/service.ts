@@ -47,7 +47,13 @@ import {
 import { ReadIndexBatcher } from './read-index.js';
 import type { KvStateMachine } from './state-machine.js';
 import type { KvOp, KvResult, ReadLevel, SessionToken } from './types.js';
-import { assertKey, assertLimit, assertReadDefault, opProblem } from './validate.js';
+import {
+  assertKey,
+  assertLimit,
+  assertReadDefault,
+  opProblem,
+  timeoutProblem,
+} from './validate.js';
 import { WatchHub } from './watch-hub.js';
 
 export interface KvServiceOptions {
@@ -242,6 +248,7 @@ export class KvService extends Actor<Msg, StatusValue> {
     const s = msg.session;
     const problem =
       opProblem(msg.op) ??
+      (msg.timeoutMs === undefined ? undefined : timeoutProblem(msg.timeoutMs)) ??
       (s === null ||
       typeof s !== 'object' ||
       typeof s.c !== 'string' ||

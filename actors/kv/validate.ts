@@ -121,3 +121,24 @@ export function assertReadDefault(d: unknown): asserts d is ReadDefault {
   const p = readDefaultProblem(d);
   if (p) throw new KvError('SYNOD_ERR_KV_INVALID_READ_LEVEL', p);
 }
+
+/**
+ * The longest timeout a request may carry: Node's timer limit, 2^31−1 ms (about 24.8 days).
+ * Beyond it Node fires the timer after 1 ms with a TimeoutOverflowWarning, so an absurd
+ * timeout would silently become the shortest one (RELIABILITY.md finding F4).
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** Why a timeout (ms) is unusable, or undefined: a finite number in (0, MAX_TIMEOUT_MS]. */
+export function timeoutProblem(ms: unknown, what = 'timeoutMs'): string | undefined {
+  if (typeof ms !== 'number' || !Number.isFinite(ms))
+    return `${what} must be a finite number of milliseconds, got ${typeof ms === 'number' ? String(ms) : typeof ms}`;
+  if (ms <= 0) return `${what} must be more than 0 ms, got ${ms}`;
+  if (ms > MAX_TIMEOUT_MS) return `${what} is ${ms} ms; the limit is ${MAX_TIMEOUT_MS} ms`;
+  return undefined;
+}
+
+export function assertTimeout(ms: unknown, what?: string): asserts ms is number {
+  const p = timeoutProblem(ms, what);
+  if (p) throw bad(p);
+}

@@ -190,6 +190,20 @@ function commandProblem(cmd: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A timeout a remote `propose`/`readBarrier` message may carry: absent, or a finite number of
+ * ms in (0, 2^31−1] (beyond it Node fires the timer after 1 ms; NaN would never expire).
+ */
+function timeoutProblem(ms: unknown): { code: string; message: string } | undefined {
+  if (ms === undefined) return undefined;
+  if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0 && ms <= 2_147_483_647)
+    return undefined;
+  return {
+    code: 'SYNOD_ERR_RAFT_BAD_TIMEOUT',
+    message: `timeoutMs must be a number of milliseconds in (0, 2147483647], got ${typeof ms === 'number' ? String(ms) : typeof ms}`,
+  };
+}
+
 export class RaftNode<Op = unknown, Result = unknown>
   extends Actor<RaftNodeMsg, RaftNodeState | undefined>
   implements ReplicatedLog<Op, Result>
@@ -413,6 +427,13 @@ export class RaftNode<Op = unknown, Result = unknown>
           this.ctx.replyError(msg, { code: 'SYNOD_ERR_RAFT_BAD_COMMAND', message: problem });
           return;
         }
+        if (timeoutProblem(msg.timeoutMs)) {
+          this.ctx.replyError(
+            msg,
+            timeoutProblem(msg.timeoutMs) as { code: string; message: string },
+          );
+          return;
+        }
         const opt = msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {};
         this.propose(msg.command as Command<Op>, opt).then(
           (r) => this.ctx.reply(msg, r),
@@ -425,6 +446,13 @@ export class RaftNode<Op = unknown, Result = unknown>
         return;
       }
       case 'readBarrier': {
+        if (timeoutProblem(msg.timeoutMs)) {
+          this.ctx.replyError(
+            msg,
+            timeoutProblem(msg.timeoutMs) as { code: string; message: string },
+          );
+          return;
+        }
         const opt = msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {};
         this.readBarrier(opt).then(
           (i) => this.ctx.reply(msg, i),

@@ -22,7 +22,7 @@ import { consoleLogger } from '../../lib/logger.js';
 import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
-import { type RunningNode, startNode } from '../../lib/node/synod-node.js';
+import { type NodeEnd, type RunningNode, startNode } from '../../lib/node/synod-node.js';
 import { CliError, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
 
@@ -68,7 +68,10 @@ const specs = {
     description: 'bound of the default read level bounded: log entries behind',
   },
   dashboard: { kind: 'number', description: 'serve the dashboard on this port' },
-  'admin-secret-file': { kind: 'string', description: 'secret that enables dashboard controls' },
+  'admin-secret-file': {
+    kind: 'string',
+    description: 'admin secret: enables dashboard controls and `synod member remove`',
+  },
   'backup-repo': {
     kind: 'string',
     description: 'backup repository the dashboard takes backups into and restores from',
@@ -170,6 +173,7 @@ export async function run(argv: string[]): Promise<number> {
       level: o['log-level'] as 'info',
     });
     const secret = readSecretFile(o['secret-file'] as string | undefined);
+    const adminSecret = readSecretFile(o['admin-secret-file'] as string | undefined);
     const config = {
       id: o.id as string,
       listen: parseListen(o.listen as string),
@@ -180,6 +184,7 @@ export async function run(argv: string[]): Promise<number> {
       defaultRead,
       ...(o.advertise ? { advertise: o.advertise as string } : {}),
       ...(secret ? { secret } : {}),
+      ...(adminSecret ? { adminSecret } : {}),
       ...(o.join ? { join: o.join as string } : {}),
       ...(o['tls-cert']
         ? { tls: { certFile: o['tls-cert'] as string, keyFile: o['tls-key'] as string } }
@@ -192,7 +197,6 @@ export async function run(argv: string[]): Promise<number> {
     );
     let dashboard: DashboardServer | undefined;
     if (o.dashboard !== undefined) {
-      const adminSecret = readSecretFile(o['admin-secret-file'] as string | undefined);
       dashboard = new DashboardServer({
         // The source talks to nodes through their admin actors only (id, system, status()),
         // which a Multi-Paxos node provides as well.
@@ -222,10 +226,25 @@ export async function run(argv: string[]): Promise<number> {
         `dashboard at ${url}${adminSecret ? ' (controls need ?token=ADMIN_SECRET)' : ' (read-only)'}`,
       );
     }
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
+    // Runs until a signal, or until the node cannot serve any more (its consensus actor
+    // stopped for good): then it exits non-zero with the cause, as etcd does on a storage
+    // failure, instead of lingering as a process that is up and serves nothing (F2/F3).
+    const ended = await new Promise<NodeEnd | undefined>((resolve) => {
+      process.once('SIGINT', () => resolve(undefined));
+      process.once('SIGTERM', () => resolve(undefined));
+      void node.ended.then(resolve);
     });
+    if (ended) {
+      logger.log('error', `node ${node.id} exits: ${ended.message}`, { code: ended.code });
+      // A broken store may not close: bound the shutdown, then leave regardless.
+      setTimeout(() => process.exit(ended.exitCode), 10_000).unref();
+      await Promise.race([
+        Promise.all([dashboard?.stop(), node.stop()]).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 8_000).unref()),
+      ]);
+      process.stderr.write(`synod: ${ended.code}: ${ended.message}\n`);
+      return ended.exitCode;
+    }
     logger.log('info', 'shutting down: finishing in-flight work and closing the log');
     await dashboard?.stop();
     await node.stop();

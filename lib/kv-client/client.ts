@@ -32,7 +32,7 @@ import {
   type SessionToken,
   type WatchEvent,
 } from '../../actors/kv/types.js';
-import { assertKey, opProblem } from '../../actors/kv/validate.js';
+import { assertKey, assertTimeout, opProblem, timeoutProblem } from '../../actors/kv/validate.js';
 import { Actor, type Terminated } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
 import type { KvResponse } from './response.js';
@@ -176,6 +176,8 @@ export class KvClient {
       `${this.system.nodeId}.${(r.nextUint32() >>> 0).toString(36)}.${clientCounter++}`;
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
+    assertTimeout(this.timeoutMs, 'timeoutMs');
+    assertTimeout(this.attemptTimeoutMs, 'attemptTimeoutMs');
     this.readDefaults = options.read ?? {};
     this.readNode = options.readNode ?? (this.nodes[r.int(this.nodes.length)] as string);
     this.backoffBase = Math.max(0, options.retryBackoffMs?.base ?? 10);
@@ -246,7 +248,7 @@ export class KvClient {
     op: Extract<KvRequest, { type: 'kv.write' }>['op'],
     timeoutMs: number,
   ): Promise<KvResponse<WriteValue>> {
-    const problem = opProblem(op);
+    const problem = opProblem(op) ?? timeoutProblem(timeoutMs);
     if (problem) return this.fail('SYNOD_ERR_KV_INVALID_ARGUMENT', problem, 'failed', 0);
     if (this.closed) return this.fail('SYNOD_ERR_KV_STOPPED', 'the client is closed', 'failed', 0);
     this.stats.requests++;

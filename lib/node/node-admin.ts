@@ -10,6 +10,7 @@ import type { KvOp, KvResult } from '../../actors/kv/types.js';
 import type { RaftNode } from '../../actors/raft/raft-node.js';
 import { Actor, type Replies } from '../actor.js';
 import type { LinkStatus } from '../transport.js';
+import { adminProofProblem } from './admin-auth.js';
 import type { LinkGate } from './link-gate.js';
 
 export interface NodeStatus {
@@ -73,6 +74,13 @@ export type AdminMsg =
       message: string;
       members: Record<string, string>;
     }>)
+  /**
+   * Removes a member, voter or learner (`synod member remove`); forwarded to the leader.
+   * Needs a proof of the admin secret (lib/node/admin-auth.ts). Refused for the leader itself
+   * (transfer leadership first), the last voter, and when the voters left would not have a
+   * quorum of recently active members (etcd's strict reconfiguration check).
+   */
+  | ({ type: 'node.remove'; id: string; at: number; proof: string } & Replies<ControlReply>)
   /** Removes a learner (a backup agent leaving); forwarded to the leader. Voters are refused. */
   | ({ type: 'node.leave'; id: string } & Replies<{ ok: boolean; message: string }>)
   | { type: 'node.members'; members: Record<string, string> }
@@ -93,6 +101,8 @@ export interface AdminDeps {
   startedAt: number;
   /** Cuts links for operator partitions; absent: `node.cut` is refused. */
   gate?: LinkGate;
+  /** The admin secret; absent: `node.remove` is refused. */
+  adminSecret?: string;
 }
 
 const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
@@ -136,6 +146,14 @@ export class NodeAdmin extends Actor<AdminMsg> {
         (m.learner === undefined || typeof m.learner === 'boolean')
       );
     if (m.type === 'node.leave') return typeof m.id === 'string' && NODE_ID.test(m.id);
+    if (m.type === 'node.remove')
+      return (
+        typeof m.id === 'string' &&
+        NODE_ID.test(m.id) &&
+        typeof m.at === 'number' &&
+        typeof m.proof === 'string' &&
+        m.proof.length <= 128
+      );
     return false;
   }
 
@@ -150,6 +168,9 @@ export class NodeAdmin extends Actor<AdminMsg> {
         return;
       case 'node.leave':
         void this.leave(msg);
+        return;
+      case 'node.remove':
+        void this.remove(msg);
         return;
       case 'node.members':
         for (const [id, url] of Object.entries(msg.members)) {
@@ -266,6 +287,77 @@ export class NodeAdmin extends Actor<AdminMsg> {
       out.lag = lag;
     }
     return out;
+  }
+
+  private async remove(msg: Extract<AdminMsg, { type: 'node.remove' }>): Promise<void> {
+    const d = this.deps;
+    const refuse = (message: string) => this.ctx.reply(msg, { ok: false, message });
+    const problem = adminProofProblem(
+      d.adminSecret,
+      d.cluster,
+      'node.remove',
+      msg.id,
+      msg,
+      this.ctx.clock.wallNow(),
+    );
+    if (problem !== undefined) {
+      refuse(`SYNOD_ERR_ADMIN_REFUSED: ${problem}`);
+      return;
+    }
+    const s = d.raft.started ? d.raft.status() : undefined;
+    if (!s || (s.role !== 'leader' && !s.leader)) {
+      refuse('SYNOD_ERR_NO_LEADER: no leader right now; try again in a moment');
+      return;
+    }
+    if (s.role !== 'leader') {
+      try {
+        const r = await this.ctx.ask(
+          `${s.leader}/admin`,
+          { type: 'node.remove', id: msg.id, at: msg.at, proof: msg.proof } as AdminMsg &
+            Replies<ControlReply>,
+          30_000,
+        );
+        this.ctx.reply(msg, r);
+      } catch (err) {
+        refuse(`forwarding to leader ${s.leader} failed: ${(err as Error).message}`);
+      }
+      return;
+    }
+    const m = s.membership;
+    const isVoter = m.voters.includes(msg.id);
+    if (!isVoter && !m.learners.includes(msg.id)) {
+      refuse(`SYNOD_ERR_NOT_A_MEMBER: ${msg.id} is not a member (voters ${m.voters.join(', ')})`);
+      return;
+    }
+    if (msg.id === this.ctx.nodeId) {
+      refuse(
+        `SYNOD_ERR_REMOVE_LEADER: ${msg.id} is the leader: transfer leadership to another voter first, then remove it`,
+      );
+      return;
+    }
+    if (isVoter) {
+      const left = m.voters.filter((v) => v !== msg.id);
+      const active = left.filter(
+        (v) => v === this.ctx.nodeId || (s.progress[v] as { recentActive?: boolean })?.recentActive,
+      );
+      const quorum = Math.floor(left.length / 2) + 1;
+      if (active.length < quorum) {
+        refuse(
+          `SYNOD_ERR_QUORUM_AT_RISK: without ${msg.id}, ${active.length} of the ${left.length} voters left are active (${active.join(', ')}); a quorum needs ${quorum}: bring members back first`,
+        );
+        return;
+      }
+    }
+    try {
+      const at = await d.raft.removeMember(msg.id);
+      d.members.delete(msg.id);
+      this.ctx.reply(msg, {
+        ok: true,
+        message: `${msg.id} removed from the cluster at index ${at.index}; stop it, and wipe its data directory before it joins again`,
+      });
+    } catch (err) {
+      refuse(`removing ${msg.id} failed: ${(err as Error).message}`);
+    }
   }
 
   private async leave(msg: Extract<AdminMsg, { type: 'node.leave' }>): Promise<void> {

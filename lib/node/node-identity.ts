@@ -3,7 +3,18 @@
  * node started with another cluster's directory, or under another id, refuses at once with
  * a message saying what to do instead of corrupting someone's data.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { CliError } from '../../cli/args.js';
 
@@ -70,4 +81,41 @@ export function checkNodeIdentity(
     );
   }
   return identity;
+}
+
+/**
+ * Refuses a directory the node cannot write to (etcd's `fileutil.IsDirWriteable` on the data,
+ * member and WAL directories before it replays them): a file is created, written, fsynced and
+ * removed. A read-only mount (EROFS), missing permissions (EACCES) or a full disk (ENOSPC)
+ * stop the node before anything starts, with the cause, instead of a node that says "up"
+ * and cannot persist a single entry.
+ */
+export function checkDirWritable(dir: string): void {
+  const probe = path.join(dir, '.synod-write-probe');
+  let fd: number | undefined;
+  try {
+    fd = openSync(probe, 'w');
+    writeSync(fd, 'synod\n');
+    fsyncSync(fd);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CliError(
+      `cannot write to data directory ${dir} (${e.code ?? 'error'}: ${e.message}): ${
+        e.code === 'EROFS'
+          ? 'it is on a read-only file system; remount it read-write'
+          : e.code === 'ENOSPC'
+            ? 'the disk is full; free some space'
+            : 'check its permissions'
+      }, or use another --data directory`,
+      1,
+      'SYNOD_ERR_DATADIR_NOT_WRITABLE',
+    );
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // nothing was created
+    }
+  }
 }

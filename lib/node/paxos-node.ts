@@ -37,7 +37,7 @@ import type { LinkStatus } from '../transport.js';
 import type { LinkGate } from './link-gate.js';
 import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
-import { type NodeConfig, openNodeBase } from './synod-node.js';
+import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
 export interface RunningPaxosNode {
   readonly protocol: 'paxos';
@@ -51,6 +51,8 @@ export interface RunningPaxosNode {
   status(): Promise<NodeStatus>;
   /** Stops the KV service, the Paxos actors (closing their stores) and the connections. */
   stop(): Promise<void>;
+  /** Resolves when a Multi-Paxos role stopped for good without `stop()` (see RunningNode). */
+  ended: Promise<NodeEnd>;
 }
 
 /** Multi-Paxos timing of a node process (ms), unless the config sets heartbeat/election. */
@@ -121,12 +123,27 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     await transport.close(100);
     throw err;
   }
-  // After start, a role that fails stops (its state on disk stays consistent): say so loudly.
+  // After start, a role that fails stops (its state on disk stays consistent): say so loudly,
+  // and end the node (synod node exits non-zero) rather than serve nothing.
+  let stopping: Promise<void> | undefined;
+  let resolveEnded: (e: NodeEnd) => void = () => {};
+  const ended = new Promise<NodeEnd>((resolve) => {
+    resolveEnded = resolve;
+  });
   for (const r of roles) {
+    let why = 'stopped';
     r.events$.subscribe((e) => {
       const ev = e as { type: string; error?: string };
-      if (ev.type === 'failed')
+      if (ev.type === 'failed') {
+        why = String(ev.error);
         log.log('error', `Multi-Paxos actor ${r.address} failed and stopped: ${ev.error}`);
+      } else if (ev.type === 'stopped' && stopping === undefined) {
+        resolveEnded({
+          exitCode: 1,
+          code: 'SYNOD_ERR_PAXOS_STOPPED',
+          message: `the Multi-Paxos ${r.address.split('/').pop()} of ${config.id} stopped and the node cannot serve: ${why}`,
+        });
+      }
     });
   }
   const kvLog = paxos.log as unknown as MultiPaxosLog<KvOp, KvResult>;
@@ -157,9 +174,9 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       gate,
     }),
   );
-  let stopping: Promise<void> | undefined;
   return {
     protocol: 'paxos',
+    ended,
     id: config.id,
     url,
     system,
@@ -265,6 +282,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
     switch (m.type) {
       case 'node.status':
       case 'node.join':
+      case 'node.remove':
       case 'node.heal':
         return true;
       case 'node.members':
@@ -301,6 +319,13 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
           message:
             'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node with the new member in --peers',
           members: Object.fromEntries(this.deps.members),
+        });
+        return;
+      case 'node.remove':
+        this.ctx.reply(msg, {
+          ok: false,
+          message:
+            'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node without the member in --peers',
         });
         return;
       case 'node.members':

@@ -22,8 +22,9 @@ import { openDataDir } from '../storage/data-dir.js';
 import { discoverNodeId } from './discover.js';
 import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
+import { followMembership } from './member-links.js';
 import { type AdminMsg, NodeAdmin, type NodeStatus } from './node-admin.js';
-import { checkNodeIdentity } from './node-identity.js';
+import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 
 export interface NodeConfig {
   id: string;
@@ -35,6 +36,8 @@ export interface NodeConfig {
   dataDir: string;
   cluster: string;
   secret?: string;
+  /** The admin secret: admin requests that change the cluster (`node.remove`) must prove it. */
+  adminSecret?: string;
   /** Join a running cluster through this node (`ws://host:port` or `id=ws://host:port`). */
   join?: string;
   tls?: { certFile: string; keyFile: string; caFile?: string };
@@ -47,6 +50,15 @@ export interface NodeConfig {
   electionMs?: number;
 }
 
+/** Why a running node can no longer serve (see `RunningNode.ended`). */
+export interface NodeEnd {
+  /** The process exit code `synod node` uses. */
+  exitCode: number;
+  /** A stable `SYNOD_ERR_...` code. */
+  code: string;
+  message: string;
+}
+
 export interface RunningNode {
   id: string;
   url: string;
@@ -56,6 +68,14 @@ export interface RunningNode {
   status(): Promise<NodeStatus>;
   /** Finishes in-flight work, closes the log and the connections. */
   stop(): Promise<void>;
+  /**
+   * Resolves (never rejects) when the node can no longer serve although nobody called
+   * `stop()`: its consensus actor stopped for good (a storage error it cannot recover from,
+   * a bug). `synod node` then exits with `exitCode` and the cause, as etcd exits
+   * (`lg.Fatal("failed to save Raft hard state and entries")`) rather than linger as a
+   * process that is up and serves nothing.
+   */
+  ended: Promise<NodeEnd>;
 }
 
 function defaultAdvertise(listen: { host: string; port: number }, tls: boolean): string {
@@ -116,6 +136,11 @@ export async function openNodeBase(
   const log = config.logger;
   checkNodeIdentity(config.dataDir, config.cluster, config.id, new Date(clock.wallNow()));
   checkProtocolDir(config.dataDir, protocol);
+  // As etcd checks its data, member and WAL directories before replaying them: a node that
+  // cannot persist must not start (a read-only mount with existing data: finding F2).
+  checkDirWritable(config.dataDir);
+  if (existsSync(path.join(config.dataDir, protocol)))
+    checkDirWritable(path.join(config.dataDir, protocol));
   const peers = config.peers.map((p) => {
     try {
       return parsePeer(p);
@@ -147,7 +172,10 @@ export async function openNodeBase(
     listen: config.listen,
     peers: [
       ...peers.map((p) => `${p.id}=${p.url}`),
-      ...(joinPeer ? [`${joinPeer.id}=${joinPeer.url}`] : []),
+      // `--join` through a node also listed in `--peers` (a member re-joining): one link.
+      ...(joinPeer && !peers.some((p) => p.id === joinPeer.id)
+        ? [`${joinPeer.id}=${joinPeer.url}`]
+        : []),
     ],
     clock,
     random: random.fork(),
@@ -212,23 +240,66 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
   const startedAt = clock.now();
-  await new Promise<void>((resolve, reject) => {
-    const sub = raftRef.events$.subscribe((e) => {
-      if (e.type === 'started') {
-        sub.unsubscribe();
-        resolve();
-      } else if (e.type === 'failed' || e.type === 'stopped') {
-        sub.unsubscribe();
-        reject(
-          new CliError(
-            `the Raft node could not start: ${String(e.error ?? 'stopped')}`,
-            1,
-            'SYNOD_ERR_NODE_START',
-          ),
-        );
-      }
-    });
+  // Everything the Raft actor says about its end: a `fatal` event (code + cause) before it
+  // stops itself, a `failed` one when a handler or preStart threw.
+  let cause: { code: string; message: string } | undefined;
+  let stopping: Promise<void> | undefined;
+  let resolveEnded: (e: NodeEnd) => void = () => {};
+  const ended = new Promise<NodeEnd>((resolve) => {
+    resolveEnded = resolve;
   });
+  const closeAll = async () => {
+    await system.shutdown().catch(() => undefined);
+    await transport.close(500).catch(() => undefined);
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const startError = (why: string) =>
+        new CliError(
+          `the Raft node could not start: ${why}`,
+          1,
+          /EROFS|EACCES|EPERM|ENOSPC/.test(why)
+            ? 'SYNOD_ERR_DATADIR_NOT_WRITABLE'
+            : 'SYNOD_ERR_NODE_START',
+        );
+      let up = false;
+      raftRef.events$.subscribe({
+        next: (e) => {
+          const ev = e as { type: string; error?: string; code?: string };
+          if (ev.type === 'fatal' || ev.type === 'failed') {
+            cause = {
+              code: ev.code ?? 'SYNOD_ERR_RAFT_STOPPED',
+              message: String(ev.error ?? 'failed'),
+            };
+            // A preStart that throws emits `started` and then `failed` (the runtime's
+            // lifecycle): `raft.started` tells whether it really runs (finding F2).
+            if (!up) reject(startError(cause.message));
+          } else if (ev.type === 'started') {
+            if (raft.started) {
+              up = true;
+              resolve();
+            }
+          } else if (ev.type === 'stopped') {
+            if (!up) reject(startError(cause?.message ?? 'stopped'));
+            else if (stopping === undefined) {
+              const c = cause ?? {
+                code: 'SYNOD_ERR_RAFT_STOPPED',
+                message: 'the Raft actor stopped',
+              };
+              resolveEnded({
+                exitCode: 1,
+                code: c.code,
+                message: `the Raft node of ${config.id} stopped and cannot serve: ${c.message}`,
+              });
+            }
+          }
+        },
+      });
+    });
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
   system.spawn(
     'kv',
     new KvService({
@@ -253,33 +324,57 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       members,
       startedAt,
       gate,
+      ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
     }),
   );
   if (joinPeer) {
     log.log('info', `asking ${joinPeer.id} (${joinPeer.url}) to add ${config.id} to the cluster`);
-    const r = await system.ask(
-      `${joinPeer.id}/admin`,
-      { type: 'node.join', id: config.id, url } as AdminMsg & { type: 'node.join' },
-      90_000,
-    );
-    if (!r.ok) throw new CliError(`joining the cluster failed: ${r.message}`, 1, 'SYNOD_ERR_JOIN');
-    for (const [id, u] of Object.entries(r.members)) {
-      if (id === config.id || members.has(id)) continue;
-      members.set(id, u);
-      transport.addPeer(`${id}=${u}`);
+    try {
+      const r = await system.ask(
+        `${joinPeer.id}/admin`,
+        { type: 'node.join', id: config.id, url } as AdminMsg & { type: 'node.join' },
+        90_000,
+      );
+      if (!r.ok)
+        throw new CliError(`joining the cluster failed: ${r.message}`, 1, 'SYNOD_ERR_JOIN');
+      for (const [id, u] of Object.entries(r.members)) {
+        if (id === config.id || members.has(id)) continue;
+        members.set(id, u);
+        transport.addPeer(`${id}=${u}`);
+      }
+      log.log('info', r.message);
+    } catch (err) {
+      stopping = closeAll();
+      await stopping;
+      throw err instanceof CliError
+        ? err
+        : new CliError(
+            `joining the cluster failed: ${(err as Error).message}`,
+            1,
+            'SYNOD_ERR_JOIN',
+          );
     }
-    log.log('info', r.message);
   }
-  let stopping: Promise<void> | undefined;
+  // Members that leave the configuration are forgotten by the transport (no redialling).
+  const following = followMembership({
+    raft,
+    selfId: config.id,
+    transport,
+    members,
+    log,
+    clock,
+  });
   return {
     id: config.id,
     url,
     system,
     transport,
     raft,
+    ended,
     status: () => admin.ask({ type: 'node.status' }, 5_000),
     stop: () => {
       stopping ??= (async () => {
+        following.unsubscribe();
         await system.shutdown();
         await transport.close(500);
       })();

@@ -5,7 +5,10 @@
  *   lost, and a restart afterwards reports no corruption and serves every acknowledged value;
  * - a read-only data directory (a read-only mount, since root ignores file modes): the node
  *   refuses to start with a clear one-line error and a non-zero exit code, both with existing
- *   data and with none.
+ *   data and with none (finding F2);
+ * - a file system that turns read-only under a running node (ext4 errors=remount-ro after
+ *   a file-system error): the Raft actor stops for good on EROFS, and the process exits
+ *   non-zero with the cause instead of lingering (F2).
  * Skips, saying why, when not root or when tmpfs cannot be mounted.
  */
 import { spawnSync } from 'node:child_process';
@@ -52,10 +55,6 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unavailable = mountReason();
-// Known failure, reported: the refusal assertions are `todo` until it is fixed.
-const F2 = {
-  todo: 'RELIABILITY.md finding F2: synod node reports "up" and keeps running with its Raft actor failed (EROFS) and the KV actor crash-looping',
-};
 
 async function singleNode(dir: string, dataDir: string) {
   const secretFile = path.join(dir, 'cluster.key');
@@ -246,9 +245,12 @@ t.test(
     t.ok(
       withData.code !== null && withData.code !== 0,
       'refuses to start on read-only data (non-zero exit, not a hang)',
-      F2,
     );
-    t.match(withData.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error', F2);
+    t.match(
+      withData.text,
+      /SYNOD_ERR_DATADIR_NOT_WRITABLE.*EROFS|EROFS.*read-only file system/,
+      'with a clear error naming the cause (finding F2)',
+    );
     const fresh = await exitOf(path.join(mnt, 'fresh'));
     t.comment(`fresh: exit ${fresh.code}: ${fresh.text.split('\n').slice(-2).join(' | ')}`);
     t.ok(
@@ -256,6 +258,98 @@ t.test(
       'refuses to start with a new data dir on a read-only mount',
     );
     t.match(fresh.text, /read-only|EROFS|SYNOD_ERR/i, 'with a clear error');
+    await c.closeProbe();
+  },
+);
+
+/** Why an ext4 file system on a loop device cannot be used here, or undefined. */
+function ext4Reason(): string | undefined {
+  if (unavailable) return unavailable;
+  const probe = mkdtempSync(path.join(tmpdir(), 'synod-ext4-probe-'));
+  try {
+    const img = path.join(probe, 'img');
+    writeFileSync(img, '');
+    spawnSync('truncate', ['-s', '8M', img]);
+    const mk = spawnSync('mkfs.ext4', ['-q', '-F', img], { encoding: 'utf8' });
+    if (mk.status !== 0) return `no mkfs.ext4: ${(mk.stderr || mk.error?.message || '').trim()}`;
+    mkdirSync(path.join(probe, 'm'));
+    const m = spawnSync('mount', ['-o', 'loop', img, path.join(probe, 'm')], { encoding: 'utf8' });
+    if (m.status !== 0) return `cannot mount a loop device: ${(m.stderr || '').trim()}`;
+    spawnSync('umount', [path.join(probe, 'm')]);
+    return undefined;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+t.test(
+  'the file system turns read-only under a running node: it exits non-zero, saying why',
+  { skip: ext4Reason() },
+  async (t) => {
+    // ext4 on a loop device, mounted errors=remount-ro (ext4's usual policy): a file-system
+    // error (here triggered through /sys/fs/ext4/<dev>/trigger_fs_error, as a failing disk
+    // would) turns it read-only at once, also for files already open. (A `mount -o
+    // remount,ro` is refused with EBUSY while the node holds files open for writing.)
+    const dir = mkdtempSync(path.join(tmpdir(), 'synod-ro-live-'));
+    const img = path.join(dir, 'disk.img');
+    const mnt = path.join(dir, 'disk');
+    mkdirSync(mnt);
+    writeFileSync(img, '');
+    spawnSync('truncate', ['-s', '64M', img]);
+    t.equal(spawnSync('mkfs.ext4', ['-q', '-F', img]).status, 0, 'made an ext4 image');
+    t.equal(
+      spawnSync('mount', ['-o', 'loop,errors=remount-ro', img, mnt]).status,
+      0,
+      'mounted it (loop, errors=remount-ro)',
+    );
+    t.teardown(() => {
+      spawnSync('umount', ['-l', mnt]);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const dev = path.basename(
+      spawnSync('findmnt', ['-n', '-o', 'SOURCE', mnt], { encoding: 'utf8' }).stdout.trim(),
+    );
+    const c = await singleNode(dir, path.join(mnt, 'n1'));
+    t.teardown(() => c.killAllNow());
+    const p = c.start('n1');
+    await waitLeader(c);
+    const kv = await c.kvClient({ timeoutMs: 3000, attemptTimeoutMs: 1000 });
+    t.equal((await kv.put('k', 'v')).outcome, 'ok', 'a write while writable');
+    const child = p.child;
+    const exited = new Promise<number | null>((resolve) => {
+      if (!child || child.exitCode !== null) resolve(child?.exitCode ?? null);
+      child?.once('exit', (code) => resolve(code));
+    });
+    writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, 'synod storage-abuse test\n');
+    t.not(spawnSync('touch', [path.join(mnt, 'probe')]).status, 0, 'the file system is read-only');
+    // The next write needs the disk: the Raft actor fails on EROFS and stops for good.
+    const outcomes: string[] = [];
+    let code: number | null | undefined;
+    void exited.then((x) => {
+      code = x;
+    });
+    for (let i = 0; i < 40 && code === undefined; i++) {
+      const r = await kv.put(`k${i}`, 'v');
+      outcomes.push(r.outcome === 'ok' ? 'ok' : `${r.outcome} ${r.error.code}`);
+    }
+    const bounded = await Promise.race([
+      exited,
+      new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000)),
+    ]);
+    t.comment(`writes after the error: ${outcomes.join(', ')}`);
+    const text = p.tail.join('\n');
+    t.comment(`last lines: ${text.split('\n').slice(-3).join(' | ')}`);
+    t.ok(
+      typeof bounded === 'number' && bounded !== 0,
+      `the process exits non-zero instead of lingering (exit ${String(bounded)})`,
+    );
+    t.match(text, /EROFS|read-only file system/, 'and its last words name the cause');
+    t.match(text, /exits: the Raft node of n1 stopped/, 'saying the node cannot serve');
+    t.notOk(
+      outcomes.slice(1).includes('ok'),
+      'no write is acknowledged after the first one that failed',
+    );
+    await kv.close();
     await c.closeProbe();
   },
 );

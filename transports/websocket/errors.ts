@@ -65,6 +65,8 @@ export const ErrorCode = {
   CONNECTION_FAILED: 'SYNOD_ERR_CONNECTION_FAILED',
   /** The peer closed the connection. */
   PEER_CLOSED: 'SYNOD_ERR_PEER_CLOSED',
+  /** `removePeer` forgot the peer: its connections closed, its queue dead-lettered. */
+  PEER_REMOVED: 'SYNOD_ERR_PEER_REMOVED',
   /** The transport could not listen on the configured address. */
   LISTEN_FAILED: 'SYNOD_ERR_LISTEN_FAILED',
   /** A configuration value is invalid. */
@@ -127,6 +129,7 @@ export const closeCodeFor: Readonly<Record<string, number>> = {
   [ErrorCode.OVERLOADED]: CloseCode.TRY_AGAIN_LATER,
   [ErrorCode.WS_PROTOCOL]: CloseCode.PROTOCOL_ERROR,
   [ErrorCode.TRANSPORT_CLOSED]: CloseCode.GOING_AWAY,
+  [ErrorCode.PEER_REMOVED]: CloseCode.NORMAL,
 };
 
 /** Error codes that mean "the peer is misconfigured", not "the network hiccuped". */

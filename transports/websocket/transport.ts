@@ -83,6 +83,7 @@ export class WebSocketTransport implements Transport {
   private listener: Listener | undefined;
   private bound: { host: string; port: number } | undefined;
   private started = false;
+  private starting: Promise<void> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly stats: WebSocketTransportCounters = {
@@ -172,8 +173,13 @@ export class WebSocketTransport implements Transport {
   }
 
   /** Listens (when configured) and dials every peer with an address. */
-  async start(): Promise<void> {
-    if (this.started) return;
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    if (this.closed) return;
     this.started = true;
     const o = this.options;
     if (o.listen !== undefined) {
@@ -195,6 +201,9 @@ export class WebSocketTransport implements Transport {
         },
       });
       this.bound = await this.listener.listen();
+      // close() during listen: it waits for this start and then closes the listener; arm
+      // nothing (a timer armed now would outlive the transport, finding F5).
+      if (this.closed) return;
       const scheme = this.listener.secure ? 'wss' : 'ws';
       this.logger.log('info', `listening on ${scheme}://${this.bound.host}:${this.bound.port}`, {
         node: this.nodeId,
@@ -240,6 +249,33 @@ export class WebSocketTransport implements Transport {
       if (link.active === undefined) this.armUnreachable(link);
       this.dial(link);
     }
+  }
+
+  /**
+   * Forgets a peer (a member that left the cluster): closes its connections with
+   * `SYNOD_ERR_PEER_REMOVED`, stops redialling it, dead-letters its queue with that code and
+   * `reason`, reports `down` on `links$`, and drops the link. Later sends to it are refused
+   * as `SYNOD_ERR_UNKNOWN_PEER`. The peer may come back: an authenticated inbound connection
+   * is accepted as from any unknown peer (`acceptUnknownPeers`), and `addPeer` dials it
+   * again. Returns false when the peer was not known.
+   */
+  removePeer(id: string, reason = 'removed from the peer list'): boolean {
+    const link = this.links.get(id);
+    if (link === undefined) return false;
+    this.links.delete(id);
+    link.cancelTimers();
+    link.url = undefined;
+    const text = `node ${id} ${reason}`;
+    for (const conn of [...this.connections]) {
+      if ((conn.remoteNode ?? conn.expectedPeer) !== id) continue;
+      conn.close(ErrorCode.PEER_REMOVED, text);
+    }
+    link.active = undefined;
+    link.dialing = undefined;
+    link.drainTo(ErrorCode.PEER_REMOVED, text);
+    this.logger.log('info', `forgot peer ${id}: ${reason}`, { peer: id });
+    if (!this.closed) link.setState('down', `${ErrorCode.PEER_REMOVED}: ${text}`);
+    return true;
   }
 
   peers(): string[] {
@@ -380,6 +416,8 @@ export class WebSocketTransport implements Transport {
       link.drainTo(ErrorCode.TRANSPORT_CLOSED, 'the transport was closed before sending');
       link.setState('down', 'transport closed');
     }
+    // A start() in progress finishes listening first, so the listener closed below is bound.
+    await this.starting?.catch(() => undefined);
     const all = Promise.all(waits).then(() => undefined);
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimer(graceMs + 2500, () => {
@@ -625,6 +663,8 @@ export class WebSocketTransport implements Transport {
   /** After `queueWhileDownMs` without a link, the queue is dead-lettered and sends refused. */
   private armUnreachable(link: PeerLink): void {
     link.unreachableTimer?.cancel();
+    link.unreachableTimer = undefined;
+    if (this.closed) return;
     link.unreachableTimer = this.clock.setTimer(this.options.queueWhileDownMs, () => {
       link.unreachableTimer = undefined;
       if (link.active !== undefined || this.closed) return;

@@ -12,6 +12,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   type WriteStream,
 } from 'node:fs';
@@ -107,6 +108,11 @@ export interface NodeProc {
   exits: { code: number | null; signal: string | null; at: number; expected: boolean }[];
   log: WriteStream;
   tail: string[];
+  /**
+   * Set once the node was removed and re-added with a fresh data directory: it joins through
+   * this node (`id=ws://…`) until its data directory holds Raft state, then restarts as usual.
+   */
+  rejoinVia?: string;
 }
 
 export class ChaosCluster {
@@ -151,11 +157,33 @@ export class ChaosCluster {
     return p;
   }
 
+  dataDir(id: string): string {
+    return this.opts.dataDirs?.[id] ?? path.join(this.opts.dir, 'data', id);
+  }
+
+  /**
+   * The membership nemesis: the node was removed from the cluster; kill it and wipe its data
+   * directory (what an operator does before re-adding a member, as with etcd).
+   */
+  async retire(id: string): Promise<void> {
+    await this.kill(id);
+    rmSync(this.dataDir(id), { recursive: true, force: true });
+  }
+
   /** Starts (or restarts) a node with the founding-member arguments, or `--join`. */
   start(id: string, opts: { join?: string; dataDir?: string } = {}): NodeProc {
     const p = this.proc(id);
     if (p.state !== 'down') throw new Error(`${id} is already running`);
     const n = this.opts.net.node(id);
+    if (opts.join !== undefined) p.rejoinVia = opts.join;
+    const dataDir = opts.dataDir ?? this.dataDir(id);
+    // A re-added node that has not received any Raft state yet must join again, not bootstrap
+    // as a founder with an empty log.
+    const join =
+      opts.join ??
+      (p.rejoinVia !== undefined && !existsSync(path.join(dataDir, 'raft', 'hardstate'))
+        ? p.rejoinVia
+        : undefined);
     const args = [
       'node',
       '--id',
@@ -163,15 +191,15 @@ export class ChaosCluster {
       '--listen',
       `${n.ip}:${n.port ?? PORT}`,
       '--data',
-      opts.dataDir ?? this.opts.dataDirs?.[id] ?? path.join(this.opts.dir, 'data', id),
+      dataDir,
       '--secret-file',
       this.opts.secretFile,
       '--protocol',
       this.opts.protocol,
       '--log-level',
       'info',
-      ...(opts.join
-        ? ['--join', opts.join]
+      ...(join
+        ? ['--join', join]
         : this.ids.length > 1
           ? ['--peers', this.peerSpecs(this.ids.filter((x) => x !== id)).join(',')]
           : []),

@@ -16,6 +16,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HistoryEvent } from '../../../lib/history/event.js';
 import { HistoryRecorder } from '../../../lib/history/recorder.js';
+import { makeAdminProof } from '../../../lib/node/admin-auth.js';
 import { Random } from '../../../lib/random.js';
 import { monotonicNow } from './clock.js';
 import { ChaosCluster } from './cluster.js';
@@ -59,6 +60,8 @@ export interface ChaosResult {
 }
 
 const SECRET = 'chaos-test-secret-of-enough-length-0001';
+/** The admin secret the nodes start with, so the membership nemesis may remove members. */
+const ADMIN_SECRET = 'chaos-admin-secret-of-enough-length-01';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -90,6 +93,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   mkdirSync(o.dir, { recursive: true });
   const secretFile = path.join(o.dir, 'cluster.key');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+  const adminSecretFile = path.join(o.dir, 'admin.key');
+  writeFileSync(adminSecretFile, `${ADMIN_SECRET}\n`, { mode: 0o600 });
   const ids = Array.from({ length: o.nodes ?? 5 }, (_, i) => `n${i + 1}`);
   const net = new ChaosNet(ids);
   const nemLog: Record<string, unknown>[] = [];
@@ -119,6 +124,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       secretFile,
       secret: SECRET,
       protocol: o.protocol,
+      nodeArgs: ['--admin-secret-file', adminSecretFile],
     });
     const c = cluster;
     log(`[chaos] nodes run from ${c.cli.from} (${c.cli.cmd.slice(1).join(' ')})`);
@@ -222,11 +228,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const plan = schedule({ seed: o.seed, durationMs: o.durationMs, kinds: o.kinds ?? NEMESES });
     writeFileSync(path.join(o.dir, 'schedule.json'), JSON.stringify(plan, null, 1));
     const t0 = monotonicNow();
-    let membershipSupported: boolean | undefined;
     for (const f of plan) {
       await sleep(t0 + f.at - monotonicNow());
       await restartCrashed(c, note, base.failures);
-      membershipSupported = await applyFault(c, net, f, note, membershipSupported);
+      await applyFault(c, net, f, note, o.protocol);
     }
     await Promise.race([
       Promise.all(clientDone),
@@ -421,14 +426,14 @@ async function restartCrashed(
   }
 }
 
-/** Applies one fault for its duration, then undoes it. Returns whether membership works. */
+/** Applies one fault for its duration, then undoes it. */
 async function applyFault(
   c: ChaosCluster,
   net: ChaosNet,
   f: ScheduledFault,
   note: (e: Record<string, unknown>) => void,
-  membership: boolean | undefined,
-): Promise<boolean | undefined> {
+  protocol: string,
+): Promise<void> {
   const ids = c.ids;
   const order = shuffled(ids, f.pick);
   const victim = order[0] as string;
@@ -446,7 +451,7 @@ async function applyFault(
       await sleep(f.durationMs);
       c.start(v);
       end({ node: v });
-      return membership;
+      return;
     }
     case 'pause':
     case 'pause-leader': {
@@ -456,7 +461,7 @@ async function applyFault(
       await sleep(f.durationMs);
       c.resume(v);
       end({ node: v });
-      return membership;
+      return;
     }
     case 'partition-halves': {
       const cut = Math.floor(ids.length / 2);
@@ -466,7 +471,7 @@ async function applyFault(
       await sleep(f.durationMs);
       net.heal();
       end();
-      return membership;
+      return;
     }
     case 'partition-leader': {
       const l = await leaderOr(victim);
@@ -476,7 +481,7 @@ async function applyFault(
       await sleep(f.durationMs);
       net.heal();
       end();
-      return membership;
+      return;
     }
     case 'partition-ring': {
       const vis = ringVisibility(order);
@@ -485,7 +490,7 @@ async function applyFault(
       await sleep(f.durationMs);
       net.heal();
       end();
-      return membership;
+      return;
     }
     case 'partition-one-way': {
       const [a, b] = [order[0] as string, order[1] as string];
@@ -498,7 +503,7 @@ async function applyFault(
       await sleep(f.durationMs);
       net.heal();
       end();
-      return membership;
+      return;
     }
     case 'loss': {
       const victims = order.slice(0, 3);
@@ -508,7 +513,7 @@ async function applyFault(
       await sleep(f.durationMs);
       net.heal();
       end();
-      return membership;
+      return;
     }
     case 'slow': {
       const victims = order.slice(0, 2);
@@ -524,54 +529,77 @@ async function applyFault(
       await sleep(f.durationMs);
       net.heal();
       end();
-      return membership;
+      return;
     }
-    case 'membership': {
-      if (membership === false) {
-        note({
-          event: 'skip',
-          kind: f.kind,
-          why: 'node admin has no node.remove (see RELIABILITY.md)',
-        });
-        await sleep(f.durationMs);
-        return membership;
-      }
-      const l = await c.leader(1000);
-      const v = order.find((x) => x !== l?.id) ?? victim;
-      if (!l) {
-        note({ event: 'skip', kind: f.kind, why: 'no leader to ask' });
-        await sleep(f.durationMs);
-        return membership;
-      }
-      try {
-        const r = await c.ask<{ ok: boolean; message: string }>(
-          `${l.id}/admin`,
-          { type: 'node.remove', id: v },
-          5000,
-        );
-        start({ node: v, removed: r });
-      } catch (err) {
-        note({
-          event: 'skip',
-          kind: f.kind,
-          why: `node.remove not supported: ${(err as Error).message}`,
-        });
-        await sleep(f.durationMs);
-        return false;
-      }
-      await sleep(f.durationMs);
-      const l2 = (await c.leader(1000)) ?? l;
-      try {
-        const r = await c.ask(
-          `${l2.id}/admin`,
-          { type: 'node.join', id: v, url: c.url(v) },
-          60_000,
-        );
-        end({ node: v, rejoined: r });
-      } catch (err) {
-        end({ node: v, rejoinError: (err as Error).message });
-      }
-      return true;
-    }
+    case 'membership':
+      await membershipFault(c, f, order, note, protocol);
+      return;
   }
+}
+
+/**
+ * Removes a member (`node.remove` through the leader, with the admin secret's proof), retires
+ * it as an operator would (kill, wipe its data directory), and after the fault's duration
+ * adds it back as a new member (`synod node --join`, learner then voter). A removal the
+ * cluster refuses (no leader, a quorum at risk while another fault lingers) is noted, not
+ * forced. Multi-Paxos membership is static: skipped, saying so.
+ */
+async function membershipFault(
+  c: ChaosCluster,
+  f: ScheduledFault,
+  order: string[],
+  note: (e: Record<string, unknown>) => void,
+  protocol: string,
+): Promise<void> {
+  if (protocol !== 'raft') {
+    note({ event: 'skip', kind: f.kind, why: `${protocol} membership is static` });
+    await sleep(f.durationMs);
+    return;
+  }
+  const start = (extra: Record<string, unknown>) =>
+    note({ event: 'start', kind: f.kind, durationMs: f.durationMs, ...extra });
+  const end = (extra: Record<string, unknown>) => note({ event: 'end', kind: f.kind, ...extra });
+  const l = await c.leader(1000);
+  if (!l) {
+    note({ event: 'skip', kind: f.kind, why: 'no leader to ask' });
+    await sleep(f.durationMs);
+    return;
+  }
+  const v = order.find((x) => x !== l.id) as string;
+  let removed: { ok: boolean; message: string };
+  try {
+    removed = await c.ask<{ ok: boolean; message: string }>(
+      `${l.id}/admin`,
+      {
+        type: 'node.remove',
+        id: v,
+        ...makeAdminProof(ADMIN_SECRET, 'synod', 'node.remove', v, Date.now()),
+      },
+      30_000,
+    );
+  } catch (err) {
+    removed = { ok: false, message: `no answer: ${(err as Error).message}` };
+  }
+  if (!removed.ok) {
+    note({ event: 'skip', kind: f.kind, node: v, why: `removal refused: ${removed.message}` });
+    await sleep(f.durationMs);
+    return;
+  }
+  start({ node: v, leader: l.id, removed: removed.message });
+  await c.retire(v);
+  await sleep(f.durationMs);
+  const via = (await c.leader(1000)) ?? l;
+  c.start(v, { join: `${via.id}=${c.url(via.id)}` });
+  const t0 = monotonicNow();
+  let voter = false;
+  while (!voter && monotonicNow() - t0 < 30_000) {
+    await sleep(500);
+    const s = await c.leader(1000);
+    voter = s?.voters.includes(v) ?? false;
+  }
+  end({
+    node: v,
+    rejoined: voter ? 'a voter again' : 'not a voter yet (joining continues)',
+    afterMs: Math.round(monotonicNow() - t0),
+  });
 }
