@@ -72,6 +72,52 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
   const clock = cluster.clock;
   let dashboard: DashboardServer | undefined;
   let url: string | undefined;
+  // The tour's backup repository: the backup step writes into it, and so do the dashboard's
+  // "take backup" and "restore" controls, before and after the tour.
+  const repoDir = await mkdtemp(path.join(os.tmpdir(), 'synod-demo-backup-'));
+  const repo = await Repository.init(repoDir, { state: 'kv', clusterId: 'synod-demo' });
+  let catalog: { id: string; type: string; index: number; time: string }[] = [];
+  const refreshCatalog = async () => {
+    catalog = (await repo.list()).map((m) => ({
+      id: m.id,
+      type: m.type,
+      index: m.index,
+      time: new Date(m.time).toISOString(),
+    }));
+  };
+  cluster.extraView = () => ({ backups: catalog });
+  let backingUp = false;
+  cluster.extraControls.backup = async () => {
+    if (backingUp) return { ok: false, message: 'a backup is already running' };
+    backingUp = true;
+    const agent = await startEmbeddedBackup(cluster, repo);
+    try {
+      await agent.live.catchUp(10_000);
+      const kind = catalog.some((b) => b.type === 'full') ? 'incr' : 'full';
+      const b = await agent.live.backup(kind);
+      await agent.live.leave();
+      await refreshCatalog();
+      const line = `${b.type} backup ${b.id} at index ${b.index} (the agent joined as a learner, backed up and left)`;
+      cluster.narrate(line);
+      return { ok: true, message: line };
+    } finally {
+      backingUp = false;
+      await agent.stop();
+    }
+  };
+  cluster.extraControls.restore = async (c) => {
+    if (c.op !== 'restore') return { ok: false, message: 'not a restore' };
+    if (catalog.length === 0) return { ok: false, message: 'no backup yet: take one first' };
+    const r = await restore(
+      repo,
+      c.backup ? { kind: 'backup', id: c.backup } : { kind: 'latest' },
+      { factory: KV_KIND.factory },
+    );
+    const kv = (r.state.inner as KvKeyedState).machine;
+    const line = `restored ${c.backup ?? 'the latest state'} (index ${r.index}, digest ${r.digest.slice(0, 12)}… checked): ${kv.range({ start: '' }).count} keys, into a fresh state machine; the running cluster is untouched`;
+    cluster.narrate(line);
+    return { ok: true, message: line };
+  };
   try {
     if (options.dashboardPort !== undefined) {
       dashboard = new DashboardServer({
@@ -169,7 +215,8 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
     );
 
     step('Back up the cluster with the backup agent and restore it');
-    written += await backupStep(cluster, say);
+    written += await backupStep(cluster, repo, say);
+    await refreshCatalog();
 
     print(`\nTour complete: ${written} writes, failover ${failoverMs} ms.`);
     if (options.onReady) await options.onReady(cluster, url);
@@ -177,6 +224,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
   } finally {
     await dashboard?.stop();
     await cluster.shutdown();
+    await rm(repoDir, { recursive: true, force: true });
   }
 }
 
@@ -188,11 +236,10 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
  */
 async function backupStep(
   cluster: LocalCluster<KvOp, KvResult>,
+  repo: Repository,
   say: (line: string) => void,
 ): Promise<number> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-demo-backup-'));
-  try {
-    const repo = await Repository.init(dir, { state: 'kv', clusterId: 'synod-demo' });
+  {
     const agent = await startEmbeddedBackup(cluster, repo);
     let full: Awaited<ReturnType<typeof agent.live.backup>>;
     let incr: Awaited<ReturnType<typeof agent.live.backup>>;
@@ -237,7 +284,5 @@ async function backupStep(
       `restored latest (index ${latest.index}, digest ${latest.digest.slice(0, 12)}… checked) into a fresh node's state machine: ${show(node)}`,
     );
     return 2;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -45,6 +45,9 @@ const specs = {
     kind: 'string',
     description: 'cluster name (must match on every node)',
     default: 'synod',
+    // SYNOD_CLUSTER is the clients' list of node URLs (synod kv, status, backup): a node
+    // reads its name from SYNOD_CLUSTER_NAME, as the clients' --cluster-name does.
+    env: 'SYNOD_CLUSTER_NAME',
   },
   'secret-file': { kind: 'string', description: 'file holding the shared cluster secret' },
   protocol: {

@@ -60,14 +60,24 @@ export async function run(argv: string[]): Promise<number> {
     const timeoutMs = o['timeout-ms'] as number;
     const entries = o.cluster as string[];
     const peers: { id: string; url: string }[] = [];
+    // A bare URL whose node is down is shown as unreachable; it does not stop the others.
+    const undiscovered: { id: string; error: string }[] = [];
     for (const e of entries) {
       const eq = e.indexOf('=');
       if (eq > 0) peers.push({ id: e.slice(0, eq), url: e.slice(eq + 1) });
       else
-        peers.push({
-          id: await discoverNodeId(e, { cluster: o['cluster-name'] as string, timeoutMs }),
-          url: e,
-        });
+        try {
+          peers.push({
+            id: await discoverNodeId(e, {
+              cluster: o['cluster-name'] as string,
+              timeoutMs,
+              auth: secret !== undefined,
+            }),
+            url: e,
+          });
+        } catch (err) {
+          undiscovered.push({ id: e, error: (err as Error).message });
+        }
     }
     const transportErrors: string[] = [];
     const random = randomFromEntropy();
@@ -110,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     // Ask the nodes given, then every member they know of (the leader knows joined nodes).
     const known = new Set(peers.map((p) => p.id));
     let round = peers.map((p) => p.id);
-    const results: Awaited<ReturnType<typeof ask>>[] = [];
+    const results: Awaited<ReturnType<typeof ask>>[] = [...undiscovered];
     for (let i = 0; i < 4 && round.length > 0; i++) {
       const answers = await Promise.all(round.map(ask));
       results.push(...answers);

@@ -64,7 +64,7 @@ const DISCOVER_MODULE = '../node/discover.js';
 interface DiscoverModule {
   discoverNodeId(
     url: string,
-    options?: { cluster?: string; timeoutMs?: number; clock?: Clock },
+    options?: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean },
   ): Promise<string>;
 }
 
@@ -75,7 +75,7 @@ interface DiscoverModule {
  */
 export async function resolvePeers(
   peers: readonly string[],
-  options: { cluster?: string; timeoutMs?: number; clock?: Clock } = {},
+  options: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean } = {},
 ): Promise<{ id: string; url: string }[]> {
   let ws: WsModule;
   try {
@@ -151,6 +151,8 @@ async function openRemoteSystem(
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
     timeoutMs: options.discoverTimeoutMs ?? 5000,
     clock,
+    // Probe as this client will connect: claiming a secret only when it holds one.
+    auth: options.secret !== undefined,
   });
   const ws = (await import(WS_MODULE as string)) as WsModule;
   const random = randomFromEntropy();

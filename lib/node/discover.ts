@@ -16,7 +16,7 @@ import { PROTOCOL_VERSION } from '../envelope.js';
 
 export async function discoverNodeId(
   url: string,
-  options: { cluster?: string; timeoutMs?: number; clock?: Clock } = {},
+  options: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean } = {},
 ): Promise<string> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   return new Promise<string>((resolve, reject) => {
@@ -46,7 +46,9 @@ export async function discoverNodeId(
           inc: randomBytes(8).toString('hex'),
           nonce: randomBytes(32),
           to: null,
-          auth: true,
+          // Say whether we hold a secret as a real client would: a node without one refuses a
+          // hello that claims one.
+          auth: options.auth ?? true,
           maxFrame: 1 << 20,
         }),
       );
