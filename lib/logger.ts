@@ -11,7 +11,13 @@ export interface Logger {
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export function consoleLogger(
-  options: { level?: LogLevel; format?: 'text' | 'json'; name?: string } = {},
+  options: {
+    level?: LogLevel;
+    format?: 'text' | 'json';
+    name?: string;
+    /** Wall-clock ms (e.g. a SystemClock's `wallNow`): JSON lines then carry an ISO `time`. */
+    wallNow?: () => number;
+  } = {},
 ): Logger {
   const min = ORDER[options.level ?? 'info'];
   const format = options.format ?? 'text';
@@ -20,6 +26,7 @@ export function consoleLogger(
       if (ORDER[level] < min) return;
       if (format === 'json') {
         const line = {
+          ...(options.wallNow ? { time: new Date(options.wallNow()).toISOString() } : {}),
           level,
           msg: message,
           ...(options.name ? { name: options.name } : {}),

@@ -16,7 +16,7 @@ import type { ReadDefault } from '../../actors/kv/messages.js';
 import type { ReadLevel } from '../../actors/kv/types.js';
 import { readDefaultProblem } from '../../actors/kv/validate.js';
 
-import { SystemClock } from '../../lib/clock.js';
+import { SystemClock, systemClock } from '../../lib/clock.js';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
 import { NodeBackups } from '../../lib/node/node-backups.js';
@@ -171,6 +171,7 @@ export async function run(argv: string[]): Promise<number> {
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
     const logger = consoleLogger({
+      wallNow: () => systemClock.wallNow(),
       name: o.id as string,
       format: o['log-format'] as 'text' | 'json',
       level: o['log-level'] as 'info',
