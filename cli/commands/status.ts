@@ -79,6 +79,9 @@ export async function run(argv: string[]): Promise<number> {
           undiscovered.push({ id: e, error: (err as Error).message });
         }
     }
+    // Nothing listed could be reached: say why in one line, as before there was a cluster.
+    if (peers.length === 0 && undiscovered.length > 0)
+      throw new CliError(undiscovered.map((u) => u.error).join('; '), 1);
     const transportErrors: string[] = [];
     const random = randomFromEntropy();
     const nodeId = `status-${random.nextUint32().toString(36)}`;
