@@ -192,7 +192,12 @@ t.test('three processes: flag, environment and config file; remote reads', async
   );
   t.teardown(() => kv.disconnect());
   for (const id of ['n1', 'n2', 'n3']) {
-    const st = await kv.status(id);
+    // The write went through one node; the client's links to the others may still be
+    // coming up, so a status ask is retried (bounded) rather than failing on the first try.
+    const st = await until(`${id} answers kv status`, async () => {
+      const s = await kv.status(id);
+      return s.outcome === 'ok' ? s : undefined;
+    });
     t.same(
       st.outcome === 'ok' && st.value.defaultRead,
       { level: 'eventual' },
