@@ -301,7 +301,10 @@ t.test('three Multi-Paxos processes: the default applies there too', async (t) =
   );
   t.teardown(() => kv.disconnect());
   for (const id of ['p1', 'p2', 'p3']) {
-    const st = await kv.status(id);
+    const st = await until(`${id} answers kv status`, async () => {
+      const s = await kv.status(id);
+      return s.outcome === 'ok' ? s : undefined;
+    });
     t.same(
       st.outcome === 'ok' && st.value.defaultRead,
       { level: 'bounded', maxLagMs: 5000 },
