@@ -6,12 +6,14 @@
  * data changes, and restores both points from the repository. Every step prints what
  * happened and what was measured.
  */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedBackup } from '../actors/backup/embedded.js';
 import { type KvKeyedState, kvNodeImage } from '../actors/backup/kv-state.js';
 import { Repository } from '../actors/backup/repository.js';
+import { catalogOf } from '../actors/backup/repository-summary.js';
 import { restore } from '../actors/backup/restore.js';
 import { KV_KIND } from '../actors/backup/state-kind.js';
 import { KvStateMachine } from '../actors/kv/state-machine.js';
@@ -78,12 +80,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
   const repo = await Repository.init(repoDir, { state: 'kv', clusterId: 'synod-demo' });
   let catalog: { id: string; type: string; index: number; time: string }[] = [];
   const refreshCatalog = async () => {
-    catalog = (await repo.list()).map((m) => ({
-      id: m.id,
-      type: m.type,
-      index: m.index,
-      time: new Date(m.time).toISOString(),
-    }));
+    catalog = catalogOf(await repo.list());
   };
   cluster.extraView = () => ({ backups: catalog });
   let backingUp = false;

@@ -74,3 +74,15 @@ export async function summarizeRepository(repo: Repository): Promise<RepositoryS
     ),
   };
 }
+
+/** The dashboard's catalog entries (`ClusterView.backups`) of `manifests`, in their order. */
+export function catalogOf(
+  manifests: readonly Manifest[],
+): { id: string; type: string; index: number; time: string }[] {
+  return manifests.map((m) => ({
+    id: m.id,
+    type: m.type,
+    index: m.index,
+    time: new Date(m.time).toISOString(),
+  }));
+}

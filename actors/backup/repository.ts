@@ -163,6 +163,31 @@ export class Repository {
     return new Repository(dir, config, keys, rfs);
   }
 
+  /**
+   * Opens the repository in `dir`, or creates a KV one there when none exists yet (what a live
+   * backup agent does on its first run). `created` says which happened.
+   */
+  static async openOrInitKv(
+    dir: string,
+    opts: { key?: Buffer; clusterId: string; now: number },
+  ): Promise<{ repo: Repository; created: boolean }> {
+    try {
+      return {
+        repo: await Repository.open(dir, opts.key ? { key: opts.key } : {}),
+        created: false,
+      };
+    } catch (err) {
+      if (!isBackupError(err, 'SYNOD_ERR_BACKUP_REPO_NOT_FOUND')) throw err;
+      const repo = await Repository.init(dir, {
+        state: 'kv',
+        clusterId: opts.clusterId,
+        ...(opts.key ? { key: opts.key } : {}),
+        now: opts.now,
+      });
+      return { repo, created: true };
+    }
+  }
+
   static async open(dir: string, opts: OpenOptions = {}): Promise<Repository> {
     const rfs = opts.fs ?? nodeRepoFs;
     let text: Buffer;

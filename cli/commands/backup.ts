@@ -12,7 +12,6 @@ import {
   UsageError,
 } from '../../actors/backup/cli-args.js';
 import { loadKey, newKey } from '../../actors/backup/crypto.js';
-import { isBackupError } from '../../actors/backup/errors.js';
 import { liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
 import type { BackupType, Manifest } from '../../actors/backup/manifest.js';
 import { offlineBackup } from '../../actors/backup/offline.js';
@@ -186,22 +185,17 @@ function parseListen(text: string): { host: string; port: number } {
 
 /** Opens --repo, creating a KV repository there when none exists yet (live backups only). */
 async function openOrCreate(args: ParsedArgs, clusterName: string): Promise<Repository> {
-  try {
-    return await openRepo(args);
-  } catch (err) {
-    if (!isBackupError(err, 'SYNOD_ERR_BACKUP_REPO_NOT_FOUND')) throw err;
-    const keyFile = args.values.get('--key-file');
-    const key = loadKey(keyFile !== undefined ? { keyFile } : {});
-    const dir = args.values.get('--repo') as string;
-    const repo = await Repository.init(dir, {
-      state: 'kv',
-      clusterId: args.values.get('--cluster-id') ?? clusterName,
-      ...(key ? { key } : {}),
-      now: new SystemClock().wallNow(),
-    });
-    console.error(`created backup repository ${dir}${key ? ' (encrypted)' : ''}`);
-    return repo;
-  }
+  const keyFile = args.values.get('--key-file');
+  const key = loadKey(keyFile !== undefined ? { keyFile } : {});
+  const dir = args.values.get('--repo');
+  if (!dir) throw new UsageError('--repo DIR is required');
+  const { repo, created } = await Repository.openOrInitKv(dir, {
+    ...(key ? { key } : {}),
+    clusterId: args.values.get('--cluster-id') ?? clusterName,
+    now: new SystemClock().wallNow(),
+  });
+  if (created) console.error(`created backup repository ${dir}${key ? ' (encrypted)' : ''}`);
+  return repo;
 }
 
 async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Promise<number> {

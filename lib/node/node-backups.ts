@@ -5,6 +5,7 @@
  * the data directories of a *new* cluster next to the repository (the running cluster is never
  * touched) and says how to start it. The catalog is re-read from the repository.
  */
+
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { loadKey } from '../../actors/backup/crypto.js';
@@ -12,6 +13,7 @@ import { isBackupError } from '../../actors/backup/errors.js';
 import { liveBackup } from '../../actors/backup/live-cli.js';
 import type { BackupType } from '../../actors/backup/manifest.js';
 import { Repository } from '../../actors/backup/repository.js';
+import { catalogOf } from '../../actors/backup/repository-summary.js';
 import { restoreDataDirs } from '../../actors/backup/restore-data-dirs.js';
 import type { Clock } from '../clock.js';
 import type { ControlResult } from '../dashboard/view.js';
@@ -60,17 +62,15 @@ export class NodeBackups {
 
   private async open(create: boolean): Promise<Repository | undefined> {
     const key = this.key();
+    if (create) {
+      const opts = { clusterId: this.o.clusterName, now: this.o.clock.wallNow() };
+      return (await Repository.openOrInitKv(this.o.repoDir, key ? { ...opts, key } : opts)).repo;
+    }
     try {
       return await Repository.open(this.o.repoDir, key ? { key } : {});
     } catch (err) {
-      if (!isBackupError(err, 'SYNOD_ERR_BACKUP_REPO_NOT_FOUND')) throw err;
-      if (!create) return undefined;
-      return Repository.init(this.o.repoDir, {
-        state: 'kv',
-        clusterId: this.o.clusterName,
-        ...(key ? { key } : {}),
-        now: this.o.clock.wallNow(),
-      });
+      if (isBackupError(err, 'SYNOD_ERR_BACKUP_REPO_NOT_FOUND')) return undefined;
+      throw err;
     }
   }
 
@@ -79,12 +79,7 @@ export class NodeBackups {
     const repo = await this.open(false).catch(() => undefined);
     if (!repo) return;
     const list = await repo.list();
-    this.catalogCache = list.map((m) => ({
-      id: m.id,
-      type: m.type,
-      index: m.index,
-      time: new Date(m.time).toISOString(),
-    }));
+    this.catalogCache = catalogOf(list);
   }
 
   /** Starts a backup (incremental when a full exists, else full); answers at once. */

@@ -159,6 +159,17 @@ t.test(
   },
 );
 
+/**
+ * A node's `kv status`, asked until it answers (bounded): right after the first write the
+ * client's links to the other nodes may still be coming up.
+ */
+function statusOf(kv: KvClient, id: string) {
+  return until(`${id} answers kv status`, async () => {
+    const s = await kv.status(id);
+    return s.outcome === 'ok' ? s : undefined;
+  });
+}
+
 t.test('three processes: flag, environment and config file; remote reads', async (t) => {
   const procs = await NodeProcesses.create(['n1', 'n2', 'n3']);
   t.teardown(() => procs.close());
@@ -192,12 +203,7 @@ t.test('three processes: flag, environment and config file; remote reads', async
   );
   t.teardown(() => kv.disconnect());
   for (const id of ['n1', 'n2', 'n3']) {
-    // The write went through one node; the client's links to the others may still be
-    // coming up, so a status ask is retried (bounded) rather than failing on the first try.
-    const st = await until(`${id} answers kv status`, async () => {
-      const s = await kv.status(id);
-      return s.outcome === 'ok' ? s : undefined;
-    });
+    const st = await statusOf(kv, id);
     t.same(
       st.outcome === 'ok' && st.value.defaultRead,
       { level: 'eventual' },
@@ -301,10 +307,7 @@ t.test('three Multi-Paxos processes: the default applies there too', async (t) =
   );
   t.teardown(() => kv.disconnect());
   for (const id of ['p1', 'p2', 'p3']) {
-    const st = await until(`${id} answers kv status`, async () => {
-      const s = await kv.status(id);
-      return s.outcome === 'ok' ? s : undefined;
-    });
+    const st = await statusOf(kv, id);
     t.same(
       st.outcome === 'ok' && st.value.defaultRead,
       { level: 'bounded', maxLagMs: 5000 },
