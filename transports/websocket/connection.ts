@@ -215,7 +215,7 @@ export class Connection {
             `frame type ${t} after the handshake`,
           );
         }
-        const envelopes = this.decoder.decode(data, this.host.local.node);
+        const envelopes = this.decoder.decode(data, this.host.local.node, this.remoteNode);
         this.host.envelopes(this, envelopes);
         return;
       }
