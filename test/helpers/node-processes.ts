@@ -45,6 +45,31 @@ export async function until<T>(
   }
 }
 
+/** Runs one `synod …` command from source without blocking this process; never rejects. */
+export function runSynod(
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...SYNOD_CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
 export interface NodeProcess {
   id: string;
   port: number;
