@@ -90,8 +90,14 @@ export class NodeProcesses {
     writeFileSync(this.secretFile, `${TEST_SECRET}\n`);
   }
 
-  /** Reserves ports for `ids`; nothing starts yet. */
-  static async create(ids: string[]): Promise<NodeProcesses> {
+  /**
+   * Reserves ports for `ids`; nothing starts yet. Data directories are `<dir>/<id>` unless
+   * `dataDir` names them (a cluster restored into directories made elsewhere).
+   */
+  static async create(
+    ids: string[],
+    opts: { dataDir?: (id: string) => string } = {},
+  ): Promise<NodeProcesses> {
     const p = new NodeProcesses();
     for (const id of ids) {
       const port = await freePort();
@@ -99,7 +105,7 @@ export class NodeProcesses {
         id,
         port,
         url: `ws://127.0.0.1:${port}`,
-        dataDir: path.join(p.dir, id),
+        dataDir: opts.dataDir?.(id) ?? path.join(p.dir, id),
         output: '',
       });
     }
@@ -118,6 +124,7 @@ export class NodeProcesses {
   start(id: string, extraArgs: string[] = this.extra.get(id) ?? []): NodeProcess {
     const n = this.node(id);
     this.extra.set(id, extraArgs);
+    const peers = this.peerList(id);
     const args = [
       ...SYNOD_CLI,
       'node',
@@ -125,8 +132,7 @@ export class NodeProcesses {
       id,
       '--listen',
       `127.0.0.1:${n.port}`,
-      '--peers',
-      this.peerList(id),
+      ...(peers ? ['--peers', peers] : []),
       '--data',
       n.dataDir,
       '--secret-file',
