@@ -3,10 +3,114 @@
  * It connects to `/feed`, draws the nodes on a ring with the messages flowing between
  * them, a card per node (role, term, leader, commit/applied index, log tail coloured by
  * term, voters and learners), the partitions, the backup catalog, and the controls.
- * Memory in the page is bounded: at most 40 message dots in flight and 50 log lines.
+ *
+ * Memory in the page is bounded: everything it keeps between views lives in the stores of
+ * `PAGE_STORES_JS` (event lines, narration already shown, controls awaiting their result,
+ * message dots in flight), each with a cap from `PAGE_LIMITS`; the node positions are
+ * rebuilt from each view. The stores are plain JavaScript so that tests can load the very
+ * code the page runs (`loadPageStores`).
  */
-export function dashboardPage(): string {
-  return PAGE;
+
+/** The caps of the page's stores. */
+export const PAGE_LIMITS = {
+  /** Lines in the event log. */
+  events: 50,
+  /** Narration lines remembered as already shown (the views carry at most 50). */
+  seen: 200,
+  /** Narration lines taken from one view. */
+  narrationPerView: 100,
+  /** Controls awaiting their result (older ones are forgotten; their result still shows). */
+  pending: 32,
+  /** Message dots in flight on the ring. */
+  dots: 40,
+  /** Log-tail entries drawn per node card. */
+  logTail: 20,
+} as const;
+
+/** The page's stores: plain JavaScript (it runs in the browser as is). */
+export const PAGE_STORES_JS = `
+function createStores(limits) {
+  const events = [];
+  const seen = new Set();
+  const seenOrder = [];
+  const pending = new Map();
+  let dots = 0;
+  return {
+    addEvent(line) {
+      events.unshift(line);
+      if (events.length > limits.events) events.length = limits.events;
+    },
+    events() { return events; },
+    narrate(lines) {
+      const fresh = [];
+      for (const line of lines.slice(-limits.narrationPerView)) {
+        if (seen.has(line)) continue;
+        seen.add(line);
+        seenOrder.push(line);
+        fresh.push(line);
+        while (seenOrder.length > limits.seen) seen.delete(seenOrder.shift());
+      }
+      return fresh;
+    },
+    track(id, control) {
+      pending.set(id, control);
+      while (pending.size > limits.pending) pending.delete(pending.keys().next().value);
+    },
+    settle(id) {
+      const c = pending.get(id);
+      pending.delete(id);
+      return c;
+    },
+    clearPending() { pending.clear(); },
+    takeDot() {
+      if (dots >= limits.dots) return false;
+      dots++;
+      return true;
+    },
+    releaseDot() { if (dots > 0) dots--; },
+    limit(name) { return limits[name]; },
+    sizes() { return { events: events.length, seen: seen.size, seenOrder: seenOrder.length, pending: pending.size, dots }; },
+  };
+}
+`;
+
+export interface PageStores {
+  addEvent(line: string): void;
+  events(): string[];
+  narrate(lines: string[]): string[];
+  track(id: number, control: unknown): void;
+  settle(id: number): unknown;
+  clearPending(): void;
+  takeDot(): boolean;
+  releaseDot(): void;
+  limit(name: keyof typeof PAGE_LIMITS): number;
+  sizes(): { events: number; seen: number; seenOrder: number; pending: number; dots: number };
+}
+
+/** The page's own store code, loaded in Node (for tests). */
+export function loadPageStores(
+  limits: Record<keyof typeof PAGE_LIMITS, number> = PAGE_LIMITS,
+): PageStores {
+  const create = new Function(`${PAGE_STORES_JS}\nreturn createStores;`)() as (
+    l: typeof limits,
+  ) => PageStores;
+  return create(limits);
+}
+
+const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * The page. `token` (the in-process demo: a random token made for this server run) is
+ * embedded for the page's controls to carry; without it the page takes `?token=…` from its
+ * own address (a real cluster's admin secret).
+ */
+export function dashboardPage(token?: string): string {
+  // Function replacers: a `$` in what is inserted is taken literally.
+  return PAGE.replace('<!--TOKEN-->', () =>
+    token === undefined ? '' : `<meta name="synod-token" content="${escapeAttr(token)}">`,
+  )
+    .replace('/*STORES*/', () => PAGE_STORES_JS)
+    .replace('/*LIMITS*/', () => JSON.stringify(PAGE_LIMITS));
 }
 
 const PAGE = `<!doctype html>
@@ -15,6 +119,7 @@ const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <title>Synod dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<!--TOKEN-->
 <style>
   :root { --bg:#0f1419; --panel:#1a212b; --text:#e6e6e6; --muted:#8b97a6; --leader:#f5b942; --follower:#4aa3ff; --candidate:#c678dd; --down:#e06c75; --learner:#98c379; }
   * { box-sizing: border-box; }
@@ -31,7 +136,7 @@ const PAGE = `<!doctype html>
   .card h2 { margin:0 0 6px; font-size:16px; display:flex; justify-content:space-between; }
   .role { font-size:12px; padding:1px 8px; border-radius:10px; background:#2b3440; }
   .role.leader { background:var(--leader); color:#000; }
-  .role.down { background:var(--down); color:#000; }
+  .role.down, .role.stopped { background:var(--down); color:#000; }
   .kv { display:grid; grid-template-columns: auto 1fr; gap:2px 10px; font-variant-numeric: tabular-nums; }
   .kv span:nth-child(odd) { color:var(--muted); }
   .log { display:flex; gap:2px; margin:8px 0; flex-wrap:wrap; min-height:18px; }
@@ -68,42 +173,47 @@ const PAGE = `<!doctype html>
   <div id="cards"></div>
 </main>
 <script>
+/*STORES*/
 (() => {
-  const token = new URLSearchParams(location.search).get('token');
+  const meta = document.querySelector('meta[name="synod-token"]');
+  const token = meta ? meta.getAttribute('content') : new URLSearchParams(location.search).get('token');
+  const stores = createStores(/*LIMITS*/);
+  window.synodStores = stores;
   const feed = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/feed' + (token ? '?token=' + encodeURIComponent(token) : '');
   const $ = (id) => document.getElementById(id);
   const NS = 'http://www.w3.org/2000/svg';
   const palette = ['#4aa3ff','#98c379','#e5c07b','#c678dd','#56b6c2','#e06c75','#d19a66','#61afef'];
-  let ws, view = null, canControl = false, nextId = 1, dots = 0;
-  const pending = new Map();
+  let ws, view = null, canControl = false, nextId = 1;
   const positions = new Map();
 
   function log(line) {
+    const text = new Date().toLocaleTimeString() + ' ' + line;
+    stores.addEvent(text);
     const ev = $('events');
     const div = document.createElement('div');
-    div.textContent = new Date().toLocaleTimeString() + ' ' + line;
+    div.textContent = text;
     ev.prepend(div);
-    while (ev.childNodes.length > 50) ev.removeChild(ev.lastChild);
+    while (ev.childNodes.length > stores.events().length) ev.removeChild(ev.lastChild);
   }
 
   function control(c) {
     if (!ws || ws.readyState !== 1) return;
     const id = nextId++;
-    pending.set(id, c);
-    ws.send(JSON.stringify({ id, control: c }));
+    stores.track(id, c);
+    ws.send(JSON.stringify({ id, token, control: c }));
   }
 
   function connect() {
     ws = new WebSocket(feed);
     ws.onopen = () => { $('status').textContent = 'live'; };
-    ws.onclose = () => { $('status').textContent = 'disconnected, retrying…'; setTimeout(connect, 1000); };
+    ws.onclose = () => { stores.clearPending(); $('status').textContent = 'disconnected, retrying…'; setTimeout(connect, 1000); };
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
       if (m.kind === 'hello') { canControl = m.controls; renderControls(); }
       else if (m.kind === 'view') { view = m.view; render(); }
       else if (m.kind === 'msg') animate(m);
       else if (m.kind === 'result') {
-        const c = pending.get(m.id); pending.delete(m.id);
+        const c = stores.settle(m.id);
         $('result').textContent = (m.ok ? '✓ ' : '✗ ') + m.message;
         log((c ? c.op + ': ' : '') + m.message);
       }
@@ -115,13 +225,14 @@ const PAGE = `<!doctype html>
     if (!canControl) $('result').textContent = 'read-only: open with ?token=SECRET to use the controls';
   }
 
-  function roleOf(n) { return n.up ? (n.role || 'unknown') : 'down'; }
+  function roleOf(n) { return n.up ? (n.role || 'unknown') : n.role === 'stopped' ? 'stopped' : 'down'; }
 
   function render() {
     $('cluster').textContent = view.cluster;
     const nodes = view.nodes;
     const svg = $('ring');
     const cx = 210, cy = 180, r = 130;
+    positions.clear();
     nodes.forEach((n, i) => {
       const a = (2 * Math.PI * i) / Math.max(1, nodes.length) - Math.PI / 2;
       positions.set(n.id, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
@@ -135,7 +246,7 @@ const PAGE = `<!doctype html>
       const c = document.createElementNS(NS, 'circle');
       c.setAttribute('cx', x); c.setAttribute('cy', y); c.setAttribute('r', 30);
       const role = roleOf(n);
-      c.setAttribute('fill', role === 'leader' ? 'var(--leader)' : role === 'down' ? 'var(--down)' : role === 'learner' ? 'var(--learner)' : role.includes('candidate') ? 'var(--candidate)' : 'var(--follower)');
+      c.setAttribute('fill', role === 'leader' ? 'var(--leader)' : role === 'down' || role === 'stopped' ? 'var(--down)' : role === 'learner' ? 'var(--learner)' : role.includes('candidate') ? 'var(--candidate)' : 'var(--follower)');
       const t = document.createElementNS(NS, 'text');
       t.setAttribute('x', x); t.setAttribute('y', y + 5); t.setAttribute('text-anchor', 'middle'); t.setAttribute('fill', '#000');
       t.textContent = n.id + (n.term !== undefined ? ' · ' + n.term : '');
@@ -146,14 +257,13 @@ const PAGE = `<!doctype html>
     cards.replaceChildren(...nodes.map(card));
     $('partitions').textContent = view.partitions && view.partitions.length ? view.partitions.map((g) => '[' + g.join(', ') + ']').join('  ') : 'none';
     $('backups').textContent = view.backups && view.backups.length ? view.backups.map((b) => b.id + ' (' + b.type + ' @' + b.index + ')').join(', ') : 'none';
-    if (view.narration) for (const line of view.narration) if (!seenNarration.has(line)) { seenNarration.add(line); log(line); }
+    if (view.narration) for (const line of stores.narrate(view.narration)) log(line);
   }
-  const seenNarration = new Set();
 
   function card(n) {
     const role = roleOf(n);
     const div = document.createElement('div');
-    div.className = 'card' + (role === 'leader' ? ' leader' : '') + (role === 'down' ? ' down' : '');
+    div.className = 'card' + (role === 'leader' ? ' leader' : '') + (n.up ? '' : ' down');
     div.dataset.node = n.id;
     div.dataset.role = role;
     const h = document.createElement('h2');
@@ -176,7 +286,8 @@ const PAGE = `<!doctype html>
     div.append(kv);
     const lg = document.createElement('div');
     lg.className = 'log';
-    for (const e of (n.logTail || []).slice(-16)) {
+    lg.dataset.field = 'log';
+    for (const e of (n.logTail || []).slice(-stores.limit('logTail'))) {
       const i = document.createElement('i');
       i.style.background = palette[e.term % palette.length];
       i.title = 'index ' + e.index + ', term ' + e.term + (e.label ? ', ' + e.label : '');
@@ -195,8 +306,7 @@ const PAGE = `<!doctype html>
 
   function animate(m) {
     const a = positions.get(m.from), b = positions.get(m.to);
-    if (!a || !b || dots >= 40) return;
-    dots++;
+    if (!a || !b || !stores.takeDot()) return;
     const svg = $('ring');
     const c = document.createElementNS(NS, 'circle');
     c.setAttribute('r', 4);
@@ -207,7 +317,7 @@ const PAGE = `<!doctype html>
       const t = Math.min(1, (now - start) / 400);
       c.setAttribute('cx', a[0] + (b[0] - a[0]) * t);
       c.setAttribute('cy', a[1] + (b[1] - a[1]) * t);
-      if (t < 1) requestAnimationFrame(step); else { c.remove(); dots--; }
+      if (t < 1) requestAnimationFrame(step); else { c.remove(); stores.releaseDot(); }
     };
     requestAnimationFrame(step);
   }

@@ -6,10 +6,15 @@
  * - Messages between nodes are sampled: at most `maxMessagesPerSecond` reach each page.
  * - A page whose socket is backed up (bufferedAmount over `maxBufferedBytes`) skips updates
  *   until it drains: the server never queues without bound.
- * - Controls need `adminSecret` when one is configured (a real cluster); without one (the
- *   in-process demo) the server only listens on loopback unless told otherwise.
+ * - Every control carries a token: the admin secret when one is configured (a real cluster;
+ *   the page takes it from `?token=…`), otherwise a random token made for this server run
+ *   and embedded in the page it serves (the in-process demo). A page on another origin can
+ *   neither read that token (the same-origin policy) nor open the feed: a WebSocket or HTTP
+ *   request whose `Origin` is not the dashboard's own is refused with 403, and while the
+ *   token is embedded, a `Host` that is not an IP address, `localhost` or an allowed name is
+ *   refused too (DNS rebinding). The page may not be framed (clickjacking).
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Subscription } from 'rxjs';
@@ -24,6 +29,17 @@ export interface DashboardServerOptions {
   host?: string;
   /** Required for controls when set; pages pass it as `?token=…`. */
   adminSecret?: string;
+  /**
+   * Without `adminSecret`: the token every control must carry, embedded in the page served
+   * (default: 24 random bytes, new for every server).
+   */
+  controlToken?: string;
+  /** Host names (besides IP addresses and `localhost`) the page may be served under. */
+  allowedHosts?: string[];
+  /** Controls one page may have in flight at once; more are refused (default 4). */
+  maxControlsInFlight?: number;
+  /** A page whose socket stays backed up this long is disconnected (default 30,000 ms). */
+  maxBackedUpMs?: number;
   /** Refuse every control (a read-only dashboard). */
   readOnly?: boolean;
   intervalMs?: number;
@@ -34,8 +50,41 @@ export interface DashboardServerOptions {
 
 interface Client {
   socket: WebSocket;
+  /** The page opened the feed with the right token (it shows the controls as usable). */
   authorized: boolean;
   messageBudget: number;
+  controlsInFlight: number;
+  /** Since when (clock ms) its socket has been over `maxBufferedBytes`, if it is. */
+  backedUpSince: number | undefined;
+}
+
+/** Why a request or WebSocket upgrade is refused (403), or undefined. */
+export function requestProblem(
+  headers: { host?: string | undefined; origin?: string | undefined },
+  checkHost: boolean,
+  allowedHosts: readonly string[] = [],
+): string | undefined {
+  const host = headers.host;
+  if (host === undefined || host === '') return 'no Host header';
+  if (checkHost) {
+    let name: string;
+    try {
+      name = new URL(`http://${host}`).hostname;
+    } catch {
+      return `bad Host header ${JSON.stringify(host)}`;
+    }
+    const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name.startsWith('[');
+    const local = name === 'localhost' || name.endsWith('.localhost');
+    if (!ip && !local && !allowedHosts.includes(name))
+      return `Host ${JSON.stringify(host)} is not this dashboard's (open it by IP address or localhost)`;
+  }
+  const origin = headers.origin;
+  // Browsers always send Origin on WebSocket upgrades and cross-origin requests; a client
+  // without one is not a web page (curl, a test, the CLI), which could read the page anyway.
+  if (origin === undefined) return undefined;
+  if (origin !== `http://${host}` && origin !== `https://${host}`)
+    return `cross-origin request from ${JSON.stringify(origin)} refused`;
+  return undefined;
 }
 
 export class DashboardServer {
@@ -52,16 +101,37 @@ export class DashboardServer {
     messagesSent: 0,
     messagesDropped: 0,
     controlsRefused: 0,
+    requestsRefused: 0,
+    slowClientsDropped: 0,
   };
+  /** The token controls must carry: the admin secret, or this run's random token. */
+  private readonly token: string;
+  /** True when the token is embedded in the page (no admin secret). */
+  private readonly embedded: boolean;
 
   constructor(private readonly options: DashboardServerOptions) {
     this.clock = options.clock ?? systemClock;
+    this.embedded = options.adminSecret === undefined && options.readOnly !== true;
+    this.token =
+      options.adminSecret ?? options.controlToken ?? randomBytes(24).toString('base64url');
   }
 
   async start(): Promise<{ port: number; url: string }> {
     const host = this.options.host ?? '127.0.0.1';
     const http = createServer((req, res) => this.serve(req, res));
-    const wss = new WebSocketServer({ server: http, path: '/feed', maxPayload: 128 * 1024 });
+    const wss = new WebSocketServer({
+      server: http,
+      path: '/feed',
+      maxPayload: 128 * 1024,
+      verifyClient: (info, done) => {
+        const problem = this.problem(info.req);
+        if (problem === undefined) done(true);
+        else {
+          this.stats.requestsRefused++;
+          done(false, 403, problem);
+        }
+      },
+    });
     wss.on('connection', (socket, req) => this.connect(socket, req));
     this.http = http;
     this.wss = wss;
@@ -97,20 +167,50 @@ export class DashboardServer {
     return this.clients.size;
   }
 
+  /** Sizes of what the server holds per page, for tests and monitoring. */
+  clientBuffers(): { bufferedBytes: number; controlsInFlight: number }[] {
+    return [...this.clients].map((c) => ({
+      bufferedBytes: c.socket.bufferedAmount,
+      controlsInFlight: c.controlsInFlight,
+    }));
+  }
+
+  private problem(req: IncomingMessage): string | undefined {
+    return requestProblem(
+      { host: req.headers.host, origin: req.headers.origin },
+      this.embedded,
+      this.options.allowedHosts,
+    );
+  }
+
   private serve(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (req.method === 'GET' && (url.pathname === '/' || url.pathname === '/index.html')) {
+    const problem = this.problem(req);
+    if (problem !== undefined) {
+      this.stats.requestsRefused++;
+      res.writeHead(403, { 'content-type': 'text/plain' });
+      res.end(`SYNOD_ERR_DASHBOARD_FORBIDDEN: ${problem}\n`);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' });
+      res.end('the dashboard takes controls over its WebSocket feed only\n');
+      return;
+    }
+    if (url.pathname === '/' || url.pathname === '/index.html') {
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
+        'x-frame-options': 'DENY',
+        'referrer-policy': 'no-referrer',
         'content-security-policy':
-          "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self' ws: wss:",
+          "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self' ws: wss:; frame-ancestors 'none'",
       });
-      res.end(dashboardPage());
+      res.end(dashboardPage(this.embedded ? this.token : undefined));
       return;
     }
-    if (req.method === 'GET' && url.pathname === '/view.json') {
-      res.writeHead(200, { 'content-type': 'application/json' });
+    if (url.pathname === '/view.json') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(this.options.source.view()));
       return;
     }
@@ -118,19 +218,23 @@ export class DashboardServer {
     res.end('not found\n');
   }
 
-  private authorized(token: string | null): boolean {
+  private authorized(token: unknown): boolean {
     if (this.options.readOnly) return false;
-    const secret = this.options.adminSecret;
-    if (secret === undefined) return true;
-    if (token === null) return false;
+    if (typeof token !== 'string') return false;
     const a = Buffer.from(token);
-    const b = Buffer.from(secret);
+    const b = Buffer.from(this.token);
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
   private connect(socket: WebSocket, req: IncomingMessage): void {
     const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
-    const client: Client = { socket, authorized: this.authorized(token), messageBudget: 0 };
+    const client: Client = {
+      socket,
+      authorized: this.authorized(token),
+      messageBudget: 0,
+      controlsInFlight: 0,
+      backedUpSince: undefined,
+    };
     this.clients.add(client);
     socket.on('close', () => this.clients.delete(client));
     socket.on('error', () => this.clients.delete(client));
@@ -144,7 +248,7 @@ export class DashboardServer {
   }
 
   private async onControl(client: Client, text: string): Promise<void> {
-    let msg: { id?: unknown; control?: unknown };
+    let msg: { id?: unknown; token?: unknown; control?: unknown };
     try {
       msg = JSON.parse(text) as typeof msg;
     } catch {
@@ -152,13 +256,18 @@ export class DashboardServer {
       return;
     }
     const id = typeof msg.id === 'number' ? msg.id : null;
-    if (!client.authorized) {
+    // Every control carries the token itself (not only the connection that sent it).
+    if (!this.authorized(msg.token)) {
       this.stats.controlsRefused++;
       this.send(client, {
         kind: 'result',
         id,
         ok: false,
-        message: 'refused: controls need the admin secret (open the page with ?token=SECRET)',
+        message: this.options.readOnly
+          ? 'SYNOD_ERR_DASHBOARD_REFUSED: refused: this dashboard is read-only (start the node with --admin-secret-file to allow controls)'
+          : this.embedded
+            ? 'SYNOD_ERR_DASHBOARD_REFUSED: refused: the control carries no valid token (reload the page)'
+            : 'SYNOD_ERR_DASHBOARD_REFUSED: refused: controls need the admin secret (open the page with ?token=SECRET)',
       });
       return;
     }
@@ -167,11 +276,24 @@ export class DashboardServer {
       this.send(client, { kind: 'result', id, ok: false, message: problem });
       return;
     }
+    if (client.controlsInFlight >= (this.options.maxControlsInFlight ?? 4)) {
+      this.stats.controlsRefused++;
+      this.send(client, {
+        kind: 'result',
+        id,
+        ok: false,
+        message: 'SYNOD_ERR_DASHBOARD_BUSY: too many controls in flight; wait for their results',
+      });
+      return;
+    }
+    client.controlsInFlight++;
     try {
       const r = await this.options.source.control(msg.control as Control);
-      this.send(client, { kind: 'result', id, ...r });
+      this.send(client, { kind: 'result', id, ok: r.ok, message: r.message });
     } catch (err) {
       this.send(client, { kind: 'result', id, ok: false, message: (err as Error).message });
+    } finally {
+      client.controlsInFlight--;
     }
     this.dirty = true;
   }
@@ -181,12 +303,25 @@ export class DashboardServer {
       1,
       Math.round(((this.options.maxMessagesPerSecond ?? 40) * interval) / 1000),
     );
-    for (const c of this.clients) c.messageBudget = budget;
+    const now = this.clock.now();
+    const maxBuffered = this.options.maxBufferedBytes ?? 1 << 20;
+    for (const c of [...this.clients]) {
+      c.messageBudget = budget;
+      // A page that cannot keep up is sampled (views and messages skipped while it is backed
+      // up); one that stays backed up is dropped, so no socket holds memory forever.
+      if (c.socket.bufferedAmount <= maxBuffered) c.backedUpSince = undefined;
+      else if (c.backedUpSince === undefined) c.backedUpSince = now;
+      else if (now - c.backedUpSince >= (this.options.maxBackedUpMs ?? 30_000)) {
+        this.stats.slowClientsDropped++;
+        this.clients.delete(c);
+        c.socket.terminate();
+      }
+    }
     if (!this.dirty || this.clients.size === 0) return;
     this.dirty = false;
     const payload = JSON.stringify({ kind: 'view', view: this.options.source.view() });
     for (const c of this.clients) {
-      if (c.socket.bufferedAmount > (this.options.maxBufferedBytes ?? 1 << 20)) {
+      if (c.socket.bufferedAmount > maxBuffered) {
         this.stats.viewsSkipped++;
         this.dirty = true;
         continue;

@@ -22,10 +22,11 @@ import { openDataDir } from '../storage/data-dir.js';
 import { discoverNodeId } from './discover.js';
 import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
-import { followMembership } from './member-links.js';
+import { followMembership, memberIds } from './member-links.js';
 import { type AdminMsg, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 import { RefusalReport } from './refusal-report.js';
+import { watchRemoval } from './removal-watch.js';
 
 export interface NodeConfig {
   id: string;
@@ -364,6 +365,33 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     log,
     clock,
   });
+  // A member removed from the cluster exits (etcd: "the member has been permanently removed").
+  following.add(
+    watchRemoval({
+      raft,
+      selfId: config.id,
+      links$: transport.links$,
+      peers: () => [...new Set([...members.keys(), ...memberIds(raft.status().membership)])],
+      probe: async (peer, timeoutMs) => {
+        const s = await system.ask(
+          `${peer}/admin`,
+          { type: 'node.status' } as AdminMsg & { type: 'node.status' },
+          timeoutMs,
+        );
+        return { ...s, id: peer };
+      },
+      clock,
+      log,
+      onRemoved: (n) => {
+        if (stopping !== undefined) return;
+        resolveEnded({
+          exitCode: 0,
+          code: 'SYNOD_ERR_NODE_REMOVED',
+          message: `${n.message}. Its data directory ${config.dataDir} is kept; to make it a member again, remove that directory and start it with --join`,
+        });
+      },
+    }),
+  );
   return {
     id: config.id,
     url,

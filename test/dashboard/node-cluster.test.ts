@@ -55,7 +55,7 @@ t.test('the dashboard of a real 3-process cluster shows it and its controls work
   };
   const leaders = (v: ClusterView) => v.nodes.filter((n) => n.up && n.role === 'leader');
   const control = async (id: number, control: Record<string, unknown>) => {
-    feed.ws.send(JSON.stringify({ id, control }));
+    feed.ws.send(JSON.stringify({ id, token: ADMIN, control }));
     return feed.next((f) => f.kind === 'result' && f.id === id, 30_000);
   };
 

@@ -67,7 +67,19 @@ t.test('serves the page and a feed; controls need the admin secret', async (t) =
   const admin = jsonFeed(`ws://127.0.0.1:${port}/feed?token=s3cret`);
   await admin.opened;
   t.equal((await admin.next((f) => f.kind === 'hello')).controls, true);
-  admin.ws.send(JSON.stringify({ id: 2, control: { op: 'stop', node: 'a' } }));
+  // The connection's token is not enough: every control carries it.
+  admin.ws.send(JSON.stringify({ id: 9, control: { op: 'stop', node: 'a' } }));
+  const bare = await admin.next((f) => f.kind === 'result' && f.id === 9);
+  t.equal(bare.ok, false, 'a control without the token is refused');
+  t.match(bare.message, /SYNOD_ERR_DASHBOARD_REFUSED/);
+  admin.ws.send(JSON.stringify({ id: 10, token: 's3creT', control: { op: 'stop', node: 'a' } }));
+  t.equal(
+    (await admin.next((f) => f.kind === 'result' && f.id === 10)).ok,
+    false,
+    'a control with a wrong token is refused',
+  );
+  t.equal(controls.length, 0, 'nothing happened');
+  admin.ws.send(JSON.stringify({ id: 2, token: 's3cret', control: { op: 'stop', node: 'a' } }));
   t.same(await admin.next((f) => f.kind === 'result'), {
     kind: 'result',
     id: 2,
@@ -81,7 +93,7 @@ t.test('serves the page and a feed; controls need the admin secret', async (t) =
     { op: 'put', key: '', value: 'x' },
     'nope',
   ]) {
-    admin.ws.send(JSON.stringify({ id: 3, control: bad }));
+    admin.ws.send(JSON.stringify({ id: 3, token: 's3cret', control: bad }));
     t.equal(
       (await admin.next((f) => f.kind === 'result')).ok,
       false,
