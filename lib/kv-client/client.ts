@@ -282,9 +282,9 @@ export class KvClient {
             type: 'kv.write',
             op,
             session,
-            timeoutMs: Math.min(this.attemptTimeoutMs, left),
+            timeoutMs: Math.ceil(Math.min(this.attemptTimeoutMs, left)),
           } as Extract<KvRequest, { type: 'kv.write' }>,
-          Math.min(this.attemptTimeoutMs, left) + 50,
+          Math.ceil(Math.min(this.attemptTimeoutMs, left)) + 50,
         );
         if (reply.ok) {
           // a write forwarded by a follower is served by a leader this client may not know
@@ -435,7 +435,7 @@ export class KvClient {
       if (left <= 0) break;
       attempts++;
       this.stats.attempts++;
-      const waitMs = Math.min(this.attemptTimeoutMs, left);
+      const waitMs = Math.ceil(Math.min(this.attemptTimeoutMs, left));
       const m = 'read' in msg ? { ...msg, read: { waitMs, ...msg.read } } : msg;
       const reply = await this.attempt<T>(target, m as typeof msg, waitMs + 50);
       if (reply.ok) {
@@ -662,9 +662,13 @@ export class KvClient {
     } catch (err) {
       const e = err as { code?: unknown; message?: unknown };
       const code = typeof e?.code === 'string' ? e.code : 'SYNOD_ERR_KV_UNAVAILABLE';
-      // An ask that timed out may have reached the service: a write is then indeterminate.
+      // An ask that timed out may have reached the service: a write is then indeterminate
+      // (even over a link that is not up: the transport delivers its queue once it is).
       const outcome = code === 'SYNOD_ERR_ASK_TIMEOUT' ? 'indeterminate' : 'failed';
-      return { ok: false, outcome, code, message: String(e?.message ?? err) };
+      // Say why when the link is not up: a refused handshake (wrong secret) is not a slow node.
+      const l = this.links.get(node);
+      const link = l && l.state !== 'up' && l.reason ? ` (link to ${node}: ${l.reason})` : '';
+      return { ok: false, outcome, code, message: `${String(e?.message ?? err)}${link}` };
     }
   }
 

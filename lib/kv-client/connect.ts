@@ -12,6 +12,7 @@ import { ActorSystem } from '../actor-system.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { RefusalReport } from '../node/refusal-report.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
 import { KvClient, type KvClientOptions } from './client.js';
@@ -198,7 +199,8 @@ async function openRemoteSystem(
     random: random.fork(),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
-    logger: options.logger ?? warnLogger,
+    // A refused handshake (wrong secret, cluster name): one line per node, not one per redial.
+    logger: new RefusalReport(options.logger ?? warnLogger, '').logger,
   });
   const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
   const nodes = specs.map((s) => s.id);

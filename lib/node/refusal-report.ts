@@ -41,7 +41,14 @@ export class RefusalReport {
   /** `peer code` pairs already reported since that peer's link was last up. */
   private readonly reported = new Set<string>();
 
-  constructor(private readonly log: Logger) {}
+  /**
+   * `log`: where lines go. `then`: what follows the advice (a node keeps retrying; a client
+   * gives up at its request's deadline).
+   */
+  constructor(
+    private readonly log: Logger,
+    private readonly then = 'still retrying, repeats of this are logged at debug',
+  ) {}
 
   /** The transport's logger: refusals once per peer and code, everything else unchanged. */
   readonly logger: Logger = {
@@ -70,7 +77,7 @@ export class RefusalReport {
       const detail = message.replace(/^.*?SYNOD_ERR_[A-Z_]+: /, '');
       this.log.log(
         'error',
-        `peer ${peer}: handshake refused: ${advice.what} (${code}: ${detail}) — ${advice.todo}; still retrying, repeats of this are logged at debug`,
+        `peer ${peer}: handshake refused: ${advice.what} (${code}: ${detail}) — ${advice.todo}${this.then ? `; ${this.then}` : ''}`,
         { peer, code, refusal: true },
       );
     },
