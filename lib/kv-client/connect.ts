@@ -203,11 +203,13 @@ async function openRemoteSystem(
     logger: new RefusalReport(options.logger ?? warnLogger, '').logger,
   });
   const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
-  const nodes = specs.map((s) => s.id);
-  const urls = new Set(specs.map((s) => s.url));
+  const found = specs.map((s) => s.id);
+  const nodes = [...found];
+  const idByUrl = new Map(specs.map((s) => [s.url, s.id]));
   if (options.discover !== false) {
-    for (const m of await discoverMembers(system, nodes)) {
-      urls.add(m.url.replace(/\/$/, ''));
+    for (const m of await discoverMembers(system, found)) {
+      const url = m.url.replace(/\/$/, '');
+      if (!idByUrl.has(url)) idByUrl.set(url, m.id);
       if (nodes.includes(m.id)) continue;
       try {
         transport.addPeer(`${m.id}=${m.url}`);
@@ -219,13 +221,21 @@ async function openRemoteSystem(
   }
   const logger = options.logger ?? warnLogger;
   for (const u of unreachable)
-    if (!urls.has(u.url))
+    if (!idByUrl.has(u.url))
       logger.log('warn', `${u.error}; using the nodes that answered (${nodes.join(', ')})`, {
         url: u.url,
       });
+  // The nodes in the order listed (a down one where its URL was, once a member list named
+  // it), then the members learned beyond the list.
+  const listed = peers.flatMap((p) => {
+    const id = p.includes('=')
+      ? p.slice(0, p.indexOf('=')).trim()
+      : idByUrl.get(p.replace(/\/$/, ''));
+    return id !== undefined && nodes.includes(id) ? [id] : [];
+  });
   return {
     system,
-    nodes,
+    nodes: [...new Set([...listed, ...nodes])],
     close: async () => {
       await system.shutdown();
       await transport.close(200);
