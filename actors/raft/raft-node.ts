@@ -911,7 +911,7 @@ export class RaftNode<Op = unknown, Result = unknown>
       }
       if (this.wq.length > 0 && !this.stopped) this.startWrite();
       // A leader may commit now that its own copy is durable: the loop takes the next Ready.
-      this.schedule();
+      if (!this.looping && core.hasReady()) this.schedule();
     }
     if (!this.writing) for (const w of this.writeWaiters.splice(0)) w();
     for (const w of this.writeCompletions.splice(0)) w();
