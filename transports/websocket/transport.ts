@@ -413,8 +413,11 @@ export class WebSocketTransport implements Transport {
       );
     }
     if (link.active !== undefined && !link.active.waitingDrain) {
-      if (link.queue.bytes >= this.options.batchBytes) link.flush();
-      else this.scheduleFlush(link);
+      const q = link.queue;
+      if (q.bytes >= this.options.batchBytes || q.length >= this.options.batchEnvelopes) {
+        link.flush(true);
+      }
+      this.scheduleFlush(link);
     }
     return true;
   }
