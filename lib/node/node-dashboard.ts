@@ -3,8 +3,10 @@
  * their `admin` actors) twice a second. Controls available on a real cluster: write a key,
  * transfer leadership, isolate a node and heal, and — when the node was started with
  * `--backup-repo` — take a backup and restore one into a new cluster's data directories
- * (node-backups.ts). Stopping and restarting processes on other machines is refused with a
- * message saying so (use the in-process demo, or your process manager).
+ * (node-backups.ts). "Stop" and "restart" stop a node's consensus part (its Raft or
+ * Multi-Paxos actors and KV service, storage closed) and start it again from its data
+ * directory, through that node's admin actor with a proof of the admin secret; the process,
+ * its admin endpoint and its dashboard stay up and show it as stopped.
  */
 import { Subject } from 'rxjs';
 import type { Replies } from '../actor.js';
@@ -74,7 +76,8 @@ export class NodeDashboardSource implements DashboardSource {
       cluster = s.cluster;
       nodes.push({
         id,
-        up: true,
+        // An operator-stopped node answers (its process is up) but takes no part.
+        up: s.role !== 'stopped',
         protocol: s.protocol,
         role: s.role,
         term: s.term,
@@ -141,15 +144,30 @@ export class NodeDashboardSource implements DashboardSource {
     return groups;
   }
 
+  /**
+   * The node whose admin takes a put or transfer (and forwards it to the leader): this one,
+   * or, while an operator has this one's consensus stopped, the leader or another running one.
+   */
+  private via(): string {
+    const running = (id: string) => {
+      const s = this.statuses.get(id)?.status;
+      return s !== undefined && s.role !== 'stopped';
+    };
+    if (running(this.node.id)) return this.node.id;
+    const leader = [...this.statuses.values()].find((x) => x.status?.role === 'leader');
+    if (leader?.status) return leader.status.id;
+    return [...this.statuses.keys()].find(running) ?? this.node.id;
+  }
+
   async control(c: Control): Promise<ControlResult> {
     const ask = (node: string, msg: AdminMsg) =>
       this.node.system.ask(`${node}/admin`, msg as AdminMsg & Replies<ControlReply>, 10_000);
     const members = () => [...this.statuses.keys()];
     switch (c.op) {
       case 'transfer':
-        return ask(this.node.id, { type: 'node.transfer', to: c.to } as AdminMsg);
+        return ask(this.via(), { type: 'node.transfer', to: c.to } as AdminMsg);
       case 'put':
-        return ask(this.node.id, { type: 'node.put', key: c.key, value: c.value } as AdminMsg);
+        return ask(this.via(), { type: 'node.put', key: c.key, value: c.value } as AdminMsg);
       case 'isolate': {
         if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
         const others = members().filter((m) => m !== c.node);
@@ -192,11 +210,27 @@ export class NodeDashboardSource implements DashboardSource {
             message: `restore failed: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}`,
           }));
       }
+      case 'stop':
+      case 'restart': {
+        if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
+        const type = c.op === 'stop' ? 'node.stop' : 'node.restart';
+        const proof = this.node.adminProof?.(type, c.node);
+        if (!proof)
+          return {
+            ok: false,
+            message: `SYNOD_ERR_ADMIN_REFUSED: ${c.op} needs the admin secret: start this node with --admin-secret-file`,
+          };
+        const r = await this.node.system
+          .ask(`${c.node}/admin`, { type, ...proof } as AdminMsg & Replies<ControlReply>, 60_000)
+          .catch((err: Error) => ({
+            ok: false,
+            message: `${c.node} did not answer (${err.message}); a node whose process is down needs your process manager`,
+          }));
+        void this.poll();
+        return r;
+      }
       default:
-        return {
-          ok: false,
-          message: `"${c.op}" is only available in the in-process demo; on a real cluster use your process manager`,
-        };
+        return { ok: false, message: `"${(c as { op: string }).op}" is not a control` };
     }
   }
 }
