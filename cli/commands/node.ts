@@ -239,7 +239,13 @@ export async function run(argv: string[]): Promise<number> {
       void node.ended.then(resolve);
     });
     if (ended) {
-      logger.log('error', `node ${node.id} exits: ${ended.message}`, { code: ended.code });
+      logger.log(
+        ended.exitCode === 0 ? 'warn' : 'error',
+        `node ${node.id} exits: ${ended.message}`,
+        {
+          code: ended.code,
+        },
+      );
       // A broken store may not close: bound the shutdown, then leave regardless.
       setTimeout(() => process.exit(ended.exitCode), 10_000).unref();
       await Promise.race([

@@ -29,6 +29,10 @@ export interface NodeStatus {
   lastIndex: number;
   voters: string[];
   learners: string[];
+  /** Voters of the old configuration while a joint change is in progress (Raft). */
+  votersOutgoing?: string[];
+  /** Log index of the configuration shown in `voters`/`learners` (Raft; committed when ≤ `commitIndex`). */
+  configIndex?: number;
   /** On the leader: how far each member's log is behind the leader's last index. */
   lag?: Record<string, number>;
   revision: number;
@@ -354,6 +358,10 @@ export class NodeAdmin extends Actor<AdminMsg> {
       lastIndex: s?.lastIndex ?? 0,
       voters: s ? [...s.membership.voters] : [],
       learners: s ? [...s.membership.learners] : [],
+      ...(s?.membership.votersOutgoing?.length
+        ? { votersOutgoing: [...s.membership.votersOutgoing] }
+        : {}),
+      ...(s && !stopped ? { configIndex: d.raft()?.inspectCore()?.configIndex ?? 0 } : {}),
       revision: sm?.revision ?? 0,
       keys: sm ? sm.range({ start: '', limit: 0 }).count : 0,
       links: d.links().map((l) => ({ peer: l.peer, state: l.state })),

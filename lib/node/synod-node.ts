@@ -25,9 +25,10 @@ import { type AdminProof, makeAdminProof } from './admin-auth.js';
 import { discoverNodeId } from './discover.js';
 import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
-import { followMembership } from './member-links.js';
+import { followMembership, memberIds } from './member-links.js';
 import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
+import { watchRemoval } from './removal-watch.js';
 
 export interface NodeConfig {
   id: string;
@@ -334,16 +335,45 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     );
     return p;
   };
-  // Members that leave the configuration are forgotten by the transport (no redialling).
   const follow = (p: RaftPart) => {
-    p.following = followMembership({
-      raft: p.raft,
+    const raft = p.raft;
+    // Members that leave the configuration are forgotten by the transport (no redialling).
+    const following = followMembership({
+      raft,
       selfId: config.id,
       transport,
       members,
       log,
       clock,
     });
+    // A member removed from the cluster exits (etcd: "the member has been permanently removed").
+    following.add(
+      watchRemoval({
+        raft,
+        selfId: config.id,
+        links$: transport.links$,
+        peers: () => [...new Set([...members.keys(), ...memberIds(raft.status().membership)])],
+        probe: async (peer, timeoutMs) => {
+          const s = await system.ask(
+            `${peer}/admin`,
+            { type: 'node.status' } as AdminMsg & { type: 'node.status' },
+            timeoutMs,
+          );
+          return { ...s, id: peer };
+        },
+        clock,
+        log,
+        onRemoved: (n) => {
+          if (stopping !== undefined || p.stopping) return;
+          resolveEnded({
+            exitCode: 0,
+            code: 'SYNOD_ERR_NODE_REMOVED',
+            message: `${n.message}. Its data directory ${config.dataDir} is kept; to make it a member again, remove that directory and start it with --join`,
+          });
+        },
+      }),
+    );
+    p.following = following;
   };
   /** Stops the consensus part; the process, its admin actor and dashboard stay up. */
   const stopPart = async (p: RaftPart) => {

@@ -113,6 +113,8 @@ export interface NodeProc {
    * this node (`id=ws://…`) until its data directory holds Raft state, then restarts as usual.
    */
   rejoinVia?: string;
+  /** Set while the membership nemesis removes it: exiting 0 by itself is then expected. */
+  removing?: boolean;
 }
 
 export class ChaosCluster {
@@ -151,7 +153,7 @@ export class ChaosCluster {
     return ids.map((id) => `${id}=${this.url(id)}`);
   }
 
-  private proc(id: string): NodeProc {
+  proc(id: string): NodeProc {
     const p = this.procs.get(id);
     if (!p) throw new Error(`unknown node ${id}`);
     return p;
@@ -225,7 +227,8 @@ export class ChaosCluster {
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.once('exit', (code, signal) => {
-      const expected = p.child !== child || p.state === 'down';
+      const expected =
+        p.child !== child || p.state === 'down' || (p.removing === true && code === 0);
       p.exits.push({ code, signal, at: Date.now(), expected });
       p.log.write(`--- exit code ${code} signal ${signal}${expected ? '' : ' (UNEXPECTED)'}\n`);
       if (p.child === child) {
@@ -239,6 +242,19 @@ export class ChaosCluster {
 
   startAll(): void {
     for (const id of this.ids) this.start(id);
+  }
+
+  /** Waits up to `ms` for the node's process to exit by itself; true if it did. */
+  async exitsWithin(id: string, ms: number): Promise<boolean> {
+    const child = this.proc(id).child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return true;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   /** SIGKILL; resolves when the process is gone. */

@@ -567,6 +567,7 @@ async function membershipFault(
   }
   const v = order.find((x) => x !== l.id) as string;
   let removed: { ok: boolean; message: string };
+  c.proc(v).removing = true;
   try {
     removed = await c.ask<{ ok: boolean; message: string }>(
       `${l.id}/admin`,
@@ -581,12 +582,25 @@ async function membershipFault(
     removed = { ok: false, message: `no answer: ${(err as Error).message}` };
   }
   if (!removed.ok) {
+    c.proc(v).removing = false;
     note({ event: 'skip', kind: f.kind, node: v, why: `removal refused: ${removed.message}` });
     await sleep(f.durationMs);
     return;
   }
   start({ node: v, leader: l.id, removed: removed.message });
+  // A running member that was removed exits by itself (lib/node/removal-watch.ts); one that
+  // is down or paused by another fault cannot, and is retired regardless.
+  const t1 = monotonicNow();
+  const wasRunning = c.proc(v).state === 'running';
+  const exited = wasRunning && (await c.exitsWithin(v, 20_000));
+  note({
+    event: 'removed-node',
+    node: v,
+    exitedByItself: exited,
+    ...(wasRunning ? { afterMs: Math.round(monotonicNow() - t1) } : { state: c.proc(v).state }),
+  });
   await c.retire(v);
+  c.proc(v).removing = false;
   await sleep(f.durationMs);
   const via = (await c.leader(1000)) ?? l;
   c.start(v, { join: `${via.id}=${c.url(via.id)}` });

@@ -1,0 +1,200 @@
+/**
+ * Notices that this node was removed from the cluster, so `synod node` can exit instead of
+ * lingering as a process that campaigns forever and serves nothing (etcd: "the member has been
+ * permanently removed from the cluster").
+ *
+ * A removed member rarely learns its removal from its own log: the leader stops replicating
+ * to it as soon as the new configuration is appended, so the removed node often never sees
+ * that entry committed, or never sees it at all (it was down or cut off). Three signals:
+ *
+ * 1. **Its own log**: a *committed* configuration no longer has it (a leader that removed
+ *    itself, or a member that heard the commit).
+ * 2. **A peer forgot it**: a member closes the link with `SYNOD_ERR_PEER_REMOVED` when its
+ *    committed configuration drops this node (lib/node/member-links.ts). That triggers a probe.
+ * 3. **No leader for a long time** (`leaderlessMs`): it probes every `probeEveryMs` while
+ *    leaderless (a node that was down during its removal and came back).
+ *
+ * Each signal only starts a probe: the node asks every member it knows for its membership
+ * report. A report *proves* the removal when its configuration is committed there
+ * (`configIndex <= commitIndex`), is newer than the last configuration in which this node was
+ * a member, and leaves this node out. The node counts itself removed only when a **majority
+ * of the voters of the newest proving configuration** prove it: one lagging peer is not
+ * enough, because a node that re-joins replays "remove me … add me" and may ask a peer that
+ * has not yet appended the re-add — and a re-add committed needs a majority that has it, so
+ * at most a minority can still report the removal (the majorities of consecutive
+ * configurations intersect). No answer proves nothing; a node that was never a member (a
+ * joiner waiting to be added) is never flagged.
+ */
+import type { Observable, Subscription } from 'rxjs';
+import { merge } from 'rxjs';
+import type { RaftNode } from '../../actors/raft/raft-node.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { LinkStatus } from '../transport.js';
+import { memberIds } from './member-links.js';
+
+/** What a member says about its configuration (a subset of `NodeStatus`). */
+export interface MembershipReport {
+  id: string;
+  voters: string[];
+  learners: string[];
+  /** Voters of the old configuration while a joint change is in progress. */
+  votersOutgoing?: string[];
+  commitIndex: number;
+  /** Log index of the configuration reported; absent from nodes that do not report it. */
+  configIndex?: number;
+}
+
+export interface RemovalNotice {
+  /** The member whose report settled it (the newest proving configuration). */
+  source: string;
+  /** Index of the committed configuration that leaves this node out. */
+  configIndex: number;
+  message: string;
+}
+
+export interface RemovalWatchDeps {
+  // biome-ignore lint/suspicious/noExplicitAny: any command and result types
+  raft: RaftNode<any, any>;
+  selfId: string;
+  links$: Observable<LinkStatus>;
+  /** The member ids to ask (known peers). */
+  peers(): string[];
+  probe(peer: string, timeoutMs: number): Promise<MembershipReport>;
+  clock: Clock;
+  log: Logger;
+  onRemoved(notice: RemovalNotice): void;
+  /** Leaderless this long before probing (default 5,000 ms). */
+  leaderlessMs?: number;
+  /** Probe interval while leaderless (default 5,000 ms). */
+  probeEveryMs?: number;
+  /** One probe's timeout per peer (default 2,000 ms). */
+  probeTimeoutMs?: number;
+}
+
+/** Whether one report proves this node's removal (see the file comment). */
+export function reportProvesRemoval(
+  r: MembershipReport,
+  selfId: string,
+  lastMemberConfigIndex: number,
+): boolean {
+  if (r.configIndex === undefined) return false;
+  if (r.configIndex > r.commitIndex) return false; // not committed there yet
+  if (r.configIndex <= lastMemberConfigIndex) return false; // not newer than ours
+  const ids = new Set([...r.voters, ...r.learners, ...(r.votersOutgoing ?? [])]);
+  return !ids.has(selfId);
+}
+
+/**
+ * The report that settles the removal, or undefined: the newest proving report, when a
+ * majority of its configuration's voters (outgoing voters too, during a joint change) prove
+ * the removal.
+ */
+export function removalProven(
+  reports: readonly MembershipReport[],
+  selfId: string,
+  lastMemberConfigIndex: number,
+): MembershipReport | undefined {
+  if (lastMemberConfigIndex < 0) return undefined;
+  const proving = reports.filter((r) => reportProvesRemoval(r, selfId, lastMemberConfigIndex));
+  if (proving.length === 0) return undefined;
+  const newest = proving.reduce((a, b) => ((b.configIndex ?? 0) > (a.configIndex ?? 0) ? b : a));
+  const provers = new Set(proving.map((r) => r.id));
+  const majorityOf = (voters: readonly string[]) =>
+    voters.length > 0 && voters.filter((v) => provers.has(v)).length * 2 > voters.length;
+  if (!majorityOf(newest.voters)) return undefined;
+  if (newest.votersOutgoing?.length && !majorityOf(newest.votersOutgoing)) return undefined;
+  return newest;
+}
+
+export function watchRemoval(d: RemovalWatchDeps): Subscription {
+  const leaderlessMs = d.leaderlessMs ?? 5000;
+  const probeEveryMs = d.probeEveryMs ?? 5000;
+  const probeTimeoutMs = d.probeTimeoutMs ?? 2000;
+  /** Index of the newest configuration (appended) that had this node; -1 = never a member. */
+  let lastMemberConfigIndex = -1;
+  let done = false;
+  let probing = false;
+  let leaderlessTimer: TimerHandle | undefined;
+
+  const removed = (n: RemovalNotice) => {
+    if (done) return;
+    done = true;
+    leaderlessTimer?.cancel();
+    d.log.log('warn', n.message, { code: 'SYNOD_ERR_NODE_REMOVED', configIndex: n.configIndex });
+    d.onRemoved(n);
+  };
+
+  const observeLog = () => {
+    if (done) return;
+    const core = d.raft.inspectCore();
+    if (!core || !d.raft.started) return;
+    if (memberIds(core.membership()).has(d.selfId)) {
+      lastMemberConfigIndex = Math.max(lastMemberConfigIndex, core.configIndex);
+      return;
+    }
+    // Its own committed configuration leaves it out: ask the others (they decide).
+    if (lastMemberConfigIndex >= 0 && core.configIndex <= core.log.committed)
+      void probe(`its own log committed a configuration without it (index ${core.configIndex})`);
+  };
+
+  const probe = async (why: string) => {
+    if (done || probing || lastMemberConfigIndex < 0) return;
+    probing = true;
+    try {
+      const peers = d.peers().filter((p) => p !== d.selfId);
+      const reports = await Promise.all(
+        peers.map((p) => d.probe(p, probeTimeoutMs).catch(() => undefined)),
+      );
+      const proof = removalProven(
+        reports.filter((r): r is MembershipReport => r !== undefined),
+        d.selfId,
+        lastMemberConfigIndex,
+      );
+      if (proof === undefined) return;
+      removed({
+        source: proof.id,
+        configIndex: proof.configIndex as number,
+        message: `${d.selfId} was removed from the cluster: the configuration committed at index ${proof.configIndex} leaves it out, as a majority of its voters (${proof.voters.join(', ')}) report (asked because ${why})`,
+      });
+    } finally {
+      probing = false;
+    }
+  };
+
+  const armLeaderless = (leader: string | undefined) => {
+    leaderlessTimer?.cancel();
+    leaderlessTimer = undefined;
+    if (leader !== undefined || done) return;
+    const tick = () => {
+      leaderlessTimer = d.clock.setTimer(probeEveryMs, tick);
+      void probe(`no leader for ${leaderlessMs} ms or more`);
+    };
+    leaderlessTimer = d.clock.setTimer(leaderlessMs, tick);
+  };
+
+  const sub = merge(d.raft.membership$, d.raft.commitIndex$).subscribe({
+    next: observeLog,
+    error: () => {},
+  });
+  sub.add(
+    d.raft.leader$.subscribe({
+      next: armLeaderless,
+      error: () => {},
+    }),
+  );
+  sub.add(
+    d.links$.subscribe({
+      next: (l) => {
+        if (l.state === 'down' && l.reason?.startsWith('SYNOD_ERR_PEER_REMOVED'))
+          void probe(`${l.peer} closed its link: ${l.reason}`);
+      },
+      error: () => {},
+    }),
+  );
+  sub.add(() => {
+    done = true;
+    leaderlessTimer?.cancel();
+  });
+  return sub;
+}
