@@ -11,10 +11,34 @@ import type { KvStateMachine } from '../../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../../actors/kv/types.js';
 import type { RaftStatus } from '../../actors/raft/core/raft-core.js';
 import type { RaftNode } from '../../actors/raft/raft-node.js';
+import { decodeCommand } from '../../actors/raft/raft-node.js';
 import { Actor, type Replies } from '../actor.js';
+import type { LogTailEntry } from '../dashboard/view.js';
+import type { LogEntry } from '../storage/types.js';
 import type { LinkStatus } from '../transport.js';
 import { adminProofProblem } from './admin-auth.js';
 import type { LinkGate } from './link-gate.js';
+import type { MessageSampler, SampledMessage } from './message-samples.js';
+
+/** Entries of a node's log tail in a detailed status (the dashboard's node card). */
+export const LOG_TAIL = 20;
+
+/** A short label of a KV command (`put k1`), for the log tail. */
+export function opLabel(op: unknown): string {
+  const o = op as { t?: unknown; key?: unknown } | null | undefined;
+  const t = typeof o?.t === 'string' ? o.t : 'command';
+  return (typeof o?.key === 'string' ? `${t} ${o.key}` : t).slice(0, 40);
+}
+
+function entryLabel(e: LogEntry): string {
+  if (e.type === 'noop') return 'no-op';
+  if (e.type === 'config') return 'config change';
+  try {
+    return opLabel(decodeCommand(e.data).op);
+  } catch {
+    return 'command';
+  }
+}
 
 export interface NodeStatus {
   id: string;
@@ -44,6 +68,10 @@ export interface NodeStatus {
   uptimeMs: number;
   /** Multi-Paxos nodes only (`term` is then the ballot round, `commitIndex` the chosen prefix). */
   paxos?: PaxosNodeStatus;
+  /** Detailed status only: the newest entries of its log (at most `LOG_TAIL`), oldest first. */
+  logTail?: LogTailEntry[];
+  /** Detailed status only: sampled messages it sent after the `since` asked for. */
+  messages?: SampledMessage[];
 }
 
 /** What `synod status` shows of a Multi-Paxos node (see lib/node/paxos-node.ts). */
@@ -75,7 +103,10 @@ export interface ControlReply {
 }
 
 export type AdminMsg =
-  | ({ type: 'node.status' } & Replies<NodeStatus>)
+  /**
+   * `detail`: with the log tail and the sampled messages sent after `since` (the dashboard).
+   */
+  | ({ type: 'node.status'; detail?: boolean; since?: number } & Replies<NodeStatus>)
   | ({ type: 'node.join'; id: string; url: string; learner?: boolean } & Replies<{
       ok: boolean;
       message: string;
@@ -112,6 +143,11 @@ export interface ConsensusControl {
   restart(): Promise<ControlReply>;
   /** Raft: the status the node had when it was stopped (shown while it is stopped). */
   lastStatus?(): RaftStatus | undefined;
+}
+
+/** The `since` of a detailed status request (0 when absent or bad). */
+export function sinceOf(msg: { since?: unknown }): number {
+  return typeof msg.since === 'number' && Number.isFinite(msg.since) ? msg.since : 0;
 }
 
 /** Accepts a `node.stop`/`node.restart` message shape. */
@@ -152,6 +188,8 @@ export interface AdminDeps {
   sm: () => KvStateMachine | undefined;
   /** Operator stop/restart; absent: `node.stop`/`node.restart` are refused. */
   consensus?: ConsensusControl;
+  /** Samples of the messages this node sends (detailed status). */
+  samples?: MessageSampler;
   links: () => LinkStatus[];
   addPeer: (id: string, url: string) => void;
   members: Map<string, string>;
@@ -217,9 +255,15 @@ export class NodeAdmin extends Actor<AdminMsg> {
 
   async receive(msg: AdminMsg): Promise<void> {
     switch (msg.type) {
-      case 'node.status':
-        this.ctx.reply(msg, this.status());
+      case 'node.status': {
+        const out = this.status();
+        if (msg.detail === true) {
+          out.logTail = this.logTail();
+          out.messages = this.deps.samples?.since(sinceOf(msg)) ?? [];
+        }
+        this.ctx.reply(msg, out);
         return;
+      }
       case 'node.join':
         // Joins take a while (catch-up): run them beside the mailbox so status stays served.
         void this.join(msg);
@@ -268,6 +312,20 @@ export class NodeAdmin extends Actor<AdminMsg> {
         return;
       }
     }
+  }
+
+  /** The newest entries of the running Raft node's log, with their terms and commands. */
+  private logTail(): LogTailEntry[] {
+    const core = this.deps.raft()?.inspectCore();
+    if (!core) return [];
+    const log = core.log;
+    const last = log.lastIndex();
+    const out: LogTailEntry[] = [];
+    for (let i = Math.max(log.firstIndex(), last - LOG_TAIL + 1); i <= last; i++) {
+      const e = log.entryAt(i);
+      if (e) out.push({ index: i, term: e.term, label: entryLabel(e) });
+    }
+    return out;
   }
 
   /** The running Raft node's status, or undefined (starting, or stopped by an operator). */

@@ -15,6 +15,7 @@ import type {
   Control,
   ControlResult,
   DashboardSource,
+  MessageSample,
   NodeView,
 } from '../dashboard/view.js';
 import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
@@ -25,6 +26,15 @@ export class NodeDashboardSource implements DashboardSource {
   private readonly statuses = new Map<string, { status?: NodeStatus; at: number }>();
   private readonly changes = new Subject<void>();
   readonly changes$ = this.changes.asObservable();
+  private readonly messages = new Subject<MessageSample>();
+  /** Messages between the nodes, sampled by each node (lib/node/message-samples.ts). */
+  readonly messages$ = this.messages.asObservable();
+  /** Per node, the last message sample seen. */
+  private readonly seen = new Map<string, number>();
+  /** Samples fetched with a poll, paced out over the next poll interval (bounded). */
+  private readonly queue: MessageSample[] = [];
+  static readonly MAX_QUEUED = 128;
+  readonly stats = { samplesReceived: 0, samplesDropped: 0 };
 
   private polls = 0;
 
@@ -33,15 +43,60 @@ export class NodeDashboardSource implements DashboardSource {
     private readonly backups?: NodeBackups,
   ) {
     node.system.clock.setInterval(500, () => void this.poll());
+    node.system.clock.setInterval(50, () => this.pace());
     void this.poll();
+  }
+
+  /** Asks a node's admin for its detailed status (log tail, new message samples). */
+  private ask(id: string) {
+    return this.node.system.ask(
+      `${id}/admin`,
+      {
+        type: 'node.status',
+        detail: true,
+        since: this.seen.get(id) ?? 0,
+      } as AdminMsg & { type: 'node.status' },
+      1_000,
+    );
+  }
+
+  /** Takes a status's message samples into the queue. */
+  private take(s: NodeStatus): void {
+    const got = s.messages ?? [];
+    if (got.length === 0) return;
+    this.seen.set(s.id, Math.max(...got.map((m) => m.seq)));
+    for (const m of got) {
+      this.stats.samplesReceived++;
+      this.queue.push({ from: m.from, to: m.to, type: m.type });
+    }
+    const over = this.queue.length - NodeDashboardSource.MAX_QUEUED;
+    if (over > 0) {
+      this.queue.splice(0, over);
+      this.stats.samplesDropped += over;
+    }
+  }
+
+  /** Emits queued samples, spread over about one poll interval. */
+  private pace(): void {
+    if (this.queue.length === 0) return;
+    const n = Math.max(1, Math.ceil(this.queue.length / 10));
+    for (const m of this.queue.splice(0, n)) this.messages.next(m);
+  }
+
+  /** Samples waiting to be emitted (≤ MAX_QUEUED). */
+  queued(): number {
+    return this.queue.length;
   }
 
   private async poll(): Promise<void> {
     // The backup catalog is files on disk: re-read it every 5 s, not every poll.
     if (this.backups && this.polls++ % 10 === 0)
       await this.backups.refresh().catch(() => undefined);
-    const own = await this.node.status().catch(() => undefined);
-    if (own) this.statuses.set(own.id, { status: own, at: this.node.system.clock.now() });
+    const own = await this.ask(this.node.id).catch(() => undefined);
+    if (own) {
+      this.statuses.set(own.id, { status: own, at: this.node.system.clock.now() });
+      this.take(own);
+    }
     const ids = new Set([
       ...Object.keys(own?.members ?? {}),
       ...(own?.voters ?? []),
@@ -51,12 +106,9 @@ export class NodeDashboardSource implements DashboardSource {
     await Promise.all(
       [...ids].map(async (id) => {
         try {
-          const s = await this.node.system.ask(
-            `${id}/admin`,
-            { type: 'node.status' } as AdminMsg & { type: 'node.status' },
-            1_000,
-          );
+          const s = await this.ask(id);
           this.statuses.set(id, { status: s, at: this.node.system.clock.now() });
+          this.take(s);
         } catch {
           this.statuses.set(id, { at: this.node.system.clock.now() });
         }
@@ -84,6 +136,7 @@ export class NodeDashboardSource implements DashboardSource {
         leader: s.leader,
         commitIndex: s.commitIndex,
         appliedIndex: s.appliedIndex,
+        ...(s.logTail ? { logTail: s.logTail } : {}),
         voters: s.voters,
         learners: s.learners,
         extra: {

@@ -32,17 +32,22 @@ import { Actor, type ActorRef, type Replies } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
 import { nodeOf } from '../address.js';
 import { systemClock } from '../clock.js';
+import type { LogTailEntry } from '../dashboard/view.js';
 import type { ReplicatedLog } from '../replicated-log.js';
 import type { LinkStatus } from '../transport.js';
 import { type AdminProof, makeAdminProof } from './admin-auth.js';
 import type { LinkGate } from './link-gate.js';
+import type { MessageSampler } from './message-samples.js';
 import {
   type AdminMsg,
   type ConsensusControl,
   type ControlReply,
   isConsensusControl,
+  LOG_TAIL,
   type NodeStatus,
+  opLabel,
   runConsensusControl,
+  sinceOf,
 } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
 import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
@@ -96,7 +101,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     if (!existsSync(path.join(config.dataDir, 'raft')))
       checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
   }
-  const { clock, log, system, transport, url, members, peers, gate } = await openNodeBase(
+  const { clock, log, system, transport, url, members, peers, gate, samples } = await openNodeBase(
     config,
     'paxos',
   );
@@ -141,7 +146,16 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       sm,
       log: paxos.log as unknown as MultiPaxosLog<KvOp, KvResult>,
       stopping: false,
+      tail: [],
     };
+    // The newest applied slots with their ballot rounds, for the dashboard's log tail.
+    p.log.applied$.subscribe({
+      next: (e) => {
+        p.tail.push({ index: e.index, term: e.term, label: opLabel(e.command?.op) });
+        if (p.tail.length > LOG_TAIL) p.tail.shift();
+      },
+      error: () => {},
+    });
     const roles = [paxos.acceptor, paxos.proposer, paxos.learner] as ActorRef<never, unknown>[];
     try {
       await Promise.all(roles.map((r) => started(r)));
@@ -252,7 +266,9 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       ids,
       paxos: () => part?.paxos,
       sm: () => (part ?? last).sm,
+      tail: () => (part ?? last).tail,
       consensus,
+      samples,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
       links: () =>
         transport.peers().flatMap((p) => {
@@ -305,6 +321,8 @@ interface PaxosPart {
   log: MultiPaxosLog<KvOp, KvResult>;
   /** Set when it is being stopped on purpose (its actors' `stopped` events then do not end the node). */
   stopping: boolean;
+  /** The newest applied slots (at most LOG_TAIL). */
+  tail: LogTailEntry[];
 }
 
 /**
@@ -371,6 +389,9 @@ interface PaxosAdminDeps {
   paxos: () => MultiPaxosNode | undefined;
   sm: () => KvStateMachine;
   consensus?: ConsensusControl;
+  /** The newest applied slots (detailed status). */
+  tail?: () => LogTailEntry[];
+  samples?: MessageSampler;
   /** The admin secret: `node.stop`/`node.restart` need a proof of it. */
   adminSecret?: string;
   links: () => LinkStatus[];
@@ -427,9 +448,15 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
 
   receive(msg: AdminMsg): void {
     switch (msg.type) {
-      case 'node.status':
-        this.ctx.reply(msg, this.status());
+      case 'node.status': {
+        const out = this.status();
+        if (msg.detail === true) {
+          out.logTail = [...(this.deps.tail?.() ?? [])];
+          out.messages = this.deps.samples?.since(sinceOf(msg)) ?? [];
+        }
+        this.ctx.reply(msg, out);
         return;
+      }
       case 'node.join':
         this.ctx.reply(msg, {
           ok: false,

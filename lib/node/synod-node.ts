@@ -26,6 +26,7 @@ import { discoverNodeId } from './discover.js';
 import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
 import { followMembership, memberIds } from './member-links.js';
+import { MessageSampler } from './message-samples.js';
 import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 import { watchRemoval } from './removal-watch.js';
@@ -123,6 +124,8 @@ export interface NodeBase {
   joinPeer: { id: string; url: string } | undefined;
   /** Cuts links for operator partitions (the system's transport). */
   gate: LinkGate;
+  /** Samples of the messages this node sends, for the dashboard (off until asked). */
+  samples: MessageSampler;
 }
 
 /**
@@ -204,6 +207,8 @@ export async function openNodeBase(
   } as ConstructorParameters<typeof WebSocketTransport>[0]);
   // Operator partitions (dashboard "isolate") cut links here, above the real connections.
   const gate = new LinkGate(transport);
+  const samples = new MessageSampler(clock, config.id);
+  gate.onSend = (e) => samples.offer(e);
   const system = new ActorSystem({
     nodeId: config.id,
     clock,
@@ -217,14 +222,12 @@ export async function openNodeBase(
     ...peers.map((p) => [p.id, p.url] as [string, string]),
   ]);
   if (joinPeer) members.set(joinPeer.id, joinPeer.url);
-  return { clock, log, system, transport, url, members, peers, joinPeer, gate };
+  return { clock, log, system, transport, url, members, peers, joinPeer, gate, samples };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const { clock, log, system, transport, url, members, peers, joinPeer, gate } = await openNodeBase(
-    config,
-    'raft',
-  );
+  const { clock, log, system, transport, url, members, peers, joinPeer, gate, samples } =
+    await openNodeBase(config, 'raft');
   const startedAt = clock.now();
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
@@ -453,6 +456,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       raft: () => part?.raft,
       sm: () => (part ?? last)?.sm,
       consensus,
+      samples,
       links: () =>
         transport.peers().flatMap((p) => {
           const l = transport.linkStatus(p);
