@@ -38,6 +38,7 @@ import { raftMessageProblem } from './core/messages.js';
 import { RaftCore, type RaftStatus } from './core/raft-core.js';
 import {
   type CoreSnapshot,
+  type LogMark,
   RaftError,
   type RaftMembership,
   type RaftMessage,
@@ -96,6 +97,13 @@ export interface RaftNodeOptions<Op, Result> {
   requestTimeoutMs?: number;
   /** Client sessions remembered (default 100,000). */
   maxSessions?: number;
+  /**
+   * Asynchronous storage writes (default true): the I/O loop does not wait for a Ready's
+   * log write before taking the next Ready; writes are queued behind the one in flight and
+   * coalesced into the next (group commit), messages that depend on them wait for them.
+   * `false` restores the one-write-at-a-time loop (for comparison; see docs/raft.md).
+   */
+  asyncStorageWrites?: boolean;
   /** Instrumentation: called for every envelope body sent to a peer. */
   onSend?: (to: string, body: { type: 'raft'; ms: RaftMessage[] }) => void;
 }
@@ -248,6 +256,20 @@ export class RaftNode<Op = unknown, Result = unknown>
   /** Callers of snapshot() waiting for the loop to be between two Readies. */
   private snapshotWaiters: { resolve: (i: number) => void; reject: (e: unknown) => void }[] = [];
   private readonly rejected = { malformed: 0, forged: 0, nonMember: 0 };
+  /** Asynchronous storage writes: entries waiting for the next log write (group commit). */
+  private wq: LogEntry[] = [];
+  private wqMark: LogMark | undefined;
+  /** A log write is in flight (at most one: the next carries everything queued meanwhile). */
+  private writing = false;
+  /** Readies whose entries were queued for writing, counted. */
+  private writeSeq = 0;
+  /** Every queued write with a count ≤ this is durable. */
+  private durableSeq = 0;
+  /** Messages that depend on writes not yet durable, in order. */
+  private afterWrite: { seq: number; ms: RaftMessage[] }[] = [];
+  private writeWaiters: (() => void)[] = [];
+  /** Log writes made (each covering one or more Readies) and Readies they covered. */
+  private readonly writeStats = { writes: 0, readies: 0 };
   private badEntries = 0;
 
   private readonly role = new BehaviorSubject<Role>('follower');
@@ -368,6 +390,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.readsByCtx.clear();
     this.waitingApply = [];
     await this.loopDone.catch(() => {});
+    await this.writerIdle();
     for (const w of this.snapshotWaiters.splice(0)) w.reject(err());
     await this.snapshotting?.catch(() => {});
     await this.saveCommitOnStop();
@@ -735,7 +758,14 @@ export class RaftNode<Op = unknown, Result = unknown>
     try {
       for (;;) {
         if (this.stopped) return;
+        if (this.stall) {
+          // The store refuses writes for lack of space: nothing proceeds until it accepts
+          // them again (as in the synchronous loop; a stuck leader stops heartbeating).
+          await this.writesDrained();
+          if (this.stopped) return;
+        }
         // Between two Readies: the core's applied index equals the state machine's.
+        this.maybeSnapshot(core);
         if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
         if (this.snapshotWaiters.length > 0) await this.serveSnapshotWaiters(core);
         if (this.stopped) return;
@@ -747,9 +777,17 @@ export class RaftNode<Op = unknown, Result = unknown>
         }
         if (!core.hasReady()) break;
         const rd = core.ready();
-        await this.handleReady(core, rd);
-        if (this.stopped) return;
-        core.advance(rd);
+        if (this.opts.asyncStorageWrites !== false && !this.needsSyncReady(rd)) {
+          this.handleReadyAsync(core, rd);
+          core.advanceApplied(rd);
+        } else {
+          // A snapshot, a term or vote change: after every earlier write, one step at a time.
+          await this.writesDrained();
+          if (this.stopped) return;
+          await this.handleReady(core, rd);
+          if (this.stopped) return;
+          core.advance(rd);
+        }
         // status() now reflects this Ready: publish, then tell the waiting clients.
         this.publish();
         this.settleAll();
@@ -761,6 +799,145 @@ export class RaftNode<Op = unknown, Result = unknown>
       this.looping = false;
       if (this.snapshotWaiters.length > 0 || this.compactDue !== undefined) this.schedule();
     }
+  }
+
+  /** Whether a Ready must be handled synchronously: it installs a snapshot or changes term or vote. */
+  private needsSyncReady(rd: Ready): boolean {
+    if (rd.snapshot !== undefined) return true;
+    const hs = rd.hardState;
+    const saved = this.savedHard;
+    return (
+      hs !== undefined && (saved === undefined || hs.term !== saved.term || hs.vote !== saved.vote)
+    );
+  }
+
+  /**
+   * Handles a Ready that writes at most entries (asynchronous storage writes, docs/raft.md
+   * "Persistence pipeline"): the leader's replication messages leave now; the entries are
+   * queued for the log writer (one write in flight, the next carrying everything queued
+   * meanwhile); every other message waits until all writes queued so far are durable;
+   * committed entries are applied now (committed means durable on a majority).
+   */
+  private handleReadyAsync(core: RaftCore, rd: Ready): void {
+    const writes = rd.entries.length > 0;
+    if (!writes && this.durableSeq === this.writeSeq) this.sendAll(rd.messages);
+    else {
+      const early: RaftMessage[] = [];
+      const rest: RaftMessage[] = [];
+      for (const m of rd.messages) {
+        if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
+        else rest.push(m);
+      }
+      this.sendAll(early);
+      if (writes) this.queueWrite(rd.entries, rd.mark as LogMark);
+      if (rest.length > 0) this.afterWrite.push({ seq: this.writeSeq, ms: rest });
+    }
+    const sm = this.sm as SessionStateMachine<Op, Result>;
+    for (const e of rd.committedEntries) this.applyEntry(e, sm);
+    this.serveReadStates(core, rd);
+  }
+
+  /** Queues entries for the log writer (merging over a queued suffix they replace). */
+  private queueWrite(entries: readonly LogEntry[], mark: LogMark): void {
+    const q = this.wq;
+    const first = (entries[0] as LogEntry).index;
+    if (q.length > 0 && first <= (q[q.length - 1] as LogEntry).index) {
+      q.length = Math.max(0, first - (q[0] as LogEntry).index);
+    }
+    for (const e of entries) q.push(e);
+    this.wqMark = mark;
+    this.writeSeq++;
+    if (!this.writing) this.startWrite();
+  }
+
+  private startWrite(): void {
+    const st = this.storage as RaftStorage;
+    const ents = this.wq;
+    const mark = this.wqMark as LogMark;
+    const seq = this.writeSeq;
+    this.wq = [];
+    this.wqMark = undefined;
+    this.writing = true;
+    this.writeStats.writes++;
+    this.writeStats.readies += seq - this.durableSeq;
+    st.log.append(ents).then(
+      () => this.writeDone(seq, mark),
+      (e: unknown) => this.writeFailed(e, ents, mark),
+    );
+  }
+
+  private writeDone(seq: number, mark: LogMark): void {
+    this.writing = false;
+    if (!this.stopped) {
+      this.durableSeq = seq;
+      if (this.stall) this.endStall();
+      const core = this.core as RaftCore;
+      this.guard(() => core.advanceStable(mark));
+      let n = 0;
+      while (n < this.afterWrite.length && (this.afterWrite[n] as { seq: number }).seq <= seq) n++;
+      if (n > 0) for (const b of this.afterWrite.splice(0, n)) this.sendAll(b.ms);
+      if (this.wq.length > 0 && !this.stopped) this.startWrite();
+      // A leader may commit now that its own copy is durable: the loop takes the next Ready.
+      this.schedule();
+    }
+    if (!this.writing) for (const w of this.writeWaiters.splice(0)) w();
+  }
+
+  private writeFailed(e: unknown, ents: LogEntry[], mark: LogMark): void {
+    this.writing = false;
+    if (this.stopped) {
+      for (const w of this.writeWaiters.splice(0)) w();
+      return;
+    }
+    if (!isNoSpace(e)) {
+      this.fatal(e);
+      for (const w of this.writeWaiters.splice(0)) w();
+      return;
+    }
+    // Nothing of the write was kept: it goes again, with whatever was queued meanwhile.
+    const q = ents;
+    const queued = this.wq;
+    this.wq = q;
+    if (queued.length > 0) {
+      const first = (queued[0] as LogEntry).index;
+      if (first <= (q[q.length - 1] as LogEntry).index) {
+        q.length = Math.max(0, first - (q[0] as LogEntry).index);
+      }
+      for (const x of queued) q.push(x);
+    }
+    this.wqMark ??= mark;
+    const attempt = this.stall?.attempts ?? 0;
+    this.noteStall(e, attempt);
+    this.writing = true;
+    void this.backoff(attempt).then(() => {
+      this.writing = false;
+      if (this.stopped) {
+        for (const w of this.writeWaiters.splice(0)) w();
+        return;
+      }
+      this.startWrite();
+    });
+  }
+
+  /** Resolves once no log write is in flight (queued entries may remain). */
+  private writerIdle(): Promise<void> {
+    if (!this.writing) return Promise.resolve();
+    return new Promise<void>((resolve) => this.writeWaiters.push(resolve));
+  }
+
+  /** Resolves once every entry queued for writing is durable (or the node stopped). */
+  private async writesDrained(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      if (!this.writing && this.wq.length > 0) this.startWrite();
+      if (!this.writing) return;
+      await this.writerIdle();
+    }
+  }
+
+  /** Log writes made and the Readies they covered (group commit), for benchmarks. */
+  logWriteStats(): { writes: number; readies: number } {
+    return { ...this.writeStats };
   }
 
   /**
@@ -836,7 +1013,11 @@ export class RaftNode<Op = unknown, Result = unknown>
       }
     }
     for (let i = applied; i < committed.length; i++) this.applyEntry(committed[i] as LogEntry, sm);
-    // Reads.
+    this.serveReadStates(core, rd);
+  }
+
+  /** Read states become waiters for the applied index; read failures fail their reads. */
+  private serveReadStates(core: RaftCore, rd: Ready): void {
     for (const rs of rd.readStates) {
       const waiters = this.readsByCtx.get(rs.context);
       if (!waiters) continue;
@@ -1181,6 +1362,10 @@ export class RaftNode<Op = unknown, Result = unknown>
     const every = this.opts.snapshotEvery ?? 10_000;
     if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
     if (this.snapshotting) return;
+    // With writes in flight the applied index may run ahead of the durable log: a snapshot
+    // must never be durable ahead of the log it covers (a restart would find a gap), so
+    // it waits until the log has caught up (checked again between every two Readies).
+    if (core.log.applied > core.log.stableIndex) return;
     if (this.snapshotRetryAt > 0 && this.ctx.clock.now() < this.snapshotRetryAt) return;
     const p = this.snapshotNow(core).then(
       () => {
@@ -1251,6 +1436,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   private compactLog(core: RaftCore, upTo: number): void {
     this.compactDue = undefined;
     const st = this.storage as RaftStorage;
+    // Never past what the store holds durably (writes may be in flight).
+    upTo = Math.min(upTo, core.log.stableIndex);
     const term = core.log.term(upTo);
     if (upTo <= st.log.firstIndex() - 1 || term === undefined) return;
     core.compact(upTo);
@@ -1264,6 +1451,9 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.snapshotWaiters = [];
     try {
       await this.snapshotting?.catch(() => {});
+      // Everything applied is then durable in the log (see maybeSnapshot).
+      await this.writesDrained();
+      if (this.stopped) throw new ProposeError('Stopped', `raft node ${this.id_} stopped`);
       await this.snapshotNow(core);
       if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
       for (const w of waiters) w.resolve(this.lastSnapshotIndex);

@@ -9,66 +9,32 @@
  * cluster had at each point (every key compared, deleted keys absent).
  * Waits are bounded polls of observable state, never fixed sleeps.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { connect, type RemoteKvClient } from '../../lib/kv-client/connect.js';
 import type { NodeStatus } from '../../lib/node/node-admin.js';
+import {
+  NodeProcesses,
+  runSynod,
+  TEST_SECRET as SECRET,
+  until,
+} from '../helpers/node-processes.js';
 
-const CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
 const dir = mkdtempSync(path.join(tmpdir(), 'synod-live-backup-'));
-const secretFile = path.join(dir, 'cluster.key');
-const SECRET = 'a-test-secret-of-enough-length-123';
-writeFileSync(secretFile, `${SECRET}\n`);
-const children: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function synodSync(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 240_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+/** Every cluster of this test has the same secret (TEST_SECRET); the first one's file. */
+let secretFile = '';
+const clusters: NodeProcesses[] = [];
 
 /** Runs the CLI without blocking the event loop (a writer runs meanwhile). */
-function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+async function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runSynod(args, 240_000);
+  return { code: r.code ?? -1, stdout: r.out, stderr: r.err };
 }
 
-function startNode(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [...CLI, 'node', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr?.on('data', () => {});
-  child.stdout?.on('data', () => {});
-  children.push(child);
-  return child;
-}
-
-function status(cluster: string[]): NodeStatus[] {
-  const r = synodSync([
+async function status(cluster: string[]): Promise<NodeStatus[]> {
+  const r = await synod([
     'status',
     '--cluster',
     cluster.join(','),
@@ -84,39 +50,21 @@ function status(cluster: string[]): NodeStatus[] {
   );
 }
 
-async function until<T>(what: string, probe: () => T | undefined, deadlineMs = 90_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
 /** Starts `ids` as a cluster (peers of each other) on `dataDirs`; returns their specs. */
 async function startCluster(ids: string[], dataDir: (id: string) => string): Promise<string[]> {
-  const ports = await Promise.all(ids.map(freePort));
-  const url = (i: number) => `ws://127.0.0.1:${ports[i]}`;
-  ids.forEach((id, i) => {
-    const peers = ids.flatMap((p, j) => (j === i ? [] : [`${p}=${url(j)}`]));
-    startNode([
-      '--id',
-      id,
-      '--listen',
-      `127.0.0.1:${ports[i]}`,
-      ...(peers.length ? ['--peers', peers.join(',')] : []),
-      '--data',
-      dataDir(id),
-      '--secret-file',
-      secretFile,
-    ]);
-  });
-  const all = ids.map((id, i) => `${id}=${url(i)}`);
-  await until(`a leader among ${ids.join(',')}`, () => {
-    const s = status(all);
-    return s.length === ids.length && s.some((n) => n.role === 'leader') ? s : undefined;
-  });
+  const nodes = await NodeProcesses.create(ids, { dataDir });
+  clusters.push(nodes);
+  if (secretFile === '') secretFile = nodes.secretFile;
+  nodes.startAll();
+  const all = ids.map((id) => `${id}=${nodes.node(id).url}`);
+  await until(
+    `a leader among ${ids.join(',')}`,
+    async () => {
+      const s = await status(all);
+      return s.length === ids.length && s.some((n) => n.role === 'leader') ? s : undefined;
+    },
+    90_000,
+  );
   return all;
 }
 
@@ -133,8 +81,8 @@ async function mustPut(client: RemoteKvClient, k: string, v: string): Promise<vo
   if (r.outcome !== 'ok') throw new Error(`put ${k} failed: ${JSON.stringify(r.error)}`);
 }
 
-t.teardown(() => {
-  for (const c of children) c.kill('SIGKILL');
+t.teardown(async () => {
+  await Promise.all(clusters.map((c) => c.close()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -199,11 +147,14 @@ t.test(
     // The state at the full backup: read it from the cluster at exactly that index is not
     // possible afterwards, so compare the restore with the keys known to be written before
     // it and check the rest by revision below.
-    const afterLeave = await until('the learner to be removed', () => {
-      const s = status(source);
-      const l = s.find((n) => n.role === 'leader');
-      return l && !l.learners.includes('backup') && !l.voters.includes('backup') ? l : undefined;
-    });
+    const afterLeave = await until(
+      'the learner to be removed',
+      async () => {
+        const l = (await status(source)).find((n) => n.role === 'leader');
+        return l && !l.learners.includes('backup') && !l.voters.includes('backup') ? l : undefined;
+      },
+      90_000,
+    );
     t.same(afterLeave.voters.sort(), ['a', 'b', 'c'], 'voters unchanged; learner gone');
 
     // Change the data: overwrite some keys, delete some, add some.
@@ -241,15 +192,15 @@ t.test(
     t.equal(incrRes.type, 'incr');
     t.equal(incrRes.parent, fullRes.id, 'the incr builds on the full');
 
-    const list = synodSync(['backup', 'list', '--repo', repo, '--json']);
+    const list = await synod(['backup', 'list', '--repo', repo, '--json']);
     t.equal(list.code, 0);
     t.equal((JSON.parse(list.stdout) as { backups: unknown[] }).backups.length, 2);
-    const verify = synodSync(['backup', 'verify', '--repo', repo]);
+    const verify = await synod(['backup', 'verify', '--repo', repo]);
     t.equal(verify.code, 0, verify.stdout);
 
     // synod status shows the repository's backups next to the cluster, and how far behind.
     const statusArgs = ['status', '--cluster', source.join(','), '--secret-file', secretFile];
-    const withBackups = synodSync([...statusArgs, '--backup-repo', repo, '--json']);
+    const withBackups = await synod([...statusArgs, '--backup-repo', repo, '--json']);
     t.equal(withBackups.code, 0, `status --backup-repo exits 0 (stderr: ${withBackups.stderr})`);
     const sb = (
       JSON.parse(withBackups.stdout) as {
@@ -269,10 +220,10 @@ t.test(
     t.ok(sb.restorableTo >= sb.latest.index, 'restorable at least to the newest backup');
     t.ok(sb.behindBy !== null && sb.behindBy >= 0, `behind the leader by ${sb.behindBy} entries`);
     t.same(sb.damaged, [], 'nothing damaged');
-    const table = synodSync([...statusArgs, '--backup-repo', repo]);
+    const table = await synod([...statusArgs, '--backup-repo', repo]);
     t.match(table.stdout, /backups in .*: 2/, 'the table names the repository and the count');
     t.match(table.stdout, new RegExp(`newest full\\s+${fullRes.id}`), 'and the newest full');
-    const noRepo = synodSync([...statusArgs, '--backup-repo', path.join(dir, 'no-such-repo')]);
+    const noRepo = await synod([...statusArgs, '--backup-repo', path.join(dir, 'no-such-repo')]);
     t.equal(noRepo.code, 1, 'a missing repository is an error (exit 1)');
     t.match(noRepo.stdout, /leader/, 'the cluster table is still printed');
     t.match(
@@ -283,7 +234,7 @@ t.test(
 
     // Restore the latest state into a whole new 3-node cluster.
     const newDir = path.join(dir, 'restored');
-    const rl = synodSync([
+    const rl = await synod([
       'restore',
       '--repo',
       repo,
@@ -310,7 +261,7 @@ t.test(
     // Restore the full backup into a one-node cluster and compare with the restore's own
     // key count (the state at the full's index is the keys written before + during it).
     const oneDir = path.join(dir, 'one');
-    const r1 = synodSync([
+    const r1 = await synod([
       'restore',
       '--repo',
       repo,

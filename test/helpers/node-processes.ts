@@ -45,6 +45,31 @@ export async function until<T>(
   }
 }
 
+/** Runs one `synod …` command from source without blocking this process; never rejects. */
+export function runSynod(
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...SYNOD_CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
 export interface NodeProcess {
   id: string;
   port: number;
@@ -65,8 +90,14 @@ export class NodeProcesses {
     writeFileSync(this.secretFile, `${TEST_SECRET}\n`);
   }
 
-  /** Reserves ports for `ids`; nothing starts yet. */
-  static async create(ids: string[]): Promise<NodeProcesses> {
+  /**
+   * Reserves ports for `ids`; nothing starts yet. Data directories are `<dir>/<id>` unless
+   * `dataDir` names them (a cluster restored into directories made elsewhere).
+   */
+  static async create(
+    ids: string[],
+    opts: { dataDir?: (id: string) => string } = {},
+  ): Promise<NodeProcesses> {
     const p = new NodeProcesses();
     for (const id of ids) {
       const port = await freePort();
@@ -74,7 +105,7 @@ export class NodeProcesses {
         id,
         port,
         url: `ws://127.0.0.1:${port}`,
-        dataDir: path.join(p.dir, id),
+        dataDir: opts.dataDir?.(id) ?? path.join(p.dir, id),
         output: '',
       });
     }
@@ -93,6 +124,7 @@ export class NodeProcesses {
   start(id: string, extraArgs: string[] = this.extra.get(id) ?? []): NodeProcess {
     const n = this.node(id);
     this.extra.set(id, extraArgs);
+    const peers = this.peerList(id);
     const args = [
       ...SYNOD_CLI,
       'node',
@@ -100,8 +132,7 @@ export class NodeProcesses {
       id,
       '--listen',
       `127.0.0.1:${n.port}`,
-      '--peers',
-      this.peerList(id),
+      ...(peers ? ['--peers', peers] : []),
       '--data',
       n.dataDir,
       '--secret-file',

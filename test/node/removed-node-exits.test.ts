@@ -6,34 +6,13 @@
  *   finds out (no leader ever answers it; the members say so) and exits too;
  * - the members left keep serving writes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { NodeProcesses, SYNOD_CLI, until } from '../helpers/node-processes.js';
+import { runSynod as cli, NodeProcesses, until } from '../helpers/node-processes.js';
 
 const ADMIN = 'the-admin-secret-of-removal-tests-01';
-
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...SYNOD_CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      err += b.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
 
 function exited(child: ChildProcess | undefined): Promise<number | null> {
   if (!child) return Promise.resolve(null);

@@ -7,51 +7,27 @@
  * (static membership, another protocol's data directory) give one line and an exit code.
  * Waits are bounded polls of `synod status` or the client's own retries, never fixed sleeps.
  */
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { connect } from '../../lib/kv-client/connect.js';
 import type { NodeStatus } from '../../lib/node/node-admin.js';
+import {
+  freePort,
+  NodeProcesses,
+  runSynod,
+  TEST_SECRET as secret,
+  until,
+} from '../helpers/node-processes.js';
 
-const CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
-const dir = mkdtempSync(path.join(tmpdir(), 'synod-paxos-'));
-const secret = 'a-test-secret-of-enough-length-123';
-const secretFile = path.join(dir, 'cluster.key');
-writeFileSync(secretFile, `${secret}\n`);
-const children = new Set<ChildProcess>();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function synod(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function startNode(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [...CLI, 'node', '--protocol', 'paxos', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr?.on('data', () => {});
-  child.stdout?.on('data', () => {});
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
+const ids = ['a', 'b', 'c'];
+const nodes = await NodeProcesses.create(ids);
+t.teardown(() => nodes.close());
+const { dir, secretFile } = nodes;
 
 /** `synod status --json`, run without blocking this process (its KV client keeps its links). */
 async function status(cluster: string[]): Promise<NodeStatus[]> {
-  const r = await run([
+  const r = await runSynod([
     'status',
     '--cluster',
     cluster.join(','),
@@ -62,32 +38,7 @@ async function status(cluster: string[]): Promise<NodeStatus[]> {
     '1500',
   ]);
   if (r.code !== 0) return [];
-  return (JSON.parse(r.stdout) as { nodes: NodeStatus[] }).nodes.filter(
-    (n) => n.role !== undefined,
-  );
-}
-
-function run(args: string[]): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { timeout: 60_000 }, (err, stdout) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout });
-    });
-  });
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  deadlineMs = 90_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  return (JSON.parse(r.out) as { nodes: NodeStatus[] }).nodes.filter((n) => n.role !== undefined);
 }
 
 /** Ballots `round.node` are ordered by round, then node id (1.b is above 1.a). */
@@ -99,37 +50,21 @@ function ballotAbove(a: string | undefined, b: string | undefined): boolean {
   return d > 0 || (d === 0 && na.join('.') > nb.join('.'));
 }
 
-t.teardown(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
 t.test(
   'three Paxos processes elect, write, survive SIGKILL of the leader and its restart, and keep every acknowledged write',
   async (t) => {
-    const ids = ['a', 'b', 'c'];
-    const ports = await Promise.all(ids.map(freePort));
-    const url = (i: number) => `ws://127.0.0.1:${ports[i]}`;
-    const args = (i: number): string[] => [
-      '--id',
-      ids[i] as string,
-      '--listen',
-      `127.0.0.1:${ports[i]}`,
-      '--peers',
-      ids.flatMap((p, j) => (j === i ? [] : [`${p}=${url(j)}`])).join(','),
-      '--data',
-      path.join(dir, ids[i] as string),
-      '--secret-file',
-      secretFile,
-    ];
-    const procs = new Map<string, ChildProcess>();
-    for (const [i, id] of ids.entries()) procs.set(id, startNode(args(i)));
-    const all = ids.map((id, i) => `${id}=${url(i)}`);
+    nodes.startAll(() => ['--protocol', 'paxos']);
+    const all = ids.map((id) => `${id}=${nodes.node(id).url}`);
 
-    const formed = await until('a distinguished proposer known to all three', async () => {
-      const s = await status(all);
-      const leader = s.find((n) => n.role === 'leader');
-      return s.length === 3 && leader && s.every((n) => n.leader === leader.id) ? s : undefined;
-    });
+    const formed = await until(
+      'a distinguished proposer known to all three',
+      async () => {
+        const s = await status(all);
+        const leader = s.find((n) => n.role === 'leader');
+        return s.length === 3 && leader && s.every((n) => n.leader === leader.id) ? s : undefined;
+      },
+      90_000,
+    );
     const leader = formed.find((n) => n.role === 'leader') as NodeStatus;
     t.equal(formed.filter((n) => n.role === 'leader').length, 1, `one leader: ${leader.id}`);
     t.ok(
@@ -161,7 +96,7 @@ t.test(
 
     for (let i = 0; i < 20; i++) await put(`before-${i}`, `v${i}`);
     t.equal(acked.size, 20, 'twenty writes acknowledged before the failure');
-    const cli = await run([
+    const cli = await runSynod([
       'kv',
       'put',
       'via-cli',
@@ -171,7 +106,7 @@ t.test(
       '--secret-file',
       secretFile,
     ]);
-    t.equal(cli.code, 0, `synod kv put against the Paxos cluster: ${cli.stdout.trim()}`);
+    t.equal(cli.code, 0, `synod kv put against the Paxos cluster: ${cli.out.trim()}`);
     if (cli.code === 0) acked.set('via-cli', 'yes');
 
     // Writes keep flowing from four concurrent writers while the leader is SIGKILLed.
@@ -179,18 +114,24 @@ t.test(
     const writers = Array.from({ length: 4 }, async (_, w) => {
       for (let i = 0; !stop; i++) await put(`during-${w}-${i}`, `w${w}.${i}`);
     });
-    await until('some concurrent writes', () => (acked.size >= 40 ? true : undefined));
-    procs.get(leader.id)?.kill('SIGKILL');
+    await until('some concurrent writes', () => (acked.size >= 40 ? true : undefined), 90_000);
+    await nodes.kill(leader.id);
     const rest = all.filter((a) => !a.startsWith(`${leader.id}=`));
-    const after = await until('a new distinguished proposer', async () => {
-      const s = await status(rest);
-      const l = s.find((n) => n.role === 'leader' && n.id !== leader.id);
-      return l && ballotAbove(l.paxos?.ballot, leader.paxos?.ballot) ? l : undefined;
-    });
+    const after = await until(
+      'a new distinguished proposer',
+      async () => {
+        const s = await status(rest);
+        const l = s.find((n) => n.role === 'leader' && n.id !== leader.id);
+        return l && ballotAbove(l.paxos?.ballot, leader.paxos?.ballot) ? l : undefined;
+      },
+      90_000,
+    );
     t.not(after.id, leader.id, `new leader ${after.id} with ballot ${after.paxos?.ballot}`);
     const ackedAtFailover = acked.size;
-    await until('writes acknowledged by the new leader', () =>
-      acked.size >= ackedAtFailover + 20 ? true : undefined,
+    await until(
+      'writes acknowledged by the new leader',
+      () => (acked.size >= ackedAtFailover + 20 ? true : undefined),
+      90_000,
     );
     stop = true;
     await Promise.all(writers);
@@ -198,8 +139,7 @@ t.test(
     t.ok(acked.size >= 70, `${acked.size} writes acknowledged in all`);
 
     // Restart the old leader from its data directory: it catches up and follows.
-    const idx = ids.indexOf(leader.id);
-    procs.set(leader.id, startNode(args(idx)));
+    nodes.start(leader.id);
     const target = Math.max(...(await status(rest)).map((n) => n.commitIndex));
     const caughtUp = await until(
       'all three applied what was chosen before the restart',
@@ -209,6 +149,7 @@ t.test(
           ? s
           : undefined;
       },
+      90_000,
     );
     t.ok(
       caughtUp.every((n) => n.appliedIndex >= target),
@@ -238,7 +179,7 @@ t.test(
 
 t.test('Paxos operator errors: one line and a non-zero exit code', async (t) => {
   const port = await freePort();
-  const join = synod([
+  const join = await runSynod([
     'node',
     '--protocol',
     'paxos',
@@ -252,12 +193,12 @@ t.test('Paxos operator errors: one line and a non-zero exit code', async (t) => 
     path.join(dir, 'x'),
   ]);
   t.not(join.code, 0);
-  t.match(join.stderr, /^synod: Multi-Paxos membership is static.*\n$/);
+  t.match(join.err, /^synod: Multi-Paxos membership is static.*\n$/);
 
   // A Raft data directory is refused by a Paxos node, and the other way round.
   const rdir = path.join(dir, 'r');
   mkdirSync(path.join(rdir, 'raft'), { recursive: true });
-  const wrong = synod([
+  const wrong = await runSynod([
     'node',
     '--protocol',
     'paxos',
@@ -269,9 +210,9 @@ t.test('Paxos operator errors: one line and a non-zero exit code', async (t) => 
     rdir,
   ]);
   t.equal(wrong.code, 1);
-  t.match(wrong.stderr, /^synod: data directory .* holds Raft state \(raft\/\).*--protocol raft/);
+  t.match(wrong.err, /^synod: data directory .* holds Raft state \(raft\/\).*--protocol raft/);
   // The member set of a data directory is fixed: restarting node a with other peers is refused.
-  const changed = synod([
+  const changed = await runSynod([
     'node',
     '--protocol',
     'paxos',
@@ -287,13 +228,10 @@ t.test('Paxos operator errors: one line and a non-zero exit code', async (t) => 
     secretFile,
   ]);
   t.equal(changed.code, 1);
-  t.match(
-    changed.stderr,
-    /^synod: Multi-Paxos membership is static: .*members a, b, c, not a, b, z/,
-  );
+  t.match(changed.err, /^synod: Multi-Paxos membership is static: .*members a, b, c, not a, b, z/);
   const pdir = path.join(dir, 'p');
   mkdirSync(path.join(pdir, 'paxos'), { recursive: true });
-  const back = synod(['node', '--id', 'p', '--listen', '127.0.0.1:0', '--data', pdir]);
+  const back = await runSynod(['node', '--id', 'p', '--listen', '127.0.0.1:0', '--data', pdir]);
   t.equal(back.code, 1);
-  t.match(back.stderr, /holds Multi-Paxos state \(paxos\/\).*--protocol paxos/);
+  t.match(back.err, /holds Multi-Paxos state \(paxos\/\).*--protocol paxos/);
 });

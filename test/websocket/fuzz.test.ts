@@ -100,6 +100,7 @@ type Kind =
   | 'after:truncated-batch'
   | 'after:wrong-envelope'
   | 'after:misrouted'
+  | 'after:forged-sender'
   | 'after:control'
   | 'after:unknown-tag'
   | 'tcp-garbage';
@@ -119,6 +120,7 @@ const KINDS: Kind[] = [
   'after:truncated-batch',
   'after:wrong-envelope',
   'after:misrouted',
+  'after:forged-sender',
   'after:control',
   'after:unknown-tag',
   'tcp-garbage',
@@ -131,6 +133,7 @@ const EXPECT: Partial<Record<Kind, number[]>> = {
   oversized: [1009],
   'bad-proof': [4011],
   'after:misrouted': [4004],
+  'after:forged-sender': [4006],
   'after:control': [4005],
   'after:unknown-tag': [4002],
   'after:truncated-batch': [4002, 4003, 4004],
@@ -239,6 +242,15 @@ async function one(url: string, port: number, r: Random, kind: Kind): Promise<nu
     case 'after:misrouted':
       ws.send(tag(FrameType.BATCH, encodeEnvelope(env(`other${r.int(9)}/x`, 1))));
       break;
+    case 'after:forged-sender':
+      // well-formed and addressed right, but claiming a sender on another node
+      ws.send(
+        tag(
+          FrameType.BATCH,
+          encodeEnvelope(env('target/x', 1, r.pick(['good/x', 'target/raft', 'fz/x', 'ghost']))),
+        ),
+      );
+      break;
     case 'after:control':
       ws.send(encodeControl(r.pick([1, 2, 3, 4]), {}));
       break;
@@ -313,6 +325,7 @@ t.test(`fuzz: ${INPUTS} malformed inputs, node stays up and serves peers`, async
     ErrorCode.BAD_FRAME,
     ErrorCode.BAD_ENVELOPE,
     ErrorCode.MISROUTED,
+    ErrorCode.FORGED_SENDER,
     ErrorCode.NOT_AUTHENTICATED,
     ErrorCode.UNEXPECTED_FRAME,
     ErrorCode.TEXT_FRAME,

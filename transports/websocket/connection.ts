@@ -67,6 +67,15 @@ export interface ConnectionHost {
 
 let nextId = 1;
 
+/**
+ * Envelopes a connection delivers before it stops reading its socket until the next turn of
+ * the event loop (`clock.schedule`). Without it one poll phase can read megabytes from a fast
+ * peer — 100,000+ small envelopes — into actor mailboxes before any actor runs; with it the
+ * actors drain between reads, and a sender that outruns its receiver meets TCP backpressure
+ * (then its own bounded queue) instead of the receiver's mailbox bound.
+ */
+export const READ_BUDGET_ENVELOPES = 16_384;
+
 export class Connection {
   readonly id = nextId++;
   state: ConnectionState = 'handshake';
@@ -87,6 +96,12 @@ export class Connection {
   private heartbeat: TimerHandle | undefined;
   private killTimer: TimerHandle | undefined;
   private closeInfo: { code: string; reason: string } | undefined;
+  /** Envelopes delivered since reading last yielded to the event loop. */
+  private readSinceYield = 0;
+  private readonly resumeReading = () => {
+    this.readSinceYield = 0;
+    if (this.closeInfo === undefined) this.ws.resume();
+  };
   private readonly onWritten = (err?: Error | null) => {
     if (!err && this.state === 'open') this.host.written(this);
   };
@@ -215,8 +230,13 @@ export class Connection {
             `frame type ${t} after the handshake`,
           );
         }
-        const envelopes = this.decoder.decode(data, this.host.local.node);
+        const envelopes = this.decoder.decode(data, this.host.local.node, this.remoteNode);
         this.host.envelopes(this, envelopes);
+        this.readSinceYield += envelopes.length;
+        if (this.readSinceYield >= READ_BUDGET_ENVELOPES && !this.ws.isPaused) {
+          this.ws.pause();
+          this.host.clock.schedule(this.resumeReading);
+        }
         return;
       }
       if (data[0] === FrameType.BATCH || data[0] === FrameType.BATCH_RESET) {

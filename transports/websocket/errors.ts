@@ -33,6 +33,12 @@ export const ErrorCode = {
   UNEXPECTED_FRAME: 'SYNOD_ERR_UNEXPECTED_FRAME',
   /** An inbound envelope is addressed to another node. */
   MISROUTED: 'SYNOD_ERR_MISROUTED',
+  /**
+   * An envelope's sender (`from`) is on another node than the one the connection
+   * authenticated as (inbound: the peer is forging senders; outbound: `send` refuses an
+   * envelope that claims a sender on another node than this one).
+   */
+  FORGED_SENDER: 'SYNOD_ERR_FORGED_SENDER',
   /** The peer belongs to another cluster. */
   WRONG_CLUSTER: 'SYNOD_ERR_WRONG_CLUSTER',
   /** The cluster secret proof failed (or only one side has a secret). */
@@ -92,6 +98,7 @@ export const CloseCode = {
   BAD_ENVELOPE: 4003,
   MISROUTED: 4004,
   UNEXPECTED_FRAME: 4005,
+  FORGED_SENDER: 4006,
   WRONG_CLUSTER: 4010,
   AUTH_FAILED: 4011,
   VERSION_MISMATCH: 4012,
@@ -115,6 +122,7 @@ export const closeCodeFor: Readonly<Record<string, number>> = {
   [ErrorCode.NOT_AUTHENTICATED]: CloseCode.NOT_AUTHENTICATED,
   [ErrorCode.UNEXPECTED_FRAME]: CloseCode.UNEXPECTED_FRAME,
   [ErrorCode.MISROUTED]: CloseCode.MISROUTED,
+  [ErrorCode.FORGED_SENDER]: CloseCode.FORGED_SENDER,
   [ErrorCode.WRONG_CLUSTER]: CloseCode.WRONG_CLUSTER,
   [ErrorCode.AUTH_FAILED]: CloseCode.AUTH_FAILED,
   [ErrorCode.VERSION_MISMATCH]: CloseCode.VERSION_MISMATCH,

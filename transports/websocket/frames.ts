@@ -251,10 +251,12 @@ export class BatchDecoder {
 
   /**
    * Decodes a BATCH or BATCH_RESET frame into validated envelopes addressed to `localNode`.
+   * With `remoteNode` (the node id the connection authenticated as), every envelope that
+   * names a sender must name one on that node (`SYNOD_ERR_FORGED_SENDER` otherwise).
    * All or nothing: a frame with one bad envelope is rejected whole (the peer is
    * misbehaving, and the connection is closed).
    */
-  decode(frame: Uint8Array, localNode: string): Envelope[] {
+  decode(frame: Uint8Array, localNode: string, remoteNode?: string): Envelope[] {
     if (frame.length < 2) fail(ErrorCode.BAD_FRAME, 'empty batch frame');
     if (frame[0] === FrameType.BATCH_RESET) this.unpackr = new Unpackr({ ...recordOptions });
     let values: unknown[];
@@ -296,6 +298,20 @@ export class BatchDecoder {
         fail(
           ErrorCode.MISROUTED,
           `envelope ${i} is addressed to "${to}", not to node ${localNode}`,
+        );
+      }
+    }
+    // A second pass, so that a batch with a malformed envelope is still reported as such.
+    if (remoteNode !== undefined) {
+      const remoteLength = remoteNode.length;
+      for (let i = 0; i < out.length; i++) {
+        const from = (out[i] as Envelope).from;
+        if (from === undefined) continue; // no sender claimed (replies, anonymous tells)
+        if (from.charCodeAt(remoteLength) === 0x2f && from.startsWith(remoteNode)) continue;
+        if (from === remoteNode) continue;
+        fail(
+          ErrorCode.FORGED_SENDER,
+          `envelope ${i} of ${out.length} claims sender "${from.length > 200 ? `${from.slice(0, 200)}...` : from}", but the connection is authenticated as node ${remoteNode}`,
         );
       }
     }

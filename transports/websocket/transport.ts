@@ -345,6 +345,20 @@ export class WebSocketTransport implements Transport {
       this.stats.sent++;
       return true;
     }
+    const from = envelope.from;
+    if (
+      from !== undefined &&
+      from !== this.nodeId &&
+      !(from.charCodeAt(this.nodeId.length) === 0x2f && from.startsWith(this.nodeId))
+    ) {
+      // The peer would close the connection on it (it checks every sender against the node
+      // the connection authenticated as): refuse it here, where the caller learns why.
+      return this.reject(
+        envelope,
+        ErrorCode.FORGED_SENDER,
+        `envelope claims sender "${from}", which is not on this node (${this.nodeId}); a node can only send as itself`,
+      );
+    }
     const link = this.links.get(node);
     if (link === undefined) {
       return this.reject(envelope, ErrorCode.UNKNOWN_PEER, `no link to node "${node}"`);

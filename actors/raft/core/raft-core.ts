@@ -29,6 +29,7 @@ import {
   type Heartbeat,
   type HeartbeatResponse,
   type LogEntry,
+  type LogMark,
   type RaftCoreOptions,
   type RaftCoreState,
   RaftError,
@@ -187,6 +188,7 @@ export class RaftCore {
       }
       this.log.append(ents);
       this.log.stableIndex = this.log.lastIndex();
+      this.log.inProgress = this.log.lastIndex();
     }
     const hs = state.hardState;
     const fresh = !hs && !snap && ents.length === 0;
@@ -1238,7 +1240,7 @@ export class RaftCore {
     const s = this.prevSoft;
     return (
       this.msgs.length > 0 ||
-      this.log.unstableEntries().length > 0 ||
+      this.log.hasToPersist() ||
       this.log.hasNextCommitted() ||
       this.readStates.length > 0 ||
       this.readFailures.length > 0 ||
@@ -1249,14 +1251,18 @@ export class RaftCore {
     );
   }
 
-  /** Collects the next batch of work. `advance` must be called before the next `ready`. */
+  /**
+   * Collects the next batch of work. `advance` (or, with asynchronous storage writes,
+   * `advanceApplied`) must be called before the next `ready`. Entries are handed out once:
+   * the next Ready carries only entries appended (or rewritten) after this one.
+   */
   ready(): Ready {
     if (this.outstanding) {
       throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'ready() called before advance()');
     }
     this.flushBroadcast();
     const rd: Ready = {
-      entries: this.log.unstableEntries(),
+      entries: this.log.takeToPersist(),
       committedEntries: this.log.nextCommitted(this.maxApplyBytes),
       messages: this.msgs,
       readStates: this.readStates,
@@ -1279,25 +1285,48 @@ export class RaftCore {
       this.prevHard = hs;
     }
     if (rd.entries.length > 0 || rd.snapshot) rd.mustSync = true;
+    if (rd.entries.length > 0) rd.mark = this.log.mark();
     const last = rd.committedEntries[rd.committedEntries.length - 1];
     if (last) this.log.applying = last.index;
     this.outstanding = rd;
     return rd;
   }
 
-  /** Acknowledges that a Ready was fully handled (persisted, sent, applied). */
+  /**
+   * Acknowledges that a Ready was fully handled (persisted, sent, applied): the synchronous
+   * contract, `advanceStable(rd.mark)` then `advanceApplied(rd)`.
+   */
   advance(rd: Ready): void {
+    if (this.outstanding !== rd) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'advance() with a Ready not outstanding');
+    }
+    if (rd.mark) this.advanceStable(rd.mark);
+    this.advanceApplied(rd);
+  }
+
+  /**
+   * Asynchronous storage writes: the write of the entries handed out up to `mark` is
+   * durable (and, writes completing in order, every earlier one). Only now does a leader
+   * count its own copy of them towards a quorum. A mark from before a truncation or a
+   * snapshot install is ignored (the write covering the replacement confirms it).
+   */
+  advanceStable(mark: LogMark): void {
+    if (!this.log.persistedTo(mark)) return;
+    const self = this.role === 'leader' ? this.prs.get(this.id) : undefined;
+    if (self?.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) this.needBroadcast = true;
+  }
+
+  /**
+   * Acknowledges the non-storage part of a Ready: its messages were sent (or queued behind
+   * the writes they depend on), its snapshot is installed and its committed entries are
+   * applied. The next `ready()` may follow before the Ready's entries are durable.
+   */
+  advanceApplied(rd: Ready): void {
     if (this.outstanding !== rd) {
       throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'advance() with a Ready not outstanding');
     }
     this.outstanding = undefined;
     if (rd.snapshot && this.pendingSnapshot === rd.snapshot) this.pendingSnapshot = undefined;
-    const lastEnt = rd.entries[rd.entries.length - 1];
-    if (lastEnt) {
-      this.log.stableTo(lastEnt.index, lastEnt.term);
-      const self = this.role === 'leader' ? this.prs.get(this.id) : undefined;
-      if (self?.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) this.needBroadcast = true;
-    }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied) {
       for (const e of rd.committedEntries) {

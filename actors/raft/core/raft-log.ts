@@ -4,9 +4,16 @@
  * rest are unstable and are handed out in the next `Ready` to be persisted.
  *
  * Index bookkeeping: `snapIndex`/`snapTerm` is the compaction point; entry i lives at
- * `entries[i - snapIndex - 1]`. `applied ≤ applying ≤ committed ≤ lastIndex()`.
+ * `entries[i - snapIndex - 1]`. `applied ≤ applying ≤ committed ≤ lastIndex()` and
+ * `snapIndex ≤ stableIndex ≤ inProgress ≤ lastIndex()`.
+ *
+ * Asynchronous storage writes: entries in (stableIndex, inProgress] were handed out to be
+ * persisted and their write has not been confirmed yet; several such writes may be in
+ * flight. A confirmation carries the `LogMark` of the hand-out; it is honoured only if no
+ * entry was truncated or replaced since (`truncSeq` unchanged), so a write that completes
+ * after its entries were overwritten can never mark the new, unwritten ones durable.
  */
-import { entrySize, type LogEntry, RaftError } from './types.js';
+import { entrySize, type LogEntry, type LogMark, RaftError } from './types.js';
 
 /** Log versions are unique across all logs in the process (a restarted node gets new ones). */
 let versionSeq = 0;
@@ -17,6 +24,10 @@ export class RaftLog {
   private entries: LogEntry[] = [];
   /** Highest index known durable. */
   stableIndex: number;
+  /** Highest index handed out for persistence (durable or being written). */
+  inProgress: number;
+  /** Incremented whenever entries are truncated or the log is replaced by a snapshot. */
+  truncSeq = 0;
   committed: number;
   /** Incremented whenever entries are added, removed or replaced (for cheap change checks). */
   version = ++versionSeq;
@@ -28,6 +39,7 @@ export class RaftLog {
     this.snapIndex = snapIndex;
     this.snapTerm = snapTerm;
     this.stableIndex = snapIndex;
+    this.inProgress = snapIndex;
     this.committed = snapIndex;
     this.applying = snapIndex;
     this.applied = snapIndex;
@@ -106,6 +118,8 @@ export class RaftLog {
     if (first <= this.lastIndex()) {
       this.entries.length = first - this.snapIndex - 1;
       if (this.stableIndex >= first) this.stableIndex = first - 1;
+      if (this.inProgress >= first) this.inProgress = first - 1;
+      this.truncSeq++;
     }
     for (const e of ents) this.entries.push(e);
     this.version = ++versionSeq;
@@ -129,14 +143,45 @@ export class RaftLog {
     return out;
   }
 
+  /** Entries not yet known durable (including those being written). */
   unstableEntries(): LogEntry[] {
     if (this.stableIndex >= this.lastIndex()) return [];
     return this.entries.slice(this.stableIndex - this.snapIndex);
   }
 
+  /** Whether entries wait to be handed out for persistence. */
+  hasToPersist(): boolean {
+    return this.inProgress < this.lastIndex();
+  }
+
+  /** Hands out the entries not yet given to storage: they are in progress from now on. */
+  takeToPersist(): LogEntry[] {
+    if (this.inProgress >= this.lastIndex()) return [];
+    const out = this.entries.slice(this.inProgress - this.snapIndex);
+    this.inProgress = this.lastIndex();
+    return out;
+  }
+
+  /** The mark a storage write of everything handed out so far confirms. */
+  mark(): LogMark {
+    return { index: this.inProgress, term: this.term(this.inProgress) ?? 0, seq: this.truncSeq };
+  }
+
   /** Marks entries up to (i, t) durable, unless they were replaced in the meantime. */
   stableTo(i: number, t: number): void {
     if (i > this.stableIndex && this.matchTerm(i, t)) this.stableIndex = i;
+  }
+
+  /**
+   * A storage write handed out at `m` is durable (writes complete in the order they were
+   * issued). Ignored if the log was truncated or replaced since the hand-out: the write
+   * that covers the replacement will confirm it.
+   */
+  persistedTo(m: LogMark): boolean {
+    if (m.seq !== this.truncSeq || m.index <= this.stableIndex) return false;
+    if (m.index > this.inProgress || !this.matchTerm(m.index, m.term)) return false;
+    this.stableIndex = m.index;
+    return true;
   }
 
   commitTo(i: number): boolean {
@@ -189,6 +234,8 @@ export class RaftLog {
     this.snapIndex = index;
     this.snapTerm = term;
     this.stableIndex = index;
+    this.inProgress = index;
+    this.truncSeq++;
     this.committed = index;
     this.applying = index;
     this.applied = index;

@@ -180,7 +180,18 @@ export interface ReadFailure {
 }
 
 /**
- * What the shell must do, in this order:
+ * Identifies a hand-out of entries to storage: the last index handed out, its term, and
+ * the log's truncation count at that moment (`RaftLog.truncSeq`). `RaftCore.advanceStable`
+ * takes it back once the write is durable.
+ */
+export interface LogMark {
+  index: number;
+  term: number;
+  seq: number;
+}
+
+/**
+ * What the shell must do, in this order (the synchronous contract):
  *  1. if `snapshot`: store it durably and reset the log store to it;
  *  2. append `entries` durably (the first one may overwrite a conflicting suffix);
  *  3. save `hardState` durably;
@@ -188,6 +199,11 @@ export interface ReadFailure {
  *  5. restore the state machine from `snapshot`, then apply `committedEntries` in order;
  *  6. serve `readStates` once the applied index reaches theirs;
  *  7. call `advance(ready)`.
+ *
+ * The asynchronous contract (several storage writes in flight; docs/raft.md) splits step 7:
+ * `advanceApplied(ready)` once the committed entries are applied (the next `ready()` may
+ * follow at once), and `advanceStable(ready.mark)` whenever the write of `entries` (and of
+ * every earlier Ready's, storage writes completing in order) is durable.
  */
 export interface Ready {
   softState?: SoftState;
@@ -200,6 +216,8 @@ export interface Ready {
   readFailures: ReadFailure[];
   /** True when anything in 1–3 must be made durable before sending. */
   mustSync: boolean;
+  /** Set when `entries` is not empty: what their durable write confirms (`advanceStable`). */
+  mark?: LogMark;
 }
 
 export type ReadOnlyMode = 'safe' | 'lease';
