@@ -8,7 +8,11 @@
  * issue's cluster metric: the write p99 of an embedded 3-node KV cluster (Raft + KV state
  * machine, 16 concurrent writers) while the agent, joined as a learner, writes a full
  * backup, against the same cluster with the learner following and no backup running
- * (`--cluster-keys=N` sizes the cluster's state, default 20,000 × 1 KB; 0 skips it).
+ * (`--cluster-keys=N` sizes the cluster's state, default 20,000 × 1 KB; 0 skips it). And the
+ * deployed case (bench/lib/backup-processes.ts): three `synod node` processes and a separate
+ * `synod backup full --cluster` process, write p99 during the backup against the same cluster
+ * with no agent (`--process-keys=N`, default 5,000 × 1 KB; `--process-rounds=N`, default 3;
+ * 0 keys skips it).
  * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -26,6 +30,7 @@ import { KvStateMachine } from '../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../actors/kv/types.js';
 import { LocalCluster } from '../lib/cluster/local-cluster.js';
 import { type BenchMain, type Measurement, percentile, report, summarize } from './harness.js';
+import { backupProcessLatency } from './lib/backup-processes.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
   const eq = argv.find((a) => a.startsWith(`${name}=`));
@@ -246,6 +251,29 @@ export const main: BenchMain = async (argv) => {
       writesDuring: c.nDuring,
       backupMs: c.backupMs,
       noAgentP99: c.noAgent,
+    };
+    ms.push(m);
+  }
+  const processKeys = Number(arg(argv, '--process-keys', '5000'));
+  if (processKeys > 0) {
+    const c = await backupProcessLatency(
+      base,
+      processKeys,
+      Number(arg(argv, '--process-rounds', '3')),
+    );
+    const m = summarize(
+      'cluster write p99 during `synod backup full --cluster` (3 node processes + agent process)',
+      'ms',
+      'lower',
+      c.during,
+      { name: 'write p99, no agent', runs: c.idle },
+      'within 20% (ratio ≥ 0.83)',
+    );
+    m.extra = {
+      keys: processKeys,
+      writesIdle: c.nIdle,
+      writesDuring: c.nDuring,
+      backupMs: c.backupMs.map((x) => Math.round(x)),
     };
     ms.push(m);
   }

@@ -153,14 +153,26 @@ export async function startProcessCluster(
   };
   const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
   try {
+    // connect() succeeds as soon as one listed node answers (it learns the others from that
+    // node's member list), so wait explicitly until the client knows all n members; the loop
+    // below then waits until every one of them answers and is ready.
     while (!client) {
       if (failed) throw failed;
+      let known: readonly string[] = [];
       try {
-        client = await connect(urls, { secret, timeoutMs: 3000, discoverTimeoutMs: 2000 });
+        const c = await connect(urls, { secret, timeoutMs: 3000, discoverTimeoutMs: 2000 });
+        known = c.nodes;
+        if (ids.every((id) => c.nodes.includes(id))) client = c;
+        else await c.disconnect();
       } catch (err) {
         if (Date.now() > deadline) throw err;
-        await sleep(200);
       }
+      if (client) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `the client knows only ${known.join(', ') || 'no node'} of ${ids.join(', ')}`,
+        );
+      await sleep(200);
     }
     for (;;) {
       if (failed) throw failed;

@@ -37,6 +37,14 @@ export interface TourOptions {
     dashboardUrl: string | undefined,
   ) => Promise<void>;
   nodes?: string[];
+  /**
+   * Pause this long between steps (and a fifth of it between the writes of a step), so a person
+   * watching the dashboard can follow. Default 0: no pause (tests, pipes). `synod demo` takes
+   * `--pace MS`, 1500 by default on a terminal.
+   */
+  paceMs?: number;
+  /** How to pause (default: a timer on the tour's clock). Tests record the pauses with it. */
+  pause?: (ms: number) => Promise<void>;
 }
 
 export interface TourResult {
@@ -49,8 +57,18 @@ export interface TourResult {
 
 export async function runTour(options: TourOptions = {}): Promise<TourResult> {
   const print = options.print ?? ((l: string) => console.log(l));
+  const paceMs = options.paceMs ?? 0;
+  if (!Number.isFinite(paceMs) || paceMs < 0)
+    throw new RangeError(`paceMs must be a number of ms ≥ 0, got ${paceMs}`);
   const steps: string[] = [];
-  const step = (title: string) => {
+  const wait = (ms: number): Promise<void> =>
+    ms <= 0
+      ? Promise.resolve()
+      : options.pause
+        ? options.pause(ms)
+        : new Promise((resolve) => clock.setTimer(ms, resolve));
+  const step = async (title: string) => {
+    if (steps.length > 0) await wait(paceMs);
     steps.push(title);
     print(`\n== ${steps.length}. ${title}`);
   };
@@ -142,7 +160,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       print(`dashboard: ${url}`);
     }
 
-    step('Start three nodes and elect a leader');
+    await step('Start three nodes and elect a leader');
     let t0 = clock.now();
     await cluster.start();
     const first = await cluster.waitForLeader(10_000);
@@ -155,7 +173,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       `leader ${first} elected in term ${term1} after ${Math.round(clock.now() - t0)} ms (pre-vote and check-quorum on)`,
     );
 
-    step('Replicate writes');
+    await step('Replicate writes');
     let written = 0;
     for (const [key, value] of [
       ['greeting', 'hello'],
@@ -164,6 +182,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       ['planet', 'Mars'],
       ['answer', '42'],
     ] as const) {
+      if (written > 0) await wait(paceMs / 5);
       const r = await cluster.propose({ t: 'put', key, value });
       written++;
       say(
@@ -186,7 +205,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
         .join(' ')}`,
     );
 
-    step(`Kill the leader (${first})`);
+    await step(`Kill the leader (${first})`);
     t0 = clock.now();
     await cluster.stop(first);
     const second = await cluster.waitForLeader(10_000, term1 + 1);
@@ -198,7 +217,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
     written++;
     say(`put after-failover → committed at index ${r.index} with two of three nodes`);
 
-    step(`Bring ${first} back`);
+    await step(`Bring ${first} back`);
     await cluster.restart(first);
     const commit = cluster.raft(second)?.status().commit ?? 0;
     await cluster.waitFor(
@@ -211,7 +230,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       `${first} rejoined as ${cluster.raft(first)?.status().role}, caught up to index ${commit}, and has after-failover=${back}`,
     );
 
-    step('Back up the cluster with the backup agent and restore it');
+    await step('Back up the cluster with the backup agent and restore it');
     written += await backupStep(cluster, repo, say);
     await refreshCatalog();
 

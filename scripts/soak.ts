@@ -1,5 +1,5 @@
 /**
- * `npm run soak -- --minutes M [--nodes 3] [--clients 8] [--out DIR]`
+ * `npm run soak -- --minutes M [--nodes 3] [--clients 8] [--backup-every S] [--out DIR]`
  *
  * Steady load on a real cluster (`synod node` processes on loopback, no root needed) for M
  * minutes: closed-loop clients writing and reading, samples every 5 s of each node's RSS and
@@ -8,15 +8,21 @@
  * quarter's median above 1.5× the second quarter's) or throughput collapses (last quarter's
  * median below half of the second quarter's), else 0.
  *
- * Not yet: periodic snapshots/backups during the soak (there is no remote trigger for either;
- * the node compacts on its own schedule).
+ * Periodic backups: a `synod backup agent` process joins as a learner for the whole run and
+ * follows a schedule of an incremental every S seconds and a full every 5·S (`--backup-every`,
+ * default 60; 0 turns it off); at the end it is stopped (SIGTERM), and the repository is
+ * listed and verified. Its RSS and fds are sampled like a node's. Snapshots: the nodes compact
+ * on their own (by log size); the soak samples each node's newest snapshot index and reports
+ * how many distinct snapshots each took. Exit 1 also when no backup was taken or the
+ * repository does not verify.
  */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { monotonicNow } from '../test/chaos/harness/clock.js';
-import { ChaosCluster, LoopbackNet } from '../test/chaos/harness/cluster.js';
+import { ChaosCluster, LoopbackNet, rssOfPid as rssOf } from '../test/chaos/harness/cluster.js';
 
 const SECRET = 'soak-secret-of-enough-length-0000000001';
 
@@ -39,6 +45,18 @@ function fds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Index of the newest snapshot in a node's data directory (`raft/snapshots/<index>-<term>.snap`). */
+function newestSnapshot(dataDir: string): number | undefined {
+  try {
+    const idx = readdirSync(path.join(dataDir, 'raft', 'snapshots'))
+      .filter((f) => f.endsWith('.snap'))
+      .map((f) => Number(f.split('-')[0]));
+    return idx.length ? Math.max(...idx) : undefined;
   } catch {
     return undefined;
   }
@@ -111,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
   const minutes = Number(flag(argv, 'minutes', '5'));
   const n = Number(flag(argv, 'nodes', '3'));
   const clients = Number(flag(argv, 'clients', '8'));
+  const backupEvery = Number(flag(argv, 'backup-every', '60'));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = path.resolve(flag(argv, 'out', `test-artifacts/soak/${stamp}`));
   mkdirSync(out, { recursive: true });
@@ -136,6 +155,63 @@ export async function main(argv: string[]): Promise<number> {
   c.startAll();
   for (let l = await c.leader(); !(l && l.voters.length === n); l = await c.leader())
     await new Promise((r) => setTimeout(r, 500));
+  // The backup agent: a learner for the whole run, taking the scheduled backups.
+  const repo = path.join(dir, 'backup-repo');
+  const synod = (args: string[]) => {
+    const [cmd, ...pre] = c.cli.cmd;
+    return spawnSync(cmd as string, [...pre, ...args], { encoding: 'utf8', timeout: 120_000 });
+  };
+  let agent: ChildProcess | undefined;
+  let agentOut = '';
+  if (backupEvery > 0) {
+    for (const args of [
+      ['backup', 'init', '--repo', repo],
+      [
+        'backup',
+        'schedule',
+        '--repo',
+        repo,
+        '--full',
+        `@every ${5 * backupEvery}s`,
+        '--incr',
+        `@every ${backupEvery}s`,
+      ],
+    ]) {
+      const r = synod(args);
+      if (r.status !== 0) throw new Error(`synod ${args.join(' ')}: ${r.stderr}`);
+    }
+    const [cmd, ...pre] = c.cli.cmd;
+    agent = spawn(
+      cmd as string,
+      [
+        ...pre,
+        'backup',
+        'agent',
+        '--cluster',
+        ids.map((id, i) => `${id}=ws://127.0.0.1:${ports[i]}`).join(','),
+        '--secret-file',
+        secretFile,
+        '--repo',
+        repo,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const keep = (b: Buffer) => {
+      agentOut = (agentOut + b.toString()).slice(-20_000);
+    };
+    agent.stdout?.on('data', keep);
+    agent.stderr?.on('data', keep);
+    const joined = monotonicNow();
+    while (!/caught up at index \d+/.test(agentOut)) {
+      if (agent.exitCode !== null || monotonicNow() - joined > 120_000)
+        throw new Error(`the backup agent did not catch up:\n${agentOut}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(
+      `backup agent joined (incr every ${backupEvery} s, full every ${5 * backupEvery} s)`,
+    );
+  }
+  const snapshots = new Map<string, Set<number>>(ids.map((id) => [id, new Set<number>()]));
   const kvs = await Promise.all(
     Array.from({ length: clients }, () => c.kvClient({ timeoutMs: 5000 })),
   );
@@ -172,6 +248,14 @@ export async function main(argv: string[]): Promise<number> {
       const f = fds(c.procs.get(id)?.pid);
       if (r !== undefined) s.rss[id] = r;
       if (f !== undefined) s.fds[id] = f;
+      const snap = newestSnapshot(c.dataDir(id));
+      if (snap !== undefined) snapshots.get(id)?.add(snap);
+    }
+    if (agent?.pid !== undefined && agent.exitCode === null) {
+      const r = rssOf(agent.pid);
+      const f = fds(agent.pid);
+      if (r !== undefined) s.rss.agent = r;
+      if (f !== undefined) s.fds.agent = f;
     }
     samples.push(s);
     console.log(
@@ -180,19 +264,42 @@ export async function main(argv: string[]): Promise<number> {
   }, 5000);
   await Promise.all(loops);
   clearInterval(sampler);
+  let backups: Record<string, unknown> | undefined;
+  const problems: string[] = [];
+  if (agent) {
+    const a = agent;
+    const gone = new Promise<number | null>((r) => a.once('exit', (code) => r(code)));
+    if (a.exitCode === null) a.kill('SIGTERM');
+    const code = await gone;
+    const list = synod(['backup', 'list', '--repo', repo, '--json']);
+    const listed =
+      list.status === 0 ? (JSON.parse(list.stdout) as { backups: { type: string }[] }).backups : [];
+    const byType: Record<string, number> = {};
+    for (const b of listed) byType[b.type] = (byType[b.type] ?? 0) + 1;
+    const verify = synod(['backup', 'verify', '--repo', repo]);
+    backups = {
+      agentExit: code,
+      taken: listed.length,
+      byType,
+      verify: verify.status === 0 ? 'ok' : verify.stdout.trim().split('\n').slice(-3).join(' | '),
+    };
+    if (listed.length === 0) problems.push(`no backup was taken:\n${agentOut.slice(-2000)}`);
+    if (verify.status !== 0)
+      problems.push(`the repository does not verify: ${String(backups.verify)}`);
+    if (code !== 0) problems.push(`the backup agent exited with ${code}`);
+  }
   await Promise.all(kvs.map((k) => k.close()));
   await c.stopAll();
   writeFileSync(
     path.join(out, 'samples.jsonl'),
     `${samples.map((s) => JSON.stringify(s)).join('\n')}\n`,
   );
-  writeFileSync(path.join(out, 'soak.svg'), svg(samples, ids));
+  writeFileSync(path.join(out, 'soak.svg'), svg(samples, agent ? [...ids, 'agent'] : ids));
   const q = Math.floor(samples.length / 4);
   const second = samples.slice(q, 2 * q);
   const lastQ = samples.slice(3 * q);
-  const problems: string[] = [];
   if (q >= 1) {
-    for (const id of ids) {
+    for (const id of agent ? [...ids, 'agent'] : ids) {
       const a = median(second.map((s) => s.rss[id] ?? 0));
       const b = median(lastQ.map((s) => s.rss[id] ?? 0));
       if (b > 1.5 * a)
@@ -216,6 +323,8 @@ export async function main(argv: string[]): Promise<number> {
     failed,
     opsPerSec: (done * 1000) / (monotonicNow() - t0),
     problems,
+    snapshots: Object.fromEntries([...snapshots].map(([id, set]) => [id, set.size])),
+    ...(backups ? { backups } : {}),
     svg: path.join(out, 'soak.svg'),
   };
   writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);

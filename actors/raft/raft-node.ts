@@ -177,6 +177,30 @@ export function decodeCommand(data: Uint8Array): Command {
   return { clientId: v.c, seq: v.s, op: v.o };
 }
 
+/**
+ * Drops an accepting `appendResp` that a later accepting one to the same peer in the same
+ * term supersedes (acknowledgements are cumulative: the later index covers the earlier),
+ * keeping the order of everything else. Rejections and other messages are kept as they are.
+ */
+export function coalesceAcks(ms: RaftMessage[]): RaftMessage[] {
+  let acks = 0;
+  for (const m of ms) if (m.type === 'appendResp' && !m.reject) acks++;
+  if (acks < 2) return ms;
+  const last = new Map<string, RaftMessage>();
+  for (const m of ms) {
+    if (m.type !== 'appendResp' || m.reject) continue;
+    const k = `${m.to}\u0000${m.term}`;
+    const prev = last.get(k);
+    if (!prev || (prev.type === 'appendResp' && m.index >= prev.index)) last.set(k, m);
+  }
+  const out: RaftMessage[] = [];
+  for (const m of ms) {
+    if (m.type === 'appendResp' && !m.reject && last.get(`${m.to}\u0000${m.term}`) !== m) continue;
+    out.push(m);
+  }
+  return out;
+}
+
 /** A write refused because the disk (or quota) is full: retryable once space returns. */
 function isNoSpace(e: unknown): boolean {
   for (let x = e as { code?: unknown; cause?: unknown } | undefined, d = 0; x && d < 4; d++) {
@@ -875,7 +899,14 @@ export class RaftNode<Op = unknown, Result = unknown>
       this.guard(() => core.advanceStable(mark));
       let n = 0;
       while (n < this.afterWrite.length && (this.afterWrite[n] as { seq: number }).seq <= seq) n++;
-      if (n > 0) for (const b of this.afterWrite.splice(0, n)) this.sendAll(b.ms);
+      if (n === 1)
+        this.sendAll(coalesceAcks((this.afterWrite.shift() as { ms: RaftMessage[] }).ms));
+      else if (n > 1) {
+        // One envelope per peer for everything this write released.
+        const ms: RaftMessage[] = [];
+        for (const b of this.afterWrite.splice(0, n)) for (const m of b.ms) ms.push(m);
+        this.sendAll(coalesceAcks(ms));
+      }
       if (this.wq.length > 0 && !this.stopped) this.startWrite();
       // A leader may commit now that its own copy is durable: the loop takes the next Ready.
       this.schedule();

@@ -3,6 +3,8 @@
  * cluster in this process elects a leader, replicates writes, loses its leader, re-elects,
  * heals and backs up, narrating each step; the dashboard shows it live. When standard input
  * is a terminal the cluster then stays up for play until Ctrl-C; otherwise (CI) it exits.
+ * `--pace MS` pauses between the tour's steps (default 1500 ms when stdout is a terminal, so a
+ * person can follow in the browser; 0 when it is a pipe or file, so tests stay fast).
  * NAME picks another demo of demos/ (`synod demo --list`).
  */
 import { existsSync } from 'node:fs';
@@ -43,6 +45,11 @@ const specs = {
     default: false,
   },
   exit: { kind: 'boolean', description: 'exit after the tour even on a terminal', default: false },
+  pace: {
+    kind: 'number',
+    description:
+      'tour: pause between steps in ms, to follow along in the browser (default 1500 when stdout is a terminal, 0 otherwise)',
+  },
   list: { kind: 'boolean', description: 'list the demos', default: false },
   'base-port': {
     kind: 'number',
@@ -131,7 +138,9 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const interactive = process.stdin.isTTY === true && options.exit !== true;
+    const paceMs = paceOf(options.pace as number | undefined, process.stdout.isTTY === true);
     await runTour({
+      paceMs,
       dashboardPort: options.dashboard as number,
       dashboardHost: options['dashboard-host'] as string,
       dashboardPortFallback: sources.dashboard === 'default',
@@ -152,6 +161,17 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return reportError(err, verbose);
   }
+}
+
+/**
+ * The tour's pause between steps: `--pace MS` (SYNOD_PACE) when given, else 1500 ms for a
+ * person at a terminal and 0 when stdout is a pipe or a file (tests, CI, the README test).
+ */
+export function paceOf(flag: number | undefined, stdoutIsTty: boolean): number {
+  if (flag === undefined) return stdoutIsTty ? 1500 : 0;
+  if (flag < 0 || flag > 600_000)
+    throw new CliError(`--pace must be between 0 and 600000 ms, got ${flag}`);
+  return flag;
 }
 
 /** The demos of demos/, by the name `synod demo NAME` takes. */

@@ -61,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     const entries = o.cluster as string[];
     const peers: { id: string; url: string }[] = [];
     // A bare URL whose node is down is shown as unreachable; it does not stop the others.
-    const undiscovered: { id: string; error: string }[] = [];
+    const undiscovered: Unreachable[] = [];
     for (const e of entries) {
       const eq = e.indexOf('=');
       if (eq > 0) peers.push({ id: e.slice(0, eq), url: e.slice(eq + 1) });
@@ -76,7 +76,7 @@ export async function run(argv: string[]): Promise<number> {
             url: e,
           });
         } catch (err) {
-          undiscovered.push({ id: e, error: (err as Error).message });
+          undiscovered.push({ id: e, url: e, error: (err as Error).message });
         }
     }
     // Nothing listed could be reached: say why in one line, as before there was a cluster.
@@ -117,13 +117,14 @@ export async function run(argv: string[]): Promise<number> {
           timeoutMs,
         )
         .then(
-          (s) => ({ id, status: s as NodeStatus }),
-          (err: Error) => ({ id, error: err.message }),
+          (s): { id: string; status: NodeStatus } => ({ id, status: s as NodeStatus }),
+          (err: Error): Unreachable => ({ id, error: err.message }),
         );
     // Ask the nodes given, then every member they know of (the leader knows joined nodes).
     const known = new Set(peers.map((p) => p.id));
     let round = peers.map((p) => p.id);
-    const results: Awaited<ReturnType<typeof ask>>[] = [...undiscovered];
+    const results: Awaited<ReturnType<typeof ask>>[] = [];
+    const memberUrls = new Map<string, string>();
     for (let i = 0; i < 4 && round.length > 0; i++) {
       const answers = await Promise.all(round.map(ask));
       results.push(...answers);
@@ -131,6 +132,7 @@ export async function run(argv: string[]): Promise<number> {
       for (const r of answers) {
         if (!('status' in r)) continue;
         for (const [id, url] of Object.entries(r.status.members)) {
+          memberUrls.set(url.replace(/\/$/, ''), id);
           if (known.has(id)) continue;
           known.add(id);
           transport.addPeer(`${id}=${url}`);
@@ -140,6 +142,30 @@ export async function run(argv: string[]): Promise<number> {
     }
     await system.shutdown();
     await transport.close(100);
+    // A listed URL that did not answer is shown under its member id when the others know it.
+    for (const u of undiscovered) {
+      const id = memberUrls.get((u.url ?? u.id).replace(/\/$/, ''));
+      const r = id === undefined ? undefined : results.find((x) => x.id === id);
+      if (r === undefined) results.push(u);
+      else if ('error' in r) {
+        r.url = u.url;
+        r.error = u.error;
+      }
+    }
+    for (const r of results)
+      if ('error' in r && r.url === undefined) {
+        const url =
+          peers.find((p) => p.id === r.id)?.url ??
+          [...memberUrls].find(([, id]) => id === r.id)?.[0];
+        if (url !== undefined) r.url = url;
+      }
+    // An ask that timed out says less than the link's own reason (refused, wrong secret, …).
+    const why = (r: Unreachable): string => {
+      const link = linkProblems.get(r.id);
+      return link !== undefined && r.error.startsWith('no reply')
+        ? `${r.error}; link: ${link}`
+        : r.error;
+    };
     const ok = results.filter((r): r is { id: string; status: NodeStatus } => 'status' in r);
     if (ok.length === 0 && transportErrors.length > 0) {
       throw new CliError(
@@ -172,7 +198,16 @@ export async function run(argv: string[]): Promise<number> {
       console.log(
         JSON.stringify(
           {
-            nodes: results.map((r) => ('status' in r ? r.status : { id: r.id, error: r.error })),
+            nodes: results.map((r) =>
+              'status' in r
+                ? r.status
+                : {
+                    id: r.id,
+                    state: 'unreachable',
+                    ...(r.url !== undefined ? { url: r.url } : {}),
+                    error: why(r),
+                  },
+            ),
             ...(backups
               ? {
                   backups: {
@@ -198,7 +233,18 @@ export async function run(argv: string[]): Promise<number> {
     ];
     for (const r of results) {
       if (!('status' in r)) {
-        rows.push([r.id, 'unreachable', '', '', '', '', '', '', '', r.error]);
+        rows.push([
+          r.id,
+          'unreachable',
+          '',
+          '',
+          '',
+          '',
+          '',
+          '',
+          '',
+          `${r.url ?? ''} (${why(r)})`.trim(),
+        ]);
         continue;
       }
       const s = r.status;
@@ -241,6 +287,13 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return reportError(err, verbose);
   }
+}
+
+/** A node that did not answer: its id (or the URL, when no node knows it), where, and why. */
+interface Unreachable {
+  id: string;
+  url?: string;
+  error: string;
 }
 
 /** Multi-Paxos nodes: ballots, the distinguished proposer and slot positions. */

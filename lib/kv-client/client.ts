@@ -11,7 +11,7 @@
  * client has seen, so `session` reads are monotonic and read the client's writes wherever they
  * are served.
  */
-import { Observable } from 'rxjs';
+import { Observable, type Subscription } from 'rxjs';
 import { KvError } from '../../actors/kv/errors.js';
 import type {
   GetValue,
@@ -35,6 +35,7 @@ import {
 import { assertKey, assertTimeout, opProblem, timeoutProblem } from '../../actors/kv/validate.js';
 import { Actor, type Terminated } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
+import type { LinkStatus } from '../transport.js';
 import type { KvResponse } from './response.js';
 
 export interface KvClientOptions {
@@ -161,6 +162,10 @@ export class KvClient {
   private watchCounter = 0;
   private closed = false;
   private writeChain: Promise<void> = Promise.resolve();
+  /** Link state per node, from the transport (absent: unknown, e.g. a local or in-memory node). */
+  private readonly links = new Map<string, LinkStatus>();
+  private readonly linkWaiters = new Set<() => void>();
+  private linkSubscription: Subscription | undefined;
   /** Counters for tools: attempts, redirects, retries. */
   readonly stats = { requests: 0, attempts: 0, redirects: 0 };
 
@@ -182,6 +187,11 @@ export class KvClient {
     this.readNode = options.readNode ?? (this.nodes[r.int(this.nodes.length)] as string);
     this.backoffBase = Math.max(0, options.retryBackoffMs?.base ?? 10);
     this.backoffMax = Math.max(this.backoffBase, options.retryBackoffMs?.max ?? 200);
+    // The WebSocket transport replays every peer's current state on subscription, then changes.
+    this.linkSubscription = this.system.getTransport()?.links$.subscribe((l) => {
+      this.links.set(l.peer, l);
+      if (l.state === 'up') for (const w of [...this.linkWaiters]) w();
+    });
   }
 
   get clientId(): string {
@@ -272,9 +282,9 @@ export class KvClient {
             type: 'kv.write',
             op,
             session,
-            timeoutMs: Math.min(this.attemptTimeoutMs, left),
+            timeoutMs: Math.ceil(Math.min(this.attemptTimeoutMs, left)),
           } as Extract<KvRequest, { type: 'kv.write' }>,
-          Math.min(this.attemptTimeoutMs, left) + 50,
+          Math.ceil(Math.min(this.attemptTimeoutMs, left)) + 50,
         );
         if (reply.ok) {
           // a write forwarded by a follower is served by a leader this client may not know
@@ -368,9 +378,19 @@ export class KvClient {
     });
   }
 
-  /** The status of one node's KV service. */
-  status(node: string): Promise<KvResponse<StatusValue>> {
-    return this.readRequest<StatusValue>({ type: 'kv.status' }, node, 1);
+  /**
+   * The status of one node's KV service. Asks that node only, until it answers or the deadline
+   * (`timeoutMs`, default the client's): a link to it that is still coming up (dialling, in the
+   * handshake, or redialling after a refused connection) is waited for, not reported as a failure.
+   */
+  status(node: string, opts: { timeoutMs?: number } = {}): Promise<KvResponse<StatusValue>> {
+    const problem = opts.timeoutMs !== undefined ? timeoutProblem(opts.timeoutMs) : undefined;
+    if (problem)
+      return Promise.resolve(this.fail('SYNOD_ERR_KV_INVALID_ARGUMENT', problem, 'failed', 0));
+    return this.readRequest<StatusValue>({ type: 'kv.status' }, node, {
+      pinned: true,
+      timeoutMs: opts.timeoutMs ?? this.timeoutMs,
+    });
   }
 
   private readOptions(read: ReadOptions): ReadOptions {
@@ -384,7 +404,7 @@ export class KvClient {
   private async readRequest<T>(
     msg: Extract<KvRequest, { type: 'kv.get' | 'kv.range' | 'kv.status' }>,
     node?: string,
-    maxAttempts = Number.POSITIVE_INFINITY,
+    how: { pinned?: boolean; timeoutMs?: number } = {},
   ): Promise<KvResponse<T>> {
     if (this.closed) return this.fail('SYNOD_ERR_KV_STOPPED', 'the client is closed', 'failed', 0);
     this.stats.requests++;
@@ -396,15 +416,26 @@ export class KvClient {
       (level === 'strong' || level === undefined
         ? (this.leaderGuess ?? this.readNode)
         : this.readNode);
-    const deadline = this.system.clock.now() + this.timeoutMs;
+    const timeoutMs = how.timeoutMs ?? this.timeoutMs;
+    const deadline = this.system.clock.now() + timeoutMs;
     let attempts = 0;
     let last: KvFailure | undefined;
-    while (!this.closed && attempts < maxAttempts) {
+    while (!this.closed) {
+      if (how.pinned && !(await this.linkUp(target, deadline))) {
+        const l = this.links.get(target);
+        last = {
+          ok: false,
+          outcome: 'failed',
+          code: 'SYNOD_ERR_KV_UNAVAILABLE',
+          message: `no link to node ${target} within ${timeoutMs} ms (${l?.state ?? 'unknown'}${l?.reason ? `: ${l.reason}` : ''})`,
+        } as KvFailure;
+        break;
+      }
       const left = deadline - this.system.clock.now();
       if (left <= 0) break;
       attempts++;
       this.stats.attempts++;
-      const waitMs = Math.min(this.attemptTimeoutMs, left);
+      const waitMs = Math.ceil(Math.min(this.attemptTimeoutMs, left));
       const m = 'read' in msg ? { ...msg, read: { waitMs, ...msg.read } } : msg;
       const reply = await this.attempt<T>(target, m as typeof msg, waitMs + 50);
       if (reply.ok) {
@@ -427,12 +458,13 @@ export class KvClient {
       }
       last = reply;
       if (!RETRY_CODES.has(reply.code)) break;
-      target = this.redirect(target, reply);
+      // A pinned request (one node's status) retries on that node: another node's is no answer.
+      if (!how.pinned) target = this.redirect(target, reply);
       await this.backoff(attempts, deadline);
     }
     return this.fail(
       last?.code ?? 'SYNOD_ERR_KV_TIMEOUT',
-      last?.message ?? `no reply within ${this.timeoutMs} ms`,
+      last?.message ?? `no reply within ${timeoutMs} ms`,
       'failed',
       attempts,
       last?.leaderHint,
@@ -617,6 +649,8 @@ export class KvClient {
   /** Stops the client's watches; pending calls finish with `SYNOD_ERR_KV_STOPPED` on their next step. */
   async close(): Promise<void> {
     this.closed = true;
+    this.linkSubscription?.unsubscribe();
+    for (const w of [...this.linkWaiters]) w();
     if (this.inboxAddress) await this.system.stop(this.inboxAddress);
   }
 
@@ -628,10 +662,41 @@ export class KvClient {
     } catch (err) {
       const e = err as { code?: unknown; message?: unknown };
       const code = typeof e?.code === 'string' ? e.code : 'SYNOD_ERR_KV_UNAVAILABLE';
-      // An ask that timed out may have reached the service: a write is then indeterminate.
+      // An ask that timed out may have reached the service: a write is then indeterminate
+      // (even over a link that is not up: the transport delivers its queue once it is).
       const outcome = code === 'SYNOD_ERR_ASK_TIMEOUT' ? 'indeterminate' : 'failed';
-      return { ok: false, outcome, code, message: String(e?.message ?? err) };
+      // Say why when the link is not up: a refused handshake (wrong secret) is not a slow node.
+      const l = this.links.get(node);
+      const link = l && l.state !== 'up' && l.reason ? ` (link to ${node}: ${l.reason})` : '';
+      return { ok: false, outcome, code, message: `${String(e?.message ?? err)}${link}` };
     }
+  }
+
+  /**
+   * Resolves true once the transport's link to `node` is up (at once when it is, or when this
+   * client cannot know: no transport, or a peer it has no state for), false at `deadline`.
+   */
+  private linkUp(node: string, deadline: number): Promise<boolean> {
+    const isUp = () => {
+      const l = this.links.get(node);
+      return l === undefined || l.state === 'up';
+    };
+    if (isUp()) return Promise.resolve(true);
+    const left = deadline - this.system.clock.now();
+    if (left <= 0 || this.closed) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const done = (up: boolean) => {
+        this.linkWaiters.delete(waiter);
+        timer.cancel();
+        resolve(up);
+      };
+      const waiter = () => {
+        if (this.closed) done(false);
+        else if (isUp()) done(true);
+      };
+      const timer = this.system.clock.setTimer(left, () => done(isUp()));
+      this.linkWaiters.add(waiter);
+    });
   }
 
   private nextNode(): string {

@@ -12,6 +12,7 @@ import { ActorSystem } from '../actor-system.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { RefusalReport } from '../node/refusal-report.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
 import { KvClient, type KvClientOptions } from './client.js';
@@ -77,6 +78,24 @@ export async function resolvePeers(
   peers: readonly string[],
   options: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean } = {},
 ): Promise<{ id: string; url: string }[]> {
+  const { resolved, unreachable } = await resolveReachable(peers, options);
+  const [first] = unreachable;
+  if (first) throw new KvError('SYNOD_ERR_KV_UNAVAILABLE', first.error);
+  return resolved;
+}
+
+/**
+ * Like `resolvePeers`, but a bare URL whose node does not answer is returned in `unreachable`
+ * instead of failing the rest (a client can learn that node from the others' member list).
+ * Malformed entries and contradictions still fail with `SYNOD_ERR_KV_INVALID_ARGUMENT`.
+ */
+export async function resolveReachable(
+  peers: readonly string[],
+  options: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean } = {},
+): Promise<{
+  resolved: { id: string; url: string }[];
+  unreachable: { url: string; error: string }[];
+}> {
   let ws: WsModule;
   try {
     ws = (await import(WS_MODULE as string)) as WsModule;
@@ -86,35 +105,42 @@ export async function resolvePeers(
       `the WebSocket transport is not available: ${(err as Error).message}`,
     );
   }
-  const specs = await Promise.all(
-    peers.map(async (p) => {
-      if (p.includes('=')) {
-        try {
-          return ws.parsePeer(p);
-        } catch (err) {
-          throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
-        }
-      }
-      if (!/^wss?:\/\/[^/\s]+$/.test(p.replace(/\/$/, '')))
-        throw new KvError(
-          'SYNOD_ERR_KV_INVALID_ARGUMENT',
-          `"${p}" is not a node URL: use ws://host:port, wss://host:port or id=ws://host:port`,
-        );
-      const url = p.replace(/\/$/, '');
-      const d = (await import(DISCOVER_MODULE as string)) as DiscoverModule;
-      let id: string;
+  const parse = (spec: string) => {
+    try {
+      return ws.parsePeer(spec);
+    } catch (err) {
+      throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
+    }
+  };
+  // Check every entry's form before asking any node.
+  const bare = peers.map((p) => {
+    if (p.includes('=')) return undefined;
+    const url = p.replace(/\/$/, '');
+    if (!/^wss?:\/\/[^/\s]+$/.test(url))
+      throw new KvError(
+        'SYNOD_ERR_KV_INVALID_ARGUMENT',
+        `"${p}" is not a node URL: use ws://host:port, wss://host:port or id=ws://host:port`,
+      );
+    return url;
+  });
+  const named = peers.filter((p) => p.includes('=')).map(parse);
+  const unreachable: { url: string; error: string }[] = [];
+  const d = bare.some((b) => b !== undefined)
+    ? ((await import(DISCOVER_MODULE as string)) as DiscoverModule)
+    : undefined;
+  const found = await Promise.all(
+    bare.map(async (url) => {
+      if (url === undefined || d === undefined) return undefined;
       try {
-        id = await d.discoverNodeId(url, options);
+        return parse(`${await d.discoverNodeId(url, options)}=${url}`);
       } catch (err) {
-        throw new KvError('SYNOD_ERR_KV_UNAVAILABLE', (err as Error).message);
-      }
-      try {
-        return ws.parsePeer(`${id}=${url}`);
-      } catch (err) {
-        throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
+        if (err instanceof KvError) throw err;
+        unreachable.push({ url, error: (err as Error).message });
+        return undefined;
       }
     }),
   );
+  const specs = [...named, ...found.filter((f) => f !== undefined)];
   const seen = new Map<string, string>();
   const byUrl = new Map<string, string>();
   for (const s of specs) {
@@ -133,7 +159,7 @@ export async function resolvePeers(
     seen.set(s.id, s.url);
     byUrl.set(s.url, s.id);
   }
-  return [...seen].map(([id, url]) => ({ id, url }));
+  return { resolved: [...seen].map(([id, url]) => ({ id, url })), unreachable };
 }
 
 /** A client actor system on the WebSocket transport, connected to the resolved nodes. */
@@ -147,13 +173,22 @@ async function openRemoteSystem(
       'connect needs at least one node (ws://host:port or id=ws://host:port)',
     );
   const clock = options.clock ?? systemClock;
-  const specs = await resolvePeers(peers, {
+  const { resolved: specs, unreachable } = await resolveReachable(peers, {
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
     timeoutMs: options.discoverTimeoutMs ?? 5000,
     clock,
     // Probe as this client will connect: claiming a secret only when it holds one.
     auth: options.secret !== undefined,
   });
+  // A listed node that is down does not stop the client while another listed node answers: the
+  // members are learned from the nodes that did (below). Nothing answering is an error.
+  if (specs.length === 0)
+    throw new KvError(
+      'SYNOD_ERR_KV_UNAVAILABLE',
+      unreachable.length === 1
+        ? (unreachable[0]?.error as string)
+        : `no listed node answered: ${unreachable.map((u) => u.error).join('; ')}`,
+    );
   const ws = (await import(WS_MODULE as string)) as WsModule;
   const random = randomFromEntropy();
   const nodeId = options.nodeId ?? `kvc-${random.nextUint32().toString(36)}`;
@@ -164,12 +199,17 @@ async function openRemoteSystem(
     random: random.fork(),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
-    logger: options.logger ?? warnLogger,
+    // A refused handshake (wrong secret, cluster name): one line per node, not one per redial.
+    logger: new RefusalReport(options.logger ?? warnLogger, '').logger,
   });
   const system = new ActorSystem({ nodeId, clock, random, transport, logger: silentLogger });
-  const nodes = specs.map((s) => s.id);
+  const found = specs.map((s) => s.id);
+  const nodes = [...found];
+  const idByUrl = new Map(specs.map((s) => [s.url, s.id]));
   if (options.discover !== false) {
-    for (const m of await discoverMembers(system, nodes)) {
+    for (const m of await discoverMembers(system, found)) {
+      const url = m.url.replace(/\/$/, '');
+      if (!idByUrl.has(url)) idByUrl.set(url, m.id);
       if (nodes.includes(m.id)) continue;
       try {
         transport.addPeer(`${m.id}=${m.url}`);
@@ -179,9 +219,23 @@ async function openRemoteSystem(
       }
     }
   }
+  const logger = options.logger ?? warnLogger;
+  for (const u of unreachable)
+    if (!idByUrl.has(u.url))
+      logger.log('warn', `${u.error}; using the nodes that answered (${nodes.join(', ')})`, {
+        url: u.url,
+      });
+  // The nodes in the order listed (a down one where its URL was, once a member list named
+  // it), then the members learned beyond the list.
+  const listed = peers.flatMap((p) => {
+    const id = p.includes('=')
+      ? p.slice(0, p.indexOf('=')).trim()
+      : idByUrl.get(p.replace(/\/$/, ''));
+    return id !== undefined && nodes.includes(id) ? [id] : [];
+  });
   return {
     system,
-    nodes,
+    nodes: [...new Set([...listed, ...nodes])],
     close: async () => {
       await system.shutdown();
       await transport.close(200);

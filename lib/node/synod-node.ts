@@ -29,6 +29,7 @@ import { followMembership, memberIds } from './member-links.js';
 import { MessageSampler } from './message-samples.js';
 import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
+import { RefusalReport } from './refusal-report.js';
 import { watchRemoval } from './removal-watch.js';
 
 export interface NodeConfig {
@@ -182,6 +183,7 @@ export async function openNodeBase(
     );
   }
   const random = randomFromEntropy();
+  const refusals = new RefusalReport(log);
   const transport = await WebSocketTransport.create({
     nodeId: config.id,
     cluster: config.cluster,
@@ -197,14 +199,12 @@ export async function openNodeBase(
     random: random.fork(),
     ...(config.secret ? { secret: config.secret } : {}),
     ...(config.tls ? { tls: config.tls } : {}),
-    logger: {
-      log: (
-        level: 'debug' | 'info' | 'warn' | 'error',
-        message: string,
-        fields?: Record<string, unknown>,
-      ) => log.log(level, message, fields),
-    },
+    // A misconfigured peer (wrong secret, cluster, version): one line per peer saying what to do.
+    logger: refusals.logger,
   } as ConstructorParameters<typeof WebSocketTransport>[0]);
+  transport.links$.subscribe((l) => {
+    if (l.state === 'up') refusals.linkUp(l.peer);
+  });
   // Operator partitions (dashboard "isolate") cut links here, above the real connections.
   const gate = new LinkGate(transport);
   const samples = new MessageSampler(clock, config.id);

@@ -4,7 +4,7 @@
  * keep working, `--join` adds a fourth node, and each operator error gives one line and a
  * non-zero exit code. Waits are bounded polls of `synod status`, never fixed sleeps.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,9 +20,28 @@ const secretFile = path.join(dir, 'cluster.key');
 writeFileSync(secretFile, 'a-test-secret-of-enough-length-123\n');
 const children: ChildProcess[] = [];
 
-function synod(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+/**
+ * Runs the CLI without blocking this process (spawnSync would stall the event loop for the
+ * seconds a CLI takes to start, and the test's own KV client would miss its heartbeats: the
+ * nodes then drop its connections, a cause of this test's flakiness on a loaded machine).
+ */
+function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
 }
 
 function startNode(args: string[]): ChildProcess {
@@ -35,8 +54,11 @@ function startNode(args: string[]): ChildProcess {
   return child;
 }
 
-function status(cluster: string[]): NodeStatus[] {
-  const r = synod([
+type Entry = NodeStatus | { id: string; state: 'unreachable'; url?: string; error: string };
+
+/** Every entry of `synod status --json` (answering nodes and unreachable ones); [] on failure. */
+async function statusAll(cluster: string[]): Promise<Entry[]> {
+  const r = await synod([
     'status',
     '--cluster',
     cluster.join(','),
@@ -47,9 +69,17 @@ function status(cluster: string[]): NodeStatus[] {
     '1500',
   ]);
   if (r.code !== 0) return [];
-  return (JSON.parse(r.stdout) as { nodes: NodeStatus[] }).nodes.filter(
-    (n) => n.role !== undefined,
-  );
+  return (JSON.parse(r.stdout) as { nodes: Entry[] }).nodes;
+}
+
+/** The nodes that answered. */
+async function status(cluster: string[]): Promise<NodeStatus[]> {
+  return (await statusAll(cluster)).filter((n): n is NodeStatus => 'role' in n);
+}
+
+/** `synod kv …` against the cluster. */
+function kv(args: string[], cluster: string[]) {
+  return synod(['kv', ...args, '--cluster', cluster.join(','), '--secret-file', secretFile]);
 }
 
 t.teardown(() => {
@@ -82,8 +112,8 @@ t.test(
       );
     });
     const all = ids.map((id, i) => `${id}=${url(i)}`);
-    const formed = await until('a leader with three voters', () => {
-      const s = status(all);
+    const formed = await until('a leader with three voters', async () => {
+      const s = await status(all);
       const leader = s.find((n) => n.role === 'leader');
       return s.length === 3 && leader && leader.voters.length === 3 ? s : undefined;
     });
@@ -101,14 +131,44 @@ t.test(
 
     procs.get(leader.id)?.kill('SIGKILL');
     const rest = all.filter((a) => !a.startsWith(`${leader.id}=`));
-    const after = await until('a new leader', () => {
-      const s = status(rest);
+    const after = await until('a new leader', async () => {
+      const s = await status(rest);
       const l = s.find((n) => n.role === 'leader' && n.id !== leader.id);
       return l && l.term > leader.term ? l : undefined;
     });
     t.not(after.id, leader.id, `new leader ${after.id} in term ${after.term}`);
     const put2 = await client.put('k2', 'v2');
     t.equal(put2.outcome, 'ok', 'writes continue with two of three');
+
+    // The killed node listed by id: reported unreachable under its id and URL.
+    const killedUrl = url(ids.indexOf(leader.id));
+    const withDown = await statusAll(all);
+    const down = withDown.find((n) => n.id === leader.id);
+    t.match(
+      down,
+      { id: leader.id, state: 'unreachable', url: killedUrl, error: String },
+      `status --json reports ${leader.id} unreachable ${JSON.stringify(down)}`,
+    );
+    t.notOk(down && 'role' in down, 'with no role');
+    t.equal(withDown.filter((n) => 'role' in n).length, 2, 'and the two others answering');
+
+    // All three bare URLs, one of them down: kv put/get work; status names the down one by id.
+    const bare = ids.map((_, i) => url(i));
+    const put3 = await kv(['put', 'k3', 'v3'], bare);
+    t.equal(put3.code, 0, `synod kv put with a listed node down exits 0 ${put3.stderr}`);
+    const get3 = await kv(['get', 'k3'], bare);
+    t.equal(get3.code, 0, `synod kv get with a listed node down exits 0 ${get3.stderr}`);
+    t.equal(get3.stdout.trim(), 'v3', 'and reads the write');
+    const bareStatus = await statusAll(bare);
+    t.match(
+      bareStatus.find((n) => n.id === leader.id),
+      { id: leader.id, state: 'unreachable', url: killedUrl, error: /nothing listens/ },
+      `status with bare URLs names the down node by its member id ${JSON.stringify(bareStatus)}`,
+    );
+    t.notOk(
+      bareStatus.some((n) => n.id === killedUrl),
+      'and does not list it a second time by URL',
+    );
 
     const dPort = await freePort();
     startNode([
@@ -123,18 +183,33 @@ t.test(
       '--secret-file',
       secretFile,
     ]);
-    const joined = await until('d to join as a voter', () => {
-      const s = status(rest);
+    const joined = await until('d to join as a voter', async () => {
+      const s = await status(rest);
       const l = s.find((n) => n.role === 'leader');
       return l?.voters.includes('d') ? s : undefined;
     });
     t.ok(joined.find((n) => n.role === 'leader')?.voters.includes('d'), 'd is a voter');
-    const withD = await until('d applied the writes', () => {
-      const s = status([...rest, `d=ws://127.0.0.1:${dPort}`]);
+    const withD = await until('d applied the writes', async () => {
+      const s = await status([...rest, `d=ws://127.0.0.1:${dPort}`]);
       const d = s.find((n) => n.id === 'd');
       return d && d.revision >= 2 ? d : undefined;
     });
     t.ok(withD.revision >= 2, `d caught up to revision ${withD.revision}`);
+    // Asked without d in --cluster: status finds d from the members and reports it correctly.
+    const found = await until('status lists d as a follower', async () => {
+      const s = await statusAll(rest);
+      const d = s.find((n) => n.id === 'd');
+      return d && 'role' in d && d.role === 'follower' ? s : undefined;
+    });
+    const d = found.find((n) => n.id === 'd') as NodeStatus;
+    t.equal(d.url, `ws://127.0.0.1:${dPort}`, 'd is listed with its own URL');
+    t.ok(d.voters.includes('d'), 'd counts itself among the voters');
+    t.equal(found.filter((n) => n.id === 'd').length, 1, 'd is listed once');
+    t.match(
+      found.find((n) => n.id === leader.id),
+      { state: 'unreachable', url: killedUrl },
+      `the killed ${leader.id} is still a member, reported unreachable`,
+    );
   },
 );
 
@@ -143,7 +218,7 @@ t.test('operator errors: one line and a non-zero exit code', async (t) => {
   const blocker = createServer().listen(port, '127.0.0.1');
   t.teardown(() => blocker.close());
   await new Promise((r) => blocker.once('listening', r));
-  const inUse = synod([
+  const inUse = await synod([
     'node',
     '--id',
     'x',
@@ -157,7 +232,7 @@ t.test('operator errors: one line and a non-zero exit code', async (t) => {
   t.equal(inUse.code, 1);
   t.match(inUse.stderr, /^synod: cannot listen on .*choose another --listen port\n$/);
 
-  const other = synod([
+  const other = await synod([
     'node',
     '--id',
     'a',
@@ -173,7 +248,7 @@ t.test('operator errors: one line and a non-zero exit code', async (t) => {
   t.equal(other.code, 1);
   t.match(other.stderr, /^synod: data directory .* belongs to cluster "synod", not "prod"/);
 
-  const unreachable = synod(['status', '--cluster', `ws://127.0.0.1:${port + 1}`]);
+  const unreachable = await synod(['status', '--cluster', `ws://127.0.0.1:${port + 1}`]);
   t.not(unreachable.code, 0);
   t.match(
     unreachable.stderr,
@@ -182,10 +257,16 @@ t.test('operator errors: one line and a non-zero exit code', async (t) => {
 
   const badSecret = path.join(dir, 'short.key');
   writeFileSync(badSecret, 'short');
-  const short = synod(['status', '--cluster', 'ws://127.0.0.1:1', '--secret-file', badSecret]);
+  const short = await synod([
+    'status',
+    '--cluster',
+    'ws://127.0.0.1:1',
+    '--secret-file',
+    badSecret,
+  ]);
   t.equal(short.code, 2);
   t.match(short.stderr, /use at least 16/);
-  const usage = synod(['node', '--id', 'q']);
+  const usage = await synod(['node', '--id', 'q']);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /--data is required/);
   t.notMatch(usage.stderr, /\n\s+at /, 'no stack trace without --verbose');

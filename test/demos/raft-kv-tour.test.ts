@@ -53,3 +53,53 @@ t.test('the tour runs to its end and its backup/restore controls work', async (t
   t.equal(controls.stop?.ok, true, 'stop a node from the dashboard');
   t.equal(controls.restart?.ok, true, 'restart it');
 });
+
+t.test(
+  '--pace: a pause before every step but the first, and a fifth of it between writes',
+  async (t) => {
+    const events: string[] = [];
+    const r = await runTour({
+      paceMs: 1500,
+      print: (l) => {
+        const m = /^\n== (\d+)\./.exec(l);
+        if (m) events.push(`step ${m[1]}`);
+      },
+      // Recorded instead of waited: the pacing is checked, not the clock.
+      pause: async (ms) => {
+        events.push(`pause ${ms}`);
+      },
+    });
+    t.equal(r.steps.length, 5);
+    t.same(
+      events,
+      [
+        'step 1',
+        'pause 1500',
+        'step 2',
+        'pause 300',
+        'pause 300',
+        'pause 300',
+        'pause 300',
+        'pause 1500',
+        'step 3',
+        'pause 1500',
+        'step 4',
+        'pause 1500',
+        'step 5',
+      ],
+      'pauses between steps and between the five writes',
+    );
+    await t.rejects(runTour({ paceMs: -1, print: () => {} }), RangeError, 'a negative pace');
+  },
+);
+
+t.test('no pace by default: no pause at all', async (t) => {
+  let pauses = 0;
+  await runTour({
+    print: () => {},
+    pause: async () => {
+      pauses++;
+    },
+  });
+  t.equal(pauses, 0);
+});

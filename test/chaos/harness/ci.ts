@@ -1,6 +1,7 @@
 /**
- * The CI chaos test of one protocol (test/chaos/chaos.test.ts, chaos-paxos.test.ts): a short
- * run by default, longer with SYNOD_CHAOS_MINUTES, a fresh seed unless SYNOD_CHAOS_SEED.
+ * The CI chaos test of one protocol (test/chaos/chaos.test.ts, chaos-paxos.test.ts): the
+ * issue's 3-minute run by default, another length with SYNOD_CHAOS_MINUTES, a fresh seed unless
+ * SYNOD_CHAOS_SEED.
  * Skips, with the reason, when not root, without namespaces/iptables, or when the node
  * refuses the protocol; never passes without having run.
  */
@@ -12,7 +13,7 @@ import { netUnavailableReason } from './net.js';
 import { runChaos } from './run.js';
 
 export function chaosTest(protocol: string): void {
-  const minutes = Number(process.env.SYNOD_CHAOS_MINUTES ?? '0.75');
+  const minutes = Number(process.env.SYNOD_CHAOS_MINUTES ?? '3');
   const durationMs = Math.round(minutes * 60_000);
   const seed = Number(process.env.SYNOD_CHAOS_SEED ?? String(Math.floor(Math.random() * 1e6)));
   t.test(`chaos: ${protocol}, ${minutes} min, seed ${seed}`, async (t) => {

@@ -99,6 +99,17 @@ export function cliCommand(root = process.cwd()): { cmd: string[]; from: 'dist' 
   };
 }
 
+/** Resident set size of a process in bytes (from /proc), or undefined once it is gone. */
+export function rssOfPid(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface NodeProc {
   id: string;
   child: ChildProcess | undefined;
@@ -305,14 +316,7 @@ export class ChaosCluster {
 
   /** Resident set size in bytes, from /proc (undefined when the process is not running). */
   rss(id: string): number | undefined {
-    const pid = this.proc(id).pid;
-    if (pid === undefined) return undefined;
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      return m ? Number(m[1]) * 1024 : undefined;
-    } catch {
-      return undefined;
-    }
+    return rssOfPid(this.proc(id).pid);
   }
 
   private probing: Promise<ActorSystem> | undefined;

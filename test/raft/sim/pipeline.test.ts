@@ -9,7 +9,7 @@
 import t from 'tap';
 import type { LogEntry, RaftMessage } from '../../../actors/raft/core/types.js';
 import { unpackEntries } from '../../../actors/raft/entry-codec.js';
-import type { RaftNodeOptions } from '../../../actors/raft/raft-node.js';
+import { coalesceAcks, type RaftNodeOptions } from '../../../actors/raft/raft-node.js';
 import { seedFromEnv } from '../../../lib/sim/simulation.js';
 import { type KvOp, RaftCluster } from '../../helpers/raft-sim.js';
 
@@ -157,3 +157,24 @@ t.test(
     }
   },
 );
+
+t.test('acknowledgements released by one write are coalesced per peer and term', async (t) => {
+  const ack = (to: string, term: number, index: number, reject = false): RaftMessage =>
+    ({ type: 'appendResp', from: 'b', to, term, index, reject }) as RaftMessage;
+  const hb: RaftMessage = { type: 'heartbeatResp', from: 'b', to: 'a', term: 2 };
+  const ms = [
+    ack('a', 2, 5),
+    hb,
+    ack('a', 2, 4, true),
+    ack('a', 2, 7),
+    ack('a', 3, 8),
+    ack('c', 2, 6),
+  ];
+  t.same(
+    coalesceAcks(ms),
+    [hb, ack('a', 2, 4, true), ack('a', 2, 7), ack('a', 3, 8), ack('c', 2, 6)],
+    'the earlier accepting ack to a in term 2 is covered by the later one; the rest stays, in order',
+  );
+  const one = [ack('a', 2, 5), hb];
+  t.equal(coalesceAcks(one), one, 'nothing to coalesce: the same array');
+});
