@@ -83,17 +83,21 @@ function sizeOf(value: unknown, depth: number): number {
       return value.length < 32 ? value.length * 3 + 2 : Buffer.byteLength(value, 'utf8') + 5;
     case 'number':
       return 9;
+    case 'object':
+      break;
     case 'boolean':
       return 1;
     case 'undefined':
       return 3;
     case 'bigint':
       return value >= INT64_MIN && value <= UINT64_MAX ? 9 : -1;
-    case 'function':
-    case 'symbol':
-      return -1;
+    default:
+      return -1; // function, symbol
   }
   if (value === null) return 1;
+  // Plain objects first: they are most of what crosses a wire (envelopes, message bodies).
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype) return objectSize(value as Record<string, unknown>, depth);
   if (Array.isArray(value)) {
     let n = 5;
     for (let i = 0; i < value.length; i++) {
@@ -105,14 +109,17 @@ function sizeOf(value: unknown, depth: number): number {
   }
   if (value instanceof Uint8Array) return value.length + 5;
   if (value instanceof Date) return 15;
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return -1;
+  if (proto === null) return objectSize(value as Record<string, unknown>, depth);
+  return -1;
+}
+
+function objectSize(value: Record<string, unknown>, depth: number): number {
   // A map header, or a record reference plus (the first time) its definition: at most 8.
   let n = 8;
   // for-in sees only own keys here: the prototype is Object.prototype or null (an
   // enumerable key added to Object.prototype would only make the bound larger)
-  for (const key in value as object) {
-    const v = sizeOf((value as Record<string, unknown>)[key], depth + 1);
+  for (const key in value) {
+    const v = sizeOf(value[key], depth + 1);
     if (v < 0) return -1;
     n += v + (key.length < 32 ? key.length * 3 + 2 : Buffer.byteLength(key, 'utf8') + 5);
   }

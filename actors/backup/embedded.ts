@@ -44,7 +44,14 @@ export function localMembership(cluster: LocalCluster<KvOp, KvResult>): ClusterM
 export async function startEmbeddedBackup(
   cluster: LocalCluster<KvOp, KvResult>,
   repo: Repository,
-  options: { id?: string; clusterId?: string; seed?: number } = {},
+  options: {
+    id?: string;
+    clusterId?: string;
+    seed?: number;
+    /** See LiveBackupOptions.learnerSnapshotEvery / learnerKeepEntries. */
+    learnerSnapshotEvery?: number;
+    learnerKeepEntries?: number;
+  } = {},
 ): Promise<{ live: LiveBackup<KvOp>; stop(): Promise<void> }> {
   const id = options.id ?? 'backup';
   const transport = cluster.network.connect(id, cluster.clock);
@@ -64,6 +71,12 @@ export async function startEmbeddedBackup(
     repo,
     clusterId: options.clusterId ?? repo.config.clusterId ?? 'local',
     kind: KV_KIND,
+    ...(options.learnerSnapshotEvery !== undefined
+      ? { learnerSnapshotEvery: options.learnerSnapshotEvery }
+      : {}),
+    ...(options.learnerKeepEntries !== undefined
+      ? { learnerKeepEntries: options.learnerKeepEntries }
+      : {}),
   });
   return {
     live,

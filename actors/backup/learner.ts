@@ -31,24 +31,37 @@ import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
 import type { StateKind } from './state-kind.js';
 
-/** Applies nothing: the learner only carries the log to the agent. */
+/**
+ * Applies nothing: the learner only carries the log to the agent. Its own snapshots are empty
+ * and exist only so the learner can compact its in-memory log (a long-running agent's log
+ * would otherwise grow for ever); `ownSnapshots` counts those being taken, so the snapshot
+ * tap can tell them from the leader's InstallSnapshot images.
+ */
 class NullStateMachine implements StateMachine<unknown, undefined> {
+  ownSnapshots = 0;
   apply(): undefined {
     return undefined;
   }
   snapshot(): Uint8Array {
+    // RaftNode creates the snapshot in the store right after taking the image.
+    this.ownSnapshots++;
     return new Uint8Array(0);
   }
   restore(): void {}
 }
 
-/** Passes every snapshot the learner installs to `onSnapshot` once it is durable. */
+/**
+ * Passes every snapshot the learner installs from the leader to `onSnapshot` once it is
+ * durable; the learner's own (empty) snapshots, for which `isOwn()` says true, pass untapped.
+ */
 function tapSnapshots(
   inner: SnapshotStore,
   onSnapshot: (index: number, term: number, image: Uint8Array) => void,
+  isOwn: () => boolean,
 ): SnapshotStore {
   return {
     create: async (meta) => {
+      if (isOwn()) return inner.create(meta);
       const w = await inner.create(meta);
       const parts: Uint8Array[] = [];
       const tapped: SnapshotWriter = {
@@ -104,6 +117,12 @@ export interface LiveBackupOptions<Op> {
   /** Raft timing; must match the cluster's (defaults as `synod node`). */
   readonly heartbeatMs?: number;
   readonly electionMs?: number;
+  /**
+   * The learner compacts its in-memory log every this many applied entries (default 10,000),
+   * keeping `learnerKeepEntries` (default 1,000), so a long-running agent's memory stays bounded.
+   */
+  readonly learnerSnapshotEvery?: number;
+  readonly learnerKeepEntries?: number;
   /** Bound on each admin request (default 30 s). */
   readonly requestTimeoutMs?: number;
   readonly log?: (line: string) => void;
@@ -127,6 +146,14 @@ export class LiveBackup<Op = unknown> {
     return this.opts.system.nodeId;
   }
 
+  private learner: RaftNode<Op, undefined> | undefined;
+
+  /** The learner's in-memory log: its first and last index (what it holds now). */
+  learnerLogSpan(): { first: number; last: number } | undefined {
+    const log = this.learner?.inspectCore()?.log;
+    return log ? { first: log.firstIndex(), last: log.lastIndex() } : undefined;
+  }
+
   /** Spawns the learner and the agent and joins the cluster as a learner. */
   static async start<Op>(opts: LiveBackupOptions<Op>): Promise<LiveBackup<Op>> {
     const { system } = opts;
@@ -145,18 +172,31 @@ export class LiveBackup<Op = unknown> {
     const clock = system.clock;
     await waitStarted(agent.events$, 'the backup agent', clock);
     const disk = new MemoryDisk();
+    let sm = new NullStateMachine();
     const raft = new RaftNode<Op, undefined>({
       storage: async () => {
         const dd = await openMemoryDataDir(disk);
         return {
           ...dd,
-          snapshots: tapSnapshots(dd.snapshots, (index, term, image) =>
-            agent.tell({ type: 'reset', index, term, image }),
+          snapshots: tapSnapshots(
+            dd.snapshots,
+            (index, term, image) => agent.tell({ type: 'reset', index, term, image }),
+            () => {
+              if (sm.ownSnapshots === 0) return false;
+              sm.ownSnapshots--;
+              return true;
+            },
           ),
         };
       },
-      stateMachine: () => new NullStateMachine() as unknown as StateMachine<Op, undefined>,
-      snapshotEvery: 0,
+      stateMachine: () => {
+        sm = new NullStateMachine();
+        return sm as unknown as StateMachine<Op, undefined>;
+      },
+      // The in-memory log is compacted behind empty snapshots: the agent has every entry
+      // already (they reach it as they are applied), and a learner serves no one.
+      snapshotEvery: opts.learnerSnapshotEvery ?? 10_000,
+      keepEntries: opts.learnerKeepEntries ?? 1000,
       ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
     });
@@ -174,6 +214,7 @@ export class LiveBackup<Op = unknown> {
     );
     raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });
     const live = new LiveBackup<Op>(opts, agent, raftRef as ActorRef<never, unknown>);
+    live.learner = raft;
     await live.join();
     return live;
   }

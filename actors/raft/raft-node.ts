@@ -292,6 +292,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   /** Messages that depend on writes not yet durable, in order. */
   private afterWrite: { seq: number; ms: RaftMessage[] }[] = [];
   private writeWaiters: (() => void)[] = [];
+  /** Called at the end of every log write, successful or not. */
+  private writeCompletions: (() => void)[] = [];
   /** Log writes made (each covering one or more Readies) and Readies they covered. */
   private readonly writeStats = { writes: 0, readies: 0 };
   private badEntries = 0;
@@ -912,10 +914,12 @@ export class RaftNode<Op = unknown, Result = unknown>
       this.schedule();
     }
     if (!this.writing) for (const w of this.writeWaiters.splice(0)) w();
+    for (const w of this.writeCompletions.splice(0)) w();
   }
 
   private writeFailed(e: unknown, ents: LogEntry[], mark: LogMark): void {
     this.writing = false;
+    for (const w of this.writeCompletions.splice(0)) w();
     if (this.stopped) {
       for (const w of this.writeWaiters.splice(0)) w();
       return;
@@ -948,6 +952,17 @@ export class RaftNode<Op = unknown, Result = unknown>
       }
       this.startWrite();
     });
+  }
+
+  /** Resolves once the log is durable up to `index` (or no write could make it so, or the node stopped). */
+  private async logDurableTo(index: number): Promise<void> {
+    for (;;) {
+      const core = this.core;
+      if (this.stopped || !core || core.log.stableIndex >= index) return;
+      if (!this.writing && this.wq.length > 0) this.startWrite();
+      if (!this.writing) return;
+      await new Promise<void>((resolve) => this.writeCompletions.push(resolve));
+    }
   }
 
   /** Resolves once no log write is in flight (queued entries may remain). */
@@ -1393,10 +1408,6 @@ export class RaftNode<Op = unknown, Result = unknown>
     const every = this.opts.snapshotEvery ?? 10_000;
     if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
     if (this.snapshotting) return;
-    // With writes in flight the applied index may run ahead of the durable log: a snapshot
-    // must never be durable ahead of the log it covers (a restart would find a gap), so
-    // it waits until the log has caught up (checked again between every two Readies).
-    if (core.log.applied > core.log.stableIndex) return;
     if (this.snapshotRetryAt > 0 && this.ctx.clock.now() < this.snapshotRetryAt) return;
     const p = this.snapshotNow(core).then(
       () => {
@@ -1435,6 +1446,11 @@ export class RaftNode<Op = unknown, Result = unknown>
     const snap = core.snapshotTaken(sm.snapshot());
     const before = this.lastSnapshotIndex;
     this.lastSnapshotIndex = snap.meta.index;
+    // With log writes in flight the applied index may be ahead of the durable log. A
+    // snapshot must never be durable ahead of the log it covers (a restart would find a
+    // gap between them), so the image taken now is written once the log has caught up.
+    await this.logDurableTo(snap.meta.index);
+    if (this.stopped) return;
     const w = await st.snapshots
       .create({
         index: snap.meta.index,
@@ -1482,10 +1498,8 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.snapshotWaiters = [];
     try {
       await this.snapshotting?.catch(() => {});
-      // Everything applied is then durable in the log (see maybeSnapshot).
-      await this.writesDrained();
-      if (this.stopped) throw new ProposeError('Stopped', `raft node ${this.id_} stopped`);
       await this.snapshotNow(core);
+      if (this.stopped) throw new ProposeError('Stopped', `raft node ${this.id_} stopped`);
       if (this.compactDue !== undefined) this.compactLog(core, this.compactDue);
       for (const w of waiters) w.resolve(this.lastSnapshotIndex);
     } catch (e) {

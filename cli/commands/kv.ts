@@ -291,8 +291,11 @@ export async function run(argv: string[]): Promise<number> {
       case 'status': {
         let worst = 0;
         const defaults = new Map<string, string[]>();
-        for (const n of s.nodes) {
-          const r = await kv.status(n);
+        // All at once: a down node waits out its deadline (its link may be coming up) without
+        // holding up the others; printed in the nodes' order.
+        const answers = await Promise.all(s.nodes.map((n) => kv.status(n)));
+        for (const [i, n] of s.nodes.entries()) {
+          const r = answers[i] as Awaited<ReturnType<typeof kv.status>>;
           if (r.outcome === 'ok') {
             out(JSON.stringify(r.value));
             const d = JSON.stringify(r.value.defaultRead ?? { level: 'strong' });

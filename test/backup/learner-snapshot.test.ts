@@ -94,3 +94,69 @@ t.test('an agent joining a compacted cluster resyncs from the snapshot', async (
   );
   t.comment(`verify: ${gaps.map((g) => g.detail).join('; ') || 'no gap reported'}`);
 });
+
+/**
+ * A long-running agent: its learner compacts its in-memory log behind empty snapshots of its
+ * own, so memory stays bounded, and those snapshots never reach the agent as a state to take
+ * (only the leader's InstallSnapshot does). Negative control: with compaction off the log
+ * holds every entry.
+ */
+t.test("a long-running agent's learner keeps its log bounded", async (t) => {
+  const run = async (learnerSnapshotEvery: number) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-learner-bounded-'));
+    const machines = new Map<string, KvStateMachine>();
+    const cluster = new LocalCluster<KvOp, KvResult>({
+      nodes: ['a', 'b', 'c'],
+      seed: 12,
+      stateMachine: (id) => {
+        const sm = new KvStateMachine();
+        machines.set(id, sm);
+        return sm;
+      },
+    });
+    try {
+      await cluster.start();
+      await cluster.waitForLeader(10_000);
+      const repo = await Repository.init(dir, { state: 'kv', clusterId: 'c' });
+      const agent = await startEmbeddedBackup(cluster, repo, {
+        learnerSnapshotEvery,
+        learnerKeepEntries: 10,
+      });
+      const events: string[] = [];
+      agent.live.agent.events$.subscribe((e) => events.push(e.type));
+      await agent.live.catchUp(20_000);
+      for (let i = 0; i < 400; i++)
+        await cluster.propose({ t: 'put', key: `k${i % 37}`, value: `v${i}` });
+      await agent.live.catchUp(20_000);
+      const span = agent.live.learnerLogSpan();
+      const full = await agent.live.backup('full');
+      const res = await restore(
+        repo,
+        { kind: 'backup', id: full.id },
+        { factory: KV_KIND.factory },
+      );
+      const leader = machines.get(cluster.leader() as string) as KvStateMachine;
+      const same =
+        JSON.stringify(kvs((res.state.inner as KvKeyedState).machine)) ===
+        JSON.stringify(kvs(leader));
+      await agent.live.leave();
+      await agent.stop();
+      return { span, same, resynced: events.includes('resynced') };
+    } finally {
+      await cluster.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+  const bounded = await run(50);
+  t.ok(bounded.span, 'the learner reports its log');
+  const held = (bounded.span?.last ?? 0) - (bounded.span?.first ?? 0) + 1;
+  t.ok(
+    held <= 50 + 10 + 20,
+    `the learner holds ${held} entries after 400 writes (compacts every 50, keeps 10)`,
+  );
+  t.ok(bounded.same, 'the backup still restores to the cluster state');
+  t.notOk(bounded.resynced, 'its own empty snapshots never reset the agent');
+  const unbounded = await run(0);
+  const all = (unbounded.span?.last ?? 0) - (unbounded.span?.first ?? 0) + 1;
+  t.ok(all >= 400, `negative control: without compaction it holds all ${all} entries`);
+});

@@ -15,6 +15,11 @@ import type { NodeStatus } from '../../lib/node/node-admin.js';
 import { freePort, SYNOD_CLI, until } from '../helpers/node-processes.js';
 
 const CLI = SYNOD_CLI;
+/**
+ * Bound of each wait on the cluster. Every probe starts a `synod status` process (seconds each on
+ * a loaded machine), so a minute is a handful of probes: the waits allow two.
+ */
+const WAIT_MS = 120_000;
 const dir = mkdtempSync(path.join(tmpdir(), 'synod-cli-'));
 const secretFile = path.join(dir, 'cluster.key');
 writeFileSync(secretFile, 'a-test-secret-of-enough-length-123\n');
@@ -112,11 +117,15 @@ t.test(
       );
     });
     const all = ids.map((id, i) => `${id}=${url(i)}`);
-    const formed = await until('a leader with three voters', async () => {
-      const s = await status(all);
-      const leader = s.find((n) => n.role === 'leader');
-      return s.length === 3 && leader && leader.voters.length === 3 ? s : undefined;
-    });
+    const formed = await until(
+      'a leader with three voters',
+      async () => {
+        const s = await status(all);
+        const leader = s.find((n) => n.role === 'leader');
+        return s.length === 3 && leader && leader.voters.length === 3 ? s : undefined;
+      },
+      WAIT_MS,
+    );
     const leader = formed.find((n) => n.role === 'leader') as NodeStatus;
     t.equal(formed.filter((n) => n.role === 'leader').length, 1, `one leader: ${leader.id}`);
     t.ok(
@@ -131,11 +140,15 @@ t.test(
 
     procs.get(leader.id)?.kill('SIGKILL');
     const rest = all.filter((a) => !a.startsWith(`${leader.id}=`));
-    const after = await until('a new leader', async () => {
-      const s = await status(rest);
-      const l = s.find((n) => n.role === 'leader' && n.id !== leader.id);
-      return l && l.term > leader.term ? l : undefined;
-    });
+    const after = await until(
+      'a new leader',
+      async () => {
+        const s = await status(rest);
+        const l = s.find((n) => n.role === 'leader' && n.id !== leader.id);
+        return l && l.term > leader.term ? l : undefined;
+      },
+      WAIT_MS,
+    );
     t.not(after.id, leader.id, `new leader ${after.id} in term ${after.term}`);
     const put2 = await client.put('k2', 'v2');
     t.equal(put2.outcome, 'ok', 'writes continue with two of three');
@@ -183,24 +196,36 @@ t.test(
       '--secret-file',
       secretFile,
     ]);
-    const joined = await until('d to join as a voter', async () => {
-      const s = await status(rest);
-      const l = s.find((n) => n.role === 'leader');
-      return l?.voters.includes('d') ? s : undefined;
-    });
+    const joined = await until(
+      'd to join as a voter',
+      async () => {
+        const s = await status(rest);
+        const l = s.find((n) => n.role === 'leader');
+        return l?.voters.includes('d') ? s : undefined;
+      },
+      WAIT_MS,
+    );
     t.ok(joined.find((n) => n.role === 'leader')?.voters.includes('d'), 'd is a voter');
-    const withD = await until('d applied the writes', async () => {
-      const s = await status([...rest, `d=ws://127.0.0.1:${dPort}`]);
-      const d = s.find((n) => n.id === 'd');
-      return d && d.revision >= 2 ? d : undefined;
-    });
+    const withD = await until(
+      'd applied the writes',
+      async () => {
+        const s = await status([...rest, `d=ws://127.0.0.1:${dPort}`]);
+        const d = s.find((n) => n.id === 'd');
+        return d && d.revision >= 2 ? d : undefined;
+      },
+      WAIT_MS,
+    );
     t.ok(withD.revision >= 2, `d caught up to revision ${withD.revision}`);
     // Asked without d in --cluster: status finds d from the members and reports it correctly.
-    const found = await until('status lists d as a follower', async () => {
-      const s = await statusAll(rest);
-      const d = s.find((n) => n.id === 'd');
-      return d && 'role' in d && d.role === 'follower' ? s : undefined;
-    });
+    const found = await until(
+      'status lists d as a follower',
+      async () => {
+        const s = await statusAll(rest);
+        const d = s.find((n) => n.id === 'd');
+        return d && 'role' in d && d.role === 'follower' ? s : undefined;
+      },
+      WAIT_MS,
+    );
     const d = found.find((n) => n.id === 'd') as NodeStatus;
     t.equal(d.url, `ws://127.0.0.1:${dPort}`, 'd is listed with its own URL');
     t.ok(d.voters.includes('d'), 'd counts itself among the voters');

@@ -1,5 +1,6 @@
-// `synod node --log-format json`: every log line on stderr is one JSON object with an ISO
-// time, a level and a message; SIGTERM ends the node cleanly with exit code 0.
+// `synod node --log-format json`: every line the node writes, on stdout or stderr, is one JSON
+// object with an ISO time, a level and a message; SIGTERM ends the node cleanly with exit code
+// 0. (test/cli/wrong-secret.test.ts checks the same of the error and debug lines.)
 import { spawn } from 'node:child_process';
 import t from 'tap';
 import { NodeProcesses, SYNOD_CLI, until } from '../helpers/node-processes.js';
@@ -30,8 +31,12 @@ t.test('JSON log lines with time, level and message; clean exit on SIGTERM', asy
     child.kill('SIGKILL');
   });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (d) => {
     stderr += d;
+  });
+  child.stdout.on('data', (d) => {
+    stdout += d;
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   await until(
@@ -41,7 +46,7 @@ t.test('JSON log lines with time, level and message; clean exit on SIGTERM', asy
   );
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'exit code 0 after SIGTERM');
-  const lines = stderr.trim().split('\n');
+  const lines = `${stdout}\n${stderr}`.split('\n').filter((l) => l.trim() !== '');
   const parsed = lines.map((l) => {
     try {
       return JSON.parse(l) as { time?: string; level?: string; msg?: string };

@@ -131,15 +131,22 @@ export class PeerLink {
    * Writes queued envelopes as batch frames while the socket's `bufferedAmount` is below
    * the limit. Envelopes larger than the peer's frame limit are dead-lettered. Each batch is
    * encoded here, in wire order, by the connection's own encoder.
+   *
+   * `fullBatchesOnly` (a `send` that filled a batch in the middle of a synchronous run):
+   * write only full batches and leave the tail for the scheduled flush at the end of the
+   * run, where more envelopes may join it — rather than a frame of one or two envelopes.
    */
-  flush(): void {
-    this.flushScheduled = false;
+  flush(fullBatchesOnly = false): void {
+    if (!fullBatchesOnly) this.flushScheduled = false;
     const conn = this.active;
     if (conn === undefined || !conn.isOpen) return;
     const frameLimit = Math.min(this.limits.maxFrameBytes, conn.peerMaxFrame);
     const batchLimit = Math.min(this.limits.batchBytes, frameLimit) - BATCH_OVERHEAD;
     const q = this.queue;
     while (q.length > 0) {
+      if (fullBatchesOnly && q.bytes < batchLimit && q.length < this.limits.batchEnvelopes) {
+        return;
+      }
       if (conn.bufferedAmount >= this.limits.maxBufferedBytes) {
         conn.waitingDrain = true;
         return;

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { concat, defer, from, type Observable, Subject } from 'rxjs';
+import { concat, defer, from, Observable, Subject, type Subscriber } from 'rxjs';
 import { WebSocket } from 'ws';
 import { nodeOf } from '../../lib/address.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
@@ -76,7 +76,13 @@ export class WebSocketTransport implements Transport {
   private readonly host: ConnectionHost;
   private readonly links = new Map<string, PeerLink>();
   private readonly connections = new Set<Connection>();
-  private readonly inbound = new Subject<Envelope>();
+  /**
+   * Subscribers of `inbound$`, replaced (never mutated) on subscribe and unsubscribe, so an
+   * emission walks a stable snapshot like a `Subject` does — without a `Subject`'s per-value
+   * overhead (about 60 ns of 1-2 µs per envelope, measured).
+   */
+  private inboundSubscribers: Subscriber<Envelope>[] = [];
+  private inboundComplete = false;
   private readonly linkEvents = new Subject<LinkStatus>();
   private readonly dead = new Subject<TransportDeadLetter>();
   private readonly ca: Buffer | undefined;
@@ -102,7 +108,16 @@ export class WebSocketTransport implements Transport {
     errors: {},
   };
 
-  readonly inbound$: Observable<Envelope> = this.inbound.asObservable();
+  readonly inbound$: Observable<Envelope> = new Observable<Envelope>((subscriber) => {
+    if (this.inboundComplete) {
+      subscriber.complete();
+      return;
+    }
+    this.inboundSubscribers = [...this.inboundSubscribers, subscriber];
+    return () => {
+      this.inboundSubscribers = this.inboundSubscribers.filter((s) => s !== subscriber);
+    };
+  });
   /** Current status of every known peer on subscription, then every change. */
   readonly links$: Observable<LinkStatus> = defer(() =>
     concat(from([...this.links.values()].map((l) => this.statusOf(l))), this.linkEvents),
@@ -161,9 +176,13 @@ export class WebSocketTransport implements Transport {
       admit: (conn, hello) => this.admit(conn, hello),
       authenticated: (conn) => this.authenticated(conn),
       envelopes: (_conn, envelopes) => {
-        for (const e of envelopes) {
-          this.stats.delivered++;
-          this.inbound.next(e);
+        this.stats.delivered += envelopes.length;
+        for (let i = 0; i < envelopes.length; i++) {
+          const e = envelopes[i] as Envelope;
+          // the current snapshot for each envelope: a subscriber added meanwhile gets it
+          const subscribers = this.inboundSubscribers;
+          for (let j = 0; j < subscribers.length; j++)
+            (subscribers[j] as Subscriber<Envelope>).next(e);
         }
       },
       written: (conn) => this.written(conn),
@@ -340,7 +359,7 @@ export class WebSocketTransport implements Transport {
       this.scheduler(() => {
         if (this.closed) return;
         this.stats.delivered++;
-        this.inbound.next(copy);
+        for (const subscriber of this.inboundSubscribers) subscriber.next(copy);
       });
       this.stats.sent++;
       return true;
@@ -394,8 +413,11 @@ export class WebSocketTransport implements Transport {
       );
     }
     if (link.active !== undefined && !link.active.waitingDrain) {
-      if (link.queue.bytes >= this.options.batchBytes) link.flush();
-      else this.scheduleFlush(link);
+      const q = link.queue;
+      if (q.bytes >= this.options.batchBytes || q.length >= this.options.batchEnvelopes) {
+        link.flush(true);
+      }
+      this.scheduleFlush(link);
     }
     return true;
   }
@@ -444,7 +466,10 @@ export class WebSocketTransport implements Transport {
       });
     });
     await this.listener?.close();
-    this.inbound.complete();
+    this.inboundComplete = true;
+    const subscribers = this.inboundSubscribers;
+    this.inboundSubscribers = [];
+    for (const subscriber of subscribers) subscriber.complete();
     this.linkEvents.complete();
     this.dead.complete();
   }
