@@ -310,7 +310,7 @@ const PAGE = `<!doctype html>
     const svg = $('ring');
     const c = document.createElementNS(NS, 'circle');
     c.setAttribute('r', 4);
-    c.setAttribute('fill', m.type.includes('Vote') ? 'var(--candidate)' : m.type.includes('Append') ? '#fff' : '#aaa');
+    c.setAttribute('fill', /vote/i.test(m.type) ? 'var(--candidate)' : /append|accept|heartbeat/i.test(m.type) ? '#fff' : '#aaa');
     svg.append(c);
     const start = performance.now();
     const step = (now) => {

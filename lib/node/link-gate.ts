@@ -35,6 +35,8 @@ export class LinkGate implements Transport {
   private readonly blocked = new Set<string>();
   private droppedByGate = 0;
   readonly inbound$: Observable<Envelope>;
+  /** Sees every envelope the gate lets out (the dashboard's message samples). */
+  onSend: ((envelope: Envelope) => void) | undefined;
 
   constructor(private readonly inner: Transport) {
     this.inbound$ = inner.inbound$.pipe(
@@ -78,6 +80,7 @@ export class LinkGate implements Transport {
       this.droppedByGate++;
       return true; // a partition loses messages silently, as a network would
     }
+    this.onSend?.(envelope);
     return this.inner.send(envelope);
   }
 

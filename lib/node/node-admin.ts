@@ -2,16 +2,43 @@
  * The `admin` actor of a node (`<id>/admin`): reports the node's status (Raft, KV, links,
  * known members) for `synod status` and the dashboard, and handles `join` requests: the
  * leader adds the new node as a learner, waits until it has caught up, and promotes it to
- * voter (a follower forwards the request to the leader).
+ * voter (a follower forwards the request to the leader). With a proof of the admin secret it
+ * stops and restarts the node's consensus part (`node.stop` / `node.restart`) while the
+ * process and this actor stay up.
  */
 
 import type { KvStateMachine } from '../../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import type { RaftStatus } from '../../actors/raft/core/raft-core.js';
 import type { RaftNode } from '../../actors/raft/raft-node.js';
+import { decodeCommand } from '../../actors/raft/raft-node.js';
 import { Actor, type Replies } from '../actor.js';
+import type { LogTailEntry } from '../dashboard/view.js';
+import type { LogEntry } from '../storage/types.js';
 import type { LinkStatus } from '../transport.js';
 import { adminProofProblem } from './admin-auth.js';
 import type { LinkGate } from './link-gate.js';
+import type { MessageSampler, SampledMessage } from './message-samples.js';
+
+/** Entries of a node's log tail in a detailed status (the dashboard's node card). */
+export const LOG_TAIL = 20;
+
+/** A short label of a KV command (`put k1`), for the log tail. */
+export function opLabel(op: unknown): string {
+  const o = op as { t?: unknown; key?: unknown } | null | undefined;
+  const t = typeof o?.t === 'string' ? o.t : 'command';
+  return (typeof o?.key === 'string' ? `${t} ${o.key}` : t).slice(0, 40);
+}
+
+function entryLabel(e: LogEntry): string {
+  if (e.type === 'noop') return 'no-op';
+  if (e.type === 'config') return 'config change';
+  try {
+    return opLabel(decodeCommand(e.data).op);
+  } catch {
+    return 'command';
+  }
+}
 
 export interface NodeStatus {
   id: string;
@@ -41,6 +68,10 @@ export interface NodeStatus {
   uptimeMs: number;
   /** Multi-Paxos nodes only (`term` is then the ballot round, `commitIndex` the chosen prefix). */
   paxos?: PaxosNodeStatus;
+  /** Detailed status only: the newest entries of its log (at most `LOG_TAIL`), oldest first. */
+  logTail?: LogTailEntry[];
+  /** Detailed status only: sampled messages it sent after the `since` asked for. */
+  messages?: SampledMessage[];
 }
 
 /** What `synod status` shows of a Multi-Paxos node (see lib/node/paxos-node.ts). */
@@ -72,7 +103,10 @@ export interface ControlReply {
 }
 
 export type AdminMsg =
-  | ({ type: 'node.status' } & Replies<NodeStatus>)
+  /**
+   * `detail`: with the log tail and the sampled messages sent after `since` (the dashboard).
+   */
+  | ({ type: 'node.status'; detail?: boolean; since?: number } & Replies<NodeStatus>)
   | ({ type: 'node.join'; id: string; url: string; learner?: boolean } & Replies<{
       ok: boolean;
       message: string;
@@ -92,20 +126,77 @@ export type AdminMsg =
   | ({ type: 'node.cut'; peers: string[] } & Replies<ControlReply>)
   | ({ type: 'node.heal' } & Replies<ControlReply>)
   | ({ type: 'node.put'; key: string; value: string } & Replies<ControlReply>)
-  | ({ type: 'node.transfer'; to: string } & Replies<ControlReply>);
+  | ({ type: 'node.transfer'; to: string } & Replies<ControlReply>)
+  /**
+   * Stops this node's consensus part (the Raft or Multi-Paxos actors and the KV service,
+   * storage closed cleanly) while the process and this actor stay up; `node.restart`
+   * reopens the data directory and rejoins. Both need a proof of the admin secret with this
+   * node's id as the target (lib/node/admin-auth.ts).
+   */
+  | ({ type: 'node.stop'; at: number; proof: string } & Replies<ControlReply>)
+  | ({ type: 'node.restart'; at: number; proof: string } & Replies<ControlReply>);
+
+/** Operator stop/restart of a node's consensus part (lib/node/synod-node.ts, paxos-node.ts). */
+export interface ConsensusControl {
+  running(): boolean;
+  stop(): Promise<ControlReply>;
+  restart(): Promise<ControlReply>;
+  /** Raft: the status the node had when it was stopped (shown while it is stopped). */
+  lastStatus?(): RaftStatus | undefined;
+}
+
+/** The `since` of a detailed status request (0 when absent or bad). */
+export function sinceOf(msg: { since?: unknown }): number {
+  return typeof msg.since === 'number' && Number.isFinite(msg.since) ? msg.since : 0;
+}
+
+/** Accepts a `node.stop`/`node.restart` message shape. */
+export function isConsensusControl(m: Record<string, unknown>): boolean {
+  return (
+    (m.type === 'node.stop' || m.type === 'node.restart') &&
+    typeof m.at === 'number' &&
+    typeof m.proof === 'string' &&
+    m.proof.length <= 128
+  );
+}
+
+/**
+ * Runs an operator's `node.stop`/`node.restart` after checking its admin proof: the actor
+ * replies with what happened (refused: `SYNOD_ERR_ADMIN_REFUSED`).
+ */
+export async function runConsensusControl(
+  msg: { type: 'node.stop' | 'node.restart'; at: number; proof: string },
+  d: {
+    adminSecret?: string | undefined;
+    cluster: string;
+    consensus?: ConsensusControl | undefined;
+  },
+  self: string,
+  now: number,
+): Promise<ControlReply> {
+  const problem = adminProofProblem(d.adminSecret, d.cluster, msg.type, self, msg, now);
+  if (problem !== undefined) return { ok: false, message: `SYNOD_ERR_ADMIN_REFUSED: ${problem}` };
+  if (!d.consensus) return { ok: false, message: `${self} cannot stop and restart its consensus` };
+  return msg.type === 'node.stop' ? d.consensus.stop() : d.consensus.restart();
+}
 
 export interface AdminDeps {
   cluster: string;
   url: string;
-  raft: RaftNode<KvOp, KvResult>;
+  /** The running Raft node; undefined while an operator has it stopped. */
+  raft: () => RaftNode<KvOp, KvResult> | undefined;
   sm: () => KvStateMachine | undefined;
+  /** Operator stop/restart; absent: `node.stop`/`node.restart` are refused. */
+  consensus?: ConsensusControl;
+  /** Samples of the messages this node sends (detailed status). */
+  samples?: MessageSampler;
   links: () => LinkStatus[];
   addPeer: (id: string, url: string) => void;
   members: Map<string, string>;
   startedAt: number;
   /** Cuts links for operator partitions; absent: `node.cut` is refused. */
   gate?: LinkGate;
-  /** The admin secret; absent: `node.remove` is refused. */
+  /** The admin secret; absent: `node.remove`, `node.stop` and `node.restart` are refused. */
   adminSecret?: string;
 }
 
@@ -150,6 +241,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
         (m.learner === undefined || typeof m.learner === 'boolean')
       );
     if (m.type === 'node.leave') return typeof m.id === 'string' && NODE_ID.test(m.id);
+    if (m.type === 'node.stop' || m.type === 'node.restart') return isConsensusControl(m);
     if (m.type === 'node.remove')
       return (
         typeof m.id === 'string' &&
@@ -163,9 +255,15 @@ export class NodeAdmin extends Actor<AdminMsg> {
 
   async receive(msg: AdminMsg): Promise<void> {
     switch (msg.type) {
-      case 'node.status':
-        this.ctx.reply(msg, this.status());
+      case 'node.status': {
+        const out = this.status();
+        if (msg.detail === true) {
+          out.logTail = this.logTail();
+          out.messages = this.deps.samples?.since(sinceOf(msg)) ?? [];
+        }
+        this.ctx.reply(msg, out);
         return;
+      }
       case 'node.join':
         // Joins take a while (catch-up): run them beside the mailbox so status stays served.
         void this.join(msg);
@@ -203,7 +301,47 @@ export class NodeAdmin extends Actor<AdminMsg> {
       case 'node.transfer':
         void this.onLeader(msg);
         return;
+      case 'node.stop':
+      case 'node.restart': {
+        // Beside the mailbox: status keeps being served while the storage closes or reopens.
+        const reply = (r: ControlReply) => this.ctx.reply(msg, r);
+        void runConsensusControl(msg, this.deps, this.ctx.nodeId, this.ctx.clock.wallNow()).then(
+          reply,
+          (err: Error) => reply({ ok: false, message: err.message }),
+        );
+        return;
+      }
     }
+  }
+
+  /** The newest entries of the running Raft node's log, with their terms and commands. */
+  private logTail(): LogTailEntry[] {
+    const core = this.deps.raft()?.inspectCore();
+    if (!core) return [];
+    const log = core.log;
+    const last = log.lastIndex();
+    const out: LogTailEntry[] = [];
+    for (let i = Math.max(log.firstIndex(), last - LOG_TAIL + 1); i <= last; i++) {
+      const e = log.entryAt(i);
+      if (e) out.push({ index: i, term: e.term, label: entryLabel(e) });
+    }
+    return out;
+  }
+
+  /** The running Raft node's status, or undefined (starting, or stopped by an operator). */
+  private raftStatus(): RaftStatus | undefined {
+    const raft = this.deps.raft();
+    return raft?.started ? raft.status() : undefined;
+  }
+
+  /** The running Raft node, or a refusal saying why there is none. */
+  private runningRaft(): RaftNode<KvOp, KvResult> {
+    const raft = this.deps.raft();
+    if (!raft?.started)
+      throw new Error(
+        `SYNOD_ERR_NODE_STOPPED: ${this.ctx.nodeId}'s Raft node is ${this.deps.consensus?.running() === false ? 'stopped (restart it from the dashboard)' : 'not running'}`,
+      );
+    return raft;
   }
 
   private sessionId(): string {
@@ -216,9 +354,9 @@ export class NodeAdmin extends Actor<AdminMsg> {
   private async onLeader(
     msg: Extract<AdminMsg, { type: 'node.put' } | { type: 'node.transfer' }>,
   ): Promise<void> {
-    const raft = this.deps.raft;
-    const s = raft.started ? raft.status() : undefined;
+    const s = this.raftStatus();
     try {
+      if (this.deps.raft() === undefined) this.runningRaft();
       if (s?.role !== 'leader') {
         if (!s?.leader || s.leader === this.ctx.nodeId) {
           this.ctx.reply(msg, { ok: false, message: 'no leader right now; try again in a moment' });
@@ -241,11 +379,11 @@ export class NodeAdmin extends Actor<AdminMsg> {
           this.ctx.reply(msg, { ok: false, message: `${msg.to} is not another voter` });
           return;
         }
-        raft.transferLeadership(msg.to);
+        this.runningRaft().transferLeadership(msg.to);
         this.ctx.reply(msg, { ok: true, message: `${s.leader} transfers leadership to ${msg.to}` });
         return;
       }
-      const r = await raft.propose({
+      const r = await this.runningRaft().propose({
         clientId: this.sessionId(),
         seq: ++this.seq,
         op: { t: 'put', key: msg.key, value: msg.value },
@@ -261,15 +399,16 @@ export class NodeAdmin extends Actor<AdminMsg> {
 
   private status(): NodeStatus {
     const d = this.deps;
-    const raft = d.raft;
-    const s = raft.started ? raft.status() : undefined;
+    const stopped = d.consensus?.running() === false;
+    // Stopped by an operator: the state it had when it stopped, with role "stopped".
+    const s = stopped ? d.consensus?.lastStatus?.() : this.raftStatus();
     const sm = d.sm();
     const out: NodeStatus = {
       id: this.ctx.nodeId,
       cluster: d.cluster,
       url: d.url,
       protocol: 'raft',
-      role: s?.role ?? 'starting',
+      role: stopped ? 'stopped' : (s?.role ?? 'starting'),
       term: s?.term ?? 0,
       leader: s?.leader ?? null,
       commitIndex: s?.commit ?? 0,
@@ -280,7 +419,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
       ...(s?.membership.votersOutgoing?.length
         ? { votersOutgoing: [...s.membership.votersOutgoing] }
         : {}),
-      ...(raft.started ? { configIndex: raft.inspectCore()?.configIndex ?? 0 } : {}),
+      ...(s && !stopped ? { configIndex: d.raft()?.inspectCore()?.configIndex ?? 0 } : {}),
       revision: sm?.revision ?? 0,
       keys: sm ? sm.range({ start: '', limit: 0 }).count : 0,
       links: d.links().map((l) => ({ peer: l.peer, state: l.state })),
@@ -288,7 +427,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
       cut: d.gate?.cut() ?? [],
       uptimeMs: Math.round(this.ctx.clock.now() - d.startedAt),
     };
-    if (s && s.role === 'leader') {
+    if (s && s.role === 'leader' && !stopped) {
       const lag: Record<string, number> = {};
       for (const [id, p] of Object.entries(s.progress))
         lag[id] = Math.max(0, s.lastIndex - (p as { match: number }).match);
@@ -312,7 +451,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
       refuse(`SYNOD_ERR_ADMIN_REFUSED: ${problem}`);
       return;
     }
-    const s = d.raft.started ? d.raft.status() : undefined;
+    const s = this.raftStatus();
     if (!s || (s.role !== 'leader' && !s.leader)) {
       refuse('SYNOD_ERR_NO_LEADER: no leader right now; try again in a moment');
       return;
@@ -357,7 +496,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
       }
     }
     try {
-      const at = await d.raft.removeMember(msg.id);
+      const at = await this.runningRaft().removeMember(msg.id);
       d.members.delete(msg.id);
       this.ctx.reply(msg, {
         ok: true,
@@ -370,7 +509,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
 
   private async leave(msg: Extract<AdminMsg, { type: 'node.leave' }>): Promise<void> {
     const d = this.deps;
-    const s = d.raft.started ? d.raft.status() : undefined;
+    const s = this.raftStatus();
     if (!s || (s.role !== 'leader' && !s.leader)) {
       this.ctx.reply(msg, { ok: false, message: 'no leader right now; try again in a moment' });
       return;
@@ -401,7 +540,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
         });
         return;
       }
-      if (m.learners.includes(msg.id)) await d.raft.removeMember(msg.id);
+      if (m.learners.includes(msg.id)) await this.runningRaft().removeMember(msg.id);
       d.members.delete(msg.id);
       this.ctx.reply(msg, { ok: true, message: `${msg.id} left the cluster` });
     } catch (err) {
@@ -414,11 +553,11 @@ export class NodeAdmin extends Actor<AdminMsg> {
 
   private async join(msg: Extract<AdminMsg, { type: 'node.join' }>): Promise<void> {
     const d = this.deps;
-    const s = d.raft.started ? d.raft.status() : undefined;
+    const s = this.raftStatus();
     if (!s) {
       this.ctx.reply(msg, {
         ok: false,
-        message: 'this node is still starting; try again',
+        message: 'this node is still starting (or stopped); try again',
         members: {},
       });
       return;
@@ -458,11 +597,11 @@ export class NodeAdmin extends Actor<AdminMsg> {
     d.addPeer(msg.id, msg.url);
     try {
       if (!s.membership.voters.includes(msg.id) && !s.membership.learners.includes(msg.id)) {
-        await d.raft.addLearner(msg.id);
+        await this.runningRaft().addLearner(msg.id);
       }
       if (msg.learner) {
         // A non-voting member (the backup agent): it receives the committed log, never votes.
-        const voter = d.raft.status().membership.voters.includes(msg.id);
+        const voter = this.runningRaft().status().membership.voters.includes(msg.id);
         this.ctx.reply(msg, {
           ok: !voter,
           message: voter ? `${msg.id} is a voter, not a learner` : `${msg.id} joined as a learner`,
@@ -470,11 +609,11 @@ export class NodeAdmin extends Actor<AdminMsg> {
         });
         return;
       }
-      if (!d.raft.status().membership.voters.includes(msg.id)) {
+      if (!this.runningRaft().status().membership.voters.includes(msg.id)) {
         const deadline = this.ctx.clock.now() + 60_000;
         for (;;) {
           try {
-            await d.raft.promote(msg.id, 100);
+            await this.runningRaft().promote(msg.id, 100);
             break;
           } catch (err) {
             if (this.ctx.clock.now() > deadline) throw err;

@@ -3,8 +3,10 @@
  * their `admin` actors) twice a second. Controls available on a real cluster: write a key,
  * transfer leadership, isolate a node and heal, and — when the node was started with
  * `--backup-repo` — take a backup and restore one into a new cluster's data directories
- * (node-backups.ts). Stopping and restarting processes on other machines is refused with a
- * message saying so (use the in-process demo, or your process manager).
+ * (node-backups.ts). "Stop" and "restart" stop a node's consensus part (its Raft or
+ * Multi-Paxos actors and KV service, storage closed) and start it again from its data
+ * directory, through that node's admin actor with a proof of the admin secret; the process,
+ * its admin endpoint and its dashboard stay up and show it as stopped.
  */
 import { Subject } from 'rxjs';
 import type { Replies } from '../actor.js';
@@ -13,6 +15,7 @@ import type {
   Control,
   ControlResult,
   DashboardSource,
+  MessageSample,
   NodeView,
 } from '../dashboard/view.js';
 import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
@@ -23,6 +26,15 @@ export class NodeDashboardSource implements DashboardSource {
   private readonly statuses = new Map<string, { status?: NodeStatus; at: number }>();
   private readonly changes = new Subject<void>();
   readonly changes$ = this.changes.asObservable();
+  private readonly messages = new Subject<MessageSample>();
+  /** Messages between the nodes, sampled by each node (lib/node/message-samples.ts). */
+  readonly messages$ = this.messages.asObservable();
+  /** Per node, the last message sample seen. */
+  private readonly seen = new Map<string, number>();
+  /** Samples fetched with a poll, paced out over the next poll interval (bounded). */
+  private readonly queue: MessageSample[] = [];
+  static readonly MAX_QUEUED = 128;
+  readonly stats = { samplesReceived: 0, samplesDropped: 0 };
 
   private polls = 0;
 
@@ -31,15 +43,60 @@ export class NodeDashboardSource implements DashboardSource {
     private readonly backups?: NodeBackups,
   ) {
     node.system.clock.setInterval(500, () => void this.poll());
+    node.system.clock.setInterval(50, () => this.pace());
     void this.poll();
+  }
+
+  /** Asks a node's admin for its detailed status (log tail, new message samples). */
+  private ask(id: string) {
+    return this.node.system.ask(
+      `${id}/admin`,
+      {
+        type: 'node.status',
+        detail: true,
+        since: this.seen.get(id) ?? 0,
+      } as AdminMsg & { type: 'node.status' },
+      1_000,
+    );
+  }
+
+  /** Takes a status's message samples into the queue. */
+  private take(s: NodeStatus): void {
+    const got = s.messages ?? [];
+    if (got.length === 0) return;
+    this.seen.set(s.id, Math.max(...got.map((m) => m.seq)));
+    for (const m of got) {
+      this.stats.samplesReceived++;
+      this.queue.push({ from: m.from, to: m.to, type: m.type });
+    }
+    const over = this.queue.length - NodeDashboardSource.MAX_QUEUED;
+    if (over > 0) {
+      this.queue.splice(0, over);
+      this.stats.samplesDropped += over;
+    }
+  }
+
+  /** Emits queued samples, spread over about one poll interval. */
+  private pace(): void {
+    if (this.queue.length === 0) return;
+    const n = Math.max(1, Math.ceil(this.queue.length / 10));
+    for (const m of this.queue.splice(0, n)) this.messages.next(m);
+  }
+
+  /** Samples waiting to be emitted (≤ MAX_QUEUED). */
+  queued(): number {
+    return this.queue.length;
   }
 
   private async poll(): Promise<void> {
     // The backup catalog is files on disk: re-read it every 5 s, not every poll.
     if (this.backups && this.polls++ % 10 === 0)
       await this.backups.refresh().catch(() => undefined);
-    const own = await this.node.status().catch(() => undefined);
-    if (own) this.statuses.set(own.id, { status: own, at: this.node.system.clock.now() });
+    const own = await this.ask(this.node.id).catch(() => undefined);
+    if (own) {
+      this.statuses.set(own.id, { status: own, at: this.node.system.clock.now() });
+      this.take(own);
+    }
     const ids = new Set([
       ...Object.keys(own?.members ?? {}),
       ...(own?.voters ?? []),
@@ -49,12 +106,9 @@ export class NodeDashboardSource implements DashboardSource {
     await Promise.all(
       [...ids].map(async (id) => {
         try {
-          const s = await this.node.system.ask(
-            `${id}/admin`,
-            { type: 'node.status' } as AdminMsg & { type: 'node.status' },
-            1_000,
-          );
+          const s = await this.ask(id);
           this.statuses.set(id, { status: s, at: this.node.system.clock.now() });
+          this.take(s);
         } catch {
           this.statuses.set(id, { at: this.node.system.clock.now() });
         }
@@ -74,13 +128,15 @@ export class NodeDashboardSource implements DashboardSource {
       cluster = s.cluster;
       nodes.push({
         id,
-        up: true,
+        // An operator-stopped node answers (its process is up) but takes no part.
+        up: s.role !== 'stopped',
         protocol: s.protocol,
         role: s.role,
         term: s.term,
         leader: s.leader,
         commitIndex: s.commitIndex,
         appliedIndex: s.appliedIndex,
+        ...(s.logTail ? { logTail: s.logTail } : {}),
         voters: s.voters,
         learners: s.learners,
         extra: {
@@ -141,15 +197,30 @@ export class NodeDashboardSource implements DashboardSource {
     return groups;
   }
 
+  /**
+   * The node whose admin takes a put or transfer (and forwards it to the leader): this one,
+   * or, while an operator has this one's consensus stopped, the leader or another running one.
+   */
+  private via(): string {
+    const running = (id: string) => {
+      const s = this.statuses.get(id)?.status;
+      return s !== undefined && s.role !== 'stopped';
+    };
+    if (running(this.node.id)) return this.node.id;
+    const leader = [...this.statuses.values()].find((x) => x.status?.role === 'leader');
+    if (leader?.status) return leader.status.id;
+    return [...this.statuses.keys()].find(running) ?? this.node.id;
+  }
+
   async control(c: Control): Promise<ControlResult> {
     const ask = (node: string, msg: AdminMsg) =>
       this.node.system.ask(`${node}/admin`, msg as AdminMsg & Replies<ControlReply>, 10_000);
     const members = () => [...this.statuses.keys()];
     switch (c.op) {
       case 'transfer':
-        return ask(this.node.id, { type: 'node.transfer', to: c.to } as AdminMsg);
+        return ask(this.via(), { type: 'node.transfer', to: c.to } as AdminMsg);
       case 'put':
-        return ask(this.node.id, { type: 'node.put', key: c.key, value: c.value } as AdminMsg);
+        return ask(this.via(), { type: 'node.put', key: c.key, value: c.value } as AdminMsg);
       case 'isolate': {
         if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
         const others = members().filter((m) => m !== c.node);
@@ -192,11 +263,27 @@ export class NodeDashboardSource implements DashboardSource {
             message: `restore failed: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}`,
           }));
       }
+      case 'stop':
+      case 'restart': {
+        if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
+        const type = c.op === 'stop' ? 'node.stop' : 'node.restart';
+        const proof = this.node.adminProof?.(type, c.node);
+        if (!proof)
+          return {
+            ok: false,
+            message: `SYNOD_ERR_ADMIN_REFUSED: ${c.op} needs the admin secret: start this node with --admin-secret-file`,
+          };
+        const r = await this.node.system
+          .ask(`${c.node}/admin`, { type, ...proof } as AdminMsg & Replies<ControlReply>, 60_000)
+          .catch((err: Error) => ({
+            ok: false,
+            message: `${c.node} did not answer (${err.message}); a node whose process is down needs your process manager`,
+          }));
+        void this.poll();
+        return r;
+      }
       default:
-        return {
-          ok: false,
-          message: `"${c.op}" is only available in the in-process demo; on a real cluster use your process manager`,
-        };
+        return { ok: false, message: `"${(c as { op: string }).op}" is not a control` };
     }
   }
 }

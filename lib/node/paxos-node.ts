@@ -32,10 +32,23 @@ import { Actor, type ActorRef, type Replies } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
 import { nodeOf } from '../address.js';
 import { systemClock } from '../clock.js';
+import type { LogTailEntry } from '../dashboard/view.js';
 import type { ReplicatedLog } from '../replicated-log.js';
 import type { LinkStatus } from '../transport.js';
+import { type AdminProof, makeAdminProof } from './admin-auth.js';
 import type { LinkGate } from './link-gate.js';
-import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
+import type { MessageSampler } from './message-samples.js';
+import {
+  type AdminMsg,
+  type ConsensusControl,
+  type ControlReply,
+  isConsensusControl,
+  LOG_TAIL,
+  type NodeStatus,
+  opLabel,
+  runConsensusControl,
+  sinceOf,
+} from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
 import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
@@ -45,9 +58,13 @@ export interface RunningPaxosNode {
   readonly url: string;
   readonly system: ActorSystem;
   readonly transport: WebSocketTransport;
+  /** The Multi-Paxos member (the current one; after an operator's stop, the stopped one). */
   readonly paxos: MultiPaxosNode;
   readonly log: MultiPaxosLog<KvOp, KvResult>;
   readonly sm: KvStateMachine;
+  /** Operator stop/restart of the Multi-Paxos member and the KV service (see RunningNode). */
+  readonly consensus: ConsensusControl;
+  adminProof(action: string, target: string): AdminProof | undefined;
   status(): Promise<NodeStatus>;
   /** Stops the KV service, the Paxos actors (closing their stores) and the connections. */
   stop(): Promise<void>;
@@ -84,77 +101,161 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     if (!existsSync(path.join(config.dataDir, 'raft')))
       checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
   }
-  const { clock, log, system, transport, url, members, peers, gate } = await openNodeBase(
+  const { clock, log, system, transport, url, members, peers, gate, samples } = await openNodeBase(
     config,
     'paxos',
   );
   const startedAt = clock.now();
   const ids = [config.id, ...peers.map((p) => p.id)].sort();
-  let storage: Awaited<ReturnType<typeof openFilePaxosStorage>>;
-  try {
-    checkMembers(path.join(config.dataDir, 'paxos'), ids);
-    storage = await openFilePaxosStorage(path.join(config.dataDir, 'paxos'));
-  } catch (err) {
-    await system.shutdown();
-    await transport.close(100);
-    if (err instanceof CliError) throw err;
-    throw new CliError(
-      `cannot open the Multi-Paxos state in ${config.dataDir}: ${(err as Error).message}`,
-      1,
-      (err as { code?: string }).code ?? 'SYNOD_ERR_NODE_START',
-    );
-  }
-  const sm = new KvStateMachine();
-  const paxos = startMultiPaxosNode({
-    system,
-    members: ids,
-    stateMachine: sm,
-    storage,
-    heartbeatMs: config.heartbeatMs ?? PAXOS_NODE_DEFAULTS.heartbeatMs,
-    electionTimeoutMs: config.electionMs ?? PAXOS_NODE_DEFAULTS.electionTimeoutMs,
-    supervision: { kind: 'stop' },
-  });
-  const roles = [paxos.acceptor, paxos.proposer, paxos.learner] as ActorRef<never, unknown>[];
-  try {
-    await Promise.all(roles.map((r) => started(r)));
-  } catch (err) {
-    await paxos.stop().catch(() => undefined);
-    await system.shutdown();
-    await transport.close(100);
-    throw err;
-  }
-  // After start, a role that fails stops (its state on disk stays consistent): say so loudly,
-  // and end the node (synod node exits non-zero) rather than serve nothing.
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
   const ended = new Promise<NodeEnd>((resolve) => {
     resolveEnded = resolve;
   });
-  for (const r of roles) {
-    let why = 'stopped';
-    r.events$.subscribe((e) => {
-      const ev = e as { type: string; error?: string };
-      if (ev.type === 'failed') {
-        why = String(ev.error);
-        log.log('error', `Multi-Paxos actor ${r.address} failed and stopped: ${ev.error}`);
-      } else if (ev.type === 'stopped' && stopping === undefined) {
-        resolveEnded({
-          exitCode: 1,
-          code: 'SYNOD_ERR_PAXOS_STOPPED',
-          message: `the Multi-Paxos ${r.address.split('/').pop()} of ${config.id} stopped and the node cannot serve: ${why}`,
-        });
-      }
+
+  /**
+   * Starts the consensus part: the stores in `<data>/paxos` opened, the acceptor, proposer and
+   * learner actors (the learner restores its snapshot and replays the acceptor's journal), and
+   * the KV service on the log. Run at start and on an operator's restart.
+   */
+  const startPart = async (): Promise<PaxosPart> => {
+    let storage: Awaited<ReturnType<typeof openFilePaxosStorage>>;
+    try {
+      checkMembers(path.join(config.dataDir, 'paxos'), ids);
+      storage = await openFilePaxosStorage(path.join(config.dataDir, 'paxos'));
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError(
+        `cannot open the Multi-Paxos state in ${config.dataDir}: ${(err as Error).message}`,
+        1,
+        (err as { code?: string }).code ?? 'SYNOD_ERR_NODE_START',
+      );
+    }
+    const sm = new KvStateMachine();
+    const paxos = startMultiPaxosNode({
+      system,
+      members: ids,
+      stateMachine: sm,
+      storage,
+      heartbeatMs: config.heartbeatMs ?? PAXOS_NODE_DEFAULTS.heartbeatMs,
+      electionTimeoutMs: config.electionMs ?? PAXOS_NODE_DEFAULTS.electionTimeoutMs,
+      supervision: { kind: 'stop' },
     });
-  }
-  const kvLog = paxos.log as unknown as MultiPaxosLog<KvOp, KvResult>;
-  system.spawn(
-    'kv',
-    new KvService({
-      log: kvLog as ReplicatedLog<KvOp, KvResult>,
+    const p: PaxosPart = {
+      paxos,
       sm,
-      ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
-    }),
-  );
+      log: paxos.log as unknown as MultiPaxosLog<KvOp, KvResult>,
+      stopping: false,
+      tail: [],
+    };
+    // The newest applied slots with their ballot rounds, for the dashboard's log tail.
+    p.log.applied$.subscribe({
+      next: (e) => {
+        p.tail.push({ index: e.index, term: e.term, label: opLabel(e.command?.op) });
+        if (p.tail.length > LOG_TAIL) p.tail.shift();
+      },
+      error: () => {},
+    });
+    const roles = [paxos.acceptor, paxos.proposer, paxos.learner] as ActorRef<never, unknown>[];
+    try {
+      await Promise.all(roles.map((r) => started(r)));
+    } catch (err) {
+      p.stopping = true;
+      await paxos.stop().catch(() => undefined);
+      throw err;
+    }
+    // After start, a role that fails stops (its state on disk stays consistent): say so
+    // loudly, and end the node (synod node exits non-zero) rather than serve nothing — unless
+    // an operator stopped it.
+    for (const r of roles) {
+      let why = 'stopped';
+      r.events$.subscribe((e) => {
+        const ev = e as { type: string; error?: string };
+        if (ev.type === 'failed') {
+          why = String(ev.error);
+          log.log('error', `Multi-Paxos actor ${r.address} failed and stopped: ${ev.error}`);
+        } else if (ev.type === 'stopped' && stopping === undefined && !p.stopping) {
+          resolveEnded({
+            exitCode: 1,
+            code: 'SYNOD_ERR_PAXOS_STOPPED',
+            message: `the Multi-Paxos ${r.address.split('/').pop()} of ${config.id} stopped and the node cannot serve: ${why}`,
+          });
+        }
+      });
+    }
+    system.spawn(
+      'kv',
+      new KvService({
+        log: p.log as ReplicatedLog<KvOp, KvResult>,
+        sm,
+        ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
+      }),
+    );
+    return p;
+  };
+  const stopPart = async (p: PaxosPart) => {
+    p.stopping = true;
+    await system.stop(`${config.id}/kv`).catch(() => undefined);
+    // Stops the log and the three actors, and closes the journal, hard state and snapshots.
+    await p.paxos.stop();
+  };
+
+  let part: PaxosPart | undefined;
+  try {
+    part = await startPart();
+  } catch (err) {
+    await system.shutdown();
+    await transport.close(100);
+    throw err;
+  }
+  let last: PaxosPart = part;
+  let control: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const next = control.then(f, f);
+    control = next.catch(() => undefined);
+    return next;
+  };
+  const consensus: ConsensusControl = {
+    running: () => part !== undefined,
+    stop: () =>
+      serial(async () => {
+        if (stopping) return { ok: false, message: `${config.id} is shutting down` };
+        if (!part)
+          return { ok: false, message: `${config.id}'s Multi-Paxos member is already stopped` };
+        const p = part;
+        part = undefined;
+        await stopPart(p);
+        log.log(
+          'warn',
+          `the operator stopped the Multi-Paxos member of ${config.id} (the process stays up)`,
+        );
+        return {
+          ok: true,
+          message: `stopped ${config.id}'s Multi-Paxos member and closed its stores; the process and its admin endpoint stay up`,
+        };
+      }),
+    restart: () =>
+      serial(async () => {
+        if (stopping) return { ok: false, message: `${config.id} is shutting down` };
+        if (part)
+          return { ok: false, message: `${config.id}'s Multi-Paxos member is already running` };
+        try {
+          part = await startPart();
+          last = part;
+        } catch (err) {
+          await system.stop(`${config.id}/kv`).catch(() => undefined);
+          return {
+            ok: false,
+            message: `restarting ${config.id} failed: ${(err as Error).message}`,
+          };
+        }
+        log.log('info', `the operator restarted the Multi-Paxos member of ${config.id}`);
+        return {
+          ok: true,
+          message: `restarted ${config.id}'s Multi-Paxos member from its data directory; it rejoins the cluster`,
+        };
+      }),
+  };
   const admin = system.spawn(
     'admin',
     new PaxosNodeAdmin({
@@ -163,8 +264,12 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       members,
       startedAt,
       ids,
-      paxos,
-      sm,
+      paxos: () => part?.paxos,
+      sm: () => (part ?? last).sm,
+      tail: () => (part ?? last).tail,
+      consensus,
+      samples,
+      ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
       links: () =>
         transport.peers().flatMap((p) => {
           const l = transport.linkStatus(p);
@@ -181,20 +286,43 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     url,
     system,
     transport,
-    paxos,
-    log: kvLog,
-    sm,
+    get paxos() {
+      return (part ?? last).paxos;
+    },
+    get log() {
+      return (part ?? last).log;
+    },
+    get sm() {
+      return (part ?? last).sm;
+    },
+    consensus,
+    adminProof: (action, target) =>
+      config.adminSecret === undefined
+        ? undefined
+        : makeAdminProof(config.adminSecret, config.cluster, action, target, clock.wallNow()),
     status: () => admin.ask({ type: 'node.status' }, 5_000),
     stop: () => {
       stopping ??= (async () => {
+        await control.catch(() => undefined);
         await system.stop(`${config.id}/kv`).catch(() => undefined);
-        await paxos.stop();
+        if (part) await part.paxos.stop();
         await system.shutdown();
         await transport.close(500);
       })();
       return stopping;
     },
   };
+}
+
+/** The restartable consensus part of a Multi-Paxos node process. */
+interface PaxosPart {
+  paxos: MultiPaxosNode;
+  sm: KvStateMachine;
+  log: MultiPaxosLog<KvOp, KvResult>;
+  /** Set when it is being stopped on purpose (its actors' `stopped` events then do not end the node). */
+  stopping: boolean;
+  /** The newest applied slots (at most LOG_TAIL). */
+  tail: LogTailEntry[];
 }
 
 /**
@@ -257,8 +385,15 @@ interface PaxosAdminDeps {
   startedAt: number;
   /** The static Paxos membership (node ids). */
   ids: readonly string[];
-  paxos: MultiPaxosNode;
-  sm: KvStateMachine;
+  /** The running member; undefined while an operator has it stopped. */
+  paxos: () => MultiPaxosNode | undefined;
+  sm: () => KvStateMachine;
+  consensus?: ConsensusControl;
+  /** The newest applied slots (detailed status). */
+  tail?: () => LogTailEntry[];
+  samples?: MessageSampler;
+  /** The admin secret: `node.stop`/`node.restart` need a proof of it. */
+  adminSecret?: string;
   links: () => LinkStatus[];
   addPeer: (id: string, url: string) => void;
   /** Cuts links for operator partitions (dashboard "isolate"). */
@@ -303,6 +438,9 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         );
       case 'node.transfer':
         return typeof m.to === 'string';
+      case 'node.stop':
+      case 'node.restart':
+        return isConsensusControl(m);
       default:
         return false;
     }
@@ -310,9 +448,15 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
 
   receive(msg: AdminMsg): void {
     switch (msg.type) {
-      case 'node.status':
-        this.ctx.reply(msg, this.status());
+      case 'node.status': {
+        const out = this.status();
+        if (msg.detail === true) {
+          out.logTail = [...(this.deps.tail?.() ?? [])];
+          out.messages = this.deps.samples?.since(sinceOf(msg)) ?? [];
+        }
+        this.ctx.reply(msg, out);
         return;
+      }
       case 'node.join':
         this.ctx.reply(msg, {
           ok: false,
@@ -357,13 +501,30 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       case 'node.put':
         void this.put(msg);
         return;
+      case 'node.stop':
+      case 'node.restart': {
+        const reply = (r: ControlReply) => this.ctx.reply(msg, r);
+        void runConsensusControl(msg, this.deps, this.ctx.nodeId, this.ctx.clock.wallNow()).then(
+          reply,
+          (err: Error) => reply({ ok: false, message: err.message }),
+        );
+        return;
+      }
     }
   }
 
   /** An operator's write: proposed on the distinguished proposer (forwarded there). */
   private async put(msg: Extract<AdminMsg, { type: 'node.put' }>): Promise<void> {
-    const p = this.deps.paxos.proposer.getSnapshot() as MultiLeaderView | undefined;
+    const paxos = this.deps.paxos();
+    const p = paxos?.proposer.getSnapshot() as MultiLeaderView | undefined;
     try {
+      if (!paxos) {
+        this.ctx.reply(msg, {
+          ok: false,
+          message: `SYNOD_ERR_NODE_STOPPED: ${this.ctx.nodeId}'s Multi-Paxos member is stopped (restart it from the dashboard)`,
+        });
+        return;
+      }
       if (p?.role !== 'leader') {
         const leader = p?.leader !== undefined ? nodeOf(p.leader) : undefined;
         if (!leader || leader === this.ctx.nodeId) {
@@ -379,7 +540,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         return;
       }
       this.session ||= `admin-${this.ctx.nodeId}-${this.ctx.random.int(2 ** 31).toString(36)}`;
-      const r = await this.deps.paxos.log.propose({
+      const r = await paxos.log.propose({
         clientId: this.session,
         seq: ++this.seq,
         op: { t: 'put', key: msg.key, value: msg.value },
@@ -392,9 +553,11 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
 
   private status(): NodeStatus {
     const d = this.deps;
-    const p = d.paxos.proposer.getSnapshot() as MultiLeaderView | undefined;
-    const l = d.paxos.learner.getSnapshot() as MultiLearnerView | undefined;
-    const a = d.paxos.acceptor.getSnapshot() as MultiAcceptorView | undefined;
+    const paxos = d.paxos();
+    const sm = d.sm();
+    const p = paxos?.proposer.getSnapshot() as MultiLeaderView | undefined;
+    const l = paxos?.learner.getSnapshot() as MultiLearnerView | undefined;
+    const a = paxos?.acceptor.getSnapshot() as MultiAcceptorView | undefined;
     const leader = p?.leader !== undefined ? nodeOf(p.leader) : null;
     const isLeader = p?.role === 'leader';
     const chosenUpTo = Math.max(
@@ -408,7 +571,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       cluster: d.cluster,
       url: d.url,
       protocol: 'paxos',
-      role: p?.role ?? 'starting',
+      role: paxos ? (p?.role ?? 'starting') : 'stopped',
       // The round of the ballot in force: the leader's own, the one a follower's acceptor
       // promised (the leader's after its phase 1 or keep-alive).
       term: Math.max(p?.ballot.round ?? 0, a?.promised.round ?? 0),
@@ -418,8 +581,8 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       lastIndex: highestSlot,
       voters: [...d.ids],
       learners: [],
-      revision: d.sm.revision,
-      keys: d.sm.size,
+      revision: sm.revision,
+      keys: sm.size,
       links: d.links().map((x) => ({ peer: x.peer, state: x.state })),
       members: Object.fromEntries(d.members),
       cut: d.gate.cut(),

@@ -6,10 +6,12 @@
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
+import type { Subscription } from 'rxjs';
 import type { ReadDefault } from '../../actors/kv/messages.js';
 import { KvService } from '../../actors/kv/service.js';
 import { KvStateMachine } from '../../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import type { RaftStatus } from '../../actors/raft/core/raft-core.js';
 import { RaftNode } from '../../actors/raft/raft-node.js';
 import { CliError } from '../../cli/args.js';
 import { parsePeer } from '../../transports/websocket/options.js';
@@ -19,11 +21,13 @@ import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import { openDataDir } from '../storage/data-dir.js';
+import { type AdminProof, makeAdminProof } from './admin-auth.js';
 import { discoverNodeId } from './discover.js';
 import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
 import { followMembership, memberIds } from './member-links.js';
-import { type AdminMsg, NodeAdmin, type NodeStatus } from './node-admin.js';
+import { MessageSampler } from './message-samples.js';
+import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 import { RefusalReport } from './refusal-report.js';
 import { watchRemoval } from './removal-watch.js';
@@ -66,7 +70,16 @@ export interface RunningNode {
   url: string;
   system: ActorSystem;
   transport: WebSocketTransport;
-  raft: RaftNode<KvOp, KvResult>;
+  /** The Raft node (the current one; after an operator's stop, the stopped one). */
+  readonly raft: RaftNode<KvOp, KvResult>;
+  /**
+   * Operator stop/restart of the consensus part (the Raft or Multi-Paxos actors and the KV
+   * service): "stop" closes its storage while the process, its admin actor and dashboard
+   * stay up; "restart" reopens the data directory and rejoins. Absent: not restartable.
+   */
+  readonly consensus?: ConsensusControl;
+  /** A proof of this node's admin secret for an admin request (undefined without one). */
+  adminProof?(action: string, target: string): AdminProof | undefined;
   status(): Promise<NodeStatus>;
   /** Finishes in-flight work, closes the log and the connections. */
   stop(): Promise<void>;
@@ -112,6 +125,8 @@ export interface NodeBase {
   joinPeer: { id: string; url: string } | undefined;
   /** Cuts links for operator partitions (the system's transport). */
   gate: LinkGate;
+  /** Samples of the messages this node sends, for the dashboard (off until asked). */
+  samples: MessageSampler;
 }
 
 /**
@@ -192,6 +207,8 @@ export async function openNodeBase(
   });
   // Operator partitions (dashboard "isolate") cut links here, above the real connections.
   const gate = new LinkGate(transport);
+  const samples = new MessageSampler(clock, config.id);
+  gate.onSend = (e) => samples.offer(e);
   const system = new ActorSystem({
     nodeId: config.id,
     clock,
@@ -205,45 +222,13 @@ export async function openNodeBase(
     ...peers.map((p) => [p.id, p.url] as [string, string]),
   ]);
   if (joinPeer) members.set(joinPeer.id, joinPeer.url);
-  return { clock, log, system, transport, url, members, peers, joinPeer, gate };
+  return { clock, log, system, transport, url, members, peers, joinPeer, gate, samples };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const { clock, log, system, transport, url, members, peers, joinPeer, gate } = await openNodeBase(
-    config,
-    'raft',
-  );
-  let sm: KvStateMachine | undefined;
-  const raft = new RaftNode<KvOp, KvResult>({
-    storage: async () => {
-      const dd = await openDataDir(path.join(config.dataDir, 'raft'), { clock });
-      const hardState = lazyCommitHardState(dd.hardState);
-      return {
-        log: dd.log,
-        hardState,
-        snapshots: dd.snapshots,
-        close: async () => {
-          try {
-            await hardState.flush();
-          } finally {
-            await dd.close();
-          }
-        },
-      };
-    },
-    stateMachine: () => {
-      sm = new KvStateMachine();
-      return sm;
-    },
-    ...(joinPeer ? {} : { bootstrap: [config.id, ...peers.map((p) => p.id)] }),
-    ...(config.heartbeatMs ? { heartbeatMs: config.heartbeatMs } : {}),
-    ...(config.electionMs ? { electionMs: config.electionMs } : {}),
-  });
-  const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
+  const { clock, log, system, transport, url, members, peers, joinPeer, gate, samples } =
+    await openNodeBase(config, 'raft');
   const startedAt = clock.now();
-  // Everything the Raft actor says about its end: a `fatal` event (code + cause) before it
-  // stops itself, a `failed` one when a handler or preStart threw.
-  let cause: { code: string; message: string } | undefined;
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
   const ended = new Promise<NodeEnd>((resolve) => {
@@ -253,7 +238,52 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     await system.shutdown().catch(() => undefined);
     await transport.close(500).catch(() => undefined);
   };
-  try {
+  /** The running consensus part (undefined while an operator has it stopped). */
+  let part: RaftPart | undefined;
+  /** The last one, kept for `raft` and the stopped node's last known state. */
+  let last: RaftPart | undefined;
+
+  /**
+   * Starts the consensus part: the Raft actor over `<data>/raft` (its log, hard state and
+   * snapshots reopened from disk) and the KV service on it. The first start bootstraps
+   * (unless joining); a restart rejoins with the log it has, as a restarted process does.
+   */
+  const startPart = async (): Promise<RaftPart> => {
+    const p: RaftPart = {
+      raft: undefined as unknown as RaftNode<KvOp, KvResult>,
+      sm: undefined,
+      stopping: false,
+    };
+    p.raft = new RaftNode<KvOp, KvResult>({
+      storage: async () => {
+        const dd = await openDataDir(path.join(config.dataDir, 'raft'), { clock });
+        const hardState = lazyCommitHardState(dd.hardState);
+        return {
+          log: dd.log,
+          hardState,
+          snapshots: dd.snapshots,
+          close: async () => {
+            try {
+              await hardState.flush();
+            } finally {
+              await dd.close();
+            }
+          },
+        };
+      },
+      stateMachine: () => {
+        p.sm = new KvStateMachine();
+        return p.sm;
+      },
+      ...(joinPeer ? {} : { bootstrap: [config.id, ...peers.map((x) => x.id)] }),
+      ...(config.heartbeatMs ? { heartbeatMs: config.heartbeatMs } : {}),
+      ...(config.electionMs ? { electionMs: config.electionMs } : {}),
+    });
+    const raft = p.raft;
+    const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
+    // Everything the Raft actor says about its end: a `fatal` event (code + cause) before it
+    // stops itself, a `failed` one when a handler or preStart threw.
+    let cause: { code: string; message: string } | undefined;
     await new Promise<void>((resolve, reject) => {
       const startError = (why: string) =>
         new CliError(
@@ -282,7 +312,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
             }
           } else if (ev.type === 'stopped') {
             if (!up) reject(startError(cause?.message ?? 'stopped'));
-            else if (stopping === undefined) {
+            // Stopped by nobody (not `stop()`, not the operator's "stop"): the node ends.
+            else if (stopping === undefined && !p.stopping) {
               const c = cause ?? {
                 code: 'SYNOD_ERR_RAFT_STOPPED',
                 message: 'the Raft actor stopped',
@@ -297,25 +328,135 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         },
       });
     });
+    system.spawn(
+      'kv',
+      new KvService({
+        log: raft,
+        sm: p.sm as KvStateMachine,
+        ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
+      }),
+    );
+    return p;
+  };
+  const follow = (p: RaftPart) => {
+    const raft = p.raft;
+    // Members that leave the configuration are forgotten by the transport (no redialling).
+    const following = followMembership({
+      raft,
+      selfId: config.id,
+      transport,
+      members,
+      log,
+      clock,
+    });
+    // A member removed from the cluster exits (etcd: "the member has been permanently removed").
+    following.add(
+      watchRemoval({
+        raft,
+        selfId: config.id,
+        links$: transport.links$,
+        peers: () => [...new Set([...members.keys(), ...memberIds(raft.status().membership)])],
+        probe: async (peer, timeoutMs) => {
+          const s = await system.ask(
+            `${peer}/admin`,
+            { type: 'node.status' } as AdminMsg & { type: 'node.status' },
+            timeoutMs,
+          );
+          return { ...s, id: peer };
+        },
+        clock,
+        log,
+        onRemoved: (n) => {
+          if (stopping !== undefined || p.stopping) return;
+          resolveEnded({
+            exitCode: 0,
+            code: 'SYNOD_ERR_NODE_REMOVED',
+            message: `${n.message}. Its data directory ${config.dataDir} is kept; to make it a member again, remove that directory and start it with --join`,
+          });
+        },
+      }),
+    );
+    p.following = following;
+  };
+  /** Stops the consensus part; the process, its admin actor and dashboard stay up. */
+  const stopPart = async (p: RaftPart) => {
+    p.stopping = true;
+    p.following?.unsubscribe();
+    p.lastStatus = p.raft.started ? p.raft.status() : undefined;
+    await system.stop(`${config.id}/kv`);
+    // The actor's postStop settles what is pending, saves the commit index and closes the
+    // data directory (fsynced; the directory lock is released).
+    await system.stop(`${config.id}/raft`);
+  };
+
+  try {
+    part = await startPart();
+    last = part;
   } catch (err) {
     await closeAll();
     throw err;
   }
-  system.spawn(
-    'kv',
-    new KvService({
-      log: raft,
-      sm: sm as KvStateMachine,
-      ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
-    }),
-  );
+  // Operator stop/restart (dashboard, admin actor), one at a time.
+  let control: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const next = control.then(f, f);
+    control = next.catch(() => undefined);
+    return next;
+  };
+  const consensus: ConsensusControl = {
+    running: () => part !== undefined,
+    lastStatus: () => last?.lastStatus,
+    stop: () =>
+      serial(async () => {
+        if (stopping) return { ok: false, message: `${config.id} is shutting down` };
+        if (!part) return { ok: false, message: `${config.id}'s Raft node is already stopped` };
+        const p = part;
+        part = undefined;
+        await stopPart(p);
+        log.log(
+          'warn',
+          `the operator stopped the Raft node of ${config.id} (the process stays up)`,
+        );
+        return {
+          ok: true,
+          message: `stopped ${config.id}'s Raft node and closed its log (term ${p.lastStatus?.term ?? '?'}, last index ${p.lastStatus?.lastIndex ?? '?'}); the process and its admin endpoint stay up`,
+        };
+      }),
+    restart: () =>
+      serial(async () => {
+        if (stopping) return { ok: false, message: `${config.id} is shutting down` };
+        if (part) return { ok: false, message: `${config.id}'s Raft node is already running` };
+        try {
+          const p = await startPart();
+          follow(p);
+          part = p;
+          last = p;
+        } catch (err) {
+          // The actor may have stopped half-way: make sure nothing is left at its names.
+          await system.stop(`${config.id}/kv`).catch(() => undefined);
+          await system.stop(`${config.id}/raft`).catch(() => undefined);
+          return {
+            ok: false,
+            message: `restarting ${config.id} failed: ${(err as Error).message}`,
+          };
+        }
+        const s = part.raft.status();
+        log.log('info', `the operator restarted the Raft node of ${config.id}`);
+        return {
+          ok: true,
+          message: `restarted ${config.id}'s Raft node from its data directory (term ${s.term}, last index ${s.lastIndex}); it rejoins the cluster`,
+        };
+      }),
+  };
   const admin = system.spawn(
     'admin',
     new NodeAdmin({
       cluster: config.cluster,
       url,
-      raft,
-      sm: () => sm,
+      raft: () => part?.raft,
+      sm: () => (part ?? last)?.sm,
+      consensus,
+      samples,
       links: () =>
         transport.peers().flatMap((p) => {
           const l = transport.linkStatus(p);
@@ -356,57 +497,41 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
           );
     }
   }
-  // Members that leave the configuration are forgotten by the transport (no redialling).
-  const following = followMembership({
-    raft,
-    selfId: config.id,
-    transport,
-    members,
-    log,
-    clock,
-  });
-  // A member removed from the cluster exits (etcd: "the member has been permanently removed").
-  following.add(
-    watchRemoval({
-      raft,
-      selfId: config.id,
-      links$: transport.links$,
-      peers: () => [...new Set([...members.keys(), ...memberIds(raft.status().membership)])],
-      probe: async (peer, timeoutMs) => {
-        const s = await system.ask(
-          `${peer}/admin`,
-          { type: 'node.status' } as AdminMsg & { type: 'node.status' },
-          timeoutMs,
-        );
-        return { ...s, id: peer };
-      },
-      clock,
-      log,
-      onRemoved: (n) => {
-        if (stopping !== undefined) return;
-        resolveEnded({
-          exitCode: 0,
-          code: 'SYNOD_ERR_NODE_REMOVED',
-          message: `${n.message}. Its data directory ${config.dataDir} is kept; to make it a member again, remove that directory and start it with --join`,
-        });
-      },
-    }),
-  );
+  follow(part);
   return {
     id: config.id,
     url,
     system,
     transport,
-    raft,
+    get raft() {
+      return (part ?? last)?.raft as RaftNode<KvOp, KvResult>;
+    },
+    consensus,
+    adminProof: (action, target) =>
+      config.adminSecret === undefined
+        ? undefined
+        : makeAdminProof(config.adminSecret, config.cluster, action, target, clock.wallNow()),
     ended,
     status: () => admin.ask({ type: 'node.status' }, 5_000),
     stop: () => {
       stopping ??= (async () => {
-        following.unsubscribe();
+        await control.catch(() => undefined);
+        part?.following?.unsubscribe();
         await system.shutdown();
         await transport.close(500);
       })();
       return stopping;
     },
   };
+}
+
+/** The restartable consensus part of a Raft node process. */
+interface RaftPart {
+  raft: RaftNode<KvOp, KvResult>;
+  sm: KvStateMachine | undefined;
+  following?: Subscription;
+  /** Set when an operator stops it (its `stopped` event then does not end the node). */
+  stopping: boolean;
+  /** Its status when it was stopped. */
+  lastStatus?: RaftStatus;
 }
