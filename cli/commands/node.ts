@@ -82,6 +82,11 @@ const specs = {
   'backup-key-file': { kind: 'string', description: 'key of an encrypted backup repository' },
   'tls-cert': { kind: 'string', description: 'TLS certificate (PEM) for wss://' },
   'tls-key': { kind: 'string', description: 'TLS private key (PEM) for wss://' },
+  'tls-ca': {
+    kind: 'string',
+    description:
+      "CA certificate (PEM) that signed the peers' certificates (a private or self-signed CA)",
+  },
   'log-format': {
     kind: 'string',
     description: 'log format',
@@ -170,6 +175,8 @@ export async function run(argv: string[]): Promise<number> {
       );
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
+    if (o['tls-ca'] !== undefined && o['tls-cert'] === undefined)
+      throw new CliError('--tls-ca needs --tls-cert and --tls-key (it is for wss:// peers)');
     const logger = consoleLogger({
       wallNow: () => systemClock.wallNow(),
       name: o.id as string,
@@ -191,7 +198,13 @@ export async function run(argv: string[]): Promise<number> {
       ...(adminSecret ? { adminSecret } : {}),
       ...(o.join ? { join: o.join as string } : {}),
       ...(o['tls-cert']
-        ? { tls: { certFile: o['tls-cert'] as string, keyFile: o['tls-key'] as string } }
+        ? {
+            tls: {
+              certFile: o['tls-cert'] as string,
+              keyFile: o['tls-key'] as string,
+              ...(o['tls-ca'] !== undefined ? { caFile: o['tls-ca'] as string } : {}),
+            },
+          }
         : {}),
     };
     const node = o.protocol === 'paxos' ? await startPaxosNode(config) : await startNode(config);

@@ -55,7 +55,14 @@ export class Listener {
           `cannot read TLS certificate or key: ${(err as Error).message}`,
         );
       }
-      this.server = https.createServer({ cert, key });
+      try {
+        this.server = https.createServer({ cert, key });
+      } catch (err) {
+        throw new WebSocketTransportError(
+          ErrorCode.BAD_CONFIG,
+          `TLS certificate ${certFile} or key ${keyFile} is not usable PEM (${(err as Error).message}): check that --tls-cert names the certificate and --tls-key its private key`,
+        );
+      }
       this.server.on('tlsClientError', (err, socket) => {
         options.onReject(
           ErrorCode.BAD_HTTP,
