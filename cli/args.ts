@@ -210,7 +210,7 @@ export function reportError(
     if (verbose && err.stack) write(`${err.stack}\n`);
     return err.exitCode;
   }
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; purpose?: string };
   let line: string;
   if (e instanceof Error && /EADDRINUSE/.test(e.message) && e.code !== 'EADDRINUSE') {
     write(
@@ -221,7 +221,10 @@ export function reportError(
   }
   switch (e?.code) {
     case 'EADDRINUSE':
-      line = `port ${e.port ?? ''} on ${e.address ?? 'this host'} is already in use: stop the other process or choose another --listen port`;
+      line =
+        e.purpose === 'dashboard'
+          ? `dashboard port ${e.port ?? ''} on ${e.address ?? 'this host'} is already in use: stop the other process or choose another --dashboard port`
+          : `port ${e.port ?? ''} on ${e.address ?? 'this host'} is already in use: stop the other process or choose another --listen port`;
       break;
     case 'EACCES':
     case 'EPERM':

@@ -237,7 +237,14 @@ export async function run(argv: string[]): Promise<number> {
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),
       });
-      const { url } = await dashboard.start();
+      const started = await dashboard.start().catch(async (err: unknown) => {
+        // The node is up: close it and the dashboard's source cleanly before the one-line
+        // error, or the process lingers.
+        await dashboard?.stop().catch(() => undefined);
+        await node.stop().catch(() => undefined);
+        throw err;
+      });
+      const { url } = started;
       logger.log(
         'info',
         `dashboard at ${url}${adminSecret ? ' (controls need ?token=ADMIN_SECRET)' : ' (read-only)'}`,

@@ -119,6 +119,17 @@ export class DashboardServer {
   async start(): Promise<{ port: number; url: string }> {
     const host = this.options.host ?? '127.0.0.1';
     const http = createServer((req, res) => this.serve(req, res));
+    // Bind first: a port in use must be a plain EADDRINUSE rejection (which callers turn into
+    // one line, or a fallback port), not an 'error' event re-emitted by the WebSocket server
+    // with nobody listening, which crashed the process.
+    await new Promise<void>((resolve, reject) => {
+      const failed = (err: Error) => reject(Object.assign(err, { purpose: 'dashboard' }));
+      http.once('error', failed);
+      http.listen(this.options.port, host, () => {
+        http.off('error', failed);
+        resolve();
+      });
+    });
     const wss = new WebSocketServer({
       server: http,
       path: '/feed',
@@ -133,15 +144,9 @@ export class DashboardServer {
       },
     });
     wss.on('connection', (socket, req) => this.connect(socket, req));
+    wss.on('error', () => {}); // the http server's own errors surface above, not here
     this.http = http;
     this.wss = wss;
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(this.options.port, host, () => {
-        http.off('error', reject);
-        resolve();
-      });
-    });
     const port = (http.address() as AddressInfo).port;
     this.subs.push(this.options.source.changes$.subscribe(() => (this.dirty = true)));
     if (this.options.source.messages$) {
@@ -154,6 +159,7 @@ export class DashboardServer {
 
   async stop(): Promise<void> {
     this.timer?.cancel();
+    this.options.source.close?.();
     for (const s of this.subs.splice(0)) s.unsubscribe();
     for (const c of this.clients) c.socket.terminate();
     this.clients.clear();

@@ -71,6 +71,8 @@ export interface DashboardSource {
   /** Every message between nodes (the server samples). */
   readonly messages$?: Observable<MessageSample>;
   control(control: Control): Promise<ControlResult>;
+  /** Releases the source's timers (called by the server's `stop`). */
+  close?(): void;
 }
 
 const CONTROL_OPS = new Set([

@@ -42,9 +42,17 @@ export class NodeDashboardSource implements DashboardSource {
     private readonly node: RunningNode,
     private readonly backups?: NodeBackups,
   ) {
-    node.system.clock.setInterval(500, () => void this.poll());
-    node.system.clock.setInterval(50, () => this.pace());
+    this.timers.push(
+      node.system.clock.setInterval(500, () => void this.poll()),
+      node.system.clock.setInterval(50, () => this.pace()),
+    );
     void this.poll();
+  }
+
+  private readonly timers: { cancel(): void }[] = [];
+
+  close(): void {
+    for (const t of this.timers.splice(0)) t.cancel();
   }
 
   /** Asks a node's admin for its detailed status (log tail, new message samples). */
