@@ -18,6 +18,7 @@ import type { HistoryEvent } from '../../../lib/history/event.js';
 import { HistoryRecorder } from '../../../lib/history/recorder.js';
 import { makeAdminProof } from '../../../lib/node/admin-auth.js';
 import { Random } from '../../../lib/random.js';
+import { type BackupAttempt, backupOnce, judgeBackups } from './backups.js';
 import { monotonicNow } from './clock.js';
 import { ChaosCluster } from './cluster.js';
 import {
@@ -46,6 +47,8 @@ export interface ChaosOptions {
   /** Writes must be served again within this long after healing (default 30 s). */
   writeBoundMs?: number;
   checkerTimeoutMs?: number;
+  /** Take backups during faults (Raft; default true), see ./backups.ts. */
+  backups?: boolean;
   log?: (line: string) => void;
 }
 
@@ -228,11 +231,35 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const plan = schedule({ seed: o.seed, durationMs: o.durationMs, kinds: o.kinds ?? NEMESES });
     writeFileSync(path.join(o.dir, 'schedule.json'), JSON.stringify(plan, null, 1));
     const t0 = monotonicNow();
+    // Backups during faults (Raft): at 40 % and 70 % of the workload, whatever is active then.
+    const backupRepo = path.join(o.dir, 'backup-repo');
+    const backupAttempts: BackupAttempt[] = [];
+    const backupsDone =
+      o.protocol === 'raft' && o.backups !== false
+        ? Promise.all(
+            [0.4, 0.7].map(async (frac, i) => {
+              await sleep(t0 + o.durationMs * frac - monotonicNow());
+              for (let attempt = 0; attempt < 2; attempt++) {
+                const a = await backupOnce(c, {
+                  repo: backupRepo,
+                  secretFile,
+                  listenHost: net.hostIp || '127.0.0.1',
+                  agentId: `backup${i}${attempt}`,
+                });
+                backupAttempts.push(a);
+                note({ event: 'backup', attempt, ...a, at: undefined });
+                if (a.ok) return;
+                await sleep(5000);
+              }
+            }),
+          )
+        : Promise.resolve();
     for (const f of plan) {
       await sleep(t0 + f.at - monotonicNow());
       await restartCrashed(c, note, base.failures);
       await applyFault(c, net, f, note, o.protocol);
     }
+    await backupsDone;
     await Promise.race([
       Promise.all(clientDone),
       sleep(o.durationMs - (monotonicNow() - t0) + 30_000),
@@ -317,6 +344,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         `the checker could not decide (${hv.checker.reason ?? hv.checker.summary})`,
       );
     for (const l of hv.lost) base.failures.push(`lost write on ${l.key}: ${l.problem}`);
+    base.failures.push(...(await judgeBackups(backupRepo, backupAttempts, history)));
     const limit = o.rssLimitBytes ?? 512 * 1024 * 1024;
     const memory: Record<string, { first: number; max: number; last: number }> = {};
     for (const id of ids) {
@@ -350,6 +378,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       writeAfterHealMs,
       memory,
       restarts: Object.fromEntries([...c.procs.values()].map((p) => [p.id, p.starts - 1])),
+      backups: {
+        taken: backupAttempts.filter((a) => a.ok).length,
+        failed: backupAttempts.filter((a) => !a.ok).map((a) => a.message ?? ''),
+      },
       network: net.capabilities,
       report: reportFile,
     };

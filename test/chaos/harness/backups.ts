@@ -1,0 +1,140 @@
+/**
+ * Backups taken during faults (the [backup] part of the chaos run, Raft only): at fixed
+ * fractions of the workload, whatever fault is active then, a `synod backup full --cluster`
+ * process joins as a learner (listening on the host's bridge address), backs up and leaves.
+ * A backup may fail under a fault — that is reported with its reason, and retried once. Every
+ * backup that completes is judged after the run: the repository verifies, and every key's
+ * value in the backup is a value some client wrote to that key (a backup never invents or
+ * mixes up data). The schedule of faults is untouched: seeds name the same runs as before.
+ */
+import { spawn } from 'node:child_process';
+import type { KvKeyedState } from '../../../actors/backup/kv-state.js';
+import { Repository } from '../../../actors/backup/repository.js';
+import { restore } from '../../../actors/backup/restore.js';
+import { KV_KIND } from '../../../actors/backup/state-kind.js';
+import { verify } from '../../../actors/backup/verify.js';
+import type { HistoryEvent } from '../../../lib/history/event.js';
+import { monotonicNow } from './clock.js';
+import type { ChaosCluster } from './cluster.js';
+
+export interface BackupAttempt {
+  at: number;
+  ok: boolean;
+  id?: string;
+  index?: number;
+  message?: string;
+  ms: number;
+}
+
+/** Runs `synod backup full --cluster …` once; never rejects. */
+export function backupOnce(
+  c: ChaosCluster,
+  opts: { repo: string; secretFile: string; listenHost: string; agentId: string },
+): Promise<BackupAttempt> {
+  const at = monotonicNow();
+  const [cmd, ...pre] = c.cli.cmd;
+  return new Promise((resolve) => {
+    const child = spawn(
+      cmd as string,
+      [
+        ...pre,
+        'backup',
+        'full',
+        '--cluster',
+        c.peerSpecs().join(','),
+        '--secret-file',
+        opts.secretFile,
+        '--repo',
+        opts.repo,
+        '--agent-id',
+        opts.agentId,
+        '--listen',
+        `${opts.listenHost}:0`,
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const ms = Math.round(monotonicNow() - at);
+      if (code === 0) {
+        try {
+          const m = JSON.parse(out) as { id: string; index: number };
+          resolve({ at, ok: true, id: m.id, index: m.index, ms });
+          return;
+        } catch {
+          // fall through: report the output
+        }
+      }
+      resolve({
+        at,
+        ok: false,
+        message: `exit ${code}: ${(err || out).trim().split('\n').slice(-2).join(' | ')}`,
+        ms,
+      });
+    });
+  });
+}
+
+/** Values each key was ever given by a client (writes and the new value of a cas). */
+function writtenValues(history: readonly HistoryEvent[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const e of history) {
+    if (e.type !== 'invoke' || e.key === undefined || e.key === null) continue;
+    const v =
+      e.f === 'write' ? e.value : e.f === 'cas' && Array.isArray(e.value) ? e.value[1] : undefined;
+    if (typeof v !== 'string') continue;
+    const key = String(e.key);
+    const s = out.get(key) ?? new Set<string>();
+    out.set(key, s);
+    s.add(v);
+  }
+  return out;
+}
+
+/** The problems with the completed backups in `repo` (an empty list when all is well). */
+export async function judgeBackups(
+  repoDir: string,
+  attempts: readonly BackupAttempt[],
+  history: readonly HistoryEvent[],
+): Promise<string[]> {
+  const done = attempts.filter((a) => a.ok && a.id);
+  if (done.length === 0) return [];
+  const problems: string[] = [];
+  const repo = await Repository.open(repoDir);
+  const v = await verify(repo);
+  // An archive gap between two separate agents' backups is expected (no agent ran between).
+  const damage = v.problems.filter((p) => p.kind !== 'archive-gap');
+  if (damage.length)
+    problems.push(
+      `the backup repository does not verify: ${damage.map((p) => `${p.kind} ${p.detail ?? ''}`).join('; ')}`,
+    );
+  const written = writtenValues(history);
+  for (const a of done) {
+    const res = await restore(
+      repo,
+      { kind: 'backup', id: a.id as string },
+      {
+        factory: KV_KIND.factory,
+      },
+    );
+    const kvs = (res.state.inner as KvKeyedState).machine.range({ start: '' }).kvs;
+    for (const kv of kvs) {
+      if (kv.key === 'chaos-probe') continue;
+      if (!written.get(kv.key)?.has(kv.value))
+        problems.push(
+          `backup ${a.id} (index ${a.index}) holds ${kv.key}=${JSON.stringify(kv.value)}, a value no client wrote`,
+        );
+    }
+  }
+  return problems;
+}
