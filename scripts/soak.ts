@@ -125,7 +125,22 @@ function svg(samples: Sample[], ids: string[]): string {
   );
 }
 
+const FLAGS = ['minutes', 'nodes', 'clients', 'backup-every', 'out'];
+const USAGE =
+  'usage: npm run soak -- [--minutes M] [--nodes N] [--clients C] [--backup-every S] [--out DIR]';
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  for (let i = 0; i < argv.length; i += 2) {
+    const a = argv[i] as string;
+    if (!a.startsWith('--') || !FLAGS.includes(a.slice(2)) || argv[i + 1] === undefined) {
+      console.error(`soak: unknown or incomplete option ${JSON.stringify(a)}\n${USAGE}`);
+      return 2;
+    }
+  }
   const minutes = Number(flag(argv, 'minutes', '5'));
   const n = Number(flag(argv, 'nodes', '3'));
   const clients = Number(flag(argv, 'clients', '8'));
@@ -145,10 +160,13 @@ export async function main(argv: string[]): Promise<number> {
     secret: SECRET,
     protocol: 'raft',
   });
-  process.once('SIGINT', () => {
-    c.killAllNow();
-    process.exit(130);
-  });
+  let stopAgent = () => {};
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      stopAgent();
+      c.killAllNow();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
   console.log(
     `soak: ${minutes} min, ${n} nodes (from ${c.cli.from}), ${clients} clients; data in ${dir}, results in ${out}`,
   );
@@ -196,6 +214,8 @@ export async function main(argv: string[]): Promise<number> {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    const running = agent;
+    stopAgent = () => running.kill('SIGKILL');
     const keep = (b: Buffer) => {
       agentOut = (agentOut + b.toString()).slice(-20_000);
     };
