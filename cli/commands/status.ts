@@ -59,6 +59,13 @@ export async function run(argv: string[]): Promise<number> {
     const secret = readSecretFile(o['secret-file'] as string | undefined);
     const timeoutMs = o['timeout-ms'] as number;
     const entries = o.cluster as string[];
+    for (const e of entries) {
+      const url = e.indexOf('=') > 0 ? e.slice(e.indexOf('=') + 1) : e;
+      if (!/^wss?:\/\/[^/\s]+/.test(url))
+        throw new CliError(
+          `--cluster: "${e}" is not a node URL: use ws://host:port, wss://host:port or id=ws://host:port`,
+        );
+    }
     const peers: { id: string; url: string }[] = [];
     // A bare URL whose node is down is shown as unreachable; it does not stop the others.
     const undiscovered: Unreachable[] = [];

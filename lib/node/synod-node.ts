@@ -162,7 +162,8 @@ export async function openNodeBase(
     try {
       return parsePeer(p);
     } catch (err) {
-      throw new CliError(`bad peer "${p}": ${(err as Error).message} (expected id=ws://host:port)`);
+      // The transport's message already names the peer and the expected form.
+      throw new CliError(`--peers: ${(err as Error).message.replace(/^SYNOD_ERR_[A-Z_]+: /, '')}`);
     }
   });
   if (peers.some((p) => p.id === config.id))
