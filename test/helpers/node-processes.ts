@@ -45,13 +45,18 @@ export async function until<T>(
   }
 }
 
-/** Runs one `synod …` command from source without blocking this process; never rejects. */
+/**
+ * Runs one `synod …` command without blocking this process; never rejects. `command` is how
+ * to start synod (default: from source, `node --import tsx test/helpers/synod-cli.ts`).
+ */
 export function runSynod(
   args: string[],
   timeoutMs = 120_000,
+  command: readonly string[] = [process.execPath, ...SYNOD_CLI],
 ): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...SYNOD_CLI, ...args], {
+    const [cmd, ...pre] = command;
+    const child = spawn(cmd as string, [...pre, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

@@ -7,13 +7,13 @@
  * value in the backup is a value some client wrote to that key (a backup never invents or
  * mixes up data). The schedule of faults is untouched: seeds name the same runs as before.
  */
-import { spawn } from 'node:child_process';
 import type { KvKeyedState } from '../../../actors/backup/kv-state.js';
 import { Repository } from '../../../actors/backup/repository.js';
 import { restore } from '../../../actors/backup/restore.js';
 import { KV_KIND } from '../../../actors/backup/state-kind.js';
 import { verify } from '../../../actors/backup/verify.js';
 import type { HistoryEvent } from '../../../lib/history/event.js';
+import { runSynod } from '../../helpers/node-processes.js';
 import { monotonicNow } from './clock.js';
 import type { ChaosCluster } from './cluster.js';
 
@@ -27,62 +27,45 @@ export interface BackupAttempt {
 }
 
 /** Runs `synod backup full --cluster …` once; never rejects. */
-export function backupOnce(
+export async function backupOnce(
   c: ChaosCluster,
   opts: { repo: string; secretFile: string; listenHost: string; agentId: string },
 ): Promise<BackupAttempt> {
   const at = monotonicNow();
-  const [cmd, ...pre] = c.cli.cmd;
-  return new Promise((resolve) => {
-    const child = spawn(
-      cmd as string,
-      [
-        ...pre,
-        'backup',
-        'full',
-        '--cluster',
-        c.peerSpecs().join(','),
-        '--secret-file',
-        opts.secretFile,
-        '--repo',
-        opts.repo,
-        '--agent-id',
-        opts.agentId,
-        '--listen',
-        `${opts.listenHost}:0`,
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr?.on('data', (b: Buffer) => {
-      err += b.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      const ms = Math.round(monotonicNow() - at);
-      if (code === 0) {
-        try {
-          const m = JSON.parse(out) as { id: string; index: number };
-          resolve({ at, ok: true, id: m.id, index: m.index, ms });
-          return;
-        } catch {
-          // fall through: report the output
-        }
-      }
-      resolve({
-        at,
-        ok: false,
-        message: `exit ${code}: ${(err || out).trim().split('\n').slice(-2).join(' | ')}`,
-        ms,
-      });
-    });
-  });
+  const r = await runSynod(
+    [
+      'backup',
+      'full',
+      '--cluster',
+      c.peerSpecs().join(','),
+      '--secret-file',
+      opts.secretFile,
+      '--repo',
+      opts.repo,
+      '--agent-id',
+      opts.agentId,
+      '--listen',
+      `${opts.listenHost}:0`,
+      '--json',
+    ],
+    90_000,
+    c.cli.cmd,
+  );
+  const ms = Math.round(monotonicNow() - at);
+  if (r.code === 0) {
+    try {
+      const m = JSON.parse(r.out) as { id: string; index: number };
+      return { at, ok: true, id: m.id, index: m.index, ms };
+    } catch {
+      // fall through: report the output
+    }
+  }
+  return {
+    at,
+    ok: false,
+    message: `exit ${r.code}: ${(r.err || r.out).trim().split('\n').slice(-2).join(' | ')}`,
+    ms,
+  };
 }
 
 /** Values each key was ever given by a client (writes and the new value of a cas). */
