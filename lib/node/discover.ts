@@ -70,8 +70,8 @@ export async function discoverNodeId(
       done(
         new Error(
           err.code === 'ECONNREFUSED'
-            ? `nothing listens at ${url} (connection refused)`
-            : `cannot reach ${url}: ${err.message}`,
+            ? `nothing listens at ${url} (connection refused): is the node running, and is that its address and port?`
+            : `cannot reach ${url}: ${err.message}: check the address, and that no firewall blocks the port`,
         ),
       ),
     );

@@ -277,7 +277,7 @@ t.test('operator errors: one line and a non-zero exit code', async (t) => {
   t.not(unreachable.code, 0);
   t.match(
     unreachable.stderr,
-    /^synod: nothing listens at ws:\/\/127\.0\.0\.1:\d+ \(connection refused\)\n$/,
+    /^synod: nothing listens at ws:\/\/127\.0\.0\.1:\d+ \(connection refused\): is the node running, and is that its address and port\?\n$/,
   );
 
   const badSecret = path.join(dir, 'short.key');

@@ -162,14 +162,15 @@ t.test('connect with bare URLs while a listed node is down: members from the oth
   t.match(
     log2.lines.filter((l) => l.level === 'warn').map((l) => l.message),
     [
-      /^nothing listens at ws:\/\/127\.0\.0\.1:\d+ \(connection refused\); using the nodes that answered \(n1\)$/,
+      /^nothing listens at ws:\/\/127\.0\.0\.1:\d+ \(connection refused\): is the node running, and is that its address and port\?; using the nodes that answered \(n1\)$/,
     ],
   );
 
   // Nothing answers: connect fails with the one URL's reason.
   await t.rejects(connect([`ws://127.0.0.1:${stray}`], { logger: silentLogger }), {
     code: 'SYNOD_ERR_KV_UNAVAILABLE',
-    message: /^nothing listens at ws:\/\/127\.0\.0\.1:\d+ \(connection refused\)$/,
+    message:
+      /^nothing listens at ws:\/\/127\.0\.0\.1:\d+ \(connection refused\): is the node running, and is that its address and port\?$/,
   });
   const stray2 = await freePort();
   await t.rejects(
