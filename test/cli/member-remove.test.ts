@@ -4,7 +4,6 @@
  * forgets its link (the transport's removePeer: nothing keeps dialling it), writes go on with
  * two voters, and the member joins again with a fresh data directory (`--join`).
  */
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -14,30 +13,9 @@ import { makeAdminProof } from '../../lib/node/admin-auth.js';
 import type { AdminMsg, ControlReply, NodeStatus } from '../../lib/node/node-admin.js';
 import { Random } from '../../lib/random.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
-import { NodeProcesses, SYNOD_CLI, TEST_SECRET, until } from '../helpers/node-processes.js';
+import { runSynod as cli, NodeProcesses, TEST_SECRET, until } from '../helpers/node-processes.js';
 
 const ADMIN = 'the-admin-secret-of-this-test-0001';
-
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...SYNOD_CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      err += b.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
 
 t.test('synod member remove: refusals, removal, links forgotten, re-join', async (t) => {
   const nodes = await NodeProcesses.create(['n1', 'n2', 'n3']);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import t from 'tap';
 import { connect } from '../../lib/kv-client/connect.js';
 import type { NodeStatus } from '../../lib/node/node-admin.js';
-import { freePort, SYNOD_CLI, until } from '../helpers/node-processes.js';
+import { freePort, runSynod, SYNOD_CLI, until } from '../helpers/node-processes.js';
 
 const CLI = SYNOD_CLI;
 /**
@@ -30,23 +30,9 @@ const children: ChildProcess[] = [];
  * seconds a CLI takes to start, and the test's own KV client would miss its heartbeats: the
  * nodes then drop its connections, a cause of this test's flakiness on a loaded machine).
  */
-function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+async function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runSynod(args, 60_000);
+  return { code: r.code ?? -1, stdout: r.out, stderr: r.err };
 }
 
 function startNode(args: string[]): ChildProcess {

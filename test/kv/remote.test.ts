@@ -4,33 +4,15 @@
  * SIGKILL of the node serving it without a gap or a duplicate. Waits are bounded (promises with
  * a deadline, bounded polls of the nodes' status), never fixed sleeps.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import t from 'tap';
 import type { WatchEvent } from '../../actors/kv/types.js';
 import { type ProcessCluster, startProcessCluster } from '../../bench/kv.js';
 import { connect, resolvePeers } from '../../lib/kv-client/connect.js';
-import { until } from '../helpers/node-processes.js';
+import { runSynod, until } from '../helpers/node-processes.js';
 
-const CLI = ['--import', 'tsx', path.resolve('test/helpers/synod-cli.ts')];
-
-function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+async function synod(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runSynod(args, 60_000);
+  return { code: r.code ?? -1, stdout: r.out, stderr: r.err };
 }
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
