@@ -125,16 +125,24 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
     d.onRemoved(n);
   };
 
+  // commitIndex$ fires per committed batch: the configuration is looked at again only when
+  // it changed, or when it became committed.
+  let seenConfig = -1;
+  let seenCommitted = false;
   const observeLog = () => {
     if (done) return;
     const core = d.raft.inspectCore();
     if (!core || !d.raft.started) return;
+    const committed = core.configIndex <= core.log.committed;
+    if (core.configIndex === seenConfig && committed === seenCommitted) return;
+    seenConfig = core.configIndex;
+    seenCommitted = committed;
     if (memberIds(core.membership()).has(d.selfId)) {
       lastMemberConfigIndex = Math.max(lastMemberConfigIndex, core.configIndex);
       return;
     }
     // Its own committed configuration leaves it out: ask the others (they decide).
-    if (lastMemberConfigIndex >= 0 && core.configIndex <= core.log.committed)
+    if (lastMemberConfigIndex >= 0 && committed)
       void probe(`its own log committed a configuration without it (index ${core.configIndex})`);
   };
 
