@@ -54,12 +54,16 @@ export function followMembership(d: MemberLinksDeps): Subscription {
       d.log.log('info', `${id} left the cluster: its link is closed and no longer redialled`);
     d.members.delete(id);
   };
+  let handled = -1;
   const check = () => {
     const core = d.raft.inspectCore();
     if (!core || !d.raft.started) return;
     for (const [id, url] of d.members) urls.set(id, url);
     // The configuration in force is the committed one once its entry is committed.
     if (core.configIndex > core.log.committed) return;
+    // commitIndex$ fires per committed batch: each committed configuration is handled once.
+    if (core.configIndex === handled) return;
+    handled = core.configIndex;
     const now = memberIds(core.membership());
     if (committed === undefined) {
       committed = now;
