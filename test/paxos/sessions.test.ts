@@ -43,7 +43,11 @@ t.test('pruning is lazy but invisible: checks and images only see the window', a
   t.same(s.check('c', 5), { duplicate: true, known: false }, 'a lingering result is not used');
   t.same(s.check('c', 6), { duplicate: true, known: true, result: 6 });
   const image = s.toImage();
-  t.same(image.clients[0]?.[2], [6, 7, 8, 9].map((i) => [i, i]), 'the image holds the window');
+  t.same(
+    image.clients[0]?.[2],
+    [6, 7, 8, 9].map((i) => [i, i]),
+    'the image holds the window',
+  );
   for (let i = 10; i <= 1000; i++) s.record('c', i, i);
   const back = ClientSessions.fromImage(s.toImage());
   t.same(back.check('c', 996), { duplicate: true, known: false });
