@@ -215,7 +215,7 @@ export class LiveBackup<Op = unknown> {
       agent.tell(
         step.entry
           ? { type: 'applied', entry: step.entry }
-          : { type: 'applied-index', index: step.index },
+          : { type: 'applied-index', index: step.index, term: step.term },
       ),
     );
     raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });
