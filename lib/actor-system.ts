@@ -78,6 +78,10 @@ export interface LifecycleReport {
 
 const ASK_PATH = '$ask';
 
+/** Warn lines per code in each window before the rest are only counted (see `warnLimited`). */
+const WARN_BURST = 20;
+const WARN_WINDOW_MS = 10_000;
+
 export class ActorSystem {
   readonly nodeId: string;
   readonly clock: Clock;
@@ -102,7 +106,8 @@ export class ActorSystem {
   private transport: Transport | undefined;
   private readonly subscriptions: Subscription[] = [];
   private stopped = false;
-  private readonly counters = { delivered: 0, deadLetters: 0 };
+  private readonly counters = { delivered: 0, deadLetters: 0, refusedInbound: 0 };
+  private readonly warnWindows = new Map<string, { start: number; count: number }>();
 
   /** Every message that could not be delivered or processed, with a code and reason. */
   readonly deadLetters$: Observable<DeadLetter> = this.deadLetterSubject.asObservable();
@@ -258,12 +263,20 @@ export class ActorSystem {
     return this.stopped;
   }
 
-  stats(): { actors: number; pendingAsks: number; delivered: number; deadLetters: number } {
+  stats(): {
+    actors: number;
+    pendingAsks: number;
+    delivered: number;
+    deadLetters: number;
+    /** Envelopes from other nodes refused on receipt (also counted in `deadLetters`). */
+    refusedInbound: number;
+  } {
     return {
       actors: this.cells.size,
       pendingAsks: this.pending.size,
       delivered: this.counters.delivered,
       deadLetters: this.counters.deadLetters,
+      refusedInbound: this.counters.refusedInbound,
     };
   }
 
@@ -435,28 +448,15 @@ export class ActorSystem {
         const cell = this.cells.get(env.to);
         const replyNode = env.k === 'ask' ? nodeOf(env.from ?? '') : undefined;
         if (cell === undefined) {
-          this.rejected(
-            env.to,
-            env.from,
-            env.m,
-            env.c,
-            replyNode,
-            'SYNOD_ERR_NO_SUCH_ACTOR',
-            `no actor at ${env.to}`,
-            env,
-          );
+          this.refuseInbound(env, replyNode, 'SYNOD_ERR_NO_SUCH_ACTOR', `no actor at ${env.to}`);
           return;
         }
         if (!cell.actor.accepts(env.m)) {
-          this.rejected(
-            env.to,
-            env.from,
-            env.m,
-            env.c,
+          this.refuseInbound(
+            env,
             replyNode,
             'SYNOD_ERR_BAD_MESSAGE',
             "message rejected by the actor's accepts()",
-            env,
           );
           return;
         }
@@ -481,6 +481,21 @@ export class ActorSystem {
         'SYNOD_ERR_BAD_MESSAGE',
         'malformed system message',
         env,
+      );
+      return;
+    }
+    // A peer speaks only for its own actors: a watch or unwatch for a watcher, or a
+    // terminated notice about a target, on another node than the one that sent it is forged
+    // (a member could otherwise end another node's watch, e.g. the KV service's watch of a
+    // stream subscriber, by claiming that subscriber stopped).
+    const about = m.op === 'terminated' ? m.target : m.watcher;
+    const origin = this.senderNode(env);
+    if (origin === undefined || origin !== nodeOf(about)) {
+      this.refuseInbound(
+        env,
+        undefined,
+        'SYNOD_ERR_FORGED_NOTICE',
+        `${String(m.op)} notice about ${about} came from ${origin === undefined ? 'an unidentified sender' : `node ${origin}`}, not from node ${nodeOf(about)}`,
       );
       return;
     }
@@ -511,6 +526,62 @@ export class ActorSystem {
           env,
         );
     }
+  }
+
+  /**
+   * The node an inbound envelope came from: the transport's authenticated peer while it is
+   * emitting the envelope, else the node of its `from` (which the WebSocket transport has
+   * checked against the connection's node).
+   */
+  private senderNode(env: Envelope): string | undefined {
+    return (
+      this.transport?.inboundPeer?.() ?? (env.from === undefined ? undefined : nodeOf(env.from))
+    );
+  }
+
+  /**
+   * An envelope from another node refused on receipt: a dead letter naming the peer, the
+   * transport told (it counts per peer and logs, rate limited) or else a rate-limited warn
+   * here, and an ask answered at once.
+   */
+  private refuseInbound(
+    env: Envelope,
+    replyNode: string | undefined,
+    code: string,
+    reason: string,
+  ): void {
+    const peer = this.senderNode(env);
+    this.counters.refusedInbound++;
+    const transport = this.transport;
+    if (transport?.inboundRefused !== undefined && transport.inboundPeer?.() !== undefined) {
+      transport.inboundRefused(env, code, reason);
+    } else {
+      this.warnLimited(
+        code,
+        `dropped a ${env.k} from ${peer === undefined ? 'an unidentified sender' : `node ${peer}`} for ${env.to}: ${code}: ${reason}`,
+        { peer, to: env.to, code },
+      );
+    }
+    const text = peer === undefined ? reason : `${reason} (sent by node ${peer})`;
+    this.deadLetter(env.to, env.from, env.m, code, text, env, peer);
+    if (env.c !== undefined && replyNode !== undefined) {
+      this.sendReply(replyNode, env.c, { ok: false, code, message: `${reason} (${env.to})` });
+    }
+  }
+
+  /** A warn line, at most `WARN_BURST` per key in each `WARN_WINDOW_MS` (then counted). */
+  private warnLimited(key: string, message: string, fields: Record<string, unknown>): void {
+    const now = this.clock.now();
+    let w = this.warnWindows.get(key);
+    if (w === undefined || now - w.start >= WARN_WINDOW_MS) {
+      if (w !== undefined && w.count > WARN_BURST) {
+        this.log.log('warn', `suppressed ${w.count - WARN_BURST} similar log lines`, { key });
+      }
+      w = { start: now, count: 0 };
+      this.warnWindows.set(key, w);
+    }
+    w.count++;
+    if (w.count <= WARN_BURST) this.log.log('warn', message, fields);
   }
 
   // ---------------------------------------------------------------- watch
@@ -646,12 +717,17 @@ export class ActorSystem {
     code: string,
     reason: string,
     _envelope?: Envelope,
+    peer?: string,
   ): void {
     this.counters.deadLetters++;
     if (code !== 'SYNOD_ERR_LATE_REPLY') {
-      this.log.log('debug', 'dead letter', { to, from, code, reason });
+      this.log.log('debug', 'dead letter', { to, from, code, reason, ...(peer ? { peer } : {}) });
     }
-    this.deadLetterSubject.next({ to, from, message, code, reason });
+    this.deadLetterSubject.next(
+      peer === undefined
+        ? { to, from, message, code, reason }
+        : { to, from, message, code, reason, peer },
+    );
   }
 
   /** @internal */

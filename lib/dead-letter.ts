@@ -12,6 +12,7 @@ export type DeadLetterCode =
   | 'SYNOD_ERR_LATE_REPLY'
   | 'SYNOD_ERR_UNDECODABLE'
   | 'SYNOD_ERR_SYSTEM_STOPPED'
+  | 'SYNOD_ERR_FORGED_NOTICE'
   | (string & {});
 
 export interface DeadLetter {
@@ -20,4 +21,10 @@ export interface DeadLetter {
   readonly message: unknown;
   readonly code: DeadLetterCode;
   readonly reason: string;
+  /**
+   * For an envelope that arrived from another node and was refused on receipt: that node,
+   * as its connection authenticated it (or, when the transport cannot tell, the node of the
+   * envelope's verified sender).
+   */
+  readonly peer?: string;
 }

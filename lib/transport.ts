@@ -48,6 +48,19 @@ export interface Transport {
   readonly links$: Observable<LinkStatus>;
   /** Envelopes that could not be sent or delivered. */
   readonly deadLetters$: Observable<TransportDeadLetter>;
+  /**
+   * Optional. While `inbound$` is emitting an envelope (synchronously), the node that sent
+   * it as the transport authenticated it; undefined outside an emission, for local
+   * deliveries, or when the transport cannot tell. The actor system uses it to check that a
+   * peer speaks only for itself (a `terminated` notice about an actor on a third node).
+   */
+  inboundPeer?(): string | undefined;
+  /**
+   * Optional. The receiver refused the envelope `inbound$` is emitting right now (no such
+   * actor, a message the actor does not accept, a forged notice); the transport counts it
+   * per peer and logs it naming the peer.
+   */
+  inboundRefused?(envelope: Envelope, code: string, reason: string): void;
   /** Peers this transport knows of. */
   peers(): string[];
   counters(): TransportCounters;

@@ -2,6 +2,7 @@ import t from 'tap';
 import { Random } from '../../lib/random.js';
 import { Backoff } from '../../transports/websocket/backoff.js';
 import { ErrorCode } from '../../transports/websocket/errors.js';
+import { identity, rawDial } from '../helpers/ws-raw-peer.js';
 import { collect, env, linkUp, startNode, until, waitFor } from '../helpers/ws-util.js';
 
 t.test('backoff grows exponentially, is capped and jittered, and is seeded', async (t) => {
@@ -69,38 +70,56 @@ t.test(
 );
 
 t.test(
-  'a stale connection of an old incarnation is dropped when the new one connects',
+  'an old incarnation that stopped answering is replaced when the new one connects, then refused',
   async (t) => {
-    const a = await startNode('a');
-    const b1 = await startNode('b', { peers: [`a=${a.url}`], listen: undefined });
-    await linkUp(a.t, 'b');
-    await linkUp(b1.t, 'a');
-    const inc1 = b1.t.incarnation;
-    const b1Down = waitFor(b1.t.links$, (s) => s.peer === 'a' && s.state !== 'up');
-    // a second process claiming node b (the restarted one) connects while b1's link is up
-    const b2 = await startNode('b', { peers: [`a=${a.url}`], listen: undefined });
-    t.teardown(async () => {
-      await b1.t.close();
-      await b2.t.close();
-      await a.t.close();
+    // Long heartbeats, so only the liveness probe (handshakeTimeoutMs / 2 = 500 ms) can find
+    // the hung old connection; a real restart must not wait for a's heartbeat timeout.
+    const a = await startNode('a', {
+      secret: 's',
+      heartbeatIntervalMs: 30_000,
+      heartbeatTimeoutMs: 60_000,
+      handshakeTimeoutMs: 1000,
     });
+    t.teardown(() => a.t.close());
+    // The old b: a hung process (SIGSTOP, or a machine gone without a FIN) that completed
+    // its handshake and then neither sends nor answers pings.
+    const old = identity('b', 's');
+    const hung = await rawDial(a.url, old, 'a', { autoPong: false });
+    t.teardown(() => hung.terminate());
+    await until(() => a.t.linkStatus('b')?.incarnation === old.inc, 5000, 'old b linked');
+    const b2 = await startNode('b', {
+      secret: 's',
+      peers: [`a=${a.url}`],
+      listen: undefined,
+      backoff: { initialMs: 20, maxMs: 200 },
+    });
+    t.teardown(() => b2.t.close());
     const up = await waitFor(
       a.t.links$,
       (s) => s.peer === 'b' && s.state === 'up' && s.incarnation === b2.t.incarnation,
-    );
-    t.not(up.incarnation, inc1);
-    t.match((await b1Down).reason, ErrorCode.LINK_REPLACED, 'old connection closed as replaced');
-    // the old incarnation is refused from now on
-    await until(
-      () => (b1.t.counters().errors[ErrorCode.STALE_INCARNATION] ?? 0) > 0,
       10_000,
-      'stale refused',
+      'new b up',
+    );
+    t.equal(up.reason, 'peer restarted (new incarnation)');
+    t.ok(
+      a.log.has('warn', 'no sign of life within 500 ms of a liveness probe'),
+      'a says why the old connection was dropped',
     );
     t.equal(
-      a.t.linkStatus('b')?.incarnation,
-      b2.t.incarnation,
-      'link stays with the new incarnation',
+      b2.t.counters().errors[ErrorCode.DUPLICATE_NODE],
+      undefined,
+      'the restart was not refused',
     );
+    // the old incarnation is refused from now on (it was replaced, not merely disconnected)
+    const again = await rawDial(a.url, old, 'a').then(
+      (ws) => {
+        ws.terminate();
+        return 'accepted';
+      },
+      (err: Error) => err.message,
+    );
+    t.match(again, /closed 4022 SYNOD_ERR_STALE_INCARNATION/, 'old incarnation refused');
+    t.equal(a.t.linkStatus('b')?.incarnation, b2.t.incarnation, 'link stays with the new one');
     const got = collect(b2.t.inbound$, 1);
     a.t.send(env('b/x', 'to the new one'));
     t.equal((await got)[0]!.m, 'to the new one');

@@ -41,7 +41,10 @@ export type ConnectionState = 'handshake' | 'open' | 'closed';
 
 export interface Refusal {
   code: string;
+  /** The full text for this node's log. */
   reason: string;
+  /** A shorter text for the close reason the peer reads (at most 123 bytes with the code). */
+  remote?: string;
 }
 
 /** What a connection needs from the transport that owns it. */
@@ -57,6 +60,13 @@ export interface ConnectionHost {
   countFrameIn(bytes: number): void;
   /** Acceptor, after HELLO: may this node connect at all? */
   admit(conn: Connection, hello: Hello): Refusal | undefined;
+  /**
+   * Both roles, once the peer has proved the secret and before the handshake's last step
+   * (the acceptor's WELCOME, the dialer's AUTH): may this connection claim the peer's node
+   * id? `decide` runs at once, or later (after a liveness probe of the current link); a
+   * refusal closes the connection.
+   */
+  claim(conn: Connection, decide: (refusal: Refusal | undefined) => void): void;
   /** Both roles, once authenticated: keep this connection as the link, or refuse it. */
   authenticated(conn: Connection): Refusal | undefined;
   envelopes(conn: Connection, envelopes: Envelope[]): void;
@@ -85,12 +95,17 @@ export class Connection {
   peerMaxFrame = Number.MAX_SAFE_INTEGER;
   /** Set when the flusher stopped on `bufferedAmount`; cleared when room appears. */
   waitingDrain = false;
+  /** When the handshake completed (`clock.now()`), 0 before. */
+  openedAt = 0;
   /** Record-structure state of this connection's outbound batches (fresh per connection). */
   readonly encoder = new BatchEncoder();
   private readonly decoder = new BatchDecoder();
   private nonce: Uint8Array = newNonce();
   private transcript: Transcript | undefined;
-  private step: 'hello' | 'challenge' | 'auth' | 'welcome' | 'done';
+  private step: 'hello' | 'challenge' | 'auth' | 'claim' | 'welcome' | 'done';
+  /** Callers of `probe` waiting for the peer to show it is alive. */
+  private probeWaiters: ((alive: boolean) => void)[] = [];
+  private probeTimer: TimerHandle | undefined;
   private lastReceived: number;
   private handshakeTimer: TimerHandle | undefined;
   private heartbeat: TimerHandle | undefined;
@@ -130,9 +145,11 @@ export class Connection {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => {
       this.lastReceived = this.host.clock.now();
+      if (this.probeWaiters.length > 0) this.endProbe(true);
     });
     ws.on('ping', () => {
       this.lastReceived = this.host.clock.now();
+      if (this.probeWaiters.length > 0) this.endProbe(true);
     });
     ws.on('error', (err: Error & { code?: string }) => this.onError(err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(code, reason.toString()));
@@ -164,9 +181,10 @@ export class Connection {
    * Refusals and protocol violations are sent as a close frame; if the peer does not finish
    * the closing handshake within 2 s, the socket is destroyed.
    */
-  close(code: string, message: string, level: LogLevel = 'info'): void {
+  close(code: string, message: string, level: LogLevel = 'info', remote?: string): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = { code, reason: message };
+    this.endProbe(false);
     this.host.log(`close:${code}`, level, `closing connection ${this.label}: ${code}: ${message}`, {
       peer: this.remoteNode ?? this.expectedPeer,
       address: this.remoteAddress,
@@ -179,7 +197,7 @@ export class Connection {
       return;
     }
     try {
-      this.ws.close(closeCode, closeReason(code, message));
+      this.ws.close(closeCode, closeReason(code, remote ?? message));
     } catch {
       this.ws.terminate();
       return;
@@ -187,12 +205,45 @@ export class Connection {
     this.killTimer = this.host.clock.setTimer(2000, () => this.ws.terminate());
   }
 
-  /** Counts the error, logs it, and closes. */
-  fail(code: string, message: string): void {
+  /** Counts the error, logs it, and closes (`remote`: a shorter close reason for the peer). */
+  fail(code: string, message: string, remote?: string): void {
     if (this.closeInfo !== undefined) return;
     this.host.countError(code);
     const level: LogLevel = REFUSAL_CODES.has(code) ? 'error' : 'warn';
-    this.close(code, message, level);
+    this.close(code, message, level, remote);
+  }
+
+  /**
+   * Asks whether the peer behind this open connection is still there: sends a ping and calls
+   * `done(true)` as soon as anything arrives from the peer (a pong, a ping, a frame), or
+   * `done(false)` when nothing did within `ms` or the connection closed. Concurrent probes
+   * share one ping.
+   */
+  probe(ms: number, done: (alive: boolean) => void): void {
+    if (this.closeInfo !== undefined || this.state !== 'open') {
+      done(false);
+      return;
+    }
+    this.probeWaiters.push(done);
+    if (this.probeWaiters.length > 1) return;
+    this.probeTimer = this.host.clock.setTimer(ms, () => {
+      this.probeTimer = undefined;
+      this.endProbe(false);
+    });
+    try {
+      this.ws.ping();
+    } catch {
+      // the socket is closing: its close event (or the timer) ends the probe
+    }
+  }
+
+  private endProbe(alive: boolean): void {
+    if (this.probeWaiters.length === 0) return;
+    const waiters = this.probeWaiters;
+    this.probeWaiters = [];
+    this.probeTimer?.cancel();
+    this.probeTimer = undefined;
+    for (const done of waiters) done(alive);
   }
 
   private stopTimers(): void {
@@ -214,6 +265,7 @@ export class Connection {
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closeInfo !== undefined) return;
     this.lastReceived = this.host.clock.now();
+    if (this.probeWaiters.length > 0) this.endProbe(true);
     this.host.countFrameIn(data.length);
     if (!isBinary) {
       this.fail(ErrorCode.TEXT_FRAME, 'text frame received; the Synod protocol is binary');
@@ -287,8 +339,17 @@ export class Connection {
         this.peerMaxFrame = c.maxFrame;
         const { proof, transcript } = answerChallenge(local, this.expectedPeer, this.nonce, c);
         this.transcript = transcript;
-        this.step = 'welcome';
-        this.sendControl(FrameType.AUTH, { proof });
+        // The acceptor proved the secret; before proving ours, may it take this node id?
+        this.step = 'claim';
+        this.host.claim(this, (refusal) => {
+          if (this.closeInfo !== undefined) return;
+          if (refusal) {
+            this.fail(refusal.code, refusal.reason, refusal.remote);
+            return;
+          }
+          this.step = 'welcome';
+          this.sendControl(FrameType.AUTH, { proof });
+        });
         return;
       }
       case 'auth': {
@@ -298,13 +359,22 @@ export class Connection {
           this.transcript as Transcript,
           (frame.body as { proof: Uint8Array | null }).proof,
         );
-        const refusal = this.host.authenticated(this);
-        if (refusal) {
-          this.close(refusal.code, refusal.reason);
-          return;
-        }
-        this.sendControl(FrameType.WELCOME, {});
-        this.open();
+        // The dialer proved the secret; may it take this node id (is the current link dead)?
+        this.step = 'claim';
+        this.host.claim(this, (claimRefused) => {
+          if (this.closeInfo !== undefined) return;
+          if (claimRefused) {
+            this.fail(claimRefused.code, claimRefused.reason, claimRefused.remote);
+            return;
+          }
+          const refusal = this.host.authenticated(this);
+          if (refusal) {
+            this.close(refusal.code, refusal.reason);
+            return;
+          }
+          this.sendControl(FrameType.WELCOME, {});
+          this.open();
+        });
         return;
       }
       case 'welcome': {
@@ -328,6 +398,7 @@ export class Connection {
   private open(): void {
     this.step = 'done';
     this.state = 'open';
+    this.openedAt = this.host.clock.now();
     this.handshakeTimer?.cancel();
     this.handshakeTimer = undefined;
     this.lastReceived = this.host.clock.now();
@@ -355,6 +426,7 @@ export class Connection {
     else if (wsCode.startsWith('WS_ERR_')) code = ErrorCode.WS_PROTOCOL;
     this.host.countError(code);
     this.closeInfo = { code, reason: err.message };
+    this.endProbe(false);
     this.stopTimers();
     const level: LogLevel = code === ErrorCode.CONNECTION_FAILED ? 'debug' : 'warn';
     this.host.log(`error:${code}`, level, `connection ${this.label}: ${code}: ${err.message}`, {
@@ -368,6 +440,7 @@ export class Connection {
 
   private onClose(wsCode: number, reason: string): void {
     this.stopTimers();
+    this.endProbe(false);
     this.killTimer?.cancel();
     this.killTimer = undefined;
     const wasOpen = this.state === 'open';

@@ -59,6 +59,11 @@ export const ErrorCode = {
   LINK_REPLACED: 'SYNOD_ERR_LINK_REPLACED',
   /** A connection from an incarnation of the peer that a newer one has replaced. */
   STALE_INCARNATION: 'SYNOD_ERR_STALE_INCARNATION',
+  /**
+   * A connection claims a node id whose current link is alive (it answered a liveness probe):
+   * two processes use the same node id, or a member holding the secret impersonates another.
+   */
+  DUPLICATE_NODE: 'SYNOD_ERR_DUPLICATE_NODE',
   /** Nothing was received from the peer within `heartbeatTimeoutMs`. */
   HEARTBEAT_TIMEOUT: 'SYNOD_ERR_HEARTBEAT_TIMEOUT',
   /** Too many connections are in the handshake at once. */
@@ -109,6 +114,7 @@ export const CloseCode = {
   DUPLICATE_LINK: 4020,
   LINK_REPLACED: 4021,
   STALE_INCARNATION: 4022,
+  DUPLICATE_NODE: 4023,
   HEARTBEAT_TIMEOUT: 4030,
 } as const;
 
@@ -133,6 +139,7 @@ export const closeCodeFor: Readonly<Record<string, number>> = {
   [ErrorCode.DUPLICATE_LINK]: CloseCode.DUPLICATE_LINK,
   [ErrorCode.LINK_REPLACED]: CloseCode.LINK_REPLACED,
   [ErrorCode.STALE_INCARNATION]: CloseCode.STALE_INCARNATION,
+  [ErrorCode.DUPLICATE_NODE]: CloseCode.DUPLICATE_NODE,
   [ErrorCode.HEARTBEAT_TIMEOUT]: CloseCode.HEARTBEAT_TIMEOUT,
   [ErrorCode.OVERLOADED]: CloseCode.TRY_AGAIN_LATER,
   [ErrorCode.WS_PROTOCOL]: CloseCode.PROTOCOL_ERROR,
@@ -149,6 +156,7 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set([
   ErrorCode.SELF_CONNECTION,
   ErrorCode.PEER_NOT_ALLOWED,
   ErrorCode.STALE_INCARNATION,
+  ErrorCode.DUPLICATE_NODE,
 ]);
 
 /** Maps a received close code back to the error code the closing side reported. */

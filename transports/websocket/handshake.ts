@@ -24,6 +24,15 @@ export interface LocalIdentity {
   inc: string;
   secret: Uint8Array | undefined;
   maxFrame: number;
+  /**
+   * The wire version this node speaks; `WIRE_VERSION` unless set. Only tests set it, to play
+   * a node of another Synod version.
+   */
+  wv?: number;
+}
+
+function wireVersion(local: LocalIdentity): number {
+  return local.wv ?? WIRE_VERSION;
 }
 
 export function newNonce(): Uint8Array {
@@ -83,7 +92,7 @@ function refuse(code: string, message: string): never {
 export function makeHello(local: LocalIdentity, nonce: Uint8Array, to: string | null): Hello {
   return {
     p: 'synod',
-    wv: WIRE_VERSION,
+    wv: wireVersion(local),
     pv: PROTOCOL_VERSION,
     cluster: local.cluster,
     node: local.node,
@@ -97,10 +106,11 @@ export function makeHello(local: LocalIdentity, nonce: Uint8Array, to: string | 
 
 /** Acceptor side: checks a HELLO; throws a refusal with a stable code. */
 export function checkHello(local: LocalIdentity, hello: Hello): void {
-  if (hello.wv !== WIRE_VERSION || hello.pv !== PROTOCOL_VERSION) {
+  const wv = wireVersion(local);
+  if (hello.wv !== wv || hello.pv !== PROTOCOL_VERSION) {
     refuse(
       ErrorCode.VERSION_MISMATCH,
-      `peer ${hello.node} speaks wire v${hello.wv}/protocol v${hello.pv}, this node wire v${WIRE_VERSION}/protocol v${PROTOCOL_VERSION}`,
+      `peer ${hello.node} speaks wire v${hello.wv}/protocol v${hello.pv}, this node ${local.node} wire v${wv}/protocol v${PROTOCOL_VERSION}`,
     );
   }
   if (hello.cluster !== local.cluster) {
@@ -150,7 +160,7 @@ export function makeChallenge(
     local.secret === undefined ? null : computeProof(local.secret, 'acceptor', transcript);
   return {
     challenge: {
-      wv: WIRE_VERSION,
+      wv: wireVersion(local),
       cluster: local.cluster,
       node: local.node,
       inc: local.inc,
@@ -169,10 +179,11 @@ export function answerChallenge(
   dialerNonce: Uint8Array,
   c: Challenge,
 ): { proof: Uint8Array | null; transcript: Transcript } {
-  if (c.wv !== WIRE_VERSION) {
+  const wv = wireVersion(local);
+  if (c.wv !== wv) {
     refuse(
       ErrorCode.VERSION_MISMATCH,
-      `peer ${c.node} speaks wire v${c.wv}, this node v${WIRE_VERSION}`,
+      `peer ${c.node} speaks wire v${c.wv}, this node ${local.node} wire v${wv}`,
     );
   }
   if (c.cluster !== local.cluster) {

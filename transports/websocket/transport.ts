@@ -61,6 +61,20 @@ export interface WebSocketTransportCounters extends TransportCounters {
   connections: number;
   /** Error counts by `SYNOD_ERR_...` code. */
   errors: Record<string, number>;
+  /**
+   * Inbound envelopes the receiving actor system refused (`inboundRefused`), by sending peer
+   * node and code: `{ b: { SYNOD_ERR_NO_SUCH_ACTOR: 3 } }`. At most `MAX_REFUSED_PEERS`
+   * peers are listed; the rest count under `"(other)"`.
+   */
+  refusedInbound: Record<string, Record<string, number>>;
+}
+
+/** Peers listed one by one in `counters().refusedInbound`. */
+export const MAX_REFUSED_PEERS = 1024;
+
+/** Shortens an incarnation id for log lines. */
+function shortInc(inc: string | undefined): string {
+  return inc === undefined ? '?' : inc.length > 8 ? inc.slice(0, 8) : inc;
 }
 
 export class WebSocketTransport implements Transport {
@@ -92,6 +106,8 @@ export class WebSocketTransport implements Transport {
   private starting: Promise<void> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** The node whose envelopes `inbound$` is emitting right now (see `inboundPeer`). */
+  private delivering: string | undefined;
   private readonly stats: WebSocketTransportCounters = {
     sent: 0,
     delivered: 0,
@@ -106,6 +122,7 @@ export class WebSocketTransport implements Transport {
     linksUp: 0,
     connections: 0,
     errors: {},
+    refusedInbound: {},
   };
 
   readonly inbound$: Observable<Envelope> = new Observable<Envelope>((subscriber) => {
@@ -174,15 +191,22 @@ export class WebSocketTransport implements Transport {
         this.stats.bytesReceived += bytes;
       },
       admit: (conn, hello) => this.admit(conn, hello),
+      claim: (conn, decide) => this.claim(conn, decide),
       authenticated: (conn) => this.authenticated(conn),
-      envelopes: (_conn, envelopes) => {
+      envelopes: (conn, envelopes) => {
         this.stats.delivered += envelopes.length;
-        for (let i = 0; i < envelopes.length; i++) {
-          const e = envelopes[i] as Envelope;
-          // the current snapshot for each envelope: a subscriber added meanwhile gets it
-          const subscribers = this.inboundSubscribers;
-          for (let j = 0; j < subscribers.length; j++)
-            (subscribers[j] as Subscriber<Envelope>).next(e);
+        const outer = this.delivering;
+        this.delivering = conn.remoteNode;
+        try {
+          for (let i = 0; i < envelopes.length; i++) {
+            const e = envelopes[i] as Envelope;
+            // the current snapshot for each envelope: a subscriber added meanwhile gets it
+            const subscribers = this.inboundSubscribers;
+            for (let j = 0; j < subscribers.length; j++)
+              (subscribers[j] as Subscriber<Envelope>).next(e);
+          }
+        } finally {
+          this.delivering = outer;
         }
       },
       written: (conn) => this.written(conn),
@@ -329,7 +353,50 @@ export class WebSocketTransport implements Transport {
   }
 
   counters(): WebSocketTransportCounters {
-    return { ...this.stats, errors: { ...this.stats.errors } };
+    const refusedInbound: Record<string, Record<string, number>> = {};
+    for (const [peer, codes] of Object.entries(this.stats.refusedInbound)) {
+      refusedInbound[peer] = { ...codes };
+    }
+    return { ...this.stats, errors: { ...this.stats.errors }, refusedInbound };
+  }
+
+  /**
+   * While `inbound$` is emitting an envelope that arrived from a peer, the node id that peer's
+   * connection authenticated as; undefined otherwise (and for this node's own deliveries).
+   * The receiver uses it to check who sent what it got, e.g. that a `terminated` notice is
+   * about an actor on the node that sent it.
+   */
+  inboundPeer(): string | undefined {
+    return this.delivering;
+  }
+
+  /**
+   * The receiving actor system refused an envelope while `inbound$` was emitting it (no such
+   * actor, a message the actor does not accept, a forged notice). Counted per peer in
+   * `counters().refusedInbound` and logged at `warn` naming the peer and the target, rate
+   * limited per code and peer.
+   */
+  inboundRefused(envelope: Envelope, code: string, reason: string): void {
+    const peer = this.delivering;
+    if (peer === undefined) return;
+    const table = this.stats.refusedInbound;
+    let row = table[peer];
+    if (row === undefined) {
+      const key = Object.keys(table).length < MAX_REFUSED_PEERS ? peer : '(other)';
+      row = table[key] ??= {};
+    }
+    row[code] = (row[code] ?? 0) + 1;
+    this.log(
+      `refused:${code}:${peer}`,
+      'warn',
+      `dropped a ${envelope.k} from ${peer} for ${envelope.to}: ${code}: ${reason}`,
+      {
+        peer,
+        to: envelope.to,
+        code,
+        ...(envelope.from !== undefined ? { from: envelope.from } : {}),
+      },
+    );
   }
 
   /** Queue depth per peer (envelopes and encoded bytes). */
@@ -622,6 +689,73 @@ export class WebSocketTransport implements Transport {
       };
     }
     return undefined;
+  }
+
+  /**
+   * A connection that proved the secret claims node id `conn.remoteNode`. If that node
+   * already has an open link of another incarnation (or one the same dialler would replace),
+   * the newcomer is either a restart whose old link died unnoticed, or a second live
+   * process with that id (a misconfiguration, or a member impersonating another). The current
+   * link is asked for a sign of life (`probe`, at most `probeWindowMs()`): if it answers, the
+   * newcomer is refused with `SYNOD_ERR_DUPLICATE_NODE` and the link stays; if not, the old
+   * connection is closed and the newcomer takes over, as a restart should.
+   *
+   * Two connections of the same incarnation from opposite dialers within the window of a
+   * simultaneous dial are left to the tie-break (`PeerLink.arbitrate`), which both nodes
+   * apply alike; such a pair arriving later cannot be a simultaneous dial and is probed too.
+   */
+  private claim(conn: Connection, decide: (refusal: Refusal | undefined) => void): void {
+    if (this.closed) {
+      decide({ code: ErrorCode.TRANSPORT_CLOSED, reason: `node ${this.nodeId} is shutting down` });
+      return;
+    }
+    const peer = conn.remoteNode as string;
+    const link = this.links.get(peer);
+    const current = link?.active;
+    if (link === undefined || current === undefined || current === conn || !current.isOpen) {
+      decide(undefined);
+      return;
+    }
+    if (current.remoteIncarnation === conn.remoteIncarnation && current.role !== conn.role) {
+      const currentDialer = current.role === 'dialer' ? this.nodeId : peer;
+      const newDialer = conn.role === 'dialer' ? this.nodeId : peer;
+      const newWins = newDialer < currentDialer;
+      const raceWindow = 2 * this.options.handshakeTimeoutMs;
+      if (!newWins || this.clock.now() - current.openedAt <= raceWindow) {
+        decide(undefined);
+        return;
+      }
+    }
+    const windowMs = this.probeWindowMs();
+    current.probe(windowMs, (alive) => {
+      if (conn.state === 'closed') return;
+      if (link.active !== current) {
+        // the link changed while probing (closed, or replaced): decide again
+        this.claim(conn, decide);
+        return;
+      }
+      if (!alive) {
+        current.fail(
+          ErrorCode.HEARTBEAT_TIMEOUT,
+          `no sign of life within ${windowMs} ms of a liveness probe, sent because node ${peer} connected again (incarnation ${shortInc(conn.remoteIncarnation)}, ${conn.remoteAddress}): taking the new connection`,
+        );
+        decide(undefined);
+        return;
+      }
+      decide({
+        code: ErrorCode.DUPLICATE_NODE,
+        reason: `node ${peer} is already connected (incarnation ${shortInc(current.remoteIncarnation)}, ${current.remoteAddress}) and answered a liveness probe, so this second connection claiming ${peer} (incarnation ${shortInc(conn.remoteIncarnation)}) is refused: two processes run with node id ${peer}, or a member holding the cluster secret impersonates it; stop the extra process or give it its own id (TLS client certificates prove identity: docs/websocket.md)`,
+        remote: `node ${peer} is already connected to ${this.nodeId} from a live process; give each node its own id`,
+      });
+    });
+  }
+
+  /** How long a liveness probe of the current link waits (within a handshake's deadline). */
+  private probeWindowMs(): number {
+    return Math.max(
+      1,
+      Math.min(this.options.heartbeatTimeoutMs, Math.floor(this.options.handshakeTimeoutMs / 2)),
+    );
   }
 
   private authenticated(conn: Connection): Refusal | undefined {
