@@ -17,12 +17,13 @@ import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
 import { PaxosError } from './errors.js';
 import { sameValue } from './learner.js';
-import type {
-  MOutbound,
-  MultiPaxosMessage,
-  SlotEntry,
-  SlotValue,
-  SnapshotImage,
+import {
+  decodeCommand,
+  type MOutbound,
+  type MultiPaxosMessage,
+  type SlotEntry,
+  type SlotValue,
+  type SnapshotImage,
 } from './multi-messages.js';
 import { ClientSessions, type SessionsImage } from './sessions.js';
 
@@ -41,6 +42,11 @@ export type AppliedRecord =
       readonly index: number;
       readonly term: number;
       readonly barrier?: string;
+      /**
+       * Set when the slot holds a command whose bytes are not a command (only a faulty or
+       * hostile proposer builds one): every replica skips it the same way.
+       */
+      readonly invalid?: string;
     }
   | { readonly kind: 'snapshot'; readonly index: number; readonly term: number };
 
@@ -264,7 +270,11 @@ export class MultiLearnerCore {
         });
         continue;
       }
-      const c = v.c;
+      const c = decodeCommand(v.d);
+      if (typeof c === 'string') {
+        this.out.applied.push({ kind: 'noop', index: slot, term: v.t, invalid: c });
+        continue;
+      }
       const check = this.sessions.check(c.clientId, c.seq);
       if (check.duplicate) {
         this.out.applied.push({

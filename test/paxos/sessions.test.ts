@@ -36,3 +36,21 @@ t.test('sessions survive a snapshot image round trip', async (t) => {
   t.equal(back.size, 2);
   t.equal(back.window, 8);
 });
+
+t.test('pruning is lazy but invisible: checks and images only see the window', async (t) => {
+  const s = new ClientSessions(4);
+  for (let i = 1; i <= 9; i++) s.record('c', i, i); // 9 results held (prune waits for > 8)
+  t.same(s.check('c', 5), { duplicate: true, known: false }, 'a lingering result is not used');
+  t.same(s.check('c', 6), { duplicate: true, known: true, result: 6 });
+  const image = s.toImage();
+  t.same(
+    image.clients[0]?.[2],
+    [6, 7, 8, 9].map((i) => [i, i]),
+    'the image holds the window',
+  );
+  for (let i = 10; i <= 1000; i++) s.record('c', i, i);
+  const back = ClientSessions.fromImage(s.toImage());
+  t.same(back.check('c', 996), { duplicate: true, known: false });
+  t.same(back.check('c', 997), { duplicate: true, known: true, result: 997 });
+  t.same(back.check('c', 1001), { duplicate: false });
+});
