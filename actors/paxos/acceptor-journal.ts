@@ -30,13 +30,9 @@ import {
   upgradeSlotValue,
 } from './multi-messages.js';
 
-interface Live {
-  readonly journalIndex: number;
-  readonly record: AcceptedSlot;
-}
-
 export class AcceptorJournal {
-  private readonly live = new Map<number, Live>();
+  /** Per live slot, the journal entry holding its newest record. */
+  private readonly live = new Map<number, number>();
   private floor = 0;
 
   constructor(
@@ -53,6 +49,7 @@ export class AcceptorJournal {
     const promised: Ballot = h?.promised ?? ZERO_BALLOT;
     this.floor = h?.floor ?? 0;
     this.live.clear();
+    const records = new Map<number, AcceptedSlot>();
     const first = this.log.firstIndex();
     const last = this.log.lastIndex();
     for (let lo = first; lo <= last; ) {
@@ -61,9 +58,10 @@ export class AcceptorJournal {
       for (const e of batch) {
         for (const rec of decodeRecords(e)) {
           if (rec.slot <= this.floor) continue;
-          const cur = this.live.get(rec.slot);
-          if (!cur || ballotAtLeast(rec.ballot, cur.record.ballot)) {
-            this.live.set(rec.slot, { journalIndex: e.index, record: rec });
+          const cur = records.get(rec.slot);
+          if (!cur || ballotAtLeast(rec.ballot, cur.ballot)) {
+            records.set(rec.slot, rec);
+            this.live.set(rec.slot, e.index);
           }
         }
       }
@@ -71,14 +69,10 @@ export class AcceptorJournal {
     }
     // Accepting ballot b implies having promised b: never come back promising less.
     let atLeast = promised;
-    for (const l of this.live.values()) {
-      if (!ballotAtLeast(atLeast, l.record.ballot)) atLeast = l.record.ballot;
+    for (const r of records.values()) {
+      if (!ballotAtLeast(atLeast, r.ballot)) atLeast = r.ballot;
     }
-    return {
-      promised: atLeast,
-      floor: this.floor,
-      accepted: [...this.live.values()].map((l) => l.record),
-    };
+    return { promised: atLeast, floor: this.floor, accepted: [...records.values()] };
   }
 
   async persist(p: MultiAcceptorPersist): Promise<void> {
@@ -93,7 +87,7 @@ export class AcceptorJournal {
         while (j < recs.length && ballotEquals((recs[j] as AcceptedSlot).ballot, ballot)) j++;
         index++;
         const run = recs.slice(i, j);
-        for (const r of run) this.live.set(r.slot, { journalIndex: index, record: r });
+        for (const r of run) this.live.set(r.slot, index);
         entries.push({
           index,
           term: ballot.round,
@@ -111,7 +105,7 @@ export class AcceptorJournal {
     if (p.compactTo !== undefined) {
       for (const s of [...this.live.keys()]) if (s <= p.compactTo) this.live.delete(s);
       let minLive = Number.POSITIVE_INFINITY;
-      for (const l of this.live.values()) if (l.journalIndex < minLive) minLive = l.journalIndex;
+      for (const j of this.live.values()) if (j < minLive) minLive = j;
       const upTo = Number.isFinite(minLive) ? minLive - 1 : this.log.lastIndex();
       if (upTo >= this.log.firstIndex()) {
         await this.log.compact(upTo, this.log.term(upTo) ?? 0);

@@ -156,7 +156,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
 
   private emitApplied(applied: MultiLearnerOutput['applied']): void {
     for (const r of applied) {
-      this.ctx.emit({ type: 'applied', ...r });
+      this.ctx.emit(r);
       if (r.kind === 'noop' && r.invalid !== undefined) {
         this.ctx.emit({
           type: 'bad-message',

@@ -15,6 +15,8 @@ import { KvClient } from '../../lib/kv-client/client.js';
 import { connect } from '../../lib/kv-client/connect.js';
 import type { KvResponse } from '../../lib/kv-client/response.js';
 import { parseMix, runWorkload, type WorkloadReport } from '../../lib/kv-client/workload.js';
+import type { Logger } from '../../lib/logger.js';
+import { CLIENT_ADVICE } from '../../lib/node/refusal-report.js';
 import { randomFromEntropy } from '../../lib/random.js';
 
 export const summary = 'replicated key-value store: get, put, del, cas, scan, watch, workload';
@@ -36,6 +38,8 @@ cluster (one of):
   --cluster ws://host:port,ws://...    (or SYNOD_CLUSTER) nodes running the KV service;
                                        id=ws://host:port skips asking the node for its id
   --secret-file FILE                   (or SYNOD_SECRET_FILE) the cluster secret
+  --cluster-name NAME                  (or SYNOD_CLUSTER_NAME) the nodes' cluster name
+                                       (default synod)
   --embedded raft|paxos                an in-process 3-node cluster (state is discarded)
 
 reads:
@@ -62,6 +66,7 @@ interface Args {
 const VALUE_FLAGS = new Set([
   'cluster',
   'secret-file',
+  'cluster-name',
   'embedded',
   'consistency',
   'max-lag-ms',
@@ -146,6 +151,57 @@ interface Session {
   client(i?: number): KvClient;
   nodes: readonly string[];
   close(): Promise<void>;
+  /**
+   * Resolves with one line saying what to fix once every node has refused this client's
+   * handshake (wrong secret, cluster name, …) and no link to any of them ever came up, so
+   * nothing was sent. Never resolves otherwise (and for an embedded cluster).
+   */
+  refused: Promise<string>;
+  /** Refusals by some nodes while others answered: worth a warning, not a failure. */
+  refusalNotes(): string[];
+}
+
+/**
+ * The client transport's log: a refused handshake is kept (and turned into one line saying what
+ * to fix, see `Session.refused`) instead of printed as it happens; other warnings and errors go
+ * to stderr as before.
+ */
+class RefusalWatch {
+  readonly byNode = new Map<string, string>();
+  private listeners: (() => void)[] = [];
+  readonly logger: Logger = {
+    log: (level, message, fields) => {
+      if (fields?.refusal === true && typeof fields.peer === 'string') {
+        if (!this.byNode.has(fields.peer)) this.byNode.set(fields.peer, String(fields.code ?? ''));
+        for (const l of this.listeners) l();
+        return;
+      }
+      if (level !== 'warn' && level !== 'error') return;
+      const extra = fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
+      process.stderr.write(`${level.toUpperCase()} [kv client] ${message}${extra}\n`);
+    },
+  };
+
+  onChange(f: () => void): void {
+    this.listeners.push(f);
+  }
+
+  /** One sentence per problem: "node a refused …: wrong cluster secret — pass …". */
+  describe(nodes: readonly string[]): { code: string; line: string } {
+    const byCode = new Map<string, string[]>();
+    for (const n of nodes) {
+      const code = this.byNode.get(n);
+      if (code !== undefined) byCode.set(code, [...(byCode.get(code) ?? []), n]);
+    }
+    const parts = [...byCode].map(([code, ns]) => {
+      const advice = CLIENT_ADVICE[code] ?? {
+        what: code,
+        todo: 'check --cluster and --secret-file',
+      };
+      return `${ns.length === 1 ? 'node' : 'nodes'} ${ns.join(', ')} refused this client's handshake: ${advice.what} (${code}) — ${advice.todo}`;
+    });
+    return { code: [...byCode.keys()][0] ?? 'SYNOD_ERR_KV_UNAVAILABLE', line: parts.join('; ') };
+  }
 }
 
 async function open(a: Args): Promise<Session> {
@@ -164,6 +220,8 @@ async function open(a: Args): Promise<Session> {
       nodes: cluster.nodes,
       client: () => new KvClient({ system: cluster.clientSystem, nodes: cluster.nodes, timeoutMs }),
       close: () => cluster.stop(),
+      refused: new Promise<string>(() => undefined),
+      refusalNotes: () => [],
     };
   }
   const spec = str(a, 'cluster') ?? process.env.SYNOD_CLUSTER;
@@ -184,9 +242,32 @@ async function open(a: Args): Promise<Session> {
       throw new UsageError(`cannot read the secret file: ${(err as Error).message}`);
     }
   }
-  const first = await connect(peers, { ...(secret !== undefined ? { secret } : {}), timeoutMs });
+  const clusterName = str(a, 'cluster-name') ?? process.env.SYNOD_CLUSTER_NAME;
+  const watch = new RefusalWatch();
+  const first = await connect(peers, {
+    ...(secret !== undefined ? { secret } : {}),
+    ...(clusterName ? { cluster: clusterName } : {}),
+    timeoutMs,
+    logger: watch.logger,
+  });
   const extra: KvClient[] = [];
+  const transport = first.system.getTransport() as
+    | { linkStatus?(peer: string): { incarnation?: string } | undefined }
+    | undefined;
+  // A link that came up once may have carried the request: only a cluster that refused this
+  // client from the start is "nothing was sent".
+  const neverUp = (n: string) => transport?.linkStatus?.(n)?.incarnation === undefined;
+  const refused = new Promise<string>((resolve) => {
+    const check = () => {
+      if (first.nodes.every((n) => watch.byNode.has(n) && neverUp(n)))
+        resolve(watch.describe(first.nodes).line);
+    };
+    watch.onChange(check);
+    check();
+  });
   return {
+    refused,
+    refusalNotes: () => (watch.byNode.size > 0 ? [watch.describe(first.nodes).line] : []),
     nodes: first.nodes,
     client: (i = 0) => {
       if (i === 0) return first;
@@ -201,25 +282,207 @@ async function open(a: Args): Promise<Session> {
   };
 }
 
+/**
+ * Set once the command's outcome is decided elsewhere (every node refused this client): the
+ * command, still pending, then ends as the session closes and must not print a second answer.
+ */
+let decided = false;
+/** What a pending command must stop (a watch's subscription) once the outcome is decided. */
+const onDecided: (() => void)[] = [];
+
 function out(line: string): void {
-  writeSync(1, `${line}\n`);
+  if (!decided) writeSync(1, `${line}\n`);
+}
+
+function errLine(line: string): void {
+  if (!decided) process.stderr.write(`${line}\n`);
 }
 
 function report<T>(a: Args, r: KvResponse<T>, text: (v: T) => string): number {
   if (a.flags.has('json')) out(JSON.stringify(r));
   else if (r.outcome === 'ok') out(text(r.value));
   else
-    process.stderr.write(
-      `${r.outcome === 'failed' ? 'failed (not applied)' : 'indeterminate (may have been applied)'}: ${r.error.code}: ${r.error.message}\n`,
+    errLine(
+      `${r.outcome === 'failed' ? 'failed (not applied)' : 'indeterminate (may have been applied)'}: ${r.error.code}: ${r.error.message}`,
     );
   return r.outcome === 'ok' ? 0 : 1;
 }
 
-function need(a: Args, n: number, what: string): void {
-  if (a.pos.length < n) throw new UsageError(`kv ${a.cmd} needs ${what}`);
+/** The positional arguments each command takes: [at least, at most, what they are]. */
+const POSITIONALS: Record<string, [number, number, string]> = {
+  get: [1, 1, 'KEY'],
+  put: [2, 2, 'KEY VALUE'],
+  del: [1, 1, 'KEY'],
+  cas: [2, 2, 'KEY VALUE'],
+  scan: [0, 1, 'PREFIX'],
+  watch: [1, 1, 'KEY'],
+  status: [0, 0, 'no arguments'],
+  workload: [0, 0, 'no arguments'],
+};
+
+/** Too few or too many positional arguments is a usage error (a stray word is not ignored). */
+function checkPositionals(a: Args): void {
+  const [min, max, what] = POSITIONALS[a.cmd] ?? [0, 0, ''];
+  if (a.pos.length < min) throw new UsageError(`kv ${a.cmd} needs ${what}`);
+  if (a.pos.length > max)
+    throw new UsageError(
+      `kv ${a.cmd} takes ${max === 0 ? 'no arguments' : `${what}${min < max ? ' (optional)' : ''}`}; got ${a.pos.length}: ${a.pos.map((p) => JSON.stringify(p)).join(' ')}${max > 0 ? ' (quote a value with spaces)' : ''}`,
+    );
+}
+
+/** Runs one kv command on an open session; resolves with the exit code. */
+async function runCommand(a: Args, s: Session, read: ReadOptions): Promise<number> {
+  const kv = s.client();
+  const [k0, k1] = a.pos as [string, string];
+  switch (a.cmd) {
+    case 'get':
+      return report(a, await kv.get(k0, read), (v) => (v.value === null ? '(absent)' : v.value));
+    case 'put':
+      return report(a, await kv.put(k0, k1), (v) => `ok, revision ${v.rev}`);
+    case 'del':
+      return report(a, await kv.delete(k0), (v) =>
+        v.t === 'del' && !v.deleted ? `(absent), revision ${v.rev}` : `deleted, revision ${v.rev}`,
+      );
+    case 'cas': {
+      const cond =
+        str(a, 'expect') !== undefined
+          ? { value: str(a, 'expect') as string }
+          : a.flags.has('expect-absent')
+            ? { value: null }
+            : a.flags.has('expect-rev')
+              ? { modRev: num(a, 'expect-rev', 0) }
+              : undefined;
+      if (!cond)
+        throw new UsageError('kv cas needs --expect VALUE, --expect-absent or --expect-rev N');
+      const r = await kv.cas(k0, cond, a.flags.has('delete') ? null : k1);
+      const code = report(a, r, (v) =>
+        v.t === 'cas' && v.succeeded
+          ? `ok, revision ${v.rev}`
+          : `compare failed (current: ${v.t === 'cas' && v.prev ? v.prev.value : '(absent)'})`,
+      );
+      return code === 0 && r.outcome === 'ok' && r.value.t === 'cas' && !r.value.succeeded
+        ? 1
+        : code;
+    }
+    case 'scan': {
+      const limit = a.flags.has('limit') ? num(a, 'limit', 0) : undefined;
+      const opts = { ...read, ...(limit !== undefined ? { limit } : {}) };
+      const r =
+        str(a, 'start') !== undefined
+          ? await kv.range(str(a, 'start') as string, str(a, 'end'), opts)
+          : await kv.prefix(a.pos[0] ?? '', opts);
+      return report(a, r, (v) =>
+        [
+          ...v.kvs.map((kvp) => `${kvp.key}\t${kvp.value}`),
+          `(${v.kvs.length} of ${v.count}${v.more ? ', more' : ''}; revision ${v.rev})`,
+        ].join('\n'),
+      );
+    }
+    case 'status': {
+      let worst = 0;
+      const defaults = new Map<string, string[]>();
+      // All at once: a down node waits out its deadline (its link may be coming up) without
+      // holding up the others; printed in the nodes' order.
+      const answers = await Promise.all(s.nodes.map((n) => kv.status(n)));
+      for (const [i, n] of s.nodes.entries()) {
+        const r = answers[i] as Awaited<ReturnType<typeof kv.status>>;
+        if (r.outcome === 'ok') {
+          out(JSON.stringify(r.value));
+          const d = JSON.stringify(r.value.defaultRead ?? { level: 'strong' });
+          defaults.set(d, [...(defaults.get(d) ?? []), n]);
+        } else {
+          out(JSON.stringify({ nodeId: n, error: r.error }));
+          worst = 1;
+        }
+      }
+      // The default read level is set per node; a read gets the one of the node it reaches.
+      if (defaults.size > 1)
+        errLine(
+          `synod: warning: the nodes disagree on the default read level (${[...defaults]
+            .map(([d, ns]) => `${ns.join(',')}: ${d}`)
+            .join('; ')}); give every node the same --read-level`,
+        );
+      return worst;
+    }
+    case 'watch': {
+      const count = num(a, 'count', Number.POSITIVE_INFINITY, 1);
+      const fromRev = num(a, 'from-rev', 0);
+      return await new Promise<number>((resolve) => {
+        let seen = 0;
+        const sub = kv.watch(k0, { prefix: a.flags.has('prefix'), fromRev }).subscribe({
+          next: (e) => {
+            out(JSON.stringify(e));
+            if (++seen >= count) {
+              sub.unsubscribe();
+              resolve(0);
+            }
+          },
+          error: (err: unknown) => {
+            const e = err as { code?: string; message?: string };
+            errLine(`watch failed: ${e.code ?? ''}: ${e.message ?? String(err)}`);
+            resolve(1);
+          },
+        });
+        onDecided.push(() => sub.unsubscribe());
+        // Ctrl-C (or a service manager's SIGTERM) ends a watch normally: exit 0.
+        const stop = () => {
+          sub.unsubscribe();
+          resolve(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    }
+    case 'workload': {
+      const historyFile = str(a, 'history');
+      const recorder = historyFile
+        ? HistoryRecorder.toFile(historyFile, { clock: systemClock })
+        : undefined;
+      const rep: WorkloadReport = await runWorkload(
+        {
+          clients: num(a, 'clients', 8, 1),
+          keys: num(a, 'keys', 10, 1),
+          mix: parseMix(str(a, 'mix') ?? 'read:2,write:2,cas:1'),
+          valueSize: num(a, 'value-size', 16, 0),
+          durationMs: num(a, 'duration', 10, 0) * 1000,
+          read,
+          ...(recorder ? { recorder } : {}),
+        },
+        (i) => s.client(i),
+        systemClock,
+        randomFromEntropy(),
+      );
+      await recorder?.close();
+      if (a.flags.has('json'))
+        out(
+          JSON.stringify({
+            ...rep,
+            consistency: read.level ?? 'cluster default',
+            history: historyFile ?? null,
+          }),
+        );
+      else {
+        out(
+          `${rep.clients} clients, ${(rep.durationMs / 1000).toFixed(1)} s, reads at ${read.level ?? 'the cluster default level'}`,
+        );
+        out('op      count      ok  failed  indet.    ops/s   p50 ms   p90 ms   p99 ms   max ms');
+        for (const [name, st] of [...Object.entries(rep.ops), ['total', rep.total] as const]) {
+          out(
+            `${name.padEnd(6)} ${String(st.count).padStart(6)} ${String(st.ok).padStart(7)} ${String(st.failed).padStart(7)} ${String(st.indeterminate).padStart(7)} ${st.opsPerSec.toFixed(0).padStart(8)} ${st.latencyMs.p50.toFixed(2).padStart(8)} ${st.latencyMs.p90.toFixed(2).padStart(8)} ${st.latencyMs.p99.toFixed(2).padStart(8)} ${st.latencyMs.max.toFixed(2).padStart(8)}`,
+          );
+        }
+        if (Object.keys(rep.errors).length > 0) out(`errors: ${JSON.stringify(rep.errors)}`);
+        if (historyFile) out(`history: ${historyFile} (check it with: synod check ${historyFile})`);
+      }
+      return 0;
+    }
+  }
+  return 2;
 }
 
 export async function run(argv: string[]): Promise<number> {
+  decided = false;
+  onDecided.length = 0;
   let a: Args;
   try {
     a = parseArgs(argv);
@@ -235,156 +498,32 @@ export async function run(argv: string[]): Promise<number> {
   }
   let s: Session | undefined;
   try {
-    if (a.cmd === 'get') need(a, 1, 'KEY');
-    if (a.cmd === 'put' || a.cmd === 'cas') need(a, 2, 'KEY VALUE');
-    if (a.cmd === 'del' || a.cmd === 'watch') need(a, 1, 'KEY');
+    checkPositionals(a);
     const read = a.cmd === 'get' || a.cmd === 'scan' || a.cmd === 'workload' ? readOptions(a) : {};
     s = await open(a);
-    const kv = s.client();
-    const [k0, k1] = a.pos as [string, string];
-    switch (a.cmd) {
-      case 'get':
-        return report(a, await kv.get(k0, read), (v) => (v.value === null ? '(absent)' : v.value));
-      case 'put':
-        return report(a, await kv.put(k0, k1), (v) => `ok, revision ${v.rev}`);
-      case 'del':
-        return report(a, await kv.delete(k0), (v) =>
-          v.t === 'del' && !v.deleted
-            ? `(absent), revision ${v.rev}`
-            : `deleted, revision ${v.rev}`,
+    const session = s;
+    // Whichever comes first: the command's answer, or every node refusing this client (then
+    // nothing was sent, and waiting out the deadline would only end in a timeout that hides the
+    // cause).
+    const first = await Promise.race([
+      runCommand(a, session, read).then((code) => ({ code })),
+      session.refused.then((line) => ({ line })),
+    ]);
+    if ('line' in first) {
+      decided = true;
+      const code = /\((SYNOD_ERR_[A-Z_]+)\)/.exec(first.line)?.[1] ?? 'SYNOD_ERR_KV_UNAVAILABLE';
+      for (const f of onDecided.splice(0)) f();
+      if (a.flags.has('json'))
+        writeSync(
+          1,
+          `${JSON.stringify({ outcome: 'failed', error: { code, message: `${first.line}; nothing was sent` }, attempts: 0 })}\n`,
         );
-      case 'cas': {
-        const cond =
-          str(a, 'expect') !== undefined
-            ? { value: str(a, 'expect') as string }
-            : a.flags.has('expect-absent')
-              ? { value: null }
-              : a.flags.has('expect-rev')
-                ? { modRev: num(a, 'expect-rev', 0) }
-                : undefined;
-        if (!cond)
-          throw new UsageError('kv cas needs --expect VALUE, --expect-absent or --expect-rev N');
-        const r = await kv.cas(k0, cond, a.flags.has('delete') ? null : k1);
-        const code = report(a, r, (v) =>
-          v.t === 'cas' && v.succeeded
-            ? `ok, revision ${v.rev}`
-            : `compare failed (current: ${v.t === 'cas' && v.prev ? v.prev.value : '(absent)'})`,
-        );
-        return code === 0 && r.outcome === 'ok' && r.value.t === 'cas' && !r.value.succeeded
-          ? 1
-          : code;
-      }
-      case 'scan': {
-        const limit = a.flags.has('limit') ? num(a, 'limit', 0) : undefined;
-        const opts = { ...read, ...(limit !== undefined ? { limit } : {}) };
-        const r =
-          str(a, 'start') !== undefined
-            ? await kv.range(str(a, 'start') as string, str(a, 'end'), opts)
-            : await kv.prefix(a.pos[0] ?? '', opts);
-        return report(a, r, (v) =>
-          [
-            ...v.kvs.map((kvp) => `${kvp.key}\t${kvp.value}`),
-            `(${v.kvs.length} of ${v.count}${v.more ? ', more' : ''}; revision ${v.rev})`,
-          ].join('\n'),
-        );
-      }
-      case 'status': {
-        let worst = 0;
-        const defaults = new Map<string, string[]>();
-        // All at once: a down node waits out its deadline (its link may be coming up) without
-        // holding up the others; printed in the nodes' order.
-        const answers = await Promise.all(s.nodes.map((n) => kv.status(n)));
-        for (const [i, n] of s.nodes.entries()) {
-          const r = answers[i] as Awaited<ReturnType<typeof kv.status>>;
-          if (r.outcome === 'ok') {
-            out(JSON.stringify(r.value));
-            const d = JSON.stringify(r.value.defaultRead ?? { level: 'strong' });
-            defaults.set(d, [...(defaults.get(d) ?? []), n]);
-          } else {
-            out(JSON.stringify({ nodeId: n, error: r.error }));
-            worst = 1;
-          }
-        }
-        // The default read level is set per node; a read gets the one of the node it reaches.
-        if (defaults.size > 1)
-          process.stderr.write(
-            `synod: warning: the nodes disagree on the default read level (${[...defaults]
-              .map(([d, ns]) => `${ns.join(',')}: ${d}`)
-              .join('; ')}); give every node the same --read-level\n`,
-          );
-        return worst;
-      }
-      case 'watch': {
-        const count = num(a, 'count', Number.POSITIVE_INFINITY, 1);
-        const fromRev = num(a, 'from-rev', 0);
-        return await new Promise<number>((resolve) => {
-          let seen = 0;
-          const sub = kv.watch(k0, { prefix: a.flags.has('prefix'), fromRev }).subscribe({
-            next: (e) => {
-              out(JSON.stringify(e));
-              if (++seen >= count) {
-                sub.unsubscribe();
-                resolve(0);
-              }
-            },
-            error: (err: unknown) => {
-              const e = err as { code?: string; message?: string };
-              process.stderr.write(`watch failed: ${e.code ?? ''}: ${e.message ?? String(err)}\n`);
-              resolve(1);
-            },
-          });
-          process.once('SIGINT', () => {
-            sub.unsubscribe();
-            resolve(0);
-          });
-        });
-      }
-      case 'workload': {
-        const historyFile = str(a, 'history');
-        const recorder = historyFile
-          ? HistoryRecorder.toFile(historyFile, { clock: systemClock })
-          : undefined;
-        const rep: WorkloadReport = await runWorkload(
-          {
-            clients: num(a, 'clients', 8, 1),
-            keys: num(a, 'keys', 10, 1),
-            mix: parseMix(str(a, 'mix') ?? 'read:2,write:2,cas:1'),
-            valueSize: num(a, 'value-size', 16, 0),
-            durationMs: num(a, 'duration', 10, 0) * 1000,
-            read,
-            ...(recorder ? { recorder } : {}),
-          },
-          (i) => s!.client(i),
-          systemClock,
-          randomFromEntropy(),
-        );
-        await recorder?.close();
-        if (a.flags.has('json'))
-          out(
-            JSON.stringify({
-              ...rep,
-              consistency: read.level ?? 'cluster default',
-              history: historyFile ?? null,
-            }),
-          );
-        else {
-          out(
-            `${rep.clients} clients, ${(rep.durationMs / 1000).toFixed(1)} s, reads at ${read.level ?? 'the cluster default level'}`,
-          );
-          out('op      count      ok  failed  indet.    ops/s   p50 ms   p90 ms   p99 ms   max ms');
-          for (const [name, st] of [...Object.entries(rep.ops), ['total', rep.total] as const]) {
-            out(
-              `${name.padEnd(6)} ${String(st.count).padStart(6)} ${String(st.ok).padStart(7)} ${String(st.failed).padStart(7)} ${String(st.indeterminate).padStart(7)} ${st.opsPerSec.toFixed(0).padStart(8)} ${st.latencyMs.p50.toFixed(2).padStart(8)} ${st.latencyMs.p90.toFixed(2).padStart(8)} ${st.latencyMs.p99.toFixed(2).padStart(8)} ${st.latencyMs.max.toFixed(2).padStart(8)}`,
-            );
-          }
-          if (Object.keys(rep.errors).length > 0) out(`errors: ${JSON.stringify(rep.errors)}`);
-          if (historyFile)
-            out(`history: ${historyFile} (check it with: synod check ${historyFile})`);
-        }
-        return 0;
-      }
+      else
+        process.stderr.write(`synod kv: failed (not applied): ${first.line}; nothing was sent\n`);
+      return 1;
     }
-    return 2;
+    for (const note of session.refusalNotes()) process.stderr.write(`synod kv: warning: ${note}\n`);
+    return first.code;
   } catch (err) {
     const e = err as { code?: string; message?: string };
     if (err instanceof UsageError) {

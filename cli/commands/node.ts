@@ -159,15 +159,58 @@ function parseListen(text: string): { host: string; port: number } {
   return { host, port };
 }
 
+/**
+ * Whether `argv`/the environment ask for JSON logs, before the options are parsed: a start error
+ * in parsing itself (an unknown flag, a missing value) is then a JSON line too.
+ */
+export function wantsJson(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--log-format') return argv[i + 1] === 'json';
+    if (argv[i]?.startsWith('--log-format=')) return argv[i] === '--log-format=json';
+  }
+  return env.SYNOD_LOG_FORMAT === 'json';
+}
+
+/**
+ * A fatal start error as one JSON log line (`--log-format json`): the same text as the plain
+ * `synod: …` line in `msg`, with the error's stable code and the exit code; the stack trace
+ * (with `--verbose`) in `stack`, not on lines of its own.
+ */
+export function reportErrorJson(err: unknown, verbose: boolean, name?: string): number {
+  const lines: string[] = [];
+  const exitCode = reportError(err, false, (s) => lines.push(s));
+  const e = err as { code?: unknown; stack?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const line = {
+    time: new Date(systemClock.wallNow()).toISOString(),
+    level: 'error',
+    msg: lines
+      .join('')
+      .trim()
+      .replace(/^synod: /, ''),
+    ...(name !== undefined ? { name } : {}),
+    ...(code !== undefined ? { code } : {}),
+    exitCode,
+    fatal: true,
+    ...(verbose && typeof e?.stack === 'string' ? { stack: e.stack } : {}),
+  };
+  process.stderr.write(`${JSON.stringify(line)}\n`);
+  return exitCode;
+}
+
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
     console.log(usage('node', '--id ID --data DIR [options]', specs));
     return 0;
   }
   let verbose = argv.includes('--verbose');
+  let json = wantsJson(argv);
+  let name: string | undefined;
   try {
     const { options: o, sources } = parseArgs(argv, specs);
     verbose = o.verbose === true;
+    json = o['log-format'] === 'json';
+    name = o.id as string;
     const defaultRead = readDefaultOf(o, sources);
     if (o.protocol === 'paxos' && o.join !== undefined)
       throw new CliError(
@@ -272,7 +315,9 @@ export async function run(argv: string[]): Promise<number> {
         Promise.all([dashboard?.stop(), node.stop()]).catch(() => undefined),
         new Promise((r) => setTimeout(r, 8_000).unref()),
       ]);
-      process.stderr.write(`synod: ${ended.code}: ${ended.message}\n`);
+      // The logger said it already; a text log ends with the plain one-line summary, a JSON
+      // log stays JSON only.
+      if (!json) process.stderr.write(`synod: ${ended.code}: ${ended.message}\n`);
       return ended.exitCode;
     }
     logger.log('info', 'shutting down: finishing in-flight work and closing the log');
@@ -281,6 +326,6 @@ export async function run(argv: string[]): Promise<number> {
     logger.log('info', 'stopped cleanly');
     return 0;
   } catch (err) {
-    return reportError(err, verbose);
+    return json ? reportErrorJson(err, verbose, name) : reportError(err, verbose);
   }
 }

@@ -37,6 +37,37 @@ const ADVICE: Record<string, { what: string; todo: string }> = {
   },
 };
 
+/**
+ * What a refusal means to a client command (`synod kv`): the same problems, but the fix is in
+ * the client's own flags.
+ */
+export const CLIENT_ADVICE: Record<string, { what: string; todo: string }> = {
+  SYNOD_ERR_AUTH_FAILED: {
+    what: 'wrong cluster secret',
+    todo: 'pass the secret file the nodes were started with: --secret-file FILE (or SYNOD_SECRET_FILE); none if the nodes have none',
+  },
+  SYNOD_ERR_WRONG_CLUSTER: {
+    what: 'another cluster name',
+    todo: "pass the nodes' cluster name with --cluster-name (or SYNOD_CLUSTER_NAME)",
+  },
+  SYNOD_ERR_VERSION_MISMATCH: {
+    what: 'another wire protocol version',
+    todo: 'run the same Synod version as the nodes',
+  },
+  SYNOD_ERR_WRONG_NODE: {
+    what: 'the URL reaches another node',
+    todo: 'check the id=URL pairs in --cluster (or give bare ws://host:port URLs)',
+  },
+  SYNOD_ERR_SELF_CONNECTION: {
+    what: 'a URL points back at this client',
+    todo: 'check --cluster',
+  },
+  SYNOD_ERR_PEER_NOT_ALLOWED: {
+    what: 'the node does not allow this client',
+    todo: "check the node's membership settings",
+  },
+};
+
 export class RefusalReport {
   /** `peer code` pairs already reported since that peer's link was last up. */
   private readonly reported = new Set<string>();

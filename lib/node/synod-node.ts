@@ -29,6 +29,7 @@ import { followMembership, memberIds } from './member-links.js';
 import { MessageSampler } from './message-samples.js';
 import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
+import { peerAdviceLogger, WARN_NO_SECRET } from './peer-advice.js';
 import { RefusalReport } from './refusal-report.js';
 import { watchRemoval } from './removal-watch.js';
 
@@ -54,6 +55,11 @@ export interface NodeConfig {
   /** Raft / Multi-Paxos timing (ms). */
   heartbeatMs?: number;
   electionMs?: number;
+  /**
+   * How long a peer may be unreachable before messages queued for it are dropped and the node
+   * logs what to check (the transport's `queueWhileDownMs`, default 30,000 ms).
+   */
+  peerDownMs?: number;
 }
 
 /** Why a running node can no longer serve (see `RunningNode.ended`). */
@@ -178,13 +184,19 @@ export async function openNodeBase(
         };
   }
   if (!config.secret && !isLoopback(config.listen.host)) {
+    // The one warning: the transport's own (which names no flag) is logged at debug by
+    // peerAdviceLogger.
     log.log(
       'warn',
-      `LISTENING ON ${config.listen.host} WITHOUT A CLUSTER SECRET: anyone who can reach this port can join the cluster and change its data. Use --secret-file.`,
+      `LISTENING ON ${config.listen.host} WITHOUT A CLUSTER SECRET: anyone who can reach this port can join the cluster and change its data — start every node and client with --secret-file FILE (the same file everywhere; see docs/across-laptops.md)`,
+      { code: WARN_NO_SECRET },
     );
   }
   const random = randomFromEntropy();
   const refusals = new RefusalReport(log);
+  // Filled in below, once the transport and the member list exist.
+  let peerUrl: (peer: string) => string | undefined = () => undefined;
+  let lastError: (peer: string) => string | undefined = () => undefined;
   const transport = await WebSocketTransport.create({
     nodeId: config.id,
     cluster: config.cluster,
@@ -200,8 +212,13 @@ export async function openNodeBase(
     random: random.fork(),
     ...(config.secret ? { secret: config.secret } : {}),
     ...(config.tls ? { tls: config.tls } : {}),
-    // A misconfigured peer (wrong secret, cluster, version): one line per peer saying what to do.
-    logger: refusals.logger,
+    // A misconfigured peer (wrong secret, cluster, version) or an unreachable one: one line
+    // per peer saying what to do.
+    logger: peerAdviceLogger(refusals.logger, {
+      peerUrl: (p) => peerUrl(p),
+      lastError: (p) => lastError(p),
+    }),
+    ...(config.peerDownMs !== undefined ? { queueWhileDownMs: config.peerDownMs } : {}),
   } as ConstructorParameters<typeof WebSocketTransport>[0]);
   transport.links$.subscribe((l) => {
     if (l.state === 'up') refusals.linkUp(l.peer);
@@ -223,6 +240,8 @@ export async function openNodeBase(
     ...peers.map((p) => [p.id, p.url] as [string, string]),
   ]);
   if (joinPeer) members.set(joinPeer.id, joinPeer.url);
+  peerUrl = (p) => members.get(p);
+  lastError = (p) => transport.linkStatus(p)?.reason;
   return { clock, log, system, transport, url, members, peers, joinPeer, gate, samples };
 }
 

@@ -59,7 +59,7 @@ t.test('a (clientId, seq) is applied at most once', async (t) => {
     out.applied.map((r) => (r.kind === 'cmd' ? r.duplicate : r.kind)),
     [false, 'noop', true, false],
   );
-  t.same(out.applied[1], { kind: 'noop', index: 2, term: 1, barrier: 'r1' });
+  t.same(out.applied[1], { type: 'applied', kind: 'noop', index: 2, term: 1, barrier: 'r1' });
   t.equal(sm.applied, 2, 'the state machine saw each command once');
 });
 
