@@ -55,6 +55,24 @@ export class StateDigest {
     this.count--;
   }
 
+  /** Adds a record whose hash (`recordHash`) is the 32 bytes of `hashes` at `off`. */
+  addHashAt(hashes: Uint8Array, off: number): void {
+    let carry = 0;
+    for (let i = 0; i < WORDS; i++) {
+      const p = off + 28 - i * 4;
+      const w =
+        (((hashes[p] as number) << 24) |
+          ((hashes[p + 1] as number) << 16) |
+          ((hashes[p + 2] as number) << 8) |
+          (hashes[p + 3] as number)) >>>
+        0;
+      const s = (this.acc[i] as number) + w + carry;
+      this.acc[i] = s >>> 0;
+      carry = s > 0xffffffff ? 1 : 0;
+    }
+    this.count++;
+  }
+
   /** Hex, big-endian. */
   hex(): string {
     const b = Buffer.allocUnsafe(32);

@@ -18,7 +18,13 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { acquireDirLock, type DirLock } from '../../lib/storage/fs-util.js';
 import { LogArchive } from './archive.js';
-import { type ChunkRef, ChunkStore, type CompressionParams } from './chunk-store.js';
+import {
+  type ChunkRef,
+  ChunkStore,
+  type CompressionParams,
+  DEFAULT_COMPRESSION,
+  validateCompression,
+} from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER, validateChunkerParams } from './chunker.js';
 import { checkKey, deriveKeys, keyCheck, type RepoKeys } from './crypto.js';
 import { BackupError, isBackupError } from './errors.js';
@@ -134,13 +140,16 @@ export class Repository {
     }
     const chunker = { ...DEFAULT_CHUNKER, ...opts.chunker };
     validateChunkerParams(chunker);
-    const compression: CompressionParams = { algo: 'deflate', level: 1, ...opts.compression };
-    if (compression.algo !== 'none' && compression.algo !== 'deflate') {
-      throw new BackupError(
-        'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
-        `unknown compression ${compression.algo}`,
-      );
-    }
+    const compression: CompressionParams = {
+      ...DEFAULT_COMPRESSION,
+      ...(opts.compression?.algo !== undefined &&
+      opts.compression.algo !== DEFAULT_COMPRESSION.algo &&
+      opts.compression.level === undefined
+        ? { level: opts.compression.algo === 'deflate' ? 1 : 0 }
+        : {}),
+      ...opts.compression,
+    };
+    validateCompression(compression);
     const salt = randomBytes(16).toString('hex');
     const keys = deriveKeys(opts.key, salt);
     const config: RepoConfig = {
@@ -223,7 +232,16 @@ export class Repository {
         { dir },
       );
     }
-    validateChunkerParams(config.chunker);
+    try {
+      validateChunkerParams(config.chunker);
+      validateCompression(config.compression);
+    } catch (err) {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_REPO_FORMAT',
+        `${dir}/repo.json: ${(err as Error).message}`,
+        { dir },
+      );
+    }
     let keys: RepoKeys;
     if (config.encryption) {
       if (!opts.key) {

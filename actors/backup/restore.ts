@@ -224,21 +224,29 @@ export async function executeRestore<Op>(
       order.push({ id: c.id, size: c.size, m });
     }
   }
-  const inflight: Promise<Buffer>[] = [];
+  const digest = new StateDigest();
+  const inflight: Promise<{ plain: Buffer; recordHashes?: Buffer }>[] = [];
   const fetch = (k: number) => {
     const c = order[k];
     if (!c) return;
-    const p = repo.chunks.get(c.id, c.size);
+    const p = repo.chunks.getWithDigests(c.id, c.size, true);
     p.catch(() => undefined);
     inflight[k] = p;
   };
   for (let k = 0; k < Math.min(READ_AHEAD, order.length); k++) fetch(k);
   for (let k = 0; k < order.length; k++) {
     const { id, m } = order[k] as { id: string; m: Manifest };
-    const plain = await (inflight[k] as Promise<Buffer>);
+    const { plain, recordHashes } = await (inflight[k] as Promise<{
+      plain: Buffer;
+      recordHashes?: Buffer;
+    }>);
     delete inflight[k];
     fetch(k + READ_AHEAD);
+    // Each put's digest hash comes with the chunk (hashed off this thread); a kept record adds
+    // its hash to the digest, so the digest covers exactly the rebuilt state.
+    let put = 0;
     for (const r of decodeRecords(plain, id)) {
+      const at = r.value === undefined ? -1 : 32 * put++;
       if (decided) {
         if (decided.has(r.key)) continue;
         decided.add(r.key);
@@ -249,18 +257,24 @@ export async function executeRestore<Op>(
           { chunk: id },
         );
       }
-      if (r.value !== undefined) values.set(r.key, r.value);
+      if (r.value !== undefined) {
+        values.set(r.key, r.value);
+        if (recordHashes) digest.addHashAt(recordHashes, at);
+        else digest.add(r.key, r.value);
+      }
     }
     bytes += plain.length;
     chunks++;
     opts.progress?.({ phase: 'restore', bytes, totalBytes, chunks, totalChunks });
   }
-  const digest = new StateDigest();
-  for (const [k, v] of values) digest.add(k, v);
-  if (digest.hex() !== base.stateDigest || digest.count !== base.keyCount) {
+  if (
+    digest.hex() !== base.stateDigest ||
+    digest.count !== base.keyCount ||
+    values.size !== digest.count
+  ) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
-      `restored state of backup ${base.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${digest.count} keys, manifest ${base.stateDigest.slice(0, 16)}… with ${base.keyCount} keys)`,
+      `restored state of backup ${base.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${values.size} keys, manifest ${base.stateDigest.slice(0, 16)}… with ${base.keyCount} keys)`,
       { backup: base.id, digest: digest.hex(), expected: base.stateDigest },
     );
   }

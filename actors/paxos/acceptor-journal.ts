@@ -2,31 +2,37 @@
  * Durable storage of a Multi-Paxos acceptor on the shared storage contracts:
  * - the promised ballot and compaction floor in a `HardStateStore` (replaced atomically);
  * - accepted proposals in a `LogStore` used as an append-only journal: journal entry i holds
- *   one (slot, ballot, value) record (`term` = ballot round); a later record for a slot
- *   supersedes an earlier one. Records are never truncated, only compacted from the front
- *   once every record in the prefix is dead (at or below the floor, or superseded).
+ *   the proposals accepted together in one ballot (one accept message: `{ b: ballot, e:
+ *   packed entries }`, `term` = ballot round), so a burst of accepts costs one append; a
+ *   later record for a slot supersedes an earlier one. Entries are never truncated, only
+ *   compacted from the front once every record in the prefix is dead (at or below the
+ *   floor, or superseded). Journals of earlier versions (one `{ s, b, v }` record per entry)
+ *   load unchanged.
  *
  * `persist` writes in the order the acceptor core's contract needs — records, then hard
  * state, then compaction — and resolves once all of it is durable.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { HardStateStore, LogEntry, LogStore } from '../../lib/storage/types.js';
-import { type Ballot, ballotAtLeast, isBallot, ZERO_BALLOT } from './ballot.js';
+import { type Ballot, ballotAtLeast, ballotEquals, isBallot, ZERO_BALLOT } from './ballot.js';
 import { PaxosError } from './errors.js';
 import type {
   MultiAcceptorDurableState,
   MultiAcceptorHardState,
   MultiAcceptorPersist,
 } from './multi-acceptor.js';
-import type { AcceptedSlot, SlotValue } from './multi-messages.js';
-
-interface Live {
-  readonly journalIndex: number;
-  readonly record: AcceptedSlot;
-}
+import {
+  type AcceptedSlot,
+  isSlotValue,
+  packSlotEntries,
+  type SlotEntry,
+  unpackSlotEntries,
+  upgradeSlotValue,
+} from './multi-messages.js';
 
 export class AcceptorJournal {
-  private readonly live = new Map<number, Live>();
+  /** Per live slot, the journal entry holding its newest record. */
+  private readonly live = new Map<number, number>();
   private floor = 0;
 
   constructor(
@@ -43,46 +49,53 @@ export class AcceptorJournal {
     const promised: Ballot = h?.promised ?? ZERO_BALLOT;
     this.floor = h?.floor ?? 0;
     this.live.clear();
+    const records = new Map<number, AcceptedSlot>();
     const first = this.log.firstIndex();
     const last = this.log.lastIndex();
     for (let lo = first; lo <= last; ) {
       const batch = await this.log.entries(lo, last + 1, 4 << 20);
       if (batch.length === 0) break;
       for (const e of batch) {
-        const rec = decodeRecord(e);
-        if (rec.slot <= this.floor) continue;
-        const cur = this.live.get(rec.slot);
-        if (!cur || ballotAtLeast(rec.ballot, cur.record.ballot)) {
-          this.live.set(rec.slot, { journalIndex: e.index, record: rec });
+        for (const rec of decodeRecords(e)) {
+          if (rec.slot <= this.floor) continue;
+          const cur = records.get(rec.slot);
+          if (!cur || ballotAtLeast(rec.ballot, cur.ballot)) {
+            records.set(rec.slot, rec);
+            this.live.set(rec.slot, e.index);
+          }
         }
       }
       lo = (batch[batch.length - 1] as LogEntry).index + 1;
     }
     // Accepting ballot b implies having promised b: never come back promising less.
     let atLeast = promised;
-    for (const l of this.live.values()) {
-      if (!ballotAtLeast(atLeast, l.record.ballot)) atLeast = l.record.ballot;
+    for (const r of records.values()) {
+      if (!ballotAtLeast(atLeast, r.ballot)) atLeast = r.ballot;
     }
-    return {
-      promised: atLeast,
-      floor: this.floor,
-      accepted: [...this.live.values()].map((l) => l.record),
-    };
+    return { promised: atLeast, floor: this.floor, accepted: [...records.values()] };
   }
 
   async persist(p: MultiAcceptorPersist): Promise<void> {
     if (p.records && p.records.length > 0) {
+      // One journal entry per run of records in the same ballot (one per accept message).
       let index = this.log.lastIndex();
-      const entries: LogEntry[] = p.records.map((r) => {
+      const entries: LogEntry[] = [];
+      const recs = p.records;
+      for (let i = 0; i < recs.length; ) {
+        const ballot = (recs[i] as AcceptedSlot).ballot;
+        let j = i + 1;
+        while (j < recs.length && ballotEquals((recs[j] as AcceptedSlot).ballot, ballot)) j++;
         index++;
-        this.live.set(r.slot, { journalIndex: index, record: r });
-        return {
+        const run = recs.slice(i, j);
+        for (const r of run) this.live.set(r.slot, index);
+        entries.push({
           index,
-          term: r.ballot.round,
+          term: ballot.round,
           type: 'normal',
-          data: encodeValue({ s: r.slot, b: r.ballot, v: r.value }),
-        };
-      });
+          data: encodeValue({ b: ballot, e: packSlotEntries(run) }),
+        });
+        i = j;
+      }
       await this.log.append(entries);
     }
     if (p.hard) {
@@ -92,7 +105,7 @@ export class AcceptorJournal {
     if (p.compactTo !== undefined) {
       for (const s of [...this.live.keys()]) if (s <= p.compactTo) this.live.delete(s);
       let minLive = Number.POSITIVE_INFINITY;
-      for (const l of this.live.values()) if (l.journalIndex < minLive) minLive = l.journalIndex;
+      for (const j of this.live.values()) if (j < minLive) minLive = j;
       const upTo = Number.isFinite(minLive) ? minLive - 1 : this.log.lastIndex();
       if (upTo >= this.log.firstIndex()) {
         await this.log.compact(upTo, this.log.term(upTo) ?? 0);
@@ -111,20 +124,33 @@ export class AcceptorJournal {
   }
 }
 
-function decodeRecord(e: LogEntry): AcceptedSlot {
-  const r = decodeValue(e.data) as { s?: unknown; b?: unknown; v?: unknown };
-  if (
-    !r ||
-    typeof r.s !== 'number' ||
-    !Number.isSafeInteger(r.s) ||
-    !isBallot(r.b) ||
-    typeof r.v !== 'object' ||
-    r.v === null
-  ) {
-    throw new PaxosError(
+function decodeRecords(e: LogEntry): AcceptedSlot[] {
+  const notRecord = (why: string) =>
+    new PaxosError(
       'SYNOD_ERR_PAXOS_BAD_STATE',
-      `acceptor journal entry ${e.index} is not an accepted record`,
+      `acceptor journal entry ${e.index} is not an accepted record (${why})`,
     );
+  let r: { s?: unknown; b?: unknown; v?: unknown; e?: unknown };
+  try {
+    r = decodeValue(e.data) as typeof r;
+  } catch (err) {
+    throw notRecord((err as Error).message);
   }
-  return { slot: r.s, ballot: r.b, value: r.v as SlotValue };
+  if (!r || typeof r !== 'object' || !isBallot(r.b)) throw notRecord('no ballot');
+  const ballot = r.b;
+  if (r.e instanceof Uint8Array) {
+    let entries: SlotEntry[];
+    try {
+      entries = unpackSlotEntries(r.e);
+    } catch (err) {
+      throw notRecord((err as Error).message);
+    }
+    return entries.map((x) => ({ slot: x.slot, ballot, value: x.value }));
+  }
+  // An earlier version's record: one proposal, its command as an object.
+  const v = upgradeSlotValue(r.v);
+  if (typeof r.s !== 'number' || !Number.isSafeInteger(r.s) || !isSlotValue(v)) {
+    throw notRecord('bad slot or value');
+  }
+  return [{ slot: r.s, ballot, value: v }];
 }

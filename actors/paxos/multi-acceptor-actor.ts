@@ -9,7 +9,7 @@
 import { Actor, type Terminated } from '../../lib/actor.js';
 import type { AcceptorJournal } from './acceptor-journal.js';
 import { MultiAcceptorCore, type MultiAcceptorView } from './multi-acceptor.js';
-import { type MultiPaxosMessage, multiMessageProblem } from './multi-messages.js';
+import { fromWire, type MultiPaxosMessage } from './multi-messages.js';
 
 export interface MultiPaxosAcceptorOptions {
   readonly journal: AcceptorJournal;
@@ -38,12 +38,13 @@ export class MultiPaxosAcceptor extends Actor<MultiPaxosMessage, MultiAcceptorVi
   receive(msg: MultiPaxosMessage | Terminated): void | Promise<void> {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
-    const problem = multiMessageProblem(msg);
-    if (problem !== undefined) {
+    const m = fromWire(msg);
+    if ('problem' in m) {
+      const problem = m.problem;
       this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
       return;
     }
-    const out = core.step(msg, this.ctx.clock.now());
+    const out = core.step(m, this.ctx.clock.now());
     if (!out.persist) {
       for (const s of out.send) this.ctx.send(s.to, s.msg);
       return;

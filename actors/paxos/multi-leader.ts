@@ -39,13 +39,14 @@ import {
   ZERO_BALLOT,
 } from './ballot.js';
 import { PaxosError } from './errors.js';
-import type {
-  AcceptedSlot,
-  MOutbound,
-  MPromise,
-  MultiPaxosMessage,
-  SlotEntry,
-  SlotValue,
+import {
+  type AcceptedSlot,
+  commandValue,
+  type MOutbound,
+  type MPromise,
+  type MultiPaxosMessage,
+  type SlotEntry,
+  type SlotValue,
 } from './multi-messages.js';
 import type { QuorumSystem } from './quorum.js';
 
@@ -269,7 +270,8 @@ export class MultiLeaderCore {
     now: number,
     defer = false,
   ): { result: SubmitResult; output: MultiLeaderOutput } {
-    return this.submitValue({ k: 'cmd', c: command, t: this.ballot.round }, now, defer);
+    if (this.role !== 'leader') return this.submitValue(undefined, now, defer);
+    return this.submitValue(commandValue(command, this.ballot.round), now, defer);
   }
 
   /** Queues a read barrier: a no-op tagged `barrier` that learners report when applied. */
@@ -335,8 +337,9 @@ export class MultiLeaderCore {
     }
   }
 
+  /** `value` is undefined only when this proposer does not lead (then it is refused). */
   private submitValue(
-    value: SlotValue,
+    value: SlotValue | undefined,
     now: number,
     defer: boolean,
   ): { result: SubmitResult; output: MultiLeaderOutput } {
@@ -350,7 +353,7 @@ export class MultiLeaderCore {
         output: this.flushOut(),
       };
     }
-    if (this.queue.length >= this.maxPending) {
+    if (this.queue.length >= this.maxPending || value === undefined) {
       return { result: { ok: false, code: 'Dropped' }, output: this.flushOut() };
     }
     this.queue.push(value);

@@ -17,11 +17,7 @@ import {
   type MultiLearnerOutput,
   type MultiLearnerView,
 } from './multi-learner.js';
-import {
-  type MultiPaxosMessage,
-  multiMessageProblem,
-  type SnapshotImage,
-} from './multi-messages.js';
+import { fromWire, type MultiPaxosMessage, type SnapshotImage, toWire } from './multi-messages.js';
 import type { SessionCheck } from './sessions.js';
 
 export type MultiLearnerMsg =
@@ -113,19 +109,20 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
         this.ctx.reply(msg, core.session(msg.clientId, msg.seq));
         return;
       default: {
-        const problem = multiMessageProblem(msg);
-        if (problem !== undefined) {
+        const m = fromWire(msg);
+        if ('problem' in m) {
+          const problem = m.problem;
           this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
           return;
         }
-        return this.handle(core.step(msg, now));
+        return this.handle(core.step(m, now));
       }
     }
   }
 
   private handle(out: MultiLearnerOutput): void | Promise<void> {
-    for (const s of out.send) this.ctx.send(s.to, s.msg);
-    for (const r of out.applied) this.ctx.emit({ type: 'applied', ...r });
+    for (const s of out.send) this.ctx.send(s.to, toWire(s.msg) as MultiPaxosMessage);
+    this.emitApplied(out.applied);
     if (out.applied.length > 0) this.ctx.setState((this.core as MultiLearnerCore).view());
     if (out.snapshot) return this.handleAsync({ ...out, send: [], applied: [] });
   }
@@ -134,8 +131,8 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     const core = this.core as MultiLearnerCore;
     let out: MultiLearnerOutput | undefined = first;
     while (out) {
-      for (const s of out.send) this.ctx.send(s.to, s.msg);
-      for (const r of out.applied) this.ctx.emit({ type: 'applied', ...r });
+      for (const s of out.send) this.ctx.send(s.to, toWire(s.msg) as MultiPaxosMessage);
+      this.emitApplied(out.applied);
       if (out.applied.length > 0) this.ctx.setState(core.view());
       const snap: SnapshotImage | undefined = out.snapshot;
       out = undefined;
@@ -153,6 +150,19 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
             error: (err as Error).message,
           });
         }
+      }
+    }
+  }
+
+  private emitApplied(applied: MultiLearnerOutput['applied']): void {
+    for (const r of applied) {
+      this.ctx.emit(r);
+      if (r.kind === 'noop' && r.invalid !== undefined) {
+        this.ctx.emit({
+          type: 'bad-message',
+          code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE',
+          problem: `slot ${r.index} holds a malformed command (skipped): ${r.invalid}`,
+        });
       }
     }
   }

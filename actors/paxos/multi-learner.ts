@@ -17,17 +17,20 @@ import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
 import { PaxosError } from './errors.js';
 import { sameValue } from './learner.js';
-import type {
-  MOutbound,
-  MultiPaxosMessage,
-  SlotEntry,
-  SlotValue,
-  SnapshotImage,
+import {
+  decodeCommand,
+  type MOutbound,
+  type MultiPaxosMessage,
+  type SlotEntry,
+  type SlotValue,
+  type SnapshotImage,
 } from './multi-messages.js';
 import { ClientSessions, type SessionsImage } from './sessions.js';
 
+/** One applied slot; `type` lets the actor shell publish it on events$ as it is. */
 export type AppliedRecord =
   | {
+      readonly type: 'applied';
       readonly kind: 'cmd';
       readonly index: number;
       readonly term: number;
@@ -37,12 +40,23 @@ export type AppliedRecord =
       readonly duplicate: boolean;
     }
   | {
+      readonly type: 'applied';
       readonly kind: 'noop';
       readonly index: number;
       readonly term: number;
       readonly barrier?: string;
+      /**
+       * Set when the slot holds a command whose bytes are not a command (only a faulty or
+       * hostile proposer builds one): every replica skips it the same way.
+       */
+      readonly invalid?: string;
     }
-  | { readonly kind: 'snapshot'; readonly index: number; readonly term: number };
+  | {
+      readonly type: 'applied';
+      readonly kind: 'snapshot';
+      readonly index: number;
+      readonly term: number;
+    };
 
 export interface MultiLearnerOutput {
   readonly send: MOutbound[];
@@ -99,7 +113,7 @@ export class MultiLearnerCore {
   private knownChosenUpTo = 0;
   private readonly pending = new Map<number, SlotValue>();
   /** Applied values since the last durable snapshot, served to lagging peers. */
-  private readonly retained = new Map<number, SlotValue>();
+  private readonly retained = new RetainedSlots();
   private sessions: ClientSessions;
   private lastSnapshot: SnapshotImage | undefined;
   private snapshotInFlight: SnapshotImage | undefined;
@@ -207,7 +221,7 @@ export class MultiLearnerCore {
     if (snap && snap.index === index) {
       this.snapshotInFlight = undefined;
       if (!this.lastSnapshot || snap.index > this.lastSnapshot.index) this.lastSnapshot = snap;
-      for (const s of [...this.retained.keys()]) if (s <= index) this.retained.delete(s);
+      this.retained.dropUpTo(index);
       if (this.opts.localAcceptor !== undefined) {
         this.send(this.opts.localAcceptor, { type: 'mp.compact', from: this.opts.id, upTo: index });
       }
@@ -223,6 +237,12 @@ export class MultiLearnerCore {
 
   private learnEntries(entries: readonly SlotEntry[]): void {
     for (const e of entries) {
+      // In-order arrival, nothing waiting: apply at once, without parking it in `pending`.
+      if (e.slot === this.appliedUpTo + 1 && this.pending.size === 0) {
+        if (e.slot > this.knownChosenUpTo) this.knownChosenUpTo = e.slot;
+        this.applyOne(e.slot, e.value);
+        continue;
+      }
       if (e.slot <= this.appliedUpTo) {
         const had = this.retained.get(e.slot);
         if (had && !sameValue(had, e.value)) this.conflict(e.slot);
@@ -247,48 +267,62 @@ export class MultiLearnerCore {
   }
 
   private applyReady(): void {
-    for (;;) {
-      const slot = this.appliedUpTo + 1;
-      const v = this.pending.get(slot);
-      if (!v) break;
-      this.pending.delete(slot);
-      this.appliedUpTo = slot;
-      this.appliedTerm = v.t;
-      this.retained.set(slot, v);
-      if (v.k === 'noop') {
-        this.out.applied.push({
-          kind: 'noop',
-          index: slot,
-          term: v.t,
-          ...(v.b !== undefined ? { barrier: v.b } : {}),
-        });
-        continue;
+    if (this.pending.size > 0) {
+      for (;;) {
+        const slot = this.appliedUpTo + 1;
+        const v = this.pending.get(slot);
+        if (!v) break;
+        this.pending.delete(slot);
+        this.applyOne(slot, v);
       }
-      const c = v.c;
-      const check = this.sessions.check(c.clientId, c.seq);
-      if (check.duplicate) {
-        this.out.applied.push({
-          kind: 'cmd',
-          index: slot,
-          term: v.t,
-          command: c,
-          result: check.result,
-          duplicate: true,
-        });
-        continue;
-      }
-      const result = this.opts.stateMachine.apply(c.op, { index: slot, term: v.t });
-      this.sessions.record(c.clientId, c.seq, result);
+    }
+    this.maybeSnapshot();
+  }
+
+  /** Applies `v` at `slot`, which must be `appliedUpTo + 1`. */
+  private applyOne(slot: number, v: SlotValue): void {
+    this.appliedUpTo = slot;
+    this.appliedTerm = v.t;
+    this.retained.push(slot, v);
+    if (v.k === 'noop') {
       this.out.applied.push({
+        type: 'applied',
+        kind: 'noop',
+        index: slot,
+        term: v.t,
+        ...(v.b !== undefined ? { barrier: v.b } : {}),
+      });
+      return;
+    }
+    const c = decodeCommand(v.d);
+    if (typeof c === 'string') {
+      this.out.applied.push({ type: 'applied', kind: 'noop', index: slot, term: v.t, invalid: c });
+      return;
+    }
+    const check = this.sessions.check(c.clientId, c.seq);
+    if (check.duplicate) {
+      this.out.applied.push({
+        type: 'applied',
         kind: 'cmd',
         index: slot,
         term: v.t,
         command: c,
-        result,
-        duplicate: false,
+        result: check.result,
+        duplicate: true,
       });
+      return;
     }
-    this.maybeSnapshot();
+    const result = this.opts.stateMachine.apply(c.op, { index: slot, term: v.t });
+    this.sessions.record(c.clientId, c.seq, result);
+    this.out.applied.push({
+      type: 'applied',
+      kind: 'cmd',
+      index: slot,
+      term: v.t,
+      command: c,
+      result,
+      duplicate: false,
+    });
   }
 
   private maybeSnapshot(): void {
@@ -315,10 +349,15 @@ export class MultiLearnerCore {
     this.sessions = ClientSessions.fromImage(img.sessions);
     this.appliedUpTo = snap.index;
     this.appliedTerm = snap.term;
-    this.retained.clear();
+    this.retained.clear(snap.index + 1);
     for (const s of [...this.pending.keys()]) if (s <= snap.index) this.pending.delete(s);
     if (snap.index > this.knownChosenUpTo) this.knownChosenUpTo = snap.index;
-    this.out.applied.push({ kind: 'snapshot', index: snap.index, term: snap.term });
+    this.out.applied.push({
+      type: 'applied',
+      kind: 'snapshot',
+      index: snap.index,
+      term: snap.term,
+    });
     this.applyReady();
   }
 
@@ -383,5 +422,50 @@ export class MultiLearnerCore {
     const o = this.out;
     this.out = { send: [], applied: [] };
     return o;
+  }
+}
+
+/**
+ * The applied values a learner keeps until a durable snapshot covers them: always a
+ * contiguous run of slots ending at the applied index, so an array with a moving start
+ * (cheaper per slot than a Map with thousands of entries).
+ */
+class RetainedSlots {
+  private values: SlotValue[] = [];
+  private head = 0;
+  /** The slot of `values[head]`. */
+  private from = 1;
+
+  get(slot: number): SlotValue | undefined {
+    if (slot < this.from) return undefined;
+    return this.values[this.head + slot - this.from];
+  }
+
+  /** Appends the value of the next slot (a gap starts the run afresh at `slot`). */
+  push(slot: number, v: SlotValue): void {
+    if (slot !== this.from + this.values.length - this.head) this.clear(slot);
+    this.values.push(v);
+  }
+
+  /** Forgets slots ≤ `index`. */
+  dropUpTo(index: number): void {
+    const n = Math.min(index + 1 - this.from, this.values.length - this.head);
+    if (n <= 0) return;
+    this.head += n;
+    this.from += n;
+    if (this.head === this.values.length) {
+      this.values = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.values.length) {
+      this.values = this.values.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Forgets everything; the next slot pushed is `next`. */
+  clear(next: number): void {
+    this.values = [];
+    this.head = 0;
+    this.from = next;
   }
 }

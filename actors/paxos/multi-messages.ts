@@ -1,17 +1,28 @@
 /**
  * Multi-Paxos messages (plain data; they cross the msgpack codec). `from` is the sender's
  * actor address. Slots are positive integers; slot values are `SlotValue`s.
+ *
+ * Wire form (`toWire` / `fromWire`): the entries of accepts, decisions and catch-up replies
+ * cross the codec as one packed byte string (`packSlotEntries`) instead of an array of
+ * objects, and a command is encoded once, by the proposer that assigns it a slot (`d`): every
+ * accept, decision, journal record and catch-up reply then copies bytes instead of walking,
+ * checking, encoding and decoding the command object again (the learner decodes it once, when
+ * it applies the slot).
  */
+import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { Command } from '../../lib/replicated-log.js';
 import type { Ballot } from './ballot.js';
+import { PaxosError } from './errors.js';
 
 /**
  * What a slot holds. `t` is the round of the ballot that first proposed the value: it travels
  * with the value (a new leader re-proposes the value unchanged), so every replica applies a
- * slot with the same term.
+ * slot with the same term. A command travels encoded (`d`, msgpack of the `Command`), exactly
+ * as the proposer encoded it: the bytes are the value, so every replica compares and applies
+ * the same bytes.
  */
 export type SlotValue =
-  | { readonly k: 'cmd'; readonly c: Command; readonly t: number }
+  | { readonly k: 'cmd'; readonly d: Uint8Array; readonly t: number }
   /** Fills a gap found by a new leader; with `b`, a read barrier with that id. */
   | { readonly k: 'noop'; readonly t: number; readonly b?: string };
 
@@ -158,10 +169,37 @@ function isSlot(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function isCommand(v: unknown): boolean {
+function isCommand(v: unknown): v is Command {
   if (v === null || typeof v !== 'object') return false;
   const c = v as Record<string, unknown>;
   return typeof c.clientId === 'string' && typeof c.seq === 'number' && 'op' in c;
+}
+
+/**
+ * The slot value of a client command: the command encoded once, here, as the msgpack array
+ * `[clientId, seq, op]` (an array decodes faster than a map; Raft's log uses the same form).
+ */
+export function commandValue(command: Command, t: number): SlotValue {
+  return { k: 'cmd', d: encodeValue([command.clientId, command.seq, command.op]), t };
+}
+
+/**
+ * The command a `cmd` slot value carries, or a reason when its bytes are not a command.
+ * Also reads the map form `{ clientId, seq, op }`.
+ */
+export function decodeCommand(d: Uint8Array): Command | string {
+  let c: unknown;
+  try {
+    c = decodeValue(d);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (Array.isArray(c)) {
+    if (c.length === 3 && typeof c[0] === 'string' && typeof c[1] === 'number') {
+      return { clientId: c[0], seq: c[1], op: c[2] };
+    }
+  } else if (isCommand(c)) return c;
+  return 'the value is not a command (clientId, seq, op)';
 }
 
 export function isSlotValue(v: unknown): v is SlotValue {
@@ -169,7 +207,145 @@ export function isSlotValue(v: unknown): v is SlotValue {
   const s = v as Record<string, unknown>;
   if (typeof s.t !== 'number') return false;
   if (s.k === 'noop') return s.b === undefined || typeof s.b === 'string';
-  return s.k === 'cmd' && isCommand(s.c);
+  return s.k === 'cmd' && s.d instanceof Uint8Array && s.d.length > 0;
+}
+
+/**
+ * A slot value as stored by an earlier version (the command as an object, `c`), converted to
+ * the current form; any other value is returned unchanged. Used when reading old journals.
+ */
+export function upgradeSlotValue(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  const s = v as Record<string, unknown>;
+  if (s.k === 'cmd' && s.d === undefined && isCommand(s.c) && typeof s.t === 'number') {
+    return commandValue(s.c, s.t);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------- packed entries
+//
+// Layout, little-endian, repeated per entry:
+//
+//     slot f64 | t f64 | kind u8 (0 cmd, 1 noop, 2 noop with barrier) | length u32 | data
+//
+// `data` is the encoded command (kind 0) or the barrier id in UTF-8 (kind 2).
+
+const HEADER = 21;
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function packSlotEntries(entries: readonly SlotEntry[]): Uint8Array {
+  const n = entries.length;
+  const barriers: (Uint8Array | undefined)[] = [];
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const v = (entries[i] as SlotEntry).value;
+    let len = 0;
+    if (v.k === 'cmd') len = v.d.byteLength;
+    else if (v.b !== undefined) {
+      const b = utf8.encode(v.b);
+      barriers[i] = b;
+      len = b.byteLength;
+    }
+    size += HEADER + len;
+  }
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i] as SlotEntry;
+    const v = e.value;
+    const data = v.k === 'cmd' ? v.d : barriers[i];
+    dv.setFloat64(off, e.slot, true);
+    dv.setFloat64(off + 8, v.t, true);
+    dv.setUint8(off + 16, v.k === 'cmd' ? 0 : data !== undefined ? 2 : 1);
+    const len = data?.byteLength ?? 0;
+    dv.setUint32(off + 17, len, true);
+    if (data !== undefined) out.set(data, off + HEADER);
+    off += HEADER + len;
+  }
+  return out;
+}
+
+function badPacked(why: string): never {
+  throw new PaxosError('SYNOD_ERR_PAXOS_BAD_MESSAGE', `packed entries: ${why}`);
+}
+
+/**
+ * Entries from `packSlotEntries`' bytes; command values are views into `bytes` (no copy).
+ * Throws `PaxosError('SYNOD_ERR_PAXOS_BAD_MESSAGE')` on malformed input.
+ */
+export function unpackSlotEntries(bytes: Uint8Array): SlotEntry[] {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: SlotEntry[] = [];
+  const end = bytes.byteLength;
+  let off = 0;
+  while (off < end) {
+    if (end - off < HEADER) badPacked(`truncated header at byte ${off}`);
+    const slot = dv.getFloat64(off, true);
+    const t = dv.getFloat64(off + 8, true);
+    const kind = dv.getUint8(off + 16);
+    const len = dv.getUint32(off + 17, true);
+    const start = off + HEADER;
+    if (start + len > end) badPacked(`entry at byte ${off} runs past the end`);
+    if (!isSlot(slot)) badPacked(`bad slot at byte ${off}`);
+    if (!Number.isFinite(t)) badPacked(`bad term at byte ${off + 8}`);
+    // a plain view (Buffer#subarray goes through species lookups and is slower)
+    const data = new Uint8Array(bytes.buffer, bytes.byteOffset + start, len);
+    let value: SlotValue;
+    if (kind === 0) {
+      if (len === 0) badPacked(`empty command at byte ${off}`);
+      value = { k: 'cmd', d: data, t };
+    } else if (kind === 1) {
+      if (len !== 0) badPacked(`no-op with data at byte ${off}`);
+      value = { k: 'noop', t };
+    } else if (kind === 2) {
+      let b: string;
+      try {
+        b = fromUtf8.decode(data);
+      } catch {
+        badPacked(`barrier id is not UTF-8 at byte ${start}`);
+      }
+      value = { k: 'noop', t, b };
+    } else badPacked(`unknown value kind ${kind} at byte ${off + 16}`);
+    out.push({ slot, value });
+    off = start + len;
+  }
+  return out;
+}
+
+const PACKED = new Set(['mp.accept', 'mp.decide', 'mp.catchup-reply']);
+
+/**
+ * The form of `msg` that crosses the codec: entries packed into one byte string. Every other
+ * message is returned as it is.
+ */
+export function toWire(msg: MultiPaxosMessage): unknown {
+  if (!PACKED.has(msg.type)) return msg;
+  const m = msg as MAccept | MDecide | MCatchupReply;
+  return { ...m, entries: packSlotEntries(m.entries) };
+}
+
+/**
+ * A received message back in its in-memory form (packed entries unpacked), or a reason why
+ * it is malformed (`multiMessageProblem` plus the checks of the packed layout).
+ */
+export function fromWire(raw: unknown): MultiPaxosMessage | { readonly problem: string } {
+  if (raw === null || typeof raw !== 'object') return { problem: 'message is not an object' };
+  const r = raw as Record<string, unknown>;
+  let msg = raw;
+  let unpacked = false;
+  if (PACKED.has(r.type as string) && r.entries instanceof Uint8Array) {
+    try {
+      msg = { ...r, entries: unpackSlotEntries(r.entries) };
+      unpacked = true;
+    } catch (err) {
+      return { problem: `${String(r.type)}: ${(err as Error).message}` };
+    }
+  }
+  const problem = multiMessageProblem(msg, unpacked);
+  return problem === undefined ? (msg as MultiPaxosMessage) : { problem };
 }
 
 function entriesOk(v: unknown, withBallot = false): boolean {
@@ -191,8 +367,11 @@ function isBallotLike(b: unknown): boolean {
   );
 }
 
-/** Returns a reason when `value` is not a well-formed Multi-Paxos message. */
-export function multiMessageProblem(value: unknown): string | undefined {
+/**
+ * Returns a reason when `value` is not a well-formed Multi-Paxos message. `entriesChecked`:
+ * its entries came from `unpackSlotEntries`, which checked them already.
+ */
+export function multiMessageProblem(value: unknown, entriesChecked = false): string | undefined {
   if (value === null || typeof value !== 'object') return 'message is not an object';
   const m = value as Record<string, unknown>;
   if (typeof m.from !== 'string' || m.from.length === 0) return 'message has no sender "from"';
@@ -207,7 +386,7 @@ export function multiMessageProblem(value: unknown): string | undefined {
     case 'mp.accept':
       if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number') return bad('ballot or sentAt');
       if (m.rid !== undefined && !isSlot(m.rid)) return bad('rid');
-      return entriesOk(m.entries) ? undefined : bad('entries');
+      return entriesChecked || entriesOk(m.entries) ? undefined : bad('entries');
     case 'mp.accepted':
       if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number' || !isSlot(m.floor)) {
         return bad('ballot, sentAt or floor');
@@ -217,7 +396,7 @@ export function multiMessageProblem(value: unknown): string | undefined {
     case 'mp.nack':
       return isBallotLike(m.ballot) && isBallotLike(m.promised) ? undefined : bad('ballots');
     case 'mp.decide':
-      return entriesOk(m.entries) ? undefined : bad('entries');
+      return entriesChecked || entriesOk(m.entries) ? undefined : bad('entries');
     case 'mp.heartbeat':
       if (!isBallotLike(m.ballot) || !isSlot(m.chosenUpTo)) return bad('ballot or chosenUpTo');
       return m.learner === undefined || typeof m.learner === 'string' ? undefined : bad('learner');
@@ -226,7 +405,9 @@ export function multiMessageProblem(value: unknown): string | undefined {
     case 'mp.catchup':
       return isSlot(m.fromSlot) && isSlot(m.toSlot) ? undefined : bad('slot range');
     case 'mp.catchup-reply': {
-      if (!isSlot(m.decidedUpTo) || !entriesOk(m.entries)) return bad('entries');
+      if (!isSlot(m.decidedUpTo) || !(entriesChecked || entriesOk(m.entries))) {
+        return bad('entries');
+      }
       if (m.snapshot === undefined) return undefined;
       const s = m.snapshot as Record<string, unknown> | null;
       return s && isSlot(s.index) && typeof s.term === 'number' && s.data instanceof Uint8Array

@@ -51,6 +51,20 @@ interface Waiter<T> {
   timer: TimerHandle;
 }
 
+/**
+ * A proposal waiting to be applied. Proposals do not get a timer each (one per write was a
+ * visible share of the write path): they wait in a FIFO per timeout length, so deadlines in
+ * one queue are in order, and one timer per log fires at the earliest deadline.
+ */
+interface PendingProposal<Result> {
+  readonly key: string;
+  readonly deadline: number;
+  readonly ms: number;
+  done: boolean;
+  resolve(v: ProposeResult<Result>): void;
+  reject(e: Error): void;
+}
+
 export class MultiPaxosLog<Op = unknown, Result = unknown> implements ReplicatedLog<Op, Result> {
   readonly nodeId: string;
   private readonly leaderSubject = new BehaviorSubject<string | undefined>(undefined);
@@ -62,11 +76,17 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
   readonly appliedIndex$: Observable<number> = this.appliedIndexSubject.asObservable();
   readonly applied$: Observable<AppliedEntry<Op, Result>> = this.appliedSubject.asObservable();
 
-  private readonly proposals = new Map<string, Waiter<ProposeResult<Result>>[]>();
+  private readonly proposals = new Map<string, PendingProposal<Result>[]>();
+  /** Per timeout length (ms), the proposals in the order they were made (deadline order). */
+  private readonly expiry = new Map<number, { head: number; items: PendingProposal<Result>[] }>();
+  private sweepTimer: TimerHandle | undefined;
+  private sweepAt = Number.POSITIVE_INFINITY;
   private readonly barriers = new Map<string, Waiter<number>>();
   private readonly indexWaiters = new Set<Waiter<number> & { index: number }>();
   private readonly subs: Subscription[] = [];
   private barrierSeq = 0;
+  /** The highest slot applied locally (published on appliedIndex$ once per batch). */
+  private appliedIdx = 0;
   private stopped = false;
   private readonly timeoutMs: number;
 
@@ -77,10 +97,15 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
       opts.learner.events$.subscribe((e) => {
         if (e.type === 'applied') this.onApplied(e as unknown as AppliedEvent<Op, Result>);
       }),
+      // The learner publishes its state once per batch of applied slots, after their
+      // `applied` events: the indexes move here, once per batch rather than once per slot.
       opts.learner.state$.subscribe((v) => {
-        if (v && v.knownChosenUpTo > this.commitSubject.value) {
-          this.commitSubject.next(v.knownChosenUpTo);
-        }
+        if (!v) return;
+        const applied = this.appliedIdx;
+        if (applied > this.appliedIndexSubject.value) this.appliedIndexSubject.next(applied);
+        const commit = Math.max(v.knownChosenUpTo, applied);
+        if (commit > this.commitSubject.value) this.commitSubject.next(commit);
+        if (this.indexWaiters.size > 0) this.releaseIndexWaiters();
       }),
       opts.proposer.state$.subscribe((v) => {
         const leader = v?.leader !== undefined ? nodeOf(v.leader) : undefined;
@@ -107,7 +132,7 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
 
   /** The highest slot applied on this node. */
   get appliedIndex(): number {
-    return this.appliedIndexSubject.value;
+    return this.appliedIdx;
   }
 
   propose(command: Command<Op>, options?: { timeoutMs?: number }): Promise<ProposeResult<Result>> {
@@ -116,40 +141,89 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
     }
     const k = key(command.clientId, command.seq);
     const ms = options?.timeoutMs ?? this.timeoutMs;
-    const done = new Promise<ProposeResult<Result>>((resolve, reject) => {
-      const w: Waiter<ProposeResult<Result>> = {
-        resolve,
-        reject,
-        timer: this.opts.clock.setTimer(ms, () => {
-          this.removeProposal(k, w);
-          reject(new ProposeError('Timeout', `not applied within ${ms} ms`));
-        }),
-      };
-      const list = this.proposals.get(k) ?? [];
-      list.push(w);
-      this.proposals.set(k, list);
-    });
-    const refused = (r: SubmitResult): void => {
-      if (r.ok) return;
-      const hint = r.code === 'NotLeader' && r.leaderHint ? nodeOf(r.leaderHint) : undefined;
-      this.failProposal(
-        k,
-        r.code === 'NotLeader'
-          ? new ProposeError('NotLeader', `${this.nodeId} is not the leader`, hint)
-          : new ProposeError('Dropped', 'the proposal queue is full'),
-      );
-    };
+    const done = this.track(k, ms);
     const local = this.opts.localProposer;
     if (local) {
-      refused(local.submitLocal(command));
+      const r = local.submitLocal(command);
+      if (!r.ok) this.refused(k, r);
       return done;
     }
-    this.opts.proposer
-      .ask({ type: 'mp.submit', command }, ms)
-      .then(refused, (err: Error) =>
+    this.opts.proposer.ask({ type: 'mp.submit', command }, ms).then(
+      (r) => {
+        if (!r.ok) this.refused(k, r);
+      },
+      (err: Error) =>
         this.failProposal(k, new ProposeError('Stopped', `proposer unavailable: ${err.message}`)),
-      );
+    );
     return done;
+  }
+
+  private track(k: string, ms: number): Promise<ProposeResult<Result>> {
+    return new Promise<ProposeResult<Result>>((resolve, reject) => {
+      const deadline = this.opts.clock.now() + ms;
+      const p: PendingProposal<Result> = { key: k, deadline, ms, done: false, resolve, reject };
+      const list = this.proposals.get(k);
+      if (list) list.push(p);
+      else this.proposals.set(k, [p]);
+      let q = this.expiry.get(ms);
+      if (!q) {
+        q = { head: 0, items: [] };
+        this.expiry.set(ms, q);
+      }
+      q.items.push(p);
+      if (deadline < this.sweepAt) this.armSweep(deadline);
+    });
+  }
+
+  private refused(k: string, r: Exclude<SubmitResult, { ok: true }>): void {
+    const hint = r.code === 'NotLeader' && r.leaderHint ? nodeOf(r.leaderHint) : undefined;
+    this.failProposal(
+      k,
+      r.code === 'NotLeader'
+        ? new ProposeError('NotLeader', `${this.nodeId} is not the leader`, hint)
+        : new ProposeError('Dropped', 'the proposal queue is full'),
+    );
+  }
+
+  private armSweep(at: number): void {
+    this.sweepTimer?.cancel();
+    this.sweepAt = at;
+    const delay = Math.max(0, at - this.opts.clock.now());
+    this.sweepTimer = this.opts.clock.setTimer(delay, () => this.sweep());
+  }
+
+  /** Times out the proposals whose deadline passed; re-arms for the earliest one left. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Number.POSITIVE_INFINITY;
+    if (this.stopped) return;
+    const now = this.opts.clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [ms, q] of this.expiry) {
+      const items = q.items;
+      let h = q.head;
+      while (h < items.length) {
+        const p = items[h] as PendingProposal<Result>;
+        if (!p.done) {
+          if (p.deadline > now) break;
+          this.removeProposal(p);
+          p.done = true;
+          p.reject(new ProposeError('Timeout', `not applied within ${ms} ms`));
+        }
+        h++;
+      }
+      if (h === items.length) {
+        this.expiry.delete(ms);
+        continue;
+      }
+      if (h > 1024 && h * 2 > items.length) {
+        q.items = items.slice(h);
+        q.head = 0;
+      } else q.head = h;
+      const d = (q.items[q.head] as PendingProposal<Result>).deadline;
+      if (d < next) next = d;
+    }
+    if (next < Number.POSITIVE_INFINITY) this.armSweep(next);
   }
 
   readBarrier(options?: { timeoutMs?: number }): Promise<number> {
@@ -196,13 +270,16 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
     this.stopped = true;
     for (const s of this.subs) s.unsubscribe();
     const err = () => new ProposeError('Stopped', 'the log was stopped');
+    this.sweepTimer?.cancel();
+    this.sweepTimer = undefined;
     for (const list of this.proposals.values()) {
-      for (const w of list) {
-        w.timer.cancel();
-        w.reject(err());
+      for (const p of list) {
+        p.done = true;
+        p.reject(err());
       }
     }
     this.proposals.clear();
+    this.expiry.clear();
     for (const w of this.barriers.values()) {
       w.timer.cancel();
       w.reject(err());
@@ -217,7 +294,7 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
   }
 
   private waitApplied(index: number, resolve: (i: number) => void, reject: (e: Error) => void) {
-    if (this.appliedIndexSubject.value >= index) {
+    if (this.appliedIdx >= index) {
       resolve(index);
       return;
     }
@@ -234,12 +311,9 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
   }
 
   private onApplied(e: AppliedEvent<Op, Result>): void {
-    if (e.index > this.appliedIndexSubject.value) {
-      this.appliedIndexSubject.next(e.index);
-      if (e.index > this.commitSubject.value) this.commitSubject.next(e.index);
-    }
+    if (e.index > this.appliedIdx) this.appliedIdx = e.index;
     if (e.kind === 'cmd') {
-      if (!e.duplicate) {
+      if (!e.duplicate && this.appliedSubject.observed) {
         this.appliedSubject.next({
           index: e.index,
           term: e.term,
@@ -247,13 +321,16 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
           result: e.result,
         });
       }
-      const k = key(e.command.clientId, e.command.seq);
-      const list = this.proposals.get(k);
-      if (list) {
-        this.proposals.delete(k);
-        for (const w of list) {
-          w.timer.cancel();
-          w.resolve({ index: e.index, term: e.term, result: e.result });
+      if (this.proposals.size > 0) {
+        const k = key(e.command.clientId, e.command.seq);
+        const list = this.proposals.get(k);
+        if (list) {
+          this.proposals.delete(k);
+          const r = { index: e.index, term: e.term, result: e.result };
+          for (const p of list) {
+            p.done = true;
+            p.resolve(r);
+          }
         }
       }
     } else if (e.kind === 'snapshot') {
@@ -268,9 +345,9 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
             const list = this.proposals.get(k);
             if (!list) return;
             this.proposals.delete(k);
-            for (const w of list) {
-              w.timer.cancel();
-              w.resolve({ index: e.index, term: e.term, result: check.result as Result });
+            for (const p of list) {
+              p.done = true;
+              p.resolve({ index: e.index, term: e.term, result: check.result as Result });
             }
           })
           .catch(() => undefined);
@@ -283,8 +360,11 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
         w.resolve(e.index);
       }
     }
+  }
+
+  private releaseIndexWaiters(): void {
     for (const w of this.indexWaiters) {
-      if (this.appliedIndexSubject.value >= w.index) {
+      if (this.appliedIdx >= w.index) {
         this.indexWaiters.delete(w);
         w.timer.cancel();
         w.resolve(w.index);
@@ -296,18 +376,18 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
     const list = this.proposals.get(k);
     if (!list) return;
     this.proposals.delete(k);
-    for (const w of list) {
-      w.timer.cancel();
-      w.reject(err);
+    for (const p of list) {
+      p.done = true;
+      p.reject(err);
     }
   }
 
-  private removeProposal(k: string, w: Waiter<ProposeResult<Result>>): void {
-    const list = this.proposals.get(k);
+  private removeProposal(p: PendingProposal<Result>): void {
+    const list = this.proposals.get(p.key);
     if (!list) return;
-    const rest = list.filter((x) => x !== w);
-    if (rest.length === 0) this.proposals.delete(k);
-    else this.proposals.set(k, rest);
+    const rest = list.filter((x) => x !== p);
+    if (rest.length === 0) this.proposals.delete(p.key);
+    else this.proposals.set(p.key, rest);
   }
 }
 

@@ -22,7 +22,7 @@ import {
   type MultiLeaderView,
   type SubmitResult,
 } from './multi-leader.js';
-import { type MultiPaxosMessage, multiMessageProblem } from './multi-messages.js';
+import { decodeCommand, fromWire, type MultiPaxosMessage, toWire } from './multi-messages.js';
 
 export type ReadStart =
   | { readonly ok: true; readonly index: number }
@@ -119,12 +119,13 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         return this.handle(output);
       }
       default: {
-        const problem = multiMessageProblem(msg);
-        if (problem !== undefined) {
+        const m = fromWire(msg);
+        if ('problem' in m) {
+          const problem = m.problem;
           this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
           return;
         }
-        return this.handle(core.step(msg, now));
+        return this.handle(core.step(m, now));
       }
     }
   }
@@ -159,7 +160,16 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
   }
 
   private emitOutput(out: MultiLeaderOutput): void {
-    for (const s of out.send) this.ctx.send(s.to, s.msg);
+    // A broadcast is one message object sent to every acceptor (or learner): pack it once.
+    let last: MultiPaxosMessage | undefined;
+    let wire: unknown;
+    for (const s of out.send) {
+      if (s.msg !== last) {
+        last = s.msg;
+        wire = toWire(s.msg);
+      }
+      this.ctx.send(s.to, wire as MultiPaxosMessage);
+    }
     for (const r of out.reads) {
       const ask = this.readAsks.get(r.id);
       if (!ask) continue;
@@ -177,9 +187,10 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     }
     for (const f of out.fates) {
       const v = f.value;
+      const c = v.k === 'cmd' ? decodeCommand(v.d) : undefined;
       this.ctx.emit({
         type: f.kind === 'dropped' ? 'proposal-dropped' : 'proposal-indeterminate',
-        ...(v.k === 'cmd' ? { clientId: v.c.clientId, seq: v.c.seq } : {}),
+        ...(c !== undefined && typeof c !== 'string' ? { clientId: c.clientId, seq: c.seq } : {}),
         ...(v.k === 'noop' && v.b !== undefined ? { barrier: v.b } : {}),
       });
     }

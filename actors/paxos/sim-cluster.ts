@@ -27,12 +27,13 @@ import { sameValue } from './learner.js';
 import { MultiAcceptorCore, type MultiAcceptorOutput } from './multi-acceptor.js';
 import { MultiLeaderCore, type MultiLeaderOutput } from './multi-leader.js';
 import { type AppliedRecord, MultiLearnerCore, type MultiLearnerOutput } from './multi-learner.js';
-import type {
-  AcceptedSlot,
-  MOutbound,
-  MultiPaxosMessage,
-  SlotValue,
-  SnapshotImage,
+import {
+  type AcceptedSlot,
+  decodeCommand,
+  type MOutbound,
+  type MultiPaxosMessage,
+  type SlotValue,
+  type SnapshotImage,
 } from './multi-messages.js';
 import { majorityQuorums, type QuorumSystem, quorumSystem } from './quorum.js';
 
@@ -179,9 +180,14 @@ const nodeOf = (addr: string) => addr.slice(0, addr.indexOf('/'));
 const roleOf = (addr: string) => addr.slice(addr.indexOf('/') + 1) as keyof Node['actors'];
 
 function valueKey(v: SlotValue): string {
-  return v.k === 'noop'
-    ? `noop:${v.b ?? ''}`
-    : `cmd:${v.c.clientId}:${v.c.seq}:${JSON.stringify(v.c.op)}`;
+  if (v.k === 'noop') return `noop:${v.b ?? ''}`;
+  return commandKey(decodeCommand(v.d));
+}
+
+function commandKey(c: Command | string): string {
+  return typeof c === 'string'
+    ? `bad-command:${c}`
+    : `cmd:${c.clientId}:${c.seq}:${JSON.stringify(c.op)}`;
 }
 
 export function runSimCluster(opts: SimClusterOptions): SimResult {
@@ -584,7 +590,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
           : { f: 'cas', key, from: (value as number[])[0], to: (value as number[])[1] };
     const cmd: Command = { clientId: c.name, seq: c.seq, op: kop };
     c.op.seq = c.seq;
-    proposed.add(valueKey({ k: 'cmd', c: cmd, t: 0 }));
+    proposed.add(commandKey(cmd));
     const { result, output } = p.submit(cmd, now);
     proposerOutput(node, output);
     if (!result.ok) redirect(c, result.leaderHint, value);
@@ -597,11 +603,12 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
 
   const clientFate = (node: Node, kind: 'dropped' | 'indeterminate', v: SlotValue) => {
     if (kind !== 'dropped') return; // indeterminate: wait (it may still be applied) or time out
+    const vc = v.k === 'cmd' ? decodeCommand(v.d) : undefined;
     for (const c of clients) {
       const op = c.op;
       if (!op || op.node !== node.id) continue;
       const mine =
-        (v.k === 'cmd' && v.c.clientId === c.name && v.c.seq === op.seq) ||
+        (typeof vc === 'object' && vc.clientId === c.name && vc.seq === op.seq) ||
         (v.k === 'noop' && v.b !== undefined && v.b === op.barrier);
       if (mine) redirect(c, undefined, op.value);
     }

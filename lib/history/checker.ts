@@ -98,6 +98,8 @@ export interface KeyVerdict {
   explanation?: string;
   /** unknown: which budget ran out. */
   reason?: string;
+  /** violation: `blocking` is impossible in any order (found before the search). */
+  impossible?: boolean;
 }
 
 export interface Verdict {
@@ -275,6 +277,9 @@ interface MemoEntry<S> {
   sets: number[];
   next: MemoEntry<S> | undefined;
 }
+
+/** Search steps spent looking for a fuller explanation of a key already refuted. */
+const REFUTED_SEARCH_STEPS = 200_000;
 
 /** Searches one key. Exported for tests and custom drivers. */
 export function checkKey<S>(
@@ -464,12 +469,80 @@ export function checkKey<S>(
     | { prefix: number[]; states: S[]; state: S; blocking: number; candidates: number[] }
     | undefined;
 
+  // Set when an operation is refuted before the search (below); the search then only runs
+  // on a small step budget, to find the fuller explanation (the longest prefix) if it can.
+  let refutation: KeyVerdict | undefined;
+  let savedMaxSteps = budget.maxSteps;
   const finish = (result: KeyVerdict): KeyVerdict => {
     result.steps = steps;
     result.memoEntries = memoEntries;
     budget.steps += steps;
-    return result;
+    if (!refutation) return result;
+    budget.maxSteps = savedMaxSteps;
+    if (
+      budget.exhausted &&
+      budget.steps <= budget.maxSteps &&
+      budget.clock.now() <= budget.deadline
+    )
+      budget.exhausted = undefined;
+    if (result.result === 'linearizable')
+      throw new Error(
+        `linearizability checker inconsistency on key ${JSON.stringify(key)}: the model refuted an operation the search placed; please report this history`,
+      );
+    if (result.result === 'violation') return result;
+    refutation.steps = steps;
+    refutation.memoEntries = memoEntries;
+    return refutation;
   };
+
+  // Global refutation first (models with `reachable`): an operation whose result no order
+  // of the operations invoked before it returned can produce, starting from the initial
+  // state, refutes the key outright. Without this the search would have to exhaust every
+  // configuration before that operation to find out (exponential for a long prefix).
+  if (model.reachable || model.producible || model.refute) {
+    let impossible = firstUnreachable(model, order, ops, inputs, outputs, definite);
+    let why: string | undefined;
+    if (impossible === undefined && model.refute) {
+      const refuted = model.refute(
+        ops.map((op, k) => ({
+          input: inputs[k] as ModelInput,
+          output: outputs[k] as ModelOutput,
+          call: op.call,
+          ret: definite[k] ? op.ret : Number.POSITIVE_INFINITY,
+        })),
+      );
+      if (refuted) {
+        impossible = refuted.index;
+        why = refuted.why;
+      }
+    }
+    if (impossible !== undefined) {
+      const op = ops[impossible] as Operation;
+      const description = model.describeOperation(
+        rawInputs[impossible] as ModelInput,
+        rawOutputs[impossible] as ModelOutput,
+      );
+      const verdict: KeyVerdict = {
+        ...base,
+        result: 'violation',
+        longestPrefix: [],
+        stateAtFailure: model.describeState(model.init()),
+        blocking: op,
+        candidates: [{ op, description, why: 'rejected' }],
+        unplaceable: [op.id],
+        impossible: true,
+      };
+      verdict.explanation = [
+        `key ${JSON.stringify(key)} (${model.name}): not linearizable.`,
+        why !== undefined
+          ? `${describeOp(op, description)} is impossible wherever it is placed: ${why}.`
+          : `${describeOp(op, description)} has a result that no order of the operations invoked before it returned can produce, starting from ${model.describeState(model.init())}: it is impossible wherever it is placed.`,
+      ].join('\n');
+      refutation = verdict;
+      savedMaxSteps = budget.maxSteps;
+      budget.maxSteps = Math.min(budget.maxSteps, budget.steps + REFUTED_SEARCH_STEPS);
+    }
+  }
 
   // Lookahead (models with `reachable`): on entering a configuration, each of the next few
   // pending operations (by return) must be placed before anything invoked after its return;
@@ -642,6 +715,42 @@ export function checkKey<S>(
   return finish(verdict);
 }
 
+/**
+ * The first operation with a known result (by return time) that `model.reachable` says no
+ * order of the operations invoked before its return can produce from the initial state.
+ * `order` is the call/return entries sorted by time (call of op k = 2k, return = 2k + 1).
+ */
+function firstUnreachable<S>(
+  model: Model<S>,
+  order: readonly number[],
+  ops: readonly Operation[],
+  inputs: readonly ModelInput[],
+  outputs: readonly ModelOutput[],
+  definite: readonly boolean[],
+): number | undefined {
+  const reachable = (model.producible ?? model.reachable)?.bind(model);
+  if (!reachable) return undefined;
+  const init = model.init();
+  const between: ModelInput[] = [];
+  for (const e of order) {
+    const k = e >> 1;
+    if ((e & 1) === 0) {
+      between.push(inputs[k] as ModelInput);
+      continue;
+    }
+    if (!definite[k] || (ops[k] as Operation).outcome !== 'ok') continue;
+    if (
+      !reachable(
+        init,
+        { input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput },
+        between,
+      )
+    )
+      return k;
+  }
+  return undefined;
+}
+
 function fmtTime(t: number): string {
   if (t === Number.POSITIVE_INFINITY) return '∞';
   return Number.isInteger(t) ? String(t) : t.toFixed(3);
@@ -704,6 +813,8 @@ function summarise(v: Verdict): string {
   const first = v.violations[0] as KeyVerdict;
   const blocking = first.blocking as Operation;
   const desc = first.candidates?.find((c) => c.op.id === blocking.id)?.description ?? blocking.f;
+  if (first.impossible)
+    return `violation on ${v.violations.length} key(s), first ${JSON.stringify(first.key)}: ${describeOp(blocking, desc)} has a result no order of the earlier operations can produce (${s})`;
   return `violation on ${v.violations.length} key(s), first ${JSON.stringify(first.key)}: ${describeOp(blocking, desc)} cannot be placed after ${first.longestPrefix?.length ?? 0} linearized operations (${s})`;
 }
 

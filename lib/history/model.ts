@@ -76,6 +76,27 @@ export interface Model<S = unknown> {
     target: { input: ModelInput; output: ModelOutput },
     between: readonly ModelInput[],
   ): boolean;
+  /**
+   * Optional refutation before the search, a stronger (and slower) `reachable`: could
+   * `target` be accepted after applying some of `between` to `state`, in some order, each at
+   * most once? Asked once per operation with a known result, with the initial state and every
+   * operation invoked before the target returned; `false` makes the key a violation without
+   * searching. Must be conservative. Defaults to `reachable`.
+   */
+  producible?(
+    state: S,
+    target: { input: ModelInput; output: ModelOutput },
+    between: readonly ModelInput[],
+  ): boolean;
+  /**
+   * Optional refutation from real time, before the search: an operation that no
+   * linearization can include, and why in words, or `undefined`. `ops` are prepared, with
+   * their call and return times (`ret` is +Infinity for an unknown outcome). Must be sound:
+   * only answer when every order that respects real time fails.
+   */
+  refute?(
+    ops: ReadonlyArray<{ input: ModelInput; output: ModelOutput; call: number; ret: number }>,
+  ): { index: number; why: string } | undefined;
   /** Why an operation is malformed for this model, or `undefined` if it is fine. */
   validate?(input: ModelInput, output: ModelOutput): string | undefined;
   /** One short human description, e.g. `read → 3`, `cas 1→2`, `append "x"`. */
@@ -165,6 +186,75 @@ export const registerModel: Model<string> = {
       else if (input.f === 'cas') out = { known: true, value: output.value !== false };
     }
     return { input: { f: input.f, value }, output: out };
+  },
+  // A stale read: a read of v (or a successful cas from v) is impossible if every operation
+  // that may have written v (and the initial state, for null) was followed in real time by a
+  // definite write of another value that returned before the read was invoked.
+  refute(ops) {
+    const writersOf = new Map<string, number[]>();
+    const addWriter = (v: string, i: number) => {
+      const list = writersOf.get(v);
+      if (list) list.push(i);
+      else writersOf.set(v, [i]);
+    };
+    const killers: Array<{ i: number; value: string }> = [];
+    const targets: Array<{ i: number; value: string }> = [];
+    ops.forEach((op, i) => {
+      const { input, output } = op;
+      if (input.f === 'write') {
+        addWriter(input.value as string, i);
+        if (output.known) killers.push({ i, value: input.value as string });
+      } else if (input.f === 'delete') {
+        addWriter('null', i);
+        if (output.known) killers.push({ i, value: 'null' });
+      } else if (input.f === 'cas') {
+        const [from, to] = input.value as [string, string];
+        if (!output.known || output.value === true) addWriter(to, i);
+        if (output.known && output.value === true) {
+          killers.push({ i, value: to });
+          targets.push({ i, value: from });
+        }
+      } else if (input.f === 'read' && output.known) {
+        targets.push({ i, value: output.value as string });
+      }
+    });
+    const INIT = -1;
+    targets.sort((a, b) => (ops[a.i]?.ret ?? 0) - (ops[b.i]?.ret ?? 0));
+    for (const t of targets) {
+      const call = (ops[t.i] as { call: number }).call;
+      const writers = (writersOf.get(t.value) ?? []).filter((w) => w !== t.i);
+      if (t.value === 'null') writers.push(INIT);
+      const overwritten: string[] = [];
+      let possible = false;
+      for (const w of writers) {
+        const after = w === INIT ? Number.NEGATIVE_INFINITY : (ops[w] as { ret: number }).ret;
+        const killer = killers.find(
+          (k) =>
+            k.value !== t.value &&
+            (ops[k.i] as { call: number }).call > after &&
+            (ops[k.i] as { ret: number }).ret < call,
+        );
+        if (!killer) {
+          possible = true;
+          break;
+        }
+        const kOp = ops[killer.i] as { call: number; ret: number };
+        const by =
+          w === INIT
+            ? 'the initial state'
+            : `the operation invoked at ${(ops[w] as { call: number }).call}`;
+        overwritten.push(
+          `${by} by the write of ${short(killer.value)} [invoked ${kOp.call}, returned ${kOp.ret}]`,
+        );
+      }
+      if (possible) continue;
+      const why =
+        writers.length === 0
+          ? `no operation writes ${short(t.value)}`
+          : `every operation that may have written ${short(t.value)} was overwritten before it was invoked: ${overwritten.slice(0, 3).join('; ')}${overwritten.length > 3 ? `; and ${overwritten.length - 3} more` : ''}`;
+      return { index: t.i, why };
+    }
+    return undefined;
   },
   step(state, input, output) {
     switch (input.f) {
@@ -283,6 +373,38 @@ export const kvModel: Model<string> = {
     for (let i = 0; i < between.length; i++) {
       const b = between[i] as ModelInput;
       if (b.f === 'put' && v.startsWith(asText(b.value) ?? '')) return true;
+    }
+    return false;
+  },
+  // A get of v needs v = base + tail, base the current string or a put's value, and tail a
+  // concatenation of appended strings (allowing each to repeat keeps this conservative).
+  producible(state, target, between) {
+    if (target.input.f !== 'get' || !target.output.known) return true;
+    const v = target.output.value === null ? '' : (asText(target.output.value) ?? '');
+    const bases = [state];
+    const appends = new Map<string, Set<string>>();
+    for (let i = 0; i < between.length; i++) {
+      const b = between[i] as ModelInput;
+      const x = asText(b.value) ?? '';
+      if (b.f === 'put') bases.push(x);
+      else if (b.f === 'append' && x !== '') {
+        const first = x[0] as string;
+        const set = appends.get(first);
+        if (set) set.add(x);
+        else appends.set(first, new Set([x]));
+      }
+    }
+    for (const base of new Set(bases)) {
+      if (!v.startsWith(base)) continue;
+      const reach = new Uint8Array(v.length + 1);
+      reach[base.length] = 1;
+      for (let i = base.length; i < v.length; i++) {
+        if (!reach[i]) continue;
+        for (const a of appends.get(v[i] as string) ?? []) {
+          if (i + a.length <= v.length && v.startsWith(a, i)) reach[i + a.length] = 1;
+        }
+      }
+      if (reach[v.length]) return true;
     }
     return false;
   },

@@ -1,13 +1,9 @@
 import t from 'tap';
 import { ballot } from '../../actors/paxos/ballot.js';
 import { MultiAcceptorCore } from '../../actors/paxos/multi-acceptor.js';
-import type { SlotValue } from '../../actors/paxos/multi-messages.js';
+import { commandValue, type SlotValue } from '../../actors/paxos/multi-messages.js';
 
-const cmd = (n: number): SlotValue => ({
-  k: 'cmd',
-  c: { clientId: 'c', seq: n, op: { n } },
-  t: 1,
-});
+const cmd = (n: number): SlotValue => commandValue({ clientId: 'c', seq: n, op: { n } }, 1);
 const accept = (b: ReturnType<typeof ballot>, entries: [number, SlotValue][], from = 'P') =>
   ({
     type: 'mp.accept',

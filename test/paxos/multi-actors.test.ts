@@ -3,6 +3,7 @@
  * safety checked after every simulation step (PaxosActorCluster.checkSafety).
  */
 import t from 'tap';
+import { unpackSlotEntries } from '../../actors/paxos/multi-messages.js';
 import { PaxosActorCluster } from '../../actors/paxos/sim-actors.js';
 import { ProposeError } from '../../lib/replicated-log.js';
 
@@ -110,8 +111,10 @@ t.test(
     const gapSlot = base + 3;
     // the leader's accepts for one slot never arrive anywhere: a hole in the pipeline
     c.sim.network.setFilter(({ message }) => {
-      const m = message as { type?: string; entries?: { slot: number }[] };
-      if (m.type === 'mp.accept' && m.entries?.some((e) => e.slot === gapSlot)) return 'drop';
+      // entries cross the wire packed (actors/paxos/multi-messages.ts toWire)
+      const m = message as { type?: string; entries?: Uint8Array };
+      if (m.type !== 'mp.accept' || !(m.entries instanceof Uint8Array)) return 'deliver';
+      if (unpackSlotEntries(m.entries).some((e) => e.slot === gapSlot)) return 'drop';
       return 'deliver';
     });
     // (the crashed leader's promises never settle: its node, timers included, is gone)

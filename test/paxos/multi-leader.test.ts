@@ -1,7 +1,7 @@
 import t from 'tap';
 import { ballot } from '../../actors/paxos/ballot.js';
 import { MultiLeaderCore, type MultiLeaderOptions } from '../../actors/paxos/multi-leader.js';
-import type { MOutbound, SlotValue } from '../../actors/paxos/multi-messages.js';
+import { commandValue, type MOutbound, type SlotValue } from '../../actors/paxos/multi-messages.js';
 import { majorityQuorums } from '../../actors/paxos/quorum.js';
 import { Random } from '../../lib/random.js';
 
@@ -50,7 +50,7 @@ t.test(
   async (t) => {
     const p = new MultiLeaderCore(base(), 0, 0);
     const { b } = elect(p);
-    const v = (n: number, tt = 1): SlotValue => ({ k: 'cmd', c: cmd(n), t: tt });
+    const v = (n: number, tt = 1): SlotValue => commandValue(cmd(n), tt);
     p.step(
       {
         type: 'mp.promise',

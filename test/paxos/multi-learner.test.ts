@@ -1,13 +1,10 @@
 import t from 'tap';
 import { KvStateMachine } from '../../actors/paxos/kv-machine.js';
 import { MultiLearnerCore, type MultiLearnerOptions } from '../../actors/paxos/multi-learner.js';
-import type { SlotEntry, SlotValue } from '../../actors/paxos/multi-messages.js';
+import { commandValue, type SlotEntry, type SlotValue } from '../../actors/paxos/multi-messages.js';
 
-const w = (seq: number, key: string, value: unknown, clientId = 'c'): SlotValue => ({
-  k: 'cmd',
-  c: { clientId, seq, op: { f: 'write', key, value } },
-  t: 1,
-});
+const w = (seq: number, key: string, value: unknown, clientId = 'c'): SlotValue =>
+  commandValue({ clientId, seq, op: { f: 'write', key, value } }, 1);
 const decide = (entries: [number, SlotValue][]) => ({
   type: 'mp.decide' as const,
   from: 'P',
@@ -62,7 +59,7 @@ t.test('a (clientId, seq) is applied at most once', async (t) => {
     out.applied.map((r) => (r.kind === 'cmd' ? r.duplicate : r.kind)),
     [false, 'noop', true, false],
   );
-  t.same(out.applied[1], { kind: 'noop', index: 2, term: 1, barrier: 'r1' });
+  t.same(out.applied[1], { type: 'applied', kind: 'noop', index: 2, term: 1, barrier: 'r1' });
   t.equal(sm.applied, 2, 'the state machine saw each command once');
 });
 

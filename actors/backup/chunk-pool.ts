@@ -1,0 +1,441 @@
+/**
+ * The CPU work of chunks, on worker threads: a chunk's content address (SHA-256, or
+ * HMAC-SHA256 under the id key), its compression (backup) or decompression (restore, verify),
+ * and on restore the state-digest hash of every record in it (digest.ts: SHA-256(u32 keyLen |
+ * key | value) per put). CPU profiles of the benchmark put these at the top of the main
+ * thread: per-record hashes on restore, the address (~1 ms of blocking work per MiB) and
+ * deflate on backup. On workers they overlap the main thread's record encoding and decoding,
+ * use a second core, and keep an event loop that also serves a node (the embedded agent) free.
+ *
+ * Buffers cross by transfer, not copy: the chunker's chunk goes to a worker, which hashes it,
+ * keeps it, and compresses it only if the repository does not already hold that address
+ * (`hashForWrite` → `compress` or `drop`, same worker); a stored payload goes to a worker and
+ * its plain bytes come back.
+ *
+ * Workers start lazily, each job goes to the least busy one, and they are unreferenced while
+ * idle (a process that is done exits). A worker runs a piece of plain JavaScript (no project
+ * modules to resolve, so it works alike under tsx, tap and the compiled CLI); the `InThread`
+ * functions below are the reference implementation, used for chunks under
+ * `MIN_WORKER_BYTES` (a round trip costs more than the work) and when the pool size is 0, and
+ * test/backup/chunk-pool.test.ts checks that both give the same bytes.
+ *
+ * Pool size: `SYNOD_BACKUP_WORKERS` (0 = everything in the calling thread, compression on
+ * libuv's thread pool), else the number of CPUs, at most 4.
+ */
+import { availableParallelism } from 'node:os';
+import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import zlib from 'node:zlib';
+import { chunkId, type RepoKeys } from './crypto.js';
+import { recordHash } from './digest.js';
+import { BackupError } from './errors.js';
+import { decodeRecords } from './records.js';
+
+export type Codec = 'brotli' | 'deflate';
+
+export interface DecodedChunk {
+  readonly plain: Buffer;
+  /** Content address (hex) of `plain`. */
+  readonly address: string;
+  /**
+   * When asked for: the state-digest hash of each put record, in order, 32 bytes each
+   * (deletes have none). Absent when the records do not parse (the caller's decoder says
+   * where).
+   */
+  readonly recordHashes?: Buffer;
+}
+
+/** A chunk hashed for writing: take its bytes to store (if new), or drop it. */
+export interface PendingChunk {
+  readonly address: string;
+  /**
+   * The bytes to store: compressed with `codec` (and `codec` returned) when that makes them
+   * smaller, else the plain chunk (codec undefined). 'none' returns the plain chunk.
+   */
+  take(codec: Codec | 'none', level: number): Promise<{ bytes: Buffer; codec?: Codec }>;
+  drop(): void;
+}
+
+/** Thrown (inside) when a payload does not decompress; the chunk store names the chunk. */
+export class DecompressError extends Error {
+  override readonly name = 'DecompressError';
+}
+
+/** Below this many bytes a chunk's work is done in the calling thread. */
+export const MIN_WORKER_BYTES = 16 * 1024;
+/** Room above the expected size in a codec's single output buffer. */
+const OUT_SLACK = 1024;
+
+const deflateRaw = promisify(zlib.deflateRaw) as (
+  b: Buffer,
+  o: zlib.ZlibOptions,
+) => Promise<Buffer>;
+const inflateRaw = promisify(zlib.inflateRaw) as (
+  b: Buffer,
+  o: zlib.ZlibOptions,
+) => Promise<Buffer>;
+const brotliCompress = promisify(zlib.brotliCompress) as (
+  b: Buffer,
+  o: zlib.BrotliOptions,
+) => Promise<Buffer>;
+const brotliDecompress = promisify(zlib.brotliDecompress) as (
+  b: Buffer,
+  o: zlib.BrotliOptions,
+) => Promise<Buffer>;
+
+function brotliParams(level: number, size: number): Record<number, number> {
+  return {
+    [zlib.constants.BROTLI_PARAM_QUALITY]: level,
+    [zlib.constants.BROTLI_PARAM_SIZE_HINT]: size,
+  };
+}
+
+/** The reference implementation (calling thread; zlib on libuv's thread pool). */
+export const InThread = {
+  async take(
+    plain: Buffer,
+    codec: Codec | 'none',
+    level: number,
+  ): Promise<{ bytes: Buffer; codec?: Codec }> {
+    if (codec === 'none') return { bytes: plain };
+    const z = await InThread.compress(plain, codec, level);
+    return z ? { bytes: z, codec } : { bytes: plain };
+  },
+
+  async compress(plain: Buffer, codec: Codec, level: number): Promise<Buffer | undefined> {
+    if (plain.length === 0) return undefined;
+    const chunkSize = plain.length + OUT_SLACK;
+    const z =
+      codec === 'brotli'
+        ? await brotliCompress(plain, { chunkSize, params: brotliParams(level, plain.length) })
+        : await deflateRaw(plain, { level, chunkSize });
+    return z.length < plain.length ? z : undefined;
+  },
+
+  async decompress(payload: Buffer, codec: Codec, plainLen: number): Promise<Buffer> {
+    // One output buffer of the stated size; a stream that decodes to more is refused before
+    // it is held in memory (maxOutputLength), not after.
+    const opts = { chunkSize: plainLen + OUT_SLACK, maxOutputLength: Math.max(1, plainLen) };
+    try {
+      return codec === 'brotli'
+        ? await brotliDecompress(payload, opts)
+        : await inflateRaw(payload, opts);
+    } catch (err) {
+      throw new DecompressError((err as Error).message);
+    }
+  },
+
+  recordHashes(plain: Buffer): Buffer | undefined {
+    const out: Buffer[] = [];
+    try {
+      for (const r of decodeRecords(plain)) {
+        if (r.value !== undefined) out.push(recordHash(r.key, r.value));
+      }
+    } catch {
+      return undefined;
+    }
+    return Buffer.concat(out, out.length * 32);
+  },
+};
+
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const zlib = require('node:zlib');
+const SLACK = ${OUT_SLACK};
+const kept = new Map();
+let scratch = Buffer.allocUnsafe(64 * 1024);
+const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+// A buffer of its own (never a slice of Node's shared pool) can be transferred.
+const own = (b) => (b.buffer.byteLength > Buffer.poolSize ? b : new Uint8Array(b));
+const address = (plain, idKey) =>
+  idKey
+    ? crypto.createHmac('sha256', Buffer.from(idKey)).update(plain).digest('hex')
+    : crypto.hash('sha256', plain, 'hex');
+function recordHashes(plain) {
+  const out = [];
+  let off = 0;
+  while (off < plain.length) {
+    if (off + 5 > plain.length) return undefined;
+    const kind = plain[off];
+    const keyLen = plain.readUInt32BE(off + 1);
+    const kStart = off + 5;
+    if (kStart + keyLen > plain.length) return undefined;
+    let next = kStart + keyLen;
+    if (kind === 0) {
+      if (next + 4 > plain.length) return undefined;
+      const vLen = plain.readUInt32BE(next);
+      next += 4;
+      if (next + vLen > plain.length) return undefined;
+      const need = 4 + keyLen + vLen;
+      if (need > scratch.length) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+      scratch.writeUInt32BE(keyLen, 0);
+      plain.copy(scratch, 4, kStart, kStart + keyLen);
+      plain.copy(scratch, 4 + keyLen, next, next + vLen);
+      out.push(crypto.hash('sha256', scratch.subarray(0, need), 'buffer'));
+      next += vLen;
+    } else if (kind !== 1) {
+      return undefined;
+    }
+    off = next;
+  }
+  return Buffer.concat(out, out.length * 32);
+}
+function handle(m) {
+  if (m.op === 'hash') {
+    const plain = view(m.buf);
+    kept.set(m.id, plain);
+    return { id: m.id, address: address(plain, m.idKey) };
+  }
+  if (m.op === 'drop') {
+    kept.delete(m.id);
+    return undefined;
+  }
+  if (m.op === 'compress') {
+    const plain = kept.get(m.id);
+    kept.delete(m.id);
+    if (!plain) return { id: m.id, error: 'no such chunk' };
+    if (m.codec === 'none' || plain.length === 0) return { id: m.id, out: own(plain), raw: true };
+    const chunkSize = plain.length + SLACK;
+    const z =
+      m.codec === 'brotli'
+        ? zlib.brotliCompressSync(plain, {
+            chunkSize,
+            params: {
+              [zlib.constants.BROTLI_PARAM_QUALITY]: m.level,
+              [zlib.constants.BROTLI_PARAM_SIZE_HINT]: plain.length,
+            },
+          })
+        : zlib.deflateRawSync(plain, { level: m.level, chunkSize });
+    return z.length < plain.length
+      ? { id: m.id, out: own(z) }
+      : { id: m.id, out: own(plain), raw: true };
+  }
+  if (m.op === 'decode') {
+    const payload = view(m.buf);
+    const opts = { chunkSize: m.plainLen + SLACK, maxOutputLength: Math.max(1, m.plainLen) };
+    let plain;
+    try {
+      plain =
+        m.codec === 'brotli'
+          ? zlib.brotliDecompressSync(payload, opts)
+          : zlib.inflateRawSync(payload, opts);
+    } catch (err) {
+      return { id: m.id, decompress: String((err && err.message) || err) };
+    }
+    const hashes = m.records ? recordHashes(plain) : undefined;
+    return {
+      id: m.id,
+      plain: own(plain),
+      address: address(plain, m.idKey),
+      hashes: hashes ? own(hashes) : undefined,
+    };
+  }
+  return { id: m.id, error: 'unknown op ' + m.op };
+}
+parentPort.on('message', (m) => {
+  let r;
+  try {
+    r = handle(m);
+  } catch (err) {
+    r = { id: m.id, error: String((err && err.message) || err) };
+  }
+  if (!r) return;
+  const list = [];
+  for (const k of ['out', 'plain', 'hashes']) if (r[k]) list.push(r[k].buffer);
+  parentPort.postMessage(r, list);
+});
+`;
+
+interface Reply {
+  id: number;
+  address?: string;
+  out?: Uint8Array;
+  raw?: boolean;
+  plain?: Uint8Array;
+  hashes?: Uint8Array;
+  decompress?: string;
+  error?: string;
+}
+
+interface Slot {
+  worker: Worker;
+  jobs: Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>;
+  /** Chunks kept by the worker between `hash` and `compress`/`drop`. */
+  kept: number;
+}
+
+function defaultSize(): number {
+  const env = process.env.SYNOD_BACKUP_WORKERS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
+  }
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** A Buffer view of a Uint8Array that came back from a worker. */
+function buf(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/**
+ * The bytes of `b` in a form that can be transferred: `b` itself when its memory is its own
+ * (the caller must not use `b` afterwards), else a copy. Node's small buffers share one pool
+ * ArrayBuffer, which must never be transferred.
+ */
+function transferable(b: Buffer): Uint8Array {
+  return b.buffer.byteLength > Buffer.poolSize ? b : new Uint8Array(b);
+}
+
+export class ChunkPool {
+  private readonly slots: Slot[] = [];
+  private nextJob = 1;
+
+  constructor(readonly size: number = defaultSize()) {}
+
+  /**
+   * Hashes a chunk about to be written. With a worker, `plain`'s memory is transferred to it
+   * (do not use `plain` after this call); the worker keeps it until `compress` or `drop`.
+   */
+  async hashForWrite(keys: RepoKeys, plain: Buffer): Promise<PendingChunk> {
+    if (this.size === 0 || plain.length < MIN_WORKER_BYTES) {
+      const address = chunkId(keys, plain);
+      return {
+        address,
+        take: (codec, level) => InThread.take(plain, codec, level),
+        drop: () => {},
+      };
+    }
+    const slot = this.pick();
+    const data = transferable(plain);
+    const r = await this.call(slot, { op: 'hash', buf: data, idKey: keys.id ?? null }, [
+      data.buffer as ArrayBuffer,
+    ]);
+    slot.kept++;
+    let open = true;
+    const release = () => {
+      if (!open) return false;
+      open = false;
+      slot.kept--;
+      return true;
+    };
+    return {
+      address: r.address as string,
+      take: async (codec, level) => {
+        if (!release()) throw new Error('chunk already taken or dropped');
+        const c = await this.call(slot, { op: 'compress', id: r.id, codec, level }, [], r.id);
+        const bytes = buf(c.out as Uint8Array);
+        return c.raw || codec === 'none' ? { bytes } : { bytes, codec };
+      },
+      drop: () => {
+        if (!release()) return;
+        if (this.slots.includes(slot)) slot.worker.postMessage({ op: 'drop', id: r.id });
+      },
+    };
+  }
+
+  /**
+   * Decompresses a payload and hashes the result (and, with `records`, each put record).
+   * With a worker, `payload`'s memory is transferred to it. Throws DecompressError when the
+   * payload does not decode to at most `plainLen` bytes.
+   */
+  async decode(
+    keys: RepoKeys,
+    payload: Buffer,
+    codec: Codec,
+    plainLen: number,
+    records: boolean,
+  ): Promise<DecodedChunk> {
+    if (this.size === 0 || plainLen < MIN_WORKER_BYTES) {
+      const plain = await InThread.decompress(payload, codec, plainLen);
+      return this.digest(keys, plain, records);
+    }
+    const slot = this.pick();
+    const data = transferable(payload);
+    const r = await this.call(
+      slot,
+      { op: 'decode', buf: data, codec, plainLen, idKey: keys.id ?? null, records },
+      [data.buffer as ArrayBuffer],
+    );
+    if (r.decompress !== undefined) throw new DecompressError(r.decompress);
+    return {
+      plain: buf(r.plain as Uint8Array),
+      address: r.address as string,
+      ...(r.hashes ? { recordHashes: buf(r.hashes) } : {}),
+    };
+  }
+
+  /** Address (and record hashes) of a chunk stored without compression: calling thread. */
+  digest(keys: RepoKeys, plain: Buffer, records: boolean): DecodedChunk {
+    const address = chunkId(keys, plain);
+    if (!records) return { plain, address };
+    const recordHashes = InThread.recordHashes(plain);
+    return recordHashes ? { plain, address, recordHashes } : { plain, address };
+  }
+
+  /** Stops every worker (jobs in flight fail). */
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private call(
+    slot: Slot,
+    msg: Record<string, unknown>,
+    transfer: ArrayBuffer[],
+    id = this.nextJob++,
+  ): Promise<Reply> {
+    if (!this.slots.includes(slot)) {
+      return Promise.reject(
+        new BackupError('SYNOD_ERR_BACKUP_IO', 'chunk worker failed: it exited'),
+      );
+    }
+    return new Promise<Reply>((resolve, reject) => {
+      if (slot.jobs.size === 0) slot.worker.ref();
+      slot.jobs.set(id, { resolve, reject });
+      slot.worker.postMessage({ ...msg, id }, transfer);
+    }).then((r) => {
+      if (r.error !== undefined) {
+        throw new BackupError('SYNOD_ERR_BACKUP_IO', `chunk worker failed: ${r.error}`);
+      }
+      return r;
+    });
+  }
+
+  private pick(): Slot {
+    let best: Slot | undefined;
+    for (const s of this.slots) if (!best || s.jobs.size < best.jobs.size) best = s;
+    if (best && (best.jobs.size === 0 || this.slots.length >= this.size)) return best;
+    return this.spawn();
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
+    worker.unref();
+    const slot: Slot = { worker, jobs: new Map(), kept: 0 };
+    const failAll = (why: string) => {
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      for (const j of slot.jobs.values()) {
+        j.reject(new BackupError('SYNOD_ERR_BACKUP_IO', `chunk worker failed: ${why}`));
+      }
+      slot.jobs.clear();
+    };
+    worker.on('message', (m: Reply) => {
+      const job = slot.jobs.get(m.id);
+      if (!job) return;
+      slot.jobs.delete(m.id);
+      if (slot.jobs.size === 0) worker.unref();
+      job.resolve(m);
+    });
+    worker.on('error', (err) => failAll(err.message));
+    worker.on('exit', (code) => failAll(`exited with code ${code}`));
+    this.slots.push(slot);
+    return slot;
+  }
+}
+
+/** The process's pool (lazy: no worker starts until a chunk of MIN_WORKER_BYTES comes). */
+export const chunkPool = new ChunkPool();

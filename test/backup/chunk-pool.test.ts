@@ -1,0 +1,192 @@
+/**
+ * The chunk pool's workers give the same bytes as the reference implementation in the calling
+ * thread (addresses, compressed chunks that decode back, the state-digest hash of every
+ * record), refuse what does not decode, and fail cleanly when a worker goes away. Plus the
+ * per-chunk codec flag: a chunk whose flags name the wrong codec is corrupt, not misread.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { ChunkPool, InThread } from '../../actors/backup/chunk-pool.js';
+import { chunkId, deriveKeys } from '../../actors/backup/crypto.js';
+import { recordHash } from '../../actors/backup/digest.js';
+import { RepoDriver } from '../../actors/backup/driver.js';
+import { writeRecord } from '../../actors/backup/records.js';
+import { Repository } from '../../actors/backup/repository.js';
+import { restore } from '../../actors/backup/restore.js';
+import { MapState } from '../../actors/backup/state.js';
+import { Random } from '../../lib/random.js';
+
+const SEED = Number(process.env.SYNOD_TEST_SEED ?? 4242);
+
+/** A chunk of `n` random records: unicode keys, empty and large values, some deletes. */
+function chunkOf(r: Random, n: number, valueMax: number): Buffer {
+  const keys = new Set<string>();
+  while (keys.size < n) {
+    const pick = r.int(4);
+    keys.add(
+      pick === 0
+        ? `k${r.int(1e9)}`
+        : pick === 1
+          ? `ключ-${r.int(1e6)}-✓`
+          : pick === 2
+            ? `\u0000kv/${r.int(1e6)}`
+            : `😀${r.int(1e6)}`,
+    );
+  }
+  const parts: Buffer[] = [];
+  for (const key of [...keys].sort()) {
+    const del = r.chance(0.1);
+    const len = r.chance(0.1) ? 0 : r.int(valueMax);
+    const v = new Uint8Array(len);
+    for (let i = 0; i < len >> 1; i++) v[i] = r.int(256);
+    const b = Buffer.alloc(9 + Buffer.byteLength(key) * 1 + len + 16);
+    const end = writeRecord(b, 0, key, Buffer.byteLength(key), del ? undefined : v);
+    parts.push(b.subarray(0, end));
+  }
+  return Buffer.concat(parts);
+}
+
+function referenceHashes(plain: Buffer): Buffer | undefined {
+  return InThread.recordHashes(plain);
+}
+
+t.test(`workers and the calling thread agree (seed ${SEED})`, async (t) => {
+  const pool = new ChunkPool(2);
+  const inline = new ChunkPool(0);
+  t.teardown(() => pool.close());
+  const r = new Random(SEED);
+  const plainKeys = deriveKeys(undefined, '');
+  const encKeys = deriveKeys(Buffer.alloc(32, 3), '00ff');
+  let viaWorker = 0;
+  for (let round = 0; round < 24; round++) {
+    // Sizes on both sides of MIN_WORKER_BYTES.
+    const plain = chunkOf(r, 5 + r.int(120), round % 3 === 0 ? 50 : 1500);
+    const keys = round % 2 === 0 ? plainKeys : encKeys;
+    const codec = round % 4 < 2 ? 'brotli' : 'deflate';
+    const expectedId = chunkId(keys, plain);
+    const expectedHashes = referenceHashes(plain);
+    t.ok(expectedHashes, 'the reference parses the chunk');
+    if (plain.length >= 16 * 1024) viaWorker++;
+
+    const copy = Buffer.from(plain); // hashForWrite may take `plain`'s memory
+    const pending = await pool.hashForWrite(keys, copy);
+    t.equal(pending.address, expectedId, `round ${round}: address (${plain.length} B)`);
+    const taken = await pending.take(codec, 1);
+    t.equal(taken.codec, codec, 'compressed');
+    t.ok(taken.bytes.length < plain.length, 'smaller');
+    for (const p of [pool, inline]) {
+      const d = await p.decode(keys, Buffer.from(taken.bytes), codec, plain.length, true);
+      t.ok(d.plain.equals(plain), 'decodes to the chunk');
+      t.equal(d.address, expectedId, 'address after decode');
+      t.ok(d.recordHashes?.equals(expectedHashes as Buffer), 'record hashes');
+    }
+  }
+  t.ok(viaWorker >= 6, `${viaWorker} chunks went through a worker`);
+
+  // The hash of one record equals digest.ts's for the same key and value.
+  const one = Buffer.alloc(64);
+  const end = writeRecord(one, 0, 'ключ', Buffer.byteLength('ключ'), Buffer.from('value'));
+  t.ok(
+    InThread.recordHashes(one.subarray(0, end))?.equals(recordHash('ключ', Buffer.from('value'))),
+    'reference = recordHash',
+  );
+});
+
+t.test('what does not decode is refused, in a worker and in the calling thread', async (t) => {
+  const pool = new ChunkPool(1);
+  t.teardown(() => pool.close());
+  const keys = deriveKeys(undefined, '');
+  const plain = chunkOf(new Random(SEED + 1), 60, 1500);
+  t.ok(plain.length > 32 * 1024, `a ${plain.length}-byte chunk`);
+  const z = (await InThread.compress(plain, 'brotli', 1)) as Buffer;
+  const dz = (await InThread.compress(plain, 'deflate', 1)) as Buffer;
+  for (const p of [pool, new ChunkPool(0)]) {
+    const where = p.size === 0 ? 'calling thread' : 'worker';
+    await t.rejects(
+      p.decode(keys, Buffer.from(z), 'brotli', plain.length - 1, false),
+      { name: 'DecompressError' },
+      `${where}: more bytes than the header states are refused`,
+    );
+    await t.rejects(
+      p.decode(keys, Buffer.from(z), 'deflate', plain.length, false),
+      { name: 'DecompressError' },
+      `${where}: brotli bytes read as deflate are refused`,
+    );
+    await t.rejects(
+      p.decode(keys, Buffer.from(dz), 'brotli', plain.length, false),
+      { name: 'DecompressError' },
+      `${where}: deflate bytes read as brotli are refused`,
+    );
+    const garbage = Buffer.from(plain); // records that do not parse: no record hashes
+    garbage.writeUInt32BE(0xffffff, 1);
+    const g = await p.decode(
+      keys,
+      (await InThread.compress(garbage, 'brotli', 1)) as Buffer,
+      'brotli',
+      garbage.length,
+      true,
+    );
+    t.equal(g.recordHashes, undefined, `${where}: no record hashes for unparseable records`);
+    t.equal(g.address, chunkId(keys, garbage), `${where}: still its address`);
+  }
+  // Taking a chunk twice is a bug in the caller.
+  const pending = await pool.hashForWrite(keys, Buffer.from(plain));
+  await pending.take('none', 0);
+  await t.rejects(pending.take('brotli', 1), /already taken/);
+  pending.drop(); // after take: nothing to do
+});
+
+t.test('a worker that goes away fails its jobs with SYNOD_ERR_BACKUP_IO', async (t) => {
+  const pool = new ChunkPool(1);
+  const keys = deriveKeys(undefined, '');
+  const plain = chunkOf(new Random(SEED + 2), 200, 1500);
+  const pending = await pool.hashForWrite(keys, Buffer.from(plain));
+  await pool.close();
+  await t.rejects(pending.take('brotli', 1), { code: 'SYNOD_ERR_BACKUP_IO' });
+  // The pool starts a new worker for the next job.
+  const again = await pool.hashForWrite(keys, Buffer.from(plain));
+  t.equal(again.address, chunkId(keys, plain), 'a new worker answers');
+  again.drop();
+  await pool.close();
+});
+
+t.test('a chunk whose flags name the other codec is corrupt', async (t) => {
+  const base = await mkdtemp(path.join(os.tmpdir(), 'synod-codec-flags-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const repo = await Repository.init(path.join(base, 'repo'), {
+    chunker: { avgSize: 32768, minSize: 8192, maxSize: 131072 },
+    clusterId: 'c',
+  });
+  const d = new RepoDriver(repo, 'c', SEED, {
+    keySpace: 150,
+    valueMin: 100,
+    valueMax: 900,
+    pDelete: 0.1,
+    pBatch: 0,
+  });
+  d.apply(300);
+  const m = await d.backup('full');
+  const r0 = await restore(repo, { kind: 'backup', id: m.id }, { factory: () => new MapState() });
+  t.equal(r0.digest, m.stateDigest, 'restores before the damage');
+  const root = path.join(base, 'repo', 'chunks');
+  const dir = (await readdir(root))[0] as string;
+  const file = path.join(root, dir, (await readdir(path.join(root, dir)))[0] as string);
+  const bytes = await readFile(file);
+  t.equal(bytes[5], 4, 'written as brotli (flag 4)');
+  for (const [flags, why] of [
+    [1, /does not decompress|decoded \d+ bytes, header says/],
+    [5, /two codecs/],
+    [0x14, /unknown flags/],
+  ] as const) {
+    const bad = Buffer.from(bytes);
+    bad[5] = flags;
+    await writeFile(file, bad);
+    await t.rejects(
+      restore(repo, { kind: 'backup', id: m.id }, { factory: () => new MapState() }),
+      { code: 'SYNOD_ERR_BACKUP_CHUNK_CORRUPT', message: why },
+      `flags ${flags} refused`,
+    );
+  }
+});
