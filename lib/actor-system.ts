@@ -428,14 +428,7 @@ export class ActorSystem {
       case 'reply': {
         const body = env.m as ReplyBody;
         if (typeof body !== 'object' || body === null || typeof body.ok !== 'boolean') {
-          this.deadLetter(
-            env.to,
-            env.from,
-            env.m,
-            'SYNOD_ERR_BAD_MESSAGE',
-            'malformed reply body',
-            env,
-          );
+          this.refuseInbound(env, undefined, 'SYNOD_ERR_BAD_MESSAGE', 'malformed reply body');
           return;
         }
         this.settle(env.c as string, body);
@@ -474,14 +467,7 @@ export class ActorSystem {
       typeof m.target !== 'string' ||
       typeof m.watcher !== 'string'
     ) {
-      this.deadLetter(
-        env.to,
-        env.from,
-        env.m,
-        'SYNOD_ERR_BAD_MESSAGE',
-        'malformed system message',
-        env,
-      );
+      this.refuseInbound(env, undefined, 'SYNOD_ERR_BAD_MESSAGE', 'malformed system message');
       return;
     }
     // A peer speaks only for its own actors: a watch or unwatch for a watcher, or a
@@ -517,14 +503,7 @@ export class ActorSystem {
         return;
       }
       default:
-        this.deadLetter(
-          env.to,
-          env.from,
-          env.m,
-          'SYNOD_ERR_BAD_MESSAGE',
-          'unknown system operation',
-          env,
-        );
+        this.refuseInbound(env, undefined, 'SYNOD_ERR_BAD_MESSAGE', 'unknown system operation');
     }
   }
 

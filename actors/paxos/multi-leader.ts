@@ -697,17 +697,26 @@ export class MultiLeaderCore {
       return;
     }
     this.maybeHeartbeat(now);
-    // retransmit slow slots to the acceptors that did not answer
+    // Retransmit slow slots to the acceptors that did not answer, when the accept (or its
+    // answer) looks lost: the acceptor answered a message sent after it, or has been silent
+    // for `retransmitMs`. An acceptor that still answers older messages is only behind (a
+    // busy process): resending to it would add work exactly when it has too much.
     const late = new Map<string, SlotEntry[]>();
     for (const [slot, f] of this.inflight) {
       if (now - f.sentAt < this.retransmitMs) continue;
-      f.sentAt = now;
+      let resent = false;
       for (const a of this.opts.quorums.acceptors) {
         if (f.acks.has(a)) continue;
+        const answeredLater = (this.leaseAck.get(a) ?? Number.NEGATIVE_INFINITY) > f.sentAt;
+        const silent =
+          now - (this.lastAckFrom.get(a) ?? Number.NEGATIVE_INFINITY) >= this.retransmitMs;
+        if (!answeredLater && !silent) continue;
         const l = late.get(a) ?? [];
         if (l.length === 0) late.set(a, l);
         l.push({ slot, value: f.value });
+        resent = true;
       }
+      if (resent) f.sentAt = now;
     }
     for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
     // make sure the local learner gets every chosen value

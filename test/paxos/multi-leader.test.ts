@@ -161,6 +161,31 @@ t.test('unanswered accepts are retransmitted to the silent acceptors only', asyn
   );
 });
 
+t.test('an acceptor that is only behind gets no retransmission; a lost accept does', async (t) => {
+  const { p, b } = leader();
+  const resentTo = (out: { send: MOutbound[] }) =>
+    sendsOf(out, 'mp.accept')
+      .filter((s) => (s.msg as unknown as { entries: unknown[] }).entries.length > 0)
+      .map((s) => s.to);
+  // B and C keep answering, but only messages sent before slot 1 (they are behind)
+  p.step({ type: 'mp.accepted', from: 'B', ballot: b, slots: [], sentAt: 700, floor: 0 }, 705);
+  p.step({ type: 'mp.accepted', from: 'C', ballot: b, slots: [], sentAt: 700, floor: 0 }, 705);
+  p.submit(cmd(1), 710);
+  p.step({ type: 'mp.accepted', from: 'A', ballot: b, slots: [1], sentAt: 710, floor: 0 }, 711);
+  for (const at of [780, 800]) {
+    p.step({ type: 'mp.accepted', from: 'B', ballot: b, slots: [], sentAt: 705, floor: 0 }, at);
+    p.step({ type: 'mp.accepted', from: 'C', ballot: b, slots: [], sentAt: 705, floor: 0 }, at);
+  }
+  t.same(resentTo(p.tick(815)), [], 'behind but answering: nothing resent after retransmitMs');
+  // C answers a message sent after slot 1 without having acknowledged slot 1: it was lost
+  p.step({ type: 'mp.accepted', from: 'C', ballot: b, slots: [], sentAt: 760, floor: 0 }, 820);
+  p.step({ type: 'mp.accepted', from: 'B', ballot: b, slots: [], sentAt: 705, floor: 0 }, 820);
+  t.same(resentTo(p.tick(825)), ['C'], 'resent to the acceptor that skipped it');
+  // B goes silent: after retransmitMs without an answer it gets the slot again too
+  p.step({ type: 'mp.accepted', from: 'C', ballot: b, slots: [], sentAt: 705, floor: 0 }, 900);
+  t.same(resentTo(p.tick(925)), ['B'], 'resent to the silent acceptor');
+});
+
 t.test('a nack with a higher ballot deposes the leader; fates of its proposals', async (t) => {
   const { p, b } = leader({ window: 1 });
   p.submit(cmd(1), 710);

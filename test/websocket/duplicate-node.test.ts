@@ -9,7 +9,15 @@ import t from 'tap';
 import type { LinkStatus } from '../../lib/transport.js';
 import { ErrorCode } from '../../transports/websocket/errors.js';
 import { identity, rawDial } from '../helpers/ws-raw-peer.js';
-import { collect, env, linkUp, startNode, until, waitFor } from '../helpers/ws-util.js';
+import {
+  collect,
+  env,
+  linkUp,
+  ManualClock,
+  startNode,
+  until,
+  waitFor,
+} from '../helpers/ws-util.js';
 
 // Heartbeats far longer than the test, so only the liveness probe (handshakeTimeoutMs / 2 =
 // 1 s here) decides; the probe is answered within a round trip by a live node.
@@ -135,3 +143,53 @@ t.test('an impostor copying the live incarnation id is refused too', async (t) =
   a.t.send(env('b/x', 'still there'));
   t.equal((await got)[0]!.m, 'still there');
 });
+
+t.test(
+  'the other dialler, same incarnation: tie-break during a simultaneous dial, probe after',
+  async (t) => {
+    // c (higher id) dialled b; a connection from "b" with b's incarnation would win the
+    // tie-break (the lower id's dial is kept). Right after c's link came up that is what a
+    // simultaneous dial looks like, so the tie-break applies; later it cannot be one, so the
+    // current link is probed, b answers, and the newcomer is refused.
+    const clock = new ManualClock();
+    const b = await startNode('b', { secret: 's', ...quiet });
+    const c = await startNode('c', {
+      secret: 's',
+      ...quiet,
+      handshakeTimeoutMs: 1000,
+      clock,
+      peers: [`b=${b.url}`],
+    });
+    t.teardown(async () => {
+      await c.t.close(0);
+      await b.t.close();
+    });
+    await linkUp(c.t, 'b');
+    const copy = { ...identity('b', 's'), inc: b.t.incarnation };
+    clock.advance(2001); // past 2 × handshakeTimeoutMs since c's link came up
+    const late = await rawDial(c.url, copy, 'c').then(
+      (ws) => {
+        ws.terminate();
+        return 'accepted';
+      },
+      (err: Error) => err.message,
+    );
+    t.match(
+      late,
+      /closed 4023 SYNOD_ERR_DUPLICATE_NODE/,
+      'outside the race window: probed and refused',
+    );
+    t.equal(c.t.linkStatus('b')?.state, 'up', 'the real link stays up');
+    t.same(
+      c.t
+        .connectionsTo('b')
+        .filter((x) => x.active)
+        .map((x) => x.role),
+      ['dialer'],
+      'still the connection c dialled',
+    );
+    const got = collect(b.t.inbound$, 1);
+    c.t.send(env('b/x', 'still to b'));
+    t.equal((await got)[0]!.m, 'still to b');
+  },
+);

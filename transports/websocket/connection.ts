@@ -34,6 +34,7 @@ import {
   newNonce,
   type Transcript,
 } from './handshake.js';
+import { peerNodeIds } from './identity.js';
 import type { LogLevel } from './logger.js';
 
 export type Role = 'dialer' | 'acceptor';
@@ -97,6 +98,11 @@ export class Connection {
   waitingDrain = false;
   /** When the handshake completed (`clock.now()`), 0 before. */
   openedAt = 0;
+  /**
+   * The node ids named by the peer's verified TLS certificate (`tls.nodeIdentity`):
+   * undefined without TLS or without a verified certificate.
+   */
+  certIds: string[] | undefined;
   /** Record-structure state of this connection's outbound batches (fresh per connection). */
   readonly encoder = new BatchEncoder();
   private readonly decoder = new BatchDecoder();
@@ -154,6 +160,9 @@ export class Connection {
     ws.on('error', (err: Error & { code?: string }) => this.onError(err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(code, reason.toString()));
     if (role === 'dialer') {
+      ws.on('upgrade', (res: { socket: unknown }) => {
+        this.certIds = peerNodeIds(res.socket);
+      });
       ws.on('open', () => this.sendHello());
     }
   }

@@ -49,6 +49,11 @@ export const ErrorCode = {
   WRONG_NODE: 'SYNOD_ERR_WRONG_NODE',
   /** A node dialled itself (a peer address points back at this node). */
   SELF_CONNECTION: 'SYNOD_ERR_SELF_CONNECTION',
+  /**
+   * `tls.nodeIdentity`: the node id a peer claims is not named by its TLS certificate (or it
+   * presented none).
+   */
+  IDENTITY_MISMATCH: 'SYNOD_ERR_IDENTITY_MISMATCH',
   /** The handshake did not complete within `handshakeTimeoutMs`. */
   HANDSHAKE_TIMEOUT: 'SYNOD_ERR_HANDSHAKE_TIMEOUT',
   /** An inbound node id that is not configured, with `acceptUnknownPeers: false`. */
@@ -111,6 +116,7 @@ export const CloseCode = {
   HANDSHAKE_TIMEOUT: 4014,
   PEER_NOT_ALLOWED: 4015,
   SELF_CONNECTION: 4016,
+  IDENTITY_MISMATCH: 4017,
   DUPLICATE_LINK: 4020,
   LINK_REPLACED: 4021,
   STALE_INCARNATION: 4022,
@@ -134,6 +140,7 @@ export const closeCodeFor: Readonly<Record<string, number>> = {
   [ErrorCode.VERSION_MISMATCH]: CloseCode.VERSION_MISMATCH,
   [ErrorCode.WRONG_NODE]: CloseCode.WRONG_NODE,
   [ErrorCode.SELF_CONNECTION]: CloseCode.SELF_CONNECTION,
+  [ErrorCode.IDENTITY_MISMATCH]: CloseCode.IDENTITY_MISMATCH,
   [ErrorCode.HANDSHAKE_TIMEOUT]: CloseCode.HANDSHAKE_TIMEOUT,
   [ErrorCode.PEER_NOT_ALLOWED]: CloseCode.PEER_NOT_ALLOWED,
   [ErrorCode.DUPLICATE_LINK]: CloseCode.DUPLICATE_LINK,
@@ -157,6 +164,7 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set([
   ErrorCode.PEER_NOT_ALLOWED,
   ErrorCode.STALE_INCARNATION,
   ErrorCode.DUPLICATE_NODE,
+  ErrorCode.IDENTITY_MISMATCH,
 ]);
 
 /** Maps a received close code back to the error code the closing side reported. */

@@ -23,6 +23,14 @@ export interface TlsOptions {
   caFile?: string;
   /** Skip certificate verification when dialling. For development only: logs a warning. */
   insecureSkipVerify?: boolean;
+  /**
+   * Per-node identity by mutual TLS: the listener requires a client certificate issued by
+   * `caFile`, the dialler presents `certFile`/`keyFile`, and on both sides the node id a peer
+   * claims in the handshake must be named by its certificate (subject CN, a DNS SAN, or a
+   * URI SAN `synod:node:<id>`), else `SYNOD_ERR_IDENTITY_MISMATCH`. Needs `certFile`,
+   * `keyFile` and `caFile`, and `wss://` peer URLs.
+   */
+  nodeIdentity?: boolean;
 }
 
 export interface WebSocketTransportOptions {
@@ -174,6 +182,17 @@ export function resolveOptions(o: WebSocketTransportOptions): ResolvedOptions {
   if (!(jitter >= 0 && jitter <= 1)) bad('option backoff.jitter must be within 0..1');
   const cluster = o.cluster ?? 'synod';
   if (cluster.length === 0 || cluster.length > 256) bad('option cluster must be 1..256 chars');
+  const tls = o.tls ?? {};
+  if (tls.nodeIdentity) {
+    if (!tls.certFile || !tls.keyFile || !tls.caFile) {
+      bad('option tls.nodeIdentity needs tls.certFile, tls.keyFile and tls.caFile');
+    }
+    if (tls.insecureSkipVerify)
+      bad('option tls.nodeIdentity cannot be used with insecureSkipVerify');
+    for (const p of peers) {
+      if (!p.url.startsWith('wss:')) bad(`peer ${p.id}: tls.nodeIdentity needs a wss:// URL`);
+    }
+  }
   if (o.listen !== undefined) {
     const port = o.listen.port;
     if (!Number.isInteger(port) || port < 0 || port > 65535) bad(`bad listen port ${port}`);
@@ -186,7 +205,7 @@ export function resolveOptions(o: WebSocketTransportOptions): ResolvedOptions {
       o.listen === undefined
         ? undefined
         : { host: o.listen.host ?? '127.0.0.1', port: o.listen.port },
-    tls: o.tls ?? {},
+    tls,
     peers,
     acceptUnknownPeers: o.acceptUnknownPeers ?? true,
     maxFrameBytes,

@@ -6,7 +6,10 @@
  * Tie-break (one link per node pair): when two authenticated connections compete, the one
  * dialled by the lower node id wins; between two connections dialled by the same side the
  * newer wins (the dialler only redials when it believes the old one is dead); a connection
- * from a new incarnation of the peer always replaces one from the old incarnation.
+ * from a new incarnation of the peer always replaces one from the old incarnation. Before a
+ * newcomer gets here, the transport's `claim` has made sure that a connection it would
+ * replace (other than in a simultaneous dial) is dead: a live one gets the newcomer refused
+ * with `SYNOD_ERR_DUPLICATE_NODE` instead.
  */
 import type { TimerHandle } from '../../lib/clock.js';
 import { encodeValue } from '../../lib/codec.js';

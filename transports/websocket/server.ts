@@ -10,6 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ErrorCode, WebSocketTransportError } from './errors.js';
+import { peerNodeIds } from './identity.js';
 
 export interface ListenerOptions {
   host: string;
@@ -18,9 +19,14 @@ export interface ListenerOptions {
   keyFile?: string | undefined;
   maxPayload: number;
   timeoutMs: number;
+  /**
+   * Mutual TLS (`tls.nodeIdentity`): require a client certificate issued by this CA; the
+   * node ids it names are passed to `onConnection`.
+   */
+  clientCa?: Buffer | undefined;
   /** False when too many connections are in the handshake. */
   canAccept(): boolean;
-  onConnection(ws: WebSocket, remoteAddress: string): void;
+  onConnection(ws: WebSocket, remoteAddress: string, peerIds: string[] | undefined): void;
   onReject(code: string, message: string, remoteAddress: string): void;
 }
 
@@ -56,7 +62,11 @@ export class Listener {
         );
       }
       try {
-        this.server = https.createServer({ cert, key });
+        this.server = https.createServer(
+          options.clientCa === undefined
+            ? { cert, key }
+            : { cert, key, ca: options.clientCa, requestCert: true, rejectUnauthorized: true },
+        );
       } catch (err) {
         throw new WebSocketTransportError(
           ErrorCode.BAD_CONFIG,
@@ -108,7 +118,8 @@ export class Listener {
         socket.destroy();
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => options.onConnection(ws, remote));
+      const peerIds = options.clientCa === undefined ? undefined : peerNodeIds(socket);
+      this.wss.handleUpgrade(req, socket, head, (ws) => options.onConnection(ws, remote, peerIds));
     });
   }
 

@@ -100,6 +100,8 @@ export class WebSocketTransport implements Transport {
   private readonly linkEvents = new Subject<LinkStatus>();
   private readonly dead = new Subject<TransportDeadLetter>();
   private readonly ca: Buffer | undefined;
+  /** `tls.nodeIdentity`: the certificate and key this node presents when dialling. */
+  private readonly clientCert: { cert: Buffer; key: Buffer } | undefined;
   private listener: Listener | undefined;
   private bound: { host: string; port: number } | undefined;
   private started = false;
@@ -178,6 +180,17 @@ export class WebSocketTransport implements Transport {
         );
       }
     }
+    const tls = this.options.tls;
+    if (tls.nodeIdentity && tls.certFile !== undefined && tls.keyFile !== undefined) {
+      try {
+        this.clientCert = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+      } catch (err) {
+        throw new WebSocketTransportError(
+          ErrorCode.BAD_CONFIG,
+          `cannot read TLS certificate or key: ${(err as Error).message}`,
+        );
+      }
+    }
     this.host = {
       local: this.local,
       clock: this.clock,
@@ -231,10 +244,11 @@ export class WebSocketTransport implements Transport {
         port: o.listen.port,
         certFile: o.tls.certFile,
         keyFile: o.tls.keyFile,
+        clientCa: o.tls.nodeIdentity ? this.ca : undefined,
         maxPayload: o.maxFrameBytes,
         timeoutMs: o.handshakeTimeoutMs,
         canAccept: () => this.pendingHandshakes() < o.maxPendingHandshakes,
-        onConnection: (ws, remote) => this.accept(ws, remote),
+        onConnection: (ws, remote, peerIds) => this.accept(ws, remote, peerIds),
         onReject: (code, message, remote) => {
           this.countError(code);
           this.log(`reject:${code}`, 'warn', `rejected ${remote}: ${code}: ${message}`, {
@@ -283,6 +297,12 @@ export class WebSocketTransport implements Transport {
   /** Adds (or re-addresses) a peer at run time and dials it. */
   addPeer(spec: string | PeerSpec): void {
     const p = parsePeer(spec);
+    if (this.options.tls.nodeIdentity && !p.url.startsWith('wss:')) {
+      throw new WebSocketTransportError(
+        ErrorCode.BAD_CONFIG,
+        `peer ${p.id}: tls.nodeIdentity needs a wss:// URL`,
+      );
+    }
     if (p.id === this.nodeId) {
       throw new WebSocketTransportError(ErrorCode.BAD_CONFIG, 'cannot add this node as a peer');
     }
@@ -617,13 +637,14 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-  private accept(ws: WebSocket, remote: string): void {
+  private accept(ws: WebSocket, remote: string, peerIds: string[] | undefined): void {
     if (this.closed) {
       ws.terminate();
       return;
     }
     this.stats.connections++;
     const conn = new Connection('acceptor', ws, this.host, remote);
+    conn.certIds = peerIds;
     this.connections.add(conn);
   }
 
@@ -639,6 +660,7 @@ export class WebSocketTransport implements Transport {
         maxPayload: o.maxFrameBytes,
         perMessageDeflate: false,
         ...(this.ca !== undefined ? { ca: this.ca } : {}),
+        ...(this.clientCert ?? {}),
         rejectUnauthorized: !o.tls.insecureSkipVerify,
         ...(o.maskFrames ? {} : { generateMask: zeroMask }),
       });
@@ -710,6 +732,15 @@ export class WebSocketTransport implements Transport {
       return;
     }
     const peer = conn.remoteNode as string;
+    if (this.options.tls.nodeIdentity && !conn.certIds?.includes(peer)) {
+      const named = conn.certIds?.length ? conn.certIds.join(', ') : 'no node id';
+      decide({
+        code: ErrorCode.IDENTITY_MISMATCH,
+        reason: `peer ${conn.remoteAddress} claims node id ${peer}, but its TLS certificate names ${named}: each node needs a certificate for its own id from the cluster CA (tls.nodeIdentity); a member using another's id is impersonating it`,
+        remote: `node id ${peer} is not named by the TLS certificate presented (${named})`,
+      });
+      return;
+    }
     const link = this.links.get(peer);
     const current = link?.active;
     if (link === undefined || current === undefined || current === conn || !current.isOpen) {
