@@ -105,7 +105,13 @@ export interface AgentStatus {
 export type BackupAgentMsg<Op = unknown> =
   | { readonly type: 'applied'; readonly entry: AppliedEntry<Op>; readonly time?: number }
   /** The source's applied index: a step without an `applied` entry is an entry without a command. */
-  | { readonly type: 'applied-index'; readonly index: number; readonly time?: number }
+  | {
+      readonly type: 'applied-index';
+      readonly index: number;
+      /** The entry's term, when the source knows it (else the last command's is assumed). */
+      readonly term?: number;
+      readonly time?: number;
+    }
   /**
    * The source installed a snapshot at `index` (the log before it is gone): the agent takes
    * the snapshot's state if it is ahead, archives nothing for the skipped entries.
@@ -307,7 +313,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         this.onApplied(msg.entry, msg.time ?? this.ctx.clock.wallNow());
         break;
       case 'applied-index':
-        this.onAppliedIndex(msg.index, msg.time ?? this.ctx.clock.wallNow());
+        this.onAppliedIndex(msg.index, msg.time ?? this.ctx.clock.wallNow(), msg.term);
         break;
       case 'reset':
         this.onReset(msg.index, msg.term, msg.image, msg.time ?? this.ctx.clock.wallNow());
@@ -360,13 +366,13 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
    * command (so the archive stays contiguous); a jump (a snapshot installed on the source)
    * means commands were missed, and stalls the agent.
    */
-  private onAppliedIndex(index: number, time: number): void {
+  private onAppliedIndex(index: number, time: number, term?: number): void {
     if (this.stalled || index <= this.tracked.index) return;
     if (index > this.tracked.index + 1) {
       this.stall(this.tracked.index + 1, index);
       return;
     }
-    const meta = { index, term: this.tracked.term, time };
+    const meta = { index, term: term ?? this.tracked.term, time };
     this.tracked.skip(meta);
     this.buffer.push({ ...meta, data: new Uint8Array(0) });
     this.publish();

@@ -32,36 +32,48 @@ import type { Repository } from './repository.js';
 import type { StateKind } from './state-kind.js';
 
 /**
- * Applies nothing: the learner only carries the log to the agent. Its own snapshots are empty
- * and exist only so the learner can compact its in-memory log (a long-running agent's log
- * would otherwise grow for ever); `ownSnapshots` counts those being taken, so the snapshot
- * tap can tell them from the leader's InstallSnapshot images.
+ * Applies nothing: the learner only carries the log to the agent. Its own snapshots exist only
+ * so the learner can compact its in-memory log (a long-running agent's log would otherwise
+ * grow for ever); their image is `marker`, 16 bytes drawn from the actor system's Random for
+ * this learner, so the snapshot tap can tell them from the leader's InstallSnapshot images by
+ * content (see `tapSnapshots`).
  */
 class NullStateMachine implements StateMachine<unknown, undefined> {
-  ownSnapshots = 0;
+  constructor(readonly marker: Uint8Array) {}
   apply(): undefined {
     return undefined;
   }
   snapshot(): Uint8Array {
-    // RaftNode creates the snapshot in the store right after taking the image.
-    this.ownSnapshots++;
-    return new Uint8Array(0);
+    return this.marker;
   }
   restore(): void {}
 }
 
+/** The image of a learner's own snapshots: a fixed prefix and 16 random bytes. */
+export function learnerMarker(random: { nextUint32(): number }): Buffer {
+  const m = Buffer.alloc(32);
+  m.write('SYNL', 0, 'latin1');
+  for (let i = 0; i < 4; i++) m.writeUInt32BE(random.nextUint32(), 4 + i * 4);
+  m.write('own-snapshot', 20, 'latin1');
+  return m;
+}
+
 /**
  * Passes every snapshot the learner installs from the leader to `onSnapshot` once it is
- * durable; the learner's own (empty) snapshots, for which `isOwn()` says true, pass untapped.
+ * durable. The learner's own snapshots pass untapped: RaftNode stores what the state machine's
+ * `snapshot()` returned, wrapped in its session image, so an own snapshot's bytes contain
+ * `marker`; a leader's image never does (the marker is random per learner and never leaves
+ * it). This depends only on the image's content, not on when RaftNode calls `snapshot()`
+ * relative to `create()` (an earlier version counted calls, which an InstallSnapshot stored
+ * between the two — RaftNode awaits the log's durability there — would have misread).
  */
-function tapSnapshots(
+export function tapSnapshots(
   inner: SnapshotStore,
   onSnapshot: (index: number, term: number, image: Uint8Array) => void,
-  isOwn: () => boolean,
+  marker: Buffer,
 ): SnapshotStore {
   return {
     create: async (meta) => {
-      if (isOwn()) return inner.create(meta);
       const w = await inner.create(meta);
       const parts: Uint8Array[] = [];
       const tapped: SnapshotWriter = {
@@ -71,7 +83,8 @@ function tapSnapshots(
         },
         commit: async () => {
           const m = await w.commit();
-          onSnapshot(meta.index, meta.term, Buffer.concat(parts));
+          const image = Buffer.concat(parts);
+          if (!image.includes(marker)) onSnapshot(meta.index, meta.term, image);
           return m;
         },
         abort: () => w.abort(),
@@ -172,7 +185,7 @@ export class LiveBackup<Op = unknown> {
     const clock = system.clock;
     await waitStarted(agent.events$, 'the backup agent', clock);
     const disk = new MemoryDisk();
-    let sm = new NullStateMachine();
+    const marker = learnerMarker(system.random);
     const raft = new RaftNode<Op, undefined>({
       storage: async () => {
         const dd = await openMemoryDataDir(disk);
@@ -181,18 +194,11 @@ export class LiveBackup<Op = unknown> {
           snapshots: tapSnapshots(
             dd.snapshots,
             (index, term, image) => agent.tell({ type: 'reset', index, term, image }),
-            () => {
-              if (sm.ownSnapshots === 0) return false;
-              sm.ownSnapshots--;
-              return true;
-            },
+            marker,
           ),
         };
       },
-      stateMachine: () => {
-        sm = new NullStateMachine();
-        return sm as unknown as StateMachine<Op, undefined>;
-      },
+      stateMachine: () => new NullStateMachine(marker) as unknown as StateMachine<Op, undefined>,
       // The in-memory log is compacted behind empty snapshots: the agent has every entry
       // already (they reach it as they are applied), and a learner serves no one.
       snapshotEvery: opts.learnerSnapshotEvery ?? 10_000,
@@ -209,7 +215,7 @@ export class LiveBackup<Op = unknown> {
       agent.tell(
         step.entry
           ? { type: 'applied', entry: step.entry }
-          : { type: 'applied-index', index: step.index },
+          : { type: 'applied-index', index: step.index, term: step.term },
       ),
     );
     raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });

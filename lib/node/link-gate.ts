@@ -88,6 +88,14 @@ export class LinkGate implements Transport {
     return this.inner.peers();
   }
 
+  inboundPeer(): string | undefined {
+    return this.inner.inboundPeer?.();
+  }
+
+  inboundRefused(envelope: Envelope, code: string, reason: string): void {
+    this.inner.inboundRefused?.(envelope, code, reason);
+  }
+
   counters(): TransportCounters {
     const c = this.inner.counters();
     return { ...c, dropped: c.dropped + this.droppedByGate };

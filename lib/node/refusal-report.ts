@@ -35,6 +35,14 @@ const ADVICE: Record<string, { what: string; todo: string }> = {
     what: 'this node is not in the peer’s member list',
     todo: 'add it with synod node --join, or list it in the peer’s --peers',
   },
+  SYNOD_ERR_DUPLICATE_NODE: {
+    what: 'another live process already uses this node id',
+    todo: 'give every process its own --id (a backup agent too: --agent-id), or stop the other one',
+  },
+  SYNOD_ERR_IDENTITY_MISMATCH: {
+    what: 'the node id is not in the TLS client certificate',
+    todo: 'issue each node a certificate whose CN or SAN is its --id',
+  },
 };
 
 /**

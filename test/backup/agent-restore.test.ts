@@ -145,3 +145,58 @@ t.test(
     );
   },
 );
+
+/**
+ * An entry without a command (a new leader's no-op, a configuration change) is archived with
+ * its own term when the source says it (the Raft learner does), so a restore to that index
+ * reports the cluster's term there. Control: a step without a term keeps the last command's.
+ */
+t.test('entries without a command are archived with their own term', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-agent-term-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const repo = await Repository.init(dir, { chunker: small, clusterId: 'c1' });
+  const system = new ActorSystem({ nodeId: 'n1', logger: silentLogger, random: new Random(3) });
+  t.teardown(() => system.shutdown());
+  const agent = system.spawn<BackupAgentMsg<MapOp>, unknown>(
+    'backup',
+    () =>
+      new BackupAgent<MapOp>({
+        repo,
+        clusterId: 'c1',
+        factory: () => new MapState(),
+        archive: { maxEntries: 1000, flushMs: 0 },
+      }),
+  );
+  await agent.ask({ type: 'status' });
+  const put = (index: number, term: number, key: string): BackupAgentMsg<MapOp> => ({
+    type: 'applied',
+    entry: {
+      index,
+      term,
+      command: { clientId: 'c', seq: index, op: { type: 'put', key, value: Buffer.from(key) } },
+      result: undefined,
+    } as never,
+  });
+  agent.tell(put(1, 1, 'a'));
+  agent.tell(put(2, 1, 'b'));
+  agent.tell({ type: 'applied-index', index: 3, term: 2 }); // the new leader's no-op
+  agent.tell({ type: 'applied-index', index: 4 }); // control: a source that knows no term
+  agent.tell(put(5, 2, 'c'));
+  await agent.ask({ type: 'backup', kind: 'full' }, 30_000);
+  await agent.ask({ type: 'flush' }, 30_000);
+  const terms = new Map<number, number>();
+  for await (const e of repo.archive.entries(0, 5)) terms.set(e.index, e.term);
+  t.same(
+    [...terms],
+    [
+      [1, 1],
+      [2, 1],
+      [3, 2],
+      [4, 2],
+      [5, 2],
+    ],
+    'archived terms',
+  );
+  const at3 = await restore(repo, { kind: 'index', index: 3 }, { factory: () => new MapState() });
+  t.equal(at3.term, 2, 'a restore to the no-op reports its term');
+});

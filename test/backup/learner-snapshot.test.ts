@@ -160,3 +160,40 @@ t.test("a long-running agent's learner keeps its log bounded", async (t) => {
   const all = (unbounded.span?.last ?? 0) - (unbounded.span?.first ?? 0) + 1;
   t.ok(all >= 400, `negative control: without compaction it holds all ${all} entries`);
 });
+
+/**
+ * The snapshot tap tells the learner's own (compaction) snapshots from the leader's
+ * InstallSnapshot images by content, whatever order RaftNode creates and commits them in:
+ * here the leader's image is stored between the learner taking its own image and storing it
+ * (RaftNode awaits the log's durability in between). Negative control: a tap looking for
+ * another marker reports the learner's own snapshot as installed.
+ */
+t.test('own snapshots are told from installed ones by content, not by order', async (t) => {
+  const { learnerMarker, tapSnapshots } = await import('../../actors/backup/learner.js');
+  const { MemoryDisk } = await import('../../lib/storage/memory-disk.js');
+  const { MemorySnapshotStore } = await import('../../lib/storage/index.js');
+  const { encodeValue } = await import('../../lib/codec.js');
+  const { Random } = await import('../../lib/random.js');
+  const marker = learnerMarker(new Random(5));
+  const ownImage = encodeValue({ v: 1, sessions: [], user: marker });
+  const leaderImage = encodeValue({ v: 1, sessions: [], user: new Uint8Array([1, 2, 3, 4]) });
+  const run = async (m: Buffer) => {
+    const inner = await MemorySnapshotStore.open(new MemoryDisk(), { name: 'tap' });
+    const seen: number[] = [];
+    const store = tapSnapshots(inner, (index) => seen.push(index), m);
+    const membership = { voters: ['a'], learners: [] } as never;
+    const own = await store.create({ index: 10, term: 1, membership });
+    const leader = await store.create({ index: 20, term: 2, membership });
+    await leader.write(leaderImage);
+    await leader.commit();
+    await own.write(ownImage);
+    await own.commit();
+    return seen;
+  };
+  t.same(await run(marker), [20], 'only the leader image reaches the agent');
+  t.same(
+    await run(learnerMarker(new Random(6))),
+    [20, 10],
+    'control: with another marker the own snapshot is taken for an installed one',
+  );
+});

@@ -50,7 +50,13 @@ else
       });
       t.ok(line, `${id} linked to ${other} over wss://`);
     }
-    t.match(nodes.node('n1').output, /up at wss:\/\/127\.0\.0\.1/, 'n1 serves wss://');
+    // "up at" is printed once the node has started, which can come after its links are up.
+    const up = await until(
+      "n1's start-up line",
+      () => /up at wss:\/\/127\.0\.0\.1/.test(nodes.node('n1').output) || undefined,
+      60_000,
+    ).catch(() => false);
+    t.ok(up, `n1 serves wss:// (${nodes.node('n1').output.slice(-400)})`);
 
     const swapped = await runSynod([
       'node',
