@@ -1,5 +1,5 @@
 /**
- * `synod demo [NAME] [--dashboard PORT] [--protocol raft]`: the embedded tour. A 3-node
+ * `synod demo [NAME] [--dashboard PORT] [--protocol raft|paxos]`: the embedded tour. A 3-node
  * cluster in this process elects a leader, replicates writes, loses its leader, re-elects,
  * heals and backs up, narrating each step; the dashboard shows it live. When standard input
  * is a terminal the cluster then stays up for play until Ctrl-C; otherwise (CI) it exits.
@@ -13,6 +13,7 @@ import { runAcrossLaptops } from '../../demos/across-laptops.js';
 import { runBackupRestoreDemo } from '../../demos/backup-restore.js';
 import { runEventualStoreDemo } from '../../demos/eventual-store.js';
 import { runPaxosDemo } from '../../demos/paxos.js';
+import { runPaxosTour } from '../../demos/paxos-cluster.js';
 import { runTour } from '../../demos/raft-kv-tour.js';
 import { runRateLimiterDemo } from '../../demos/rate-limiter.js';
 import { systemClock } from '../../lib/clock.js';
@@ -128,13 +129,31 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (name === 'paxos') {
-      // The Paxos tour: a dueling-proposer episode, then a Multi-Paxos log with an election,
-      // writes, a killed distinguished proposer and its restart (demos/paxos.ts).
-      if (sources.dashboard === 'flag')
-        throw new CliError(
-          'the Paxos tour runs in a simulation with no dashboard; for a Paxos dashboard start nodes with synod node --protocol paxos --dashboard PORT',
-        );
-      await runPaxosDemo();
+      const interactive = process.stdin.isTTY === true && options.exit !== true;
+      const paceMs = paceOf(options.pace as number | undefined, process.stdout.isTTY === true);
+      // The protocol step by step first (a simulation: dueling proposers, then a Multi-Paxos
+      // log), unless the cluster tour is asked for with a dashboard.
+      if (sources.dashboard !== 'flag') {
+        await runPaxosDemo();
+        console.log('\n\n# Multi-Paxos on a real cluster: three nodes in this process');
+      }
+      await runPaxosTour({
+        paceMs,
+        dashboardPort: options.dashboard as number,
+        dashboardHost: options['dashboard-host'] as string,
+        dashboardPortFallback: sources.dashboard === 'default',
+        onReady: async (_nodes, url) => {
+          if (!interactive) return;
+          console.log(
+            `\nThe cluster stays up for you to play with${url ? ` at ${url}` : ''}. Ctrl-C to stop.`,
+          );
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', resolve);
+            process.once('SIGTERM', resolve);
+          });
+          console.log('\nstopping the cluster…');
+        },
+      });
       return 0;
     }
     const interactive = process.stdin.isTTY === true && options.exit !== true;
@@ -177,7 +196,8 @@ export function paceOf(flag: number | undefined, stdoutIsTty: boolean): number {
 /** The demos of demos/, by the name `synod demo NAME` takes. */
 const DEMOS = {
   tour: 'Raft + KV in one process with the dashboard: election, writes, failover, backup, restore',
-  paxos: 'dueling Paxos proposers, then a Multi-Paxos log losing its distinguished proposer',
+  paxos:
+    'dueling Paxos proposers, then a 3-node Multi-Paxos cluster with the dashboard: election, writes, failover, catch-up',
   actor: 'write your own actor: a token-bucket rate limiter',
   eventual: 'the leaderless store: a partition, siblings, CRDT merges, anti-entropy',
   backup:

@@ -50,7 +50,8 @@ import {
   sinceOf,
 } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
-import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
+import { DrainingLog } from './proposal-drain.js';
+import { drainWrites, type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
 export interface RunningPaxosNode {
   readonly protocol: 'paxos';
@@ -183,10 +184,12 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
         }
       });
     }
+    // The KV service proposes through the drain, so a shutdown can finish its writes.
+    p.drain = new DrainingLog<KvOp, KvResult>(p.log as ReplicatedLog<KvOp, KvResult>, clock);
     system.spawn(
       'kv',
       new KvService({
-        log: p.log as ReplicatedLog<KvOp, KvResult>,
+        log: p.drain,
         sm,
         ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
       }),
@@ -194,6 +197,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     return p;
   };
   const stopPart = async (p: PaxosPart) => {
+    await drainWrites(p.drain, config);
     p.stopping = true;
     await system.stop(`${config.id}/kv`).catch(() => undefined);
     // Stops the log and the three actors, and closes the journal, hard state and snapshots.
@@ -304,6 +308,8 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     stop: () => {
       stopping ??= (async () => {
         await control.catch(() => undefined);
+        // Finish what is in flight while everything still runs, then close the log.
+        await drainWrites(part?.drain, config);
         await system.stop(`${config.id}/kv`).catch(() => undefined);
         if (part) await part.paxos.stop();
         await system.shutdown();
@@ -319,6 +325,8 @@ interface PaxosPart {
   paxos: MultiPaxosNode;
   sm: KvStateMachine;
   log: MultiPaxosLog<KvOp, KvResult>;
+  /** The log as the KV service sees it: refuses new writes and waits for in-flight ones on stop. */
+  drain?: DrainingLog<KvOp, KvResult>;
   /** Set when it is being stopped on purpose (its actors' `stopped` events then do not end the node). */
   stopping: boolean;
   /** The newest applied slots (at most LOG_TAIL). */

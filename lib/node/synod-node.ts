@@ -30,6 +30,7 @@ import { MessageSampler } from './message-samples.js';
 import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 import { peerAdviceLogger, WARN_NO_SECRET } from './peer-advice.js';
+import { DrainingLog } from './proposal-drain.js';
 import { RefusalReport } from './refusal-report.js';
 import { watchRemoval } from './removal-watch.js';
 
@@ -60,6 +61,35 @@ export interface NodeConfig {
    * logs what to check (the transport's `queueWhileDownMs`, default 30,000 ms).
    */
   peerDownMs?: number;
+  /**
+   * On `stop()` (SIGINT/SIGTERM), how long in-flight writes may take to commit and be answered
+   * before the log is closed (default 2,000 ms); new writes are refused meanwhile.
+   */
+  drainMs?: number;
+}
+
+/** The default bound of a shutdown's wait for in-flight writes. */
+export const DEFAULT_DRAIN_MS = 2000;
+
+/**
+ * Stops taking writes and waits (bounded) for the in-flight ones to be answered; logs what it
+ * did. Shared by the Raft and Multi-Paxos node processes.
+ */
+export async function drainWrites(
+  drain: DrainingLog<KvOp, KvResult> | undefined,
+  config: NodeConfig,
+): Promise<void> {
+  if (!drain) return;
+  const maxMs = config.drainMs ?? DEFAULT_DRAIN_MS;
+  const r = await drain.drain(maxMs);
+  if (r.inFlight === 0 && r.refused === 0) return;
+  config.logger.log(
+    r.left > 0 ? 'warn' : 'info',
+    r.left > 0
+      ? `shutdown: ${r.inFlight - r.left} of ${r.inFlight} in-flight writes finished within ${maxMs} ms; ${r.left} did not (no quorum?) and are answered as indeterminate; ${r.refused} new writes refused`
+      : `shutdown: ${r.inFlight} in-flight writes finished and answered in ${Math.round(r.tookMs)} ms; ${r.refused} new writes refused`,
+    { inFlight: r.inFlight, left: r.left, refused: r.refused },
+  );
 }
 
 /** Why a running node can no longer serve (see `RunningNode.ended`). */
@@ -348,10 +378,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         },
       });
     });
+    // The KV service proposes through the drain, so a shutdown can finish its writes.
+    p.drain = new DrainingLog<KvOp, KvResult>(raft, clock);
     system.spawn(
       'kv',
       new KvService({
-        log: raft,
+        log: p.drain,
         sm: p.sm as KvStateMachine,
         ...(config.defaultRead ? { defaultRead: config.defaultRead } : {}),
       }),
@@ -400,6 +432,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   };
   /** Stops the consensus part; the process, its admin actor and dashboard stay up. */
   const stopPart = async (p: RaftPart) => {
+    await drainWrites(p.drain, config);
     p.stopping = true;
     p.following?.unsubscribe();
     p.lastStatus = p.raft.started ? p.raft.status() : undefined;
@@ -536,6 +569,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     stop: () => {
       stopping ??= (async () => {
         await control.catch(() => undefined);
+        // Finish what is in flight while everything still runs, then close the log.
+        await drainWrites(part?.drain, config);
         part?.following?.unsubscribe();
         await system.shutdown();
         await transport.close(500);
@@ -550,6 +585,8 @@ interface RaftPart {
   raft: RaftNode<KvOp, KvResult>;
   sm: KvStateMachine | undefined;
   following?: Subscription;
+  /** The log as the KV service sees it: refuses new writes and waits for in-flight ones on stop. */
+  drain?: DrainingLog<KvOp, KvResult>;
   /** Set when an operator stops it (its `stopped` event then does not end the node). */
   stopping: boolean;
   /** Its status when it was stopped. */
