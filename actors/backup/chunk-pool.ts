@@ -375,6 +375,11 @@ export class ChunkPool {
     return recordHashes ? { plain, address, recordHashes } : { plain, address };
   }
 
+  /** Chunks hashed for writing and neither taken nor dropped yet (a leak check for tests). */
+  keptChunks(): number {
+    return this.slots.reduce((n, s) => n + s.kept, 0);
+  }
+
   /** Stops every worker (jobs in flight fail). */
   async close(): Promise<void> {
     const slots = this.slots.splice(0);

@@ -114,30 +114,28 @@ export class ChunkStore {
     // The chunk goes to a worker (plain is not used here again): it is hashed, and compressed
     // only when this address is new.
     const pending = await chunkPool.hashForWrite(this.keys, plain);
-    const id = pending.address;
-    const file = this.pathOf(id);
-    if (this.pending.has(id)) {
+    try {
+      const id = pending.address;
+      const file = this.pathOf(id);
+      if (this.pending.has(id)) return { id, size, stored: 0 };
+      if (this.known.has(id) || ((await this.fs.size(file)) ?? 0) > HEADER) {
+        this.known.add(id);
+        return { id, size, stored: 0 };
+      }
+      if (this.pending.has(id)) return { id, size, stored: 0 };
+      this.pending.set(id, file);
+      const bytes = await this.encode(id, size, pending);
+      const dir = path.dirname(file);
+      if (!this.dirty.has(dir)) {
+        await this.fs.mkdirp(dir);
+        this.dirty.add(dir);
+      }
+      await this.fs.writeFile(`${file}.tmp`, bytes);
+      return { id, size, stored: bytes.length };
+    } finally {
+      // A chunk not taken (already stored, or an error on the way) is released in the worker.
       pending.drop();
-      return { id, size, stored: 0 };
     }
-    if (this.known.has(id) || ((await this.fs.size(file)) ?? 0) > HEADER) {
-      pending.drop();
-      this.known.add(id);
-      return { id, size, stored: 0 };
-    }
-    if (this.pending.has(id)) {
-      pending.drop();
-      return { id, size, stored: 0 };
-    }
-    this.pending.set(id, file);
-    const bytes = await this.encode(id, size, pending);
-    const dir = path.dirname(file);
-    if (!this.dirty.has(dir)) {
-      await this.fs.mkdirp(dir);
-      this.dirty.add(dir);
-    }
-    await this.fs.writeFile(`${file}.tmp`, bytes);
-    return { id, size, stored: bytes.length };
   }
 
   /** Forgets chunks written but not synced (their .tmp files are swept by expire). */

@@ -190,3 +190,24 @@ t.test('a chunk whose flags name the other codec is corrupt', async (t) => {
     );
   }
 });
+
+t.test('a chunk store error after hashing releases the chunk in the worker', async (t) => {
+  const { ChunkStore } = await import('../../actors/backup/chunk-store.js');
+  const { chunkPool } = await import('../../actors/backup/chunk-pool.js');
+  const { nodeRepoFs } = await import('../../actors/backup/fs.js');
+  const keys = deriveKeys(undefined, '');
+  const failing = {
+    ...nodeRepoFs,
+    size: async () => {
+      throw Object.assign(new Error('EIO: simulated'), { code: 'EIO' });
+    },
+  };
+  const store = new ChunkStore(failing, os.tmpdir(), keys, { algo: 'brotli', level: 1 });
+  const before = chunkPool.keptChunks();
+  for (let i = 0; i < 5; i++) {
+    const plain = chunkOf(new Random(SEED + 10 + i), 80, 1500);
+    t.ok(plain.length >= 16 * 1024, 'big enough for a worker');
+    await t.rejects(store.put(plain), /EIO/);
+  }
+  t.equal(chunkPool.keptChunks(), before, 'nothing left held in the workers');
+});

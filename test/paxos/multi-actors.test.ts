@@ -213,3 +213,41 @@ t.test('with a leader lease, reads skip the barrier', async (t) => {
   t.equal(c.appliedAt.size, slotsBefore, 'no barrier slot was used');
   c.stop();
 });
+
+t.test(
+  'proposals time out at their own deadlines (one timer per log, FIFO per timeout)',
+  async (t) => {
+    const nodes = ['a', 'b', 'c'];
+    const c = new PaxosActorCluster({ seed: 11, nodes });
+    await c.start();
+    const leader = await c.waitForLeader();
+    const ok = await c.sim.await(c.propose(leader, 'cl', 1, w('k', 1), 400), { timeout: 2000 });
+    t.ok(ok.index > 0, 'a proposal applied before its deadline resolves');
+    for (const n of nodes.filter((x) => x !== leader)) c.sim.crash(n);
+    const t0 = c.sim.clock.now();
+    const settled: { seq: number; at: number; code: string }[] = [];
+    const track = (seq: number, ms: number) =>
+      c.propose(leader, 'cl', seq, w('k', seq), ms).then(
+        () => settled.push({ seq, at: c.sim.clock.now() - t0, code: 'ok' }),
+        (e: ProposeError) => settled.push({ seq, at: c.sim.clock.now() - t0, code: e.code }),
+      );
+    track(2, 300);
+    track(3, 150);
+    track(4, 300);
+    await c.sim.runFor(140);
+    t.same(settled, [], 'nothing settles before the first deadline');
+    await c.sim.runFor(20);
+    t.same(settled, [{ seq: 3, at: 150, code: 'Timeout' }], 'the 150 ms proposal timed out at 150');
+    await c.sim.runFor(200);
+    t.same(
+      settled.map((s) => [s.seq, s.at, s.code]),
+      [
+        [3, 150, 'Timeout'],
+        [2, 300, 'Timeout'],
+        [4, 300, 'Timeout'],
+      ],
+      'the 300 ms ones at 300, in order; the resolved one never times out',
+    );
+    c.stop();
+  },
+);
