@@ -106,6 +106,8 @@ export class ActorSystem {
   private transport: Transport | undefined;
   private readonly subscriptions: Subscription[] = [];
   private stopped = false;
+  /** Set when shutdown begins (actors stop one by one while peers still send). */
+  private stopping = false;
   private readonly counters = { delivered: 0, deadLetters: 0, refusedInbound: 0 };
   private readonly warnWindows = new Map<string, { start: number; count: number }>();
 
@@ -239,6 +241,7 @@ export class ActorSystem {
   /** Stops every actor, rejects pending asks and detaches from the transport. */
   async shutdown(options: { closeTransport?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
+    this.stopping = true;
     const tops = [...this.cells.values()].filter((c) => c.parent === undefined);
     await Promise.all(tops.map((c) => c.requestStop()));
     this.stopped = true;
@@ -532,7 +535,14 @@ export class ActorSystem {
     const peer = this.senderNode(env);
     this.counters.refusedInbound++;
     const transport = this.transport;
-    if (transport?.inboundRefused !== undefined && transport.inboundPeer?.() !== undefined) {
+    if (this.stopping && code === 'SYNOD_ERR_NO_SUCH_ACTOR') {
+      // Shutting down: peers still send to the actors that just stopped. Expected, not a
+      // misbehaving peer: a debug line, no warning.
+      this.log.log('debug', `dropped a ${env.k} for ${env.to} while shutting down`, {
+        peer,
+        to: env.to,
+      });
+    } else if (transport?.inboundRefused !== undefined && transport.inboundPeer?.() !== undefined) {
       transport.inboundRefused(env, code, reason);
     } else {
       this.warnLimited(

@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { open, type RepoKeys, seal } from './crypto.js';
 import { BackupError } from './errors.js';
@@ -48,6 +49,14 @@ const HEADER = 32;
 const SEG_RE = /^(\d{16})-(\d{16})\.seg$/;
 
 const pad = (n: number) => String(n).padStart(16, '0');
+const deflateRaw = promisify(zlib.deflateRaw) as (
+  b: Buffer,
+  o: zlib.ZlibOptions,
+) => Promise<Buffer>;
+const inflateRaw = promisify(zlib.inflateRaw) as (
+  b: Buffer,
+  o: zlib.ZlibOptions,
+) => Promise<Buffer>;
 const crc32 = (zlib as unknown as { crc32(data: Uint8Array, value?: number): number }).crc32;
 
 export class LogArchive {
@@ -97,7 +106,9 @@ export class LogArchive {
     }
     let flags = 0;
     let payload: Buffer = body;
-    const z = zlib.deflateRawSync(body, { level: 1 });
+    // On libuv's pool, one output buffer: a 4 MiB segment is ~60 ms of deflate, which must not
+    // block the event loop of the agent (or of the node it is embedded in).
+    const z = await deflateRaw(body, { level: 1, chunkSize: body.length + 1024 });
     if (z.length < body.length) {
       payload = z;
       flags |= 1;
@@ -168,7 +179,9 @@ export class LogArchive {
     }
     if (flags & 1) {
       try {
-        payload = zlib.inflateRawSync(payload);
+        payload = await inflateRaw(payload, {
+          chunkSize: Math.min(Math.max(payload.length * 4, 64 * 1024), 16 << 20),
+        });
       } catch {
         bad('does not decompress');
       }

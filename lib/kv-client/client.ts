@@ -132,6 +132,8 @@ const RETRY_CODES = new Set([
   'SYNOD_ERR_KV_SESSION_NOT_CAUGHT_UP',
   'SYNOD_ERR_ASK_TIMEOUT',
   'SYNOD_ERR_NO_SUCH_ACTOR',
+  // The node's KV service stopped (a clean shutdown) before taking the request: not applied.
+  'SYNOD_ERR_ACTOR_STOPPED',
   'SYNOD_ERR_UNKNOWN_PEER',
   'SYNOD_ERR_QUEUE_FULL',
   'SYNOD_ERR_NODE_DOWN',

@@ -63,9 +63,16 @@ export async function discoverNodeId(
         done(new Error(`${url} did not answer like a synod node: ${(err as Error).message}`));
       }
     });
-    ws.on('close', (code, reason) =>
-      done(new Error(`${url} closed the connection (${code} ${reason.toString() || 'no reason'})`)),
-    );
+    ws.on('close', (code, reason) => {
+      const text = reason.toString();
+      // What to change for the refusals a person can fix from this side.
+      const advice = /SYNOD_ERR_WRONG_CLUSTER/.test(text)
+        ? ": pass the nodes' cluster name with --cluster-name (or SYNOD_CLUSTER_NAME)"
+        : /SYNOD_ERR_AUTH_FAILED/.test(text)
+          ? ': pass the secret file the nodes were started with (--secret-file or SYNOD_SECRET_FILE)'
+          : '';
+      done(new Error(`${url} closed the connection (${code} ${text || 'no reason'})${advice}`));
+    });
     ws.on('error', (err: NodeJS.ErrnoException) =>
       done(
         new Error(

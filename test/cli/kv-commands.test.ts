@@ -121,6 +121,7 @@ const runs = {
       wrongSecret,
     ]),
     watch: runSynod(['kv', 'watch', 'secret/k', '--cluster', url, '--secret-file', wrongSecret]),
+    name: kv('get', 'secret/k', '--cluster-name', 'another-cluster'),
   },
 };
 const wRev2 = await put('w/k', 'v2');
@@ -293,6 +294,14 @@ t.test('the wrong secret: one line saying what to fix, exit 1, nothing sent', as
     '--json: one failed response naming the code',
   );
   t.equal(getJson.err.trim(), '', '--json: nothing on stderr');
+  const name = await runs.wrong.name;
+  t.equal(name.code, 1, 'another --cluster-name: exit 1');
+  t.equal(name.err.length, 1, 'one line');
+  t.match(
+    name.err[0],
+    /SYNOD_ERR_WRONG_CLUSTER.*: pass the nodes' cluster name with --cluster-name \(or SYNOD_CLUSTER_NAME\)$/,
+    'says which flag to fix',
+  );
   t.match(
     await client.get('secret/k'),
     { outcome: 'ok', value: { value: null } },

@@ -8,7 +8,7 @@ import { ActorSystem } from '../../lib/actor-system.js';
 import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { Random } from '../../lib/random.js';
-import type { LinkState } from '../../lib/transport.js';
+import type { LinkState, Transport } from '../../lib/transport.js';
 import { MemoryNetwork } from '../../transports/memory/memory-network.js';
 import type { MemoryTransport } from '../../transports/memory/memory-transport.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
@@ -19,6 +19,8 @@ import { until } from './ws-util.js';
 export interface Cluster {
   readonly kind: string;
   system(node: string): ActorSystem;
+  /** The transport the node's system currently uses. */
+  transport(node: string): Transport;
   /** Stops the node abruptly and starts a new incarnation of it (same address). */
   restart(node: string): Promise<void>;
   /** Cuts both directions between a and b. */
@@ -57,6 +59,7 @@ export const memoryCluster: ClusterFactory = async (nodes, onStart) => {
   return {
     kind: 'memory',
     system: (n) => systems.get(n)!,
+    transport: (n) => transports.get(n)!,
     async restart(node) {
       network.disconnect(node);
       await systems.get(node)!.shutdown();
@@ -137,6 +140,7 @@ export const websocketCluster: ClusterFactory = async (nodes, onStart) => {
   return {
     kind: 'websocket',
     system: (n) => systems.get(n)!,
+    transport: (n) => transports.get(n)!,
     async restart(node) {
       await systems.get(node)!.shutdown();
       await transports.get(node)!.close(0);

@@ -42,6 +42,21 @@ export class MemoryTransport implements Transport {
       this.reject(envelope, 'SYNOD_ERR_TRANSPORT_CLOSED', 'transport is closed');
       return false;
     }
+    const from = envelope.from;
+    if (
+      from !== undefined &&
+      from !== this.nodeId &&
+      !(from.charCodeAt(this.nodeId.length) === 0x2f && from.startsWith(this.nodeId))
+    ) {
+      // As the WebSocket transport does (a node can only send as itself), so code that
+      // works here works across machines.
+      this.reject(
+        envelope,
+        'SYNOD_ERR_FORGED_SENDER',
+        `envelope claims sender "${from}", which is not on this node (${this.nodeId}); a node can only send as itself`,
+      );
+      return false;
+    }
     const r = this.network.transmit(this.nodeId, envelope);
     if (!r.ok) {
       this.reject(envelope, r.code, r.reason);
