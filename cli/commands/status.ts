@@ -11,7 +11,7 @@ import {
 } from '../../actors/backup/repository-summary.js';
 import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
-import { discoverNodeId } from '../../lib/node/discover.js';
+import { discoverNodeId, readTlsCaFile } from '../../lib/node/discover.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
@@ -33,6 +33,11 @@ const specs = {
     env: 'SYNOD_CLUSTER_NAME',
   },
   'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
+  'tls-ca': {
+    kind: 'string',
+    description: "PEM CA that signed the nodes' certificates (wss:// with a private CA)",
+    env: 'SYNOD_TLS_CA',
+  },
   'backup-repo': {
     kind: 'string',
     description: 'also show the backups in this repository (synod backup --repo)',
@@ -54,9 +59,17 @@ export async function run(argv: string[]): Promise<number> {
   }
   let verbose = false;
   try {
-    const { options: o } = parseArgs(argv, specs);
+    const { options: o, sources } = parseArgs(argv, specs);
     verbose = o.verbose === true;
     const secret = readSecretFile(o['secret-file'] as string | undefined);
+    const caFile = (o['tls-ca'] as string | undefined) || undefined;
+    if (caFile !== undefined) {
+      try {
+        readTlsCaFile(caFile, sources['tls-ca'] === 'env' ? 'SYNOD_TLS_CA' : '--tls-ca');
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+    }
     const timeoutMs = o['timeout-ms'] as number;
     const entries = o.cluster as string[];
     for (const e of entries) {
@@ -79,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
               cluster: o['cluster-name'] as string,
               timeoutMs,
               auth: secret !== undefined,
+              ...(caFile !== undefined ? { caFile } : {}),
             }),
             url: e,
           });
@@ -98,6 +112,7 @@ export async function run(argv: string[]): Promise<number> {
       peers: peers.map((p) => `${p.id}=${p.url}`),
       random: random.fork(),
       ...(secret ? { secret } : {}),
+      ...(caFile !== undefined ? { tls: { caFile } } : {}),
       logger: silentLogger,
     } as ConstructorParameters<typeof WebSocketTransport>[0]);
     const linkProblems = new Map<string, string>();
