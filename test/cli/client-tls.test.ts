@@ -56,6 +56,7 @@ else
     // A CA file that cannot be used is refused before anything is dialled: these run while
     // the nodes start. The put waits (its deadline, retries included) for a leader.
     const missing = path.join(nodes.dir, 'no-such-ca.pem');
+    const repo = path.join(nodes.dir, 'repo');
     const [bad, put] = await Promise.all([
       Promise.all([
         runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', missing]),
@@ -63,6 +64,7 @@ else
         runSynod(['member', 'list', ...cluster, ...secret, '--tls-ca', missing]),
         runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', notPem]),
         runSynodEnv(['status', ...cluster, ...secret], { SYNOD_TLS_CA: missing }),
+        runSynod(['backup', 'full', '--repo', repo, ...cluster, ...secret, '--tls-ca', missing]),
       ]),
       runSynod([
         'kv',
@@ -80,16 +82,20 @@ else
     if (put.code !== 0) t.comment(nodes.node('n1').output.slice(-2000));
     t.equal(put.code, 0, `kv put with --tls-ca succeeds (${put.err})`);
 
-    const [get, getEnv, status, members, noCa, statusNoCa, wrongCa, named] = await Promise.all([
-      runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', cert]),
-      runSynodEnv(['kv', 'get', 'tls/k', ...cluster, ...secret], { SYNOD_TLS_CA: cert }),
-      runSynod(['status', ...cluster, ...secret, '--tls-ca', cert, '--json']),
-      runSynod(['member', 'list', ...cluster, ...secret, '--tls-ca', cert]),
-      runSynod(['kv', 'get', 'tls/k', '--cluster', url, ...secret]),
-      runSynod(['status', '--cluster', url, ...secret]),
-      runSynod(['kv', 'get', 'tls/k', '--cluster', url, ...secret, '--tls-ca', otherCa]),
-      runSynod(['kv', 'get', 'tls/k', '--cluster', `n1=${url}`, ...secret, '--tls-ca', cert]),
-    ]);
+    const [get, getEnv, status, members, noCa, statusNoCa, wrongCa, named, backup, backupNoCa] =
+      await Promise.all([
+        runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', cert]),
+        runSynodEnv(['kv', 'get', 'tls/k', ...cluster, ...secret], { SYNOD_TLS_CA: cert }),
+        runSynod(['status', ...cluster, ...secret, '--tls-ca', cert, '--json']),
+        runSynod(['member', 'list', ...cluster, ...secret, '--tls-ca', cert]),
+        runSynod(['kv', 'get', 'tls/k', '--cluster', url, ...secret]),
+        runSynod(['status', '--cluster', url, ...secret]),
+        runSynod(['kv', 'get', 'tls/k', '--cluster', url, ...secret, '--tls-ca', otherCa]),
+        runSynod(['kv', 'get', 'tls/k', '--cluster', `n1=${url}`, ...secret, '--tls-ca', cert]),
+        // The backup agent joins the cluster as a learner over wss:// and leaves again.
+        runSynod(['backup', 'full', '--repo', repo, ...cluster, ...secret, '--tls-ca', cert]),
+        runSynod(['backup', 'full', '--repo', `${repo}-2`, '--cluster', url, ...secret]),
+      ]);
     t.equal(get.code, 0, `kv get with --tls-ca succeeds (${get.err})`);
     t.match(get.out, /v1/, 'kv get reads the value put over wss://');
     t.equal(getEnv.code, 0, `kv get with SYNOD_TLS_CA succeeds (${getEnv.err})`);
@@ -107,6 +113,10 @@ else
 
     const untrusted =
       /certificate not trusted .*pass --tls-ca FILE .*with the CA that signed the nodes' certificates/;
+    t.equal(backup.code, 0, `backup full with --tls-ca succeeds (${backup.err})`);
+    t.match(backup.out, /full backup .* of the live cluster/);
+    t.not(backupNoCa.code, 0, 'backup full without --tls-ca fails');
+    t.match(backupNoCa.err, untrusted, 'backup full without --tls-ca says to pass --tls-ca');
     for (const [what, r] of [
       ['kv get', noCa],
       ['status', statusNoCa],
@@ -123,13 +133,15 @@ else
       /certificate not trusted .*not signed by the CA in --tls-ca .*other-ca\.pem/,
     );
 
-    const [kvMissing, statusMissing, memberMissing, kvNotPem, statusEnvMissing] = bad;
+    const [kvMissing, statusMissing, memberMissing, kvNotPem, statusEnvMissing, backupMissing] =
+      bad;
     for (const [what, r, flag, why] of [
       ['kv get', kvMissing, '--tls-ca', /cannot read CA file .*no-such-ca\.pem \(ENOENT\)/],
       ['status', statusMissing, '--tls-ca', /cannot read CA file .*no-such-ca\.pem \(ENOENT\)/],
       ['member list', memberMissing, '--tls-ca', /cannot read CA file .*no-such-ca\.pem/],
       ['kv get (not PEM)', kvNotPem, '--tls-ca', /holds no PEM certificate/],
       ['status (env)', statusEnvMissing, 'SYNOD_TLS_CA', /cannot read CA file/],
+      ['backup full', backupMissing, '--tls-ca', /cannot read CA file .*no-such-ca\.pem/],
     ] as const) {
       t.equal(r.code, 2, `${what}: an unusable CA file is exit 2 (${r.err})`);
       t.match(r.err, flag, `${what}: the line names ${flag}`);
