@@ -10,6 +10,7 @@ import {
   summarizeRepository,
 } from '../../actors/backup/repository-summary.js';
 import { ActorSystem } from '../../lib/actor-system.js';
+import { untrustedLinkAdvice } from '../../lib/kv-client/tls-advice.js';
 import { silentLogger } from '../../lib/logger.js';
 import { discoverNodeId, readTlsCaFile } from '../../lib/node/discover.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
@@ -162,6 +163,13 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
     }
+    // A link that failed without a refusal (a TLS error, say) changes its reason without a
+    // new event: read the last reason of every link that is still not up.
+    for (const id of known) {
+      const l = transport.linkStatus(id);
+      if (l === undefined || l.state === 'up' || l.reason === undefined) continue;
+      if (!linkProblems.get(id)?.includes('SYNOD_ERR')) linkProblems.set(id, l.reason);
+    }
     await system.shutdown();
     await transport.close(100);
     // A listed URL that did not answer is shown under its member id when the others know it.
@@ -196,6 +204,15 @@ export async function run(argv: string[]): Promise<number> {
       );
     }
     if (ok.length === 0) {
+      // Every node's certificate untrusted: the one thing to change, in one line.
+      const untrusted = results
+        .map((r) => ({ r, advice: untrustedLinkAdvice(linkProblems.get(r.id) ?? '', caFile) }))
+        .filter((x) => x.advice !== undefined);
+      if (untrusted.length === results.length && untrusted[0] !== undefined)
+        throw new CliError(
+          `${untrusted.map((x) => ('url' in x.r ? x.r.url : undefined) ?? x.r.id).join(', ')}: ${untrusted[0].advice} (${linkProblems.get(untrusted[0].r.id)})`,
+          1,
+        );
       throw new CliError(
         `no node answered (${results.map((r) => `${r.id}: ${linkProblems.get(r.id) ?? ('error' in r ? r.error : '')}`).join('; ')}): check --cluster, --secret-file and that the nodes run`,
         1,

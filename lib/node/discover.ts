@@ -14,6 +14,7 @@ import {
 } from '../../transports/websocket/frames.js';
 import { type Clock, systemClock } from '../clock.js';
 import { PROTOCOL_VERSION } from '../envelope.js';
+import { untrustedAdvice } from '../kv-client/tls-advice.js';
 
 /**
  * Checks a CA file a client command was given (`--tls-ca FILE` / `SYNOD_TLS_CA`) before it
@@ -63,9 +64,7 @@ export function tlsAdvice(
 ): string | undefined {
   if (code === undefined) return undefined;
   if (UNTRUSTED.has(code))
-    return caFile === undefined
-      ? `${url}: certificate not trusted (${code}): pass --tls-ca FILE (or SYNOD_TLS_CA) with the CA that signed the nodes' certificates`
-      : `${url}: certificate not trusted (${code}): it is not signed by the CA in --tls-ca ${caFile}; pass the CA that signed the nodes' certificates`;
+    return `${url}: certificate not trusted (${code}): ${untrustedAdvice(caFile)}`;
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
     return `${url}: the node's certificate does not name host ${hostOf(url)} (${code}): dial the name or IP address in its certificate (subjectAltName), or give the node a certificate for this one`;
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
