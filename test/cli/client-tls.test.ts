@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { NodeProcesses, runSynod } from '../helpers/node-processes.js';
+import { NodeProcesses, runSynod, until } from '../helpers/node-processes.js';
 
 function selfSigned(cert: string, key: string): number | null {
   return spawnSync('openssl', [
@@ -57,16 +57,18 @@ else
     // the nodes start. The put waits (its deadline, retries included) for a leader.
     const missing = path.join(nodes.dir, 'no-such-ca.pem');
     const repo = path.join(nodes.dir, 'repo');
-    const [bad, put] = await Promise.all([
-      Promise.all([
-        runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', missing]),
-        runSynod(['status', ...cluster, ...secret, '--tls-ca', missing]),
-        runSynod(['member', 'list', ...cluster, ...secret, '--tls-ca', missing]),
-        runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', notPem]),
-        runSynodEnv(['status', ...cluster, ...secret], { SYNOD_TLS_CA: missing }),
-        runSynod(['backup', 'full', '--repo', repo, ...cluster, ...secret, '--tls-ca', missing]),
-      ]),
-      runSynod([
+    const listening = async () => {
+      for (const id of ['n1', 'n2'])
+        await until(
+          `${id} listening on wss://`,
+          () => /listening on wss:\/\//.test(nodes.node(id).output) || undefined,
+          90_000,
+        ).catch((err: Error) => {
+          t.comment(nodes.node(id).output.slice(-2000));
+          throw err;
+        });
+      // Both listen; the put's deadline (retries included) covers electing a leader.
+      return runSynod([
         'kv',
         'put',
         'tls/k',
@@ -77,7 +79,18 @@ else
         cert,
         '--timeout',
         '90000',
+      ]);
+    };
+    const [bad, put] = await Promise.all([
+      Promise.all([
+        runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', missing]),
+        runSynod(['status', ...cluster, ...secret, '--tls-ca', missing]),
+        runSynod(['member', 'list', ...cluster, ...secret, '--tls-ca', missing]),
+        runSynod(['kv', 'get', 'tls/k', ...cluster, ...secret, '--tls-ca', notPem]),
+        runSynodEnv(['status', ...cluster, ...secret], { SYNOD_TLS_CA: missing }),
+        runSynod(['backup', 'full', '--repo', repo, ...cluster, ...secret, '--tls-ca', missing]),
       ]),
+      listening(),
     ]);
     if (put.code !== 0) t.comment(nodes.node('n1').output.slice(-2000));
     t.equal(put.code, 0, `kv put with --tls-ca succeeds (${put.err})`);
