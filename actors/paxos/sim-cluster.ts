@@ -179,9 +179,19 @@ class Heap {
 const nodeOf = (addr: string) => addr.slice(0, addr.indexOf('/'));
 const roleOf = (addr: string) => addr.slice(addr.indexOf('/') + 1) as keyof Node['actors'];
 
+// A command's key per byte string: the checker keys every vote and every application, and
+// one command's bytes reach every acceptor and learner (the sim does not copy them).
+// Bytes are never changed in place.
+const commandKeys = new WeakMap<Uint8Array, string>();
+
 function valueKey(v: SlotValue): string {
   if (v.k === 'noop') return `noop:${v.b ?? ''}`;
-  return commandKey(decodeCommand(v.d));
+  let k = commandKeys.get(v.d);
+  if (k === undefined) {
+    k = commandKey(decodeCommand(v.d));
+    commandKeys.set(v.d, k);
+  }
+  return k;
 }
 
 function commandKey(c: Command | string): string {

@@ -82,7 +82,19 @@ export class RaftInvariants {
   private readonly pairSig = new Map<string, string>();
   private readonly nodeVerified = new Map<string, number>();
   private readonly leaderStartCommit = new Map<string, number>();
+  /** States verified: full checks plus states found identical to one that passed (`unchanged`). */
   checks = 0;
+  /** How many of `checks` were states identical to the last one fully checked. */
+  unchanged = 0;
+
+  /**
+   * Records that the caller found the state identical (every field of every view, the log
+   * arrays by version) to the one its last `check` passed: a second check could not fail.
+   */
+  noteUnchanged(): void {
+    this.checks++;
+    this.unchanged++;
+  }
 
   /** Checks every invariant over the current views; throws InvariantViolation. */
   check(views: readonly NodeView[]): void {

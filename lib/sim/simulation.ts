@@ -182,32 +182,63 @@ export class Simulation<D extends SimDisk = SimDisk> {
     this.network.resume(id);
   }
 
-  /** Runs the simulation for `ms` of virtual time. */
-  async runFor(ms: number): Promise<void> {
+  /**
+   * Runs the simulation for `ms` of virtual time.
+   *
+   * Between two steps the event loop turns once (a `setImmediate`), so every promise
+   * continuation a step released (storage acks, async handlers, clients) runs before the
+   * next step. The turns are driven by callbacks rather than by awaiting a promise per step:
+   * the order of steps and continuations is the same, but a run creates one promise instead
+   * of several per step, which matters under async hooks (tap tracks every promise).
+   */
+  runFor(ms: number): Promise<void> {
     const end = this.clock.now() + ms;
-    for (;;) {
-      await this.flush();
-      if (!this.stepOnce(end)) break;
-    }
-    await this.flush();
-    this.clock.advanceTo(end);
+    return new Promise<void>((resolve, reject) => {
+      const finish = () => {
+        this.clock.advanceTo(end);
+        resolve();
+      };
+      const turn = () => {
+        let more: boolean;
+        try {
+          more = this.stepOnce(end);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        setImmediate(more ? turn : finish);
+      };
+      setImmediate(turn);
+    });
   }
 
   /**
    * Runs until `predicate` holds (checked after every step), or `timeout` ms of virtual time
-   * pass. Returns whether the predicate held.
+   * pass. Returns whether the predicate held. Driven like `runFor`: one event-loop turn
+   * between a step and the predicate that looks at its outcome.
    */
-  async runUntil(predicate: () => boolean, options: { timeout: number }): Promise<boolean> {
+  runUntil(predicate: () => boolean, options: { timeout: number }): Promise<boolean> {
     const end = this.clock.now() + options.timeout;
-    await this.flush();
-    if (predicate()) return true;
-    for (;;) {
-      if (!this.stepOnce(end)) break;
-      await this.flush();
-      if (predicate()) return true;
-    }
-    this.clock.advanceTo(end);
-    return predicate();
+    return new Promise<boolean>((resolve, reject) => {
+      // after an event-loop turn: does the predicate hold? if not, take the next step
+      const afterTurn = () => {
+        try {
+          if (predicate()) {
+            resolve(true);
+            return;
+          }
+          if (this.stepOnce(end)) {
+            setImmediate(afterTurn);
+            return;
+          }
+          this.clock.advanceTo(end);
+          resolve(predicate());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      setImmediate(afterTurn);
+    });
   }
 
   /** Runs until the promise settles (or `timeout` ms of virtual time pass, then rejects). */

@@ -304,6 +304,37 @@ export function coreView(c: RaftCore, up = true): NodeView {
   };
 }
 
+/**
+ * Appends to `sig` everything coreView reads of `c`, by value or identity: the core object
+ * (a restart makes a new one), up/down, term, role, the log's version (bumped on every
+ * append, truncation, compaction and restore; entries are never changed in place), its
+ * compaction point, commit and durable indexes, and the membership (cached per immutable
+ * configuration). Two equal signatures mean equal views, so an invariant check that passed
+ * on the first cannot fail on the second (RaftInvariants.check is idempotent on equal views).
+ */
+export function pushCoreState(sig: unknown[], c: RaftCore | undefined, up: boolean): void {
+  sig.push(c, up);
+  if (!c) return;
+  const log = c.log;
+  sig.push(
+    c.term,
+    c.role,
+    log.version,
+    log.snapIndex,
+    log.snapTerm,
+    log.committed,
+    log.stableIndex,
+    c.membership(),
+  );
+}
+
+/** Whether two state signatures (see pushCoreState) are element-wise identical. */
+export function sameState(a: readonly unknown[], b: readonly unknown[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** What a node would restart from (its durable records). */
 export function durableView(id: string, d: Durable): NodeView {
   return {
