@@ -26,6 +26,8 @@ export interface LiveBackupRun {
   /** The cluster name nodes were started with (`synod node --cluster`, default synod). */
   readonly clusterName?: string;
   readonly secret?: string;
+  /** PEM CA file trusted when dialling `wss://` nodes (a private or self-signed CA). */
+  readonly caFile?: string;
   readonly repo: Repository;
   readonly kind: BackupType;
   /** The learner's member id (default `backup`). */
@@ -56,6 +58,7 @@ export async function resolveContacts(
   spec: string,
   clusterName: string,
   clock: Clock,
+  caFile?: string,
 ): Promise<{ id: string; url: string }[]> {
   const parts = spec
     .split(',')
@@ -84,7 +87,14 @@ export async function resolveContacts(
         );
       }
       try {
-        out.push({ id: await discoverNodeId(p, { cluster: clusterName, clock }), url: p });
+        out.push({
+          id: await discoverNodeId(p, {
+            cluster: clusterName,
+            clock,
+            ...(caFile !== undefined ? { caFile } : {}),
+          }),
+          url: p,
+        });
       } catch (err) {
         errors.push((err as Error).message);
       }
@@ -121,7 +131,7 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
     );
   }
   const clusterId = repo.config.clusterId ?? clusterName;
-  const contacts = await resolveContacts(run.cluster, clusterName, clock);
+  const contacts = await resolveContacts(run.cluster, clusterName, clock, run.caFile);
   const agentId = run.agentId ?? 'backup';
   if (contacts.some((c) => c.id === agentId)) {
     throw new BackupError(
@@ -138,6 +148,7 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
     clock,
     random: random.fork(),
     ...(run.secret ? { secret: run.secret } : {}),
+    ...(run.caFile !== undefined ? { tls: { caFile: run.caFile } } : {}),
     logger: { log: () => {} },
   });
   const system = new ActorSystem({

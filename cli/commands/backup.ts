@@ -28,6 +28,7 @@ import {
 import { stateKindOf } from '../../actors/backup/state-kind.js';
 import { verify } from '../../actors/backup/verify.js';
 import { SystemClock } from '../../lib/clock.js';
+import { readTlsCaFile } from '../../lib/node/discover.js';
 import { readSecretFile } from '../secret.js';
 
 export const summary =
@@ -69,6 +70,8 @@ received, and leaves the cluster again; writes go on meanwhile.
   --cluster URLS        ws://host:port or id=ws://host:port, comma-separated (or SYNOD_CLUSTER)
   --secret-file FILE    the cluster secret (or SYNOD_SECRET_FILE)
   --cluster-name NAME   the name the nodes were started with (default synod)
+  --tls-ca FILE         PEM CA that signed the nodes' certificates, for a wss:// cluster
+                        with a private or self-signed CA (or SYNOD_TLS_CA)
   --agent-id ID         the learner's member id (default backup)
   --listen HOST:PORT    where the agent listens for the cluster (default 127.0.0.1:0)
   --advertise URL       the URL the cluster reaches the agent at (default from --listen)
@@ -94,6 +97,7 @@ const VALUE_OPTS = [
   '--listen',
   '--advertise',
   '--state',
+  '--tls-ca',
 ];
 const FLAG_OPTS = ['--help', '--json', '--dry-run', '--encrypt', '--clear'];
 
@@ -127,6 +131,10 @@ export async function run(argv: string[]): Promise<number> {
         throw new UsageError(`unknown backup command ${cmd}`);
     }
   } catch (err) {
+    if (err instanceof CaFileError) {
+      console.error(`synod backup: ${err.message}`);
+      return 2;
+    }
     return reportError('synod backup', err, USAGE);
   }
 }
@@ -201,6 +209,7 @@ async function openOrCreate(args: ParsedArgs, clusterName: string): Promise<Repo
 async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Promise<number> {
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
+  const caFile = tlsCa(args);
   const repo = await openOrCreate(args, clusterName);
   const clock = new SystemClock();
   const printer = progressPrinter(process.stderr, () => clock.now());
@@ -216,6 +225,7 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
     kind,
     clock,
     ...(secret ? { secret } : {}),
+    ...(caFile !== undefined ? { caFile } : {}),
     ...(agentId ? { agentId } : {}),
     ...(listen ? { listen: parseListen(listen) } : {}),
     ...(advertise ? { advertise } : {}),
@@ -237,11 +247,28 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
   return 0;
 }
 
+/** `--tls-ca FILE` (or SYNOD_TLS_CA), checked before anything is dialled: unusable is exit 2. */
+function tlsCa(args: ParsedArgs): string | undefined {
+  const flag = args.values.get('--tls-ca');
+  const file = flag ?? (process.env.SYNOD_TLS_CA || undefined);
+  if (file === undefined) return undefined;
+  try {
+    readTlsCaFile(file, flag !== undefined ? '--tls-ca' : 'SYNOD_TLS_CA');
+  } catch (err) {
+    throw new CaFileError((err as Error).message);
+  }
+  return file;
+}
+
+/** An unusable `--tls-ca`: a usage error (exit 2) that is one line, without the usage text. */
+class CaFileError extends UsageError {}
+
 async function agent(args: ParsedArgs): Promise<number> {
   const cluster = args.values.get('--cluster') ?? process.env.SYNOD_CLUSTER;
   if (!cluster) throw new UsageError('agent needs --cluster URLS (or SYNOD_CLUSTER)');
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
+  const caFile = tlsCa(args);
   const repo = await openOrCreate(args, clusterName);
   const clock = new SystemClock();
   const listen = args.values.get('--listen');
@@ -265,6 +292,7 @@ async function agent(args: ParsedArgs): Promise<number> {
     clock,
     stop,
     ...(secret ? { secret } : {}),
+    ...(caFile !== undefined ? { caFile } : {}),
     ...(agentId ? { agentId } : {}),
     ...(listen ? { listen: parseListen(listen) } : {}),
     ...(advertise ? { advertise } : {}),

@@ -16,6 +16,7 @@ import { connect } from '../../lib/kv-client/connect.js';
 import type { KvResponse } from '../../lib/kv-client/response.js';
 import { parseMix, runWorkload, type WorkloadReport } from '../../lib/kv-client/workload.js';
 import type { Logger } from '../../lib/logger.js';
+import { readTlsCaFile } from '../../lib/node/discover.js';
 import { CLIENT_ADVICE } from '../../lib/node/refusal-report.js';
 import { randomFromEntropy } from '../../lib/random.js';
 
@@ -40,6 +41,8 @@ cluster (one of):
   --secret-file FILE                   (or SYNOD_SECRET_FILE) the cluster secret
   --cluster-name NAME                  (or SYNOD_CLUSTER_NAME) the nodes' cluster name
                                        (default synod)
+  --tls-ca FILE                        (or SYNOD_TLS_CA) PEM CA that signed the nodes'
+                                       certificates, for wss:// with a private/self-signed CA
   --embedded raft|paxos                an in-process 3-node cluster (state is discarded)
 
 reads:
@@ -67,6 +70,7 @@ const VALUE_FLAGS = new Set([
   'cluster',
   'secret-file',
   'cluster-name',
+  'tls-ca',
   'embedded',
   'consistency',
   'max-lag-ms',
@@ -243,8 +247,17 @@ async function open(a: Args): Promise<Session> {
     }
   }
   const clusterName = str(a, 'cluster-name') ?? process.env.SYNOD_CLUSTER_NAME;
+  const caFile = str(a, 'tls-ca') ?? (process.env.SYNOD_TLS_CA || undefined);
+  if (caFile !== undefined) {
+    try {
+      readTlsCaFile(caFile, str(a, 'tls-ca') !== undefined ? '--tls-ca' : 'SYNOD_TLS_CA');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   const watch = new RefusalWatch();
   const first = await connect(peers, {
+    ...(caFile !== undefined ? { caFile } : {}),
     ...(secret !== undefined ? { secret } : {}),
     ...(clusterName ? { cluster: clusterName } : {}),
     timeoutMs,

@@ -10,7 +10,7 @@
 import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
 import { makeAdminProof } from '../../lib/node/admin-auth.js';
-import { discoverNodeId } from '../../lib/node/discover.js';
+import { discoverNodeId, readTlsCaFile } from '../../lib/node/discover.js';
 import type { AdminMsg, ControlReply, NodeStatus } from '../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
@@ -33,6 +33,11 @@ const specs = {
     env: 'SYNOD_CLUSTER_NAME',
   },
   'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
+  'tls-ca': {
+    kind: 'string',
+    description: "PEM CA that signed the nodes' certificates (wss:// with a private CA)",
+    env: 'SYNOD_TLS_CA',
+  },
   'admin-secret-file': {
     kind: 'string',
     description: 'file holding the admin secret the nodes were started with',
@@ -56,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (action !== 'remove' && action !== 'list')
       throw new CliError(`unknown action "${action}": use "member list" or "member remove"`, 2);
-    const { options: o } = parseArgs(rest, specs);
+    const { options: o, sources } = parseArgs(rest, specs);
     verbose = o.verbose === true;
     const clusterName = o['cluster-name'] as string;
     const timeoutMs = o['timeout-ms'] as number;
@@ -73,13 +78,26 @@ export async function run(argv: string[]): Promise<number> {
         );
     }
     const secret = readSecretFile(o['secret-file'] as string | undefined);
+    const caFile = (o['tls-ca'] as string | undefined) || undefined;
+    if (caFile !== undefined) {
+      try {
+        readTlsCaFile(caFile, sources['tls-ca'] === 'env' ? 'SYNOD_TLS_CA' : '--tls-ca');
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+    }
     const peers: { id: string; url: string }[] = [];
     for (const e of o.cluster as string[]) {
       const eq = e.indexOf('=');
       if (eq > 0) peers.push({ id: e.slice(0, eq), url: e.slice(eq + 1) });
       else
         peers.push({
-          id: await discoverNodeId(e, { cluster: clusterName, timeoutMs: 5000 }),
+          id: await discoverNodeId(e, {
+            cluster: clusterName,
+            timeoutMs: 5000,
+            auth: secret !== undefined,
+            ...(caFile !== undefined ? { caFile } : {}),
+          }),
           url: e,
         });
     }
@@ -91,6 +109,7 @@ export async function run(argv: string[]): Promise<number> {
       peers: peers.map((p) => `${p.id}=${p.url}`),
       random: random.fork(),
       ...(secret ? { secret } : {}),
+      ...(caFile !== undefined ? { tls: { caFile } } : {}),
       logger: silentLogger,
     } as ConstructorParameters<typeof WebSocketTransport>[0]);
     const sys = new ActorSystem({ nodeId, transport, random, logger: silentLogger });

@@ -10,8 +10,9 @@ import {
   summarizeRepository,
 } from '../../actors/backup/repository-summary.js';
 import { ActorSystem } from '../../lib/actor-system.js';
+import { untrustedLinkAdvice } from '../../lib/kv-client/tls-advice.js';
 import { silentLogger } from '../../lib/logger.js';
-import { discoverNodeId } from '../../lib/node/discover.js';
+import { discoverNodeId, readTlsCaFile } from '../../lib/node/discover.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
@@ -33,6 +34,11 @@ const specs = {
     env: 'SYNOD_CLUSTER_NAME',
   },
   'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
+  'tls-ca': {
+    kind: 'string',
+    description: "PEM CA that signed the nodes' certificates (wss:// with a private CA)",
+    env: 'SYNOD_TLS_CA',
+  },
   'backup-repo': {
     kind: 'string',
     description: 'also show the backups in this repository (synod backup --repo)',
@@ -54,9 +60,17 @@ export async function run(argv: string[]): Promise<number> {
   }
   let verbose = false;
   try {
-    const { options: o } = parseArgs(argv, specs);
+    const { options: o, sources } = parseArgs(argv, specs);
     verbose = o.verbose === true;
     const secret = readSecretFile(o['secret-file'] as string | undefined);
+    const caFile = (o['tls-ca'] as string | undefined) || undefined;
+    if (caFile !== undefined) {
+      try {
+        readTlsCaFile(caFile, sources['tls-ca'] === 'env' ? 'SYNOD_TLS_CA' : '--tls-ca');
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+    }
     const timeoutMs = o['timeout-ms'] as number;
     const entries = o.cluster as string[];
     for (const e of entries) {
@@ -79,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
               cluster: o['cluster-name'] as string,
               timeoutMs,
               auth: secret !== undefined,
+              ...(caFile !== undefined ? { caFile } : {}),
             }),
             url: e,
           });
@@ -98,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
       peers: peers.map((p) => `${p.id}=${p.url}`),
       random: random.fork(),
       ...(secret ? { secret } : {}),
+      ...(caFile !== undefined ? { tls: { caFile } } : {}),
       logger: silentLogger,
     } as ConstructorParameters<typeof WebSocketTransport>[0]);
     const linkProblems = new Map<string, string>();
@@ -147,6 +163,13 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
     }
+    // A link that failed without a refusal (a TLS error, say) changes its reason without a
+    // new event: read the last reason of every link that is still not up.
+    for (const id of known) {
+      const l = transport.linkStatus(id);
+      if (l === undefined || l.state === 'up' || l.reason === undefined) continue;
+      if (!linkProblems.get(id)?.includes('SYNOD_ERR')) linkProblems.set(id, l.reason);
+    }
     await system.shutdown();
     await transport.close(100);
     // A listed URL that did not answer is shown under its member id when the others know it.
@@ -181,6 +204,15 @@ export async function run(argv: string[]): Promise<number> {
       );
     }
     if (ok.length === 0) {
+      // Every node's certificate untrusted: the one thing to change, in one line.
+      const untrusted = results
+        .map((r) => ({ r, advice: untrustedLinkAdvice(linkProblems.get(r.id) ?? '', caFile) }))
+        .filter((x) => x.advice !== undefined);
+      if (untrusted.length === results.length && untrusted[0] !== undefined)
+        throw new CliError(
+          `${untrusted.map((x) => ('url' in x.r ? x.r.url : undefined) ?? x.r.id).join(', ')}: ${untrusted[0].advice} (${linkProblems.get(untrusted[0].r.id)})`,
+          1,
+        );
       throw new CliError(
         `no node answered (${results.map((r) => `${r.id}: ${linkProblems.get(r.id) ?? ('error' in r ? r.error : '')}`).join('; ')}): check --cluster, --secret-file and that the nodes run`,
         1,

@@ -37,6 +37,7 @@ import { Actor, type Terminated } from '../actor.js';
 import type { ActorSystem } from '../actor-system.js';
 import type { LinkStatus } from '../transport.js';
 import type { KvResponse } from './response.js';
+import { untrustedLinkAdvice } from './tls-advice.js';
 
 export interface KvClientOptions {
   /** The actor system the client sends from (a node's, or its own on a transport). */
@@ -669,7 +670,11 @@ export class KvClient {
       const outcome = code === 'SYNOD_ERR_ASK_TIMEOUT' ? 'indeterminate' : 'failed';
       // Say why when the link is not up: a refused handshake (wrong secret) is not a slow node.
       const l = this.links.get(node);
-      const link = l && l.state !== 'up' && l.reason ? ` (link to ${node}: ${l.reason})` : '';
+      const advice = l?.reason !== undefined ? untrustedLinkAdvice(l.reason) : undefined;
+      const link =
+        l && l.state !== 'up' && l.reason
+          ? ` (link to ${node}: ${l.reason}${advice !== undefined ? `: ${advice}` : ''})`
+          : '';
       return { ok: false, outcome, code, message: `${String(e?.message ?? err)}${link}` };
     }
   }

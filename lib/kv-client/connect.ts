@@ -35,6 +35,11 @@ export interface ConnectOptions extends Partial<Omit<KvClientOptions, 'system' |
   logger?: Logger;
   /** How long to wait for a bare URL's node to tell its id (default 5000 ms). */
   discoverTimeoutMs?: number;
+  /**
+   * PEM CA file trusted when dialling `wss://` nodes (a private or self-signed CA; the CLI's
+   * `--tls-ca` / `SYNOD_TLS_CA`). Without it only the system's CAs are trusted.
+   */
+  caFile?: string;
 }
 
 const warnLogger: Logger = {
@@ -63,9 +68,16 @@ const WS_MODULE = '../../transports/websocket/index.js';
 const DISCOVER_MODULE = '../node/discover.js';
 
 interface DiscoverModule {
+  readTlsCaFile(file: string, flag?: string): Buffer;
   discoverNodeId(
     url: string,
-    options?: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean },
+    options?: {
+      cluster?: string;
+      timeoutMs?: number;
+      clock?: Clock;
+      auth?: boolean;
+      caFile?: string;
+    },
   ): Promise<string>;
 }
 
@@ -76,7 +88,13 @@ interface DiscoverModule {
  */
 export async function resolvePeers(
   peers: readonly string[],
-  options: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean } = {},
+  options: {
+    cluster?: string;
+    timeoutMs?: number;
+    clock?: Clock;
+    auth?: boolean;
+    caFile?: string;
+  } = {},
 ): Promise<{ id: string; url: string }[]> {
   const { resolved, unreachable } = await resolveReachable(peers, options);
   const [first] = unreachable;
@@ -91,7 +109,13 @@ export async function resolvePeers(
  */
 export async function resolveReachable(
   peers: readonly string[],
-  options: { cluster?: string; timeoutMs?: number; clock?: Clock; auth?: boolean } = {},
+  options: {
+    cluster?: string;
+    timeoutMs?: number;
+    clock?: Clock;
+    auth?: boolean;
+    caFile?: string;
+  } = {},
 ): Promise<{
   resolved: { id: string; url: string }[];
   unreachable: { url: string; error: string }[];
@@ -173,12 +197,22 @@ async function openRemoteSystem(
       'connect needs at least one node (ws://host:port or id=ws://host:port)',
     );
   const clock = options.clock ?? systemClock;
+  if (options.caFile !== undefined) {
+    // A CA file that cannot be used is the caller's mistake, not an unreachable node.
+    const d = (await import(DISCOVER_MODULE as string)) as DiscoverModule;
+    try {
+      d.readTlsCaFile(options.caFile, 'caFile');
+    } catch (err) {
+      throw new KvError('SYNOD_ERR_KV_INVALID_ARGUMENT', (err as Error).message);
+    }
+  }
   const { resolved: specs, unreachable } = await resolveReachable(peers, {
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
     timeoutMs: options.discoverTimeoutMs ?? 5000,
     clock,
     // Probe as this client will connect: claiming a secret only when it holds one.
     auth: options.secret !== undefined,
+    ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
   });
   // A listed node that is down does not stop the client while another listed node answers: the
   // members are learned from the nodes that did (below). Nothing answering is an error.
@@ -199,6 +233,7 @@ async function openRemoteSystem(
     random: random.fork(),
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
+    ...(options.caFile !== undefined ? { tls: { caFile: options.caFile } } : {}),
     // A refused handshake (wrong secret, cluster name): one line per node, not one per redial.
     logger: new RefusalReport(options.logger ?? warnLogger, '').logger,
   });
@@ -252,6 +287,7 @@ function clientOptions<T extends ConnectOptions>(options: T) {
     discoverTimeoutMs: _t,
     logger: _l,
     discover: _d,
+    caFile: _ca,
     ...rest
   } = options;
   return rest;
@@ -278,7 +314,7 @@ export interface ConnectLeaderlessOptions
   extends Partial<Omit<LeaderlessKvClientOptions, 'system' | 'nodes'>>,
     Pick<
       ConnectOptions,
-      'secret' | 'cluster' | 'nodeId' | 'clock' | 'logger' | 'discoverTimeoutMs'
+      'secret' | 'cluster' | 'nodeId' | 'clock' | 'logger' | 'discoverTimeoutMs' | 'caFile'
     > {}
 
 export interface RemoteLeaderlessKvClient extends LeaderlessKvClient {
