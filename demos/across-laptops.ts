@@ -122,7 +122,8 @@ export async function runAcrossLaptops(options: AcrossLaptopsOptions = {}): Prom
     print(`\n$ ${cmds.put}`);
     const put = await run(cmds.put);
     print(put.out.trimEnd());
-    if (put.code !== 0) throw new Error(`synod kv put failed (exit ${put.code}): ${put.out.trim()}`);
+    if (put.code !== 0)
+      throw new Error(`synod kv put failed (exit ${put.code}): ${put.out.trim()}`);
     print(`\n$ ${cmds.join}   # a fourth laptop`);
     background(cmds.join);
     const grown = await waitFor('the fourth node as a voter', async () => {

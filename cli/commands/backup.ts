@@ -42,7 +42,7 @@ commands:
                                         $SYNOD_BACKUP_KEY; --new-key-file F writes a new key)
                 --cluster-id ID         the cluster it backs up (else set by the first backup)
                 --chunk-size BYTES      average chunk size, a power of two (default 1048576)
-                --compress none|deflate[:1-9]   (default deflate:1)
+                --compress none|deflate[:1-9]|brotli[:0-11]   (default brotli:1)
   full|diff|incr
               take a backup. Without --cluster, of the repository's own latest state
               (latest backup + log archive), e.g. to consolidate a chain into a new full.
@@ -162,9 +162,18 @@ async function init(args: ParsedArgs): Promise<number> {
     }
   }
   const chunk = intOpt(args, '--chunk-size', 64);
-  const compress = args.values.get('--compress') ?? 'deflate:1';
-  const m = /^(none|deflate)(?::([1-9]))?$/.exec(compress);
-  if (!m) throw new UsageError(`--compress must be none or deflate[:1-9] (got ${compress})`);
+  const compress = args.values.get('--compress') ?? 'brotli:1';
+  const m = /^(none|deflate|brotli)(?::(\d{1,2}))?$/.exec(compress);
+  if (!m)
+    throw new UsageError(
+      `--compress must be none, deflate[:1-9] or brotli[:0-11] (got ${compress})`,
+    );
+  const algo = m[1] as 'none' | 'deflate' | 'brotli';
+  const level = Number(m[2] ?? (algo === 'none' ? 0 : 1));
+  if (algo === 'deflate' && (level < 1 || level > 9))
+    throw new UsageError(`--compress deflate takes a level 1-9 (got ${level})`);
+  if (algo === 'brotli' && level > 11)
+    throw new UsageError(`--compress brotli takes a level 0-11 (got ${level})`);
   const clusterId = args.values.get('--cluster-id');
   const state = args.values.get('--state') ?? 'kv';
   if (state !== 'kv' && state !== 'map')
@@ -176,7 +185,7 @@ async function init(args: ParsedArgs): Promise<number> {
     ...(chunk
       ? { chunker: { avgSize: chunk, minSize: Math.max(1, chunk >> 2), maxSize: chunk * 4 } }
       : {}),
-    compression: { algo: m[1] as 'none' | 'deflate', level: Number(m[2] ?? 1) },
+    compression: { algo, level },
     now: new SystemClock().wallNow(),
   });
   console.log(`initialized backup repository ${repo.dir}${key ? ' (encrypted)' : ''}`);
