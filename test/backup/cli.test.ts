@@ -150,3 +150,34 @@ t.test('backup and restore commands', async (t) => {
   t.equal(r.code, 0, r.err);
   t.match(r.out, /expired 0 backup/);
 });
+
+t.test(
+  'backup init --compress: brotli by default, levels checked, bad codecs refused',
+  async (t) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-compress-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const init = (name: string, ...flags: string[]) =>
+      capture(() => backup(['init', '--repo', path.join(dir, name), ...flags]));
+    const compression = async (name: string) =>
+      (
+        JSON.parse(await readFile(path.join(dir, name, 'repo.json'), 'utf8')) as {
+          compression: { algo: string; level: number };
+        }
+      ).compression;
+    t.equal((await init('default')).code, 0);
+    t.same(await compression('default'), { algo: 'brotli', level: 1 }, 'default brotli:1');
+    t.equal((await init('b3', '--compress', 'brotli:3')).code, 0);
+    t.same(await compression('b3'), { algo: 'brotli', level: 3 });
+    t.equal((await init('d6', '--compress', 'deflate:6')).code, 0);
+    t.same(await compression('d6'), { algo: 'deflate', level: 6 });
+    for (const [bad, why] of [
+      ['deflate:0', /deflate takes a level 1-9/],
+      ['brotli:12', /brotli takes a level 0-11/],
+      ['gzip', /must be none, deflate\[:1-9\] or brotli\[:0-11\]/],
+    ] as const) {
+      const r = await init(`bad-${bad}`, '--compress', bad);
+      t.equal(r.code, 2, `${bad}: exit 2`);
+      t.match(r.err, why, `${bad}: says why`);
+    }
+  },
+);
