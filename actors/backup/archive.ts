@@ -15,8 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { deflateRaw, inflateRaw } from './chunk-pool.js';
 import { open, type RepoKeys, seal } from './crypto.js';
 import { BackupError } from './errors.js';
 import { atomicWrite, type RepoFs } from './fs.js';
@@ -49,14 +49,6 @@ const HEADER = 32;
 const SEG_RE = /^(\d{16})-(\d{16})\.seg$/;
 
 const pad = (n: number) => String(n).padStart(16, '0');
-const deflateRaw = promisify(zlib.deflateRaw) as (
-  b: Buffer,
-  o: zlib.ZlibOptions,
-) => Promise<Buffer>;
-const inflateRaw = promisify(zlib.inflateRaw) as (
-  b: Buffer,
-  o: zlib.ZlibOptions,
-) => Promise<Buffer>;
 const crc32 = (zlib as unknown as { crc32(data: Uint8Array, value?: number): number }).crc32;
 
 export class LogArchive {

@@ -66,11 +66,12 @@ export const MIN_WORKER_BYTES = 16 * 1024;
 /** Room above the expected size in a codec's single output buffer. */
 const OUT_SLACK = 1024;
 
-const deflateRaw = promisify(zlib.deflateRaw) as (
+/** zlib's raw deflate on libuv's thread pool (also used by the log archive). */
+export const deflateRaw = promisify(zlib.deflateRaw) as (
   b: Buffer,
   o: zlib.ZlibOptions,
 ) => Promise<Buffer>;
-const inflateRaw = promisify(zlib.inflateRaw) as (
+export const inflateRaw = promisify(zlib.inflateRaw) as (
   b: Buffer,
   o: zlib.ZlibOptions,
 ) => Promise<Buffer>;

@@ -12,6 +12,7 @@ import { ActorSystem } from '../actor-system.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { type Logger, silentLogger } from '../logger.js';
+import type { DiscoverOptions } from '../node/discover.js';
 import { RefusalReport } from '../node/refusal-report.js';
 import { randomFromEntropy } from '../random.js';
 import type { Transport } from '../transport.js';
@@ -69,16 +70,7 @@ const DISCOVER_MODULE = '../node/discover.js';
 
 interface DiscoverModule {
   readTlsCaFile(file: string, flag?: string): Buffer;
-  discoverNodeId(
-    url: string,
-    options?: {
-      cluster?: string;
-      timeoutMs?: number;
-      clock?: Clock;
-      auth?: boolean;
-      caFile?: string;
-    },
-  ): Promise<string>;
+  discoverNodeId(url: string, options?: DiscoverOptions): Promise<string>;
 }
 
 /**
@@ -88,13 +80,7 @@ interface DiscoverModule {
  */
 export async function resolvePeers(
   peers: readonly string[],
-  options: {
-    cluster?: string;
-    timeoutMs?: number;
-    clock?: Clock;
-    auth?: boolean;
-    caFile?: string;
-  } = {},
+  options: DiscoverOptions = {},
 ): Promise<{ id: string; url: string }[]> {
   const { resolved, unreachable } = await resolveReachable(peers, options);
   const [first] = unreachable;
@@ -109,13 +95,7 @@ export async function resolvePeers(
  */
 export async function resolveReachable(
   peers: readonly string[],
-  options: {
-    cluster?: string;
-    timeoutMs?: number;
-    clock?: Clock;
-    auth?: boolean;
-    caFile?: string;
-  } = {},
+  options: DiscoverOptions = {},
 ): Promise<{
   resolved: { id: string; url: string }[];
   unreachable: { url: string; error: string }[];

@@ -82,17 +82,17 @@ function hostOf(url: string): string {
   }
 }
 
-export async function discoverNodeId(
-  url: string,
-  options: {
-    cluster?: string;
-    timeoutMs?: number;
-    clock?: Clock;
-    auth?: boolean;
-    /** PEM CA file trusted when `url` is `wss://` (a private or self-signed CA). */
-    caFile?: string;
-  } = {},
-): Promise<string> {
+/** How a client reaches a node to learn its id (and, in kv-client/connect, its peers). */
+export interface DiscoverOptions {
+  cluster?: string;
+  timeoutMs?: number;
+  clock?: Clock;
+  auth?: boolean;
+  /** PEM CA file trusted when the URL is `wss://` (a private or self-signed CA). */
+  caFile?: string;
+}
+
+export async function discoverNodeId(url: string, options: DiscoverOptions = {}): Promise<string> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const ca = options.caFile !== undefined ? readTlsCaFile(options.caFile) : undefined;
   return new Promise<string>((resolve, reject) => {

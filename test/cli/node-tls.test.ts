@@ -4,9 +4,11 @@
  * line naming the flags (exit 1), not a raw OpenSSL error.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { NodeProcesses, runSynod, until } from '../helpers/node-processes.js';
+import { selfSignedCert } from '../helpers/ws-util.js';
 
 const openssl = spawnSync('openssl', ['version']);
 if (openssl.status !== 0) t.skip('SKIPPED: openssl is needed to make a certificate', () => {});
@@ -14,26 +16,9 @@ else
   t.test('two nodes link over wss:// with --tls-ca; swapped PEM files are one line', async (t) => {
     const nodes = await NodeProcesses.create(['n1', 'n2']);
     t.teardown(() => nodes.close());
-    const cert = path.join(nodes.dir, 'cert.pem');
-    const key = path.join(nodes.dir, 'key.pem');
-    const made = spawnSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
-    t.equal(made.status, 0, 'self-signed certificate made');
+    // selfSignedCert throws if openssl fails.
+    const { certFile: cert, keyFile: key } = selfSignedCert();
+    t.match(readFileSync(cert, 'utf8'), /BEGIN CERTIFICATE/, 'self-signed certificate made');
     for (const n of nodes.nodes.values()) n.url = n.url.replace('ws://', 'wss://');
     nodes.startAll(() => ['--tls-cert', cert, '--tls-key', key, '--tls-ca', cert]);
     for (const [id, other] of [
