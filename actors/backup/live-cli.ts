@@ -14,11 +14,13 @@ import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import type { AgentStatus, BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
-import { LiveBackup } from './learner.js';
+import { adminMembership, LiveBackup } from './learner.js';
+import { LivePaxosBackup } from './paxos-learner.js';
 import type { BackupType } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
-import { KV_KIND } from './state-kind.js';
+import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
+import { KV_KIND, PAXOS_KV_KIND } from './state-kind.js';
 
 export interface LiveBackupRun {
   /** `id=ws://host:port` or bare `ws://host:port`, comma-separated. */
@@ -109,9 +111,22 @@ export async function resolveContacts(
   return out;
 }
 
+/** What the CLI drives: a Raft learner (`LiveBackup`) or a Multi-Paxos puller (`LivePaxosBackup`). */
+export interface LiveAgentHandle {
+  readonly agent: LiveBackup<unknown>['agent'];
+  committedIndex(): Promise<number>;
+  catchUp(timeoutMs?: number): Promise<AgentStatus>;
+  backup(kind: BackupType, timeoutMs?: number): Promise<BackupSummary>;
+  flush(timeoutMs?: number): Promise<number>;
+  status(): Promise<AgentStatus>;
+  leave(): Promise<void>;
+}
+
 /** A learner agent joined to a live cluster, and how to take it out again. */
 interface JoinedAgent {
-  readonly live: LiveBackup<unknown>;
+  readonly live: LiveAgentHandle;
+  /** The cluster's consensus protocol (from its nodes' status). */
+  readonly protocol: 'raft' | 'paxos';
   readonly agentId: string;
   /** Leaves the configuration; errors propagate. */
   leave(): Promise<void>;
@@ -168,7 +183,67 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
     (run.advertiseHost && bound
       ? `ws://${run.advertiseHost}:${bound.port}`
       : (bound?.url as string));
-  let live: LiveBackup<unknown>;
+  let live: LiveAgentHandle;
+  let protocol: 'raft' | 'paxos' = 'raft';
+  try {
+    for (const c of contacts) transport.addPeer(`${c.id}=${c.url}`);
+    const status = await clusterStatus(system, contacts);
+    protocol = status.protocol === 'paxos' ? 'paxos' : 'raft';
+    await repo.adoptProtocol(protocol);
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  if (protocol === 'paxos') {
+    const membership = adminMembership(system, contacts);
+    try {
+      const status = await clusterStatus(system, contacts);
+      const members = status.voters.length > 0 ? [...status.voters] : contacts.map((c) => c.id);
+      for (const [id, memberUrl] of Object.entries(status.members ?? {})) {
+        if (id !== agentId && !contacts.some((c) => c.id === id))
+          transport.addPeer(`${id}=${memberUrl}`);
+      }
+      if (members.includes(agentId)) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+          `--agent-id ${agentId} is the id of a cluster node: choose another`,
+        );
+      }
+      live = await LivePaxosBackup.start({
+        system,
+        members,
+        membership: {
+          committedIndex: () => membership.committedIndex(),
+          leader: async () => (await clusterStatus(system, contacts)).leader ?? undefined,
+        },
+        repo,
+        clusterId,
+        kind: PAXOS_KV_KIND as never,
+        ...(run.progress ? { progress: run.progress } : {}),
+        ...(run.log ? { log: run.log } : {}),
+      });
+    } catch (err) {
+      await shutdown();
+      throw err;
+    }
+    let closed = false;
+    return {
+      live,
+      protocol,
+      agentId,
+      leave: async () => {
+        closed = true;
+        await live.leave();
+      },
+      close: async () => {
+        if (!closed) {
+          closed = true;
+          await live.leave().catch(() => undefined);
+        }
+        await shutdown();
+      },
+    };
+  }
   try {
     live = (await LiveBackup.start({
       system,
@@ -188,6 +263,7 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
   let left = false;
   return {
     live,
+    protocol,
     agentId,
     leave: async () => {
       left = true;
@@ -201,6 +277,30 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
       await shutdown();
     },
   };
+}
+
+/** The status of the first contact that answers (its protocol, leader, members). */
+async function clusterStatus(
+  system: ActorSystem,
+  contacts: readonly { readonly id: string; readonly url: string }[],
+  timeoutMs = 30_000,
+): Promise<NodeStatus> {
+  const errors: string[] = [];
+  for (const c of contacts) {
+    try {
+      return (await system.ask(
+        `${c.id}/admin`,
+        { type: 'node.status' } as AdminMsg & { replyTo?: string },
+        timeoutMs,
+      )) as NodeStatus;
+    } catch (err) {
+      errors.push(`${c.id}: ${(err as Error).message}`);
+    }
+  }
+  throw new BackupError(
+    'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE',
+    `asking for the status: no member answered (${errors.join('; ')})`,
+  );
 }
 
 export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> {
