@@ -13,8 +13,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { openDataDir } from '../../lib/storage/data-dir.js';
-import { writePaxosDataDir } from '../paxos/restore.js';
 import { atomicWriteFile } from '../../lib/storage/fs-util.js';
+import { writePaxosDataDir } from '../paxos/restore.js';
 import { BackupError } from './errors.js';
 import { decodeRecords, recordSize, writeRecord } from './records.js';
 import type { RestoreResult } from './restore.js';

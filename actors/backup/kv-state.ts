@@ -19,15 +19,19 @@
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { SessionsImage } from '../kv/sessions.js';
+import { KvStateMachine, type KvStateMachineOptions } from '../kv/state-machine.js';
+import type { KeyValue, KvOp, KvResult } from '../kv/types.js';
 import {
   decodeReplicaImage,
   encodeReplicaImage,
   type ReplicaImage,
 } from '../paxos/replica-image.js';
-import { KvStateMachine, type KvStateMachineOptions } from '../kv/state-machine.js';
-import type { KeyValue, KvOp, KvResult } from '../kv/types.js';
 import { BackupError } from './errors.js';
-import { type PaxosSessionsImage, PaxosSessionState, paxosSessionEntries } from './paxos-sessions.js';
+import {
+  PaxosSessionState,
+  type PaxosSessionsImage,
+  paxosSessionEntries,
+} from './paxos-sessions.js';
 import { encodeSession, SESSION_PREFIX, type SessionRule, SessionState } from './sessions.js';
 import type { KeyedState } from './state.js';
 

@@ -9,17 +9,17 @@ import { ActorSystem } from '../../lib/actor-system.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { discoverNodeId } from '../../lib/node/discover.js';
+import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import type { AgentStatus, BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
 import { adminMembership, LiveBackup } from './learner.js';
-import { LivePaxosBackup } from './paxos-learner.js';
 import type { BackupType } from './manifest.js';
+import { LivePaxosBackup } from './paxos-learner.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
-import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { KV_KIND, PAXOS_KV_KIND } from './state-kind.js';
 
 export interface LiveBackupRun {
@@ -52,6 +52,17 @@ export interface LiveBackupResult extends BackupSummary {
   readonly committedAtRequest: number;
   readonly archivedTo: number;
   readonly agentId: string;
+  /** The cluster's protocol. */
+  readonly protocol: 'raft' | 'paxos';
+  /**
+   * Multi-Paxos: requests sent, snapshots taken (each a gap in the log archive: the members had
+   * compacted the slots the agent needed) and snapshot replies passed over for another member.
+   */
+  readonly pulled?: {
+    readonly requests: number;
+    readonly resets: number;
+    readonly snapshotsDeclined: number;
+  };
 }
 
 const quietLogger: Logger = { log: () => {} };
@@ -125,6 +136,8 @@ export interface LiveAgentHandle {
 /** A learner agent joined to a live cluster, and how to take it out again. */
 interface JoinedAgent {
   readonly live: LiveAgentHandle;
+  /** Multi-Paxos only: the puller's counters. */
+  readonly pulled?: () => LiveBackupResult['pulled'];
   /** The cluster's consensus protocol (from its nodes' status). */
   readonly protocol: 'raft' | 'paxos';
   readonly agentId: string;
@@ -227,9 +240,16 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
       throw err;
     }
     let closed = false;
+    const paxosLive = live as LivePaxosBackup<unknown>;
     return {
       live,
       protocol,
+      pulled: () => {
+        const v = paxosLive.pullerView();
+        return v
+          ? { requests: v.requests, resets: v.resets, snapshotsDeclined: v.snapshotsDeclined }
+          : undefined;
+      },
       agentId,
       leave: async () => {
         closed = true;
@@ -312,8 +332,16 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
     await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
     const summary = await live.backup(run.kind);
     const archivedTo = await live.flush();
+    const pulled = joined.pulled?.();
     await joined.leave();
-    return { ...summary, committedAtRequest: target, archivedTo, agentId };
+    return {
+      ...summary,
+      committedAtRequest: target,
+      archivedTo,
+      agentId,
+      protocol: joined.protocol,
+      ...(pulled ? { pulled } : {}),
+    };
   } finally {
     await joined.close();
   }

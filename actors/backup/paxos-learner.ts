@@ -96,7 +96,10 @@ export class PaxosPuller extends Actor<PullerMsg, PullerView> {
   constructor(private readonly opts: PaxosPullerOptions) {
     super();
     if (opts.learners.length === 0) {
-      throw new BackupError('SYNOD_ERR_BACKUP_INVALID_ARGUMENT', 'no Multi-Paxos learner to pull from');
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+        'no Multi-Paxos learner to pull from',
+      );
     }
     this.learners = [...opts.learners];
     this.maxEntries = opts.maxEntries ?? 512;
@@ -248,7 +251,8 @@ export class PaxosPuller extends Actor<PullerMsg, PullerView> {
 
   private feed(entries: readonly SlotEntry[]): void {
     const sorted =
-      entries.length > 1 && entries.some((e, i) => i > 0 && e.slot < (entries[i - 1] as SlotEntry).slot)
+      entries.length > 1 &&
+      entries.some((e, i) => i > 0 && e.slot < (entries[i - 1] as SlotEntry).slot)
         ? [...entries].sort((a, b) => a.slot - b.slot)
         : entries;
     for (const e of sorted) {
@@ -347,7 +351,11 @@ export class LivePaxosBackup<Op = unknown> {
       }),
       { supervision: { kind: 'stop' } },
     );
-    await waitStarted(puller.events$, 'the Multi-Paxos puller', system.clock);
+    // Its preStart is synchronous: it has started (or failed) by now.
+    if (!puller.isAlive()) {
+      await system.stop(agent.address).catch(() => undefined);
+      throw new BackupError('SYNOD_ERR_BACKUP_IO', 'the Multi-Paxos puller could not start');
+    }
     opts.log?.(
       `pulling decided slots from ${learners.map((l) => l.split('/')[0]).join(', ')} (from slot ${(agent.getSnapshot()?.index ?? 0) + 1})`,
     );

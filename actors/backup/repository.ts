@@ -509,8 +509,7 @@ export class Repository {
     const mine = this.config.protocol ?? 'raft';
     if (mine === protocol) return;
     await this.withLock(async () => {
-      const empty =
-        (await this.scan()).length === 0 && (await this.archive.list()).length === 0;
+      const empty = (await this.scan()).length === 0 && (await this.archive.list()).length === 0;
       if (!empty) {
         throw new BackupError(
           'SYNOD_ERR_BACKUP_CLUSTER_MISMATCH',

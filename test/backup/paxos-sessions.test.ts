@@ -43,8 +43,7 @@ function workload(r: Random, n: number): Command<KvOp>[] {
     c.seq += r.next() < 0.05 ? r.between(2, WINDOW + 3) : 1; // pipelined clients skip ahead
     const s = { c: c.id, q: c.seq, a: 0 };
     const key = `key-${r.between(0, 30)}`;
-    const op: KvOp =
-      r.next() < 0.75 ? { t: 'put', key, value: `v${i}`, s } : { t: 'del', key, s };
+    const op: KvOp = r.next() < 0.75 ? { t: 'put', key, value: `v${i}`, s } : { t: 'del', key, s };
     out.push({ clientId: c.id, seq: c.seq, op });
     // pipelining: now and then the command overtakes the previous one of another client
     if (r.next() < 0.1 && out.length > 2) {
@@ -96,7 +95,10 @@ t.test(`the agent's Multi-Paxos copy equals a replica's (seed ${seed})`, async (
     'a replica snapshot read by the agent has the agent digest',
   );
   // ... and applying more commands on either gives the same again.
-  const more = workload(new Random(seed + 7), 300).map((c) => ({ ...c, clientId: `m${c.clientId}` }));
+  const more = workload(new Random(seed + 7), 300).map((c) => ({
+    ...c,
+    clientId: `m${c.clientId}`,
+  }));
   const t2 = new TrackedState<Command<KvOp>>(fromImage);
   t2.reset(cmds.length, 1, 0);
   more.forEach((c, i) => {
