@@ -12,7 +12,13 @@ export type PaxosErrorCode =
   /** Stored acceptor state could not be read back (corrupt or from another format). */
   | 'SYNOD_ERR_PAXOS_BAD_STATE'
   /** A single-decree proposer was asked to propose while a proposal is in progress. */
-  | 'SYNOD_ERR_PAXOS_BUSY';
+  | 'SYNOD_ERR_PAXOS_BUSY'
+  /** A restore target already holds Multi-Paxos state (restore.ts never overwrites it). */
+  | 'SYNOD_ERR_PAXOS_RESTORE_NOT_EMPTY'
+  /** A restore target holds the other protocol's state (`<data>/raft`). */
+  | 'SYNOD_ERR_DATADIR_OTHER_PROTOCOL'
+  /** No member answered as the distinguished proposer (read-index.ts): retry later. */
+  | 'SYNOD_ERR_PAXOS_NO_LEADER';
 
 export class PaxosError extends Error {
   constructor(

@@ -13,7 +13,6 @@
  *
  * Safety check: a slot decided twice with different values throws `SYNOD_ERR_PAXOS_BAD_STATE`.
  */
-import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
 import { PaxosError } from './errors.js';
 import { sameValue } from './learner.js';
@@ -25,7 +24,8 @@ import {
   type SlotValue,
   type SnapshotImage,
 } from './multi-messages.js';
-import { ClientSessions, type SessionsImage } from './sessions.js';
+import { decodeReplicaImage, encodeReplicaImage } from './replica-image.js';
+import { ClientSessions } from './sessions.js';
 
 /** One applied slot; `type` lets the actor shell publish it on events$ as it is. */
 export type AppliedRecord =
@@ -93,20 +93,6 @@ export interface MultiLearnerView {
   readonly sessions: number;
 }
 
-interface ReplicaImage {
-  readonly v: 1;
-  readonly sm: Uint8Array;
-  readonly sessions: SessionsImage;
-}
-
-function decodeImage(data: Uint8Array): ReplicaImage {
-  const img = decodeValue(data) as ReplicaImage;
-  if (img?.v !== 1 || !(img.sm instanceof Uint8Array) || !img.sessions) {
-    throw new PaxosError('SYNOD_ERR_PAXOS_BAD_STATE', 'snapshot image is not a replica image');
-  }
-  return img;
-}
-
 export class MultiLearnerCore {
   private appliedUpTo = 0;
   private appliedTerm = 0;
@@ -118,6 +104,8 @@ export class MultiLearnerCore {
   private lastSnapshot: SnapshotImage | undefined;
   private snapshotInFlight: SnapshotImage | undefined;
   private hint: string | undefined;
+  /** The leader's learner named by the latest heartbeat (possibly this one). */
+  private leaderLearner: string | undefined;
   private lastCatchupAt = Number.NEGATIVE_INFINITY;
   private catchupTurn = 0;
   private reportedUpTo = -1;
@@ -176,7 +164,10 @@ export class MultiLearnerCore {
         break;
       case 'mp.heartbeat':
         if (msg.chosenUpTo > this.knownChosenUpTo) this.knownChosenUpTo = msg.chosenUpTo;
-        if (msg.learner !== undefined && msg.learner !== this.opts.id) this.hint = msg.learner;
+        if (msg.learner !== undefined) {
+          this.leaderLearner = msg.learner;
+          if (msg.learner !== this.opts.id) this.hint = msg.learner;
+        }
         this.send(msg.from, {
           type: 'mp.learned',
           from: this.opts.id,
@@ -329,22 +320,20 @@ export class MultiLearnerCore {
     if (this.snapshotEvery <= 0 || this.snapshotInFlight) return;
     const base = this.lastSnapshot?.index ?? 0;
     if (this.appliedUpTo - base < this.snapshotEvery) return;
-    const image: ReplicaImage = {
-      v: 1,
-      sm: this.opts.stateMachine.snapshot(),
-      sessions: this.sessions.toImage(),
-    };
     const snap: SnapshotImage = {
       index: this.appliedUpTo,
       term: this.appliedTerm,
-      data: encodeValue(image),
+      data: encodeReplicaImage({
+        sm: this.opts.stateMachine.snapshot(),
+        sessions: this.sessions.toImage(),
+      }),
     };
     this.snapshotInFlight = snap;
     this.out.snapshot = snap;
   }
 
   private install(snap: SnapshotImage): void {
-    const img = decodeImage(snap.data);
+    const img = decodeReplicaImage(snap.data);
     this.opts.stateMachine.restore(img.sm);
     this.sessions = ClientSessions.fromImage(img.sessions);
     this.appliedUpTo = snap.index;
@@ -401,6 +390,8 @@ export class MultiLearnerCore {
       ...(useSnap && this.lastSnapshot ? { snapshot: this.lastSnapshot } : {}),
       entries,
       decidedUpTo: this.appliedUpTo,
+      chosenUpTo: Math.max(this.knownChosenUpTo, this.appliedUpTo),
+      ...(this.leaderLearner !== undefined ? { leader: this.leaderLearner } : {}),
     });
   }
 

@@ -138,6 +138,14 @@ export interface MCatchupReply {
   readonly entries: readonly SlotEntry[];
   /** How far the sender has decided. */
   readonly decidedUpTo: number;
+  /**
+   * The sender's best knowledge of the chosen prefix (the leader's `chosenUpTo` from its
+   * latest heartbeat, or the sender's own decided index if higher): may lag the leader by a
+   * heartbeat. For an exact bound, ask the leader's proposer `mp.read`.
+   */
+  readonly chosenUpTo?: number;
+  /** The learner of the leader the sender last heard from (holds every chosen slot). */
+  readonly leader?: string;
 }
 
 /** Learner → co-located acceptor: slots ≤ upTo are in a durable snapshot; drop them. */
@@ -408,6 +416,8 @@ export function multiMessageProblem(value: unknown, entriesChecked = false): str
       if (!isSlot(m.decidedUpTo) || !(entriesChecked || entriesOk(m.entries))) {
         return bad('entries');
       }
+      if (m.chosenUpTo !== undefined && !isSlot(m.chosenUpTo)) return bad('chosenUpTo');
+      if (m.leader !== undefined && typeof m.leader !== 'string') return bad('leader');
       if (m.snapshot === undefined) return undefined;
       const s = m.snapshot as Record<string, unknown> | null;
       return s && isSlot(s.index) && typeof s.term === 'number' && s.data instanceof Uint8Array

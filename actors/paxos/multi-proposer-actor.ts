@@ -50,6 +50,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
   private lastStateKey = '';
   private flushPending = false;
   private stopped = false;
+  private readSeq = 0;
   private readonly readAsks = new Map<string, Extract<MultiProposerMsg, { type: 'mp.read' }>>();
 
   constructor(private readonly opts: MultiPaxosProposerOptions) {
@@ -73,6 +74,36 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     this.stopped = true;
     // A restart builds a new core in preStart; until then local submissions are refused.
     this.core = undefined;
+  }
+
+  /**
+   * Messages from other processes: Multi-Paxos messages (checked by `fromWire` on receipt),
+   * `mp.read` with a string barrier id (an outside reader, e.g. a backup puller, asks the
+   * leader for a read index), `mp.submit` with a well-formed command. Timer messages
+   * (`mp.tick`, `mp.flush`) are local only.
+   */
+  override accepts(msg: unknown): msg is MultiProposerMsg {
+    if (!super.accepts(msg)) return false;
+    const m = msg as unknown as Record<string, unknown>;
+    switch (m.type) {
+      case 'mp.tick':
+      case 'mp.flush':
+        return false;
+      case 'mp.read':
+        return typeof m.barrier === 'string' && m.barrier.length > 0 && m.barrier.length <= 512;
+      case 'mp.submit': {
+        const c = m.command as Record<string, unknown> | null;
+        return (
+          typeof c === 'object' &&
+          c !== null &&
+          typeof c.clientId === 'string' &&
+          typeof c.seq === 'number' &&
+          Number.isSafeInteger(c.seq)
+        );
+      }
+      default:
+        return true;
+    }
   }
 
   /** Synchronous unless a new round must be made durable first. */
@@ -105,10 +136,13 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
         }
         if (this.opts.reads !== 'log') {
           // answered when the core confirms (or fails) the read: see emitOutput
-          const { result, output } = core.confirmRead(msg.barrier, now, true);
+          // Keyed by an id of our own: barrier ids come from callers (possibly remote ones)
+          // and two callers' ids may collide.
+          const id = String(++this.readSeq);
+          const { result, output } = core.confirmRead(id, now, true);
           if (!result.ok) this.ctx.reply(msg, result);
           else {
-            this.readAsks.set(msg.barrier, msg);
+            this.readAsks.set(id, msg);
             this.scheduleFlush();
           }
           return this.handle(output);

@@ -1,0 +1,79 @@
+/**
+ * The replica snapshot image of a Multi-Paxos learner: what `MultiLearnerCore` stores in its
+ * `SnapshotStore`, sends in `mp.catchup-reply.snapshot.data`, and what a restore writes into a
+ * data directory (`writePaxosDataDir`, restore.ts).
+ *
+ * Format (msgpack, lib/codec): `{ v: 1, sm, sessions }` where
+ * - `sm` is the state machine's own image (`StateMachine.snapshot()`, e.g. KvStateMachine's);
+ * - `sessions` is the Paxos client-session table (`ClientSessions.toImage()`, sessions.ts):
+ *   `{ window, clients: [[clientId, maxSeq, seqs[], results[]], ...] }`. A replica applies a
+ *   `(clientId, seq)` command at most once by this table, so a backup that replays slots on
+ *   top of an image must carry the table along to decide duplicates as the cluster did.
+ *
+ * `decodeReplicaImage` refuses anything else with `SYNOD_ERR_PAXOS_BAD_STATE`.
+ */
+import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { PaxosError } from './errors.js';
+import type { SessionsImage } from './sessions.js';
+
+export interface ReplicaImage {
+  /** The state machine's snapshot image. */
+  readonly sm: Uint8Array;
+  /** The client-session table. */
+  readonly sessions: SessionsImage;
+}
+
+/** An empty session table (a restore from an image without sessions). */
+export function emptySessions(window = 256): SessionsImage {
+  return { window, clients: [] };
+}
+
+export function encodeReplicaImage(image: ReplicaImage): Uint8Array {
+  const problem = sessionsProblem(image.sessions);
+  if (!(image.sm instanceof Uint8Array) || problem !== undefined) {
+    throw new PaxosError(
+      'SYNOD_ERR_PAXOS_BAD_STATE',
+      `not a replica image: ${problem ?? 'sm is not bytes'}`,
+    );
+  }
+  return encodeValue({ v: 1, sm: image.sm, sessions: image.sessions });
+}
+
+export function decodeReplicaImage(data: Uint8Array): ReplicaImage {
+  const bad = (why: string) =>
+    new PaxosError('SYNOD_ERR_PAXOS_BAD_STATE', `snapshot image is not a replica image: ${why}`);
+  let img: { v?: unknown; sm?: unknown; sessions?: unknown };
+  try {
+    img = decodeValue(data) as typeof img;
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  if (img === null || typeof img !== 'object') throw bad('not an object');
+  if (img.v !== 1) throw bad(`unknown version ${JSON.stringify(img.v)}`);
+  if (!(img.sm instanceof Uint8Array)) throw bad('sm is not bytes');
+  const problem = sessionsProblem(img.sessions);
+  if (problem !== undefined) throw bad(problem);
+  return { sm: img.sm, sessions: img.sessions as SessionsImage };
+}
+
+function sessionsProblem(s: unknown): string | undefined {
+  if (s === null || typeof s !== 'object') return 'sessions is not an object';
+  const x = s as { window?: unknown; clients?: unknown };
+  if (typeof x.window !== 'number' || !Number.isSafeInteger(x.window) || x.window < 1) {
+    return 'sessions.window is not a positive integer';
+  }
+  if (!Array.isArray(x.clients)) return 'sessions.clients is not an array';
+  for (const c of x.clients as unknown[]) {
+    if (
+      !Array.isArray(c) ||
+      (c.length !== 3 && c.length !== 4) ||
+      typeof c[0] !== 'string' ||
+      typeof c[1] !== 'number' ||
+      !Array.isArray(c[2]) ||
+      (c.length === 4 && (!Array.isArray(c[3]) || c[3].length !== c[2].length))
+    ) {
+      return `sessions.clients holds a malformed entry ${JSON.stringify(c)?.slice(0, 80)}`;
+    }
+  }
+  return undefined;
+}
