@@ -18,6 +18,7 @@ import { map, type Observable, type Subscription } from 'rxjs';
 import type { ActorEvent, ActorRef } from '../../lib/actor.js';
 import type { ActorSystem } from '../../lib/actor-system.js';
 import type { Clock } from '../../lib/clock.js';
+import { encodeValue } from '../../lib/codec.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
 import { openMemoryDataDir } from '../../lib/storage/data-dir.js';
@@ -110,6 +111,8 @@ export interface ClusterMembership {
   leave(id: string): Promise<string>;
   /** The leader's commit index now. */
   committedIndex(): Promise<number>;
+  /** The cluster's voters and learners now (lets the learner start from the agent's state). */
+  members?(): Promise<{ voters: string[]; learners: string[] }>;
 }
 
 export interface LiveBackupOptions<Op> {
@@ -138,6 +141,13 @@ export interface LiveBackupOptions<Op> {
   readonly learnerKeepEntries?: number;
   /** Bound on each admin request (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Start the learner from the agent's own state (default true): when the agent recovered a
+   * state at index i, term t from the repository, the learner's log starts with a snapshot at
+   * (i, t), so the leader replicates only entries after i — no InstallSnapshot of the whole
+   * state and no log from index 1 per backup — as long as its log still holds i + 1.
+   */
+  readonly seedFromAgent?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -186,9 +196,20 @@ export class LiveBackup<Op = unknown> {
     await waitStarted(agent.events$, 'the backup agent', clock);
     const disk = new MemoryDisk();
     const marker = learnerMarker(system.random);
+    const seed = opts.seedFromAgent === false ? undefined : await seedPoint(opts, agent);
+    if (seed) {
+      opts.log?.(
+        `the learner starts at the agent's index ${seed.index} (term ${seed.term}): the leader sends only later entries`,
+      );
+    }
+    let seeded = false;
     const raft = new RaftNode<Op, undefined>({
       storage: async () => {
         const dd = await openMemoryDataDir(disk);
+        if (seed && !seeded) {
+          seeded = true;
+          await writeSeed(dd, seed, marker);
+        }
         return {
           ...dd,
           snapshots: tapSnapshots(
@@ -296,6 +317,56 @@ export class LiveBackup<Op = unknown> {
   }
 }
 
+interface SeedPoint {
+  readonly index: number;
+  readonly term: number;
+  readonly voters: string[];
+  readonly learners: string[];
+}
+
+/**
+ * Where the learner can start: the agent's recovered index and term, with the cluster's
+ * membership (the learner itself a learner, so it never campaigns). None when the agent starts
+ * empty, or the membership is unknown.
+ */
+async function seedPoint<Op>(
+  opts: LiveBackupOptions<Op>,
+  agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
+): Promise<SeedPoint | undefined> {
+  const st = agent.getSnapshot();
+  if (!st || st.index <= 0 || st.term <= 0 || st.stalled) return undefined;
+  const membership =
+    opts.membership ?? adminMembership(opts.system, opts.contacts, opts.requestTimeoutMs);
+  if (!membership.members) return undefined;
+  const m = await membership.members().catch(() => undefined);
+  if (!m || m.voters.length === 0) return undefined;
+  const self = opts.system.nodeId;
+  return {
+    index: st.index,
+    term: st.term,
+    voters: m.voters.filter((v) => v !== self),
+    learners: [...m.learners.filter((l) => l !== self), self],
+  };
+}
+
+/** A snapshot of the null state machine at the seed point, the log compacted behind it. */
+async function writeSeed(
+  dd: Awaited<ReturnType<typeof openMemoryDataDir>>,
+  seed: SeedPoint,
+  marker: Uint8Array,
+): Promise<void> {
+  const w = await dd.snapshots.create({
+    index: seed.index,
+    term: seed.term,
+    membership: { voters: seed.voters, learners: seed.learners },
+  });
+  // RaftNode's SessionStateMachine image around the null state machine's (its marker).
+  await w.write(encodeValue({ v: 1, sessions: [], user: marker }));
+  await w.commit();
+  await dd.log.compact(seed.index, seed.term);
+  await dd.hardState.save({ term: seed.term, vote: null, commit: seed.index });
+}
+
 /** Membership through `synod node`'s admin actors (lib/node/node-admin.ts). */
 export function adminMembership(
   system: ActorSystem,
@@ -335,6 +406,13 @@ export function adminMembership(
       );
       if (!r.ok) throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `leaving: ${r.message}`);
       return r.message;
+    },
+    async members() {
+      const s = await askAny<NodeStatus>(
+        { type: 'node.status' } as AdminMsg,
+        'asking for the members',
+      );
+      return { voters: [...s.voters], learners: [...s.learners] };
     },
     async committedIndex() {
       const s = await askAny<NodeStatus>(
