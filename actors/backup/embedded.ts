@@ -55,8 +55,11 @@ export async function startEmbeddedBackup(
     /** See LiveBackupOptions.learnerSnapshotEvery / learnerKeepEntries. */
     learnerSnapshotEvery?: number;
     learnerKeepEntries?: number;
-    /** See LiveBackupOptions.seedFromAgent (default true). */
+    /** See LiveBackupOptions.seedFromAgent (default true), seedCheckMs, seedTermForTest. */
     seedFromAgent?: boolean;
+    seedCheckMs?: number;
+    seedTermForTest?: (term: number) => number;
+    log?: (line: string) => void;
   } = {},
 ): Promise<{ live: LiveBackup<KvOp>; stop(): Promise<void> }> {
   const id = options.id ?? 'backup';
@@ -84,6 +87,9 @@ export async function startEmbeddedBackup(
       ? { learnerKeepEntries: options.learnerKeepEntries }
       : {}),
     ...(options.seedFromAgent !== undefined ? { seedFromAgent: options.seedFromAgent } : {}),
+    ...(options.seedCheckMs !== undefined ? { seedCheckMs: options.seedCheckMs } : {}),
+    ...(options.seedTermForTest ? { seedTermForTest: options.seedTermForTest } : {}),
+    ...(options.log ? { log: options.log } : {}),
   });
   return {
     live,

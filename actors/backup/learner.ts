@@ -26,7 +26,7 @@ import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import type { SnapshotStore, SnapshotWriter } from '../../lib/storage/types.js';
 import { RaftNode } from '../raft/raft-node.js';
 import { type AgentStatus, BackupAgent, type BackupAgentMsg, type BackupSummary } from './agent.js';
-import { BackupError } from './errors.js';
+import { BackupError, isBackupError } from './errors.js';
 import type { BackupType } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
@@ -148,6 +148,10 @@ export interface LiveBackupOptions<Op> {
    * state and no log from index 1 per backup — as long as its log still holds i + 1.
    */
   readonly seedFromAgent?: boolean;
+  /** A seeded learner that takes no entry for this long is restarted unseeded (default 15 s). */
+  readonly seedCheckMs?: number;
+  /** Tests: the term written into the seed (to simulate one that does not match the leader's). */
+  readonly seedTermForTest?: (term: number) => number;
   readonly log?: (line: string) => void;
 }
 
@@ -159,7 +163,7 @@ export class LiveBackup<Op = unknown> {
   private constructor(
     private readonly opts: LiveBackupOptions<Op>,
     readonly agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
-    private readonly raftRef: ActorRef<never, unknown>,
+    private raftRef: ActorRef<never, unknown>,
   ) {
     this.membership =
       opts.membership ?? adminMembership(opts.system, opts.contacts, opts.requestTimeoutMs);
@@ -194,56 +198,51 @@ export class LiveBackup<Op = unknown> {
     );
     const clock = system.clock;
     await waitStarted(agent.events$, 'the backup agent', clock);
-    const disk = new MemoryDisk();
-    const marker = learnerMarker(system.random);
-    const seed = opts.seedFromAgent === false ? undefined : await seedPoint(opts, agent);
+    const seed =
+      opts.seedFromAgent === false
+        ? undefined
+        : await seedPoint(opts, agent as ActorRef<BackupAgentMsg<Op>, AgentStatus>);
     if (seed) {
       opts.log?.(
         `the learner starts at the agent's index ${seed.index} (term ${seed.term}): the leader sends only later entries`,
       );
     }
-    let seeded = false;
-    const raft = new RaftNode<Op, undefined>({
-      storage: async () => {
-        const dd = await openMemoryDataDir(disk);
-        if (seed && !seeded) {
-          seeded = true;
-          await writeSeed(dd, seed, marker);
-        }
-        return {
-          ...dd,
-          snapshots: tapSnapshots(
-            dd.snapshots,
-            (index, term, image) => agent.tell({ type: 'reset', index, term, image }),
-            marker,
-          ),
-        };
-      },
-      stateMachine: () => new NullStateMachine(marker) as unknown as StateMachine<Op, undefined>,
-      // The in-memory log is compacted behind empty snapshots: the agent has every entry
-      // already (they reach it as they are applied), and a learner serves no one.
-      snapshotEvery: opts.learnerSnapshotEvery ?? 10_000,
-      keepEntries: opts.learnerKeepEntries ?? 1000,
-      ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
-      ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
-    });
-    const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
-    await waitStarted(raftRef.events$, 'the learner', clock);
-    // Follow the learner entry by entry, in log order: commands with their result, and the
-    // entries without one (no-op, configuration, skipped) as index steps, so the agent's
-    // archive stays contiguous.
-    const sub = raft.appliedSteps$.subscribe((step) =>
-      agent.tell(
-        step.entry
-          ? { type: 'applied', entry: step.entry }
-          : { type: 'applied-index', index: step.index, term: step.term },
-      ),
-    );
-    raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });
-    const live = new LiveBackup<Op>(opts, agent, raftRef as ActorRef<never, unknown>);
-    live.learner = raft;
+    const learner = await spawnLearner(opts, agent, seed);
+    const live = new LiveBackup<Op>(opts, agent, learner.ref);
+    live.learner = learner.raft;
+    live.seed = seed;
     await live.join();
     return live;
+  }
+
+  private seed: SeedPoint | undefined;
+
+  /**
+   * A seeded learner whose seed does not match the leader's log (the term archived for the
+   * seed entry differs from the leader's: repositories written before no-op entries were
+   * archived with their own term) can never take an entry. When a seeded learner has applied
+   * nothing past its seed while the leader committed beyond it, it is replaced by an unseeded
+   * one, which leaves and joins again: the leader then sends the log from the start (or a
+   * snapshot), as without seeding.
+   */
+  private async fallBackUnseeded(): Promise<void> {
+    const seed = this.seed;
+    if (!seed) return;
+    this.seed = undefined;
+    this.opts.log?.(
+      `the learner made no progress from the agent's index ${seed.index}; starting it from the beginning`,
+    );
+    await this.opts.system.stop(this.raftRef.address).catch(() => undefined);
+    // The leader believes the stuck learner matches up to the seed and would not go below
+    // that for a fresh one: leave and join again, so it starts the new learner from scratch.
+    if (this.joined) {
+      await this.membership.leave(this.id);
+      this.joined = false;
+    }
+    const learner = await spawnLearner(this.opts, this.agent, undefined);
+    this.raftRef = learner.ref;
+    this.learner = learner.raft;
+    await this.join();
   }
 
   private async join(): Promise<void> {
@@ -266,12 +265,32 @@ export class LiveBackup<Op = unknown> {
    */
   async catchUp(timeoutMs = 120_000): Promise<AgentStatus> {
     const target = await this.membership.committedIndex();
+    const clock = this.opts.system.clock;
+    const deadline = clock.now() + timeoutMs;
+    const seed = this.seed;
+    if (seed && target > seed.index) {
+      // A seeded learner must move past its seed within seedCheckMs, else it is replaced.
+      const moved = await waitFor(
+        clock,
+        this.agent.state$,
+        (st) => st.index > seed.index || st.stalled !== null,
+        'the seeded learner to take an entry',
+        Math.min(timeoutMs, this.opts.seedCheckMs ?? 15_000),
+      ).then(
+        () => true,
+        (err: unknown) => {
+          if (isBackupError(err, 'SYNOD_ERR_BACKUP_TIMEOUT')) return false;
+          throw err;
+        },
+      );
+      if (!moved) await this.fallBackUnseeded();
+    }
     const s = await waitFor(
-      this.opts.system.clock,
+      clock,
       this.agent.state$,
       (st) => st.index >= target || st.stalled !== null,
       `the agent to apply up to index ${target}`,
-      timeoutMs,
+      Math.max(1, deadline - clock.now()),
     );
     if (s.stalled) {
       throw new BackupError(
@@ -317,6 +336,57 @@ export class LiveBackup<Op = unknown> {
   }
 }
 
+/**
+ * Spawns the learner (`<agent id>/raft`, in-memory log, the null state machine) and feeds the
+ * agent from it: commands with their result, and the entries without one (no-op,
+ * configuration, skipped) as index steps, so the agent's archive stays contiguous.
+ */
+async function spawnLearner<Op>(
+  opts: LiveBackupOptions<Op>,
+  agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
+  seed: SeedPoint | undefined,
+): Promise<{ ref: ActorRef<never, unknown>; raft: RaftNode<Op, undefined> }> {
+  const { system } = opts;
+  const disk = new MemoryDisk();
+  const marker = learnerMarker(system.random);
+  let seeded = false;
+  const raft = new RaftNode<Op, undefined>({
+    storage: async () => {
+      const dd = await openMemoryDataDir(disk);
+      if (seed && !seeded) {
+        seeded = true;
+        await writeSeed(dd, seed, marker);
+      }
+      return {
+        ...dd,
+        snapshots: tapSnapshots(
+          dd.snapshots,
+          (index, term, image) => agent.tell({ type: 'reset', index, term, image }),
+          marker,
+        ),
+      };
+    },
+    stateMachine: () => new NullStateMachine(marker) as unknown as StateMachine<Op, undefined>,
+    // The in-memory log is compacted behind empty snapshots: the agent has every entry
+    // already (they reach it as they are applied), and a learner serves no one.
+    snapshotEvery: opts.learnerSnapshotEvery ?? 10_000,
+    keepEntries: opts.learnerKeepEntries ?? 1000,
+    ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
+  });
+  const ref = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
+  await waitStarted(ref.events$, 'the learner', system.clock);
+  const sub = raft.appliedSteps$.subscribe((step) =>
+    agent.tell(
+      step.entry
+        ? { type: 'applied', entry: step.entry }
+        : { type: 'applied-index', index: step.index, term: step.term },
+    ),
+  );
+  ref.events$.subscribe({ complete: () => sub.unsubscribe() });
+  return { ref: ref as ActorRef<never, unknown>, raft };
+}
+
 interface SeedPoint {
   readonly index: number;
   readonly term: number;
@@ -343,7 +413,7 @@ async function seedPoint<Op>(
   const self = opts.system.nodeId;
   return {
     index: st.index,
-    term: st.term,
+    term: opts.seedTermForTest ? opts.seedTermForTest(st.term) : st.term,
     voters: m.voters.filter((v) => v !== self),
     learners: [...m.learners.filter((l) => l !== self), self],
   };

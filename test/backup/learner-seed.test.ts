@@ -63,8 +63,17 @@ t.test('a restarted agent learner starts at its own index', async (t) => {
   }
 
   /** A restarted agent: catches up, takes a diff, reports its learner's log and events. */
-  const restart = async (seedFromAgent: boolean) => {
-    const agent = await startEmbeddedBackup(cluster, repo, { seed: 9, seedFromAgent });
+  const restart = async (
+    seedFromAgent: boolean,
+    more: Parameters<typeof startEmbeddedBackup>[2] = {},
+  ) => {
+    const lines: string[] = [];
+    const agent = await startEmbeddedBackup(cluster, repo, {
+      seed: 9,
+      seedFromAgent,
+      log: (l) => lines.push(l),
+      ...more,
+    });
     const events: string[] = [];
     agent.live.agent.events$.subscribe((e) => events.push(e.type));
     const startedAt = (await agent.live.status()).index;
@@ -73,7 +82,7 @@ t.test('a restarted agent learner starts at its own index', async (t) => {
     const diff = await agent.live.backup('diff');
     await agent.live.leave();
     await agent.stop();
-    return { startedAt, span, diff, events };
+    return { startedAt, span, diff, events, lines };
   };
   const seeded = await restart(true);
   t.ok(seeded.startedAt >= full.index, `the agent recovered index ${seeded.startedAt}`);
@@ -103,4 +112,24 @@ t.test('a restarted agent learner starts at its own index', async (t) => {
 
   const control = await restart(false);
   t.equal(control.span?.first, 1, 'negative control: unseeded, the learner gets the log from 1');
+
+  // A seed whose term does not match the leader's log (as an old repository could record for
+  // a no-op) takes no entry: the learner is restarted unseeded and the backup is still exact.
+  await cluster.propose({ t: 'put', key: 'late', value: 'x' });
+  const wrong = await restart(true, { seedTermForTest: (term) => term + 5, seedCheckMs: 1500 });
+  t.ok(
+    wrong.lines.some((l) => /made no progress from the agent's index/.test(l)),
+    'the stuck seeded learner is noticed',
+  );
+  t.equal(wrong.span?.first, 1, 'and replaced by one that gets the log from 1');
+  const res2 = await restore(
+    repo,
+    { kind: 'backup', id: wrong.diff.id },
+    { factory: KV_KIND.factory },
+  );
+  t.same(
+    kvs((res2.state.inner as KvKeyedState).machine),
+    kvs(leaderSm()),
+    'its differential restores to the cluster state',
+  );
 });
