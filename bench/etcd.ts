@@ -11,7 +11,11 @@
  * histogram per level (SVG under benchmarks/), `etcdctl check perf` for context, and — when a
  * target is missed — a CPU profile summary of the Synod leader, a follower and the client.
  *
- * `--fast` = `--duration=2 --levels=1,16 --check-perf=false --profile=false` (a quick check).
+ * `--liferaft=true|false` (default true): the same write load against `@markwylde/liferaft`, the
+ * JavaScript peer, installed on first use into `.bench-cache/` (not a Synod dependency); skipped
+ * with a note when it cannot be installed. liferaft has no read path, so it gets puts only.
+ *
+ * `--fast` = `--duration=2 --levels=1,16 --check-perf=false --profile=false --liferaft=false`.
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +23,7 @@ import path from 'node:path';
 import { type BenchMain, type Measurement, report, summarize } from './harness.js';
 import { boolFlag, flag, listFlag, numFlag } from './lib/args.js';
 import { EtcdCluster, ensureEtcd } from './lib/etcd-cluster.js';
+import { ensureLiferaft, LIFERAFT_PACKAGE, LiferaftCluster } from './lib/liferaft-cluster.js';
 import { describe, type LevelResult, type PhaseResult, runLevel } from './lib/loadgen.js';
 import { repoRoot } from './lib/procs.js';
 import { formatProfile, summarizeProfile } from './lib/profile.js';
@@ -32,6 +37,7 @@ interface Pair {
   c: number;
   synod: LevelResult[];
   etcd: LevelResult[];
+  liferaft: LevelResult[];
 }
 
 function med(xs: number[]): number {
@@ -64,6 +70,28 @@ async function runEtcd(
       out.push(r);
     }
     return out;
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** liferaft at each level, puts only; returns the results and each node's unhandled rejections. */
+async function runLiferaft(
+  dir: string,
+  liferaftDir: string,
+  levels: number[],
+  durationMs: number,
+): Promise<{ results: LevelResult[]; rejections: number[] }> {
+  const cluster = await LiferaftCluster.start({ dir, liferaftDir, log });
+  try {
+    log(`liferaft: 3 processes, leader n${await cluster.waitForLeader(30_000)}`);
+    const out: LevelResult[] = [];
+    for (const c of levels) {
+      const r = await runLevel(cluster.target(), { clients: c, durationMs, writesOnly: true });
+      log(describe(r));
+      out.push(r);
+    }
+    return { results: out, rejections: await cluster.rejections() };
   } finally {
     await cluster.stop();
   }
@@ -160,10 +188,24 @@ export const main: BenchMain = async (argv) => {
   const runs = Math.max(1, numFlag(argv, 'runs', 1));
   const checkPerf = flag(argv, 'check-perf') !== undefined ? boolFlag(argv, 'check-perf') : !fast;
   const profileMode = flag(argv, 'profile') ?? (fast ? 'false' : 'auto');
+  const withLiferaft = flag(argv, 'liferaft') !== undefined ? boolFlag(argv, 'liferaft') : !fast;
   const base = path.join(os.tmpdir(), `synod-bench-etcd-${process.pid}`);
   const bins = ensureEtcd(log);
   log(`etcd: ${bins.etcd} (${bins.version}); ${bins.note}`);
-  const pairs: Pair[] = levels.map((c) => ({ c, synod: [], etcd: [] }));
+  const pairs: Pair[] = levels.map((c) => ({ c, synod: [], etcd: [], liferaft: [] }));
+  let liferaftDir: string | undefined;
+  let liferaftNote = 'not run (--liferaft=false)';
+  const liferaftRejections: number[][] = [];
+  if (withLiferaft) {
+    try {
+      const lr = ensureLiferaft(log);
+      liferaftDir = lr.dir;
+      liferaftNote = lr.note;
+    } catch (err) {
+      liferaftNote = `skipped: ${(err as Error).message}`;
+    }
+    log(`liferaft: ${liferaftNote}`);
+  }
   let perf = '';
   let profile = '';
   try {
@@ -181,6 +223,23 @@ export const main: BenchMain = async (argv) => {
           results.forEach((r, i) => {
             pairs[i]?.synod.push(r);
           });
+        }
+      }
+      if (liferaftDir) {
+        try {
+          const lr = await runLiferaft(
+            path.join(base, `liferaft-${run}`),
+            liferaftDir,
+            levels,
+            durationMs,
+          );
+          lr.results.forEach((r, i) => {
+            pairs[i]?.liferaft.push(r);
+          });
+          liferaftRejections.push(lr.rejections);
+        } catch (err) {
+          liferaftNote = `${liferaftNote}; run ${run + 1} failed: ${(err as Error).message.split('\n')[0]}`;
+          log(`liferaft run failed: ${(err as Error).message}`);
         }
       }
     }
@@ -289,6 +348,57 @@ export const main: BenchMain = async (argv) => {
     }
   }
 
+  // The JavaScript peer: Synod against liferaft, puts only (liferaft has no read path).
+  for (const p of pairs) {
+    if (p.liferaft.length === 0) continue;
+    const cs = `C=${p.c}`;
+    const lName = `liferaft (${LIFERAFT_PACKAGE.split('@')[2]})`;
+    const sW = p.synod.map((r) => r.write);
+    const lW = p.liferaft.map((r) => r.write);
+    const tm = summarize(
+      `${cs} writes/s, Synod vs liferaft`,
+      'ops/s',
+      'higher',
+      sW.map((r) => r.opsPerSec),
+      {
+        name: lName,
+        runs: lW.map((r) => r.opsPerSec),
+      },
+    );
+    const lErrs = lW.reduce((a, r) => a + r.errors, 0);
+    if (lErrs) tm.extra = { liferaftErrors: lW.map((r) => r.errorCodes) };
+    measurements.push(tm);
+    measurements.push(
+      summarize(
+        `${cs} put latency p99, Synod vs liferaft`,
+        'ms',
+        'lower',
+        sW.map((r) => r.p99),
+        {
+          name: lName,
+          runs: lW.map((r) => r.p99),
+        },
+      ),
+    );
+    const all = (rs: PhaseResult[]): number[] =>
+      rs.flatMap((r) =>
+        r.cpuUsPerOp ? [Object.values(r.cpuUsPerOp).reduce((a, b) => a + b, 0)] : [],
+      );
+    if (all(sW).length && all(lW).length)
+      measurements.push(
+        summarize(
+          `${cs} CPU of all processes per put, Synod vs liferaft`,
+          'µs/op',
+          'lower',
+          all(sW),
+          {
+            name: lName,
+            runs: all(lW),
+          },
+        ),
+      );
+  }
+
   // Plots: a latency histogram per level, and throughput per level.
   const images: { title: string; file: string }[] = [];
   const benchDir = path.join(repoRoot, 'benchmarks');
@@ -307,6 +417,15 @@ export const main: BenchMain = async (argv) => {
         series: [
           { name: 'Synod put', latenciesMs: s.write.latenciesMs, color: '#1f77b4' },
           { name: 'etcd put', latenciesMs: e.write.latenciesMs, color: '#d62728' },
+          ...(p.liferaft[0]
+            ? [
+                {
+                  name: 'liferaft put',
+                  latenciesMs: p.liferaft[0].write.latenciesMs,
+                  color: '#2ca02c',
+                },
+              ]
+            : []),
           {
             name: 'Synod get (linearizable)',
             latenciesMs: s.read?.latenciesMs ?? [],
@@ -343,6 +462,15 @@ export const main: BenchMain = async (argv) => {
           color: '#d62728',
           values: pairs.map((p) => med(p.etcd.map((r) => r.write.opsPerSec))),
         },
+        ...(pairs.some((p) => p.liferaft.length)
+          ? [
+              {
+                name: 'liferaft puts',
+                color: '#2ca02c',
+                values: pairs.map((p) => med(p.liferaft.map((r) => r.write.opsPerSec))),
+              },
+            ]
+          : []),
         {
           name: 'Synod gets',
           color: '#aec7e8',
@@ -376,7 +504,8 @@ export const main: BenchMain = async (argv) => {
     `etcd ${bins.version} (${bins.etcd}, ${bins.note}): 3 members on loopback, default settings (every write fsynced), data in ${os.tmpdir()} on the same disk as Synod's; the etcd3 clients connect to the leader's endpoint (one etcd3 client object per 64 load-generator clients), gets are linearizable (etcd3's default).`,
     'Synod: 3 `synod node` processes on loopback (dist/ build), WebSocket transport with a cluster secret, file storage with fsync (group commit), default Raft timeouts; C KV clients (sessions) over one WebSocket connection per node; gets at level strong (ReadIndex on the leader).',
     `Load generator (bench/lib/loadgen.ts), the same for both, in the benchmark process: closed loop, C clients, 100-byte values on 10,000 keys, ${durationMs / 1000} s of puts then ${durationMs / 1000} s of gets per level, each after an unrecorded warm-up of ${Math.min(1000, durationMs / 5) / 1000} s; latency of successful operations only (failures are counted in extra).`,
-    'Ratios: throughput Synod/etcd; latency etcd/Synod (above 1 = Synod faster).',
+    `liferaft (the JavaScript peer): ${liferaftNote}. Three processes (bench/lib/liferaft-node.ts) on loopback with liferaft's defaults (heartbeat 50 ms, election 150–300 ms) and its own LevelDB log (leveldown; writes not synced, so it is spared the fsync Synod and etcd pay); liferaft has no transport or client protocol, so peers and clients speak JSON over WebSockets (\`ws\`); a put is answered when liferaft emits \`commit\` for it on the leader; commands are submitted one at a time, because two concurrent \`command()\` calls take the same log index. Puts only: liferaft has no read path (no read-index, no lease).${liferaftRejections.length ? ` Unhandled promise rejections per node (liferaft's follower path rejects with LevelDB's NotFoundError when an append arrives before the entry it follows; the bench's node logs them and stays up): ${liferaftRejections.map((r) => r.join(' / ')).join('; ')}.` : ''}`,
+    'Ratios: throughput Synod/etcd (Synod/liferaft in the rows that name it); latency etcd/Synod (above 1 = Synod faster).',
     'Shared 2-core machine with other sessions running: see the load averages with the command line above; servers, clients and other work compete for the same cores, so absolute numbers are pessimistic and the same-run ratio is the meaningful figure.',
     'CPU per operation: user + system CPU time of each process (from /proc/<pid>/stat, 10 ms ticks) over the recorded part of a phase, divided by the successful operations; unlike throughput it hardly depends on how busy the machine is.',
     ...verdicts,

@@ -89,6 +89,12 @@ export interface RaftNodeOptions<Op, Result> {
   snapshotChunkSize?: number;
   /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
   snapshotEvery?: number;
+  /**
+   * Encode snapshot images in slices, yielding to the event loop between them (default
+   * true): the image is captured at once, so it is the same, but a large one no longer
+   * stalls heartbeats, appends and replies while it is encoded.
+   */
+  slicedSnapshots?: boolean;
   /** Entries kept behind a snapshot for followers slightly behind (default 1,000). */
   keepEntries?: number;
   /** Snapshots kept on disk (default 2). */
@@ -143,6 +149,14 @@ export type RaftNodeMsg =
 
 interface PendingProposal {
   term: number;
+  /**
+   * The proposed command and its encoded bytes, kept when the command is plain data that
+   * the codec reproduces exactly (`decodesToItself`): applying the entry whose data is
+   * these very bytes (same object, so not another leader's entry at this index) uses the
+   * command as proposed instead of decoding the bytes again.
+   */
+  command: Command | undefined;
+  data: Uint8Array | undefined;
   resolve: (r: ProposeResult<unknown>) => void;
   reject: (e: Error) => void;
   /** Clock time after which it fails with Timeout (checked on every tick, not a timer each). */
@@ -172,7 +186,13 @@ export function encodeCommand(cmd: Command): Uint8Array {
 }
 
 export function decodeCommand(data: Uint8Array): Command {
-  const v = decodeValue(data) as [string, number, unknown] | { c: string; s: number; o: unknown };
+  // msgpack decodes a `bin` inside the command to the class of the bytes it reads (a Buffer
+  // from a Buffer, a Uint8Array from a Uint8Array): read from a Buffer always, so every
+  // replica's state machine sees the same class whatever store or message the bytes came from.
+  const src = Buffer.isBuffer(data)
+    ? data
+    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const v = decodeValue(src) as [string, number, unknown] | { c: string; s: number; o: unknown };
   if (Array.isArray(v)) return { clientId: v[0], seq: v[1], op: v[2] };
   return { clientId: v.c, seq: v.s, op: v.o };
 }
@@ -199,6 +219,59 @@ export function coalesceAcks(ms: RaftMessage[]): RaftMessage[] {
     out.push(m);
   }
   return out;
+}
+
+/** `String.prototype.isWellFormed` (Node 20; not in this project's TypeScript lib). */
+function wellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+/**
+ * Whether msgpack (lib/codec.ts) gives back a value equal to `v` in every way a
+ * deterministic state machine could observe: plain objects (no `__proto__` key), dense
+ * arrays, well-formed strings, numbers other than -0, booleans and null, at most 32 levels
+ * deep. Everything else — undefined, -0 (decodes as 0), lone surrogates (decode as
+ * U+FFFD), bigint (decodes as a number), Uint8Array (decodes as a Buffer), Date, Map, class
+ * instances, symbols, functions — answers false. The leader applies its own proposal from
+ * the command object only when this holds, so it applies exactly what followers decode.
+ */
+export function decodesToItself(v: unknown, depth = 0): boolean {
+  switch (typeof v) {
+    case 'string':
+      return wellFormed(v);
+    case 'number':
+      return v !== 0 || 1 / v > 0;
+    case 'boolean':
+      return true;
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= 32) return false;
+      const proto = Object.getPrototypeOf(v);
+      if (proto === Object.prototype) {
+        const o = v as Record<string, unknown>;
+        for (const k in o) {
+          if (k === '__proto__' || !wellFormed(k)) return false;
+          if (!decodesToItself(o[k], depth + 1)) return false;
+        }
+        return true;
+      }
+      if (proto === Array.prototype) {
+        const a = v as unknown[];
+        for (let i = 0; i < a.length; i++) {
+          if (!(i in a) || !decodesToItself(a[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+/** `decodesToItself` for the parts of a command that `encodeCommand` writes. */
+function commandDecodesToItself(c: Command): boolean {
+  return wellFormed(c.clientId) && !Object.is(c.seq, -0) && decodesToItself(c.op);
 }
 
 /** A write refused because the disk (or quota) is full: retryable once space returns. */
@@ -534,6 +607,12 @@ export class RaftNode<Op = unknown, Result = unknown>
 
   // ---------------------------------------------------------------- client API
 
+  /**
+   * Proposes a command (leader only); resolves once it is committed and applied here. The
+   * command is encoded now; do not mutate it (or its `op`) until the promise settles: this
+   * node applies plain-data commands from the object itself (docs/raft.md, "Wire and log
+   * formats"), the other replicas from the bytes encoded now.
+   */
   propose(
     command: Command<Op>,
     options: { timeoutMs?: number } = {},
@@ -561,12 +640,16 @@ export class RaftNode<Op = unknown, Result = unknown>
       );
     }
     let at: { index: number; term: number };
+    let data: Uint8Array;
     try {
-      at = core.propose(encodeCommand(command));
+      data = encodeCommand(command);
+      at = core.propose(data);
     } catch (e) {
       return Promise.reject(this.toProposeError(e));
     }
-    const p = this.track(at, options.timeoutMs);
+    const p = commandDecodesToItself(command)
+      ? this.track(at, options.timeoutMs, command, data)
+      : this.track(at, options.timeoutMs);
     this.schedule();
     return p as Promise<ProposeResult<Result>>;
   }
@@ -712,11 +795,24 @@ export class RaftNode<Op = unknown, Result = unknown>
     return new ProposeError('Dropped', err.message ?? String(e), err.leaderHint);
   }
 
-  private track(at: { index: number; term: number }, timeoutMs: number | undefined) {
+  private track(
+    at: { index: number; term: number },
+    timeoutMs: number | undefined,
+    command?: Command,
+    data?: Uint8Array,
+  ) {
     return new Promise<ProposeResult<unknown>>((resolve, reject) => {
       const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
       const deadline = this.ctx.clock.now() + ms;
-      const p: PendingProposal = { term: at.term, resolve, reject, deadline, done: false };
+      const p: PendingProposal = {
+        term: at.term,
+        command,
+        data,
+        resolve,
+        reject,
+        deadline,
+        done: false,
+      };
       let q = this.expiry.get(ms);
       if (!q) {
         q = { head: 0, items: [] };
@@ -1220,11 +1316,13 @@ export class RaftNode<Op = unknown, Result = unknown>
     let result: unknown;
     let refused: ProposeError | undefined;
     if (e.type === 'normal') {
-      let command: Command<Op>;
+      let command = this.proposedCommand(e) as Command<Op> | undefined;
       try {
-        command = decodeCommand(e.data) as Command<Op>;
-        const problem = commandProblem(command);
-        if (problem !== undefined) throw new Error(problem);
+        if (command === undefined) {
+          command = decodeCommand(e.data) as Command<Op>;
+          const problem = commandProblem(command);
+          if (problem !== undefined) throw new Error(problem);
+        }
       } catch (err) {
         // A committed entry that is not a command (written by a buggy or hostile peer):
         // the same bytes fail the same way on every replica, so skipping it keeps the
@@ -1259,6 +1357,20 @@ export class RaftNode<Op = unknown, Result = unknown>
       });
     }
     this.finishEntry(e, result, refused);
+  }
+
+  /**
+   * The command proposed on this node for entry `e`, if this node proposed exactly these
+   * bytes (the same Uint8Array: another leader's entry at this index has other bytes) and
+   * kept the command because the codec reproduces it exactly. Saves decoding the leader's
+   * own entries; followers and restarted nodes decode.
+   */
+  private proposedCommand(e: LogEntry): Command | undefined {
+    const v = this.proposals.get(e.index);
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v)) return v.data === e.data ? v.command : undefined;
+    for (const p of v) if (p.data === e.data) return p.command;
+    return undefined;
   }
 
   /** Counts and reports a committed entry that is not a command; returns the error for its proposer. */
@@ -1443,7 +1555,17 @@ export class RaftNode<Op = unknown, Result = unknown>
   private async snapshotNow(core: RaftCore): Promise<void> {
     const st = this.storage as RaftStorage;
     const sm = this.sm as SessionStateMachine<Op, Result>;
-    const snap = core.snapshotTaken(sm.snapshot());
+    let snap: ReturnType<RaftCore['snapshotTaken']>;
+    if (this.opts.slicedSnapshots !== false) {
+      // Captured now, between two Readies; encoded in slices so the loop keeps serving
+      // (a 10,000-key KV image held a busy node's loop for 100-400 ms in one piece).
+      const meta = core.snapshotMeta();
+      const data = await sm.snapshotAsync(() => this.pauseForLoop());
+      if (this.stopped) return;
+      snap = core.snapshotTakenAt(meta, data);
+      // A newer snapshot (installed from the leader) arrived while this one was encoded.
+      if (snap.meta.index !== meta.index) return;
+    } else snap = core.snapshotTaken(sm.snapshot());
     const before = this.lastSnapshotIndex;
     this.lastSnapshotIndex = snap.meta.index;
     // With log writes in flight the applied index may be ahead of the durable log. A
@@ -1477,6 +1599,11 @@ export class RaftNode<Op = unknown, Result = unknown>
       this.schedule();
     }
     await st.snapshots.prune(this.opts.keepSnapshots ?? 2);
+  }
+
+  /** Resolves after the event loop had a turn (lets messages in between snapshot slices). */
+  private pauseForLoop(): Promise<void> {
+    return new Promise((resolve) => this.ctx.clock.schedule(resolve));
   }
 
   /** Compacts the core's and the store's log up to `upTo` (a durable snapshot covers it). */

@@ -9,6 +9,7 @@
  * above the number of concurrently active clients.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { encodeValueSliced } from '../../lib/codec-sliced.js';
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
 import { RaftError } from './core/types.js';
 
@@ -19,13 +20,20 @@ export interface SessionApplyResult<Result> {
 }
 
 interface Session {
+  id: string;
   seq: number;
   result: unknown;
   lastIndex: number;
+  /** Neighbours in applied order (least recently applied first): the eviction order. */
+  prev: Session | undefined;
+  next: Session | undefined;
 }
 
 export class SessionStateMachine<Op = unknown, Result = unknown> {
   private sessions = new Map<string, Session>();
+  /** Least and most recently applied sessions (a linked list through the sessions). */
+  private oldest: Session | undefined;
+  private newest: Session | undefined;
 
   constructor(
     readonly inner: StateMachine<Op, Result>,
@@ -40,19 +48,49 @@ export class SessionStateMachine<Op = unknown, Result = unknown> {
     }
     const result = this.inner.apply(cmd.op, meta);
     if (s) {
-      // Re-insert to keep Map order = least recently applied first (eviction order).
-      this.sessions.delete(cmd.clientId);
+      // Move to the newest end of the applied order (no Map delete + set).
       s.seq = cmd.seq;
       s.result = result;
       s.lastIndex = meta.index;
-      this.sessions.set(cmd.clientId, s);
-    } else this.sessions.set(cmd.clientId, { seq: cmd.seq, result, lastIndex: meta.index });
+      if (s !== this.newest) {
+        this.unlink(s);
+        this.linkNewest(s);
+      }
+    } else {
+      const n: Session = {
+        id: cmd.clientId,
+        seq: cmd.seq,
+        result,
+        lastIndex: meta.index,
+        prev: undefined,
+        next: undefined,
+      };
+      this.sessions.set(cmd.clientId, n);
+      this.linkNewest(n);
+    }
     if (this.sessions.size > this.maxSessions) {
-      // Map iteration order is insertion order: the first key is the least recently applied.
-      const oldest = this.sessions.keys().next().value as string;
-      this.sessions.delete(oldest);
+      const oldest = this.oldest as Session;
+      this.unlink(oldest);
+      this.sessions.delete(oldest.id);
     }
     return { result, duplicate: false };
+  }
+
+  private unlink(s: Session): void {
+    if (s.prev) s.prev.next = s.next;
+    else this.oldest = s.next;
+    if (s.next) s.next.prev = s.prev;
+    else this.newest = s.prev;
+    s.prev = undefined;
+    s.next = undefined;
+  }
+
+  private linkNewest(s: Session): void {
+    s.prev = this.newest;
+    s.next = undefined;
+    if (this.newest) this.newest.next = s;
+    else this.oldest = s;
+    this.newest = s;
   }
 
   /** The last applied seq of a client (undefined if unknown or evicted). */
@@ -66,8 +104,26 @@ export class SessionStateMachine<Op = unknown, Result = unknown> {
   }
 
   snapshot(): Uint8Array {
-    const sessions = [...this.sessions].map(([id, s]) => [id, s.seq, s.result, s.lastIndex]);
-    return encodeValue({ v: 1, sessions, user: this.inner.snapshot() });
+    return encodeValue({ v: 1, sessions: this.sessionsImage(), user: this.inner.snapshot() });
+  }
+
+  /**
+   * The same image, encoded in slices: the sessions and the inner machine's image are both
+   * captured before this returns, so commands applied meanwhile are not in it.
+   */
+  async snapshotAsync(pause: () => Promise<void>): Promise<Uint8Array> {
+    const sessions = this.sessionsImage();
+    const user = this.inner.snapshotAsync
+      ? this.inner.snapshotAsync(pause)
+      : Promise.resolve(this.inner.snapshot());
+    return encodeValueSliced({ v: 1, sessions, user: await user }, pause);
+  }
+
+  /** Least recently applied first (the order evictions follow, as restore expects). */
+  private sessionsImage(): [string, number, unknown, number][] {
+    const sessions: [string, number, unknown, number][] = [];
+    for (let s = this.oldest; s; s = s.next) sessions.push([s.id, s.seq, s.result, s.lastIndex]);
+    return sessions;
   }
 
   restore(image: Uint8Array): void {
@@ -79,9 +135,23 @@ export class SessionStateMachine<Op = unknown, Result = unknown> {
     if (v?.v !== 1 || !Array.isArray(v.sessions) || !(v.user instanceof Uint8Array)) {
       throw new RaftError('SYNOD_ERR_RAFT_SNAPSHOT', 'not a session snapshot image');
     }
-    this.sessions = new Map(
-      v.sessions.map(([id, seq, result, lastIndex]) => [id, { seq, result, lastIndex }]),
-    );
+    const sessions = new Map<string, Session>();
+    this.oldest = undefined;
+    this.newest = undefined;
+    for (const [id, seq, result, lastIndex] of v.sessions) {
+      const old = sessions.get(id);
+      if (old) {
+        // As `new Map(pairs)` would: the later value, the first position.
+        old.seq = seq;
+        old.result = result;
+        old.lastIndex = lastIndex;
+        continue;
+      }
+      const n: Session = { id, seq, result, lastIndex, prev: undefined, next: undefined };
+      sessions.set(id, n);
+      this.linkNewest(n);
+    }
+    this.sessions = sessions;
     this.inner.restore(v.user);
   }
 }

@@ -6,9 +6,15 @@
  * state, exactly as reopening the file store would.
  */
 import { StorageError } from './errors.js';
-import { checkInteger, DEFAULT_MAX_ENTRY_BYTES, LogView } from './log-core.js';
+import {
+  checkInteger,
+  DEFAULT_MAX_ENTRY_BYTES,
+  ENTRY_TYPE_CODE,
+  ENTRY_TYPES,
+  LogView,
+} from './log-core.js';
 import type { MemoryDisk } from './memory-disk.js';
-import type { LogEntry, LogStore } from './types.js';
+import type { EntryType, LogEntry, LogStore } from './types.js';
 
 export interface MemoryLogStoreOptions {
   /** Name of the log on the disk (several logs may share a disk). Default 'log'. */
@@ -16,45 +22,112 @@ export interface MemoryLogStoreOptions {
   maxEntryBytes?: number;
 }
 
-/** A log held in memory: the logical view plus the entries themselves. */
+/**
+ * One `append` call's entries as the store keeps them: their data copied into a single
+ * buffer (one allocation and one copy per batch instead of one per entry), with terms,
+ * types and byte ranges in flat arrays. Entries are only materialized as objects when read.
+ * The live and the durable log share the batch (it is never mutated).
+ */
+class Batch {
+  readonly terms: number[];
+  readonly types: number[];
+  readonly ends: number[];
+  readonly data: Uint8Array;
+
+  constructor(entries: readonly LogEntry[]) {
+    const n = entries.length;
+    this.terms = new Array<number>(n);
+    this.types = new Array<number>(n);
+    this.ends = new Array<number>(n);
+    let size = 0;
+    for (let i = 0; i < n; i++) {
+      const e = entries[i] as LogEntry;
+      this.terms[i] = e.term;
+      this.types[i] = ENTRY_TYPE_CODE[e.type];
+      size += e.data.byteLength;
+      this.ends[i] = size;
+    }
+    this.data = new Uint8Array(size);
+    let off = 0;
+    for (let i = 0; i < n; i++) {
+      const d = (entries[i] as LogEntry).data;
+      this.data.set(d, off);
+      off += d.byteLength;
+    }
+  }
+}
+
+/**
+ * A log held in memory: the logical view (terms) plus, per entry, the batch holding its
+ * data and its position there (flat arrays: no object per entry to keep alive).
+ */
 class MemLog {
   view: LogView;
-  entries: LogEntry[];
+  private batches: Batch[];
+  private slots: number[];
 
-  constructor(view = new LogView(), entries: LogEntry[] = []) {
+  constructor(view = new LogView(), batches: Batch[] = [], slots: number[] = []) {
     this.view = view;
-    this.entries = entries;
+    this.batches = batches;
+    this.slots = slots;
   }
 
   clone(): MemLog {
     const v = new LogView(this.view.compactIndex, this.view.compactTerm);
     v.terms = [...this.view.terms];
-    return new MemLog(v, [...this.entries]);
+    return new MemLog(v, [...this.batches], [...this.slots]);
   }
 
   truncateFrom(from: number): void {
     this.view.truncateFrom(from);
-    this.entries.length = this.view.terms.length;
+    this.batches.length = this.view.terms.length;
+    this.slots.length = this.view.terms.length;
   }
 
-  append(entries: readonly LogEntry[]): void {
-    if (entries.length === 0) return;
-    const first = (entries[0] as LogEntry).index;
+  /** Appends the first `count` entries of `b` (all of them by default), which starts at `first`. */
+  append(b: Batch, first: number, count = b.terms.length): void {
+    if (count === 0) return;
     if (first <= this.view.lastIndex()) this.truncateFrom(first);
-    this.view.push(entries);
-    for (const e of entries) this.entries.push(e);
+    const terms = this.view.terms;
+    for (let i = 0; i < count; i++) {
+      terms.push(b.terms[i] as number);
+      this.batches.push(b);
+      this.slots.push(i);
+    }
+  }
+
+  /** The entry at `index` (held: the caller checked the range). */
+  entry(index: number): LogEntry {
+    const k = index - this.view.compactIndex - 1;
+    const b = this.batches[k] as Batch;
+    const i = this.slots[k] as number;
+    return {
+      index,
+      term: b.terms[i] as number,
+      type: ENTRY_TYPES[b.types[i] as number] as EntryType,
+      data: b.data.subarray(i === 0 ? 0 : (b.ends[i - 1] as number), b.ends[i] as number),
+    };
+  }
+
+  /** Bytes of data of the entry at `index` (held). */
+  size(index: number): number {
+    const k = index - this.view.compactIndex - 1;
+    const b = this.batches[k] as Batch;
+    const i = this.slots[k] as number;
+    return (b.ends[i] as number) - (i === 0 ? 0 : (b.ends[i - 1] as number));
   }
 
   compact(upTo: number, term: number): void {
     const before = this.view.compactIndex;
     const mode = this.view.compact(upTo, term);
-    if (mode === 'prefix') this.entries = this.entries.slice(upTo - before);
-    else if (mode === 'all') this.entries = [];
+    if (mode === 'prefix') {
+      this.batches = this.batches.slice(upTo - before);
+      this.slots = this.slots.slice(upTo - before);
+    } else if (mode === 'all') {
+      this.batches = [];
+      this.slots = [];
+    }
   }
-}
-
-function copyEntry(e: LogEntry): LogEntry {
-  return { index: e.index, term: e.term, type: e.type, data: new Uint8Array(e.data) };
 }
 
 export class MemoryLogStore implements LogStore {
@@ -114,11 +187,13 @@ export class MemoryLogStore implements LogStore {
       return Promise.reject(err);
     }
     if (entries.length === 0) return this.disk.flushed(this.epoch);
-    const copies = entries.map(copyEntry);
-    this.live.append(copies);
+    // Copied now (mutating `entries` afterwards changes nothing), once for the batch.
+    const batch = new Batch(entries);
+    const first = (entries[0] as LogEntry).index;
+    this.live.append(batch, first);
     return this.disk.write(this.epoch, {
-      apply: () => this.durable().append(copies),
-      tear: (random) => this.durable().append(copies.slice(0, random.int(copies.length))),
+      apply: () => this.durable().append(batch, first),
+      tear: (random) => this.durable().append(batch, first, random.int(batch.terms.length)),
     });
   }
 
@@ -159,12 +234,11 @@ export class MemoryLogStore implements LogStore {
     }
     const out: LogEntry[] = [];
     let bytes = 0;
-    const base = this.live.view.compactIndex + 1;
     for (let i = lo; i < hi; i++) {
-      const e = this.live.entries[i - base] as LogEntry;
-      if (maxBytes !== undefined && out.length > 0 && bytes + e.data.byteLength > maxBytes) break;
-      bytes += e.data.byteLength;
-      out.push(e);
+      const size = this.live.size(i);
+      if (maxBytes !== undefined && out.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      out.push(this.live.entry(i));
     }
     return Promise.resolve(out);
   }
