@@ -26,6 +26,13 @@ export interface StateMachine<Op = unknown, Result = unknown> {
   apply(op: Op, meta: { index: number; term: number }): Result;
   /** A serialized image of the whole state. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: the same image as `snapshot()`, captured synchronously when called (the state
+   * as of the last applied command) but encoded in slices with `await pause()` between them,
+   * so a large image does not hold the event loop. `apply` may run while the promise is
+   * pending and must not change the captured image. Decodes to what `snapshot()` would give.
+   */
+  snapshotAsync?(pause: () => Promise<void>): Promise<Uint8Array>;
   /** Replaces the whole state with a snapshot image. */
   restore(image: Uint8Array): void;
 }

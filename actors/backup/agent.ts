@@ -35,7 +35,7 @@ import {
   nextDue,
   type SchedulePolicy,
 } from './schedule.js';
-import { SessionState } from './sessions.js';
+import { type SessionRule, sessionRuleFor } from './sessions.js';
 import type { KeyedStateFactory } from './state.js';
 import { TrackedState } from './tracker.js';
 
@@ -188,7 +188,9 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
 
   constructor(private readonly opts: BackupAgentOptions<Op>) {
     super();
-    this.tracked = new TrackedState<Command<Op>>(new SessionState(opts.factory()));
+    this.tracked = new TrackedState<Command<Op>>(
+      sessionRuleFor(opts.repo.config.protocol, opts.factory()),
+    );
     this.archiveOpts = { ...DEFAULT_ARCHIVE, ...opts.archive };
   }
 
@@ -275,7 +277,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     const { repo } = this.opts;
     const since = this.tracked.trackedSince;
     const keys = new Set<string>();
-    const ss = this.tracked.state as SessionState<Op>;
+    const ss = this.tracked.state as SessionRule<Op>;
     try {
       if (ss.mayHaveEvicted()) {
         throw new BackupError(
@@ -395,9 +397,9 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       this.stall(from + 1, index);
       return;
     }
-    let state: SessionState<Op>;
+    let state: SessionRule<Op>;
     try {
-      state = new SessionState(this.opts.factory());
+      state = sessionRuleFor(this.opts.repo.config.protocol, this.opts.factory());
       state.load(this.opts.fromSnapshotImage(image));
     } catch (err) {
       this.ctx.log.log('error', 'backup agent: the snapshot the source installed is unreadable', {

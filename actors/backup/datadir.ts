@@ -14,21 +14,28 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { openDataDir } from '../../lib/storage/data-dir.js';
 import { atomicWriteFile } from '../../lib/storage/fs-util.js';
+import { writePaxosDataDir } from '../paxos/restore.js';
 import { BackupError } from './errors.js';
 import { decodeRecords, recordSize, writeRecord } from './records.js';
 import type { RestoreResult } from './restore.js';
-import type { SessionState } from './sessions.js';
+import type { SessionRule } from './sessions.js';
 import { compareKeys } from './state.js';
 
 export interface RestoredDirOptions<Op> {
   readonly clusterId: string;
   readonly members: readonly string[];
-  readonly encodeImage?: (state: SessionState<Op>) => Uint8Array;
+  readonly encodeImage?: (state: SessionRule<Op>) => Uint8Array;
   /**
    * Write a `synod node --data` directory: node.json (cluster name, node id) beside the
    * storage in raft/. Without it, `dir` is the storage directory itself.
    */
   readonly node?: { readonly id: string; readonly cluster: string };
+  /**
+   * Which node storage to write: `raft` (lib/storage's layout, in `raft/` of a node data
+   * directory) or `paxos` (`<dir>/paxos`, as `synod node --protocol paxos` reads it: a learner
+   * snapshot with the image, acceptors with their floor at the restored index, members.json).
+   */
+  readonly layout?: 'raft' | 'paxos';
   /** Provenance recorded in restore.json. */
   readonly source: Record<string, unknown>;
   readonly now: number;
@@ -82,24 +89,24 @@ export async function writeRestoredDataDir<Op>(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const image = (opts.encodeImage ?? encodeImage)(result.state);
-  const dd = await openDataDir(opts.node ? path.join(dir, 'raft') : dir);
-  try {
-    const w = await dd.snapshots.create({
+  if (opts.layout === 'paxos') {
+    if (result.index < 1) {
+      throw new BackupError(
+        'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+        'a Multi-Paxos data directory needs a state at slot 1 or later (the target is the empty state)',
+      );
+    }
+    await writePaxosDataDir({
+      dataDir: dir,
+      members: [...opts.members],
       index: result.index,
       term: result.term,
-      membership: { voters: [...opts.members], learners: [] },
+      image,
     });
-    const step = 1 << 20;
-    for (let off = 0; off < image.byteLength; off += step)
-      await w.write(image.subarray(off, off + step));
-    await w.commit();
-    if (result.index > 0) await dd.log.compact(result.index, result.term);
-    await dd.hardState.save({ term: result.term, vote: null, commit: result.index });
-  } finally {
-    await dd.close();
-  }
+  } else await writeRaftStorage(opts.node ? path.join(dir, 'raft') : dir, result, opts, image);
   const info = {
     clusterId: opts.clusterId,
+    ...(opts.layout === 'paxos' ? { protocol: 'paxos' } : {}),
     members: opts.members,
     index: result.index,
     term: result.term,
@@ -127,4 +134,28 @@ export async function writeRestoredDataDir<Op>(
     Buffer.from(`${JSON.stringify(info, null, 2)}\n`),
   );
   return { dir, snapshotBytes: image.byteLength };
+}
+
+async function writeRaftStorage<Op>(
+  storageDir: string,
+  result: RestoreResult<Op>,
+  opts: RestoredDirOptions<Op>,
+  image: Uint8Array,
+): Promise<void> {
+  const dd = await openDataDir(storageDir);
+  try {
+    const w = await dd.snapshots.create({
+      index: result.index,
+      term: result.term,
+      membership: { voters: [...opts.members], learners: [] },
+    });
+    const step = 1 << 20;
+    for (let off = 0; off < image.byteLength; off += step)
+      await w.write(image.subarray(off, off + step));
+    await w.commit();
+    if (result.index > 0) await dd.log.compact(result.index, result.term);
+    await dd.hardState.save({ term: result.term, vote: null, commit: result.index });
+  } finally {
+    await dd.close();
+  }
 }

@@ -21,8 +21,18 @@ import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { SessionsImage } from '../kv/sessions.js';
 import { KvStateMachine, type KvStateMachineOptions } from '../kv/state-machine.js';
 import type { KeyValue, KvOp, KvResult } from '../kv/types.js';
+import {
+  decodeReplicaImage,
+  encodeReplicaImage,
+  type ReplicaImage,
+} from '../paxos/replica-image.js';
 import { BackupError } from './errors.js';
-import { encodeSession, SESSION_PREFIX, type SessionState } from './sessions.js';
+import {
+  PaxosSessionState,
+  type PaxosSessionsImage,
+  paxosSessionEntries,
+} from './paxos-sessions.js';
+import { encodeSession, SESSION_PREFIX, type SessionRule, SessionState } from './sessions.js';
 import type { KeyedState } from './state.js';
 
 export const KV_USER_PREFIX = 'k';
@@ -186,9 +196,59 @@ function kvImage(
  * A restored state as the snapshot image a `synod node` restores from: RaftNode's client
  * session table (SessionStateMachine's format) around the KV state machine's image.
  */
-export function kvNodeImage(state: SessionState<KvOp>, index: number): Uint8Array {
+export function kvNodeImage(state: SessionRule<KvOp>, index: number): Uint8Array {
+  if (!(state instanceof SessionState)) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      'a Raft node image needs Raft client sessions (this state carries Multi-Paxos sessions)',
+    );
+  }
   const inner = state.inner as KvKeyedState;
   return encodeValue({ v: 1, sessions: state.raftSessions(), user: inner.image(index) });
+}
+
+/**
+ * A restored state as a Multi-Paxos replica snapshot image (what a `synod node --protocol
+ * paxos` learner restores from): `{v: 1, sm: KvStateMachine image, sessions: ClientSessions
+ * image}` (actors/paxos/multi-learner.ts).
+ */
+export function kvPaxosReplicaImage(state: SessionRule<KvOp>, index: number): Uint8Array {
+  if (!(state instanceof PaxosSessionState)) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      'a Multi-Paxos replica image needs Multi-Paxos client sessions (this state carries Raft sessions)',
+    );
+  }
+  const inner = state.inner as KvKeyedState;
+  return encodeReplicaImage({
+    sm: inner.image(index),
+    sessions: state.toImage() as ReplicaImage['sessions'],
+  });
+}
+
+/**
+ * The agent's entries (Multi-Paxos sessions under "\0psession/", KV keys as above) of a
+ * Multi-Paxos replica snapshot image: what a member's learner sends when the slots the agent
+ * asks for are compacted.
+ */
+export function kvEntriesFromPaxosImage(
+  image: Uint8Array,
+  options: KvStateMachineOptions = {},
+): Array<[string, Uint8Array]> {
+  let v: ReplicaImage;
+  try {
+    v = decodeReplicaImage(image);
+  } catch (err) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      `the snapshot the cluster sent is not a Multi-Paxos replica image: ${(err as Error).message}`,
+    );
+  }
+  const kv = new KvStateMachine(options);
+  kv.restore(v.sm);
+  const out: Array<[string, Uint8Array]> = [...new KvKeyedState(options, kv).entries()];
+  out.push(...paxosSessionEntries(v.sessions as PaxosSessionsImage));
+  return out;
 }
 
 /**

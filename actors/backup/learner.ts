@@ -350,7 +350,7 @@ export function adminMembership(
   };
 }
 
-function waitStarted(
+export function waitStarted(
   events$: Observable<ActorEvent>,
   what: string,
   clock: Clock,
@@ -374,7 +374,7 @@ function waitStarted(
   );
 }
 
-function waitFor<T>(
+export function waitFor<T>(
   clock: Clock,
   source: Observable<T>,
   done: (v: T) => boolean,

@@ -9,16 +9,18 @@ import { ActorSystem } from '../../lib/actor-system.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { discoverNodeId } from '../../lib/node/discover.js';
+import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import type { AgentStatus, BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
-import { LiveBackup } from './learner.js';
+import { adminMembership, LiveBackup } from './learner.js';
 import type { BackupType } from './manifest.js';
+import { LivePaxosBackup } from './paxos-learner.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
-import { KV_KIND } from './state-kind.js';
+import { KV_KIND, PAXOS_KV_KIND } from './state-kind.js';
 
 export interface LiveBackupRun {
   /** `id=ws://host:port` or bare `ws://host:port`, comma-separated. */
@@ -50,6 +52,17 @@ export interface LiveBackupResult extends BackupSummary {
   readonly committedAtRequest: number;
   readonly archivedTo: number;
   readonly agentId: string;
+  /** The cluster's protocol. */
+  readonly protocol: 'raft' | 'paxos';
+  /**
+   * Multi-Paxos: requests sent, snapshots taken (each a gap in the log archive: the members had
+   * compacted the slots the agent needed) and snapshot replies passed over for another member.
+   */
+  readonly pulled?: {
+    readonly requests: number;
+    readonly resets: number;
+    readonly snapshotsDeclined: number;
+  };
 }
 
 const quietLogger: Logger = { log: () => {} };
@@ -109,9 +122,24 @@ export async function resolveContacts(
   return out;
 }
 
+/** What the CLI drives: a Raft learner (`LiveBackup`) or a Multi-Paxos puller (`LivePaxosBackup`). */
+export interface LiveAgentHandle {
+  readonly agent: LiveBackup<unknown>['agent'];
+  committedIndex(): Promise<number>;
+  catchUp(timeoutMs?: number): Promise<AgentStatus>;
+  backup(kind: BackupType, timeoutMs?: number): Promise<BackupSummary>;
+  flush(timeoutMs?: number): Promise<number>;
+  status(): Promise<AgentStatus>;
+  leave(): Promise<void>;
+}
+
 /** A learner agent joined to a live cluster, and how to take it out again. */
 interface JoinedAgent {
-  readonly live: LiveBackup<unknown>;
+  readonly live: LiveAgentHandle;
+  /** Multi-Paxos only: the puller's counters. */
+  readonly pulled?: () => LiveBackupResult['pulled'];
+  /** The cluster's consensus protocol (from its nodes' status). */
+  readonly protocol: 'raft' | 'paxos';
   readonly agentId: string;
   /** Leaves the configuration; errors propagate. */
   leave(): Promise<void>;
@@ -168,7 +196,74 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
     (run.advertiseHost && bound
       ? `ws://${run.advertiseHost}:${bound.port}`
       : (bound?.url as string));
-  let live: LiveBackup<unknown>;
+  let live: LiveAgentHandle;
+  let protocol: 'raft' | 'paxos' = 'raft';
+  try {
+    for (const c of contacts) transport.addPeer(`${c.id}=${c.url}`);
+    const status = await clusterStatus(system, contacts);
+    protocol = status.protocol === 'paxos' ? 'paxos' : 'raft';
+    await repo.adoptProtocol(protocol);
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  if (protocol === 'paxos') {
+    const membership = adminMembership(system, contacts);
+    try {
+      const status = await clusterStatus(system, contacts);
+      const members = status.voters.length > 0 ? [...status.voters] : contacts.map((c) => c.id);
+      for (const [id, memberUrl] of Object.entries(status.members ?? {})) {
+        if (id !== agentId && !contacts.some((c) => c.id === id))
+          transport.addPeer(`${id}=${memberUrl}`);
+      }
+      if (members.includes(agentId)) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+          `--agent-id ${agentId} is the id of a cluster node: choose another`,
+        );
+      }
+      live = await LivePaxosBackup.start({
+        system,
+        members,
+        membership: {
+          committedIndex: () => membership.committedIndex(),
+          leader: async () => (await clusterStatus(system, contacts)).leader ?? undefined,
+        },
+        repo,
+        clusterId,
+        kind: PAXOS_KV_KIND as never,
+        ...(run.progress ? { progress: run.progress } : {}),
+        ...(run.log ? { log: run.log } : {}),
+      });
+    } catch (err) {
+      await shutdown();
+      throw err;
+    }
+    let closed = false;
+    const paxosLive = live as LivePaxosBackup<unknown>;
+    return {
+      live,
+      protocol,
+      pulled: () => {
+        const v = paxosLive.pullerView();
+        return v
+          ? { requests: v.requests, resets: v.resets, snapshotsDeclined: v.snapshotsDeclined }
+          : undefined;
+      },
+      agentId,
+      leave: async () => {
+        closed = true;
+        await live.leave();
+      },
+      close: async () => {
+        if (!closed) {
+          closed = true;
+          await live.leave().catch(() => undefined);
+        }
+        await shutdown();
+      },
+    };
+  }
   try {
     live = (await LiveBackup.start({
       system,
@@ -188,6 +283,7 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
   let left = false;
   return {
     live,
+    protocol,
     agentId,
     leave: async () => {
       left = true;
@@ -203,6 +299,30 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
   };
 }
 
+/** The status of the first contact that answers (its protocol, leader, members). */
+async function clusterStatus(
+  system: ActorSystem,
+  contacts: readonly { readonly id: string; readonly url: string }[],
+  timeoutMs = 30_000,
+): Promise<NodeStatus> {
+  const errors: string[] = [];
+  for (const c of contacts) {
+    try {
+      return (await system.ask(
+        `${c.id}/admin`,
+        { type: 'node.status' } as AdminMsg & { replyTo?: string },
+        timeoutMs,
+      )) as NodeStatus;
+    } catch (err) {
+      errors.push(`${c.id}: ${(err as Error).message}`);
+    }
+  }
+  throw new BackupError(
+    'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE',
+    `asking for the status: no member answered (${errors.join('; ')})`,
+  );
+}
+
 export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> {
   const joined = await joinCluster(run);
   const { live, agentId } = joined;
@@ -212,8 +332,16 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
     await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
     const summary = await live.backup(run.kind);
     const archivedTo = await live.flush();
+    const pulled = joined.pulled?.();
     await joined.leave();
-    return { ...summary, committedAtRequest: target, archivedTo, agentId };
+    return {
+      ...summary,
+      committedAtRequest: target,
+      archivedTo,
+      agentId,
+      protocol: joined.protocol,
+      ...(pulled ? { pulled } : {}),
+    };
   } finally {
     await joined.close();
   }

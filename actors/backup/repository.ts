@@ -39,6 +39,7 @@ import {
 } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import { resumeExpire } from './retention.js';
+import type { ClusterProtocol } from './sessions.js';
 
 export interface RepoConfig {
   readonly format: 1;
@@ -47,6 +48,11 @@ export interface RepoConfig {
   readonly clusterId: string | null;
   /** The state machine whose state the backups hold (state-kind.ts); absent = 'map'. */
   readonly state?: 'map' | 'kv';
+  /**
+   * The consensus protocol of the cluster backed up (absent = raft): whose client session rule
+   * the state carries, and which data directory a restore writes.
+   */
+  readonly protocol?: ClusterProtocol;
   readonly chunker: ChunkerParams;
   readonly compression: CompressionParams;
   readonly encryption: null | {
@@ -60,6 +66,8 @@ export interface InitOptions {
   clusterId?: string;
   /** The state machine backed up (default 'map'). */
   state?: 'map' | 'kv';
+  /** The cluster's protocol (default raft). */
+  protocol?: ClusterProtocol;
   chunker?: Partial<ChunkerParams>;
   compression?: Partial<CompressionParams>;
   /** A 32-byte master key: the repository is encrypted with keys derived from it. */
@@ -157,6 +165,7 @@ export class Repository {
       createdAt: opts.now ?? 0,
       clusterId: opts.clusterId ?? null,
       ...(opts.state && opts.state !== 'map' ? { state: opts.state } : {}),
+      ...(opts.protocol === 'paxos' ? { protocol: opts.protocol } : {}),
       chunker,
       compression,
       encryption: opts.key ? { kdf: 'hkdf-sha256', salt, keyCheck: keyCheck(keys) } : null,
@@ -178,7 +187,7 @@ export class Repository {
    */
   static async openOrInitKv(
     dir: string,
-    opts: { key?: Buffer; clusterId: string; now: number },
+    opts: { key?: Buffer; clusterId: string; now: number; protocol?: ClusterProtocol },
   ): Promise<{ repo: Repository; created: boolean }> {
     try {
       return {
@@ -189,6 +198,7 @@ export class Repository {
       if (!isBackupError(err, 'SYNOD_ERR_BACKUP_REPO_NOT_FOUND')) throw err;
       const repo = await Repository.init(dir, {
         state: 'kv',
+        ...(opts.protocol ? { protocol: opts.protocol } : {}),
         clusterId: opts.clusterId,
         ...(opts.key ? { key: opts.key } : {}),
         now: opts.now,
@@ -224,7 +234,8 @@ export class Repository {
       config.format !== 1 ||
       !config.chunker ||
       !config.compression ||
-      (config.state !== undefined && config.state !== 'map' && config.state !== 'kv')
+      (config.state !== undefined && config.state !== 'map' && config.state !== 'kv') ||
+      (config.protocol !== undefined && config.protocol !== 'raft' && config.protocol !== 'paxos')
     ) {
       throw new BackupError(
         'SYNOD_ERR_BACKUP_REPO_FORMAT',
@@ -487,6 +498,33 @@ export class Repository {
   /** Bytes of a manifest file as stored. */
   async manifestSize(id: string): Promise<number> {
     return (await this.fs.size(path.join(this.backupsDir, `${id}.manifest`))) ?? 0;
+  }
+
+  /**
+   * Makes sure the repository backs up a `protocol` cluster: a repository that holds nothing
+   * yet (no backup, no archived entry) takes it; one that holds another protocol's state is
+   * refused (its session table and data directories are of that protocol).
+   */
+  async adoptProtocol(protocol: ClusterProtocol): Promise<void> {
+    const mine = this.config.protocol ?? 'raft';
+    if (mine === protocol) return;
+    await this.withLock(async () => {
+      const empty = (await this.scan()).length === 0 && (await this.archive.list()).length === 0;
+      if (!empty) {
+        throw new BackupError(
+          'SYNOD_ERR_BACKUP_CLUSTER_MISMATCH',
+          `repository ${this.dir} holds backups of a ${mine === 'paxos' ? 'Multi-Paxos' : 'Raft'} cluster; this cluster runs ${protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}: use another --repo`,
+          { expected: mine, got: protocol },
+        );
+      }
+      const next: RepoConfig = { ...this.config, protocol };
+      await atomicWrite(
+        this.fs,
+        path.join(this.dir, 'repo.json'),
+        Buffer.from(`${JSON.stringify(next, null, 2)}\n`),
+      );
+      (this as { config: RepoConfig }).config = next;
+    });
   }
 
   private async checkCluster(clusterId: string): Promise<void> {

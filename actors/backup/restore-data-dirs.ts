@@ -49,6 +49,7 @@ export async function restoreDataDirs(
       clusterId: o.clusterId,
       members: [...o.members],
       now: o.now,
+      layout: repo.config.protocol === 'paxos' ? 'paxos' : 'raft',
       encodeImage: (state) => kind.nodeImage(state as never, result.index),
       ...(node ? { node: { id: node, cluster: o.clusterName } } : {}),
       source: {

@@ -17,7 +17,7 @@ import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import { decodeRecords } from './records.js';
 import type { Repository, ScannedManifest } from './repository.js';
-import { SessionState } from './sessions.js';
+import { type SessionRule, sessionRuleFor } from './sessions.js';
 import type { KeyedStateFactory } from './state.js';
 import type { RestoreTarget } from './target.js';
 import { TrackedState } from './tracker.js';
@@ -34,7 +34,7 @@ export interface RestorePlan {
 
 export interface RestoreResult<Op> {
   /** The restored state: the user's state machine (`state.inner`) and the client sessions. */
-  readonly state: SessionState<Op>;
+  readonly state: SessionRule<Op>;
   readonly index: number;
   readonly term: number;
   /** Commit time of the entry at `index` (ms). */
@@ -278,7 +278,7 @@ export async function executeRestore<Op>(
       { backup: base.id, digest: digest.hex(), expected: base.stateDigest },
     );
   }
-  const state = new SessionState(opts.factory());
+  const state = sessionRuleFor(repo.config.protocol, opts.factory());
   state.load(values);
   values.clear();
   // Replay through a tracker: the digest follows each change instead of a second full pass.

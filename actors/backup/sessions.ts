@@ -8,6 +8,7 @@
  * apply), and are evicted least-recently-applied first beyond `maxSessions`, as Raft does.
  */
 import type { Command } from '../../lib/replicated-log.js';
+import { PaxosSessionState } from './paxos-sessions.js';
 import type { KeyedState } from './state.js';
 
 export const SESSION_PREFIX = '\u0000session/';
@@ -26,7 +27,29 @@ export function encodeSession(seq: number, at: number): Uint8Array {
   return b;
 }
 
-export class SessionState<Op> implements KeyedState<Command<Op>> {
+/**
+ * The session rule the agent and a restore apply commands through: the cluster's own, so the
+ * agent's copy of the state stays identical when clients retry. Raft's (`SessionState`: a seq
+ * not above the client's last is a retry) or Multi-Paxos's (`PaxosSessionState`: a window of
+ * recent seqs per client, paxos-sessions.ts). The session table is part of the backed-up
+ * state, under reserved keys.
+ */
+export interface SessionRule<Op> extends KeyedState<Command<Op>> {
+  readonly protocol: 'raft' | 'paxos';
+  readonly inner: KeyedState<Op>;
+  isDuplicate(cmd: Command<Op>): boolean;
+  /**
+   * Keys `cmd` may have changed when it was applied at some earlier point (not against the
+   * current sessions). Exact unless `mayHaveEvicted`.
+   */
+  keysTouchedEarlier(cmd: Command<Op>): Iterable<string>;
+  /** True when earlier applies may have evicted sessions that `keysTouchedEarlier` misses. */
+  mayHaveEvicted(): boolean;
+}
+
+export class SessionState<Op> implements SessionRule<Op> {
+  readonly protocol = 'raft' as const;
+
   private sessions = new Map<string, Session>();
 
   constructor(
@@ -116,4 +139,15 @@ export class SessionState<Op> implements KeyedState<Command<Op>> {
   raftSessions(): Array<[string, number, undefined, number]> {
     return [...this.sessions].map(([id, s]) => [id, s.seq, undefined, s.at]);
   }
+}
+
+/** The protocol a repository's cluster runs (repo.json `protocol`; absent = raft). */
+export type ClusterProtocol = 'raft' | 'paxos';
+
+/** The session rule of `protocol` around `inner`. */
+export function sessionRuleFor<Op>(
+  protocol: ClusterProtocol | undefined,
+  inner: KeyedState<Op>,
+): SessionRule<Op> {
+  return protocol === 'paxos' ? new PaxosSessionState(inner) : new SessionState(inner);
 }

@@ -8,6 +8,7 @@
  * deciding, per read level, whether this replica's applied state may answer.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { encodeValueSliced } from '../../lib/codec-sliced.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
 import { KvError } from './errors.js';
 import { type SessionsImage, SessionTable } from './sessions.js';
@@ -111,7 +112,19 @@ export class KvStateMachine implements StateMachine<KvOp, KvResult> {
   }
 
   snapshot(): Uint8Array {
-    const image: Image = {
+    return encodeValue(this.image());
+  }
+
+  /**
+   * The snapshot image captured now (key-values, watch events and session results are
+   * immutable objects; the arrays holding them are fresh copies) and encoded in slices.
+   */
+  snapshotAsync(pause: () => Promise<void>): Promise<Uint8Array> {
+    return encodeValueSliced(this.image(), pause);
+  }
+
+  private image(): Image {
+    return {
       v: 1,
       rev: this.rev,
       index: this.index,
@@ -119,7 +132,6 @@ export class KvStateMachine implements StateMachine<KvOp, KvResult> {
       history: this.history.toImage(),
       sessions: this.sessions.toImage(),
     };
-    return encodeValue(image);
   }
 
   restore(image: Uint8Array): void {

@@ -9,6 +9,7 @@
  * above the number of concurrently active clients.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { encodeValueSliced } from '../../lib/codec-sliced.js';
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
 import { RaftError } from './core/types.js';
 
@@ -103,10 +104,26 @@ export class SessionStateMachine<Op = unknown, Result = unknown> {
   }
 
   snapshot(): Uint8Array {
-    // Least recently applied first (the order evictions follow, as restore expects).
+    return encodeValue({ v: 1, sessions: this.sessionsImage(), user: this.inner.snapshot() });
+  }
+
+  /**
+   * The same image, encoded in slices: the sessions and the inner machine's image are both
+   * captured before this returns, so commands applied meanwhile are not in it.
+   */
+  async snapshotAsync(pause: () => Promise<void>): Promise<Uint8Array> {
+    const sessions = this.sessionsImage();
+    const user = this.inner.snapshotAsync
+      ? this.inner.snapshotAsync(pause)
+      : Promise.resolve(this.inner.snapshot());
+    return encodeValueSliced({ v: 1, sessions, user: await user }, pause);
+  }
+
+  /** Least recently applied first (the order evictions follow, as restore expects). */
+  private sessionsImage(): [string, number, unknown, number][] {
     const sessions: [string, number, unknown, number][] = [];
     for (let s = this.oldest; s; s = s.next) sessions.push([s.id, s.seq, s.result, s.lastIndex]);
-    return encodeValue({ v: 1, sessions, user: this.inner.snapshot() });
+    return sessions;
   }
 
   restore(image: Uint8Array): void {

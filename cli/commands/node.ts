@@ -1,6 +1,6 @@
 /**
  * `synod node --id a --listen 0.0.0.0:7001 --peers b=ws://10.0.0.2:7001,c=ws://10.0.0.3:7001
- *   --data ./data/a --secret-file ./cluster.key [--join ws://host:port] [--dashboard 8080]`
+ *   --data ./data/a --secret-file ./cluster.key [--join ws://host:port[,…]] [--dashboard 8080]`
  *
  * Runs one node until SIGINT/SIGTERM, then shuts down cleanly (in-flight writes finish, the
  * log is closed). Every setting also comes from SYNOD_* environment variables or a JSON
@@ -38,7 +38,14 @@ const specs = {
   peers: { kind: 'list', description: 'other founding members, id=ws://host:port,…' },
   join: {
     kind: 'string',
-    description: 'join a running cluster through this node (ws://host:port)',
+    description:
+      'join a running cluster through these nodes (ws://host:port or id=ws://host:port, comma-separated)',
+  },
+  'join-timeout': {
+    kind: 'number',
+    description:
+      'how long --join retries no-leader / not-leader / unreachable answers before giving up (ms)',
+    default: 60000,
   },
   data: { kind: 'string', description: 'data directory', required: true },
   cluster: {
@@ -216,6 +223,11 @@ export async function run(argv: string[]): Promise<number> {
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
       );
+    const joinTimeout = o['join-timeout'] as number;
+    if (!Number.isFinite(joinTimeout) || joinTimeout < 0 || joinTimeout > 86_400_000)
+      throw new CliError(
+        `--join-timeout must be between 0 and 86400000 ms; got ${String(o['join-timeout'])}`,
+      );
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
     if (o['tls-ca'] !== undefined && o['tls-cert'] === undefined)
@@ -239,7 +251,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(o.advertise ? { advertise: o.advertise as string } : {}),
       ...(secret ? { secret } : {}),
       ...(adminSecret ? { adminSecret } : {}),
-      ...(o.join ? { join: o.join as string } : {}),
+      ...(o.join ? { join: o.join as string, joinTimeoutMs: o['join-timeout'] as number } : {}),
       ...(o['tls-cert']
         ? {
             tls: {

@@ -7,6 +7,7 @@
  * process and this actor stay up.
  */
 
+import type { Subscription } from 'rxjs';
 import type { KvStateMachine } from '../../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../../actors/kv/types.js';
 import type { RaftStatus } from '../../actors/raft/core/raft-core.js';
@@ -17,6 +18,7 @@ import type { LogTailEntry } from '../dashboard/view.js';
 import type { LogEntry } from '../storage/types.js';
 import type { LinkStatus } from '../transport.js';
 import { adminProofProblem } from './admin-auth.js';
+import type { JoinReply } from './join-cluster.js';
 import type { LinkGate } from './link-gate.js';
 import type { MessageSampler, SampledMessage } from './message-samples.js';
 
@@ -107,11 +109,18 @@ export type AdminMsg =
    * `detail`: with the log tail and the sampled messages sent after `since` (the dashboard).
    */
   | ({ type: 'node.status'; detail?: boolean; since?: number } & Replies<NodeStatus>)
-  | ({ type: 'node.join'; id: string; url: string; learner?: boolean } & Replies<{
-      ok: boolean;
-      message: string;
-      members: Record<string, string>;
-    }>)
+  /**
+   * Adds a node to the cluster (a learner, promoted to voter once caught up; `learner: true`
+   * keeps it a learner). Any node takes it and forwards it to the leader; `hops` counts the
+   * forwards (at most MAX_JOIN_HOPS). Idempotent: a member already is answered ok.
+   */
+  | ({
+      type: 'node.join';
+      id: string;
+      url: string;
+      learner?: boolean;
+      hops?: number;
+    } & Replies<JoinReply>)
   /**
    * Removes a member, voter or learner (`synod member remove`); forwarded to the leader.
    * Needs a proof of the admin secret (lib/node/admin-auth.ts). Refused for the leader itself
@@ -207,6 +216,8 @@ export class NodeAdmin extends Actor<AdminMsg> {
   /** A session id per admin incarnation, so a restarted node's writes are not deduplicated
    * against its previous life's sequence numbers. */
   private session = '';
+  /** Joins this leader is serving, by member id (and kind): a retry waits for the same one. */
+  private readonly joining = new Map<string, Promise<JoinReply | typeof LOST_LEADERSHIP>>();
   constructor(private readonly deps: AdminDeps) {
     super();
   }
@@ -238,7 +249,9 @@ export class NodeAdmin extends Actor<AdminMsg> {
         NODE_ID.test(m.id) &&
         typeof m.url === 'string' &&
         /^wss?:\/\//.test(m.url) &&
-        (m.learner === undefined || typeof m.learner === 'boolean')
+        (m.learner === undefined || typeof m.learner === 'boolean') &&
+        (m.hops === undefined ||
+          (Number.isInteger(m.hops) && (m.hops as number) >= 0 && (m.hops as number) <= 16))
       );
     if (m.type === 'node.leave') return typeof m.id === 'string' && NODE_ID.test(m.id);
     if (m.type === 'node.stop' || m.type === 'node.restart') return isConsensusControl(m);
@@ -551,87 +564,235 @@ export class NodeAdmin extends Actor<AdminMsg> {
     }
   }
 
+  /**
+   * `node.join`: the leader adds the node (learner, then voter once caught up); any other
+   * node forwards the request to the leader it knows, and re-routes it when the leadership
+   * moves while it waits. Every refusal carries a stable code; the joiner retries the
+   * "not now" ones (lib/node/join-cluster.ts).
+   */
   private async join(msg: Extract<AdminMsg, { type: 'node.join' }>): Promise<void> {
-    const d = this.deps;
-    const s = this.raftStatus();
-    if (!s) {
-      this.ctx.reply(msg, {
-        ok: false,
-        message: 'this node is still starting (or stopped); try again',
-        members: {},
-      });
-      return;
+    let r: JoinReply;
+    try {
+      r = await this.serveJoin(msg, msg.hops ?? 0);
+    } catch (err) {
+      r = joinRefusal('SYNOD_ERR_JOIN', `adding ${msg.id} failed: ${(err as Error).message}`);
     }
-    if (s.role !== 'leader') {
-      if (!s.leader) {
-        this.ctx.reply(msg, {
-          ok: false,
-          message: 'no leader right now; try again in a moment',
-          members: {},
-        });
+    this.ctx.reply(msg, r);
+  }
+
+  private async serveJoin(
+    msg: Extract<AdminMsg, { type: 'node.join' }>,
+    hops: number,
+  ): Promise<JoinReply> {
+    const s = this.raftStatus();
+    if (!s)
+      return joinRefusal(
+        'SYNOD_ERR_NODE_STARTING',
+        `${this.ctx.nodeId} is still starting (or stopped); try again`,
+      );
+    if (s.role === 'leader') {
+      const key = `${msg.id}${msg.learner ? ' learner' : ''}`;
+      // A retry of a join still running here (its reply was lost, or it timed out at the
+      // joiner) waits for the same outcome instead of racing it.
+      let running = this.joining.get(key);
+      if (!running) {
+        running = this.addMember(msg).finally(() => this.joining.delete(key));
+        this.joining.set(key, running);
+      }
+      const r = await running;
+      if (r !== LOST_LEADERSHIP) return r;
+      // Counted as a hop, so a leadership that flips back and forth cannot loop here.
+      return this.forwardJoin(msg, hops + 1);
+    }
+    return this.forwardJoin(msg, hops);
+  }
+
+  /**
+   * Sends the request on to the leader this node knows (at most MAX_JOIN_HOPS times in all,
+   * counted in the message, so it cannot go round in circles), following the leadership
+   * while it waits: when another leader is elected meanwhile, the request goes there.
+   */
+  private async forwardJoin(
+    msg: Extract<AdminMsg, { type: 'node.join' }>,
+    hops: number,
+  ): Promise<JoinReply> {
+    for (;;) {
+      const s = this.raftStatus();
+      if (!s)
+        return joinRefusal(
+          'SYNOD_ERR_NODE_STARTING',
+          `${this.ctx.nodeId} is still starting (or stopped); try again`,
+        );
+      if (s.role === 'leader') return this.serveJoin(msg, hops);
+      const leader = s.leader;
+      if (!leader || leader === this.ctx.nodeId)
+        return joinRefusal(
+          'SYNOD_ERR_NO_LEADER',
+          `no leader right now (${this.ctx.nodeId} is ${s.role}, term ${s.term}); try again in a moment`,
+        );
+      if (hops >= MAX_JOIN_HOPS)
+        return joinRefusal(
+          'SYNOD_ERR_NOT_LEADER',
+          `${this.ctx.nodeId} is not the leader and the request was already forwarded ${hops} times (leader now ${leader}); try again`,
+        );
+      hops++;
+      const r = await this.askFollowingLeader(leader, {
+        type: 'node.join',
+        id: msg.id,
+        url: msg.url,
+        ...(msg.learner ? { learner: true } : {}),
+        hops,
+      });
+      if (r !== undefined) return r;
+      // The leadership moved while we waited: forward to the new leader.
+    }
+  }
+
+  /**
+   * Asks `leader` to serve the join; undefined when another node became leader before it
+   * answered (the caller forwards there), a "no leader" refusal when an election began. A
+   * failed ask is a retryable refusal. Abandoning a forward is safe: the leader's join is
+   * idempotent, and a retry of the same join waits for the one it is running.
+   */
+  private askFollowingLeader(
+    leader: string,
+    msg: Extract<AdminMsg, { type: 'node.join' }>,
+  ): Promise<JoinReply | undefined> {
+    return new Promise<JoinReply | undefined>((resolve) => {
+      let done = false;
+      let sub: Subscription | undefined;
+      const finish = (r: JoinReply | undefined) => {
+        if (done) return;
+        done = true;
+        sub?.unsubscribe();
+        resolve(r);
+      };
+      const raft = this.deps.raft();
+      sub = raft?.leader$.subscribe((l) => {
+        if (l === leader) return;
+        // An election began: say so now rather than wait on a leader that may be gone.
+        if (l === undefined)
+          finish(
+            joinRefusal(
+              'SYNOD_ERR_NO_LEADER',
+              `no leader right now (${this.ctx.nodeId} lost contact with ${leader}); try again in a moment`,
+            ),
+          );
+        else finish(undefined);
+      });
+      if (done) {
+        sub?.unsubscribe();
         return;
       }
-      try {
-        const r = await this.ctx.ask(
-          `${s.leader}/admin`,
-          {
-            type: 'node.join',
-            id: msg.id,
-            url: msg.url,
-            ...(msg.learner ? { learner: true } : {}),
-          } as AdminMsg &
-            Replies<{ ok: boolean; message: string; members: Record<string, string> }>,
-          60_000,
-        );
-        this.ctx.reply(msg, r);
-      } catch (err) {
-        this.ctx.reply(msg, {
-          ok: false,
-          message: `forwarding to leader ${s.leader} failed: ${(err as Error).message}`,
-          members: {},
-        });
-      }
-      return;
-    }
+      this.ctx.ask(`${leader}/admin`, msg as AdminMsg & Replies<JoinReply>, FORWARD_JOIN_MS).then(
+        (r) => finish(r),
+        (err: Error) =>
+          finish(
+            joinRefusal(
+              'SYNOD_ERR_NOT_LEADER',
+              `forwarding to leader ${leader} failed: ${err.message}; try again`,
+            ),
+          ),
+      );
+    });
+  }
+
+  /** On the leader: adds the node, or says why not; LOST_LEADERSHIP when it stopped leading. */
+  private async addMember(
+    msg: Extract<AdminMsg, { type: 'node.join' }>,
+  ): Promise<JoinReply | typeof LOST_LEADERSHIP> {
+    const d = this.deps;
+    const members = () => Object.fromEntries(d.members);
     d.members.set(msg.id, msg.url);
     d.addPeer(msg.id, msg.url);
     try {
-      if (!s.membership.voters.includes(msg.id) && !s.membership.learners.includes(msg.id)) {
-        await this.runningRaft().addLearner(msg.id);
-      }
+      const m = this.runningRaft().status().membership;
+      const already = m.voters.includes(msg.id) || m.learners.includes(msg.id);
+      if (!already) await this.runningRaft().addLearner(msg.id);
       if (msg.learner) {
         // A non-voting member (the backup agent): it receives the committed log, never votes.
-        const voter = this.runningRaft().status().membership.voters.includes(msg.id);
-        this.ctx.reply(msg, {
-          ok: !voter,
-          message: voter ? `${msg.id} is a voter, not a learner` : `${msg.id} joined as a learner`,
-          members: Object.fromEntries(d.members),
-        });
-        return;
+        if (this.runningRaft().status().membership.voters.includes(msg.id))
+          return joinRefusal(
+            'SYNOD_ERR_JOIN_REFUSED',
+            `${msg.id} is a voter, not a learner`,
+            members(),
+          );
+        return {
+          ok: true,
+          message: already ? `${msg.id} is a learner already` : `${msg.id} joined as a learner`,
+          members: members(),
+        };
       }
-      if (!this.runningRaft().status().membership.voters.includes(msg.id)) {
-        const deadline = this.ctx.clock.now() + 60_000;
+      const wasVoter = this.runningRaft().status().membership.voters.includes(msg.id);
+      if (!wasVoter) {
+        const deadline = this.ctx.clock.now() + PROMOTE_MS;
         for (;;) {
           try {
             await this.runningRaft().promote(msg.id, 100);
             break;
           } catch (err) {
-            if (this.ctx.clock.now() > deadline) throw err;
+            // Leadership lost: not something waiting here can fix (the caller re-routes).
+            if (this.raftStatus()?.role !== 'leader') throw err;
+            if (this.runningRaft().status().membership.voters.includes(msg.id)) break;
+            if (this.ctx.clock.now() > deadline)
+              throw new JoinServeError(
+                'SYNOD_ERR_JOIN_TIMEOUT',
+                `${msg.id} did not catch up within ${PROMOTE_MS} ms (${(err as Error).message}); try again`,
+              );
             await new Promise<void>((resolve) => this.ctx.clock.setTimer(200, resolve));
           }
         }
       }
-      this.ctx.reply(msg, {
+      return {
         ok: true,
-        message: `${msg.id} joined as a voter`,
-        members: Object.fromEntries(d.members),
-      });
+        message: wasVoter ? `${msg.id} is a voter already` : `${msg.id} joined as a voter`,
+        members: members(),
+      };
     } catch (err) {
-      this.ctx.reply(msg, {
-        ok: false,
-        message: `adding ${msg.id} failed: ${(err as Error).message}`,
-        members: Object.fromEntries(d.members),
-      });
+      if (this.raftStatus()?.role !== 'leader') return LOST_LEADERSHIP;
+      const e = err as { code?: unknown; message?: string };
+      const text = `adding ${msg.id} failed: ${e.message ?? String(err)}`;
+      if (err instanceof JoinServeError) return joinRefusal(err.code, err.message, members());
+      // Another change still in flight, or a leadership transfer: it passes.
+      if (e.code === 'SYNOD_ERR_RAFT_CONF_PENDING' || e.code === 'SYNOD_ERR_RAFT_PROPOSAL_DROPPED')
+        return joinRefusal('SYNOD_ERR_JOIN_BUSY', `${text}; try again`, members());
+      if (e.code === 'Timeout' || e.code === 'Dropped')
+        return joinRefusal('SYNOD_ERR_JOIN_TIMEOUT', `${text}; try again`, members());
+      if (e.code === 'Stopped' || e.code === 'SYNOD_ERR_RAFT_BAD_STATE')
+        return joinRefusal('SYNOD_ERR_NODE_STARTING', `${text}; try again`, members());
+      return joinRefusal('SYNOD_ERR_JOIN_REFUSED', text, members());
     }
   }
+}
+
+/** The leader stopped leading while adding a member: the request goes to the new one. */
+const LOST_LEADERSHIP = Symbol('lost leadership');
+
+/** How many times a `node.join` may be forwarded from node to node (no loops). */
+export const MAX_JOIN_HOPS = 3;
+/** How long a forwarded join is waited for (the leader answers once the joiner caught up). */
+const FORWARD_JOIN_MS = 60_000;
+/** How long the leader waits for a joining learner to catch up before promoting it. */
+const PROMOTE_MS = 60_000;
+
+class JoinServeError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function joinRefusal(
+  code: string,
+  message: string,
+  members: Record<string, string> = {},
+): JoinReply {
+  return {
+    ok: false,
+    code,
+    message: message.startsWith(code) ? message : `${code}: ${message}`,
+    members,
+  };
 }

@@ -468,6 +468,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       case 'node.join':
         this.ctx.reply(msg, {
           ok: false,
+          code: 'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP',
           message:
             'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node with the new member in --peers',
           members: Object.fromEntries(this.deps.members),

@@ -10,7 +10,7 @@
 import type { Logger, LogLevel } from '../logger.js';
 
 /** What each refusal means and what the operator should check. */
-const ADVICE: Record<string, { what: string; todo: string }> = {
+export const ADVICE: Record<string, { what: string; todo: string }> = {
   SYNOD_ERR_AUTH_FAILED: {
     what: 'wrong cluster secret',
     todo: 'check that --secret-file holds the same secret on every node (or that none has one)',

@@ -22,7 +22,13 @@ import type { Logger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import { openDataDir } from '../storage/data-dir.js';
 import { type AdminProof, makeAdminProof } from './admin-auth.js';
-import { discoverNodeId } from './discover.js';
+import {
+  askWatchingLink,
+  discoverJoinTarget,
+  type JoinTarget,
+  joinCluster,
+  parseJoinTargets,
+} from './join-cluster.js';
 import { lazyCommitHardState } from './lazy-commit.js';
 import { LinkGate } from './link-gate.js';
 import { followMembership, memberIds } from './member-links.js';
@@ -46,8 +52,16 @@ export interface NodeConfig {
   secret?: string;
   /** The admin secret: admin requests that change the cluster (`node.remove`) must prove it. */
   adminSecret?: string;
-  /** Join a running cluster through this node (`ws://host:port` or `id=ws://host:port`). */
+  /**
+   * Join a running cluster through these nodes: `ws://host:port` or `id=ws://host:port`,
+   * several separated by commas (each is tried in turn until one adds this node).
+   */
   join?: string;
+  /**
+   * How long `join` keeps retrying answers that can change (no leader, not the leader, a
+   * node down or starting, a timeout) before the node gives up (ms, default 60,000).
+   */
+  joinTimeoutMs?: number;
   tls?: { certFile: string; keyFile: string; caFile?: string };
   logger: Logger;
   clock?: Clock;
@@ -158,7 +172,8 @@ export interface NodeBase {
   /** Known members (id → URL), this node included. */
   members: Map<string, string>;
   peers: { id: string; url: string }[];
-  joinPeer: { id: string; url: string } | undefined;
+  /** The nodes `--join` names (ids of bare URLs are learned when the join asks them). */
+  joinTargets: JoinTarget[] | undefined;
   /** Cuts links for operator partitions (the system's transport). */
   gate: LinkGate;
   /** Samples of the messages this node sends, for the dashboard (off until asked). */
@@ -204,15 +219,7 @@ export async function openNodeBase(
   });
   if (peers.some((p) => p.id === config.id))
     throw new CliError(`--peers lists this node (${config.id}) itself`);
-  let joinPeer: { id: string; url: string } | undefined;
-  if (config.join) {
-    joinPeer = config.join.includes('=')
-      ? parsePeer(config.join)
-      : {
-          id: await discoverNodeId(config.join, { cluster: config.cluster, clock }),
-          url: config.join,
-        };
-  }
+  const joinTargets = config.join ? parseJoinTargets(config.join) : undefined;
   if (!config.secret && !isLoopback(config.listen.host)) {
     // The one warning: the transport's own (which names no flag) is logged at debug by
     // peerAdviceLogger.
@@ -234,9 +241,9 @@ export async function openNodeBase(
     peers: [
       ...peers.map((p) => `${p.id}=${p.url}`),
       // `--join` through a node also listed in `--peers` (a member re-joining): one link.
-      ...(joinPeer && !peers.some((p) => p.id === joinPeer.id)
-        ? [`${joinPeer.id}=${joinPeer.url}`]
-        : []),
+      ...(joinTargets ?? [])
+        .filter((j) => j.id !== undefined && !peers.some((p) => p.id === j.id))
+        .map((j) => `${j.id}=${j.url}`),
     ],
     clock,
     random: random.fork(),
@@ -269,14 +276,14 @@ export async function openNodeBase(
     [config.id, url],
     ...peers.map((p) => [p.id, p.url] as [string, string]),
   ]);
-  if (joinPeer) members.set(joinPeer.id, joinPeer.url);
+  for (const j of joinTargets ?? []) if (j.id !== undefined) members.set(j.id, j.url);
   peerUrl = (p) => members.get(p);
   lastError = (p) => transport.linkStatus(p)?.reason;
-  return { clock, log, system, transport, url, members, peers, joinPeer, gate, samples };
+  return { clock, log, system, transport, url, members, peers, joinTargets, gate, samples };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const { clock, log, system, transport, url, members, peers, joinPeer, gate, samples } =
+  const { clock, log, system, transport, url, members, peers, joinTargets, gate, samples } =
     await openNodeBase(config, 'raft');
   const startedAt = clock.now();
   let stopping: Promise<void> | undefined;
@@ -325,7 +332,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         p.sm = new KvStateMachine();
         return p.sm;
       },
-      ...(joinPeer ? {} : { bootstrap: [config.id, ...peers.map((x) => x.id)] }),
+      ...(joinTargets ? {} : { bootstrap: [config.id, ...peers.map((x) => x.id)] }),
       ...(config.heartbeatMs ? { heartbeatMs: config.heartbeatMs } : {}),
       ...(config.electionMs ? { electionMs: config.electionMs } : {}),
     });
@@ -522,32 +529,56 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
     }),
   );
-  if (joinPeer) {
-    log.log('info', `asking ${joinPeer.id} (${joinPeer.url}) to add ${config.id} to the cluster`);
+  if (joinTargets) {
+    log.log(
+      'info',
+      `asking ${joinTargets.map((j) => (j.id !== undefined ? `${j.id} (${j.url})` : j.url)).join(', ')} to add ${config.id} to the cluster`,
+    );
     try {
-      const r = await system.ask(
-        `${joinPeer.id}/admin`,
-        { type: 'node.join', id: config.id, url } as AdminMsg & { type: 'node.join' },
-        90_000,
-      );
-      if (!r.ok)
-        throw new CliError(`joining the cluster failed: ${r.message}`, 1, 'SYNOD_ERR_JOIN');
-      for (const [id, u] of Object.entries(r.members)) {
+      const r = await joinCluster({
+        self: { id: config.id, url },
+        targets: joinTargets,
+        clock,
+        random: randomFromEntropy(),
+        logger: log,
+        ...(config.joinTimeoutMs !== undefined ? { timeoutMs: config.joinTimeoutMs } : {}),
+        discover: (target, timeoutMs) =>
+          discoverJoinTarget(target, {
+            cluster: config.cluster,
+            clock,
+            timeoutMs,
+            ...(config.tls?.caFile !== undefined ? { caFile: config.tls.caFile } : {}),
+          }),
+        ask: (target, msg, timeoutMs) => {
+          if (!members.has(target.id)) members.set(target.id, target.url);
+          if (!transport.peers().includes(target.id))
+            transport.addPeer(`${target.id}=${target.url}`);
+          return askWatchingLink(
+            transport,
+            target,
+            system.ask(`${target.id}/admin`, msg as AdminMsg & { type: 'node.join' }, timeoutMs),
+            clock,
+          );
+        },
+      });
+      for (const [id, u] of Object.entries(r.reply.members)) {
         if (id === config.id || members.has(id)) continue;
         members.set(id, u);
         transport.addPeer(`${id}=${u}`);
       }
-      log.log('info', r.message);
+      log.log(
+        'info',
+        `${r.reply.message} (through ${r.via.id}${r.attempts > 1 ? `, attempt ${r.attempts} after ${Math.round(r.tookMs)} ms` : ''})`,
+        { attempts: r.attempts },
+      );
     } catch (err) {
       stopping = closeAll();
       await stopping;
-      throw err instanceof CliError
-        ? err
-        : new CliError(
-            `joining the cluster failed: ${(err as Error).message}`,
-            1,
-            'SYNOD_ERR_JOIN',
-          );
+      throw new CliError(
+        `joining the cluster failed: ${(err as Error).message}`,
+        1,
+        'SYNOD_ERR_JOIN',
+      );
     }
   }
   follow(part);

@@ -412,13 +412,26 @@ export class RaftCore {
    * store. Call `compact` afterwards to drop the covered log prefix.
    */
   snapshotTaken(data: Uint8Array): CoreSnapshot {
+    return this.snapshotTakenAt(this.snapshotMeta(), data);
+  }
+
+  /**
+   * What a snapshot of the state machine taken now covers: the applied index, its term and
+   * the membership. With `snapshotTakenAt`, lets the shell encode the image after capturing it.
+   */
+  snapshotMeta(): CoreSnapshotMeta {
     const index = this.log.applied;
     const term = this.log.term(index);
     if (term === undefined) {
       throw new RaftError('SYNOD_ERR_RAFT_SNAPSHOT', `no term known for applied index ${index}`);
     }
-    if (this.localSnapshot && this.localSnapshot.meta.index >= index) return this.localSnapshot;
-    const meta: CoreSnapshotMeta = { index, term, membership: this.config.toMembership() };
+    return { index, term, membership: this.config.toMembership() };
+  }
+
+  /** Records an image captured when `snapshotMeta()` returned `meta` (a newer one is kept). */
+  snapshotTakenAt(meta: CoreSnapshotMeta, data: Uint8Array): CoreSnapshot {
+    if (this.localSnapshot && this.localSnapshot.meta.index >= meta.index)
+      return this.localSnapshot;
     this.localSnapshot = { meta, data };
     return this.localSnapshot;
   }

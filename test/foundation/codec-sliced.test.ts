@@ -1,0 +1,58 @@
+import fc from 'fast-check';
+import { isDeepStrictEqual } from 'node:util';
+import t from 'tap';
+import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { encodeValueSliced } from '../../lib/codec-sliced.js';
+
+const counting = () => {
+  let pauses = 0;
+  return {
+    pause: async () => {
+      pauses++;
+    },
+    get pauses() {
+      return pauses;
+    },
+  };
+};
+
+t.test('decodes to what encodeValue gives, for arbitrary values and slice sizes', async (t) => {
+  const value = fc.letrec((tie) => ({
+    any: fc.oneof(
+      { depthSize: 'small' },
+      fc.constantFrom(null, undefined, true, false),
+      fc.double({ noNaN: true }),
+      fc.integer(),
+      fc.string(),
+      fc.uint8Array({ maxLength: 40 }),
+      fc.array(tie('any'), { maxLength: 40 }),
+      fc.dictionary(fc.string({ maxLength: 6 }), tie('any'), { maxKeys: 20 }),
+    ),
+  })).any;
+  await fc.assert(
+    fc.asyncProperty(value, fc.integer({ min: 1, max: 20 }), async (v, sliceItems) => {
+      const { pause } = counting();
+      const bytes = await encodeValueSliced(v, pause, { sliceItems });
+      t.same(decodeValue(bytes), decodeValue(encodeValue(v)));
+    }),
+    { numRuns: 300, seed: 11 },
+  );
+});
+
+t.test('large arrays go out in slices, with a pause between them', async (t) => {
+  for (const n of [15, 16, 512, 513, 65_536, 70_000]) {
+    const items = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, v: i }));
+    const image = { v: 1, kvs: items, nested: { events: items.slice(0, 1000) } };
+    const c = counting();
+    const bytes = await encodeValueSliced(image, c.pause, { sliceItems: 512 });
+    t.ok(isDeepStrictEqual(decodeValue(bytes), image), `${n} items decode to the image`);
+    if (n > 512) t.ok(c.pauses >= Math.floor(n / 512), `${n} items: ${c.pauses} pauses`);
+  }
+});
+
+t.test('a value the codec cannot carry fails as encodeValue does', async (t) => {
+  await t.rejects(
+    encodeValueSliced({ f: 1n << 70n }, async () => {}),
+    { code: 'SYNOD_ERR_ENCODE' },
+  );
+});
