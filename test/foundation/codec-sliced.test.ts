@@ -1,5 +1,5 @@
-import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import t from 'tap';
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import { encodeValueSliced } from '../../lib/codec-sliced.js';

@@ -246,32 +246,35 @@ const opArb: fc.Arbitrary<KvOp> = fc.oneof(
   }),
 );
 
-t.test('snapshotAsync: the image of the moment it was called, though writes go on during its slices', async (t) => {
-  const sm = new KvStateMachine({ historyLimit: 3000 });
-  const s = (q: number) => ({ c: `c${q % 7}`, q: Math.floor(q / 7) + 1, a: 0 });
-  for (let i = 0; i < 4000; i++)
-    run(sm, { t: 'put', key: `k${(i * 31) % 2500}`, value: `v${i}`, s: s(i) });
-  for (let i = 0; i < 300; i++) run(sm, { t: 'del', key: `k${i * 3}` });
-  const expected = sm.snapshot();
-  let pauses = 0;
-  let n = 4000;
-  const image = await sm.snapshotAsync(async () => {
-    pauses++;
-    // Writes, deletes and session results keep landing between the slices.
-    for (let j = 0; j < 5; j++, n++) {
-      run(sm, { t: 'put', key: `k${n % 2700}`, value: `late${n}`, s: s(n) });
-      run(sm, { t: 'del', key: `k${(n * 7) % 2500}` });
-    }
-  });
-  t.ok(pauses > 5, `the encoding paused ${pauses} times`);
-  t.ok(sm.revision >= 4300 + pauses * 5, 'writes were applied during the encoding');
-  const a = new KvStateMachine({ historyLimit: 3000 });
-  a.restore(image);
-  const b = new KvStateMachine({ historyLimit: 3000 });
-  b.restore(expected);
-  t.same(a.snapshot(), b.snapshot(), 'restores to exactly the state at the call');
-  t.equal(a.revision, b.revision);
-});
+t.test(
+  'snapshotAsync: the image of the moment it was called, though writes go on during its slices',
+  async (t) => {
+    const sm = new KvStateMachine({ historyLimit: 3000 });
+    const s = (q: number) => ({ c: `c${q % 7}`, q: Math.floor(q / 7) + 1, a: 0 });
+    for (let i = 0; i < 4000; i++)
+      run(sm, { t: 'put', key: `k${(i * 31) % 2500}`, value: `v${i}`, s: s(i) });
+    for (let i = 0; i < 300; i++) run(sm, { t: 'del', key: `k${i * 3}` });
+    const expected = sm.snapshot();
+    let pauses = 0;
+    let n = 4000;
+    const image = await sm.snapshotAsync(async () => {
+      pauses++;
+      // Writes, deletes and session results keep landing between the slices.
+      for (let j = 0; j < 5; j++, n++) {
+        run(sm, { t: 'put', key: `k${n % 2700}`, value: `late${n}`, s: s(n) });
+        run(sm, { t: 'del', key: `k${(n * 7) % 2500}` });
+      }
+    });
+    t.ok(pauses > 5, `the encoding paused ${pauses} times`);
+    t.ok(sm.revision >= 4300 + pauses * 5, 'writes were applied during the encoding');
+    const a = new KvStateMachine({ historyLimit: 3000 });
+    a.restore(image);
+    const b = new KvStateMachine({ historyLimit: 3000 });
+    b.restore(expected);
+    t.same(a.snapshot(), b.snapshot(), 'restores to exactly the state at the call');
+    t.equal(a.revision, b.revision);
+  },
+);
 
 t.test('property: matches a plain map model; revisions, versions and events agree', async (t) => {
   fc.assert(
