@@ -3,10 +3,10 @@
  * - the promised ballot and compaction floor in a `HardStateStore` (replaced atomically);
  * - accepted proposals in a `LogStore` used as an append-only journal: journal entry i holds
  *   the proposals accepted together in one ballot (one accept message: `{ b: ballot, e:
- *   packed entries }`, `term` = ballot round), so a burst of accepts costs one append; a
- *   later record for a slot supersedes an earlier one. Entries are never truncated, only
- *   compacted from the front once every record in the prefix is dead (at or below the
- *   floor, or superseded). Journals of earlier versions (one `{ s, b, v }` record per entry)
+ *   packed entries }`, `term` = ballot round; the packed bytes as received when the whole
+ *   accept became records), so a burst of accepts costs one append; a later record for a
+ *   slot supersedes an earlier one. Entries are never truncated, only compacted from the
+ *   front once every slot in the prefix is at or below the floor. Journals of earlier versions (one `{ s, b, v }` record per entry)
  *   load unchanged.
  *
  * `persist` writes in the order the acceptor core's contract needs — records, then hard
@@ -31,8 +31,11 @@ import {
 } from './multi-messages.js';
 
 export class AcceptorJournal {
-  /** Per live slot, the journal entry holding its newest record. */
-  private readonly live = new Map<number, number>();
+  /**
+   * Per journal entry (by log index), the highest slot it holds: the entry is dead once the
+   * floor reached that slot. (One map operation per appended batch, not per record.)
+   */
+  private readonly maxSlotOf = new Map<number, number>();
   private floor = 0;
 
   constructor(
@@ -48,7 +51,7 @@ export class AcceptorJournal {
     }
     const promised: Ballot = h?.promised ?? ZERO_BALLOT;
     this.floor = h?.floor ?? 0;
-    this.live.clear();
+    this.maxSlotOf.clear();
     const records = new Map<number, AcceptedSlot>();
     const first = this.log.firstIndex();
     const last = this.log.lastIndex();
@@ -56,14 +59,14 @@ export class AcceptorJournal {
       const batch = await this.log.entries(lo, last + 1, 4 << 20);
       if (batch.length === 0) break;
       for (const e of batch) {
+        let max = 0;
         for (const rec of decodeRecords(e)) {
+          if (rec.slot > max) max = rec.slot;
           if (rec.slot <= this.floor) continue;
           const cur = records.get(rec.slot);
-          if (!cur || ballotAtLeast(rec.ballot, cur.ballot)) {
-            records.set(rec.slot, rec);
-            this.live.set(rec.slot, e.index);
-          }
+          if (!cur || ballotAtLeast(rec.ballot, cur.ballot)) records.set(rec.slot, rec);
         }
+        this.maxSlotOf.set(e.index, max);
       }
       lo = (batch[batch.length - 1] as LogEntry).index + 1;
     }
@@ -84,15 +87,24 @@ export class AcceptorJournal {
       for (let i = 0; i < recs.length; ) {
         const ballot = (recs[i] as AcceptedSlot).ballot;
         let j = i + 1;
-        while (j < recs.length && ballotEquals((recs[j] as AcceptedSlot).ballot, ballot)) j++;
+        let max = (recs[i] as AcceptedSlot).slot;
+        while (j < recs.length && ballotEquals((recs[j] as AcceptedSlot).ballot, ballot)) {
+          const slot = (recs[j] as AcceptedSlot).slot;
+          if (slot > max) max = slot;
+          j++;
+        }
         index++;
-        const run = recs.slice(i, j);
-        for (const r of run) this.live.set(r.slot, index);
+        this.maxSlotOf.set(index, max);
+        // The bytes as they arrived when they are exactly these records (one accept).
+        const packed =
+          p.packed !== undefined && i === 0 && j === recs.length
+            ? p.packed
+            : packSlotEntries(i === 0 && j === recs.length ? recs : recs.slice(i, j));
         entries.push({
           index,
           term: ballot.round,
           type: 'normal',
-          data: encodeValue({ b: ballot, e: packSlotEntries(run) }),
+          data: encodeValue({ b: ballot, e: packed }),
         });
         i = j;
       }
@@ -103,12 +115,18 @@ export class AcceptorJournal {
       this.floor = p.hard.floor;
     }
     if (p.compactTo !== undefined) {
-      for (const s of [...this.live.keys()]) if (s <= p.compactTo) this.live.delete(s);
-      let minLive = Number.POSITIVE_INFINITY;
-      for (const j of this.live.values()) if (j < minLive) minLive = j;
-      const upTo = Number.isFinite(minLive) ? minLive - 1 : this.log.lastIndex();
+      // The longest prefix of entries whose every slot is at or below the floor (a record
+      // superseded by a later one stays until the floor passes its slot: every slot is
+      // decided eventually, so that only delays the compaction).
+      const floor = p.compactTo;
+      let upTo = this.log.firstIndex() - 1;
+      const last = this.log.lastIndex();
+      while (upTo < last && (this.maxSlotOf.get(upTo + 1) ?? Number.POSITIVE_INFINITY) <= floor)
+        upTo++;
       if (upTo >= this.log.firstIndex()) {
-        await this.log.compact(upTo, this.log.term(upTo) ?? 0);
+        const term = this.log.term(upTo) ?? 0;
+        for (let i = this.log.firstIndex(); i <= upTo; i++) this.maxSlotOf.delete(i);
+        await this.log.compact(upTo, term);
       }
     }
   }

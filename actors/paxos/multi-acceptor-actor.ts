@@ -9,7 +9,7 @@
 import { Actor, type Terminated } from '../../lib/actor.js';
 import type { AcceptorJournal } from './acceptor-journal.js';
 import { MultiAcceptorCore, type MultiAcceptorView } from './multi-acceptor.js';
-import { fromWire, type MultiPaxosMessage } from './multi-messages.js';
+import { type AcceptedSlot, fromWire, type MultiPaxosMessage } from './multi-messages.js';
 
 export interface MultiPaxosAcceptorOptions {
   readonly journal: AcceptorJournal;
@@ -32,6 +32,15 @@ export class MultiPaxosAcceptor extends Actor<MultiPaxosMessage, MultiAcceptorVi
       this.ctx.clock.now(),
     );
     this.ctx.setState(this.core.view());
+  }
+
+  /**
+   * The proposal accepted for `slot` (in memory, possibly not yet durable): the co-located
+   * learner takes chosen values from here (`MultiLearnerOptions.localValue`). Undefined
+   * before the acceptor started.
+   */
+  acceptedAt(slot: number): AcceptedSlot | undefined {
+    return this.core?.acceptedAt(slot);
   }
 
   /** Synchronous unless the step needs a write (then the reply waits for durability). */

@@ -14,7 +14,12 @@
  * acceptor forgot whom it leased to, so it promises nobody for `leaseMs` after restart.
  */
 import { type Ballot, ballotAtLeast, ballotEquals, ZERO_BALLOT } from './ballot.js';
-import type { AcceptedSlot, MOutbound, MultiPaxosMessage } from './multi-messages.js';
+import {
+  type AcceptedSlot,
+  type MOutbound,
+  type MultiPaxosMessage,
+  PACKED_ENTRIES,
+} from './multi-messages.js';
 
 export interface MultiAcceptorHardState {
   readonly promised: Ballot;
@@ -32,6 +37,11 @@ export interface MultiAcceptorPersist {
   readonly hard?: MultiAcceptorHardState;
   /** Slots ≤ compactTo may be dropped from the journal (after `hard` is durable). */
   readonly compactTo?: number;
+  /**
+   * `records` packed (`packSlotEntries`), in order, when the accept arrived packed and every
+   * entry became a record: the journal stores these bytes instead of packing again.
+   */
+  readonly packed?: Uint8Array;
 }
 
 export interface MultiAcceptorOutput {
@@ -114,7 +124,15 @@ export class MultiAcceptorCore {
       case 'mp.prepare':
         return this.prepare(msg.from, msg.ballot, msg.fromSlot, now);
       case 'mp.accept':
-        return this.accept(msg.from, msg.ballot, msg.entries, msg.sentAt, now, msg.rid);
+        return this.accept(
+          msg.from,
+          msg.ballot,
+          msg.entries,
+          msg.sentAt,
+          now,
+          msg.rid,
+          (msg as { [PACKED_ENTRIES]?: Uint8Array })[PACKED_ENTRIES],
+        );
       case 'mp.compact':
         return this.compact(msg.upTo);
       default:
@@ -167,6 +185,7 @@ export class MultiAcceptorCore {
     sentAt: number,
     now: number,
     rid?: number,
+    packed?: Uint8Array,
   ): MultiAcceptorOutput {
     if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
     const changed = !ballotEquals(ballot, this.promised);
@@ -189,6 +208,9 @@ export class MultiAcceptorCore {
     }
     const persist: MultiAcceptorPersist = {
       ...(records.length > 0 ? { records } : {}),
+      ...(packed !== undefined && records.length > 0 && records.length === entries.length
+        ? { packed }
+        : {}),
       ...(changed ? { hard: this.hard() } : {}),
     };
     const reply: MOutbound = {

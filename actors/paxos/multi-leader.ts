@@ -42,6 +42,7 @@ import { PaxosError } from './errors.js';
 import {
   type AcceptedSlot,
   commandValue,
+  MAX_CHOSEN_SPAN,
   type MOutbound,
   type MPromise,
   type MultiPaxosMessage,
@@ -63,6 +64,12 @@ export interface MultiLeaderOptions {
   readonly learners: readonly string[];
   /** The learner on this proposer's node: its progress sets phase 1's start slot. */
   readonly localLearner?: string;
+  /**
+   * Learners that take chosen values from an acceptor on their node (`MultiLearnerOptions.
+   * localValue`): they get `mp.chosen` (slot numbers and the ballot) instead of `mp.decide`
+   * with the values. Default: none (every learner gets the values).
+   */
+  readonly learnersWithAcceptor?: ReadonlySet<string>;
   readonly random: Random;
   /** Default 50 ms. */
   readonly heartbeatMs?: number;
@@ -160,6 +167,8 @@ export class MultiLeaderCore {
   private queue: SlotValue[] = [];
   private nextHeartbeatAt = 0;
   private lastDecideResendAt = 0;
+  /** No slot in flight can be due for a retransmission before this time. */
+  private retransmitScanAt = 0;
   private stepNow = 0;
   private readonly leaseAck = new Map<string, number>();
   private lastQuorumContact = 0;
@@ -521,6 +530,7 @@ export class MultiLeaderCore {
     this.lastAckFrom.clear();
     this.ridAck.clear();
     this.chosenUpTo = start - 1;
+    this.retransmitScanAt = 0;
     this.lastQuorumContact = now;
     const entries: SlotEntry[] = [];
     for (let s = start; s <= maxSlot; s++) {
@@ -629,7 +639,10 @@ export class MultiLeaderCore {
       if (this.opts.quorums.isPhase2Quorum(f.acks)) this.markChosen(slot, f.value);
     }
     // Slots at or below an acceptor's floor are decided (that acceptor's learner holds them).
-    for (const [slot] of this.inflight) if (slot <= floor) this.markChosen(slot, undefined);
+    // (Slots in flight are all above chosenUpTo: no walk over them unless the floor is.)
+    if (floor > this.chosenUpTo) {
+      for (const [slot] of this.inflight) if (slot <= floor) this.markChosen(slot, undefined);
+    }
     this.advance(now);
   }
 
@@ -652,13 +665,33 @@ export class MultiLeaderCore {
     }
     if (this.out.chosen.length > 0) {
       const entries = this.out.chosen;
-      for (let i = 0; i < entries.length; i += this.maxBatch * 4) {
-        const msg: MultiPaxosMessage = {
-          type: 'mp.decide',
-          from: this.opts.id,
-          entries: entries.slice(i, i + this.maxBatch * 4),
-        };
-        for (const l of this.opts.learners) this.send(l, msg);
+      const bySlot = this.opts.learnersWithAcceptor;
+      // Slot numbers only, for learners next to an acceptor (one message per 64 Ki slots).
+      let chosen: MultiPaxosMessage[] | undefined;
+      if (bySlot !== undefined && bySlot.size > 0) {
+        chosen = [];
+        for (const runs of slotRuns(entries)) {
+          chosen.push({ type: 'mp.chosen', from: this.opts.id, ballot: this.ballot, runs });
+        }
+      }
+      // The values, for the others.
+      let decide: MultiPaxosMessage[] | undefined;
+      for (const l of this.opts.learners) {
+        if (chosen !== undefined && bySlot?.has(l)) {
+          for (const m of chosen) this.send(l, m);
+          continue;
+        }
+        if (decide === undefined) {
+          decide = [];
+          for (let i = 0; i < entries.length; i += this.maxBatch * 4) {
+            decide.push({
+              type: 'mp.decide',
+              from: this.opts.id,
+              entries: entries.slice(i, i + this.maxBatch * 4),
+            });
+          }
+        }
+        for (const m of decide) this.send(l, m);
       }
     }
     this.pump(now);
@@ -701,9 +734,19 @@ export class MultiLeaderCore {
     // answer) looks lost: the acceptor answered a message sent after it, or has been silent
     // for `retransmitMs`. An acceptor that still answers older messages is only behind (a
     // busy process): resending to it would add work exactly when it has too much.
+    // Nothing can be late before the oldest send time plus retransmitMs: skip the scan (it
+    // walks every slot in flight, up to `window` of them, on every tick).
+    if (this.inflight.size === 0 || now < this.retransmitScanAt) {
+      this.resendDecides(now);
+      return;
+    }
+    let oldest = Number.POSITIVE_INFINITY;
     const late = new Map<string, SlotEntry[]>();
     for (const [slot, f] of this.inflight) {
-      if (now - f.sentAt < this.retransmitMs) continue;
+      if (now - f.sentAt < this.retransmitMs) {
+        if (f.sentAt < oldest) oldest = f.sentAt;
+        continue;
+      }
       let resent = false;
       for (const a of this.opts.quorums.acceptors) {
         if (f.acks.has(a)) continue;
@@ -717,8 +760,15 @@ export class MultiLeaderCore {
         resent = true;
       }
       if (resent) f.sentAt = now;
+      if (f.sentAt < oldest) oldest = f.sentAt;
     }
+    // New slots are sent at or after `now`, and removals only raise the minimum.
+    this.retransmitScanAt = oldest + this.retransmitMs;
     for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
+    this.resendDecides(now);
+  }
+
+  private resendDecides(now: number): void {
     // make sure the local learner gets every chosen value
     if (
       this.opts.localLearner !== undefined &&
@@ -746,4 +796,41 @@ export class MultiLeaderCore {
     this.out = { send: [], fates: [], events: [], chosen: [], reads: [] };
     return o;
   }
+}
+
+/**
+ * The slots of `entries` as inclusive ranges `[lo, hi, ...]`, in slot order, cut so that
+ * no group names more than `MAX_CHOSEN_SPAN` slots.
+ */
+export function slotRuns(entries: readonly { readonly slot: number }[]): number[][] {
+  const slots = entries.map((e) => e.slot);
+  let sorted = true;
+  for (let i = 1; i < slots.length; i++) {
+    if ((slots[i] as number) < (slots[i - 1] as number)) {
+      sorted = false;
+      break;
+    }
+  }
+  if (!sorted) slots.sort((a, b) => a - b);
+  const groups: number[][] = [];
+  let runs: number[] = [];
+  let span = 0;
+  for (let i = 0; i < slots.length; ) {
+    const lo = slots[i] as number;
+    let hi = lo;
+    i++;
+    while (i < slots.length && (slots[i] as number) <= hi + 1 && hi - lo + 1 < MAX_CHOSEN_SPAN) {
+      hi = Math.max(hi, slots[i] as number);
+      i++;
+    }
+    if (span + (hi - lo + 1) > MAX_CHOSEN_SPAN) {
+      groups.push(runs);
+      runs = [];
+      span = 0;
+    }
+    runs.push(lo, hi);
+    span += hi - lo + 1;
+  }
+  if (runs.length > 0) groups.push(runs);
+  return groups;
 }

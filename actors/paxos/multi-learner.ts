@@ -14,6 +14,7 @@
  * Safety check: a slot decided twice with different values throws `SYNOD_ERR_PAXOS_BAD_STATE`.
  */
 import type { Command, StateMachine } from '../../lib/replicated-log.js';
+import { type Ballot, ballotAtLeast } from './ballot.js';
 import { PaxosError } from './errors.js';
 import { sameValue } from './learner.js';
 import {
@@ -82,6 +83,14 @@ export interface MultiLearnerOptions {
   readonly maxCatchupEntries?: number;
   /** Session window per client (see ClientSessions). Default 256. */
   readonly sessionWindow?: number;
+  /**
+   * The proposal the co-located acceptor holds for a slot (in this process). With it, the
+   * learner takes the values of `mp.chosen` slots from there; without it, such slots are
+   * fetched by catch-up.
+   */
+  readonly localValue?: (
+    slot: number,
+  ) => { readonly ballot: Ballot; readonly value: SlotValue } | undefined;
 }
 
 export interface MultiLearnerView {
@@ -98,6 +107,8 @@ export class MultiLearnerCore {
   private appliedTerm = 0;
   private knownChosenUpTo = 0;
   private readonly pending = new Map<number, SlotValue>();
+  /** Slots chosen (in at least this ballot) whose value the local acceptor did not hold. */
+  private readonly missing = new Map<number, Ballot>();
   /** Applied values since the last durable snapshot, served to lagging peers. */
   private readonly retained = new RetainedSlots();
   private sessions: ClientSessions;
@@ -162,6 +173,9 @@ export class MultiLearnerCore {
       case 'mp.decide':
         this.learnEntries(msg.entries);
         break;
+      case 'mp.chosen':
+        this.learnChosen(msg.ballot, msg.runs);
+        break;
       case 'mp.heartbeat':
         if (msg.chosenUpTo > this.knownChosenUpTo) this.knownChosenUpTo = msg.chosenUpTo;
         if (msg.learner !== undefined) {
@@ -197,10 +211,12 @@ export class MultiLearnerCore {
       default:
         break;
     }
+    if (this.missing.size > 0) this.retryMissing();
     return this.flush();
   }
 
   tick(now: number): MultiLearnerOutput {
+    if (this.missing.size > 0) this.retryMissing();
     this.maybeCatchup(now);
     this.report();
     return this.flush();
@@ -248,6 +264,47 @@ export class MultiLearnerCore {
       if (e.slot > this.knownChosenUpTo) this.knownChosenUpTo = e.slot;
     }
     this.applyReady();
+  }
+
+  /** Slots chosen in `ballot`, values from the co-located acceptor (see MChosen). */
+  private learnChosen(ballot: Ballot, runs: readonly number[]): void {
+    const lookup = this.opts.localValue;
+    const found: SlotEntry[] = [];
+    for (let i = 0; i < runs.length; i += 2) {
+      const hi = runs[i + 1] as number;
+      for (let s = Math.max(runs[i] as number, this.appliedUpTo + 1); s <= hi; s++) {
+        if (this.pending.has(s)) continue;
+        const a = lookup?.(s);
+        if (a !== undefined && ballotAtLeast(a.ballot, ballot))
+          found.push({ slot: s, value: a.value });
+        else {
+          this.missing.set(s, ballot);
+          if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
+        }
+      }
+    }
+    if (found.length > 0) this.learnEntries(found);
+  }
+
+  /** Looks again for the values of chosen slots the local acceptor did not hold. */
+  private retryMissing(): void {
+    const lookup = this.opts.localValue;
+    const found: SlotEntry[] = [];
+    for (const [s, ballot] of this.missing) {
+      if (s <= this.appliedUpTo || this.pending.has(s)) {
+        this.missing.delete(s);
+        continue;
+      }
+      const a = lookup?.(s);
+      if (a !== undefined && ballotAtLeast(a.ballot, ballot)) {
+        this.missing.delete(s);
+        found.push({ slot: s, value: a.value });
+      }
+    }
+    if (found.length > 0) {
+      found.sort((x, y) => x.slot - y.slot);
+      this.learnEntries(found);
+    }
   }
 
   private conflict(slot: number): never {

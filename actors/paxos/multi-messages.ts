@@ -108,6 +108,24 @@ export interface MHeartbeat {
   readonly learner?: string;
 }
 
+/**
+ * Leader → a learner that runs next to an acceptor: the slots in `runs` (inclusive ranges
+ * `[lo, hi, lo, hi, ...]`) were chosen in `ballot`. The learner takes each value from its
+ * co-located acceptor: any proposal for a chosen slot in a ballot ≥ `ballot` carries the
+ * chosen value, so no value crosses the wire twice. A slot the acceptor does not hold (it
+ * was not in the quorum and has not seen the accept yet, or restarted) is fetched by
+ * catch-up.
+ */
+export interface MChosen {
+  readonly type: 'mp.chosen';
+  readonly from: string;
+  readonly ballot: Ballot;
+  readonly runs: readonly number[];
+}
+
+/** Most slots one `mp.chosen` may name (bounds the work a malformed message can cause). */
+export const MAX_CHOSEN_SPAN = 1 << 16;
+
 /** Learner → leader: how far the learner has decided (and applied). */
 export interface MLearned {
   readonly type: 'mp.learned';
@@ -162,6 +180,7 @@ export type MultiPaxosMessage =
   | MAccepted
   | MNack
   | MDecide
+  | MChosen
   | MHeartbeat
   | MLearned
   | MCatchup
@@ -326,6 +345,13 @@ export function unpackSlotEntries(bytes: Uint8Array): SlotEntry[] {
 const PACKED = new Set(['mp.accept', 'mp.decide', 'mp.catchup-reply']);
 
 /**
+ * On a message `fromWire` unpacked: the packed entries exactly as received (a symbol key, so
+ * it never crosses a wire and a peer cannot set it). The acceptor journals these bytes as
+ * they are when every entry of an accept becomes a record, instead of packing them again.
+ */
+export const PACKED_ENTRIES: unique symbol = Symbol('synod.paxos.packedEntries');
+
+/**
  * The form of `msg` that crosses the codec: entries packed into one byte string. Every other
  * message is returned as it is.
  */
@@ -346,7 +372,7 @@ export function fromWire(raw: unknown): MultiPaxosMessage | { readonly problem: 
   let unpacked = false;
   if (PACKED.has(r.type as string) && r.entries instanceof Uint8Array) {
     try {
-      msg = { ...r, entries: unpackSlotEntries(r.entries) };
+      msg = { ...r, entries: unpackSlotEntries(r.entries), [PACKED_ENTRIES]: r.entries };
       unpacked = true;
     } catch (err) {
       return { problem: `${String(r.type)}: ${(err as Error).message}` };
@@ -405,6 +431,19 @@ export function multiMessageProblem(value: unknown, entriesChecked = false): str
       return isBallotLike(m.ballot) && isBallotLike(m.promised) ? undefined : bad('ballots');
     case 'mp.decide':
       return entriesChecked || entriesOk(m.entries) ? undefined : bad('entries');
+    case 'mp.chosen': {
+      if (!isBallotLike(m.ballot)) return bad('ballot');
+      const r = m.runs;
+      if (!Array.isArray(r) || r.length % 2 !== 0) return bad('runs');
+      let span = 0;
+      for (let i = 0; i < r.length; i += 2) {
+        const lo = r[i];
+        const hi = r[i + 1];
+        if (!isSlot(lo) || !isSlot(hi) || lo < 1 || hi < lo) return bad('runs');
+        span += hi - lo + 1;
+      }
+      return span <= MAX_CHOSEN_SPAN ? undefined : bad('runs name too many slots');
+    }
     case 'mp.heartbeat':
       if (!isBallotLike(m.ballot) || !isSlot(m.chosenUpTo)) return bad('ballot or chosenUpTo');
       return m.learner === undefined || typeof m.learner === 'string' ? undefined : bad('learner');

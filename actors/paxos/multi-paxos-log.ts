@@ -43,6 +43,14 @@ export interface MultiPaxosLogOptions {
    * commands with a direct call instead of an ask (no reply message, no ask timer).
    */
   readonly localProposer?: { submitLocal(command: Command): SubmitResult };
+  /**
+   * The local learner actor itself, when it runs in this process: applied slots then arrive
+   * by a direct call per batch instead of an events$ subscription (one RxJS emission per
+   * slot was a visible share of the write path).
+   */
+  readonly localLearner?: {
+    setAppliedListener(fn: ((records: readonly unknown[]) => void) | undefined): void;
+  };
 }
 
 interface Waiter<T> {
@@ -93,10 +101,17 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
   constructor(private readonly opts: MultiPaxosLogOptions) {
     this.nodeId = opts.nodeId;
     this.timeoutMs = opts.defaultTimeoutMs ?? 5000;
+    opts.localLearner?.setAppliedListener((records) => {
+      for (const r of records) this.onApplied(r as AppliedEvent<Op, Result>);
+    });
     this.subs.push(
-      opts.learner.events$.subscribe((e) => {
-        if (e.type === 'applied') this.onApplied(e as unknown as AppliedEvent<Op, Result>);
-      }),
+      ...(opts.localLearner
+        ? []
+        : [
+            opts.learner.events$.subscribe((e) => {
+              if (e.type === 'applied') this.onApplied(e as unknown as AppliedEvent<Op, Result>);
+            }),
+          ]),
       // The learner publishes its state once per batch of applied slots, after their
       // `applied` events: the indexes move here, once per batch rather than once per slot.
       opts.learner.state$.subscribe((v) => {
@@ -269,6 +284,7 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
     if (this.stopped) return;
     this.stopped = true;
     for (const s of this.subs) s.unsubscribe();
+    this.opts.localLearner?.setAppliedListener(undefined);
     const err = () => new ProposeError('Stopped', 'the log was stopped');
     this.sweepTimer?.cancel();
     this.sweepTimer = undefined;

@@ -160,16 +160,16 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     return o;
   };
   const spawnOpts: SpawnOptions = opts.supervision ? { supervision: opts.supervision } : {};
-  const acceptor = system.spawn(
-    `${path}/acceptor`,
-    new MultiPaxosAcceptor({ journal, leaseMs: opts.leaseMs ?? 0 }),
-    spawnOpts,
-  );
+  const acceptorActor = new MultiPaxosAcceptor({ journal, leaseMs: opts.leaseMs ?? 0 });
+  const acceptor = system.spawn(`${path}/acceptor`, acceptorActor, spawnOpts);
   const proposerActor = new MultiPaxosProposer({
     quorums,
     proposers: members.map((m) => `${m}/${path}/proposer`),
     learners: members.map((m) => `${m}/${path}/learner`),
     localLearner: self('learner'),
+    // Every member's learner runs next to its acceptor (this function wires them so): the
+    // leader sends them slot numbers, and they take the values from their acceptor.
+    learnersWithAcceptor: new Set(members.map((m) => `${m}/${path}/learner`)),
     store: opts.storage.proposerState,
     ...pick(
       'leaseMs',
@@ -185,18 +185,16 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     ),
   });
   const proposer = system.spawn(`${path}/proposer`, proposerActor, spawnOpts);
-  const learner = system.spawn(
-    `${path}/learner`,
-    new MultiPaxosLearner({
-      stateMachine: opts.stateMachine,
-      snapshots: opts.storage.snapshots,
-      peers: members.map((m) => `${m}/${path}/learner`),
-      localAcceptor: self('acceptor'),
-      localProposer: self('proposer'),
-      ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
-    }),
-    spawnOpts,
-  );
+  const learnerActor = new MultiPaxosLearner({
+    stateMachine: opts.stateMachine,
+    snapshots: opts.storage.snapshots,
+    peers: members.map((m) => `${m}/${path}/learner`),
+    localAcceptor: self('acceptor'),
+    localProposer: self('proposer'),
+    localValue: (slot) => acceptorActor.acceptedAt(slot),
+    ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
+  });
+  const learner = system.spawn(`${path}/learner`, learnerActor, spawnOpts);
   const log = new MultiPaxosLog({
     nodeId: system.nodeId,
     clock: system.clock,
@@ -204,6 +202,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     learner,
     incarnation: system.random.nextUint32().toString(36),
     localProposer: proposerActor,
+    localLearner: learnerActor,
     ...(opts.proposeTimeoutMs !== undefined ? { defaultTimeoutMs: opts.proposeTimeoutMs } : {}),
   });
   return {

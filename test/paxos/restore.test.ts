@@ -226,7 +226,7 @@ t.test('three nodes start from restored directories, serve it, and write on', as
           cluster: 'paxos-restore',
           logger: silentLogger,
           heartbeatMs: 20,
-          electionMs: 150,
+          electionMs: 300,
           drainMs: 200,
         });
         running.set(id, node);
@@ -250,15 +250,35 @@ t.test('three nodes start from restored directories, serve it, and write on', as
     t.equal(n.sm.get('k7')?.value, 'v7', `${id} serves the restored state`);
     t.equal(n.sm.size, 50, `${id} holds the 50 restored keys`);
   }
-  const lead = await leader();
-  const node = running.get(lead) as RunningPaxosNode;
-  const put = (clientId: string, seq: number, key: string, value: string) =>
-    node.log.propose({ clientId, seq, op: { t: 'put', key, value } as KvOp });
+  let lead = await leader();
+  /**
+   * A write on the leader, retried (same clientId and seq: sessions apply it once) when a
+   * loaded machine makes the leader change under it.
+   */
+  const put = async (clientId: string, seq: number, key: string, value: string) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await (running.get(lead) as RunningPaxosNode).log.propose(
+          { clientId, seq, op: { t: 'put', key, value } as KvOp },
+          { timeoutMs: 3000 },
+        );
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        lead = await leader();
+      }
+    }
+  };
   const first = await put('w', 1, 'new1', 'x1');
-  t.equal(first.index, INDEX + 1, 'the first write lands right above the restored index');
+  // (Exactly INDEX + 1 unless a leader change under load wasted a slot; the core-level test
+  // above pins the exact slot.)
+  t.ok(first.index > INDEX, 'the first write lands above the restored index');
   const dup = await put('c1', 5, 'k0', 'overwritten?');
   t.same(dup.result, { original: true }, 'a restored session still answers a retry');
-  t.equal(node.sm.get('k0')?.value, 'v0', 'the retried command was not applied again');
+  t.equal(
+    (running.get(lead) as RunningPaxosNode).sm.get('k0')?.value,
+    'v0',
+    'the retried command was not applied again',
+  );
   const second = await put('w', 2, 'new2', 'x2');
   t.ok(second.index > first.index, 'writes go on');
   for (const [id, n] of running) {
@@ -331,12 +351,8 @@ t.test('three nodes start from restored directories, serve it, and write on', as
     t.equal(n.sm.get('k3')?.value, 'v3', `${id} still has the restored keys after a restart`);
     t.equal(n.sm.get('new1')?.value, 'x1', `${id} and the writes made since`);
   }
-  const lead2 = running.get(await leader()) as RunningPaxosNode;
-  const third = await lead2.log.propose({
-    clientId: 'w',
-    seq: 3,
-    op: { t: 'put', key: 'new3', value: 'x3' } as KvOp,
-  });
+  lead = await leader();
+  const third = await put('w', 3, 'new3', 'x3');
   t.ok(third.index > second.index, 'and takes writes after the restart');
   await until('every node applied the write after the restart', () =>
     [...running.values()].every((n) => n.sm.get('new3')?.value === 'x3') ? true : undefined,

@@ -16,6 +16,7 @@ import {
   decodeCommand,
   fromWire,
   type MultiPaxosMessage,
+  PACKED_ENTRIES,
   packSlotEntries,
   type SlotEntry,
   toWire,
@@ -66,7 +67,31 @@ t.test('a message crosses the codec packed and comes back equal', async (t) => {
   t.ok(wire.entries instanceof Uint8Array, 'entries travel as one byte string');
   const back = fromWire(decodeValue(encodeValue(wire)));
   t.notOk('problem' in back, 'accepted as well formed');
-  t.same(back, accept);
+  const { [PACKED_ENTRIES]: packed, ...rest } = back as typeof back & {
+    [PACKED_ENTRIES]?: Uint8Array;
+  };
+  t.same(rest, accept);
+  t.ok(
+    packed !== undefined && Buffer.from(packed).equals(Buffer.from(wire.entries as Uint8Array)),
+    'the received bytes ride along under a symbol key',
+  );
+  t.same(
+    Object.keys(decodeValue(encodeValue(back)) as object).sort(),
+    Object.keys(rest).sort(),
+    'which never crosses a wire',
+  );
+  // The acceptor journals those bytes as they are when the whole accept became records.
+  const out = new MultiAcceptorCore({ id: 'A' }).step(back as MultiPaxosMessage);
+  t.equal(out.persist?.packed, packed, 'persisted as received');
+  const partial = new MultiAcceptorCore(
+    { id: 'A' },
+    { promised: ballot(0, ''), floor: 1, accepted: [] },
+  );
+  t.equal(
+    partial.step(back as MultiPaxosMessage).persist?.packed,
+    undefined,
+    'not when an entry was skipped (slot at or below the floor)',
+  );
   const hb: MultiPaxosMessage = {
     type: 'mp.heartbeat',
     from: 'a/proposer',
@@ -221,3 +246,34 @@ t.test('a corrupt journal entry is reported, not skipped', async (t) => {
   ]);
   await t.rejects(j.load(), { code: 'SYNOD_ERR_PAXOS_BAD_STATE', message: /truncated header/ });
 });
+
+t.test(
+  'journal compaction drops the prefix whose slots are all at or below the floor',
+  async (t) => {
+    const disk = new MemoryDisk();
+    const { j, log } = await journal(disk);
+    await j.load();
+    const v = (n: number) => commandValue(cmd(n), 1);
+    const rec = (slot: number, b: ReturnType<typeof ballot>) => ({
+      slot,
+      ballot: b,
+      value: v(slot),
+    });
+    const b1 = ballot(1, 'P');
+    const b2 = ballot(2, 'Q');
+    await j.persist({ records: [rec(1, b1), rec(2, b1)] });
+    await j.persist({ records: [rec(3, b1), rec(4, b1)] });
+    await j.persist({ records: [rec(2, b2), rec(5, b2)] }); // slot 2 again, in a later ballot
+    t.equal(log.lastIndex(), 3);
+    await j.persist({ hard: { promised: b2, floor: 3 }, compactTo: 3 });
+    t.equal(log.firstIndex(), 2, 'entry 1 (slots 1–2) is gone; entry 2 holds slot 4 > floor');
+    await j.persist({ hard: { promised: b2, floor: 4 }, compactTo: 4 });
+    t.equal(log.firstIndex(), 3, 'entry 2 goes once the floor passes slot 4');
+    await j.close();
+    const again = await journal(disk);
+    const state = await again.j.load();
+    t.same(state.accepted.map((a) => a.slot).sort(), [5], 'only slots above the floor come back');
+    t.equal(state.floor, 4);
+    await again.j.close();
+  },
+);
