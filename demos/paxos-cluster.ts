@@ -11,24 +11,45 @@
  *    closed); another proposer times out, wins phase 1 with a higher ballot, and writes go on
  *    with two of three nodes;
  * 4. the stopped node restarts from its data directory and catches up;
- * 5. backup and restore: the backup agent cannot join a Multi-Paxos cluster yet
- *    (docs/backup.md, "On Multi-Paxos"), and the tour says so instead of pretending.
+ * 5. backup and restore: the backup agent (`LivePaxosBackup`, actors/backup/paxos-learner.ts)
+ *    starts with its own node id on its own WebSocket transport with the cluster secret and
+ *    pulls the decided slots from the members' learners; it never joins the configuration
+ *    (Multi-Paxos membership is static). It takes a full backup after the writes; a put and a
+ *    delete change the data; it takes an incremental one and stops. Both backups are restored
+ *    from the repository into fresh in-memory state machines, and each restored state is
+ *    compared key by key (value, revisions, version) with what the cluster held at that
+ *    backup's slot.
  *
- * Then, on a terminal, the cluster stays up until Ctrl-C.
+ * The dashboard's "take backup" and "restore" controls write into the same repository
+ * (lib/node/node-backups.ts: a backup runs the agent as `synod backup` does; a restore writes
+ * a new cluster's data directories next to it). Then, on a terminal, the cluster stays up
+ * until Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { BackupSummary } from '../actors/backup/agent.js';
+import type { KvKeyedState } from '../actors/backup/kv-state.js';
+import { LivePaxosBackup } from '../actors/backup/paxos-learner.js';
+import { Repository } from '../actors/backup/repository.js';
+import { restore } from '../actors/backup/restore.js';
+import { PAXOS_KV_KIND } from '../actors/backup/state-kind.js';
+import type { KvStateMachine } from '../actors/kv/state-machine.js';
+import type { KeyValue, KvOp } from '../actors/kv/types.js';
+import { ActorSystem } from '../lib/actor-system.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { DashboardServer } from '../lib/dashboard/server.js';
 import { connect, type RemoteKvClient } from '../lib/kv-client/connect.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
 import type { NodeStatus } from '../lib/node/node-admin.js';
+import { NodeBackups } from '../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../lib/node/node-dashboard.js';
 import { type RunningPaxosNode, startPaxosNode } from '../lib/node/paxos-node.js';
 import type { RunningNode } from '../lib/node/synod-node.js';
+import { randomFromEntropy } from '../lib/random.js';
+import { WebSocketTransport } from '../transports/websocket/transport.js';
 
 export interface PaxosTourOptions {
   print?: (line: string) => void;
@@ -57,8 +78,27 @@ export interface PaxosTourResult {
   writes: number;
   /** Every node's value of every key written, at the end (all equal when caught up). */
   replicas: Record<string, Record<string, string | undefined>>;
-  /** False: the backup step cannot run on Multi-Paxos yet (said in the tour). */
+  /** True once step 5 took both backups and both restores matched the cluster. */
   backedUp: boolean;
+  /** Step 5: the backups taken and how their restores compared with the cluster. */
+  backups: PaxosTourBackup[];
+  /** Writes of step 5 (a put and a delete between the full and the incremental backup). */
+  backupWrites: number;
+}
+
+export interface PaxosTourBackup {
+  id: string;
+  type: string;
+  /** The slot the backup holds the state at. */
+  index: number;
+  /** The slot the restore from the repository reached (equal to `index`). */
+  restoredIndex: number;
+  /** Keys the cluster held at `index`, and keys the restored state holds. */
+  clusterKeys: number;
+  restoredKeys: number;
+  /** Keys compared (the union of both), and those that differ (empty when they match). */
+  compared: number;
+  differing: string[];
 }
 
 const IDS = ['a', 'b', 'c'] as const;
@@ -121,6 +161,7 @@ export async function runPaxosTour(options: PaxosTourOptions = {}): Promise<Paxo
   let source: NodeDashboardSource | undefined;
   let client: RemoteKvClient | undefined;
   let dashboardUrl: string | undefined;
+  let repo: Repository | undefined;
   const statuses = async (): Promise<Map<string, NodeStatus>> => {
     const out = new Map<string, NodeStatus>();
     await Promise.all(
@@ -157,8 +198,27 @@ export async function runPaxosTour(options: PaxosTourOptions = {}): Promise<Paxo
         }),
       );
     }
+    // The tour's backup repository (for a Multi-Paxos cluster): step 5 writes into it, and so
+    // do the dashboard's "take backup" and "restore" controls, before and after the tour.
+    const repoDir = path.join(dir, 'backups');
+    repo = await Repository.init(repoDir, {
+      state: 'kv',
+      protocol: 'paxos',
+      clusterId: 'synod-demo-paxos',
+      now: clock.wallNow(),
+    });
     if (options.dashboardPort !== undefined) {
-      source = new NodeDashboardSource(nodes.get('a') as unknown as RunningNode);
+      const backups = new NodeBackups({
+        repoDir,
+        contact: IDS.map((id) => `${id}=${url(id)}`).join(','),
+        clusterName: 'synod-demo-paxos',
+        secret,
+        listenHost: '127.0.0.1',
+        advertiseHost: '127.0.0.1',
+        clock,
+        log: (line) => print(`dashboard: ${line}`),
+      });
+      source = new NodeDashboardSource(nodes.get('a') as unknown as RunningNode, backups);
       const serve = (port: number) =>
         new DashboardServer({
           source: source as NodeDashboardSource,
@@ -248,11 +308,18 @@ export async function runPaxosTour(options: PaxosTourOptions = {}): Promise<Paxo
       `${first.id} restarted from its data directory, caught up to slot ${target}, follows ${back.paxos?.distinguished ?? '?'}, and has after-failover=${stopped.sm.get('after-failover')?.value}`,
     );
 
-    await step('Backup and restore');
-    print(
-      'not on Multi-Paxos yet: the backup agent joins a cluster as a Raft learner, and a Multi-Paxos cluster has no way to add a non-voting learner (docs/backup.md, "On Multi-Paxos"). `synod demo` (Raft) shows the backup agent taking a full and an incremental backup and restoring both.',
-    );
-
+    await step('Back up the cluster with the backup agent and restore it');
+    const leaderNow = await until('an agreed distinguished proposer', () => agreedLeader());
+    const bk = await backupStep({
+      nodes,
+      leader: () => nodes.get(leaderNow.id) as RunningPaxosNode,
+      repo: repo as Repository,
+      client,
+      secret,
+      clock,
+      say: print,
+      until,
+    });
     const replicas: Record<string, Record<string, string | undefined>> = {};
     for (const id of IDS) {
       const sm = nodes.get(id)?.sm;
@@ -260,7 +327,9 @@ export async function runPaxosTour(options: PaxosTourOptions = {}): Promise<Paxo
         [...KEYS.map(([k]) => k), 'after-failover'].map((k) => [k, sm?.get(k)?.value]),
       );
     }
-    print(`\nTour complete: ${writes} writes, failover ${failoverMs} ms.`);
+    print(
+      `\nTour complete: ${writes} writes, failover ${failoverMs} ms. Then ${bk.writes} more (a put and a delete) between a full and an incremental backup, both restored and equal to the cluster at their slots, key by key.`,
+    );
     if (options.onReady) await options.onReady([...nodes.values()], dashboardUrl);
     return {
       steps,
@@ -271,7 +340,9 @@ export async function runPaxosTour(options: PaxosTourOptions = {}): Promise<Paxo
       failoverMs,
       writes,
       replicas,
-      backedUp: false,
+      backedUp: true,
+      backups: bk.backups,
+      backupWrites: bk.writes,
     };
   } finally {
     await client?.disconnect().catch(() => undefined);
@@ -280,4 +351,170 @@ export async function runPaxosTour(options: PaxosTourOptions = {}): Promise<Paxo
     await Promise.all([...nodes.values()].map((n) => n.stop().catch(() => undefined)));
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Every key's value, revisions and version, as one comparable line per key. */
+function stateOf(sm: KvStateMachine): Map<string, string> {
+  return new Map(
+    sm
+      .range({ start: '' })
+      .kvs.map((kv: KeyValue) => [
+        kv.key,
+        `${kv.value} (create ${kv.createRev}, mod ${kv.modRev}, version ${kv.version})`,
+      ]),
+  );
+}
+
+function compareStates(cluster: Map<string, string>, restored: Map<string, string>) {
+  const keys = new Set([...cluster.keys(), ...restored.keys()]);
+  const differing: string[] = [];
+  for (const k of keys) {
+    const a = cluster.get(k);
+    const b = restored.get(k);
+    if (a !== b) differing.push(`${k}: cluster ${a ?? '(absent)'}, restored ${b ?? '(absent)'}`);
+  }
+  return { compared: keys.size, differing };
+}
+
+interface BackupStepContext {
+  nodes: Map<string, RunningPaxosNode>;
+  leader: () => RunningPaxosNode;
+  repo: Repository;
+  client: RemoteKvClient;
+  secret: string;
+  clock: Clock;
+  say: (line: string) => void;
+  until: <T>(what: string, probe: () => Promise<T | undefined>, ms?: number) => Promise<T>;
+}
+
+/**
+ * Step 5: the backup agent on Multi-Paxos (docs/backup.md, "On Multi-Paxos"). It runs on its
+ * own transport with its own node id and pulls decided slots from the members' learners (it is
+ * never a member); a full backup, a put and a delete, an incremental one; then both are
+ * restored from the repository into fresh state machines and compared, key by key, with the
+ * state the cluster held at each backup's slot. Throws when a restore differs.
+ */
+async function backupStep(
+  ctx: BackupStepContext,
+): Promise<{ backups: PaxosTourBackup[]; writes: number }> {
+  const { nodes, repo, clock, say } = ctx;
+  const agentId = 'tour-backup';
+  const random = randomFromEntropy();
+  const transport = await WebSocketTransport.create({
+    nodeId: agentId,
+    cluster: 'synod-demo-paxos',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: [...nodes.values()].map((n) => `${n.id}=${n.url}`),
+    clock,
+    random: random.fork(),
+    secret: ctx.secret,
+    logger: { log: () => {} },
+  });
+  const system = new ActorSystem({
+    nodeId: agentId,
+    clock,
+    random,
+    transport,
+    logger: { log: () => {} },
+  });
+  /** The state a running node holds once it applied exactly `index` (nothing else writes). */
+  const clusterAt = async (index: number) => {
+    const node = ctx.leader();
+    const s = await ctx.until(`${node.id} to apply slot ${index}`, async () => {
+      const st = await node.status();
+      return st.appliedIndex >= index ? st : undefined;
+    });
+    const state = stateOf(node.sm);
+    if (s.appliedIndex !== index || (await node.status()).appliedIndex !== index)
+      throw new Error(
+        `the cluster moved past slot ${index} during the backup step (${node.id} applied ${s.appliedIndex}): another writer?`,
+      );
+    return state;
+  };
+  const taken: { summary: BackupSummary; cluster: Map<string, string> }[] = [];
+  let writes = 0;
+  try {
+    const live = await LivePaxosBackup.start<KvOp>({
+      system,
+      members: [...nodes.keys()],
+      membership: {
+        committedIndex: async () => (await ctx.leader().status()).commitIndex,
+        leader: async () => ctx.leader().id,
+      },
+      repo,
+      clusterId: 'synod-demo-paxos',
+      kind: PAXOS_KV_KIND,
+      log: (line) => say(`backup agent ${agentId}: ${line}`),
+    });
+    try {
+      const voters = (await ctx.leader().status()).voters;
+      say(
+        `the agent is no member (voters stay ${voters.join(', ')}): it asks the members' learners for the decided slots, as a lagging learner does, and adds nothing to any quorum`,
+      );
+      await live.catchUp(20_000);
+      const full = await live.backup('full');
+      taken.push({ summary: full, cluster: await clusterAt(full.index) });
+      say(
+        `full backup ${full.id} at slot ${full.index}: ${full.records} records, ${full.chunks} chunk(s), ${full.bytes} bytes, taken while the cluster kept running`,
+      );
+      const put = await ctx.client.put('city', 'Porto');
+      if (put.outcome !== 'ok')
+        throw new Error(`the backup step's put failed: ${put.error.code}: ${put.error.message}`);
+      writes++;
+      const del = await ctx.client.delete('color');
+      if (del.outcome !== 'ok')
+        throw new Error(`the backup step's delete failed: ${del.error.code}: ${del.error.message}`);
+      writes++;
+      say(
+        `changed city=Porto (slot ${put.token.index}) and deleted color (slot ${del.token.index}) on the live cluster`,
+      );
+      await live.catchUp(20_000);
+      const incr = await live.backup('incr');
+      taken.push({ summary: incr, cluster: await clusterAt(incr.index) });
+      say(
+        `incremental backup ${incr.id} at slot ${incr.index}: ${incr.records} records (only what changed since ${incr.parent})`,
+      );
+      await live.leave();
+      const pulled = live.pullerView();
+      say(
+        `the agent archived the slots it pulled (${pulled?.requests ?? 0} requests, ${pulled?.resets ?? 0} snapshots taken) and stopped`,
+      );
+    } catch (err) {
+      await live.leave().catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await system.shutdown().catch(() => undefined);
+    await transport.close(500).catch(() => undefined);
+  }
+  const backups: PaxosTourBackup[] = [];
+  for (const { summary, cluster } of taken) {
+    const r = await restore(
+      repo,
+      { kind: 'backup', id: summary.id },
+      { factory: PAXOS_KV_KIND.factory },
+    );
+    const restored = stateOf((r.state.inner as KvKeyedState).machine);
+    const { compared, differing } = compareStates(cluster, restored);
+    const city = restored.get('city')?.split(' (')[0] ?? '(none)';
+    const color = restored.get('color')?.split(' (')[0] ?? '(deleted)';
+    if (r.index !== summary.index || differing.length > 0)
+      throw new Error(
+        `restoring ${summary.type} backup ${summary.id} (slot ${summary.index}) gave slot ${r.index} and ${differing.length} differing key(s): ${differing.slice(0, 3).join('; ')}`,
+      );
+    say(
+      `restored ${summary.type} ${summary.id} (slot ${r.index}, digest ${r.digest.slice(0, 12)}… checked) into a fresh state machine: ${restored.size} keys, city=${city}, color=${color}; all ${compared} keys equal what the cluster held at slot ${summary.index} (value, revisions, version)`,
+    );
+    backups.push({
+      id: summary.id,
+      type: summary.type,
+      index: summary.index,
+      restoredIndex: r.index,
+      clusterKeys: cluster.size,
+      restoredKeys: restored.size,
+      compared,
+      differing,
+    });
+  }
+  return { backups, writes };
 }

@@ -197,7 +197,7 @@ export function paceOf(flag: number | undefined, stdoutIsTty: boolean): number {
 const DEMOS = {
   tour: 'Raft + KV in one process with the dashboard: election, writes, failover, backup, restore',
   paxos:
-    'dueling Paxos proposers, then a 3-node Multi-Paxos cluster with the dashboard: election, writes, failover, catch-up',
+    'dueling Paxos proposers, then a 3-node Multi-Paxos cluster with the dashboard: election, writes, failover, catch-up, backup, restore',
   actor: 'write your own actor: a token-bucket rate limiter',
   eventual: 'the leaderless store: a partition, siblings, CRDT merges, anti-entropy',
   backup:
