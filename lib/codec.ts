@@ -35,6 +35,28 @@ export function decodeValue(bytes: Uint8Array): unknown {
   }
 }
 
+/**
+ * Decodes the one msgpack value in `source[start, end)` (end > start), like `decodeValue` on
+ * that range. msgpackr caches a DataView on the object it reads from: decoding many small
+ * views of one buffer through a single wrapper of the whole buffer makes one DataView
+ * instead of one per view, and leaves the views themselves untouched (for views that live
+ * long, such as log entries, the cached DataView would live as long). A `bin` inside
+ * decodes to the class of `source`.
+ */
+export function decodeValueIn(source: Uint8Array, start: number, end: number): unknown {
+  if (!(end > start) || start < 0 || end > source.byteLength) {
+    throw new CodecError(
+      'SYNOD_ERR_DECODE',
+      `bad range [${start}, ${end}) of ${source.byteLength} bytes`,
+    );
+  }
+  try {
+    return packr.unpack(source, { start, end });
+  } catch (err) {
+    throw new CodecError('SYNOD_ERR_DECODE', `malformed msgpack: ${(err as Error).message}`);
+  }
+}
+
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return encodeValue(envelope);
 }

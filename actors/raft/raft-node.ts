@@ -17,7 +17,7 @@ import { BehaviorSubject, distinctUntilChanged, type Observable, Subject } from 
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
 import { nodeOf } from '../../lib/address.js';
 import type { TimerHandle } from '../../lib/clock.js';
-import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { decodeValue, decodeValueIn, encodeValue } from '../../lib/codec.js';
 import {
   type AppliedEntry,
   type Command,
@@ -185,16 +185,28 @@ export function encodeCommand(cmd: Command): Uint8Array {
   return encodeValue([cmd.clientId, cmd.seq, cmd.op]);
 }
 
+/** A Buffer over the whole memory of the last entry decoded (entries of one message share it). */
+let wholeOf: ArrayBufferLike | undefined;
+let whole: Buffer | undefined;
+
 export function decodeCommand(data: Uint8Array): Command {
-  // msgpack decodes a `bin` inside the command to the class of the bytes it reads (a Buffer
-  // from a Buffer, a Uint8Array from a Uint8Array): read from a Buffer always, so every
-  // replica's state machine sees the same class whatever store or message the bytes came from.
-  const src = Buffer.isBuffer(data)
-    ? data
-    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const v = decodeValue(src) as [string, number, unknown] | { c: string; s: number; o: unknown };
-  if (Array.isArray(v)) return { clientId: v[0], seq: v[1], op: v[2] };
-  return { clientId: v.c, seq: v.s, op: v.o };
+  // Read through one Buffer over the whole underlying memory (a message's packed entries,
+  // a store's batch), by range: msgpack would otherwise make a DataView for, and attach it
+  // to, every entry's long-lived view. Reading from a Buffer also makes a `bin` inside the
+  // command decode to a Buffer on every replica, whatever store or message held the bytes
+  // (msgpack follows the class of its input, and a state machine could tell them apart).
+  let v: unknown;
+  if (data.byteLength === 0) v = decodeValue(data);
+  else {
+    if (data.buffer !== wholeOf || whole === undefined) {
+      wholeOf = data.buffer;
+      whole = Buffer.from(data.buffer);
+    }
+    v = decodeValueIn(whole, data.byteOffset, data.byteOffset + data.byteLength);
+  }
+  const c = v as [string, number, unknown] | { c: string; s: number; o: unknown };
+  if (Array.isArray(c)) return { clientId: c[0], seq: c[1], op: c[2] };
+  return { clientId: c.c, seq: c.s, op: c.o };
 }
 
 /**

@@ -8,6 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
+import { packEntries, unpackEntries } from '../../actors/raft/entry-codec.js';
 import { decodeCommand, decodesToItself, encodeCommand } from '../../actors/raft/raft-node.js';
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import { RaftCluster } from '../helpers/raft-sim.js';
@@ -156,3 +157,41 @@ t.test(
     t.notOk(Buffer.isBuffer(raw[2].v), 'decodeValue on a Uint8Array gives a Uint8Array');
   },
 );
+
+t.test('commands decode by range from the message or batch that holds them', async (t) => {
+  const cmds = Array.from({ length: 50 }, (_, i) => ({
+    clientId: `c${i}`,
+    seq: i,
+    op: { k: `k${i}`, v: i % 3 === 0 ? 'x'.repeat(i) : i },
+  }));
+  const entries = cmds.map((c, i) => ({
+    index: i + 1,
+    term: 1,
+    type: 'normal' as const,
+    data: encodeCommand(c),
+  }));
+  const views = unpackEntries(packEntries(entries));
+  t.same(
+    views.map((e) => decodeCommand(e.data)),
+    cmds,
+    'every entry decodes to its own command (views of one buffer)',
+  );
+  t.same(
+    views.map((e) => (e.data as { dataView?: unknown }).dataView),
+    views.map(() => undefined),
+    'nothing is attached to the long-lived entry views',
+  );
+  // Bytes that only make sense with their neighbours are refused, not read across.
+  const one = encodeCommand(cmds[1] as (typeof cmds)[number]);
+  const two = new Uint8Array(one.byteLength * 2);
+  two.set(one, 0);
+  two.set(one, one.byteLength);
+  t.throws(() => decodeCommand(two), { code: 'SYNOD_ERR_DECODE' }, 'two values: refused');
+  t.throws(
+    () => decodeCommand(two.subarray(0, one.byteLength - 1)),
+    { code: 'SYNOD_ERR_DECODE' },
+    'a value cut short is refused, although the next bytes would complete it',
+  );
+  t.throws(() => decodeCommand(two.subarray(3, 3)), { code: 'SYNOD_ERR_DECODE' }, 'empty: refused');
+  t.same(decodeCommand(two.subarray(one.byteLength)), cmds[1], 'the second copy alone decodes');
+});
