@@ -279,6 +279,7 @@ export const main: BenchMain = async (argv) => {
       base,
       processKeys,
       Number(arg(argv, '--process-rounds', '3')),
+      (line) => console.error(line),
     );
     const m = summarize(
       'cluster write p99 during `synod backup full --cluster` (3 node processes + agent process)',
@@ -293,6 +294,8 @@ export const main: BenchMain = async (argv) => {
       writesIdle: c.nIdle,
       writesDuring: c.nDuring,
       backupMs: c.backupMs.map((x) => Math.round(x)),
+      nodeCpuUsPerWriteDuring: c.nodeCpuUsPerWriteDuring.map((x) => Math.round(x)),
+      nodeCpuUsPerWriteIdle: c.nodeCpuUsPerWriteIdle.map((x) => Math.round(x)),
     };
     ms.push(m);
   }

@@ -37,6 +37,10 @@ export function localMembership(cluster: LocalCluster<KvOp, KvResult>): ClusterM
     async committedIndex() {
       return leaderOf(cluster).status().commit;
     },
+    async members() {
+      const m = leaderOf(cluster).status().membership;
+      return { voters: [...m.voters], learners: [...m.learners] };
+    },
   };
 }
 
@@ -51,6 +55,11 @@ export async function startEmbeddedBackup(
     /** See LiveBackupOptions.learnerSnapshotEvery / learnerKeepEntries. */
     learnerSnapshotEvery?: number;
     learnerKeepEntries?: number;
+    /** See LiveBackupOptions.seedFromAgent (default true), seedCheckMs, seedTermForTest. */
+    seedFromAgent?: boolean;
+    seedCheckMs?: number;
+    seedTermForTest?: (term: number) => number;
+    log?: (line: string) => void;
   } = {},
 ): Promise<{ live: LiveBackup<KvOp>; stop(): Promise<void> }> {
   const id = options.id ?? 'backup';
@@ -77,6 +86,10 @@ export async function startEmbeddedBackup(
     ...(options.learnerKeepEntries !== undefined
       ? { learnerKeepEntries: options.learnerKeepEntries }
       : {}),
+    ...(options.seedFromAgent !== undefined ? { seedFromAgent: options.seedFromAgent } : {}),
+    ...(options.seedCheckMs !== undefined ? { seedCheckMs: options.seedCheckMs } : {}),
+    ...(options.seedTermForTest ? { seedTermForTest: options.seedTermForTest } : {}),
+    ...(options.log ? { log: options.log } : {}),
   });
   return {
     live,

@@ -18,6 +18,7 @@ import { map, type Observable, type Subscription } from 'rxjs';
 import type { ActorEvent, ActorRef } from '../../lib/actor.js';
 import type { ActorSystem } from '../../lib/actor-system.js';
 import type { Clock } from '../../lib/clock.js';
+import { encodeValue } from '../../lib/codec.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
 import { openMemoryDataDir } from '../../lib/storage/data-dir.js';
@@ -25,7 +26,7 @@ import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import type { SnapshotStore, SnapshotWriter } from '../../lib/storage/types.js';
 import { RaftNode } from '../raft/raft-node.js';
 import { type AgentStatus, BackupAgent, type BackupAgentMsg, type BackupSummary } from './agent.js';
-import { BackupError } from './errors.js';
+import { BackupError, isBackupError } from './errors.js';
 import type { BackupType } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
@@ -110,6 +111,8 @@ export interface ClusterMembership {
   leave(id: string): Promise<string>;
   /** The leader's commit index now. */
   committedIndex(): Promise<number>;
+  /** The cluster's voters and learners now (lets the learner start from the agent's state). */
+  members?(): Promise<{ voters: string[]; learners: string[] }>;
 }
 
 export interface LiveBackupOptions<Op> {
@@ -138,6 +141,17 @@ export interface LiveBackupOptions<Op> {
   readonly learnerKeepEntries?: number;
   /** Bound on each admin request (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Start the learner from the agent's own state (default true): when the agent recovered a
+   * state at index i, term t from the repository, the learner's log starts with a snapshot at
+   * (i, t), so the leader replicates only entries after i — no InstallSnapshot of the whole
+   * state and no log from index 1 per backup — as long as its log still holds i + 1.
+   */
+  readonly seedFromAgent?: boolean;
+  /** A seeded learner that takes no entry for this long is restarted unseeded (default 15 s). */
+  readonly seedCheckMs?: number;
+  /** Tests: the term written into the seed (to simulate one that does not match the leader's). */
+  readonly seedTermForTest?: (term: number) => number;
   readonly log?: (line: string) => void;
 }
 
@@ -149,7 +163,7 @@ export class LiveBackup<Op = unknown> {
   private constructor(
     private readonly opts: LiveBackupOptions<Op>,
     readonly agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
-    private readonly raftRef: ActorRef<never, unknown>,
+    private raftRef: ActorRef<never, unknown>,
   ) {
     this.membership =
       opts.membership ?? adminMembership(opts.system, opts.contacts, opts.requestTimeoutMs);
@@ -184,45 +198,51 @@ export class LiveBackup<Op = unknown> {
     );
     const clock = system.clock;
     await waitStarted(agent.events$, 'the backup agent', clock);
-    const disk = new MemoryDisk();
-    const marker = learnerMarker(system.random);
-    const raft = new RaftNode<Op, undefined>({
-      storage: async () => {
-        const dd = await openMemoryDataDir(disk);
-        return {
-          ...dd,
-          snapshots: tapSnapshots(
-            dd.snapshots,
-            (index, term, image) => agent.tell({ type: 'reset', index, term, image }),
-            marker,
-          ),
-        };
-      },
-      stateMachine: () => new NullStateMachine(marker) as unknown as StateMachine<Op, undefined>,
-      // The in-memory log is compacted behind empty snapshots: the agent has every entry
-      // already (they reach it as they are applied), and a learner serves no one.
-      snapshotEvery: opts.learnerSnapshotEvery ?? 10_000,
-      keepEntries: opts.learnerKeepEntries ?? 1000,
-      ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
-      ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
-    });
-    const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
-    await waitStarted(raftRef.events$, 'the learner', clock);
-    // Follow the learner entry by entry, in log order: commands with their result, and the
-    // entries without one (no-op, configuration, skipped) as index steps, so the agent's
-    // archive stays contiguous.
-    const sub = raft.appliedSteps$.subscribe((step) =>
-      agent.tell(
-        step.entry
-          ? { type: 'applied', entry: step.entry }
-          : { type: 'applied-index', index: step.index, term: step.term },
-      ),
-    );
-    raftRef.events$.subscribe({ complete: () => sub.unsubscribe() });
-    const live = new LiveBackup<Op>(opts, agent, raftRef as ActorRef<never, unknown>);
-    live.learner = raft;
+    const seed =
+      opts.seedFromAgent === false
+        ? undefined
+        : await seedPoint(opts, agent as ActorRef<BackupAgentMsg<Op>, AgentStatus>);
+    if (seed) {
+      opts.log?.(
+        `the learner starts at the agent's index ${seed.index} (term ${seed.term}): the leader sends only later entries`,
+      );
+    }
+    const learner = await spawnLearner(opts, agent, seed);
+    const live = new LiveBackup<Op>(opts, agent, learner.ref);
+    live.learner = learner.raft;
+    live.seed = seed;
     await live.join();
     return live;
+  }
+
+  private seed: SeedPoint | undefined;
+
+  /**
+   * A seeded learner whose seed does not match the leader's log (the term archived for the
+   * seed entry differs from the leader's: repositories written before no-op entries were
+   * archived with their own term) can never take an entry. When a seeded learner has applied
+   * nothing past its seed while the leader committed beyond it, it is replaced by an unseeded
+   * one, which leaves and joins again: the leader then sends the log from the start (or a
+   * snapshot), as without seeding.
+   */
+  private async fallBackUnseeded(): Promise<void> {
+    const seed = this.seed;
+    if (!seed) return;
+    this.seed = undefined;
+    this.opts.log?.(
+      `the learner made no progress from the agent's index ${seed.index}; starting it from the beginning`,
+    );
+    await this.opts.system.stop(this.raftRef.address).catch(() => undefined);
+    // The leader believes the stuck learner matches up to the seed and would not go below
+    // that for a fresh one: leave and join again, so it starts the new learner from scratch.
+    if (this.joined) {
+      await this.membership.leave(this.id);
+      this.joined = false;
+    }
+    const learner = await spawnLearner(this.opts, this.agent, undefined);
+    this.raftRef = learner.ref;
+    this.learner = learner.raft;
+    await this.join();
   }
 
   private async join(): Promise<void> {
@@ -245,12 +265,32 @@ export class LiveBackup<Op = unknown> {
    */
   async catchUp(timeoutMs = 120_000): Promise<AgentStatus> {
     const target = await this.membership.committedIndex();
+    const clock = this.opts.system.clock;
+    const deadline = clock.now() + timeoutMs;
+    const seed = this.seed;
+    if (seed && target > seed.index) {
+      // A seeded learner must move past its seed within seedCheckMs, else it is replaced.
+      const moved = await waitFor(
+        clock,
+        this.agent.state$,
+        (st) => st.index > seed.index || st.stalled !== null,
+        'the seeded learner to take an entry',
+        Math.min(timeoutMs, this.opts.seedCheckMs ?? 15_000),
+      ).then(
+        () => true,
+        (err: unknown) => {
+          if (isBackupError(err, 'SYNOD_ERR_BACKUP_TIMEOUT')) return false;
+          throw err;
+        },
+      );
+      if (!moved) await this.fallBackUnseeded();
+    }
     const s = await waitFor(
-      this.opts.system.clock,
+      clock,
       this.agent.state$,
       (st) => st.index >= target || st.stalled !== null,
       `the agent to apply up to index ${target}`,
-      timeoutMs,
+      Math.max(1, deadline - clock.now()),
     );
     if (s.stalled) {
       throw new BackupError(
@@ -296,6 +336,107 @@ export class LiveBackup<Op = unknown> {
   }
 }
 
+/**
+ * Spawns the learner (`<agent id>/raft`, in-memory log, the null state machine) and feeds the
+ * agent from it: commands with their result, and the entries without one (no-op,
+ * configuration, skipped) as index steps, so the agent's archive stays contiguous.
+ */
+async function spawnLearner<Op>(
+  opts: LiveBackupOptions<Op>,
+  agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
+  seed: SeedPoint | undefined,
+): Promise<{ ref: ActorRef<never, unknown>; raft: RaftNode<Op, undefined> }> {
+  const { system } = opts;
+  const disk = new MemoryDisk();
+  const marker = learnerMarker(system.random);
+  let seeded = false;
+  const raft = new RaftNode<Op, undefined>({
+    storage: async () => {
+      const dd = await openMemoryDataDir(disk);
+      if (seed && !seeded) {
+        seeded = true;
+        await writeSeed(dd, seed, marker);
+      }
+      return {
+        ...dd,
+        snapshots: tapSnapshots(
+          dd.snapshots,
+          (index, term, image) => agent.tell({ type: 'reset', index, term, image }),
+          marker,
+        ),
+      };
+    },
+    stateMachine: () => new NullStateMachine(marker) as unknown as StateMachine<Op, undefined>,
+    // The in-memory log is compacted behind empty snapshots: the agent has every entry
+    // already (they reach it as they are applied), and a learner serves no one.
+    snapshotEvery: opts.learnerSnapshotEvery ?? 10_000,
+    keepEntries: opts.learnerKeepEntries ?? 1000,
+    ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.electionMs ? { electionMs: opts.electionMs } : {}),
+  });
+  const ref = system.spawn('raft', raft, { supervision: { kind: 'stop' } });
+  await waitStarted(ref.events$, 'the learner', system.clock);
+  const sub = raft.appliedSteps$.subscribe((step) =>
+    agent.tell(
+      step.entry
+        ? { type: 'applied', entry: step.entry }
+        : { type: 'applied-index', index: step.index, term: step.term },
+    ),
+  );
+  ref.events$.subscribe({ complete: () => sub.unsubscribe() });
+  return { ref: ref as ActorRef<never, unknown>, raft };
+}
+
+interface SeedPoint {
+  readonly index: number;
+  readonly term: number;
+  readonly voters: string[];
+  readonly learners: string[];
+}
+
+/**
+ * Where the learner can start: the agent's recovered index and term, with the cluster's
+ * membership (the learner itself a learner, so it never campaigns). None when the agent starts
+ * empty, or the membership is unknown.
+ */
+async function seedPoint<Op>(
+  opts: LiveBackupOptions<Op>,
+  agent: ActorRef<BackupAgentMsg<Op>, AgentStatus>,
+): Promise<SeedPoint | undefined> {
+  const st = agent.getSnapshot();
+  if (!st || st.index <= 0 || st.term <= 0 || st.stalled) return undefined;
+  const membership =
+    opts.membership ?? adminMembership(opts.system, opts.contacts, opts.requestTimeoutMs);
+  if (!membership.members) return undefined;
+  const m = await membership.members().catch(() => undefined);
+  if (!m || m.voters.length === 0) return undefined;
+  const self = opts.system.nodeId;
+  return {
+    index: st.index,
+    term: opts.seedTermForTest ? opts.seedTermForTest(st.term) : st.term,
+    voters: m.voters.filter((v) => v !== self),
+    learners: [...m.learners.filter((l) => l !== self), self],
+  };
+}
+
+/** A snapshot of the null state machine at the seed point, the log compacted behind it. */
+async function writeSeed(
+  dd: Awaited<ReturnType<typeof openMemoryDataDir>>,
+  seed: SeedPoint,
+  marker: Uint8Array,
+): Promise<void> {
+  const w = await dd.snapshots.create({
+    index: seed.index,
+    term: seed.term,
+    membership: { voters: seed.voters, learners: seed.learners },
+  });
+  // RaftNode's SessionStateMachine image around the null state machine's (its marker).
+  await w.write(encodeValue({ v: 1, sessions: [], user: marker }));
+  await w.commit();
+  await dd.log.compact(seed.index, seed.term);
+  await dd.hardState.save({ term: seed.term, vote: null, commit: seed.index });
+}
+
 /** Membership through `synod node`'s admin actors (lib/node/node-admin.ts). */
 export function adminMembership(
   system: ActorSystem,
@@ -335,6 +476,13 @@ export function adminMembership(
       );
       if (!r.ok) throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `leaving: ${r.message}`);
       return r.message;
+    },
+    async members() {
+      const s = await askAny<NodeStatus>(
+        { type: 'node.status' } as AdminMsg,
+        'asking for the members',
+      );
+      return { voters: [...s.voters], learners: [...s.learners] };
     },
     async committedIndex() {
       const s = await askAny<NodeStatus>(

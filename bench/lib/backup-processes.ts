@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { percentile } from '../harness.js';
-import { ensureBuiltCli } from './procs.js';
+import { cpuMsOf, ensureBuiltCli } from './procs.js';
 import { SynodProcessCluster } from './synod-cluster.js';
 
 export interface BackupProcessLatency {
@@ -24,6 +24,12 @@ export interface BackupProcessLatency {
   nDuring: number;
   /** Wall time of each `synod backup full` process (ms). */
   backupMs: number[];
+  /**
+   * CPU time (user + system) of the three node processes per acknowledged write (µs), per
+   * phase: what the cluster pays per write, nearly independent of the machine's load.
+   */
+  nodeCpuUsPerWriteIdle: number[];
+  nodeCpuUsPerWriteDuring: number[];
 }
 
 const WRITERS = 16;
@@ -37,7 +43,24 @@ export async function backupProcessLatency(
   const dir = path.join(base, 'process-cluster');
   const repo = path.join(base, 'process-repo');
   const bin = ensureBuiltCli(log);
-  const cluster = await SynodProcessCluster.start({ dir, log });
+  // SYNOD_BENCH_NODE_FLAGS: node flags for the node processes (e.g. --cpu-prof --cpu-prof-dir=D).
+  const nodeFlags = (process.env.SYNOD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const cluster = await SynodProcessCluster.start({
+    dir,
+    log,
+    ...(nodeFlags.length > 0 ? { nodeFlags: () => nodeFlags } : {}),
+  });
+  const ids = cluster.peerSpecs().map((p) => p.slice(0, p.indexOf('=')));
+  /** CPU ms of every node process so far (undefined where /proc is unreadable). */
+  const nodeCpu = (): number | undefined => {
+    let sum = 0;
+    for (const id of ids) {
+      const ms = cpuMsOf(cluster.pid(id));
+      if (ms === undefined) return undefined;
+      sum += ms;
+    }
+    return sum;
+  };
   const { clients, close } = await cluster.clients(WRITERS, { timeoutMs: 30_000 });
   try {
     const val = 'v'.repeat(1000);
@@ -67,10 +90,25 @@ export async function backupProcessLatency(
       return lat.sort((a, b) => a - b);
     };
     const secretFile = path.join(dir, 'cluster.key');
-    const out: BackupProcessLatency = { idle: [], during: [], nIdle: 0, nDuring: 0, backupMs: [] };
+    const out: BackupProcessLatency = {
+      idle: [],
+      during: [],
+      nIdle: 0,
+      nDuring: 0,
+      backupMs: [],
+      nodeCpuUsPerWriteIdle: [],
+      nodeCpuUsPerWriteDuring: [],
+    };
+    const perWrite = (cpu0: number | undefined, writes: number): number => {
+      const cpu1 = nodeCpu();
+      return cpu0 === undefined || cpu1 === undefined || writes === 0
+        ? Number.NaN
+        : ((cpu1 - cpu0) * 1000) / writes;
+    };
     for (let r = 0; r < rounds; r++) {
       let done = false;
       const t0 = performance.now();
+      const cpuDuring = nodeCpu();
       const backup = new Promise<void>((resolve, reject) => {
         execFile(
           process.execPath,
@@ -98,15 +136,18 @@ export async function backupProcessLatency(
       });
       const during = await write(() => done);
       await backup;
+      out.nodeCpuUsPerWriteDuring.push(perWrite(cpuDuring, during.length));
       out.during.push(percentile(during, 99));
       out.nDuring += during.length;
       // The same length of writing with no agent at all.
       const end = performance.now() + (out.backupMs[r] as number);
+      const cpuIdle = nodeCpu();
       const idle = await write(() => performance.now() >= end);
+      out.nodeCpuUsPerWriteIdle.push(perWrite(cpuIdle, idle.length));
       out.idle.push(percentile(idle, 99));
       out.nIdle += idle.length;
       log(
-        `round ${r + 1}: backup ${Math.round(out.backupMs[r] as number)} ms, p99 during ${out.during[r]?.toFixed(1)} ms (${during.length} writes), without ${out.idle[r]?.toFixed(1)} ms (${idle.length})`,
+        `round ${r + 1}: backup ${Math.round(out.backupMs[r] as number)} ms, p99 during ${out.during[r]?.toFixed(1)} ms (${during.length} writes, nodes ${out.nodeCpuUsPerWriteDuring[r]?.toFixed(0)} CPU µs/write), without ${out.idle[r]?.toFixed(1)} ms (${idle.length}, ${out.nodeCpuUsPerWriteIdle[r]?.toFixed(0)} µs/write)`,
       );
     }
     return out;

@@ -47,6 +47,12 @@ const specs = {
       'how long --join retries no-leader / not-leader / unreachable answers before giving up (ms)',
     default: 60000,
   },
+  'handoff-ms': {
+    kind: 'number',
+    description:
+      'on SIGINT/SIGTERM a Raft leader hands leadership to the most up-to-date voter and waits up to MS for it (0: off)',
+    default: 1000,
+  },
   data: { kind: 'string', description: 'data directory', required: true },
   cluster: {
     kind: 'string',
@@ -228,6 +234,11 @@ export async function run(argv: string[]): Promise<number> {
       throw new CliError(
         `--join-timeout must be between 0 and 86400000 ms; got ${String(o['join-timeout'])}`,
       );
+    const handoffMs = o['handoff-ms'] as number;
+    if (!Number.isFinite(handoffMs) || handoffMs < 0 || handoffMs > 600_000)
+      throw new CliError(
+        `--handoff-ms must be between 0 and 600000 ms; got ${String(o['handoff-ms'])}`,
+      );
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
     if (o['tls-ca'] !== undefined && o['tls-cert'] === undefined)
@@ -248,6 +259,7 @@ export async function run(argv: string[]): Promise<number> {
       cluster: o.cluster as string,
       logger,
       defaultRead,
+      handoffMs,
       ...(o.advertise ? { advertise: o.advertise as string } : {}),
       ...(secret ? { secret } : {}),
       ...(adminSecret ? { adminSecret } : {}),

@@ -137,11 +137,23 @@ export class DrainingLog<Op = unknown, Result = unknown> implements ReplicatedLo
    * Stops taking new proposals and waits, at most `maxMs`, for those in flight to settle.
    * Never rejects. Call it once, before stopping the actors.
    */
-  async drain(maxMs: number): Promise<DrainReport> {
+  async drain(
+    maxMs: number,
+    options: {
+      /**
+       * Runs once, as soon as nothing is in flight (before the quiet period), while new
+       * writes are still refused: the node hands its leadership over here, so the writes
+       * its clients retry elsewhere find a leader while this one finishes. Not run when the
+       * bound passes with writes left (a leader without a quorum has nobody to hand to).
+       */
+      settled?: () => Promise<void>;
+    } = {},
+  ): Promise<DrainReport> {
     const start = this.clock.now();
     const end = start + maxMs;
     this.draining = true;
     const inFlight = this.inFlight;
+    let settled = options.settled === undefined;
     // Until nothing is in flight and nothing happened for QUIET_MS: writes already in the KV
     // service's mailbox are then handled (refused, so their clients go elsewhere) rather than
     // dropped by the shutdown; the service's replies to settled proposals (its handlers run
@@ -152,6 +164,14 @@ export class DrainingLog<Op = unknown, Result = unknown> implements ReplicatedLo
     let mark = this.activity;
     while (this.clock.now() < end) {
       await new Promise<void>((resolve) => this.clock.setTimer(5, resolve));
+      if (!settled && this.inFlight === 0) {
+        settled = true;
+        await options.settled?.();
+        // The quiet period starts after the hand-over.
+        mark = this.activity;
+        quietSince = this.clock.now();
+        continue;
+      }
       if (this.inFlight > 0 || this.activity !== mark) {
         mark = this.activity;
         quietSince = this.clock.now();

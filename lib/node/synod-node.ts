@@ -30,6 +30,7 @@ import {
   parseJoinTargets,
 } from './join-cluster.js';
 import { lazyCommitHardState } from './lazy-commit.js';
+import { handOffLeadership } from './leader-handoff.js';
 import { LinkGate } from './link-gate.js';
 import { followMembership, memberIds } from './member-links.js';
 import { MessageSampler } from './message-samples.js';
@@ -80,6 +81,12 @@ export interface NodeConfig {
    * before the log is closed (default 2,000 ms); new writes are refused meanwhile.
    */
   drainMs?: number;
+  /**
+   * On `stop()`, a leader hands its leadership to the most up-to-date voter after the drain
+   * and waits this long for it to lead before closing (default 1,000 ms; 0: no hand-off, the
+   * others elect a leader after their election timeout).
+   */
+  handoffMs?: number;
 }
 
 /** The default bound of a shutdown's wait for in-flight writes. */
@@ -92,10 +99,15 @@ export const DEFAULT_DRAIN_MS = 2000;
 export async function drainWrites(
   drain: DrainingLog<KvOp, KvResult> | undefined,
   config: NodeConfig,
+  /** Runs once nothing is in flight any more (a leader hands its leadership over). */
+  settled?: () => Promise<void>,
 ): Promise<void> {
-  if (!drain) return;
+  if (!drain) {
+    await settled?.();
+    return;
+  }
   const maxMs = config.drainMs ?? DEFAULT_DRAIN_MS;
-  const r = await drain.drain(maxMs);
+  const r = await drain.drain(maxMs, settled ? { settled } : {});
   if (r.inFlight === 0 && r.refused === 0) return;
   config.logger.log(
     r.left > 0 ? 'warn' : 'info',
@@ -600,8 +612,24 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     stop: () => {
       stopping ??= (async () => {
         await control.catch(() => undefined);
-        // Finish what is in flight while everything still runs, then close the log.
-        await drainWrites(part?.drain, config);
+        // Finish what is in flight while everything still runs; as soon as nothing is, hand
+        // the leadership over (the others need not wait out an election timeout, and the
+        // writes refused here find the new leader while this node finishes); close the log.
+        const raft = part?.raft;
+        await drainWrites(
+          part?.drain,
+          config,
+          config.handoffMs === 0
+            ? undefined
+            : async () => {
+                await handOffLeadership(raft, {
+                  clock,
+                  logger: log,
+                  linkUp: (peer) => transport.linkStatus(peer)?.state === 'up',
+                  ...(config.handoffMs !== undefined ? { maxMs: config.handoffMs } : {}),
+                });
+              },
+        );
         part?.following?.unsubscribe();
         await system.shutdown();
         await transport.close(500);

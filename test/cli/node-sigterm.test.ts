@@ -8,6 +8,9 @@
  *   (SYNOD_ERR_NODE_SHUTTING_DOWN). None is answered indeterminate, and none goes unanswered.
  *   Before, shutdown failed pending proposals as SYNOD_ERR_KV_STOPPED (indeterminate).
  * - The leader exits 0 and logs how many in-flight writes it finished.
+ * - Raft: once its in-flight writes are done it hands its leadership to another voter and sees it lead the next
+ *   term before it closes (leadership transfer on shutdown, as etcd does), so the others do
+ *   not wait out an election timeout.
  * - After the other two are stopped the same way and all three restart from their data
  *   directories, every write a writer saw acknowledged reads back with its value.
  *
@@ -192,6 +195,33 @@ for (const protocol of PROTOCOLS)
         logged.some((l) => l.msg === 'stopped cleanly'),
         'and it stopped cleanly (log closed)',
       );
+      if (protocol === 'raft') {
+        // Leadership transfer on shutdown: after the drain, the leader hands over to the most
+        // up-to-date voter and sees it lead before it closes. So the new leader did not come
+        // from an election after a timeout (the old one would not have seen it): it is the
+        // transfer's target, leading the very next term.
+        const msgs = logged.map((l) => l.msg ?? '');
+        const at = msgs.findIndex((m) => /^shutdown: handed leadership to /.test(m));
+        const handed = logged[at] as
+          | { to?: string; fromTerm?: number; toTerm?: number }
+          | undefined;
+        t.ok(handed, `the leader handed its leadership over: ${msgs[at]}`);
+        t.ok(at >= 0 && at < msgs.indexOf('stopped cleanly'), 'before the log was closed');
+        t.not(handed?.to, leader, 'to another node');
+        t.equal(
+          handed?.toTerm,
+          (handed?.fromTerm ?? 0) + 1,
+          'which leads the next term (term + 1)',
+        );
+        const now = (await c1.system
+          .ask(`${handed?.to}/admin`, { type: 'node.status' } as never, 5000)
+          .catch(() => undefined)) as { role?: string; term?: number } | undefined;
+        t.match(
+          now,
+          { role: 'leader', term: handed?.toTerm },
+          `${handed?.to} leads in term ${handed?.toTerm}`,
+        );
+      }
       await c1.disconnect();
 
       // Stop the rest cleanly, restart all three from their data directories, read everything back.
