@@ -19,6 +19,7 @@ import { readDefaultProblem } from '../../actors/kv/validate.js';
 import { SystemClock, systemClock } from '../../lib/clock.js';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
+import { parseJoinTargets } from '../../lib/node/join-cluster.js';
 import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
@@ -229,6 +230,8 @@ export async function run(argv: string[]): Promise<number> {
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
       );
+    // Checked before anything is written to the data directory.
+    if (o.join !== undefined) parseJoinTargets(o.join as string);
     const joinTimeout = o['join-timeout'] as number;
     if (!Number.isFinite(joinTimeout) || joinTimeout < 0 || joinTimeout > 86_400_000)
       throw new CliError(

@@ -5,7 +5,8 @@
  *   `--join-timeout`, then exits 1 with one line saying what it last heard and what to do.
  * - A wrong secret cannot be fixed by waiting: it fails at once (no retry line) with the
  *   handshake line naming --secret-file, exit 1.
- * - A bad `--join-timeout` or `--join` value is a usage error (exit 2).
+ * - A bad `--join-timeout`, `--join` or `--handoff-ms` value is a usage error (exit 2), checked
+ *   in this process.
  *
  * The running node is in-process (startNode); each `synod node` is one short process.
  */
@@ -14,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { run as runNode } from '../../cli/commands/node.js';
 import { silentLogger } from '../../lib/logger.js';
 import { startNode } from '../../lib/node/synod-node.js';
 import { freePort, runSynod, SYNOD_CLI, TEST_SECRET, until } from '../helpers/node-processes.js';
@@ -144,13 +146,30 @@ t.test('a wrong secret fails at once with the handshake line; a right one joins'
 });
 
 t.test('bad --join / --join-timeout values are usage errors', async (t) => {
-  const bad = await runSynod(
-    await joinArgs('x', 'ws://127.0.0.1:1', ['--join-timeout', '-5']),
-    30_000,
-  );
+  // In this process: they are refused before anything starts (the processes above show the
+  // same lines reach a terminal).
+  const nodeCommand = async (args: string[]): Promise<{ code: number; err: string }> => {
+    const write = process.stderr.write;
+    let err = '';
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      err += chunk.toString();
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      return { code: await runNode(args.slice(1)), err };
+    } finally {
+      process.stderr.write = write;
+    }
+  };
+  const bad = await nodeCommand(await joinArgs('x', 'ws://127.0.0.1:1', ['--join-timeout', '-5']));
   t.equal(bad.code, 2, 'exit 2');
   t.match(bad.err, /^synod: --join-timeout must be between 0 and 86400000 ms; got -5/m);
-  const url = await runSynod(await joinArgs('x', 'http://127.0.0.1:1'), 30_000);
+  const url = await nodeCommand(await joinArgs('x', 'http://127.0.0.1:1'));
   t.equal(url.code, 2, 'exit 2 for a URL that is not ws://');
   t.match(url.err, /--join: "http:\/\/127\.0\.0\.1:1" must be ws:\/\/host:port/);
+  const handoff = await nodeCommand(
+    await joinArgs('x', 'ws://127.0.0.1:1', ['--handoff-ms', 'soon']),
+  );
+  t.equal(handoff.code, 2, 'exit 2 for a --handoff-ms that is not a number');
+  t.match(handoff.err, /--handoff-ms .*must be a number/);
 });
