@@ -437,6 +437,26 @@ async function writeSeed(
   await dd.hardState.save({ term: seed.term, vote: null, commit: seed.index });
 }
 
+/** A refusal that a moment later may succeed: the cluster is between two leaders. */
+const NO_LEADER = /no leader right now|not the leader|try again in a moment/i;
+
+/**
+ * Repeats a membership request while the cluster answers that it has no leader (an election
+ * under way), every 250 ms up to `timeoutMs`; returns the last answer.
+ */
+export async function whileNoLeader<R extends { ok: boolean; message: string }>(
+  clock: Clock,
+  timeoutMs: number,
+  ask: () => Promise<R>,
+): Promise<R> {
+  const end = clock.now() + timeoutMs;
+  for (;;) {
+    const r = await ask();
+    if (r.ok || !NO_LEADER.test(r.message) || clock.now() >= end) return r;
+    await new Promise<void>((resolve) => clock.setTimer(250, resolve));
+  }
+}
+
 /** Membership through `synod node`'s admin actors (lib/node/node-admin.ts). */
 export function adminMembership(
   system: ActorSystem,
@@ -461,18 +481,22 @@ export function adminMembership(
   };
   return {
     async join(id, url) {
-      const r = await askAny<{ ok: boolean; message: string; members: Record<string, string> }>(
-        { type: 'node.join', id, url, learner: true } as AdminMsg,
-        'joining the cluster as a learner',
+      const r = await whileNoLeader(system.clock, timeoutMs, () =>
+        askAny<{ ok: boolean; message: string; members: Record<string, string> }>(
+          { type: 'node.join', id, url, learner: true } as AdminMsg,
+          'joining the cluster as a learner',
+        ),
       );
       if (!r.ok)
         throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `joining as a learner: ${r.message}`);
       return r.members;
     },
     async leave(id) {
-      const r = await askAny<{ ok: boolean; message: string }>(
-        { type: 'node.leave', id } as AdminMsg,
-        'leaving the cluster',
+      const r = await whileNoLeader(system.clock, timeoutMs, () =>
+        askAny<{ ok: boolean; message: string }>(
+          { type: 'node.leave', id } as AdminMsg,
+          'leaving the cluster',
+        ),
       );
       if (!r.ok) throw new BackupError('SYNOD_ERR_BACKUP_JOIN', `leaving: ${r.message}`);
       return r.message;

@@ -9,7 +9,7 @@
  * checking, encoding and decoding the command object again (the learner decodes it once, when
  * it applies the slot).
  */
-import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { decodeValue, decodeValueIn, encodeValue } from '../../lib/codec.js';
 import type { Command } from '../../lib/replicated-log.js';
 import type { Ballot } from './ballot.js';
 import { PaxosError } from './errors.js';
@@ -217,7 +217,7 @@ export function commandValue(command: Command, t: number): SlotValue {
 export function decodeCommand(d: Uint8Array): Command | string {
   let c: unknown;
   try {
-    c = decodeValue(d);
+    c = decodeView(d);
   } catch (err) {
     return (err as Error).message;
   }
@@ -227,6 +227,25 @@ export function decodeCommand(d: Uint8Array): Command | string {
     }
   } else if (isCommand(c)) return c;
   return 'the value is not a command (clientId, seq, op)';
+}
+
+/**
+ * One wrapper per underlying buffer: a slot value's bytes are usually a view into the packed
+ * entries of the message that brought them, and msgpackr caches a DataView on the object it
+ * decodes from, so decoding each view by itself made one DataView per command. Decoding the
+ * range through a wrapper of the whole buffer (`decodeValueIn`) makes one per message.
+ */
+const wholeBuffers = new WeakMap<ArrayBufferLike, Uint8Array>();
+
+function decodeView(d: Uint8Array): unknown {
+  if (d.byteLength === 0 || d.byteLength === d.buffer.byteLength) return decodeValue(d);
+  let whole = wholeBuffers.get(d.buffer);
+  if (whole === undefined) {
+    // the same class as `d`, so a `bin` inside decodes as it did from `d` itself
+    whole = Buffer.isBuffer(d) ? Buffer.from(d.buffer) : new Uint8Array(d.buffer);
+    wholeBuffers.set(d.buffer, whole);
+  } else if (Buffer.isBuffer(whole) !== Buffer.isBuffer(d)) return decodeValue(d);
+  return decodeValueIn(whole, d.byteOffset, d.byteOffset + d.byteLength);
 }
 
 export function isSlotValue(v: unknown): v is SlotValue {

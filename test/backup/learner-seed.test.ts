@@ -133,3 +133,28 @@ t.test('a restarted agent learner starts at its own index', async (t) => {
     'its differential restores to the cluster state',
   );
 });
+
+t.test('join and leave are repeated while the cluster has no leader, not otherwise', async (t) => {
+  const { whileNoLeader } = await import('../../actors/backup/learner.js');
+  const { SystemClock } = await import('../../lib/clock.js');
+  const clock = new SystemClock();
+  let n = 0;
+  const r = await whileNoLeader(clock, 10_000, async () =>
+    ++n < 3
+      ? { ok: false, message: 'no leader right now; try again in a moment' }
+      : { ok: true, message: 'removed' },
+  );
+  t.same([r.ok, n], [true, 3], 'retried through an election until the leader answered');
+  let m = 0;
+  const refused = await whileNoLeader(clock, 10_000, async () => {
+    m++;
+    return { ok: false, message: 'SYNOD_ERR_ADMIN_DENIED: not allowed' };
+  });
+  t.same([refused.ok, m], [false, 1], 'control: another refusal is returned at once');
+  let k = 0;
+  const gaveUp = await whileNoLeader(clock, 300, async () => {
+    k++;
+    return { ok: false, message: 'no leader right now; try again in a moment' };
+  });
+  t.ok(!gaveUp.ok && k >= 2 && k <= 4, `bounded: gave up after ${k} tries in 300 ms`);
+});

@@ -14,7 +14,8 @@
  * - `synod restore --cluster-dir` (the CLI's run(), in process) writes three fresh
  *   Multi-Paxos data directories; three new nodes start on them, serve every acknowledged key
  *   (deleted ones absent), and take new writes above the restored index;
- * - `synod backup full --cluster` (the CLI's run(), in process) against the Paxos nodes.
+ * - `synod backup full --cluster` (the CLI's run(), in process) against the Paxos nodes;
+ * - the standing agent (runLiveAgent, `synod backup agent`) archives writes made while it runs.
  * Waits are bounded polls of observable state, never fixed sleeps.
  */
 import { randomBytes } from 'node:crypto';
@@ -23,7 +24,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { KvKeyedState } from '../../actors/backup/kv-state.js';
-import { liveBackup } from '../../actors/backup/live-cli.js';
+import { liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
 import { run as backupCli } from '../../cli/commands/backup.js';
@@ -361,6 +362,47 @@ t.test('Multi-Paxos: live backups, point-in-time restore, a restored cluster', a
     'so did the first one',
   );
   phase('cli backup');
+
+  // 7. The long-running agent (`synod backup agent`) on the same repository: it keeps the
+  //    archive current while writes go on, and on stop has archived them.
+  let release: () => void = () => {};
+  const stop = new Promise<void>((r) => {
+    release = r;
+  });
+  const agentRepo = await Repository.open(cliRepo);
+  const running = runLiveAgent({
+    cluster: src.peers.join(','),
+    clusterName: CLUSTER,
+    secret,
+    repo: agentRepo,
+    agentId: 'bk3',
+    stop,
+    onReady: () => {
+      void (async () => {
+        for (let i = 0; i < 20; i++) await put(`agent/${i}`, `g${i}`);
+        const target = await src.commitIndex();
+        await until('the agent to pull the writes', async () => {
+          const s = await agentRepo.archive.list();
+          const buffered = s.length > 0 ? Math.max(...s.map((x) => x.last)) : 0;
+          return buffered >= target || target <= 0 ? true : undefined;
+        }).catch(() => undefined);
+        release();
+      })();
+    },
+  });
+  const ran = await running;
+  const lastWrite = await src.commitIndex();
+  t.ok(
+    ran.archivedTo >= lastWrite - 1,
+    `the standing agent archived to ${ran.archivedTo} (commit ${lastWrite})`,
+  );
+  const pitr2 = await restore(agentRepo, { kind: 'latest' }, { factory: () => new KvKeyedState() });
+  t.equal(
+    (pitr2.state.inner as KvKeyedState).machine.get('agent/19')?.value,
+    'g19',
+    'its archive restores the writes made while it ran',
+  );
+  phase('standing agent');
   const st = await src.nodes[0]?.status();
   t.same(st?.voters, ['a', 'b', 'c'], 'the configuration is unchanged');
   t.same(st?.learners, [], 'no learner was added');

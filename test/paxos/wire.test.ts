@@ -277,3 +277,26 @@ t.test(
     await again.j.close();
   },
 );
+
+t.test('commands decode from views into a larger buffer (one wrapper per buffer)', async (t) => {
+  const a = encodeValue(['c1', 1, { f: 'write', key: 'k', value: 'v' }]);
+  const b = encodeValue(['c2', 2, { bin: Buffer.from([1, 2, 3]) }]);
+  const whole = Buffer.concat([Buffer.from([9, 9, 9]), a, b]);
+  const va = whole.subarray(3, 3 + a.length);
+  const vb = whole.subarray(3 + a.length);
+  t.same(decodeCommand(va), { clientId: 'c1', seq: 1, op: { f: 'write', key: 'k', value: 'v' } });
+  const cb = decodeCommand(vb);
+  t.ok(
+    typeof cb !== 'string' && Buffer.isBuffer((cb.op as { bin: unknown }).bin),
+    'a bin inside a Buffer view decodes to a Buffer, as before',
+  );
+  // a plain Uint8Array view of the same bytes (another buffer)
+  const plain = new Uint8Array(whole.length);
+  plain.set(whole);
+  const pb = decodeCommand(plain.subarray(3 + a.length));
+  t.ok(
+    typeof pb !== 'string' && !Buffer.isBuffer((pb.op as { bin: unknown }).bin),
+    'and from a Uint8Array view to a Uint8Array',
+  );
+  t.match(decodeCommand(whole.subarray(0, 3)), /./, 'bad bytes in a view still give a reason');
+});
