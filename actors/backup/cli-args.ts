@@ -79,7 +79,8 @@ export function reportError(cmd: string, err: unknown, usage: string): number {
     console.error(`${cmd}: ${err.code}: ${err.message}`);
     return 1;
   }
-  const e = err as { code?: string; message?: string };
+  const e = err as { code?: string; message?: string; exitCode?: unknown };
   console.error(`${cmd}: ${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}`);
-  return 1;
+  // An error that names its exit code (the CLI's CliError: 2 for a bad secret file) keeps it.
+  return typeof e?.exitCode === 'number' ? e.exitCode : 1;
 }

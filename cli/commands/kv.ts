@@ -5,7 +5,7 @@
  * an in-process one (`--embedded raft|paxos`). Exit codes: 0 ok, 1 the operation failed or was
  * indeterminate (or a cas compare failed), 2 usage or bad input.
  */
-import { readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { type EmbeddedCluster, startEmbeddedCluster } from '../../actors/kv/embedded.js';
 import type { ReadOptions } from '../../actors/kv/messages.js';
 import { READ_LEVELS, type ReadLevel } from '../../actors/kv/types.js';
@@ -19,6 +19,8 @@ import type { Logger } from '../../lib/logger.js';
 import { readTlsCaFile } from '../../lib/node/discover.js';
 import { CLIENT_ADVICE } from '../../lib/node/refusal-report.js';
 import { randomFromEntropy } from '../../lib/random.js';
+import { CliError } from '../args.js';
+import { readSecretFile } from '../secret.js';
 
 export const summary = 'replicated key-value store: get, put, del, cas, scan, watch, workload';
 
@@ -238,14 +240,7 @@ async function open(a: Args): Promise<Session> {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   const secretFile = str(a, 'secret-file') ?? process.env.SYNOD_SECRET_FILE;
-  let secret: string | undefined;
-  if (secretFile) {
-    try {
-      secret = readFileSync(secretFile, 'utf8').trim();
-    } catch (err) {
-      throw new UsageError(`cannot read the secret file: ${(err as Error).message}`);
-    }
-  }
+  const secret = readSecretFile(secretFile);
   const clusterName = str(a, 'cluster-name') ?? process.env.SYNOD_CLUSTER_NAME;
   const caFile = str(a, 'tls-ca') ?? (process.env.SYNOD_TLS_CA || undefined);
   if (caFile !== undefined) {
@@ -506,7 +501,9 @@ export async function run(argv: string[]): Promise<number> {
     if (!['get', 'put', 'del', 'cas', 'scan', 'watch', 'status', 'workload'].includes(a.cmd))
       throw new UsageError(`unknown kv command "${a.cmd}"`);
   } catch (err) {
-    process.stderr.write(`synod kv: ${(err as Error).message}\n\n${USAGE}\n`);
+    process.stderr.write(
+      `synod kv: ${(err as Error).message} (synod kv --help lists the commands and options)\n`,
+    );
     return 2;
   }
   let s: Session | undefined;
@@ -542,6 +539,10 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       process.stderr.write(`synod kv: ${e.message}\n`);
       return 2;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`synod kv: ${e.message}\n`);
+      return err.exitCode;
     }
     process.stderr.write(`synod kv: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
     return e.code === 'SYNOD_ERR_KV_INVALID_ARGUMENT' ? 2 : 1;
