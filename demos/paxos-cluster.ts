@@ -465,7 +465,7 @@ async function backupStep(
       const full = await live.backup('full');
       taken.push({ summary: full, cluster: await clusterAt(full.index) });
       say(
-        `full backup ${full.id} at slot ${full.index}: ${full.records} records, ${full.chunks} chunk(s), ${full.bytes} bytes, taken while the cluster kept running`,
+        `full backup ${full.id} at slot ${full.index}: ${full.records} records (the keys, the KV revision and the client sessions), ${full.chunks} chunk(s), ${full.bytes} bytes, taken while the cluster kept running`,
       );
       const put = await ctx.client.put('city', 'Porto');
       if (put.outcome !== 'ok')
