@@ -192,7 +192,19 @@ export class LiferaftCluster {
         const of = (i: number) => links[i % links.length] as NodeLink;
         return {
           put: async (i, key, value) => {
-            const r = await of(i).request({ t: 'put', key, value });
+            // liferaft commits one command at a time; at high concurrency a put can wait for
+            // minutes. Give up after 10 s (counted as a failure) so a level ends on time.
+            let timer: NodeJS.Timeout | undefined;
+            const r = await Promise.race([
+              of(i).request({ t: 'put', key, value }),
+              new Promise<Reply>((resolve) => {
+                timer = setTimeout(
+                  () => resolve({ id: 0, ok: false, error: 'timeout after 10 s' }),
+                  10_000,
+                );
+              }),
+            ]);
+            clearTimeout(timer);
             if (!r.ok) throw new OpError(r.error ?? 'failed', r.error ?? 'put failed');
           },
           get: async () => {

@@ -182,9 +182,19 @@ t.test('Multi-Paxos: live backups, point-in-time restore, a restored cluster', a
   // 1. More slots than a member keeps before compacting (1,000): the agent must start from a
   //    member's snapshot.
   await writeMany('a', 1100);
-  const snapshotsAt = await Promise.all(
-    src.nodes.map(async (n) => (await n.status()).paxos?.snapshotIndex ?? 0),
-  );
+  // Writes are answered once a quorum chose them: the third member may still be applying
+  // and snapshotting, so wait (bounded) until each member says it compacted.
+  let snapshotsAt: number[] = [];
+  await until(
+    'every member to snapshot past slot 1,000',
+    async () => {
+      snapshotsAt = await Promise.all(
+        src.nodes.map(async (n) => (await n.status()).paxos?.snapshotIndex ?? 0),
+      );
+      return snapshotsAt.every((s) => s >= 1000) ? true : undefined;
+    },
+    30_000,
+  ).catch(() => undefined);
   t.ok(
     snapshotsAt.every((s) => s >= 1000),
     `every member compacted (snapshots at ${snapshotsAt.join(', ')})`,
