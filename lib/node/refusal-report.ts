@@ -76,17 +76,21 @@ export const CLIENT_ADVICE: Record<string, { what: string; todo: string }> = {
   },
 };
 
+/** What a running node does after a refusal: it keeps retrying the link. */
+export const RETRYING = 'still retrying, repeats of this are logged at debug';
+
 export class RefusalReport {
   /** `peer code` pairs already reported since that peer's link was last up. */
   private readonly reported = new Set<string>();
 
   /**
-   * `log`: where lines go. `then`: what follows the advice (a node keeps retrying; a client
+   * `log`: where lines go. `afterwards`: what follows the advice (a node keeps retrying; a client
    * gives up at its request's deadline).
    */
   constructor(
     private readonly log: Logger,
-    private readonly then = 'still retrying, repeats of this are logged at debug',
+    /** Settable: a node that is still joining does not retry a refusal (the join ends). */
+    public afterwards = RETRYING,
   ) {}
 
   /** The transport's logger: refusals once per peer and code, everything else unchanged. */
@@ -116,7 +120,7 @@ export class RefusalReport {
       const detail = message.replace(/^.*?SYNOD_ERR_[A-Z_]+: /, '');
       this.log.log(
         'error',
-        `peer ${peer}: handshake refused: ${advice.what} (${code}: ${detail}) — ${advice.todo}${this.then ? `; ${this.then}` : ''}`,
+        `peer ${peer}: handshake refused: ${advice.what} (${code}: ${detail}) — ${advice.todo}${this.afterwards ? `; ${this.afterwards}` : ''}`,
         { peer, code, refusal: true },
       );
     },

@@ -38,7 +38,7 @@ import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 import { peerAdviceLogger, WARN_NO_SECRET } from './peer-advice.js';
 import { DrainingLog } from './proposal-drain.js';
-import { RefusalReport } from './refusal-report.js';
+import { RETRYING, RefusalReport } from './refusal-report.js';
 import { watchRemoval } from './removal-watch.js';
 
 export interface NodeConfig {
@@ -190,6 +190,8 @@ export interface NodeBase {
   gate: LinkGate;
   /** Samples of the messages this node sends, for the dashboard (off until asked). */
   samples: MessageSampler;
+  /** How handshake refusals are logged (its `then` changes once a `--join` succeeded). */
+  refusals: RefusalReport;
 }
 
 /**
@@ -242,7 +244,12 @@ export async function openNodeBase(
     );
   }
   const random = randomFromEntropy();
-  const refusals = new RefusalReport(log);
+  // While `--join` runs, a refusal ends the join (the next line says so), so the advice
+  // must not promise a retry; once joined, the node retries refused links like any member.
+  const refusals = new RefusalReport(
+    log,
+    config.join ? 'a refused handshake ends the join (see the next line)' : RETRYING,
+  );
   // Filled in below, once the transport and the member list exist.
   let peerUrl: (peer: string) => string | undefined = () => undefined;
   let lastError: (peer: string) => string | undefined = () => undefined;
@@ -291,12 +298,35 @@ export async function openNodeBase(
   for (const j of joinTargets ?? []) if (j.id !== undefined) members.set(j.id, j.url);
   peerUrl = (p) => members.get(p);
   lastError = (p) => transport.linkStatus(p)?.reason;
-  return { clock, log, system, transport, url, members, peers, joinTargets, gate, samples };
+  return {
+    clock,
+    log,
+    system,
+    transport,
+    url,
+    members,
+    peers,
+    joinTargets,
+    gate,
+    samples,
+    refusals,
+  };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const { clock, log, system, transport, url, members, peers, joinTargets, gate, samples } =
-    await openNodeBase(config, 'raft');
+  const {
+    clock,
+    log,
+    system,
+    transport,
+    url,
+    members,
+    peers,
+    joinTargets,
+    gate,
+    samples,
+    refusals,
+  } = await openNodeBase(config, 'raft');
   const startedAt = clock.now();
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
@@ -578,6 +608,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         members.set(id, u);
         transport.addPeer(`${id}=${u}`);
       }
+      refusals.afterwards = RETRYING;
       log.log(
         'info',
         `${r.reply.message} (through ${r.via.id}${r.attempts > 1 ? `, attempt ${r.attempts} after ${Math.round(r.tookMs)} ms` : ''})`,

@@ -95,6 +95,11 @@ t.test('a wrong secret fails at once with the handshake line; a right one joins'
   );
   t.equal(wrong.code, 1, 'exit 1');
   t.notMatch(wrong.out + wrong.err, /join attempt \d+ failed/, 'not retried');
+  t.notMatch(
+    wrong.out + wrong.err,
+    /still retrying/,
+    'no line promises a retry that will not come',
+  );
   t.match(
     lines(wrong).at(-1),
     /^synod: joining the cluster failed: a \(ws:\/\/127\.0\.0\.1:\d+\/?\) refused this node's handshake: wrong cluster secret \(SYNOD_ERR_AUTH_FAILED: .*\) — check that --secret-file holds the same secret on every node/,
