@@ -16,6 +16,7 @@ import path from 'node:path';
 import t from 'tap';
 import { run as runKv } from '../../cli/commands/kv.js';
 import { connect } from '../../lib/kv-client/connect.js';
+import { captureStderr } from '../helpers/capture-stderr.js';
 import {
   NodeProcesses,
   runSynod,
@@ -37,18 +38,8 @@ writeFileSync(wrongSecret, 'another-secret-of-enough-length-456\n');
  * process above): `synod kv ARGS` → exit code and what it wrote to stderr.
  */
 async function kvInProcess(...args: string[]): Promise<{ code: number; err: string[] }> {
-  const write = process.stderr.write;
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await runKv([...args, ...cluster]);
-    return { code, err: err.split('\n').filter((l) => l.trim() !== '') };
-  } finally {
-    process.stderr.write = write;
-  }
+  const r = await captureStderr(() => runKv([...args, ...cluster]));
+  return { code: r.value, err: r.err.split('\n').filter((l) => l.trim() !== '') };
 }
 
 /** `synod kv ARGS --cluster … --secret-file …`, with stdout and stderr split into lines. */

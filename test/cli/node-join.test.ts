@@ -18,6 +18,7 @@ import t from 'tap';
 import { run as runNode } from '../../cli/commands/node.js';
 import { silentLogger } from '../../lib/logger.js';
 import { startNode } from '../../lib/node/synod-node.js';
+import { captureStderr } from '../helpers/capture-stderr.js';
 import { freePort, runSynod, SYNOD_CLI, TEST_SECRET, until } from '../helpers/node-processes.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'synod-node-join-'));
@@ -154,17 +155,8 @@ t.test('bad --join / --join-timeout values are usage errors', async (t) => {
   // In this process: they are refused before anything starts (the processes above show the
   // same lines reach a terminal).
   const nodeCommand = async (args: string[]): Promise<{ code: number; err: string }> => {
-    const write = process.stderr.write;
-    let err = '';
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      err += chunk.toString();
-      return true;
-    }) as typeof process.stderr.write;
-    try {
-      return { code: await runNode(args.slice(1)), err };
-    } finally {
-      process.stderr.write = write;
-    }
+    const r = await captureStderr(() => runNode(args.slice(1)));
+    return { code: r.value, err: r.err };
   };
   const bad = await nodeCommand(await joinArgs('x', 'ws://127.0.0.1:1', ['--join-timeout', '-5']));
   t.equal(bad.code, 2, 'exit 2');

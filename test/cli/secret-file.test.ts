@@ -13,6 +13,7 @@ import { run as kv } from '../../cli/commands/kv.js';
 import { run as member } from '../../cli/commands/member.js';
 import { run as node } from '../../cli/commands/node.js';
 import { run as status } from '../../cli/commands/status.js';
+import { captureStderr } from '../helpers/capture-stderr.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'synod-secret-file-'));
 const missing = path.join(dir, 'no-such.key');
@@ -20,22 +21,8 @@ const short = path.join(dir, 'short.key');
 writeFileSync(short, 'abcde\n');
 
 async function capture(fn: () => Promise<number>): Promise<{ code: number; err: string }> {
-  const write = process.stderr.write;
-  const log = console.error;
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  console.error = (...args: unknown[]) => {
-    err += `${args.join(' ')}\n`;
-  };
-  try {
-    return { code: await fn(), err };
-  } finally {
-    process.stderr.write = write;
-    console.error = log;
-  }
+  const r = await captureStderr(fn);
+  return { code: r.value, err: r.err };
 }
 
 const commands: [string, (file: string) => Promise<number>][] = [
