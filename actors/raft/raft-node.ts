@@ -1567,7 +1567,7 @@ export class RaftNode<Op = unknown, Result = unknown>
   private async snapshotNow(core: RaftCore): Promise<void> {
     const st = this.storage as RaftStorage;
     const sm = this.sm as SessionStateMachine<Op, Result>;
-    let snap: ReturnType<RaftCore['snapshotTaken']>;
+    let snap: CoreSnapshot;
     if (this.opts.slicedSnapshots !== false) {
       // Captured now, between two Readies; encoded in slices so the loop keeps serving
       // (a 10,000-key KV image held a busy node's loop for 100-400 ms in one piece).
