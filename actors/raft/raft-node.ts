@@ -42,6 +42,7 @@ import {
   RaftError,
   type RaftMembership,
   type RaftMessage,
+  type ReadFanout,
   type ReadOnlyMode,
   type Ready,
   type Role,
@@ -82,6 +83,11 @@ export interface RaftNodeOptions<Op, Result> {
   checkQuorum?: boolean;
   /** 'safe' ReadIndex (default) or 'lease' (assumes bounded clock drift; see docs/raft.md). */
   readOnly?: ReadOnlyMode;
+  /**
+   * Who a ReadIndex round asks (default `'quorum'`: just enough voters for a quorum, widened to
+   * every follower after two ticks; `'all'`: every follower, as etcd). See RaftCoreOptions.
+   */
+  readFanout?: ReadFanout;
   maxSizePerMsg?: number;
   maxInflightMsgs?: number;
   maxInflightBytes?: number;
@@ -338,6 +344,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readonly proposals = new Map<number, PendingProposal | PendingProposal[]>();
   private readonly expiry = new Map<number, ExpiryQueue>();
   private readBatch: ReadWaiter[] = [];
+  /** A microtask will start the loop for `readBatch`. */
+  private readSoon = false;
   private readonly readsByCtx = new Map<string, ReadWaiter[]>();
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
   private readSeq = 0;
@@ -468,6 +476,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         ...(o.preVote !== undefined ? { preVote: o.preVote } : {}),
         ...(o.checkQuorum !== undefined ? { checkQuorum: o.checkQuorum } : {}),
         ...(o.readOnly !== undefined ? { readOnly: o.readOnly } : {}),
+        readFanout: o.readFanout ?? 'quorum',
         ...(o.maxSizePerMsg !== undefined ? { maxSizePerMsg: o.maxSizePerMsg } : {}),
         ...(o.maxInflightMsgs !== undefined ? { maxInflightMsgs: o.maxInflightMsgs } : {}),
         ...(o.maxInflightBytes !== undefined ? { maxInflightBytes: o.maxInflightBytes } : {}),
@@ -539,6 +548,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     switch (msg.type) {
       case 'raft': {
         const sender = this.ctx.sender;
+        let readRound = false;
         for (const m of msg.ms) {
           const problem = this.unpack(m) ?? raftMessageProblem(m);
           if (problem !== undefined) {
@@ -547,7 +557,20 @@ export class RaftNode<Op = unknown, Result = unknown>
             continue;
           }
           if (!this.admit(m, sender, core)) continue;
+          if (
+            m.type === 'heartbeat' ||
+            m.type === 'readIndex' ||
+            m.type === 'readIndexResp' ||
+            (m.type === 'heartbeatResp' && m.context !== undefined)
+          )
+            readRound = true;
           this.guard(() => core.step(m));
+        }
+        if (readRound) {
+          // Someone waits on this round: answer (or serve the reads) in this turn.
+          this.publish();
+          this.runLoopNow();
+          return;
         }
         break;
       }
@@ -681,7 +704,15 @@ export class RaftNode<Op = unknown, Result = unknown>
         ),
       );
       this.readBatch.push(w);
-      this.schedule();
+      // The confirmation round starts as soon as the caller's turn ends (reads made in the
+      // same turn share it), not on the next event-loop turn.
+      if (!this.readSoon) {
+        this.readSoon = true;
+        queueMicrotask(() => {
+          this.readSoon = false;
+          if (this.readBatch.length > 0) this.runLoopNow();
+        });
+      }
     });
   }
 
@@ -876,12 +907,26 @@ export class RaftNode<Op = unknown, Result = unknown>
     else w.resolve(index as number);
   }
 
+  /**
+   * Runs the loop now (in this turn) instead of on the next event-loop turn: for the messages of
+   * a ReadIndex round, whose answer someone is waiting for (a follower's heartbeat response, the
+   * leader's read confirmation). Falls back to `schedule` while a loop is running.
+   */
+  private runLoopNow(): void {
+    if (this.looping || this.stopped || !this.core) {
+      this.schedule();
+      return;
+    }
+    this.loopDone = this.runLoop();
+  }
+
   private schedule(): void {
     if (this.loopScheduled || this.looping || this.stopped || !this.core) return;
     this.loopScheduled = true;
     this.ctx.clock.schedule(() => {
       this.loopScheduled = false;
-      this.loopDone = this.runLoop();
+      // The loop may already have run (or be running) by `runLoopNow`.
+      if (!this.looping) this.loopDone = this.runLoop();
     });
   }
 
