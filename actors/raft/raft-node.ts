@@ -344,8 +344,6 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readonly proposals = new Map<number, PendingProposal | PendingProposal[]>();
   private readonly expiry = new Map<number, ExpiryQueue>();
   private readBatch: ReadWaiter[] = [];
-  /** A microtask will start the loop for `readBatch`. */
-  private readSoon = false;
   private readonly readsByCtx = new Map<string, ReadWaiter[]>();
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
   private readSeq = 0;
@@ -690,7 +688,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   readBarrier(options: { timeoutMs?: number } = {}): Promise<number> {
-    if (!this.core || this.stopped) {
+    const core = this.core;
+    if (!core || this.stopped) {
       return Promise.reject(new ProposeError('Stopped', `raft node ${this.id_} is not running`));
     }
     return new Promise<number>((resolve, reject) => {
@@ -704,15 +703,20 @@ export class RaftNode<Op = unknown, Result = unknown>
         ),
       );
       this.readBatch.push(w);
-      // The confirmation round starts as soon as the caller's turn ends (reads made in the
-      // same turn share it), not on the next event-loop turn.
-      if (!this.readSoon) {
-        this.readSoon = true;
-        queueMicrotask(() => {
-          this.readSoon = false;
-          if (this.readBatch.length > 0) this.runLoopNow();
-        });
-      }
+      // An idle node starts the confirmation round now rather than on the next event-loop
+      // turn. Only when the core has nothing else to hand out: this may run in the caller's
+      // turn, which must not apply entries or write the log; otherwise the loop is scheduled
+      // as usual (and reads made meanwhile share its round).
+      if (
+        !this.looping &&
+        !this.loopScheduled &&
+        this.stall === undefined &&
+        this.compactDue === undefined &&
+        this.snapshotWaiters.length === 0 &&
+        !core.hasReady()
+      )
+        this.runLoopNow();
+      else this.schedule();
     });
   }
 
