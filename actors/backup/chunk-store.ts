@@ -349,21 +349,18 @@ export class ChunkStore {
       corrupt('chunk is not encrypted but the repository is');
     }
     let d: DecodedChunk;
-    if (flags & (F_DEFLATE | F_BROTLI)) {
-      try {
-        d = await chunkPool.decode(
-          this.keys,
-          payload,
-          flags & F_BROTLI ? 'brotli' : 'deflate',
-          plainLen,
-          records,
-        );
-      } catch (err) {
-        if (!(err instanceof DecompressError)) throw err;
-        return corrupt(`does not decompress (${err.message})`);
-      }
-    } else {
-      d = chunkPool.digest(this.keys, payload, records);
+    try {
+      // Stored plain or compressed, a chunk is hashed (and its records) off this thread.
+      d = await chunkPool.decode(
+        this.keys,
+        payload,
+        flags & F_BROTLI ? 'brotli' : flags & F_DEFLATE ? 'deflate' : 'none',
+        plainLen,
+        records,
+      );
+    } catch (err) {
+      if (!(err instanceof DecompressError)) throw err;
+      return corrupt(`does not decompress (${err.message})`);
     }
     const plain = d.plain;
     if (plain.length !== plainLen)
