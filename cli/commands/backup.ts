@@ -279,9 +279,16 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
     console.log(
       `${r.type} backup ${r.id} of the live cluster at index ${r.index} (term ${r.term}; the leader had committed ${r.committedAtRequest}): ${r.keyCount} keys, ${r.records} records, ${r.chunks} chunks, ${fmtBytes(r.bytes)} (${fmtBytes(r.storedBytes)} new) in ${secs.toFixed(1)} s`,
     );
-    console.log(`log archive up to index ${r.archivedTo}; learner ${r.agentId} left the cluster`);
+    console.log(`log archive up to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`);
   }
   return 0;
+}
+
+/** How the agent left: a Raft learner leaves the configuration; a Paxos puller never joined it. */
+function agentGone(protocol: 'raft' | 'paxos', agentId: string): string {
+  return protocol === 'paxos'
+    ? `puller ${agentId} disconnected (on Multi-Paxos it never joins the configuration)`
+    : `learner ${agentId} left the cluster`;
 }
 
 /** `--tls-ca FILE` (or SYNOD_TLS_CA), checked before anything is dialled: unusable is exit 2. */
@@ -345,7 +352,7 @@ async function agent(args: ParsedArgs): Promise<number> {
     throw err;
   });
   say(
-    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; learner ${r.agentId} left the cluster`,
+    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`,
   );
   return 0;
 }
