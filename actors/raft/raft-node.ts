@@ -93,6 +93,8 @@ export interface RaftNodeOptions<Op, Result> {
   maxInflightBytes?: number;
   maxUncommittedBytes?: number;
   snapshotChunkSize?: number;
+  /** Heartbeats without an answer before an InstallSnapshot chunk is resent (default 20). */
+  snapshotResendBeats?: number;
   /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
   snapshotEvery?: number;
   /**
@@ -482,6 +484,9 @@ export class RaftNode<Op = unknown, Result = unknown>
           ? { maxUncommittedBytes: o.maxUncommittedBytes }
           : {}),
         ...(o.snapshotChunkSize !== undefined ? { snapshotChunkSize: o.snapshotChunkSize } : {}),
+        ...(o.snapshotResendBeats !== undefined
+          ? { snapshotResendBeats: o.snapshotResendBeats }
+          : {}),
       },
       state,
     );

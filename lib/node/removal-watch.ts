@@ -14,8 +14,16 @@
  * 3. **No leader for a long time** (`leaderlessMs`): it probes every `probeEveryMs` while
  *    leaderless (a node that was down during its removal and came back).
  *
- * Each signal only starts a probe: the node asks every member it knows for its membership
- * report. A report *proves* the removal when its configuration is committed there
+ * Signals 1 and 2 (and a configuration in its own log that leaves it out, even uncommitted)
+ * make the node **suspect** its removal: it probes at once and then every `probeEveryMs` until
+ * the removal is proven or a majority report it as a member again. One probe is not enough:
+ * the peers learn the commit at different moments, so the first probe (started by the leader
+ * closing its link) often reaches followers that have not committed the removal yet, and a
+ * removed follower whose own log leaves it out never campaigns, so it never goes leaderless
+ * (found by a newcomer run at load 11–16: the removed node kept running for more than 60 s).
+ * A signal that arrives while a probe is in flight runs another probe after it.
+ *
+ * Each probe asks every member the node knows for its membership report. A report *proves* the removal when its configuration is committed there
  * (`configIndex <= commitIndex`), is newer than the last configuration in which this node was
  * a member, and leaves this node out. The node counts itself removed only when a **majority
  * of the voters of the newest proving configuration** prove it: one lagging peer is not
@@ -107,6 +115,24 @@ export function removalProven(
   return newest;
 }
 
+/**
+ * Whether a majority of the voters of the newest reported configuration (this node included)
+ * still have this node: then a suspicion was a false alarm and the periodic probes stop.
+ */
+export function stillMember(reports: readonly MembershipReport[], selfId: string): boolean {
+  const known = reports.filter((r) => r.configIndex !== undefined);
+  if (known.length === 0) return false;
+  const newest = known.reduce((a, b) => ((b.configIndex ?? 0) > (a.configIndex ?? 0) ? b : a));
+  if (newest.voters.length === 0) return false;
+  const has = new Set(
+    known
+      .filter((r) => [...r.voters, ...r.learners, ...(r.votersOutgoing ?? [])].includes(selfId))
+      .map((r) => r.id),
+  );
+  has.add(selfId); // it counts itself: this only decides whether to keep probing
+  return newest.voters.filter((v) => has.has(v)).length * 2 > newest.voters.length;
+}
+
 export function watchRemoval(d: RemovalWatchDeps): Subscription {
   const leaderlessMs = d.leaderlessMs ?? 5000;
   const probeEveryMs = d.probeEveryMs ?? 5000;
@@ -115,14 +141,35 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
   let lastMemberConfigIndex = -1;
   let done = false;
   let probing = false;
+  /** Why another probe is wanted once the one in flight ends. */
+  let probeAgain: string | undefined;
   let leaderlessTimer: TimerHandle | undefined;
+  /** Probes every `probeEveryMs` while a signal says this node may have been removed. */
+  let suspicionTimer: TimerHandle | undefined;
 
+  const stopTimers = () => {
+    leaderlessTimer?.cancel();
+    suspicionTimer?.cancel();
+    suspicionTimer = undefined;
+  };
   const removed = (n: RemovalNotice) => {
     if (done) return;
     done = true;
-    leaderlessTimer?.cancel();
+    stopTimers();
     d.log.log('warn', n.message, { code: 'SYNOD_ERR_NODE_REMOVED', configIndex: n.configIndex });
     d.onRemoved(n);
+  };
+  const clearSuspicion = () => {
+    suspicionTimer?.cancel();
+    suspicionTimer = undefined;
+  };
+  const suspect = (why: string) => {
+    if (done || lastMemberConfigIndex < 0) return;
+    suspicionTimer ??= d.clock.setInterval(
+      probeEveryMs,
+      () => void probe(`still suspected: ${why}`),
+    );
+    void probe(why);
   };
 
   // commitIndex$ fires per committed batch: the configuration is looked at again only when
@@ -138,28 +185,34 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
     seenConfig = core.configIndex;
     seenCommitted = committed;
     if (memberIds(core.membership()).has(d.selfId)) {
+      if (core.configIndex > lastMemberConfigIndex) clearSuspicion();
       lastMemberConfigIndex = Math.max(lastMemberConfigIndex, core.configIndex);
       return;
     }
-    // Its own committed configuration leaves it out: ask the others (they decide).
-    if (lastMemberConfigIndex >= 0 && committed)
-      void probe(`its own log committed a configuration without it (index ${core.configIndex})`);
+    // Its own log has a configuration without it: ask the others (they decide). Uncommitted
+    // counts too: the leader stops replicating to a removed node, so it may never see the commit.
+    suspect(
+      `its own log ${committed ? 'committed' : 'appended'} a configuration without it (index ${core.configIndex})`,
+    );
   };
 
   const probe = async (why: string) => {
-    if (done || probing || lastMemberConfigIndex < 0) return;
+    if (done || lastMemberConfigIndex < 0) return;
+    if (probing) {
+      probeAgain = why;
+      return;
+    }
     probing = true;
     try {
       const peers = d.peers().filter((p) => p !== d.selfId);
-      const reports = await Promise.all(
-        peers.map((p) => d.probe(p, probeTimeoutMs).catch(() => undefined)),
-      );
-      const proof = removalProven(
-        reports.filter((r): r is MembershipReport => r !== undefined),
-        d.selfId,
-        lastMemberConfigIndex,
-      );
-      if (proof === undefined) return;
+      const reports = (
+        await Promise.all(peers.map((p) => d.probe(p, probeTimeoutMs).catch(() => undefined)))
+      ).filter((r): r is MembershipReport => r !== undefined);
+      const proof = removalProven(reports, d.selfId, lastMemberConfigIndex);
+      if (proof === undefined) {
+        if (stillMember(reports, d.selfId)) clearSuspicion();
+        return;
+      }
       removed({
         source: proof.id,
         configIndex: proof.configIndex as number,
@@ -167,6 +220,9 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
       });
     } finally {
       probing = false;
+      const again = probeAgain;
+      probeAgain = undefined;
+      if (again !== undefined && !done) void probe(again);
     }
   };
 
@@ -195,14 +251,14 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
     d.links$.subscribe({
       next: (l) => {
         if (l.state === 'down' && l.reason?.startsWith('SYNOD_ERR_PEER_REMOVED'))
-          void probe(`${l.peer} closed its link: ${l.reason}`);
+          suspect(`${l.peer} closed its link: ${l.reason}`);
       },
       error: () => {},
     }),
   );
   sub.add(() => {
     done = true;
-    leaderlessTimer?.cancel();
+    stopTimers();
   });
   return sub;
 }

@@ -53,11 +53,15 @@ t.test('synod member remove: refusals, removal, links forgotten, re-join', async
     }
     return undefined;
   };
+  // A leader all three agree on (same term): right after start-up, under load, a split
+  // election can still move the leadership between reading it and the commands below.
   const leader = await until(
-    'a leader with three voters',
+    'three nodes agreeing on one leader with three voters',
     async () => {
-      const l = await leaderOf(['n1', 'n2', 'n3']);
-      return l && l.voters.length === 3 ? l : undefined;
+      const all = await Promise.all(['n1', 'n2', 'n3'].map(status));
+      const l = all.find((s) => s?.role === 'leader');
+      const agreed = all.every((s) => s && l && s.term === l.term && s.leader === l.id);
+      return l && l.voters.length === 3 && agreed ? l : undefined;
     },
     90_000,
   );

@@ -3,8 +3,17 @@
  * committed configurations newer than the node's last membership, and only when a majority
  * of that configuration's voters say so.
  */
+import { BehaviorSubject, Subject } from 'rxjs';
 import t from 'tap';
-import { type MembershipReport, removalProven } from '../../lib/node/removal-watch.js';
+import { silentLogger } from '../../lib/logger.js';
+import {
+  type MembershipReport,
+  type RemovalNotice,
+  removalProven,
+  watchRemoval,
+} from '../../lib/node/removal-watch.js';
+import { VirtualClock } from '../../lib/sim/virtual-clock.js';
+import type { LinkStatus } from '../../lib/transport.js';
 
 const report = (
   id: string,
@@ -123,4 +132,141 @@ t.test('a joint configuration needs both majorities', async (t) => {
     70,
     'majorities of both halves',
   );
+});
+
+/**
+ * The watch itself, on a virtual clock with a scripted Raft node and scripted peers: the
+ * signals, the repeated probes, and when it gives up suspecting.
+ */
+interface Script {
+  /** What each peer answers at a virtual time; undefined = no answer. */
+  answer(peer: string, now: number): MembershipReport | undefined;
+}
+
+function harness(script: Script, opts: { probeTakesMs?: number } = {}) {
+  const clock = new VirtualClock();
+  const membership$ = new BehaviorSubject<unknown>(undefined);
+  const commitIndex$ = new BehaviorSubject(5);
+  const leader$ = new BehaviorSubject<string | undefined>('n3');
+  const links$ = new Subject<LinkStatus>();
+  // The node's own log: configuration at index 5 with every node, committed up to 7.
+  const own = { configIndex: 5, committed: 7, voters: ['n1', 'n2', 'n3', 'n4'] };
+  const core = {
+    get configIndex() {
+      return own.configIndex;
+    },
+    log: {
+      get committed() {
+        return own.committed;
+      },
+    },
+    membership: () => ({ voters: own.voters, learners: [] }),
+  };
+  const raft = { started: true, inspectCore: () => core, membership$, commitIndex$, leader$ };
+  const notices: RemovalNotice[] = [];
+  let probes = 0;
+  const sub = watchRemoval({
+    // biome-ignore lint/suspicious/noExplicitAny: a scripted stand-in for RaftNode
+    raft: raft as any,
+    selfId: 'n1',
+    links$,
+    peers: () => ['n1', 'n2', 'n3', 'n4'],
+    probe: (peer) => {
+      probes++;
+      return new Promise((resolve, reject) => {
+        clock.setTimer(opts.probeTakesMs ?? 50, () => {
+          const r = script.answer(peer, clock.now());
+          if (r) resolve(r);
+          else reject(new Error('no answer'));
+        });
+      });
+    },
+    clock,
+    log: silentLogger,
+    onRemoved: (n) => notices.push(n),
+  });
+  membership$.next(own);
+  /** Runs the clock to `ms`, letting promise callbacks run between events. */
+  const runTo = async (ms: number) => {
+    for (;;) {
+      await new Promise((r) => setImmediate(r));
+      const next = clock.nextTime();
+      if (next === undefined || next > ms) break;
+      clock.step();
+    }
+    clock.advanceTo(ms);
+    await new Promise((r) => setImmediate(r));
+  };
+  return {
+    clock,
+    own,
+    notices,
+    probes: () => probes,
+    links$,
+    membership$,
+    runTo,
+    close: () => sub.unsubscribe(),
+  };
+}
+
+const without = ['n2', 'n3', 'n4'];
+
+t.test('removed while running: the peers commit at different moments', async (t) => {
+  // The removal is at index 8. The leader n3 committed it at once; n2 and n4 learn the
+  // commit only at 400 ms. All three close their links to n1 within 100 ms, i.e. while the
+  // first probe is still in flight (each probe takes 150 ms).
+  const h = harness(
+    {
+      answer: (peer, now) => report(peer, without, 8, peer === 'n3' || now >= 400 ? 8 : 7),
+    },
+    { probeTakesMs: 150 },
+  );
+  t.teardown(h.close);
+  // n1 appended the removal (so it is not promotable and keeps its leader) but never hears
+  // the commit.
+  h.own.configIndex = 8;
+  h.own.voters = without;
+  const down = (peer: string) =>
+    h.links$.next({ peer, state: 'down', reason: 'SYNOD_ERR_PEER_REMOVED: node n1 left' });
+  down('n3');
+  await h.runTo(50);
+  down('n2');
+  down('n4');
+  await h.runTo(1000);
+  t.equal(h.notices.length, 0, 'not yet: the one repeat after the first probe is still too early');
+  await h.runTo(6000);
+  t.equal(h.notices.length, 1, 'removed at the next periodic probe');
+  t.equal(h.notices[0]?.configIndex, 8, 'by the configuration at index 8');
+  const after = h.probes();
+  await h.runTo(30_000);
+  t.equal(h.probes(), after, 'no probe after the removal is settled');
+});
+
+t.test(
+  'removed, no peer closes its link: its own appended configuration is the signal',
+  async (t) => {
+    const h = harness({ answer: (peer) => report(peer, without, 8, 9) });
+    t.teardown(h.close);
+    h.own.configIndex = 8;
+    h.own.voters = without;
+    h.membership$.next(h.own);
+    await h.runTo(1000);
+    t.equal(h.notices.length, 1, 'removed without a leaderless period');
+  },
+);
+
+t.test('a false alarm: a majority still has the node, so it stops probing', async (t) => {
+  // A lagging peer (n4) still holds an old removal; n2 and n3 committed the re-add at 10.
+  const h = harness({
+    answer: (peer) =>
+      peer === 'n4' ? report(peer, without, 8, 8) : report(peer, ['n1', 'n2', 'n3', 'n4'], 10, 10),
+  });
+  t.teardown(h.close);
+  h.links$.next({ peer: 'n4', state: 'down', reason: 'SYNOD_ERR_PEER_REMOVED: node n1 left' });
+  await h.runTo(1000);
+  const probes = h.probes();
+  t.ok(probes > 0, 'it probed');
+  await h.runTo(60_000);
+  t.equal(h.notices.length, 0, 'never counted as removed');
+  t.equal(h.probes(), probes, 'and no periodic probe once a majority reported it as a member');
 });

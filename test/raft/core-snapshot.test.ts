@@ -31,6 +31,8 @@ t.test('a follower behind the compaction point is sent the snapshot in chunks', 
 });
 
 t.test('a lost chunk is resent after a heartbeat response', async (t) => {
+  // The default rule: one chunk in flight; a heartbeat response resends it once 20
+  // heartbeats went by without an answer (heartbeatTick is 1 here: one beat per round).
   const { net } = clusterWithSnapshot(50);
   let dropped = 0;
   net.filter = (m) => {
@@ -40,10 +42,41 @@ t.test('a lost chunk is resent after a heartbeat response', async (t) => {
     }
     return true;
   };
+  const sentAt100 = () =>
+    net.sent.filter((m) => m.type === 'snapshot' && m.to === 'c' && m.offset === 100).length;
   net.heal();
-  net.run(8);
-  t.equal(dropped, 1);
+  net.run(10);
+  t.equal(dropped, 1, 'the chunk at offset 100 was lost');
+  t.equal(sentAt100(), 1, 'not resent while it may still be on its way (10 beats)');
+  t.notSame(net.commands('c'), net.commands('a'), 'the transfer is waiting');
+  net.run(15);
+  t.equal(sentAt100(), 2, 'resent once after 20 quiet beats');
+  t.same(net.commands('c'), net.commands('a'), 'the transfer completed');
+  const offsets = net.sent.filter((m) => m.type === 'snapshot' && m.to === 'c');
+  const size = (offsets[0] as { totalSize: number }).totalSize;
+  t.equal(offsets.length, Math.ceil(size / 50) + 1, 'every other chunk went once');
+});
+
+t.test('the resend interval is configurable and validated', async (t) => {
+  const net = new CoreNet(['a', 'b', 'c'], { snapshotChunkSize: 50, snapshotResendBeats: 3 });
+  net.elect('a');
+  net.isolate('c');
+  for (let i = 0; i < 30; i++) net.propose('a', `value-${i}`);
+  net.run(2);
+  net.snapshot('a');
+  let dropped = 0;
+  net.filter = (m) => !(m.type === 'snapshot' && m.offset === 50 && dropped++ === 0);
+  net.heal();
+  net.run(5);
+  t.equal(dropped, 2, 'the lost chunk was resent within 5 beats');
   t.same(net.commands('c'), net.commands('a'));
+  for (const bad of [0, 1.5, Number.NaN]) {
+    t.throws(
+      () => new CoreNet(['a'], { snapshotResendBeats: bad }),
+      /snapshotResendBeats must be an integer/,
+      `snapshotResendBeats ${bad} is refused`,
+    );
+  }
 });
 
 t.test('a follower that restarts mid-transfer gets the snapshot from the start', async (t) => {

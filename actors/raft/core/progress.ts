@@ -5,7 +5,9 @@
  *   waits for the answer (or a heartbeat response) before sending another.
  * - replicate: the logs match up to `match`; the leader streams entries optimistically
  *   (`next` runs ahead of `match`), bounded by the in-flight window.
- * - snapshot: the follower needs a snapshot; chunks are sent one at a time.
+ * - snapshot: the follower needs a snapshot; chunks are sent one at a time: the next goes
+ *   out when the follower answers the one in flight, and the one in flight is sent again
+ *   only when it looks lost (no answer for `snapshotResendBeats` heartbeats).
  */
 import { Inflights } from './inflights.js';
 import type { CoreSnapshot } from './types.js';
@@ -25,6 +27,10 @@ export class Progress {
   /** In snapshot state: the snapshot being sent and the next byte offset to send. */
   snapshot: CoreSnapshot | undefined;
   snapshotOffset = 0;
+  /** In snapshot state: the offset of the chunk in flight (-1: none sent yet). */
+  snapshotInFlight = -1;
+  /** In snapshot state: heartbeats sent since the chunk in flight was sent. */
+  snapshotQuietBeats = 0;
 
   constructor(next: number, isLearner: boolean, maxInflightMsgs: number, maxInflightBytes: number) {
     this.next = next;
@@ -37,6 +43,8 @@ export class Progress {
     this.state = state;
     this.snapshot = undefined;
     this.snapshotOffset = 0;
+    this.snapshotInFlight = -1;
+    this.snapshotQuietBeats = 0;
     this.inflights.reset();
   }
 
@@ -59,6 +67,22 @@ export class Progress {
   becomeSnapshot(snapshot: CoreSnapshot): void {
     this.resetState('snapshot');
     this.snapshot = snapshot;
+  }
+
+  /** Records the chunk at `offset` as sent (the one in flight). */
+  sentSnapshotChunk(offset: number): void {
+    this.snapshotInFlight = offset;
+    this.snapshotQuietBeats = 0;
+  }
+
+  /**
+   * Whether a chunk answer names an older copy of a chunk rather than the one in flight:
+   * an acceptance up to (at most) the in-flight offset, or a rejection asking for exactly
+   * the in-flight offset (the follower is waiting for the chunk already on its way).
+   */
+  isStaleSnapshotAnswer(offset: number, reject: boolean): boolean {
+    if (this.snapshotInFlight < 0) return false;
+    return reject ? offset === this.snapshotInFlight : offset <= this.snapshotInFlight;
   }
 
   /** Handles a successful append ack of `n`; returns false if it was stale. */

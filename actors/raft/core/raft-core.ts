@@ -154,6 +154,7 @@ export class RaftCore {
   private readonly maxUncommittedBytes: number;
   private readonly maxApplyBytes: number;
   private readonly snapshotChunkSize: number;
+  private readonly snapshotResendBeats: number;
   private readonly stepDownOnRemoval: boolean;
 
   constructor(opts: RaftCoreOptions, state: RaftCoreState = {}) {
@@ -186,6 +187,13 @@ export class RaftCore {
     this.maxUncommittedBytes = opts.maxUncommittedBytes ?? 0;
     this.maxApplyBytes = opts.maxApplyBytes ?? 4 * 1024 * 1024;
     this.snapshotChunkSize = opts.snapshotChunkSize ?? 256 * 1024;
+    this.snapshotResendBeats = opts.snapshotResendBeats ?? 20;
+    if (!(Number.isInteger(this.snapshotResendBeats) && this.snapshotResendBeats >= 1)) {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_BAD_STATE',
+        `snapshotResendBeats must be an integer ≥ 1, got ${this.snapshotResendBeats}`,
+      );
+    }
     this.stepDownOnRemoval = opts.stepDownOnRemoval ?? true;
 
     const snap = state.snapshot;
@@ -490,6 +498,7 @@ export class RaftCore {
     if (this.heartbeatElapsed >= this.heartbeatTick) {
       this.heartbeatElapsed = 0;
       this.maybeAutoLeave();
+      for (const pr of this.prs.values()) if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
       this.bcastHeartbeat(this.readOnly.lastPendingContext());
       this.readOnly.markWide();
     } else if (readsDue) {
@@ -876,8 +885,14 @@ export class RaftCore {
       // Acks may have been lost: free one slot so replication cannot stall forever.
       pr.inflights.freeFirst();
     }
-    if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr);
-    else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+    if (pr.state === 'snapshot') {
+      // One chunk in flight: the follower's answer to it sends the next. A heartbeat
+      // response resends it only once it looks lost; resending on every response would
+      // start one more chunk/answer chain per heartbeat for the rest of the transfer.
+      if (pr.snapshotInFlight < 0 || pr.snapshotQuietBeats >= this.snapshotResendBeats) {
+        this.sendSnapshotChunk(m.from, pr);
+      }
+    } else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
 
     if (this.readOnlyMode !== 'safe' || m.context === undefined) return;
     const acks = this.readOnly.recvAck(m.context, m.from);
@@ -896,6 +911,9 @@ export class RaftCore {
     if (!pr) return;
     pr.recentActive = true;
     if (pr.state !== 'snapshot' || !pr.snapshot || pr.snapshot.meta.index !== m.index) return;
+    // An answer to an older copy of a chunk (duplicated, resent or reordered): the chunk in
+    // flight is still on its way, and answering this one too would start a second chain.
+    if (pr.isStaleSnapshotAnswer(m.offset, m.reject)) return;
     pr.snapshotOffset = Math.min(m.offset, pr.snapshot.data.byteLength);
     this.sendSnapshotChunk(m.from, pr);
   }
@@ -1038,6 +1056,7 @@ export class RaftCore {
     const total = snap.data.byteLength;
     const off = pr.snapshotOffset;
     const end = Math.min(off + this.snapshotChunkSize, total);
+    pr.sentSnapshotChunk(off);
     this.send({
       type: 'snapshot',
       to,

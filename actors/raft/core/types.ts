@@ -257,6 +257,11 @@ export interface RaftCoreOptions {
   maxApplyBytes?: number;
   /** InstallSnapshot chunk size in bytes. */
   snapshotChunkSize?: number;
+  /**
+   * Heartbeat intervals without an answer to the InstallSnapshot chunk in flight after which
+   * the leader sends it again, on the follower's next heartbeat response (default 20).
+   */
+  snapshotResendBeats?: number;
   /** Step down when removed from the configuration (default true). */
   stepDownOnRemoval?: boolean;
 }
