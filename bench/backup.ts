@@ -13,7 +13,9 @@
  * `synod backup full --cluster` process, write p99 during the backup against the same cluster
  * with no agent (`--process-keys=N`, default 5,000 × 1 KB; `--process-rounds=N`, default 3;
  * 0 keys skips it).
- * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine.
+ * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine, and
+ * --compress=brotli|deflate|none to measure a repository with another codec (default: what a
+ * new repository uses).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
@@ -21,7 +23,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pack } from 'msgpackr';
 import { chunkPool } from '../actors/backup/chunk-pool.js';
-import { DEFAULT_COMPRESSION } from '../actors/backup/chunk-store.js';
+import {
+  type CompressionAlgo,
+  DEFAULT_COMPRESSION,
+  validateCompression,
+} from '../actors/backup/chunk-store.js';
 import { DEFAULT_CHUNKER } from '../actors/backup/chunker.js';
 import { startEmbeddedBackup } from '../actors/backup/embedded.js';
 import { Repository } from '../actors/backup/repository.js';
@@ -32,7 +38,14 @@ import { keyName } from '../actors/backup/workload.js';
 import { KvStateMachine } from '../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../actors/kv/types.js';
 import { LocalCluster } from '../lib/cluster/local-cluster.js';
-import { type BenchMain, type Measurement, percentile, report, summarize } from './harness.js';
+import {
+  type BenchMain,
+  type Measurement,
+  median,
+  percentile,
+  report,
+  summarize,
+} from './harness.js';
 import { backupProcessLatency } from './lib/backup-processes.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
@@ -58,6 +71,10 @@ function cpuMs(a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number {
 
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
 }
 
 async function baselineCopy(file: string, pieces: Buffer[]): Promise<number> {
@@ -129,16 +146,29 @@ export const main: BenchMain = async (argv) => {
   const restoreCpu: number[] = [];
   const copyRuns: number[] = [];
   const readRuns: number[] = [];
+  const copyCpu: number[] = [];
+  const readCpu: number[] = [];
+  const algo = arg(argv, '--compress', '');
+  if (algo !== '') {
+    validateCompression({ algo: algo as CompressionAlgo, level: algo === 'deflate' ? 1 : 0 });
+  }
   let incr: { stored: number; manifest: number; changed: number; ratio: number } | undefined;
   let lat: { idle: number; during: number; n: number } | undefined;
   try {
     for (let r = 0; r < runs; r++) {
       const file = path.join(base, `copy-${r}`);
+      const b0 = process.cpuUsage();
       copyRuns.push(mb / (await baselineCopy(file, pieces)));
+      const b1 = process.cpuUsage();
       readRuns.push(mb / (await baselineRead(file)));
+      copyCpu.push(cpuMs(b0, b1) / mb);
+      readCpu.push(cpuMs(b1, process.cpuUsage()) / mb);
       await rm(file, { force: true });
       const dir = path.join(base, `repo-${r}`);
-      const repo = await Repository.init(dir, { clusterId: 'bench' });
+      const repo = await Repository.init(dir, {
+        clusterId: 'bench',
+        ...(algo !== '' ? { compression: { algo: algo as CompressionAlgo } } : {}),
+      });
       const cap = tracked.captureFull();
       const c0 = process.cpuUsage();
       const t0 = performance.now();
@@ -218,7 +248,11 @@ export const main: BenchMain = async (argv) => {
     { name: 'copy + SHA-256 + fsync', runs: copyRuns },
     '≥ 0.6 × baseline',
   );
-  full.extra = { cpuMsPerMb: backupCpu.map(round1) };
+  full.extra = {
+    cpuMsPerMb: backupCpu.map(round1),
+    baselineCpuMsPerMb: copyCpu.map(round1),
+    cpuRatio: round2(median(copyCpu) / median(backupCpu)),
+  };
   const rest = summarize(
     'restore (digest-checked)',
     'MB/s',
@@ -227,7 +261,11 @@ export const main: BenchMain = async (argv) => {
     { name: 'read + SHA-256', runs: readRuns },
     '≥ 0.6 × baseline',
   );
-  rest.extra = { cpuMsPerMb: restoreCpu.map(round1) };
+  rest.extra = {
+    cpuMsPerMb: restoreCpu.map(round1),
+    baselineCpuMsPerMb: readCpu.map(round1),
+    cpuRatio: round2(median(readCpu) / median(restoreCpu)),
+  };
   const ms: Measurement[] = [full, rest];
   if (incr) {
     const m = summarize(
@@ -301,8 +339,8 @@ export const main: BenchMain = async (argv) => {
   }
   return report('backup', ms, [
     `state: ${keys.toLocaleString('en-US')} keys × ${VALUE} B values (half random) = ${mb.toFixed(0)} MB serialized (--size ${sizeMb})`,
-    `repository: ${DEFAULT_COMPRESSION.algo} level ${DEFAULT_COMPRESSION.level}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
-    'cpuMsPerMb (in the JSON): process CPU time of all threads per MB of state, per run; less sensitive to the machine load than MB/s',
+    `repository: ${algo !== '' ? `${algo} (--compress)` : `${DEFAULT_COMPRESSION.algo} level ${DEFAULT_COMPRESSION.level}`}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
+    'cpuMsPerMb (in the JSON): process CPU time of all threads per MB of state, per run; baselineCpuMsPerMb the same for the baseline, and cpuRatio = baseline / ours (medians): less sensitive to the machine load than MB/s',
     'machine shared with other engineers (2 cores, loaded): absolute numbers are noisy; ratios are same-run',
   ]);
 };

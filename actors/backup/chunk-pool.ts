@@ -219,9 +219,11 @@ function handle(m) {
     let plain;
     try {
       plain =
-        m.codec === 'brotli'
-          ? zlib.brotliDecompressSync(payload, opts)
-          : zlib.inflateRawSync(payload, opts);
+        m.codec === 'none'
+          ? payload
+          : m.codec === 'brotli'
+            ? zlib.brotliDecompressSync(payload, opts)
+            : zlib.inflateRawSync(payload, opts);
     } catch (err) {
       return { id: m.id, decompress: String((err && err.message) || err) };
     }
@@ -338,19 +340,20 @@ export class ChunkPool {
   }
 
   /**
-   * Decompresses a payload and hashes the result (and, with `records`, each put record).
-   * With a worker, `payload`'s memory is transferred to it. Throws DecompressError when the
+   * Decompresses a payload ('none': takes it as it is) and hashes the result (and, with
+   * `records`, each put record). With a worker, `payload`'s memory is transferred to it. Throws DecompressError when the
    * payload does not decode to at most `plainLen` bytes.
    */
   async decode(
     keys: RepoKeys,
     payload: Buffer,
-    codec: Codec,
+    codec: Codec | 'none',
     plainLen: number,
     records: boolean,
   ): Promise<DecodedChunk> {
     if (this.size === 0 || plainLen < MIN_WORKER_BYTES) {
-      const plain = await InThread.decompress(payload, codec, plainLen);
+      const plain =
+        codec === 'none' ? payload : await InThread.decompress(payload, codec, plainLen);
       return this.digest(keys, plain, records);
     }
     const slot = this.pick();
@@ -368,7 +371,7 @@ export class ChunkPool {
     };
   }
 
-  /** Address (and record hashes) of a chunk stored without compression: calling thread. */
+  /** Address (and record hashes) of a chunk's plain bytes, in the calling thread. */
   digest(keys: RepoKeys, plain: Buffer, records: boolean): DecodedChunk {
     const address = chunkId(keys, plain);
     if (!records) return { plain, address };

@@ -449,7 +449,7 @@ export class Repository {
         refs = await this.writeChunks(input);
         await this.chunks.sync();
       } catch (err) {
-        this.chunks.abandon();
+        await this.chunks.abandon();
         throw err;
       }
       const seq = scanned.reduce((mx, s) => Math.max(mx, seqOf(s)), 0) + 1;

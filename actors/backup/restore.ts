@@ -15,7 +15,7 @@ import { StateDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
-import { decodeRecords } from './records.js';
+import { forEachRecord } from './records.js';
 import type { Repository, ScannedManifest } from './repository.js';
 import { type SessionRule, sessionRuleFor } from './sessions.js';
 import type { KeyedStateFactory } from './state.js';
@@ -208,8 +208,12 @@ export async function executeRestore<Op>(
   };
   const totalBytes = plan.chain.reduce((s, m) => s + m.bytes, 0);
   const totalChunks = plan.chain.reduce((s, m) => s + m.chunks.length, 0);
-  const values = new Map<string, Uint8Array>();
-  const decided = plan.chain.length > 1 ? new Set<string>() : undefined;
+  // A single full backup holds each key once, in ascending order (the writer refuses
+  // anything else), so its records go straight into one array for the state's load; a chain
+  // is merged newest layer first, the first record of a key deciding it (a delete included).
+  const merged = plan.chain.length > 1 ? new Map<string, Uint8Array | undefined>() : undefined;
+  const list: Array<readonly [string, Uint8Array]> = [];
+  let prev: string | undefined;
   const seenChunks = new Set<string>();
   let bytes = 0;
   let chunks = 0;
@@ -245,42 +249,51 @@ export async function executeRestore<Op>(
     // Each put's digest hash comes with the chunk (hashed off this thread); a kept record adds
     // its hash to the digest, so the digest covers exactly the rebuilt state.
     let put = 0;
-    for (const r of decodeRecords(plain, id)) {
-      const at = r.value === undefined ? -1 : 32 * put++;
-      if (decided) {
-        if (decided.has(r.key)) continue;
-        decided.add(r.key);
-      } else if (r.value === undefined) {
-        throw new BackupError(
-          'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
-          `chunk ${id} of full backup ${m.id} holds a delete`,
-          { chunk: id },
-        );
+    forEachRecord(plain, id, (key, value) => {
+      if (value === undefined) {
+        if (!merged) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+            `chunk ${id} of full backup ${m.id} holds a delete`,
+            { chunk: id },
+          );
+        }
+        if (!merged.has(key)) merged.set(key, undefined);
+        return;
       }
-      if (r.value !== undefined) {
-        values.set(r.key, r.value);
-        if (recordHashes) digest.addHashAt(recordHashes, at);
-        else digest.add(r.key, r.value);
+      const at = 32 * put++;
+      if (merged) {
+        if (merged.has(key)) return;
+        merged.set(key, value);
+      } else {
+        if (prev !== undefined && !(prev < key)) {
+          throw new BackupError(
+            'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+            `chunk ${id} of full backup ${m.id}: key ${JSON.stringify(key.slice(0, 60))} does not come after ${JSON.stringify(prev.slice(0, 60))} (a full backup holds each key once, in ascending order)`,
+            { chunk: id },
+          );
+        }
+        prev = key;
+        list.push([key, value]);
       }
-    }
+      if (recordHashes) digest.addHashAt(recordHashes, at);
+      else digest.add(key, value);
+    });
     bytes += plain.length;
     chunks++;
     opts.progress?.({ phase: 'restore', bytes, totalBytes, chunks, totalChunks });
   }
-  if (
-    digest.hex() !== base.stateDigest ||
-    digest.count !== base.keyCount ||
-    values.size !== digest.count
-  ) {
+  if (digest.hex() !== base.stateDigest || digest.count !== base.keyCount) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
-      `restored state of backup ${base.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${values.size} keys, manifest ${base.stateDigest.slice(0, 16)}… with ${base.keyCount} keys)`,
+      `restored state of backup ${base.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${digest.count} keys, manifest ${base.stateDigest.slice(0, 16)}… with ${base.keyCount} keys)`,
       { backup: base.id, digest: digest.hex(), expected: base.stateDigest },
     );
   }
   const state = sessionRuleFor(repo.config.protocol, opts.factory());
-  state.load(values);
-  values.clear();
+  state.load(merged ? definedEntries(merged) : list);
+  merged?.clear();
+  list.length = 0;
   // Replay through a tracker: the digest follows each change instead of a second full pass.
   const tracked = new TrackedState(state, digest);
   tracked.reset(base.index, base.term, base.time);
@@ -313,6 +326,13 @@ export async function executeRestore<Op>(
     bytesRead: bytes,
     warnings: plan.warnings,
   };
+}
+
+/** The entries of a merged chain that hold a value (a delete decided the key away). */
+function* definedEntries(
+  m: Map<string, Uint8Array | undefined>,
+): Generator<readonly [string, Uint8Array]> {
+  for (const e of m) if (e[1] !== undefined) yield e as [string, Uint8Array];
 }
 
 /** planRestore + executeRestore. */

@@ -67,7 +67,7 @@ export interface MultiAcceptorView {
 export class MultiAcceptorCore {
   private promised: Ballot;
   private floor: number;
-  private readonly accepted = new Map<number, AcceptedSlot>();
+  private readonly accepted: SlotTable;
   /** Highest slot ever accepted here (or the floor), kept so `view` is O(1). */
   private maxSlot: number;
   private leaseHolder: string | undefined;
@@ -81,13 +81,14 @@ export class MultiAcceptorCore {
   ) {
     this.promised = restored?.promised ?? ZERO_BALLOT;
     this.floor = restored?.floor ?? 0;
+    this.accepted = new SlotTable(this.floor + 1);
     for (const a of restored?.accepted ?? []) {
       if (a.slot <= this.floor) continue;
       const cur = this.accepted.get(a.slot);
-      if (!cur || ballotAtLeast(a.ballot, cur.ballot)) this.accepted.set(a.slot, a);
+      if (!cur || ballotAtLeast(a.ballot, cur.ballot)) this.accepted.set(a);
     }
     this.maxSlot = this.floor;
-    for (const s of this.accepted.keys()) if (s > this.maxSlot) this.maxSlot = s;
+    for (const a of this.accepted.from(0)) if (a.slot > this.maxSlot) this.maxSlot = a.slot;
     this.leaseMs = opts.leaseMs ?? 0;
     // After a restart we do not know whom we leased to: promise nobody for a lease length.
     if (this.leaseMs > 0 && restored) this.leaseUntil = now + this.leaseMs;
@@ -165,8 +166,7 @@ export class MultiAcceptorCore {
     const changed = !ballotEquals(ballot, this.promised);
     this.promised = ballot;
     const accepted: AcceptedSlot[] = [];
-    for (const a of this.accepted.values()) if (a.slot >= fromSlot) accepted.push(a);
-    accepted.sort((x, y) => x.slot - y.slot);
+    for (const a of this.accepted.from(fromSlot)) accepted.push(a);
     const out: MultiAcceptorOutput = {
       send: [
         {
@@ -202,7 +202,7 @@ export class MultiAcceptorCore {
       const cur = this.accepted.get(e.slot);
       if (cur && ballotEquals(cur.ballot, ballot)) continue; // duplicate: one value per ballot
       const rec: AcceptedSlot = { slot: e.slot, ballot, value: e.value };
-      this.accepted.set(e.slot, rec);
+      this.accepted.set(rec);
       if (e.slot > this.maxSlot) this.maxSlot = e.slot;
       records.push(rec);
     }
@@ -231,11 +231,112 @@ export class MultiAcceptorCore {
   private compact(upTo: number): MultiAcceptorOutput {
     if (!(upTo > this.floor)) return { send: [] };
     this.floor = upTo;
-    for (const s of [...this.accepted.keys()]) if (s <= upTo) this.accepted.delete(s);
+    this.accepted.dropUpTo(upTo);
     return { persist: { hard: this.hard(), compactTo: upTo }, send: [] };
   }
 
   private hard(): MultiAcceptorHardState {
     return { promised: this.promised, floor: this.floor };
+  }
+}
+
+/**
+ * The accepted proposals of an acceptor by slot. Slots above the floor arrive nearly in
+ * order, so they live in an array indexed from the lowest slot kept (cheaper per slot than a
+ * Map, and compaction drops a prefix); a slot far above the others (only a faulty or hostile
+ * proposer sends one) goes to a Map instead of stretching the array.
+ */
+export class SlotTable {
+  /** Slots this far above the lowest kept one go to `far`. */
+  static readonly MAX_SPAN = 1 << 20;
+  private arr: (AcceptedSlot | undefined)[] = [];
+  /** Index in `arr` of slot `lo`. */
+  private head = 0;
+  private lo: number;
+  private readonly far = new Map<number, AcceptedSlot>();
+  private count = 0;
+
+  /** `lo`: the lowest slot that will be stored (the floor + 1). */
+  constructor(lo: number) {
+    this.lo = lo;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(slot: number): AcceptedSlot | undefined {
+    const i = slot - this.lo;
+    if (i < 0) return undefined;
+    const v = this.arr[this.head + i];
+    if (v !== undefined || this.far.size === 0) return v;
+    return this.far.get(slot);
+  }
+
+  /** Stores `rec` at `rec.slot` (at or above the lowest slot kept). */
+  set(rec: AcceptedSlot): void {
+    const slot = rec.slot;
+    const i = slot - this.lo;
+    if (i < 0) return;
+    if (this.far.size > 0 && this.far.delete(slot)) this.count--;
+    if (i >= SlotTable.MAX_SPAN) {
+      this.far.set(slot, rec);
+      this.count++;
+      return;
+    }
+    const idx = this.head + i;
+    const arr = this.arr;
+    if (idx < arr.length) {
+      if (arr[idx] === undefined) this.count++;
+      arr[idx] = rec;
+      return;
+    }
+    while (arr.length < idx) arr.push(undefined);
+    arr.push(rec);
+    this.count++;
+  }
+
+  /** Forgets slots ≤ upTo. */
+  dropUpTo(upTo: number): void {
+    const n = upTo + 1 - this.lo;
+    if (n <= 0) return;
+    const arr = this.arr;
+    const end = Math.min(this.head + n, arr.length);
+    for (let i = this.head; i < end; i++) if (arr[i] !== undefined) this.count--;
+    this.lo = upTo + 1;
+    if (end >= arr.length) {
+      this.arr = [];
+      this.head = 0;
+    } else {
+      this.head = end;
+      if (this.head > 1024 && this.head * 2 > arr.length) {
+        this.arr = arr.slice(this.head);
+        this.head = 0;
+      }
+    }
+    for (const s of this.far.keys()) {
+      if (s <= upTo) {
+        this.far.delete(s);
+        this.count--;
+      }
+    }
+  }
+
+  /** The stored proposals for slots ≥ fromSlot, in slot order. */
+  from(fromSlot: number): AcceptedSlot[] {
+    const out: AcceptedSlot[] = [];
+    const arr = this.arr;
+    for (let i = this.head + Math.max(0, fromSlot - this.lo); i < arr.length; i++) {
+      const v = arr[i];
+      if (v !== undefined) out.push(v);
+    }
+    if (this.far.size > 0) {
+      const far = [...this.far.values()].filter((a) => a.slot >= fromSlot);
+      if (far.length > 0) {
+        out.push(...far);
+        out.sort((x, y) => x.slot - y.slot);
+      }
+    }
+    return out;
   }
 }

@@ -142,9 +142,20 @@ export interface MultiLeaderView {
 
 interface InFlight {
   readonly value: SlotValue;
-  readonly acks: Set<string>;
+  /** The acceptors that accepted it, one bit each (`acceptorBit`). */
+  acks: number;
   sentAt: number;
 }
+
+/** Chosen values not yet reported learned by the local learner, as chosen in one step. */
+interface RetainedBatch {
+  readonly at: number;
+  readonly maxSlot: number;
+  readonly entries: readonly SlotEntry[];
+}
+
+/** Most acceptors a proposer can count (acknowledgements are bits of a 31-bit mask). */
+export const MAX_ACCEPTORS = 31;
 
 export class MultiLeaderCore {
   private role: LeaderRole = 'follower';
@@ -163,7 +174,12 @@ export class MultiLeaderCore {
   private nextSlot = 1;
   private readonly inflight = new Map<number, InFlight>();
   private readonly chosenAbove = new Set<number>();
-  private readonly retained = new Map<number, { value: SlotValue; at: number }>();
+  /** Chosen values the local learner may not have yet (resent by `resendDecides`). */
+  private retained: RetainedBatch[] = [];
+  /** Per acceptor address, its bit in `InFlight.acks`. */
+  private readonly acceptorBit = new Map<string, number>();
+  /** Whether a mask of acknowledgements holds a phase-2 quorum (memoised per mask). */
+  private readonly phase2Memo = new Map<number, boolean>();
   private queue: SlotValue[] = [];
   private nextHeartbeatAt = 0;
   private lastDecideResendAt = 0;
@@ -236,6 +252,14 @@ export class MultiLeaderCore {
     if (!(this.maxClockDrift >= 0 && this.maxClockDrift < 1)) {
       throw new PaxosError('SYNOD_ERR_PAXOS_BAD_CONFIG', 'maxClockDrift must be in [0, 1)');
     }
+    const acceptors = opts.quorums.acceptors;
+    if (acceptors.length > MAX_ACCEPTORS) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `at most ${MAX_ACCEPTORS} acceptors, got ${acceptors.length}`,
+      );
+    }
+    for (let i = 0; i < acceptors.length; i++) this.acceptorBit.set(acceptors[i] as string, 1 << i);
     this.ballot = { round: lastRound, proposer: opts.id };
     this.highestSeen = this.ballot;
     this.electionDeadline = now + this.randomElectionTimeout();
@@ -478,7 +502,8 @@ export class MultiLeaderCore {
   private onLocalLearned(decidedUpTo: number): void {
     if (decidedUpTo <= this.localDecided) return;
     this.localDecided = decidedUpTo;
-    for (const s of [...this.retained.keys()]) if (s <= decidedUpTo) this.retained.delete(s);
+    if (this.retained.length > 0)
+      this.retained = this.retained.filter((b) => b.maxSlot > decidedUpTo);
   }
 
   private seen(b: Ballot): void {
@@ -535,7 +560,7 @@ export class MultiLeaderCore {
     const entries: SlotEntry[] = [];
     for (let s = start; s <= maxSlot; s++) {
       const value: SlotValue = best.get(s)?.value ?? { k: 'noop', t: this.ballot.round };
-      this.inflight.set(s, { value, acks: new Set(), sentAt: now });
+      this.inflight.set(s, { value, acks: 0, sentAt: now });
       entries.push({ slot: s, value });
     }
     this.nextSlot = maxSlot + 1;
@@ -581,7 +606,7 @@ export class MultiLeaderCore {
     while (this.queue.length > 0 && this.nextSlot <= this.chosenUpTo + this.window) {
       const value = this.queue.shift() as SlotValue;
       const slot = this.nextSlot++;
-      this.inflight.set(slot, { value, acks: new Set(), sentAt: now });
+      this.inflight.set(slot, { value, acks: 0, sentAt: now });
       entries.push({ slot, value });
     }
     this.broadcastAccepts(entries, now);
@@ -625,7 +650,8 @@ export class MultiLeaderCore {
     rid: number | undefined,
   ): void {
     this.stepNow = now;
-    if (!this.opts.quorums.acceptors.includes(from)) return;
+    const bit = this.acceptorBit.get(from);
+    if (bit === undefined) return;
     this.leaseAck.set(from, Math.max(this.leaseAck.get(from) ?? Number.NEGATIVE_INFINITY, sentAt));
     this.lastAckFrom.set(from, now);
     if (rid !== undefined && rid > (this.ridAck.get(from) ?? -1)) {
@@ -635,8 +661,9 @@ export class MultiLeaderCore {
     for (const slot of slots) {
       const f = this.inflight.get(slot);
       if (!f) continue;
-      f.acks.add(from);
-      if (this.opts.quorums.isPhase2Quorum(f.acks)) this.markChosen(slot, f.value);
+      if ((f.acks & bit) !== 0) continue;
+      f.acks |= bit;
+      if (this.isPhase2Mask(f.acks)) this.markChosen(slot, f.value);
     }
     // Slots at or below an acceptor's floor are decided (that acceptor's learner holds them).
     // (Slots in flight are all above chosenUpTo: no walk over them unless the floor is.)
@@ -650,12 +677,18 @@ export class MultiLeaderCore {
     this.inflight.delete(slot);
     if (slot <= this.chosenUpTo) return;
     this.chosenAbove.add(slot);
-    if (value !== undefined) {
-      this.out.chosen.push({ slot, value });
-      if (this.opts.localLearner !== undefined && slot > this.localDecided) {
-        this.retained.set(slot, { value, at: this.stepNow });
-      }
+    if (value !== undefined) this.out.chosen.push({ slot, value });
+  }
+
+  private isPhase2Mask(mask: number): boolean {
+    let q = this.phase2Memo.get(mask);
+    if (q === undefined) {
+      const members = new Set<string>();
+      for (const [a, bit] of this.acceptorBit) if ((mask & bit) !== 0) members.add(a);
+      q = this.opts.quorums.isPhase2Quorum(members);
+      this.phase2Memo.set(mask, q);
     }
+    return q;
   }
 
   private advance(now: number): void {
@@ -665,6 +698,11 @@ export class MultiLeaderCore {
     }
     if (this.out.chosen.length > 0) {
       const entries = this.out.chosen;
+      if (this.opts.localLearner !== undefined) {
+        let maxSlot = 0;
+        for (const e of entries) if (e.slot > maxSlot) maxSlot = e.slot;
+        if (maxSlot > this.localDecided) this.retained.push({ at: this.stepNow, maxSlot, entries });
+      }
       const bySlot = this.opts.learnersWithAcceptor;
       // Slot numbers only, for learners next to an acceptor (one message per 64 Ki slots).
       let chosen: MultiPaxosMessage[] | undefined;
@@ -749,7 +787,7 @@ export class MultiLeaderCore {
       }
       let resent = false;
       for (const a of this.opts.quorums.acceptors) {
-        if (f.acks.has(a)) continue;
+        if ((f.acks & (this.acceptorBit.get(a) as number)) !== 0) continue;
         const answeredLater = (this.leaseAck.get(a) ?? Number.NEGATIVE_INFINITY) > f.sentAt;
         const silent =
           now - (this.lastAckFrom.get(a) ?? Number.NEGATIVE_INFINITY) >= this.retransmitMs;
@@ -772,15 +810,16 @@ export class MultiLeaderCore {
     // make sure the local learner gets every chosen value
     if (
       this.opts.localLearner !== undefined &&
-      this.retained.size > 0 &&
+      this.retained.length > 0 &&
       now - this.lastDecideResendAt >= this.retransmitMs
     ) {
       this.lastDecideResendAt = now;
-      const entries = [...this.retained.entries()]
-        .filter(([, r]) => now - r.at >= this.retransmitMs)
-        .sort((a, b) => a[0] - b[0])
-        .slice(0, this.maxBatch * 4)
-        .map(([slot, r]) => ({ slot, value: r.value }));
+      const due: SlotEntry[] = [];
+      for (const b of this.retained) {
+        if (now - b.at < this.retransmitMs) continue;
+        for (const e of b.entries) if (e.slot > this.localDecided) due.push(e);
+      }
+      const entries = due.sort((a, b) => a.slot - b.slot).slice(0, this.maxBatch * 4);
       if (entries.length > 0) {
         this.send(this.opts.localLearner, { type: 'mp.decide', from: this.opts.id, entries });
       }

@@ -42,6 +42,8 @@ export interface MultiPaxosLearnerOptions {
   readonly catchupRetryMs?: number;
   readonly maxCatchupEntries?: number;
   readonly sessionWindow?: number;
+  /** See MultiLearnerOptions.keepAfterSnapshot (default 1000). */
+  readonly keepAfterSnapshot?: number;
   /** See MultiLearnerOptions.localValue (the co-located acceptor's `acceptedAt`). */
   readonly localValue?: MultiLearnerOptions['localValue'];
   /** Snapshots kept in the store. Default 2. */
@@ -99,6 +101,9 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           : {}),
         ...(this.opts.sessionWindow !== undefined
           ? { sessionWindow: this.opts.sessionWindow }
+          : {}),
+        ...(this.opts.keepAfterSnapshot !== undefined
+          ? { keepAfterSnapshot: this.opts.keepAfterSnapshot }
           : {}),
         ...(this.opts.localValue !== undefined ? { localValue: this.opts.localValue } : {}),
       },

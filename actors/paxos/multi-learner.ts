@@ -18,7 +18,7 @@ import { type Ballot, ballotAtLeast } from './ballot.js';
 import { PaxosError } from './errors.js';
 import { sameValue } from './learner.js';
 import {
-  decodeCommand,
+  commandOf,
   type MOutbound,
   type MultiPaxosMessage,
   type SlotEntry,
@@ -81,6 +81,12 @@ export interface MultiLearnerOptions {
   readonly catchupRetryMs?: number;
   /** Entries per catch-up reply. Default 512. */
   readonly maxCatchupEntries?: number;
+  /**
+   * Applied slots kept for catch-up after a durable snapshot covers them (default 1000), so
+   * a peer or a pulling backup agent a little behind the snapshot gets entries rather than
+   * the whole snapshot (a backup archive would otherwise get a gap). 0 keeps none.
+   */
+  readonly keepAfterSnapshot?: number;
   /** Session window per client (see ClientSessions). Default 256. */
   readonly sessionWindow?: number;
   /**
@@ -123,6 +129,7 @@ export class MultiLearnerCore {
   private readonly snapshotEvery: number;
   private readonly catchupRetryMs: number;
   private readonly maxCatchupEntries: number;
+  private readonly keepAfterSnapshot: number;
   private out: { send: MOutbound[]; applied: AppliedRecord[]; snapshot?: SnapshotImage } = {
     send: [],
     applied: [],
@@ -135,6 +142,13 @@ export class MultiLearnerCore {
     this.snapshotEvery = opts.snapshotEvery ?? 1000;
     this.catchupRetryMs = opts.catchupRetryMs ?? 100;
     this.maxCatchupEntries = opts.maxCatchupEntries ?? 512;
+    this.keepAfterSnapshot = opts.keepAfterSnapshot ?? 1000;
+    if (!Number.isSafeInteger(this.keepAfterSnapshot) || this.keepAfterSnapshot < 0) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `keepAfterSnapshot must be a non-negative integer, got ${this.keepAfterSnapshot}`,
+      );
+    }
     this.sessions = new ClientSessions(opts.sessionWindow ?? 256);
     if (restored) {
       this.lastSnapshot = restored;
@@ -228,7 +242,7 @@ export class MultiLearnerCore {
     if (snap && snap.index === index) {
       this.snapshotInFlight = undefined;
       if (!this.lastSnapshot || snap.index > this.lastSnapshot.index) this.lastSnapshot = snap;
-      this.retained.dropUpTo(index);
+      this.retained.dropUpTo(index - this.keepAfterSnapshot);
       if (this.opts.localAcceptor !== undefined) {
         this.send(this.opts.localAcceptor, { type: 'mp.compact', from: this.opts.id, upTo: index });
       }
@@ -342,7 +356,7 @@ export class MultiLearnerCore {
       });
       return;
     }
-    const c = decodeCommand(v.d);
+    const c = commandOf(v);
     if (typeof c === 'string') {
       this.out.applied.push({ type: 'applied', kind: 'noop', index: slot, term: v.t, invalid: c });
       return;
@@ -432,7 +446,11 @@ export class MultiLearnerCore {
   private serveCatchup(to: string, fromSlot: number, toSlot: number): void {
     if (to === this.opts.id) return;
     const snapIndex = this.lastSnapshot?.index ?? 0;
-    const useSnap = this.lastSnapshot !== undefined && fromSlot <= snapIndex;
+    // The snapshot only when the slots asked for are gone (see keepAfterSnapshot).
+    const useSnap =
+      this.lastSnapshot !== undefined &&
+      fromSlot <= snapIndex &&
+      this.retained.get(fromSlot) === undefined;
     const lo = useSnap ? snapIndex + 1 : fromSlot;
     const hi = Math.min(toSlot, lo + this.maxCatchupEntries - 1);
     const entries: SlotEntry[] = [];

@@ -207,7 +207,87 @@ function isCommand(v: unknown): v is Command {
  * `[clientId, seq, op]` (an array decodes faster than a map; Raft's log uses the same form).
  */
 export function commandValue(command: Command, t: number): SlotValue {
-  return { k: 'cmd', d: encodeValue([command.clientId, command.seq, command.op]), t };
+  const v: SlotValue = { k: 'cmd', d: encodeValue([command.clientId, command.seq, command.op]), t };
+  // The proposer's own copy remembers the command, so the learner next to it need not decode
+  // the bytes again, when decoding them would give back this very command (see LOCAL_COMMAND).
+  // (Not enumerable: comparisons and copies of values see only k, d and t.)
+  if (commandDecodesToItself(command)) {
+    Object.defineProperty(v, LOCAL_COMMAND, { value: command });
+  }
+  return v;
+}
+
+/**
+ * On a `cmd` slot value made by `commandValue` in this process: the command its bytes encode
+ * (a symbol key, so it never crosses a wire or goes into a journal, and no peer can set it).
+ * Set only when decoding the bytes gives back a command equal to this one in every way a
+ * state machine can observe (`decodesToItself`), so a learner that applies the command from
+ * here applies exactly what the other replicas decode from the bytes.
+ */
+export const LOCAL_COMMAND: unique symbol = Symbol('synod.paxos.localCommand');
+
+type LocalCommandValue = SlotValue & { [LOCAL_COMMAND]?: Command };
+
+/** The command of a `cmd` value: the proposer's own object when it has one, else decoded. */
+export function commandOf(v: SlotValue & { k: 'cmd' }): Command | string {
+  return (v as LocalCommandValue)[LOCAL_COMMAND] ?? decodeCommand(v.d);
+}
+
+/** `String.prototype.isWellFormed` (Node 20; not in this project's TypeScript lib). */
+function wellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+/**
+ * Whether msgpack (lib/codec.ts) gives back a value equal to `v` in every way a deterministic
+ * state machine could observe: plain objects (no `__proto__` key), dense arrays, well-formed
+ * strings, numbers other than -0, booleans and null, at most 32 levels deep. Anything else
+ * (undefined, -0, lone surrogates, bigint, byte arrays, Date, Map, class instances, ...)
+ * answers false, and the command is decoded from its bytes like on every other replica.
+ * (The same rule as Raft's leader uses for its own entries.)
+ */
+export function decodesToItself(v: unknown, depth = 0): boolean {
+  switch (typeof v) {
+    case 'string':
+      return wellFormed(v);
+    case 'number':
+      return v !== 0 || 1 / v > 0;
+    case 'boolean':
+      return true;
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= 32) return false;
+      const proto = Object.getPrototypeOf(v);
+      if (proto === Object.prototype) {
+        const o = v as Record<string, unknown>;
+        for (const k in o) {
+          if (k === '__proto__' || !wellFormed(k)) return false;
+          if (!decodesToItself(o[k], depth + 1)) return false;
+        }
+        return true;
+      }
+      if (proto === Array.prototype) {
+        const a = v as unknown[];
+        for (let i = 0; i < a.length; i++) {
+          if (!(i in a) || !decodesToItself(a[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+function commandDecodesToItself(c: Command): boolean {
+  return (
+    typeof c.clientId === 'string' &&
+    wellFormed(c.clientId) &&
+    Number.isSafeInteger(c.seq) &&
+    !Object.is(c.seq, -0) &&
+    decodesToItself(c.op)
+  );
 }
 
 /**
@@ -230,21 +310,25 @@ export function decodeCommand(d: Uint8Array): Command | string {
 }
 
 /**
- * One wrapper per underlying buffer: a slot value's bytes are usually a view into the packed
- * entries of the message that brought them, and msgpackr caches a DataView on the object it
- * decodes from, so decoding each view by itself made one DataView per command. Decoding the
- * range through a wrapper of the whole buffer (`decodeValueIn`) makes one per message.
+ * Decodes through a `Buffer` over the whole underlying memory, by range. Two reasons:
+ * - a slot value's bytes are usually a view into the packed entries of the message (or
+ *   journal batch) that brought them, and msgpackr caches a DataView on the object it decodes
+ *   from: decoding each view by itself made one DataView per command, the wrapper makes one
+ *   per message (consecutive commands share the cached wrapper);
+ * - msgpack gives a `bin` inside the command the class of its input, and the bytes arrive as
+ *   a `Buffer` on one path (the proposer's own encoding, a snapshot, a file) and as a plain
+ *   `Uint8Array` on another (an unpacked message, a restarted acceptor's journal): always a
+ *   Buffer, so every replica's state machine gets the same class, live or restarted.
  */
-const wholeBuffers = new WeakMap<ArrayBufferLike, Uint8Array>();
+let wholeOf: ArrayBufferLike | undefined;
+let whole: Buffer | undefined;
 
 function decodeView(d: Uint8Array): unknown {
-  if (d.byteLength === 0 || d.byteLength === d.buffer.byteLength) return decodeValue(d);
-  let whole = wholeBuffers.get(d.buffer);
-  if (whole === undefined) {
-    // the same class as `d`, so a `bin` inside decodes as it did from `d` itself
-    whole = Buffer.isBuffer(d) ? Buffer.from(d.buffer) : new Uint8Array(d.buffer);
-    wholeBuffers.set(d.buffer, whole);
-  } else if (Buffer.isBuffer(whole) !== Buffer.isBuffer(d)) return decodeValue(d);
+  if (d.byteLength === 0) return decodeValue(d);
+  if (d.buffer !== wholeOf || whole === undefined) {
+    wholeOf = d.buffer;
+    whole = Buffer.from(d.buffer);
+  }
   return decodeValueIn(whole, d.byteOffset, d.byteOffset + d.byteLength);
 }
 
@@ -381,6 +465,20 @@ export function toWire(msg: MultiPaxosMessage): unknown {
 }
 
 /**
+ * The form of `msg` for an actor in this process that would otherwise get `wire` (from
+ * `toWire(msg)`): the in-memory message, entries as the sender's own objects (so the
+ * receiver need not unpack them, and values keep what only the sender's objects carry, such
+ * as `LOCAL_COMMAND`), with the packed bytes under `PACKED_ENTRIES` for the acceptor's
+ * journal. A message without packed entries is `wire` itself.
+ */
+export function localForm(msg: MultiPaxosMessage, wire: unknown): MultiPaxosMessage {
+  if (wire === msg) return msg;
+  const packed = (wire as { entries?: unknown }).entries;
+  if (!(packed instanceof Uint8Array)) return wire as MultiPaxosMessage;
+  return { ...msg, [PACKED_ENTRIES]: packed } as unknown as MultiPaxosMessage;
+}
+
+/**
  * A received message back in its in-memory form (packed entries unpacked), or a reason why
  * it is malformed (`multiMessageProblem` plus the checks of the packed layout).
  */
@@ -389,7 +487,11 @@ export function fromWire(raw: unknown): MultiPaxosMessage | { readonly problem: 
   const r = raw as Record<string, unknown>;
   let msg = raw;
   let unpacked = false;
-  if (PACKED.has(r.type as string) && r.entries instanceof Uint8Array) {
+  if ((r as { [PACKED_ENTRIES]?: unknown })[PACKED_ENTRIES] instanceof Uint8Array) {
+    // Built in this process (`localForm`: a symbol key never crosses a wire): its entries
+    // are the sender's own checked objects.
+    unpacked = Array.isArray(r.entries);
+  } else if (PACKED.has(r.type as string) && r.entries instanceof Uint8Array) {
     try {
       msg = { ...r, entries: unpackSlotEntries(r.entries), [PACKED_ENTRIES]: r.entries };
       unpacked = true;

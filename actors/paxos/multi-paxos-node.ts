@@ -102,6 +102,8 @@ export interface MultiPaxosNodeOptions {
   readonly retransmitMs?: number;
   readonly maxPending?: number;
   readonly snapshotEvery?: number;
+  /** Applied slots a learner keeps for catch-up behind its snapshot (default 1000). */
+  readonly keepAfterSnapshot?: number;
   readonly tickMs?: number;
   readonly proposeTimeoutMs?: number;
   /** Non-lease reads: a quorum-confirmed read index (default) or a no-op through the log. */
@@ -193,6 +195,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     localProposer: self('proposer'),
     localValue: (slot) => acceptorActor.acceptedAt(slot),
     ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
+    ...(opts.keepAfterSnapshot !== undefined ? { keepAfterSnapshot: opts.keepAfterSnapshot } : {}),
   });
   const learner = system.spawn(`${path}/learner`, learnerActor, spawnOpts);
   const log = new MultiPaxosLog({

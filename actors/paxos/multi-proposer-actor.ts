@@ -12,6 +12,7 @@
  * definitely not chosen by this leader), `proposal-indeterminate`, `bad-message`.
  */
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
+import { nodeOf } from '../../lib/address.js';
 import type { Command } from '../../lib/replicated-log.js';
 import type { HardStateStore } from '../../lib/storage/types.js';
 import { formatBallot } from './ballot.js';
@@ -22,7 +23,13 @@ import {
   type MultiLeaderView,
   type SubmitResult,
 } from './multi-leader.js';
-import { decodeCommand, fromWire, type MultiPaxosMessage, toWire } from './multi-messages.js';
+import {
+  commandOf,
+  fromWire,
+  localForm,
+  type MultiPaxosMessage,
+  toWire,
+} from './multi-messages.js';
 
 export type ReadStart =
   | { readonly ok: true; readonly index: number }
@@ -52,6 +59,8 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
   private stopped = false;
   private readSeq = 0;
   private readonly readAsks = new Map<string, Extract<MultiProposerMsg, { type: 'mp.read' }>>();
+  /** `<node id>/`: addresses of actors in this actor system. */
+  private localPrefix = '\u0000';
 
   constructor(private readonly opts: MultiPaxosProposerOptions) {
     super();
@@ -59,6 +68,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
 
   override async preStart(): Promise<void> {
     this.stopped = false;
+    this.localPrefix = `${nodeOf(this.ctx.self)}/`;
     const stored = await this.opts.store.load();
     const round = stored && Number.isSafeInteger(stored.round) ? stored.round : 0;
     this.core = new MultiLeaderCore(
@@ -195,14 +205,22 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
 
   private emitOutput(out: MultiLeaderOutput): void {
     // A broadcast is one message object sent to every acceptor (or learner): pack it once.
+    // Actors of this node get the message in memory (`localForm`: nothing to unpack, and the
+    // values keep their commands, so the learner here does not decode its own proposals).
     let last: MultiPaxosMessage | undefined;
     let wire: unknown;
+    let local: MultiPaxosMessage | undefined;
+    const here = this.localPrefix;
     for (const s of out.send) {
       if (s.msg !== last) {
         last = s.msg;
         wire = toWire(s.msg);
+        local = undefined;
       }
-      this.ctx.send(s.to, wire as MultiPaxosMessage);
+      if (s.to.startsWith(here)) {
+        local ??= localForm(s.msg, wire);
+        this.ctx.send(s.to, local);
+      } else this.ctx.send(s.to, wire as MultiPaxosMessage);
     }
     for (const r of out.reads) {
       const ask = this.readAsks.get(r.id);
@@ -221,7 +239,7 @@ export class MultiPaxosProposer extends Actor<MultiProposerMsg, MultiLeaderView 
     }
     for (const f of out.fates) {
       const v = f.value;
-      const c = v.k === 'cmd' ? decodeCommand(v.d) : undefined;
+      const c = v.k === 'cmd' ? commandOf(v) : undefined;
       this.ctx.emit({
         type: f.kind === 'dropped' ? 'proposal-dropped' : 'proposal-indeterminate',
         ...(c !== undefined && typeof c !== 'string' ? { clientId: c.clientId, seq: c.seq } : {}),

@@ -12,9 +12,16 @@ export type SessionCheck =
   | { readonly duplicate: false }
   | { readonly duplicate: true; readonly known: boolean; readonly result?: unknown };
 
+/**
+ * One client's window: the seqs applied in it, ascending, from `head` (earlier entries are
+ * below the window, waiting to be trimmed), and their results alongside. Clients mostly send
+ * increasing seqs, so a record is two pushes and a check of a new seq one comparison.
+ */
 interface Session {
   maxSeq: number;
-  results: Map<number, unknown>;
+  seqs: number[];
+  results: unknown[];
+  head: number;
 }
 
 /**
@@ -41,28 +48,44 @@ export class ClientSessions {
 
   check(clientId: string, seq: number): SessionCheck {
     const s = this.sessions.get(clientId);
-    if (!s) return NOT_DUPLICATE;
-    // Below the window first: results there may linger until the next prune (see record).
+    if (!s || seq > s.maxSeq) return NOT_DUPLICATE;
     if (seq <= s.maxSeq - this.window) return { duplicate: true, known: false };
-    if (s.results.has(seq)) return { duplicate: true, known: true, result: s.results.get(seq) };
-    return NOT_DUPLICATE;
+    const i = indexOf(s, seq);
+    if (i < 0) return NOT_DUPLICATE;
+    return { duplicate: true, known: true, result: s.results[i] };
   }
 
   record(clientId: string, seq: number, result: unknown): void {
-    let s = this.sessions.get(clientId);
+    const s = this.sessions.get(clientId);
     if (!s) {
-      s = { maxSeq: seq, results: new Map() };
-      this.sessions.set(clientId, s);
+      this.sessions.set(clientId, { maxSeq: seq, seqs: [seq], results: [result], head: 0 });
+      return;
     }
-    s.results.set(seq, result);
-    if (seq > s.maxSeq) s.maxSeq = seq;
-    // Prune results below the window once they make up half the map: one pass per `window`
-    // commands (amortised O(1)) instead of one pass per command. `check` never looks at
-    // results below the window, and images leave them out, so pruning late changes nothing
-    // anyone can observe.
-    if (s.results.size > 2 * this.window) {
-      const low = s.maxSeq - this.window;
-      for (const k of s.results.keys()) if (k <= low) s.results.delete(k);
+    if (seq > s.maxSeq) {
+      s.seqs.push(seq);
+      s.results.push(result);
+      s.maxSeq = seq;
+      // Trim what fell below the window (amortised: the arrays are cut once the dead prefix
+      // is as long as the window). `check` answers below-window seqs before looking here.
+      const low = seq - this.window;
+      let h = s.head;
+      while (h < s.seqs.length && (s.seqs[h] as number) <= low) h++;
+      if (h >= this.window && h * 2 >= s.seqs.length) {
+        s.seqs = s.seqs.slice(h);
+        s.results = s.results.slice(h);
+        h = 0;
+      }
+      s.head = h;
+      return;
+    }
+    // Below the window: `check` reports it a duplicate already (nothing to keep).
+    if (seq <= s.maxSeq - this.window) return;
+    // Out of order (a pipelined client, a retry): keep the arrays sorted.
+    const at = lowerBound(s, seq);
+    if (s.seqs[at] === seq) s.results[at] = result;
+    else {
+      s.seqs.splice(at, 0, seq);
+      s.results.splice(at, 0, result);
     }
   }
 
@@ -75,15 +98,8 @@ export class ClientSessions {
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
       .map(([id, s]): SessionImage => {
         const low = s.maxSeq - this.window;
-        const seqs: number[] = [];
-        let sorted = true;
-        for (const seq of s.results.keys()) {
-          if (seq <= low) continue;
-          if (seqs.length > 0 && seq < (seqs[seqs.length - 1] as number)) sorted = false;
-          seqs.push(seq);
-        }
-        if (!sorted) seqs.sort((a, b) => a - b);
-        return [id, s.maxSeq, seqs, seqs.map((q) => s.results.get(q))];
+        const from = lowerBound(s, low + 1);
+        return [id, s.maxSeq, s.seqs.slice(from), s.results.slice(from)];
       });
     return { window: this.window, clients };
   }
@@ -92,13 +108,36 @@ export class ClientSessions {
     const cs = new ClientSessions(image.window);
     for (const c of image.clients) {
       const [id, maxSeq] = c;
-      const results = new Map<number, unknown>();
+      let pairs: [number, unknown][];
       if (c.length === 4) {
         const [, , seqs, values] = c;
-        for (let i = 0; i < seqs.length; i++) results.set(seqs[i] as number, values[i]);
-      } else for (const [k, v] of c[2]) results.set(k, v);
-      cs.sessions.set(id, { maxSeq, results });
+        pairs = seqs.map((q, i) => [q, values[i]]);
+      } else pairs = c[2].map(([k, v]) => [k, v]);
+      pairs.sort((a, b) => a[0] - b[0]);
+      cs.sessions.set(id, {
+        maxSeq,
+        seqs: pairs.map((p) => p[0]),
+        results: pairs.map((p) => p[1]),
+        head: 0,
+      });
     }
     return cs;
   }
+}
+
+/** The first index ≥ head whose seq is ≥ `seq` (the arrays' length when none). */
+function lowerBound(s: Session, seq: number): number {
+  let lo = s.head;
+  let hi = s.seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((s.seqs[mid] as number) < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function indexOf(s: Session, seq: number): number {
+  const i = lowerBound(s, seq);
+  return s.seqs[i] === seq ? i : -1;
 }

@@ -65,6 +65,8 @@ export class PaxosActorCluster {
         electionTimeoutMs: 150,
         retransmitMs: 60,
         snapshotEvery: 50,
+        // a little behind each snapshot: catch-up takes both paths, entries and snapshots
+        keepAfterSnapshot: 10,
         proposeTimeoutMs: 1000,
         ...opts.node,
         system: node.system,

@@ -294,6 +294,8 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         localValue: (slot) => acceptor.acceptedAt(slot),
         stateMachine: sm,
         snapshotEvery: opts.snapshotEvery ?? 25,
+        // a little behind each snapshot: catch-up takes both paths, entries and snapshots
+        keepAfterSnapshot: 10,
         catchupRetryMs: 50,
         maxCatchupEntries: 64,
       },

@@ -82,6 +82,13 @@ t.test(`workers and the calling thread agree (seed ${SEED})`, async (t) => {
       t.equal(d.address, expectedId, 'address after decode');
       t.ok(d.recordHashes?.equals(expectedHashes as Buffer), 'record hashes');
     }
+    // A chunk stored without compression is hashed the same way, in a worker or not.
+    for (const p of [pool, inline]) {
+      const d = await p.decode(keys, Buffer.from(plain), 'none', plain.length, true);
+      t.ok(d.plain.equals(plain), 'none: the chunk as stored');
+      t.equal(d.address, expectedId, 'none: address');
+      t.ok(d.recordHashes?.equals(expectedHashes as Buffer), 'none: record hashes');
+    }
   }
   t.ok(viaWorker >= 6, `${viaWorker} chunks went through a worker`);
 

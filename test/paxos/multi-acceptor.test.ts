@@ -1,7 +1,10 @@
 import t from 'tap';
 import { ballot } from '../../actors/paxos/ballot.js';
-import { MultiAcceptorCore } from '../../actors/paxos/multi-acceptor.js';
+import { MultiAcceptorCore, SlotTable } from '../../actors/paxos/multi-acceptor.js';
+import { MultiLeaderCore } from '../../actors/paxos/multi-leader.js';
 import { commandValue, type SlotValue } from '../../actors/paxos/multi-messages.js';
+import { quorumSystem } from '../../actors/paxos/quorum.js';
+import { Random } from '../../lib/random.js';
 
 const cmd = (n: number): SlotValue => commandValue({ clientId: 'c', seq: n, op: { n } }, 1);
 const accept = (b: ReturnType<typeof ballot>, entries: [number, SlotValue][], from = 'P') =>
@@ -164,4 +167,75 @@ t.test('leases: a holder blocks other proposers; a restart blocks everyone', asy
     5100,
   );
   t.equal(r2.send[0]?.msg.type, 'mp.promise');
+});
+
+t.test('the slot table: holes, far slots, compaction and slot order', async (t) => {
+  const tab = new SlotTable(11); // floor 10
+  const b = ballot(1, 'P');
+  const rec = (slot: number) => ({ slot, ballot: b, value: cmd(slot) });
+  tab.set(rec(5)); // at or below the floor: ignored
+  for (const s of [13, 11, 12, 20]) tab.set(rec(s));
+  const far = 11 + SlotTable.MAX_SPAN + 5;
+  tab.set(rec(far));
+  t.equal(tab.size, 5);
+  t.equal(tab.get(5), undefined);
+  t.equal(tab.get(15), undefined, 'a hole');
+  t.equal(tab.get(far)?.slot, far, 'a far slot is kept (in the map)');
+  t.same(
+    tab.from(12).map((a) => a.slot),
+    [12, 13, 20, far],
+    'in slot order from 12',
+  );
+  tab.set({ slot: 12, ballot: ballot(2, 'Q'), value: cmd(99) });
+  t.equal(tab.size, 5, 'replacing a slot does not count it twice');
+  t.equal(tab.get(12)?.ballot.round, 2);
+  tab.dropUpTo(12);
+  t.equal(tab.size, 3);
+  t.equal(tab.get(12), undefined);
+  t.same(
+    tab.from(0).map((a) => a.slot),
+    [13, 20, far],
+  );
+  tab.dropUpTo(far);
+  t.equal(tab.size, 0);
+  t.same(tab.from(0), []);
+  tab.set(rec(far + 1));
+  t.equal(tab.get(far + 1)?.slot, far + 1, 'stores again after a full compaction');
+  // many slots in order, compacted in steps: the array is trimmed, lookups stay right
+  const big = new SlotTable(1);
+  for (let s = 1; s <= 5000; s++) big.set(rec(s));
+  for (let upTo = 500; upTo <= 4500; upTo += 500) big.dropUpTo(upTo);
+  t.equal(big.size, 500);
+  t.equal(big.get(4500), undefined);
+  t.equal(big.get(4501)?.slot, 4501);
+  t.equal(big.get(5000)?.slot, 5000);
+  t.same(
+    big.from(4999).map((a) => a.slot),
+    [4999, 5000],
+  );
+});
+
+t.test('a proposer counts at most 31 acceptors', async (t) => {
+  const acceptors = Array.from({ length: 32 }, (_, i) => `a${i}`);
+  t.throws(
+    () =>
+      new MultiLeaderCore({
+        id: 'P',
+        quorums: quorumSystem({ acceptors }),
+        proposers: ['P'],
+        learners: [],
+        random: new Random(1),
+      }),
+    { code: 'SYNOD_ERR_PAXOS_BAD_CONFIG' },
+  );
+  t.doesNotThrow(
+    () =>
+      new MultiLeaderCore({
+        id: 'P',
+        quorums: quorumSystem({ acceptors: acceptors.slice(0, 31) }),
+        proposers: ['P'],
+        learners: [],
+        random: new Random(1),
+      }),
+  );
 });

@@ -179,7 +179,11 @@ t.test('a non-intersecting configuration is refused before anything starts', asy
 
 t.test('a crashed node catches up through a snapshot; acceptors compact', async (t) => {
   const nodes = ['a', 'b', 'c'];
-  const c = new PaxosActorCluster({ seed: 7, nodes, node: { snapshotEvery: 10 } });
+  const c = new PaxosActorCluster({
+    seed: 7,
+    nodes,
+    node: { snapshotEvery: 10, keepAfterSnapshot: 0 },
+  });
   await c.start();
   const leader = await c.waitForLeader();
   const lagging = nodes.find((n) => n !== leader) as string;

@@ -105,7 +105,7 @@ t.test('missing slots are fetched from peers, preferring the leader hint', async
 t.test(
   'snapshots: taken every N slots, compaction after they are durable, served to peers',
   async (t) => {
-    const { l } = mk({ snapshotEvery: 2 });
+    const { l } = mk({ snapshotEvery: 2, keepAfterSnapshot: 0 });
     const out = l.step(
       decide([
         [1, w(1, 'x', 1)],
@@ -152,6 +152,26 @@ t.test(
     t.equal(again.sm.read('x'), 1);
   },
 );
+
+t.test('keepAfterSnapshot: slots just behind the snapshot are served as entries', async (t) => {
+  const { l } = mk({ snapshotEvery: 4, keepAfterSnapshot: 2 });
+  const all: [number, SlotValue][] = [];
+  for (let s = 1; s <= 5; s++) all.push([s, w(s, `k${s}`, s)]);
+  t.equal(l.step(decide(all), 0).snapshot?.index, 5);
+  t.same(
+    l.snapshotPersisted(5).send.map((s) => s.msg),
+    [{ type: 'mp.compact', from: 'L1', upTo: 5 }],
+    'the acceptor still compacts up to the snapshot',
+  );
+  const ask = (fromSlot: number) => {
+    const msg = l.step({ type: 'mp.catchup', from: 'L3', fromSlot, toSlot: 5 }, 10).send[0]?.msg;
+    if (msg?.type !== 'mp.catchup-reply') throw new Error('expected a reply');
+    return { snap: msg.snapshot?.index, slots: msg.entries.map((e) => e.slot) };
+  };
+  t.same(ask(4), { snap: undefined, slots: [4, 5] }, 'slots 4-5 are kept: entries');
+  t.same(ask(3), { snap: 5, slots: [] }, 'slot 3 is gone: the snapshot');
+  t.throws(() => mk({ keepAfterSnapshot: -1 }), { code: 'SYNOD_ERR_PAXOS_BAD_CONFIG' });
+});
 
 t.test('a slot decided twice with different values is a safety violation', async (t) => {
   const { l } = mk();

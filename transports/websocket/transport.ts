@@ -858,7 +858,13 @@ export class WebSocketTransport implements Transport {
     }
     if (link.active !== conn) return;
     link.active = undefined;
-    this.logger.log('warn', `link to ${peer} down: ${code}: ${reason}`, { peer, code });
+    // A client (a peer this node never dials) that shuts down cleanly is routine, not a warning:
+    // every `synod kv`/`synod status` run ends that way.
+    const routine = link.url === undefined && code === ErrorCode.TRANSPORT_CLOSED;
+    this.logger.log(routine ? 'debug' : 'warn', `link to ${peer} down: ${code}: ${reason}`, {
+      peer,
+      code,
+    });
     link.setState('down', `${code}: ${reason}`);
     this.armUnreachable(link);
     this.scheduleReconnect(link, `${code}: ${reason}`);
