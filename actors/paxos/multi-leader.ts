@@ -676,7 +676,9 @@ export class MultiLeaderCore {
   private markChosen(slot: number, value: SlotValue | undefined): void {
     this.inflight.delete(slot);
     if (slot <= this.chosenUpTo) return;
-    this.chosenAbove.add(slot);
+    // Slots are mostly chosen in order: the next one moves the prefix without the set.
+    if (slot === this.chosenUpTo + 1 && this.chosenAbove.size === 0) this.chosenUpTo = slot;
+    else this.chosenAbove.add(slot);
     if (value !== undefined) this.out.chosen.push({ slot, value });
   }
 
