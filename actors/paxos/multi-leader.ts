@@ -183,6 +183,8 @@ export class MultiLeaderCore {
   private queue: SlotValue[] = [];
   private nextHeartbeatAt = 0;
   private lastDecideResendAt = 0;
+  /** `localDecided` when `resendDecides` last looked. */
+  private decidedAtResendCheck = -1;
   /** No slot in flight can be due for a retransmission before this time. */
   private retransmitScanAt = 0;
   private stepNow = 0;
@@ -816,6 +818,13 @@ export class MultiLeaderCore {
       now - this.lastDecideResendAt >= this.retransmitMs
     ) {
       this.lastDecideResendAt = now;
+      // A local learner that moved since the last look is only behind (a busy process), not
+      // missing anything: resending would give it more work exactly when it has too much.
+      // (Local messages are not lost; this covers a learner that restarted and lost them.)
+      if (this.localDecided !== this.decidedAtResendCheck) {
+        this.decidedAtResendCheck = this.localDecided;
+        return;
+      }
       const due: SlotEntry[] = [];
       for (const b of this.retained) {
         if (now - b.at < this.retransmitMs) continue;
