@@ -364,6 +364,8 @@ export interface LiveAgentResult {
   }[];
   readonly archivedTo: number;
   readonly appliedTo: number;
+  /** The cluster's protocol (a Multi-Paxos agent pulls; it never joins the configuration). */
+  readonly protocol: 'raft' | 'paxos';
 }
 
 /**
@@ -402,7 +404,7 @@ export async function runLiveAgent(run: LiveAgentRun): Promise<LiveAgentResult> 
     const archivedTo = await live.flush();
     const status = await live.status();
     await joined.leave();
-    return { agentId, backups, archivedTo, appliedTo: status.index };
+    return { agentId, backups, archivedTo, appliedTo: status.index, protocol: joined.protocol };
   } finally {
     sub.unsubscribe();
     await joined.close();

@@ -42,6 +42,7 @@ import {
   RaftError,
   type RaftMembership,
   type RaftMessage,
+  type ReadFanout,
   type ReadOnlyMode,
   type Ready,
   type Role,
@@ -82,6 +83,11 @@ export interface RaftNodeOptions<Op, Result> {
   checkQuorum?: boolean;
   /** 'safe' ReadIndex (default) or 'lease' (assumes bounded clock drift; see docs/raft.md). */
   readOnly?: ReadOnlyMode;
+  /**
+   * Who a ReadIndex round asks (default `'quorum'`: just enough voters for a quorum, widened to
+   * every follower after two ticks; `'all'`: every follower, as etcd). See RaftCoreOptions.
+   */
+  readFanout?: ReadFanout;
   maxSizePerMsg?: number;
   maxInflightMsgs?: number;
   maxInflightBytes?: number;
@@ -470,6 +476,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         ...(o.preVote !== undefined ? { preVote: o.preVote } : {}),
         ...(o.checkQuorum !== undefined ? { checkQuorum: o.checkQuorum } : {}),
         ...(o.readOnly !== undefined ? { readOnly: o.readOnly } : {}),
+        readFanout: o.readFanout ?? 'quorum',
         ...(o.maxSizePerMsg !== undefined ? { maxSizePerMsg: o.maxSizePerMsg } : {}),
         ...(o.maxInflightMsgs !== undefined ? { maxInflightMsgs: o.maxInflightMsgs } : {}),
         ...(o.maxInflightBytes !== undefined ? { maxInflightBytes: o.maxInflightBytes } : {}),
@@ -544,6 +551,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     switch (msg.type) {
       case 'raft': {
         const sender = this.ctx.sender;
+        let readRound = false;
         for (const m of msg.ms) {
           const problem = this.unpack(m) ?? raftMessageProblem(m);
           if (problem !== undefined) {
@@ -552,7 +560,20 @@ export class RaftNode<Op = unknown, Result = unknown>
             continue;
           }
           if (!this.admit(m, sender, core)) continue;
+          if (
+            m.type === 'heartbeat' ||
+            m.type === 'readIndex' ||
+            m.type === 'readIndexResp' ||
+            (m.type === 'heartbeatResp' && m.context !== undefined)
+          )
+            readRound = true;
           this.guard(() => core.step(m));
+        }
+        if (readRound) {
+          // Someone waits on this round: answer (or serve the reads) in this turn.
+          this.publish();
+          this.runLoopNow();
+          return;
         }
         break;
       }
@@ -672,7 +693,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   readBarrier(options: { timeoutMs?: number } = {}): Promise<number> {
-    if (!this.core || this.stopped) {
+    const core = this.core;
+    if (!core || this.stopped) {
       return Promise.reject(new ProposeError('Stopped', `raft node ${this.id_} is not running`));
     }
     return new Promise<number>((resolve, reject) => {
@@ -686,7 +708,20 @@ export class RaftNode<Op = unknown, Result = unknown>
         ),
       );
       this.readBatch.push(w);
-      this.schedule();
+      // An idle node starts the confirmation round now rather than on the next event-loop
+      // turn. Only when the core has nothing else to hand out: this may run in the caller's
+      // turn, which must not apply entries or write the log; otherwise the loop is scheduled
+      // as usual (and reads made meanwhile share its round).
+      if (
+        !this.looping &&
+        !this.loopScheduled &&
+        this.stall === undefined &&
+        this.compactDue === undefined &&
+        this.snapshotWaiters.length === 0 &&
+        !core.hasReady()
+      )
+        this.runLoopNow();
+      else this.schedule();
     });
   }
 
@@ -881,12 +916,26 @@ export class RaftNode<Op = unknown, Result = unknown>
     else w.resolve(index as number);
   }
 
+  /**
+   * Runs the loop now (in this turn) instead of on the next event-loop turn: for the messages of
+   * a ReadIndex round, whose answer someone is waiting for (a follower's heartbeat response, the
+   * leader's read confirmation). Falls back to `schedule` while a loop is running.
+   */
+  private runLoopNow(): void {
+    if (this.looping || this.stopped || !this.core) {
+      this.schedule();
+      return;
+    }
+    this.loopDone = this.runLoop();
+  }
+
   private schedule(): void {
     if (this.loopScheduled || this.looping || this.stopped || !this.core) return;
     this.loopScheduled = true;
     this.ctx.clock.schedule(() => {
       this.loopScheduled = false;
-      this.loopDone = this.runLoop();
+      // The loop may already have run (or be running) by `runLoopNow`.
+      if (!this.looping) this.loopDone = this.runLoop();
     });
   }
 

@@ -3,6 +3,8 @@
  * from the command line. See docs/backup.md.
  * Exit codes: 0 success, 1 failure (or damage found by verify), 2 usage error.
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import {
   intOpt,
   openRepo,
@@ -201,25 +203,47 @@ function parseListen(text: string): { host: string; port: number } {
 }
 
 /** Opens --repo, creating a KV repository there when none exists yet (live backups only). */
-async function openOrCreate(args: ParsedArgs, clusterName: string): Promise<Repository> {
+async function openOrCreate(
+  args: ParsedArgs,
+  clusterName: string,
+): Promise<{ repo: Repository; discardIfUnused: () => Promise<void> }> {
   const keyFile = args.values.get('--key-file');
   const key = loadKey(keyFile !== undefined ? { keyFile } : {});
   const dir = args.values.get('--repo');
   if (!dir) throw new UsageError('--repo DIR is required');
+  const existed = existsSync(dir);
   const { repo, created } = await Repository.openOrInitKv(dir, {
     ...(key ? { key } : {}),
     clusterId: args.values.get('--cluster-id') ?? clusterName,
     now: new SystemClock().wallNow(),
   });
   if (created) console.error(`created backup repository ${dir}${key ? ' (encrypted)' : ''}`);
-  return repo;
+  /**
+   * After a failure: a repository this run created and left without a backup or an archived
+   * entry is removed again, so a mistyped --cluster or a wrong secret leaves nothing behind.
+   */
+  const discardIfUnused = async () => {
+    if (!created) return;
+    const unused = (await repo.scan()).length === 0 && (await repo.archive.list()).length === 0;
+    if (!unused) return;
+    if (existed) {
+      for (const name of readdirSync(dir))
+        if (CREATED_BY_INIT.has(name))
+          rmSync(path.join(dir, name), { recursive: true, force: true });
+    } else rmSync(dir, { recursive: true, force: true });
+    console.error(`removed the backup repository created for it: ${dir} (nothing was written)`);
+  };
+  return { repo, discardIfUnused };
 }
+
+/** What `Repository.init` (and a first backup that failed) leaves in a repository directory. */
+const CREATED_BY_INIT = new Set(['repo.json', 'chunks', 'backups', 'archive', 'LOCK']);
 
 async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Promise<number> {
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
   const caFile = tlsCa(args);
-  const repo = await openOrCreate(args, clusterName);
+  const { repo, discardIfUnused } = await openOrCreate(args, clusterName);
   const clock = new SystemClock();
   const printer = progressPrinter(process.stderr, () => clock.now());
   const t0 = clock.now();
@@ -240,6 +264,10 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
     ...(advertise ? { advertise } : {}),
     progress: printer.update,
     log: (line) => console.error(line),
+  }).catch(async (err: unknown) => {
+    printer.done();
+    await discardIfUnused();
+    throw err;
   });
   printer.done();
   const secs = (clock.now() - t0) / 1000;
@@ -251,9 +279,16 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
     console.log(
       `${r.type} backup ${r.id} of the live cluster at index ${r.index} (term ${r.term}; the leader had committed ${r.committedAtRequest}): ${r.keyCount} keys, ${r.records} records, ${r.chunks} chunks, ${fmtBytes(r.bytes)} (${fmtBytes(r.storedBytes)} new) in ${secs.toFixed(1)} s`,
     );
-    console.log(`log archive up to index ${r.archivedTo}; learner ${r.agentId} left the cluster`);
+    console.log(`log archive up to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`);
   }
   return 0;
+}
+
+/** How the agent left: a Raft learner leaves the configuration; a Paxos puller never joined it. */
+function agentGone(protocol: 'raft' | 'paxos', agentId: string): string {
+  return protocol === 'paxos'
+    ? `puller ${agentId} disconnected (on Multi-Paxos it never joins the configuration)`
+    : `learner ${agentId} left the cluster`;
 }
 
 /** `--tls-ca FILE` (or SYNOD_TLS_CA), checked before anything is dialled: unusable is exit 2. */
@@ -278,7 +313,7 @@ async function agent(args: ParsedArgs): Promise<number> {
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
   const caFile = tlsCa(args);
-  const repo = await openOrCreate(args, clusterName);
+  const { repo, discardIfUnused } = await openOrCreate(args, clusterName);
   const clock = new SystemClock();
   const listen = args.values.get('--listen');
   const advertise = args.values.get('--advertise');
@@ -312,9 +347,12 @@ async function agent(args: ParsedArgs): Promise<number> {
         : 'no schedule set (synod backup schedule --repo … --full CRON …): archiving the log only';
       say(`caught up at index ${s.index} (${s.keyCount} keys); archiving the log; ${next}`);
     },
+  }).catch(async (err: unknown) => {
+    await discardIfUnused();
+    throw err;
   });
   say(
-    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; learner ${r.agentId} left the cluster`,
+    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`,
   );
   return 0;
 }

@@ -3,7 +3,8 @@
  * malformed --cluster, a repository of another state machine, a usage error. Each is one
  * line with a stable code (or the usage) and a non-zero exit code; nothing is written.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,22 @@ t.test('live backup refusals', async (t) => {
   );
   t.equal(r.code, 1, 'unreachable cluster: exit 1');
   t.match(r.err, /SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE: .*connection refused/);
+  t.notOk(existsSync(repo), 'the repository it created for the failed backup is gone again');
+  t.match(r.err, /removed the backup repository created for it/, 'and it says so');
+
+  // A directory the user made beforehand keeps what it held; an existing repository is
+  // never removed, even one without backups.
+  const own = path.join(dir, 'own');
+  await mkdir(own);
+  await writeFile(path.join(own, 'notes.txt'), 'mine');
+  r = await capture(() => backup(['incr', '--cluster', `ws://127.0.0.1:${port}`, '--repo', own]));
+  t.equal(r.code, 1, 'unreachable cluster again');
+  t.same(await readdir(own), ['notes.txt'], 'only the repository files were removed');
+  const kept = path.join(dir, 'kept');
+  t.equal((await capture(() => backup(['init', '--repo', kept]))).code, 0, 'init');
+  r = await capture(() => backup(['full', '--cluster', `ws://127.0.0.1:${port}`, '--repo', kept]));
+  t.equal(r.code, 1, 'unreachable cluster, repository made by init');
+  t.ok(existsSync(path.join(kept, 'repo.json')), 'a repository it did not create is kept');
 
   r = await capture(() => backup(['full', '--cluster', 'not-a-url', '--repo', repo]));
   t.equal(r.code, 1);

@@ -37,6 +37,7 @@ import {
   type RaftMembership,
   type RaftMessage,
   type ReadFailure,
+  type ReadFanout,
   type ReadOnlyMode,
   type ReadState,
   type Ready,
@@ -89,6 +90,12 @@ export interface RaftStatus {
   progress: Record<string, ProgressInfo>;
 }
 
+/**
+ * `readFanout: 'quorum'`: leader ticks a read asked of a quorum only may wait before it is asked
+ * of every follower (10–20 ms at the default 10 ms tick).
+ */
+const READ_WIDEN_TICKS = 2;
+
 export class RaftCore {
   readonly id: string;
   term = 0;
@@ -138,6 +145,9 @@ export class RaftCore {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly readOnlyMode: ReadOnlyMode;
+  readonly readFanout: ReadFanout;
+  /** Leader: the follower whose acknowledgement completed the last ReadIndex round. */
+  private readPeer: string | undefined;
   private readonly maxSizePerMsg: number;
   private readonly maxInflightMsgs: number;
   private readonly maxInflightBytes: number;
@@ -161,6 +171,13 @@ export class RaftCore {
     this.preVote = opts.preVote ?? true;
     this.checkQuorum = opts.checkQuorum ?? true;
     this.readOnlyMode = opts.readOnly ?? 'safe';
+    this.readFanout = opts.readFanout ?? 'all';
+    if (this.readFanout !== 'all' && this.readFanout !== 'quorum') {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_BAD_STATE',
+        `readFanout must be 'all' or 'quorum', not ${JSON.stringify(this.readFanout)}`,
+      );
+    }
     if (this.readOnlyMode === 'lease' && !this.checkQuorum) {
       throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'lease reads require checkQuorum');
     }
@@ -477,11 +494,17 @@ export class RaftCore {
       }
       if (this.leadTransferee !== undefined) this.leadTransferee = undefined;
     }
+    const readsDue = this.readOnly.size > 0 && this.readOnly.tick(READ_WIDEN_TICKS);
     if (this.heartbeatElapsed >= this.heartbeatTick) {
       this.heartbeatElapsed = 0;
       this.maybeAutoLeave();
       for (const pr of this.prs.values()) if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
       this.bcastHeartbeat(this.readOnly.lastPendingContext());
+      this.readOnly.markWide();
+    } else if (readsDue) {
+      // A read asked of a quorum only is still unconfirmed: ask every follower.
+      this.bcastHeartbeat(this.readOnly.lastPendingContext());
+      this.readOnly.markWide();
     }
   }
 
@@ -879,6 +902,7 @@ export class RaftCore {
     ) {
       return;
     }
+    this.readPeer = m.from;
     for (const r of this.readOnly.advance(m.context)) this.respondRead(r.context, r.from, r.index);
   }
 
@@ -924,7 +948,51 @@ export class RaftCore {
     }
     this.readOnly.add(this.log.committed, context, from);
     this.readOnly.recvAck(context, this.id);
-    this.bcastHeartbeat(context);
+    if (this.readFanout === 'all' || !this.quorumHeartbeat(context)) {
+      this.bcastHeartbeat(context);
+      this.readOnly.markWide();
+    }
+  }
+
+  /**
+   * `readFanout: 'quorum'`: sends the read's heartbeat to just enough voters for a quorum with
+   * this leader, the last round's first confirmer first, then followers heard from recently.
+   * Returns false (nothing sent) when that would be every follower anyway.
+   */
+  private quorumHeartbeat(context: string): boolean {
+    const cfg = { incoming: this.config.voters, outgoing: this.config.outgoing };
+    const acks = new Map<string, boolean>([[this.id, true]]);
+    if (jointVote(cfg, acks) === 'won') return false;
+    const candidates: string[] = [];
+    const peer = this.readPeer;
+    if (peer !== undefined && peer !== this.id && this.isVoterPeer(peer)) candidates.push(peer);
+    for (const active of [true, false]) {
+      for (const [id, pr] of this.prs) {
+        if (id === this.id || id === peer || pr.recentActive !== active) continue;
+        if (this.isVoterPeer(id)) candidates.push(id);
+      }
+    }
+    const targets: string[] = [];
+    for (const id of candidates) {
+      acks.set(id, true);
+      targets.push(id);
+      if (jointVote(cfg, acks) === 'won') break;
+    }
+    if (jointVote(cfg, acks) !== 'won' || targets.length === candidates.length) return false;
+    for (const id of targets) {
+      const pr = this.prs.get(id) as Progress;
+      this.send({
+        type: 'heartbeat',
+        to: id,
+        commit: Math.min(pr.match, this.log.committed),
+        context,
+      });
+    }
+    return true;
+  }
+
+  private isVoterPeer(id: string): boolean {
+    return this.prs.has(id) && (this.config.voters.has(id) || this.config.outgoing.has(id));
   }
 
   private respondRead(context: string, from: string, index: number): void {

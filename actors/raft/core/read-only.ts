@@ -10,6 +10,10 @@ export interface PendingRead {
   from: string;
   index: number;
   acks: Map<string, boolean>;
+  /** Leader ticks since it was recorded. */
+  age: number;
+  /** Whether a heartbeat carrying it (or a later context) went to every follower. */
+  wide: boolean;
 }
 
 export class ReadOnlyQueue {
@@ -18,7 +22,7 @@ export class ReadOnlyQueue {
 
   add(index: number, context: string, from: string): void {
     if (this.pending.has(context)) return;
-    this.pending.set(context, { context, from, index, acks: new Map() });
+    this.pending.set(context, { context, from, index, acks: new Map(), age: 0, wide: false });
     this.queue.push(context);
   }
 
@@ -41,6 +45,25 @@ export class ReadOnlyQueue {
       this.pending.delete(c);
       return p;
     });
+  }
+
+  /**
+   * Ages every pending read by one tick; true when a read asked of only some followers has
+   * waited `maxAge` ticks or more (time to ask everyone).
+   */
+  tick(maxAge: number): boolean {
+    let due = false;
+    for (const c of this.queue) {
+      const p = this.pending.get(c) as PendingRead;
+      p.age++;
+      if (!p.wide && p.age >= maxAge) due = true;
+    }
+    return due;
+  }
+
+  /** Every pending read has now been asked of every follower. */
+  markWide(): void {
+    for (const c of this.queue) (this.pending.get(c) as PendingRead).wide = true;
   }
 
   lastPendingContext(): string | undefined {

@@ -221,6 +221,8 @@ export interface Ready {
 }
 
 export type ReadOnlyMode = 'safe' | 'lease';
+/** See RaftCoreOptions.readFanout. */
+export type ReadFanout = 'all' | 'quorum';
 
 export interface RaftCoreOptions {
   id: string;
@@ -234,6 +236,15 @@ export interface RaftCoreOptions {
   checkQuorum?: boolean;
   /** 'safe' (ReadIndex, default) or 'lease' (needs checkQuorum and bounded clock drift). */
   readOnly?: ReadOnlyMode;
+  /**
+   * Who a ReadIndex round asks to confirm leadership: `'all'` (every follower, etcd's way) or
+   * `'quorum'` (default 'all' here; RaftNode's default is 'quorum'): only as many voters as a
+   * quorum needs, the follower that confirmed the last round first; a read still unconfirmed
+   * after two ticks is asked of every follower (so is every pending read at each regular
+   * heartbeat). Both are equally safe — the read is served only once a quorum acknowledged a
+   * heartbeat sent after it arrived; `'quorum'` sends fewer messages per read.
+   */
+  readFanout?: ReadFanout;
   /** Max bytes of entry data per AppendEntries message (at least one entry is sent). */
   maxSizePerMsg?: number;
   /** Max AppendEntries in flight per follower in the replicate state. */
