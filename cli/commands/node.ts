@@ -24,12 +24,12 @@ import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
 import { type NodeEnd, type RunningNode, startNode } from '../../lib/node/synod-node.js';
-import { CliError, parseArgs, reportError, usage } from '../args.js';
+import { CliError, type Parsed, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
 
 export const summary = 'run a cluster node (Raft or Multi-Paxos + KV service) over WebSockets';
 
-const specs = {
+export const specs = {
   id: { kind: 'string', description: 'this node id', required: true },
   listen: { kind: 'string', description: 'host:port to listen on', default: '127.0.0.1:7001' },
   advertise: {
@@ -55,13 +55,17 @@ const specs = {
     default: 1000,
   },
   data: { kind: 'string', description: 'data directory', required: true },
+  'cluster-name': {
+    kind: 'string',
+    description: 'cluster name (must match on every node and client)',
+    default: 'synod',
+    env: 'SYNOD_CLUSTER_NAME',
+  },
   cluster: {
     kind: 'string',
-    description: 'cluster name (must match on every node)',
-    default: 'synod',
-    // SYNOD_CLUSTER is the clients' list of node URLs (synod kv, status, backup): a node
-    // reads its name from SYNOD_CLUSTER_NAME, as the clients' --cluster-name does.
-    env: 'SYNOD_CLUSTER_NAME',
+    description: 'the older spelling of --cluster-name (on clients, --cluster is the node URLs)',
+    // SYNOD_CLUSTER is the clients' list of node URLs (synod kv, status, backup): not read here.
+    env: false,
   },
   'secret-file': { kind: 'string', description: 'file holding the shared cluster secret' },
   protocol: {
@@ -156,6 +160,26 @@ export function readDefaultOf(
   return d;
 }
 
+/**
+ * The cluster name: `--cluster-name` (SYNOD_CLUSTER_NAME, config key "cluster-name"), or the
+ * older node spelling `--cluster` (config key "cluster"). Clients take the node URLs with
+ * `--cluster`, so node URLs given here are refused with what to use instead.
+ */
+export function clusterNameOf(o: Parsed['options'], sources: Parsed['sources']): string {
+  const named = o['cluster-name'] as string;
+  const old = o.cluster as string | undefined;
+  if (old === undefined) return named;
+  if (old.includes('://') || old.includes(','))
+    throw new CliError(
+      `--cluster "${old}": synod node takes the cluster's name here (--cluster-name NAME), not node URLs; list the other members with --peers id=ws://host:port,… or join a running cluster with --join ws://host:port`,
+    );
+  if (sources['cluster-name'] !== 'default' && named !== old)
+    throw new CliError(
+      `--cluster "${old}" and --cluster-name "${named}" disagree: give the cluster name once, with --cluster-name`,
+    );
+  return old;
+}
+
 function describeRead(d: ReadDefault): string {
   const bounds = [
     ...(d.maxLagMs !== undefined ? [`maxLagMs ${d.maxLagMs}`] : []),
@@ -226,6 +250,7 @@ export async function run(argv: string[]): Promise<number> {
     json = o['log-format'] === 'json';
     name = o.id as string;
     const defaultRead = readDefaultOf(o, sources);
+    const clusterName = clusterNameOf(o, sources);
     if (o.protocol === 'paxos' && o.join !== undefined)
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
@@ -259,7 +284,7 @@ export async function run(argv: string[]): Promise<number> {
       listen: parseListen(o.listen as string),
       peers: (o.peers as string[] | undefined) ?? [],
       dataDir: o.data as string,
-      cluster: o.cluster as string,
+      cluster: clusterName,
       logger,
       defaultRead,
       handoffMs,
@@ -280,7 +305,7 @@ export async function run(argv: string[]): Promise<number> {
     const node = o.protocol === 'paxos' ? await startPaxosNode(config) : await startNode(config);
     logger.log(
       'info',
-      `node ${node.id} up at ${node.url} (cluster ${o.cluster}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
+      `node ${node.id} up at ${node.url} (cluster ${clusterName}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
     );
     let dashboard: DashboardServer | undefined;
     if (o.dashboard !== undefined) {
@@ -294,7 +319,7 @@ export async function run(argv: string[]): Promise<number> {
                 repoDir: o['backup-repo'] as string,
                 ...(o['backup-key-file'] ? { keyFile: o['backup-key-file'] as string } : {}),
                 contact: `${node.id}=${node.url}`,
-                clusterName: o.cluster as string,
+                clusterName,
                 ...(secret ? { secret } : {}),
                 listenHost: parseListen(o.listen as string).host,
                 advertiseHost: new URL(node.url).hostname,
