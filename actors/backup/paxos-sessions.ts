@@ -158,26 +158,32 @@ export class PaxosSessionState<Op> implements SessionRule<Op> {
     for (const [id, c] of this.clients) yield [PAXOS_SESSION_PREFIX + id, this.valueOf(c)];
   }
 
+  /**
+   * The user's entries stream into the inner state (no second array of the whole state); the
+   * sessions are collected on the way. A failure leaves this object half-loaded: callers load
+   * into a fresh one and drop it on error.
+   */
   load(entries: Iterable<readonly [string, Uint8Array]>): void {
-    const user: Array<readonly [string, Uint8Array]> = [];
     const clients = new Map<string, Client>();
     let window: number | undefined;
-    for (const e of entries) {
-      if (e[0].startsWith(PAXOS_SESSION_PREFIX)) {
-        const d = decodeClient(e[1], e[0]);
-        if (window !== undefined && d.window !== window) {
-          throw new BackupError(
-            'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
-            `Multi-Paxos sessions with two windows (${window} and ${d.window})`,
-          );
+    function* user(): Generator<readonly [string, Uint8Array]> {
+      for (const e of entries) {
+        if (e[0].startsWith(PAXOS_SESSION_PREFIX)) {
+          const d = decodeClient(e[1], e[0]);
+          if (window !== undefined && d.window !== window) {
+            throw new BackupError(
+              'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
+              `Multi-Paxos sessions with two windows (${window} and ${d.window})`,
+            );
+          }
+          window = d.window;
+          clients.set(e[0].slice(PAXOS_SESSION_PREFIX.length), d.client);
+        } else {
+          yield e;
         }
-        window = d.window;
-        clients.set(e[0].slice(PAXOS_SESSION_PREFIX.length), d.client);
-      } else {
-        user.push(e);
       }
     }
-    this.inner.load(user);
+    this.inner.load(user());
     this.clients = clients;
     if (window !== undefined) this.window = window;
   }

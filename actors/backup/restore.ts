@@ -209,10 +209,13 @@ export async function executeRestore<Op>(
   const totalBytes = plan.chain.reduce((s, m) => s + m.bytes, 0);
   const totalChunks = plan.chain.reduce((s, m) => s + m.chunks.length, 0);
   // A single full backup holds each key once, in ascending order (the writer refuses
-  // anything else), so its records go straight into one array for the state's load; a chain
-  // is merged newest layer first, the first record of a key deciding it (a delete included).
+  // anything else), so its keys and values go straight into two arrays for the state's load
+  // (no Map, no pair per record: at a million keys the garbage collector pays for every
+  // object kept); a chain is merged newest layer first, the first record of a key deciding it
+  // (a delete included).
   const merged = plan.chain.length > 1 ? new Map<string, Uint8Array | undefined>() : undefined;
-  const list: Array<readonly [string, Uint8Array]> = [];
+  const keys: string[] = [];
+  const vals: Uint8Array[] = [];
   let prev: string | undefined;
   const seenChunks = new Set<string>();
   let bytes = 0;
@@ -274,7 +277,8 @@ export async function executeRestore<Op>(
           );
         }
         prev = key;
-        list.push([key, value]);
+        keys.push(key);
+        vals.push(value);
       }
       if (recordHashes) digest.addHashAt(recordHashes, at);
       else digest.add(key, value);
@@ -291,9 +295,10 @@ export async function executeRestore<Op>(
     );
   }
   const state = sessionRuleFor(repo.config.protocol, opts.factory());
-  state.load(merged ? definedEntries(merged) : list);
+  state.load(merged ? definedEntries(merged) : zipEntries(keys, vals));
   merged?.clear();
-  list.length = 0;
+  keys.length = 0;
+  vals.length = 0;
   // Replay through a tracker: the digest follows each change instead of a second full pass.
   const tracked = new TrackedState(state, digest);
   tracked.reset(base.index, base.term, base.time);
@@ -333,6 +338,14 @@ function* definedEntries(
   m: Map<string, Uint8Array | undefined>,
 ): Generator<readonly [string, Uint8Array]> {
   for (const e of m) if (e[1] !== undefined) yield e as [string, Uint8Array];
+}
+
+/** [keys[i], vals[i]] (one short-lived pair at a time, not an array of a million pairs). */
+function* zipEntries(
+  keys: readonly string[],
+  vals: readonly Uint8Array[],
+): Generator<readonly [string, Uint8Array]> {
+  for (let i = 0; i < keys.length; i++) yield [keys[i] as string, vals[i] as Uint8Array];
 }
 
 /** planRestore + executeRestore. */

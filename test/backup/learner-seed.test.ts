@@ -158,3 +158,66 @@ t.test('join and leave are repeated while the cluster has no leader, not otherwi
   });
   t.ok(!gaveUp.ok && k >= 2 && k <= 4, `bounded: gave up after ${k} tries in 300 ms`);
 });
+
+t.test('the commit index is asked again while the cluster has no leader', async (t) => {
+  const { commitIndexThroughElections } = await import('../../actors/backup/learner.js');
+  const { SystemClock } = await import('../../lib/clock.js');
+  const clock = new SystemClock();
+  // An election: two answers without a leader, then a follower naming the new leader.
+  let n = 0;
+  const asked: string[] = [];
+  const index = await commitIndexThroughElections(
+    clock,
+    10_000,
+    async () =>
+      ++n < 3
+        ? { role: 'follower', leader: null, commitIndex: 7 }
+        : { role: 'follower', leader: 'b', commitIndex: 7 },
+    async (leader) => {
+      asked.push(leader);
+      return { commitIndex: 42 };
+    },
+  );
+  t.same([index, n, asked], [42, 3, ['b']], "through the election to the new leader's index");
+  const own = await commitIndexThroughElections(
+    clock,
+    10_000,
+    async () => ({ role: 'leader', leader: 'a', commitIndex: 9 }),
+    async () => {
+      throw new Error('control: a leader is not asked for its leader');
+    },
+  );
+  t.equal(own, 9, 'a leader answers with its own index at once');
+  // A leader that does not answer counts as no leader; bounded.
+  let k = 0;
+  await t.rejects(
+    commitIndexThroughElections(
+      clock,
+      300,
+      async () => {
+        k++;
+        return { role: 'follower', leader: 'c', commitIndex: 1 };
+      },
+      async () => {
+        throw new Error('timed out');
+      },
+    ),
+    { code: 'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE', message: /leader c does not answer/ },
+  );
+  t.ok(k >= 2 && k <= 4, `bounded: gave up after ${k} tries in 300 ms`);
+  // No member answering at all is not retried.
+  let m = 0;
+  await t.rejects(
+    commitIndexThroughElections(
+      clock,
+      10_000,
+      async () => {
+        m++;
+        throw new Error('no member answered');
+      },
+      async () => ({ commitIndex: 0 }),
+    ),
+    /no member answered/,
+  );
+  t.equal(m, 1, 'control: an unreachable cluster fails at once');
+});
