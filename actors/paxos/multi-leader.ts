@@ -183,6 +183,8 @@ export class MultiLeaderCore {
   private queue: SlotValue[] = [];
   private nextHeartbeatAt = 0;
   private lastDecideResendAt = 0;
+  /** `localDecided` when `resendDecides` last looked. */
+  private decidedAtResendCheck = -1;
   /** No slot in flight can be due for a retransmission before this time. */
   private retransmitScanAt = 0;
   private stepNow = 0;
@@ -676,7 +678,9 @@ export class MultiLeaderCore {
   private markChosen(slot: number, value: SlotValue | undefined): void {
     this.inflight.delete(slot);
     if (slot <= this.chosenUpTo) return;
-    this.chosenAbove.add(slot);
+    // Slots are mostly chosen in order: the next one moves the prefix without the set.
+    if (slot === this.chosenUpTo + 1 && this.chosenAbove.size === 0) this.chosenUpTo = slot;
+    else this.chosenAbove.add(slot);
     if (value !== undefined) this.out.chosen.push({ slot, value });
   }
 
@@ -814,6 +818,13 @@ export class MultiLeaderCore {
       now - this.lastDecideResendAt >= this.retransmitMs
     ) {
       this.lastDecideResendAt = now;
+      // A local learner that moved since the last look is only behind (a busy process), not
+      // missing anything: resending would give it more work exactly when it has too much.
+      // (Local messages are not lost; this covers a learner that restarted and lost them.)
+      if (this.localDecided !== this.decidedAtResendCheck) {
+        this.decidedAtResendCheck = this.localDecided;
+        return;
+      }
       const due: SlotEntry[] = [];
       for (const b of this.retained) {
         if (now - b.at < this.retransmitMs) continue;

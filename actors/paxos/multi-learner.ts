@@ -287,17 +287,23 @@ export class MultiLearnerCore {
     for (let i = 0; i < runs.length; i += 2) {
       const hi = runs[i + 1] as number;
       for (let s = Math.max(runs[i] as number, this.appliedUpTo + 1); s <= hi; s++) {
-        if (this.pending.has(s)) continue;
+        const inOrder = s === this.appliedUpTo + 1 && this.pending.size === 0;
+        if (!inOrder && this.pending.has(s)) continue;
         const a = lookup?.(s);
-        if (a !== undefined && ballotAtLeast(a.ballot, ballot))
-          found.push({ slot: s, value: a.value });
-        else {
+        if (a !== undefined && ballotAtLeast(a.ballot, ballot)) {
+          // The next slot with nothing parked: apply it at once (the common case).
+          if (inOrder && found.length === 0) {
+            if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
+            this.applyOne(s, a.value);
+          } else found.push({ slot: s, value: a.value });
+        } else {
           this.missing.set(s, ballot);
           if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
         }
       }
     }
     if (found.length > 0) this.learnEntries(found);
+    else this.maybeSnapshot();
   }
 
   /** Looks again for the values of chosen slots the local acceptor did not hold. */

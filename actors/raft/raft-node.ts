@@ -160,7 +160,7 @@ interface PendingProposal {
   /**
    * The proposed command and its encoded bytes, kept when the command is plain data that
    * the codec reproduces exactly (`decodesToItself`): applying the entry whose data is
-   * these very bytes (same object, so not another leader's entry at this index) uses the
+   * these very bytes (same memory, so not another leader's entry at this index) uses the
    * command as proposed instead of decoding the bytes again.
    */
   command: Command | undefined;
@@ -292,6 +292,19 @@ export function decodesToItself(v: unknown, depth = 0): boolean {
 /** `decodesToItself` for the parts of a command that `encodeCommand` writes. */
 function commandDecodesToItself(c: Command): boolean {
   return wellFormed(c.clientId) && !Object.is(c.seq, -0) && decodesToItself(c.op);
+}
+
+/**
+ * Whether `a` is a view of the very memory `b` views (the log keeps an entry's bytes as a
+ * place in memory, and hands out a new view of that place each time it is asked).
+ */
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return (
+    a !== undefined &&
+    a.buffer === b.buffer &&
+    a.byteOffset === b.byteOffset &&
+    a.byteLength === b.byteLength
+  );
 }
 
 /** A write refused because the disk (or quota) is full: retryable once space returns. */
@@ -1427,15 +1440,15 @@ export class RaftNode<Op = unknown, Result = unknown>
 
   /**
    * The command proposed on this node for entry `e`, if this node proposed exactly these
-   * bytes (the same Uint8Array: another leader's entry at this index has other bytes) and
-   * kept the command because the codec reproduces it exactly. Saves decoding the leader's
-   * own entries; followers and restarted nodes decode.
+   * bytes (the same memory: another leader's entry at this index lives in the message that
+   * brought it) and kept the command because the codec reproduces it exactly. Saves
+   * decoding the leader's own entries; followers and restarted nodes decode.
    */
   private proposedCommand(e: LogEntry): Command | undefined {
     const v = this.proposals.get(e.index);
     if (v === undefined) return undefined;
-    if (!Array.isArray(v)) return v.data === e.data ? v.command : undefined;
-    for (const p of v) if (p.data === e.data) return p.command;
+    if (!Array.isArray(v)) return sameBytes(v.data, e.data) ? v.command : undefined;
+    for (const p of v) if (sameBytes(p.data, e.data)) return p.command;
     return undefined;
   }
 

@@ -132,7 +132,14 @@ export async function measureRaftProcesses(
       const bl = rawFsyncRate(base);
       baselineRuns.push(bl);
       log(`raw write+fdatasync on the data disk: ${Math.round(bl)}/s`);
-      const cluster = await SynodProcessCluster.start({ dir: path.join(base, `run${run}`), log });
+      // SYNOD_BENCH_NODE_FLAGS: extra `node` flags for the three node processes, e.g.
+      // "--cpu-prof --cpu-prof-dir=/tmp/p" to profile them (as in bench/lib/backup-processes.ts).
+      const nodeFlags = (process.env.SYNOD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+      const cluster = await SynodProcessCluster.start({
+        dir: path.join(base, `run${run}`),
+        log,
+        ...(nodeFlags.length > 0 ? { nodeFlags: () => nodeFlags } : {}),
+      });
       try {
         for (let i = 0; i < levels.length; i++) {
           const r = await runLevel(synodTarget(cluster, 'synod 3 processes'), {

@@ -12,13 +12,16 @@ import type { MultiAcceptorHardState } from '../../actors/paxos/multi-acceptor.j
 import { MultiAcceptorCore } from '../../actors/paxos/multi-acceptor.js';
 import { MultiLearnerCore } from '../../actors/paxos/multi-learner.js';
 import {
+  commandOf,
   commandValue,
   decodeCommand,
   fromWire,
+  LOCAL_COMMAND,
   type MultiPaxosMessage,
   PACKED_ENTRIES,
   packSlotEntries,
   type SlotEntry,
+  type SlotValue,
   toWire,
   unpackSlotEntries,
 } from '../../actors/paxos/multi-messages.js';
@@ -33,11 +36,21 @@ const cmd = (seq: number, value: unknown = seq) => ({
   op: { f: 'write', key: `k${seq}`, value },
 });
 
+/**
+ * A command value as a peer receives it: `commandValue` also keeps the command itself under a
+ * symbol key (LOCAL_COMMAND) for the proposer's own learner, which never crosses a wire.
+ */
+const cv = (c: Parameters<typeof commandValue>[0], term: number): SlotValue => {
+  const v = commandValue(c, term);
+  t.ok(LOCAL_COMMAND in v, 'commandValue keeps the command for the local learner');
+  return v.k === 'cmd' ? { k: v.k, d: v.d, t: v.t } : v;
+};
+
 const entries: SlotEntry[] = [
-  { slot: 1, value: commandValue(cmd(1, 'héllo ✓'), 3) },
+  { slot: 1, value: cv(cmd(1, 'héllo ✓'), 3) },
   { slot: 2, value: { k: 'noop', t: 3 } },
   { slot: 7, value: { k: 'noop', t: 4, b: 'n1:x:ü:9' } },
-  { slot: 2 ** 40, value: commandValue(cmd(2, { nested: [1, null, true] }), 5) },
+  { slot: 2 ** 40, value: cv(cmd(2, { nested: [1, null, true] }), 5) },
 ];
 
 t.test('packed entries round-trip: commands, no-ops and barriers', async (t) => {
@@ -146,7 +159,7 @@ t.test('malformed packed entries are refused with a reason (never applied)', asy
 
 t.test('a slot whose bytes are not a command is skipped alike by every learner', async (t) => {
   const bad: SlotEntry = { slot: 1, value: { k: 'cmd', d: encodeValue({ nope: 1 }), t: 1 } };
-  const good: SlotEntry = { slot: 2, value: commandValue(cmd(2), 1) };
+  const good: SlotEntry = { slot: 2, value: cv(cmd(2), 1) };
   for (const id of ['L1', 'L2']) {
     const sm = new KvStateMachine();
     const l = new MultiLearnerCore({ id, peers: ['L1', 'L2'], stateMachine: sm });
@@ -222,7 +235,7 @@ t.test('a journal of the earlier format (one object record per entry) still load
     type: 'mp.accept',
     from: 'R',
     ballot: ballot(3, 'R'),
-    entries: [{ slot: 3, value: commandValue(cmd(3), 3) }],
+    entries: [{ slot: 3, value: cv(cmd(3), 3) }],
     sentAt: 0,
   });
   await again.j.persist(out.persist ?? {});
@@ -253,7 +266,7 @@ t.test(
     const disk = new MemoryDisk();
     const { j, log } = await journal(disk);
     await j.load();
-    const v = (n: number) => commandValue(cmd(n), 1);
+    const v = (n: number) => cv(cmd(n), 1);
     const rec = (slot: number, b: ReturnType<typeof ballot>) => ({
       slot,
       ballot: b,
@@ -303,4 +316,29 @@ t.test('commands decode from views into a larger buffer (one wrapper per buffer)
     );
   }
   t.match(decodeCommand(whole.subarray(0, 3)), /./, 'bad bytes in a view still give a reason');
+});
+
+t.test('the proposer keeps its command only when decoding the bytes gives it back', async (t) => {
+  const plain = { clientId: 'c', seq: 1, op: { f: 'write', key: 'k', value: [1, 'x', null] } };
+  const v = commandValue(plain, 1);
+  t.equal(v.k === 'cmd' && commandOf(v), plain, 'a plain command: the very object');
+  for (const [why, op] of [
+    ['-0', { value: -0 }],
+    ['undefined', { value: undefined }],
+    ['a byte array', { value: Buffer.from([1]) }],
+    ['a lone surrogate', { value: '\ud800' }],
+    ['a Map', { value: new Map() }],
+    // biome-ignore lint/suspicious/noSparseArray: a hole is the point
+    ['a sparse array', { value: [1, , 3] }],
+  ] as const) {
+    const c = { clientId: 'c', seq: 2, op };
+    const x = commandValue(c, 1);
+    t.notOk(LOCAL_COMMAND in x, `${why}: not kept`);
+    const got = x.k === 'cmd' ? commandOf(x) : undefined;
+    t.same(got, decodeCommand(x.k === 'cmd' ? x.d : new Uint8Array()), `${why}: decoded`);
+  }
+  t.notOk(
+    LOCAL_COMMAND in commandValue({ clientId: 'c', seq: 1.5, op: 1 }, 1),
+    'a seq that is not an integer: not kept',
+  );
 });

@@ -257,7 +257,7 @@ t.test('an append that would overwrite committed entries is answered, not applie
     entries: [{ index: committed, term: b.term + 1, type: 'normal', data: cmd('evil') }],
     commit: committed,
   });
-  t.equal(b.log.entryAt(committed), before, 'the committed entry is untouched');
+  t.same(b.log.entryAt(committed), before, 'the committed entry is untouched (term and bytes)');
   const resp = b.ready().messages.find((m) => m.type === 'appendResp');
   t.same(
     resp && {

@@ -1133,8 +1133,9 @@ export class RaftCore {
 
   private proposeEntry(type: EntryTypeName, data: Uint8Array): { index: number; term: number } {
     this.checkCanPropose(data.byteLength + 16);
-    const index = this.log.lastIndex() + 1;
-    this.appendAsLeader([{ index, term: this.term, type, data }]);
+    const index = this.log.appendOne(this.term, type, data);
+    this.uncommittedBytes += data.byteLength + 16;
+    this.needBroadcast = true;
     if (type === 'config') this.pendingConfIndex = index;
     return { index, term: this.term };
   }
@@ -1244,7 +1245,7 @@ export class RaftCore {
 
   private hasUnappliedConf(): boolean {
     for (let i = this.log.applied + 1; i <= this.log.committed; i++) {
-      if (this.log.entryAt(i)?.type === 'config') return true;
+      if (this.log.typeAt(i) === 'config') return true;
     }
     return false;
   }

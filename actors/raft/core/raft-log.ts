@@ -3,8 +3,8 @@
  * up to `stableIndex` are durable (the shell persisted them and called `advance`); the
  * rest are unstable and are handed out in the next `Ready` to be persisted.
  *
- * Index bookkeeping: `snapIndex`/`snapTerm` is the compaction point; entry i lives at
- * `entries[i - snapIndex - 1]`. `applied ≤ applying ≤ committed ≤ lastIndex()` and
+ * Index bookkeeping: `snapIndex`/`snapTerm` is the compaction point; entry i is at
+ * position `k = i - snapIndex - 1` of the flat arrays (see the class). `applied ≤ applying ≤ committed ≤ lastIndex()` and
  * `snapIndex ≤ stableIndex ≤ inProgress ≤ lastIndex()`.
  *
  * Asynchronous storage writes: entries in (stableIndex, inProgress] were handed out to be
@@ -13,15 +13,47 @@
  * entry was truncated or replaced since (`truncSeq` unchanged), so a write that completes
  * after its entries were overwritten can never mark the new, unwritten ones durable.
  */
-import { entrySize, type LogEntry, type LogMark, RaftError } from './types.js';
+import type { EntryType } from '../../../lib/storage/types.js';
+import { type LogEntry, type LogMark, RaftError } from './types.js';
 
 /** Log versions are unique across all logs in the process (a restarted node gets new ones). */
 let versionSeq = 0;
 
+const TYPES: readonly EntryType[] = ['normal', 'config', 'noop'];
+
+function typeCode(t: EntryType): number {
+  return t === 'normal' ? 0 : t === 'config' ? 1 : 2;
+}
+
+/** Fields per entry in `meta`: term, type code, byte offset, byte length. */
+const STRIDE = 4;
+
+/**
+ * Entries are kept in flat arrays, not as one object and one byte view each until
+ * compaction: `meta` holds four numbers per entry and `bufs` the memory its bytes live in
+ * (shared by every entry of one message or one encoding buffer). An object and a view per
+ * entry, alive until the next snapshot (10,000 entries by default), were copied and
+ * promoted by the young-generation collector on every node; numbers in an array cost it
+ * nothing.
+ *
+ * The entry objects of the recent tail are kept as well (`hot`): those appended and not
+ * yet applied, which the node is about to persist, send and apply — so that work makes no
+ * new objects. They are dropped once applied. Older entries (a lagging follower's, a
+ * checker's) are made when asked for; `all()`, for tests and checkers, keeps every one
+ * from its first call on, so repeated calls see the same objects.
+ */
 export class RaftLog {
   snapIndex: number;
   snapTerm: number;
-  private entries: LogEntry[] = [];
+  private meta: number[] = [];
+  private bufs: ArrayBufferLike[] = [];
+  /** Number of entries held. */
+  private count = 0;
+  /** Entry objects for indexes [hotFirst, hotFirst + hot.length), ending at lastIndex(). */
+  private hot: LogEntry[] = [];
+  private hotFirst = 1;
+  /** Set by `all()`: `hot` then holds every entry and is not trimmed when entries apply. */
+  private keepAll = false;
   /** Highest index known durable. */
   stableIndex: number;
   /** Highest index handed out for persistence (durable or being written). */
@@ -50,7 +82,7 @@ export class RaftLog {
   }
 
   lastIndex(): number {
-    return this.snapIndex + this.entries.length;
+    return this.snapIndex + this.count;
   }
 
   lastTerm(): number {
@@ -60,13 +92,38 @@ export class RaftLog {
   /** Term at `i`, the snapshot term at the compaction point, or undefined. */
   term(i: number): number | undefined {
     if (i === this.snapIndex) return this.snapTerm;
-    if (i < this.snapIndex || i > this.lastIndex()) return undefined;
-    return (this.entries[i - this.snapIndex - 1] as LogEntry).term;
+    if (i < this.snapIndex || i > this.snapIndex + this.count) return undefined;
+    return this.meta[(i - this.snapIndex - 1) * STRIDE] as number;
+  }
+
+  /** The type of the entry at `i`, if held. */
+  typeAt(i: number): EntryType | undefined {
+    if (i <= this.snapIndex || i > this.snapIndex + this.count) return undefined;
+    return TYPES[this.meta[(i - this.snapIndex - 1) * STRIDE + 1] as number];
+  }
+
+  /** The entry at position `k` (index snapIndex + 1 + k), as a new object. */
+  private make(k: number): LogEntry {
+    const o = k * STRIDE;
+    const meta = this.meta;
+    return {
+      index: this.snapIndex + 1 + k,
+      term: meta[o] as number,
+      type: TYPES[meta[o + 1] as number] as EntryType,
+      data: new Uint8Array(this.bufs[k] as ArrayBuffer, meta[o + 2], meta[o + 3]),
+    };
+  }
+
+  /** The entry at `i` (held: the caller checked the range). */
+  private get(i: number): LogEntry {
+    const h = i - this.hotFirst;
+    if (h >= 0 && h < this.hot.length) return this.hot[h] as LogEntry;
+    return this.make(i - this.snapIndex - 1);
   }
 
   entryAt(i: number): LogEntry | undefined {
     if (i <= this.snapIndex || i > this.lastIndex()) return undefined;
-    return this.entries[i - this.snapIndex - 1];
+    return this.get(i);
   }
 
   matchTerm(i: number, t: number): boolean {
@@ -116,14 +173,69 @@ export class RaftLog {
       );
     }
     if (first <= this.lastIndex()) {
-      this.entries.length = first - this.snapIndex - 1;
+      this.truncateTo(first - this.snapIndex - 1);
       if (this.stableIndex >= first) this.stableIndex = first - 1;
       if (this.inProgress >= first) this.inProgress = first - 1;
       this.truncSeq++;
     }
-    for (const e of ents) this.entries.push(e);
+    this.hotFrom(first);
+    const meta = this.meta;
+    const bufs = this.bufs;
+    const hot = this.hot;
+    for (let i = 0; i < ents.length; i++) {
+      const e = ents[i] as LogEntry;
+      const d = e.data;
+      meta.push(e.term, typeCode(e.type), d.byteOffset, d.byteLength);
+      bufs.push(d.buffer);
+      hot.push(e);
+    }
+    this.count += ents.length;
     this.version = ++versionSeq;
     return this.lastIndex();
+  }
+
+  /** Appends one entry at the end (the leader's proposals); returns its index. */
+  appendOne(term: number, type: EntryType, data: Uint8Array): number {
+    const index = this.lastIndex() + 1;
+    this.hotFrom(index);
+    this.meta.push(term, typeCode(type), data.byteOffset, data.byteLength);
+    this.bufs.push(data.buffer);
+    this.hot.push({ index, term, type, data });
+    this.count++;
+    this.version = ++versionSeq;
+    return index;
+  }
+
+  /** Makes `hot` end just before `index` (the next entry appended), filling or restarting it. */
+  private hotFrom(index: number): void {
+    const hot = this.hot;
+    if (hot.length === 0) this.hotFirst = index;
+    else if (this.hotFirst + hot.length !== index) {
+      if (this.keepAll)
+        for (let i = this.hotFirst + hot.length; i < index; i++) hot.push(this.get(i));
+      else {
+        this.hot = [];
+        this.hotFirst = index;
+      }
+    }
+  }
+
+  /** Drops the hot objects of indexes ≤ `i`. */
+  private dropHotTo(i: number): void {
+    const n = Math.min(i - this.hotFirst + 1, this.hot.length);
+    if (n <= 0) return;
+    if (n === this.hot.length) this.hot = [];
+    else this.hot.splice(0, n);
+    this.hotFirst += n;
+  }
+
+  /** Keeps the first `n` entries held. */
+  private truncateTo(n: number): void {
+    this.meta.length = n * STRIDE;
+    this.bufs.length = n;
+    this.count = n;
+    const keep = this.snapIndex + 1 + n - this.hotFirst;
+    if (keep < this.hot.length) this.hot.length = Math.max(0, keep);
   }
 
   /** Entries in [lo, hi), at most `maxBytes` (but at least one entry if any). */
@@ -131,14 +243,18 @@ export class RaftLog {
     if (lo <= this.snapIndex) {
       throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', `entry ${lo} is compacted`);
     }
-    hi = Math.min(hi, this.lastIndex() + 1);
+    return this.range(lo, Math.min(hi, this.lastIndex() + 1), maxBytes);
+  }
+
+  private range(lo: number, hi: number, maxBytes: number): LogEntry[] {
     const out: LogEntry[] = [];
+    const meta = this.meta;
     let bytes = 0;
     for (let i = lo; i < hi; i++) {
-      const e = this.entries[i - this.snapIndex - 1] as LogEntry;
-      bytes += entrySize(e);
+      const k = i - this.snapIndex - 1;
+      bytes += (meta[k * STRIDE + 3] as number) + 16;
       if (out.length > 0 && bytes > maxBytes) break;
-      out.push(e);
+      out.push(this.get(i));
     }
     return out;
   }
@@ -146,7 +262,7 @@ export class RaftLog {
   /** Entries not yet known durable (including those being written). */
   unstableEntries(): LogEntry[] {
     if (this.stableIndex >= this.lastIndex()) return [];
-    return this.entries.slice(this.stableIndex - this.snapIndex);
+    return this.range(this.stableIndex + 1, this.lastIndex() + 1, Number.POSITIVE_INFINITY);
   }
 
   /** Whether entries wait to be handed out for persistence. */
@@ -157,7 +273,7 @@ export class RaftLog {
   /** Hands out the entries not yet given to storage: they are in progress from now on. */
   takeToPersist(): LogEntry[] {
     if (this.inProgress >= this.lastIndex()) return [];
-    const out = this.entries.slice(this.inProgress - this.snapIndex);
+    const out = this.range(this.inProgress + 1, this.lastIndex() + 1, Number.POSITIVE_INFINITY);
     this.inProgress = this.lastIndex();
     return out;
   }
@@ -203,12 +319,13 @@ export class RaftLog {
   /** Committed entries not yet handed out, at most `maxBytes` (at least one). */
   nextCommitted(maxBytes: number): LogEntry[] {
     if (!this.hasNextCommitted()) return [];
-    return this.slice(this.applying + 1, this.committed + 1, maxBytes);
+    return this.range(this.applying + 1, this.committed + 1, maxBytes);
   }
 
   appliedTo(i: number): void {
     if (i > this.applied) this.applied = i;
     if (i > this.applying) this.applying = i;
+    if (!this.keepAll) this.dropHotTo(this.applied);
   }
 
   /** Discards entries ≤ upTo (which must be applied and durable). */
@@ -221,7 +338,11 @@ export class RaftLog {
       );
     }
     const t = this.term(upTo) as number;
-    this.entries.splice(0, upTo - this.snapIndex);
+    const n = upTo - this.snapIndex;
+    this.meta.splice(0, n * STRIDE);
+    this.bufs.splice(0, n);
+    this.count -= n;
+    this.dropHotTo(upTo);
     this.version = ++versionSeq;
     this.snapIndex = upTo;
     this.snapTerm = t;
@@ -229,7 +350,10 @@ export class RaftLog {
 
   /** Replaces the whole log by a snapshot's compaction point. */
   restore(index: number, term: number): void {
-    this.entries = [];
+    this.meta = [];
+    this.bufs = [];
+    this.count = 0;
+    this.hot = [];
     this.version = ++versionSeq;
     this.snapIndex = index;
     this.snapTerm = term;
@@ -241,8 +365,19 @@ export class RaftLog {
     this.applied = index;
   }
 
-  /** All entries held, for inspection by tests and invariant checkers. */
+  /**
+   * All entries held, for inspection by tests and invariant checkers. From the first call
+   * on, every entry object is kept (the same object for the same entry on every call).
+   */
   all(): readonly LogEntry[] {
-    return this.entries;
+    const first = this.snapIndex + 1;
+    if (!this.keepAll || this.hot.length === 0 || this.hotFirst !== first) {
+      const objs: LogEntry[] = [];
+      for (let i = first; i <= this.lastIndex(); i++) objs.push(this.get(i));
+      this.hot = objs;
+      this.hotFirst = first;
+      this.keepAll = true;
+    }
+    return this.hot;
   }
 }
