@@ -12,6 +12,7 @@
  * The cluster not being measured is idle but up (Synod's idle ticks cost its nodes a few % of
  * a core, etcd's less), which slightly favours etcd.
  */
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type BenchMain, median, percentile, report, summarize } from './harness.js';
@@ -135,6 +136,7 @@ export const main: BenchMain = async (argv) => {
     for (const s of sets) await s.close().catch(() => {});
     await synod.stop().catch(() => {});
     await etcd?.stop().catch(() => {});
+    rmSync(base, { recursive: true, force: true });
   }
   const s = results.get('synod') as Phase[];
   const e = results.get('etcd') as Phase[];
