@@ -337,6 +337,8 @@ export const main: BenchMain = async (argv) => {
     };
     ms.push(m);
   }
+  // The cluster rows above work under `base` again (after the throughput rows removed it).
+  await rm(base, { recursive: true, force: true });
   return report('backup', ms, [
     `state: ${keys.toLocaleString('en-US')} keys × ${VALUE} B values (half random) = ${mb.toFixed(0)} MB serialized (--size ${sizeMb})`,
     `repository: ${algo !== '' ? `${algo} (--compress)` : `${DEFAULT_COMPRESSION.algo} level ${DEFAULT_COMPRESSION.level}`}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
