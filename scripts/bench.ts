@@ -25,6 +25,7 @@ const ORDER = [
   'eventual',
   'backup',
   'etcd',
+  'etcd-reads',
 ];
 
 const available = readdirSync(benchDir)
