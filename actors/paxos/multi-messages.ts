@@ -9,7 +9,13 @@
  * checking, encoding and decoding the command object again (the learner decodes it once, when
  * it applies the slot).
  */
-import { decodeValue, decodeValueIn, encodeValue } from '../../lib/codec.js';
+import {
+  decodesToItself,
+  decodeValue,
+  decodeValueIn,
+  encodeValue,
+  wellFormed,
+} from '../../lib/codec.js';
 import type { Command } from '../../lib/replicated-log.js';
 import type { Ballot } from './ballot.js';
 import { PaxosError } from './errors.js';
@@ -230,53 +236,6 @@ type LocalCommandValue = SlotValue & { [LOCAL_COMMAND]?: Command };
 /** The command of a `cmd` value: the proposer's own object when it has one, else decoded. */
 export function commandOf(v: SlotValue & { k: 'cmd' }): Command | string {
   return (v as LocalCommandValue)[LOCAL_COMMAND] ?? decodeCommand(v.d);
-}
-
-/** `String.prototype.isWellFormed` (Node 20; not in this project's TypeScript lib). */
-function wellFormed(s: string): boolean {
-  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
-}
-
-/**
- * Whether msgpack (lib/codec.ts) gives back a value equal to `v` in every way a deterministic
- * state machine could observe: plain objects (no `__proto__` key), dense arrays, well-formed
- * strings, numbers other than -0, booleans and null, at most 32 levels deep. Anything else
- * (undefined, -0, lone surrogates, bigint, byte arrays, Date, Map, class instances, ...)
- * answers false, and the command is decoded from its bytes like on every other replica.
- * (The same rule as Raft's leader uses for its own entries.)
- */
-export function decodesToItself(v: unknown, depth = 0): boolean {
-  switch (typeof v) {
-    case 'string':
-      return wellFormed(v);
-    case 'number':
-      return v !== 0 || 1 / v > 0;
-    case 'boolean':
-      return true;
-    case 'object': {
-      if (v === null) return true;
-      if (depth >= 32) return false;
-      const proto = Object.getPrototypeOf(v);
-      if (proto === Object.prototype) {
-        const o = v as Record<string, unknown>;
-        for (const k in o) {
-          if (k === '__proto__' || !wellFormed(k)) return false;
-          if (!decodesToItself(o[k], depth + 1)) return false;
-        }
-        return true;
-      }
-      if (proto === Array.prototype) {
-        const a = v as unknown[];
-        for (let i = 0; i < a.length; i++) {
-          if (!(i in a) || !decodesToItself(a[i], depth + 1)) return false;
-        }
-        return true;
-      }
-      return false;
-    }
-    default:
-      return false;
-  }
 }
 
 function commandDecodesToItself(c: Command): boolean {

@@ -17,7 +17,14 @@ import { BehaviorSubject, distinctUntilChanged, type Observable, Subject } from 
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
 import { nodeOf } from '../../lib/address.js';
 import type { TimerHandle } from '../../lib/clock.js';
-import { decodeValue, decodeValueIn, encodeValue } from '../../lib/codec.js';
+import {
+  decodesToItself,
+  decodeValue,
+  decodeValueIn,
+  encodeValue,
+  wellFormed,
+} from '../../lib/codec.js';
+
 import {
   type AppliedEntry,
   type Command,
@@ -239,54 +246,6 @@ export function coalesceAcks(ms: RaftMessage[]): RaftMessage[] {
     out.push(m);
   }
   return out;
-}
-
-/** `String.prototype.isWellFormed` (Node 20; not in this project's TypeScript lib). */
-function wellFormed(s: string): boolean {
-  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
-}
-
-/**
- * Whether msgpack (lib/codec.ts) gives back a value equal to `v` in every way a
- * deterministic state machine could observe: plain objects (no `__proto__` key), dense
- * arrays, well-formed strings, numbers other than -0, booleans and null, at most 32 levels
- * deep. Everything else — undefined, -0 (decodes as 0), lone surrogates (decode as
- * U+FFFD), bigint (decodes as a number), Uint8Array (decodes as a Buffer), Date, Map, class
- * instances, symbols, functions — answers false. The leader applies its own proposal from
- * the command object only when this holds, so it applies exactly what followers decode.
- */
-export function decodesToItself(v: unknown, depth = 0): boolean {
-  switch (typeof v) {
-    case 'string':
-      return wellFormed(v);
-    case 'number':
-      return v !== 0 || 1 / v > 0;
-    case 'boolean':
-      return true;
-    case 'object': {
-      if (v === null) return true;
-      if (depth >= 32) return false;
-      const proto = Object.getPrototypeOf(v);
-      if (proto === Object.prototype) {
-        const o = v as Record<string, unknown>;
-        for (const k in o) {
-          if (k === '__proto__' || !wellFormed(k)) return false;
-          if (!decodesToItself(o[k], depth + 1)) return false;
-        }
-        return true;
-      }
-      if (proto === Array.prototype) {
-        const a = v as unknown[];
-        for (let i = 0; i < a.length; i++) {
-          if (!(i in a) || !decodesToItself(a[i], depth + 1)) return false;
-        }
-        return true;
-      }
-      return false;
-    }
-    default:
-      return false;
-  }
 }
 
 /** `decodesToItself` for the parts of a command that `encodeCommand` writes. */

@@ -9,8 +9,8 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
 import { packEntries, unpackEntries } from '../../actors/raft/entry-codec.js';
-import { decodeCommand, decodesToItself, encodeCommand } from '../../actors/raft/raft-node.js';
-import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { decodeCommand, encodeCommand } from '../../actors/raft/raft-node.js';
+import { decodesToItself, decodeValue, encodeValue } from '../../lib/codec.js';
 import { RaftCluster } from '../helpers/raft-sim.js';
 
 const runs = Number(process.env.SYNOD_RAFT_CODEC_RUNS ?? 2000);
