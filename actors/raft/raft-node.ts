@@ -40,6 +40,7 @@ import type {
   RaftHardState,
   SnapshotStore,
 } from '../../lib/storage/types.js';
+import { decodeCommandFast, encodeCommandFast } from './command-codec.js';
 import type { ConfChangeOp } from './core/membership.js';
 import { raftMessageProblem } from './core/messages.js';
 import { RaftCore, type RaftStatus } from './core/raft-core.js';
@@ -197,7 +198,9 @@ interface ReadWaiter {
  * than a map). Logs written before this format hold the map `{c, s, o}`; both decode.
  */
 export function encodeCommand(cmd: Command): Uint8Array {
-  return encodeValue([cmd.clientId, cmd.seq, cmd.op]);
+  return (
+    encodeCommandFast(cmd.clientId, cmd.seq, cmd.op) ?? encodeValue([cmd.clientId, cmd.seq, cmd.op])
+  );
 }
 
 /** A Buffer over the whole memory of the last entry decoded (entries of one message share it). */
@@ -210,6 +213,8 @@ export function decodeCommand(data: Uint8Array): Command {
   // to, every entry's long-lived view. Reading from a Buffer also makes a `bin` inside the
   // command decode to a Buffer on every replica, whatever store or message held the bytes
   // (msgpack follows the class of its input, and a state machine could tell them apart).
+  const fast = decodeCommandFast(data);
+  if (fast !== undefined) return fast as Command;
   let v: unknown;
   if (data.byteLength === 0) v = decodeValue(data);
   else {
@@ -650,14 +655,20 @@ export class RaftNode<Op = unknown, Result = unknown>
       );
     }
     let at: { index: number; term: number };
-    let data: Uint8Array;
+    let data: Uint8Array | undefined;
+    // The fast writer takes only commands that decode to themselves (command-codec.ts).
+    let self = true;
     try {
-      data = encodeCommand(command);
+      data = encodeCommandFast(command.clientId, command.seq, command.op);
+      if (data === undefined) {
+        data = encodeValue([command.clientId, command.seq, command.op]);
+        self = commandDecodesToItself(command);
+      }
       at = core.propose(data);
     } catch (e) {
       return Promise.reject(this.toProposeError(e));
     }
-    const p = commandDecodesToItself(command)
+    const p = self
       ? this.track(at, options.timeoutMs, command, data)
       : this.track(at, options.timeoutMs);
     this.schedule();
