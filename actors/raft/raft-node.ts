@@ -628,10 +628,7 @@ export class RaftNode<Op = unknown, Result = unknown>
    * node applies plain-data commands from the object itself (docs/raft.md, "Wire and log
    * formats"), the other replicas from the bytes encoded now.
    */
-  propose(
-    command: Command<Op>,
-    options: { timeoutMs?: number } = {},
-  ): Promise<ProposeResult<Result>> {
+  propose(command: Command<Op>, options?: { timeoutMs?: number }): Promise<ProposeResult<Result>> {
     const problem = commandProblem(command);
     if (problem !== undefined) {
       return Promise.reject(
@@ -669,8 +666,8 @@ export class RaftNode<Op = unknown, Result = unknown>
       return Promise.reject(this.toProposeError(e));
     }
     const p = self
-      ? this.track(at, options.timeoutMs, command, data)
-      : this.track(at, options.timeoutMs);
+      ? this.track(at, options?.timeoutMs, command, data)
+      : this.track(at, options?.timeoutMs);
     this.schedule();
     return p as Promise<ProposeResult<Result>>;
   }
@@ -995,7 +992,9 @@ export class RaftNode<Op = unknown, Result = unknown>
     else {
       const early: RaftMessage[] = [];
       const rest: RaftMessage[] = [];
-      for (const m of rd.messages) {
+      const ms = rd.messages;
+      for (let i = 0; i < ms.length; i++) {
+        const m = ms[i] as RaftMessage;
         if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
         else rest.push(m);
       }
@@ -1004,7 +1003,8 @@ export class RaftNode<Op = unknown, Result = unknown>
       if (rest.length > 0) this.afterWrite.push({ seq: this.writeSeq, ms: rest });
     }
     const sm = this.sm as SessionStateMachine<Op, Result>;
-    for (const e of rd.committedEntries) this.applyEntry(e, sm);
+    const ce = rd.committedEntries;
+    for (let i = 0; i < ce.length; i++) this.applyEntry(ce[i] as LogEntry, sm);
     this.serveReadStates(core, rd);
   }
 
@@ -1015,7 +1015,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (q.length > 0 && first <= (q[q.length - 1] as LogEntry).index) {
       q.length = Math.max(0, first - (q[0] as LogEntry).index);
     }
-    for (const e of entries) q.push(e);
+    for (let i = 0; i < entries.length; i++) q.push(entries[i] as LogEntry);
     this.wqMark = mark;
     this.writeSeq++;
     if (!this.writing) this.startWrite();
@@ -1163,7 +1163,9 @@ export class RaftNode<Op = unknown, Result = unknown>
       // Only entries are written: the leader's replication traffic need not wait for them.
       const early: RaftMessage[] = [];
       const rest: RaftMessage[] = [];
-      for (const m of rd.messages) {
+      const ms = rd.messages;
+      for (let i = 0; i < ms.length; i++) {
+        const m = ms[i] as RaftMessage;
         if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
         else rest.push(m);
       }
@@ -1450,25 +1452,35 @@ export class RaftNode<Op = unknown, Result = unknown>
     const v = this.proposals.get(e.index);
     if (v !== undefined) {
       this.proposals.delete(e.index);
-      const r = { index: e.index, term: e.term, result };
-      for (const p of Array.isArray(v) ? v : [v]) {
-        this.settled.push(p);
-        if (refused && p.term === e.term) this.settledWith.push(refused);
-        else if (p.term === e.term) this.settledWith.push(r);
-        else {
-          this.settledWith.push(
-            new ProposeError(
-              'Dropped',
-              `entry ${e.index} was replaced by another leader`,
-              undefined,
-              false,
-            ),
-          );
-        }
-      }
+      if (!Array.isArray(v)) this.settleLater(v, e, result, refused);
+      else
+        for (let i = 0; i < v.length; i++)
+          this.settleLater(v[i] as PendingProposal, e, result, refused);
     }
     this.appliedUpTo = e.index;
     this.releaseReads(e.index);
+  }
+
+  /** Queues the outcome of proposal `p`, waiting on entry `e`, for `settleAll`. */
+  private settleLater(
+    p: PendingProposal,
+    e: LogEntry,
+    result: unknown,
+    refused: ProposeError | undefined,
+  ): void {
+    this.settled.push(p);
+    if (refused && p.term === e.term) this.settledWith.push(refused);
+    else if (p.term === e.term) this.settledWith.push({ index: e.index, term: e.term, result });
+    else {
+      this.settledWith.push(
+        new ProposeError(
+          'Dropped',
+          `entry ${e.index} was replaced by another leader`,
+          undefined,
+          false,
+        ),
+      );
+    }
   }
 
   /**
