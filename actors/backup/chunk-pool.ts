@@ -241,6 +241,7 @@ function fullScan(plain) {
   let ascending = true;
   let pS = -1;
   let pE = -1;
+  let pAstral = false;
   let fS = -1;
   let fE = -1;
   let off = 0;
@@ -276,11 +277,12 @@ function fullScan(plain) {
     } else {
       return undefined;
     }
+    const kAstral = astral(plain, kStart, kEnd);
     if (fS < 0) {
       fS = kStart;
       fE = kEnd;
     } else if (ascending) {
-      if (astral(plain, pS, pE) || astral(plain, kStart, kEnd)) {
+      if (pAstral || kAstral) {
         ascending = plain.toString('utf8', pS, pE) < plain.toString('utf8', kStart, kEnd);
       } else {
         // buf.compare(target, tStart, tEnd, sStart, sEnd) orders the source (this key)
@@ -290,6 +292,7 @@ function fullScan(plain) {
     }
     pS = kStart;
     pE = kEnd;
+    pAstral = kAstral;
     off = next;
   }
   const sum = Buffer.allocUnsafe(32);
