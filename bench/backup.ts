@@ -2,7 +2,11 @@
  * `npm run bench -- backup [--size=MB] [--runs=N] [--dir=DIR]`: full backup and restore
  * throughput (MB/s of state) of a large key/value state, against a baseline measured in the
  * same run: copying the same bytes (the serialized state) into a file with SHA-256 hashing
- * and fsync, and reading them back with SHA-256. Also: the bytes an incremental stores after
+ * and fsync, and reading them back with SHA-256. The restore is measured twice: in memory
+ * (`restore`, against read + SHA-256; `--restore-memory=false` skips it) and into a node data
+ * directory as `synod restore --dest` does it (`restoreDataDirs`: a full backup of this map
+ * state streams, stream-restore.ts), against the issue's baseline, a file-to-file copy with
+ * SHA-256 and fsync. Also: the bytes an incremental stores after
  * changing 1% of the keys, against the changed data plus the manifest (target ≤ 1.1×), and
  * the backup agent's apply latency (p99) while a full backup is written vs idle, and the
  * issue's cluster metric: the write p99 of an embedded 3-node KV cluster (Raft + KV state
