@@ -85,31 +85,35 @@ export async function run(argv: string[]): Promise<number> {
       let server: DashboardServer | undefined;
       let source: EventualDashboardSource | undefined;
       const interactive = process.stdin.isTTY === true && options.exit !== true;
-      await runEventualStoreDemo({
-        onCluster: async (cluster, vnodes) => {
-          if (sources.dashboard !== 'flag') return;
-          source = new EventualDashboardSource(cluster, { clock: systemClock, vnodes });
-          server = new DashboardServer({
-            source,
-            port: options.dashboard as number,
-            host: options['dashboard-host'] as string,
-          });
-          const { url } = await server.start();
-          console.log(`dashboard: ${url}`);
-        },
-        beforeStop: async () => {
-          if (!server || !interactive) return;
-          console.log(
-            '\nThe replicas stay up for you to play with on the dashboard. Ctrl-C to stop.',
-          );
-          await new Promise<void>((resolve) => {
-            process.once('SIGINT', resolve);
-            process.once('SIGTERM', resolve);
-          });
-        },
-      });
-      source?.stop();
-      await server?.stop();
+      try {
+        await runEventualStoreDemo({
+          onCluster: async (cluster, vnodes) => {
+            if (sources.dashboard !== 'flag') return;
+            source = new EventualDashboardSource(cluster, { clock: systemClock, vnodes });
+            server = new DashboardServer({
+              source,
+              port: options.dashboard as number,
+              host: options['dashboard-host'] as string,
+            });
+            const { url } = await server.start();
+            console.log(`dashboard: ${url}`);
+          },
+          beforeStop: async () => {
+            if (!server || !interactive) return;
+            console.log(
+              '\nThe replicas stay up for you to play with on the dashboard. Ctrl-C to stop.',
+            );
+            await new Promise<void>((resolve) => {
+              process.once('SIGINT', resolve);
+              process.once('SIGTERM', resolve);
+            });
+          },
+        });
+      } finally {
+        // Also when the story fails: an open dashboard would keep the process alive.
+        source?.stop();
+        await server?.stop();
+      }
       return 0;
     }
     if (name === 'backup') {
