@@ -783,30 +783,36 @@ export class MultiLeaderCore {
       return;
     }
     let oldest = Number.POSITIVE_INFINITY;
-    const late = new Map<string, SlotEntry[]>();
-    for (const [slot, f] of this.inflight) {
+    let late: Map<string, SlotEntry[]> | undefined;
+    const acceptors = this.opts.quorums.acceptors;
+    // forEach, not `for (const [slot, f] of ...)`: the entries iterator allocates a pair per
+    // slot, and under load (slots in flight longer than retransmitMs) this scan runs on
+    // every tick over up to `window` slots.
+    this.inflight.forEach((f, slot) => {
       if (now - f.sentAt < this.retransmitMs) {
         if (f.sentAt < oldest) oldest = f.sentAt;
-        continue;
+        return;
       }
       let resent = false;
-      for (const a of this.opts.quorums.acceptors) {
+      for (let i = 0; i < acceptors.length; i++) {
+        const a = acceptors[i] as string;
         if ((f.acks & (this.acceptorBit.get(a) as number)) !== 0) continue;
         const answeredLater = (this.leaseAck.get(a) ?? Number.NEGATIVE_INFINITY) > f.sentAt;
         const silent =
           now - (this.lastAckFrom.get(a) ?? Number.NEGATIVE_INFINITY) >= this.retransmitMs;
         if (!answeredLater && !silent) continue;
-        const l = late.get(a) ?? [];
-        if (l.length === 0) late.set(a, l);
-        l.push({ slot, value: f.value });
+        late ??= new Map();
+        const l = late.get(a);
+        if (l) l.push({ slot, value: f.value });
+        else late.set(a, [{ slot, value: f.value }]);
         resent = true;
       }
       if (resent) f.sentAt = now;
       if (f.sentAt < oldest) oldest = f.sentAt;
-    }
+    });
     // New slots are sent at or after `now`, and removals only raise the minimum.
     this.retransmitScanAt = oldest + this.retransmitMs;
-    for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
+    if (late) for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
     this.resendDecides(now);
   }
 
