@@ -100,8 +100,11 @@ export async function runEventualStoreDemo(
       `1. five replicas a-e formed a ring (N = 3 replicas per key): "${cart}", "${likes}" and "${tags}" each live on both sides of the split to come`,
     );
 
-    const alice = cluster.client({ node: 'a' });
-    const bob = cluster.client({ node: 'c' });
+    // One attempt must outlive the replicas' own request timeout (5 s here), or a slow
+    // coordinator's answer arrives after the client gave up on it.
+    const timeouts = { attemptTimeoutMs: 8000, timeoutMs: 10_000 };
+    const alice = cluster.client({ node: 'a', ...timeouts });
+    const bob = cluster.client({ node: 'c', ...timeouts });
     must(await alice.put(cart, 'milk', { w: 'all' }), 'first cart');
     const a0 = must(await alice.get(cart, { r: 'all' }), 'alice reads');
     const b0 = must(await bob.get(cart, { r: 'all' }), 'bob reads');
@@ -111,13 +114,18 @@ export async function runEventualStoreDemo(
 
     cluster.split(LEFT, RIGHT);
     print('3. network split: {a, b} | {c, d, e} (the client still reaches every node)');
-    for (;;) {
-      const s = await cluster.snapshot('a');
-      const dead = s?.members.filter((m) => RIGHT.includes(m.id) && m.state === 'dead').length;
-      if (dead === RIGHT.length) break;
+    // Both coordinators must see the other side dead before writing, or one of them still
+    // waits on replicas it cannot reach instead of handing their writes to stand-ins.
+    const seesDead = async (node: string, others: readonly string[]) => {
+      const s = await cluster.snapshot(node);
+      return s?.members.filter((m) => others.includes(m.id) && m.state === 'dead').length;
+    };
+    while (
+      (await seesDead('a', RIGHT)) !== RIGHT.length ||
+      (await seesDead('c', LEFT)) !== LEFT.length
+    )
       await sleep(100);
-    }
-    print('   SWIM on a: c, d, e are dead (no acks, suspicion timed out)');
+    print('   SWIM on a: c, d, e are dead; on c: a, b are dead (no acks, suspicion timed out)');
 
     let hinted = 0;
     const wrote = (r: KvResponse<{ hinted: number }>, what: string) => {

@@ -85,31 +85,35 @@ export async function run(argv: string[]): Promise<number> {
       let server: DashboardServer | undefined;
       let source: EventualDashboardSource | undefined;
       const interactive = process.stdin.isTTY === true && options.exit !== true;
-      await runEventualStoreDemo({
-        onCluster: async (cluster, vnodes) => {
-          if (sources.dashboard !== 'flag') return;
-          source = new EventualDashboardSource(cluster, { clock: systemClock, vnodes });
-          server = new DashboardServer({
-            source,
-            port: options.dashboard as number,
-            host: options['dashboard-host'] as string,
-          });
-          const { url } = await server.start();
-          console.log(`dashboard: ${url}`);
-        },
-        beforeStop: async () => {
-          if (!server || !interactive) return;
-          console.log(
-            '\nThe replicas stay up for you to play with on the dashboard. Ctrl-C to stop.',
-          );
-          await new Promise<void>((resolve) => {
-            process.once('SIGINT', resolve);
-            process.once('SIGTERM', resolve);
-          });
-        },
-      });
-      source?.stop();
-      await server?.stop();
+      try {
+        await runEventualStoreDemo({
+          onCluster: async (cluster, vnodes) => {
+            if (sources.dashboard !== 'flag') return;
+            source = new EventualDashboardSource(cluster, { clock: systemClock, vnodes });
+            server = new DashboardServer({
+              source,
+              port: options.dashboard as number,
+              host: options['dashboard-host'] as string,
+            });
+            const { url } = await server.start();
+            console.log(`dashboard: ${url}`);
+          },
+          beforeStop: async () => {
+            if (!server || !interactive) return;
+            console.log(
+              '\nThe replicas stay up for you to play with on the dashboard. Ctrl-C to stop.',
+            );
+            await new Promise<void>((resolve) => {
+              process.once('SIGINT', resolve);
+              process.once('SIGTERM', resolve);
+            });
+          },
+        });
+      } finally {
+        // Also when the story fails: an open dashboard would keep the process alive.
+        source?.stop();
+        await server?.stop();
+      }
       return 0;
     }
     if (name === 'backup') {
@@ -128,42 +132,14 @@ export async function run(argv: string[]): Promise<number> {
       await runRateLimiterDemo({ seconds: 1 });
       return 0;
     }
-    if (name === 'paxos') {
-      const interactive = process.stdin.isTTY === true && options.exit !== true;
-      const paceMs = paceOf(options.pace as number | undefined, process.stdout.isTTY === true);
-      // The protocol step by step first (a simulation: dueling proposers, then a Multi-Paxos
-      // log), unless the cluster tour is asked for with a dashboard.
-      if (sources.dashboard !== 'flag') {
-        await runPaxosDemo();
-        console.log('\n\n# Multi-Paxos on a real cluster: three nodes in this process');
-      }
-      await runPaxosTour({
-        paceMs,
-        dashboardPort: options.dashboard as number,
-        dashboardHost: options['dashboard-host'] as string,
-        dashboardPortFallback: sources.dashboard === 'default',
-        onReady: async (_nodes, url) => {
-          if (!interactive) return;
-          console.log(
-            `\nThe cluster stays up for you to play with${url ? ` at ${url}` : ''}. Ctrl-C to stop.`,
-          );
-          await new Promise<void>((resolve) => {
-            process.once('SIGINT', resolve);
-            process.once('SIGTERM', resolve);
-          });
-          console.log('\nstopping the cluster…');
-        },
-      });
-      return 0;
-    }
+    // The cluster tours: pace, dashboard, and (on a terminal) the cluster kept up to play with.
     const interactive = process.stdin.isTTY === true && options.exit !== true;
-    const paceMs = paceOf(options.pace as number | undefined, process.stdout.isTTY === true);
-    await runTour({
-      paceMs,
+    const tour = {
+      paceMs: paceOf(options.pace as number | undefined, process.stdout.isTTY === true),
       dashboardPort: options.dashboard as number,
       dashboardHost: options['dashboard-host'] as string,
       dashboardPortFallback: sources.dashboard === 'default',
-      onReady: async (cluster, url) => {
+      onReady: async (_cluster: unknown, url: string | undefined) => {
         if (!interactive) return;
         console.log(
           `\nThe cluster stays up for you to play with${url ? ` at ${url}` : ''}. Ctrl-C to stop.`,
@@ -173,9 +149,19 @@ export async function run(argv: string[]): Promise<number> {
           process.once('SIGTERM', resolve);
         });
         console.log('\nstopping the cluster…');
-        void cluster;
       },
-    });
+    };
+    if (name === 'paxos') {
+      // The protocol step by step first (a simulation: dueling proposers, then a Multi-Paxos
+      // log), unless the cluster tour is asked for with a dashboard.
+      if (sources.dashboard !== 'flag') {
+        await runPaxosDemo();
+        console.log('\n\n# Multi-Paxos on a real cluster: three nodes in this process');
+      }
+      await runPaxosTour(tour);
+      return 0;
+    }
+    await runTour(tour);
     return 0;
   } catch (err) {
     return reportError(err, verbose);

@@ -7,37 +7,22 @@
  *
  * `synod member list --cluster …` prints the voters and learners as one node sees them.
  */
-import { ActorSystem } from '../../lib/actor-system.js';
-import { silentLogger } from '../../lib/logger.js';
 import { makeAdminProof } from '../../lib/node/admin-auth.js';
-import { discoverNodeId, readTlsCaFile } from '../../lib/node/discover.js';
 import type { AdminMsg, ControlReply, NodeStatus } from '../../lib/node/node-admin.js';
-import { randomFromEntropy } from '../../lib/random.js';
-import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import {
+  clusterClientSpecs,
+  discoverPeers,
+  openAdminClient,
+  readClusterTarget,
+} from '../admin-client.js';
 import { CliError, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
 
 export const summary = 'list or remove cluster members (remove needs the admin secret)';
 
 const specs = {
-  cluster: {
-    kind: 'list',
-    description: 'nodes to ask: ws://host:port or id=ws://host:port',
-    required: true,
-  },
+  ...clusterClientSpecs,
   id: { kind: 'string', description: 'the member to remove' },
-  'cluster-name': {
-    kind: 'string',
-    description: 'cluster name',
-    default: 'synod',
-    env: 'SYNOD_CLUSTER_NAME',
-  },
-  'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
-  'tls-ca': {
-    kind: 'string',
-    description: "PEM CA that signed the nodes' certificates (wss:// with a private CA)",
-    env: 'SYNOD_TLS_CA',
-  },
   'admin-secret-file': {
     kind: 'string',
     description: 'file holding the admin secret the nodes were started with',
@@ -56,14 +41,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   let verbose = argv.includes('--verbose');
   const [action, ...rest] = argv;
-  let system: ActorSystem | undefined;
-  let transport: WebSocketTransport | undefined;
+  let client: Awaited<ReturnType<typeof openAdminClient>> | undefined;
   try {
     if (action !== 'remove' && action !== 'list')
       throw new CliError(`unknown action "${action}": use "member list" or "member remove"`, 2);
     const { options: o, sources } = parseArgs(rest, specs);
     verbose = o.verbose === true;
-    const clusterName = o['cluster-name'] as string;
+    const target = readClusterTarget(o, sources);
     const timeoutMs = o['timeout-ms'] as number;
     const id = o.id as string | undefined;
     let adminSecret: string | undefined;
@@ -77,43 +61,10 @@ export async function run(argv: string[]): Promise<number> {
           'SYNOD_ERR_ADMIN_REFUSED',
         );
     }
-    const secret = readSecretFile(o['secret-file'] as string | undefined);
-    const caFile = (o['tls-ca'] as string | undefined) || undefined;
-    if (caFile !== undefined) {
-      try {
-        readTlsCaFile(caFile, sources['tls-ca'] === 'env' ? 'SYNOD_TLS_CA' : '--tls-ca');
-      } catch (err) {
-        throw new CliError((err as Error).message, 2);
-      }
-    }
-    const peers: { id: string; url: string }[] = [];
-    for (const e of o.cluster as string[]) {
-      const eq = e.indexOf('=');
-      if (eq > 0) peers.push({ id: e.slice(0, eq), url: e.slice(eq + 1) });
-      else
-        peers.push({
-          id: await discoverNodeId(e, {
-            cluster: clusterName,
-            timeoutMs: 5000,
-            auth: secret !== undefined,
-            ...(caFile !== undefined ? { caFile } : {}),
-          }),
-          url: e,
-        });
-    }
-    const random = randomFromEntropy();
-    const nodeId = `member-${random.nextUint32().toString(36)}`;
-    transport = await WebSocketTransport.create({
-      nodeId,
-      cluster: clusterName,
-      peers: peers.map((p) => `${p.id}=${p.url}`),
-      random: random.fork(),
-      ...(secret ? { secret } : {}),
-      ...(caFile !== undefined ? { tls: { caFile } } : {}),
-      logger: silentLogger,
-    } as ConstructorParameters<typeof WebSocketTransport>[0]);
-    const sys = new ActorSystem({ nodeId, transport, random, logger: silentLogger });
-    system = sys;
+    const { peers, undiscovered } = await discoverPeers(target, 5000);
+    if (undiscovered[0] !== undefined) throw new CliError(undiscovered[0].error, 1);
+    client = await openAdminClient('member', target, peers);
+    const sys = client.system;
     // The first node that answers; a follower forwards a removal to its leader.
     let lastError = 'no node answered';
     for (const p of peers) {
@@ -135,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
         }
         const proof = makeAdminProof(
           adminSecret as string,
-          clusterName,
+          target.clusterName,
           'node.remove',
           id as string,
           Date.now(),
@@ -165,7 +116,6 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return reportError(err, verbose);
   } finally {
-    await system?.shutdown();
-    await transport?.close(100);
+    await client?.close();
   }
 }

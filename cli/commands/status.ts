@@ -9,36 +9,20 @@ import {
   type RepositorySummary,
   summarizeRepository,
 } from '../../actors/backup/repository-summary.js';
-import { ActorSystem } from '../../lib/actor-system.js';
 import { untrustedLinkAdvice } from '../../lib/kv-client/tls-advice.js';
-import { silentLogger } from '../../lib/logger.js';
-import { discoverNodeId, readTlsCaFile } from '../../lib/node/discover.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
-import { randomFromEntropy } from '../../lib/random.js';
-import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import {
+  clusterClientSpecs,
+  discoverPeers,
+  openAdminClient,
+  readClusterTarget,
+} from '../admin-client.js';
 import { CliError, parseArgs, reportError, usage } from '../args.js';
-import { readSecretFile } from '../secret.js';
 
 export const summary = 'show members, roles, terms, indices and lag of a cluster';
 
 const specs = {
-  cluster: {
-    kind: 'list',
-    description: 'nodes to ask: ws://host:port or id=ws://host:port',
-    required: true,
-  },
-  'cluster-name': {
-    kind: 'string',
-    description: 'cluster name',
-    default: 'synod',
-    env: 'SYNOD_CLUSTER_NAME',
-  },
-  'secret-file': { kind: 'string', description: 'file holding the cluster secret' },
-  'tls-ca': {
-    kind: 'string',
-    description: "PEM CA that signed the nodes' certificates (wss:// with a private CA)",
-    env: 'SYNOD_TLS_CA',
-  },
+  ...clusterClientSpecs,
   'backup-repo': {
     kind: 'string',
     description: 'also show the backups in this repository (synod backup --repo)',
@@ -62,60 +46,19 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const { options: o, sources } = parseArgs(argv, specs);
     verbose = o.verbose === true;
-    const secret = readSecretFile(o['secret-file'] as string | undefined);
-    const caFile = (o['tls-ca'] as string | undefined) || undefined;
-    if (caFile !== undefined) {
-      try {
-        readTlsCaFile(caFile, sources['tls-ca'] === 'env' ? 'SYNOD_TLS_CA' : '--tls-ca');
-      } catch (err) {
-        throw new CliError((err as Error).message, 2);
-      }
-    }
+    const target = readClusterTarget(o, sources);
+    const { caFile } = target;
     const timeoutMs = o['timeout-ms'] as number;
-    const entries = o.cluster as string[];
-    for (const e of entries) {
-      const url = e.indexOf('=') > 0 ? e.slice(e.indexOf('=') + 1) : e;
-      if (!/^wss?:\/\/[^/\s]+/.test(url))
-        throw new CliError(
-          `--cluster: "${e}" is not a node URL: use ws://host:port, wss://host:port or id=ws://host:port`,
-        );
-    }
-    const peers: { id: string; url: string }[] = [];
     // A bare URL whose node is down is shown as unreachable; it does not stop the others.
-    const undiscovered: Unreachable[] = [];
-    for (const e of entries) {
-      const eq = e.indexOf('=');
-      if (eq > 0) peers.push({ id: e.slice(0, eq), url: e.slice(eq + 1) });
-      else
-        try {
-          peers.push({
-            id: await discoverNodeId(e, {
-              cluster: o['cluster-name'] as string,
-              timeoutMs,
-              auth: secret !== undefined,
-              ...(caFile !== undefined ? { caFile } : {}),
-            }),
-            url: e,
-          });
-        } catch (err) {
-          undiscovered.push({ id: e, url: e, error: (err as Error).message });
-        }
-    }
+    const found = await discoverPeers(target, timeoutMs);
+    const peers = found.peers;
+    const undiscovered: Unreachable[] = found.undiscovered.map((u) => ({ id: u.url, ...u }));
     // Nothing listed could be reached: say why in one line, as before there was a cluster.
     if (peers.length === 0 && undiscovered.length > 0)
       throw new CliError(undiscovered.map((u) => u.error).join('; '), 1);
     const transportErrors: string[] = [];
-    const random = randomFromEntropy();
-    const nodeId = `status-${random.nextUint32().toString(36)}`;
-    const transport = await WebSocketTransport.create({
-      nodeId,
-      cluster: o['cluster-name'] as string,
-      peers: peers.map((p) => `${p.id}=${p.url}`),
-      random: random.fork(),
-      ...(secret ? { secret } : {}),
-      ...(caFile !== undefined ? { tls: { caFile } } : {}),
-      logger: silentLogger,
-    } as ConstructorParameters<typeof WebSocketTransport>[0]);
+    const client = await openAdminClient('status', target, peers);
+    const { system, transport } = client;
     const linkProblems = new Map<string, string>();
     transport.links$.subscribe((l) => {
       if (!l.reason || l.state === 'up') return;
@@ -131,7 +74,6 @@ export async function run(argv: string[]): Promise<number> {
         linkProblems.set(l.peer, l.reason);
       }
     });
-    const system = new ActorSystem({ nodeId, transport, random, logger: silentLogger });
     const ask = (id: string) =>
       system
         .ask(
@@ -170,8 +112,7 @@ export async function run(argv: string[]): Promise<number> {
       if (l === undefined || l.state === 'up' || l.reason === undefined) continue;
       if (!linkProblems.get(id)?.includes('SYNOD_ERR')) linkProblems.set(id, l.reason);
     }
-    await system.shutdown();
-    await transport.close(100);
+    await client.close();
     // A listed URL that did not answer is shown under its member id when the others know it.
     for (const u of undiscovered) {
       const id = memberUrls.get((u.url ?? u.id).replace(/\/$/, ''));

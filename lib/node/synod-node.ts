@@ -314,19 +314,8 @@ export async function openNodeBase(
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const {
-    clock,
-    log,
-    system,
-    transport,
-    url,
-    members,
-    peers,
-    joinTargets,
-    gate,
-    samples,
-    refusals,
-  } = await openNodeBase(config, 'raft');
+  const base = await openNodeBase(config, 'raft');
+  const { clock, log, system, transport, members } = base;
   const startedAt = clock.now();
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
@@ -374,7 +363,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         p.sm = new KvStateMachine();
         return p.sm;
       },
-      ...(joinTargets ? {} : { bootstrap: [config.id, ...peers.map((x) => x.id)] }),
+      ...(base.joinTargets ? {} : { bootstrap: [config.id, ...base.peers.map((x) => x.id)] }),
       ...(config.heartbeatMs ? { heartbeatMs: config.heartbeatMs } : {}),
       ...(config.electionMs ? { electionMs: config.electionMs } : {}),
     });
@@ -554,11 +543,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     'admin',
     new NodeAdmin({
       cluster: config.cluster,
-      url,
+      url: base.url,
       raft: () => part?.raft,
       sm: () => (part ?? last)?.sm,
       consensus,
-      samples,
+      samples: base.samples,
       links: () =>
         transport.peers().flatMap((p) => {
           const l = transport.linkStatus(p);
@@ -567,19 +556,19 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
       members,
       startedAt,
-      gate,
+      gate: base.gate,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
     }),
   );
-  if (joinTargets) {
+  if (base.joinTargets) {
     log.log(
       'info',
-      `asking ${joinTargets.map((j) => (j.id !== undefined ? `${j.id} (${j.url})` : j.url)).join(', ')} to add ${config.id} to the cluster`,
+      `asking ${base.joinTargets.map((j) => (j.id !== undefined ? `${j.id} (${j.url})` : j.url)).join(', ')} to add ${config.id} to the cluster`,
     );
     try {
       const r = await joinCluster({
-        self: { id: config.id, url },
-        targets: joinTargets,
+        self: { id: config.id, url: base.url },
+        targets: base.joinTargets,
         clock,
         random: randomFromEntropy(),
         logger: log,
@@ -608,7 +597,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         members.set(id, u);
         transport.addPeer(`${id}=${u}`);
       }
-      refusals.afterwards = RETRYING;
+      base.refusals.afterwards = RETRYING;
       log.log(
         'info',
         `${r.reply.message} (through ${r.via.id}${r.attempts > 1 ? `, attempt ${r.attempts} after ${Math.round(r.tookMs)} ms` : ''})`,
@@ -627,7 +616,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   follow(part);
   return {
     id: config.id,
-    url,
+    url: base.url,
     system,
     transport,
     get raft() {
