@@ -393,7 +393,7 @@ export class MultiLeaderCore {
     }
     this.queue.push(value);
     if (!defer) this.pump(now);
-    return { result: { ok: true }, output: this.flushOut() };
+    return { result: SUBMITTED, output: this.flushOut() };
   }
 
   /**
@@ -849,10 +849,32 @@ export class MultiLeaderCore {
 
   private flushOut(): MultiLeaderOutput {
     const o = this.out;
+    // Nothing happened (every deferred submission: one per write): a shared, frozen empty
+    // output instead of six new objects.
+    if (
+      o.send.length === 0 &&
+      o.fates.length === 0 &&
+      o.events.length === 0 &&
+      o.chosen.length === 0 &&
+      o.reads.length === 0 &&
+      o.persist === undefined
+    ) {
+      return EMPTY_OUTPUT;
+    }
     this.out = { send: [], fates: [], events: [], chosen: [], reads: [] };
     return o;
   }
 }
+
+const EMPTY_OUTPUT: MultiLeaderOutput = Object.freeze({
+  send: Object.freeze([]) as unknown as MOutbound[],
+  fates: Object.freeze([]) as unknown as ProposalFate[],
+  events: Object.freeze([]) as unknown as LeaderEvent[],
+  chosen: Object.freeze([]) as unknown as SlotEntry[],
+  reads: Object.freeze([]) as unknown as ReadOutcome[],
+});
+
+const SUBMITTED: SubmitResult = Object.freeze({ ok: true });
 
 /**
  * The slots of `entries` as inclusive ranges `[lo, hi, ...]`, in slot order, cut so that
