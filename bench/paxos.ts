@@ -7,6 +7,8 @@
  * transport, storage, state machine and clients, in the same run. Raft is the baseline.
  */
 
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { KvStateMachine } from '../actors/paxos/kv-machine.js';
 import { openMemoryPaxosStorage, startMultiPaxosNode } from '../actors/paxos/multi-paxos-node.js';
 import { RaftNode } from '../actors/raft/raft-node.js';
@@ -177,6 +179,17 @@ function arg(argv: string[], name: string, fallback: string): string {
   return argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
 }
 
+/**
+ * A full garbage collection before each measured cluster: otherwise a cluster pays for
+ * collecting the previous cluster's heap (a stopped Multi-Paxos cluster leaves more behind
+ * than a Raft one, so whichever protocol ran after Multi-Paxos paid more).
+ */
+function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as (() => void) | undefined;
+  gc?.();
+}
+
 export const main: BenchMain = async (argv) => {
   const repeats = Number(arg(argv, 'repeats', '5'));
   const seconds = Number(arg(argv, 'seconds', '2'));
@@ -195,6 +208,7 @@ export const main: BenchMain = async (argv) => {
   //   the whole JIT warm-up of the code they share;
   // - every measured cluster first runs `--settle` seconds at the largest client count,
   //   unmeasured, so both are measured past their per-cluster start-up;
+  // - a full GC before every measured cluster, so none pays for collecting its predecessor;
   // - rounds alternate the order (P R R P P R ...), and the result is the median of the
   //   rounds, with the median of the per-round ratios (each round's two clusters ran back to
   //   back, so a round's ratio is less exposed to the machine's load drifting between rounds).
@@ -215,6 +229,7 @@ export const main: BenchMain = async (argv) => {
   }
   for (let r = 0; r < repeats; r++) {
     for (const kind of r % 2 === 0 ? kinds : [...kinds].reverse()) {
+      collectGarbage();
       const cluster = await startCluster(kind, nodes, 1 + r);
       try {
         await leaderOf(cluster);
