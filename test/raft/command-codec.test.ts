@@ -207,4 +207,17 @@ t.test('the fallbacks: old map format, bin, ext and 64-bit integers still decode
   t.equal(decodeCommandFast(deep), undefined, 'nesting beyond 64 levels is left to msgpackr');
   t.equal(encodeCommandFast('c', 1, { a: -0 }), undefined, '-0 is written by msgpackr');
   t.equal(encodeCommandFast('c\uDC00', 1, 1), undefined, 'a lone surrogate in the id too');
+  const throwing = {
+    get x(): number {
+      throw new Error('boom');
+    },
+  };
+  t.equal(encodeCommandFast('c', 1, throwing), undefined, 'a throwing getter: left to msgpackr');
+  t.throws(
+    () => encodeCommand({ clientId: 'c', seq: 1, op: throwing }),
+    { code: 'SYNOD_ERR_ENCODE' },
+    'which reports it with the codec error code, as before',
+  );
+  const after = encodeCommand({ clientId: 'c', seq: 2, op: { k: 'x' } });
+  t.same(decodeCommand(after), { clientId: 'c', seq: 2, op: { k: 'x' } }, 'the writer goes on');
 });
