@@ -41,6 +41,7 @@ export class LinkGate implements Transport {
   constructor(private readonly inner: Transport) {
     this.inbound$ = inner.inbound$.pipe(
       filter((e) => {
+        if (this.blocked.size === 0) return true; // no cut link: nothing to look at
         const from = nodeOf(e.from);
         if (from === undefined || !this.blocked.has(from) || isControlTraffic(e)) return true;
         this.droppedByGate++;
@@ -75,10 +76,12 @@ export class LinkGate implements Transport {
   }
 
   send(envelope: Envelope): boolean {
-    const to = nodeOf(envelope.to);
-    if (to !== undefined && this.blocked.has(to) && !isControlTraffic(envelope)) {
-      this.droppedByGate++;
-      return true; // a partition loses messages silently, as a network would
+    if (this.blocked.size !== 0) {
+      const to = nodeOf(envelope.to);
+      if (to !== undefined && this.blocked.has(to) && !isControlTraffic(envelope)) {
+        this.droppedByGate++;
+        return true; // a partition loses messages silently, as a network would
+      }
     }
     this.onSend?.(envelope);
     return this.inner.send(envelope);

@@ -21,6 +21,7 @@ import {
   type Challenge,
   decodeControl,
   encodeControl,
+  FRAME_HEADROOM,
   FrameType,
   type Hello,
 } from './frames.js';
@@ -55,6 +56,8 @@ export interface ConnectionHost {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
+  /** Dialled connections mask their frames with random keys (`maskFrames`). */
+  readonly maskFrames?: boolean;
   /** Rate-limited log keyed by `key`. */
   log(key: string, level: LogLevel, message: string, fields?: Record<string, unknown>): void;
   countError(code: string): void;
@@ -77,6 +80,13 @@ export interface ConnectionHost {
 }
 
 let nextId = 1;
+
+/** The parts of a `ws` WebSocket that `sendBatch` relies on (ws 8: `_socket`, `_sender`). */
+interface WsInternals {
+  readyState: number;
+  _socket: { write(data: Uint8Array, cb: (err?: Error | null) => void): boolean } | null;
+  _sender: { _state: number; _queue: unknown[] } | null;
+}
 
 /**
  * Envelopes a connection delivers before it stops reading its socket until the next turn of
@@ -123,6 +133,8 @@ export class Connection {
     this.readSinceYield = 0;
     if (this.closeInfo === undefined) this.ws.resume();
   };
+  /** A dialler with `maskFrames`: every frame goes through `ws.send`, which masks it. */
+  private readonly maskOwnFrames: boolean;
   private readonly onWritten = (err?: Error | null) => {
     if (!err && this.state === 'open') this.host.written(this);
   };
@@ -137,6 +149,7 @@ export class Connection {
     readonly expectedPeer: string | null = null,
   ) {
     this.step = role === 'dialer' ? 'challenge' : 'hello';
+    this.maskOwnFrames = role === 'dialer' && host.maskFrames === true;
     this.lastReceived = host.clock.now();
     this.handshakeTimer = host.clock.setTimer(host.handshakeTimeoutMs, () => {
       this.handshakeTimer = undefined;
@@ -183,6 +196,54 @@ export class Connection {
   /** Writes one frame; the host's `written` runs when it has left the process. */
   sendFrame(frame: Uint8Array): void {
     this.ws.send(frame, { binary: true, compress: false }, this.onWritten);
+  }
+
+  /**
+   * Writes one batch frame from `BatchEncoder.encode` (whose `FRAME_HEADROOM` bytes in front
+   * belong to it) as a single socket write: the WebSocket frame header goes into the headroom,
+   * so header and payload leave in one `write` instead of `ws`'s corked pair of writes (a
+   * `writev` of two buffers and a header allocation per frame). Only when `ws` itself would
+   * write at once — socket open, nothing queued in its sender (no compression here: every
+   * frame, ping and close goes straight to the socket) — so frames stay in order, and
+   * `bufferedAmount` (the socket's buffer) still counts what is not yet written. A dialled
+   * connection's frames carry the all-zero mask `maskFrames: false` gives them; with
+   * `maskFrames` on, and in any other state, the frame goes through `ws.send`.
+   */
+  sendBatch(frame: Buffer): void {
+    const ws = this.ws as unknown as WsInternals;
+    const socket = ws._socket;
+    const sender = ws._sender;
+    if (
+      this.maskOwnFrames ||
+      ws.readyState !== 1 ||
+      socket == null ||
+      sender == null ||
+      sender._state !== 0 ||
+      sender._queue.length !== 0 ||
+      frame.byteOffset < FRAME_HEADROOM
+    ) {
+      this.sendFrame(frame);
+      return;
+    }
+    const n = frame.length;
+    const maskBytes = this.role === 'dialer' ? 4 : 0;
+    const lengthBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
+    const headerBytes = 2 + lengthBytes + maskBytes;
+    const out = Buffer.from(frame.buffer, frame.byteOffset - headerBytes, n + headerBytes);
+    out[0] = 0x82; // FIN, binary
+    const maskBit = maskBytes === 0 ? 0 : 0x80;
+    if (lengthBytes === 0) out[1] = maskBit | n;
+    else if (lengthBytes === 2) {
+      out[1] = maskBit | 126;
+      out[2] = n >>> 8;
+      out[3] = n & 0xff;
+    } else {
+      out[1] = maskBit | 127;
+      out.writeUInt32BE(0, 2);
+      out.writeUInt32BE(n, 6);
+    }
+    if (maskBytes !== 0) out.writeUInt32BE(0, 2 + lengthBytes);
+    socket.write(out, this.onWritten);
   }
 
   /**

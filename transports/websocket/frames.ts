@@ -213,6 +213,12 @@ const recordOptions = {
 } as const;
 
 /**
+ * Bytes reserved in front of every encoded batch frame for its WebSocket frame header: 2,
+ * plus 8 for a 64-bit length, plus 4 for a (zero) masking key.
+ */
+export const FRAME_HEADROOM = 14;
+
+/**
  * Encodes the batch frames of one connection. Envelopes must be encoded in the order they
  * are written to the socket, and every frame encoded must be written: the decoder learns
  * record structures from the frames as they arrive.
@@ -221,15 +227,21 @@ export class BatchEncoder {
   private packr = new Packr({ ...recordOptions });
   private resetNext = false;
 
-  /** One frame holding `envelopes`; throws (and starts over) when msgpack cannot encode them. */
+  /**
+   * One frame holding `envelopes`; throws (and starts over) when msgpack cannot encode them.
+   * The frame is preceded, in the same memory, by `FRAME_HEADROOM` bytes that belong to it:
+   * the connection writes the WebSocket frame header there and the frame leaves in a single
+   * socket write (see `Connection.sendBatch`).
+   */
   encode(envelopes: Envelope[]): Buffer {
-    let frame: Buffer;
+    let packed: Buffer;
     try {
-      frame = this.packr.pack(envelopes, RESERVE_START_SPACE | 1);
+      packed = this.packr.pack(envelopes, RESERVE_START_SPACE | (FRAME_HEADROOM + 1));
     } catch (err) {
       this.reset();
       throw err;
     }
+    const frame = packed.subarray(FRAME_HEADROOM);
     frame[0] = this.resetNext ? FrameType.BATCH_RESET : FrameType.BATCH;
     this.resetNext = false;
     return frame;

@@ -208,7 +208,7 @@ export class PeerLink {
       this.write(conn, envelopes.slice(half), frameLimit);
       return;
     }
-    conn.sendFrame(frame);
+    conn.sendBatch(frame);
     this.host.countFrameOut(envelopes.length, frame.length);
   }
 

@@ -197,6 +197,7 @@ export class WebSocketTransport implements Transport {
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      maskFrames: this.options.maskFrames,
       log: (key, level, message, fields) => this.log(key, level, message, fields),
       countError: (code) => this.countError(code),
       countFrameIn: (bytes) => {
