@@ -13,7 +13,7 @@ import { decodeCommandFast, encodeCommandFast } from '../../actors/raft/command-
 import { decodeCommand, encodeCommand } from '../../actors/raft/raft-node.js';
 import { decodesToItself, decodeValue, encodeValue, wellFormed } from '../../lib/codec.js';
 
-const runs = Number(process.env.SYNOD_RAFT_CODEC_RUNS ?? 2000);
+const runs = Number(process.env.SYNOD_RAFT_CODEC_RUNS ?? 1000);
 
 function sparse(): unknown[] {
   const a: unknown[] = [1];
