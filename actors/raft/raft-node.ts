@@ -40,6 +40,7 @@ import type {
   RaftHardState,
   SnapshotStore,
 } from '../../lib/storage/types.js';
+import { decodeCommandFast, encodeCommandFast } from './command-codec.js';
 import type { ConfChangeOp } from './core/membership.js';
 import { raftMessageProblem } from './core/messages.js';
 import { RaftCore, type RaftStatus } from './core/raft-core.js';
@@ -197,7 +198,9 @@ interface ReadWaiter {
  * than a map). Logs written before this format hold the map `{c, s, o}`; both decode.
  */
 export function encodeCommand(cmd: Command): Uint8Array {
-  return encodeValue([cmd.clientId, cmd.seq, cmd.op]);
+  return (
+    encodeCommandFast(cmd.clientId, cmd.seq, cmd.op) ?? encodeValue([cmd.clientId, cmd.seq, cmd.op])
+  );
 }
 
 /** A Buffer over the whole memory of the last entry decoded (entries of one message share it). */
@@ -210,6 +213,8 @@ export function decodeCommand(data: Uint8Array): Command {
   // to, every entry's long-lived view. Reading from a Buffer also makes a `bin` inside the
   // command decode to a Buffer on every replica, whatever store or message held the bytes
   // (msgpack follows the class of its input, and a state machine could tell them apart).
+  const fast = decodeCommandFast(data);
+  if (fast !== undefined) return fast as Command;
   let v: unknown;
   if (data.byteLength === 0) v = decodeValue(data);
   else {
@@ -623,10 +628,7 @@ export class RaftNode<Op = unknown, Result = unknown>
    * node applies plain-data commands from the object itself (docs/raft.md, "Wire and log
    * formats"), the other replicas from the bytes encoded now.
    */
-  propose(
-    command: Command<Op>,
-    options: { timeoutMs?: number } = {},
-  ): Promise<ProposeResult<Result>> {
+  propose(command: Command<Op>, options?: { timeoutMs?: number }): Promise<ProposeResult<Result>> {
     const problem = commandProblem(command);
     if (problem !== undefined) {
       return Promise.reject(
@@ -650,16 +652,22 @@ export class RaftNode<Op = unknown, Result = unknown>
       );
     }
     let at: { index: number; term: number };
-    let data: Uint8Array;
+    let data: Uint8Array | undefined;
+    // The fast writer takes only commands that decode to themselves (command-codec.ts).
+    let self = true;
     try {
-      data = encodeCommand(command);
+      data = encodeCommandFast(command.clientId, command.seq, command.op);
+      if (data === undefined) {
+        data = encodeValue([command.clientId, command.seq, command.op]);
+        self = commandDecodesToItself(command);
+      }
       at = core.propose(data);
     } catch (e) {
       return Promise.reject(this.toProposeError(e));
     }
-    const p = commandDecodesToItself(command)
-      ? this.track(at, options.timeoutMs, command, data)
-      : this.track(at, options.timeoutMs);
+    const p = self
+      ? this.track(at, options?.timeoutMs, command, data)
+      : this.track(at, options?.timeoutMs);
     this.schedule();
     return p as Promise<ProposeResult<Result>>;
   }
@@ -984,7 +992,9 @@ export class RaftNode<Op = unknown, Result = unknown>
     else {
       const early: RaftMessage[] = [];
       const rest: RaftMessage[] = [];
-      for (const m of rd.messages) {
+      const ms = rd.messages;
+      for (let i = 0; i < ms.length; i++) {
+        const m = ms[i] as RaftMessage;
         if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
         else rest.push(m);
       }
@@ -993,7 +1003,8 @@ export class RaftNode<Op = unknown, Result = unknown>
       if (rest.length > 0) this.afterWrite.push({ seq: this.writeSeq, ms: rest });
     }
     const sm = this.sm as SessionStateMachine<Op, Result>;
-    for (const e of rd.committedEntries) this.applyEntry(e, sm);
+    const ce = rd.committedEntries;
+    for (let i = 0; i < ce.length; i++) this.applyEntry(ce[i] as LogEntry, sm);
     this.serveReadStates(core, rd);
   }
 
@@ -1004,7 +1015,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (q.length > 0 && first <= (q[q.length - 1] as LogEntry).index) {
       q.length = Math.max(0, first - (q[0] as LogEntry).index);
     }
-    for (const e of entries) q.push(e);
+    for (let i = 0; i < entries.length; i++) q.push(entries[i] as LogEntry);
     this.wqMark = mark;
     this.writeSeq++;
     if (!this.writing) this.startWrite();
@@ -1152,7 +1163,9 @@ export class RaftNode<Op = unknown, Result = unknown>
       // Only entries are written: the leader's replication traffic need not wait for them.
       const early: RaftMessage[] = [];
       const rest: RaftMessage[] = [];
-      for (const m of rd.messages) {
+      const ms = rd.messages;
+      for (let i = 0; i < ms.length; i++) {
+        const m = ms[i] as RaftMessage;
         if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
         else rest.push(m);
       }
@@ -1439,25 +1452,35 @@ export class RaftNode<Op = unknown, Result = unknown>
     const v = this.proposals.get(e.index);
     if (v !== undefined) {
       this.proposals.delete(e.index);
-      const r = { index: e.index, term: e.term, result };
-      for (const p of Array.isArray(v) ? v : [v]) {
-        this.settled.push(p);
-        if (refused && p.term === e.term) this.settledWith.push(refused);
-        else if (p.term === e.term) this.settledWith.push(r);
-        else {
-          this.settledWith.push(
-            new ProposeError(
-              'Dropped',
-              `entry ${e.index} was replaced by another leader`,
-              undefined,
-              false,
-            ),
-          );
-        }
-      }
+      if (!Array.isArray(v)) this.settleLater(v, e, result, refused);
+      else
+        for (let i = 0; i < v.length; i++)
+          this.settleLater(v[i] as PendingProposal, e, result, refused);
     }
     this.appliedUpTo = e.index;
     this.releaseReads(e.index);
+  }
+
+  /** Queues the outcome of proposal `p`, waiting on entry `e`, for `settleAll`. */
+  private settleLater(
+    p: PendingProposal,
+    e: LogEntry,
+    result: unknown,
+    refused: ProposeError | undefined,
+  ): void {
+    this.settled.push(p);
+    if (refused && p.term === e.term) this.settledWith.push(refused);
+    else if (p.term === e.term) this.settledWith.push({ index: e.index, term: e.term, result });
+    else {
+      this.settledWith.push(
+        new ProposeError(
+          'Dropped',
+          `entry ${e.index} was replaced by another leader`,
+          undefined,
+          false,
+        ),
+      );
+    }
   }
 
   /**

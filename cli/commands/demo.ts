@@ -132,42 +132,14 @@ export async function run(argv: string[]): Promise<number> {
       await runRateLimiterDemo({ seconds: 1 });
       return 0;
     }
-    if (name === 'paxos') {
-      const interactive = process.stdin.isTTY === true && options.exit !== true;
-      const paceMs = paceOf(options.pace as number | undefined, process.stdout.isTTY === true);
-      // The protocol step by step first (a simulation: dueling proposers, then a Multi-Paxos
-      // log), unless the cluster tour is asked for with a dashboard.
-      if (sources.dashboard !== 'flag') {
-        await runPaxosDemo();
-        console.log('\n\n# Multi-Paxos on a real cluster: three nodes in this process');
-      }
-      await runPaxosTour({
-        paceMs,
-        dashboardPort: options.dashboard as number,
-        dashboardHost: options['dashboard-host'] as string,
-        dashboardPortFallback: sources.dashboard === 'default',
-        onReady: async (_nodes, url) => {
-          if (!interactive) return;
-          console.log(
-            `\nThe cluster stays up for you to play with${url ? ` at ${url}` : ''}. Ctrl-C to stop.`,
-          );
-          await new Promise<void>((resolve) => {
-            process.once('SIGINT', resolve);
-            process.once('SIGTERM', resolve);
-          });
-          console.log('\nstopping the cluster…');
-        },
-      });
-      return 0;
-    }
+    // The cluster tours: pace, dashboard, and (on a terminal) the cluster kept up to play with.
     const interactive = process.stdin.isTTY === true && options.exit !== true;
-    const paceMs = paceOf(options.pace as number | undefined, process.stdout.isTTY === true);
-    await runTour({
-      paceMs,
+    const tour = {
+      paceMs: paceOf(options.pace as number | undefined, process.stdout.isTTY === true),
       dashboardPort: options.dashboard as number,
       dashboardHost: options['dashboard-host'] as string,
       dashboardPortFallback: sources.dashboard === 'default',
-      onReady: async (cluster, url) => {
+      onReady: async (_cluster: unknown, url: string | undefined) => {
         if (!interactive) return;
         console.log(
           `\nThe cluster stays up for you to play with${url ? ` at ${url}` : ''}. Ctrl-C to stop.`,
@@ -177,9 +149,19 @@ export async function run(argv: string[]): Promise<number> {
           process.once('SIGTERM', resolve);
         });
         console.log('\nstopping the cluster…');
-        void cluster;
       },
-    });
+    };
+    if (name === 'paxos') {
+      // The protocol step by step first (a simulation: dueling proposers, then a Multi-Paxos
+      // log), unless the cluster tour is asked for with a dashboard.
+      if (sources.dashboard !== 'flag') {
+        await runPaxosDemo();
+        console.log('\n\n# Multi-Paxos on a real cluster: three nodes in this process');
+      }
+      await runPaxosTour(tour);
+      return 0;
+    }
+    await runTour(tour);
     return 0;
   } catch (err) {
     return reportError(err, verbose);

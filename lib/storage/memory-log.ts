@@ -58,30 +58,44 @@ class Batch {
 }
 
 /**
- * A log held in memory: the logical view (terms) plus, per entry, the batch holding its
- * data and its position there (flat arrays: no object per entry to keep alive).
+ * A log held in memory: the logical view (terms) plus the batches holding the entries'
+ * data, one segment per `append` (not one slot per entry: an append costs the same three
+ * array pushes whatever its size, on the live and on the durable copy). Segment `s` holds
+ * entries from `segFirst[s]` up to the next segment's first (or the last index), starting
+ * at position `segSlot[s]` of batch `segBatch[s]`.
  */
 class MemLog {
   view: LogView;
-  private batches: Batch[];
-  private slots: number[];
+  private segBatch: Batch[];
+  private segFirst: number[];
+  private segSlot: number[];
 
-  constructor(view = new LogView(), batches: Batch[] = [], slots: number[] = []) {
+  constructor(
+    view = new LogView(),
+    segBatch: Batch[] = [],
+    segFirst: number[] = [],
+    segSlot: number[] = [],
+  ) {
     this.view = view;
-    this.batches = batches;
-    this.slots = slots;
+    this.segBatch = segBatch;
+    this.segFirst = segFirst;
+    this.segSlot = segSlot;
   }
 
   clone(): MemLog {
     const v = new LogView(this.view.compactIndex, this.view.compactTerm);
     v.terms = [...this.view.terms];
-    return new MemLog(v, [...this.batches], [...this.slots]);
+    return new MemLog(v, [...this.segBatch], [...this.segFirst], [...this.segSlot]);
   }
 
   truncateFrom(from: number): void {
     this.view.truncateFrom(from);
-    this.batches.length = this.view.terms.length;
-    this.slots.length = this.view.terms.length;
+    // Segments starting at or after `from` go; the one before it now ends at `from - 1`.
+    let n = this.segFirst.length;
+    while (n > 0 && (this.segFirst[n - 1] as number) >= from) n--;
+    this.segBatch.length = n;
+    this.segFirst.length = n;
+    this.segSlot.length = n;
   }
 
   /** Appends the first `count` entries of `b` (all of them by default), which starts at `first`. */
@@ -89,18 +103,31 @@ class MemLog {
     if (count === 0) return;
     if (first <= this.view.lastIndex()) this.truncateFrom(first);
     const terms = this.view.terms;
-    for (let i = 0; i < count; i++) {
-      terms.push(b.terms[i] as number);
-      this.batches.push(b);
-      this.slots.push(i);
+    for (let i = 0; i < count; i++) terms.push(b.terms[i] as number);
+    this.segBatch.push(b);
+    this.segFirst.push(first);
+    this.segSlot.push(0);
+  }
+
+  /** The batch and position there of the entry at `index` (held). */
+  private locate(index: number): { b: Batch; i: number } {
+    const firsts = this.segFirst;
+    let lo = 0;
+    let hi = firsts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((firsts[mid] as number) <= index) lo = mid;
+      else hi = mid - 1;
     }
+    return {
+      b: this.segBatch[lo] as Batch,
+      i: (this.segSlot[lo] as number) + index - (firsts[lo] as number),
+    };
   }
 
   /** The entry at `index` (held: the caller checked the range). */
   entry(index: number): LogEntry {
-    const k = index - this.view.compactIndex - 1;
-    const b = this.batches[k] as Batch;
-    const i = this.slots[k] as number;
+    const { b, i } = this.locate(index);
     return {
       index,
       term: b.terms[i] as number,
@@ -111,21 +138,39 @@ class MemLog {
 
   /** Bytes of data of the entry at `index` (held). */
   size(index: number): number {
-    const k = index - this.view.compactIndex - 1;
-    const b = this.batches[k] as Batch;
-    const i = this.slots[k] as number;
+    const { b, i } = this.locate(index);
     return (b.ends[i] as number) - (i === 0 ? 0 : (b.ends[i - 1] as number));
   }
 
   compact(upTo: number, term: number): void {
-    const before = this.view.compactIndex;
     const mode = this.view.compact(upTo, term);
     if (mode === 'prefix') {
-      this.batches = this.batches.slice(upTo - before);
-      this.slots = this.slots.slice(upTo - before);
+      // Drop the segments wholly at or below `upTo`; the first kept one starts at upTo + 1.
+      const first = upTo + 1;
+      const firsts = this.segFirst;
+      let k = 0;
+      while (k + 1 < firsts.length && (firsts[k + 1] as number) <= first) k++;
+      if (k > 0) {
+        this.segBatch = this.segBatch.slice(k);
+        this.segFirst = firsts.slice(k);
+        this.segSlot = this.segSlot.slice(k);
+      }
+      if (this.segFirst.length > 0) {
+        const f0 = this.segFirst[0] as number;
+        if (f0 < first) {
+          this.segSlot[0] = (this.segSlot[0] as number) + first - f0;
+          this.segFirst[0] = first;
+        }
+      }
+      if (this.view.lastIndex() < first) {
+        this.segBatch = [];
+        this.segFirst = [];
+        this.segSlot = [];
+      }
     } else if (mode === 'all') {
-      this.batches = [];
-      this.slots = [];
+      this.segBatch = [];
+      this.segFirst = [];
+      this.segSlot = [];
     }
   }
 }

@@ -65,7 +65,9 @@ export function raftMessageProblem(m: unknown): string | undefined {
       if (!isIdx(x.prevIndex) || !isTerm(x.prevTerm) || !isIdx(x.commit)) return 'bad indexes';
       if (!Array.isArray(x.entries)) return 'entries is not an array';
       let expect = x.prevIndex + 1;
-      for (const e of x.entries) {
+      const es = x.entries as unknown[];
+      for (let i = 0; i < es.length; i++) {
+        const e = es[i];
         const p = entryProblem(e);
         if (p) return p;
         if ((e as { index: number }).index !== expect++) return 'entries are not consecutive';

@@ -1037,7 +1037,7 @@ export class RaftCore {
     const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.maxSizePerMsg);
     if (entries.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
-    for (const e of entries) bytes += entrySize(e);
+    for (let i = 0; i < entries.length; i++) bytes += entrySize(entries[i] as LogEntry);
     this.send({
       type: 'append',
       to,
@@ -1430,7 +1430,9 @@ export class RaftCore {
     if (rd.snapshot && this.pendingSnapshot === rd.snapshot) this.pendingSnapshot = undefined;
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied) {
-      for (const e of rd.committedEntries) {
+      const ce = rd.committedEntries;
+      for (let i = 0; i < ce.length; i++) {
+        const e = ce[i] as LogEntry;
         if (e.type === 'config') this.applyConfEntry(e);
         if (this.role === 'leader')
           this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entrySize(e));

@@ -339,8 +339,10 @@ export class RaftLog {
     }
     const t = this.term(upTo) as number;
     const n = upTo - this.snapIndex;
-    this.meta.splice(0, n * STRIDE);
-    this.bufs.splice(0, n);
+    // Copy the kept tail (usually far shorter than what goes: `splice` would also build
+    // an array of everything removed).
+    this.meta = this.meta.slice(n * STRIDE);
+    this.bufs = this.bufs.slice(n);
     this.count -= n;
     this.dropHotTo(upTo);
     this.version = ++versionSeq;
