@@ -27,9 +27,9 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';
 import { chunkId, type RepoKeys } from './crypto.js';
-import { recordHash } from './digest.js';
+import { recordHash, StateDigest } from './digest.js';
 import { BackupError } from './errors.js';
-import { decodeRecords } from './records.js';
+import { decodeRecords, forEachRecord } from './records.js';
 
 export type Codec = 'brotli' | 'deflate';
 
@@ -43,7 +43,28 @@ export interface DecodedChunk {
    * where).
    */
   readonly recordHashes?: Buffer;
+  /** When asked for (`records: 'full'`): what a streamed restore checks (see `FullScan`). */
+  readonly fullScan?: FullScan;
 }
+
+/**
+ * One chunk of a full backup's record stream, summed up on the worker: the state-digest sum of
+ * its put records (digest.ts `recordHash`, added modulo 2^256, 32 bytes big-endian), how many
+ * puts and deletes it holds, whether its keys ascend strictly (in JavaScript string order, as
+ * the writer sorts them), and its first and last key (the caller checks the order across
+ * chunks). Absent when the records do not parse.
+ */
+export interface FullScan {
+  readonly sum: Buffer;
+  readonly puts: number;
+  readonly deletes: number;
+  readonly ascending: boolean;
+  readonly firstKey: string | undefined;
+  readonly lastKey: string | undefined;
+}
+
+/** What `decode` computes from the records besides the address. */
+export type RecordsMode = boolean | 'full';
 
 /** A chunk hashed for writing: take its bytes to store (if new), or drop it. */
 export interface PendingChunk {
@@ -126,6 +147,30 @@ export const InThread = {
     }
   },
 
+  fullScan(plain: Buffer): FullScan | undefined {
+    const sum = new StateDigest();
+    let puts = 0;
+    let deletes = 0;
+    let ascending = true;
+    let firstKey: string | undefined;
+    let prev: string | undefined;
+    try {
+      forEachRecord(plain, '?', (key, value) => {
+        if (firstKey === undefined) firstKey = key;
+        if (prev !== undefined && !(prev < key)) ascending = false;
+        prev = key;
+        if (value === undefined) deletes++;
+        else {
+          sum.add(key, value);
+          puts++;
+        }
+      });
+    } catch {
+      return undefined;
+    }
+    return { sum: sum.bytes(), puts, deletes, ascending, firstKey, lastKey: prev };
+  },
+
   recordHashes(plain: Buffer): Buffer | undefined {
     const out: Buffer[] = [];
     try {
@@ -183,6 +228,84 @@ function recordHashes(plain) {
   }
   return Buffer.concat(out, out.length * 32);
 }
+// A key's bytes hold a 4-byte UTF-8 sequence (a character outside the BMP): byte order and
+// JavaScript's UTF-16 string order may differ, so such keys are compared as strings.
+function astral(b, s, e) {
+  for (let i = s; i < e; i++) if (b[i] >= 0xf0) return true;
+  return false;
+}
+function fullScan(plain) {
+  const acc = new Uint32Array(8);
+  let puts = 0;
+  let deletes = 0;
+  let ascending = true;
+  let pS = -1;
+  let pE = -1;
+  let pAstral = false;
+  let fS = -1;
+  let fE = -1;
+  let off = 0;
+  while (off < plain.length) {
+    if (off + 5 > plain.length) return undefined;
+    const kind = plain[off];
+    const keyLen = plain.readUInt32BE(off + 1);
+    const kStart = off + 5;
+    const kEnd = kStart + keyLen;
+    if (kEnd > plain.length) return undefined;
+    let next = kEnd;
+    if (kind === 0) {
+      if (next + 4 > plain.length) return undefined;
+      const vLen = plain.readUInt32BE(next);
+      next += 4;
+      if (next + vLen > plain.length) return undefined;
+      const need = 4 + keyLen + vLen;
+      if (need > scratch.length) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+      scratch.writeUInt32BE(keyLen, 0);
+      plain.copy(scratch, 4, kStart, kEnd);
+      plain.copy(scratch, 4 + keyLen, next, next + vLen);
+      const h = crypto.hash('sha256', scratch.subarray(0, need), 'buffer');
+      let carry = 0;
+      for (let i = 0; i < 8; i++) {
+        const s = acc[i] + h.readUInt32BE(28 - i * 4) + carry;
+        acc[i] = s >>> 0;
+        carry = s > 0xffffffff ? 1 : 0;
+      }
+      puts++;
+      next += vLen;
+    } else if (kind === 1) {
+      deletes++;
+    } else {
+      return undefined;
+    }
+    const kAstral = astral(plain, kStart, kEnd);
+    if (fS < 0) {
+      fS = kStart;
+      fE = kEnd;
+    } else if (ascending) {
+      if (pAstral || kAstral) {
+        ascending = plain.toString('utf8', pS, pE) < plain.toString('utf8', kStart, kEnd);
+      } else {
+        // buf.compare(target, tStart, tEnd, sStart, sEnd) orders the source (this key)
+        // against the target (the previous one).
+        ascending = plain.compare(plain, pS, pE, kStart, kEnd) > 0;
+      }
+    }
+    pS = kStart;
+    pE = kEnd;
+    pAstral = kAstral;
+    off = next;
+  }
+  const sum = Buffer.allocUnsafe(32);
+  for (let i = 0; i < 8; i++) sum.writeUInt32BE(acc[i], 28 - i * 4);
+  return {
+    sum,
+    puts,
+    deletes,
+    ascending,
+    firstKey: fS < 0 ? undefined : plain.toString('utf8', fS, fE),
+    lastKey: pS < 0 ? undefined : plain.toString('utf8', pS, pE),
+  };
+}
 function handle(m) {
   if (m.op === 'hash') {
     const plain = view(m.buf);
@@ -227,12 +350,14 @@ function handle(m) {
     } catch (err) {
       return { id: m.id, decompress: String((err && err.message) || err) };
     }
-    const hashes = m.records ? recordHashes(plain) : undefined;
+    const hashes = m.records === true ? recordHashes(plain) : undefined;
+    const scan = m.records === 'full' ? fullScan(plain) : undefined;
     return {
       id: m.id,
       plain: own(plain),
       address: address(plain, m.idKey),
       hashes: hashes ? own(hashes) : undefined,
+      scan,
     };
   }
   return { id: m.id, error: 'unknown op ' + m.op };
@@ -258,6 +383,7 @@ interface Reply {
   raw?: boolean;
   plain?: Uint8Array;
   hashes?: Uint8Array;
+  scan?: Omit<FullScan, 'sum'> & { sum: Uint8Array };
   decompress?: string;
   error?: string;
 }
@@ -349,7 +475,7 @@ export class ChunkPool {
     payload: Buffer,
     codec: Codec | 'none',
     plainLen: number,
-    records: boolean,
+    records: RecordsMode,
   ): Promise<DecodedChunk> {
     if (this.size === 0 || plainLen < MIN_WORKER_BYTES) {
       const plain =
@@ -368,13 +494,18 @@ export class ChunkPool {
       plain: buf(r.plain as Uint8Array),
       address: r.address as string,
       ...(r.hashes ? { recordHashes: buf(r.hashes) } : {}),
+      ...(r.scan ? { fullScan: { ...r.scan, sum: buf(r.scan.sum) } } : {}),
     };
   }
 
   /** Address (and record hashes) of a chunk's plain bytes, in the calling thread. */
-  digest(keys: RepoKeys, plain: Buffer, records: boolean): DecodedChunk {
+  digest(keys: RepoKeys, plain: Buffer, records: RecordsMode): DecodedChunk {
     const address = chunkId(keys, plain);
     if (!records) return { plain, address };
+    if (records === 'full') {
+      const fullScan = InThread.fullScan(plain);
+      return fullScan ? { plain, address, fullScan } : { plain, address };
+    }
     const recordHashes = InThread.recordHashes(plain);
     return recordHashes ? { plain, address, recordHashes } : { plain, address };
   }

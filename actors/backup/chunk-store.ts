@@ -22,7 +22,13 @@
  * (chunk-pool.ts); decompression is capped at the plain length the header states.
  */
 import path from 'node:path';
-import { chunkPool, type DecodedChunk, DecompressError, type PendingChunk } from './chunk-pool.js';
+import {
+  chunkPool,
+  type DecodedChunk,
+  DecompressError,
+  type PendingChunk,
+  type RecordsMode,
+} from './chunk-pool.js';
 import { open, type RepoKeys, seal } from './crypto.js';
 import { BackupError } from './errors.js';
 import type { RepoFs } from './fs.js';
@@ -232,8 +238,8 @@ export class ChunkStore {
   async getWithDigests(
     id: string,
     expectedSize: number | undefined,
-    records: boolean,
-  ): Promise<{ plain: Buffer; recordHashes?: Buffer }> {
+    records: RecordsMode,
+  ): Promise<Omit<DecodedChunk, 'address'>> {
     let raw: Buffer;
     try {
       raw = await this.fs.readFile(this.pathOf(id));
@@ -313,8 +319,8 @@ export class ChunkStore {
     id: string,
     raw: Buffer,
     expectedSize: number | undefined,
-    records: boolean,
-  ): Promise<{ plain: Buffer; recordHashes?: Buffer }> {
+    records: RecordsMode,
+  ): Promise<Omit<DecodedChunk, 'address'>> {
     const corrupt = (why: string): never => {
       throw new BackupError('SYNOD_ERR_BACKUP_CHUNK_CORRUPT', `chunk ${id} is corrupt: ${why}`, {
         chunk: id,
@@ -366,6 +372,10 @@ export class ChunkStore {
     if (plain.length !== plainLen)
       corrupt(`decoded ${plain.length} bytes, header says ${plainLen}`);
     if (d.address !== id) corrupt('content does not match its address');
-    return d.recordHashes ? { plain, recordHashes: d.recordHashes } : { plain };
+    return {
+      plain,
+      ...(d.recordHashes ? { recordHashes: d.recordHashes } : {}),
+      ...(d.fullScan ? { fullScan: d.fullScan } : {}),
+    };
   }
 }

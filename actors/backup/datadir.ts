@@ -65,17 +65,11 @@ export function decodeImage(image: Uint8Array): Array<[string, Uint8Array]> {
   return out;
 }
 
-export async function writeRestoredDataDir<Op>(
-  dir: string,
-  result: RestoreResult<Op>,
-  opts: RestoredDirOptions<Op>,
-): Promise<{ dir: string; snapshotBytes: number }> {
-  if (opts.members.length === 0) {
-    throw new BackupError(
-      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
-      'a restored cluster needs at least one member',
-    );
-  }
+/** What a restore checked and reached (a `RestoreResult` without the state). */
+export type RestoreSummary = Omit<RestoreResult<unknown>, 'state'>;
+
+/** Throws SYNOD_ERR_BACKUP_DEST_NOT_EMPTY unless `dir` is absent or empty. */
+export async function requireEmptyDest(dir: string): Promise<void> {
   try {
     const names = await fs.readdir(dir);
     if (names.length > 0) {
@@ -88,6 +82,20 @@ export async function writeRestoredDataDir<Op>(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+export async function writeRestoredDataDir<Op>(
+  dir: string,
+  result: RestoreResult<Op>,
+  opts: RestoredDirOptions<Op>,
+): Promise<{ dir: string; snapshotBytes: number }> {
+  if (opts.members.length === 0) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      'a restored cluster needs at least one member',
+    );
+  }
+  await requireEmptyDest(dir);
   const image = (opts.encodeImage ?? encodeImage)(result.state);
   if (opts.layout === 'paxos') {
     if (result.index < 1) {
@@ -104,6 +112,19 @@ export async function writeRestoredDataDir<Op>(
       image,
     });
   } else await writeRaftStorage(opts.node ? path.join(dir, 'raft') : dir, result, opts, image);
+  await writeRestoreInfo(dir, result, opts);
+  return { dir, snapshotBytes: image.byteLength };
+}
+
+/** Writes node.json (with `opts.node`) and restore.json beside a restored node's storage. */
+export async function writeRestoreInfo(
+  dir: string,
+  result: RestoreSummary,
+  opts: Pick<
+    RestoredDirOptions<unknown>,
+    'clusterId' | 'members' | 'node' | 'layout' | 'source' | 'now'
+  >,
+): Promise<void> {
   const info = {
     clusterId: opts.clusterId,
     ...(opts.layout === 'paxos' ? { protocol: 'paxos' } : {}),
@@ -133,7 +154,6 @@ export async function writeRestoredDataDir<Op>(
     path.join(dir, 'restore.json'),
     Buffer.from(`${JSON.stringify(info, null, 2)}\n`),
   );
-  return { dir, snapshotBytes: image.byteLength };
 }
 
 async function writeRaftStorage<Op>(

@@ -73,11 +73,25 @@ export class StateDigest {
     this.count++;
   }
 
-  /** Hex, big-endian. */
-  hex(): string {
+  /**
+   * Adds a partial digest: the sum (32 bytes, big-endian, as `bytes()`) of `count` records'
+   * hashes, computed elsewhere (a chunk worker).
+   */
+  addSum(sum: Uint8Array, count: number): void {
+    this.addHashAt(sum, 0);
+    this.count += count - 1;
+  }
+
+  /** The accumulator, big-endian (the bytes `hex()` spells). */
+  bytes(): Buffer {
     const b = Buffer.allocUnsafe(32);
     for (let i = 0; i < WORDS; i++) b.writeUInt32BE(this.acc[i] as number, 28 - i * 4);
-    return b.toString('hex');
+    return b;
+  }
+
+  /** Hex, big-endian. */
+  hex(): string {
+    return this.bytes().toString('hex');
   }
 
   private addHash(v: Buffer, sign: 1 | -1): void {

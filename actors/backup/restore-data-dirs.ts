@@ -4,11 +4,12 @@
  * `synod restore` and the dashboard's restore control of a real node.
  */
 import path from 'node:path';
-import { writeRestoredDataDir } from './datadir.js';
+import { type RestoreSummary, writeRestoredDataDir } from './datadir.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
-import { executeRestore, planRestore, type RestoreResult } from './restore.js';
+import { executeRestore, planRestore } from './restore.js';
 import { stateKindOf } from './state-kind.js';
+import { type StreamDest, streamable, streamRestoreToDataDirs } from './stream-restore.js';
 import { formatTarget, type RestoreTarget } from './target.js';
 
 export interface RestoreDataDirsOptions {
@@ -27,7 +28,8 @@ export interface RestoreDataDirsOptions {
 }
 
 export interface RestoredDataDirs {
-  readonly result: RestoreResult<unknown>;
+  /** What was restored and checked (index, digest, chain, ...). */
+  readonly result: RestoreSummary;
   /** Directories written (none for a dry run: neither `dest` nor `clusterDir`). */
   readonly dirs: readonly string[];
 }
@@ -40,10 +42,33 @@ export async function restoreDataDirs(
   const kind = stateKindOf(repo);
   const plan = await planRestore(repo, target);
   for (const w of plan.warnings) o.warn?.(w);
+  const source = {
+    repo: repo.dir,
+    sourceCluster: repo.config.clusterId,
+    target: formatTarget(target),
+  };
+  if (streamable(repo, plan)) {
+    // One full backup of a map state, nothing to replay: its chunks are the snapshot image,
+    // streamed into every destination as they are checked (stream-restore.ts).
+    const dests: StreamDest[] = [];
+    const node = (id: string) => ({ id, cluster: o.clusterName });
+    if (o.dest)
+      dests.push({ dir: o.dest.dir, ...(o.dest.node ? { node: node(o.dest.node) } : {}) });
+    if (o.clusterDir)
+      for (const m of o.members) dests.push({ dir: path.join(o.clusterDir, m), node: node(m) });
+    const result = await streamRestoreToDataDirs(repo, plan, dests, {
+      clusterId: o.clusterId,
+      members: [...o.members],
+      now: o.now,
+      source,
+      ...(o.progress ? { progress: o.progress } : {}),
+    });
+    return { result, dirs: dests.map((d) => d.dir) };
+  }
   const result = (await executeRestore(repo, plan, {
     factory: kind.factory,
     ...(o.progress ? { progress: o.progress } : {}),
-  })) as RestoreResult<unknown>;
+  })) as Awaited<ReturnType<typeof executeRestore<unknown>>>;
   const write = (dir: string, node?: string) =>
     writeRestoredDataDir(dir, result, {
       clusterId: o.clusterId,
@@ -52,11 +77,7 @@ export async function restoreDataDirs(
       layout: repo.config.protocol === 'paxos' ? 'paxos' : 'raft',
       encodeImage: (state) => kind.nodeImage(state as never, result.index),
       ...(node ? { node: { id: node, cluster: o.clusterName } } : {}),
-      source: {
-        repo: repo.dir,
-        sourceCluster: repo.config.clusterId,
-        target: formatTarget(target),
-      },
+      source,
     });
   const dirs: string[] = [];
   if (o.dest) dirs.push((await write(o.dest.dir, o.dest.node)).dir);

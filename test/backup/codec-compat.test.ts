@@ -16,6 +16,7 @@ import t from 'tap';
 import { RepoDriver } from '../../actors/backup/driver.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
+import { restoreDataDirs } from '../../actors/backup/restore-data-dirs.js';
 import { MapState } from '../../actors/backup/state.js';
 import { verify } from '../../actors/backup/verify.js';
 
@@ -81,6 +82,22 @@ for (const name of ['plain', 'encrypted'] as const) {
       const r = await restore(repo, { kind: 'index', index }, { factory });
       t.equal(r.digest, expected(index).digest, `index ${index} (backup + archive) restores`);
     }
+    // The streamed restore (stream-restore.ts, session 8) reads the same old repository: its
+    // full backup's deflated chunks go straight into a data directory, digest-checked.
+    const full = backups[0] as (typeof backups)[number];
+    const streamed = await restoreDataDirs(
+      repo,
+      { kind: 'backup', id: full.id },
+      {
+        members: ['n1'],
+        clusterId: 'x',
+        clusterName: 'x',
+        now: 0,
+        dest: { dir: path.join(base, 'dd') },
+      },
+    );
+    t.equal(streamed.result.digest, expected(200).digest, 'the full streams into a data directory');
+    t.equal(streamed.result.keyCount, expected(200).count);
     if (key) {
       await t.rejects(
         Repository.open(dir, { key: Buffer.alloc(32, 8) }),

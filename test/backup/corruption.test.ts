@@ -7,11 +7,12 @@
 import { cp, mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { RepoDriver } from '../../actors/backup/driver.js';
 import type { Manifest } from '../../actors/backup/manifest.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
+import { restoreDataDirs } from '../../actors/backup/restore-data-dirs.js';
 import { MapState } from '../../actors/backup/state.js';
 import { verify } from '../../actors/backup/verify.js';
 
@@ -57,6 +58,32 @@ async function copy(f: Fixture, name: string): Promise<Repository> {
 
 const factory = () => new MapState();
 
+/**
+ * Restores backup `id` into a fresh data directory (a full of this map repository is streamed
+ * chunk by chunk: stream-restore.ts); returns the directory.
+ */
+async function toDataDir(repo: Repository, id: string): Promise<{ dir: string; digest: string }> {
+  const dir = path.join(repo.dir, '..', `restored-${path.basename(repo.dir)}-${id}`);
+  const r = await restoreDataDirs(
+    repo,
+    { kind: 'backup', id },
+    { members: ['n1'], clusterId: 'x', clusterName: 'x', now: 0, dest: { dir } },
+  );
+  return { dir, digest: r.result.digest };
+}
+
+/** The streamed restore of `id` fails with `code` and leaves no directory behind. */
+async function streamRefuses(
+  t: Test,
+  repo: Repository,
+  id: string,
+  want: { code: string; message?: RegExp },
+): Promise<void> {
+  const dir = path.join(repo.dir, '..', `restored-${path.basename(repo.dir)}-${id}`);
+  await t.rejects(toDataDir(repo, id), want, `streamed into a data directory: ${want.code}`);
+  await t.rejects(readdir(dir), { code: 'ENOENT' }, 'and the destination is not left behind');
+}
+
 for (const encrypted of [false, true]) {
   t.test(`${encrypted ? 'encrypted' : 'plain'} repository`, async (t) => {
     const f = await makeFixture(encrypted ? Buffer.alloc(32, 9) : undefined);
@@ -75,6 +102,7 @@ for (const encrypted of [false, true]) {
         t.equal(r.digest, m.stateDigest);
       }
       t.equal((await restore(repo, { kind: 'index', index: f.tip }, { factory })).index, f.tip);
+      t.equal((await toDataDir(repo, full.id)).digest, full.stateDigest, 'streamed restore');
     });
 
     const chunkCases: Array<[string, string, (file: string, repo: Repository) => Promise<void>]> = [
@@ -118,6 +146,12 @@ for (const encrypted of [false, true]) {
               : 'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
         });
         await t.rejects(restore(repo, { kind: 'latest' }, { factory }));
+        await streamRefuses(t, repo, full.id, {
+          code:
+            kind === 'chunk-missing'
+              ? 'SYNOD_ERR_BACKUP_CHUNK_MISSING'
+              : 'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+        });
       });
     }
 
@@ -163,6 +197,7 @@ for (const encrypted of [false, true]) {
         await t.rejects(restore(repo, { kind: 'backup', id: full.id }, { factory }), {
           code: 'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
         });
+        await streamRefuses(t, repo, full.id, { code: 'SYNOD_ERR_BACKUP_DIGEST_MISMATCH' });
       },
     );
 
@@ -184,6 +219,10 @@ for (const encrypted of [false, true]) {
         await t.rejects(restore(repo, { kind: 'backup', id: full.id }, { factory }), {
           code: 'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
           message: /does not come after/,
+        });
+        await streamRefuses(t, repo, full.id, {
+          code: 'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+          message: /do not ascend/,
         });
       },
     );

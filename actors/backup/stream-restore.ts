@@ -1,0 +1,264 @@
+/**
+ * The streamed restore: one full backup of a `map` repository written straight into Raft data
+ * directories, chunk by chunk, without building the state machine in memory.
+ *
+ * A `map` node's snapshot image is the sorted record stream of records.ts (datadir.ts
+ * `encodeImage`), and a full backup's chunks, in manifest order, are exactly that stream (the
+ * writer refuses keys that do not ascend and deletes in a full). So a restore of a full backup
+ * with nothing to replay can copy the verified chunks into the snapshot file as they arrive.
+ * Every check of the in-memory restore (restore.ts) stays, on the stream:
+ *
+ * - each chunk is read and checked by the chunk store (structure, GCM tag when encrypted,
+ *   decompression, plain length, content address), four ahead of the one being written;
+ * - its records must parse, hold no delete, and their keys ascend strictly across the whole
+ *   stream (so each key is there once);
+ * - the state digest is the sum of each put record's hash (computed on the chunk workers with
+ *   the address), and it and the key count must equal the manifest's.
+ *
+ * The snapshots are committed only after the last chunk checked out: a restore that fails
+ * (a corrupt or missing chunk, a digest mismatch, an I/O error) aborts the snapshot writers
+ * and removes what it wrote, so the destination is left as it was (absent or empty) and never
+ * holds a snapshot of wrong data. A crash in the middle leaves only a snapshot `.tmp` file,
+ * which a node ignores; the destination is then not empty and a new restore refuses it until
+ * it is cleared (as for any interrupted restore).
+ *
+ * Measured (benchmarks/backup.md, session 8): at 1 GB the in-memory restore spends most of
+ * its time building a million values and in the garbage collector; the streamed one does not.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { type DataDir, openDataDir } from '../../lib/storage/data-dir.js';
+import type { SnapshotWriter } from '../../lib/storage/types.js';
+import {
+  type RestoredDirOptions,
+  type RestoreSummary,
+  requireEmptyDest,
+  writeRestoreInfo,
+} from './datadir.js';
+import { StateDigest } from './digest.js';
+import { BackupError } from './errors.js';
+import type { Manifest } from './manifest.js';
+import type { ProgressFn } from './progress.js';
+import { forEachRecord } from './records.js';
+import type { Repository } from './repository.js';
+import type { RestorePlan } from './restore.js';
+import { stateKindOf } from './state-kind.js';
+
+/** Chunks read and checked ahead of the one being written. */
+const READ_AHEAD = 4;
+
+/**
+ * Whether `plan` can be restored by streaming: a `map` repository of a Raft cluster, the
+ * target one full backup, nothing to replay.
+ */
+export function streamable(repo: Repository, plan: RestorePlan): boolean {
+  const only = plan.chain.length === 1 ? plan.chain[0] : undefined;
+  return (
+    stateKindOf(repo).name === 'map' &&
+    repo.config.protocol !== 'paxos' &&
+    only !== undefined &&
+    only.type === 'full' &&
+    plan.replay === 0 &&
+    plan.index === only.index
+  );
+}
+
+export interface StreamDest {
+  readonly dir: string;
+  /** Write a `synod node --data` directory (node.json, storage in raft/) for this member. */
+  readonly node?: { readonly id: string; readonly cluster: string };
+}
+
+interface OpenDest {
+  readonly dest: StreamDest;
+  /** Whether the directory existed before (then it was empty, and is emptied again). */
+  readonly existed: boolean;
+  dd?: DataDir;
+  writer?: SnapshotWriter;
+}
+
+/**
+ * Restores the full backup `plan` names (see `streamable`) into every directory of `dests`.
+ * Returns what the restore checked (as `executeRestore`'s result, without a state).
+ */
+export async function streamRestoreToDataDirs(
+  repo: Repository,
+  plan: RestorePlan,
+  dests: readonly StreamDest[],
+  opts: Omit<RestoredDirOptions<unknown>, 'node' | 'layout' | 'encodeImage'> & {
+    readonly progress?: ProgressFn;
+  },
+): Promise<RestoreSummary> {
+  if (!streamable(repo, plan)) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      'a streamed restore needs one full backup of a map repository and nothing to replay',
+    );
+  }
+  if (opts.members.length === 0) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
+      'a restored cluster needs at least one member',
+    );
+  }
+  const m = plan.chain[0] as Manifest;
+  const open: OpenDest[] = [];
+  for (const dest of dests) {
+    await requireEmptyDest(dest.dir);
+    open.push({ dest, existed: await exists(dest.dir) });
+  }
+  let committed = false;
+  try {
+    for (const o of open) {
+      const storage = o.dest.node ? path.join(o.dest.dir, 'raft') : o.dest.dir;
+      o.dd = await openDataDir(storage);
+      o.writer = await o.dd.snapshots.create({
+        index: m.index,
+        term: m.term,
+        membership: { voters: [...opts.members], learners: [] },
+      });
+    }
+    const checked = await streamChunks(repo, m, open, opts.progress);
+    for (const o of open) {
+      const dd = o.dd as DataDir;
+      await (o.writer as SnapshotWriter).commit();
+      o.writer = undefined;
+      if (m.index > 0) await dd.log.compact(m.index, m.term);
+      await dd.hardState.save({ term: m.term, vote: null, commit: m.index });
+      await dd.close();
+      o.dd = undefined;
+    }
+    committed = true;
+    const summary: RestoreSummary = {
+      index: m.index,
+      term: m.term,
+      time: m.time,
+      digest: checked.digest,
+      keyCount: checked.keyCount,
+      chain: [m.id],
+      replayed: 0,
+      chunksRead: checked.chunks,
+      bytesRead: checked.bytes,
+      warnings: plan.warnings,
+    };
+    for (const o of open) {
+      await writeRestoreInfo(o.dest.dir, summary, {
+        ...opts,
+        ...(o.dest.node ? { node: o.dest.node } : {}),
+      });
+    }
+    return summary;
+  } finally {
+    if (!committed) await undo(open);
+  }
+}
+
+async function streamChunks(
+  repo: Repository,
+  m: Manifest,
+  open: readonly OpenDest[],
+  progress: ProgressFn | undefined,
+): Promise<{ digest: string; keyCount: number; chunks: number; bytes: number }> {
+  const digest = new StateDigest();
+  type Read = Awaited<ReturnType<Repository['chunks']['getWithDigests']>>;
+  const inflight: Array<Promise<Read> | undefined> = [];
+  const fetch = (k: number) => {
+    const c = m.chunks[k];
+    if (!c) return;
+    const p = repo.chunks.getWithDigests(c.id, c.size, 'full');
+    p.catch(() => undefined);
+    inflight[k] = p;
+  };
+  for (let k = 0; k < Math.min(READ_AHEAD, m.chunks.length); k++) fetch(k);
+  /** Snapshot writes in flight (each writer keeps its own order). */
+  const writes: Promise<unknown>[] = [];
+  let prev: string | undefined;
+  let bytes = 0;
+  let chunks = 0;
+  const corrupt = (id: string, why: string): never => {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+      `chunk ${id} of full backup ${m.id}: ${why}`,
+      { chunk: id },
+    );
+  };
+  try {
+    for (let k = 0; k < m.chunks.length; k++) {
+      const id = (m.chunks[k] as { id: string }).id;
+      const { plain, fullScan: scan } = await (inflight[k] as Promise<Read>);
+      inflight[k] = undefined;
+      fetch(k + READ_AHEAD);
+      if (!scan) {
+        // The worker's scan stops at the first malformed record: the decoder names it.
+        forEachRecord(plain, id, () => {});
+        corrupt(id, 'records do not parse');
+      }
+      const s = scan as NonNullable<typeof scan>;
+      if (s.deletes > 0) corrupt(id, 'holds a delete');
+      const first = s.firstKey;
+      if (!s.ascending || (prev !== undefined && first !== undefined && !(prev < first))) {
+        corrupt(
+          id,
+          `its keys${first !== undefined && prev !== undefined && !(prev < first) ? ` (${JSON.stringify(first.slice(0, 60))} after ${JSON.stringify(prev.slice(0, 60))})` : ''} do not ascend (a full backup holds each key once, in ascending order)`,
+        );
+      }
+      if (s.lastKey !== undefined) prev = s.lastKey;
+      digest.addSum(s.sum, s.puts);
+      // The snapshot writers hash, copy and write the bytes in order; at most two chunks'
+      // writes are waited for behind the one being checked.
+      for (const o of open) {
+        const w = (o.writer as SnapshotWriter).write(plain);
+        w.catch(() => undefined);
+        writes.push(w);
+      }
+      while (writes.length > 2 * open.length) await writes.shift();
+      bytes += plain.length;
+      chunks++;
+      progress?.({
+        phase: 'restore',
+        bytes,
+        totalBytes: m.bytes,
+        chunks,
+        totalChunks: m.chunks.length,
+      });
+    }
+    await Promise.all(writes);
+  } finally {
+    // Reads and writes still in flight are not waited for by anyone else.
+    await Promise.all(inflight.map((p) => p?.catch(() => undefined)));
+    await Promise.all(writes.map((p) => p.catch(() => undefined)));
+  }
+  if (digest.hex() !== m.stateDigest || digest.count !== m.keyCount) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
+      `restored state of backup ${m.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${digest.count} keys, manifest ${m.stateDigest.slice(0, 16)}… with ${m.keyCount} keys)`,
+      { backup: m.id, digest: digest.hex(), expected: m.stateDigest },
+    );
+  }
+  return { digest: digest.hex(), keyCount: digest.count, chunks, bytes };
+}
+
+/** After a failure: abort the writers, close the stores, leave each destination as found. */
+async function undo(open: readonly OpenDest[]): Promise<void> {
+  for (const o of open) {
+    await o.writer?.abort().catch(() => undefined);
+    await o.dd?.close().catch(() => undefined);
+    if (!o.existed) {
+      await fs.rm(o.dest.dir, { recursive: true, force: true });
+    } else {
+      for (const name of await fs.readdir(o.dest.dir).catch(() => [] as string[])) {
+        await fs.rm(path.join(o.dest.dir, name), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+async function exists(dir: string): Promise<boolean> {
+  try {
+    await fs.stat(dir);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
