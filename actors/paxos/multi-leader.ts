@@ -393,7 +393,7 @@ export class MultiLeaderCore {
     }
     this.queue.push(value);
     if (!defer) this.pump(now);
-    return { result: { ok: true }, output: this.flushOut() };
+    return { result: SUBMITTED, output: this.flushOut() };
   }
 
   /**
@@ -783,30 +783,36 @@ export class MultiLeaderCore {
       return;
     }
     let oldest = Number.POSITIVE_INFINITY;
-    const late = new Map<string, SlotEntry[]>();
-    for (const [slot, f] of this.inflight) {
+    let late: Map<string, SlotEntry[]> | undefined;
+    const acceptors = this.opts.quorums.acceptors;
+    // forEach, not `for (const [slot, f] of ...)`: the entries iterator allocates a pair per
+    // slot, and under load (slots in flight longer than retransmitMs) this scan runs on
+    // every tick over up to `window` slots.
+    this.inflight.forEach((f, slot) => {
       if (now - f.sentAt < this.retransmitMs) {
         if (f.sentAt < oldest) oldest = f.sentAt;
-        continue;
+        return;
       }
       let resent = false;
-      for (const a of this.opts.quorums.acceptors) {
+      for (let i = 0; i < acceptors.length; i++) {
+        const a = acceptors[i] as string;
         if ((f.acks & (this.acceptorBit.get(a) as number)) !== 0) continue;
         const answeredLater = (this.leaseAck.get(a) ?? Number.NEGATIVE_INFINITY) > f.sentAt;
         const silent =
           now - (this.lastAckFrom.get(a) ?? Number.NEGATIVE_INFINITY) >= this.retransmitMs;
         if (!answeredLater && !silent) continue;
-        const l = late.get(a) ?? [];
-        if (l.length === 0) late.set(a, l);
-        l.push({ slot, value: f.value });
+        late ??= new Map();
+        const l = late.get(a);
+        if (l) l.push({ slot, value: f.value });
+        else late.set(a, [{ slot, value: f.value }]);
         resent = true;
       }
       if (resent) f.sentAt = now;
       if (f.sentAt < oldest) oldest = f.sentAt;
-    }
+    });
     // New slots are sent at or after `now`, and removals only raise the minimum.
     this.retransmitScanAt = oldest + this.retransmitMs;
-    for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
+    if (late) for (const [a, entries] of late) this.broadcastAccepts(entries, now, a);
     this.resendDecides(now);
   }
 
@@ -843,10 +849,32 @@ export class MultiLeaderCore {
 
   private flushOut(): MultiLeaderOutput {
     const o = this.out;
+    // Nothing happened (every deferred submission: one per write): a shared, frozen empty
+    // output instead of six new objects.
+    if (
+      o.send.length === 0 &&
+      o.fates.length === 0 &&
+      o.events.length === 0 &&
+      o.chosen.length === 0 &&
+      o.reads.length === 0 &&
+      o.persist === undefined
+    ) {
+      return EMPTY_OUTPUT;
+    }
     this.out = { send: [], fates: [], events: [], chosen: [], reads: [] };
     return o;
   }
 }
+
+const EMPTY_OUTPUT: MultiLeaderOutput = Object.freeze({
+  send: Object.freeze([]) as unknown as MOutbound[],
+  fates: Object.freeze([]) as unknown as ProposalFate[],
+  events: Object.freeze([]) as unknown as LeaderEvent[],
+  chosen: Object.freeze([]) as unknown as SlotEntry[],
+  reads: Object.freeze([]) as unknown as ReadOutcome[],
+});
+
+const SUBMITTED: SubmitResult = Object.freeze({ ok: true });
 
 /**
  * The slots of `entries` as inclusive ranges `[lo, hi, ...]`, in slot order, cut so that

@@ -5,9 +5,12 @@
  *
  * Requests (ask): `mp.session` (what the session table says about a command).
  * state$: MultiLearnerView (applied index, known chosen prefix, snapshot index).
- * events$: `applied` (one per applied slot: kind cmd/noop/snapshot, index, term, and for
- * commands the command, result and whether it was a duplicate), `snapshot-saved`,
- * `snapshot-failed`, `bad-message`.
+ * events$: `applied-batch` (one per batch of applied slots, `records`: one `AppliedRecord` per
+ * slot — kind cmd/noop/snapshot, index, term, and for commands the command, result and
+ * whether it was a duplicate), `snapshot-saved`, `snapshot-failed`, `bad-message`.
+ * (One event per batch, not per slot: an RxJS emission per slot on every replica was a
+ * visible share of the write path, and a node's own watchers of events$ — lib/node — would
+ * run once per slot.)
  */
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
@@ -117,7 +120,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
         term: restored.term,
       };
       this.listener?.([r]);
-      this.ctx.emit(r);
+      this.ctx.emit({ type: 'applied-batch', records: [r] });
     }
     this.ctx.setState(this.core.view());
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 20, { type: 'mp.learner-tick' });
@@ -183,8 +186,9 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
   private emitApplied(applied: MultiLearnerOutput['applied']): void {
     if (applied.length === 0) return;
     this.listener?.(applied);
-    for (const r of applied) {
-      this.ctx.emit(r);
+    this.ctx.emit({ type: 'applied-batch', records: applied });
+    for (let i = 0; i < applied.length; i++) {
+      const r = applied[i] as AppliedRecord;
       if (r.kind === 'noop' && r.invalid !== undefined) {
         this.ctx.emit({
           type: 'bad-message',

@@ -28,7 +28,7 @@ import {
 import { decodeReplicaImage, encodeReplicaImage } from './replica-image.js';
 import { ClientSessions } from './sessions.js';
 
-/** One applied slot; `type` lets the actor shell publish it on events$ as it is. */
+/** One applied slot (the learner actor publishes them on events$ in `applied-batch` events). */
 export type AppliedRecord =
   | {
       readonly type: 'applied';

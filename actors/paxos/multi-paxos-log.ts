@@ -45,8 +45,7 @@ export interface MultiPaxosLogOptions {
   readonly localProposer?: { submitLocal(command: Command): SubmitResult };
   /**
    * The local learner actor itself, when it runs in this process: applied slots then arrive
-   * by a direct call per batch instead of an events$ subscription (one RxJS emission per
-   * slot was a visible share of the write path).
+   * by a direct call per batch instead of an events$ subscription.
    */
   readonly localLearner?: {
     setAppliedListener(fn: ((records: readonly unknown[]) => void) | undefined): void;
@@ -109,7 +108,10 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
         ? []
         : [
             opts.learner.events$.subscribe((e) => {
-              if (e.type === 'applied') this.onApplied(e as unknown as AppliedEvent<Op, Result>);
+              if (e.type !== 'applied-batch') return;
+              for (const r of e.records as readonly unknown[]) {
+                this.onApplied(r as AppliedEvent<Op, Result>);
+              }
             }),
           ]),
       // The learner publishes its state once per batch of applied slots, after their

@@ -16,6 +16,7 @@ import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import type { LinkFaults } from '../../transports/memory/faults.js';
 import { type Ballot, compareBallots, formatBallot, ZERO_BALLOT } from './ballot.js';
 import { KvStateMachine } from './kv-machine.js';
+import type { AppliedRecord } from './multi-learner.js';
 import {
   type MultiPaxosNode,
   type MultiPaxosNodeOptions,
@@ -127,20 +128,9 @@ export class PaxosActorCluster {
 
   private watch(id: string, paxos: MultiPaxosNode): void {
     this.subs.push(
-      paxos.learner.events$.subscribe((e) => {
-        if (e.type !== 'applied' || e.kind === 'snapshot') return;
-        const index = e.index as number;
-        let key: string;
-        if (e.kind === 'cmd') {
-          const c = e.command as { clientId: string; seq: number; op: unknown };
-          key = `${c.clientId}:${c.seq}:${JSON.stringify(c.op)}`;
-          if (!this.proposed.has(key)) this.violation ??= `${id} applied unproposed ${key}`;
-        } else key = `noop:${String(e.barrier ?? '')}`;
-        const prev = this.appliedAt.get(index);
-        if (prev === undefined) this.appliedAt.set(index, key);
-        else if (prev !== key) {
-          this.violation ??= `slot ${index}: ${id} applied ${key}, another learner ${prev}`;
-        }
+      paxos.learner.events$.subscribe((ev) => {
+        if (ev.type !== 'applied-batch') return;
+        for (const e of ev.records as readonly AppliedRecord[]) this.checkApplied(id, e);
       }),
       paxos.acceptor.state$.subscribe((v) => {
         // state$ is published after the write is durable (and on start from the disk)
@@ -153,6 +143,22 @@ export class PaxosActorCluster {
         } else this.durablePromise.set(id, v.promised);
       }),
     );
+  }
+
+  private checkApplied(id: string, e: AppliedRecord): void {
+    if (e.kind === 'snapshot') return;
+    const index = e.index;
+    let key: string;
+    if (e.kind === 'cmd') {
+      const c = e.command;
+      key = `${c.clientId}:${c.seq}:${JSON.stringify(c.op)}`;
+      if (!this.proposed.has(key)) this.violation ??= `${id} applied unproposed ${key}`;
+    } else key = `noop:${String(e.barrier ?? '')}`;
+    const prev = this.appliedAt.get(index);
+    if (prev === undefined) this.appliedAt.set(index, key);
+    else if (prev !== key) {
+      this.violation ??= `slot ${index}: ${id} applied ${key}, another learner ${prev}`;
+    }
   }
 }
 

@@ -210,7 +210,13 @@ export function encodeCommandFast(
   start = pos;
   need(1);
   slab[pos++] = 0x93;
-  if (!writeString(clientId) || !writeNumber(seq) || !writeValue(op, 0)) {
+  let ok: boolean;
+  try {
+    ok = writeString(clientId) && writeNumber(seq) && writeValue(op, 0);
+  } catch {
+    ok = false; // a getter that throws, say: msgpackr reports it as it always did
+  }
+  if (!ok) {
     pos = start;
     return undefined;
   }
