@@ -199,6 +199,15 @@ const address = (plain, idKey) =>
   idKey
     ? crypto.createHmac('sha256', Buffer.from(idKey)).update(plain).digest('hex')
     : crypto.hash('sha256', plain, 'hex');
+// SHA-256 of a put record as digest.ts \`recordHash\` defines it: key length (4 bytes), key, value.
+function putRecordHash(plain, kStart, keyLen, vStart, vLen) {
+  const need = 4 + keyLen + vLen;
+  if (need > scratch.length) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+  scratch.writeUInt32BE(keyLen, 0);
+  plain.copy(scratch, 4, kStart, kStart + keyLen);
+  plain.copy(scratch, 4 + keyLen, vStart, vStart + vLen);
+  return crypto.hash('sha256', scratch.subarray(0, need), 'buffer');
+}
 function recordHashes(plain) {
   const out = [];
   let off = 0;
@@ -214,12 +223,7 @@ function recordHashes(plain) {
       const vLen = plain.readUInt32BE(next);
       next += 4;
       if (next + vLen > plain.length) return undefined;
-      const need = 4 + keyLen + vLen;
-      if (need > scratch.length) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
-      scratch.writeUInt32BE(keyLen, 0);
-      plain.copy(scratch, 4, kStart, kStart + keyLen);
-      plain.copy(scratch, 4 + keyLen, next, next + vLen);
-      out.push(crypto.hash('sha256', scratch.subarray(0, need), 'buffer'));
+      out.push(putRecordHash(plain, kStart, keyLen, next, vLen));
       next += vLen;
     } else if (kind !== 1) {
       return undefined;
@@ -258,12 +262,7 @@ function fullScan(plain) {
       const vLen = plain.readUInt32BE(next);
       next += 4;
       if (next + vLen > plain.length) return undefined;
-      const need = 4 + keyLen + vLen;
-      if (need > scratch.length) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
-      scratch.writeUInt32BE(keyLen, 0);
-      plain.copy(scratch, 4, kStart, kEnd);
-      plain.copy(scratch, 4 + keyLen, next, next + vLen);
-      const h = crypto.hash('sha256', scratch.subarray(0, need), 'buffer');
+      const h = putRecordHash(plain, kStart, keyLen, next, vLen);
       let carry = 0;
       for (let i = 0; i < 8; i++) {
         const s = acc[i] + h.readUInt32BE(28 - i * 4) + carry;
