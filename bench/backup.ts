@@ -45,6 +45,7 @@ import type { KvOp, KvResult } from '../actors/kv/types.js';
 import { LocalCluster } from '../lib/cluster/local-cluster.js';
 import {
   type BenchMain,
+  loadNote,
   type Measurement,
   median,
   percentile,
@@ -415,7 +416,7 @@ export const main: BenchMain = async (argv) => {
     `state: ${keys.toLocaleString('en-US')} keys × ${VALUE} B values (half random) = ${mb.toFixed(0)} MB serialized (--size ${sizeMb})`,
     `repository: ${algo !== '' ? `${algo} (--compress)` : `${DEFAULT_COMPRESSION.algo} level ${DEFAULT_COMPRESSION.level}`}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
     'cpuMsPerMb (in the JSON): process CPU time of all threads per MB of state, per run; baselineCpuMsPerMb the same for the baseline, and cpuRatio = baseline / ours (medians): less sensitive to the machine load than MB/s',
-    'machine shared with other engineers (2 cores, loaded): absolute numbers are noisy; ratios are same-run',
+    loadNote(),
   ]);
 };
 

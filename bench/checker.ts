@@ -25,7 +25,7 @@ import {
   resolveModel,
 } from '../lib/history/index.js';
 import { Random } from '../lib/random.js';
-import { type BenchMain, type Measurement, report, summarize } from './harness.js';
+import { type BenchMain, loadNote, type Measurement, report, summarize } from './harness.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -123,7 +123,7 @@ export const main: BenchMain = async (argv) => {
   const runsArg = argv.find((a) => a.startsWith('--runs='));
   const runs = runsArg ? Math.max(1, Number(runsArg.slice('--runs='.length)) || 3) : 3;
   const notes: string[] = [
-    'Taken on a shared machine (2 cores, several other engineers building and testing at the same time): absolute numbers are noisy; compare the ratios.',
+    loadNote(),
     `Baseline: naive search over real-time-respecting orders (no memo, no pruning), capped at ${BASELINE_CAP_MS} ms per history; a capped baseline is a lower bound (ratio marked ">=").`,
   ];
   const measurements: Measurement[] = [];

@@ -225,7 +225,7 @@ export const main: BenchMain = async (argv) => {
     `5 replica nodes + 1 client system in one process (in-memory transport, msgpack on every message), MemoryKeyStore, N=3; through LeaderlessKvClient; ${inFlight} requests in flight, random keys out of ${KEYS}, ${seconds} s per measurement, ${runs} runs, each run = baseline then the four workloads back to back, then a partition/heal`,
     'baseline: the same number of asks in flight to an echo actor on the replica nodes (same transport, codec and client system); ratios compare numbers taken under the same load',
     `SWIM period 200 ms, anti-entropy every 200 ms, hint delivery every 100 ms; ${errors} failed requests; ${partitionWrites} partition writes acknowledged`,
-    `load average (1, 5, 15 min) before: ${fmt(loadBefore)}; after: ${fmt(loadAfter)} (2 cores shared with other engineers)`,
+    `load average (1, 5, 15 min) before: ${fmt(loadBefore)}; after: ${fmt(loadAfter)}`,
     `uptime before: ${uptimeBefore}`,
     `uptime after: ${uptimeAfter}`,
   ]);

@@ -54,6 +54,16 @@ export function machine(): BenchReport['machine'] {
   };
 }
 
+/**
+ * The machine's load, said as measured (at the time of the call, normally a report's end),
+ * instead of a fixed claim that the machine was loaded or quiet.
+ */
+export function loadNote(): string {
+  const one = os.loadavg()[0] ?? 0;
+  const cores = os.cpus().length;
+  return `Load average ${one.toFixed(1)} (1 min) on ${cores} cores at the end, the benchmark's own processes included: above ${cores}, other processes competed for the CPUs and absolute numbers drop; the same-run ratios move much less.`;
+}
+
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;

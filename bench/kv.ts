@@ -376,7 +376,7 @@ export const main: BenchMain = async (argv) => {
     `${describe}; leader ${leader}`,
     `${clients} closed-loop readers (spread over the 3 nodes; "${ONE_NODE}": all on ${target.nodes[0]}), 32 keys of 64 B, ${seconds} s per level, ${runs} runs, levels interleaved within each run; no concurrent writes`,
     `ratios: reads/s and p50 of each level against eventual over 3 nodes; eventual over 3 nodes against ${ONE_NODE} (the scaling ratio; every process shares the same 2 cores, so it cannot show machine scaling)`,
-    `load average (1, 5, 15 min) before: ${fmtLoad(loadBefore)}; after: ${fmtLoad(loadAfter)} (2 cores shared with other engineers)`,
+    `load average (1, 5, 15 min) before: ${fmtLoad(loadBefore)}; after: ${fmtLoad(loadAfter)}`,
   ];
   if (failedReads.size > 0)
     notes.push(`failed reads by code: ${JSON.stringify(Object.fromEntries(failedReads))}`);

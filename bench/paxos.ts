@@ -20,7 +20,14 @@ import { ProposeError, type ReplicatedLog } from '../lib/replicated-log.js';
 import { openMemoryDataDir } from '../lib/storage/data-dir.js';
 import { MemoryDisk } from '../lib/storage/memory-disk.js';
 import { MemoryNetwork } from '../transports/memory/memory-network.js';
-import { type BenchMain, type Measurement, percentile, report, summarize } from './harness.js';
+import {
+  type BenchMain,
+  loadNote,
+  type Measurement,
+  percentile,
+  report,
+  summarize,
+} from './harness.js';
 
 export type Kind = 'paxos' | 'raft';
 
@@ -315,6 +322,6 @@ export const main: BenchMain = async (argv) => {
   return report('paxos', measurements, [
     `Client retries after NotLeader/Dropped/Timeout (leader changes under load): ${retryNote}.`,
     `${nodes} nodes in one process, in-memory transport (msgpack-encoded envelopes), memory disks (no fsync); closed-loop clients proposing writes to the leader; ${seconds} s per point, each fresh cluster first running ${settle} s unmeasured at ${maxClients} clients; ${repeats} rounds (the order of the two protocols alternating, P R R P ...), medians of the rounds, and the median of the per-round ratios; both protocols warmed ${warmup} s each, interleaved, before anything is measured.`,
-    'Taken on a shared, loaded machine (2 cores, several other engineers running tests).',
+    loadNote(),
   ]);
 };

@@ -6,7 +6,7 @@
  * `measureRaftProcesses` directly.
  */
 import path from 'node:path';
-import { type BenchMain, report } from './harness.js';
+import { type BenchMain, loadNote, report } from './harness.js';
 import { listFlag, numFlag } from './lib/args.js';
 import { repoRoot } from './lib/procs.js';
 import { measureRaftProcesses } from './lib/raft-processes.js';
@@ -22,7 +22,7 @@ export const main: BenchMain = async (argv) => {
   });
   const rep = report('raft-processes', r.measurements, [
     'Three `synod node` processes on loopback (dist/ build), WebSocket transport with the shared secret, file storage with fsync (group commit), default Raft timeouts; the load generator (bench/lib/loadgen.ts) runs in the benchmark process: C KV clients (sessions) over one WebSocket connection per node, closed loop, 100-byte values, puts only; the first second of each level is warm-up and not recorded.',
-    'Taken on a shared 2-core machine with other sessions running: see the load averages; the nodes, the client and everything else compete for the same two cores.',
+    loadNote(),
     ...r.notes,
   ]);
   rep.images = [

@@ -19,7 +19,14 @@ import type { StateMachine } from '../lib/replicated-log.js';
 import { openMemoryDataDir } from '../lib/storage/data-dir.js';
 import { MemoryDisk } from '../lib/storage/memory-disk.js';
 import { MemoryNetwork } from '../transports/memory/memory-network.js';
-import { type BenchMain, type Measurement, percentile, report, summarize } from './harness.js';
+import {
+  type BenchMain,
+  loadNote,
+  type Measurement,
+  percentile,
+  report,
+  summarize,
+} from './harness.js';
 import { repoRoot } from './lib/procs.js';
 import { measureRaftProcesses } from './lib/raft-processes.js';
 
@@ -248,7 +255,7 @@ export const main: BenchMain = async (argv) => {
     measurements.push(f, summarize('(c) failover p99', 'ms', 'lower', [percentile(sorted, 99)]));
   }
   const notes = [
-    'Taken on a shared 2-core machine with other engineers running builds and tests: numbers are noisy and pessimistic.',
+    loadNote(),
     '(a) uses memory stores (no fsync).',
     '(c) stops the leader actor system in-process (a stand-in for SIGKILL); default timeouts: heartbeat 50 ms, election 150–300 ms.',
   ];

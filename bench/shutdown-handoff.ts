@@ -109,7 +109,7 @@ export const main: BenchMain = async (argv) => {
       `Three \`synod node\` processes on loopback (dist/ build), default Raft timeouts (heartbeat 50 ms, election 150–300 ms), file storage with fsync. ${rounds} round(s) of ${trials} trials with the hand-off and ${trials} without, on fresh clusters.`,
       `With the hand-off (ms): ${round(runs.on)}. Without (ms): ${round(runs.off)}.`,
       `SIGTERM → process exit (ms), with: ${round(exits.on)}; without: ${round(exits.off)}.`,
-      `Load average at start ${loadAtStart.join(' / ')}: a shared 2-core machine with other sessions running.`,
+      `Load average at start ${loadAtStart.join(' / ')}.`,
     ],
     argv,
   );

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { FileLogStore, FRAME_OVERHEAD } from '../lib/storage/file-log.js';
-import { type BenchMain, type Measurement, report, summarize } from './harness.js';
+import { type BenchMain, loadNote, type Measurement, report, summarize } from './harness.js';
 
 const RECORD_BYTES = 100;
 
@@ -117,6 +117,6 @@ export const main: BenchMain = async (argv) => {
   }
   return report('storage', measurements, [
     `${RECORD_BYTES}-byte records (${RECORD_BYTES + FRAME_OVERHEAD} bytes framed); ${runs} runs of ${ms} ms each, interleaved; files in ${base}`,
-    'taken on a shared, loaded machine (2 cores, several other engineers building and testing)',
+    loadNote(),
   ]);
 };

@@ -29,7 +29,7 @@ import { type Envelope, PROTOCOL_VERSION } from '../lib/envelope.js';
 import { silentLogger } from '../lib/logger.js';
 import { Random } from '../lib/random.js';
 import { WebSocketTransport } from '../transports/websocket/transport.js';
-import { type BenchMain, type Measurement, report, summarize } from './harness.js';
+import { type BenchMain, loadNote, type Measurement, report, summarize } from './harness.js';
 
 const self = fileURLToPath(import.meta.url);
 const silent = { log() {} };
@@ -373,7 +373,7 @@ export const main: BenchMain = async (argv) => {
       `${n} one-way envelopes and ${rtt} round trips per run, ${runs} runs, sender in this process, receiver in a child process, loopback; Synod counts what the receiving actor handled`,
       `envelope ${payload[0]!.length} bytes msgpack: ${JSON.stringify(envelope(0))}`,
       `one-way vs the pre-batched pipe ceiling: ${(oneWay.median / ceiling.median).toFixed(2)}; ${(oneWayEnvelopes / oneWayFrames).toFixed(0)} envelopes per frame in the one-way runs`,
-      'taken on a shared 2-core machine loaded by other sessions: absolute numbers are noisy; ratios are measured in the same run, interleaved',
+      loadNote(),
     ],
   );
 };
