@@ -49,7 +49,7 @@ t.test('the dashboard of a real 3-process cluster shows it and its controls work
       const f = await feed.next((f: Frame) => f.kind === 'view' && pred(f.view as ClusterView), ms);
       return f.view as ClusterView;
     } catch {
-      const last = [...feed.frames].reverse().find((f) => f.kind === 'view');
+      const last = feed.last('view');
       throw new Error(`no view where ${what}; last: ${JSON.stringify(last?.view)}`);
     }
   };

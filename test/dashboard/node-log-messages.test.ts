@@ -43,8 +43,10 @@ for (const protocol of ['raft', 'paxos'] as const) {
         );
         return f.view as ClusterView;
       } catch {
-        const last = [...feed.frames].reverse().find((f) => f.kind === 'view');
-        throw new Error(`no view where ${what}; last: ${JSON.stringify(last?.view)}`);
+        const last = feed.last('view');
+        throw new Error(
+          `no view where ${what}; last: ${JSON.stringify(last?.view)}\n${output().slice(-4000)}`,
+        );
       }
     };
     await viewWhere(

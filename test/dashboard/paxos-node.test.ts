@@ -39,7 +39,7 @@ t.test('a Multi-Paxos node dashboard shows ballots and slots', async (t) => {
       const f = await feed.next((f: Frame) => f.kind === 'view' && pred(f.view as ClusterView), ms);
       return f.view as ClusterView;
     } catch {
-      const last = [...feed.frames].reverse().find((f) => f.kind === 'view');
+      const last = feed.last('view');
       throw new Error(`no view where ${what}; last: ${JSON.stringify(last?.view)}`);
     }
   };

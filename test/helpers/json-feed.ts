@@ -6,10 +6,13 @@ export type Frame = Record<string, unknown>;
 export function jsonFeed(url: string) {
   const ws = new WebSocket(url);
   const frames: Frame[] = [];
+  /** The newest frame of each kind, kept even when the bounded buffer has dropped it. */
+  const latest = new Map<unknown, Frame>();
   const waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString()) as Frame;
     frames.push(f);
+    latest.set(f.kind, f);
     if (frames.length > 1000) frames.shift();
     for (const w of [...waiters])
       if (w.pred(f)) {
@@ -39,5 +42,7 @@ export function jsonFeed(url: string) {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  return { ws, frames, next, opened };
+  /** The newest frame of `kind` received (matched by `next` or not), for failure messages. */
+  const last = (kind: string) => latest.get(kind);
+  return { ws, frames, next, opened, last };
 }
