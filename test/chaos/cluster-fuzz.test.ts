@@ -15,7 +15,6 @@
  * non-member origin). SYNOD_CLUSTER_FUZZ_SEED replays.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test as Tap } from 'tap';
@@ -26,6 +25,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { Random } from '../../lib/random.js';
 import { FrameType } from '../../transports/websocket/frames.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import { freePort } from '../helpers/node-processes.js';
 import { identity, rawDial } from '../helpers/ws-raw-peer.js';
 import { monotonicNow } from './harness/clock.js';
 import { ChaosCluster, LoopbackNet } from './harness/cluster.js';
@@ -37,16 +37,6 @@ const SECRET = 'cluster-fuzz-secret-of-enough-length-01';
 t.comment(
   `cluster fuzz seed ${SEED} (replay with SYNOD_CLUSTER_FUZZ_SEED=${SEED}), ${INPUTS} inputs`,
 );
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -21,10 +21,10 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { freePort } from '../helpers/node-processes.js';
 import { monotonicNow } from './harness/clock.js';
 import { ChaosCluster, LoopbackNet } from './harness/cluster.js';
 
@@ -41,16 +41,6 @@ function mountReason(): string | undefined {
   spawnSync('umount', [probe]);
   rmSync(probe, { recursive: true, force: true });
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,22 +1,12 @@
 /** Parent side of test/helpers/ws-node-proc.ts: start, drive, observe and kill node processes. */
 import { type ChildProcess, fork } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, 'ws-node-proc.ts');
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+export { freePort } from './node-processes.js';
 
 type Msg = { ev: string; [k: string]: unknown };
 

@@ -1,9 +1,9 @@
-import { createServer } from 'node:net';
 import t from 'tap';
 import { Random } from '../../lib/random.js';
 import type { Connection } from '../../transports/websocket/connection.js';
 import { PeerLink } from '../../transports/websocket/peer-link.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import { freePort } from '../helpers/node-processes.js';
 import { CapturingLogger, collect, env, linkUp, until } from '../helpers/ws-util.js';
 
 function fake(role: 'dialer' | 'acceptor', inc = 'i1', state = 'open'): Connection {
@@ -57,16 +57,6 @@ t.test('arbitration: the connection dialled by the lower node id wins', async (t
   l.active = prev;
   t.same(l.arbitrate(fake('acceptor'), 'b'), [prev], 'redial replaces');
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 t.test("both nodes dial at once: exactly one link, the lower id's dial", async (t) => {
   const rounds = Number(process.env.SYNOD_WS_DIAL_ROUNDS ?? 8);
