@@ -162,8 +162,13 @@ async function streamChunks(
   open: readonly OpenDest[],
   progress: ProgressFn | undefined,
 ): Promise<{ digest: string; keyCount: number; chunks: number; bytes: number }> {
-  // Version 2: the stream's SHA-256 (here, in order); version 1: the workers' record sums.
-  const stream = m.streamDigest !== undefined ? new StreamDigest() : undefined;
+  // Version 2: the stream's SHA-256; version 1: the workers' record sums. The snapshot writer
+  // hashes the data it is given anyway (its checksum is the SHA-256 of exactly this stream),
+  // so with a destination that can say its running checksum, that hash is the check; with
+  // none (a dry run), the stream is hashed here.
+  const v2 = m.streamDigest !== undefined;
+  const hasher = open.find((o) => o.writer?.checksumSoFar !== undefined)?.writer;
+  const stream = v2 && !hasher ? new StreamDigest() : undefined;
   const digest = new StateDigest();
   let keys = 0;
   type Read = Awaited<ReturnType<Repository['chunks']['getWithDigests']>>;
@@ -171,7 +176,7 @@ async function streamChunks(
   const fetch = (k: number) => {
     const c = m.chunks[k];
     if (!c) return;
-    const p = repo.chunks.getWithDigests(c.id, c.size, stream ? 'scan' : 'full');
+    const p = repo.chunks.getWithDigests(c.id, c.size, v2 ? 'scan' : 'full');
     p.catch(() => undefined);
     inflight[k] = p;
   };
@@ -210,7 +215,9 @@ async function streamChunks(
       }
       if (s.lastKey !== undefined) prev = s.lastKey;
       if (stream) stream.update(plain);
-      else if (s.sum) digest.addSum(s.sum, s.puts);
+      else if (v2) {
+        // hashed by the snapshot writer (below)
+      } else if (s.sum) digest.addSum(s.sum, s.puts);
       else corrupt(id, 'no record digests (internal error)');
       keys += s.puts;
       // The snapshot writers hash, copy and write the bytes in order; at most two chunks'
@@ -237,18 +244,18 @@ async function streamChunks(
     await Promise.all(inflight.map((p) => p?.catch(() => undefined)));
     await Promise.all(writes.map((p) => p.catch(() => undefined)));
   }
-  const [got, expected] = stream
-    ? [stream.hex(), m.streamDigest as string]
+  const [got, expected] = v2
+    ? [stream ? stream.hex() : (hasher?.checksumSoFar?.() as string), m.streamDigest as string]
     : [digest.hex(), m.stateDigest];
   if (got !== expected || keys !== m.keyCount) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
-      `restored state of backup ${m.id} does not match its manifest (${stream ? 'stream ' : ''}digest ${got.slice(0, 16)}… with ${keys} keys, manifest ${expected.slice(0, 16)}… with ${m.keyCount} keys)`,
+      `restored state of backup ${m.id} does not match its manifest (${v2 ? 'stream ' : ''}digest ${got.slice(0, 16)}… with ${keys} keys, manifest ${expected.slice(0, 16)}… with ${m.keyCount} keys)`,
       { backup: m.id, digest: got, expected },
     );
   }
   // The stream is the captured state byte for byte: its additive digest is the manifest's.
-  return { digest: stream ? m.stateDigest : digest.hex(), keyCount: keys, chunks, bytes };
+  return { digest: v2 ? m.stateDigest : digest.hex(), keyCount: keys, chunks, bytes };
 }
 
 /** After a failure: abort the writers, close the stores, leave each destination as found. */

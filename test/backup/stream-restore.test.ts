@@ -277,6 +277,11 @@ t.test('streamed into data directories: the bytes the in-memory restore writes',
     );
     await t.rejects(readdir(dir), { code: 'ENOENT' });
     await t.rejects(
+      restoreDataDirs(repo2, { kind: 'backup', id: written.id }, common),
+      { code: 'SYNOD_ERR_BACKUP_DIGEST_MISMATCH' },
+      'a dry run (no snapshot writer to hash for it) checks it too',
+    );
+    await t.rejects(
       restore(repo2, { kind: 'backup', id: written.id }, { factory: () => new MapState() }),
       { code: 'SYNOD_ERR_BACKUP_DIGEST_MISMATCH' },
       'the in-memory restore checks it too',
