@@ -840,6 +840,11 @@ export class RaftNode<Op = unknown, Result = unknown>
    * True while this node's storage is refusing writes for lack of space (it retries, and
    * refuses new proposals with SYNOD_ERR_STORAGE_FULL until a write succeeds again).
    */
+  /** Reads this node served as leader on their witnesses (docs/raft.md), since it started. */
+  get witnessedReads(): number {
+    return this.core?.witnessedReads ?? 0;
+  }
+
   get storageStalled(): boolean {
     return this.stall !== undefined;
   }

@@ -139,6 +139,8 @@ export class RaftCore {
    * the usual heartbeat round at once (a down follower costs no waiting).
    */
   private readonly witnessMissed = new Set<string>();
+  /** Reads this node served as leader on their witnesses (no heartbeat round): for stats. */
+  witnessedReads = 0;
   private readStates: ReadState[] = [];
   private readFailures: ReadFailure[] = [];
   private incoming: IncomingSnapshot | undefined;
@@ -1093,7 +1095,9 @@ export class RaftCore {
 
   private serveWitnessed(context: string): void {
     const r = this.readOnly.serveOne(context);
-    if (r) this.respondRead(r.context, r.from, r.index);
+    if (!r) return;
+    this.witnessedReads++;
+    this.respondRead(r.context, r.from, r.index);
   }
 
   /** Witnessed reads about to be asked of every follower: whose witness did not come. */
