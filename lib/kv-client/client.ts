@@ -71,7 +71,8 @@ export interface KvClientOptions {
   readonly retryBackoffMs?: { readonly base: number; readonly max: number };
   /**
    * Witnessed `strong` reads (docs/kv.md, "Witnessed reads"): with each attempt of a strong
-   * read, the client also sends a small witness to every other node, and the followers confirm
+   * read, the client also sends a small witness to as many other nodes as a quorum needs with
+   * the leader (one of three, always the same while its link is up), and the followers confirm
    * the leader's term for that read straight to the leader: 3 process-to-process hops in series
    * instead of 4 (the leader's heartbeat round is skipped), the same linearizability. It costs
    * each follower a message per read instead of one per batch, so it pays at low concurrency:
@@ -190,6 +191,8 @@ export class KvClient {
   private readonly witnessMax: number;
   private readonly witnessPrefix: string;
   private witnessSeq = 0;
+  /** Where this client starts looking for followers to witness (clients spread over them). */
+  private readonly witnessStart: number;
   private readonly inFlight: { n: number };
   /** Counters for tools: attempts, redirects, retries, witnessed read attempts. */
   readonly stats = { requests: 0, attempts: 0, redirects: 0, witnessed: 0 };
@@ -230,6 +233,7 @@ export class KvClient {
     // Keys must never repeat (a witness counts for the read holding its key): the actor
     // system's node id (unique on its network), a random word, and a counter.
     this.witnessPrefix = `${this.system.nodeId}.${(r.nextUint32() >>> 0).toString(36)}.`;
+    this.witnessStart = r.int(this.nodes.length);
     let f = strongInFlight.get(this.system);
     if (!f) {
       f = { n: 0 };
@@ -538,10 +542,16 @@ export class KvClient {
   private sendWitnesses(target: string): string {
     const key = `${this.witnessPrefix}${this.witnessSeq++}`;
     this.stats.witnessed++;
-    for (const node of this.nodes) {
+    // As many followers as a quorum needs with the leader (one of three), the same ones every
+    // time (each witness costs its follower a message in and one out), skipping nodes whose
+    // link is known to be down; the leader falls back to its heartbeat round without them.
+    let want = Math.floor(this.nodes.length / 2);
+    for (let i = 0; i < this.nodes.length && want > 0; i++) {
+      const node = this.nodes[(this.witnessStart + i) % this.nodes.length] as string;
       if (node === target) continue;
       const l = this.links.get(node);
       if (l !== undefined && l.state !== 'up') continue;
+      want--;
       this.system.send(`${node}/${this.path}`, {
         type: 'kv.witness',
         v: KV_WITNESS_VERSION,
