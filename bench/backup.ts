@@ -52,7 +52,7 @@ import {
   report,
   summarize,
 } from './harness.js';
-import { backupProcessLatency } from './lib/backup-processes.js';
+import { backupProcessLatency, NODE_SNAPSHOT_EVERY } from './lib/backup-processes.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
   const eq = argv.find((a) => a.startsWith(`${name}=`));
@@ -402,6 +402,7 @@ export const main: BenchMain = async (argv) => {
     );
     m.extra = {
       keys: processKeys,
+      nodeSnapshotEvery: NODE_SNAPSHOT_EVERY,
       writesIdle: c.nIdle,
       writesDuring: c.nDuring,
       backupMs: c.backupMs.map((x) => Math.round(x)),

@@ -43,7 +43,7 @@ export interface DecodedChunk {
    * where).
    */
   readonly recordHashes?: Buffer;
-  /** When asked for (`records: 'full'`): what a streamed restore checks (see `FullScan`). */
+  /** When asked for (`records: 'full'` or `'scan'`): what a streamed restore checks (`FullScan`). */
   readonly fullScan?: FullScan;
 }
 
@@ -55,7 +55,8 @@ export interface DecodedChunk {
  * chunks). Absent when the records do not parse.
  */
 export interface FullScan {
-  readonly sum: Buffer;
+  /** Absent in mode 'scan' (a version-2 full backup is checked by its stream digest). */
+  readonly sum?: Buffer;
   readonly puts: number;
   readonly deletes: number;
   readonly ascending: boolean;
@@ -63,8 +64,12 @@ export interface FullScan {
   readonly lastKey: string | undefined;
 }
 
-/** What `decode` computes from the records besides the address. */
-export type RecordsMode = boolean | 'full';
+/**
+ * What `decode` computes from the records besides the address: true, each put's digest hash;
+ * 'full', the `FullScan` with the digest sum; 'scan', the `FullScan` without it (no per-record
+ * hash at all).
+ */
+export type RecordsMode = boolean | 'full' | 'scan';
 
 /** A chunk hashed for writing: take its bytes to store (if new), or drop it. */
 export interface PendingChunk {
@@ -147,7 +152,7 @@ export const InThread = {
     }
   },
 
-  fullScan(plain: Buffer): FullScan | undefined {
+  fullScan(plain: Buffer, withSum = true): FullScan | undefined {
     const sum = new StateDigest();
     let puts = 0;
     let deletes = 0;
@@ -161,14 +166,21 @@ export const InThread = {
         prev = key;
         if (value === undefined) deletes++;
         else {
-          sum.add(key, value);
+          if (withSum) sum.add(key, value);
           puts++;
         }
       });
     } catch {
       return undefined;
     }
-    return { sum: sum.bytes(), puts, deletes, ascending, firstKey, lastKey: prev };
+    return {
+      ...(withSum ? { sum: sum.bytes() } : {}),
+      puts,
+      deletes,
+      ascending,
+      firstKey,
+      lastKey: prev,
+    };
   },
 
   recordHashes(plain: Buffer): Buffer | undefined {
@@ -238,7 +250,7 @@ function astral(b, s, e) {
   for (let i = s; i < e; i++) if (b[i] >= 0xf0) return true;
   return false;
 }
-function fullScan(plain) {
+function fullScan(plain, withSum) {
   const acc = new Uint32Array(8);
   let puts = 0;
   let deletes = 0;
@@ -262,12 +274,14 @@ function fullScan(plain) {
       const vLen = plain.readUInt32BE(next);
       next += 4;
       if (next + vLen > plain.length) return undefined;
-      const h = putRecordHash(plain, kStart, keyLen, next, vLen);
-      let carry = 0;
-      for (let i = 0; i < 8; i++) {
-        const s = acc[i] + h.readUInt32BE(28 - i * 4) + carry;
-        acc[i] = s >>> 0;
-        carry = s > 0xffffffff ? 1 : 0;
+      if (withSum) {
+        const h = putRecordHash(plain, kStart, keyLen, next, vLen);
+        let carry = 0;
+        for (let i = 0; i < 8; i++) {
+          const s = acc[i] + h.readUInt32BE(28 - i * 4) + carry;
+          acc[i] = s >>> 0;
+          carry = s > 0xffffffff ? 1 : 0;
+        }
       }
       puts++;
       next += vLen;
@@ -294,8 +308,11 @@ function fullScan(plain) {
     pAstral = kAstral;
     off = next;
   }
-  const sum = Buffer.allocUnsafe(32);
-  for (let i = 0; i < 8; i++) sum.writeUInt32BE(acc[i], 28 - i * 4);
+  let sum;
+  if (withSum) {
+    sum = Buffer.allocUnsafe(32);
+    for (let i = 0; i < 8; i++) sum.writeUInt32BE(acc[i], 28 - i * 4);
+  }
   return {
     sum,
     puts,
@@ -350,7 +367,8 @@ function handle(m) {
       return { id: m.id, decompress: String((err && err.message) || err) };
     }
     const hashes = m.records === true ? recordHashes(plain) : undefined;
-    const scan = m.records === 'full' ? fullScan(plain) : undefined;
+    const scan =
+      m.records === 'full' || m.records === 'scan' ? fullScan(plain, m.records === 'full') : undefined;
     return {
       id: m.id,
       plain: own(plain),
@@ -382,7 +400,7 @@ interface Reply {
   raw?: boolean;
   plain?: Uint8Array;
   hashes?: Uint8Array;
-  scan?: Omit<FullScan, 'sum'> & { sum: Uint8Array };
+  scan?: Omit<FullScan, 'sum'> & { sum?: Uint8Array };
   decompress?: string;
   error?: string;
 }
@@ -401,6 +419,12 @@ function defaultSize(): number {
     if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
   }
   return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** A worker's `FullScan` (the sum, when there is one, as a Buffer). */
+function scanReply(s: NonNullable<Reply['scan']>): FullScan {
+  const { sum, ...rest } = s;
+  return sum ? { ...rest, sum: buf(sum) } : rest;
 }
 
 /** A Buffer view of a Uint8Array that came back from a worker. */
@@ -493,7 +517,7 @@ export class ChunkPool {
       plain: buf(r.plain as Uint8Array),
       address: r.address as string,
       ...(r.hashes ? { recordHashes: buf(r.hashes) } : {}),
-      ...(r.scan ? { fullScan: { ...r.scan, sum: buf(r.scan.sum) } } : {}),
+      ...(r.scan ? { fullScan: scanReply(r.scan) } : {}),
     };
   }
 
@@ -501,8 +525,8 @@ export class ChunkPool {
   digest(keys: RepoKeys, plain: Buffer, records: RecordsMode): DecodedChunk {
     const address = chunkId(keys, plain);
     if (!records) return { plain, address };
-    if (records === 'full') {
-      const fullScan = InThread.fullScan(plain);
+    if (records === 'full' || records === 'scan') {
+      const fullScan = InThread.fullScan(plain, records === 'full');
       return fullScan ? { plain, address, fullScan } : { plain, address };
     }
     const recordHashes = InThread.recordHashes(plain);

@@ -4,6 +4,7 @@
  * Exit codes: 0 success, 1 failure (or damage found by verify), 2 usage error.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import path from 'node:path';
 import {
   intOpt,
@@ -77,6 +78,9 @@ received, and leaves the cluster again; writes go on meanwhile.
   --agent-id ID         the learner's member id (default backup)
   --listen HOST:PORT    where the agent listens for the cluster (default 127.0.0.1:0)
   --advertise URL       the URL the cluster reaches the agent at (default from --listen)
+  --nice N              CPU priority of this process, 0-19 (default 10, also for agent):
+                        on a machine it shares with nodes, their work comes first; 0 leaves
+                        the priority as started
   (init --state kv|map: the state machine the repository backs up; default kv. A missing
    repository is created, unencrypted unless a key is given, on the first --cluster backup.)`;
 
@@ -100,6 +104,7 @@ const VALUE_OPTS = [
   '--advertise',
   '--state',
   '--tls-ca',
+  '--nice',
 ];
 const FLAG_OPTS = ['--help', '--json', '--dry-run', '--encrypt', '--clear'];
 
@@ -239,7 +244,25 @@ async function openOrCreate(
 /** What `Repository.init` (and a first backup that failed) leaves in a repository directory. */
 const CREATED_BY_INIT = new Set(['repo.json', 'chunks', 'backups', 'archive', 'LOCK']);
 
+/**
+ * `--nice N` (default 10): lowers the CPU priority of the process that follows a live cluster
+ * (a one-shot `--cluster` backup or the agent), before its worker threads start (threads
+ * inherit it), so that on a machine shared with nodes their writes come first (the issue's
+ * "without slowing writes"). On an idle machine a niced process runs at full speed.
+ */
+function lowerPriority(args: ParsedArgs, log: (line: string) => void): void {
+  const n = intOpt(args, '--nice', 0) ?? 10;
+  if (n > 19) throw new UsageError(`--nice must be an integer from 0 to 19 (got ${n})`);
+  if (n === 0) return;
+  try {
+    setPriority(0, Math.max(getPriority(0), n));
+  } catch (err) {
+    log(`backup: could not lower the CPU priority to ${n}: ${(err as Error).message}`);
+  }
+}
+
 async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Promise<number> {
+  lowerPriority(args, (line) => console.error(line));
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
   const caFile = tlsCa(args);
@@ -310,6 +333,7 @@ class CaFileError extends UsageError {}
 async function agent(args: ParsedArgs): Promise<number> {
   const cluster = args.values.get('--cluster') ?? process.env.SYNOD_CLUSTER;
   if (!cluster) throw new UsageError('agent needs --cluster URLS (or SYNOD_CLUSTER)');
+  lowerPriority(args, (line) => console.error(line));
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
   const caFile = tlsCa(args);

@@ -5,8 +5,13 @@
  * File `<index:20>-<term:20>.snap`:
  *   header   magic "SYNODSN1", meta length u32 LE, meta JSON {index, term, membership, createdAt}
  *   data     the snapshot bytes, streamed
- *   trailer  magic "SYNODSE1", data size u64 LE, SHA-256 of the data (32 bytes),
- *            SHA-256 of header + data + the first 48 trailer bytes (32 bytes)
+ *   trailer  magic "SYNODSE2", data size u64 LE, SHA-256 of the data (32 bytes),
+ *            SHA-256 of header + the first 48 trailer bytes (32 bytes)
+ *
+ * The file checksum covers the data through the data's SHA-256 (in those 48 bytes), so the
+ * data is hashed once when written and once when verified. Snapshots written before (trailer
+ * magic "SYNODSE1") still read: their file checksum is the SHA-256 of header + data + the
+ * first 48 trailer bytes (the data hashed twice); test/storage/fixtures/snapshot-v1.
  *
  * `latest()` verifies both digests and skips (and reports) a corrupted snapshot, falling
  * back to the previous one; `read()` verifies the data digest again while streaming.
@@ -29,7 +34,10 @@ import type {
 } from './types.js';
 
 const HEAD_MAGIC = Buffer.from('SYNODSN1', 'ascii');
-const TAIL_MAGIC = Buffer.from('SYNODSE1', 'ascii');
+/** Trailer version 1: the file checksum hashes the data again. Read, no longer written. */
+const TAIL_MAGIC_V1 = Buffer.from('SYNODSE1', 'ascii');
+/** Trailer version 2: the file checksum covers header and trailer (with the data's SHA-256). */
+const TAIL_MAGIC = Buffer.from('SYNODSE2', 'ascii');
 export const SNAPSHOT_TRAILER_BYTES = 80;
 const TWO32 = 4294967296;
 const READ_CHUNK = 1024 * 1024;
@@ -47,6 +55,8 @@ export interface SnapshotFileMeta extends SnapshotMeta {
   file: string;
   /** Byte offset of the data in the file. */
   dataOffset: number;
+  /** Trailer version (1: the file checksum hashes the data too; 2: it does not). */
+  trailer: 1 | 2;
   /** The file's modification time when its header and trailer were read (ns, as a bigint). */
   mtimeNs: bigint;
 }
@@ -108,7 +118,9 @@ async function readMeta(file: string): Promise<SnapshotFileMeta> {
     await fh.read(metaBuf, 0, metaLen, 12);
     const tail = Buffer.alloc(SNAPSHOT_TRAILER_BYTES);
     await fh.read(tail, 0, SNAPSHOT_TRAILER_BYTES, size - SNAPSHOT_TRAILER_BYTES);
-    if (!tail.subarray(0, 8).equals(TAIL_MAGIC)) {
+    const magic = tail.subarray(0, 8);
+    const trailer = magic.equals(TAIL_MAGIC) ? 2 : magic.equals(TAIL_MAGIC_V1) ? 1 : 0;
+    if (trailer === 0) {
       throw corrupt(file, 'bad trailer (incomplete write?)', size - SNAPSHOT_TRAILER_BYTES);
     }
     const dataSize = tail.readUInt32LE(8) + tail.readUInt32LE(12) * TWO32;
@@ -134,6 +146,7 @@ async function readMeta(file: string): Promise<SnapshotFileMeta> {
       checksum: tail.subarray(16, 48).toString('hex'),
       file,
       dataOffset,
+      trailer: trailer as 1 | 2,
       mtimeNs: st.mtimeNs,
     };
   } finally {
@@ -167,11 +180,38 @@ async function* streamData(meta: SnapshotFileMeta): AsyncGenerator<Uint8Array> {
   }
 }
 
-/** Verifies the whole-file digest (header, data, trailer). */
+/**
+ * Verifies the file checksum and the data's: version 2, the data's SHA-256 (one pass) and
+ * SHA-256(header | first 48 trailer bytes); version 1, SHA-256 of everything before the last 32
+ * bytes, in the same pass.
+ */
 async function verifyFile(meta: SnapshotFileMeta): Promise<void> {
   const fh = await fs.open(meta.file, 'r');
   try {
     const { size } = await fh.stat();
+    if (meta.trailer === 2) {
+      const head = Buffer.allocUnsafe(meta.dataOffset);
+      await readFully(fh, head, 0, meta.file);
+      const tail = Buffer.allocUnsafe(SNAPSHOT_TRAILER_BYTES);
+      await readFully(fh, tail, size - SNAPSHOT_TRAILER_BYTES, meta.file);
+      const fileSum = createHash('sha256').update(head).update(tail.subarray(0, 48)).digest();
+      if (!fileSum.equals(tail.subarray(48))) throw corrupt(meta.file, 'file checksum mismatch');
+      const dataHash = createHash('sha256');
+      let pos = meta.dataOffset;
+      const end = meta.dataOffset + meta.size;
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, meta.size)));
+      while (pos < end) {
+        const n = Math.min(buf.length, end - pos);
+        const { bytesRead } = await fh.read(buf, 0, n, pos);
+        if (bytesRead === 0) throw corrupt(meta.file, 'file shrank while reading', pos);
+        dataHash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      if (dataHash.digest('hex') !== meta.checksum) {
+        throw corrupt(meta.file, 'data checksum mismatch');
+      }
+      return;
+    }
     const hash = createHash('sha256');
     const dataHash = createHash('sha256');
     const covered = size - 32;
@@ -199,13 +239,22 @@ async function verifyFile(meta: SnapshotFileMeta): Promise<void> {
   }
 }
 
+async function readFully(fh: FileHandle, buf: Buffer, at: number, file: string): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesRead } = await fh.read(buf, off, buf.length - off, at + off);
+    if (bytesRead === 0) throw corrupt(file, 'file shrank while reading', at + off);
+    off += bytesRead;
+  }
+}
+
 class FileSnapshotReader implements SnapshotReader {
   readonly meta: SnapshotMeta;
   private readonly fileMeta: SnapshotFileMeta;
 
   constructor(m: SnapshotFileMeta) {
     this.fileMeta = m;
-    const { file: _f, dataOffset: _d, mtimeNs: _t, ...meta } = m;
+    const { file: _f, dataOffset: _d, trailer: _t, mtimeNs: _m, ...meta } = m;
     this.meta = meta;
   }
 
@@ -293,7 +342,6 @@ class FileSnapshotWriter implements SnapshotWriter {
     this.pos += copy.length;
     this.size += copy.length;
     this.dataHash.update(copy);
-    this.fileHash.update(copy);
     this.chain = this.chain.then(async () => {
       if (this.error) throw this.error;
       try {
@@ -308,6 +356,10 @@ class FileSnapshotWriter implements SnapshotWriter {
       }
     });
     return this.chain;
+  }
+
+  checksumSoFar(): string {
+    return this.dataHash.copy().digest('hex');
   }
 
   async commit(): Promise<SnapshotMeta> {
@@ -423,7 +475,9 @@ export class FileSnapshotStore implements SnapshotStore {
   /** Metadata of every readable snapshot, newest first (headers and trailers only). */
   async list(): Promise<SnapshotMeta[]> {
     this.assertOpen();
-    return (await this.scan()).metas.map(({ file: _f, dataOffset: _d, mtimeNs: _t, ...m }) => m);
+    return (await this.scan()).metas.map(
+      ({ file: _f, dataOffset: _d, trailer: _t, mtimeNs: _m, ...m }) => m,
+    );
   }
 
   async latest(): Promise<SnapshotReader | undefined> {
