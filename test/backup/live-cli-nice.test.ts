@@ -6,42 +6,29 @@
  * command set. Niceness only goes up for an unprivileged process, so the checks go upwards.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { run as backup } from '../../cli/commands/backup.js';
+import { captureStderr } from '../helpers/capture-stderr.js';
+import { freePort } from '../helpers/node-processes.js';
 
+/** The command's exit code and stderr (stdout dropped). */
 async function quietly(fn: () => Promise<number>): Promise<{ code: number; err: string }> {
   const log = console.log;
-  const error = console.error;
-  let err = '';
   console.log = () => {};
-  console.error = (...a: unknown[]) => {
-    err += `${a.join(' ')}\n`;
-  };
   try {
-    return { code: await fn(), err };
+    const r = await captureStderr(fn);
+    return { code: r.value, err: r.err };
   } finally {
     console.log = log;
-    console.error = error;
   }
-}
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 t.test('--nice sets the priority before the work; bad values are usage errors', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-live-nice-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const cluster = `ws://127.0.0.1:${await closedPort()}`;
+  const cluster = `ws://127.0.0.1:${await freePort()}`;
   const repo = path.join(dir, 'repo');
   const start = os.getPriority(0);
   if (start > 4) {

@@ -4,59 +4,25 @@
  * N = 20, thirty writes leave a snapshot file in <data>/raft/snapshots, and with N = 0 (never)
  * they leave none; a bad value is a usage error before anything starts.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { run as runNode } from '../../cli/commands/node.js';
-import { ActorSystem } from '../../lib/actor-system.js';
 import { KvClient } from '../../lib/kv-client/client.js';
-import { silentLogger } from '../../lib/logger.js';
-import { startNode } from '../../lib/node/synod-node.js';
-import { Random } from '../../lib/random.js';
-import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import { captureStderr } from '../helpers/capture-stderr.js';
-import { freePort, until } from '../helpers/node-processes.js';
+import { until } from '../helpers/node-processes.js';
+import { clientOf, startOneNode } from '../helpers/one-node.js';
 
 async function snapshotsAfterWrites(t: Test, snapshotEvery: number): Promise<string[]> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'synod-snapshot-every-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const node = await startNode({
-    id: 'n1',
-    listen: { host: '127.0.0.1', port },
-    peers: [],
-    dataDir: path.join(dir, 'n1'),
-    cluster: 'snapshots',
-    logger: silentLogger,
-    heartbeatMs: 20,
-    electionMs: 100,
-    snapshotEvery,
-  });
-  t.teardown(() => node.stop());
-  await until('a leader', async () => ((await node.status()).role === 'leader' ? true : undefined));
-  const transport = await WebSocketTransport.create({
-    nodeId: `snap-client-${snapshotEvery}`,
-    cluster: 'snapshots',
-    peers: [`n1=ws://127.0.0.1:${port}`],
-    random: new Random(5),
-    logger: { log: () => {} },
-  });
-  const system = new ActorSystem({
-    nodeId: `snap-client-${snapshotEvery}`,
-    transport,
-    logger: silentLogger,
-  });
-  t.teardown(async () => {
-    await system.shutdown();
-    await transport.close(100);
-  });
+  const one = await startOneNode(t, 'snapshots', { snapshotEvery });
+  const { system } = await clientOf(t, one, `snap-client-${snapshotEvery}`);
   const kv = new KvClient({ system, nodes: ['n1'] });
   for (let i = 0; i < 30; i++) {
     const r = await kv.put(`k${i}`, `v${i}`);
     t.equal(r.outcome, 'ok', `write ${i}`, { diagnostic: r.outcome !== 'ok' });
   }
-  const snapDir = path.join(dir, 'n1', 'raft', 'snapshots');
+  const snapDir = path.join(one.dataDir, 'raft', 'snapshots');
   const list = () =>
     existsSync(snapDir) ? readdirSync(snapDir).filter((n) => n.endsWith('.snap')) : [];
   if (snapshotEvery > 0)
