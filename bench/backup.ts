@@ -18,7 +18,7 @@
  * with no agent (`--process-keys=N`, default 5,000 × 1 KB; `--process-rounds=N`, default 3;
  * 0 keys skips it).
  * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine, and
- * --compress=brotli|deflate|none to measure a repository with another codec (default: what a
+ * --compress=brotli|deflate|lz4|none to measure a repository with another codec (default: what a
  * new repository uses).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -52,7 +52,7 @@ import {
   report,
   summarize,
 } from './harness.js';
-import { backupProcessLatency } from './lib/backup-processes.js';
+import { backupProcessLatency, NODE_SNAPSHOT_EVERY } from './lib/backup-processes.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
   const eq = argv.find((a) => a.startsWith(`${name}=`));
@@ -402,6 +402,7 @@ export const main: BenchMain = async (argv) => {
     );
     m.extra = {
       keys: processKeys,
+      nodeSnapshotEvery: NODE_SNAPSHOT_EVERY,
       writesIdle: c.nIdle,
       writesDuring: c.nDuring,
       backupMs: c.backupMs.map((x) => Math.round(x)),

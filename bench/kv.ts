@@ -17,7 +17,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +28,7 @@ import { connect, type RemoteKvClient } from '../lib/kv-client/connect.js';
 import { runWorkload } from '../lib/kv-client/workload.js';
 import { Random } from '../lib/random.js';
 import { type BenchMain, type Measurement, report, summarize } from './harness.js';
+import { freePort } from './lib/procs.js';
 
 function opt(argv: string[], name: string, fallback: string): string {
   for (let i = 0; i < argv.length; i++) {
@@ -58,17 +58,6 @@ export interface ProcessCluster {
   kill(id: string): void;
   /** SIGTERMs every node, waits for them to exit, removes the data directories. */
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -29,9 +29,10 @@ import zlib from 'node:zlib';
 import { chunkId, type RepoKeys } from './crypto.js';
 import { recordHash, StateDigest } from './digest.js';
 import { BackupError } from './errors.js';
+import { lz4, lz4ModulePath, lz4PlainLength } from './lz4.js';
 import { decodeRecords, forEachRecord } from './records.js';
 
-export type Codec = 'brotli' | 'deflate';
+export type Codec = 'brotli' | 'deflate' | 'lz4';
 
 export interface DecodedChunk {
   readonly plain: Buffer;
@@ -43,7 +44,7 @@ export interface DecodedChunk {
    * where).
    */
   readonly recordHashes?: Buffer;
-  /** When asked for (`records: 'full'`): what a streamed restore checks (see `FullScan`). */
+  /** When asked for (`records: 'full'` or `'scan'`): what a streamed restore checks (`FullScan`). */
   readonly fullScan?: FullScan;
 }
 
@@ -55,7 +56,8 @@ export interface DecodedChunk {
  * chunks). Absent when the records do not parse.
  */
 export interface FullScan {
-  readonly sum: Buffer;
+  /** Absent in mode 'scan' (a version-2 full backup is checked by its stream digest). */
+  readonly sum?: Buffer;
   readonly puts: number;
   readonly deletes: number;
   readonly ascending: boolean;
@@ -63,8 +65,12 @@ export interface FullScan {
   readonly lastKey: string | undefined;
 }
 
-/** What `decode` computes from the records besides the address. */
-export type RecordsMode = boolean | 'full';
+/**
+ * What `decode` computes from the records besides the address: true, each put's digest hash;
+ * 'full', the `FullScan` with the digest sum; 'scan', the `FullScan` without it (no per-record
+ * hash at all).
+ */
+export type RecordsMode = boolean | 'full' | 'scan';
 
 /** A chunk hashed for writing: take its bytes to store (if new), or drop it. */
 export interface PendingChunk {
@@ -128,9 +134,11 @@ export const InThread = {
     if (plain.length === 0) return undefined;
     const chunkSize = plain.length + OUT_SLACK;
     const z =
-      codec === 'brotli'
-        ? await brotliCompress(plain, { chunkSize, params: brotliParams(level, plain.length) })
-        : await deflateRaw(plain, { level, chunkSize });
+      codec === 'lz4'
+        ? lz4().compressSync(plain)
+        : codec === 'brotli'
+          ? await brotliCompress(plain, { chunkSize, params: brotliParams(level, plain.length) })
+          : await deflateRaw(plain, { level, chunkSize });
     return z.length < plain.length ? z : undefined;
   },
 
@@ -138,6 +146,19 @@ export const InThread = {
     // One output buffer of the stated size; a stream that decodes to more is refused before
     // it is held in memory (maxOutputLength), not after.
     const opts = { chunkSize: plainLen + OUT_SLACK, maxOutputLength: Math.max(1, plainLen) };
+    if (codec === 'lz4') {
+      // The payload states its plain length first: checked before anything is allocated.
+      const says = lz4PlainLength(payload);
+      if (says !== plainLen) {
+        throw new DecompressError(`LZ4 payload says ${String(says)} bytes, expected ${plainLen}`);
+      }
+      const m = lz4();
+      try {
+        return m.uncompressSync(payload);
+      } catch (err) {
+        throw new DecompressError((err as Error).message);
+      }
+    }
     try {
       return codec === 'brotli'
         ? await brotliDecompress(payload, opts)
@@ -147,7 +168,7 @@ export const InThread = {
     }
   },
 
-  fullScan(plain: Buffer): FullScan | undefined {
+  fullScan(plain: Buffer, withSum = true): FullScan | undefined {
     const sum = new StateDigest();
     let puts = 0;
     let deletes = 0;
@@ -161,14 +182,21 @@ export const InThread = {
         prev = key;
         if (value === undefined) deletes++;
         else {
-          sum.add(key, value);
+          if (withSum) sum.add(key, value);
           puts++;
         }
       });
     } catch {
       return undefined;
     }
-    return { sum: sum.bytes(), puts, deletes, ascending, firstKey, lastKey: prev };
+    return {
+      ...(withSum ? { sum: sum.bytes() } : {}),
+      puts,
+      deletes,
+      ascending,
+      firstKey,
+      lastKey: prev,
+    };
   },
 
   recordHashes(plain: Buffer): Buffer | undefined {
@@ -190,6 +218,16 @@ const { parentPort } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const zlib = require('node:zlib');
 const SLACK = ${OUT_SLACK};
+// LZ4 (lz4.ts): the package's resolved path, loaded on first use.
+const LZ4_PATH = ${JSON.stringify(lz4ModulePath() ?? null)};
+let lz4m;
+function lz4() {
+  if (!lz4m) {
+    if (!LZ4_PATH) throw new Error('LZ4 (npm package lz4-napi) is not installed');
+    lz4m = require(LZ4_PATH);
+  }
+  return lz4m;
+}
 const kept = new Map();
 let scratch = Buffer.allocUnsafe(64 * 1024);
 const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -238,7 +276,7 @@ function astral(b, s, e) {
   for (let i = s; i < e; i++) if (b[i] >= 0xf0) return true;
   return false;
 }
-function fullScan(plain) {
+function fullScan(plain, withSum) {
   const acc = new Uint32Array(8);
   let puts = 0;
   let deletes = 0;
@@ -262,12 +300,14 @@ function fullScan(plain) {
       const vLen = plain.readUInt32BE(next);
       next += 4;
       if (next + vLen > plain.length) return undefined;
-      const h = putRecordHash(plain, kStart, keyLen, next, vLen);
-      let carry = 0;
-      for (let i = 0; i < 8; i++) {
-        const s = acc[i] + h.readUInt32BE(28 - i * 4) + carry;
-        acc[i] = s >>> 0;
-        carry = s > 0xffffffff ? 1 : 0;
+      if (withSum) {
+        const h = putRecordHash(plain, kStart, keyLen, next, vLen);
+        let carry = 0;
+        for (let i = 0; i < 8; i++) {
+          const s = acc[i] + h.readUInt32BE(28 - i * 4) + carry;
+          acc[i] = s >>> 0;
+          carry = s > 0xffffffff ? 1 : 0;
+        }
       }
       puts++;
       next += vLen;
@@ -294,8 +334,11 @@ function fullScan(plain) {
     pAstral = kAstral;
     off = next;
   }
-  const sum = Buffer.allocUnsafe(32);
-  for (let i = 0; i < 8; i++) sum.writeUInt32BE(acc[i], 28 - i * 4);
+  let sum;
+  if (withSum) {
+    sum = Buffer.allocUnsafe(32);
+    for (let i = 0; i < 8; i++) sum.writeUInt32BE(acc[i], 28 - i * 4);
+  }
   return {
     sum,
     puts,
@@ -322,7 +365,9 @@ function handle(m) {
     if (m.codec === 'none' || plain.length === 0) return { id: m.id, out: own(plain), raw: true };
     const chunkSize = plain.length + SLACK;
     const z =
-      m.codec === 'brotli'
+      m.codec === 'lz4'
+        ? lz4().compressSync(plain)
+        : m.codec === 'brotli'
         ? zlib.brotliCompressSync(plain, {
             chunkSize,
             params: {
@@ -340,17 +385,23 @@ function handle(m) {
     const opts = { chunkSize: m.plainLen + SLACK, maxOutputLength: Math.max(1, m.plainLen) };
     let plain;
     try {
+      if (m.codec === 'lz4' && (payload.length < 4 || payload.readUInt32LE(0) !== m.plainLen)) {
+        throw new Error('LZ4 payload does not state the expected plain length ' + m.plainLen);
+      }
       plain =
         m.codec === 'none'
           ? payload
-          : m.codec === 'brotli'
+          : m.codec === 'lz4'
+            ? lz4().uncompressSync(payload)
+            : m.codec === 'brotli'
             ? zlib.brotliDecompressSync(payload, opts)
             : zlib.inflateRawSync(payload, opts);
     } catch (err) {
       return { id: m.id, decompress: String((err && err.message) || err) };
     }
     const hashes = m.records === true ? recordHashes(plain) : undefined;
-    const scan = m.records === 'full' ? fullScan(plain) : undefined;
+    const scan =
+      m.records === 'full' || m.records === 'scan' ? fullScan(plain, m.records === 'full') : undefined;
     return {
       id: m.id,
       plain: own(plain),
@@ -382,7 +433,7 @@ interface Reply {
   raw?: boolean;
   plain?: Uint8Array;
   hashes?: Uint8Array;
-  scan?: Omit<FullScan, 'sum'> & { sum: Uint8Array };
+  scan?: Omit<FullScan, 'sum'> & { sum?: Uint8Array };
   decompress?: string;
   error?: string;
 }
@@ -401,6 +452,12 @@ function defaultSize(): number {
     if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
   }
   return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** A worker's `FullScan` (the sum, when there is one, as a Buffer). */
+function scanReply(s: NonNullable<Reply['scan']>): FullScan {
+  const { sum, ...rest } = s;
+  return sum ? { ...rest, sum: buf(sum) } : rest;
 }
 
 /** A Buffer view of a Uint8Array that came back from a worker. */
@@ -449,18 +506,27 @@ export class ChunkPool {
       slot.kept--;
       return true;
     };
+    const drop = () => {
+      if (!release()) return;
+      if (this.slots.includes(slot)) slot.worker.postMessage({ op: 'drop', id: r.id });
+    };
     return {
       address: r.address as string,
       take: async (codec, level) => {
+        if (codec === 'lz4') {
+          try {
+            lz4(); // SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE here, not in a worker
+          } catch (err) {
+            drop();
+            throw err;
+          }
+        }
         if (!release()) throw new Error('chunk already taken or dropped');
         const c = await this.call(slot, { op: 'compress', id: r.id, codec, level }, [], r.id);
         const bytes = buf(c.out as Uint8Array);
         return c.raw || codec === 'none' ? { bytes } : { bytes, codec };
       },
-      drop: () => {
-        if (!release()) return;
-        if (this.slots.includes(slot)) slot.worker.postMessage({ op: 'drop', id: r.id });
-      },
+      drop,
     };
   }
 
@@ -481,6 +547,7 @@ export class ChunkPool {
         codec === 'none' ? payload : await InThread.decompress(payload, codec, plainLen);
       return this.digest(keys, plain, records);
     }
+    if (codec === 'lz4') lz4(); // SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE here, not in a worker
     const slot = this.pick();
     const data = transferable(payload);
     const r = await this.call(
@@ -493,7 +560,7 @@ export class ChunkPool {
       plain: buf(r.plain as Uint8Array),
       address: r.address as string,
       ...(r.hashes ? { recordHashes: buf(r.hashes) } : {}),
-      ...(r.scan ? { fullScan: { ...r.scan, sum: buf(r.scan.sum) } } : {}),
+      ...(r.scan ? { fullScan: scanReply(r.scan) } : {}),
     };
   }
 
@@ -501,8 +568,8 @@ export class ChunkPool {
   digest(keys: RepoKeys, plain: Buffer, records: RecordsMode): DecodedChunk {
     const address = chunkId(keys, plain);
     if (!records) return { plain, address };
-    if (records === 'full') {
-      const fullScan = InThread.fullScan(plain);
+    if (records === 'full' || records === 'scan') {
+      const fullScan = InThread.fullScan(plain, records === 'full');
       return fullScan ? { plain, address, fullScan } : { plain, address };
     }
     const recordHashes = InThread.recordHashes(plain);

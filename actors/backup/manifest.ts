@@ -8,6 +8,7 @@
  * the chain visibly.
  */
 import { mac, type RepoKeys } from './crypto.js';
+import { DIGEST_VERSION } from './digest.js';
 import { BackupError } from './errors.js';
 
 export type BackupType = 'full' | 'diff' | 'incr';
@@ -47,9 +48,19 @@ export interface Manifest {
   readonly deletes: number;
   /** Keys in the whole state at `index`. */
   readonly keyCount: number;
-  /** Digest (digest.ts) of the whole state at `index`. */
+  /** Digest (digest.ts, the additive one) of the whole state at `index`. */
   readonly stateDigest: string;
+  /**
+   * Which state digests the manifest carries (digest.ts). Absent: version 1, `stateDigest`
+   * only. 2: a full backup also carries `streamDigest`, which a restore of that full checks
+   * instead of hashing every record (its `stateDigest` is then taken from the manifest).
+   */
+  readonly digestVersion?: typeof DIGEST_VERSION;
+  /** Version 2, full backups: SHA-256 (hex) of the backup's record stream (digest.ts). */
+  readonly streamDigest?: string;
 }
+
+const HEX64 = /^[0-9a-f]{64}$/;
 
 const TYPE_LETTER: Record<BackupType, string> = { full: 'F', diff: 'D', incr: 'I' };
 
@@ -101,6 +112,11 @@ export function decodeManifest(
         : 'checksum does not verify (tampered or damaged)',
     );
   }
+  if (m.digestVersion !== undefined && m.digestVersion !== DIGEST_VERSION) {
+    bad(
+      `state digest version ${JSON.stringify(m.digestVersion)} is not one this synod reads (1 or ${DIGEST_VERSION}): written by a newer synod?`,
+    );
+  }
   const ok =
     m.format === 1 &&
     typeof m.id === 'string' &&
@@ -114,6 +130,13 @@ export function decodeManifest(
     isNum(m.time) &&
     isNum(m.keyCount) &&
     typeof m.stateDigest === 'string' &&
+    HEX64.test(m.stateDigest) &&
+    (m.digestVersion === undefined ||
+      (m.digestVersion === DIGEST_VERSION &&
+        (m.type === 'full'
+          ? typeof m.streamDigest === 'string' && HEX64.test(m.streamDigest)
+          : m.streamDigest === undefined))) &&
+    (m.digestVersion !== undefined || m.streamDigest === undefined) &&
     Array.isArray(m.chunks) &&
     m.chunks.every(
       (c) => typeof c?.id === 'string' && /^[0-9a-f]{64}$/.test(c.id) && isNum(c.size),

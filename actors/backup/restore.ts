@@ -11,7 +11,7 @@
 import { unpack } from 'msgpackr';
 import type { Command } from '../../lib/replicated-log.js';
 import { LogArchive, type SegmentInfo } from './archive.js';
-import { StateDigest } from './digest.js';
+import { StateDigest, StreamDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
@@ -231,12 +231,17 @@ export async function executeRestore<Op>(
       order.push({ id: c.id, size: c.size, m });
     }
   }
+  // One full backup of digest version 2 (digest.ts) is checked by the SHA-256 of its record
+  // stream, hashed here chunk by chunk, instead of a hash per record; anything else (an older
+  // full, a chain) by the additive digest of the rebuilt state.
+  const only = plan.chain.length === 1 ? plan.chain[0] : undefined;
+  const stream = only?.streamDigest !== undefined ? new StreamDigest() : undefined;
   const digest = new StateDigest();
   const inflight: Promise<{ plain: Buffer; recordHashes?: Buffer }>[] = [];
   const fetch = (k: number) => {
     const c = order[k];
     if (!c) return;
-    const p = repo.chunks.getWithDigests(c.id, c.size, true);
+    const p = repo.chunks.getWithDigests(c.id, c.size, !stream);
     p.catch(() => undefined);
     inflight[k] = p;
   };
@@ -251,6 +256,7 @@ export async function executeRestore<Op>(
     fetch(k + READ_AHEAD);
     // Each put's digest hash comes with the chunk (hashed off this thread); a kept record adds
     // its hash to the digest, so the digest covers exactly the rebuilt state.
+    stream?.update(plain);
     let put = 0;
     forEachRecord(plain, id, (key, value) => {
       if (value === undefined) {
@@ -280,18 +286,22 @@ export async function executeRestore<Op>(
         keys.push(key);
         vals.push(value);
       }
-      if (recordHashes) digest.addHashAt(recordHashes, at);
+      if (stream) digest.count++;
+      else if (recordHashes) digest.addHashAt(recordHashes, at);
       else digest.add(key, value);
     });
     bytes += plain.length;
     chunks++;
     opts.progress?.({ phase: 'restore', bytes, totalBytes, chunks, totalChunks });
   }
-  if (digest.hex() !== base.stateDigest || digest.count !== base.keyCount) {
+  const [got, expected] = stream
+    ? [stream.hex(), only?.streamDigest as string]
+    : [digest.hex(), base.stateDigest];
+  if (got !== expected || digest.count !== base.keyCount) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
-      `restored state of backup ${base.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${digest.count} keys, manifest ${base.stateDigest.slice(0, 16)}… with ${base.keyCount} keys)`,
-      { backup: base.id, digest: digest.hex(), expected: base.stateDigest },
+      `restored state of backup ${base.id} does not match its manifest (${stream ? 'stream ' : ''}digest ${got.slice(0, 16)}… with ${digest.count} keys, manifest ${expected.slice(0, 16)}… with ${base.keyCount} keys)`,
+      { backup: base.id, digest: got, expected },
     );
   }
   const state = sessionRuleFor(repo.config.protocol, opts.factory());
@@ -300,7 +310,12 @@ export async function executeRestore<Op>(
   keys.length = 0;
   vals.length = 0;
   // Replay through a tracker: the digest follows each change instead of a second full pass.
-  const tracked = new TrackedState(state, digest);
+  // After a stream check the state is what the agent captured: its additive digest is the
+  // manifest's.
+  const tracked = new TrackedState(
+    state,
+    stream ? StateDigest.fromHex(base.stateDigest, base.keyCount) : digest,
+  );
   tracked.reset(base.index, base.term, base.time);
   let replayed = 0;
   if (plan.index > base.index) {

@@ -12,8 +12,11 @@
  *   decompression, plain length, content address), four ahead of the one being written;
  * - its records must parse, hold no delete, and their keys ascend strictly across the whole
  *   stream (so each key is there once);
- * - the state digest is the sum of each put record's hash (computed on the chunk workers with
- *   the address), and it and the key count must equal the manifest's.
+ * - the key count must equal the manifest's, and so must the state digest: for a manifest of
+ *   digest version 2 (digest.ts), the SHA-256 of the stream, hashed here chunk by chunk (no
+ *   per-record hash; the restored state's additive digest is then the manifest's); for an
+ *   older manifest, the sum of each put record's hash (computed on the chunk workers with the
+ *   address).
  *
  * The snapshots are committed only after the last chunk checked out: a restore that fails
  * (a corrupt or missing chunk, a digest mismatch, an I/O error) aborts the snapshot writers
@@ -35,7 +38,7 @@ import {
   requireEmptyDest,
   writeRestoreInfo,
 } from './datadir.js';
-import { StateDigest } from './digest.js';
+import { StateDigest, StreamDigest } from './digest.js';
 import { BackupError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
@@ -159,13 +162,21 @@ async function streamChunks(
   open: readonly OpenDest[],
   progress: ProgressFn | undefined,
 ): Promise<{ digest: string; keyCount: number; chunks: number; bytes: number }> {
+  // Version 2: the stream's SHA-256; version 1: the workers' record sums. The snapshot writer
+  // hashes the data it is given anyway (its checksum is the SHA-256 of exactly this stream),
+  // so with a destination that can say its running checksum, that hash is the check; with
+  // none (a dry run), the stream is hashed here.
+  const v2 = m.streamDigest !== undefined;
+  const hasher = open.find((o) => o.writer?.checksumSoFar !== undefined)?.writer;
+  const stream = v2 && !hasher ? new StreamDigest() : undefined;
   const digest = new StateDigest();
+  let keys = 0;
   type Read = Awaited<ReturnType<Repository['chunks']['getWithDigests']>>;
   const inflight: Array<Promise<Read> | undefined> = [];
   const fetch = (k: number) => {
     const c = m.chunks[k];
     if (!c) return;
-    const p = repo.chunks.getWithDigests(c.id, c.size, 'full');
+    const p = repo.chunks.getWithDigests(c.id, c.size, v2 ? 'scan' : 'full');
     p.catch(() => undefined);
     inflight[k] = p;
   };
@@ -203,7 +214,12 @@ async function streamChunks(
         );
       }
       if (s.lastKey !== undefined) prev = s.lastKey;
-      digest.addSum(s.sum, s.puts);
+      if (stream) stream.update(plain);
+      else if (v2) {
+        // hashed by the snapshot writer (below)
+      } else if (s.sum) digest.addSum(s.sum, s.puts);
+      else corrupt(id, 'no record digests (internal error)');
+      keys += s.puts;
       // The snapshot writers hash, copy and write the bytes in order; at most two chunks'
       // writes are waited for behind the one being checked.
       for (const o of open) {
@@ -228,14 +244,18 @@ async function streamChunks(
     await Promise.all(inflight.map((p) => p?.catch(() => undefined)));
     await Promise.all(writes.map((p) => p.catch(() => undefined)));
   }
-  if (digest.hex() !== m.stateDigest || digest.count !== m.keyCount) {
+  const [got, expected] = v2
+    ? [stream ? stream.hex() : (hasher?.checksumSoFar?.() as string), m.streamDigest as string]
+    : [digest.hex(), m.stateDigest];
+  if (got !== expected || keys !== m.keyCount) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_DIGEST_MISMATCH',
-      `restored state of backup ${m.id} does not match its manifest (digest ${digest.hex().slice(0, 16)}… with ${digest.count} keys, manifest ${m.stateDigest.slice(0, 16)}… with ${m.keyCount} keys)`,
-      { backup: m.id, digest: digest.hex(), expected: m.stateDigest },
+      `restored state of backup ${m.id} does not match its manifest (${v2 ? 'stream ' : ''}digest ${got.slice(0, 16)}… with ${keys} keys, manifest ${expected.slice(0, 16)}… with ${m.keyCount} keys)`,
+      { backup: m.id, digest: got, expected },
     );
   }
-  return { digest: digest.hex(), keyCount: digest.count, chunks, bytes };
+  // The stream is the captured state byte for byte: its additive digest is the manifest's.
+  return { digest: v2 ? m.stateDigest : digest.hex(), keyCount: keys, chunks, bytes };
 }
 
 /** After a failure: abort the writers, close the stores, leave each destination as found. */

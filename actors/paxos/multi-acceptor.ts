@@ -19,6 +19,7 @@ import {
   type MOutbound,
   type MultiPaxosMessage,
   PACKED_ENTRIES,
+  type SlotValue,
 } from './multi-messages.js';
 
 export interface MultiAcceptorHardState {
@@ -84,8 +85,8 @@ export class MultiAcceptorCore {
     this.accepted = new SlotTable(this.floor + 1);
     for (const a of restored?.accepted ?? []) {
       if (a.slot <= this.floor) continue;
-      const cur = this.accepted.get(a.slot);
-      if (!cur || ballotAtLeast(a.ballot, cur.ballot)) this.accepted.set(a);
+      const cur = this.accepted.ballotAt(a.slot);
+      if (!cur || ballotAtLeast(a.ballot, cur)) this.accepted.set(a);
     }
     this.maxSlot = this.floor;
     for (const a of this.accepted.from(0)) if (a.slot > this.maxSlot) this.maxSlot = a.slot;
@@ -199,10 +200,10 @@ export class MultiAcceptorCore {
     for (const e of entries) {
       if (e.slot <= this.floor) continue;
       slots.push(e.slot);
-      const cur = this.accepted.get(e.slot);
-      if (cur && ballotEquals(cur.ballot, ballot)) continue; // duplicate: one value per ballot
+      const cur = this.accepted.ballotAt(e.slot);
+      if (cur && ballotEquals(cur, ballot)) continue; // duplicate: one value per ballot
       const rec: AcceptedSlot = { slot: e.slot, ballot, value: e.value };
-      this.accepted.set(rec);
+      this.accepted.put(e.slot, ballot, e.value, rec);
       if (e.slot > this.maxSlot) this.maxSlot = e.slot;
       records.push(rec);
     }
@@ -242,15 +243,21 @@ export class MultiAcceptorCore {
 
 /**
  * The accepted proposals of an acceptor by slot. Slots above the floor arrive nearly in
- * order, so they live in an array indexed from the lowest slot kept (cheaper per slot than a
+ * order, so they live in arrays indexed from the lowest slot kept (cheaper per slot than a
  * Map, and compaction drops a prefix); a slot far above the others (only a faulty or hostile
- * proposer sends one) goes to a Map instead of stretching the array.
+ * proposer sends one) goes to a Map instead of stretching the arrays.
+ *
+ * The value and the ballot of a slot are kept in two parallel arrays, not as one
+ * `AcceptedSlot` object per slot: those objects lived until the next compaction (10,000 slots
+ * by default) on every node, so the young-generation collector copied and promoted one per
+ * slot per acceptor; `get` makes one when asked (short-lived: the learner takes the value).
  */
 export class SlotTable {
   /** Slots this far above the lowest kept one go to `far`. */
   static readonly MAX_SPAN = 1 << 20;
-  private arr: (AcceptedSlot | undefined)[] = [];
-  /** Index in `arr` of slot `lo`. */
+  private vals: (SlotValue | undefined)[] = [];
+  private bals: (Ballot | undefined)[] = [];
+  /** Index in the arrays of slot `lo`. */
   private head = 0;
   private lo: number;
   private readonly far = new Map<number, AcceptedSlot>();
@@ -268,31 +275,52 @@ export class SlotTable {
   get(slot: number): AcceptedSlot | undefined {
     const i = slot - this.lo;
     if (i < 0) return undefined;
-    const v = this.arr[this.head + i];
-    if (v !== undefined || this.far.size === 0) return v;
+    const idx = this.head + i;
+    const value = this.vals[idx];
+    if (value !== undefined) return { slot, ballot: this.bals[idx] as Ballot, value };
+    if (this.far.size === 0) return undefined;
     return this.far.get(slot);
+  }
+
+  /** The ballot of the proposal accepted for `slot` (no object made). */
+  ballotAt(slot: number): Ballot | undefined {
+    const i = slot - this.lo;
+    if (i < 0) return undefined;
+    const b = this.bals[this.head + i];
+    if (b !== undefined || this.far.size === 0) return b;
+    return this.far.get(slot)?.ballot;
   }
 
   /** Stores `rec` at `rec.slot` (at or above the lowest slot kept). */
   set(rec: AcceptedSlot): void {
-    const slot = rec.slot;
+    this.put(rec.slot, rec.ballot, rec.value, rec);
+  }
+
+  /** Stores the proposal (`ballot`, `value`) at `slot`; `rec`, if given, is that proposal. */
+  put(slot: number, ballot: Ballot, value: SlotValue, rec?: AcceptedSlot): void {
     const i = slot - this.lo;
     if (i < 0) return;
     if (this.far.size > 0 && this.far.delete(slot)) this.count--;
     if (i >= SlotTable.MAX_SPAN) {
-      this.far.set(slot, rec);
+      this.far.set(slot, rec ?? { slot, ballot, value });
       this.count++;
       return;
     }
     const idx = this.head + i;
-    const arr = this.arr;
-    if (idx < arr.length) {
-      if (arr[idx] === undefined) this.count++;
-      arr[idx] = rec;
+    const vals = this.vals;
+    const bals = this.bals;
+    if (idx < vals.length) {
+      if (vals[idx] === undefined) this.count++;
+      vals[idx] = value;
+      bals[idx] = ballot;
       return;
     }
-    while (arr.length < idx) arr.push(undefined);
-    arr.push(rec);
+    while (vals.length < idx) {
+      vals.push(undefined);
+      bals.push(undefined);
+    }
+    vals.push(value);
+    bals.push(ballot);
     this.count++;
   }
 
@@ -300,18 +328,27 @@ export class SlotTable {
   dropUpTo(upTo: number): void {
     const n = upTo + 1 - this.lo;
     if (n <= 0) return;
-    const arr = this.arr;
-    const end = Math.min(this.head + n, arr.length);
-    for (let i = this.head; i < end; i++) if (arr[i] !== undefined) this.count--;
+    const vals = this.vals;
+    const start = this.head;
+    const end = Math.min(start + n, vals.length);
+    for (let i = start; i < end; i++) if (vals[i] !== undefined) this.count--;
     this.lo = upTo + 1;
-    if (end >= arr.length) {
-      this.arr = [];
+    if (end >= vals.length) {
+      this.vals = [];
+      this.bals = [];
       this.head = 0;
     } else {
       this.head = end;
-      if (this.head > 1024 && this.head * 2 > arr.length) {
-        this.arr = arr.slice(this.head);
+      if (this.head > 1024 && this.head * 2 > vals.length) {
+        this.vals = vals.slice(this.head);
+        this.bals = this.bals.slice(this.head);
         this.head = 0;
+      } else {
+        // Let the dropped values go now (the arrays are trimmed only now and then).
+        for (let i = start; i < end; i++) {
+          vals[i] = undefined;
+          this.bals[i] = undefined;
+        }
       }
     }
     for (const s of this.far.keys()) {
@@ -325,10 +362,13 @@ export class SlotTable {
   /** The stored proposals for slots ≥ fromSlot, in slot order. */
   from(fromSlot: number): AcceptedSlot[] {
     const out: AcceptedSlot[] = [];
-    const arr = this.arr;
-    for (let i = this.head + Math.max(0, fromSlot - this.lo); i < arr.length; i++) {
-      const v = arr[i];
-      if (v !== undefined) out.push(v);
+    const vals = this.vals;
+    const first = Math.max(0, fromSlot - this.lo);
+    for (let i = this.head + first; i < vals.length; i++) {
+      const value = vals[i];
+      if (value !== undefined) {
+        out.push({ slot: this.lo + (i - this.head), ballot: this.bals[i] as Ballot, value });
+      }
     }
     if (this.far.size > 0) {
       const far = [...this.far.values()].filter((a) => a.slot >= fromSlot);

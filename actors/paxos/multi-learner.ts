@@ -21,6 +21,7 @@ import {
   commandOf,
   type MOutbound,
   type MultiPaxosMessage,
+  releaseLocalCommand,
   type SlotEntry,
   type SlotValue,
   type SnapshotImage,
@@ -363,6 +364,7 @@ export class MultiLearnerCore {
       return;
     }
     const c = commandOf(v);
+    releaseLocalCommand(v);
     if (typeof c === 'string') {
       this.out.applied.push({ type: 'applied', kind: 'noop', index: slot, term: v.t, invalid: c });
       return;

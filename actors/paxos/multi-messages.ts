@@ -17,6 +17,7 @@ import {
   wellFormed,
 } from '../../lib/codec.js';
 import type { Command } from '../../lib/replicated-log.js';
+import { decodeCommandFast, encodeCommandFast } from '../raft/command-codec.js';
 import type { Ballot } from './ballot.js';
 import { PaxosError } from './errors.js';
 
@@ -213,12 +214,19 @@ function isCommand(v: unknown): v is Command {
  * `[clientId, seq, op]` (an array decodes faster than a map; Raft's log uses the same form).
  */
 export function commandValue(command: Command, t: number): SlotValue {
-  const v: SlotValue = { k: 'cmd', d: encodeValue([command.clientId, command.seq, command.op]), t };
+  // Raft's fast writer (actors/raft/command-codec.ts) writes msgpackr's bytes, byte for byte,
+  // and takes only commands that decode to themselves; anything else goes through msgpackr.
+  let d = encodeCommandFast(command.clientId, command.seq, command.op);
+  // (Its op and client id then decode to themselves; the seq must also be an integer.)
+  const self =
+    d !== undefined ? Number.isSafeInteger(command.seq) : commandDecodesToItself(command);
+  if (d === undefined) d = encodeValue([command.clientId, command.seq, command.op]);
+  const v: SlotValue = { k: 'cmd', d, t };
   // The proposer's own copy remembers the command, so the learner next to it need not decode
   // the bytes again, when decoding them would give back this very command (see LOCAL_COMMAND).
   // (A plain assignment: Object.defineProperty, to hide it from deep comparisons, cost more
   // than the decode it saves. Neither msgpack nor the wire-safety check looks at symbol keys.)
-  if (commandDecodesToItself(command)) (v as LocalCommandValue)[LOCAL_COMMAND] = command;
+  if (self) (v as LocalCommandValue)[LOCAL_COMMAND] = command;
   return v;
 }
 
@@ -238,6 +246,19 @@ export function commandOf(v: SlotValue & { k: 'cmd' }): Command | string {
   return (v as LocalCommandValue)[LOCAL_COMMAND] ?? decodeCommand(v.d);
 }
 
+/**
+ * Lets the proposer's own command object go once the learner next to it applied it (the
+ * value itself stays, for catch-up, until compaction: 10,000 slots by default). Otherwise
+ * the command, its op and their strings lived as long as the value, and the young-generation
+ * collector copied and promoted them on every write. `commandOf` decodes the bytes after.
+ */
+export function releaseLocalCommand(v: SlotValue & { k: 'cmd' }): void {
+  // Assigned, not deleted: a delete would change the object's shape.
+  if ((v as LocalCommandValue)[LOCAL_COMMAND] !== undefined) {
+    (v as LocalCommandValue)[LOCAL_COMMAND] = undefined;
+  }
+}
+
 function commandDecodesToItself(c: Command): boolean {
   return (
     typeof c.clientId === 'string' &&
@@ -253,6 +274,12 @@ function commandDecodesToItself(c: Command): boolean {
  * Also reads the map form `{ clientId, seq, op }`.
  */
 export function decodeCommand(d: Uint8Array): Command | string {
+  // The common subset read directly (Raft's fast reader); anything else, or anything
+  // malformed, goes to msgpackr as before, so every replica reaches the same value.
+  const fast = decodeCommandFast(d);
+  if (fast !== undefined && typeof fast.clientId === 'string' && typeof fast.seq === 'number') {
+    return fast as Command;
+  }
   let c: unknown;
   try {
     c = decodeView(d);

@@ -103,8 +103,22 @@ export interface RaftNodeOptions<Op, Result> {
   snapshotChunkSize?: number;
   /** Heartbeats without an answer before an InstallSnapshot chunk is resent (default 20). */
   snapshotResendBeats?: number;
-  /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
+  /**
+   * Take a snapshot once this many entries were applied since the last one (default 10,000;
+   * 0 = never); see `snapshotLogRatio` for what else the default waits for.
+   */
   snapshotEvery?: number;
+  /**
+   * An automatic snapshot also waits until the entries applied since the last one add up to
+   * this many times the last image's size in bytes, but not beyond `snapshotEveryMax`
+   * entries: a snapshot rewrites the whole state, so with a large state and small entries it
+   * is taken less often (log bytes kept ≈ the state's size, as Redis's AOF rewrite rule), and
+   * with a small state as often as `snapshotEvery` says. Default 1 when `snapshotEvery` is
+   * left at its default, 0 (entries only, exactly every `snapshotEvery`) when it is set.
+   */
+  snapshotLogRatio?: number;
+  /** The most entries applied between two automatic snapshots (default 10 × `snapshotEvery`). */
+  snapshotEveryMax?: number;
   /**
    * Encode snapshot images in slices, yielding to the event loop between them (default
    * true): the image is captured at once, so it is the same, but a large one no longer
@@ -330,6 +344,12 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readSeq = 0;
   private readNonce = '';
   private lastSnapshotIndex = 0;
+  /** Entry bytes applied by this node since it started (the snapshot cadence's measure). */
+  private appliedBytes = 0;
+  /** `appliedBytes` when the last snapshot's image was taken (or installed, or loaded). */
+  private snapshotBytesMark = 0;
+  /** Size of the last snapshot's image (0 until there is one). */
+  private lastImageBytes = 0;
   private addressOf: (id: string) => string = (id) => id;
   private readonly addresses = new Map<string, string>();
   /** Index up to which the state machine has applied (published after core.advance). */
@@ -432,6 +452,7 @@ export class RaftNode<Op = unknown, Result = unknown>
       snapshot = { meta: { index: m.index, term: m.term, membership: m.membership }, data };
       sm.restore(data);
       this.lastSnapshotIndex = m.index;
+      this.lastImageBytes = data.byteLength;
       this.appliedUpTo = m.index;
     }
     const first = Math.max(storage.log.firstIndex(), (snapshot?.meta.index ?? 0) + 1);
@@ -1266,6 +1287,8 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (rd.snapshot) {
       sm.restore(rd.snapshot.data);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
+      this.lastImageBytes = rd.snapshot.data.byteLength;
+      this.snapshotBytesMark = this.appliedBytes;
       this.appliedUpTo = rd.snapshot.meta.index;
       for (const [index, v] of this.proposals) {
         if (index > rd.snapshot.meta.index) continue;
@@ -1438,6 +1461,7 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   private applyEntry(e: LogEntry, sm: SessionStateMachine<Op, Result>): void {
+    this.appliedBytes += e.data.byteLength;
     let result: unknown;
     let refused: ProposeError | undefined;
     if (e.type === 'normal') {
@@ -1646,15 +1670,26 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   /**
-   * Starts a snapshot when `snapshotEvery` entries were applied since the last one. The
+   * Starts a snapshot when `snapshotEvery` entries were applied since the last one and, with
+   * a `snapshotLogRatio`, they add up to that many times the last image's bytes (or
+   * `snapshotEveryMax` entries were). The
    * image is taken now (between two Readies, so it is exactly the state at the core's
    * applied index); writing it and compacting the log happen in the background, so the
    * write path does not stall behind a snapshot's fsyncs.
    */
   private maybeSnapshot(core: RaftCore): void {
-    const every = this.opts.snapshotEvery ?? 10_000;
-    if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
+    const o = this.opts;
+    const every = o.snapshotEvery ?? 10_000;
+    const since = core.log.applied - this.lastSnapshotIndex;
+    if (every <= 0 || since < every) return;
     if (this.snapshotting) return;
+    const ratio = o.snapshotLogRatio ?? (o.snapshotEvery === undefined ? 1 : 0);
+    if (
+      ratio > 0 &&
+      since < (o.snapshotEveryMax ?? 10 * every) &&
+      this.appliedBytes - this.snapshotBytesMark < ratio * this.lastImageBytes
+    )
+      return;
     if (this.snapshotRetryAt > 0 && this.ctx.clock.now() < this.snapshotRetryAt) return;
     const p = this.snapshotNow(core).then(
       () => {
@@ -1691,6 +1726,8 @@ export class RaftNode<Op = unknown, Result = unknown>
     const st = this.storage as RaftStorage;
     const sm = this.sm as SessionStateMachine<Op, Result>;
     let snap: CoreSnapshot;
+    // Entry bytes applied when the image was taken (now, between two Readies).
+    const bytesMark = this.appliedBytes;
     if (this.opts.slicedSnapshots !== false) {
       // Captured now, between two Readies; encoded in slices so the loop keeps serving
       // (a 10,000-key KV image held a busy node's loop for 100-400 ms in one piece).
@@ -1701,8 +1738,19 @@ export class RaftNode<Op = unknown, Result = unknown>
       // A newer snapshot (installed from the leader) arrived while this one was encoded.
       if (snap.meta.index !== meta.index) return;
     } else snap = core.snapshotTaken(sm.snapshot());
-    const before = this.lastSnapshotIndex;
+    const before = {
+      index: this.lastSnapshotIndex,
+      mark: this.snapshotBytesMark,
+      bytes: this.lastImageBytes,
+    };
     this.lastSnapshotIndex = snap.meta.index;
+    this.snapshotBytesMark = bytesMark;
+    this.lastImageBytes = snap.data.byteLength;
+    const undo = () => {
+      this.lastSnapshotIndex = before.index;
+      this.snapshotBytesMark = before.mark;
+      this.lastImageBytes = before.bytes;
+    };
     // With log writes in flight the applied index may be ahead of the durable log. A
     // snapshot must never be durable ahead of the log it covers (a restart would find a
     // gap between them), so the image taken now is written once the log has caught up.
@@ -1715,7 +1763,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         membership: snap.meta.membership,
       })
       .catch((e: unknown) => {
-        this.lastSnapshotIndex = before;
+        undo();
         throw e;
       });
     try {
@@ -1723,7 +1771,7 @@ export class RaftNode<Op = unknown, Result = unknown>
       await w.commit();
     } catch (e) {
       await w.abort().catch(() => {});
-      this.lastSnapshotIndex = before;
+      undo();
       throw e;
     }
     if (this.stopped) return;

@@ -141,16 +141,29 @@ export function startProc(
   };
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+/** Ports this process has handed out: the kernel may give a closed port back at once. */
+const handedOut = new Set<number>();
+
+/**
+ * A port free on 127.0.0.1 now and never returned before by this process. The kernel can
+ * give the same ephemeral port to two `listen(0)` calls in a row once the first is closed:
+ * a node's transport and its dashboard then got one port (the dashboard refused to start).
+ * The tests use this one too (test/helpers/node-processes.ts).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 function newestMtime(dir: string): number {

@@ -18,6 +18,8 @@ export interface SynodClusterOptions {
   ids?: string[];
   /** Extra `node` flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/x'] (per node id). */
   nodeFlags?: (id: string) => string[];
+  /** Extra `synod node` arguments per node id, e.g. ['--snapshot-every', '1000000']. */
+  nodeArgs?: (id: string) => string[];
   /** A command prefix per node, e.g. ['strace', '-f', '-c', '-o', file] (default none). */
   wrapper?: (id: string) => string[];
   keepData?: boolean;
@@ -108,6 +110,7 @@ export class SynodProcessCluster {
       this.secretFile,
       '--log-level',
       'warn',
+      ...(this.opts.nodeArgs?.(id) ?? []),
     ]);
     this.procs.set(id, proc);
     // At --log-level warn the node prints nothing when healthy: wait until it accepts connections.

@@ -4,6 +4,7 @@
  * Exit codes: 0 success, 1 failure (or damage found by verify), 2 usage error.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import path from 'node:path';
 import {
   intOpt,
@@ -44,7 +45,7 @@ commands:
                                         $SYNOD_BACKUP_KEY; --new-key-file F writes a new key)
                 --cluster-id ID         the cluster it backs up (else set by the first backup)
                 --chunk-size BYTES      average chunk size, a power of two (default 1048576)
-                --compress none|deflate[:1-9]|brotli[:0-11]   (default brotli:1)
+                --compress none|deflate[:1-9]|brotli[:0-11]|lz4   (default brotli:1)
   full|diff|incr
               take a backup. Without --cluster, of the repository's own latest state
               (latest backup + log archive), e.g. to consolidate a chain into a new full.
@@ -77,6 +78,9 @@ received, and leaves the cluster again; writes go on meanwhile.
   --agent-id ID         the learner's member id (default backup)
   --listen HOST:PORT    where the agent listens for the cluster (default 127.0.0.1:0)
   --advertise URL       the URL the cluster reaches the agent at (default from --listen)
+  --nice N              CPU priority of this process, 0-19 (default 10, also for agent):
+                        on a machine it shares with nodes, their work comes first; 0 leaves
+                        the priority as started
   (init --state kv|map: the state machine the repository backs up; default kv. A missing
    repository is created, unencrypted unless a key is given, on the first --cluster backup.)`;
 
@@ -100,6 +104,7 @@ const VALUE_OPTS = [
   '--advertise',
   '--state',
   '--tls-ca',
+  '--nice',
 ];
 const FLAG_OPTS = ['--help', '--json', '--dry-run', '--encrypt', '--clear'];
 
@@ -165,13 +170,15 @@ async function init(args: ParsedArgs): Promise<number> {
   }
   const chunk = intOpt(args, '--chunk-size', 64);
   const compress = args.values.get('--compress') ?? 'brotli:1';
-  const m = /^(none|deflate|brotli)(?::(\d{1,2}))?$/.exec(compress);
+  const m = /^(none|deflate|brotli|lz4)(?::(\d{1,2}))?$/.exec(compress);
   if (!m)
     throw new UsageError(
-      `--compress must be none, deflate[:1-9] or brotli[:0-11] (got ${compress})`,
+      `--compress must be none, deflate[:1-9], brotli[:0-11] or lz4 (got ${compress})`,
     );
-  const algo = m[1] as 'none' | 'deflate' | 'brotli';
-  const level = Number(m[2] ?? (algo === 'none' ? 0 : 1));
+  const algo = m[1] as 'none' | 'deflate' | 'brotli' | 'lz4';
+  const level = Number(m[2] ?? (algo === 'none' || algo === 'lz4' ? 0 : 1));
+  if (algo === 'lz4' && level !== 0)
+    throw new UsageError(`--compress lz4 takes no level (got ${level})`);
   if (algo === 'deflate' && (level < 1 || level > 9))
     throw new UsageError(`--compress deflate takes a level 1-9 (got ${level})`);
   if (algo === 'brotli' && level > 11)
@@ -239,7 +246,25 @@ async function openOrCreate(
 /** What `Repository.init` (and a first backup that failed) leaves in a repository directory. */
 const CREATED_BY_INIT = new Set(['repo.json', 'chunks', 'backups', 'archive', 'LOCK']);
 
+/**
+ * `--nice N` (default 10): lowers the CPU priority of the process that follows a live cluster
+ * (a one-shot `--cluster` backup or the agent), before its worker threads start (threads
+ * inherit it), so that on a machine shared with nodes their writes come first (the issue's
+ * "without slowing writes"). On an idle machine a niced process runs at full speed.
+ */
+function lowerPriority(args: ParsedArgs, log: (line: string) => void): void {
+  const n = intOpt(args, '--nice', 0) ?? 10;
+  if (n > 19) throw new UsageError(`--nice must be an integer from 0 to 19 (got ${n})`);
+  if (n === 0) return;
+  try {
+    setPriority(0, Math.max(getPriority(0), n));
+  } catch (err) {
+    log(`backup: could not lower the CPU priority to ${n}: ${(err as Error).message}`);
+  }
+}
+
 async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Promise<number> {
+  lowerPriority(args, (line) => console.error(line));
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
   const caFile = tlsCa(args);
@@ -310,6 +335,7 @@ class CaFileError extends UsageError {}
 async function agent(args: ParsedArgs): Promise<number> {
   const cluster = args.values.get('--cluster') ?? process.env.SYNOD_CLUSTER;
   if (!cluster) throw new UsageError('agent needs --cluster URLS (or SYNOD_CLUSTER)');
+  lowerPriority(args, (line) => console.error(line));
   const clusterName = args.values.get('--cluster-name') ?? 'synod';
   const secret = readSecretFile(args.values.get('--secret-file') ?? process.env.SYNOD_SECRET_FILE);
   const caFile = tlsCa(args);

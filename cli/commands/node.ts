@@ -55,6 +55,11 @@ export const specs = {
     default: 1000,
   },
   data: { kind: 'string', description: 'data directory', required: true },
+  'snapshot-every': {
+    kind: 'number',
+    description:
+      'take a snapshot of the state and compact the log every N applied entries (0: never; default 10000 with Raft, 1000 slots with Multi-Paxos; etcd calls it --snapshot-count)',
+  },
   'cluster-name': {
     kind: 'string',
     description: 'cluster name (must match on every node and client)',
@@ -267,6 +272,14 @@ export async function run(argv: string[]): Promise<number> {
       throw new CliError(
         `--handoff-ms must be between 0 and 600000 ms; got ${String(o['handoff-ms'])}`,
       );
+    const snapshotEvery = o['snapshot-every'] as number | undefined;
+    if (
+      snapshotEvery !== undefined &&
+      (!Number.isInteger(snapshotEvery) || snapshotEvery < 0 || snapshotEvery > 1_000_000_000)
+    )
+      throw new CliError(
+        `--snapshot-every must be a whole number of entries between 0 and 1000000000; got ${String(o['snapshot-every'])}`,
+      );
     if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
       throw new CliError('--tls-cert and --tls-key go together');
     if (o['tls-ca'] !== undefined && o['tls-cert'] === undefined)
@@ -288,6 +301,7 @@ export async function run(argv: string[]): Promise<number> {
       logger,
       defaultRead,
       handoffMs,
+      ...(snapshotEvery !== undefined ? { snapshotEvery } : {}),
       ...(o.advertise ? { advertise: o.advertise as string } : {}),
       ...(secret ? { secret } : {}),
       ...(adminSecret ? { adminSecret } : {}),

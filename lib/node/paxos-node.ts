@@ -140,6 +140,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       storage,
       heartbeatMs: config.heartbeatMs ?? PAXOS_NODE_DEFAULTS.heartbeatMs,
       electionTimeoutMs: config.electionMs ?? PAXOS_NODE_DEFAULTS.electionTimeoutMs,
+      ...(config.snapshotEvery !== undefined ? { snapshotEvery: config.snapshotEvery } : {}),
       supervision: { kind: 'stop' },
     });
     const p: PaxosPart = {

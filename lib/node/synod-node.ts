@@ -72,6 +72,11 @@ export interface NodeConfig {
   heartbeatMs?: number;
   electionMs?: number;
   /**
+   * Snapshot the state and compact the log every this many applied entries (default 10,000;
+   * 0: never, the log grows without bound).
+   */
+  snapshotEvery?: number;
+  /**
    * How long a peer may be unreachable before messages queued for it are dropped and the node
    * logs what to check (the transport's `queueWhileDownMs`, default 30,000 ms).
    */
@@ -366,6 +371,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ...(base.joinTargets ? {} : { bootstrap: [config.id, ...base.peers.map((x) => x.id)] }),
       ...(config.heartbeatMs ? { heartbeatMs: config.heartbeatMs } : {}),
       ...(config.electionMs ? { electionMs: config.electionMs } : {}),
+      ...(config.snapshotEvery !== undefined ? { snapshotEvery: config.snapshotEvery } : {}),
     });
     const raft = p.raft;
     const raftRef = system.spawn('raft', raft, { supervision: { kind: 'stop' } });

@@ -5,11 +5,18 @@
  * File `<index:20>-<term:20>.snap`:
  *   header   magic "SYNODSN1", meta length u32 LE, meta JSON {index, term, membership, createdAt}
  *   data     the snapshot bytes, streamed
- *   trailer  magic "SYNODSE1", data size u64 LE, SHA-256 of the data (32 bytes),
- *            SHA-256 of header + data + the first 48 trailer bytes (32 bytes)
+ *   trailer  magic "SYNODSE2", data size u64 LE, SHA-256 of the data (32 bytes),
+ *            SHA-256 of header + the first 48 trailer bytes (32 bytes)
+ *
+ * The file checksum covers the data through the data's SHA-256 (in those 48 bytes), so the
+ * data is hashed once when written and once when verified. Snapshots written before (trailer
+ * magic "SYNODSE1") still read: their file checksum is the SHA-256 of header + data + the
+ * first 48 trailer bytes (the data hashed twice); test/storage/fixtures/snapshot-v1.
  *
  * `latest()` verifies both digests and skips (and reports) a corrupted snapshot, falling
  * back to the previous one; `read()` verifies the data digest again while streaming.
+ * `prune()` verifies what it keeps, except files this store published or verified itself
+ * whose size and modification time have not changed since.
  */
 import { createHash } from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
@@ -27,7 +34,10 @@ import type {
 } from './types.js';
 
 const HEAD_MAGIC = Buffer.from('SYNODSN1', 'ascii');
-const TAIL_MAGIC = Buffer.from('SYNODSE1', 'ascii');
+/** Trailer version 1: the file checksum hashes the data again. Read, no longer written. */
+const TAIL_MAGIC_V1 = Buffer.from('SYNODSE1', 'ascii');
+/** Trailer version 2: the file checksum covers header and trailer (with the data's SHA-256). */
+const TAIL_MAGIC = Buffer.from('SYNODSE2', 'ascii');
 export const SNAPSHOT_TRAILER_BYTES = 80;
 const TWO32 = 4294967296;
 const READ_CHUNK = 1024 * 1024;
@@ -45,6 +55,16 @@ export interface SnapshotFileMeta extends SnapshotMeta {
   file: string;
   /** Byte offset of the data in the file. */
   dataOffset: number;
+  /** Trailer version (1: the file checksum hashes the data too; 2: it does not). */
+  trailer: 1 | 2;
+  /** The file's modification time when its header and trailer were read (ns, as a bigint). */
+  mtimeNs: bigint;
+}
+
+/** Size and modification time of a snapshot file: what `prune` compares to skip re-verifying it. */
+interface FileStamp {
+  size: number;
+  mtimeNs: bigint;
 }
 
 function snapshotName(index: number, term: number): string {
@@ -83,7 +103,8 @@ function corrupt(file: string, reason: string, offset = 0): StorageError {
 async function readMeta(file: string): Promise<SnapshotFileMeta> {
   const fh = await fs.open(file, 'r');
   try {
-    const { size } = await fh.stat();
+    const st = await fh.stat({ bigint: true });
+    const size = Number(st.size);
     if (size < 12 + SNAPSHOT_TRAILER_BYTES)
       throw corrupt(file, `file of ${size} bytes is too short`);
     const head = Buffer.alloc(12);
@@ -97,7 +118,9 @@ async function readMeta(file: string): Promise<SnapshotFileMeta> {
     await fh.read(metaBuf, 0, metaLen, 12);
     const tail = Buffer.alloc(SNAPSHOT_TRAILER_BYTES);
     await fh.read(tail, 0, SNAPSHOT_TRAILER_BYTES, size - SNAPSHOT_TRAILER_BYTES);
-    if (!tail.subarray(0, 8).equals(TAIL_MAGIC)) {
+    const magic = tail.subarray(0, 8);
+    const trailer = magic.equals(TAIL_MAGIC) ? 2 : magic.equals(TAIL_MAGIC_V1) ? 1 : 0;
+    if (trailer === 0) {
       throw corrupt(file, 'bad trailer (incomplete write?)', size - SNAPSHOT_TRAILER_BYTES);
     }
     const dataSize = tail.readUInt32LE(8) + tail.readUInt32LE(12) * TWO32;
@@ -123,6 +146,8 @@ async function readMeta(file: string): Promise<SnapshotFileMeta> {
       checksum: tail.subarray(16, 48).toString('hex'),
       file,
       dataOffset,
+      trailer: trailer as 1 | 2,
+      mtimeNs: st.mtimeNs,
     };
   } finally {
     await fh.close();
@@ -155,11 +180,38 @@ async function* streamData(meta: SnapshotFileMeta): AsyncGenerator<Uint8Array> {
   }
 }
 
-/** Verifies the whole-file digest (header, data, trailer). */
+/**
+ * Verifies the file checksum and the data's: version 2, the data's SHA-256 (one pass) and
+ * SHA-256(header | first 48 trailer bytes); version 1, SHA-256 of everything before the last 32
+ * bytes, in the same pass.
+ */
 async function verifyFile(meta: SnapshotFileMeta): Promise<void> {
   const fh = await fs.open(meta.file, 'r');
   try {
     const { size } = await fh.stat();
+    if (meta.trailer === 2) {
+      const head = Buffer.allocUnsafe(meta.dataOffset);
+      await readFully(fh, head, 0, meta.file);
+      const tail = Buffer.allocUnsafe(SNAPSHOT_TRAILER_BYTES);
+      await readFully(fh, tail, size - SNAPSHOT_TRAILER_BYTES, meta.file);
+      const fileSum = createHash('sha256').update(head).update(tail.subarray(0, 48)).digest();
+      if (!fileSum.equals(tail.subarray(48))) throw corrupt(meta.file, 'file checksum mismatch');
+      const dataHash = createHash('sha256');
+      let pos = meta.dataOffset;
+      const end = meta.dataOffset + meta.size;
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, meta.size)));
+      while (pos < end) {
+        const n = Math.min(buf.length, end - pos);
+        const { bytesRead } = await fh.read(buf, 0, n, pos);
+        if (bytesRead === 0) throw corrupt(meta.file, 'file shrank while reading', pos);
+        dataHash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      if (dataHash.digest('hex') !== meta.checksum) {
+        throw corrupt(meta.file, 'data checksum mismatch');
+      }
+      return;
+    }
     const hash = createHash('sha256');
     const dataHash = createHash('sha256');
     const covered = size - 32;
@@ -187,13 +239,22 @@ async function verifyFile(meta: SnapshotFileMeta): Promise<void> {
   }
 }
 
+async function readFully(fh: FileHandle, buf: Buffer, at: number, file: string): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesRead } = await fh.read(buf, off, buf.length - off, at + off);
+    if (bytesRead === 0) throw corrupt(file, 'file shrank while reading', at + off);
+    off += bytesRead;
+  }
+}
+
 class FileSnapshotReader implements SnapshotReader {
   readonly meta: SnapshotMeta;
   private readonly fileMeta: SnapshotFileMeta;
 
   constructor(m: SnapshotFileMeta) {
     this.fileMeta = m;
-    const { file: _f, dataOffset: _d, ...meta } = m;
+    const { file: _f, dataOffset: _d, trailer: _t, mtimeNs: _m, ...meta } = m;
     this.meta = meta;
   }
 
@@ -229,7 +290,8 @@ class FileSnapshotWriter implements SnapshotWriter {
       createdAt: number;
     },
     headerBytes: number,
-    private readonly onDone: () => void,
+    /** Called once the writer is finished: with the published file and its stamp after a commit. */
+    private readonly onDone: (published?: { file: string; stamp: FileStamp }) => void,
   ) {
     this.size = 0;
     this.pos = headerBytes;
@@ -240,7 +302,7 @@ class FileSnapshotWriter implements SnapshotWriter {
   static async create(
     dir: string,
     meta: { index: number; term: number; membership: Membership; createdAt: number },
-    onDone: () => void,
+    onDone: (published?: { file: string; stamp: FileStamp }) => void,
   ): Promise<FileSnapshotWriter> {
     const tmp = path.join(
       dir,
@@ -280,7 +342,6 @@ class FileSnapshotWriter implements SnapshotWriter {
     this.pos += copy.length;
     this.size += copy.length;
     this.dataHash.update(copy);
-    this.fileHash.update(copy);
     this.chain = this.chain.then(async () => {
       if (this.error) throw this.error;
       try {
@@ -295,6 +356,10 @@ class FileSnapshotWriter implements SnapshotWriter {
       }
     });
     return this.chain;
+  }
+
+  checksumSoFar(): string {
+    return this.dataHash.copy().digest('hex');
   }
 
   async commit(): Promise<SnapshotMeta> {
@@ -314,12 +379,13 @@ class FileSnapshotWriter implements SnapshotWriter {
       this.fileHash.digest().copy(tail, 48);
       await this.fh.write(tail, 0, tail.length, this.pos);
       await this.fh.sync();
+      const st = await this.fh.stat({ bigint: true });
       await this.fh.close();
       const final = path.join(this.dir, snapshotName(this.meta.index, this.meta.term));
       await fs.rename(this.tmp, final);
       await fsyncDir(this.dir);
       this.state = 'done';
-      this.onDone();
+      this.onDone({ file: final, stamp: { size: Number(st.size), mtimeNs: st.mtimeNs } });
       return { ...this.meta, size: this.size, checksum: checksum.toString('hex') };
     } catch (err) {
       this.state = 'done';
@@ -356,6 +422,12 @@ export class FileSnapshotStore implements SnapshotStore {
   private readonly writers = new Set<FileSnapshotWriter>();
   /** Snapshots found corrupted by the last `latest()` (newest first). */
   skipped: { file: string; reason: string }[] = [];
+  /**
+   * Files this store published or verified in full, with their size and modification time
+   * then: `prune` does not read and hash them again while both are unchanged (a 6.5 MB KV
+   * image cost two SHA-256 passes per kept snapshot on every prune, i.e. after every snapshot).
+   */
+  private readonly verified = new Map<string, FileStamp>();
 
   private constructor(dir: string, lock: DirLock | undefined, opts: FileSnapshotStoreOptions) {
     this.dir = dir;
@@ -392,9 +464,10 @@ export class FileSnapshotStore implements SnapshotStore {
       membership: checkMembership(meta.membership),
       createdAt: this.clock.wallNow(),
     };
-    const w: FileSnapshotWriter = await FileSnapshotWriter.create(this.dir, full, () =>
-      this.writers.delete(w),
-    );
+    const w: FileSnapshotWriter = await FileSnapshotWriter.create(this.dir, full, (published) => {
+      this.writers.delete(w);
+      if (published) this.verified.set(published.file, published.stamp);
+    });
     this.writers.add(w);
     return w;
   }
@@ -402,7 +475,9 @@ export class FileSnapshotStore implements SnapshotStore {
   /** Metadata of every readable snapshot, newest first (headers and trailers only). */
   async list(): Promise<SnapshotMeta[]> {
     this.assertOpen();
-    return (await this.scan()).metas.map(({ file: _f, dataOffset: _d, ...m }) => m);
+    return (await this.scan()).metas.map(
+      ({ file: _f, dataOffset: _d, trailer: _t, mtimeNs: _m, ...m }) => m,
+    );
   }
 
   async latest(): Promise<SnapshotReader | undefined> {
@@ -411,7 +486,7 @@ export class FileSnapshotStore implements SnapshotStore {
     this.skipped = [...broken];
     for (const m of metas) {
       try {
-        await verifyFile(m);
+        await this.verify(m);
         for (const s of this.skipped) this.onCorrupt?.(s);
         return new FileSnapshotReader(m);
       } catch (err) {
@@ -435,18 +510,22 @@ export class FileSnapshotStore implements SnapshotStore {
     const quarantine = broken.map((b) => b.file);
     for (const m of metas) {
       if (valid >= keep) {
+        this.verified.delete(m.file);
         await fs.rm(m.file, { force: true });
         continue;
       }
       try {
-        await verifyFile(m);
+        if (!this.knownGood(m)) await this.verify(m);
         valid++;
       } catch (err) {
         if (!(err instanceof StorageError)) throw err;
         quarantine.push(m.file);
       }
     }
-    for (const f of quarantine) await fs.rename(f, `${f}.corrupt`).catch(() => undefined);
+    for (const f of quarantine) {
+      this.verified.delete(f);
+      await fs.rename(f, `${f}.corrupt`).catch(() => undefined);
+    }
     await fsyncDir(this.dir);
   }
 
@@ -476,6 +555,26 @@ export class FileSnapshotStore implements SnapshotStore {
     }
     metas.sort((a, b) => b.index - a.index || b.term - a.term || b.createdAt - a.createdAt);
     return { metas, broken };
+  }
+
+  /** Verifies both digests of `m` (throws `SYNOD_ERR_SNAPSHOT_CORRUPT`) and remembers it as good. */
+  private async verify(m: SnapshotFileMeta): Promise<void> {
+    this.verified.delete(m.file);
+    await verifyFile(m);
+    this.verified.set(m.file, {
+      size: m.dataOffset + m.size + SNAPSHOT_TRAILER_BYTES,
+      mtimeNs: m.mtimeNs,
+    });
+  }
+
+  /** Whether `m` was published or verified by this store and has not changed since (size, mtime). */
+  private knownGood(m: SnapshotFileMeta): boolean {
+    const s = this.verified.get(m.file);
+    return (
+      s !== undefined &&
+      s.mtimeNs === m.mtimeNs &&
+      s.size === m.dataOffset + m.size + SNAPSHOT_TRAILER_BYTES
+    );
   }
 
   private assertOpen(): void {

@@ -77,6 +77,12 @@ export interface SnapshotMeta {
 
 export interface SnapshotWriter {
   write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Optional: the checksum (as `SnapshotMeta.checksum`) of the data written so far, without
+   * finishing the snapshot. A caller that must check the data before publishing it (a
+   * streamed restore) uses it instead of hashing the same bytes a second time.
+   */
+  checksumSoFar?(): string;
   /** Finishes and publishes the snapshot atomically; returns its metadata. */
   commit(): Promise<SnapshotMeta>;
   /** Discards a snapshot being written. */

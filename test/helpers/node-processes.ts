@@ -5,9 +5,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../bench/lib/procs.js';
+
+export { freePort };
 
 /** Runs the CLI from source: `node --import tsx test/helpers/synod-cli.ts …`. */
 // tsx by absolute URL, so processes started in another folder (cwd) still find it.
@@ -17,31 +19,6 @@ export const SYNOD_CLI = [
   path.resolve(import.meta.dirname, 'synod-cli.ts'),
 ];
 export const TEST_SECRET = 'a-test-secret-of-enough-length-123';
-
-/** Ports this process has handed out: the kernel may give a closed port back at once. */
-const handedOut = new Set<number>();
-
-/**
- * A port free on 127.0.0.1 now and never returned before by this process. The kernel can
- * give the same ephemeral port to two `listen(0)` calls in a row once the first is closed:
- * a node's transport and its dashboard then got one port (the dashboard refused to start
- * and the test's feed connected to the transport instead).
- */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (handedOut.has(port)) continue;
-    handedOut.add(port);
-    return port;
-  }
-}
 
 /** Polls `probe` every `everyMs` until it returns a value; throws after `deadlineMs`. */
 export async function until<T>(

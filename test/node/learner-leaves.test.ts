@@ -4,49 +4,18 @@
  * with SYNOD_ERR_PEER_REMOVED and nothing redials it, even though its address still answers
  * (before `removePeer` the leader kept dialling a departed learner for ever).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import t from 'tap';
-import { ActorSystem } from '../../lib/actor-system.js';
-import { silentLogger } from '../../lib/logger.js';
 import type { AdminMsg } from '../../lib/node/node-admin.js';
-import { startNode } from '../../lib/node/synod-node.js';
 import { Random } from '../../lib/random.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
-import { freePort, until } from '../helpers/node-processes.js';
+import { until } from '../helpers/node-processes.js';
+import { clientOf, startOneNode } from '../helpers/one-node.js';
 
 t.test('a learner that leaves is forgotten by the leader transport', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'synod-learner-leaves-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const node = await startNode({
-    id: 'n1',
-    listen: { host: '127.0.0.1', port },
-    peers: [],
-    dataDir: path.join(dir, 'n1'),
-    cluster: 'learner-leaves',
-    logger: silentLogger,
-    heartbeatMs: 20,
-    electionMs: 100,
-  });
-  t.teardown(() => node.stop());
-  await until('a leader', async () => ((await node.status()).role === 'leader' ? true : undefined));
-
+  const one = await startOneNode(t, 'learner-leaves');
+  const { node } = one;
   // The "agent": a listening transport (the leader dials learners at their URL).
-  const agent = await WebSocketTransport.create({
-    nodeId: 'agent',
-    cluster: 'learner-leaves',
-    listen: { host: '127.0.0.1', port: 0 },
-    peers: [`n1=ws://127.0.0.1:${port}`],
-    random: new Random(5),
-    logger: { log: () => {} },
-  });
-  const system = new ActorSystem({ nodeId: 'agent', transport: agent, logger: silentLogger });
-  t.teardown(async () => {
-    await system.shutdown();
-    await agent.close(100);
-  });
+  const { system, transport: agent } = await clientOf(t, one, 'agent', { listen: true });
   const url = agent.address()?.url as string;
   const joined = (await system.ask(
     'n1/admin',

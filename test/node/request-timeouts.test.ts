@@ -5,18 +5,10 @@
  * (`kv.write.timeoutMs`) and in the Raft actor (`propose`/`readBarrier` messages), on a real
  * one-node cluster in this process, so any timer overflow would warn here.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import t from 'tap';
 import { MAX_TIMEOUT_MS, timeoutProblem } from '../../actors/kv/validate.js';
-import { ActorSystem } from '../../lib/actor-system.js';
 import { KvClient } from '../../lib/kv-client/client.js';
-import { silentLogger } from '../../lib/logger.js';
-import { startNode } from '../../lib/node/synod-node.js';
-import { Random } from '../../lib/random.js';
-import { WebSocketTransport } from '../../transports/websocket/transport.js';
-import { freePort, until } from '../helpers/node-processes.js';
+import { clientOf, startOneNode } from '../helpers/one-node.js';
 
 const ABSURD: unknown[] = [
   2 ** 31,
@@ -42,33 +34,8 @@ t.test('client, KV service and Raft actor refuse absurd timeouts', async (t) => 
   t.teardown(() => {
     process.off('warning', onWarning);
   });
-  const dir = mkdtempSync(path.join(tmpdir(), 'synod-timeouts-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const node = await startNode({
-    id: 'n1',
-    listen: { host: '127.0.0.1', port },
-    peers: [],
-    dataDir: path.join(dir, 'n1'),
-    cluster: 'timeouts',
-    logger: silentLogger,
-    heartbeatMs: 20,
-    electionMs: 100,
-  });
-  t.teardown(() => node.stop());
-  await until('a leader', async () => ((await node.status()).role === 'leader' ? true : undefined));
-  const transport = await WebSocketTransport.create({
-    nodeId: 'timeout-client',
-    cluster: 'timeouts',
-    peers: [`n1=ws://127.0.0.1:${port}`],
-    random: new Random(3),
-    logger: { log: () => {} },
-  });
-  const system = new ActorSystem({ nodeId: 'timeout-client', transport, logger: silentLogger });
-  t.teardown(async () => {
-    await system.shutdown();
-    await transport.close(100);
-  });
+  const one = await startOneNode(t, 'timeouts');
+  const { system } = await clientOf(t, one, 'timeout-client');
 
   // Client options
   for (const bad of ABSURD) {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { FileSnapshotStore, SNAPSHOT_TRAILER_BYTES } from '../../lib/storage/file-snapshots.js';
 import { MemoryDisk } from '../../lib/storage/memory-disk.js';
@@ -228,3 +229,137 @@ t.test('memory: an unsynced commit is lost by a crash', async (t) => {
     [10],
   );
 });
+
+t.test('file: prune re-verifies a snapshot it wrote once the file has changed', async (t) => {
+  const dir = path.join(root, `s${seq++}`);
+  const store = await FileSnapshotStore.open(dir);
+  await put(store, 10, bytes(1000, 1));
+  await put(store, 20, bytes(1000, 2));
+  await store.prune(1);
+  t.same(
+    (await store.list()).map((m) => m.index),
+    [20],
+    'its own newest snapshot is kept without reading it back',
+  );
+  await put(store, 30, bytes(1000, 3));
+  // Damage the newest after it was published: same size, one data byte flipped. File
+  // timestamps are coarse (a clock tick), so move the mtime on as any later change would.
+  const file = path.join(
+    dir,
+    (await fs.readdir(dir)).find((n) => n.startsWith(String(30).padStart(20, '0'))) as string,
+  );
+  const buf = await fs.readFile(file);
+  const at = buf.length - SNAPSHOT_TRAILER_BYTES - 10;
+  buf[at] = (buf[at] as number) ^ 0xff;
+  await fs.writeFile(file, buf);
+  const later = new Date(Date.now() + 5000);
+  await fs.utimes(file, later, later);
+  await store.prune(1);
+  t.same(
+    (await store.list()).map((m) => m.index),
+    [20],
+    'the changed file failed its digest and the previous snapshot was kept',
+  );
+  t.ok(
+    (await fs.readdir(dir)).some((n) => n.endsWith('.corrupt')),
+    'damaged file quarantined',
+  );
+  await store.close();
+});
+
+/** The fixture's data: 40 KiB of deterministic bytes (as written by the generator). */
+function fixtureData(): Buffer {
+  const data = Buffer.alloc(40 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 8)) & 0xff;
+  return data;
+}
+
+const FIXTURE_V1 = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  'fixtures',
+  'snapshot-v1',
+  `${'7'.padStart(20, '0')}-${'2'.padStart(20, '0')}.snap`,
+);
+
+/** Flips one byte of a snapshot file at `at` (negative: from the end). */
+async function flip(file: string, at: number): Promise<void> {
+  const buf = await fs.readFile(file);
+  const i = at < 0 ? buf.length + at : at;
+  buf[i] = (buf[i] as number) ^ 0x01;
+  await fs.writeFile(file, buf);
+}
+
+t.test('file: a snapshot written before the trailer version 2 still reads', async (t) => {
+  // test/storage/fixtures/snapshot-v1 was written by the code before this change (trailer
+  // SYNODSE1: the file checksum hashes header, data and trailer).
+  const raw = await fs.readFile(FIXTURE_V1);
+  t.equal(raw.subarray(raw.length - 80, raw.length - 72).toString(), 'SYNODSE1', 'a v1 trailer');
+  for (const [what, at] of [
+    ['intact', undefined],
+    ['data', 12 + 100 + 500],
+    ['file checksum', -1],
+  ] as const) {
+    const dir = path.join(root, `s${seq++}`);
+    await fs.mkdir(dir);
+    const file = path.join(dir, path.basename(FIXTURE_V1));
+    await fs.copyFile(FIXTURE_V1, file);
+    if (at !== undefined) await flip(file, at);
+    const seen: string[] = [];
+    const store = await FileSnapshotStore.open(dir, { onCorrupt: (i) => seen.push(i.reason) });
+    const r = await store.latest();
+    if (what === 'intact') {
+      t.same(r?.meta.index, 7);
+      t.same(r?.meta.membership, { voters: ['a', 'b', 'c'], learners: ['d'] });
+      t.ok(Buffer.from((await r?.readAll()) as Uint8Array).equals(fixtureData()), 'same data');
+      t.equal(
+        r?.meta.checksum,
+        createHash('sha256').update(fixtureData()).digest('hex'),
+        'data checksum',
+      );
+    } else {
+      t.equal(r, undefined, `v1, damaged ${what}: refused`);
+      t.equal(seen.length, 1, `v1, damaged ${what}: reported (${seen[0]})`);
+    }
+    await store.close();
+  }
+});
+
+t.test(
+  'file: trailer version 2 hashes the data once and still catches damage anywhere',
+  async (t) => {
+    const data = fixtureData();
+    const cases: Array<[string, (headerLen: number) => number]> = [
+      ['header magic', () => 2],
+      ['metadata', () => 20],
+      ['data', (h) => h + 4000],
+      ['trailer data size', () => -70],
+      ['trailer data checksum', () => -40],
+      ['trailer file checksum', () => -1],
+    ];
+    for (const [what, where] of [['intact', () => 0] as const, ...cases]) {
+      const dir = path.join(root, `s${seq++}`);
+      let store = await FileSnapshotStore.open(dir);
+      const w = await store.create({ index: 7, term: 2, membership });
+      await w.write(data.subarray(0, 5000));
+      await w.write(data.subarray(5000));
+      const meta = await w.commit();
+      await store.close();
+      const file = path.join(dir, `${'7'.padStart(20, '0')}-${'2'.padStart(20, '0')}.snap`);
+      const raw = await fs.readFile(file);
+      t.equal(raw.subarray(raw.length - 80, raw.length - 72).toString(), 'SYNODSE2');
+      const headerLen = raw.length - data.length - SNAPSHOT_TRAILER_BYTES;
+      if (what !== 'intact') await flip(file, where(headerLen));
+      const seen: string[] = [];
+      store = await FileSnapshotStore.open(dir, { onCorrupt: (i) => seen.push(i.reason) });
+      const r = await store.latest();
+      if (what === 'intact') {
+        t.ok(Buffer.from((await r?.readAll()) as Uint8Array).equals(data), 'reads back');
+        t.equal(r?.meta.checksum, meta.checksum);
+      } else {
+        t.equal(r, undefined, `damaged ${what}: refused`);
+        t.equal(seen.length, 1, `damaged ${what}: reported (${seen[0]})`);
+      }
+      await store.close();
+    }
+  },
+);
