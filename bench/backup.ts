@@ -18,7 +18,7 @@
  * with no agent (`--process-keys=N`, default 5,000 × 1 KB; `--process-rounds=N`, default 3;
  * 0 keys skips it).
  * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine, and
- * --compress=brotli|deflate|none to measure a repository with another codec (default: what a
+ * --compress=brotli|deflate|lz4|none to measure a repository with another codec (default: what a
  * new repository uses).
  */
 import { createHash, randomBytes } from 'node:crypto';

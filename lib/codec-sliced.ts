@@ -12,6 +12,7 @@
  * objects become msgpack maps with their keys in insertion order, arrays become msgpack
  * arrays, everything else is encoded by the same Packr as `encodeValue`. The caller must
  * not mutate what it passes until the promise settles (capture immutable parts, or copies).
+ * Byte arrays of 4 KiB and more are referenced, not copied, until the final concatenation.
  */
 import { CodecError, encodeValue } from './codec.js';
 
@@ -39,6 +40,15 @@ function mapHeader(n: number): Uint8Array {
   if (n < 0x10000) return Uint8Array.of(0xde, n >> 8, n & 0xff);
   return Uint8Array.of(0xdf, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
+
+function binHeader(n: number): Uint8Array {
+  if (n < 0x100) return Uint8Array.of(0xc4, n);
+  if (n < 0x10000) return Uint8Array.of(0xc5, n >> 8, n & 0xff);
+  return Uint8Array.of(0xc6, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+
+/** Byte arrays at least this long are not copied through the encoder (a header and the bytes themselves). */
+const BIN_BY_REFERENCE = 4096;
 
 /** Length of the msgpack array header at the start of `bytes`. */
 function arrayHeaderLength(bytes: Uint8Array): number {
@@ -75,6 +85,17 @@ export async function encodeValueSliced(
         parts.push(chunk.subarray(arrayHeaderLength(chunk)));
         await maybePause(Math.min(sliceItems, v.length - i));
       }
+      return;
+    }
+    if (
+      v instanceof Uint8Array &&
+      v.byteLength >= BIN_BY_REFERENCE &&
+      (Object.getPrototypeOf(v) === Uint8Array.prototype || Buffer.isBuffer(v))
+    ) {
+      // Byte for byte what the encoder writes for a Uint8Array or Buffer (bin 8/16/32), without
+      // copying a large nested image (a state machine's inner snapshot) into the encoder first.
+      parts.push(binHeader(v.byteLength), v);
+      await maybePause(1);
       return;
     }
     if (depth > 0 && isPlainObject(v)) {

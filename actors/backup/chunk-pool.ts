@@ -29,9 +29,10 @@ import zlib from 'node:zlib';
 import { chunkId, type RepoKeys } from './crypto.js';
 import { recordHash, StateDigest } from './digest.js';
 import { BackupError } from './errors.js';
+import { lz4, lz4ModulePath, lz4PlainLength } from './lz4.js';
 import { decodeRecords, forEachRecord } from './records.js';
 
-export type Codec = 'brotli' | 'deflate';
+export type Codec = 'brotli' | 'deflate' | 'lz4';
 
 export interface DecodedChunk {
   readonly plain: Buffer;
@@ -133,9 +134,11 @@ export const InThread = {
     if (plain.length === 0) return undefined;
     const chunkSize = plain.length + OUT_SLACK;
     const z =
-      codec === 'brotli'
-        ? await brotliCompress(plain, { chunkSize, params: brotliParams(level, plain.length) })
-        : await deflateRaw(plain, { level, chunkSize });
+      codec === 'lz4'
+        ? lz4().compressSync(plain)
+        : codec === 'brotli'
+          ? await brotliCompress(plain, { chunkSize, params: brotliParams(level, plain.length) })
+          : await deflateRaw(plain, { level, chunkSize });
     return z.length < plain.length ? z : undefined;
   },
 
@@ -143,6 +146,19 @@ export const InThread = {
     // One output buffer of the stated size; a stream that decodes to more is refused before
     // it is held in memory (maxOutputLength), not after.
     const opts = { chunkSize: plainLen + OUT_SLACK, maxOutputLength: Math.max(1, plainLen) };
+    if (codec === 'lz4') {
+      // The payload states its plain length first: checked before anything is allocated.
+      const says = lz4PlainLength(payload);
+      if (says !== plainLen) {
+        throw new DecompressError(`LZ4 payload says ${String(says)} bytes, expected ${plainLen}`);
+      }
+      const m = lz4();
+      try {
+        return m.uncompressSync(payload);
+      } catch (err) {
+        throw new DecompressError((err as Error).message);
+      }
+    }
     try {
       return codec === 'brotli'
         ? await brotliDecompress(payload, opts)
@@ -202,6 +218,16 @@ const { parentPort } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const zlib = require('node:zlib');
 const SLACK = ${OUT_SLACK};
+// LZ4 (lz4.ts): the package's resolved path, loaded on first use.
+const LZ4_PATH = ${JSON.stringify(lz4ModulePath() ?? null)};
+let lz4m;
+function lz4() {
+  if (!lz4m) {
+    if (!LZ4_PATH) throw new Error('LZ4 (npm package lz4-napi) is not installed');
+    lz4m = require(LZ4_PATH);
+  }
+  return lz4m;
+}
 const kept = new Map();
 let scratch = Buffer.allocUnsafe(64 * 1024);
 const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -339,7 +365,9 @@ function handle(m) {
     if (m.codec === 'none' || plain.length === 0) return { id: m.id, out: own(plain), raw: true };
     const chunkSize = plain.length + SLACK;
     const z =
-      m.codec === 'brotli'
+      m.codec === 'lz4'
+        ? lz4().compressSync(plain)
+        : m.codec === 'brotli'
         ? zlib.brotliCompressSync(plain, {
             chunkSize,
             params: {
@@ -357,10 +385,15 @@ function handle(m) {
     const opts = { chunkSize: m.plainLen + SLACK, maxOutputLength: Math.max(1, m.plainLen) };
     let plain;
     try {
+      if (m.codec === 'lz4' && (payload.length < 4 || payload.readUInt32LE(0) !== m.plainLen)) {
+        throw new Error('LZ4 payload does not state the expected plain length ' + m.plainLen);
+      }
       plain =
         m.codec === 'none'
           ? payload
-          : m.codec === 'brotli'
+          : m.codec === 'lz4'
+            ? lz4().uncompressSync(payload)
+            : m.codec === 'brotli'
             ? zlib.brotliDecompressSync(payload, opts)
             : zlib.inflateRawSync(payload, opts);
     } catch (err) {
@@ -473,18 +506,27 @@ export class ChunkPool {
       slot.kept--;
       return true;
     };
+    const drop = () => {
+      if (!release()) return;
+      if (this.slots.includes(slot)) slot.worker.postMessage({ op: 'drop', id: r.id });
+    };
     return {
       address: r.address as string,
       take: async (codec, level) => {
+        if (codec === 'lz4') {
+          try {
+            lz4(); // SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE here, not in a worker
+          } catch (err) {
+            drop();
+            throw err;
+          }
+        }
         if (!release()) throw new Error('chunk already taken or dropped');
         const c = await this.call(slot, { op: 'compress', id: r.id, codec, level }, [], r.id);
         const bytes = buf(c.out as Uint8Array);
         return c.raw || codec === 'none' ? { bytes } : { bytes, codec };
       },
-      drop: () => {
-        if (!release()) return;
-        if (this.slots.includes(slot)) slot.worker.postMessage({ op: 'drop', id: r.id });
-      },
+      drop,
     };
   }
 
@@ -505,6 +547,7 @@ export class ChunkPool {
         codec === 'none' ? payload : await InThread.decompress(payload, codec, plainLen);
       return this.digest(keys, plain, records);
     }
+    if (codec === 'lz4') lz4(); // SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE here, not in a worker
     const slot = this.pick();
     const data = transferable(payload);
     const r = await this.call(

@@ -6,7 +6,8 @@
  *     0  "SYNC"          magic
  *     4  u8 version (1)
  *     5  u8 flags        bit 0: deflated (raw deflate), bit 1: AES-256-GCM sealed,
- *                        bit 2: brotli-compressed (at most one of bits 0 and 2)
+ *                        bit 2: brotli-compressed, bit 3: LZ4 (block, u32 LE plain length
+ *                        first; lz4.ts) (at most one of bits 0, 2 and 3)
  *     6  u16 reserved (0)
  *     8  u32 plainLen    bytes of the chunk before compression
  *    12  u32 payloadLen
@@ -38,13 +39,15 @@ const HEADER = 16;
 const F_DEFLATE = 1;
 const F_SEALED = 2;
 const F_BROTLI = 4;
-const KNOWN_FLAGS = F_DEFLATE | F_SEALED | F_BROTLI;
+const F_LZ4 = 8;
+const KNOWN_FLAGS = F_DEFLATE | F_SEALED | F_BROTLI | F_LZ4;
+const CODEC_FLAGS = F_DEFLATE | F_BROTLI | F_LZ4;
 
-export type CompressionAlgo = 'brotli' | 'deflate' | 'none';
+export type CompressionAlgo = 'brotli' | 'deflate' | 'lz4' | 'none';
 
 export interface CompressionParams {
   algo: CompressionAlgo;
-  /** zlib level 1..9 for deflate; brotli quality 0..11. */
+  /** zlib level 1..9 for deflate; brotli quality 0..11; lz4 0 (it has no levels). */
   level: number;
 }
 
@@ -52,6 +55,7 @@ export interface CompressionParams {
 export const COMPRESSION_LEVELS: Readonly<Record<CompressionAlgo, readonly [number, number]>> = {
   brotli: [0, 11],
   deflate: [1, 9],
+  lz4: [0, 0],
   none: [0, 9],
 };
 
@@ -68,7 +72,7 @@ export function validateCompression(c: CompressionParams): void {
   if (!range) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
-      `unknown compression ${String(c.algo)} (known: brotli, deflate, none)`,
+      `unknown compression ${String(c.algo)} (known: brotli, deflate, lz4, none)`,
     );
   }
   if (!Number.isInteger(c.level) || c.level < range[0] || c.level > range[1]) {
@@ -299,6 +303,7 @@ export class ChunkStore {
     const payload = taken.bytes;
     if (taken.codec === 'brotli') flags |= F_BROTLI;
     else if (taken.codec === 'deflate') flags |= F_DEFLATE;
+    else if (taken.codec === 'lz4') flags |= F_LZ4;
     if (this.keys.encrypted) flags |= F_SEALED;
     const header = Buffer.alloc(HEADER);
     header.writeUInt32BE(MAGIC, 0);
@@ -331,7 +336,8 @@ export class ChunkStore {
     if (raw[4] !== 1) corrupt(`unknown version ${raw[4]}`);
     const flags = raw[5] as number;
     if ((flags & ~KNOWN_FLAGS) !== 0) corrupt(`unknown flags 0x${flags.toString(16)}`);
-    if (flags & F_DEFLATE && flags & F_BROTLI) corrupt('flags name two codecs');
+    const codecBits = flags & CODEC_FLAGS;
+    if ((codecBits & (codecBits - 1)) !== 0) corrupt('flags name two codecs');
     const plainLen = raw.readUInt32BE(8);
     const payloadLen = raw.readUInt32BE(12);
     if (raw.length !== HEADER + payloadLen) {
@@ -360,7 +366,13 @@ export class ChunkStore {
       d = await chunkPool.decode(
         this.keys,
         payload,
-        flags & F_BROTLI ? 'brotli' : flags & F_DEFLATE ? 'deflate' : 'none',
+        flags & F_BROTLI
+          ? 'brotli'
+          : flags & F_DEFLATE
+            ? 'deflate'
+            : flags & F_LZ4
+              ? 'lz4'
+              : 'none',
         plainLen,
         records,
       );

@@ -49,6 +49,8 @@ export type BackupErrorCode =
   | 'SYNOD_ERR_BACKUP_BUSY'
   /** A file system operation failed. */
   | 'SYNOD_ERR_BACKUP_IO'
+  /** The repository uses a codec this machine cannot load (LZ4 without its native binary). */
+  | 'SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE'
   /** No member of the live cluster (`--cluster`) answered, or the cluster has no leader. */
   | 'SYNOD_ERR_BACKUP_CLUSTER_UNREACHABLE'
   /** The cluster refused to add (or remove) the agent's learner. */

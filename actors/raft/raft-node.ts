@@ -103,8 +103,22 @@ export interface RaftNodeOptions<Op, Result> {
   snapshotChunkSize?: number;
   /** Heartbeats without an answer before an InstallSnapshot chunk is resent (default 20). */
   snapshotResendBeats?: number;
-  /** Take a snapshot every this many applied entries (default 10,000; 0 = never). */
+  /**
+   * Take a snapshot once this many entries were applied since the last one (default 10,000;
+   * 0 = never); see `snapshotLogRatio` for what else the default waits for.
+   */
   snapshotEvery?: number;
+  /**
+   * An automatic snapshot also waits until the entries applied since the last one add up to
+   * this many times the last image's size in bytes, but not beyond `snapshotEveryMax`
+   * entries: a snapshot rewrites the whole state, so with a large state and small entries it
+   * is taken less often (log bytes kept ≈ the state's size, as Redis's AOF rewrite rule), and
+   * with a small state as often as `snapshotEvery` says. Default 1 when `snapshotEvery` is
+   * left at its default, 0 (entries only, exactly every `snapshotEvery`) when it is set.
+   */
+  snapshotLogRatio?: number;
+  /** The most entries applied between two automatic snapshots (default 10 × `snapshotEvery`). */
+  snapshotEveryMax?: number;
   /**
    * Encode snapshot images in slices, yielding to the event loop between them (default
    * true): the image is captured at once, so it is the same, but a large one no longer
@@ -323,11 +337,19 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readonly proposals = new Map<number, PendingProposal | PendingProposal[]>();
   private readonly expiry = new Map<number, ExpiryQueue>();
   private readBatch: ReadWaiter[] = [];
+  /** Witnessed reads not yet handed to the core (each its own context; docs/raft.md). */
+  private witnessReads: { w: ReadWaiter; key: string }[] = [];
   private readonly readsByCtx = new Map<string, ReadWaiter[]>();
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
   private readSeq = 0;
   private readNonce = '';
   private lastSnapshotIndex = 0;
+  /** Entry bytes applied by this node since it started (the snapshot cadence's measure). */
+  private appliedBytes = 0;
+  /** `appliedBytes` when the last snapshot's image was taken (or installed, or loaded). */
+  private snapshotBytesMark = 0;
+  /** Size of the last snapshot's image (0 until there is one). */
+  private lastImageBytes = 0;
   private addressOf: (id: string) => string = (id) => id;
   private readonly addresses = new Map<string, string>();
   /** Index up to which the state machine has applied (published after core.advance). */
@@ -430,6 +452,7 @@ export class RaftNode<Op = unknown, Result = unknown>
       snapshot = { meta: { index: m.index, term: m.term, membership: m.membership }, data };
       sm.restore(data);
       this.lastSnapshotIndex = m.index;
+      this.lastImageBytes = data.byteLength;
       this.appliedUpTo = m.index;
     }
     const first = Math.max(storage.log.firstIndex(), (snapshot?.meta.index ?? 0) + 1);
@@ -482,11 +505,13 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.expiry.clear();
     const reads = [
       ...this.readBatch,
+      ...this.witnessReads.map((x) => x.w),
       ...[...this.readsByCtx.values()].flat(),
       ...this.waitingApply.flatMap((w) => w.waiters),
     ];
     for (const r of reads) this.settleRead(r, undefined, err());
     this.readBatch = [];
+    this.witnessReads = [];
     this.readsByCtx.clear();
     this.waitingApply = [];
     await this.loopDone.catch(() => {});
@@ -541,6 +566,7 @@ export class RaftNode<Op = unknown, Result = unknown>
             m.type === 'heartbeat' ||
             m.type === 'readIndex' ||
             m.type === 'readIndexResp' ||
+            m.type === 'readWitness' ||
             (m.type === 'heartbeatResp' && m.context !== undefined)
           )
             readRound = true;
@@ -672,10 +698,27 @@ export class RaftNode<Op = unknown, Result = unknown>
     return p as Promise<ProposeResult<Result>>;
   }
 
-  readBarrier(options: { timeoutMs?: number } = {}): Promise<number> {
+  /**
+   * `witness`: the key under which the client sent witnesses to the followers (docs/raft.md,
+   * "Witnessed reads"); the read is then confirmed by their witnesses (one hop sooner than by a
+   * heartbeat round), falling back to the round when they do not come. A key must be new for
+   * every read attempt: a witness counts for the read that holds its key when it arrives.
+   */
+  readBarrier(options: { timeoutMs?: number; witness?: string } = {}): Promise<number> {
     const core = this.core;
     if (!core || this.stopped) {
       return Promise.reject(new ProposeError('Stopped', `raft node ${this.id_} is not running`));
+    }
+    const key = options.witness;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) {
+      return Promise.reject(
+        new ProposeError(
+          'Dropped',
+          'SYNOD_ERR_RAFT_BAD_MESSAGE: a witness key is a string of 1–256 chars',
+          undefined,
+          false,
+        ),
+      );
     }
     return new Promise<number>((resolve, reject) => {
       const w: ReadWaiter = { resolve, reject, timer: undefined, done: false };
@@ -687,7 +730,8 @@ export class RaftNode<Op = unknown, Result = unknown>
           new ProposeError('Timeout', `read not confirmed within ${ms} ms`),
         ),
       );
-      this.readBatch.push(w);
+      if (key !== undefined) this.witnessReads.push({ w, key });
+      else this.readBatch.push(w);
       // An idle node starts the confirmation round now rather than on the next event-loop
       // turn. Only when the core has nothing else to hand out: this may run in the caller's
       // turn, which must not apply entries or write the log; otherwise the loop is scheduled
@@ -703,6 +747,30 @@ export class RaftNode<Op = unknown, Result = unknown>
         this.runLoopNow();
       else this.schedule();
     });
+  }
+
+  /**
+   * A client's witness for its read registered under `key` on the leader (RaftCore.witnessRead):
+   * a follower that knows its leader sends it a word, in its term, that it is in that term now.
+   * Does nothing on the leader, a candidate, a stopped node, or for a malformed key (a witness is
+   * only ever a chance to skip a heartbeat round; the read never depends on it).
+   */
+  witnessRead(key: string): void {
+    const core = this.core;
+    if (!core || this.stopped) return;
+    if (typeof key !== 'string' || key.length === 0 || key.length > 256) return;
+    if (core.role !== 'follower' || core.leader === undefined) return;
+    // As readBarrier: send it in this turn only when the core has nothing else to hand out.
+    const idle =
+      !this.looping &&
+      !this.loopScheduled &&
+      this.stall === undefined &&
+      this.compactDue === undefined &&
+      this.snapshotWaiters.length === 0 &&
+      !core.hasReady();
+    this.guard(() => core.witnessRead(key));
+    if (idle) this.runLoopNow();
+    else this.schedule();
   }
 
   /**
@@ -793,6 +861,11 @@ export class RaftNode<Op = unknown, Result = unknown>
    * True while this node's storage is refusing writes for lack of space (it retries, and
    * refuses new proposals with SYNOD_ERR_STORAGE_FULL until a write succeeds again).
    */
+  /** Reads this node served as leader on their witnesses (docs/raft.md), since it started. */
+  get witnessedReads(): number {
+    return this.core?.witnessedReads ?? 0;
+  }
+
   get storageStalled(): boolean {
     return this.stall !== undefined;
   }
@@ -943,6 +1016,14 @@ export class RaftNode<Op = unknown, Result = unknown>
           this.readBatch = [];
           core.readIndex(ctx);
         }
+        if (this.witnessReads.length > 0) {
+          for (const { w, key } of this.witnessReads) {
+            const ctx = `${this.id_}.${this.readNonce}.${this.readSeq++}`;
+            this.readsByCtx.set(ctx, [w]);
+            core.readIndex(ctx, key);
+          }
+          this.witnessReads = [];
+        }
         if (!core.hasReady()) break;
         const rd = core.ready();
         if (this.opts.asyncStorageWrites !== false && !this.needsSyncReady(rd)) {
@@ -995,7 +1076,14 @@ export class RaftNode<Op = unknown, Result = unknown>
       const ms = rd.messages;
       for (let i = 0; i < ms.length; i++) {
         const m = ms[i] as RaftMessage;
-        if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
+        // A witness promises nothing durable: the term it states is at most the one in memory.
+        if (
+          m.type === 'append' ||
+          m.type === 'heartbeat' ||
+          m.type === 'snapshot' ||
+          m.type === 'readWitness'
+        )
+          early.push(m);
         else rest.push(m);
       }
       this.sendAll(early);
@@ -1166,7 +1254,14 @@ export class RaftNode<Op = unknown, Result = unknown>
       const ms = rd.messages;
       for (let i = 0; i < ms.length; i++) {
         const m = ms[i] as RaftMessage;
-        if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
+        // A witness promises nothing durable: the term it states is at most the one in memory.
+        if (
+          m.type === 'append' ||
+          m.type === 'heartbeat' ||
+          m.type === 'snapshot' ||
+          m.type === 'readWitness'
+        )
+          early.push(m);
         else rest.push(m);
       }
       if (early.length > 0) {
@@ -1192,6 +1287,8 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (rd.snapshot) {
       sm.restore(rd.snapshot.data);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
+      this.lastImageBytes = rd.snapshot.data.byteLength;
+      this.snapshotBytesMark = this.appliedBytes;
       this.appliedUpTo = rd.snapshot.meta.index;
       for (const [index, v] of this.proposals) {
         if (index > rd.snapshot.meta.index) continue;
@@ -1364,6 +1461,7 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   private applyEntry(e: LogEntry, sm: SessionStateMachine<Op, Result>): void {
+    this.appliedBytes += e.data.byteLength;
     let result: unknown;
     let refused: ProposeError | undefined;
     if (e.type === 'normal') {
@@ -1572,15 +1670,26 @@ export class RaftNode<Op = unknown, Result = unknown>
   }
 
   /**
-   * Starts a snapshot when `snapshotEvery` entries were applied since the last one. The
+   * Starts a snapshot when `snapshotEvery` entries were applied since the last one and, with
+   * a `snapshotLogRatio`, they add up to that many times the last image's bytes (or
+   * `snapshotEveryMax` entries were). The
    * image is taken now (between two Readies, so it is exactly the state at the core's
    * applied index); writing it and compacting the log happen in the background, so the
    * write path does not stall behind a snapshot's fsyncs.
    */
   private maybeSnapshot(core: RaftCore): void {
-    const every = this.opts.snapshotEvery ?? 10_000;
-    if (every <= 0 || core.log.applied - this.lastSnapshotIndex < every) return;
+    const o = this.opts;
+    const every = o.snapshotEvery ?? 10_000;
+    const since = core.log.applied - this.lastSnapshotIndex;
+    if (every <= 0 || since < every) return;
     if (this.snapshotting) return;
+    const ratio = o.snapshotLogRatio ?? (o.snapshotEvery === undefined ? 1 : 0);
+    if (
+      ratio > 0 &&
+      since < (o.snapshotEveryMax ?? 10 * every) &&
+      this.appliedBytes - this.snapshotBytesMark < ratio * this.lastImageBytes
+    )
+      return;
     if (this.snapshotRetryAt > 0 && this.ctx.clock.now() < this.snapshotRetryAt) return;
     const p = this.snapshotNow(core).then(
       () => {
@@ -1617,6 +1726,8 @@ export class RaftNode<Op = unknown, Result = unknown>
     const st = this.storage as RaftStorage;
     const sm = this.sm as SessionStateMachine<Op, Result>;
     let snap: CoreSnapshot;
+    // Entry bytes applied when the image was taken (now, between two Readies).
+    const bytesMark = this.appliedBytes;
     if (this.opts.slicedSnapshots !== false) {
       // Captured now, between two Readies; encoded in slices so the loop keeps serving
       // (a 10,000-key KV image held a busy node's loop for 100-400 ms in one piece).
@@ -1627,8 +1738,19 @@ export class RaftNode<Op = unknown, Result = unknown>
       // A newer snapshot (installed from the leader) arrived while this one was encoded.
       if (snap.meta.index !== meta.index) return;
     } else snap = core.snapshotTaken(sm.snapshot());
-    const before = this.lastSnapshotIndex;
+    const before = {
+      index: this.lastSnapshotIndex,
+      mark: this.snapshotBytesMark,
+      bytes: this.lastImageBytes,
+    };
     this.lastSnapshotIndex = snap.meta.index;
+    this.snapshotBytesMark = bytesMark;
+    this.lastImageBytes = snap.data.byteLength;
+    const undo = () => {
+      this.lastSnapshotIndex = before.index;
+      this.snapshotBytesMark = before.mark;
+      this.lastImageBytes = before.bytes;
+    };
     // With log writes in flight the applied index may be ahead of the durable log. A
     // snapshot must never be durable ahead of the log it covers (a restart would find a
     // gap between them), so the image taken now is written once the log has caught up.
@@ -1641,7 +1763,7 @@ export class RaftNode<Op = unknown, Result = unknown>
         membership: snap.meta.membership,
       })
       .catch((e: unknown) => {
-        this.lastSnapshotIndex = before;
+        undo();
         throw e;
       });
     try {
@@ -1649,7 +1771,7 @@ export class RaftNode<Op = unknown, Result = unknown>
       await w.commit();
     } catch (e) {
       await w.abort().catch(() => {});
-      this.lastSnapshotIndex = before;
+      undo();
       throw e;
     }
     if (this.stopped) return;

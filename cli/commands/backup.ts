@@ -45,7 +45,7 @@ commands:
                                         $SYNOD_BACKUP_KEY; --new-key-file F writes a new key)
                 --cluster-id ID         the cluster it backs up (else set by the first backup)
                 --chunk-size BYTES      average chunk size, a power of two (default 1048576)
-                --compress none|deflate[:1-9]|brotli[:0-11]   (default brotli:1)
+                --compress none|deflate[:1-9]|brotli[:0-11]|lz4   (default brotli:1)
   full|diff|incr
               take a backup. Without --cluster, of the repository's own latest state
               (latest backup + log archive), e.g. to consolidate a chain into a new full.
@@ -170,13 +170,15 @@ async function init(args: ParsedArgs): Promise<number> {
   }
   const chunk = intOpt(args, '--chunk-size', 64);
   const compress = args.values.get('--compress') ?? 'brotli:1';
-  const m = /^(none|deflate|brotli)(?::(\d{1,2}))?$/.exec(compress);
+  const m = /^(none|deflate|brotli|lz4)(?::(\d{1,2}))?$/.exec(compress);
   if (!m)
     throw new UsageError(
-      `--compress must be none, deflate[:1-9] or brotli[:0-11] (got ${compress})`,
+      `--compress must be none, deflate[:1-9], brotli[:0-11] or lz4 (got ${compress})`,
     );
-  const algo = m[1] as 'none' | 'deflate' | 'brotli';
-  const level = Number(m[2] ?? (algo === 'none' ? 0 : 1));
+  const algo = m[1] as 'none' | 'deflate' | 'brotli' | 'lz4';
+  const level = Number(m[2] ?? (algo === 'none' || algo === 'lz4' ? 0 : 1));
+  if (algo === 'lz4' && level !== 0)
+    throw new UsageError(`--compress lz4 takes no level (got ${level})`);
   if (algo === 'deflate' && (level < 1 || level > 9))
     throw new UsageError(`--compress deflate takes a level 1-9 (got ${level})`);
   if (algo === 'brotli' && level > 11)

@@ -15,6 +15,8 @@
  *
  * `latest()` verifies both digests and skips (and reports) a corrupted snapshot, falling
  * back to the previous one; `read()` verifies the data digest again while streaming.
+ * `prune()` verifies what it keeps, except files this store published or verified itself
+ * whose size and modification time have not changed since.
  */
 import { createHash } from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
@@ -55,6 +57,14 @@ export interface SnapshotFileMeta extends SnapshotMeta {
   dataOffset: number;
   /** Trailer version (1: the file checksum hashes the data too; 2: it does not). */
   trailer: 1 | 2;
+  /** The file's modification time when its header and trailer were read (ns, as a bigint). */
+  mtimeNs: bigint;
+}
+
+/** Size and modification time of a snapshot file: what `prune` compares to skip re-verifying it. */
+interface FileStamp {
+  size: number;
+  mtimeNs: bigint;
 }
 
 function snapshotName(index: number, term: number): string {
@@ -93,7 +103,8 @@ function corrupt(file: string, reason: string, offset = 0): StorageError {
 async function readMeta(file: string): Promise<SnapshotFileMeta> {
   const fh = await fs.open(file, 'r');
   try {
-    const { size } = await fh.stat();
+    const st = await fh.stat({ bigint: true });
+    const size = Number(st.size);
     if (size < 12 + SNAPSHOT_TRAILER_BYTES)
       throw corrupt(file, `file of ${size} bytes is too short`);
     const head = Buffer.alloc(12);
@@ -136,6 +147,7 @@ async function readMeta(file: string): Promise<SnapshotFileMeta> {
       file,
       dataOffset,
       trailer: trailer as 1 | 2,
+      mtimeNs: st.mtimeNs,
     };
   } finally {
     await fh.close();
@@ -242,7 +254,7 @@ class FileSnapshotReader implements SnapshotReader {
 
   constructor(m: SnapshotFileMeta) {
     this.fileMeta = m;
-    const { file: _f, dataOffset: _d, trailer: _t, ...meta } = m;
+    const { file: _f, dataOffset: _d, trailer: _t, mtimeNs: _m, ...meta } = m;
     this.meta = meta;
   }
 
@@ -278,7 +290,8 @@ class FileSnapshotWriter implements SnapshotWriter {
       createdAt: number;
     },
     headerBytes: number,
-    private readonly onDone: () => void,
+    /** Called once the writer is finished: with the published file and its stamp after a commit. */
+    private readonly onDone: (published?: { file: string; stamp: FileStamp }) => void,
   ) {
     this.size = 0;
     this.pos = headerBytes;
@@ -289,7 +302,7 @@ class FileSnapshotWriter implements SnapshotWriter {
   static async create(
     dir: string,
     meta: { index: number; term: number; membership: Membership; createdAt: number },
-    onDone: () => void,
+    onDone: (published?: { file: string; stamp: FileStamp }) => void,
   ): Promise<FileSnapshotWriter> {
     const tmp = path.join(
       dir,
@@ -366,12 +379,13 @@ class FileSnapshotWriter implements SnapshotWriter {
       this.fileHash.digest().copy(tail, 48);
       await this.fh.write(tail, 0, tail.length, this.pos);
       await this.fh.sync();
+      const st = await this.fh.stat({ bigint: true });
       await this.fh.close();
       const final = path.join(this.dir, snapshotName(this.meta.index, this.meta.term));
       await fs.rename(this.tmp, final);
       await fsyncDir(this.dir);
       this.state = 'done';
-      this.onDone();
+      this.onDone({ file: final, stamp: { size: Number(st.size), mtimeNs: st.mtimeNs } });
       return { ...this.meta, size: this.size, checksum: checksum.toString('hex') };
     } catch (err) {
       this.state = 'done';
@@ -408,6 +422,12 @@ export class FileSnapshotStore implements SnapshotStore {
   private readonly writers = new Set<FileSnapshotWriter>();
   /** Snapshots found corrupted by the last `latest()` (newest first). */
   skipped: { file: string; reason: string }[] = [];
+  /**
+   * Files this store published or verified in full, with their size and modification time
+   * then: `prune` does not read and hash them again while both are unchanged (a 6.5 MB KV
+   * image cost two SHA-256 passes per kept snapshot on every prune, i.e. after every snapshot).
+   */
+  private readonly verified = new Map<string, FileStamp>();
 
   private constructor(dir: string, lock: DirLock | undefined, opts: FileSnapshotStoreOptions) {
     this.dir = dir;
@@ -444,9 +464,10 @@ export class FileSnapshotStore implements SnapshotStore {
       membership: checkMembership(meta.membership),
       createdAt: this.clock.wallNow(),
     };
-    const w: FileSnapshotWriter = await FileSnapshotWriter.create(this.dir, full, () =>
-      this.writers.delete(w),
-    );
+    const w: FileSnapshotWriter = await FileSnapshotWriter.create(this.dir, full, (published) => {
+      this.writers.delete(w);
+      if (published) this.verified.set(published.file, published.stamp);
+    });
     this.writers.add(w);
     return w;
   }
@@ -454,7 +475,9 @@ export class FileSnapshotStore implements SnapshotStore {
   /** Metadata of every readable snapshot, newest first (headers and trailers only). */
   async list(): Promise<SnapshotMeta[]> {
     this.assertOpen();
-    return (await this.scan()).metas.map(({ file: _f, dataOffset: _d, ...m }) => m);
+    return (await this.scan()).metas.map(
+      ({ file: _f, dataOffset: _d, trailer: _t, mtimeNs: _m, ...m }) => m,
+    );
   }
 
   async latest(): Promise<SnapshotReader | undefined> {
@@ -463,7 +486,7 @@ export class FileSnapshotStore implements SnapshotStore {
     this.skipped = [...broken];
     for (const m of metas) {
       try {
-        await verifyFile(m);
+        await this.verify(m);
         for (const s of this.skipped) this.onCorrupt?.(s);
         return new FileSnapshotReader(m);
       } catch (err) {
@@ -487,18 +510,22 @@ export class FileSnapshotStore implements SnapshotStore {
     const quarantine = broken.map((b) => b.file);
     for (const m of metas) {
       if (valid >= keep) {
+        this.verified.delete(m.file);
         await fs.rm(m.file, { force: true });
         continue;
       }
       try {
-        await verifyFile(m);
+        if (!this.knownGood(m)) await this.verify(m);
         valid++;
       } catch (err) {
         if (!(err instanceof StorageError)) throw err;
         quarantine.push(m.file);
       }
     }
-    for (const f of quarantine) await fs.rename(f, `${f}.corrupt`).catch(() => undefined);
+    for (const f of quarantine) {
+      this.verified.delete(f);
+      await fs.rename(f, `${f}.corrupt`).catch(() => undefined);
+    }
     await fsyncDir(this.dir);
   }
 
@@ -528,6 +555,26 @@ export class FileSnapshotStore implements SnapshotStore {
     }
     metas.sort((a, b) => b.index - a.index || b.term - a.term || b.createdAt - a.createdAt);
     return { metas, broken };
+  }
+
+  /** Verifies both digests of `m` (throws `SYNOD_ERR_SNAPSHOT_CORRUPT`) and remembers it as good. */
+  private async verify(m: SnapshotFileMeta): Promise<void> {
+    this.verified.delete(m.file);
+    await verifyFile(m);
+    this.verified.set(m.file, {
+      size: m.dataOffset + m.size + SNAPSHOT_TRAILER_BYTES,
+      mtimeNs: m.mtimeNs,
+    });
+  }
+
+  /** Whether `m` was published or verified by this store and has not changed since (size, mtime). */
+  private knownGood(m: SnapshotFileMeta): boolean {
+    const s = this.verified.get(m.file);
+    return (
+      s !== undefined &&
+      s.mtimeNs === m.mtimeNs &&
+      s.size === m.dataOffset + m.size + SNAPSHOT_TRAILER_BYTES
+    );
   }
 
   private assertOpen(): void {

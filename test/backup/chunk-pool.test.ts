@@ -5,10 +5,11 @@
  * per-chunk codec flag: a chunk whose flags name the wrong codec is corrupt, not misread.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { ChunkPool, InThread } from '../../actors/backup/chunk-pool.js';
+import { ChunkPool, type Codec, InThread } from '../../actors/backup/chunk-pool.js';
 import { chunkId, deriveKeys } from '../../actors/backup/crypto.js';
 import { recordHash } from '../../actors/backup/digest.js';
 import { RepoDriver } from '../../actors/backup/driver.js';
@@ -64,7 +65,7 @@ t.test(`workers and the calling thread agree (seed ${SEED})`, async (t) => {
     // Sizes on both sides of MIN_WORKER_BYTES.
     const plain = chunkOf(r, 5 + r.int(120), round % 3 === 0 ? 50 : 1500);
     const keys = round % 2 === 0 ? plainKeys : encKeys;
-    const codec = round % 4 < 2 ? 'brotli' : 'deflate';
+    const codec = (['brotli', 'brotli', 'deflate', 'lz4'] as const)[round % 4] as Codec;
     const expectedId = chunkId(keys, plain);
     const expectedHashes = referenceHashes(plain);
     t.ok(expectedHashes, 'the reference parses the chunk');
@@ -109,6 +110,13 @@ t.test('what does not decode is refused, in a worker and in the calling thread',
   t.ok(plain.length > 32 * 1024, `a ${plain.length}-byte chunk`);
   const z = (await InThread.compress(plain, 'brotli', 1)) as Buffer;
   const dz = (await InThread.compress(plain, 'deflate', 1)) as Buffer;
+  const lz = (await InThread.compress(plain, 'lz4', 0)) as Buffer;
+  t.equal(lz.readUInt32LE(0), plain.length, 'an LZ4 payload states its plain length first');
+  // LZ4 damage: a length prefix that lies (checked before decoding: no allocation of what
+  // it claims), and a cut-off block.
+  const lzLies = Buffer.from(lz);
+  lzLies.writeUInt32LE(0xfffffff0, 0);
+  const lzCut = Buffer.from(lz.subarray(0, lz.length >> 1));
   for (const p of [pool, new ChunkPool(0)]) {
     const where = p.size === 0 ? 'calling thread' : 'worker';
     await t.rejects(
@@ -126,6 +134,23 @@ t.test('what does not decode is refused, in a worker and in the calling thread',
       { name: 'DecompressError' },
       `${where}: deflate bytes read as brotli are refused`,
     );
+    await t.rejects(
+      p.decode(keys, Buffer.from(lzLies), 'lz4', plain.length, false),
+      { name: 'DecompressError' },
+      `${where}: an LZ4 payload stating another length is refused`,
+    );
+    await t.rejects(
+      p.decode(keys, Buffer.from(lzCut), 'lz4', plain.length, false),
+      { name: 'DecompressError' },
+      `${where}: a truncated LZ4 payload is refused`,
+    );
+    await t.rejects(
+      p.decode(keys, Buffer.from(z), 'lz4', plain.length, false),
+      { name: 'DecompressError' },
+      `${where}: brotli bytes read as LZ4 are refused`,
+    );
+    const back = await p.decode(keys, Buffer.from(lz), 'lz4', plain.length, false);
+    t.ok(back.plain.equals(plain), `${where}: negative control, LZ4 decodes`);
     const garbage = Buffer.from(plain); // records that do not parse: no record hashes
     garbage.writeUInt32BE(0xffffff, 1);
     const g = await p.decode(
@@ -185,6 +210,8 @@ t.test('a chunk whose flags name the other codec is corrupt', async (t) => {
   for (const [flags, why] of [
     [1, /does not decompress|decoded \d+ bytes, header says/],
     [5, /two codecs/],
+    [0x0c, /two codecs/],
+    [8, /does not decompress|decoded \d+ bytes, header says/],
     [0x14, /unknown flags/],
   ] as const) {
     const bad = Buffer.from(bytes);
@@ -217,4 +244,20 @@ t.test('a chunk store error after hashing releases the chunk in the worker', asy
     await t.rejects(store.put(plain), /EIO/);
   }
   t.equal(chunkPool.keptChunks(), before, 'nothing left held in the workers');
+});
+
+t.test('LZ4 without its package is a clear error with a code', async (t) => {
+  const { loadLz4 } = await import('../../actors/backup/lz4.js');
+  t.throws(
+    () =>
+      loadLz4(() => {
+        throw new Error("Cannot find module 'lz4-napi'\nRequire stack: …");
+      }),
+    {
+      code: 'SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE',
+      message: /lz4-napi.*Cannot find module.*install it/,
+    },
+  );
+  const req = createRequire(import.meta.url);
+  t.type(loadLz4((id) => req(id)).compressSync, 'function', 'negative control: it loads here');
 });

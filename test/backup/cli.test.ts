@@ -170,10 +170,13 @@ t.test(
     t.same(await compression('b3'), { algo: 'brotli', level: 3 });
     t.equal((await init('d6', '--compress', 'deflate:6')).code, 0);
     t.same(await compression('d6'), { algo: 'deflate', level: 6 });
+    t.equal((await init('lz4', '--compress', 'lz4')).code, 0);
+    t.same(await compression('lz4'), { algo: 'lz4', level: 0 });
     for (const [bad, why] of [
       ['deflate:0', /deflate takes a level 1-9/],
       ['brotli:12', /brotli takes a level 0-11/],
-      ['gzip', /must be none, deflate\[:1-9\] or brotli\[:0-11\]/],
+      ['lz4:3', /lz4 takes no level/],
+      ['gzip', /must be none, deflate\[:1-9\], brotli\[:0-11\] or lz4/],
     ] as const) {
       const r = await init(`bad-${bad}`, '--compress', bad);
       t.equal(r.code, 2, `${bad}: exit 2`);

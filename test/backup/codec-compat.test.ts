@@ -168,7 +168,7 @@ t.test('repo.json naming an unknown codec or boundary is a format error', async 
     );
   }
   await t.rejects(
-    Repository.init(path.join(base, 'new'), { compression: { algo: 'lz4' as 'none' } }),
+    Repository.init(path.join(base, 'new'), { compression: { algo: 'lzma' as 'none' } }),
     { code: 'SYNOD_ERR_BACKUP_INVALID_ARGUMENT' },
     'init refuses an unknown codec',
   );

@@ -136,6 +136,45 @@ for (const name of ['plain', 'encrypted'] as const) {
   });
 }
 
+for (const name of ['plain', 'encrypted'] as const) {
+  t.test(`${name}: LZ4 chunks written next to brotli ones; all restore`, async (t) => {
+    // The codec is per chunk (chunk-store.ts flag bit 3): a brotli repository switched to LZ4
+    // keeps reading its brotli chunks.
+    const { dir } = await fixture(name);
+    const cfgFile = path.join(dir, 'repo.json');
+    const cfg = JSON.parse(await readFile(cfgFile, 'utf8'));
+    cfg.compression = { algo: 'lz4', level: 0 };
+    await writeFile(cfgFile, JSON.stringify(cfg));
+    const repo = await Repository.open(dir, name === 'encrypted' ? { key: KEY } : {});
+    const before = new Set(await repo.chunks.list());
+    const d = new RepoDriver(repo, 'fixture', 2026, WORKLOAD);
+    d.forgetOnFull = false;
+    d.apply(360);
+    await d.resync();
+    const incr = await d.backup('incr');
+    const full = await d.backup('full');
+    const added = (await repo.chunks.list()).filter((id) => !before.has(id));
+    t.ok(added.length > 0, `${added.length} new chunks`);
+    const flags = await Promise.all(
+      added.map(async (id) => (await readFile(repo.chunks.pathOf(id)))[5] as number),
+    );
+    t.ok(
+      flags.every((f) => (f & ~2) === 8 || (f & ~2) === 0),
+      `new chunks are LZ4 (or raw) (flags ${[...new Set(flags)].join(',')})`,
+    );
+    t.ok(
+      flags.some((f) => (f & ~2) === 8),
+      'some are LZ4',
+    );
+    for (const m of [incr, full, ...(await repo.list()).slice(0, 3)]) {
+      const r = await restore(repo, { kind: 'backup', id: m.id }, { factory });
+      t.equal(r.digest, expected(m.index).digest, `${m.id} (${m.type} at ${m.index}) restores`);
+    }
+    t.equal((await toDataDir(repo, full.id)).digest, expected(360).digest, 'streams');
+    t.same((await verify(repo)).problems, [], 'verify: brotli and LZ4 chunks side by side');
+  });
+}
+
 t.test('a version-1 full is still checked by its additive digest', async (t) => {
   // Negative control for the old path: a version-1 manifest whose state digest is not the
   // state's (checksum recomputed) is refused by both restores, as before the change.

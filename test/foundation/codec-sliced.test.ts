@@ -56,3 +56,29 @@ t.test('a value the codec cannot carry fails as encodeValue does', async (t) => 
     { code: 'SYNOD_ERR_ENCODE' },
   );
 });
+
+t.test(
+  'large byte arrays are written as encodeValue writes them (bin 16 and bin 32)',
+  async (t) => {
+    for (const n of [4095, 4096, 65_535, 65_536, 70_001]) {
+      const u8 = new Uint8Array(n);
+      for (let i = 0; i < n; i++) u8[i] = (i * 7) & 0xff;
+      for (const bytes of [u8, Buffer.from(u8)]) {
+        const image = { v: 1, sessions: [['c', 1, null, 2]], user: bytes, tail: bytes.subarray(1) };
+        const sliced = Buffer.from(await encodeValueSliced(image, async () => {}));
+        const back = decodeValue(sliced) as typeof image;
+        const what = `${n} bytes (${bytes.constructor.name})`;
+        t.ok(
+          Buffer.from(back.user).equals(bytes) && Buffer.from(back.tail).equals(bytes.subarray(1)),
+          `${what}: decoded`,
+        );
+        t.same(back.sessions, image.sessions);
+        t.ok(
+          sliced.includes(Buffer.from(encodeValue(bytes))),
+          `${what}: the bin as encodeValue writes it`,
+        );
+        t.ok(sliced.includes(Buffer.from(encodeValue(bytes.subarray(1)))), `${what}: a view too`);
+      }
+    }
+  },
+);

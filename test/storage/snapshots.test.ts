@@ -230,6 +230,43 @@ t.test('memory: an unsynced commit is lost by a crash', async (t) => {
   );
 });
 
+t.test('file: prune re-verifies a snapshot it wrote once the file has changed', async (t) => {
+  const dir = path.join(root, `s${seq++}`);
+  const store = await FileSnapshotStore.open(dir);
+  await put(store, 10, bytes(1000, 1));
+  await put(store, 20, bytes(1000, 2));
+  await store.prune(1);
+  t.same(
+    (await store.list()).map((m) => m.index),
+    [20],
+    'its own newest snapshot is kept without reading it back',
+  );
+  await put(store, 30, bytes(1000, 3));
+  // Damage the newest after it was published: same size, one data byte flipped. File
+  // timestamps are coarse (a clock tick), so move the mtime on as any later change would.
+  const file = path.join(
+    dir,
+    (await fs.readdir(dir)).find((n) => n.startsWith(String(30).padStart(20, '0'))) as string,
+  );
+  const buf = await fs.readFile(file);
+  const at = buf.length - SNAPSHOT_TRAILER_BYTES - 10;
+  buf[at] = (buf[at] as number) ^ 0xff;
+  await fs.writeFile(file, buf);
+  const later = new Date(Date.now() + 5000);
+  await fs.utimes(file, later, later);
+  await store.prune(1);
+  t.same(
+    (await store.list()).map((m) => m.index),
+    [20],
+    'the changed file failed its digest and the previous snapshot was kept',
+  );
+  t.ok(
+    (await fs.readdir(dir)).some((n) => n.endsWith('.corrupt')),
+    'damaged file quarantined',
+  );
+  await store.close();
+});
+
 /** The fixture's data: 40 KiB of deterministic bytes (as written by the generator). */
 function fixtureData(): Buffer {
   const data = Buffer.alloc(40 * 1024);

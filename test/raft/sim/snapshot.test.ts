@@ -137,3 +137,59 @@ t.test('SnapshotInit', async (t) => {
     t.equal(c.machines.get(id)!.data.get('k24'), 24);
   }
 });
+
+/** Distinct compaction points of node `id`'s core while `run` goes (a snapshot each, keepEntries behind it). */
+async function compactions(
+  c: RaftCluster,
+  id: string,
+  run: () => Promise<void>,
+): Promise<number[]> {
+  const seen: number[] = [];
+  c.sim.afterEachStep(() => {
+    const s = c.core(id)?.log.snapIndex ?? 0;
+    if (s > 0 && s !== seen[seen.length - 1]) seen.push(s);
+  });
+  await run();
+  return seen;
+}
+
+function gaps(points: number[]): number[] {
+  return points.slice(1).map((p, i) => p - (points[i] as number));
+}
+
+t.test(
+  'snapshot cadence follows the image size (snapshotLogRatio, snapshotEveryMax)',
+  async (t) => {
+    const big = 'v'.repeat(400);
+    for (const c of [
+      { ratio: 1, max: 1000, name: 'ratio 1' },
+      { ratio: 1, max: 40, name: 'ratio 1, at most 40 entries' },
+      { ratio: 0, max: 1000, name: 'entries only' },
+    ]) {
+      const cl = new RaftCluster({
+        seed: SEED + 7,
+        ids: ['a', 'b', 'c'],
+        node: {
+          snapshotEvery: 10,
+          snapshotLogRatio: c.ratio,
+          snapshotEveryMax: c.max,
+          keepEntries: 3,
+        },
+      });
+      await cl.start();
+      // A state of ~8 KB, then small writes (~40 bytes an entry): with ratio 1 a snapshot
+      // waits for ~200 entries' bytes.
+      for (let i = 0; i < 20; i++) await one(cl, w(`big${i}`, big));
+      const l = (await cl.waitLeader()) as string;
+      const points = await compactions(cl, l, async () => {
+        for (let i = 0; i < 300; i++) await one(cl, w('x', i));
+      });
+      const g = gaps(points);
+      t.ok(g.length >= 1, `${c.name}: snapshots were taken (${points.join(', ')})`);
+      if (c.ratio === 0)
+        t.ok(Math.max(...g) <= 12, `${c.name}: every ~10 entries (${g.join(', ')})`);
+      else if (c.max === 40) t.ok(Math.max(...g) <= 42, `${c.name}: gaps ${g.join(', ')}`);
+      else t.ok(Math.min(...g) >= 150, `${c.name}: gaps ${g.join(', ')} (image ~8 KB)`);
+    }
+  },
+);
