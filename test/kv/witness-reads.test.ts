@@ -5,9 +5,12 @@
  */
 import t from 'tap';
 import { raftBackend } from '../../actors/kv/testing/backends.js';
-import { CLIENT_NODE, KvSim } from '../../actors/kv/testing/sim-cluster.js';
-import type { RaftNode } from '../../actors/raft/raft-node.js';
+import { CLIENT_NODE, type KvBackend, KvSim } from '../../actors/kv/testing/sim-cluster.js';
+import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import { RaftNode } from '../../actors/raft/raft-node.js';
 import { KvClient } from '../../lib/kv-client/client.js';
+import type { ReplicatedLog } from '../../lib/replicated-log.js';
+import { openMemoryDataDir } from '../../lib/storage/data-dir.js';
 
 async function cluster(
   seed = 7,
@@ -98,4 +101,58 @@ t.test('bad input gets a clear error', async (t) => {
   sys.send(`${follower}/kv`, { type: 'kv.witness', v: 1, key: 'x'.repeat(300) });
   const kv = new KvClient({ system: sys, nodes: k.nodes, witnessReads: true });
   t.equal((await k.run(kv.get('x', { level: 'strong' }))).outcome, 'ok');
+});
+
+/** Raft without check-quorum: a leader cut off from its followers keeps believing it leads. */
+const staleLeaderBackend: KvBackend = {
+  name: 'raft (no check-quorum)',
+  start(node, sm, members) {
+    const raft = new RaftNode<KvOp, KvResult>({
+      storage: () => openMemoryDataDir(node.disk, { clock: node.clock }),
+      stateMachine: () => sm,
+      bootstrap: [...members],
+      checkQuorum: false,
+      requestTimeoutMs: 1000,
+    });
+    node.system.spawn('raft', raft);
+    return raft as ReplicatedLog<KvOp, KvResult>;
+  },
+};
+
+t.test('a deposed leader that clients still reach serves no stale witnessed read', async (t) => {
+  // The case witnesses must get right: the old leader, cut off from both followers but not from
+  // the clients, still thinks it leads; a new leader commits a write; a client that still
+  // believes in the old leader reads. Its witness reaches a follower of the new term, which
+  // tells the new leader, not the old one: the old leader must not serve the read.
+  const k = new KvSim({
+    backend: staleLeaderBackend,
+    seed: 11,
+    faults: { delay: { min: 1, max: 3 } },
+  });
+  await k.start();
+  const old = await k.waitLeader();
+  const reader = k.client({ witnessReads: true, attemptTimeoutMs: 300, timeoutMs: 3000 });
+  const writer = k.client({ witnessReads: true });
+  t.equal((await k.run(writer.put('x', '1'))).outcome, 'ok');
+  // A write teaches the reader who leads (a read may be served by the follower it went to).
+  t.match(await k.run(reader.put('y', '0')), { outcome: 'ok', servedBy: old });
+  t.equal(reader.leader, old);
+  for (const n of k.nodes) {
+    if (n === old) continue;
+    k.sim.network.setLinkFaults(old, n, { drop: 1 });
+    k.sim.network.setLinkFaults(n, old, { drop: 1 });
+  }
+  await k.sim.runUntil(() => k.leader() !== undefined && k.leader() !== old, { timeout: 5000 });
+  const fresh = k.leader() as string;
+  t.not(fresh, old, 'a new leader in a new term');
+  const oldRaft = k.logs.get(old) as unknown as RaftNode<never, never>;
+  t.equal(oldRaft.status().role, 'leader', 'the old leader still thinks it leads');
+  t.equal((await k.run(writer.put('x', '2'))).outcome, 'ok', 'written through the new leader');
+  t.equal(reader.leader, old, 'the reader still believes in the old leader');
+  const r = await k.run(reader.get('x', { level: 'strong' }));
+  if (r.outcome === 'ok') {
+    t.equal(r.value.value, '2', 'never the value the write replaced');
+    t.equal(r.servedBy, fresh, 'served by the new leader after the old one timed out');
+  } else t.pass(`failed rather than stale (${r.error.code})`);
+  t.ok(reader.stats.witnessed >= 2, 'the reads were witnessed');
 });
