@@ -19,6 +19,11 @@
  * reports each side's reads/s awake/asleep; the usual rows use the phases without the loops.
  * On this VM (idle vCPUs halt at once: `haltpoll.guest_halt_poll_ns=0`) a large awake/asleep
  * ratio on a quiet machine says the one-client gap is wake-up latency, not Synod's code.
+ *
+ * Synod's client witnesses its reads at one client (docs/kv.md, "Witnessed reads": 3 hops in
+ * series instead of 4). `--witness-ab` adds a third side to every round: a second Synod client on
+ * the same cluster with `witnessReads: false` (the batched ReadIndex round, as before witnesses),
+ * and reports witnessed/batched latency and CPU per get, alternated within each round.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -114,6 +119,7 @@ export const main: BenchMain = async (argv) => {
   const rounds = Math.max(1, numFlag(argv, 'rounds', 8));
   const phaseMs = numFlag(argv, 'phase', 3) * 1000;
   const keepers = boolFlag(argv, 'awake') ? new Keepers(os.cpus().length) : undefined;
+  const witnessAb = boolFlag(argv, 'witness-ab');
   const awakeRuns = new Map<string, { asleep: number; awake: number }[]>([
     ['synod', []],
     ['etcd', []],
@@ -126,6 +132,7 @@ export const main: BenchMain = async (argv) => {
   const results = new Map<string, Phase[]>([
     ['synod', []],
     ['etcd', []],
+    ['synod-batched', []],
   ]);
   try {
     etcd = await EtcdCluster.start({ dir: path.join(base, 'etcd'), bins, log });
@@ -151,8 +158,13 @@ export const main: BenchMain = async (argv) => {
         },
       },
     ];
+    if (witnessAb) {
+      const batched = await synodTarget(synod, 'synod-batched', { witnessReads: false }).open(1);
+      sets.push(batched);
+      sides.push({ name: 'synod-batched', set: batched, cpu: (sides[0] as Side).cpu });
+    }
     // The same keys and values on both.
-    for (const s of sides)
+    for (const s of sides.slice(0, 2))
       for (let i = 0; i < KEYS; i++) await s.set.put(0, keyName(i), benchValue(100, 0, i));
     log(
       `synod leader ${(await synod.waitForLeader(30_000)).id}, etcd leader ${leader}; ${rounds} rounds of ${phaseMs / 1000} s per side`,
@@ -235,6 +247,39 @@ export const main: BenchMain = async (argv) => {
       { ...base_, runs: e.map((p) => p.cpuUs) },
     ),
   ];
+  const b = results.get('synod-batched') as Phase[];
+  if (b.length > 0) {
+    const w = { name: 'Synod batched ReadIndex (witnessReads: false), same rounds' };
+    m.push(
+      summarize(
+        'C=1 Synod witnessed get latency mean',
+        'ms',
+        'lower',
+        s.map((p) => p.mean),
+        { ...w, runs: b.map((p) => p.mean) },
+      ),
+      summarize(
+        'C=1 Synod witnessed get latency p50',
+        'ms',
+        'lower',
+        s.map((p) => p.p50),
+        { ...w, runs: b.map((p) => p.p50) },
+      ),
+      summarize(
+        'C=1 Synod witnessed server CPU per get',
+        'µs/op',
+        'lower',
+        s.map((p) => p.cpuUs),
+        { ...w, runs: b.map((p) => p.cpuUs) },
+      ),
+      summarize(
+        'C=1 per-round ratio Synod batched/witnessed mean latency',
+        '×',
+        'higher',
+        s.map((p, i) => (b[i] as Phase).mean / p.mean),
+      ),
+    );
+  }
   if (keepers) {
     for (const [name, runs] of awakeRuns) {
       const label = name === 'synod' ? 'Synod' : 'etcd';

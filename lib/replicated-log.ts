@@ -69,8 +69,16 @@ export interface ReplicatedLog<Op = unknown, Result = unknown> {
   /**
    * A linearizable read barrier: resolves with an index once this node has applied at
    * least that index and leadership was confirmed after the read was issued.
+   * `witness` (optional support, Raft's): the key of witnesses the client sent to the other
+   * members when it invoked the read (`witnessRead`); leadership confirmed by them counts too.
+   * A log without support ignores it.
    */
-  readBarrier(options?: { timeoutMs?: number }): Promise<number>;
+  readBarrier(options?: { timeoutMs?: number; witness?: string }): Promise<number>;
+  /**
+   * Optional: a client's witness for its read carrying `key` on the leader (Raft: the follower
+   * tells its leader it is in the leader's term now). Never throws; does nothing where useless.
+   */
+  witnessRead?(key: string): void;
   /** Current leader id as known locally (undefined when unknown). */
   readonly leader$: Observable<string | undefined>;
   readonly commitIndex$: Observable<number>;

@@ -56,7 +56,16 @@ export interface ReadOptions {
   readonly forward?: boolean;
   /** How long the service may wait (catching up, read index) before failing. */
   readonly waitMs?: number;
+  /**
+   * `strong`: the key of this attempt's witnesses (docs/kv.md, "Witnessed reads"): the client
+   * sent `kv.witness` with it to the other nodes when it started the attempt. A string of 1–256
+   * characters, new for every attempt. A service that cannot use it serves the read as usual.
+   */
+  readonly witness?: string;
 }
+
+/** The version of `kv.witness` this code writes and reads. */
+export const KV_WITNESS_VERSION = 1;
 
 /**
  * A cluster-wide default read level: what a read that names no level gets. `bounded` needs
@@ -143,7 +152,14 @@ export type KvRequest =
       /** First revision wanted (etcd's start_revision; 0 = from the next change). */
       readonly fromRev: number;
     } & Replies<KvReply<{ readonly startRev: number; readonly progressMs: number }>>)
-  | { readonly type: 'kv.unwatch'; readonly id: string; readonly subscriber: string };
+  | { readonly type: 'kv.unwatch'; readonly id: string; readonly subscriber: string }
+  /**
+   * Client to a follower's service, sent (not asked: no reply) when a `strong` read attempt
+   * starts: the follower tells its leader it is in its term, for the read carrying `key`
+   * (docs/kv.md, "Witnessed reads"). Versioned: another `v` is dead-lettered, and the read then
+   * waits for the leader's heartbeat round.
+   */
+  | { readonly type: 'kv.witness'; readonly v: typeof KV_WITNESS_VERSION; readonly key: string };
 
 /**
  * Pushed by a service to a watch subscriber. `n` numbers the pushes of one watch 1, 2, ... so the

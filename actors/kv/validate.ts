@@ -116,6 +116,13 @@ export function readDefaultProblem(
   return undefined;
 }
 
+/** Why a witness key (ReadOptions.witness, kv.witness) is malformed, or undefined. */
+export function witnessKeyProblem(key: unknown): string | undefined {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 256)
+    return `a witness key is a string of 1–256 characters; got ${typeof key === 'string' ? `${key.length} characters` : JSON.stringify(key ?? null)}`;
+  return undefined;
+}
+
 /** Validates a default read level: throws `SYNOD_ERR_KV_INVALID_READ_LEVEL`. */
 export function assertReadDefault(d: unknown): asserts d is ReadDefault {
   const p = readDefaultProblem(d);

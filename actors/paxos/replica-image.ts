@@ -3,14 +3,19 @@
  * `SnapshotStore`, sends in `mp.catchup-reply.snapshot.data`, and what a restore writes into a
  * data directory (`writePaxosDataDir`, restore.ts).
  *
- * Format (msgpack, lib/codec): `{ v: 1, sm, sessions }` where
+ * Format (msgpack, lib/codec): `{ v, sm, sessions }` where
  * - `sm` is the state machine's own image (`StateMachine.snapshot()`, e.g. KvStateMachine's);
  * - `sessions` is the Paxos client-session table (`ClientSessions.toImage()`, sessions.ts):
  *   `{ window, clients: [[clientId, maxSeq, seqs[], results[]], ...] }`. A replica applies a
  *   `(clientId, seq)` command at most once by this table, so a backup that replays slots on
  *   top of an image must carry the table along to decide duplicates as the cluster did.
+ * - Version 2 (written when the table has such a client) also allows `[clientId, maxSeq, n]`:
+ *   the window holds the `n` seqs `maxSeq - n + 1 .. maxSeq`, each with result `null` (one
+ *   tuple instead of 2n values). Version 1 images (no such tuples) are written as before, so
+ *   older readers read them; both versions are read.
  *
- * `decodeReplicaImage` refuses anything else with `SYNOD_ERR_PAXOS_BAD_STATE`.
+ * `decodeReplicaImage` returns the table with every client in the full form (seqs and
+ * results spelled out), and refuses anything else with `SYNOD_ERR_PAXOS_BAD_STATE`.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import { PaxosError } from './errors.js';
@@ -36,7 +41,30 @@ export function encodeReplicaImage(image: ReplicaImage): Uint8Array {
       `not a replica image: ${problem ?? 'sm is not bytes'}`,
     );
   }
-  return encodeValue({ v: 1, sm: image.sm, sessions: image.sessions });
+  const v = image.sessions.clients.some(isCompact) ? 2 : 1;
+  return encodeValue({ v, sm: image.sm, sessions: image.sessions });
+}
+
+function isCompact(c: unknown): boolean {
+  return Array.isArray(c) && c.length === 3 && typeof c[2] === 'number';
+}
+
+/** The table with compact clients (`[id, maxSeq, n]`) spelled out in the full form. */
+function expandSessions(s: SessionsImage): SessionsImage {
+  if (!s.clients.some(isCompact)) return s;
+  return {
+    window: s.window,
+    clients: s.clients.map((c) => {
+      if (!isCompact(c)) return c;
+      const [id, maxSeq, n] = c as readonly [string, number, number];
+      return [
+        id,
+        maxSeq,
+        Array.from({ length: n }, (_, i) => maxSeq - n + 1 + i),
+        new Array<unknown>(n).fill(null),
+      ];
+    }),
+  };
 }
 
 export function decodeReplicaImage(data: Uint8Array): ReplicaImage {
@@ -49,14 +77,14 @@ export function decodeReplicaImage(data: Uint8Array): ReplicaImage {
     throw bad((err as Error).message);
   }
   if (img === null || typeof img !== 'object') throw bad('not an object');
-  if (img.v !== 1) throw bad(`unknown version ${JSON.stringify(img.v)}`);
+  if (img.v !== 1 && img.v !== 2) throw bad(`unknown version ${JSON.stringify(img.v)}`);
   if (!(img.sm instanceof Uint8Array)) throw bad('sm is not bytes');
-  const problem = sessionsProblem(img.sessions);
+  const problem = sessionsProblem(img.sessions, img.v === 2);
   if (problem !== undefined) throw bad(problem);
-  return { sm: img.sm, sessions: img.sessions as SessionsImage };
+  return { sm: img.sm, sessions: expandSessions(img.sessions as SessionsImage) };
 }
 
-function sessionsProblem(s: unknown): string | undefined {
+function sessionsProblem(s: unknown, compactAllowed = true): string | undefined {
   if (s === null || typeof s !== 'object') return 'sessions is not an object';
   const x = s as { window?: unknown; clients?: unknown };
   if (typeof x.window !== 'number' || !Number.isSafeInteger(x.window) || x.window < 1) {
@@ -64,6 +92,19 @@ function sessionsProblem(s: unknown): string | undefined {
   }
   if (!Array.isArray(x.clients)) return 'sessions.clients is not an array';
   for (const c of x.clients as unknown[]) {
+    if (compactAllowed && isCompact(c)) {
+      const [id, maxSeq, n] = c as unknown[];
+      if (
+        typeof id !== 'string' ||
+        !Number.isSafeInteger(maxSeq) ||
+        !Number.isSafeInteger(n) ||
+        (n as number) < 1 ||
+        (n as number) > x.window
+      ) {
+        return `sessions.clients holds a malformed entry ${JSON.stringify(c)?.slice(0, 80)}`;
+      }
+      continue;
+    }
     if (
       !Array.isArray(c) ||
       (c.length !== 3 && c.length !== 4) ||

@@ -32,7 +32,16 @@ interface Session {
  */
 export type SessionImage =
   | readonly [string, number, readonly number[], readonly unknown[]]
-  | readonly [string, number, readonly (readonly [number, unknown])[]];
+  | readonly [string, number, readonly (readonly [number, unknown])[]]
+  | CompactSessionImage;
+
+/**
+ * A client whose window holds the `n` seqs `maxSeq - n + 1 .. maxSeq`, every result `null`:
+ * `[id, maxSeq, n]` (replica image version 2). The common case — a client that waits for each
+ * write before the next, and writes answer `null` — and the full form made the image of 256
+ * such clients 130,000 numbers, encoded every `snapshotEvery` slots on every replica.
+ */
+export type CompactSessionImage = readonly [string, number, number];
 
 export interface SessionsImage {
   readonly window: number;
@@ -99,6 +108,13 @@ export class ClientSessions {
       .map(([id, s]): SessionImage => {
         const low = s.maxSeq - this.window;
         const from = lowerBound(s, low + 1);
+        const n = s.seqs.length - from;
+        const first = s.maxSeq - n + 1;
+        let compact = n > 0 && Number.isSafeInteger(s.maxSeq) && Number.isSafeInteger(n);
+        for (let i = from; compact && i < s.seqs.length; i++) {
+          compact = s.seqs[i] === first + (i - from) && s.results[i] === null;
+        }
+        if (compact) return [id, s.maxSeq, n];
         return [id, s.maxSeq, s.seqs.slice(from), s.results.slice(from)];
       });
     return { window: this.window, clients };
@@ -109,10 +125,23 @@ export class ClientSessions {
     for (const c of image.clients) {
       const [id, maxSeq] = c;
       let pairs: [number, unknown][];
+      if (c.length === 3 && typeof c[2] === 'number') {
+        const n = c[2];
+        cs.sessions.set(id, {
+          maxSeq,
+          seqs: Array.from({ length: n }, (_, i) => maxSeq - n + 1 + i),
+          results: new Array<unknown>(n).fill(null),
+          head: 0,
+        });
+        continue;
+      }
       if (c.length === 4) {
         const [, , seqs, values] = c;
         pairs = seqs.map((q, i) => [q, values[i]]);
-      } else pairs = c[2].map(([k, v]) => [k, v]);
+      } else {
+        const old = c[2] as readonly (readonly [number, unknown])[];
+        pairs = old.map(([k, v]) => [k, v]);
+      }
       pairs.sort((a, b) => a[0] - b[0]);
       cs.sessions.set(id, {
         maxSeq,

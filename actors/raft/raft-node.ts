@@ -337,6 +337,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readonly proposals = new Map<number, PendingProposal | PendingProposal[]>();
   private readonly expiry = new Map<number, ExpiryQueue>();
   private readBatch: ReadWaiter[] = [];
+  /** Witnessed reads not yet handed to the core (each its own context; docs/raft.md). */
+  private witnessReads: { w: ReadWaiter; key: string }[] = [];
   private readonly readsByCtx = new Map<string, ReadWaiter[]>();
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
   private readSeq = 0;
@@ -503,11 +505,13 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.expiry.clear();
     const reads = [
       ...this.readBatch,
+      ...this.witnessReads.map((x) => x.w),
       ...[...this.readsByCtx.values()].flat(),
       ...this.waitingApply.flatMap((w) => w.waiters),
     ];
     for (const r of reads) this.settleRead(r, undefined, err());
     this.readBatch = [];
+    this.witnessReads = [];
     this.readsByCtx.clear();
     this.waitingApply = [];
     await this.loopDone.catch(() => {});
@@ -562,6 +566,7 @@ export class RaftNode<Op = unknown, Result = unknown>
             m.type === 'heartbeat' ||
             m.type === 'readIndex' ||
             m.type === 'readIndexResp' ||
+            m.type === 'readWitness' ||
             (m.type === 'heartbeatResp' && m.context !== undefined)
           )
             readRound = true;
@@ -693,10 +698,27 @@ export class RaftNode<Op = unknown, Result = unknown>
     return p as Promise<ProposeResult<Result>>;
   }
 
-  readBarrier(options: { timeoutMs?: number } = {}): Promise<number> {
+  /**
+   * `witness`: the key under which the client sent witnesses to the followers (docs/raft.md,
+   * "Witnessed reads"); the read is then confirmed by their witnesses (one hop sooner than by a
+   * heartbeat round), falling back to the round when they do not come. A key must be new for
+   * every read attempt: a witness counts for the read that holds its key when it arrives.
+   */
+  readBarrier(options: { timeoutMs?: number; witness?: string } = {}): Promise<number> {
     const core = this.core;
     if (!core || this.stopped) {
       return Promise.reject(new ProposeError('Stopped', `raft node ${this.id_} is not running`));
+    }
+    const key = options.witness;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) {
+      return Promise.reject(
+        new ProposeError(
+          'Dropped',
+          'SYNOD_ERR_RAFT_BAD_MESSAGE: a witness key is a string of 1–256 chars',
+          undefined,
+          false,
+        ),
+      );
     }
     return new Promise<number>((resolve, reject) => {
       const w: ReadWaiter = { resolve, reject, timer: undefined, done: false };
@@ -708,7 +730,8 @@ export class RaftNode<Op = unknown, Result = unknown>
           new ProposeError('Timeout', `read not confirmed within ${ms} ms`),
         ),
       );
-      this.readBatch.push(w);
+      if (key !== undefined) this.witnessReads.push({ w, key });
+      else this.readBatch.push(w);
       // An idle node starts the confirmation round now rather than on the next event-loop
       // turn. Only when the core has nothing else to hand out: this may run in the caller's
       // turn, which must not apply entries or write the log; otherwise the loop is scheduled
@@ -724,6 +747,30 @@ export class RaftNode<Op = unknown, Result = unknown>
         this.runLoopNow();
       else this.schedule();
     });
+  }
+
+  /**
+   * A client's witness for its read registered under `key` on the leader (RaftCore.witnessRead):
+   * a follower that knows its leader sends it a word, in its term, that it is in that term now.
+   * Does nothing on the leader, a candidate, a stopped node, or for a malformed key (a witness is
+   * only ever a chance to skip a heartbeat round; the read never depends on it).
+   */
+  witnessRead(key: string): void {
+    const core = this.core;
+    if (!core || this.stopped) return;
+    if (typeof key !== 'string' || key.length === 0 || key.length > 256) return;
+    if (core.role !== 'follower' || core.leader === undefined) return;
+    // As readBarrier: send it in this turn only when the core has nothing else to hand out.
+    const idle =
+      !this.looping &&
+      !this.loopScheduled &&
+      this.stall === undefined &&
+      this.compactDue === undefined &&
+      this.snapshotWaiters.length === 0 &&
+      !core.hasReady();
+    this.guard(() => core.witnessRead(key));
+    if (idle) this.runLoopNow();
+    else this.schedule();
   }
 
   /**
@@ -814,6 +861,11 @@ export class RaftNode<Op = unknown, Result = unknown>
    * True while this node's storage is refusing writes for lack of space (it retries, and
    * refuses new proposals with SYNOD_ERR_STORAGE_FULL until a write succeeds again).
    */
+  /** Reads this node served as leader on their witnesses (docs/raft.md), since it started. */
+  get witnessedReads(): number {
+    return this.core?.witnessedReads ?? 0;
+  }
+
   get storageStalled(): boolean {
     return this.stall !== undefined;
   }
@@ -964,6 +1016,14 @@ export class RaftNode<Op = unknown, Result = unknown>
           this.readBatch = [];
           core.readIndex(ctx);
         }
+        if (this.witnessReads.length > 0) {
+          for (const { w, key } of this.witnessReads) {
+            const ctx = `${this.id_}.${this.readNonce}.${this.readSeq++}`;
+            this.readsByCtx.set(ctx, [w]);
+            core.readIndex(ctx, key);
+          }
+          this.witnessReads = [];
+        }
         if (!core.hasReady()) break;
         const rd = core.ready();
         if (this.opts.asyncStorageWrites !== false && !this.needsSyncReady(rd)) {
@@ -1016,7 +1076,14 @@ export class RaftNode<Op = unknown, Result = unknown>
       const ms = rd.messages;
       for (let i = 0; i < ms.length; i++) {
         const m = ms[i] as RaftMessage;
-        if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
+        // A witness promises nothing durable: the term it states is at most the one in memory.
+        if (
+          m.type === 'append' ||
+          m.type === 'heartbeat' ||
+          m.type === 'snapshot' ||
+          m.type === 'readWitness'
+        )
+          early.push(m);
         else rest.push(m);
       }
       this.sendAll(early);
@@ -1187,7 +1254,14 @@ export class RaftNode<Op = unknown, Result = unknown>
       const ms = rd.messages;
       for (let i = 0; i < ms.length; i++) {
         const m = ms[i] as RaftMessage;
-        if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') early.push(m);
+        // A witness promises nothing durable: the term it states is at most the one in memory.
+        if (
+          m.type === 'append' ||
+          m.type === 'heartbeat' ||
+          m.type === 'snapshot' ||
+          m.type === 'readWitness'
+        )
+          early.push(m);
         else rest.push(m);
       }
       if (early.length > 0) {

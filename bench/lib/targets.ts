@@ -2,6 +2,7 @@
  * The load generator's targets: a Synod process cluster through its KV client, and an etcd
  * cluster through the `etcd3` npm client (the client a Node developer would use).
  */
+import type { KvClientOptions } from '../../lib/kv-client/client.js';
 import type { KvResponse } from '../../lib/kv-client/response.js';
 import type { KvClientSet, KvTarget } from './loadgen.js';
 import { cpuMsOf } from './procs.js';
@@ -21,7 +22,11 @@ function check(r: KvResponse<unknown>): void {
 }
 
 /** Synod through `lib/kv-client`: C clients (sessions) over one WebSocket actor system. */
-export function synodTarget(cluster: SynodProcessCluster, name = 'synod'): KvTarget {
+export function synodTarget(
+  cluster: SynodProcessCluster,
+  name = 'synod',
+  clientOptions: Pick<KvClientOptions, 'witnessReads'> = {},
+): KvTarget {
   let leader: string | undefined;
   return {
     name,
@@ -40,6 +45,7 @@ export function synodTarget(cluster: SynodProcessCluster, name = 'synod'): KvTar
         timeoutMs: 10_000,
         attemptTimeoutMs: 5_000,
         read: { level: 'strong' },
+        ...clientOptions,
       });
       return {
         put: async (i, key, value) =>

@@ -30,6 +30,9 @@ export interface RandomRunResult {
   committed: number;
   steps: number;
   verdict?: string;
+  /** Read attempts the clients witnessed, and reads the cores (as restarted) served on witnesses. */
+  witnessed: number;
+  servedByWitness: number;
   /** How often each fault kind struck (every run must include all of them). */
   faults: {
     crashes: number;
@@ -73,6 +76,8 @@ export async function runRandomSeed(
     okOps: 0,
     committed: 0,
     steps: 0,
+    witnessed: 0,
+    servedByWitness: 0,
     faults: { crashes: 0, restarts: 0, partitions: 0, dropped: 0, duplicated: 0, reordered: true },
   };
   const f = res.faults;
@@ -81,6 +86,10 @@ export async function runRandomSeed(
     let stop = false;
     const rnd = c.sim.random.fork();
     const clients = [0, 1, 2].map((p) => new KvClient(c, p));
+    const countWitnesses = (): void => {
+      res.witnessed = clients.reduce((n, cl) => n + cl.witnessed, 0);
+      res.servedByWitness = ids.reduce((n, id) => n + (c.core(id)?.witnessedReads ?? 0), 0);
+    };
     const loops = clients.map(async (cl) => {
       let i = 0;
       while (!stop) {
@@ -185,6 +194,7 @@ export async function runRandomSeed(
         throw new Error(`${id} misses ${missing.length} acknowledged commands`);
       }
     }
+    countWitnesses();
     const verdict = checkHistory(c.history, { model: 'register', maxSteps: 2_000_000 });
     res.verdict = verdict.result;
     if (verdict.result === 'violation')

@@ -337,6 +337,9 @@ export class RaftCluster {
  */
 export class KvClient {
   private seq = 0;
+  private witnessSeq = 0;
+  /** Read attempts witnessed. */
+  witnessed = 0;
   private target: string;
   constructor(
     readonly cluster: RaftCluster,
@@ -366,8 +369,26 @@ export class KvClient {
       try {
         let result: unknown;
         if (op.f === 'read') {
-          // linearizable read: ReadIndex, then the local state machine
-          await c.within(node.readBarrier({ timeoutMs: 300 }), 400);
+          // linearizable read: ReadIndex, then the local state machine. Half the attempts are
+          // witnessed (docs/raft.md): witnesses to the other nodes, each delayed 0–8 ms (so
+          // they reach their node before or after the read reaches the leader) or lost.
+          let witness: string | undefined;
+          if (c.sim.random.chance(0.5)) {
+            const key = `c${this.process}.${seq}.${this.witnessSeq++}`;
+            witness = key;
+            this.witnessed++;
+            for (const id of c.opts.ids) {
+              if (id === this.target || c.sim.random.chance(0.05)) continue;
+              c.sim.clock.setTimer(c.sim.random.int(9), () => {
+                const n = c.nodes.get(id);
+                if (n?.started && c.sim.isUp(id)) n.witnessRead(key);
+              });
+            }
+          }
+          await c.within(
+            node.readBarrier(witness ? { timeoutMs: 300, witness } : { timeoutMs: 300 }),
+            400,
+          );
           result = c.machines.get(this.target)?.data.get(op.k) ?? null;
         } else {
           const r = await c.within(node.propose({ clientId, seq, op }, { timeoutMs: 500 }), 600);

@@ -63,7 +63,7 @@ t.test('replica images: round trip and refusals', async (t) => {
   t.same(restored.check('c1', 5), { duplicate: true, known: true, result: { original: true } });
   for (const [what, bytes] of [
     ['not msgpack', new Uint8Array([0xc1])],
-    ['another version', encodeValue({ v: 2, sm: new Uint8Array(1), sessions: emptySessions() })],
+    ['another version', encodeValue({ v: 3, sm: new Uint8Array(1), sessions: emptySessions() })],
     ['no sm', encodeValue({ v: 1, sessions: emptySessions() })],
     ['bad sessions', encodeValue({ v: 1, sm: new Uint8Array(1), sessions: { window: 0 } })],
     [

@@ -1,5 +1,7 @@
 import t from 'tap';
+import { decodeReplicaImage, encodeReplicaImage } from '../../actors/paxos/replica-image.js';
 import { ClientSessions } from '../../actors/paxos/sessions.js';
+import { decodeValue, encodeValue } from '../../lib/codec.js';
 import { Random } from '../../lib/random.js';
 
 t.test('a (clientId, seq) is applied once and its result remembered', async (t) => {
@@ -126,4 +128,68 @@ t.test('sessions agree with a plain model on random seq orders (seeded)', async 
     }
   }
   t.equal(bad, undefined, `agrees with the model (seed ${seed}; replay with SYNOD_SEED=${seed})`);
+});
+
+t.test('a contiguous window of null results is one tuple in the image (version 2)', async (t) => {
+  const s = new ClientSessions(4);
+  for (let i = 1; i <= 9; i++) s.record('w', i, null); // a closed-loop writer
+  s.record('gap', 1, null);
+  s.record('gap', 3, null); // seq 2 missing: not contiguous
+  s.record('r', 1, 'x'); // a result that is not null
+  s.record('h', 7.5, null); // not an integer
+  const image = s.toImage();
+  t.same(image.clients, [
+    ['gap', 3, [1, 3], [null, null]],
+    ['h', 7.5, [7.5], [null]],
+    ['r', 1, [1], ['x']],
+    ['w', 9, 4],
+  ]);
+  const back = ClientSessions.fromImage(image);
+  t.same(back.check('w', 5), { duplicate: true, known: false });
+  t.same(back.check('w', 6), { duplicate: true, known: true, result: null });
+  t.same(back.check('w', 9), { duplicate: true, known: true, result: null });
+  t.same(back.check('w', 10), { duplicate: false });
+  t.same(back.check('gap', 2), { duplicate: false });
+  // the image as a replica writes and reads it
+  const data = encodeReplicaImage({ sm: new Uint8Array([1]), sessions: image });
+  t.equal((decodeValue(data) as { v: number }).v, 2, 'version 2 when a tuple is compact');
+  const img = decodeReplicaImage(data);
+  t.same(
+    img.sessions.clients[3],
+    ['w', 9, [6, 7, 8, 9], [null, null, null, null]],
+    'read back spelled out (what a backup reads)',
+  );
+  const again = ClientSessions.fromImage(img.sessions);
+  t.same(again.toImage(), image, 'the same table either way');
+});
+
+t.test('a table without compact clients is still written as version 1', async (t) => {
+  const s = new ClientSessions(4);
+  s.record('r', 1, 'x');
+  const data = encodeReplicaImage({ sm: new Uint8Array([1]), sessions: s.toImage() });
+  t.equal((decodeValue(data) as { v: number }).v, 1);
+  t.same(decodeReplicaImage(data).sessions.clients, [['r', 1, [1], ['x']]]);
+});
+
+t.test('malformed compact clients and compact clients in version 1 are refused', async (t) => {
+  const image = (v: number, c: unknown) =>
+    encodeValue({ v, sm: new Uint8Array([1]), sessions: { window: 4, clients: [c] } });
+  for (const c of [
+    ['w', 9, 0],
+    ['w', 9, 5],
+    ['w', 9, 1.5],
+    ['w', 9.5, 2],
+    [7, 9, 2],
+  ]) {
+    t.throws(() => decodeReplicaImage(image(2, c)), { code: 'SYNOD_ERR_PAXOS_BAD_STATE' });
+  }
+  t.throws(() => decodeReplicaImage(image(1, ['w', 9, 2])), {
+    code: 'SYNOD_ERR_PAXOS_BAD_STATE',
+  });
+  t.throws(() => decodeReplicaImage(image(3, ['w', 9, [9], [null]])), {
+    code: 'SYNOD_ERR_PAXOS_BAD_STATE',
+  });
+  t.same(decodeReplicaImage(image(2, ['w', 9, 2])).sessions.clients, [
+    ['w', 9, [8, 9], [null, null]],
+  ]);
 });

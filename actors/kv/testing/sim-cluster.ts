@@ -64,6 +64,8 @@ export interface WorkloadOptions {
    */
   readVia?: string | 'spread' | 'rotate';
   client?: Partial<KvClientOptions>;
+  /** Per-client options on top of `client` (client p, 0-based). */
+  clientFor?: (p: number) => Partial<KvClientOptions>;
   /** Called once with the clock time the workload starts, to schedule faults. */
   faults?: (t0: number) => void;
 }
@@ -72,6 +74,8 @@ export interface WorkloadResult {
   events: HistoryEvent[];
   reads: ReadSample[];
   ops: { ok: number; failed: number; indeterminate: number };
+  /** Read attempts the clients sent witnesses for (`witnessReads`). */
+  witnessed: number;
 }
 
 export const CLIENT_NODE = 'cl';
@@ -184,6 +188,7 @@ export class KvSim {
     const t0 = this.sim.clock.now();
     const stopAt = t0 + o.durationMs;
     let uniq = 0;
+    const clients: KvClient[] = [];
     const loop = async (p: number): Promise<void> => {
       const via =
         o.readVia === 'spread'
@@ -192,7 +197,12 @@ export class KvSim {
             ? undefined
             : o.readVia;
       let turn = p;
-      const kv = this.client({ ...(via ? { readNode: via } : {}), ...o.client });
+      const kv = this.client({
+        ...(via ? { readNode: via } : {}),
+        ...o.client,
+        ...o.clientFor?.(p),
+      });
+      clients.push(kv);
       while (this.sim.clock.now() < stopAt) {
         const key = `k${rnd.int(o.keys)}`;
         const x = rnd.int(total);
@@ -246,7 +256,8 @@ export class KvSim {
     o.faults?.(t0);
     const loops = Promise.all(Array.from({ length: o.clients }, (_, p) => loop(p)));
     await this.run(loops, o.durationMs + 60_000);
-    return { events: [...rec.events], reads, ops };
+    const witnessed = clients.reduce((n, c) => n + c.stats.witnessed, 0);
+    return { events: [...rec.events], reads, ops, witnessed };
   }
 
   private complete(

@@ -3,7 +3,7 @@
  * with a reason (the shell dead-letters it with SYNOD_ERR_RAFT_BAD_MESSAGE); it never
  * reaches the core.
  */
-import { MESSAGE_TYPES, type RaftMessage } from './types.js';
+import { MESSAGE_TYPES, type RaftMessage, READ_WITNESS_VERSION } from './types.js';
 
 /**
  * The largest term a message may carry: far below 2^53, so `term + 1` (and any term a real
@@ -109,6 +109,10 @@ export function raftMessageProblem(m: unknown): string | undefined {
     case 'readIndexResp':
       if (!isStr(x.context) || !isIdx(x.index) || !isBool(x.reject)) return 'bad read response';
       return undefined;
+    case 'readWitness':
+      if (x.v !== READ_WITNESS_VERSION)
+        return `readWitness version ${String(x.v)} is not supported`;
+      return isStr(x.key) ? undefined : 'bad witness key';
   }
   return 'unknown message type';
 }

@@ -18,7 +18,7 @@ import {
 import { Progress } from './progress.js';
 import { jointCommitted, jointVote } from './quorum.js';
 import { RaftLog } from './raft-log.js';
-import { ReadOnlyQueue } from './read-only.js';
+import { type PendingRead, ReadOnlyQueue, WitnessBuffer } from './read-only.js';
 import {
   type AppendRequest,
   type AppendResponse,
@@ -36,10 +36,12 @@ import {
   type RaftHardState,
   type RaftMembership,
   type RaftMessage,
+  READ_WITNESS_VERSION,
   type ReadFailure,
   type ReadFanout,
   type ReadOnlyMode,
   type ReadState,
+  type ReadWitness,
   type Ready,
   type Role,
   type SnapshotChunk,
@@ -95,6 +97,9 @@ export interface RaftStatus {
  * of every follower (10–20 ms at the default 10 ms tick).
  */
 const READ_WIDEN_TICKS = 2;
+/** Ticks a witness that arrived before its read is kept, and how many keys at most. */
+const WITNESS_KEEP_TICKS = 10;
+const WITNESS_KEEP_MAX = 4096;
 
 export class RaftCore {
   readonly id: string;
@@ -125,7 +130,17 @@ export class RaftCore {
   private uncommittedBytes = 0;
   private readonly readOnly = new ReadOnlyQueue();
   /** Reads that arrived before the leader committed an entry of its term. */
-  private pendingReads: { context: string; from: string }[] = [];
+  private pendingReads: { context: string; from: string; witness?: string }[] = [];
+  /** Leader: witnesses that arrived before their read. */
+  private readonly witnesses = new WitnessBuffer(WITNESS_KEEP_MAX, WITNESS_KEEP_TICKS);
+  /**
+   * Leader: voters whose witness was missing when a witnessed read had to be asked of every
+   * follower; until one of their witnesses arrives again, witnessed reads that need them start
+   * the usual heartbeat round at once (a down follower costs no waiting).
+   */
+  private readonly witnessMissed = new Set<string>();
+  /** Reads this node served as leader on their witnesses (no heartbeat round): for stats. */
+  witnessedReads = 0;
   private readStates: ReadState[] = [];
   private readFailures: ReadFailure[] = [];
   private incoming: IncomingSnapshot | undefined;
@@ -411,8 +426,23 @@ export class RaftCore {
    * Requests a linearizable read point. The answer arrives as a `ReadState` (or a
    * `ReadFailure`) in a later Ready, with the same context string.
    */
-  readIndex(context: string): void {
-    this.handleReadIndex(context, this.id);
+  readIndex(context: string, witness?: string): void {
+    this.handleReadIndex(context, this.id, witness);
+  }
+
+  /**
+   * A client's witness for its read registered under `key` on the leader (docs/raft.md,
+   * "Witnessed reads"): a follower that knows its leader tells it, in its current term, that it
+   * was in that term now — after the read was invoked, since the client sends the witness then.
+   * Anything else (no leader known, a candidate, the leader itself) does nothing: the read then
+   * waits for the leader's heartbeat round, as without a witness.
+   */
+  witnessRead(key: string): void {
+    if (typeof key !== 'string' || key.length === 0 || key.length > 256) {
+      throw new RaftError('SYNOD_ERR_RAFT_BAD_MESSAGE', 'a witness key is a string of 1–256 chars');
+    }
+    if (this.role !== 'follower' || this.leader === undefined) return;
+    this.send({ type: 'readWitness', to: this.leader, v: READ_WITNESS_VERSION, key });
   }
 
   /** Hands leadership to `to` once it has caught up (TimeoutNow). */
@@ -495,14 +525,18 @@ export class RaftCore {
       if (this.leadTransferee !== undefined) this.leadTransferee = undefined;
     }
     const readsDue = this.readOnly.size > 0 && this.readOnly.tick(READ_WIDEN_TICKS);
+    this.witnesses.tick();
     if (this.heartbeatElapsed >= this.heartbeatTick) {
       this.heartbeatElapsed = 0;
       this.maybeAutoLeave();
       for (const pr of this.prs.values()) if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
+      this.noteMissedWitnesses();
       this.bcastHeartbeat(this.readOnly.lastPendingContext());
       this.readOnly.markWide();
     } else if (readsDue) {
-      // A read asked of a quorum only is still unconfirmed: ask every follower.
+      // A read asked of a quorum only (or of nobody: witnessed) is still unconfirmed: ask
+      // every follower.
+      this.noteMissedWitnesses();
       this.bcastHeartbeat(this.readOnly.lastPendingContext());
       this.readOnly.markWide();
     }
@@ -638,6 +672,9 @@ export class RaftCore {
         return;
       case 'readIndex':
         this.handleReadIndex(m.context, m.from);
+        return;
+      case 'readWitness':
+        this.handleReadWitness(m);
         return;
       default:
         return;
@@ -897,9 +934,12 @@ export class RaftCore {
     if (this.readOnlyMode !== 'safe' || m.context === undefined) return;
     const acks = this.readOnly.recvAck(m.context, m.from);
     if (!acks) return;
-    if (
-      jointVote({ incoming: this.config.voters, outgoing: this.config.outgoing }, acks) !== 'won'
-    ) {
+    if (!this.confirmed(acks)) {
+      // Not yet for the reads before it; a witnessed read may be, with its witnesses.
+      const p = this.readOnly.get(m.context);
+      if (p !== undefined && p.witnessAcks.size > 0 && this.confirmedAlone(p)) {
+        this.serveWitnessed(m.context);
+      }
       return;
     }
     this.readPeer = m.from;
@@ -918,7 +958,7 @@ export class RaftCore {
     this.sendSnapshotChunk(m.from, pr);
   }
 
-  private handleReadIndex(context: string, from: string): void {
+  private handleReadIndex(context: string, from: string, witness?: string): void {
     if (this.role !== 'leader') {
       if (from === this.id) {
         if (this.leader !== undefined && this.role === 'follower') {
@@ -933,21 +973,37 @@ export class RaftCore {
     }
     if (this.log.term(this.log.committed) !== this.term) {
       // The commit index is only known to be current once an entry of this term commits.
-      this.pendingReads.push({ context, from });
+      this.pendingReads.push(
+        witness === undefined ? { context, from } : { context, from, witness },
+      );
       return;
     }
-    this.serveRead(context, from);
+    this.serveRead(context, from, witness);
   }
 
-  private serveRead(context: string, from: string): void {
+  private serveRead(context: string, from: string, witness?: string): void {
     const soloVoter =
       !this.config.joint && this.config.voters.size === 1 && this.config.voters.has(this.id);
     if (soloVoter || this.readOnlyMode === 'lease') {
       this.respondRead(context, from, this.log.committed);
       return;
     }
-    this.readOnly.add(this.log.committed, context, from);
+    this.readOnly.add(this.log.committed, context, from, witness);
     this.readOnly.recvAck(context, this.id);
+    const p = witness === undefined ? undefined : this.readOnly.byWitnessKey(witness);
+    if (p !== undefined && p.context === context) {
+      // Witnesses that came first (each sent after the read was invoked).
+      for (const id of this.witnesses.take(witness as string) ?? []) {
+        if (this.isVoterPeer(id)) p.witnessAcks.add(id);
+      }
+      if (this.confirmedAlone(p)) {
+        this.serveWitnessed(context);
+        return;
+      }
+      // The witnesses still on their way can confirm it: no heartbeat round unless they are
+      // late (READ_WIDEN_TICKS, then every follower is asked, as for a 'quorum' fan-out).
+      if (this.witnessesCanConfirm(p)) return;
+    }
     if (this.readFanout === 'all' || !this.quorumHeartbeat(context)) {
       this.bcastHeartbeat(context);
       this.readOnly.markWide();
@@ -989,6 +1045,71 @@ export class RaftCore {
       });
     }
     return true;
+  }
+
+  /** Whether `acks` hold a quorum of the current configuration (both halves when joint). */
+  private confirmed(acks: ReadonlyMap<string, boolean>): boolean {
+    return (
+      jointVote({ incoming: this.config.voters, outgoing: this.config.outgoing }, acks) === 'won'
+    );
+  }
+
+  /**
+   * Whether a quorum confirmed the leadership after this read was invoked: heartbeat acks (sent
+   * after it arrived) and witnesses (sent after it was invoked) together. Valid for this read
+   * only: a witness may predate the invocation of a read queued before this one.
+   */
+  private confirmedAlone(p: PendingRead): boolean {
+    if (p.witnessAcks.size === 0) return this.confirmed(p.acks);
+    const all = new Map(p.acks);
+    for (const id of p.witnessAcks) all.set(id, true);
+    return this.confirmed(all);
+  }
+
+  /** Whether the witnesses still missing, from voters not known to miss them, can confirm. */
+  private witnessesCanConfirm(p: PendingRead): boolean {
+    const all = new Map(p.acks);
+    for (const id of p.witnessAcks) all.set(id, true);
+    for (const id of this.prs.keys()) {
+      if (id !== this.id && this.isVoterPeer(id) && !this.witnessMissed.has(id)) all.set(id, true);
+    }
+    return this.confirmed(all);
+  }
+
+  /**
+   * A follower's witness for a read (docs/raft.md, "Witnessed reads"). It arrives in this
+   * leader's term (others never reach here), so the follower was in this term, not a higher
+   * one, after the read was invoked: an acknowledgement of this leadership for that read.
+   */
+  private handleReadWitness(m: ReadWitness): void {
+    if (!this.isVoterPeer(m.from)) return;
+    this.witnessMissed.delete(m.from);
+    const p = this.readOnly.byWitnessKey(m.key);
+    if (!p) {
+      this.witnesses.add(m.key, m.from);
+      return;
+    }
+    this.readOnly.recvWitness(p.context, m.from);
+    if (this.confirmedAlone(p)) this.serveWitnessed(p.context);
+  }
+
+  private serveWitnessed(context: string): void {
+    const r = this.readOnly.serveOne(context);
+    if (!r) return;
+    this.witnessedReads++;
+    this.respondRead(r.context, r.from, r.index);
+  }
+
+  /** Witnessed reads about to be asked of every follower: whose witness did not come. */
+  private noteMissedWitnesses(): void {
+    const late: PendingRead[] = this.readOnly.overdueWitnessed(READ_WIDEN_TICKS);
+    for (const p of late) {
+      for (const id of this.prs.keys()) {
+        if (id !== this.id && this.isVoterPeer(id) && !p.witnessAcks.has(id)) {
+          this.witnessMissed.add(id);
+        }
+      }
+    }
   }
 
   private isVoterPeer(id: string): boolean {
@@ -1103,7 +1224,7 @@ export class RaftCore {
     if (this.pendingReads.length > 0 && this.log.term(this.log.committed) === this.term) {
       const reads = this.pendingReads;
       this.pendingReads = [];
-      for (const r of reads) this.serveRead(r.context, r.from);
+      for (const r of reads) this.serveRead(r.context, r.from, r.witness);
     }
   }
 
@@ -1167,6 +1288,8 @@ export class RaftCore {
     const pendingReads = [...this.readOnly.reset(), ...this.pendingReads];
     this.pendingReads = [];
     this.failReads(pendingReads);
+    this.witnesses.clear();
+    this.witnessMissed.clear();
     this.prs.clear();
   }
 

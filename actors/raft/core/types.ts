@@ -130,6 +130,24 @@ export interface ReadIndexResponse extends Base {
   reject: boolean;
 }
 
+/** The version of `ReadWitness` this code writes and reads (another version is malformed). */
+export const READ_WITNESS_VERSION = 1;
+
+/**
+ * A witness for a read (docs/raft.md, "Witnessed reads"): a client that starts a linearizable
+ * read sends the read to the leader and, at the same time, a witness key to the followers; each
+ * follower tells its leader "I am in this message's term, for the read `key`". The leader counts
+ * it as that follower's confirmation of its leadership for the read registered under `key`
+ * (`RaftCore.readIndex(context, key)`), in place of a heartbeat round after the read arrived.
+ * Versioned: a node that does not know the message or its version rejects it as malformed,
+ * and the read falls back to the heartbeat round.
+ */
+export interface ReadWitness extends Base {
+  type: 'readWitness';
+  v: typeof READ_WITNESS_VERSION;
+  key: string;
+}
+
 export type RaftMessage =
   | VoteRequest
   | VoteResponse
@@ -141,7 +159,8 @@ export type RaftMessage =
   | SnapshotChunkResponse
   | TimeoutNow
   | ReadIndexRequest
-  | ReadIndexResponse;
+  | ReadIndexResponse
+  | ReadWitness;
 
 export type RaftMessageType = RaftMessage['type'];
 
@@ -159,6 +178,7 @@ export const MESSAGE_TYPES: ReadonlySet<string> = new Set<RaftMessageType>([
   'timeoutNow',
   'readIndex',
   'readIndexResp',
+  'readWitness',
 ]);
 
 export interface SoftState {
