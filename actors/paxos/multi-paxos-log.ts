@@ -202,6 +202,9 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
         ? new ProposeError('NotLeader', `${this.nodeId} is not the leader`, hint)
         : new ProposeError('Dropped', 'the proposal queue is full'),
     );
+    // Refused proposals are settled at once: let them leave the expiry queues too (a client
+    // retrying against a former leader would otherwise fill them until the next sweep).
+    this.dropSettled();
   }
 
   private armSweep(at: number): void {

@@ -52,11 +52,16 @@ const NOT_DUPLICATE: SessionCheck = Object.freeze({ duplicate: false });
 
 export class ClientSessions {
   private readonly sessions = new Map<string, Session>();
+  /** The client `check` looked up last (a learner checks, then records, the same command). */
+  private lastId: string | undefined;
+  private last: Session | undefined;
 
   constructor(readonly window = 256) {}
 
   check(clientId: string, seq: number): SessionCheck {
     const s = this.sessions.get(clientId);
+    this.lastId = clientId;
+    this.last = s;
     if (!s || seq > s.maxSeq) return NOT_DUPLICATE;
     if (seq <= s.maxSeq - this.window) return { duplicate: true, known: false };
     const i = indexOf(s, seq);
@@ -65,9 +70,12 @@ export class ClientSessions {
   }
 
   record(clientId: string, seq: number, result: unknown): void {
-    const s = this.sessions.get(clientId);
+    const s = clientId === this.lastId ? this.last : this.sessions.get(clientId);
     if (!s) {
-      this.sessions.set(clientId, { maxSeq: seq, seqs: [seq], results: [result], head: 0 });
+      const created = { maxSeq: seq, seqs: [seq], results: [result], head: 0 };
+      this.sessions.set(clientId, created);
+      this.lastId = clientId;
+      this.last = created;
       return;
     }
     if (seq > s.maxSeq) {
