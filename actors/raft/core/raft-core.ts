@@ -475,12 +475,6 @@ export class RaftCore {
    * `ReadFailure`) in a later Ready, with the same context string.
    */
   readIndex(context: string, witness?: string): void {
-    if (typeof context !== 'string' || context.length === 0 || context.length > 256) {
-      throw new RaftError(
-        'SYNOD_ERR_RAFT_BAD_MESSAGE',
-        'a read context is a string of 1–256 chars',
-      );
-    }
     if (context.startsWith(LEASE_CONTEXT_PREFIX)) {
       throw new RaftError(
         'SYNOD_ERR_RAFT_BAD_MESSAGE',
