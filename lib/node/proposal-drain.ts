@@ -17,7 +17,8 @@
  * the bound is failed by the log's own shutdown as before (`Stopped`, indeterminate): the bound
  * keeps a partitioned leader from hanging its shutdown.
  *
- * Reads (`readBarrier`) and the streams pass straight through.
+ * Reads (`readBarrier`, and `witnessRead` when the log has it: witnessed reads) and the streams
+ * pass straight through.
  */
 import type { Observable } from 'rxjs';
 import type { Clock } from '../clock.js';
@@ -62,6 +63,7 @@ export class DrainingLog<Op = unknown, Result = unknown> implements ReplicatedLo
     /** Default proposal timeout (ms) when a proposal names none: bounds a forward's wait. */
     private readonly defaultTimeoutMs = 5000,
   ) {
+    if (inner.witnessRead) this.witnessRead = (k) => inner.witnessRead?.(k);
     this.appliedSub = inner.applied$.subscribe({
       next: (e) => {
         if (this.forwarded.delete(key(e.command))) this.activity++;
@@ -86,9 +88,12 @@ export class DrainingLog<Op = unknown, Result = unknown> implements ReplicatedLo
     return this.inner.applied$;
   }
 
-  readBarrier(options?: { timeoutMs?: number }): Promise<number> {
+  readBarrier(options?: { timeoutMs?: number; witness?: string }): Promise<number> {
     return this.inner.readBarrier(options);
   }
+
+  /** Present exactly when the inner log has it (the KV service tests for it). */
+  readonly witnessRead?: (key: string) => void;
 
   propose(
     command: Command<Op>,

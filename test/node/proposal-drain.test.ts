@@ -45,6 +45,27 @@ class HeldLog implements ReplicatedLog<string, string> {
 
 const cmd = (seq: number): Command<string> => ({ clientId: 'c', seq, op: `w${seq}` });
 
+t.test('witnessed reads pass through, and only for a log that has them', async (t) => {
+  const clock = new VirtualClock();
+  t.equal(new DrainingLog(new HeldLog(), clock).witnessRead, undefined, 'a log without them');
+  const keys: string[] = [];
+  const opts: unknown[] = [];
+  class WitnessLog extends HeldLog {
+    witnessRead(key: string): void {
+      keys.push(key);
+    }
+    override readBarrier(o?: unknown): Promise<number> {
+      opts.push(o);
+      return Promise.resolve(7);
+    }
+  }
+  const d = new DrainingLog(new WitnessLog(), clock);
+  d.witnessRead?.('k1');
+  t.same(keys, ['k1']);
+  t.equal(await d.readBarrier({ timeoutMs: 5, witness: 'k2' }), 7);
+  t.same(opts, [{ timeoutMs: 5, witness: 'k2' }], 'the witness key reaches the log');
+});
+
 t.test('waits for in-flight proposals, then refuses new ones as not applied', async (t) => {
   const clock = new VirtualClock();
   const inner = new HeldLog();
