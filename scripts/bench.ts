@@ -86,11 +86,13 @@ export function renderBenchmarksMd(): string {
       for (const img of rep.images ?? []) lines.push(`![${img.title}](${img.file})`, '');
       for (const sec of rep.sections ?? [])
         lines.push(`### ${sec.title}`, '', sec.markdown.trim(), '');
-    } else {
+    } else if (existsSync(notesFile)) {
       lines.push(
         'No JSON result saved for this benchmark; the numbers below were copied from its printed output by the engineer who ran it.',
         '',
       );
+    } else {
+      lines.push(`No result recorded: \`npm run bench -- ${name}\` measures it.`, '');
     }
     if (existsSync(notesFile)) {
       // Nest the notes' headings under this benchmark's heading.
