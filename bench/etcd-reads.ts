@@ -196,6 +196,9 @@ export const main: BenchMain = async (argv) => {
       }
       log(`round ${r + 1}: ${line.join(' | ')} (load ${os.loadavg()[0]?.toFixed(1)})`);
     }
+    // Whether the witnessed client's reads were served on witnesses (not by the batched round).
+    const served = (await synod.statuses()).map((st) => `${st.id} ${st.witnessedReads ?? '-'}`);
+    log(`reads served on followers' witnesses, per node since start: ${served.join(', ')}`);
   } finally {
     keepers?.stop();
     for (const s of sets) await s.close().catch(() => {});

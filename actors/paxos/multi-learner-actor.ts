@@ -53,26 +53,52 @@ export interface MultiPaxosLearnerOptions {
   readonly keepSnapshots?: number;
   /** Default 20 ms. */
   readonly tickMs?: number;
+  /**
+   * Publish `applied-batch` events on events$ (default true). `startMultiPaxosNode` turns them
+   * off unless asked (its `MultiPaxosLog` gets applied slots through `setAppliedListener`): a
+   * node's events$ is always watched (for `failed`), so the learner cannot tell a reader of
+   * `applied-batch` events from a watcher, and building a record per slot on every replica
+   * for nobody was most of a follower's allocations per write.
+   */
+  readonly appliedEvents?: boolean;
 }
 
-/** Called synchronously with each batch of applied slots (see `setAppliedListener`). */
-export type AppliedListener = (records: readonly AppliedRecord[]) => void;
+/** Told synchronously about each batch of applied slots (see `setAppliedListener`). */
+export interface AppliedListener {
+  /**
+   * `records`: the batch's records (`cmd` records only if `wantsCommands` said so before the
+   * batch, or `applied-batch` events are on); `appliedUpTo`: the applied index after it.
+   * Called whenever the applied index moved, even with no records.
+   */
+  applied(records: readonly AppliedRecord[], appliedUpTo: number): void;
+  /** Asked before each message the learner handles: are `cmd` records needed now? */
+  wantsCommands(): boolean;
+}
 
 export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView | undefined> {
   private core: MultiLearnerCore | undefined;
   private listener: AppliedListener | undefined;
+  /** The applied index last handed to the listener. */
+  private reportedUpTo = 0;
 
   constructor(private readonly opts: MultiPaxosLearnerOptions) {
     super();
   }
 
   /**
-   * Hands every batch of applied records to `fn` (in this process, synchronously, before the
-   * same records go out on events$ and before state$ moves). `MultiPaxosLog` uses it instead
-   * of an events$ subscription: one call per batch instead of an RxJS emission per slot.
+   * Hands every batch of applied records to `listener` (in this process, synchronously,
+   * before the same records go out on events$ and before state$ moves). `MultiPaxosLog` uses
+   * it instead of an events$ subscription: one call per batch instead of an RxJS emission per
+   * slot, and no `cmd` record built while it has no proposal waiting and no `applied$` reader.
    */
-  setAppliedListener(fn: AppliedListener | undefined): void {
-    this.listener = fn;
+  setAppliedListener(listener: AppliedListener | undefined): void {
+    this.listener = listener;
+  }
+
+  /** Sets the core's `recordCommands` for the next message: does anyone read `cmd` records? */
+  private prepare(core: MultiLearnerCore): void {
+    core.recordCommands =
+      this.opts.appliedEvents !== false || this.listener?.wantsCommands() === true;
   }
 
   override async preStart(): Promise<void> {
@@ -119,9 +145,12 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
         index: restored.index,
         term: restored.term,
       };
-      this.listener?.([r]);
-      this.ctx.emit({ type: 'applied-batch', records: [r] });
+      this.listener?.applied([r], restored.index);
+      if (this.opts.appliedEvents !== false) {
+        this.ctx.emit({ type: 'applied-batch', records: [r] });
+      }
     }
+    this.reportedUpTo = this.core.applied;
     this.ctx.setState(this.core.view());
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 20, { type: 'mp.learner-tick' });
   }
@@ -133,6 +162,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     const now = this.ctx.clock.now();
     switch (msg.type) {
       case 'mp.learner-tick':
+        this.prepare(core);
         return this.handle(core.tick(now));
       case 'mp.session':
         this.ctx.reply(msg, core.session(msg.clientId, msg.seq));
@@ -144,6 +174,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
           return;
         }
+        this.prepare(core);
         return this.handle(core.step(m, now));
       }
     }
@@ -151,8 +182,8 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
 
   private handle(out: MultiLearnerOutput): void | Promise<void> {
     for (const s of out.send) this.ctx.send(s.to, toWire(s.msg) as MultiPaxosMessage);
-    this.emitApplied(out.applied);
-    if (out.applied.length > 0) this.ctx.setState((this.core as MultiLearnerCore).view());
+    const core = this.core as MultiLearnerCore;
+    if (this.emitApplied(core, out.applied)) this.ctx.setState(core.view());
     if (out.snapshot) return this.handleAsync({ ...out, send: [], applied: [] });
   }
 
@@ -161,14 +192,14 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     let out: MultiLearnerOutput | undefined = first;
     while (out) {
       for (const s of out.send) this.ctx.send(s.to, toWire(s.msg) as MultiPaxosMessage);
-      this.emitApplied(out.applied);
-      if (out.applied.length > 0) this.ctx.setState(core.view());
+      if (this.emitApplied(core, out.applied)) this.ctx.setState(core.view());
       const snap: SnapshotImage | undefined = out.snapshot;
       out = undefined;
       if (snap) {
         try {
           await this.save(snap);
           this.ctx.emit({ type: 'snapshot-saved', index: snap.index, bytes: snap.data.length });
+          this.prepare(core);
           out = core.snapshotPersisted(snap.index);
           this.ctx.setState(core.view());
         } catch (err) {
@@ -183,10 +214,16 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     }
   }
 
-  private emitApplied(applied: MultiLearnerOutput['applied']): void {
-    if (applied.length === 0) return;
-    this.listener?.(applied);
-    this.ctx.emit({ type: 'applied-batch', records: applied });
+  /** Hands out a batch of applied records; true if the applied index moved (or any record). */
+  private emitApplied(core: MultiLearnerCore, applied: MultiLearnerOutput['applied']): boolean {
+    const upTo = core.applied;
+    if (applied.length === 0 && upTo === this.reportedUpTo) return false;
+    this.reportedUpTo = upTo;
+    this.listener?.applied(applied, upTo);
+    if (applied.length === 0) return true;
+    if (this.opts.appliedEvents !== false) {
+      this.ctx.emit({ type: 'applied-batch', records: applied });
+    }
     for (let i = 0; i < applied.length; i++) {
       const r = applied[i] as AppliedRecord;
       if (r.kind === 'noop' && r.invalid !== undefined) {
@@ -197,6 +234,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
         });
       }
     }
+    return true;
   }
 
   private async save(snap: SnapshotImage): Promise<void> {

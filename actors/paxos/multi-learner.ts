@@ -131,6 +131,14 @@ export class MultiLearnerCore {
   private readonly catchupRetryMs: number;
   private readonly maxCatchupEntries: number;
   private readonly keepAfterSnapshot: number;
+  /**
+   * Whether `cmd` records go into the output. The actor clears it while nobody reads them (a
+   * follower's log has no proposal waiting and nobody observes `applied$`): a record per slot
+   * on every replica was most of the bytes a follower allocated per write. `noop` and
+   * `snapshot` records are always produced (barriers, installed snapshots, malformed slots);
+   * `applied` (the index) says how far the state machine got either way.
+   */
+  recordCommands = true;
   private out: { send: MOutbound[]; applied: AppliedRecord[]; snapshot?: SnapshotImage } = {
     send: [],
     applied: [],
@@ -371,6 +379,7 @@ export class MultiLearnerCore {
     }
     const check = this.sessions.check(c.clientId, c.seq);
     if (check.duplicate) {
+      if (!this.recordCommands) return;
       this.out.applied.push({
         type: 'applied',
         kind: 'cmd',
@@ -384,6 +393,7 @@ export class MultiLearnerCore {
     }
     const result = this.opts.stateMachine.apply(c.op, { index: slot, term: v.t });
     this.sessions.record(c.clientId, c.seq, result);
+    if (!this.recordCommands) return;
     this.out.applied.push({
       type: 'applied',
       kind: 'cmd',

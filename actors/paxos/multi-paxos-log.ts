@@ -48,7 +48,14 @@ export interface MultiPaxosLogOptions {
    * by a direct call per batch instead of an events$ subscription.
    */
   readonly localLearner?: {
-    setAppliedListener(fn: ((records: readonly unknown[]) => void) | undefined): void;
+    setAppliedListener(
+      listener:
+        | {
+            applied(records: readonly unknown[], appliedUpTo: number): void;
+            wantsCommands(): boolean;
+          }
+        | undefined,
+    ): void;
   };
 }
 
@@ -100,9 +107,15 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
   constructor(private readonly opts: MultiPaxosLogOptions) {
     this.nodeId = opts.nodeId;
     this.timeoutMs = opts.defaultTimeoutMs ?? 5000;
-    opts.localLearner?.setAppliedListener((records) => {
-      for (const r of records) this.onApplied(r as AppliedEvent<Op, Result>);
-      this.dropSettled();
+    opts.localLearner?.setAppliedListener({
+      applied: (records, appliedUpTo) => {
+        if (appliedUpTo > this.appliedIdx) this.appliedIdx = appliedUpTo;
+        for (const r of records) this.onApplied(r as AppliedEvent<Op, Result>);
+        this.dropSettled();
+      },
+      // A command record matters only to a proposal waiting here or to an applied$ reader:
+      // a follower's log has neither, and then its learner builds none.
+      wantsCommands: () => this.proposals.size > 0 || this.appliedSubject.observed,
     });
     this.subs.push(
       ...(opts.localLearner

@@ -110,6 +110,12 @@ export interface MultiPaxosNodeOptions {
   readonly reads?: 'confirm' | 'log';
   /** Supervision of the three actors (default: the actor system's default). */
   readonly supervision?: SpawnOptions['supervision'];
+  /**
+   * Publish the learner's `applied-batch` events on its events$ (default false: `log.applied$`
+   * gives every applied command, and a record per slot built for nobody was most of a
+   * follower's allocations per write).
+   */
+  readonly appliedEvents?: boolean;
 }
 
 export interface MultiPaxosNode {
@@ -196,6 +202,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     localValue: (slot) => acceptorActor.acceptedAt(slot),
     ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
     ...(opts.keepAfterSnapshot !== undefined ? { keepAfterSnapshot: opts.keepAfterSnapshot } : {}),
+    appliedEvents: opts.appliedEvents === true,
   });
   const learner = system.spawn(`${path}/learner`, learnerActor, spawnOpts);
   const log = new MultiPaxosLog({

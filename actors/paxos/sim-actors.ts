@@ -69,6 +69,8 @@ export class PaxosActorCluster {
         // a little behind each snapshot: catch-up takes both paths, entries and snapshots
         keepAfterSnapshot: 10,
         proposeTimeoutMs: 1000,
+        // the invariant checker reads every applied slot from the learner's events$
+        appliedEvents: true,
         ...opts.node,
         system: node.system,
         members: opts.nodes,

@@ -89,8 +89,16 @@ export interface RaftNodeOptions<Op, Result> {
   electionMs?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
-  /** 'safe' ReadIndex (default) or 'lease' (assumes bounded clock drift; see docs/raft.md). */
+  /**
+   * 'safe' ReadIndex (default) or 'lease' (assumes bounded clock drift, set on every voter; see
+   * docs/raft.md, "Lease reads").
+   */
   readOnly?: ReadOnlyMode;
+  /**
+   * Lease reads: how much a follower's clock (its ticks) may gain on the leader's within one
+   * election timeout, taken off the lease (default one tick). Rounded up to whole ticks.
+   */
+  leaseDriftMs?: number;
   /**
    * Who a ReadIndex round asks (default `'quorum'`: just enough voters for a quorum, widened to
    * every follower after two ticks; `'all'`: every follower, as etcd). See RaftCoreOptions.
@@ -476,6 +484,9 @@ export class RaftNode<Op = unknown, Result = unknown>
         ...(o.preVote !== undefined ? { preVote: o.preVote } : {}),
         ...(o.checkQuorum !== undefined ? { checkQuorum: o.checkQuorum } : {}),
         ...(o.readOnly !== undefined ? { readOnly: o.readOnly } : {}),
+        ...(o.leaseDriftMs !== undefined
+          ? { leaseDriftTicks: Math.ceil(o.leaseDriftMs / tickMs) }
+          : {}),
         readFanout: o.readFanout ?? 'quorum',
         ...(o.maxSizePerMsg !== undefined ? { maxSizePerMsg: o.maxSizePerMsg } : {}),
         ...(o.maxInflightMsgs !== undefined ? { maxInflightMsgs: o.maxInflightMsgs } : {}),

@@ -76,7 +76,7 @@ export interface KvClientOptions {
    * the leader's term for that read straight to the leader: 3 process-to-process hops in series
    * instead of 4 (the leader's heartbeat round is skipped), the same linearizability. It costs
    * each follower a message per read instead of one per batch, so it pays at low concurrency:
-   * `{ maxInFlight: n }` (the default, n = 4) witnesses a read only while at most n strong reads
+   * `{ maxInFlight: n }` (the default, n = 2) witnesses a read only while at most n strong reads
    * of the clients sharing this actor system are in flight (this one included); `true`
    * always; `false` never. Ignored by a Paxos cluster and by nodes without support (the read
    * then waits for the leader's round, as without).
@@ -86,7 +86,7 @@ export interface KvClientOptions {
 
 /** Strong reads in flight per actor system (the switch of `witnessReads: {maxInFlight}`). */
 const strongInFlight = new WeakMap<ActorSystem, { n: number }>();
-const DEFAULT_WITNESS_MAX_IN_FLIGHT = 4;
+const DEFAULT_WITNESS_MAX_IN_FLIGHT = 2;
 
 export interface GetResult {
   readonly kv: KeyValue | null;

@@ -59,6 +59,8 @@ export interface NodeStatus {
   votersOutgoing?: string[];
   /** Log index of the configuration shown in `voters`/`learners` (Raft; committed when ≤ `commitIndex`). */
   configIndex?: number;
+  /** Raft: reads this node served as leader on followers' witnesses since it started (docs/kv.md). */
+  witnessedReads?: number;
   /** On the leader: how far each member's log is behind the leader's last index. */
   lag?: Record<string, number>;
   revision: number;
@@ -432,7 +434,12 @@ export class NodeAdmin extends Actor<AdminMsg> {
       ...(s?.membership.votersOutgoing?.length
         ? { votersOutgoing: [...s.membership.votersOutgoing] }
         : {}),
-      ...(s && !stopped ? { configIndex: d.raft()?.inspectCore()?.configIndex ?? 0 } : {}),
+      ...(s && !stopped
+        ? {
+            configIndex: d.raft()?.inspectCore()?.configIndex ?? 0,
+            witnessedReads: d.raft()?.witnessedReads ?? 0,
+          }
+        : {}),
       revision: sm?.revision ?? 0,
       keys: sm ? sm.range({ start: '', limit: 0 }).count : 0,
       links: d.links().map((l) => ({ peer: l.peer, state: l.state })),

@@ -70,7 +70,7 @@ t.test('the default witnesses only while few strong reads are in flight', async 
   const many = Array.from({ length: 8 }, () => k.client());
   await k.run(Promise.all(many.map((c) => c.get('x', { level: 'strong' }))));
   const w = many.reduce((n, c) => n + c.stats.witnessed, 0);
-  t.equal(w, 4, 'eight at once on one actor system: only the first four (maxInFlight 4)');
+  t.equal(w, 2, 'eight at once on one actor system: only the first two (maxInFlight 2)');
   const eventual = k.client({ witnessReads: true });
   await k.run(eventual.get('x', { level: 'eventual' }));
   t.equal(eventual.stats.witnessed, 0, 'only strong reads are witnessed');

@@ -100,6 +100,11 @@ const READ_WIDEN_TICKS = 2;
 /** Ticks a witness that arrived before its read is kept, and how many keys at most. */
 const WITNESS_KEEP_TICKS = 10;
 const WITNESS_KEEP_MAX = 4096;
+/**
+ * Prefix of the contexts a lease-read leader puts on its own heartbeat rounds (to learn which
+ * round a follower acknowledged); read contexts may not start with it.
+ */
+export const LEASE_CONTEXT_PREFIX = '\u0000lease:';
 
 export class RaftCore {
   readonly id: string;
@@ -141,6 +146,22 @@ export class RaftCore {
   private readonly witnessMissed = new Set<string>();
   /** Reads this node served as leader on their witnesses (no heartbeat round): for stats. */
   witnessedReads = 0;
+  /** Reads this node served as leader on its lease (no heartbeat round): for stats. */
+  leaseReads = 0;
+  /** Ticks since this core was created (its clock for leases). */
+  private ticks = 0;
+  /**
+   * Lease mode: the tick at which this node last heard from a leader (or started, after a
+   * restart); it grants no vote that is not a transfer for `electionTick` ticks after it.
+   */
+  private leaderContact = Number.NEGATIVE_INFINITY;
+  /** Leader, lease mode: the tick each heartbeat context of this term was first sent. */
+  private readonly leaseRounds = new Map<string, number>();
+  private leaseSeq = 0;
+  /** Leader, lease mode: per voter, the newest send tick of a round it acknowledged. */
+  private readonly leaseAcked = new Map<string, number>();
+  /** Leader: a transfer was started this term, so no lease read until the term ends. */
+  private leaseRevoked = false;
   private readStates: ReadState[] = [];
   private readFailures: ReadFailure[] = [];
   private incoming: IncomingSnapshot | undefined;
@@ -160,6 +181,7 @@ export class RaftCore {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly readOnlyMode: ReadOnlyMode;
+  readonly leaseDriftTicks: number;
   readonly readFanout: ReadFanout;
   /** Leader: the follower whose acknowledgement completed the last ReadIndex round. */
   private readPeer: string | undefined;
@@ -193,8 +215,25 @@ export class RaftCore {
         `readFanout must be 'all' or 'quorum', not ${JSON.stringify(this.readFanout)}`,
       );
     }
+    if (this.readOnlyMode !== 'safe' && this.readOnlyMode !== 'lease') {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_BAD_STATE',
+        `readOnly must be 'safe' or 'lease', not ${JSON.stringify(this.readOnlyMode)}`,
+      );
+    }
     if (this.readOnlyMode === 'lease' && !this.checkQuorum) {
       throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', 'lease reads require checkQuorum');
+    }
+    this.leaseDriftTicks = opts.leaseDriftTicks ?? 1;
+    if (
+      !Number.isInteger(this.leaseDriftTicks) ||
+      this.leaseDriftTicks < 0 ||
+      (this.readOnlyMode === 'lease' && this.electionTick - 1 - this.leaseDriftTicks < 1)
+    ) {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_BAD_STATE',
+        `leaseDriftTicks must be an integer ≥ 0 below electionTick − 1 (${this.electionTick - 1}), got ${this.leaseDriftTicks}`,
+      );
     }
     this.maxSizePerMsg = opts.maxSizePerMsg ?? 1024 * 1024;
     this.maxInflightMsgs = opts.maxInflightMsgs ?? 256;
@@ -249,6 +288,9 @@ export class RaftCore {
     }
     this.prevHard = fresh ? { term: 0, vote: null, commit: 0 } : this.hardState();
     this.becomeFollower(this.term, undefined);
+    // A restarted node may have acknowledged a leader's heartbeat just before it went down: it
+    // keeps that leader's lease (no vote for an election timeout), as if it had just heard it.
+    if (!fresh && this.readOnlyMode === 'lease') this.leaderContact = 0;
     this.prevSoft = { role: this.role, leader: this.leader };
   }
 
@@ -362,11 +404,17 @@ export class RaftCore {
 
   // ---------------------------------------------------------------- client API
 
-  /** Starts an election now (like an election timeout). */
+  /**
+   * Starts an election now (like an election timeout). In lease mode a node that heard from a
+   * leader less than an election timeout ago does not: its own vote would break that leader's
+   * lease (use `transferLeadership`, which ends the lease first).
+   */
   campaign(): void {
     if (this.role === 'leader') return;
     if (!this.promotable()) return;
     if (this.hasUnappliedConf()) return;
+    if (this.readOnlyMode === 'lease' && this.ticks - this.leaderContact < this.electionTick)
+      return;
     this.startCampaign(this.preVote ? 'pre' : 'election');
   }
 
@@ -427,6 +475,12 @@ export class RaftCore {
    * `ReadFailure`) in a later Ready, with the same context string.
    */
   readIndex(context: string, witness?: string): void {
+    if (context.startsWith(LEASE_CONTEXT_PREFIX)) {
+      throw new RaftError(
+        'SYNOD_ERR_RAFT_BAD_MESSAGE',
+        'a read context may not start with \\u0000lease: (reserved for lease heartbeats)',
+      );
+    }
     this.handleReadIndex(context, this.id, witness);
   }
 
@@ -455,6 +509,10 @@ export class RaftCore {
     }
     if (this.leadTransferee === to) return;
     this.leadTransferee = to;
+    // TimeoutNow makes `to` campaign without waiting, and voters grant a transfer campaign
+    // inside any lease: this term's lease is over, even if the transfer is abandoned (a
+    // TimeoutNow still on its way may arrive late).
+    this.leaseRevoked = true;
     // The transfer must finish within one election timeout or it is abandoned.
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to });
@@ -501,6 +559,7 @@ export class RaftCore {
   // ---------------------------------------------------------------- ticking
 
   tick(): void {
+    this.ticks++;
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
   }
@@ -531,7 +590,7 @@ export class RaftCore {
       this.maybeAutoLeave();
       for (const pr of this.prs.values()) if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
       this.noteMissedWitnesses();
-      this.bcastHeartbeat(this.readOnly.lastPendingContext());
+      this.bcastHeartbeat(this.readOnly.lastPendingContext() ?? this.leaseContext());
       this.readOnly.markWide();
     } else if (readsDue) {
       // A read asked of a quorum only (or of nobody: witnessed) is still unconfirmed: ask
@@ -570,7 +629,10 @@ export class RaftCore {
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         const inLease =
-          this.checkQuorum && this.leader !== undefined && this.electionElapsed < this.electionTick;
+          (this.checkQuorum &&
+            this.leader !== undefined &&
+            this.electionElapsed < this.electionTick) ||
+          (this.readOnlyMode === 'lease' && this.ticks - this.leaderContact < this.electionTick);
         // A node that heard from a live leader recently ignores campaigns (unless the
         // leader itself asked for one by TimeoutNow): a rejoining node cannot disrupt it.
         // A pre-candidate is told who leads, in our term (it cannot win; it follows), so a
@@ -605,6 +667,13 @@ export class RaftCore {
     if (m.type === 'vote' || m.type === 'preVote') {
       this.handleVoteRequest(m);
       return;
+    }
+    if (
+      this.readOnlyMode === 'lease' &&
+      this.role !== 'leader' &&
+      (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot')
+    ) {
+      this.leaderContact = this.ticks;
     }
     switch (this.role) {
       case 'leader':
@@ -671,6 +740,18 @@ export class RaftCore {
         this.handleSnapshotResponse(m);
         return;
       case 'readIndex':
+        if (m.context.startsWith(LEASE_CONTEXT_PREFIX)) {
+          // Reserved for lease rounds (readIndex refuses it locally): a peer that sends one is
+          // refused rather than have its read confirmed by a round sent before it arrived.
+          this.send({
+            type: 'readIndexResp',
+            to: m.from,
+            context: m.context,
+            index: 0,
+            reject: true,
+          });
+          return;
+        }
         this.handleReadIndex(m.context, m.from);
         return;
       case 'readWitness':
@@ -931,7 +1012,13 @@ export class RaftCore {
       }
     } else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
 
-    if (this.readOnlyMode !== 'safe' || m.context === undefined) return;
+    if (m.context === undefined) return;
+    if (this.readOnlyMode === 'lease') {
+      const sent = this.leaseRounds.get(m.context);
+      if (sent !== undefined && sent > (this.leaseAcked.get(m.from) ?? Number.NEGATIVE_INFINITY)) {
+        this.leaseAcked.set(m.from, sent);
+      }
+    }
     const acks = this.readOnly.recvAck(m.context, m.from);
     if (!acks) return;
     if (!this.confirmed(acks)) {
@@ -984,7 +1071,12 @@ export class RaftCore {
   private serveRead(context: string, from: string, witness?: string): void {
     const soloVoter =
       !this.config.joint && this.config.voters.size === 1 && this.config.voters.has(this.id);
-    if (soloVoter || this.readOnlyMode === 'lease') {
+    if (soloVoter) {
+      this.respondRead(context, from, this.log.committed);
+      return;
+    }
+    if (this.readOnlyMode === 'lease' && this.leaseValid()) {
+      this.leaseReads++;
       this.respondRead(context, from, this.log.committed);
       return;
     }
@@ -1035,6 +1127,7 @@ export class RaftCore {
       if (jointVote(cfg, acks) === 'won') break;
     }
     if (jointVote(cfg, acks) !== 'won' || targets.length === candidates.length) return false;
+    this.noteRoundSent(context);
     for (const id of targets) {
       const pr = this.prs.get(id) as Progress;
       this.send({
@@ -1194,6 +1287,7 @@ export class RaftCore {
   }
 
   private bcastHeartbeat(context: string | undefined): void {
+    if (context !== undefined) this.noteRoundSent(context);
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
       const hb: Outgoing = {
@@ -1291,6 +1385,52 @@ export class RaftCore {
     this.witnesses.clear();
     this.witnessMissed.clear();
     this.prs.clear();
+    this.leaseRounds.clear();
+    this.leaseAcked.clear();
+    this.leaseRevoked = false;
+  }
+
+  // ---------------------------------------------------------------- lease reads
+
+  /**
+   * Lease mode: a fresh context for a heartbeat round that carries no read (its send tick is
+   * recorded by `noteRoundSent`); undefined in 'safe' mode.
+   */
+  private leaseContext(): string | undefined {
+    if (this.readOnlyMode !== 'lease') return undefined;
+    return `${LEASE_CONTEXT_PREFIX}${++this.leaseSeq}`;
+  }
+
+  /**
+   * Lease mode: records the tick a heartbeat context was first sent in this term (a later
+   * resend keeps the first: an acknowledgement proves only that one of the copies arrived),
+   * and forgets rounds too old to anchor a lease.
+   */
+  private noteRoundSent(context: string): void {
+    if (this.readOnlyMode !== 'lease') return;
+    if (!this.leaseRounds.has(context)) this.leaseRounds.set(context, this.ticks);
+    for (const [c, sent] of this.leaseRounds) {
+      if (sent > this.ticks - this.electionTick) break;
+      this.leaseRounds.delete(c);
+    }
+  }
+
+  /**
+   * Whether this leader may serve a read from its lease (docs/raft.md, "Lease reads"). Every
+   * voter of a quorum of the current configuration (both halves when joint) acknowledged a
+   * heartbeat this leader sent at tick `start` or later in this term; each reset its election
+   * timer on receipt and grants no vote that is not a transfer for `electionTick` of its own
+   * ticks after it. A read served now, before tick `start + electionTick − 1` (ticks of two
+   * nodes may be up to one apart in phase) minus the drift margin, cannot miss a write of a
+   * newer leader. A transfer ends the lease for the rest of the term (`leaseRevoked`).
+   */
+  private leaseValid(): boolean {
+    if (this.leaseRevoked || this.leadTransferee !== undefined) return false;
+    const start = jointCommitted(
+      { incoming: this.config.voters, outgoing: this.config.outgoing },
+      (id) => (id === this.id ? this.ticks : (this.leaseAcked.get(id) ?? Number.MIN_SAFE_INTEGER)),
+    );
+    return this.ticks < start + this.electionTick - 1 - this.leaseDriftTicks;
   }
 
   private becomeFollower(term: number, leader: string | undefined): void {
@@ -1325,6 +1465,9 @@ export class RaftCore {
     }
     // A config entry may still be uncommitted in our log: no new change until it applies.
     this.pendingConfIndex = this.log.lastIndex();
+    // Lease mode: a first heartbeat round at once, so that the lease starts now.
+    const lease = this.leaseContext();
+    if (lease !== undefined) this.bcastHeartbeat(lease);
     // The no-op of the new term: committing it commits every earlier entry (Figure 8).
     this.appendAsLeader([
       { index: this.log.lastIndex() + 1, term: this.term, type: 'noop', data: new Uint8Array(0) },

@@ -254,8 +254,18 @@ export interface RaftCoreOptions {
   electionTick?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
-  /** 'safe' (ReadIndex, default) or 'lease' (needs checkQuorum and bounded clock drift). */
+  /**
+   * 'safe' (ReadIndex, default) or 'lease' (needs checkQuorum and clock drift bounded by
+   * `leaseDriftTicks`; every voter must run with it: docs/raft.md, "Lease reads").
+   */
   readOnly?: ReadOnlyMode;
+  /**
+   * Lease reads: ticks taken off the lease for clock drift (default 1). A lease read is served
+   * only while `now < send tick of the newest heartbeat round a quorum acknowledged +
+   * electionTick − 1 − leaseDriftTicks`; it must cover how many ticks a follower's clock can
+   * gain on the leader's within one election timeout.
+   */
+  leaseDriftTicks?: number;
   /**
    * Who a ReadIndex round asks to confirm leadership: `'all'` (every follower, etcd's way) or
    * `'quorum'` (default 'all' here; RaftNode's default is 'quorum'): only as many voters as a
