@@ -139,7 +139,10 @@ export function table(report: BenchReport): string {
       fmt(m.max),
       m.baseline?.name ?? '-',
       fmt(m.baseline?.median),
-      m.ratio === undefined ? '-' : m.ratio.toFixed(2),
+      // A ratio that was not finite (a baseline of 0) is null once read back from JSON.
+      m.ratio === undefined || m.ratio === null || !Number.isFinite(m.ratio)
+        ? '-'
+        : m.ratio.toFixed(2),
       m.target ?? '-',
     ]);
   }
