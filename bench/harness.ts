@@ -109,8 +109,9 @@ export function summarize(
   return m;
 }
 
-function fmt(n: number | undefined): string {
-  if (n === undefined || Number.isNaN(n)) return '-';
+function fmt(n: number | null | undefined): string {
+  // NaN and ±Infinity are null once read back from JSON.
+  if (n === undefined || n === null || !Number.isFinite(n)) return '-';
   if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
   if (Math.abs(n) >= 10) return n.toFixed(1);
   return n.toFixed(3);
