@@ -3,10 +3,11 @@
  * reads"), in the deterministic simulation: the leader serves them on the followers' witnesses,
  * lost witnesses fall back to the heartbeat round, the client's switch, and bad input.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { raftBackend } from '../../actors/kv/testing/backends.js';
 import { CLIENT_NODE, type KvBackend, KvSim } from '../../actors/kv/testing/sim-cluster.js';
 import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import { RaftCore } from '../../actors/raft/core/raft-core.js';
 import { RaftNode } from '../../actors/raft/raft-node.js';
 import { KvClient } from '../../lib/kv-client/client.js';
 import type { ReplicatedLog } from '../../lib/replicated-log.js';
@@ -119,7 +120,12 @@ const staleLeaderBackend: KvBackend = {
   },
 };
 
-t.test('a deposed leader that clients still reach serves no stale witnessed read', async (t) => {
+/**
+ * The deposed-leader scenario: returns the reader's strong read of `x` after a new leader wrote
+ * '2' over '1', with the old leader (cut off from its followers, check-quorum off) still
+ * reachable by the reader.
+ */
+async function deposedLeaderRead(t: Test) {
   // The case witnesses must get right: the old leader, cut off from both followers but not from
   // the clients, still thinks it leads; a new leader commits a write; a client that still
   // believes in the old leader reads. Its witness reaches a follower of the new term, which
@@ -150,9 +156,31 @@ t.test('a deposed leader that clients still reach serves no stale witnessed read
   t.equal((await k.run(writer.put('x', '2'))).outcome, 'ok', 'written through the new leader');
   t.equal(reader.leader, old, 'the reader still believes in the old leader');
   const r = await k.run(reader.get('x', { level: 'strong' }));
+  return { r, old, fresh, witnessed: reader.stats.witnessed };
+}
+
+t.test('a deposed leader that clients still reach serves no stale witnessed read', async (t) => {
+  const { r, fresh, witnessed } = await deposedLeaderRead(t);
+  t.ok(witnessed >= 2, 'the reads were witnessed');
   if (r.outcome === 'ok') {
     t.equal(r.value.value, '2', 'never the value the write replaced');
     t.equal(r.servedBy, fresh, 'served by the new leader after the old one timed out');
   } else t.pass(`failed rather than stale (${r.error.code})`);
-  t.ok(reader.stats.witnessed >= 2, 'the reads were witnessed');
+});
+
+t.test('negative control: a leader that serves witnessed reads at once is caught', async (t) => {
+  // The same scenario with the core's check replaced by "confirmed" (the bug witnesses must
+  // not have): the old leader then answers from its own, stale state.
+  const core = RaftCore.prototype as unknown as { confirmedAlone: (p: unknown) => boolean };
+  const confirmedAlone = core.confirmedAlone;
+  core.confirmedAlone = () => true;
+  t.teardown(() => {
+    core.confirmedAlone = confirmedAlone;
+  });
+  const { r, old } = await deposedLeaderRead(t);
+  t.equal(r.outcome, 'ok', 'the broken leader answers');
+  if (r.outcome === 'ok') {
+    t.equal(r.value.value, '1', 'with the value the new leader had replaced: stale');
+    t.equal(r.servedBy, old, 'from the deposed leader');
+  }
 });
