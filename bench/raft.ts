@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- raft [--seconds=S] [--runs=N] [--trials=N]`: Raft throughput and latency.
+ * `npm run bench -- raft [--seconds=S] [--runs=N] [--trials=N] [--process-runs=N]
+ * [--process-seconds=S] [--processes=0]`: Raft throughput and latency.
  *
  * (a) a 3-node cluster in one process on the in-memory transport (every envelope still
  *     msgpack-encoded), memory stores, 1 / 16 / 256 concurrent clients proposing writes
@@ -268,7 +269,8 @@ export const main: BenchMain = async (argv) => {
       levels: [1, 16, 256],
       durationMs: arg(argv, '--process-seconds', 10) * 1000,
       trials,
-      runs: 1,
+      // Three fresh clusters by default, so (b) reports a median and a spread like (a).
+      runs: Math.max(1, arg(argv, '--process-runs', 3)),
       plotFile,
     });
     for (const m of p.measurements) measurements.push({ ...m, name: `(b) ${m.name}` });
