@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- etcd [--duration=10] [--levels=1,16,64,256] [--runs=1] [--check-perf=true]
+ * `npm run bench -- etcd [--duration=10] [--levels=1,16,64,256] [--runs=3] [--check-perf=true]
  *   [--profile=auto|true|false] [--fast]`
  *
  * Synod against etcd on the same machine, same disk, same load generator (bench/lib/loadgen.ts):
@@ -15,7 +15,7 @@
  * JavaScript peer, installed on first use into `.bench-cache/` (not a Synod dependency); skipped
  * with a note when it cannot be installed. liferaft has no read path, so it gets puts only.
  *
- * `--fast` = `--duration=2 --levels=1,16 --check-perf=false --profile=false --liferaft=false`.
+ * `--fast` = `--duration=2 --levels=1,16 --runs=1 --check-perf=false --profile=false --liferaft=false`.
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -185,7 +185,8 @@ export const main: BenchMain = async (argv) => {
   const fast = boolFlag(argv, 'fast');
   const durationMs = numFlag(argv, 'duration', fast ? 2 : 10) * 1000;
   const levels = listFlag(argv, 'levels', fast ? [1, 16] : [1, 16, 64, 256]);
-  const runs = Math.max(1, numFlag(argv, 'runs', 1));
+  // Three runs by default (one with --fast): every row gets a median and a spread.
+  const runs = Math.max(1, numFlag(argv, 'runs', fast ? 1 : 3));
   const checkPerf = flag(argv, 'check-perf') !== undefined ? boolFlag(argv, 'check-perf') : !fast;
   const profileMode = flag(argv, 'profile') ?? (fast ? 'false' : 'auto');
   const withLiferaft = flag(argv, 'liferaft') !== undefined ? boolFlag(argv, 'liferaft') : !fast;
