@@ -1082,21 +1082,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     const writes = rd.entries.length > 0;
     if (!writes && this.durableSeq === this.writeSeq) this.sendAll(rd.messages);
     else {
-      const early: RaftMessage[] = [];
-      const rest: RaftMessage[] = [];
-      const ms = rd.messages;
-      for (let i = 0; i < ms.length; i++) {
-        const m = ms[i] as RaftMessage;
-        // A witness promises nothing durable: the term it states is at most the one in memory.
-        if (
-          m.type === 'append' ||
-          m.type === 'heartbeat' ||
-          m.type === 'snapshot' ||
-          m.type === 'readWitness'
-        )
-          early.push(m);
-        else rest.push(m);
-      }
+      const { early, rest } = splitEarlyMessages(rd.messages);
       this.sendAll(early);
       if (writes) this.queueWrite(rd.entries, rd.mark as LogMark);
       if (rest.length > 0) this.afterWrite.push({ seq: this.writeSeq, ms: rest });
@@ -1260,21 +1246,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     let applied = 0;
     if (persists && !saveHard && rd.snapshot === undefined) {
       // Only entries are written: the leader's replication traffic need not wait for them.
-      const early: RaftMessage[] = [];
-      const rest: RaftMessage[] = [];
-      const ms = rd.messages;
-      for (let i = 0; i < ms.length; i++) {
-        const m = ms[i] as RaftMessage;
-        // A witness promises nothing durable: the term it states is at most the one in memory.
-        if (
-          m.type === 'append' ||
-          m.type === 'heartbeat' ||
-          m.type === 'snapshot' ||
-          m.type === 'readWitness'
-        )
-          early.push(m);
-        else rest.push(m);
-      }
+      const { early, rest } = splitEarlyMessages(rd.messages);
       if (early.length > 0) {
         this.sendAll(early);
         late = rest;
@@ -1920,4 +1892,26 @@ export class RaftNode<Op = unknown, Result = unknown>
   override initialState(): RaftNodeState | undefined {
     return undefined;
   }
+}
+
+/**
+ * Messages that may go out before this Ready's log writes are durable (the leader's
+ * replication traffic: appends, heartbeats, snapshot chunks; a witness promises nothing
+ * durable, the term it states is at most the one in memory), and the rest, which wait.
+ */
+function splitEarlyMessages(ms: RaftMessage[]): { early: RaftMessage[]; rest: RaftMessage[] } {
+  const early: RaftMessage[] = [];
+  const rest: RaftMessage[] = [];
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i] as RaftMessage;
+    if (
+      m.type === 'append' ||
+      m.type === 'heartbeat' ||
+      m.type === 'snapshot' ||
+      m.type === 'readWitness'
+    )
+      early.push(m);
+    else rest.push(m);
+  }
+  return { early, rest };
 }
