@@ -743,13 +743,7 @@ export class RaftCore {
         if (m.context.startsWith(LEASE_CONTEXT_PREFIX)) {
           // Reserved for lease rounds (readIndex refuses it locally): a peer that sends one is
           // refused rather than have its read confirmed by a round sent before it arrived.
-          this.send({
-            type: 'readIndexResp',
-            to: m.from,
-            context: m.context,
-            index: 0,
-            reject: true,
-          });
+          this.rejectRead(m.from, m.context);
           return;
         }
         this.handleReadIndex(m.context, m.from);
@@ -794,13 +788,7 @@ export class RaftCore {
         return;
       }
       case 'readIndex':
-        this.send({
-          type: 'readIndexResp',
-          to: m.from,
-          context: m.context,
-          index: 0,
-          reject: true,
-        });
+        this.rejectRead(m.from, m.context);
         return;
       default:
         return;
@@ -829,13 +817,7 @@ export class RaftCore {
         if (this.promotable()) this.startCampaign('transfer');
         return;
       case 'readIndex':
-        this.send({
-          type: 'readIndexResp',
-          to: m.from,
-          context: m.context,
-          index: 0,
-          reject: true,
-        });
+        this.rejectRead(m.from, m.context);
         return;
       case 'readIndexResp':
         if (m.reject) {
@@ -1205,6 +1187,11 @@ export class RaftCore {
     }
   }
 
+  /** Tells `to` its read `context` was refused (it retries elsewhere or later). */
+  private rejectRead(to: string, context: string): void {
+    this.send({ type: 'readIndexResp', to, context, index: 0, reject: true });
+  }
+
   private isVoterPeer(id: string): boolean {
     return this.prs.has(id) && (this.config.voters.has(id) || this.config.outgoing.has(id));
   }
@@ -1218,13 +1205,7 @@ export class RaftCore {
     for (const r of reads) {
       if (r.from === this.id) this.readFailures.push({ context: r.context, reason: 'NotLeader' });
       else {
-        this.send({
-          type: 'readIndexResp',
-          to: r.from,
-          context: r.context,
-          index: 0,
-          reject: true,
-        });
+        this.rejectRead(r.from, r.context);
       }
     }
   }
