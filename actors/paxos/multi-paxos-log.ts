@@ -17,6 +17,7 @@ import { BehaviorSubject, type Observable, Subject, type Subscription } from 'rx
 import type { ActorRef } from '../../lib/actor.js';
 import { nodeOf } from '../../lib/address.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
+import { Queue } from '../../lib/queue.js';
 import {
   type AppliedEntry,
   type Command,
@@ -92,7 +93,8 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
 
   private readonly proposals = new Map<string, PendingProposal<Result>[]>();
   /** Per timeout length (ms), the proposals in the order they were made (deadline order). */
-  private readonly expiry = new Map<number, { head: number; items: PendingProposal<Result>[] }>();
+  /** Per timeout length, the proposals in deadline order (a FIFO: same length, later start). */
+  private readonly expiry = new Map<number, Queue<PendingProposal<Result>>>();
   private sweepTimer: TimerHandle | undefined;
   private sweepAt = Number.POSITIVE_INFINITY;
   private readonly barriers = new Map<string, Waiter<number>>();
@@ -199,10 +201,10 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
       else this.proposals.set(k, [p]);
       let q = this.expiry.get(ms);
       if (!q) {
-        q = { head: 0, items: [] };
+        q = new Queue<PendingProposal<Result>>();
         this.expiry.set(ms, q);
       }
-      q.items.push(p);
+      q.push(p);
       if (deadline < this.sweepAt) this.armSweep(deadline);
     });
   }
@@ -235,28 +237,18 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
     const now = this.opts.clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const [ms, q] of this.expiry) {
-      const items = q.items;
-      let h = q.head;
-      while (h < items.length) {
-        const p = items[h] as PendingProposal<Result>;
+      for (let p = q.peek(); p !== undefined; p = q.peek()) {
         if (!p.done) {
           if (p.deadline > now) break;
           this.removeProposal(p);
           p.done = true;
           p.reject(new ProposeError('Timeout', `not applied within ${ms} ms`));
         }
-        h++;
+        q.shift();
       }
-      if (h === items.length) {
-        this.expiry.delete(ms);
-        continue;
-      }
-      if (h > 1024 && h * 2 > items.length) {
-        q.items = items.slice(h);
-        q.head = 0;
-      } else q.head = h;
-      const d = (q.items[q.head] as PendingProposal<Result>).deadline;
-      if (d < next) next = d;
+      const first = q.peek();
+      if (first === undefined) this.expiry.delete(ms);
+      else if (first.deadline < next) next = first.deadline;
     }
     if (next < Number.POSITIVE_INFINITY) this.armSweep(next);
   }
@@ -269,17 +261,8 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
    */
   private dropSettled(): void {
     for (const [ms, q] of this.expiry) {
-      const items = q.items;
-      let h = q.head;
-      while (h < items.length && (items[h] as PendingProposal<Result>).done) {
-        (items as (PendingProposal<Result> | undefined)[])[h] = undefined;
-        h++;
-      }
-      if (h === items.length) this.expiry.delete(ms);
-      else if (h > 1024 && h * 2 > items.length) {
-        q.items = items.slice(h);
-        q.head = 0;
-      } else q.head = h;
+      while (q.peek()?.done) q.shift();
+      if (q.length === 0) this.expiry.delete(ms);
     }
   }
 
