@@ -229,6 +229,20 @@ export class MemoryNetwork {
     return { ok: true };
   }
 
+  /**
+   * Puts raw bytes on the link `from → to` as if `from` had sent them: a corrupt frame, a
+   * newer protocol version, another implementation's bug. The receiving node decodes them
+   * like any message (an undecodable one is a `SYNOD_ERR_UNDECODABLE` dead letter there).
+   * Counted as sent; partitions and cuts apply, link faults do not.
+   */
+  injectBytes(from: string, to: string, bytes: Uint8Array): void {
+    if (!this.endpoints.has(to)) throw new Error(`unknown node "${to}"`);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('injectBytes needs a Uint8Array');
+    this.counters.sent++;
+    const copy = bytes.slice();
+    this.clock.schedule(() => this.deliver(from, to, copy));
+  }
+
   private deliver(from: string, to: string, bytes: Uint8Array): void {
     const dest = this.endpoints.get(to);
     if (!dest?.up || !this.connected(from, to)) {
@@ -249,7 +263,7 @@ export class MemoryNetwork {
     }
     this.counters.delivered++;
     this.onDeliver?.(from, to, bytes);
-    dest.transport.receive(env);
+    dest.transport.receive(env, from);
   }
 
   private faultsFor(from: string, to: string): LinkFaults {

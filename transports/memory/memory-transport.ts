@@ -18,6 +18,7 @@ export class MemoryTransport implements Transport {
   private readonly links = new Subject<LinkStatus>();
   private readonly dead = new Subject<TransportDeadLetter>();
   private closed = false;
+  private emittingFrom: string | undefined;
   private readonly stats: TransportCounters = {
     sent: 0,
     delivered: 0,
@@ -92,11 +93,22 @@ export class MemoryTransport implements Transport {
     this.dead.complete();
   }
 
-  /** @internal */
-  receive(envelope: Envelope): void {
+  /** The node whose envelope `inbound$` is emitting right now (see `Transport`). */
+  inboundPeer(): string | undefined {
+    return this.emittingFrom;
+  }
+
+  /** @internal `from`: the sending node, as the network knows it. */
+  receive(envelope: Envelope, from: string): void {
     if (this.closed) return;
     this.stats.delivered++;
-    this.inbound.next(envelope);
+    const outer = this.emittingFrom;
+    this.emittingFrom = from;
+    try {
+      this.inbound.next(envelope);
+    } finally {
+      this.emittingFrom = outer;
+    }
   }
 
   /** @internal */
