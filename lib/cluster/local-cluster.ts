@@ -284,7 +284,9 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
       case 'transfer': {
         const leader = this.leader();
         if (!leader) return { ok: false, message: 'no leader right now' };
+        if (!this.nodesById.has(c.to)) return { ok: false, message: `no node ${c.to}` };
         if (!this.isUp(c.to)) return { ok: false, message: `${c.to} is not running` };
+        if (c.to === leader) return { ok: false, message: `${c.to} already leads` };
         this.raft(leader)?.transferLeadership(c.to);
         return { ok: true, message: `asked ${leader} to hand leadership to ${c.to}` };
       }
