@@ -27,6 +27,9 @@ class Timed extends Actor<TimerMsg> {
   constructor(private readonly log: Log) {
     super();
   }
+  timerActive(key: string): boolean {
+    return this.ctx.timers.isActive(key);
+  }
   async receive(msg: TimerMsg | Terminated): Promise<void> {
     const timers = this.ctx.timers;
     switch (msg.type) {
@@ -72,7 +75,7 @@ function setup() {
     },
     { supervision: { kind: 'restart', minBackoffMs: 10, maxBackoffMs: 10, maxRestarts: 5 } },
   );
-  const active = (key: string) => instance?.ctx.timers.isActive(key);
+  const active = (key: string) => instance?.timerActive(key);
   return { clock, system, ref, log, active };
 }
 
