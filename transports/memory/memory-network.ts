@@ -72,6 +72,8 @@ export class MemoryNetwork {
     const e = this.endpoints.get(nodeId);
     if (!e?.up) return;
     e.up = false;
+    // messages held for a paused node die with it
+    for (const h of e.held) this.lost(h.from);
     e.held = [];
     e.transport.markClosed();
     this.refreshLinks();
@@ -193,25 +195,28 @@ export class MemoryNetwork {
     }
     this.counters.sent++;
     if (!dest.up || !this.connected(from, toNode)) {
-      this.counters.dropped++;
+      this.lost(from);
       return { ok: true };
     }
     let extraDelay = 0;
     if (this.filter) {
       const verdict = this.filter({ from, to: toNode, message: envelope.m, kind: envelope.k });
       if (verdict === 'drop') {
-        this.counters.dropped++;
+        this.lost(from);
         return { ok: true };
       }
       if (typeof verdict === 'object') extraDelay = Math.max(0, verdict.delayMs);
     }
     const f = this.faultsFor(from, toNode);
     if (f.drop && this.random.chance(f.drop)) {
-      this.counters.dropped++;
+      this.lost(from);
       return { ok: true };
     }
     const copies = f.duplicate && this.random.chance(f.duplicate) ? 2 : 1;
-    if (copies === 2) this.counters.duplicated++;
+    if (copies === 2) {
+      this.counters.duplicated++;
+      this.endpoints.get(from)?.transport.count('duplicated');
+    }
     for (let i = 0; i < copies; i++) {
       let delay = extraDelay + this.sampleDelay(f);
       const key = `${from}>${toNode}`;
@@ -246,7 +251,7 @@ export class MemoryNetwork {
   private deliver(from: string, to: string, bytes: Uint8Array): void {
     const dest = this.endpoints.get(to);
     if (!dest?.up || !this.connected(from, to)) {
-      this.counters.dropped++;
+      this.lost(from);
       return;
     }
     if (dest.paused) {
@@ -264,6 +269,12 @@ export class MemoryNetwork {
     this.counters.delivered++;
     this.onDeliver?.(from, to, bytes);
     dest.transport.receive(env, from);
+  }
+
+  /** A message `from` sent is lost on the way: counted here and on the sender's transport. */
+  private lost(from: string): void {
+    this.counters.dropped++;
+    this.endpoints.get(from)?.transport.count('dropped');
   }
 
   private faultsFor(from: string, to: string): LinkFaults {
