@@ -68,6 +68,15 @@ t.test("the demo's isolate, heal and transfer controls", async (t) => {
   t.equal(toSelf.ok, false, 'a transfer to the leader itself is refused');
   t.match(toSelf.message, new RegExp(`${target} already leads`));
 
+  // Isolations add up, as on a real cluster: a second one does not heal the first.
+  const [x, y] = cluster.ids().filter((id) => id !== target) as [string, string];
+  await cluster.control({ op: 'isolate', node: x });
+  await cluster.control({ op: 'isolate', node: y });
+  t.same(cluster.view().partitions, [[x], [y], [target]], 'both isolated, each alone');
+  t.equal(cluster.network.connected(x, target), false, `${x} still cannot reach ${target}`);
+  await cluster.control({ op: 'heal' });
+  t.equal(cluster.view().partitions, undefined, 'healed');
+
   const unknown = await cluster.control({ op: 'isolate', node: 'nobody' });
   t.equal(unknown.ok, false, 'isolating an unknown node is refused');
   t.match(unknown.message, /no node nobody/);
