@@ -45,6 +45,8 @@ import {
   isConsensusControl,
   LOG_TAIL,
   type NodeStatus,
+  operatorProofProblem,
+  operatorProofShape,
   opLabel,
   runConsensusControl,
   sinceOf,
@@ -427,12 +429,14 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       case 'node.status':
       case 'node.join':
       case 'node.remove':
-      case 'node.heal':
         return true;
+      case 'node.heal':
+        return operatorProofShape(m);
       case 'node.members':
         return typeof m.members === 'object' && m.members !== null;
       case 'node.cut':
         return (
+          operatorProofShape(m) &&
           Array.isArray(m.peers) &&
           m.peers.length <= 1024 &&
           m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
@@ -446,7 +450,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
           m.value.length <= 1 << 20
         );
       case 'node.transfer':
-        return typeof m.to === 'string';
+        return typeof m.to === 'string' && m.to.length <= 128 && operatorProofShape(m);
       case 'node.stop':
       case 'node.restart':
         return isConsensusControl(m);
@@ -491,23 +495,36 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         }
         return;
       case 'node.cut':
-        this.deps.gate.block(msg.peers);
-        this.ctx.reply(msg, {
-          ok: true,
-          message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
-        });
-        return;
       case 'node.heal':
-        this.deps.gate.heal();
-        this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+      case 'node.transfer': {
+        // Operator controls prove the admin secret (node-admin.ts, operatorProofProblem).
+        const refused = operatorProofProblem(
+          msg,
+          this.deps,
+          this.ctx.nodeId,
+          this.ctx.clock.wallNow(),
+        );
+        if (refused !== undefined) {
+          this.ctx.reply(msg, { ok: false, message: refused });
+          return;
+        }
+        if (msg.type === 'node.cut') {
+          this.deps.gate.block(msg.peers);
+          this.ctx.reply(msg, {
+            ok: true,
+            message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
+          });
+        } else if (msg.type === 'node.heal') {
+          this.deps.gate.heal();
+          this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+        } else
+          this.ctx.reply(msg, {
+            ok: false,
+            message:
+              'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
+          });
         return;
-      case 'node.transfer':
-        this.ctx.reply(msg, {
-          ok: false,
-          message:
-            'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
-        });
-        return;
+      }
       case 'node.put':
         void this.put(msg);
         return;
