@@ -20,6 +20,7 @@ import { readDefaultProblem } from '../../actors/kv/validate.js';
 import { SystemClock, systemClock } from '../../lib/clock.js';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
+import { parseKeyTypes, startGossipNode } from '../../lib/node/gossip-node.js';
 import { parseJoinTargets } from '../../lib/node/join-cluster.js';
 import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
@@ -33,7 +34,8 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-export const summary = 'run a cluster node (Raft or Multi-Paxos + KV service) over WebSockets';
+export const summary =
+  'run a cluster node (Raft or Multi-Paxos + KV service, or a leaderless gossip replica) over WebSockets';
 
 export const specs = {
   id: { kind: 'string', description: 'this node id', required: true },
@@ -81,9 +83,20 @@ export const specs = {
   'secret-file': { kind: 'string', description: 'file holding the shared cluster secret' },
   protocol: {
     kind: 'string',
-    description: 'consensus protocol',
-    choices: ['raft', 'paxos'],
+    description:
+      'raft or paxos (consensus + KV service), or gossip (the leaderless store, docs/eventual.md)',
+    choices: ['raft', 'paxos', 'gossip'],
     default: 'raft',
+  },
+  replicas: {
+    kind: 'number',
+    description: '--protocol gossip: replicas per key, N (the same on every node)',
+    default: 3,
+  },
+  'key-types': {
+    kind: 'list',
+    description:
+      '--protocol gossip: key types by prefix, PREFIX=TYPE,… with TYPE dvv, lww, mv, pn or orset (e.g. counter/=pn,tags/=orset; the same on every node; other keys are dvv)',
   },
   'read-level': {
     kind: 'string',
@@ -262,6 +275,27 @@ export async function run(argv: string[]): Promise<number> {
     name = o.id as string;
     const defaultRead = readDefaultOf(o, sources);
     const clusterName = clusterNameOf(o, sources);
+    if (o.protocol !== 'gossip') {
+      for (const name of ['replicas', 'key-types'] as const)
+        if (sources[name] !== undefined && sources[name] !== 'default')
+          throw new CliError(`--${name} is a setting of the leaderless store (--protocol gossip)`);
+    } else {
+      // What does not apply to a leaderless node is refused, not ignored.
+      const consensusOnly = [
+        'read-level',
+        'max-lag-ms',
+        'max-lag-versions',
+        'snapshot-every',
+        'dashboard',
+        'backup-repo',
+        'backup-key-file',
+      ] as const;
+      for (const name of consensusOnly)
+        if (sources[name] !== undefined && sources[name] !== 'default')
+          throw new CliError(
+            `--${name} does not apply to --protocol gossip (${name === 'dashboard' || name.startsWith('backup') ? 'not available for the leaderless store yet' : 'the leaderless store has no log; reads name R and a level per request'})`,
+          );
+    }
     if (o.protocol === 'paxos' && o.join !== undefined)
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
@@ -322,10 +356,23 @@ export async function run(argv: string[]): Promise<number> {
           }
         : {}),
     };
-    const node = o.protocol === 'paxos' ? await startPaxosNode(config) : await startNode(config);
+    const node =
+      o.protocol === 'paxos'
+        ? await startPaxosNode(config)
+        : o.protocol === 'gossip'
+          ? await startGossipNode({
+              ...config,
+              gossip: {
+                n: o.replicas as number,
+                keyTypes: parseKeyTypes((o['key-types'] as string[] | undefined) ?? []),
+              },
+            })
+          : await startNode(config);
     logger.log(
       'info',
-      `node ${node.id} up at ${node.url} (cluster ${clusterName}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
+      o.protocol === 'gossip'
+        ? `node ${node.id} up at ${node.url} (cluster ${clusterName}, leaderless gossip store, N=${String(o.replicas)})`
+        : `node ${node.id} up at ${node.url} (cluster ${clusterName}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
     );
     let dashboard: DashboardServer | undefined;
     if (o.dashboard !== undefined) {
