@@ -105,10 +105,18 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
   cluster.extraControls.backup = async () => {
     if (backingUp) return { ok: false, message: 'a backup is already running' };
     backingUp = true;
-    const agent = await startEmbeddedBackup(cluster, repo);
+    const kind = catalog.some((b) => b.type === 'full') ? 'incr' : 'full';
+    // Shown while it runs: the page's event log (the time keeps two runs' lines apart, as
+    // the page shows a line once), and the agent in the learners.
+    cluster.narrate(
+      `${kind} backup running since ${new Date(clock.wallNow()).toISOString()}: the backup agent joins as a learner, catches up and backs up`,
+    );
+    const agent = await startEmbeddedBackup(cluster, repo).catch((err: Error) => {
+      backingUp = false;
+      throw err;
+    });
     try {
       await agent.live.catchUp(10_000);
-      const kind = catalog.some((b) => b.type === 'full') ? 'incr' : 'full';
       const b = await agent.live.backup(kind);
       await agent.live.leave();
       await refreshCatalog();

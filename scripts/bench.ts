@@ -59,6 +59,7 @@ export function renderBenchmarksMd(): string {
       '',
     );
   }
+  lines.push(...glance());
   const names = new Set<string>(available);
   if (existsSync(resultsDir))
     for (const f of readdirSync(resultsDir))
@@ -103,6 +104,55 @@ export function renderBenchmarksMd(): string {
     }
   }
   return `${lines.join('\n').trimEnd()}\n`;
+}
+
+/**
+ * One row per measurement that has a target, over every saved result, so a reader
+ * sees where each benchmark stands before the details (and the session notes) below.
+ */
+function glance(): string[] {
+  if (!existsSync(resultsDir)) return [];
+  const rows: string[][] = [];
+  const files = readdirSync(resultsDir)
+    .filter((f) => f.endsWith('.json') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -5))
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  for (const name of files) {
+    const rep = JSON.parse(
+      readFileSync(path.join(resultsDir, `${name}.json`), 'utf8'),
+    ) as BenchReport;
+    for (const m of rep.measurements) {
+      if (m.target === undefined) continue;
+      rows.push([
+        `[${name}](#${name})`,
+        m.name,
+        `${fmtNumber(m.median)} ${m.unit}`,
+        m.baseline ? `${fmtNumber(m.baseline.median)} (${m.baseline.name})` : '-',
+        m.ratio === undefined || m.ratio === null ? '-' : m.ratio.toFixed(2),
+        m.target ?? '-',
+        `${rep.date.slice(0, 10)}, ${rep.machine.cpu.replace(/\(R\)|\(TM\)/g, '').replace(/\s+Processor$/, '')}`,
+      ]);
+    }
+  }
+  if (rows.length === 0) return [];
+  const header = ['benchmark', 'measurement', 'median', 'baseline', 'ratio', 'target', 'run'];
+  return [
+    '## At a glance',
+    '',
+    'The last saved run of each benchmark (its section below has the command, the load and the spread).',
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`),
+    '',
+  ];
+}
+
+function fmtNumber(n: number | null | undefined): string {
+  if (n === undefined || n === null || !Number.isFinite(n)) return '-';
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(3);
 }
 
 interface LastRun {

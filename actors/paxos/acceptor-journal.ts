@@ -3,8 +3,8 @@
  * - the promised ballot and compaction floor in a `HardStateStore` (replaced atomically);
  * - accepted proposals in a `LogStore` used as an append-only journal: journal entry i holds
  *   the proposals accepted together in one ballot (one accept message: `{ b: ballot, e:
- *   packed entries }`, `term` = ballot round; the packed bytes as received when the whole
- *   accept became records), so a burst of accepts costs one append; a later record for a
+ *   packed entries }`, `term` = ballot round; the packed bytes as received when every entry
+ *   of the accept was accepted), so a burst of accepts costs one append; a later record for a
  *   slot supersedes an earlier one. Entries are never truncated, only compacted from the
  *   front once every slot in the prefix is at or below the floor. Journals of earlier versions (one `{ s, b, v }` record per entry)
  *   load unchanged.
@@ -79,6 +79,19 @@ export class AcceptorJournal {
   }
 
   async persist(p: MultiAcceptorPersist): Promise<void> {
+    if (p.batch) {
+      // One accept's packed entries as they arrived, all accepted in one ballot.
+      const index = this.log.lastIndex() + 1;
+      this.maxSlotOf.set(index, p.batch.maxSlot);
+      await this.log.append([
+        {
+          index,
+          term: p.batch.ballot.round,
+          type: 'normal',
+          data: encodeValue({ b: p.batch.ballot, e: p.batch.packed }),
+        },
+      ]);
+    }
     if (p.records && p.records.length > 0) {
       // One journal entry per run of records in the same ballot (one per accept message).
       let index = this.log.lastIndex();
@@ -95,11 +108,7 @@ export class AcceptorJournal {
         }
         index++;
         this.maxSlotOf.set(index, max);
-        // The bytes as they arrived when they are exactly these records (one accept).
-        const packed =
-          p.packed !== undefined && i === 0 && j === recs.length
-            ? p.packed
-            : packSlotEntries(i === 0 && j === recs.length ? recs : recs.slice(i, j));
+        const packed = packSlotEntries(i === 0 && j === recs.length ? recs : recs.slice(i, j));
         entries.push({
           index,
           term: ballot.round,

@@ -8,8 +8,20 @@
  */
 import { Actor, type Terminated } from '../../lib/actor.js';
 import type { AcceptorJournal } from './acceptor-journal.js';
-import { MultiAcceptorCore, type MultiAcceptorView } from './multi-acceptor.js';
-import { type AcceptedSlot, fromWire, type MultiPaxosMessage } from './multi-messages.js';
+import type { Ballot } from './ballot.js';
+import {
+  MultiAcceptorCore,
+  type MultiAcceptorOutput,
+  type MultiAcceptorView,
+} from './multi-acceptor.js';
+import type { LocalSlots } from './multi-learner.js';
+import {
+  type AcceptedSlot,
+  fromWire,
+  type MultiPaxosMessage,
+  packedAcceptFromWire,
+  type SlotValue,
+} from './multi-messages.js';
 
 export interface MultiPaxosAcceptorOptions {
   readonly journal: AcceptorJournal;
@@ -17,7 +29,10 @@ export interface MultiPaxosAcceptorOptions {
   readonly leaseMs?: number;
 }
 
-export class MultiPaxosAcceptor extends Actor<MultiPaxosMessage, MultiAcceptorView | undefined> {
+export class MultiPaxosAcceptor
+  extends Actor<MultiPaxosMessage, MultiAcceptorView | undefined>
+  implements LocalSlots
+{
   private core: MultiAcceptorCore | undefined;
 
   constructor(private readonly opts: MultiPaxosAcceptorOptions) {
@@ -43,17 +58,40 @@ export class MultiPaxosAcceptor extends Actor<MultiPaxosMessage, MultiAcceptorVi
     return this.core?.acceptedAt(slot);
   }
 
+  private badMessage(problem: string): void {
+    this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
+  }
+
+  // LocalSlots: the co-located learner reads accepted values where they lie (no object per
+  // slot; values that arrived packed stay packed). Undefined / −1 before the acceptor started.
+  ballotAt(slot: number): Ballot | undefined {
+    return this.core?.slots.ballotAt(slot);
+  }
+
+  rawAt(slot: number): SlotValue | Uint8Array | undefined {
+    return this.core?.slots.rawAt(slot);
+  }
+
+  offsetAt(slot: number): number {
+    return this.core?.slots.offsetAt(slot) ?? -1;
+  }
+
   /** Synchronous unless the step needs a write (then the reply waits for durability). */
   receive(msg: MultiPaxosMessage | Terminated): void | Promise<void> {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
-    const m = fromWire(msg);
-    if ('problem' in m) {
-      const problem = m.problem;
-      this.ctx.emit({ type: 'bad-message', code: 'SYNOD_ERR_PAXOS_BAD_MESSAGE', problem });
-      return;
+    const now = this.ctx.clock.now();
+    // An accept from another process keeps its entries packed (checked where they lie).
+    const packed = packedAcceptFromWire(msg);
+    let out: MultiAcceptorOutput;
+    if (packed !== undefined) {
+      if ('problem' in packed) return this.badMessage(packed.problem);
+      out = core.acceptPacked(packed, now);
+    } else {
+      const m = fromWire(msg);
+      if ('problem' in m) return this.badMessage(m.problem);
+      out = core.step(m, now);
     }
-    const out = core.step(m, this.ctx.clock.now());
     if (!out.persist) {
       for (const s of out.send) this.ctx.send(s.to, s.msg);
       return;

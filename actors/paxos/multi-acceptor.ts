@@ -17,8 +17,13 @@ import { type Ballot, ballotAtLeast, ballotEquals, ZERO_BALLOT } from './ballot.
 import {
   type AcceptedSlot,
   type MOutbound,
+  type MPackedAccept,
   type MultiPaxosMessage,
+  nextPackedEntry,
   PACKED_ENTRIES,
+  packedSlotAt,
+  packedValueAt,
+  type SlotEntry,
   type SlotValue,
 } from './multi-messages.js';
 
@@ -39,10 +44,16 @@ export interface MultiAcceptorPersist {
   /** Slots ≤ compactTo may be dropped from the journal (after `hard` is durable). */
   readonly compactTo?: number;
   /**
-   * `records` packed (`packSlotEntries`), in order, when the accept arrived packed and every
-   * entry became a record: the journal stores these bytes instead of packing again.
+   * Instead of `records`, when an accept's entries came packed (from another process, or
+   * with the packed bytes of a local send) and every entry was accepted: those bytes, all
+   * accepted in `ballot`; `maxSlot` is the highest slot among them. The journal stores the
+   * bytes as they are (no record object per slot, no second packing).
    */
-  readonly packed?: Uint8Array;
+  readonly batch?: {
+    readonly ballot: Ballot;
+    readonly packed: Uint8Array;
+    readonly maxSlot: number;
+  };
 }
 
 export interface MultiAcceptorOutput {
@@ -113,6 +124,11 @@ export class MultiAcceptorCore {
     return this.accepted.get(slot);
   }
 
+  /** The slot table itself, read in place by the co-located learner (see `LocalSlots`). */
+  get slots(): SlotTable {
+    return this.accepted;
+  }
+
   get promisedBallot(): Ballot {
     return this.promised;
   }
@@ -179,10 +195,75 @@ export class MultiAcceptorCore {
     return changed ? { ...out, persist: { hard: this.hard() } } : out;
   }
 
+  /**
+   * Phase 2a whose entries stayed packed (`packedAcceptFromWire`): the same decisions as for
+   * `mp.accept`, but each accepted entry is stored as its byte offset into `msg.entries`, and
+   * when every entry was accepted the journal gets those bytes as they are (`persist.batch`):
+   * no object per slot on a follower.
+   */
+  acceptPacked(msg: MPackedAccept, now = 0): MultiAcceptorOutput {
+    const { from, ballot } = msg;
+    if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
+    const changed = !ballotEquals(ballot, this.promised);
+    this.promised = ballot;
+    if (this.leaseMs > 0) {
+      this.leaseHolder = ballot.proposer;
+      this.leaseUntil = now + this.leaseMs;
+    }
+    const packed = msg.entries;
+    const end = packed.byteLength;
+    const slots: number[] = [];
+    /** Byte offsets of the entries accepted. */
+    const taken: number[] = [];
+    let entries = 0;
+    let maxSlot = 0;
+    for (let off = 0; off < end; off = nextPackedEntry(packed, off)) {
+      entries++;
+      const slot = packedSlotAt(packed, off);
+      if (slot <= this.floor) continue;
+      slots.push(slot);
+      const cur = this.accepted.ballotAt(slot);
+      if (cur && ballotEquals(cur, ballot)) continue; // duplicate: one value per ballot
+      this.accepted.putPacked(slot, ballot, packed, off);
+      if (slot > this.maxSlot) this.maxSlot = slot;
+      if (slot > maxSlot) maxSlot = slot;
+      taken.push(off);
+    }
+    const count = taken.length;
+    let persist: MultiAcceptorPersist | undefined;
+    if (count > 0 && count === entries) {
+      persist = { batch: { ballot, packed, maxSlot }, ...(changed ? { hard: this.hard() } : {}) };
+    } else if (count > 0) {
+      // Some entries were skipped (at or below the floor, or accepted before in this ballot):
+      // journal the accepted ones only, as records.
+      const records = taken.map(
+        (off): AcceptedSlot => ({
+          slot: packedSlotAt(packed, off),
+          ballot,
+          value: packedValueAt(packed, off),
+        }),
+      );
+      persist = { records, ...(changed ? { hard: this.hard() } : {}) };
+    } else if (changed) persist = { hard: this.hard() };
+    const reply: MOutbound = {
+      to: from,
+      msg: {
+        type: 'mp.accepted',
+        from: this.opts.id,
+        ballot,
+        slots,
+        sentAt: msg.sentAt,
+        floor: this.floor,
+        ...(msg.rid !== undefined ? { rid: msg.rid } : {}),
+      },
+    };
+    return persist ? { persist, send: [reply] } : { send: [reply] };
+  }
+
   private accept(
     from: string,
     ballot: Ballot,
-    entries: readonly { slot: number; value: AcceptedSlot['value'] }[],
+    entries: readonly SlotEntry[],
     sentAt: number,
     now: number,
     rid?: number,
@@ -195,25 +276,33 @@ export class MultiAcceptorCore {
       this.leaseHolder = ballot.proposer;
       this.leaseUntil = now + this.leaseMs;
     }
-    const records: AcceptedSlot[] = [];
     const slots: number[] = [];
-    for (const e of entries) {
+    /** Indexes in `entries` of the entries accepted. */
+    const taken: number[] = [];
+    let maxSlot = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as SlotEntry;
       if (e.slot <= this.floor) continue;
       slots.push(e.slot);
       const cur = this.accepted.ballotAt(e.slot);
       if (cur && ballotEquals(cur, ballot)) continue; // duplicate: one value per ballot
-      const rec: AcceptedSlot = { slot: e.slot, ballot, value: e.value };
-      this.accepted.put(e.slot, ballot, e.value, rec);
+      this.accepted.put(e.slot, ballot, e.value);
       if (e.slot > this.maxSlot) this.maxSlot = e.slot;
-      records.push(rec);
+      if (e.slot > maxSlot) maxSlot = e.slot;
+      taken.push(i);
     }
-    const persist: MultiAcceptorPersist = {
-      ...(records.length > 0 ? { records } : {}),
-      ...(packed !== undefined && records.length > 0 && records.length === entries.length
-        ? { packed }
-        : {}),
-      ...(changed ? { hard: this.hard() } : {}),
-    };
+    const count = taken.length;
+    let persist: MultiAcceptorPersist | undefined;
+    if (count > 0 && packed !== undefined && count === entries.length) {
+      // Every entry accepted, and the bytes they arrived packed in are at hand: journal those.
+      persist = { batch: { ballot, packed, maxSlot }, ...(changed ? { hard: this.hard() } : {}) };
+    } else if (count > 0) {
+      const records = taken.map((i): AcceptedSlot => {
+        const e = entries[i] as SlotEntry;
+        return { slot: e.slot, ballot, value: e.value };
+      });
+      persist = { records, ...(changed ? { hard: this.hard() } : {}) };
+    } else if (changed) persist = { hard: this.hard() };
     const reply: MOutbound = {
       to: from,
       msg: {
@@ -226,7 +315,7 @@ export class MultiAcceptorCore {
         ...(rid !== undefined ? { rid } : {}),
       },
     };
-    return records.length > 0 || changed ? { persist, send: [reply] } : { send: [reply] };
+    return persist ? { persist, send: [reply] } : { send: [reply] };
   }
 
   private compact(upTo: number): MultiAcceptorOutput {
@@ -247,16 +336,20 @@ export class MultiAcceptorCore {
  * Map, and compaction drops a prefix); a slot far above the others (only a faulty or hostile
  * proposer sends one) goes to a Map instead of stretching the arrays.
  *
- * The value and the ballot of a slot are kept in two parallel arrays, not as one
- * `AcceptedSlot` object per slot: those objects lived until the next compaction (10,000 slots
- * by default) on every node, so the young-generation collector copied and promoted one per
- * slot per acceptor; `get` makes one when asked (short-lived: the learner takes the value).
+ * The value and the ballot of a slot are kept in parallel arrays, not as one `AcceptedSlot`
+ * object per slot: those objects lived until the next compaction (10,000 slots by default) on
+ * every node, so the young-generation collector copied and promoted one per slot per
+ * acceptor; `get` makes one when asked. A value that arrived packed (`putPacked`) is not even
+ * an object: the table holds the accept's packed bytes and the entry's byte offset
+ * (`offs`, −1 for a value object), and the co-located learner reads it there (`rawAt`,
+ * `offsetAt`).
  */
 export class SlotTable {
   /** Slots this far above the lowest kept one go to `far`. */
   static readonly MAX_SPAN = 1 << 20;
-  private vals: (SlotValue | undefined)[] = [];
+  private vals: (SlotValue | Uint8Array | undefined)[] = [];
   private bals: (Ballot | undefined)[] = [];
+  private offs: number[] = [];
   /** Index in the arrays of slot `lo`. */
   private head = 0;
   private lo: number;
@@ -277,9 +370,17 @@ export class SlotTable {
     if (i < 0) return undefined;
     const idx = this.head + i;
     const value = this.vals[idx];
-    if (value !== undefined) return { slot, ballot: this.bals[idx] as Ballot, value };
+    if (value !== undefined) {
+      return { slot, ballot: this.bals[idx] as Ballot, value: this.valueOf(idx) };
+    }
     if (this.far.size === 0) return undefined;
     return this.far.get(slot);
+  }
+
+  private valueOf(idx: number): SlotValue {
+    const off = this.offs[idx] as number;
+    const v = this.vals[idx];
+    return off < 0 ? (v as SlotValue) : packedValueAt(v as Uint8Array, off);
   }
 
   /** The ballot of the proposal accepted for `slot` (no object made). */
@@ -291,6 +392,26 @@ export class SlotTable {
     return this.far.get(slot)?.ballot;
   }
 
+  /**
+   * The value accepted for `slot` as stored: a `SlotValue`, or the packed entries that hold
+   * it (then `offsetAt(slot)` is its entry's byte offset). No object made.
+   */
+  rawAt(slot: number): SlotValue | Uint8Array | undefined {
+    const i = slot - this.lo;
+    if (i < 0) return undefined;
+    const v = this.vals[this.head + i];
+    if (v !== undefined || this.far.size === 0) return v;
+    return this.far.get(slot)?.value;
+  }
+
+  /** The byte offset of `slot`'s entry in `rawAt(slot)` when that is packed, else −1. */
+  offsetAt(slot: number): number {
+    const i = slot - this.lo;
+    if (i < 0) return -1;
+    const idx = this.head + i;
+    return this.vals[idx] !== undefined ? (this.offs[idx] as number) : -1;
+  }
+
   /** Stores `rec` at `rec.slot` (at or above the lowest slot kept). */
   set(rec: AcceptedSlot): void {
     this.put(rec.slot, rec.ballot, rec.value, rec);
@@ -298,29 +419,49 @@ export class SlotTable {
 
   /** Stores the proposal (`ballot`, `value`) at `slot`; `rec`, if given, is that proposal. */
   put(slot: number, ballot: Ballot, value: SlotValue, rec?: AcceptedSlot): void {
+    this.store(slot, ballot, value, -1, rec);
+  }
+
+  /** Stores the proposal in `ballot` whose value is the entry at byte `off` of `packed`. */
+  putPacked(slot: number, ballot: Ballot, packed: Uint8Array, off: number): void {
+    this.store(slot, ballot, packed, off);
+  }
+
+  private store(
+    slot: number,
+    ballot: Ballot,
+    value: SlotValue | Uint8Array,
+    off: number,
+    rec?: AcceptedSlot,
+  ): void {
     const i = slot - this.lo;
     if (i < 0) return;
     if (this.far.size > 0 && this.far.delete(slot)) this.count--;
     if (i >= SlotTable.MAX_SPAN) {
-      this.far.set(slot, rec ?? { slot, ballot, value });
+      const v = off < 0 ? (value as SlotValue) : packedValueAt(value as Uint8Array, off);
+      this.far.set(slot, rec ?? { slot, ballot, value: v });
       this.count++;
       return;
     }
     const idx = this.head + i;
     const vals = this.vals;
     const bals = this.bals;
+    const offs = this.offs;
     if (idx < vals.length) {
       if (vals[idx] === undefined) this.count++;
       vals[idx] = value;
       bals[idx] = ballot;
+      offs[idx] = off;
       return;
     }
     while (vals.length < idx) {
       vals.push(undefined);
       bals.push(undefined);
+      offs.push(-1);
     }
     vals.push(value);
     bals.push(ballot);
+    offs.push(off);
     this.count++;
   }
 
@@ -336,12 +477,14 @@ export class SlotTable {
     if (end >= vals.length) {
       this.vals = [];
       this.bals = [];
+      this.offs = [];
       this.head = 0;
     } else {
       this.head = end;
       if (this.head > 1024 && this.head * 2 > vals.length) {
         this.vals = vals.slice(this.head);
         this.bals = this.bals.slice(this.head);
+        this.offs = this.offs.slice(this.head);
         this.head = 0;
       } else {
         // Let the dropped values go now (the arrays are trimmed only now and then).
@@ -365,9 +508,12 @@ export class SlotTable {
     const vals = this.vals;
     const first = Math.max(0, fromSlot - this.lo);
     for (let i = this.head + first; i < vals.length; i++) {
-      const value = vals[i];
-      if (value !== undefined) {
-        out.push({ slot: this.lo + (i - this.head), ballot: this.bals[i] as Ballot, value });
+      if (vals[i] !== undefined) {
+        out.push({
+          slot: this.lo + (i - this.head),
+          ballot: this.bals[i] as Ballot,
+          value: this.valueOf(i),
+        });
       }
     }
     if (this.far.size > 0) {

@@ -49,6 +49,8 @@ export interface MultiPaxosLearnerOptions {
   readonly keepAfterSnapshot?: number;
   /** See MultiLearnerOptions.localValue (the co-located acceptor's `acceptedAt`). */
   readonly localValue?: MultiLearnerOptions['localValue'];
+  /** See MultiLearnerOptions.localSlots (the co-located acceptor actor itself). */
+  readonly localSlots?: MultiLearnerOptions['localSlots'];
   /** Snapshots kept in the store. Default 2. */
   readonly keepSnapshots?: number;
   /** Default 20 ms. */
@@ -135,6 +137,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           ? { keepAfterSnapshot: this.opts.keepAfterSnapshot }
           : {}),
         ...(this.opts.localValue !== undefined ? { localValue: this.opts.localValue } : {}),
+        ...(this.opts.localSlots !== undefined ? { localSlots: this.opts.localSlots } : {}),
       },
       restored,
     );

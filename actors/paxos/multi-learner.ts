@@ -21,6 +21,10 @@ import {
   commandOf,
   type MOutbound,
   type MultiPaxosMessage,
+  packedCommandAt,
+  packedIsCommand,
+  packedTermAt,
+  packedValueAt,
   releaseLocalCommand,
   type SlotEntry,
   type SlotValue,
@@ -98,6 +102,28 @@ export interface MultiLearnerOptions {
   readonly localValue?: (
     slot: number,
   ) => { readonly ballot: Ballot; readonly value: SlotValue } | undefined;
+  /**
+   * The co-located acceptor's slot table, read in place (preferred to `localValue`: no object
+   * per slot, and values that arrived packed are applied from the packed bytes).
+   */
+  readonly localSlots?: LocalSlots;
+}
+
+/**
+ * The accepted proposals of the acceptor next to a learner, read where they lie (the
+ * acceptor's `SlotTable`): the learner asks the ballot, then the value, without an object
+ * per slot.
+ */
+export interface LocalSlots {
+  /** The ballot of the proposal accepted for `slot`. */
+  ballotAt(slot: number): Ballot | undefined;
+  /**
+   * Its value: a `SlotValue`, or the packed entries (`packSlotEntries`' layout) holding it,
+   * and then `offsetAt(slot)` is the byte offset of its entry.
+   */
+  rawAt(slot: number): SlotValue | Uint8Array | undefined;
+  /** See `rawAt`; −1 when the value is not packed. */
+  offsetAt(slot: number): number;
 }
 
 export interface MultiLearnerView {
@@ -291,43 +317,73 @@ export class MultiLearnerCore {
 
   /** Slots chosen in `ballot`, values from the co-located acceptor (see MChosen). */
   private learnChosen(ballot: Ballot, runs: readonly number[]): void {
-    const lookup = this.opts.localValue;
+    const local = this.opts.localSlots;
     const found: SlotEntry[] = [];
     for (let i = 0; i < runs.length; i += 2) {
       const hi = runs[i + 1] as number;
       for (let s = Math.max(runs[i] as number, this.appliedUpTo + 1); s <= hi; s++) {
         const inOrder = s === this.appliedUpTo + 1 && this.pending.size === 0;
         if (!inOrder && this.pending.has(s)) continue;
-        const a = lookup?.(s);
-        if (a !== undefined && ballotAtLeast(a.ballot, ballot)) {
-          // The next slot with nothing parked: apply it at once (the common case).
-          if (inOrder && found.length === 0) {
-            if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
-            this.applyOne(s, a.value);
-          } else found.push({ slot: s, value: a.value });
+        if (local !== undefined) {
+          const b = local.ballotAt(s);
+          if (b !== undefined && ballotAtLeast(b, ballot)) {
+            const raw = local.rawAt(s) as SlotValue | Uint8Array;
+            const off = local.offsetAt(s);
+            // The next slot with nothing parked: apply it at once (the common case).
+            if (inOrder && found.length === 0) {
+              if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
+              if (off >= 0) this.applyPacked(s, raw as Uint8Array, off);
+              else this.applyOne(s, raw as SlotValue);
+            } else {
+              const value = off >= 0 ? packedValueAt(raw as Uint8Array, off) : (raw as SlotValue);
+              found.push({ slot: s, value });
+            }
+            continue;
+          }
         } else {
-          this.missing.set(s, ballot);
-          if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
+          const a = this.opts.localValue?.(s);
+          if (a !== undefined && ballotAtLeast(a.ballot, ballot)) {
+            if (inOrder && found.length === 0) {
+              if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
+              this.applyOne(s, a.value);
+            } else found.push({ slot: s, value: a.value });
+            continue;
+          }
         }
+        this.missing.set(s, ballot);
+        if (s > this.knownChosenUpTo) this.knownChosenUpTo = s;
       }
     }
     if (found.length > 0) this.learnEntries(found);
     else this.maybeSnapshot();
   }
 
+  /** The co-located acceptor's proposal for `slot`, if it holds one in a ballot ≥ `ballot`. */
+  private localValueAt(slot: number, ballot: Ballot): SlotValue | undefined {
+    const local = this.opts.localSlots;
+    if (local !== undefined) {
+      const b = local.ballotAt(slot);
+      if (b === undefined || !ballotAtLeast(b, ballot)) return undefined;
+      const raw = local.rawAt(slot) as SlotValue | Uint8Array;
+      const off = local.offsetAt(slot);
+      return off >= 0 ? packedValueAt(raw as Uint8Array, off) : (raw as SlotValue);
+    }
+    const a = this.opts.localValue?.(slot);
+    return a !== undefined && ballotAtLeast(a.ballot, ballot) ? a.value : undefined;
+  }
+
   /** Looks again for the values of chosen slots the local acceptor did not hold. */
   private retryMissing(): void {
-    const lookup = this.opts.localValue;
     const found: SlotEntry[] = [];
     for (const [s, ballot] of this.missing) {
       if (s <= this.appliedUpTo || this.pending.has(s)) {
         this.missing.delete(s);
         continue;
       }
-      const a = lookup?.(s);
-      if (a !== undefined && ballotAtLeast(a.ballot, ballot)) {
+      const value = this.localValueAt(s, ballot);
+      if (value !== undefined) {
         this.missing.delete(s);
-        found.push({ slot: s, value: a.value });
+        found.push({ slot: s, value });
       }
     }
     if (found.length > 0) {
@@ -373,8 +429,29 @@ export class MultiLearnerCore {
     }
     const c = commandOf(v);
     releaseLocalCommand(v);
+    this.applyCommand(slot, v.t, c);
+  }
+
+  /**
+   * Applies the entry at byte `off` of the packed entries `packed` at `slot`, which must be
+   * `appliedUpTo + 1`: the command is decoded where it lies and retained as (bytes, offset).
+   */
+  private applyPacked(slot: number, packed: Uint8Array, off: number): void {
+    if (!packedIsCommand(packed, off)) {
+      this.applyOne(slot, packedValueAt(packed, off));
+      return;
+    }
+    const t = packedTermAt(packed, off);
+    this.appliedUpTo = slot;
+    this.appliedTerm = t;
+    this.retained.pushPacked(slot, packed, off);
+    this.applyCommand(slot, t, packedCommandAt(packed, off));
+  }
+
+  /** The state machine and session part of applying slot `slot` (term `t`): command `c`. */
+  private applyCommand(slot: number, t: number, c: Command | string): void {
     if (typeof c === 'string') {
-      this.out.applied.push({ type: 'applied', kind: 'noop', index: slot, term: v.t, invalid: c });
+      this.out.applied.push({ type: 'applied', kind: 'noop', index: slot, term: t, invalid: c });
       return;
     }
     const check = this.sessions.check(c.clientId, c.seq);
@@ -384,21 +461,21 @@ export class MultiLearnerCore {
         type: 'applied',
         kind: 'cmd',
         index: slot,
-        term: v.t,
+        term: t,
         command: c,
         result: check.result,
         duplicate: true,
       });
       return;
     }
-    const result = this.opts.stateMachine.apply(c.op, { index: slot, term: v.t });
+    const result = this.opts.stateMachine.apply(c.op, { index: slot, term: t });
     this.sessions.record(c.clientId, c.seq, result);
     if (!this.recordCommands) return;
     this.out.applied.push({
       type: 'applied',
       kind: 'cmd',
       index: slot,
-      term: v.t,
+      term: t,
       command: c,
       result,
       duplicate: false,
@@ -512,23 +589,38 @@ export class MultiLearnerCore {
 /**
  * The applied values a learner keeps until a durable snapshot covers them: always a
  * contiguous run of slots ending at the applied index, so an array with a moving start
- * (cheaper per slot than a Map with thousands of entries).
+ * (cheaper per slot than a Map with thousands of entries). A value applied from packed
+ * entries is kept as those bytes and its entry's offset (`offs`, −1 for a value object):
+ * `get` makes the value when a peer asks for it.
  */
 class RetainedSlots {
-  private values: SlotValue[] = [];
+  private values: (SlotValue | Uint8Array)[] = [];
+  private offs: number[] = [];
   private head = 0;
   /** The slot of `values[head]`. */
   private from = 1;
 
   get(slot: number): SlotValue | undefined {
     if (slot < this.from) return undefined;
-    return this.values[this.head + slot - this.from];
+    const i = this.head + slot - this.from;
+    const v = this.values[i];
+    if (v === undefined) return undefined;
+    const off = this.offs[i] as number;
+    return off < 0 ? (v as SlotValue) : packedValueAt(v as Uint8Array, off);
   }
 
   /** Appends the value of the next slot (a gap starts the run afresh at `slot`). */
   push(slot: number, v: SlotValue): void {
     if (slot !== this.from + this.values.length - this.head) this.clear(slot);
     this.values.push(v);
+    this.offs.push(-1);
+  }
+
+  /** Appends the next slot, whose value is the entry at byte `off` of `packed`. */
+  pushPacked(slot: number, packed: Uint8Array, off: number): void {
+    if (slot !== this.from + this.values.length - this.head) this.clear(slot);
+    this.values.push(packed);
+    this.offs.push(off);
   }
 
   /** Forgets slots ≤ `index`. */
@@ -539,9 +631,11 @@ class RetainedSlots {
     this.from += n;
     if (this.head === this.values.length) {
       this.values = [];
+      this.offs = [];
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.values.length) {
       this.values = this.values.slice(this.head);
+      this.offs = this.offs.slice(this.head);
       this.head = 0;
     }
   }
@@ -549,6 +643,7 @@ class RetainedSlots {
   /** Forgets everything; the next slot pushed is `next`. */
   clear(next: number): void {
     this.values = [];
+    this.offs = [];
     this.head = 0;
     this.from = next;
   }

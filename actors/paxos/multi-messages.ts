@@ -17,7 +17,11 @@ import {
   wellFormed,
 } from '../../lib/codec.js';
 import type { Command } from '../../lib/replicated-log.js';
-import { decodeCommandFast, encodeCommandFast } from '../raft/command-codec.js';
+import {
+  decodeCommandFast,
+  decodeCommandFastAt,
+  encodeCommandFast,
+} from '../raft/command-codec.js';
 import type { Ballot } from './ballot.js';
 import { PaxosError } from './errors.js';
 
@@ -280,6 +284,20 @@ export function decodeCommand(d: Uint8Array): Command | string {
   if (fast !== undefined && typeof fast.clientId === 'string' && typeof fast.seq === 'number') {
     return fast as Command;
   }
+  return decodeCommandSlow(d);
+}
+
+/** `decodeCommand` of the `len` bytes at `start` in `buffer` (no view unless it must). */
+function decodeCommandIn(buffer: ArrayBufferLike, start: number, len: number): Command | string {
+  const fast = decodeCommandFastAt(buffer, start, len);
+  if (fast !== undefined && typeof fast.clientId === 'string' && typeof fast.seq === 'number') {
+    return fast as Command;
+  }
+  return decodeCommandSlow(new Uint8Array(buffer, start, len));
+}
+
+/** msgpackr's reading of a command's bytes (anything outside the fast reader's subset). */
+function decodeCommandSlow(d: Uint8Array): Command | string {
   let c: unknown;
   try {
     c = decodeView(d);
@@ -388,6 +406,46 @@ function badPacked(why: string): never {
 }
 
 /**
+ * Why the entry at byte `off` of packed entries is malformed, or undefined (checks the
+ * header, the bounds and the value kind; a barrier id must be UTF-8).
+ */
+function entryProblem(bytes: Uint8Array, dv: DataView, off: number): string | undefined {
+  const end = bytes.byteLength;
+  if (end - off < HEADER) return `truncated header at byte ${off}`;
+  const slot = dv.getFloat64(off, true);
+  const t = dv.getFloat64(off + 8, true);
+  const kind = dv.getUint8(off + 16);
+  const len = dv.getUint32(off + 17, true);
+  const start = off + HEADER;
+  if (start + len > end) return `entry at byte ${off} runs past the end`;
+  if (!isSlot(slot)) return `bad slot at byte ${off}`;
+  if (!Number.isFinite(t)) return `bad term at byte ${off + 8}`;
+  if (kind === 0) return len === 0 ? `empty command at byte ${off}` : undefined;
+  if (kind === 1) return len !== 0 ? `no-op with data at byte ${off}` : undefined;
+  if (kind === 2) {
+    try {
+      fromUtf8.decode(new Uint8Array(bytes.buffer, bytes.byteOffset + start, len));
+    } catch {
+      return `barrier id is not UTF-8 at byte ${start}`;
+    }
+    return undefined;
+  }
+  return `unknown value kind ${kind} at byte ${off + 16}`;
+}
+
+/** The value of the (well-formed) entry at byte `off`; a command's bytes are a view. */
+function valueAt(bytes: Uint8Array, dv: DataView, off: number): SlotValue {
+  const t = dv.getFloat64(off + 8, true);
+  const kind = dv.getUint8(off + 16);
+  const len = dv.getUint32(off + 17, true);
+  // a plain view (Buffer#subarray goes through species lookups and is slower)
+  const data = new Uint8Array(bytes.buffer, bytes.byteOffset + off + HEADER, len);
+  if (kind === 0) return { k: 'cmd', d: data, t };
+  if (kind === 1) return { k: 'noop', t };
+  return { k: 'noop', t, b: fromUtf8.decode(data) };
+}
+
+/**
  * Entries from `packSlotEntries`' bytes; command values are views into `bytes` (no copy).
  * Throws `PaxosError('SYNOD_ERR_PAXOS_BAD_MESSAGE')` on malformed input.
  */
@@ -397,37 +455,74 @@ export function unpackSlotEntries(bytes: Uint8Array): SlotEntry[] {
   const end = bytes.byteLength;
   let off = 0;
   while (off < end) {
-    if (end - off < HEADER) badPacked(`truncated header at byte ${off}`);
-    const slot = dv.getFloat64(off, true);
-    const t = dv.getFloat64(off + 8, true);
-    const kind = dv.getUint8(off + 16);
-    const len = dv.getUint32(off + 17, true);
-    const start = off + HEADER;
-    if (start + len > end) badPacked(`entry at byte ${off} runs past the end`);
-    if (!isSlot(slot)) badPacked(`bad slot at byte ${off}`);
-    if (!Number.isFinite(t)) badPacked(`bad term at byte ${off + 8}`);
-    // a plain view (Buffer#subarray goes through species lookups and is slower)
-    const data = new Uint8Array(bytes.buffer, bytes.byteOffset + start, len);
-    let value: SlotValue;
-    if (kind === 0) {
-      if (len === 0) badPacked(`empty command at byte ${off}`);
-      value = { k: 'cmd', d: data, t };
-    } else if (kind === 1) {
-      if (len !== 0) badPacked(`no-op with data at byte ${off}`);
-      value = { k: 'noop', t };
-    } else if (kind === 2) {
-      let b: string;
-      try {
-        b = fromUtf8.decode(data);
-      } catch {
-        badPacked(`barrier id is not UTF-8 at byte ${start}`);
-      }
-      value = { k: 'noop', t, b };
-    } else badPacked(`unknown value kind ${kind} at byte ${off + 16}`);
-    out.push({ slot, value });
-    off = start + len;
+    const problem = entryProblem(bytes, dv, off);
+    if (problem !== undefined) badPacked(problem);
+    out.push({ slot: dv.getFloat64(off, true), value: valueAt(bytes, dv, off) });
+    off += HEADER + dv.getUint32(off + 17, true);
   }
   return out;
+}
+
+/**
+ * Checks packed entries where they lie, as `unpackSlotEntries` does, without building them:
+ * the reason the bytes are malformed, or undefined.
+ */
+export function packedEntriesProblem(bytes: Uint8Array): string | undefined {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.byteLength;
+  for (let off = 0; off < end; off += HEADER + dv.getUint32(off + 17, true)) {
+    const problem = entryProblem(bytes, dv, off);
+    if (problem !== undefined) return `packed entries: ${problem}`;
+  }
+  return undefined;
+}
+
+// Reading well-formed packed entries in place (checked by `packedEntriesProblem` or
+// `unpackSlotEntries` first): an acceptor keeps an accept's bytes as they arrived and refers
+// to an entry by its byte offset, so a follower builds no object per slot; the value is made
+// only when something asks for one (a promise, a catch-up reply, a test).
+
+let viewFor: Uint8Array | undefined;
+let viewOfPacked: DataView = new DataView(new ArrayBuffer(0));
+
+/** A DataView of `packed` (the last one made is reused: consecutive reads share it). */
+function packedView(packed: Uint8Array): DataView {
+  if (packed !== viewFor) {
+    viewFor = packed;
+    viewOfPacked = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  }
+  return viewOfPacked;
+}
+
+/** The slot of the entry at byte `off`. */
+export function packedSlotAt(packed: Uint8Array, off: number): number {
+  return packedView(packed).getFloat64(off, true);
+}
+
+/** The term (`t`) of the value of the entry at byte `off`. */
+export function packedTermAt(packed: Uint8Array, off: number): number {
+  return packedView(packed).getFloat64(off + 8, true);
+}
+
+/** True when the entry at byte `off` holds a command (not a no-op). */
+export function packedIsCommand(packed: Uint8Array, off: number): boolean {
+  return packedView(packed).getUint8(off + 16) === 0;
+}
+
+/** The byte offset of the entry after the one at `off` (`packed.byteLength` after the last). */
+export function nextPackedEntry(packed: Uint8Array, off: number): number {
+  return off + HEADER + packedView(packed).getUint32(off + 17, true);
+}
+
+/** The value of the entry at byte `off`, as `unpackSlotEntries` makes it. */
+export function packedValueAt(packed: Uint8Array, off: number): SlotValue {
+  return valueAt(packed, packedView(packed), off);
+}
+
+/** `decodeCommand` of the command in the entry at byte `off`, read where it lies. */
+export function packedCommandAt(packed: Uint8Array, off: number): Command | string {
+  const len = packedView(packed).getUint32(off + 17, true);
+  return decodeCommandIn(packed.buffer, packed.byteOffset + off + HEADER, len);
 }
 
 const PACKED = new Set(['mp.accept', 'mp.decide', 'mp.catchup-reply']);
@@ -461,6 +556,30 @@ export function localForm(msg: MultiPaxosMessage, wire: unknown): MultiPaxosMess
   const packed = (wire as { entries?: unknown }).entries;
   if (!(packed instanceof Uint8Array)) return wire as MultiPaxosMessage;
   return { ...msg, [PACKED_ENTRIES]: packed } as unknown as MultiPaxosMessage;
+}
+
+/** An `mp.accept` whose entries stay packed, as received (see `packedAcceptFromWire`). */
+export interface MPackedAccept extends Omit<MAccept, 'entries'> {
+  readonly entries: Uint8Array;
+}
+
+/**
+ * For an acceptor: a received `mp.accept` in wire form (entries packed) checked where it
+ * lies — the same checks as `fromWire` — with its entries left packed, so the acceptor
+ * stores each entry as a byte offset into the bytes it journals; or a reason why it is
+ * malformed. `undefined` for any other message (and for an accept built in this process):
+ * use `fromWire`.
+ */
+export function packedAcceptFromWire(
+  raw: unknown,
+): MPackedAccept | { readonly problem: string } | undefined {
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const r = raw as Record<string, unknown>;
+  if (r.type !== 'mp.accept' || !(r.entries instanceof Uint8Array)) return undefined;
+  const bad = packedEntriesProblem(r.entries);
+  if (bad !== undefined) return { problem: `mp.accept: ${bad}` };
+  const problem = multiMessageProblem(r, true);
+  return problem === undefined ? (r as unknown as MPackedAccept) : { problem };
 }
 
 /**

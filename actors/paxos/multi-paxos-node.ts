@@ -199,7 +199,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     peers: members.map((m) => `${m}/${path}/learner`),
     localAcceptor: self('acceptor'),
     localProposer: self('proposer'),
-    localValue: (slot) => acceptorActor.acceptedAt(slot),
+    localSlots: acceptorActor,
     ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
     ...(opts.keepAfterSnapshot !== undefined ? { keepAfterSnapshot: opts.keepAfterSnapshot } : {}),
     appliedEvents: opts.appliedEvents === true,

@@ -291,7 +291,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         peers: ids.map((i) => `${i}/learner`),
         localAcceptor: `${id}/acceptor`,
         localProposer: `${id}/proposer`,
-        localValue: (slot) => acceptor.acceptedAt(slot),
+        localSlots: acceptor.slots,
         stateMachine: sm,
         snapshotEvery: opts.snapshotEvery ?? 25,
         // a little behind each snapshot: catch-up takes both paths, entries and snapshots

@@ -24,6 +24,7 @@ import {
   encodeValue,
   wellFormed,
 } from '../../lib/codec.js';
+import { Queue } from '../../lib/queue.js';
 
 import {
   type AppliedEntry,
@@ -202,12 +203,6 @@ interface PendingProposal {
   done: boolean;
 }
 
-/** Proposals with one timeout, in proposal order (so deadlines are non-decreasing). */
-interface ExpiryQueue {
-  head: number;
-  items: PendingProposal[];
-}
-
 interface ReadWaiter {
   resolve: (index: number) => void;
   reject: (e: Error) => void;
@@ -343,7 +338,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   private loopDone: Promise<void> = Promise.resolve();
   /** Proposals by log index (an array only when a later term reused the index). */
   private readonly proposals = new Map<number, PendingProposal | PendingProposal[]>();
-  private readonly expiry = new Map<number, ExpiryQueue>();
+  /** Per timeout: proposals in proposal order, so their deadlines are non-decreasing. */
+  private readonly expiry = new Map<number, Queue<PendingProposal>>();
   private readBatch: ReadWaiter[] = [];
   /** Witnessed reads not yet handed to the core (each its own context; docs/raft.md). */
   private witnessReads: { w: ReadWaiter; key: string }[] = [];
@@ -931,10 +927,10 @@ export class RaftNode<Op = unknown, Result = unknown>
       };
       let q = this.expiry.get(ms);
       if (!q) {
-        q = { head: 0, items: [] };
+        q = new Queue<PendingProposal>();
         this.expiry.set(ms, q);
       }
-      q.items.push(p);
+      q.push(p);
       const old = this.proposals.get(at.index);
       if (old === undefined) this.proposals.set(at.index, p);
       else if (Array.isArray(old)) old.push(p);
@@ -947,21 +943,14 @@ export class RaftNode<Op = unknown, Result = unknown>
     if (this.expiry.size === 0) return;
     const now = this.ctx.clock.now();
     for (const [ms, q] of this.expiry) {
-      const items = q.items;
-      let h = q.head;
-      while (h < items.length) {
-        const p = items[h] as PendingProposal;
+      for (let p = q.peek(); p !== undefined; p = q.peek()) {
         if (!p.done) {
           if (p.deadline > now) break;
           this.settle(p, undefined, new ProposeError('Timeout', `not applied within ${ms} ms`));
         }
-        h++;
+        q.shift();
       }
-      if (h === items.length) this.expiry.delete(ms);
-      else if (h > 1024 && h * 2 > items.length) {
-        q.items = items.slice(h);
-        q.head = 0;
-      } else q.head = h;
+      if (q.length === 0) this.expiry.delete(ms);
     }
   }
 

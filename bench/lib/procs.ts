@@ -5,7 +5,7 @@
  * for a line of output, and building the CLI once (`dist/`) so nodes start with plain `node`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,25 +179,57 @@ function newestMtime(dir: string): number {
 /**
  * The compiled CLI entry (`bin/synod.js` over `dist/`), rebuilt with `tsc -p
  * tsconfig.build.json` when any source under lib/actors/transports/cli is newer than it.
+ * Test files run in parallel, so the check and the build happen under a lock directory
+ * (`mkdir` is atomic): a second caller waits for a build in progress instead of starting its
+ * own tsc over the same files, or reading a dist/ that is half written.
  */
 export function ensureBuiltCli(log: (line: string) => void = () => {}): string {
   const entry = path.join(repoRoot, 'dist', 'cli', 'main.js');
   const src = ['lib', 'actors', 'transports', 'cli'].map((d) => path.join(repoRoot, d));
-  const newest = Math.max(...src.map(newestMtime));
-  if (!existsSync(entry) || statSync(entry).mtimeMs < newest) {
-    log('building dist/ (tsc -p tsconfig.build.json) so the nodes run compiled JavaScript');
-    const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) {
-      if (!existsSync(entry) || statSync(entry).mtimeMs < newest)
-        throw new Error(`tsc failed:\n${r.stdout}\n${r.stderr}`);
-      log(`tsc reported errors but emitted dist/: ${r.stdout.split('\n')[0]}`);
+  const release = lockDir(path.join(repoRoot, '.dist-build.lock'));
+  try {
+    const newest = Math.max(...src.map(newestMtime));
+    if (!existsSync(entry) || statSync(entry).mtimeMs < newest) {
+      log('building dist/ (tsc -p tsconfig.build.json) so the nodes run compiled JavaScript');
+      const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+      const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+        cwd: repoRoot,
+        encoding: 'utf8',
+      });
+      if (r.status !== 0) {
+        if (!existsSync(entry) || statSync(entry).mtimeMs < newest)
+          throw new Error(`tsc failed:\n${r.stdout}\n${r.stderr}`);
+        log(`tsc reported errors but emitted dist/: ${r.stdout.split('\n')[0]}`);
+      }
     }
+  } finally {
+    release();
   }
   return path.join(repoRoot, 'bin', 'synod.js');
+}
+
+/**
+ * Takes a lock directory, waiting (synchronously: callers are test set-up and CLI scripts) while
+ * another process holds it; a lock older than `staleMs` is from a process that died and is
+ * broken. Returns the release function.
+ */
+function lockDir(dir: string, staleMs = 300_000): () => void {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      return () => rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      try {
+        if (Date.now() - statSync(dir).mtimeMs > staleMs)
+          rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // released between the two calls: try again
+      }
+      Atomics.wait(nap, 0, 0, 100);
+    }
+  }
 }
 
 /**

@@ -63,6 +63,7 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
   private readonly messages = new Subject<MessageSample>();
   private readonly narrationLines: string[] = [];
   private partitions: string[][] | undefined;
+  private readonly isolated = new Set<string>();
   private seq = 0;
   private readonly clientId: string;
   private sampleBudget = 0;
@@ -201,16 +202,26 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
     await this.boot(id);
   }
 
+  /**
+   * Cuts a node off from every other one. Isolations add up until `heal` (as operator cuts
+   * do on a real cluster): each isolated node is a group of its own, the rest one group.
+   */
   isolate(id: string): void {
     this.node(id);
-    const others = this.ids().filter((x) => x !== id);
-    this.network.partition([[id], others]);
-    this.partitions = [[id], others];
+    this.isolated.add(id);
+    const groups = this.ids()
+      .filter((x) => this.isolated.has(x))
+      .map((x) => [x]);
+    const rest = this.ids().filter((x) => !this.isolated.has(x));
+    if (rest.length > 0) groups.push(rest);
+    this.network.partition(groups);
+    this.partitions = groups;
     this.changes.next();
   }
 
   heal(): void {
     this.network.heal();
+    this.isolated.clear();
     this.partitions = undefined;
     this.changes.next();
   }
@@ -284,7 +295,9 @@ export class LocalCluster<Op = unknown, Result = unknown> implements DashboardSo
       case 'transfer': {
         const leader = this.leader();
         if (!leader) return { ok: false, message: 'no leader right now' };
+        if (!this.nodesById.has(c.to)) return { ok: false, message: `no node ${c.to}` };
         if (!this.isUp(c.to)) return { ok: false, message: `${c.to} is not running` };
+        if (c.to === leader) return { ok: false, message: `${c.to} already leads` };
         this.raft(leader)?.transferLeadership(c.to);
         return { ok: true, message: `asked ${leader} to hand leadership to ${c.to}` };
       }

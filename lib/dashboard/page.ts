@@ -149,6 +149,7 @@ const PAGE = `<!doctype html>
   .panel { background:var(--panel); border-radius:8px; padding:10px 12px; }
   .panel h3 { margin:0 0 6px; font-size:14px; color:var(--muted); }
   input { background:#0f1419; color:var(--text); border:1px solid #3a4654; border-radius:5px; padding:3px 6px; width:110px; }
+  body.offline main { opacity:.45; filter:grayscale(1); }
   #events { max-height:180px; overflow:auto; font-family:ui-monospace, monospace; font-size:12px; color:var(--muted); }
 </style>
 </head>
@@ -205,8 +206,17 @@ const PAGE = `<!doctype html>
 
   function connect() {
     ws = new WebSocket(feed);
-    ws.onopen = () => { $('status').textContent = 'live'; };
-    ws.onclose = () => { stores.clearPending(); $('status').textContent = 'disconnected, retrying…'; setTimeout(connect, 1000); };
+    ws.onopen = () => { $('status').textContent = 'live'; document.body.classList.remove('offline'); };
+    // Gone (the node serving the page stopped or restarted): what is shown is stale and the
+    // controls have nowhere to go until the feed is back; the page retries every second.
+    ws.onclose = () => {
+      stores.clearPending();
+      $('status').textContent = 'disconnected, retrying…';
+      document.body.classList.add('offline');
+      canControl = false;
+      renderControls();
+      setTimeout(connect, 1000);
+    };
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
       if (m.kind === 'hello') { canControl = m.controls; renderControls(); }
@@ -221,8 +231,14 @@ const PAGE = `<!doctype html>
   }
 
   function renderControls() {
-    for (const b of document.querySelectorAll('#controls button')) b.disabled = !canControl;
-    if (!canControl) $('result').textContent = 'read-only: open with ?token=SECRET to use the controls';
+    for (const b of document.querySelectorAll('button')) b.disabled = !canControl;
+    if (canControl) return;
+    $('result').textContent = !ws || ws.readyState !== 1
+      ? 'disconnected: the controls come back with the feed'
+      : meta
+        // The token embedded in this page is an earlier run's (the demo was started again).
+        ? 'this dashboard restarted since the page was loaded: reload the page to use the controls'
+        : 'read-only: open with ?token=SECRET to use the controls';
   }
 
   function roleOf(n) { return n.up ? (n.role || 'unknown') : n.role === 'stopped' ? 'stopped' : 'down'; }

@@ -343,13 +343,7 @@ export class KvClient {
           // a write forwarded by a follower is served by a leader this client may not know
           if (this.nodes.includes(reply.servedBy)) this.leaderGuess = reply.servedBy;
           this.observe(reply.token);
-          return {
-            outcome: 'ok',
-            value: reply.value,
-            token: this.tokenValue,
-            servedBy: reply.servedBy,
-            attempts,
-          };
+          return this.okResult(reply, attempts);
         }
         last = reply;
         if (reply.outcome === 'indeterminate') maybeApplied = true;
@@ -508,13 +502,7 @@ export class KvClient {
             this.nodes.includes(reply.servedBy)
           )
             this.leaderGuess = reply.servedBy;
-          return {
-            outcome: 'ok',
-            value: reply.value,
-            token: this.tokenValue,
-            servedBy: reply.servedBy,
-            attempts,
-          };
+          return this.okResult(reply, attempts);
         }
         last = reply;
         if (!RETRY_CODES.has(reply.code)) break;
@@ -745,6 +733,17 @@ export class KvClient {
   }
 
   // ---------------------------------------------------------------- plumbing
+
+  /** The `ok` response for a reply that succeeded after `attempts` tries. */
+  private okResult<T>(reply: { value: T; servedBy: string }, attempts: number): KvResponse<T> {
+    return {
+      outcome: 'ok',
+      value: reply.value,
+      token: this.tokenValue,
+      servedBy: reply.servedBy,
+      attempts,
+    };
+  }
 
   private async attempt<T>(node: string, msg: KvRequest, timeoutMs: number): Promise<KvReply<T>> {
     try {

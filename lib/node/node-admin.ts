@@ -46,7 +46,7 @@ export interface NodeStatus {
   id: string;
   cluster: string;
   url: string;
-  protocol: 'raft' | 'paxos';
+  protocol: 'raft' | 'paxos' | 'gossip';
   role: string;
   term: number;
   leader: string | null;
@@ -72,10 +72,27 @@ export interface NodeStatus {
   uptimeMs: number;
   /** Multi-Paxos nodes only (`term` is then the ballot round, `commitIndex` the chosen prefix). */
   paxos?: PaxosNodeStatus;
+  /** Leaderless (gossip) nodes only: the replica's view (lib/node/gossip-node.ts). */
+  gossip?: GossipNodeStatus;
   /** Detailed status only: the newest entries of its log (at most `LOG_TAIL`), oldest first. */
   logTail?: LogTailEntry[];
   /** Detailed status only: sampled messages it sent after the `since` asked for. */
   messages?: SampledMessage[];
+}
+
+/** What `synod status` shows of a leaderless node: its replica's SWIM and ring view. */
+export interface GossipNodeStatus {
+  /** The replica has joined (through a seed) and serves requests. */
+  ready: boolean;
+  /** SWIM members as this node sees them: id → alive | suspect | dead | left. */
+  members: Record<string, string>;
+  /** Members on the placement ring. */
+  ring: string[];
+  /** Replicas per key (N). */
+  n: number;
+  keys: number;
+  hints: number;
+  stats: Record<string, number>;
 }
 
 /** What `synod status` shows of a Multi-Paxos node (see lib/node/paxos-node.ts). */
@@ -133,11 +150,18 @@ export type AdminMsg =
   /** Removes a learner (a backup agent leaving); forwarded to the leader. Voters are refused. */
   | ({ type: 'node.leave'; id: string } & Replies<{ ok: boolean; message: string }>)
   | { type: 'node.members'; members: Record<string, string> }
-  /** Operator controls (the dashboard of a node started with an admin secret sends these). */
-  | ({ type: 'node.cut'; peers: string[] } & Replies<ControlReply>)
-  | ({ type: 'node.heal' } & Replies<ControlReply>)
+  /**
+   * Operator controls (the dashboard of a node started with an admin secret sends these).
+   * `node.cut`, `node.heal` and `node.transfer` need a proof of the admin secret
+   * (lib/node/admin-auth.ts; the target is the receiving node's id, for a transfer the node
+   * that is to lead): without one they are refused with `SYNOD_ERR_ADMIN_REFUSED`, so the
+   * cluster secret alone (every KV client holds it) cannot partition the cluster or move its
+   * leader. `node.put` is a plain write, which a KV client may make anyway: no proof.
+   */
+  | ({ type: 'node.cut'; peers: string[] } & OperatorProof & Replies<ControlReply>)
+  | ({ type: 'node.heal' } & OperatorProof & Replies<ControlReply>)
   | ({ type: 'node.put'; key: string; value: string } & Replies<ControlReply>)
-  | ({ type: 'node.transfer'; to: string } & Replies<ControlReply>)
+  | ({ type: 'node.transfer'; to: string } & OperatorProof & Replies<ControlReply>)
   /**
    * Stops this node's consensus part (the Raft or Multi-Paxos actors and the KV service,
    * storage closed cleanly) while the process and this actor stay up; `node.restart`
@@ -154,6 +178,39 @@ export interface ConsensusControl {
   restart(): Promise<ControlReply>;
   /** Raft: the status the node had when it was stopped (shown while it is stopped). */
   lastStatus?(): RaftStatus | undefined;
+}
+
+/**
+ * The admin proof an operator control carries. Optional in the message's shape so that a
+ * request without one reaches the actor and is answered with a refusal (not dropped).
+ */
+export interface OperatorProof {
+  at?: number;
+  proof?: string;
+}
+
+/** Checks the shape of an optional operator proof (the proof itself is checked on receipt). */
+export function operatorProofShape(m: Record<string, unknown>): boolean {
+  return (
+    (m.at === undefined || (typeof m.at === 'number' && Number.isFinite(m.at))) &&
+    (m.proof === undefined || (typeof m.proof === 'string' && m.proof.length <= 128))
+  );
+}
+
+/**
+ * Why an operator's `node.cut`/`node.heal`/`node.transfer` is refused (with the
+ * `SYNOD_ERR_ADMIN_REFUSED` code), or undefined when it carries a good proof of this node's
+ * admin secret. The target proved is this node (`self`), or for a transfer the node to lead.
+ */
+export function operatorProofProblem(
+  msg: { type: 'node.cut' | 'node.heal' | 'node.transfer'; to?: string } & OperatorProof,
+  d: { adminSecret?: string | undefined; cluster: string },
+  self: string,
+  now: number,
+): string | undefined {
+  const target = msg.type === 'node.transfer' ? (msg.to ?? '') : self;
+  const problem = adminProofProblem(d.adminSecret, d.cluster, msg.type, target, msg, now);
+  return problem === undefined ? undefined : `SYNOD_ERR_ADMIN_REFUSED: ${problem}`;
 }
 
 /** The `since` of a detailed status request (0 when absent or bad). */
@@ -229,9 +286,10 @@ export class NodeAdmin extends Actor<AdminMsg> {
     const m = msg as Record<string, unknown>;
     if (m.type === 'node.status') return true;
     if (m.type === 'node.members') return typeof m.members === 'object' && m.members !== null;
-    if (m.type === 'node.heal') return true;
+    if (m.type === 'node.heal') return operatorProofShape(m);
     if (m.type === 'node.cut')
       return (
+        operatorProofShape(m) &&
         Array.isArray(m.peers) &&
         m.peers.length <= 1024 &&
         m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
@@ -244,7 +302,8 @@ export class NodeAdmin extends Actor<AdminMsg> {
         typeof m.value === 'string' &&
         m.value.length <= 1 << 20
       );
-    if (m.type === 'node.transfer') return typeof m.to === 'string' && NODE_ID.test(m.to);
+    if (m.type === 'node.transfer')
+      return typeof m.to === 'string' && NODE_ID.test(m.to) && operatorProofShape(m);
     if (m.type === 'node.join')
       return (
         typeof m.id === 'string' &&
@@ -298,22 +357,31 @@ export class NodeAdmin extends Actor<AdminMsg> {
         }
         return;
       case 'node.cut':
-        if (!this.deps.gate) {
-          this.ctx.reply(msg, { ok: false, message: 'this node cannot cut links' });
-          return;
-        }
-        this.deps.gate.block(msg.peers);
-        this.ctx.reply(msg, {
-          ok: true,
-          message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
-        });
-        return;
       case 'node.heal':
-        this.deps.gate?.heal();
-        this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+      case 'node.transfer': {
+        const refused = operatorProofProblem(
+          msg,
+          this.deps,
+          this.ctx.nodeId,
+          this.ctx.clock.wallNow(),
+        );
+        if (refused !== undefined) this.ctx.reply(msg, { ok: false, message: refused });
+        else if (msg.type === 'node.transfer') void this.onLeader(msg);
+        else if (msg.type === 'node.heal') {
+          this.deps.gate?.heal();
+          this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+        } else if (!this.deps.gate)
+          this.ctx.reply(msg, { ok: false, message: 'this node cannot cut links' });
+        else {
+          this.deps.gate.block(msg.peers);
+          this.ctx.reply(msg, {
+            ok: true,
+            message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
+          });
+        }
         return;
+      }
       case 'node.put':
-      case 'node.transfer':
         void this.onLeader(msg);
         return;
       case 'node.stop':
@@ -380,7 +448,13 @@ export class NodeAdmin extends Actor<AdminMsg> {
         const forwarded =
           msg.type === 'node.put'
             ? { type: 'node.put' as const, key: msg.key, value: msg.value }
-            : { type: 'node.transfer' as const, to: msg.to };
+            : {
+                type: 'node.transfer' as const,
+                to: msg.to,
+                // The leader checks the operator's proof again (its target is `to`).
+                ...(msg.at !== undefined ? { at: msg.at } : {}),
+                ...(msg.proof !== undefined ? { proof: msg.proof } : {}),
+              };
         const r = await this.ctx.ask(
           `${s.leader}/admin`,
           forwarded as AdminMsg & Replies<ControlReply>,

@@ -22,6 +22,31 @@ import type { AdminMsg, ControlReply, NodeStatus } from './node-admin.js';
 import type { NodeBackups } from './node-backups.js';
 import type { RunningNode } from './synod-node.js';
 
+/**
+ * One answer for a control sent to several nodes: ok when every node did it, otherwise which
+ * did not answer and what the others refused (e.g. a node without the admin secret).
+ */
+function settle(
+  results: PromiseSettledResult<ControlReply>[],
+  done: string,
+  doing: string,
+): ControlResult {
+  const silent = results.filter((r) => r.status === 'rejected').length;
+  const refusals = [
+    ...new Set(
+      results.flatMap((r) => (r.status === 'fulfilled' && !r.value.ok ? [r.value.message] : [])),
+    ),
+  ];
+  if (silent === 0 && refusals.length === 0) return { ok: true, message: done };
+  return {
+    ok: false,
+    message: `${doing}: ${[
+      ...(silent > 0 ? [`${silent} node(s) did not answer`] : []),
+      ...refusals,
+    ].join('; ')}`,
+  };
+}
+
 export class NodeDashboardSource implements DashboardSource {
   private readonly statuses = new Map<string, { status?: NodeStatus; at: number }>();
   private readonly changes = new Subject<void>();
@@ -37,6 +62,11 @@ export class NodeDashboardSource implements DashboardSource {
   readonly stats = { samplesReceived: 0, samplesDropped: 0 };
 
   private polls = 0;
+  /** The cluster's protocol and learners, from this node's own last status. */
+  private protocol: NodeStatus['protocol'] = 'raft';
+  private learners = new Set<string>();
+  /** This node's other members as of its own last status. */
+  private members = new Set<string>();
 
   constructor(
     private readonly node: RunningNode,
@@ -111,15 +141,30 @@ export class NodeDashboardSource implements DashboardSource {
       ...(own?.learners ?? []),
     ]);
     ids.delete(this.node.id);
+    // A member that left the cluster (a backup agent done, a removed node) leaves the page:
+    // the statuses held are this node's and its current members' only.
+    if (own) {
+      this.protocol = own.protocol;
+      this.learners = new Set(own.learners);
+      this.members = ids;
+      for (const id of [...this.statuses.keys()])
+        if (id !== this.node.id && !ids.has(id)) {
+          this.statuses.delete(id);
+          this.seen.delete(id);
+        }
+    }
     await Promise.all(
       [...ids].map(async (id) => {
-        try {
-          const s = await this.ask(id);
-          this.statuses.set(id, { status: s, at: this.node.system.clock.now() });
-          this.take(s);
-        } catch {
-          this.statuses.set(id, { at: this.node.system.clock.now() });
-        }
+        // An answer that arrives after a later poll saw the member leave is not kept.
+        const record = (status?: NodeStatus) => {
+          if (!this.members.has(id)) return;
+          this.statuses.set(id, {
+            ...(status ? { status } : {}),
+            at: this.node.system.clock.now(),
+          });
+          if (status) this.take(status);
+        };
+        await this.ask(id).then(record, () => record());
       }),
     );
     this.changes.next();
@@ -130,7 +175,13 @@ export class NodeDashboardSource implements DashboardSource {
     let cluster = 'synod';
     for (const [id, { status: s }] of [...this.statuses].sort(([a], [b]) => a.localeCompare(b))) {
       if (!s) {
-        nodes.push({ id, up: false, protocol: 'raft' });
+        // Not answering: down (or, like a backup agent, a member without an admin actor).
+        nodes.push({
+          id,
+          up: false,
+          protocol: this.protocol,
+          ...(this.learners.has(id) ? { role: 'learner' } : {}),
+        });
         continue;
       }
       cluster = s.cluster;
@@ -224,31 +275,43 @@ export class NodeDashboardSource implements DashboardSource {
     const ask = (node: string, msg: AdminMsg) =>
       this.node.system.ask(`${node}/admin`, msg as AdminMsg & Replies<ControlReply>, 10_000);
     const members = () => [...this.statuses.keys()];
+    // Isolate, heal, transfer, stop and restart carry a proof of the admin secret that each
+    // node checks itself (lib/node/admin-auth.ts), for that node (a transfer: for its target).
+    const proof = (type: string, target: string) => this.node.adminProof?.(type, target);
+    const noSecret = {
+      ok: false,
+      message: `SYNOD_ERR_ADMIN_REFUSED: ${c.op} needs the admin secret: start this node with --admin-secret-file`,
+    };
     switch (c.op) {
-      case 'transfer':
-        return ask(this.via(), { type: 'node.transfer', to: c.to } as AdminMsg);
+      case 'transfer': {
+        const p = proof('node.transfer', c.to);
+        if (!p) return noSecret;
+        return ask(this.via(), { type: 'node.transfer', to: c.to, ...p } as AdminMsg);
+      }
       case 'put':
         return ask(this.via(), { type: 'node.put', key: c.key, value: c.value } as AdminMsg);
       case 'isolate': {
         if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
+        if (!proof('node.cut', c.node)) return noSecret;
         const others = members().filter((m) => m !== c.node);
+        const cut = (m: string, peers: string[]) =>
+          ask(m, { type: 'node.cut', peers, ...proof('node.cut', m) } as AdminMsg);
         const results = await Promise.allSettled([
-          ask(c.node, { type: 'node.cut', peers: others } as AdminMsg),
-          ...others.map((m) => ask(m, { type: 'node.cut', peers: [c.node] } as AdminMsg)),
+          cut(c.node, others),
+          ...others.map((m) => cut(m, [c.node])),
         ]);
-        const failed = results.filter((r) => r.status === 'rejected' || !r.value.ok).length;
-        return failed === 0
-          ? { ok: true, message: `${c.node} is isolated from ${others.join(', ')}` }
-          : { ok: false, message: `isolating ${c.node}: ${failed} node(s) did not answer` };
+        return settle(
+          results,
+          `${c.node} is isolated from ${others.join(', ')}`,
+          `isolating ${c.node}`,
+        );
       }
       case 'heal': {
+        if (!proof('node.heal', this.node.id)) return noSecret;
         const results = await Promise.allSettled(
-          members().map((m) => ask(m, { type: 'node.heal' } as AdminMsg)),
+          members().map((m) => ask(m, { type: 'node.heal', ...proof('node.heal', m) } as AdminMsg)),
         );
-        const failed = results.filter((r) => r.status === 'rejected').length;
-        return failed === 0
-          ? { ok: true, message: 'every link is healed' }
-          : { ok: false, message: `healed, but ${failed} node(s) did not answer` };
+        return settle(results, 'every link is healed', 'healing');
       }
       case 'backup':
         if (!this.backups)
@@ -275,14 +338,10 @@ export class NodeDashboardSource implements DashboardSource {
       case 'restart': {
         if (!this.statuses.has(c.node)) return { ok: false, message: `no node ${c.node}` };
         const type = c.op === 'stop' ? 'node.stop' : 'node.restart';
-        const proof = this.node.adminProof?.(type, c.node);
-        if (!proof)
-          return {
-            ok: false,
-            message: `SYNOD_ERR_ADMIN_REFUSED: ${c.op} needs the admin secret: start this node with --admin-secret-file`,
-          };
+        const p = proof(type, c.node);
+        if (!p) return noSecret;
         const r = await this.node.system
-          .ask(`${c.node}/admin`, { type, ...proof } as AdminMsg & Replies<ControlReply>, 60_000)
+          .ask(`${c.node}/admin`, { type, ...p } as AdminMsg & Replies<ControlReply>, 60_000)
           .catch((err: Error) => ({
             ok: false,
             message: `${c.node} did not answer (${err.message}); a node whose process is down needs your process manager`,

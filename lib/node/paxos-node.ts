@@ -45,11 +45,14 @@ import {
   isConsensusControl,
   LOG_TAIL,
   type NodeStatus,
+  operatorProofProblem,
+  operatorProofShape,
   opLabel,
   runConsensusControl,
   sinceOf,
 } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
+import { paxosAdmission } from './paxos-admission.js';
 import { DrainingLog } from './proposal-drain.js';
 import { drainWrites, type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
@@ -108,6 +111,8 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
   );
   const startedAt = clock.now();
   const ids = [config.id, ...peers.map((p) => p.id)].sort();
+  // Before any Multi-Paxos actor exists: they hear members only (finding F6).
+  gate.admit = paxosAdmission(config.id, ids);
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
   const ended = new Promise<NodeEnd>((resolve) => {
@@ -427,12 +432,14 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       case 'node.status':
       case 'node.join':
       case 'node.remove':
-      case 'node.heal':
         return true;
+      case 'node.heal':
+        return operatorProofShape(m);
       case 'node.members':
         return typeof m.members === 'object' && m.members !== null;
       case 'node.cut':
         return (
+          operatorProofShape(m) &&
           Array.isArray(m.peers) &&
           m.peers.length <= 1024 &&
           m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
@@ -446,7 +453,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
           m.value.length <= 1 << 20
         );
       case 'node.transfer':
-        return typeof m.to === 'string';
+        return typeof m.to === 'string' && m.to.length <= 128 && operatorProofShape(m);
       case 'node.stop':
       case 'node.restart':
         return isConsensusControl(m);
@@ -491,23 +498,36 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         }
         return;
       case 'node.cut':
-        this.deps.gate.block(msg.peers);
-        this.ctx.reply(msg, {
-          ok: true,
-          message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
-        });
-        return;
       case 'node.heal':
-        this.deps.gate.heal();
-        this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+      case 'node.transfer': {
+        // Operator controls prove the admin secret (node-admin.ts, operatorProofProblem).
+        const refused = operatorProofProblem(
+          msg,
+          this.deps,
+          this.ctx.nodeId,
+          this.ctx.clock.wallNow(),
+        );
+        if (refused !== undefined) {
+          this.ctx.reply(msg, { ok: false, message: refused });
+          return;
+        }
+        if (msg.type === 'node.cut') {
+          this.deps.gate.block(msg.peers);
+          this.ctx.reply(msg, {
+            ok: true,
+            message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
+          });
+        } else if (msg.type === 'node.heal') {
+          this.deps.gate.heal();
+          this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
+        } else
+          this.ctx.reply(msg, {
+            ok: false,
+            message:
+              'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
+          });
         return;
-      case 'node.transfer':
-        this.ctx.reply(msg, {
-          ok: false,
-          message:
-            'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
-        });
-        return;
+      }
       case 'node.put':
         void this.put(msg);
         return;

@@ -29,7 +29,10 @@ export interface SimNode<D extends SimDisk = SimDisk> {
 }
 
 export interface SimulationOptions<D extends SimDisk> {
-  /** The seed of everything random in the run. Defaults to SYNOD_SEED or a fixed value. */
+  /**
+   * The seed of everything random in the run. Defaults to SYNOD_SEED or a fixed value.
+   * SYNOD_SIM_SEED, when set, overrides it (see `pinnedSimSeed`).
+   */
   seed?: number;
   nodes: readonly string[];
   faults?: LinkFaults;
@@ -44,22 +47,51 @@ export interface SimulationOptions<D extends SimDisk> {
   maxSteps?: number;
 }
 
+/**
+ * A failed simulated run. The message ends with the run's seed and how to replay it; the
+ * original error (an invariant an `afterEachStep` check threw, an exception inside a step)
+ * is `cause`.
+ */
 export class SimulationError extends Error {
   constructor(
     message: string,
     readonly seed: number,
+    options?: { cause?: unknown },
   ) {
-    super(`${message} (seed ${seed}; replay with SYNOD_SEED=${seed})`);
+    super(`${message} (${replayHint(seed)})`, options);
     this.name = 'SimulationError';
   }
 }
 
-export function seedFromEnv(fallback: number): number {
-  const s = process.env.SYNOD_SEED;
-  if (s === undefined || s === '') return fallback;
+/**
+ * How to replay a run of `seed`. Tests often derive their simulations' seeds from a base
+ * (`seedFromEnv(21) + k`), so SYNOD_SEED=<seed> would not give this run back; SYNOD_SIM_SEED
+ * gives every Simulation in the process exactly this seed.
+ */
+export function replayHint(seed: number): string {
+  return `simulation seed ${seed}; replay with SYNOD_SIM_SEED=${seed}`;
+}
+
+function integerEnv(name: string): number | undefined {
+  const s = process.env[name];
+  if (s === undefined || s === '') return undefined;
   const n = Number(s);
-  if (!Number.isInteger(n)) throw new Error(`SYNOD_SEED must be an integer, got "${s}"`);
+  if (!Number.isSafeInteger(n)) throw new Error(`${name} must be an integer, got "${s}"`);
   return n;
+}
+
+/** The base seed of a test file: SYNOD_SEED if set, else `fallback`. */
+export function seedFromEnv(fallback: number): number {
+  return integerEnv('SYNOD_SEED') ?? fallback;
+}
+
+/**
+ * SYNOD_SIM_SEED, if set: the seed every Simulation uses, whatever seed it was given (the
+ * value a failed run prints). Run the failing test alone with it; other simulations in the
+ * same process get the same seed.
+ */
+export function pinnedSimSeed(): number | undefined {
+  return integerEnv('SYNOD_SIM_SEED');
 }
 
 export class Simulation<D extends SimDisk = SimDisk> {
@@ -82,7 +114,7 @@ export class Simulation<D extends SimDisk = SimDisk> {
   private idCounter = 0;
 
   constructor(options: SimulationOptions<D>) {
-    this.seed = options.seed ?? seedFromEnv(1);
+    this.seed = pinnedSimSeed() ?? options.seed ?? seedFromEnv(1);
     this.random = new Random(this.seed);
     this.clock = new VirtualClock();
     this.nodeIds = [...options.nodes];
@@ -203,7 +235,7 @@ export class Simulation<D extends SimDisk = SimDisk> {
         try {
           more = this.stepOnce(end);
         } catch (err) {
-          reject(err);
+          reject(this.failed(err));
           return;
         }
         setImmediate(more ? turn : finish);
@@ -234,7 +266,7 @@ export class Simulation<D extends SimDisk = SimDisk> {
           this.clock.advanceTo(end);
           resolve(predicate());
         } catch (err) {
-          reject(err);
+          reject(this.failed(err));
         }
       };
       setImmediate(afterTurn);
@@ -280,6 +312,19 @@ export class Simulation<D extends SimDisk = SimDisk> {
 
   fail(message: string): never {
     throw new SimulationError(message, this.seed);
+  }
+
+  /** An error out of a step, a check or a predicate, with the seed that replays the run. */
+  private failed(err: unknown): SimulationError {
+    if (err instanceof SimulationError) return err;
+    const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    return new SimulationError(
+      `at ${this.clock.now()} ms (step ${this.steps}): ${what}`,
+      this.seed,
+      {
+        cause: err,
+      },
+    );
   }
 
   private stepOnce(limit: number): boolean {

@@ -21,11 +21,12 @@ t.test('the dashboard of a real 3-process cluster shows it and its controls work
   writeFileSync(adminFile, `${ADMIN}\n`);
   const port = await freePort();
   const repoDir = path.join(cluster.dir, 'backups');
-  cluster.startAll((id) =>
-    id === 'a'
-      ? ['--dashboard', String(port), '--admin-secret-file', adminFile, '--backup-repo', repoDir]
-      : [],
-  );
+  // Every node holds the admin secret: each checks the proof of isolate/heal/transfer itself.
+  cluster.startAll((id) => [
+    '--admin-secret-file',
+    adminFile,
+    ...(id === 'a' ? ['--dashboard', String(port), '--backup-repo', repoDir] : []),
+  ]);
 
   // The dashboard server starts after the node has started: retry the connection (bounded).
   let feed: ReturnType<typeof jsonFeed> | undefined;
@@ -168,6 +169,15 @@ t.test('the dashboard of a real 3-process cluster shows it and its controls work
     120_000,
   );
   t.equal(two.backups?.[1]?.type, 'incr', 'the second is incremental');
+  // The agents joined as learners and left: the page shows the three members only again.
+  const members = await viewWhere('only the three members after the backups', (v) =>
+    v.nodes.every((n) => ['a', 'b', 'c'].includes(n.id)),
+  );
+  t.same(
+    members.nodes.map((n) => n.id),
+    ['a', 'b', 'c'],
+    'the backup agents left the page',
+  );
   // Restore: a new cluster's data directories next to the repository; the running one is untouched.
   const restored = await control(10, { op: 'restore' });
   t.equal(restored.ok, true, `restore: ${String(restored.message)}`);

@@ -11,11 +11,17 @@ t.test('the tour runs to its end and its backup/restore controls work', async (t
   const lines: string[] = [];
   const controls: Record<string, { ok: boolean; message: string }> = {};
   let catalog: { id: string; type: string }[] = [];
+  let running: string | undefined;
+  let narration: string[] = [];
   const r = await runTour({
     print: (l) => lines.push(l),
     onReady: async (cluster) => {
       catalog = cluster.view().backups ?? [];
-      controls.backup = await cluster.control({ op: 'backup' });
+      const pending = cluster.control({ op: 'backup' });
+      // While it runs, the page's event log says so (the view carries the narration).
+      running = (cluster.view().narration ?? []).find((l) => /backup running/.test(l));
+      controls.backup = await pending;
+      narration = cluster.view().narration ?? [];
       controls.restoreLatest = await cluster.control({ op: 'restore' });
       controls.restoreFirst = await cluster.control({
         op: 'restore',
@@ -45,6 +51,11 @@ t.test('the tour runs to its end and its backup/restore controls work', async (t
     'the tour took a full and an incr; the dashboard control took another incr',
   );
   t.equal(controls.backup?.ok, true, String(controls.backup?.message));
+  t.match(running, /^incr backup running/, `shown while it runs: ${running}`);
+  t.ok(
+    narration.indexOf(running as string) < narration.indexOf(String(controls.backup?.message)),
+    'then its result',
+  );
   t.match(
     String(controls.restoreLatest?.message),
     /restored the latest state \(index \d+, digest .* checked\)/,

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
-import { Simulation } from '../../lib/sim/simulation.js';
+import { Simulation, SimulationError } from '../../lib/sim/simulation.js';
 
 type Gossip =
   | { type: 'tick' }
@@ -35,10 +35,12 @@ class Chatter extends Actor<Gossip> {
   }
 }
 
-async function chatRun(seed: number): Promise<{ hash: string; counts: number[]; stats: unknown }> {
+async function chatRun(
+  seed: number | undefined,
+): Promise<{ hash: string; counts: number[]; stats: unknown; seed: number }> {
   const nodes = ['a', 'b', 'c', 'd'];
   const sim = new Simulation({
-    seed,
+    ...(seed === undefined ? {} : { seed }),
     nodes,
     faults: { drop: 0.1, duplicate: 0.05, delay: { min: 1, max: 20 }, reorder: 0.2 },
   });
@@ -66,7 +68,7 @@ async function chatRun(seed: number): Promise<{ hash: string; counts: number[]; 
       ),
     );
   }
-  return { hash: sim.traceHash(), counts, stats: { ...sim.network.counters } };
+  return { hash: sim.traceHash(), counts, stats: { ...sim.network.counters }, seed: sim.seed };
 }
 
 t.test('same seed ⇒ identical trace; different seed ⇒ different trace', async (t) => {
@@ -80,6 +82,105 @@ t.test('same seed ⇒ identical trace; different seed ⇒ different trace', asyn
   t.ok(
     one.counts.every((c) => c > 0),
     'messages flowed',
+  );
+});
+
+/** Sets environment variables for the duration of `fn` (restores them afterwards). */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(before)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+function tickingSim(seed: number): Simulation {
+  const sim = new Simulation({ seed, nodes: ['a'] });
+  sim.onStart((n) => {
+    n.system.spawn('chat', new Chatter(['a']));
+  });
+  return sim;
+}
+
+t.test('a failing run names its seed, whatever failed', async (t) => {
+  // an afterEachStep check (how the Raft and Paxos invariants report)
+  const checked = tickingSim(1234);
+  await checked.start();
+  const violation = new Error('invariant violated');
+  let steps = 0;
+  checked.afterEachStep(() => {
+    if (++steps === 5) throw violation;
+  });
+  const e1 = await checked.runFor(1_000).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(e1 instanceof SimulationError, 'a SimulationError');
+  t.match((e1 as Error).message, /invariant violated/, 'with the original message');
+  t.match((e1 as Error).message, /seed 1234; replay with SYNOD_SIM_SEED=1234\b/, 'and the seed');
+  t.equal((e1 as Error).cause, violation, 'the original error is the cause');
+  t.equal((e1 as SimulationError).seed, 1234);
+
+  // an exception inside a step (here a scheduled clock event), under runUntil
+  const stepped = tickingSim(77);
+  await stepped.start();
+  stepped.clock.setTimer(50, () => {
+    throw new RangeError('boom in a step');
+  });
+  const e2 = await stepped
+    .runUntil(() => false, { timeout: 1_000 })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  t.ok(e2 instanceof SimulationError, 'a SimulationError from runUntil');
+  t.match((e2 as Error).message, /RangeError: boom in a step.*SYNOD_SIM_SEED=77\b/);
+  t.ok((e2 as Error).cause instanceof RangeError);
+
+  // a throwing runUntil predicate is a check too
+  const e3 = await stepped
+    .runUntil(
+      () => {
+        throw new Error('predicate failed');
+      },
+      { timeout: 10 },
+    )
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  t.match((e3 as Error).message, /predicate failed.*SYNOD_SIM_SEED=77\b/);
+
+  // sim.fail and await timeouts keep their seeds (and are not wrapped twice)
+  const e4 = await stepped.await(new Promise(() => {}), { timeout: 10 }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.match((e4 as Error).message, /^promise did not settle within 10 ms \(simulation seed 77;/);
+  t.equal((e4 as Error).message.match(/seed/g)?.length, 1, 'the seed is named once');
+});
+
+t.test('the printed seed replays the run: same trace hash', async (t) => {
+  const reference = await chatRun(4242);
+  // a test that derives its seed (SEED + k) still replays exactly with SYNOD_SIM_SEED
+  const pinned = await withEnv({ SYNOD_SIM_SEED: '4242' }, () => chatRun(4242 + 3));
+  t.equal(pinned.seed, 4242, 'SYNOD_SIM_SEED overrides the seed the test passed');
+  t.equal(pinned.hash, reference.hash, 'SYNOD_SIM_SEED gives the same trace hash');
+  t.same(pinned.counts, reference.counts);
+  // a simulation given no seed takes SYNOD_SEED
+  const fromEnv = await withEnv({ SYNOD_SEED: '4242' }, () => chatRun(undefined));
+  t.equal(fromEnv.seed, 4242);
+  t.equal(fromEnv.hash, reference.hash, 'SYNOD_SEED gives the same trace hash');
+  const unpinned = await chatRun(4242 + 3);
+  t.not(unpinned.hash, reference.hash, 'without it the derived seed is another run');
+  await t.rejects(
+    withEnv({ SYNOD_SIM_SEED: '12abc' }, async () => new Simulation({ nodes: ['a'] })),
+    /SYNOD_SIM_SEED must be an integer, got "12abc"/,
   );
 });
 

@@ -95,13 +95,13 @@ t.test('a message crosses the codec packed and comes back equal', async (t) => {
   );
   // The acceptor journals those bytes as they are when the whole accept became records.
   const out = new MultiAcceptorCore({ id: 'A' }).step(back as MultiPaxosMessage);
-  t.equal(out.persist?.packed, packed, 'persisted as received');
+  t.equal(out.persist?.batch?.packed, packed, 'persisted as received');
   const partial = new MultiAcceptorCore(
     { id: 'A' },
     { promised: ballot(0, ''), floor: 1, accepted: [] },
   );
   t.equal(
-    partial.step(back as MultiPaxosMessage).persist?.packed,
+    partial.step(back as MultiPaxosMessage).persist?.batch,
     undefined,
     'not when an entry was skipped (slot at or below the floor)',
   );

@@ -1,7 +1,8 @@
 /**
- * Backups taken during faults (the [backup] part of the chaos run, Raft only): at fixed
+ * Backups taken during faults (the [backup] part of the chaos run, both protocols): at fixed
  * fractions of the workload, whatever fault is active then, a `synod backup full --cluster`
- * process joins as a learner (listening on the host's bridge address), backs up and leaves.
+ * process backs up and leaves — on Raft it joins as a learner (listening on the host's bridge
+ * address), on Multi-Paxos it pulls chosen slots from the members' learners (docs/backup.md).
  * A backup may fail under a fault — that is reported with its reason, and retried once. Every
  * backup that completes is judged after the run: the repository verifies, and every key's
  * value in the backup is a value some client wrote to that key (a backup never invents or
@@ -10,7 +11,7 @@
 import type { KvKeyedState } from '../../../actors/backup/kv-state.js';
 import { Repository } from '../../../actors/backup/repository.js';
 import { restore } from '../../../actors/backup/restore.js';
-import { KV_KIND } from '../../../actors/backup/state-kind.js';
+import { stateKindOf } from '../../../actors/backup/state-kind.js';
 import { verify } from '../../../actors/backup/verify.js';
 import type { HistoryEvent } from '../../../lib/history/event.js';
 import { runSynod } from '../../helpers/node-processes.js';
@@ -107,12 +108,13 @@ export async function judgeBackups(
       repo,
       { kind: 'backup', id: a.id as string },
       {
-        factory: KV_KIND.factory,
+        factory: stateKindOf(repo).factory as () => KvKeyedState,
       },
     );
     const kvs = (res.state.inner as KvKeyedState).machine.range({ start: '' }).kvs;
     for (const kv of kvs) {
-      if (kv.key === 'chaos-probe') continue;
+      // The harness's own probe key, and the session entries a Multi-Paxos backup keeps.
+      if (kv.key === 'chaos-probe' || kv.key.startsWith('\0')) continue;
       if (!written.get(kv.key)?.has(kv.value))
         problems.push(
           `backup ${a.id} (index ${a.index}) holds ${kv.key}=${JSON.stringify(kv.value)}, a value no client wrote`,

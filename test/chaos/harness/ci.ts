@@ -64,13 +64,11 @@ export function chaosTests(protocols: readonly string[]): void {
       t.ok(ops.ok > 50, `clients completed operations through the faults (${JSON.stringify(ops)})`);
       const faults = r.faults as string[];
       t.ok(faults.length > 0, `faults were injected: ${faults.join(', ')}`);
-      if (protocol === 'raft') {
-        const b = r.backups as { taken: number; failed: string[] };
-        t.ok(
-          b.taken >= 1,
-          `a backup was taken during faults (${b.taken} taken; failed attempts: ${b.failed.join(' / ') || 'none'})`,
-        );
-      }
+      const b = r.backups as { taken: number; failed: string[] };
+      t.ok(
+        b.taken >= 1,
+        `a backup was taken during faults (${b.taken} taken; failed attempts: ${b.failed.join(' / ') || 'none'})`,
+      );
       t.comment(
         `first write after healing: ${String(r.writeAfterHealMs)} ms; memory: ${JSON.stringify(r.memory)}`,
       );

@@ -23,6 +23,7 @@ import { silentLogger } from '../../../lib/logger.js';
 import type { AdminMsg, NodeStatus } from '../../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../../lib/random.js';
 import { WebSocketTransport } from '../../../transports/websocket/transport.js';
+import { NODE_PORT } from './net.js';
 /** Where the nodes live: network namespaces (ChaosNet) or loopback ports (LoopbackNet). */
 export interface NodePlacement {
   readonly nodes: readonly { id: string; ip: string; port?: number }[];
@@ -47,7 +48,8 @@ export class LoopbackNet implements NodePlacement {
   }
 }
 
-export const PORT = 7001;
+/** The port every chaos node listens on (its own address is what differs). */
+export const PORT = NODE_PORT;
 
 export interface ClusterOptions {
   net: NodePlacement;

@@ -47,7 +47,7 @@ export interface ChaosOptions {
   /** Writes must be served again within this long after healing (default 30 s). */
   writeBoundMs?: number;
   checkerTimeoutMs?: number;
-  /** Take backups during faults (Raft; default true), see ./backups.ts. */
+  /** Take backups during faults (default true), see ./backups.ts. */
   backups?: boolean;
   log?: (line: string) => void;
 }
@@ -102,7 +102,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const net = new ChaosNet(ids);
   const nemLog: Record<string, unknown>[] = [];
   const nemesisFile = path.join(o.dir, 'nemesis.jsonl');
+  // The fault in force now (for the backups' record of what they ran under).
+  let activeFault: string | undefined;
   const note = (e: Record<string, unknown>) => {
+    if (e.event === 'start') activeFault = String(e.kind);
+    if (e.event === 'end') activeFault = undefined;
     const entry = { time: monotonicNow(), ...e };
     nemLog.push(entry);
     log(`[nemesis] ${JSON.stringify(e)}`);
@@ -119,8 +123,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   try {
     net.setup();
     log(
-      `[chaos] network: ${ids.length} namespaces on bridge ${net.bridge} (${net.hostIp}/24), netem=${net.capabilities.netem} loss=${net.capabilities.statistic}`,
+      `[chaos] network: ${ids.length} namespaces on bridge ${net.bridge} (${net.hostIp}/24), netem=${net.capabilities.netem} loss=${net.capabilities.statistic} latency=${net.capabilities.latency}${net.capabilities.latencyProblem ? ` (${net.capabilities.latencyProblem})` : ''}`,
     );
+    // Delay relays (no netem): started with the nodes, needed before the first `slow` fault.
+    const relaysReady = (o.kinds ?? NEMESES).includes('slow')
+      ? net.startRelays(o.seed)
+      : Promise.resolve();
+    // A relay that fails to start must not leave an unhandled rejection while nodes start.
+    relaysReady.catch(() => {});
     cluster = new ChaosCluster({
       net,
       dir: o.dir,
@@ -228,18 +238,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }, 2000);
 
     // ---- nemesis
+    await relaysReady;
     const plan = schedule({ seed: o.seed, durationMs: o.durationMs, kinds: o.kinds ?? NEMESES });
     writeFileSync(path.join(o.dir, 'schedule.json'), JSON.stringify(plan, null, 1));
     const t0 = monotonicNow();
-    // Backups during faults (Raft): at 40 % and 70 % of the workload, whatever is active then.
+    // Backups during faults: at 40 % and 70 % of the workload, whatever is active then.
     const backupRepo = path.join(o.dir, 'backup-repo');
     const backupAttempts: BackupAttempt[] = [];
     const backupsDone =
-      o.protocol === 'raft' && o.backups !== false
+      o.backups !== false
         ? Promise.all(
             [0.4, 0.7].map(async (frac, i) => {
               await sleep(t0 + o.durationMs * frac - monotonicNow());
               for (let attempt = 0; attempt < 2; attempt++) {
+                const during = activeFault ?? 'none';
                 const a = await backupOnce(c, {
                   repo: backupRepo,
                   secretFile,
@@ -247,7 +259,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
                   agentId: `backup${i}${attempt}`,
                 });
                 backupAttempts.push(a);
-                note({ event: 'backup', attempt, ...a, at: undefined });
+                note({ event: 'backup', attempt, during, ...a, at: undefined });
                 if (a.ok) return;
                 await sleep(5000);
               }
@@ -257,7 +269,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const f of plan) {
       await sleep(t0 + f.at - monotonicNow());
       await restartCrashed(c, note, base.failures);
-      await applyFault(c, net, f, note, o.protocol);
+      await applyFault(c, net, f, note, o.protocol, base.failures);
     }
     await backupsDone;
     await Promise.race([
@@ -429,6 +441,7 @@ function writeResult(dir: string, r: ChaosResult): void {
     'writeAfterHealMs',
     'memory',
     'restarts',
+    'backups',
     'network',
   ])
     if (r[k] !== undefined) lines.push(`${k}: ${JSON.stringify(r[k])}`);
@@ -465,6 +478,7 @@ async function applyFault(
   f: ScheduledFault,
   note: (e: Record<string, unknown>) => void,
   protocol: string,
+  failures: string[],
 ): Promise<void> {
   const ids = c.ids;
   const order = shuffled(ids, f.pick);
@@ -549,32 +563,67 @@ async function applyFault(
     }
     case 'slow': {
       const victims = order.slice(0, 2);
-      const how = victims.map((v) => net.slow(v, 50 + (f.pick % 150), 25));
+      const delayMs = 50 + (f.pick % 150);
+      const jitterMs = 25;
+      if (net.capabilities.latency === 'none') {
+        note({
+          event: 'skip',
+          kind: f.kind,
+          why: `no way to add latency here: ${net.capabilities.latencyProblem ?? 'unknown'}`,
+        });
+        await sleep(f.durationMs);
+        return;
+      }
+      const how: string[] = [];
+      for (const v of victims) how.push(await net.slow(v, delayMs, jitterMs));
       start({
         nodes: victims,
         how: how[0],
+        delayMs,
+        jitterMs,
         note:
-          how[0] === 'tbf'
-            ? 'no netem in this kernel: a 256 kbit/s rate limit instead of added delay'
-            : 'netem delay',
+          how[0] === 'relay'
+            ? 'no netem in this kernel: a delaying TCP relay holds what the node sends to its peers'
+            : 'netem delay on the node interface',
       });
       await sleep(f.durationMs);
+      const held =
+        how[0] === 'relay'
+          ? await Promise.all(victims.map((v) => net.relayStats(v).catch(() => undefined)))
+          : [];
       net.heal();
-      end();
+      end(
+        how[0] === 'relay'
+          ? {
+              relayed: victims.map((v, i) => ({
+                node: v,
+                connections: held[i]?.connections,
+                delayedChunks: held[i]?.delayedChunks,
+                minHeldMs: held[i]?.minHeldMs === null ? null : Math.round(held[i]?.minHeldMs ?? 0),
+                maxHeldMs: held[i]?.maxHeldMs === null ? null : Math.round(held[i]?.maxHeldMs ?? 0),
+              })),
+            }
+          : {},
+      );
       return;
     }
     case 'membership':
-      await membershipFault(c, f, order, note, protocol);
+      await membershipFault(c, f, order, note, protocol, failures);
       return;
   }
 }
 
+/** How long a removed member that is running may take to exit by itself. */
+const REMOVED_EXIT_BOUND_MS = 30_000;
+
 /**
  * Removes a member (`node.remove` through the leader, with the admin secret's proof), retires
  * it as an operator would (kill, wipe its data directory), and after the fault's duration
- * adds it back as a new member (`synod node --join`, learner then voter). A removal the
- * cluster refuses (no leader, a quorum at risk while another fault lingers) is noted, not
- * forced. Multi-Paxos membership is static: skipped, saying so.
+ * adds it back as a new member (`synod node --join`, learner then voter). A removed member
+ * that was running must exit by itself (exit 0, SYNOD_ERR_NODE_REMOVED) within
+ * REMOVED_EXIT_BOUND_MS, else the run fails: a removed node that lingers campaigns for ever
+ * and serves nothing. A removal the cluster refuses (no leader, a quorum at risk while another
+ * fault lingers) is noted, not forced. Multi-Paxos membership is static: skipped, saying so.
  */
 async function membershipFault(
   c: ChaosCluster,
@@ -582,6 +631,7 @@ async function membershipFault(
   order: string[],
   note: (e: Record<string, unknown>) => void,
   protocol: string,
+  failures: string[],
 ): Promise<void> {
   if (protocol !== 'raft') {
     note({ event: 'skip', kind: f.kind, why: `${protocol} membership is static` });
@@ -624,13 +674,17 @@ async function membershipFault(
   // is down or paused by another fault cannot, and is retired regardless.
   const t1 = monotonicNow();
   const wasRunning = c.proc(v).state === 'running';
-  const exited = wasRunning && (await c.exitsWithin(v, 20_000));
+  const exited = wasRunning && (await c.exitsWithin(v, REMOVED_EXIT_BOUND_MS));
   note({
     event: 'removed-node',
     node: v,
     exitedByItself: exited,
     ...(wasRunning ? { afterMs: Math.round(monotonicNow() - t1) } : { state: c.proc(v).state }),
   });
+  if (wasRunning && !exited)
+    failures.push(
+      `${v} was removed from the cluster while running and did not exit by itself within ${REMOVED_EXIT_BOUND_MS} ms; last lines: ${c.proc(v).tail.slice(-3).join(' | ')}`,
+    );
   await c.retire(v);
   c.proc(v).removing = false;
   await sleep(f.durationMs);
