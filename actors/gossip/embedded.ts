@@ -20,7 +20,6 @@ import { GossipReplica, type InspectResult } from './replica.js';
 import type { ReplicaOptions, ReplicaSnapshot } from './replica-node.js';
 import { type KeyStore, MemoryKeyStore } from './store.js';
 
-
 /**
  * How far replicas are from converged, from their `replica-inspect` answers: pending hints,
  * plus for every key range the number of Merkle roots beyond one. 0 = converged; infinite

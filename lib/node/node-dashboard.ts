@@ -12,8 +12,8 @@ import { Subject } from 'rxjs';
 import { divergenceOf } from '../../actors/gossip/embedded.js';
 import type { InspectResult } from '../../actors/gossip/replica.js';
 import { HashRing } from '../../actors/gossip/ring.js';
-import { convergenceLine } from '../dashboard/eventual-source.js';
 import type { Replies } from '../actor.js';
+import { convergenceLine } from '../dashboard/eventual-source.js';
 import type {
   ClusterView,
   Control,
