@@ -6,13 +6,18 @@
  * indeterminate (or a cas compare failed), 2 usage or bad input.
  */
 import { writeSync } from 'node:fs';
+import type { Quorum } from '../../actors/gossip/messages.js';
 import { type EmbeddedCluster, startEmbeddedCluster } from '../../actors/kv/embedded.js';
 import type { ReadOptions } from '../../actors/kv/messages.js';
 import { READ_LEVELS, type ReadLevel } from '../../actors/kv/types.js';
 import { systemClock } from '../../lib/clock.js';
 import { HistoryRecorder } from '../../lib/history/recorder.js';
 import { KvClient } from '../../lib/kv-client/client.js';
-import { connect } from '../../lib/kv-client/connect.js';
+import {
+  connect,
+  connectLeaderless,
+  type RemoteLeaderlessKvClient,
+} from '../../lib/kv-client/connect.js';
 import type { KvResponse } from '../../lib/kv-client/response.js';
 import { parseMix, runWorkload, type WorkloadReport } from '../../lib/kv-client/workload.js';
 import type { Logger } from '../../lib/logger.js';
@@ -36,6 +41,7 @@ commands:
   watch KEY               print changes as JSON lines (--prefix, --from-rev N, --count N)
   status                  each node's KV status (leader, applied index, revision)
   workload                closed-loop load with a Jepsen history (see below)
+  incr KEY [BY]           add BY (default 1) to a counter key (--protocol gossip, a pn key)
 
 cluster (one of):
   --cluster ws://host:port,ws://...    (or SYNOD_CLUSTER) nodes running the KV service;
@@ -46,6 +52,11 @@ cluster (one of):
   --tls-ca FILE                        (or SYNOD_TLS_CA) PEM CA that signed the nodes'
                                        certificates, for wss:// with a private/self-signed CA
   --embedded raft|paxos                an in-process 3-node cluster (state is discarded)
+  --protocol gossip                    the nodes run the leaderless store (synod node
+                                       --protocol gossip): get, put, del and incr only;
+                                       --w / --r one|quorum|all|N (default quorum), reads
+                                       --consistency eventual|session; get prints every
+                                       sibling of a key in conflict, one per line
 
 reads:
   --consistency strong|bounded|session|prefix|eventual   (default: the cluster's
@@ -91,6 +102,9 @@ const VALUE_FLAGS = new Set([
   'value-size',
   'duration',
   'history',
+  'protocol',
+  'w',
+  'r',
 ]);
 const BOOL_FLAGS = new Set(['json', 'prefix', 'expect-absent', 'delete', 'help']);
 
@@ -326,6 +340,7 @@ const POSITIONALS: Record<string, [number, number, string]> = {
   watch: [1, 1, 'KEY'],
   status: [0, 0, 'no arguments'],
   workload: [0, 0, 'no arguments'],
+  incr: [1, 2, 'KEY [BY]'],
 };
 
 /** Too few or too many positional arguments is a usage error (a stray word is not ignored). */
@@ -498,7 +513,19 @@ export async function run(argv: string[]): Promise<number> {
       out(USAGE);
       return a.cmd === '' && !a.flags.has('help') ? 2 : 0;
     }
-    if (!['get', 'put', 'del', 'cas', 'scan', 'watch', 'status', 'workload'].includes(a.cmd))
+    const protocol = str(a, 'protocol');
+    if (protocol !== undefined && !['raft', 'paxos', 'gossip'].includes(protocol))
+      throw new UsageError(`--protocol must be raft, paxos or gossip, got "${protocol}"`);
+    if (protocol === 'gossip') {
+      if (!['get', 'put', 'del', 'incr'].includes(a.cmd))
+        throw new UsageError(
+          `kv ${a.cmd} is not available on a leaderless keyspace (--protocol gossip): get, put, del and incr are (cas, scans and watches need a leader or a log)`,
+        );
+    } else if (a.cmd === 'incr' || a.flags.has('w') || a.flags.has('r'))
+      throw new UsageError(
+        `${a.cmd === 'incr' ? 'kv incr' : '--w / --r'} is for a leaderless keyspace: add --protocol gossip`,
+      );
+    else if (!['get', 'put', 'del', 'cas', 'scan', 'watch', 'status', 'workload'].includes(a.cmd))
       throw new UsageError(`unknown kv command "${a.cmd}"`);
   } catch (err) {
     process.stderr.write(
@@ -506,6 +533,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  if (str(a, 'protocol') === 'gossip') return runLeaderless(a);
   let s: Session | undefined;
   try {
     checkPositionals(a);
@@ -548,5 +576,89 @@ export async function run(argv: string[]): Promise<number> {
     return e.code === 'SYNOD_ERR_KV_INVALID_ARGUMENT' ? 2 : 1;
   } finally {
     await s?.close().catch(() => undefined);
+  }
+}
+
+function quorumOf(a: Args, name: 'w' | 'r'): Quorum | undefined {
+  const v = str(a, name);
+  if (v === undefined) return undefined;
+  if (v === 'one' || v === 'quorum' || v === 'all') return v;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be one, quorum, all or a whole number ≥ 1, got "${v}"`);
+  return n;
+}
+
+/** `synod kv get|put|del|incr --protocol gossip`: one request to a leaderless keyspace. */
+async function runLeaderless(a: Args): Promise<number> {
+  let kv: RemoteLeaderlessKvClient | undefined;
+  try {
+    checkPositionals(a);
+    const timeoutMs = num(a, 'timeout', 5000, 1);
+    const w = quorumOf(a, 'w');
+    const r = quorumOf(a, 'r');
+    const level = str(a, 'consistency');
+    if (level !== undefined && level !== 'eventual' && level !== 'session')
+      throw new UsageError(
+        `--consistency on a leaderless keyspace is eventual or session, got "${level}" (there is no leader: use a Raft or Multi-Paxos cluster for ${level} reads)`,
+      );
+    const by = a.cmd === 'incr' && a.pos[1] !== undefined ? Number(a.pos[1]) : 1;
+    if (!Number.isSafeInteger(by))
+      throw new UsageError(`kv incr: BY must be a whole number, got "${a.pos[1]}"`);
+    const spec = str(a, 'cluster') ?? process.env.SYNOD_CLUSTER;
+    if (!spec)
+      throw new UsageError('name the cluster: --cluster ws://host:port,... (or SYNOD_CLUSTER)');
+    const secret = readSecretFile(str(a, 'secret-file') ?? process.env.SYNOD_SECRET_FILE);
+    const clusterName = str(a, 'cluster-name') ?? process.env.SYNOD_CLUSTER_NAME;
+    const caFile = str(a, 'tls-ca') ?? (process.env.SYNOD_TLS_CA || undefined);
+    kv = await connectLeaderless(
+      spec
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+      {
+        timeoutMs,
+        ...(secret !== undefined ? { secret } : {}),
+        ...(clusterName ? { cluster: clusterName } : {}),
+        ...(caFile !== undefined ? { caFile } : {}),
+      },
+    );
+    const key = a.pos[0] as string;
+    const wo = w !== undefined ? { w } : {};
+    const written = (v: { acks: number; hinted: number }) =>
+      `ok, ${v.acks} acks${v.hinted > 0 ? ` (${v.hinted} hinted)` : ''}`;
+    switch (a.cmd) {
+      case 'get': {
+        const res = await kv.get(key, {
+          ...(r !== undefined ? { r } : {}),
+          ...(level !== undefined ? { level: level as ReadLevel } : {}),
+        });
+        return report(a, res, (v) =>
+          v.absent
+            ? '(absent)'
+            : v.crdt !== undefined && v.crdt !== null
+              ? JSON.stringify(v.crdt)
+              : v.conflict
+                ? [`(${v.siblings.length} siblings in conflict)`, ...v.siblings].join('\n')
+                : String(v.value),
+        );
+      }
+      case 'put':
+        return report(a, await kv.put(key, a.pos[1] as string, wo), written);
+      case 'del':
+        return report(a, await kv.delete(key, wo), written);
+      default:
+        return report(a, await kv.increment(key, by, wo), written);
+    }
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`synod kv: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
+    return err instanceof UsageError || e.code === 'SYNOD_ERR_KV_INVALID_ARGUMENT'
+      ? 2
+      : err instanceof CliError
+        ? err.exitCode
+        : 1;
+  } finally {
+    await kv?.disconnect().catch(() => undefined);
   }
 }

@@ -12,6 +12,7 @@
  * level gets. Give every node the same. A malformed one exits 2 with
  * SYNOD_ERR_KV_INVALID_READ_LEVEL.
  */
+import { readFileSync } from 'node:fs';
 import type { ReadDefault } from '../../actors/kv/messages.js';
 import type { ReadLevel } from '../../actors/kv/types.js';
 import { readDefaultProblem } from '../../actors/kv/validate.js';
@@ -19,6 +20,7 @@ import { readDefaultProblem } from '../../actors/kv/validate.js';
 import { SystemClock, systemClock } from '../../lib/clock.js';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import { consoleLogger } from '../../lib/logger.js';
+import { parseKeyTypes, startGossipNode } from '../../lib/node/gossip-node.js';
 import { parseJoinTargets } from '../../lib/node/join-cluster.js';
 import { NodeBackups } from '../../lib/node/node-backups.js';
 import { NodeDashboardSource } from '../../lib/node/node-dashboard.js';
@@ -27,7 +29,13 @@ import { type NodeEnd, type RunningNode, startNode } from '../../lib/node/synod-
 import { CliError, type Parsed, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
 
-export const summary = 'run a cluster node (Raft or Multi-Paxos + KV service) over WebSockets';
+/** True for a loopback listen address (nothing leaves the machine). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export const summary =
+  'run a cluster node (Raft or Multi-Paxos + KV service, or a leaderless gossip replica) over WebSockets';
 
 export const specs = {
   id: { kind: 'string', description: 'this node id', required: true },
@@ -75,9 +83,20 @@ export const specs = {
   'secret-file': { kind: 'string', description: 'file holding the shared cluster secret' },
   protocol: {
     kind: 'string',
-    description: 'consensus protocol',
-    choices: ['raft', 'paxos'],
+    description:
+      'raft or paxos (consensus + KV service), or gossip (the leaderless store, docs/eventual.md)',
+    choices: ['raft', 'paxos', 'gossip'],
     default: 'raft',
+  },
+  replicas: {
+    kind: 'number',
+    description: '--protocol gossip: replicas per key, N (the same on every node)',
+    default: 3,
+  },
+  'key-types': {
+    kind: 'list',
+    description:
+      '--protocol gossip: key types by prefix, PREFIX=TYPE,… with TYPE dvv, lww, mv, pn or orset (e.g. counter/=pn,tags/=orset; the same on every node; other keys are dvv)',
   },
   'read-level': {
     kind: 'string',
@@ -256,6 +275,27 @@ export async function run(argv: string[]): Promise<number> {
     name = o.id as string;
     const defaultRead = readDefaultOf(o, sources);
     const clusterName = clusterNameOf(o, sources);
+    if (o.protocol !== 'gossip') {
+      for (const name of ['replicas', 'key-types'] as const)
+        if (sources[name] !== undefined && sources[name] !== 'default')
+          throw new CliError(`--${name} is a setting of the leaderless store (--protocol gossip)`);
+    } else {
+      // What does not apply to a leaderless node is refused, not ignored.
+      const consensusOnly = [
+        'read-level',
+        'max-lag-ms',
+        'max-lag-versions',
+        'snapshot-every',
+        'dashboard',
+        'backup-repo',
+        'backup-key-file',
+      ] as const;
+      for (const name of consensusOnly)
+        if (sources[name] !== undefined && sources[name] !== 'default')
+          throw new CliError(
+            `--${name} does not apply to --protocol gossip (${name === 'dashboard' || name.startsWith('backup') ? 'not available for the leaderless store yet' : 'the leaderless store has no log; reads name R and a level per request'})`,
+          );
+    }
     if (o.protocol === 'paxos' && o.join !== undefined)
       throw new CliError(
         'Multi-Paxos membership is static: list every member with --peers on every node (--join works with --protocol raft)',
@@ -316,10 +356,23 @@ export async function run(argv: string[]): Promise<number> {
           }
         : {}),
     };
-    const node = o.protocol === 'paxos' ? await startPaxosNode(config) : await startNode(config);
+    const node =
+      o.protocol === 'paxos'
+        ? await startPaxosNode(config)
+        : o.protocol === 'gossip'
+          ? await startGossipNode({
+              ...config,
+              gossip: {
+                n: o.replicas as number,
+                keyTypes: parseKeyTypes((o['key-types'] as string[] | undefined) ?? []),
+              },
+            })
+          : await startNode(config);
     logger.log(
       'info',
-      `node ${node.id} up at ${node.url} (cluster ${clusterName}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
+      o.protocol === 'gossip'
+        ? `node ${node.id} up at ${node.url} (cluster ${clusterName}, leaderless gossip store, N=${String(o.replicas)})`
+        : `node ${node.id} up at ${node.url} (cluster ${clusterName}, ${o.protocol === 'paxos' ? 'Multi-Paxos' : 'Raft'}, default read level ${describeRead(defaultRead)})`,
     );
     let dashboard: DashboardServer | undefined;
     if (o.dashboard !== undefined) {
@@ -345,6 +398,17 @@ export async function run(argv: string[]): Promise<number> {
         port: o.dashboard as number,
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),
+        // With the node's certificate the page and feed are https/wss: the admin secret in
+        // the page's address and in every control then never crosses the network in clear.
+        // (The node itself read these files already, so they are readable PEM here.)
+        ...(o['tls-cert'] !== undefined
+          ? {
+              tls: {
+                cert: readFileSync(o['tls-cert'] as string),
+                key: readFileSync(o['tls-key'] as string),
+              },
+            }
+          : {}),
       });
       const started = await dashboard.start().catch(async (err: unknown) => {
         // The node is up: close it and the dashboard's source cleanly before the one-line
@@ -358,6 +422,12 @@ export async function run(argv: string[]): Promise<number> {
         'info',
         `dashboard at ${url}${adminSecret ? ' (controls need ?token=ADMIN_SECRET)' : ' (read-only)'}`,
       );
+      const dashHost = parseListen(o.listen as string).host;
+      if (adminSecret && o['tls-cert'] === undefined && !isLoopback(dashHost))
+        logger.log(
+          'warn',
+          `the dashboard serves plain HTTP on ${dashHost}: its admin secret (in the page's address and every control) crosses the network in the clear; give the node --tls-cert and --tls-key to serve it over https`,
+        );
     }
     // Runs until a signal, or until the node cannot serve any more (its consensus actor
     // stopped for good): then it exits non-zero with the cause, as etcd does on a storage

@@ -252,6 +252,8 @@ export async function run(argv: string[]): Promise<number> {
       );
     const paxos = ok.filter((r) => r.status.paxos !== undefined);
     if (paxos.length > 0) printPaxos(paxos.map((r) => r.status));
+    const gossip = ok.filter((r) => r.status.gossip !== undefined);
+    if (gossip.length > 0) printGossip(gossip.map((r) => r.status));
     if (leader && leader.status.protocol === 'paxos')
       console.log(`\nMulti-Paxos members (static): ${leader.status.voters.join(', ')}`);
     else if (leader)
@@ -266,6 +268,21 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     return reportError(err, verbose);
+  }
+}
+
+/** The leaderless replicas' own view: SWIM members, ring, hints (no leader, no log). */
+function printGossip(nodes: NodeStatus[]): void {
+  console.log('\nleaderless (gossip) replicas: SWIM view, ring, keys and hints held for others');
+  for (const s of nodes) {
+    const g = s.gossip;
+    if (!g) continue;
+    const members = Object.entries(g.members)
+      .map(([id, state]) => `${id}:${state}`)
+      .join(' ');
+    console.log(
+      `  ${s.id}  ${g.ready ? 'ready' : 'joining'}  N=${g.n}  ring ${g.ring.join(',') || '-'}  members ${members || '-'}  keys ${g.keys}  hints ${g.hints}`,
+    );
   }
 }
 

@@ -46,7 +46,7 @@ export interface NodeStatus {
   id: string;
   cluster: string;
   url: string;
-  protocol: 'raft' | 'paxos';
+  protocol: 'raft' | 'paxos' | 'gossip';
   role: string;
   term: number;
   leader: string | null;
@@ -72,10 +72,27 @@ export interface NodeStatus {
   uptimeMs: number;
   /** Multi-Paxos nodes only (`term` is then the ballot round, `commitIndex` the chosen prefix). */
   paxos?: PaxosNodeStatus;
+  /** Leaderless (gossip) nodes only: the replica's view (lib/node/gossip-node.ts). */
+  gossip?: GossipNodeStatus;
   /** Detailed status only: the newest entries of its log (at most `LOG_TAIL`), oldest first. */
   logTail?: LogTailEntry[];
   /** Detailed status only: sampled messages it sent after the `since` asked for. */
   messages?: SampledMessage[];
+}
+
+/** What `synod status` shows of a leaderless node: its replica's SWIM and ring view. */
+export interface GossipNodeStatus {
+  /** The replica has joined (through a seed) and serves requests. */
+  ready: boolean;
+  /** SWIM members as this node sees them: id → alive | suspect | dead | left. */
+  members: Record<string, string>;
+  /** Members on the placement ring. */
+  ring: string[];
+  /** Replicas per key (N). */
+  n: number;
+  keys: number;
+  hints: number;
+  stats: Record<string, number>;
 }
 
 /** What `synod status` shows of a Multi-Paxos node (see lib/node/paxos-node.ts). */

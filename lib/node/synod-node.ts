@@ -199,15 +199,24 @@ export interface NodeBase {
   refusals: RefusalReport;
 }
 
+/** What each protocol keeps in the data directory, and how to name it in messages. */
+const PROTOCOL_DIRS = {
+  raft: 'Raft',
+  paxos: 'Multi-Paxos',
+  gossip: 'leaderless (gossip)',
+} as const;
+export type NodeProtocol = keyof typeof PROTOCOL_DIRS;
+
 /**
  * Refuses a data directory that holds another protocol's state (`<data>/raft` for Raft,
- * `<data>/paxos` for Multi-Paxos): starting it would silently begin from an empty log.
+ * `<data>/paxos` for Multi-Paxos, `<data>/gossip` for the leaderless store): starting it would
+ * silently begin from an empty state.
  */
-function checkProtocolDir(dataDir: string, protocol: 'raft' | 'paxos'): void {
-  const other = protocol === 'raft' ? 'paxos' : 'raft';
-  if (existsSync(path.join(dataDir, other))) {
+export function checkProtocolDir(dataDir: string, protocol: NodeProtocol): void {
+  for (const other of Object.keys(PROTOCOL_DIRS) as NodeProtocol[]) {
+    if (other === protocol || !existsSync(path.join(dataDir, other))) continue;
     throw new CliError(
-      `data directory ${dataDir} holds ${other === 'raft' ? 'Raft' : 'Multi-Paxos'} state (${other}/), not ${protocol === 'raft' ? 'Raft' : 'Multi-Paxos'}: start it with --protocol ${other} or use another --data directory`,
+      `data directory ${dataDir} holds ${PROTOCOL_DIRS[other]} state (${other}/), not ${PROTOCOL_DIRS[protocol]}: start it with --protocol ${other} or use another --data directory`,
       1,
       'SYNOD_ERR_DATADIR_OTHER_PROTOCOL',
     );
@@ -215,10 +224,7 @@ function checkProtocolDir(dataDir: string, protocol: 'raft' | 'paxos'): void {
 }
 
 /** Identity and protocol checks, the WebSocket transport and the actor system of a node. */
-export async function openNodeBase(
-  config: NodeConfig,
-  protocol: 'raft' | 'paxos',
-): Promise<NodeBase> {
+export async function openNodeBase(config: NodeConfig, protocol: NodeProtocol): Promise<NodeBase> {
   const clock = config.clock ?? systemClock;
   const log = config.logger;
   checkNodeIdentity(config.dataDir, config.cluster, config.id, new Date(clock.wallNow()));
