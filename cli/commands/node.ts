@@ -286,14 +286,13 @@ export async function run(argv: string[]): Promise<number> {
         'max-lag-ms',
         'max-lag-versions',
         'snapshot-every',
-        'dashboard',
         'backup-repo',
         'backup-key-file',
       ] as const;
       for (const name of consensusOnly)
         if (sources[name] !== undefined && sources[name] !== 'default')
           throw new CliError(
-            `--${name} does not apply to --protocol gossip (${name === 'dashboard' || name.startsWith('backup') ? 'not available for the leaderless store yet' : 'the leaderless store has no log; reads name R and a level per request'})`,
+            `--${name} does not apply to --protocol gossip (${name.startsWith('backup') ? 'not available for the leaderless store yet' : 'the leaderless store has no log; reads name R and a level per request'})`,
           );
     }
     if (o.protocol === 'paxos' && o.join !== undefined)
@@ -378,7 +377,7 @@ export async function run(argv: string[]): Promise<number> {
     if (o.dashboard !== undefined) {
       dashboard = new DashboardServer({
         // The source talks to nodes through their admin actors only (id, system, status()),
-        // which a Multi-Paxos node provides as well.
+        // which Multi-Paxos and leaderless (gossip) nodes provide as well.
         source: new NodeDashboardSource(
           node as RunningNode,
           o['backup-repo'] !== undefined
