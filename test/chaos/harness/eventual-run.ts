@@ -243,6 +243,15 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
       restartCrashed(c, note, base.failures);
       await applyFault(c, net, f, note);
     }
+    // The workload ends inside a partition (2 + 3, from the seed), so the heal below leaves
+    // something to converge: writes on both sides, hints for the other side.
+    const closing = shuffled(ids, o.seed >>> 0);
+    const closingGroups = [
+      closing.slice(0, Math.floor(ids.length / 2)),
+      closing.slice(Math.floor(ids.length / 2)),
+    ];
+    note({ event: 'start', kind: 'partition-halves', closing: true, groups: closingGroups });
+    net.partition(closingGroups);
     await Promise.race([
       Promise.all(clientDone),
       sleep(o.durationMs - (monotonicNow() - t0) + 30_000),
@@ -281,6 +290,12 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
     const convergeBound = o.convergeBoundMs ?? 90_000;
     let convergedAfterMs: number | undefined;
     let views = await inspectAll();
+    // How far apart the replicas were at the first look after the heal (ranges with differing
+    // roots, hints left, nodes not answering): what the convergence time is the time to undo.
+    const divergedAtHeal = judgeEventual([], new Map(), views).diverged;
+    log(
+      `[chaos] at the heal: ${divergedAtHeal.length} differences (${divergedAtHeal.slice(0, 3).join('; ')})`,
+    );
     while (monotonicNow() - healedAt < convergeBound) {
       if (judgeEventual([], new Map(), views).diverged.length === 0) {
         convergedAfterMs = Math.round(monotonicNow() - healedAt);
@@ -323,7 +338,21 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
       path.join(o.dir, 'final.json'),
       `${JSON.stringify(Object.fromEntries([...finals].map(([n, m]) => [n, Object.fromEntries(m)])), null, 1)}\n`,
     );
+    // The final reads repair what they find, and under load a member SWIM suspects for a moment
+    // gets hints (sloppy quorum): wait (bounded) until the replicas agree again, then judge.
+    const settleFrom = monotonicNow();
     views = await inspectAll();
+    while (
+      judgeEventual([], new Map(), views).diverged.length > 0 &&
+      monotonicNow() - settleFrom < 30_000
+    ) {
+      await sleep(500);
+      views = await inspectAll();
+    }
+    const settledAfterFinalReadsMs = Math.round(monotonicNow() - settleFrom);
+    log(
+      `[chaos] after the final reads the replicas agreed again in ${settledAfterFinalReadsMs} ms`,
+    );
     clearInterval(sampler);
     writeFileSync(path.join(o.dir, 'rss.jsonl'), `${rssLines.join('\n')}\n`);
     const unexpected = [...c.procs.values()].flatMap((p) =>
@@ -380,6 +409,8 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
       faults: nemLog.filter((e) => e.event === 'start').map((e) => e.kind),
       writeAfterHealMs,
       convergedAfterMs,
+      divergedAtHeal: divergedAtHeal.length,
+      settledAfterFinalReadsMs,
       memory,
       restarts: Object.fromEntries([...c.procs.values()].map((p) => [p.id, p.starts - 1])),
       network: net.capabilities,
@@ -438,6 +469,7 @@ function writeResult(dir: string, r: ChaosResult): void {
     'faults',
     'writeAfterHealMs',
     'convergedAfterMs',
+    'divergedAtHeal',
     'memory',
     'restarts',
     'network',
