@@ -29,7 +29,7 @@ import { pack } from 'msgpackr';
 import { chunkPool } from '../actors/backup/chunk-pool.js';
 import {
   type CompressionAlgo,
-  DEFAULT_COMPRESSION,
+  defaultCompression,
   validateCompression,
 } from '../actors/backup/chunk-store.js';
 import { DEFAULT_CHUNKER } from '../actors/backup/chunker.js';
@@ -415,7 +415,7 @@ export const main: BenchMain = async (argv) => {
   await rm(base, { recursive: true, force: true });
   return report('backup', ms, [
     `state: ${keys.toLocaleString('en-US')} keys × ${VALUE} B values (half random) = ${mb.toFixed(0)} MB serialized (--size ${sizeMb})`,
-    `repository: ${algo !== '' ? `${algo} (--compress)` : `${DEFAULT_COMPRESSION.algo} level ${DEFAULT_COMPRESSION.level}`}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
+    `repository: ${algo !== '' ? `${algo} (--compress)` : `${defaultCompression().algo} level ${defaultCompression().level} (the default here)`}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
     'cpuMsPerMb (in the JSON): process CPU time of all threads per MB of state, per run; baselineCpuMsPerMb the same for the baseline, and cpuRatio = baseline / ours (medians): less sensitive to the machine load than MB/s',
     loadNote(),
   ]);

@@ -6,7 +6,8 @@
  * union, `ask`/`reply`, a repeating timer (owned by the actor, cancelled when it stops),
  * `state$` for observers and `events$` for domain events.
  *
- * Run it: `npx tsx demos/rate-limiter.ts` (or `npx synod demo --actor` once built).
+ * Run it: `npx tsx demos/rate-limiter.ts`, or `npx synod demo actor` once built (`--actor` is
+ * the same).
  */
 import { Actor, type Replies } from '../lib/actor.js';
 import { ActorSystem } from '../lib/actor-system.js';

@@ -64,6 +64,11 @@ export class ActorCell<M extends Message = Message, S = unknown> {
   private instance: Actor<M, S>;
   private readonly factory: (() => Actor<M, S>) | undefined;
   private readonly timerHandles = new Map<string, TimerHandle>();
+  /**
+   * Messages of repeating timers now waiting in the mailbox: a tick is skipped while its
+   * message is still queued, so a slow actor never gets a backlog of ticks.
+   */
+  private readonly queuedTicks = new Set<Message>();
   private readonly replyInfo = new WeakMap<object, ReplyInfo>();
   private current = false;
   private currentFrom: string | undefined;
@@ -168,6 +173,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
     while (n < limit && this.state === 'running' && !this.busy) {
       const msg = mailbox.shift();
       if (msg === undefined) break;
+      if (this.queuedTicks.size !== 0) this.queuedTicks.delete(msg);
       n++;
       if (mailbox.corr !== undefined)
         this.process(msg, mailbox.from, mailbox.corr, mailbox.replyNode);
@@ -424,6 +430,7 @@ export class ActorCell<M extends Message = Message, S = unknown> {
   private cancelAllTimers(): void {
     for (const h of this.timerHandles.values()) h.cancel();
     this.timerHandles.clear();
+    this.queuedTicks.clear();
   }
 
   private makeContext(): ActorContext<M, S> {
@@ -445,9 +452,15 @@ export class ActorCell<M extends Message = Message, S = unknown> {
         cell.timerHandles.get(key)?.cancel();
         const handle = system.clock.setInterval(ms, () => {
           if (cell.timerHandles.get(key) !== handle) return;
-          // A repeating timer never piles up: skip a tick while the previous one is queued.
-          if (cell.state === 'running' && cell.mailbox.length < cell.capacity) {
-            cell.enqueue(msg, cell.address, undefined, undefined, true);
+          // A repeating timer never piles up: skip a tick while the previous one is still
+          // queued (or the mailbox is full).
+          if (
+            cell.state === 'running' &&
+            !cell.queuedTicks.has(msg) &&
+            cell.mailbox.count < cell.capacity &&
+            cell.enqueue(msg, cell.address, undefined, undefined, true)
+          ) {
+            cell.queuedTicks.add(msg);
           }
         });
         cell.timerHandles.set(key, handle);

@@ -149,9 +149,30 @@ export class ActorSystem {
     this.transport = transport;
     this.subscriptions.push(
       transport.inbound$.subscribe((env) => this.receiveEnvelope(env)),
-      transport.deadLetters$.subscribe((d) =>
-        this.deadLetter(d.envelope.to, d.envelope.from, d.envelope.m, d.code, d.reason, d.envelope),
-      ),
+      transport.deadLetters$.subscribe((d) => {
+        if (d.code === 'SYNOD_ERR_UNDECODABLE') {
+          // Bytes from a peer that the codec could not read (the memory transport reports
+          // them here; it has no logger): a misbehaving or newer peer, worth a warning.
+          const peer = d.envelope.from === undefined ? undefined : nodeOf(d.envelope.from);
+          this.counters.refusedInbound++;
+          this.warnLimited(
+            d.code,
+            `dropped an undecodable message from ${peer === undefined ? 'an unidentified sender' : `node ${peer}`}: ${d.reason}`,
+            { peer, code: d.code },
+          );
+          this.deadLetter(
+            d.envelope.to,
+            d.envelope.from,
+            d.envelope.m,
+            d.code,
+            d.reason,
+            d.envelope,
+            peer,
+          );
+          return;
+        }
+        this.deadLetter(d.envelope.to, d.envelope.from, d.envelope.m, d.code, d.reason, d.envelope);
+      }),
       transport.links$.subscribe((link) => {
         if (link.state === 'down') this.peerDown(link.peer);
       }),

@@ -1,5 +1,5 @@
 /**
- * `npm run soak -- --minutes M [--nodes 3] [--clients 8] [--backup-every S] [--out DIR]`
+ * `npm run soak -- --minutes M [--protocol raft|paxos] [--nodes 3] [--clients 8] [--backup-every S] [--out DIR]`
  *
  * Steady load on a real cluster (`synod node` processes on loopback, no root needed) for M
  * minutes: closed-loop clients writing and reading, samples every 5 s of each node's RSS and
@@ -11,7 +11,8 @@
  * Periodic backups: a `synod backup agent` process joins as a learner for the whole run and
  * follows a schedule of an incremental every S seconds and a full every 5·S (`--backup-every`,
  * default 60; 0 turns it off); at the end it is stopped (SIGTERM), and the repository is
- * listed and verified. Its RSS and fds are sampled like a node's. Snapshots: the nodes compact
+ * listed and verified (on Multi-Paxos the agent pulls chosen slots instead of joining, see
+ * docs/backup.md). Its RSS and fds are sampled like a node's. Snapshots: the nodes compact
  * on their own (by log size); the soak samples each node's newest snapshot index and reports
  * how many distinct snapshots each took. Exit 1 also when no backup was taken or the
  * repository does not verify.
@@ -50,10 +51,13 @@ function fds(pid: number | undefined): number | undefined {
   }
 }
 
-/** Index of the newest snapshot in a node's data directory (`raft/snapshots/<index>-<term>.snap`). */
-function newestSnapshot(dataDir: string): number | undefined {
+/**
+ * Index of the newest snapshot in a node's data directory (`raft/snapshots/<index>-<term>.snap`,
+ * or `paxos/snapshots/…`, the learner's).
+ */
+function newestSnapshot(dataDir: string, protocol: string): number | undefined {
   try {
-    const idx = readdirSync(path.join(dataDir, 'raft', 'snapshots'))
+    const idx = readdirSync(path.join(dataDir, protocol, 'snapshots'))
       .filter((f) => f.endsWith('.snap'))
       .map((f) => Number(f.split('-')[0]));
     return idx.length ? Math.max(...idx) : undefined;
@@ -125,9 +129,9 @@ function svg(samples: Sample[], ids: string[]): string {
   );
 }
 
-const FLAGS = ['minutes', 'nodes', 'clients', 'backup-every', 'out'];
+const FLAGS = ['minutes', 'protocol', 'nodes', 'clients', 'backup-every', 'out'];
 const USAGE =
-  'usage: npm run soak -- [--minutes M] [--nodes N] [--clients C] [--backup-every S] [--out DIR]';
+  'usage: npm run soak -- [--minutes M] [--protocol raft|paxos] [--nodes N] [--clients C] [--backup-every S] [--out DIR]';
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -142,6 +146,11 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   const minutes = Number(flag(argv, 'minutes', '5'));
+  const protocol = flag(argv, 'protocol', 'raft');
+  if (protocol !== 'raft' && protocol !== 'paxos') {
+    console.error(`soak: --protocol is raft or paxos, not ${JSON.stringify(protocol)}\n${USAGE}`);
+    return 2;
+  }
   const n = Number(flag(argv, 'nodes', '3'));
   const clients = Number(flag(argv, 'clients', '8'));
   const backupEvery = Number(flag(argv, 'backup-every', '60'));
@@ -158,7 +167,7 @@ export async function main(argv: string[]): Promise<number> {
     dir,
     secretFile,
     secret: SECRET,
-    protocol: 'raft',
+    protocol,
   });
   let stopAgent = () => {};
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
@@ -168,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });
   console.log(
-    `soak: ${minutes} min, ${n} nodes (from ${c.cli.from}), ${clients} clients; data in ${dir}, results in ${out}`,
+    `soak: ${minutes} min, ${protocol}, ${n} nodes (from ${c.cli.from}), ${clients} clients; data in ${dir}, results in ${out}`,
   );
   c.startAll();
   for (let l = await c.leader(); !(l && l.voters.length === n); l = await c.leader())
@@ -268,7 +277,7 @@ export async function main(argv: string[]): Promise<number> {
       const f = fds(c.procs.get(id)?.pid);
       if (r !== undefined) s.rss[id] = r;
       if (f !== undefined) s.fds[id] = f;
-      const snap = newestSnapshot(c.dataDir(id));
+      const snap = newestSnapshot(c.dataDir(id), protocol);
       if (snap !== undefined) snapshots.get(id)?.add(snap);
     }
     if (agent?.pid !== undefined && agent.exitCode === null) {
@@ -337,6 +346,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const summary = {
     minutes,
+    protocol,
     nodes: n,
     clients,
     ok: done,

@@ -90,8 +90,15 @@ export interface BackupSummary {
 export interface AgentStatus {
   readonly index: number;
   readonly term: number;
+  /**
+   * Keys and state digest of the state at `digestIndex`. The agent folds applied entries into
+   * its digest lazily (tracker.ts): the status it publishes after every apply (`state$`) carries
+   * the last settled digest, so `digestIndex` may be behind `index`; the `status` request's
+   * reply is settled first (`digestIndex === index`).
+   */
   readonly keyCount: number;
   readonly stateDigest: string;
+  readonly digestIndex: number;
   /** Highest index durably archived. */
   readonly archivedTo: number;
   readonly buffered: number;
@@ -200,6 +207,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       term: 0,
       keyCount: 0,
       stateDigest: '',
+      digestIndex: 0,
       archivedTo: 0,
       buffered: 0,
       lastBackup: null,
@@ -344,14 +352,14 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         );
         break;
       case 'status':
-        this.ctx.reply(msg, this.status());
+        this.ctx.reply(msg, this.status(true));
         break;
       case 'reload-schedule':
         loadSchedule(this.opts.repo.fs, this.opts.repo.dir).then(
           (p) => {
             this.schedule = p ? compileSchedule(p) : undefined;
             this.armSchedule();
-            this.ctx.reply(msg, this.status());
+            this.ctx.reply(msg, this.status(true));
           },
           (err: unknown) => this.ctx.replyError(msg, toReplyError(err)),
         );
@@ -661,14 +669,18 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     }
   }
 
-  private status(): AgentStatus {
+  /** `settle`: the digest at `index` (else the last settled one; see AgentStatus). */
+  private status(settle = false): AgentStatus {
     const any = live(this.lastAny, false);
     const full = live(this.lastFull, true);
+    if (settle) this.tracked.settle();
+    const d = this.tracked.settled();
     return {
       index: this.tracked.index,
       term: this.tracked.term,
-      keyCount: this.tracked.keyCount,
-      stateDigest: this.tracked.digestHex,
+      keyCount: d.keyCount,
+      stateDigest: d.digest,
+      digestIndex: d.index,
       archivedTo: this.archivedTo,
       buffered: this.buffer.length,
       lastBackup: any?.id ?? null,

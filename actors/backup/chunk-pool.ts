@@ -29,7 +29,7 @@ import zlib from 'node:zlib';
 import { chunkId, type RepoKeys } from './crypto.js';
 import { recordHash, StateDigest } from './digest.js';
 import { BackupError } from './errors.js';
-import { lz4, lz4ModulePath, lz4PlainLength } from './lz4.js';
+import { lz4, lz4Available, lz4DecodeBlock, lz4ModulePath, lz4PlainLength } from './lz4.js';
 import { decodeRecords, forEachRecord } from './records.js';
 
 export type Codec = 'brotli' | 'deflate' | 'lz4';
@@ -152,9 +152,11 @@ export const InThread = {
       if (says !== plainLen) {
         throw new DecompressError(`LZ4 payload says ${String(says)} bytes, expected ${plainLen}`);
       }
-      const m = lz4();
       try {
-        return m.uncompressSync(payload);
+        if (lz4Available()) return lz4().uncompressSync(payload);
+        // No native module here: the JavaScript block decoder (lz4.ts) reads it all the same.
+        const out = lz4DecodeBlock(payload);
+        return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
       } catch (err) {
         throw new DecompressError((err as Error).message);
       }
@@ -542,7 +544,8 @@ export class ChunkPool {
     plainLen: number,
     records: RecordsMode,
   ): Promise<DecodedChunk> {
-    if (this.size === 0 || plainLen < MIN_WORKER_BYTES) {
+    // Without the native LZ4 module the workers cannot decode LZ4: this thread does (lz4.ts).
+    if (this.size === 0 || plainLen < MIN_WORKER_BYTES || (codec === 'lz4' && !lz4Available())) {
       const plain =
         codec === 'none' ? payload : await InThread.decompress(payload, codec, plainLen);
       return this.digest(keys, plain, records);

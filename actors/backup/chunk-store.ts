@@ -33,6 +33,7 @@ import {
 import { open, type RepoKeys, seal } from './crypto.js';
 import { BackupError } from './errors.js';
 import type { RepoFs } from './fs.js';
+import { lz4Available } from './lz4.js';
 
 const MAGIC = 0x53594e43; // "SYNC"
 const HEADER = 16;
@@ -60,11 +61,25 @@ export const COMPRESSION_LEVELS: Readonly<Record<CompressionAlgo, readonly [numb
 };
 
 /**
- * What new repositories use: brotli at quality 1. Measured on this machine against deflate
- * level 1 (benchmarks/backup.md): about 3× less CPU to compress the benchmark's half-random
- * values at a ratio within 1%, and a better ratio on text.
+ * Brotli at quality 1: what new repositories use when LZ4 is not available, and what an LZ4
+ * repository stores new chunks with on a machine without the native module. Measured on this
+ * machine against deflate level 1 (benchmarks/backup.md): about 3× less CPU to compress the
+ * benchmark's half-random values at a ratio within 1%, and a better ratio on text.
  */
-export const DEFAULT_COMPRESSION: CompressionParams = { algo: 'brotli', level: 1 };
+export const BROTLI_DEFAULT: CompressionParams = { algo: 'brotli', level: 1 };
+const LZ4_FALLBACK = BROTLI_DEFAULT;
+
+/**
+ * What a new repository uses unless told otherwise (`synod backup init --compress`): **LZ4**
+ * when the native module (`lz4-napi`, an optional dependency) loads here, else brotli 1.
+ * LZ4 costs a quarter to a half of brotli 1's CPU per MB on both sides (benchmarks/backup.md,
+ * sessions 9 and 10) at the same ratio on the benchmark's half-random values (0.508 against
+ * 0.504), but stores about 1.55× brotli's bytes on text-like values (0.252 against 0.162 of
+ * the plain size): `--compress brotli` when space matters more than backup time.
+ */
+export function defaultCompression(): CompressionParams {
+  return lz4Available() ? { algo: 'lz4', level: 0 } : { ...BROTLI_DEFAULT };
+}
 
 /** Throws SYNOD_ERR_BACKUP_INVALID_ARGUMENT unless `c` names a known codec and level. */
 export function validateCompression(c: CompressionParams): void {
@@ -299,7 +314,11 @@ export class ChunkStore {
 
   private async encode(id: string, plainLen: number, pending: PendingChunk): Promise<Buffer> {
     let flags = 0;
-    const taken = await pending.take(this.compression.algo, this.compression.level);
+    // An LZ4 repository on a machine without the native module stores new chunks with
+    // brotli 1 (recorded per chunk, so both kinds read back); lz4.ts.
+    const { algo, level } =
+      this.compression.algo === 'lz4' && !lz4Available() ? LZ4_FALLBACK : this.compression;
+    const taken = await pending.take(algo, level);
     const payload = taken.bytes;
     if (taken.codec === 'brotli') flags |= F_BROTLI;
     else if (taken.codec === 'deflate') flags |= F_DEFLATE;

@@ -22,7 +22,7 @@ import {
   type ChunkRef,
   ChunkStore,
   type CompressionParams,
-  DEFAULT_COMPRESSION,
+  defaultCompression,
   validateCompression,
 } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER, validateChunkerParams } from './chunker.js';
@@ -149,12 +149,16 @@ export class Repository {
     }
     const chunker = { ...DEFAULT_CHUNKER, ...opts.chunker };
     validateChunkerParams(chunker);
+    const dflt = defaultCompression();
     const compression: CompressionParams = {
-      ...DEFAULT_COMPRESSION,
+      ...dflt,
       ...(opts.compression?.algo !== undefined &&
-      opts.compression.algo !== DEFAULT_COMPRESSION.algo &&
+      opts.compression.algo !== dflt.algo &&
       opts.compression.level === undefined
-        ? { level: opts.compression.algo === 'deflate' ? 1 : 0 }
+        ? {
+            level:
+              opts.compression.algo === 'deflate' || opts.compression.algo === 'brotli' ? 1 : 0,
+          }
         : {}),
       ...opts.compression,
     };

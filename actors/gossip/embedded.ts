@@ -20,6 +20,28 @@ import { GossipReplica, type InspectResult } from './replica.js';
 import type { ReplicaOptions, ReplicaSnapshot } from './replica-node.js';
 import { type KeyStore, MemoryKeyStore } from './store.js';
 
+/**
+ * How far replicas are from converged, from their `replica-inspect` answers: pending hints,
+ * plus for every key range the number of Merkle roots beyond one. 0 = converged; infinite
+ * when a replica did not answer or the replicas' rings differ.
+ */
+export function divergenceOf(results: readonly (InspectResult | undefined)[]): number {
+  if (results.some((r) => r === undefined)) return Number.POSITIVE_INFINITY;
+  if (new Set(results.map((r) => r?.ring)).size !== 1) return Number.POSITIVE_INFINITY;
+  const roots = new Map<number, Set<string>>();
+  let d = 0;
+  for (const r of results as InspectResult[]) {
+    d += r.hints;
+    for (const [seg, root] of r.roots) {
+      const s = roots.get(seg) ?? new Set<string>();
+      s.add(root);
+      roots.set(seg, s);
+    }
+  }
+  for (const s of roots.values()) d += s.size - 1;
+  return d;
+}
+
 export interface EventualClusterOptions {
   readonly clock: Clock;
   /** Node ids (default a, b, c, d, e). */
@@ -137,21 +159,7 @@ export async function startEventualCluster(o: EventualClusterOptions): Promise<E
     heal: () => network.heal(),
     inspect,
     async divergence() {
-      const res = [...(await inspect()).values()];
-      if (res.some((r) => r === undefined)) return Number.POSITIVE_INFINITY;
-      if (new Set(res.map((r) => r?.ring)).size !== 1) return Number.POSITIVE_INFINITY;
-      const roots = new Map<number, Set<string>>();
-      let d = 0;
-      for (const r of res as InspectResult[]) {
-        d += r.hints;
-        for (const [seg, root] of r.roots) {
-          const s = roots.get(seg) ?? new Set<string>();
-          s.add(root);
-          roots.set(seg, s);
-        }
-      }
-      for (const s of roots.values()) d += s.size - 1;
-      return d;
+      return divergenceOf([...(await inspect()).values()]);
     },
     snapshot,
     async stop() {

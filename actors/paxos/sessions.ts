@@ -13,16 +13,26 @@ export type SessionCheck =
   | { readonly duplicate: true; readonly known: boolean; readonly result?: unknown };
 
 /**
- * One client's window: the seqs applied in it, ascending, from `head` (earlier entries are
- * below the window, waiting to be trimmed), and their results alongside. Clients mostly send
- * increasing seqs, so a record is two pushes and a check of a new seq one comparison.
+ * One client's window, in one of two forms:
+ * - run form (`run > 0`): the `run` seqs `maxSeq - run + 1 .. maxSeq` were applied, each with
+ *   the result `null`, and no other seq in the window; no arrays. The common case (a client
+ *   that waits for each write before the next, writes answering `null`) then costs two number
+ *   fields per client instead of two arrays of up to twice the window that every write
+ *   touched (256 clients' arrays on every replica outgrew the processor's caches), and its
+ *   snapshot image is that run as it stands (`CompactSessionImage`);
+ * - array form (`run === 0`): the seqs applied in the window, ascending, from `head` (earlier
+ *   entries are below the window, waiting to be trimmed), and their results alongside.
+ * A client leaves the run form for good on its first gap, out-of-order seq or non-null result.
  */
 interface Session {
   maxSeq: number;
+  run: number;
   seqs: number[];
   results: unknown[];
   head: number;
 }
+
+const KNOWN_NULL: SessionCheck = Object.freeze({ duplicate: true, known: true, result: null });
 
 /**
  * Per client: id, highest seq, the seqs inside the window in ascending order, and their
@@ -64,6 +74,7 @@ export class ClientSessions {
     this.last = s;
     if (!s || seq > s.maxSeq) return NOT_DUPLICATE;
     if (seq <= s.maxSeq - this.window) return { duplicate: true, known: false };
+    if (s.run > 0) return seq > s.maxSeq - s.run ? KNOWN_NULL : NOT_DUPLICATE;
     const i = indexOf(s, seq);
     if (i < 0) return NOT_DUPLICATE;
     return { duplicate: true, known: true, result: s.results[i] };
@@ -72,11 +83,27 @@ export class ClientSessions {
   record(clientId: string, seq: number, result: unknown): void {
     const s = clientId === this.lastId ? this.last : this.sessions.get(clientId);
     if (!s) {
-      const created = { maxSeq: seq, seqs: [seq], results: [result], head: 0 };
+      const created: Session =
+        result === null && Number.isSafeInteger(seq)
+          ? { maxSeq: seq, run: 1, seqs: [], results: [], head: 0 }
+          : { maxSeq: seq, run: 0, seqs: [seq], results: [result], head: 0 };
       this.sessions.set(clientId, created);
       this.lastId = clientId;
       this.last = created;
       return;
+    }
+    if (s.run > 0) {
+      if (seq === s.maxSeq + 1 && result === null) {
+        s.maxSeq = seq;
+        if (s.run < this.window) s.run++;
+        return;
+      }
+      // A gap, an out-of-order seq or a result: spell the run out and go on in array form.
+      const first = s.maxSeq - s.run + 1;
+      s.seqs = Array.from({ length: s.run }, (_, i) => first + i);
+      s.results = new Array<unknown>(s.run).fill(null);
+      s.head = 0;
+      s.run = 0;
     }
     if (seq > s.maxSeq) {
       s.seqs.push(seq);
@@ -114,6 +141,7 @@ export class ClientSessions {
     const clients = [...this.sessions.entries()]
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
       .map(([id, s]): SessionImage => {
+        if (s.run > 0) return [id, s.maxSeq, s.run];
         const low = s.maxSeq - this.window;
         const from = lowerBound(s, low + 1);
         const n = s.seqs.length - from;
@@ -135,12 +163,18 @@ export class ClientSessions {
       let pairs: [number, unknown][];
       if (c.length === 3 && typeof c[2] === 'number') {
         const n = c[2];
-        cs.sessions.set(id, {
-          maxSeq,
-          seqs: Array.from({ length: n }, (_, i) => maxSeq - n + 1 + i),
-          results: new Array<unknown>(n).fill(null),
-          head: 0,
-        });
+        cs.sessions.set(
+          id,
+          n > 0 && n <= cs.window && Number.isSafeInteger(maxSeq)
+            ? { maxSeq, run: n, seqs: [], results: [], head: 0 }
+            : {
+                maxSeq,
+                run: 0,
+                seqs: Array.from({ length: n }, (_, i) => maxSeq - n + 1 + i),
+                results: new Array<unknown>(n).fill(null),
+                head: 0,
+              },
+        );
         continue;
       }
       if (c.length === 4) {
@@ -151,12 +185,26 @@ export class ClientSessions {
         pairs = old.map(([k, v]) => [k, v]);
       }
       pairs.sort((a, b) => a[0] - b[0]);
-      cs.sessions.set(id, {
-        maxSeq,
-        seqs: pairs.map((p) => p[0]),
-        results: pairs.map((p) => p[1]),
-        head: 0,
-      });
+      // A window spelled out (decodeReplicaImage spells compact clients out) that is a run
+      // of null results ending at maxSeq goes back to the run form.
+      const n = pairs.length;
+      const run =
+        n > 0 &&
+        n <= cs.window &&
+        Number.isSafeInteger(maxSeq) &&
+        pairs.every(([q, r], i) => q === maxSeq - n + 1 + i && r === null);
+      cs.sessions.set(
+        id,
+        run
+          ? { maxSeq, run: n, seqs: [], results: [], head: 0 }
+          : {
+              maxSeq,
+              run: 0,
+              seqs: pairs.map((p) => p[0]),
+              results: pairs.map((p) => p[1]),
+              head: 0,
+            },
+      );
     }
     return cs;
   }

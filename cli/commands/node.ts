@@ -12,6 +12,7 @@
  * level gets. Give every node the same. A malformed one exits 2 with
  * SYNOD_ERR_KV_INVALID_READ_LEVEL.
  */
+import { readFileSync } from 'node:fs';
 import type { ReadDefault } from '../../actors/kv/messages.js';
 import type { ReadLevel } from '../../actors/kv/types.js';
 import { readDefaultProblem } from '../../actors/kv/validate.js';
@@ -27,6 +28,11 @@ import { startPaxosNode } from '../../lib/node/paxos-node.js';
 import { type NodeEnd, type RunningNode, startNode } from '../../lib/node/synod-node.js';
 import { CliError, type Parsed, parseArgs, reportError, usage } from '../args.js';
 import { readSecretFile } from '../secret.js';
+
+/** True for a loopback listen address (nothing leaves the machine). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 export const summary =
   'run a cluster node (Raft or Multi-Paxos + KV service, or a leaderless gossip replica) over WebSockets';
@@ -280,14 +286,13 @@ export async function run(argv: string[]): Promise<number> {
         'max-lag-ms',
         'max-lag-versions',
         'snapshot-every',
-        'dashboard',
         'backup-repo',
         'backup-key-file',
       ] as const;
       for (const name of consensusOnly)
         if (sources[name] !== undefined && sources[name] !== 'default')
           throw new CliError(
-            `--${name} does not apply to --protocol gossip (${name === 'dashboard' || name.startsWith('backup') ? 'not available for the leaderless store yet' : 'the leaderless store has no log; reads name R and a level per request'})`,
+            `--${name} does not apply to --protocol gossip (${name.startsWith('backup') ? 'not available for the leaderless store yet' : 'the leaderless store has no log; reads name R and a level per request'})`,
           );
     }
     if (o.protocol === 'paxos' && o.join !== undefined)
@@ -372,7 +377,7 @@ export async function run(argv: string[]): Promise<number> {
     if (o.dashboard !== undefined) {
       dashboard = new DashboardServer({
         // The source talks to nodes through their admin actors only (id, system, status()),
-        // which a Multi-Paxos node provides as well.
+        // which Multi-Paxos and leaderless (gossip) nodes provide as well.
         source: new NodeDashboardSource(
           node as RunningNode,
           o['backup-repo'] !== undefined
@@ -392,6 +397,17 @@ export async function run(argv: string[]): Promise<number> {
         port: o.dashboard as number,
         host: parseListen(o.listen as string).host,
         ...(adminSecret ? { adminSecret } : { readOnly: true }),
+        // With the node's certificate the page and feed are https/wss: the admin secret in
+        // the page's address and in every control then never crosses the network in clear.
+        // (The node itself read these files already, so they are readable PEM here.)
+        ...(o['tls-cert'] !== undefined
+          ? {
+              tls: {
+                cert: readFileSync(o['tls-cert'] as string),
+                key: readFileSync(o['tls-key'] as string),
+              },
+            }
+          : {}),
       });
       const started = await dashboard.start().catch(async (err: unknown) => {
         // The node is up: close it and the dashboard's source cleanly before the one-line
@@ -405,6 +421,12 @@ export async function run(argv: string[]): Promise<number> {
         'info',
         `dashboard at ${url}${adminSecret ? ' (controls need ?token=ADMIN_SECRET)' : ' (read-only)'}`,
       );
+      const dashHost = parseListen(o.listen as string).host;
+      if (adminSecret && o['tls-cert'] === undefined && !isLoopback(dashHost))
+        logger.log(
+          'warn',
+          `the dashboard serves plain HTTP on ${dashHost}: its admin secret (in the page's address and every control) crosses the network in the clear; give the node --tls-cert and --tls-key to serve it over https`,
+        );
     }
     // Runs until a signal, or until the node cannot serve any more (its consensus actor
     // stopped for good): then it exits non-zero with the cause, as etcd does on a storage

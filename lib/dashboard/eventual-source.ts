@@ -20,6 +20,15 @@ export interface EventualSourceOptions {
   readonly name?: string;
 }
 
+/** The event-log line saying how far the replicas are from converged (`divergenceOf`). */
+export function convergenceLine(d: number | undefined): string {
+  return d === undefined
+    ? 'convergence: not measured yet'
+    : d === 0
+      ? 'converged: every key range has one Merkle root on all its replicas, no hints left'
+      : `diverged: ${d} key range(s), hint(s) or ring view(s) still differ (anti-entropy, read repair and hinted handoff are at work)`;
+}
+
 export class EventualDashboardSource implements DashboardSource {
   private readonly changes = new Subject<void>();
   readonly changes$ = this.changes.asObservable();
@@ -87,13 +96,7 @@ export class EventualDashboardSource implements DashboardSource {
       nodes: this.nodes,
       time: this.o.clock.wallNow(),
       ...(this.partitions ? { partitions: this.partitions } : {}),
-      narration: [
-        d === undefined
-          ? 'convergence: not measured yet'
-          : d === 0
-            ? 'converged: every key range has one Merkle root on all its replicas, no hints left'
-            : `diverged: ${d} key range(s), hint(s) or ring view(s) still differ (anti-entropy, read repair and hinted handoff are at work)`,
-      ],
+      narration: [convergenceLine(d)],
     };
   }
 

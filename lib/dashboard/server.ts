@@ -16,6 +16,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Subscription } from 'rxjs';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -40,6 +41,11 @@ export interface DashboardServerOptions {
   maxControlsInFlight?: number;
   /** A page whose socket stays backed up this long is disconnected (default 30,000 ms). */
   maxBackedUpMs?: number;
+  /**
+   * Serve https and wss with this certificate and key (PEM): a real cluster's page carries
+   * the admin secret, which must not cross a network in the clear.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** Refuse every control (a read-only dashboard). */
   readOnly?: boolean;
   intervalMs?: number;
@@ -118,7 +124,11 @@ export class DashboardServer {
 
   async start(): Promise<{ port: number; url: string }> {
     const host = this.options.host ?? '127.0.0.1';
-    const http = createServer((req, res) => this.serve(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.serve(req, res);
+    const tls = this.options.tls;
+    const http: Server = tls
+      ? createTlsServer({ cert: tls.cert, key: tls.key }, handler)
+      : createServer(handler);
     // Bind first: a port in use must be a plain EADDRINUSE rejection (which callers turn into
     // one line, or a fallback port), not an 'error' event re-emitted by the WebSocket server
     // with nobody listening, which crashed the process.
@@ -154,7 +164,12 @@ export class DashboardServer {
     }
     const interval = this.options.intervalMs ?? 100;
     this.timer = this.clock.setInterval(interval, () => this.tick(interval));
-    return { port, url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/` };
+    const scheme = tls ? 'https' : 'http';
+    const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
+    return {
+      port,
+      url: `${scheme}://${shown.includes(':') && !shown.startsWith('[') ? `[${shown}]` : shown}:${port}/`,
+    };
   }
 
   async stop(): Promise<void> {

@@ -13,6 +13,7 @@ import type {
   TransportCounters,
   TransportDeadLetter,
 } from '../transport.js';
+import type { Refusal } from './paxos-admission.js';
 
 function nodeOf(address: string | undefined): string | undefined {
   if (address === undefined) return undefined;
@@ -37,10 +38,24 @@ export class LinkGate implements Transport {
   readonly inbound$: Observable<Envelope>;
   /** Sees every envelope the gate lets out (the dashboard's message samples). */
   onSend: ((envelope: Envelope) => void) | undefined;
+  /**
+   * Optional admission check of inbound envelopes, given the node the transport
+   * authenticated as their sender (lib/node/paxos-admission.ts: Multi-Paxos actors hear
+   * members only). A refusal drops the envelope; the transport counts and logs it per peer.
+   */
+  admit: ((e: Envelope, sender: string | undefined) => Refusal | undefined) | undefined;
 
   constructor(private readonly inner: Transport) {
     this.inbound$ = inner.inbound$.pipe(
       filter((e) => {
+        if (this.admit) {
+          const no = this.admit(e, this.inner.inboundPeer?.() ?? nodeOf(e.from));
+          if (no) {
+            this.droppedByGate++;
+            this.inner.inboundRefused?.(e, no.code, no.reason);
+            return false;
+          }
+        }
         if (this.blocked.size === 0) return true; // no cut link: nothing to look at
         const from = nodeOf(e.from);
         if (from === undefined || !this.blocked.has(from) || isControlTraffic(e)) return true;

@@ -9,7 +9,11 @@
  * its admin endpoint and its dashboard stay up and show it as stopped.
  */
 import { Subject } from 'rxjs';
+import { divergenceOf } from '../../actors/gossip/embedded.js';
+import type { InspectResult } from '../../actors/gossip/replica.js';
+import { HashRing } from '../../actors/gossip/ring.js';
 import type { Replies } from '../actor.js';
+import { convergenceLine } from '../dashboard/eventual-source.js';
 import type {
   ClusterView,
   Control,
@@ -47,6 +51,9 @@ function settle(
   };
 }
 
+/** Virtual nodes per member on a leaderless node's ring (ReplicaNode's default). */
+const GOSSIP_VNODES = 32;
+
 export class NodeDashboardSource implements DashboardSource {
   private readonly statuses = new Map<string, { status?: NodeStatus; at: number }>();
   private readonly changes = new Subject<void>();
@@ -67,6 +74,8 @@ export class NodeDashboardSource implements DashboardSource {
   private learners = new Set<string>();
   /** This node's other members as of its own last status. */
   private members = new Set<string>();
+  /** Leaderless store: how far the replicas are from converged (`divergenceOf`). */
+  private divergence: number | undefined;
 
   constructor(
     private readonly node: RunningNode,
@@ -167,7 +176,28 @@ export class NodeDashboardSource implements DashboardSource {
         await this.ask(id).then(record, () => record());
       }),
     );
+    if (own?.protocol === 'gossip') await this.measureConvergence(own);
     this.changes.next();
+  }
+
+  /**
+   * Leaderless store: asks every ring member's replica for its Merkle roots and hints (as the
+   * in-process eventual source does) and keeps how far they are from converged.
+   */
+  private async measureConvergence(own: NodeStatus): Promise<void> {
+    const ring = own.gossip?.ring ?? [];
+    const answers = await Promise.all(
+      ring.map((id) =>
+        this.node.system
+          .ask(
+            `${id}/gossip`,
+            { type: 'replica-inspect' } as { type: 'replica-inspect' } & Replies<InspectResult>,
+            1_000,
+          )
+          .catch(() => undefined),
+      ),
+    );
+    this.divergence = ring.length === 0 ? undefined : divergenceOf(answers);
   }
 
   view(): ClusterView {
@@ -185,6 +215,10 @@ export class NodeDashboardSource implements DashboardSource {
         continue;
       }
       cluster = s.cluster;
+      if (s.gossip) {
+        nodes.push(this.gossipView(id, s));
+        continue;
+      }
       nodes.push({
         id,
         // An operator-stopped node answers (its process is up) but takes no part.
@@ -225,6 +259,41 @@ export class NodeDashboardSource implements DashboardSource {
       ...(this.backups
         ? { backups: this.backups.catalog(), narration: this.backups.narration() }
         : {}),
+      ...(this.protocol === 'gossip' ? { narration: [convergenceLine(this.divergence)] } : {}),
+    };
+  }
+
+  /** A leaderless replica's card: keys, hints, ring share and its SWIM view of the others. */
+  private gossipView(id: string, s: NodeStatus): NodeView {
+    const g = s.gossip as NonNullable<NodeStatus['gossip']>;
+    // The replicas' placement ring (32 virtual nodes a member, ReplicaNode's default, which
+    // synod node does not change): this member's share as primary owner.
+    const share =
+      g.ring.length > 0 ? (new HashRing(g.ring, GOSSIP_VNODES).ownership().get(id) ?? 0) : 0;
+    const sees = (state: string) =>
+      Object.entries(g.members)
+        .filter(([m, st]) => m !== id && st === state)
+        .map(([m]) => m)
+        .sort()
+        .join(' ') || '-';
+    return {
+      id,
+      up: true,
+      protocol: 'gossip',
+      role: s.role,
+      voters: [...g.ring].sort(),
+      learners: [],
+      extra: {
+        keys: g.keys,
+        'pending hints': g.hints,
+        'ring share': `${(share * 100).toFixed(1)} %`,
+        'ring members': g.ring.length,
+        'replicas per key': g.n,
+        'sees alive': sees('alive'),
+        'sees suspect': sees('suspect'),
+        'sees dead': sees('dead'),
+        url: s.url,
+      },
     };
   }
 

@@ -52,6 +52,7 @@ import {
   sinceOf,
 } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
+import { paxosAdmission } from './paxos-admission.js';
 import { DrainingLog } from './proposal-drain.js';
 import { drainWrites, type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
@@ -110,6 +111,8 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
   );
   const startedAt = clock.now();
   const ids = [config.id, ...peers.map((p) => p.id)].sort();
+  // Before any Multi-Paxos actor exists: they hear members only (finding F6).
+  gate.admit = paxosAdmission(config.id, ids);
   let stopping: Promise<void> | undefined;
   let resolveEnded: (e: NodeEnd) => void = () => {};
   const ended = new Promise<NodeEnd>((resolve) => {

@@ -190,6 +190,7 @@ t.test('a chunk whose flags name the other codec is corrupt', async (t) => {
   const repo = await Repository.init(path.join(base, 'repo'), {
     chunker: { avgSize: 32768, minSize: 8192, maxSize: 131072 },
     clusterId: 'c',
+    compression: { algo: 'brotli', level: 1 },
   });
   const d = new RepoDriver(repo, 'c', SEED, {
     keySpace: 150,

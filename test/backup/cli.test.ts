@@ -152,7 +152,7 @@ t.test('backup and restore commands', async (t) => {
 });
 
 t.test(
-  'backup init --compress: brotli by default, levels checked, bad codecs refused',
+  'backup init --compress: LZ4 by default (its module loads here), levels checked, bad codecs refused',
   async (t) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-compress-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -165,7 +165,9 @@ t.test(
         }
       ).compression;
     t.equal((await init('default')).code, 0);
-    t.same(await compression('default'), { algo: 'brotli', level: 1 }, 'default brotli:1');
+    t.same(await compression('default'), { algo: 'lz4', level: 0 }, 'default lz4');
+    t.equal((await init('b', '--compress', 'brotli')).code, 0);
+    t.same(await compression('b'), { algo: 'brotli', level: 1 }, 'brotli: quality 1');
     t.equal((await init('b3', '--compress', 'brotli:3')).code, 0);
     t.same(await compression('b3'), { algo: 'brotli', level: 3 });
     t.equal((await init('d6', '--compress', 'deflate:6')).code, 0);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { RepoDriver } from '../../actors/backup/driver.js';
+import { hideNativeLz4ForTests } from '../../actors/backup/lz4.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
 import { restoreDataDirs } from '../../actors/backup/restore-data-dirs.js';
@@ -173,7 +174,14 @@ t.test('repo.json naming an unknown codec or boundary is a format error', async 
     'init refuses an unknown codec',
   );
   const fresh = await Repository.init(path.join(base, 'fresh'));
-  t.same(fresh.config.compression, { algo: 'brotli', level: 1 }, 'new repositories: brotli 1');
+  t.same(fresh.config.compression, { algo: 'lz4', level: 0 }, 'new repositories: LZ4 (loads here)');
+  hideNativeLz4ForTests(true);
+  try {
+    const plain = await Repository.init(path.join(base, 'no-lz4'));
+    t.same(plain.config.compression, { algo: 'brotli', level: 1 }, 'without lz4-napi: brotli 1');
+  } finally {
+    hideNativeLz4ForTests(false);
+  }
   t.equal(fresh.config.chunker.boundary, 'key', 'new repositories: key boundaries');
   const deflate = await Repository.init(path.join(base, 'deflate'), {
     compression: { algo: 'deflate' },

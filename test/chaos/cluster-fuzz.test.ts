@@ -12,12 +12,22 @@
  * Then the cluster must still be up (a leader, writes served), no node may have exited, the
  * history must be linearizable and no acknowledged write lost. A second run sends only
  * well-formed Raft messages (finding F1: they must be dropped for their forged sender or
- * non-member origin). SYNOD_CLUSTER_FUZZ_SEED replays.
+ * non-member origin). A third run does the same to a Multi-Paxos cluster: well-formed
+ * Multi-Paxos messages (decisions nobody proposed, unbeatable ballots, snapshots) from a
+ * non-member and claiming members' actors (finding F6); there, every replica must also
+ * converge to the cluster's values and no forged value may ever be read.
+ * SYNOD_CLUSTER_FUZZ_SEED replays.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test as Tap } from 'tap';
+import {
+  commandValue,
+  fromWire,
+  type MultiPaxosMessage,
+  toWire,
+} from '../../actors/paxos/multi-messages.js';
 import { raftMessageProblem } from '../../actors/raft/core/messages.js';
 import { ActorSystem } from '../../lib/actor-system.js';
 import { HistoryRecorder } from '../../lib/history/recorder.js';
@@ -78,7 +88,16 @@ const TYPES = [
   'readIndexResp',
 ];
 
-async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<void> {
+/**
+ * `hostile`: Raft cluster, inputs its validation must reject; `forged`: Raft cluster,
+ * well-formed Raft messages (F1); `paxos`: Multi-Paxos cluster, well-formed Multi-Paxos
+ * messages from a non-member and claiming to be members (F6).
+ */
+type Mode = 'hostile' | 'forged' | 'paxos';
+
+async function fuzzCluster(t: Tap, mode: Mode, inputs: number): Promise<void> {
+  const forged = mode === 'forged';
+  const protocol = mode === 'paxos' ? 'paxos' : 'raft';
   const ids = ['n1', 'n2', 'n3'];
   const ports = await Promise.all(ids.map(freePort));
   const errors: string[] = [];
@@ -90,7 +109,7 @@ async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<voi
     dir,
     secretFile,
     secret: SECRET,
-    protocol: 'raft',
+    protocol,
     onLine: (id, line) => {
       if (/^ERROR|stopping:/.test(line)) errors.push(`${id}: ${line.slice(0, 300)}`);
     },
@@ -235,32 +254,154 @@ async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<voi
       if ((raftMessageProblem(m) === undefined) === forged) return m;
     }
   };
+  // Well-formed Multi-Paxos messages (they pass `fromWire`), from the intruder's own actors
+  // or claiming a member's: decided values nobody proposed (on the workload's keys, so a
+  // forged value that got applied shows in the history), ballots no member can outbid,
+  // snapshots, compaction, catch-up.
+  const mpMsg = (target: string): { to: string; msg: unknown } => {
+    const roles = ['acceptor', 'proposer', 'learner'];
+    const from = `${r.pick(['intruder', 'intruder', 'n1', 'n2', 'n3', 'ghost'])}/paxos/${r.pick(roles)}`;
+    const round = () => r.pick([1, 2, 5, 50, 2 ** 40, 2 ** 53 - 1]);
+    const ballot = () => ({ round: round(), proposer: r.pick(['n1', 'n2', 'n3', 'intruder']) });
+    const slot = () => r.pick([1, 2, 3, 10, 100, 1000, 5000, 2 ** 40]);
+    const value = () =>
+      r.chance(0.85)
+        ? commandValue(
+            {
+              clientId: `fz${r.int(3)}`,
+              seq: r.int(1_000_000),
+              op: { t: 'put', key: `k${r.int(3)}`, value: `forged-${r.int(1e9)}` },
+            } as never,
+            round(),
+          )
+        : { k: 'noop' as const, t: round() };
+    const entries = () => {
+      const base = slot();
+      return Array.from({ length: 1 + r.int(r.chance(0.05) ? 500 : 5) }, (_, i) => ({
+        slot: base + i,
+        value: value(),
+      }));
+    };
+    const type = r.pick([
+      'mp.decide',
+      'mp.decide',
+      'mp.chosen',
+      'mp.prepare',
+      'mp.accept',
+      'mp.heartbeat',
+      'mp.catchup-reply',
+      'mp.compact',
+      'mp.learned',
+      'mp.nack',
+      'mp.promise',
+      'mp.accepted',
+      'mp.catchup',
+    ]);
+    let m: Record<string, unknown>;
+    switch (type) {
+      case 'mp.decide':
+        m = { type, from, entries: entries() };
+        break;
+      case 'mp.chosen': {
+        const lo = slot();
+        m = { type, from, ballot: ballot(), runs: [lo, lo + r.int(50)] };
+        break;
+      }
+      case 'mp.prepare':
+        m = { type, from, ballot: ballot(), fromSlot: r.pick([0, 1, slot()]) };
+        break;
+      case 'mp.accept':
+        m = { type, from, ballot: ballot(), entries: entries(), sentAt: 0 };
+        break;
+      case 'mp.heartbeat':
+        m = { type, from, ballot: ballot(), chosenUpTo: slot(), learner: from };
+        break;
+      case 'mp.catchup-reply':
+        m = {
+          type,
+          from,
+          entries: entries(),
+          decidedUpTo: slot(),
+          ...(r.chance(0.3)
+            ? {
+                snapshot: {
+                  index: slot(),
+                  term: 1,
+                  data: new Uint8Array(r.int(64)).map(() => r.int(256)),
+                },
+              }
+            : {}),
+        };
+        break;
+      case 'mp.compact':
+        m = { type, from, upTo: slot() };
+        break;
+      case 'mp.learned':
+        m = { type, from, decidedUpTo: slot() };
+        break;
+      case 'mp.nack':
+        m = { type, from, ballot: ballot(), promised: ballot() };
+        break;
+      case 'mp.promise':
+        m = { type, from, ballot: ballot(), floor: 0, accepted: [] };
+        break;
+      case 'mp.accepted':
+        m = { type, from, ballot: ballot(), slots: [slot()], sentAt: 0, floor: 0 };
+        break;
+      default:
+        m = { type, from, fromSlot: 1, toSlot: 10 };
+    }
+    const wire = toWire(m as unknown as MultiPaxosMessage);
+    const check = fromWire(wire);
+    if ('problem' in check) throw new Error(`the fuzz built a malformed ${type}: ${check.problem}`);
+    return { to: `${target}/paxos/${r.pick(roles)}`, msg: wire };
+  };
   const sent: { to: string; msg: unknown }[] = [];
   const counts: Record<string, number> = {};
   let raw: Awaited<ReturnType<typeof rawDial>> | undefined;
   const fuzzStart = monotonicNow();
   for (let i = 0; i < inputs; i++) {
     const target = r.pick(ids);
-    const kind = forged
-      ? r.pick(['raft', 'raft', 'raft-batch', 'replay'])
-      : r.pick([
-          'raft',
-          'raft',
-          'raft',
-          'raft',
-          'raft-batch',
-          'replay',
-          'replay',
-          'kv',
-          'kv',
-          'propose',
-          'admin',
-          'garbage-frame',
-        ]);
+    const kind =
+      mode === 'paxos'
+        ? r.pick(['mp', 'mp', 'mp', 'mp-batch', 'replay'])
+        : forged
+          ? r.pick(['raft', 'raft', 'raft-batch', 'replay'])
+          : r.pick([
+              'raft',
+              'raft',
+              'raft',
+              'raft',
+              'raft-batch',
+              'replay',
+              'replay',
+              'kv',
+              'kv',
+              'propose',
+              'admin',
+              'garbage-frame',
+            ]);
     counts[kind] = (counts[kind] ?? 0) + 1;
     let to = `${target}/raft`;
     let msg: unknown;
     switch (kind) {
+      case 'mp': {
+        const x = mpMsg(target);
+        to = x.to;
+        msg = x.msg;
+        break;
+      }
+      case 'mp-batch': {
+        // Many at once to one actor (the transport batches them into few frames).
+        for (let j = 0; j < 49; j++) {
+          const x = mpMsg(target);
+          intruder.send(x.to, x.msg as never);
+        }
+        const x = mpMsg(target);
+        to = x.to;
+        msg = x.msg;
+        break;
+      }
       case 'raft':
         msg = { type: 'raft', ms: [pickRaft(target)] };
         break;
@@ -275,7 +416,8 @@ async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<voi
         if (old) {
           to = old.to;
           msg = old.msg;
-        } else msg = { type: 'raft', ms: [raftMsg(target)] };
+        } else if (mode === 'paxos') ({ to, msg } = mpMsg(target));
+        else msg = { type: 'raft', ms: [raftMsg(target)] };
         break;
       }
       case 'kv': {
@@ -375,7 +517,7 @@ async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<voi
         // refused locally (not encodable): fine, that is what the codec is for
       }
     }
-    if (kind === 'raft' && sent.length < 500) sent.push({ to, msg });
+    if ((kind === 'raft' || kind === 'mp') && sent.length < 500) sent.push({ to, msg });
     if (i % 25 === 0) await sleep(10);
   }
   t.comment(
@@ -407,6 +549,44 @@ async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<voi
       h.fail(res.error.code);
     }
   }
+  // Every replica holds what the cluster decided: each node's local (eventual) read of each
+  // key converges to the strong read (a replica that applied a forged decision would not).
+  const strong = new Map<string, string | null>();
+  for (let k = 0; k < 3; k++) {
+    const res = await kv.get(`k${k}`, { level: 'strong' });
+    if (res.outcome === 'ok') strong.set(`k${k}`, res.value.value);
+  }
+  const local = async (): Promise<string[]> => {
+    const differ: string[] = [];
+    for (const id of ids)
+      for (const [key, want] of strong) {
+        const got = await cluster
+          .ask<{ ok: boolean; value?: { kv: { value: string } | null } }>(
+            `${id}/kv`,
+            { type: 'kv.get', key, read: { level: 'eventual' } },
+            3000,
+          )
+          .then((x) => (x.ok ? (x.value?.kv?.value ?? null) : `(refused)`))
+          .catch((e: unknown) => `(${(e as Error).message})`);
+        if (got !== want)
+          differ.push(`${id} ${key}=${JSON.stringify(got)} (cluster: ${JSON.stringify(want)})`);
+      }
+    return differ;
+  };
+  let differ = await local();
+  for (const until = monotonicNow() + 30_000; differ.length && monotonicNow() < until; ) {
+    await sleep(500);
+    differ = await local();
+  }
+  t.same(differ, [], `every replica converges to the cluster's values (${strong.size} keys)`);
+  const forgedSeen = rec.events.filter(
+    (e) => e.type === 'ok' && typeof e.value === 'string' && e.value.startsWith('forged-'),
+  );
+  t.same(
+    forgedSeen.map((e) => `${e.key}=${String(e.value)}`),
+    [],
+    'no forged value was ever read',
+  );
   const st = await cluster.statuses(3000);
   const terms = [...st.values()].map((s) => s.term);
   t.comment(
@@ -439,12 +619,19 @@ async function fuzzCluster(t: Tap, forged: boolean, inputs: number): Promise<voi
 }
 
 t.test('a running cluster survives hostile inputs and stays linearizable', (t) =>
-  fuzzCluster(t, false, INPUTS),
+  fuzzCluster(t, 'hostile', INPUTS),
 );
 
 // Finding F1 (RELIABILITY.md), fixed: RaftNode drops Raft messages whose envelope sender
 // is not their `from` and messages from non-members, and terms are capped at 2^40 − 1.
 t.test(
   'well-formed Raft messages with absurd terms from non-members and impersonated members',
-  (t) => fuzzCluster(t, true, 300),
+  (t) => fuzzCluster(t, 'forged', 300),
+);
+
+// Finding F6 (RELIABILITY.md), fixed: a Multi-Paxos node's actors hear members only
+// (lib/node/paxos-admission.ts); before, every learner applied a forged mp.decide.
+t.test(
+  'a Multi-Paxos cluster: well-formed Multi-Paxos messages from a non-member, claiming members',
+  (t) => fuzzCluster(t, 'paxos', 300),
 );

@@ -72,6 +72,8 @@ export class MemoryNetwork {
     const e = this.endpoints.get(nodeId);
     if (!e?.up) return;
     e.up = false;
+    // messages held for a paused node die with it
+    for (const h of e.held) this.lost(h.from);
     e.held = [];
     e.transport.markClosed();
     this.refreshLinks();
@@ -193,25 +195,28 @@ export class MemoryNetwork {
     }
     this.counters.sent++;
     if (!dest.up || !this.connected(from, toNode)) {
-      this.counters.dropped++;
+      this.lost(from);
       return { ok: true };
     }
     let extraDelay = 0;
     if (this.filter) {
       const verdict = this.filter({ from, to: toNode, message: envelope.m, kind: envelope.k });
       if (verdict === 'drop') {
-        this.counters.dropped++;
+        this.lost(from);
         return { ok: true };
       }
       if (typeof verdict === 'object') extraDelay = Math.max(0, verdict.delayMs);
     }
     const f = this.faultsFor(from, toNode);
     if (f.drop && this.random.chance(f.drop)) {
-      this.counters.dropped++;
+      this.lost(from);
       return { ok: true };
     }
     const copies = f.duplicate && this.random.chance(f.duplicate) ? 2 : 1;
-    if (copies === 2) this.counters.duplicated++;
+    if (copies === 2) {
+      this.counters.duplicated++;
+      this.endpoints.get(from)?.transport.count('duplicated');
+    }
     for (let i = 0; i < copies; i++) {
       let delay = extraDelay + this.sampleDelay(f);
       const key = `${from}>${toNode}`;
@@ -229,10 +234,24 @@ export class MemoryNetwork {
     return { ok: true };
   }
 
+  /**
+   * Puts raw bytes on the link `from → to` as if `from` had sent them: a corrupt frame, a
+   * newer protocol version, another implementation's bug. The receiving node decodes them
+   * like any message (an undecodable one is a `SYNOD_ERR_UNDECODABLE` dead letter there).
+   * Counted as sent; partitions and cuts apply, link faults do not.
+   */
+  injectBytes(from: string, to: string, bytes: Uint8Array): void {
+    if (!this.endpoints.has(to)) throw new Error(`unknown node "${to}"`);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('injectBytes needs a Uint8Array');
+    this.counters.sent++;
+    const copy = bytes.slice();
+    this.clock.schedule(() => this.deliver(from, to, copy));
+  }
+
   private deliver(from: string, to: string, bytes: Uint8Array): void {
     const dest = this.endpoints.get(to);
     if (!dest?.up || !this.connected(from, to)) {
-      this.counters.dropped++;
+      this.lost(from);
       return;
     }
     if (dest.paused) {
@@ -249,7 +268,13 @@ export class MemoryNetwork {
     }
     this.counters.delivered++;
     this.onDeliver?.(from, to, bytes);
-    dest.transport.receive(env);
+    dest.transport.receive(env, from);
+  }
+
+  /** A message `from` sent is lost on the way: counted here and on the sender's transport. */
+  private lost(from: string): void {
+    this.counters.dropped++;
+    this.endpoints.get(from)?.transport.count('dropped');
   }
 
   private faultsFor(from: string, to: string): LinkFaults {

@@ -18,6 +18,7 @@ export class MemoryTransport implements Transport {
   private readonly links = new Subject<LinkStatus>();
   private readonly dead = new Subject<TransportDeadLetter>();
   private closed = false;
+  private emittingFrom: string | undefined;
   private readonly stats: TransportCounters = {
     sent: 0,
     delivered: 0,
@@ -75,8 +76,22 @@ export class MemoryTransport implements Transport {
     return [...this.known.values()];
   }
 
+  /**
+   * This node's share of the network's counters: `sent` by it, `delivered` to it,
+   * `duplicated` (its messages the network delivered twice), `dropped` (its messages lost on
+   * the way: drop faults, the filter, partitions and cuts, a receiver that was down or
+   * crashed while they were in flight; plus bytes that arrived here and did not decode), and
+   * `deadLettered` (sends rejected at once). Summed over every transport the network made
+   * (a crashed node's old one too), `sent` (but for `injectBytes`), `delivered`, `dropped`
+   * and `duplicated` equal `MemoryNetwork.counters`.
+   */
   counters(): TransportCounters {
     return { ...this.stats };
+  }
+
+  /** @internal The network counts a message of this node's as dropped or duplicated. */
+  count(what: 'dropped' | 'duplicated'): void {
+    this.stats[what]++;
   }
 
   async close(): Promise<void> {
@@ -92,11 +107,22 @@ export class MemoryTransport implements Transport {
     this.dead.complete();
   }
 
-  /** @internal */
-  receive(envelope: Envelope): void {
+  /** The node whose envelope `inbound$` is emitting right now (see `Transport`). */
+  inboundPeer(): string | undefined {
+    return this.emittingFrom;
+  }
+
+  /** @internal `from`: the sending node, as the network knows it. */
+  receive(envelope: Envelope, from: string): void {
     if (this.closed) return;
     this.stats.delivered++;
-    this.inbound.next(envelope);
+    const outer = this.emittingFrom;
+    this.emittingFrom = from;
+    try {
+      this.inbound.next(envelope);
+    } finally {
+      this.emittingFrom = outer;
+    }
   }
 
   /** @internal */
@@ -118,6 +144,7 @@ export class MemoryTransport implements Transport {
 
   private reject(envelope: Envelope, code: string, reason: string): void {
     this.stats.deadLettered++;
+    this.network.counters.deadLettered++;
     if (!this.closed) this.dead.next({ envelope, code, reason });
   }
 }

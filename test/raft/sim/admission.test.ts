@@ -4,7 +4,9 @@
  * outside the current or pending configuration, are dropped and counted; terms are capped
  * far below 2^53. A follower that missed the change adding its new leader still catches up
  * (a member vouches for the leader), and a committed entry that is not a command is skipped
- * on every replica alike instead of stopping the node. SYNOD_SEED=N replays.
+ * on every replica alike instead of stopping the node.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that
+ * replays it.
  */
 import t from 'tap';
 import { MAX_TERM } from '../../../actors/raft/core/messages.js';
@@ -24,7 +26,7 @@ async function commit(c: RaftCluster, op: KvOp, among?: string[]): Promise<numbe
     if (r.ok) return r.index as number;
     await c.sim.runFor(50);
   }
-  throw new Error(`${JSON.stringify(op)} did not commit within 10 s (seed ${c.opts.seed})`);
+  throw new Error(`${JSON.stringify(op)} did not commit within 10 s (seed ${c.sim.seed})`);
 }
 
 /** Sends `ms` to `to`'s Raft actor from an actor address on node `fromNode`. */
@@ -120,7 +122,7 @@ t.test('a follower that missed the change adding its new leader catches up', asy
       }
       await c.sim.runFor(50);
     }
-    throw new Error(`no success within 10 s (seed ${c.opts.seed})`);
+    throw new Error(`no success within 10 s (seed ${c.sim.seed})`);
   };
   await run((id) => c.node(id).addLearner('d'));
   await c.sim.runUntil(() => (c.core('d')?.log.applied ?? 0) >= 3, { timeout: 3000 });

@@ -1,6 +1,8 @@
 /**
  * MIT 6.5840 Raft lab scenarios, part B (log agreement), on RaftNode actors in the
- * deterministic simulation, invariants checked after every step. SYNOD_SEED=N replays.
+ * deterministic simulation, invariants checked after every step.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that
+ * replays it.
  */
 import t from 'tap';
 import type { RaftMessage } from '../../../actors/raft/core/types.js';

@@ -2,7 +2,9 @@
  * `appliedSteps$`: every entry a node applies, commands or not, in log order with
  * consecutive indexes — what an observer that follows the log entry by entry (the backup
  * agent's learner) needs, where `applied$` carries commands only and `appliedIndex$` moves
- * once per batch. SYNOD_SEED=N replays.
+ * once per batch.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that
+ * replays it.
  */
 import t from 'tap';
 import type { AppliedStep } from '../../../actors/raft/raft-node.js';

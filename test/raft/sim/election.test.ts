@@ -1,7 +1,7 @@
 /**
  * MIT 6.5840 Raft lab scenarios, part A (leader election), on RaftNode actors in the
  * deterministic simulation. Invariants are checked after every simulation step.
- * SYNOD_SEED=N replays a run.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that replays it.
  */
 import t from 'tap';
 import { seedFromEnv } from '../../../lib/sim/simulation.js';

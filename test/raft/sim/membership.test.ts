@@ -2,7 +2,9 @@
  * Membership changes on RaftNode actors in the simulation, under client load: add two
  * nodes and remove the leader (joint consensus), replace every member one by one, and a
  * learner far behind that catches up by snapshot. Invariants after every step; client
- * histories checked for linearizability. SYNOD_SEED=N replays.
+ * histories checked for linearizability.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that
+ * replays it.
  */
 import t from 'tap';
 import type { RaftMessage } from '../../../actors/raft/core/types.js';

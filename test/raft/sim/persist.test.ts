@@ -1,7 +1,9 @@
 /**
  * MIT 6.5840 Raft lab scenarios, part C (persistence, Figure 8, unreliable networks,
  * churn), on RaftNode actors in the deterministic simulation with memory disks that lose
- * unsynced writes on crash; invariants checked after every step. SYNOD_SEED=N replays.
+ * unsynced writes on crash; invariants checked after every step.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that
+ * replays it.
  * SYNOD_RAFT_LONG=1 runs the lab's full iteration counts; SYNOD_RAFT_SEEDS=N runs
  * Figure8Unreliable on N consecutive seeds.
  */

@@ -4,7 +4,7 @@
  * taking Readies while a write is in flight, Readies queued meanwhile share the next write
  * (group commit), and no follower acknowledges an entry before its own disk holds it
  * durably. Invariants (including DurableCommit) are checked after every step.
- * SYNOD_SEED=N replays.
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that replays it.
  */
 import t from 'tap';
 import type { LogEntry, RaftMessage } from '../../../actors/raft/core/types.js';

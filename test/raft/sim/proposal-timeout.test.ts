@@ -1,7 +1,9 @@
 /**
  * A proposal that cannot commit fails with a Timeout after its own `timeoutMs`, not before and
  * not later, whatever other timeouts are queued beside it (RaftNode keeps one expiry queue per
- * timeout and checks it on every tick). SYNOD_SEED=N replays.
+ * timeout and checks it on every tick).
+ * SYNOD_SEED=N moves the base seed; a failed run prints the SYNOD_SIM_SEED that
+ * replays it.
  */
 import t from 'tap';
 import { ProposeError } from '../../../lib/replicated-log.js';

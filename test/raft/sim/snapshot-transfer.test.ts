@@ -29,7 +29,7 @@ async function one(c: RaftCluster, op: KvOp, among: string[]): Promise<void> {
     if (r.ok) return;
     await c.sim.runFor(50);
   }
-  throw new Error(`seed ${c.opts.seed}: ${JSON.stringify(op)} did not commit in 20 s`);
+  throw new Error(`seed ${c.sim.seed}: ${JSON.stringify(op)} did not commit in 20 s`);
 }
 
 /**
