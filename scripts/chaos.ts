@@ -24,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
       [
         'usage: npm run chaos -- [--minutes M] [--seed S] [--protocol raft|paxos|eventual] [--out DIR]',
         '                        [--nemesis kind,kind] [--clients P] [--workers W] [--keys K]',
+        '                        [--checker-timeout S]  (default: half the run, at least 120 s)',
         `nemeses: ${NEMESES.join(', ')} (eventual: ${EVENTUAL_NEMESES.join(', ')})`,
       ].join('\n'),
     );
@@ -37,6 +38,10 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(seed)) throw new Error('--seed must be an integer');
     if (protocol !== 'raft' && protocol !== 'paxos' && protocol !== 'eventual')
       throw new Error('--protocol is raft, paxos or eventual');
+    const checkerText = flag(argv, 'checker-timeout');
+    const checkerS = checkerText === undefined ? undefined : Number(checkerText);
+    if (checkerS !== undefined && !(Number.isFinite(checkerS) && checkerS > 0))
+      throw new Error('--checker-timeout is a number of seconds > 0');
     const kindsText = flag(argv, 'nemesis');
     const kinds = kindsText?.split(',').map((k) => {
       if (!(NEMESES as readonly string[]).includes(k))
@@ -57,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(flag(argv, 'clients') ? { clientProcs: Number(flag(argv, 'clients')) } : {}),
       ...(flag(argv, 'workers') ? { workersPerProc: Number(flag(argv, 'workers')) } : {}),
       ...(flag(argv, 'keys') ? { keys: Number(flag(argv, 'keys')) } : {}),
+      ...(checkerS !== undefined ? { checkerTimeoutMs: checkerS * 1000 } : {}),
     });
     const { readFileSync, existsSync } = await import('node:fs');
     const summary = path.join(dir, 'summary.txt');

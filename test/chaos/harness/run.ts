@@ -46,6 +46,11 @@ export interface ChaosOptions {
   rssLimitBytes?: number;
   /** Writes must be served again within this long after healing (default 30 s). */
   writeBoundMs?: number;
+  /**
+   * Wall-clock budget of the linearizability check (default: half the run, at least 120 s).
+   * A 30-minute run records 140,000–270,000 operations; under load a fixed 120 s ran out and
+   * failed the run as "could not decide" although the history was linearizable.
+   */
   checkerTimeoutMs?: number;
   /** Take backups during faults (default true), see ./backups.ts. */
   backups?: boolean;
@@ -347,7 +352,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       finalProcess: 'final',
       reportFile,
       title: `chaos ${o.protocol} seed ${o.seed}`,
-      timeoutMs: o.checkerTimeoutMs ?? 120_000,
+      timeoutMs: o.checkerTimeoutMs ?? Math.max(120_000, Math.round(o.durationMs / 2)),
     });
     if (hv.checker.result === 'violation')
       base.failures.push(`not linearizable: ${hv.checker.summary}`);
