@@ -271,7 +271,20 @@ const PAGE = `<!doctype html>
     }
     const cards = $('cards');
     cards.replaceChildren(...nodes.map(card));
-    $('partitions').textContent = view.partitions && view.partitions.length ? view.partitions.map((g) => '[' + g.join(', ') + ']').join('  ') : 'none';
+    // Links down between running nodes (a real cluster): a dashed red line on the ring.
+    for (const el of [...svg.querySelectorAll('.linkdown')]) el.remove();
+    for (const [x, y] of view.linksDown || []) {
+      const a = positions.get(x), b = positions.get(y);
+      if (!a || !b) continue;
+      const l = document.createElementNS(NS, 'line');
+      l.setAttribute('class', 'linkdown');
+      l.setAttribute('x1', a[0]); l.setAttribute('y1', a[1]); l.setAttribute('x2', b[0]); l.setAttribute('y2', b[1]);
+      l.setAttribute('stroke', 'var(--down)'); l.setAttribute('stroke-width', 2); l.setAttribute('stroke-dasharray', '6 4');
+      svg.prepend(l);
+    }
+    const groups = view.partitions && view.partitions.length ? view.partitions.map((g) => '[' + g.join(', ') + ']').join('  ') : '';
+    const down = (view.linksDown || []).map(([x, y]) => x + ' ✕ ' + y).join(', ');
+    $('partitions').textContent = [groups, down && 'links down: ' + down].filter(Boolean).join('; ') || 'none';
     $('backups').textContent = view.backups && view.backups.length ? view.backups.map((b) => b.id + ' (' + b.type + ' @' + b.index + ')').join(', ') : 'none';
     if (view.narration) for (const line of stores.narrate(view.narration)) log(line);
   }

@@ -36,6 +36,11 @@ export interface ClusterView {
   nodes: NodeView[];
   /** Groups of a current partition (nodes in different groups cannot talk), if any. */
   partitions?: string[][];
+  /**
+   * Pairs of running nodes whose link is down on both ends (a firewall, a cable), as the
+   * nodes report them; a real cluster's source sets it. Unreachable nodes are shown down instead.
+   */
+  linksDown?: [string, string][];
   /** Backups in the catalog, newest last. */
   backups?: { id: string; type: string; index: number; time: string }[];
   /** Free-form lines about what is going on (the demo's tour narrates here). */

@@ -251,11 +251,13 @@ export class NodeDashboardSource implements DashboardSource {
       });
     }
     const partitions = this.partitions();
+    const linksDown = this.linksDown();
     return {
       cluster,
       nodes,
       time: this.node.system.clock.wallNow(),
       ...(partitions ? { partitions } : {}),
+      ...(linksDown.length > 0 ? { linksDown } : {}),
       ...(this.backups
         ? { backups: this.backups.catalog(), narration: this.backups.narration() }
         : {}),
@@ -295,6 +297,23 @@ export class NodeDashboardSource implements DashboardSource {
         url: s.url,
       },
     };
+  }
+
+  /**
+   * Pairs of answering nodes whose link each reports as not up (whatever cut it: a firewall,
+   * a cable, an operator's isolate). One end still up means they can still talk (the link
+   * is being re-dialled from the other side), and a node that does not answer is shown down.
+   */
+  private linksDown(): [string, string][] {
+    const notUp = (x: string, y: string) => {
+      const link = this.statuses.get(x)?.status?.links.find((l) => l.peer === y);
+      return link !== undefined && link.state !== 'up';
+    };
+    const ids = [...this.statuses.keys()].filter((id) => this.statuses.get(id)?.status).sort();
+    const out: [string, string][] = [];
+    for (const [i, x] of ids.entries())
+      for (const y of ids.slice(i + 1)) if (notUp(x, y) && notUp(y, x)) out.push([x, y]);
+    return out;
   }
 
   /** Groups of nodes that can still talk, from each node's operator-cut links (if any). */

@@ -202,10 +202,17 @@ export async function startRelay(
   };
   const live = new Set<() => void>();
   const servers = maps.map((m) =>
-    net.createServer({ pauseOnConnect: true }, (client) => {
+    // Half-open allowed on both sides: a side that finished sending must not take down what
+    // the relay still holds for it (its FIN is passed on once the held bytes went out).
+    net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (client) => {
       stats.connections++;
       stats.open++;
-      const upstream = net.connect({ host: m.host, port: m.port, localAddress: listenIp });
+      const upstream = net.connect({
+        host: m.host,
+        port: m.port,
+        localAddress: listenIp,
+        allowHalfOpen: true,
+      });
       const pipes = [
         new DelayedPipe(
           client,
@@ -234,9 +241,14 @@ export async function startRelay(
       };
       live.add(kill);
       upstream.once('connect', () => client.resume());
+      // An error (a reset, a refused connection) aborts both sides at once; a clean close of
+      // one side waits for the other (each side closes once both its directions are done).
+      let cleanCloses = 0;
       for (const s of [client, upstream]) {
         s.on('error', kill);
-        s.on('close', kill);
+        s.on('close', (hadError: boolean) => {
+          if (hadError || ++cleanCloses === 2) kill();
+        });
       }
     }),
   );
