@@ -1,11 +1,12 @@
 /**
- * `npm run chaos -- --minutes M --seed S --protocol raft|paxos [--out DIR] [--nemesis a,b]`
+ * `npm run chaos -- --minutes M --seed S --protocol raft|paxos|eventual [--out DIR] [--nemesis a,b]`
  *
  * Jepsen-style run against five real `synod node` processes in network namespaces (needs root;
- * see docs/chaos.md). Prints the summary and exits 0 on pass, 1 on fail, 2 on a harness error,
+ * see docs/chaos.md; `eventual` runs the leaderless store, test/chaos/harness/eventual-run.ts). Prints the summary and exits 0 on pass, 1 on fail, 2 on a harness error,
  * 3 when skipped (not root, no namespaces, or the node refuses the protocol).
  */
 import path from 'node:path';
+import { EVENTUAL_NEMESES, runEventualChaos } from '../test/chaos/harness/eventual-run.js';
 import { NEMESES, type NemesisKind } from '../test/chaos/harness/nemesis.js';
 import { runChaos } from '../test/chaos/harness/run.js';
 
@@ -21,10 +22,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
     console.log(
       [
-        'usage: npm run chaos -- [--minutes M] [--seed S] [--protocol raft|paxos] [--out DIR]',
+        'usage: npm run chaos -- [--minutes M] [--seed S] [--protocol raft|paxos|eventual] [--out DIR]',
         '                        [--nemesis kind,kind] [--clients P] [--workers W] [--keys K]',
         '                        [--checker-timeout S]  (default: half the run, at least 120 s)',
-        `nemeses: ${NEMESES.join(', ')}`,
+        `nemeses: ${NEMESES.join(', ')} (eventual: ${EVENTUAL_NEMESES.join(', ')})`,
       ].join('\n'),
     );
     return 0;
@@ -35,7 +36,8 @@ export async function main(argv: string[]): Promise<number> {
     const protocol = flag(argv, 'protocol') ?? 'raft';
     if (!Number.isFinite(minutes) || minutes <= 0) throw new Error('--minutes must be > 0');
     if (!Number.isInteger(seed)) throw new Error('--seed must be an integer');
-    if (protocol !== 'raft' && protocol !== 'paxos') throw new Error('--protocol is raft or paxos');
+    if (protocol !== 'raft' && protocol !== 'paxos' && protocol !== 'eventual')
+      throw new Error('--protocol is raft, paxos or eventual');
     const checkerText = flag(argv, 'checker-timeout');
     const checkerS = checkerText === undefined ? undefined : Number(checkerText);
     if (checkerS !== undefined && !(Number.isFinite(checkerS) && checkerS > 0))
@@ -51,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       flag(argv, 'out') ?? `test-artifacts/chaos/${protocol}-seed${seed}-${stamp}`,
     );
     console.log(`chaos: ${minutes} min, seed ${seed}, protocol ${protocol}, results in ${dir}`);
-    const r = await runChaos({
+    const r = await (protocol === 'eventual' ? runEventualChaos : runChaos)({
       seed,
       durationMs: Math.round(minutes * 60_000),
       protocol,

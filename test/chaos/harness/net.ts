@@ -258,7 +258,10 @@ export class ChaosNet {
 
   static freeTag(): number {
     const links = run('ip', ['-o', 'link', 'show'], true);
-    for (let t = 1; t < 250; t++) if (!links.includes(`sc${t}br`)) return t;
+    // A subnet is in use while its bridge or any of its veths exists (another test's veths
+    // can outlive its bridge while a process still holds their namespace).
+    for (let t = 1; t < 250; t++)
+      if (!links.includes(`sc${t}br`) && !new RegExp(`: sc${t}h\\d+@`).test(links)) return t;
     throw new NetError('no free chaos subnet (250 in use?)');
   }
 

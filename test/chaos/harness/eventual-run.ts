@@ -1,0 +1,593 @@
+/**
+ * One chaos run on the leaderless store (`npm run chaos -- --protocol eventual`): five
+ * `synod node --protocol gossip` processes in the namespaces of ChaosNet, client processes
+ * (eventual-client.ts) putting, reading and incrementing while the nemesis schedule plays the
+ * faults that make sense without a leader (kill, pause, partitions, one-way partitions, loss,
+ * latency), then the heal; the verdict (eventual-verdict.ts) is what the store promises:
+ * convergence within a bound after the heal, no acknowledged write lost (present, or
+ * superseded by a write that had seen it), counters equal to the acknowledged increments (up
+ * to the indeterminate ones), memory bounded, no node exiting by itself.
+ *
+ * Everything lands in `dir`: result.json, summary.txt, history.jsonl (merged),
+ * history-<i>.jsonl, final.json (each node's final reads), nemesis.jsonl, schedule.json,
+ * rss.jsonl, logs/<id>.log, data/<id>/.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HistoryEvent } from '../../../lib/history/event.js';
+import {
+  connectLeaderless,
+  type RemoteLeaderlessKvClient,
+} from '../../../lib/kv-client/connect.js';
+import { Random } from '../../../lib/random.js';
+import { monotonicNow } from './clock.js';
+import { ChaosCluster } from './cluster.js';
+import {
+  type EventualVerdict,
+  type FinalRead,
+  judgeEventual,
+  type ReplicaView,
+} from './eventual-verdict.js';
+import {
+  type NemesisKind,
+  ringVisibility,
+  type ScheduledFault,
+  schedule,
+  shuffled,
+} from './nemesis.js';
+import { ChaosNet, netUnavailableReason } from './net.js';
+import type { ChaosOptions, ChaosResult } from './run.js';
+import { mergeHistories, readJsonl } from './verdict.js';
+
+/** The nemeses that make sense for a leaderless store (no leader to pick, no membership change). */
+export const EVENTUAL_NEMESES: readonly NemesisKind[] = [
+  'kill',
+  'pause',
+  'partition-halves',
+  'partition-ring',
+  'partition-one-way',
+  'loss',
+  'slow',
+];
+
+export interface EventualChaosOptions extends ChaosOptions {
+  /** Counter keys (`pn/c0`…). Default 2. */
+  counters?: number;
+  /** The replicas must converge within this long after the heal (default 90 s). */
+  convergeBoundMs?: number;
+}
+
+const SECRET = 'chaos-test-secret-of-enough-length-0001';
+const ADMIN_SECRET = 'chaos-admin-secret-of-enough-length-01';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosResult> {
+  const tStart = monotonicNow();
+  const sink = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const log = (l: string) => sink(`[+${((monotonicNow() - tStart) / 1000).toFixed(1)}s] ${l}`);
+  const base = { dir: o.dir, seed: o.seed, protocol: 'eventual', failures: [] as string[] };
+  const unavailable = netUnavailableReason();
+  if (unavailable) return { ...base, status: 'skipped', reason: unavailable };
+  for (const k of o.kinds ?? [])
+    if (!EVENTUAL_NEMESES.includes(k))
+      return {
+        ...base,
+        status: 'error',
+        reason: `nemesis ${k} does not apply to the leaderless store (${EVENTUAL_NEMESES.join(', ')} do)`,
+      };
+  mkdirSync(o.dir, { recursive: true });
+  const secretFile = path.join(o.dir, 'cluster.key');
+  writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+  const adminSecretFile = path.join(o.dir, 'admin.key');
+  writeFileSync(adminSecretFile, `${ADMIN_SECRET}\n`, { mode: 0o600 });
+  const ids = Array.from({ length: o.nodes ?? 5 }, (_, i) => `n${i + 1}`);
+  const counters = o.counters ?? 2;
+  const keys = o.keys ?? 5;
+  const kinds = o.kinds ?? EVENTUAL_NEMESES;
+  const net = new ChaosNet(ids);
+  const nemLog: Record<string, unknown>[] = [];
+  const note = (e: Record<string, unknown>) => {
+    nemLog.push({ time: monotonicNow(), ...e });
+    log(`[nemesis] ${JSON.stringify(e)}`);
+  };
+  let cluster: ChaosCluster | undefined;
+  let kv: RemoteLeaderlessKvClient | undefined;
+  const clients: ChildProcess[] = [];
+  const cleanup = () => {
+    for (const c of clients) c.kill('SIGKILL');
+    cluster?.killAllNow();
+    net.teardown();
+  };
+  const onExit = () => cleanup();
+  process.once('exit', onExit);
+  try {
+    net.setup();
+    log(
+      `[chaos] network: ${ids.length} namespaces on bridge ${net.bridge} (${net.hostIp}/24), loss=${net.capabilities.statistic} latency=${net.capabilities.latency}`,
+    );
+    const relaysReady = kinds.includes('slow') ? net.startRelays(o.seed) : Promise.resolve();
+    relaysReady.catch(() => {});
+    cluster = new ChaosCluster({
+      net,
+      dir: o.dir,
+      secretFile,
+      secret: SECRET,
+      protocol: 'gossip',
+      nodeArgs: ['--key-types', 'pn/=pn', '--admin-secret-file', adminSecretFile],
+    });
+    const c = cluster;
+    log(`[chaos] nodes run from ${c.cli.from} (${c.cli.cmd.slice(1).join(' ')})`);
+    c.startAll();
+    // The harness's own client, from the root namespace (never partitioned).
+    kv = await connectLeaderless(c.peerSpecs(), {
+      secret: SECRET,
+      timeoutMs: 5000,
+      attemptTimeoutMs: 2500,
+      logger: { log: () => {} },
+    });
+    const client = kv;
+    const ask = <T>(node: string, msg: object, ms = 3000) =>
+      client.system
+        .ask(`${node}/gossip`, msg as never, ms)
+        .then((v) => v as T)
+        .catch(() => undefined);
+    await until(
+      `${ids.length} replicas ready, each seeing ${ids.length} alive`,
+      async () => {
+        for (const p of c.procs.values())
+          if (p.state === 'down' && p.exits.length > 0)
+            throw new Error(`node ${p.id} exited at start: ${p.tail.join('\n')}`);
+        const snaps = await Promise.all(
+          ids.map((id) =>
+            ask<{ ready: boolean; members: { state: string }[] }>(id, { type: 'replica-snapshot' }),
+          ),
+        );
+        return snaps.every(
+          (s) => s?.ready && s.members.filter((m) => m.state === 'alive').length === ids.length,
+        )
+          ? true
+          : undefined;
+      },
+      120_000,
+    );
+    log('[chaos] leaderless keyspace formed');
+
+    // ---- clients
+    const procs = o.clientProcs ?? 2;
+    const workers = o.workersPerProc ?? 3;
+    const clientScript = path.resolve('test/chaos/harness/eventual-client.ts');
+    const clientDone: Promise<void>[] = [];
+    const clientReady: Promise<void>[] = [];
+    for (let i = 0; i < procs; i++) {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          clientScript,
+          '--peers',
+          c.peerSpecs().join(','),
+          '--secret',
+          SECRET,
+          '--workers',
+          String(workers),
+          '--keys',
+          String(keys),
+          '--counters',
+          String(counters),
+          '--duration-ms',
+          String(o.durationMs),
+          '--out',
+          path.join(o.dir, `history-${i}.jsonl`),
+          '--process-base',
+          String(i * 100),
+          '--seed',
+          String(o.seed * 31 + i),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      clients.push(child);
+      let out = '';
+      let ready: () => void = () => {};
+      clientReady.push(new Promise<void>((r) => (ready = r)));
+      child.stdout?.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('"ready":true')) ready();
+      });
+      child.stderr?.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      clientDone.push(
+        new Promise((resolve) =>
+          child.once('exit', (code) => {
+            log(`[client ${i}] exit ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}`);
+            ready();
+            if (code !== 0)
+              base.failures.push(
+                `client process ${i} exited with ${code}: ${out.trim().slice(-500)}`,
+              );
+            resolve();
+          }),
+        ),
+      );
+    }
+    await Promise.race([Promise.all(clientReady), sleep(120_000)]);
+    log(
+      `[chaos] ${procs} client processes x ${workers} workers on ${keys} keys + ${counters} counters`,
+    );
+
+    // ---- memory samples
+    const rss: Record<string, number[]> = Object.fromEntries(ids.map((id) => [id, []]));
+    const rssLines: string[] = [];
+    const sampler = setInterval(() => {
+      const t = monotonicNow();
+      for (const id of ids) {
+        const v = c.rss(id);
+        if (v === undefined) continue;
+        rss[id]?.push(v);
+        rssLines.push(JSON.stringify({ time: t, node: id, rss: v }));
+      }
+    }, 2000);
+
+    // ---- nemesis
+    await relaysReady;
+    const plan = schedule({ seed: o.seed, durationMs: o.durationMs, kinds });
+    writeFileSync(path.join(o.dir, 'schedule.json'), JSON.stringify(plan, null, 1));
+    const t0 = monotonicNow();
+    for (const f of plan) {
+      await sleep(t0 + f.at - monotonicNow());
+      restartCrashed(c, note, base.failures);
+      await applyFault(c, net, f, note);
+    }
+    // The workload ends inside a partition (2 + 3, from the seed), so the heal below leaves
+    // something to converge: writes on both sides, hints for the other side.
+    const closing = shuffled(ids, o.seed >>> 0);
+    const closingGroups = [
+      closing.slice(0, Math.floor(ids.length / 2)),
+      closing.slice(Math.floor(ids.length / 2)),
+    ];
+    note({ event: 'start', kind: 'partition-halves', closing: true, groups: closingGroups });
+    net.partition(closingGroups);
+    await Promise.race([
+      Promise.all(clientDone),
+      sleep(o.durationMs - (monotonicNow() - t0) + 30_000),
+    ]);
+    for (const ch of clients) if (ch.exitCode === null) ch.kill('SIGKILL');
+
+    // ---- heal, then: writes served, convergence
+    net.heal();
+    for (const id of ids) c.resume(id);
+    restartCrashed(c, note, base.failures);
+    for (const id of ids) if (c.proc(id).state === 'down') c.start(id);
+    const healedAt = monotonicNow();
+    note({ event: 'heal-all' });
+    const writeBound = o.writeBoundMs ?? 30_000;
+    let writeAfterHealMs: number | undefined;
+    for (let i = 0; monotonicNow() - healedAt < writeBound + 5000; i++) {
+      const r = await client.put(`chaos-probe/${i}`, 'after-heal', { w: 'quorum' });
+      if (r.outcome === 'ok') {
+        writeAfterHealMs = Math.round(monotonicNow() - healedAt);
+        break;
+      }
+      await sleep(200);
+    }
+    if (writeAfterHealMs === undefined || writeAfterHealMs > writeBound)
+      base.failures.push(
+        `no write was served at W = quorum within ${writeBound} ms after healing (${writeAfterHealMs ?? 'none at all'})`,
+      );
+    log(`[chaos] first write at W = quorum after healing: ${writeAfterHealMs} ms`);
+
+    const inspectAll = async () => {
+      const res = await Promise.all(
+        ids.map((id) => ask<ReplicaView>(id, { type: 'replica-inspect' })),
+      );
+      return new Map(ids.map((id, i) => [id, res[i]]));
+    };
+    const convergeBound = o.convergeBoundMs ?? 90_000;
+    let convergedAfterMs: number | undefined;
+    let views = await inspectAll();
+    // How far apart the replicas were at the first look after the heal (ranges with differing
+    // roots, hints left, nodes not answering): what the convergence time is the time to undo.
+    const divergedAtHeal = judgeEventual([], new Map(), views).diverged;
+    log(
+      `[chaos] at the heal: ${divergedAtHeal.length} differences (${divergedAtHeal.slice(0, 3).join('; ')})`,
+    );
+    while (monotonicNow() - healedAt < convergeBound) {
+      if (judgeEventual([], new Map(), views).diverged.length === 0) {
+        convergedAfterMs = Math.round(monotonicNow() - healedAt);
+        break;
+      }
+      await sleep(500);
+      views = await inspectAll();
+    }
+    log(
+      `[chaos] replicas converged (equal Merkle roots, no hints) ${convergedAfterMs ?? 'never'} ms after healing`,
+    );
+    if (convergedAfterMs === undefined)
+      base.failures.push(`the replicas did not converge within ${convergeBound} ms of healing`);
+
+    // ---- final reads: every key through every node at R = all
+    const allKeys = [
+      ...Array.from({ length: keys }, (_, k) => `k${k}`),
+      ...Array.from({ length: counters }, (_, k) => `pn/c${k}`),
+    ];
+    const finals = new Map<string, Map<string, FinalRead>>();
+    for (const node of ids) {
+      const m = new Map<string, FinalRead>();
+      for (const key of allKeys) {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const r = await client.get(key, { r: 'all', node });
+          if (r.outcome === 'ok') {
+            m.set(key, {
+              siblings: [...r.value.siblings].map(String).sort(),
+              context: r.value.context,
+              ...(typeof r.value.crdt === 'number' ? { crdt: r.value.crdt } : {}),
+            });
+            break;
+          }
+          await sleep(300);
+        }
+      }
+      finals.set(node, m);
+    }
+    writeFileSync(
+      path.join(o.dir, 'final.json'),
+      `${JSON.stringify(Object.fromEntries([...finals].map(([n, m]) => [n, Object.fromEntries(m)])), null, 1)}\n`,
+    );
+    // The final reads repair what they find, and under load a member SWIM suspects for a moment
+    // gets hints (sloppy quorum): wait (bounded) until the replicas agree again, then judge.
+    const settleFrom = monotonicNow();
+    views = await inspectAll();
+    while (
+      judgeEventual([], new Map(), views).diverged.length > 0 &&
+      monotonicNow() - settleFrom < 30_000
+    ) {
+      await sleep(500);
+      views = await inspectAll();
+    }
+    const settledAfterFinalReadsMs = Math.round(monotonicNow() - settleFrom);
+    log(
+      `[chaos] after the final reads the replicas agreed again in ${settledAfterFinalReadsMs} ms`,
+    );
+    clearInterval(sampler);
+    writeFileSync(path.join(o.dir, 'rss.jsonl'), `${rssLines.join('\n')}\n`);
+    const unexpected = [...c.procs.values()].flatMap((p) =>
+      p.exits
+        .filter((e) => !e.expected)
+        .map((e) => `${p.id} exited by itself (code ${e.code}, signal ${e.signal})`),
+    );
+    base.failures.push(...unexpected);
+    await kv.disconnect().catch(() => undefined);
+    kv = undefined;
+    await c.stopAll();
+    cluster = undefined;
+    net.teardown();
+    writeFileSync(
+      path.join(o.dir, 'nemesis.jsonl'),
+      `${nemLog.map((e) => JSON.stringify(e)).join('\n')}\n`,
+    );
+
+    // ---- judge
+    const parts: HistoryEvent[][] = [];
+    for (let i = 0; i < procs; i++) parts.push(readJsonl(path.join(o.dir, `history-${i}.jsonl`)));
+    const history = mergeHistories(parts);
+    writeFileSync(
+      path.join(o.dir, 'history.jsonl'),
+      `${history.map((e) => JSON.stringify(e)).join('\n')}\n`,
+    );
+    const verdict: EventualVerdict = judgeEventual(history, finals, views);
+    base.failures.push(...verdict.failures);
+    const limit = o.rssLimitBytes ?? 512 * 1024 * 1024;
+    const memory: Record<string, { first: number; max: number; last: number }> = {};
+    for (const id of ids) {
+      const s = rss[id] ?? [];
+      if (!s.length) continue;
+      memory[id] = { first: s[0] as number, max: Math.max(...s), last: s[s.length - 1] as number };
+      if ((memory[id]?.max ?? 0) > limit)
+        base.failures.push(`${id} RSS reached ${mb(memory[id]?.max ?? 0)} (limit ${mb(limit)})`);
+    }
+    const done = history.filter((e) => e.type !== 'invoke');
+    const counts = {
+      ok: done.filter((e) => e.type === 'ok').length,
+      fail: done.filter((e) => e.type === 'fail').length,
+      info: done.filter((e) => e.type === 'info').length,
+      open: history.filter((e) => e.type === 'invoke').length - done.length,
+    };
+    const result: ChaosResult = {
+      ...base,
+      status: base.failures.length ? 'fail' : 'pass',
+      reason: base.failures.length
+        ? (base.failures[0] as string)
+        : 'converged after the heal, no acknowledged write lost, counters exact, writes served after healing, memory bounded',
+      durationMs: o.durationMs,
+      operations: counts,
+      eventual: verdict.stats,
+      faults: nemLog.filter((e) => e.event === 'start').map((e) => e.kind),
+      writeAfterHealMs,
+      convergedAfterMs,
+      divergedAtHeal: divergedAtHeal.length,
+      settledAfterFinalReadsMs,
+      memory,
+      restarts: Object.fromEntries([...c.procs.values()].map((p) => [p.id, p.starts - 1])),
+      network: net.capabilities,
+    };
+    writeResult(o.dir, result);
+    return result;
+  } catch (err) {
+    const r: ChaosResult = {
+      ...base,
+      status: 'error',
+      reason: (err as Error).stack ?? String(err),
+    };
+    if (existsSync(o.dir)) writeResult(o.dir, r);
+    return r;
+  } finally {
+    process.removeListener('exit', onExit);
+    await kv?.disconnect().catch(() => undefined);
+    const left = cluster;
+    cleanup();
+    await left?.closeProbe();
+    for (const p of left?.procs.values() ?? []) p.log.end();
+  }
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  deadlineMs: number,
+  everyMs = 500,
+): Promise<T> {
+  const end = monotonicNow() + deadlineMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (monotonicNow() > end)
+      throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+function mb(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+function writeResult(dir: string, r: ChaosResult): void {
+  writeFileSync(path.join(dir, 'result.json'), `${JSON.stringify(r, null, 2)}\n`);
+  const lines = [
+    `chaos run: ${r.status.toUpperCase()} (protocol eventual, seed ${r.seed})`,
+    `reason: ${r.reason}`,
+    ...r.failures.map((f) => `  failure: ${f}`),
+  ];
+  for (const k of [
+    'durationMs',
+    'operations',
+    'eventual',
+    'faults',
+    'writeAfterHealMs',
+    'convergedAfterMs',
+    'divergedAtHeal',
+    'memory',
+    'restarts',
+    'network',
+  ])
+    if (r[k] !== undefined) lines.push(`${k}: ${JSON.stringify(r[k])}`);
+  lines.push(`history: ${path.join(dir, 'history.jsonl')}`);
+  lines.push(
+    `reproduce: npx tsx scripts/chaos.ts --minutes ${((r.durationMs as number | undefined) ?? 0) / 60000} --seed ${r.seed} --protocol eventual`,
+  );
+  writeFileSync(path.join(dir, 'summary.txt'), `${lines.join('\n')}\n`);
+}
+
+/** A node that exited by itself fails the run; it is restarted so the run goes on. */
+function restartCrashed(
+  c: ChaosCluster,
+  note: (e: Record<string, unknown>) => void,
+  failures: string[],
+): void {
+  for (const p of c.procs.values()) {
+    const last = p.exits[p.exits.length - 1];
+    if (p.state === 'down' && last && !last.expected) {
+      note({ event: 'restart-crashed', node: p.id, code: last.code, signal: last.signal });
+      failures.push(
+        `${p.id} crashed by itself (code ${last.code}); last lines: ${p.tail.slice(-5).join(' | ')}`,
+      );
+      last.expected = true;
+      c.start(p.id);
+    }
+  }
+}
+
+/** Applies one fault for its duration, then undoes it (victims from the schedule's pick). */
+async function applyFault(
+  c: ChaosCluster,
+  net: ChaosNet,
+  f: ScheduledFault,
+  note: (e: Record<string, unknown>) => void,
+): Promise<void> {
+  const ids = c.ids;
+  const order = shuffled(ids, f.pick);
+  const victim = order[0] as string;
+  const start = (extra: Record<string, unknown>) =>
+    note({ event: 'start', kind: f.kind, durationMs: f.durationMs, ...extra });
+  const end = (extra: Record<string, unknown> = {}) =>
+    note({ event: 'end', kind: f.kind, ...extra });
+  switch (f.kind) {
+    case 'kill': {
+      start({ node: victim });
+      await c.kill(victim);
+      await sleep(f.durationMs);
+      c.start(victim);
+      end({ node: victim });
+      return;
+    }
+    case 'pause': {
+      start({ node: victim });
+      c.pause(victim);
+      await sleep(f.durationMs);
+      c.resume(victim);
+      end({ node: victim });
+      return;
+    }
+    case 'partition-halves': {
+      const cut = Math.floor(ids.length / 2);
+      const groups = [order.slice(0, cut), order.slice(cut)];
+      start({ groups });
+      net.partition(groups);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return;
+    }
+    case 'partition-ring': {
+      const vis = ringVisibility(order);
+      start({ visible: vis });
+      net.restrict(vis);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return;
+    }
+    case 'partition-one-way': {
+      const [from, to] = [order[0] as string, order[1] as string];
+      start({ from, to, note: `${to} no longer receives from ${from}` });
+      net.dropFrom(to, from);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return;
+    }
+    case 'loss': {
+      const victims = order.slice(0, 3);
+      const p = 0.1 + new Random(f.pick).int(30) / 100;
+      start({ nodes: victims, probability: p });
+      net.loss(victims, p);
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return;
+    }
+    case 'slow': {
+      const victims = order.slice(0, 2);
+      const delayMs = 50 + (f.pick % 150);
+      if (net.capabilities.latency === 'none') {
+        note({ event: 'skip', kind: f.kind, why: net.capabilities.latencyProblem ?? 'no latency' });
+        await sleep(f.durationMs);
+        return;
+      }
+      const how: string[] = [];
+      for (const v of victims) how.push(await net.slow(v, delayMs, 25));
+      start({ nodes: victims, how: how[0], delayMs, jitterMs: 25 });
+      await sleep(f.durationMs);
+      net.heal();
+      end();
+      return;
+    }
+    default:
+      note({ event: 'skip', kind: f.kind, why: 'does not apply to the leaderless store' });
+      await sleep(f.durationMs);
+  }
+}
