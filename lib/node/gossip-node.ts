@@ -36,12 +36,14 @@ import type { LinkStatus } from '../transport.js';
 import { type AdminProof, makeAdminProof } from './admin-auth.js';
 import { discoverJoinTarget, JoinError } from './join-cluster.js';
 import type { LinkGate } from './link-gate.js';
+import type { MessageSampler } from './message-samples.js';
 import {
   type AdminMsg,
   type GossipNodeStatus,
   type NodeStatus,
   operatorProofProblem,
   operatorProofShape,
+  sinceOf,
 } from './node-admin.js';
 import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
@@ -110,7 +112,7 @@ export async function startGossipNode(config: GossipNodeConfig): Promise<Running
     a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0,
   );
   const base = await openNodeBase(config, 'gossip');
-  const { clock, log, system, transport, url, members, peers, gate, joinTargets } = base;
+  const { clock, log, system, transport, url, members, peers, gate, joinTargets, samples } = base;
   const startedAt = clock.now();
   const dir = path.join(config.dataDir, 'gossip');
   let stopping: Promise<void> | undefined;
@@ -216,6 +218,7 @@ export async function startGossipNode(config: GossipNodeConfig): Promise<Running
       startedAt,
       n,
       replica: () => replica.getSnapshot(),
+      samples,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
       links: () =>
         transport.peers().flatMap((p) => {
@@ -314,6 +317,8 @@ interface GossipAdminDeps {
   startedAt: number;
   n: number;
   replica: () => ReplicaSnapshot | undefined;
+  /** Samples of the messages this node sends (the dashboard's message flow). */
+  samples?: MessageSampler;
   adminSecret?: string;
   links: () => LinkStatus[];
   addPeer: (id: string, url: string) => void;
@@ -375,9 +380,14 @@ export class GossipNodeAdmin extends Actor<GossipAdminMsg> {
 
   receive(msg: GossipAdminMsg): void {
     switch (msg.type) {
-      case 'node.status':
-        this.ctx.reply(msg, this.status());
+      case 'node.status': {
+        const out = this.status();
+        // Detailed (the dashboard): the messages it sent since the last ask. No log tail: a
+        // leaderless replica has no log of commands.
+        if (msg.detail === true) out.messages = this.deps.samples?.since(sinceOf(msg)) ?? [];
+        this.ctx.reply(msg, out);
         return;
+      }
       case 'node.members':
         this.learn(msg.members as Record<string, unknown>);
         return;

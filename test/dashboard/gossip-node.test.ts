@@ -83,6 +83,15 @@ t.test('a leaderless cluster on the dashboard: ring, SWIM views, convergence', a
     'keys and pending hints on every card',
   );
 
+  // The message flow: SWIM and anti-entropy traffic sampled by every replica, not only a.
+  const fromOther = await feed
+    .next((f) => f.kind === 'msg' && f.from !== 'a', 60_000)
+    .catch(() => undefined);
+  t.ok(
+    fromOther,
+    `the feed carries messages sent by other replicas (${JSON.stringify(fromOther)})`,
+  );
+
   const put = await control({ op: 'put', key: 'k', value: 'v' });
   t.equal(put.ok, false, 'a write from the page is refused');
   t.match(String(put.message), /KV client/, `with what to use instead: ${String(put.message)}`);
