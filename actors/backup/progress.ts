@@ -16,6 +16,7 @@ export type ProgressFn = (p: Progress) => void;
 /**
  * Renders progress for a terminal (one line rewritten in place: bytes, chunks, rate, time
  * left) or, when the stream is not a TTY, as plain log lines at most every `everyMs`.
+ * `done()` prints the last update if it was throttled, so the output ends with the final state.
  * `now` is a monotonic millisecond clock (the CLI passes its SystemClock's).
  */
 export function progressPrinter(
@@ -41,21 +42,30 @@ export function progressPrinter(
       s += `, ${fmtTime((p.totalBytes - p.bytes) / rate)} left`;
     return s;
   };
+  // The last update, and whether it is what the stream shows: done() prints it if not, so the
+  // output ends with the operation's final state (100 %) even when that update was throttled.
+  let lastP: Progress | undefined;
+  let shown = true;
+  let ended = false;
+  const show = (p: Progress) => {
+    lastLine = line(p);
+    shown = true;
+    out.write(out.isTTY ? `\r\x1b[2K${lastLine}` : `${lastLine}\n`);
+  };
   return {
     update(p) {
+      if (ended) return;
+      lastP = p;
+      shown = false;
       const t = now();
-      if (out.isTTY) {
-        if (t - last < 100) return;
-        last = t;
-        lastLine = line(p);
-        out.write(`\r\x1b[2K${lastLine}`);
-      } else {
-        if (t - last < everyMs) return;
-        last = t;
-        out.write(`${line(p)}\n`);
-      }
+      if (t - last < (out.isTTY ? 100 : everyMs)) return;
+      last = t;
+      show(p);
     },
     done() {
+      if (ended) return;
+      ended = true;
+      if (lastP && !shown) show(lastP);
       if (out.isTTY && lastLine) out.write('\n');
     },
   };

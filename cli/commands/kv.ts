@@ -56,7 +56,9 @@ cluster (one of):
                                        --protocol gossip): get, put, del and incr only;
                                        --w / --r one|quorum|all|N (default quorum), reads
                                        --consistency eventual|session; get prints every
-                                       sibling of a key in conflict, one per line
+                                       sibling of a key in conflict, one per line; put and
+                                       del read the key first and replace what they read
+                                       (--blind: write without reading, as a new sibling)
 
 reads:
   --consistency strong|bounded|session|prefix|eventual   (default: the cluster's
@@ -106,7 +108,7 @@ const VALUE_FLAGS = new Set([
   'w',
   'r',
 ]);
-const BOOL_FLAGS = new Set(['json', 'prefix', 'expect-absent', 'delete', 'help']);
+const BOOL_FLAGS = new Set(['json', 'prefix', 'expect-absent', 'delete', 'help', 'blind']);
 
 function parseArgs(argv: string[]): Args {
   const pos: string[] = [];
@@ -521,9 +523,9 @@ export async function run(argv: string[]): Promise<number> {
         throw new UsageError(
           `kv ${a.cmd} is not available on a leaderless keyspace (--protocol gossip): get, put, del and incr are (cas, scans and watches need a leader or a log)`,
         );
-    } else if (a.cmd === 'incr' || a.flags.has('w') || a.flags.has('r'))
+    } else if (a.cmd === 'incr' || a.flags.has('w') || a.flags.has('r') || a.flags.has('blind'))
       throw new UsageError(
-        `${a.cmd === 'incr' ? 'kv incr' : '--w / --r'} is for a leaderless keyspace: add --protocol gossip`,
+        `${a.cmd === 'incr' ? 'kv incr' : '--w / --r / --blind'} is for a leaderless keyspace: add --protocol gossip`,
       );
     else if (!['get', 'put', 'del', 'cas', 'scan', 'watch', 'status', 'workload'].includes(a.cmd))
       throw new UsageError(`unknown kv command "${a.cmd}"`);
@@ -644,9 +646,24 @@ async function runLeaderless(a: Args): Promise<number> {
         );
       }
       case 'put':
-        return report(a, await kv.put(key, a.pos[1] as string, wo), written);
-      case 'del':
-        return report(a, await kv.delete(key, wo), written);
+      case 'del': {
+        // A write replaces exactly the versions its causal context covers: without one (a new
+        // process knows none) a put only adds a sibling and a delete removes nothing. So read
+        // the key first (its context is kept by the client) unless --blind asks for that.
+        if (!a.flags.has('blind')) {
+          const seen = await kv.get(key, { r: r ?? 'quorum' });
+          if (seen.outcome !== 'ok') {
+            report(a, seen, () => '');
+            errLine(
+              `synod kv: nothing written: reading ${key} for its causal context failed (--blind writes without it, as a new sibling)`,
+            );
+            return 1;
+          }
+        }
+        const res =
+          a.cmd === 'put' ? await kv.put(key, a.pos[1] as string, wo) : await kv.delete(key, wo);
+        return report(a, res, written);
+      }
       default:
         return report(a, await kv.increment(key, by, wo), written);
     }

@@ -166,6 +166,28 @@ t.test('three gossip processes: SIGKILL and restart lose no acknowledged write',
   t.match(put.out, /^ok, 3 acks/);
   const get = await runSynod(['kv', 'get', 'cli/k', '--r', 'all', ...cli], 60_000);
   t.equal(get.out.trim(), 'hello', 'synod kv get reads it back');
+  const incr = await runSynod(['kv', 'incr', 'pn/cli', '2', '--w', 'all', ...cli], 60_000);
+  t.equal(incr.code, 0, `synod kv incr: ${incr.err}`);
+  const counted = await runSynod(['kv', 'get', 'pn/cli', '--r', 'all', ...cli], 60_000);
+  t.equal(counted.out.trim(), '2', 'synod kv get prints the counter');
+  // Another process's put reads the key first and replaces what it read; a --blind one does
+  // not read, so it is a concurrent sibling.
+  const again = await runSynod(['kv', 'put', 'cli/k', 'world', '--w', 'all', ...cli], 60_000);
+  t.equal(again.code, 0, `a second put from another process: ${again.err}`);
+  const replaced = await runSynod(['kv', 'get', 'cli/k', '--r', 'all', ...cli], 60_000);
+  t.equal(replaced.out.trim(), 'world', 'it replaced the value it read (no sibling)');
+  const blind = await runSynod(['kv', 'put', 'cli/k', 'x', '--blind', '--w', 'all', ...cli]);
+  t.equal(blind.code, 0, `a --blind put: ${blind.err}`);
+  const both = await runSynod(['kv', 'get', 'cli/k', '--r', 'all', ...cli], 60_000);
+  t.same(
+    both.out.trim().split('\n').sort(),
+    ['(2 siblings in conflict)', 'world', 'x'],
+    'a --blind put is a sibling of what it did not read',
+  );
+  const del = await runSynod(['kv', 'del', 'cli/k', '--w', 'all', ...cli], 60_000);
+  t.equal(del.code, 0, `synod kv del: ${del.err}`);
+  const gone = await runSynod(['kv', 'get', 'cli/k', '--r', 'all', ...cli], 60_000);
+  t.equal(gone.out.trim(), '(absent)', 'del read both siblings and deleted them (a tombstone)');
   const cas = await runSynod(['kv', 'cas', 'cli/k', 'x', '--expect', 'hello', ...cli], 60_000);
   t.equal(cas.code, 2, 'kv cas is refused on a leaderless keyspace');
   t.match(cas.err, /not available on a leaderless keyspace/);
