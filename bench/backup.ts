@@ -314,12 +314,11 @@ export const main: BenchMain = async (argv) => {
     cpuRatio: round2(median(copyCpu) / median(backupCpu)),
   };
   const rest = summarize(
-    'restore (digest-checked)',
+    "restore into memory (digest-checked; supplementary: the issue's restore is the next row)",
     'MB/s',
     'higher',
     restoreRuns,
     { name: 'read + SHA-256', runs: readRuns },
-    '≥ 0.6 × baseline',
   );
   rest.extra = {
     cpuMsPerMb: restoreCpu.map(round1),
@@ -347,19 +346,21 @@ export const main: BenchMain = async (argv) => {
       'lower',
       [incr.stored + incr.manifest],
       { name: 'changed data + manifest', runs: [incr.changed + incr.manifest] },
-      '≤ 1.1 × baseline',
+      // lower is better, so the ratio is baseline / value: ≤ 1.1 × baseline is ratio ≥ 0.91
+      '≤ 1.1 × baseline (ratio ≥ 0.91)',
     );
     m.extra = incr;
     ms.push(m);
   }
   if (lat) {
     const m = summarize(
-      'agent apply p99 during a full backup',
+      // the agent's own apply loop in this process, not the cluster's write latency (the
+      // issue's measure is the deployed case below), so no target
+      'agent apply p99 during a full backup (in-process, supplementary)',
       'ms',
       'lower',
       [lat.during],
       { name: 'apply p99 idle', runs: [lat.idle] },
-      'within 20% (ratio ≥ 0.83)',
     );
     m.extra = { entries: lat.n };
     ms.push(m);
