@@ -1,10 +1,15 @@
 /**
  * `npm run bench -- paxos [--repeats=N] [--seconds=S] [--clients=1,16,256] [--nodes=3]
- * [--warmup=S] [--settle=S] [--only=paxos|raft]`:
+ * [--warmup=S] [--settle=S] [--only=paxos|raft] [--processes=N] [--process-seconds=S]`:
  * Multi-Paxos committed writes/s and p50/p99 commit latency with 1, 16 and 256 closed-loop
  * clients, on a cluster of actor systems in one process (in-memory transport with msgpack
  * encoding, memory disks), side by side with Raft (actors/raft RaftNode) on the same
  * transport, storage, state machine and clients, in the same run. Raft is the baseline.
+ *
+ * `--processes=N` (default 0: off) adds Raft's case (b) side by side: three `synod node`
+ * processes on loopback (WebSockets, file storage, fsync), `--protocol paxos` against the
+ * default Raft, with the same KV clients and closed loop as bench/raft.ts (bench/lib/
+ * raft-processes.ts, failover trials off), N rounds alternating the order (R P, P R, ...).
  */
 
 import v8 from 'node:v8';
@@ -28,6 +33,8 @@ import {
   report,
   summarize,
 } from './harness.js';
+import type { LevelResult } from './lib/loadgen.js';
+import { measureRaftProcesses } from './lib/raft-processes.js';
 
 export type Kind = 'paxos' | 'raft';
 
@@ -307,6 +314,18 @@ export const main: BenchMain = async (argv) => {
       );
     }
   }
+  const processNotes: string[] = [];
+  const processRounds = Number(arg(argv, 'processes', '0'));
+  if (processRounds > 0) {
+    measurements.push(
+      ...(await threeProcesses(
+        processRounds,
+        Number(arg(argv, 'process-seconds', '5')),
+        clientCounts,
+        processNotes,
+      )),
+    );
+  }
   const retryNote = (['paxos', 'raft'] as const)
     .map((k) => {
       const all = [...results[k].values()].flat();
@@ -322,6 +341,77 @@ export const main: BenchMain = async (argv) => {
   return report('paxos', measurements, [
     `Client retries after NotLeader/Dropped/Timeout (leader changes under load): ${retryNote}.`,
     `${nodes} nodes in one process, in-memory transport (msgpack-encoded envelopes), memory disks (no fsync); closed-loop clients proposing writes to the leader; ${seconds} s per point, each fresh cluster first running ${settle} s unmeasured at ${maxClients} clients; ${repeats} rounds (the order of the two protocols alternating, P R R P ...), medians of the rounds, and the median of the per-round ratios; both protocols warmed ${warmup} s each, interleaved, before anything is measured.`,
+    ...processNotes,
     loadNote(),
   ]);
 };
+
+/**
+ * Raft's case (b) for both protocols: three `synod node` processes (WebSockets, file storage
+ * with fsync), the KV clients and closed loop of bench/raft.ts, `rounds` rounds alternating the
+ * order. Rows: Multi-Paxos writes/s and p50/p99 with Raft's from the same round as baseline.
+ */
+async function threeProcesses(
+  rounds: number,
+  seconds: number,
+  levels: number[],
+  notes: string[],
+): Promise<Measurement[]> {
+  const runs: Record<Kind, LevelResult[][]> = {
+    paxos: levels.map(() => []),
+    raft: levels.map(() => []),
+  };
+  for (let r = 0; r < rounds; r++) {
+    const order: Kind[] = r % 2 === 0 ? ['raft', 'paxos'] : ['paxos', 'raft'];
+    for (const kind of order) {
+      const res = await measureRaftProcesses({
+        levels,
+        durationMs: seconds * 1000,
+        trials: 0,
+        runs: 1,
+        ...(kind === 'paxos' ? { nodeArgs: ['--protocol', 'paxos'] } : {}),
+        log: (line) => console.log(`[3 processes, ${kind}] ${line}`),
+      });
+      res.levels.forEach((l, i) => {
+        runs[kind][i]?.push(...l);
+      });
+    }
+  }
+  const out: Measurement[] = [];
+  levels.forEach((c, i) => {
+    const px = runs.paxos[i] as LevelResult[];
+    const rf = runs.raft[i] as LevelResult[];
+    out.push(
+      summarize(
+        `3 processes, WS + fsync: Multi-Paxos committed writes, ${c} client(s)`,
+        'writes/s',
+        'higher',
+        px.map((x) => x.write.opsPerSec),
+        { name: 'Raft, same processes and clients', runs: rf.map((x) => x.write.opsPerSec) },
+      ),
+      summarize(
+        `3 processes: Multi-Paxos p50 write latency, ${c} client(s)`,
+        'ms',
+        'lower',
+        px.map((x) => x.write.p50),
+        { name: 'Raft p50', runs: rf.map((x) => x.write.p50) },
+      ),
+      summarize(
+        `3 processes: Multi-Paxos p99 write latency, ${c} client(s)`,
+        'ms',
+        'lower',
+        px.map((x) => x.write.p99),
+        { name: 'Raft p99', runs: rf.map((x) => x.write.p99) },
+      ),
+    );
+    const errors = (rs: LevelResult[]) => rs.reduce((a, x) => a + x.write.errors, 0);
+    if (errors(px) + errors(rf) > 0)
+      notes.push(
+        `3 processes, ${c} clients: failed writes not counted: Multi-Paxos ${errors(px)}, Raft ${errors(rf)}`,
+      );
+  });
+  notes.push(
+    `3 processes (--processes=${rounds}): three \`synod node\` processes on loopback (dist/ build), WebSockets with the cluster secret, file storage with fsync, \`--protocol paxos\` against the default Raft; the closed-loop KV clients of bench/raft.ts (bench/lib/loadgen.ts, 100-byte puts) in the benchmark process; ${seconds} s per level; ${rounds} round(s), the order alternating (R P, P R, ...); medians of the rounds.`,
+  );
+  return out;
+}

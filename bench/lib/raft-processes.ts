@@ -33,6 +33,11 @@ export interface RaftProcessOptions {
   /** Where to write the latency plot (repo-relative path is returned); none when undefined. */
   plotFile?: string;
   log?: (line: string) => void;
+  /**
+   * Extra `synod node` arguments for every node, e.g. ['--protocol', 'paxos'] (bench/paxos.ts
+   * `--processes`: the same three processes, clients and loop with Multi-Paxos nodes).
+   */
+  nodeArgs?: string[];
 }
 
 export interface RaftProcessResult {
@@ -139,6 +144,7 @@ export async function measureRaftProcesses(
         dir: path.join(base, `run${run}`),
         log,
         ...(nodeFlags.length > 0 ? { nodeFlags: () => nodeFlags } : {}),
+        ...(options.nodeArgs ? { nodeArgs: () => options.nodeArgs as string[] } : {}),
       });
       try {
         for (let i = 0; i < levels.length; i++) {

@@ -8,10 +8,11 @@
  * - the page in Chromium over https connects its feed over wss and shows the cluster;
  * - `synod node --tls-cert … --tls-key … --dashboard PORT` serves the dashboard over https.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { Subject } from 'rxjs';
@@ -19,7 +20,7 @@ import t from 'tap';
 import { WebSocket } from 'ws';
 import { DashboardServer } from '../../lib/dashboard/server.js';
 import type { DashboardSource } from '../../lib/dashboard/view.js';
-import { freePort, NodeProcesses, until } from '../helpers/node-processes.js';
+import { freePort, NodeProcesses, SYNOD_CLI, until } from '../helpers/node-processes.js';
 import { selfSignedCert } from '../helpers/ws-util.js';
 
 const ADMIN = 'admin-secret-of-the-tls-test-0123';
@@ -140,5 +141,49 @@ t.test(
       throw err;
     });
     t.equal(line, `dashboard at https://127.0.0.1:${port}/`, line);
+  },
+);
+
+t.test(
+  'a node with an admin secret and a plain-HTTP dashboard beyond loopback warns at start',
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synod-dash-warn-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const adminFile = path.join(dir, 'admin.key');
+    writeFileSync(adminFile, `${ADMIN}\n`);
+    const [port, dashPort] = [await freePort(), await freePort()];
+    const child = spawn(
+      process.execPath,
+      [
+        ...SYNOD_CLI,
+        'node',
+        '--id',
+        'n1',
+        '--listen',
+        `0.0.0.0:${port}`,
+        '--data',
+        path.join(dir, 'n1'),
+        '--admin-secret-file',
+        adminFile,
+        '--dashboard',
+        String(dashPort),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    t.teardown(async () => {
+      child.kill('SIGTERM');
+      await exited;
+    });
+    const warning = await until(
+      'the warning',
+      () => /the dashboard serves plain HTTP on 0\.0\.0\.0[^\n]*/.exec(output)?.[0],
+      60_000,
+    ).catch(() => undefined);
+    t.ok(warning, `warned: ${warning ?? output.slice(-1500)}`);
+    t.match(String(warning), /--tls-cert and --tls-key/, 'saying what to do');
   },
 );
