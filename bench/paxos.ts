@@ -388,6 +388,8 @@ async function threeProcesses(
         'higher',
         px.map((x) => x.write.opsPerSec),
         { name: 'Raft, same processes and clients', runs: rf.map((x) => x.write.opsPerSec) },
+        // the issue's target holds for every cluster the Raft benchmark measures, this one too
+        'within 20% of Raft (ratio ≥ 0.8)',
       ),
       summarize(
         `3 processes: Multi-Paxos p50 write latency, ${c} client(s)`,
