@@ -14,6 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import type { HistoryEvent } from '../../../lib/history/event.js';
 import { HistoryRecorder } from '../../../lib/history/recorder.js';
 import { makeAdminProof } from '../../../lib/node/admin-auth.js';
@@ -55,6 +56,17 @@ export interface ChaosOptions {
   /** Take backups during faults (default true), see ./backups.ts. */
   backups?: boolean;
   log?: (line: string) => void;
+}
+
+/**
+ * The checker's memory budget per key: 60 % of this process's heap limit, at least the
+ * checker's own default of 512 MiB. A memoised configuration holds a bitset over the key's
+ * pending operations, so its size grows with the history: a 30-minute Raft run of 545,000
+ * operations on 5 keys ran out of the default 512 MiB at 40,000 configurations and was judged
+ * "could not decide".
+ */
+function checkerMemoryBytes(): number {
+  return Math.max(512 * 1024 ** 2, Math.floor(getHeapStatistics().heap_size_limit * 0.6));
 }
 
 export interface ChaosResult {
@@ -353,6 +365,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       reportFile,
       title: `chaos ${o.protocol} seed ${o.seed}`,
       timeoutMs: o.checkerTimeoutMs ?? Math.max(120_000, Math.round(o.durationMs / 2)),
+      maxMemoryBytes: checkerMemoryBytes(),
     });
     if (hv.checker.result === 'violation')
       base.failures.push(`not linearizable: ${hv.checker.summary}`);

@@ -156,9 +156,19 @@ export interface HistoryVerdict {
 /** Checks the merged history; writes the HTML report (always) and returns both verdicts. */
 export function judgeHistory(
   events: readonly HistoryEvent[],
-  opts: { finalProcess: string; reportFile: string; title: string; timeoutMs: number },
+  opts: {
+    finalProcess: string;
+    reportFile: string;
+    title: string;
+    timeoutMs: number;
+    maxMemoryBytes?: number;
+  },
 ): HistoryVerdict {
-  const checker = checkHistory(events, { model: 'register', timeoutMs: opts.timeoutMs });
+  const checker = checkHistory(events, {
+    model: 'register',
+    timeoutMs: opts.timeoutMs,
+    ...(opts.maxMemoryBytes !== undefined ? { maxMemoryBytes: opts.maxMemoryBytes } : {}),
+  });
   const lost = findLostWrites(events, opts.finalProcess);
   writeFileSync(opts.reportFile, renderHtmlReport(checker, { title: opts.title }));
   return { checker, lost, reportFile: opts.reportFile };
