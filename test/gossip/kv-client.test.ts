@@ -259,3 +259,34 @@ t.test('a write that cannot reach W replicas in time is indeterminate', async (t
   const r = ok(t, await settle(clock, kv.get(key, { r: 'all', node: 'b' })), 'read after heal');
   t.equal(r.value, 'maybe', 'the indeterminate write was in fact applied');
 });
+
+t.test(
+  "a write's returned context does not claim the coordinator's concurrent siblings (chaos seed 955488)",
+  async (t) => {
+    // Three clients write one key blind through the same coordinator: dots a:1, a:2, a:3,
+    // three concurrent siblings. Carol's acknowledgement must not hand her a context that
+    // covers a:1 and a:2 (she never saw them): her next write would silently replace the
+    // acknowledged writes of alice and bob.
+    const { clock, c } = await start(9);
+    t.teardown(() => c.stop());
+    const ring = new HashRing(NODES, 32);
+    const key = Array.from({ length: 100 }, (_, i) => `dvv${i}`).find(
+      (k) => ring.preferenceList(k, 3)[0] === 'a',
+    ) as string;
+    const alice = c.client({ node: 'a' });
+    const bob = c.client({ node: 'a' });
+    const carol = c.client({ node: 'a' });
+    ok(t, await settle(clock, alice.put(key, 'alice')), 'alice writes blind');
+    ok(t, await settle(clock, bob.put(key, 'bob')), 'bob writes blind');
+    ok(t, await settle(clock, carol.put(key, 'carol 1')), 'carol writes blind');
+    const three = ok(t, await settle(clock, alice.get(key, { r: 'all' })), 'read');
+    t.same([...three.siblings].sort(), ['alice', 'bob', 'carol 1'], 'three concurrent siblings');
+    ok(t, await settle(clock, carol.put(key, 'carol 2')), 'carol writes again with her context');
+    const after = ok(t, await settle(clock, bob.get(key, { r: 'all' })), 'read');
+    t.same(
+      [...after.siblings].sort(),
+      ['alice', 'bob', 'carol 2'],
+      "carol's second write replaces only her first: alice's and bob's writes survive",
+    );
+  },
+);
