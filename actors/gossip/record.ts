@@ -5,7 +5,7 @@
  * anti-entropy alike; `applyOp` turns a client operation into a new state and the delta
  * to ship.
  */
-import { type CausalContext, ccCovers, ccJoin, type Dot } from './causal-context.js';
+import { type CausalContext, ccCovers, ccJoin, type Dot, EMPTY_CONTEXT } from './causal-context.js';
 import {
   contextOf,
   isDeleted,
@@ -21,7 +21,7 @@ import { LWW_EMPTY, type LwwState, lwwMerge, lwwSet, lwwValue } from './lww-regi
 import { MV_EMPTY, type MvState, mvMerge, mvValues, mvWrite } from './mv-register.js';
 import { ORSET_EMPTY, type OrSetState, orAdd, orMerge, orRemove, orValues } from './or-set.js';
 import { PN_EMPTY, type PnState, pnCovers, pnIncrement, pnMerge, pnValue } from './pn-counter.js';
-import { isVersionVector, type VersionVector, vvDescends, vvJoin } from './version-vector.js';
+import { isVersionVector, type VersionVector } from './version-vector.js';
 
 /** `dvv`: plain values with siblings resolved by the client; the others are CRDTs. */
 export type KeyType = 'dvv' | 'lww' | 'mv' | 'pn' | 'orset';
@@ -108,8 +108,8 @@ export interface ApplyContext {
   /** The coordinating replica (mints dots, owns its counter entry). */
   readonly id: string;
   readonly hlc: HybridLogicalClock;
-  /** The client's causal context for `dvv` writes ({} when it has read nothing). */
-  readonly context: VersionVector;
+  /** The client's causal context for `dvv` writes (empty when it has seen nothing). */
+  readonly context: CausalContext;
 }
 
 /** Applies an operation; returns the new full record and the delta to replicate. */
@@ -210,7 +210,8 @@ export function readValue(rec: KeyRecord | undefined, type: KeyType): ReadValue 
 // and to resolve DVV siblings.
 
 export type CausalToken =
-  | { readonly t: 'dvv'; readonly vv: VersionVector }
+  /** `dc` (dots seen beyond `vv`): absent when empty, so older tokens read the same. */
+  | { readonly t: 'dvv'; readonly vv: VersionVector; readonly dc?: readonly Dot[] }
   | { readonly t: 'lww'; readonly ts: HlcTimestamp | null }
   | { readonly t: 'mv' | 'orset'; readonly cc: CausalContext }
   | { readonly t: 'pn'; readonly s: PnState };
@@ -218,7 +219,7 @@ export type CausalToken =
 export function tokenOf(rec: KeyRecord): CausalToken {
   switch (rec.t) {
     case 'dvv':
-      return { t: 'dvv', vv: contextOf(rec.sibs) };
+      return dvvToken(contextOf(rec.sibs));
     case 'lww':
       return { t: 'lww', ts: rec.s.ts };
     case 'mv':
@@ -230,13 +231,26 @@ export function tokenOf(rec: KeyRecord): CausalToken {
   }
 }
 
+function dvvToken(cc: CausalContext): CausalToken {
+  return cc.dc.length > 0 ? { t: 'dvv', vv: cc.vv, dc: cc.dc } : { t: 'dvv', vv: cc.vv };
+}
+
+/** A `dvv` token as a causal context (what a write with it has seen). */
+export function dvvContextOf(token: CausalToken | undefined): CausalContext {
+  if (token?.t !== 'dvv') return EMPTY_CONTEXT;
+  return ccJoin(EMPTY_CONTEXT, { vv: token.vv, dc: token.dc ?? [] });
+}
+
 /** True when `rec` reflects every update the token has seen. */
 export function covers(rec: KeyRecord | undefined, token: CausalToken): boolean {
   if (rec === undefined) return tokenIsEmpty(token);
   if (rec.t !== token.t) return false;
   switch (token.t) {
     case 'dvv':
-      return vvDescends(contextOf((rec as { readonly sibs: readonly Sibling[] }).sibs), token.vv);
+      return ccCovers(
+        contextOf((rec as { readonly sibs: readonly Sibling[] }).sibs),
+        dvvContextOf(token),
+      );
     case 'lww': {
       const ts = (rec as { s: LwwState }).s.ts;
       if (token.ts === null) return true;
@@ -253,7 +267,7 @@ export function covers(rec: KeyRecord | undefined, token: CausalToken): boolean 
 function tokenIsEmpty(token: CausalToken): boolean {
   switch (token.t) {
     case 'dvv':
-      return Object.keys(token.vv).length === 0;
+      return Object.keys(token.vv).length === 0 && (token.dc ?? []).length === 0;
     case 'lww':
       return token.ts === null;
     case 'mv':
@@ -312,7 +326,7 @@ function isToken(v: unknown): v is CausalToken {
   const o = v as Record<string, unknown>;
   switch (o.t) {
     case 'dvv':
-      return isVersionVector(o.vv);
+      return isVersionVector(o.vv) && (o.dc === undefined || isDotList(o.dc));
     case 'lww':
       return o.ts === null || isHlcTimestamp(o.ts);
     case 'mv':
@@ -346,7 +360,8 @@ export function isKeyRecord(v: unknown): v is KeyRecord {
             typeof sib.n === 'string' &&
             Number.isSafeInteger(sib.c) &&
             (sib.c as number) > 0 &&
-            isVersionVector(sib.vv)
+            isVersionVector(sib.vv) &&
+            (sib.dc === undefined || isDotList(sib.dc))
           );
         })
       );
@@ -394,7 +409,7 @@ export function joinTokens(a: CausalToken | undefined, b: CausalToken): CausalTo
   if (a === undefined || a.t !== b.t) return b;
   switch (b.t) {
     case 'dvv':
-      return { t: 'dvv', vv: vvJoin((a as typeof b).vv, b.vv) };
+      return dvvToken(ccJoin(dvvContextOf(a), dvvContextOf(b)));
     case 'lww': {
       const x = (a as typeof b).ts;
       if (x === null) return b;

@@ -37,6 +37,7 @@ import {
   type CausalToken,
   covers,
   decodeContext,
+  dvvContextOf,
   emptyRecord,
   encodeContext,
   isKeyRecord,
@@ -535,7 +536,7 @@ export class ReplicaNode {
       applied = applyOp(this.data.get(req.key), type, req.op, {
         id: this.self,
         hlc: this.hlc,
-        context: token?.t === 'dvv' ? token.vv : {},
+        context: dvvContextOf(token),
       });
     } catch (e) {
       return respond({ err: errOf(e) });

@@ -11,7 +11,9 @@ import t from 'tap';
 import { encodeContext } from '../../actors/gossip/record.js';
 import type { HistoryEvent } from '../../lib/history/event.js';
 import {
+  ctxOfContext,
   type FinalRead,
+  hasDot,
   judgeEventual,
   mintedDot,
   type ReplicaView,
@@ -112,6 +114,29 @@ t.test('contexts and dots', async (t) => {
   t.same(mintedDot({ a: 1 }, { a: 1, b: 3 }), ['b', 3]);
   t.same(mintedDot({ a: 1 }, { a: 1 }), undefined, 'nothing minted');
   t.same(mintedDot({}, { a: 1, b: 1 }), undefined, 'two new entries: not one write');
+  // a dot not contiguous with the sent context travels in `dc` (chaos seed 955488)
+  const exact = encodeContext({ t: 'dvv', vv: { b: 1 }, dc: [['a', 3]] });
+  t.same(ctxOfContext(exact), { vv: { b: 1 }, dc: [['a', 3]] });
+  t.same(mintedDot(ctxOfContext(ctx({ b: 1 })), ctxOfContext(exact)), ['a', 3]);
+  t.same(
+    mintedDot(
+      ctxOfContext(exact),
+      ctxOfContext(
+        encodeContext({
+          t: 'dvv',
+          vv: { b: 1 },
+          dc: [
+            ['a', 3],
+            ['a', 4],
+          ],
+        }),
+      ),
+    ),
+    ['a', 4],
+    'the dot beyond a sent dc',
+  );
+  t.ok(hasDot(ctxOfContext(exact), 'a', 3));
+  t.notOk(hasDot(ctxOfContext(exact), 'a', 2), 'a:3 in dc does not claim a:2');
 });
 
 t.test('a run that kept its promises passes', async (t) => {

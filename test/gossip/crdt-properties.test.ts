@@ -11,6 +11,7 @@ import { canonical } from '../../actors/gossip/hash.js';
 import { HybridLogicalClock } from '../../actors/gossip/hlc.js';
 import {
   applyOp,
+  dvvContextOf,
   emptyRecord,
   KEY_TYPES,
   type KeyRecord,
@@ -76,7 +77,7 @@ function run(type: KeyType, actions: readonly Action[]): History {
     if (a.kind === 'op') {
       const cur = states[a.at] as KeyRecord;
       const token = tokenOf(cur);
-      const context = a.useContext && token.t === 'dvv' ? token.vv : {};
+      const context = dvvContextOf(a.useContext ? token : undefined);
       const r = applyOp(cur, type, opFor(type, a.pick, a.value), {
         id: REPLICAS[a.at] as string,
         hlc: clocks[a.at] as HybridLogicalClock,

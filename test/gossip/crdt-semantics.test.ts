@@ -1,4 +1,5 @@
 import t from 'tap';
+import { EMPTY_CONTEXT } from '../../actors/gossip/causal-context.js';
 import { HybridLogicalClock } from '../../actors/gossip/hlc.js';
 import { LWW_EMPTY, lwwMerge, lwwSet, lwwValue } from '../../actors/gossip/lww-register.js';
 import { MV_EMPTY, mvMerge, mvValues, mvWrite } from '../../actors/gossip/mv-register.js';
@@ -77,7 +78,13 @@ t.test('LWW register: the larger HLC timestamp wins; deletes are timestamped too
 t.test('applyOp refuses operations that do not fit the type', async (t) => {
   const hlc = new HybridLogicalClock('a', { physical: () => 1 });
   t.throws(
-    () => applyOp(undefined, 'orset', { op: 'increment', by: 1 }, { id: 'a', hlc, context: {} }),
+    () =>
+      applyOp(
+        undefined,
+        'orset',
+        { op: 'increment', by: 1 },
+        { id: 'a', hlc, context: EMPTY_CONTEXT },
+      ),
     {
       code: 'SYNOD_ERR_WRONG_TYPE',
     },
@@ -88,7 +95,7 @@ t.test('applyOp refuses operations that do not fit the type', async (t) => {
         emptyRecord('pn'),
         'orset',
         { op: 'add', element: 'x' },
-        { id: 'a', hlc, context: {} },
+        { id: 'a', hlc, context: EMPTY_CONTEXT },
       ),
     {
       code: 'SYNOD_ERR_WRONG_TYPE',
@@ -96,7 +103,12 @@ t.test('applyOp refuses operations that do not fit the type', async (t) => {
   );
   t.throws(
     () =>
-      applyOp(undefined, 'pn', { op: 'increment', by: Number.NaN }, { id: 'a', hlc, context: {} }),
+      applyOp(
+        undefined,
+        'pn',
+        { op: 'increment', by: Number.NaN },
+        { id: 'a', hlc, context: EMPTY_CONTEXT },
+      ),
     {
       code: 'SYNOD_ERR_BAD_REQUEST',
     },
@@ -112,8 +124,8 @@ t.test('causal context tokens round-trip and express "has seen"', async (t) => {
     ['pn', { op: 'increment', by: 3 }],
     ['orset', { op: 'add', element: 'x' }],
   ] as const) {
-    const r1 = applyOp(undefined, type, op, { id: 'a', hlc, context: {} }).record;
-    const r2 = applyOp(r1, type, op, { id: 'a', hlc, context: {} }).record;
+    const r1 = applyOp(undefined, type, op, { id: 'a', hlc, context: EMPTY_CONTEXT }).record;
+    const r2 = applyOp(r1, type, op, { id: 'a', hlc, context: EMPTY_CONTEXT }).record;
     const token = decodeContext(encodeContext(tokenOf(r2)));
     t.ok(covers(r2, token), `${type}: a record covers its own token`);
     t.notOk(covers(r1, token), `${type}: an older record does not`);
@@ -142,3 +154,50 @@ t.test('HLC: monotonic, follows remote timestamps, refuses excessive drift', asy
   t.ok(t3[0] === 1200 && t3[1] === 6, 'never goes backwards');
   t.throws(() => a.update([5000, 0, 'c']), { code: 'SYNOD_ERR_CLOCK_DRIFT' });
 });
+
+t.test(
+  'dvv records and contexts without `dc` (written before it existed) read as before',
+  async (t) => {
+    const hlc = new HybridLogicalClock('a', { physical: () => 1 });
+    // a record and a context token exactly as an older replica encoded them
+    const old = {
+      t: 'dvv',
+      sibs: [
+        { n: 'a', c: 1, vv: {}, v: 'x' },
+        { n: 'a', c: 2, vv: {}, v: 'y' },
+      ],
+    };
+    t.ok(isKeyRecord(old), 'an old record is valid');
+    const oldToken = Buffer.from(JSON.stringify({ t: 'dvv', vv: { a: 2 } }), 'utf8').toString(
+      'base64url',
+    );
+    const tok = decodeContext(oldToken);
+    t.same(tok, { t: 'dvv', vv: { a: 2 } });
+    t.ok(covers(old as never, tok), 'the old record covers the old context');
+    t.equal(encodeContext(tokenOf(old as never)), oldToken, 'same token text as before');
+    const r = applyOp(
+      old as never,
+      'dvv',
+      { op: 'put', value: 'z' },
+      {
+        id: 'a',
+        hlc,
+        context: { vv: { a: 2 }, dc: [] },
+      },
+    );
+    t.same(readValue(r.record, 'dvv').values, ['z'], 'the old context replaces what it covers');
+    t.notOk(
+      'dc' in (r.delta as unknown as { sibs: object[] }).sibs[0]!,
+      'no `dc` field when it is empty',
+    );
+    t.notOk(isKeyRecord({ t: 'dvv', sibs: [{ n: 'a', c: 1, vv: {}, dc: 'x' }] }), 'bad dc refused');
+    t.throws(
+      () =>
+        decodeContext(
+          Buffer.from(JSON.stringify({ t: 'dvv', vv: {}, dc: [['a']] })).toString('base64url'),
+        ),
+      { code: 'SYNOD_ERR_BAD_CONTEXT' },
+      'a malformed dc is a clear error',
+    );
+  },
+);

@@ -22,28 +22,67 @@ import type { HistoryEvent } from '../../../lib/history/event.js';
 /** A version vector (node → counter), the `vv` of a `dvv` causal context token. */
 export type VV = Readonly<Record<string, number>>;
 
-/** The `vv` of an encoded `dvv` context (`encodeContext`), {} for '' or another type. */
-export function vvOfContext(text: string): VV {
-  if (!text) return {};
+/**
+ * A `dvv` causal context: the vector plus the dots seen beyond it (`dc`, absent in tokens
+ * of replicas before it existed and whenever the dots are contiguous with the vector).
+ */
+export interface Ctx {
+  vv: VV;
+  dc: ReadonlyArray<readonly [string, number]>;
+}
+
+/** An encoded `dvv` context (`encodeContext`); empty for '' or another type. */
+export function ctxOfContext(text: string): Ctx {
+  const empty: Ctx = { vv: {}, dc: [] };
+  if (!text) return empty;
   try {
     const tok = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as {
       t?: string;
       vv?: unknown;
+      dc?: unknown;
     };
-    if (tok.t !== 'dvv' || typeof tok.vv !== 'object' || tok.vv === null) return {};
-    const out: Record<string, number> = {};
+    if (tok.t !== 'dvv' || typeof tok.vv !== 'object' || tok.vv === null) return empty;
+    const vv: Record<string, number> = {};
     for (const [k, v] of Object.entries(tok.vv as Record<string, unknown>))
-      if (typeof v === 'number') out[k] = v;
-    return out;
+      if (typeof v === 'number') vv[k] = v;
+    const dc = Array.isArray(tok.dc)
+      ? tok.dc.filter(
+          (d): d is [string, number] =>
+            Array.isArray(d) && typeof d[0] === 'string' && typeof d[1] === 'number',
+        )
+      : [];
+    return { vv, dc };
   } catch {
-    return {};
+    return empty;
   }
 }
 
+/** The `vv` of an encoded `dvv` context, {} for '' or another type. */
+export function vvOfContext(text: string): VV {
+  return ctxOfContext(text).vv;
+}
+
+function asCtx(c: VV | Ctx): Ctx {
+  return typeof (c as Ctx).vv === 'object' && Array.isArray((c as Ctx).dc)
+    ? (c as Ctx)
+    : { vv: c as VV, dc: [] };
+}
+
+/** True when the context contains the dot `node:n`. */
+export function hasDot(c: VV | Ctx, node: string, n: number): boolean {
+  const x = asCtx(c);
+  return (x.vv[node] ?? 0) >= n || x.dc.some(([k, m]) => k === node && m === n);
+}
+
 /** The one dot in `after` beyond `before` (the dot a write minted), or undefined. */
-export function mintedDot(before: VV, after: VV): [string, number] | undefined {
-  const grew = Object.entries(after).filter(([k, n]) => n > (before[k] ?? 0));
-  return grew.length === 1 ? (grew[0] as [string, number]) : undefined;
+export function mintedDot(before: VV | Ctx, after: VV | Ctx): [string, number] | undefined {
+  const b = asCtx(before);
+  const a = asCtx(after);
+  const grew: Array<[string, number]> = Object.entries(a.vv).filter(
+    ([k, n]) => n > (b.vv[k] ?? 0) && !hasDot(b, k, n),
+  );
+  for (const [k, n] of a.dc) if (!hasDot(b, k, n)) grew.push([k, n]);
+  return grew.length === 1 ? grew[0] : undefined;
 }
 
 /** What a replica answered for one key at the end (R = all through that node). */
@@ -162,6 +201,7 @@ export function judgeEventual(
             [...r.siblings].sort(),
             r.crdt ?? null,
             Object.entries(vvOfContext(r.context)).sort(),
+            ctxOfContext(r.context).dc,
           ]);
     const shapes = new Set(reads.map(([, r]) => shape(r)));
     if (shapes.size > 1)
@@ -184,14 +224,14 @@ export function judgeEventual(
     writesFailed: writes.filter((w) => w.type === 'fail').length,
     increments: {},
   };
-  const sentOf = (o: Op) => vvOfContext(String((o.invoke as { sent?: unknown })?.sent ?? ''));
+  const sentOf = (o: Op) => ctxOfContext(String((o.invoke as { sent?: unknown })?.sent ?? ''));
   for (const w of writes) {
     if (w.type !== 'ok') continue;
     stats.writesAcked++;
     const inv = w.invoke as { v?: unknown; sent?: unknown };
     const res = w.result as { ctx?: unknown } | undefined;
     const value = String(inv?.v);
-    const dot = mintedDot(sentOf(w), vvOfContext(String(res?.ctx ?? '')));
+    const dot = mintedDot(sentOf(w), ctxOfContext(String(res?.ctx ?? '')));
     if (!dot) {
       lost.push({
         key: w.key,
@@ -206,7 +246,7 @@ export function judgeEventual(
       lost.push({ key: w.key, value, problem: 'no replica answered the final read of its key' });
       continue;
     }
-    if ((vvOfContext(end.context)[node] ?? 0) < n) {
+    if (!hasDot(ctxOfContext(end.context), node, n)) {
       lost.push({
         key: w.key,
         value,
@@ -219,7 +259,7 @@ export function judgeEventual(
       continue;
     }
     const seenBy = writes.filter(
-      (o) => o !== w && o.key === w.key && (sentOf(o)[node] ?? 0) >= n && o.type !== 'fail',
+      (o) => o !== w && o.key === w.key && hasDot(sentOf(o), node, n) && o.type !== 'fail',
     );
     if (seenBy.some((o) => o.type === 'ok')) stats.superseded++;
     else if (seenBy.length > 0) stats.maybeSuperseded++;
