@@ -40,9 +40,11 @@ import type { MessageSampler } from './message-samples.js';
 import {
   type AdminMsg,
   type GossipNodeStatus,
+  isCutShape,
+  NODE_ID,
   type NodeStatus,
-  operatorProofProblem,
   operatorProofShape,
+  runLinkControl,
   sinceOf,
 } from './node-admin.js';
 import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
@@ -330,7 +332,8 @@ type GossipAdminMsg =
   | { type: 'node.members-from'; node: string }
   | { type: 'node.members-push' };
 
-const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
+/** The answer to a proven `node.transfer`. */
+const NO_TRANSFER = 'a leaderless keyspace has no leader to transfer';
 
 /**
  * The `admin` actor of a leaderless node: `node.status` for `synod status` and the dashboard,
@@ -364,12 +367,7 @@ export class GossipNodeAdmin extends Actor<GossipAdminMsg> {
       case 'node.members':
         return typeof m.members === 'object' && m.members !== null;
       case 'node.cut':
-        return (
-          operatorProofShape(m) &&
-          Array.isArray(m.peers) &&
-          m.peers.length <= 1024 &&
-          m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
-        );
+        return isCutShape(m);
       case 'node.stop':
       case 'node.restart':
         return true;
@@ -442,33 +440,9 @@ export class GossipNodeAdmin extends Actor<GossipAdminMsg> {
         return;
       case 'node.cut':
       case 'node.heal':
-      case 'node.transfer': {
-        const refused = operatorProofProblem(
-          msg,
-          this.deps,
-          this.ctx.nodeId,
-          this.ctx.clock.wallNow(),
-        );
-        if (refused !== undefined) {
-          this.ctx.reply(msg, { ok: false, message: refused });
-          return;
-        }
-        if (msg.type === 'node.cut') {
-          this.deps.gate.block(msg.peers);
-          this.ctx.reply(msg, {
-            ok: true,
-            message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
-          });
-        } else if (msg.type === 'node.heal') {
-          this.deps.gate.heal();
-          this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
-        } else
-          this.ctx.reply(msg, {
-            ok: false,
-            message: 'a leaderless keyspace has no leader to transfer',
-          });
+      case 'node.transfer':
+        this.ctx.reply(msg, runLinkControl(msg, this.deps, this.ctx, NO_TRANSFER));
         return;
-      }
     }
   }
 

@@ -213,6 +213,49 @@ export function operatorProofProblem(
   return problem === undefined ? undefined : `SYNOD_ERR_ADMIN_REFUSED: ${problem}`;
 }
 
+/** A node id as admin messages may name it. */
+export const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
+
+/** Accepts a `node.cut` message shape: an operator proof and at most 1024 node ids. */
+export function isCutShape(m: Record<string, unknown>): boolean {
+  return (
+    operatorProofShape(m) &&
+    Array.isArray(m.peers) &&
+    m.peers.length <= 1024 &&
+    m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
+  );
+}
+
+/**
+ * Runs an operator's `node.cut`/`node.heal` on a node without a leader to transfer (the
+ * Multi-Paxos and leaderless admins) after checking its admin proof (refused:
+ * `SYNOD_ERR_ADMIN_REFUSED`); a proven `node.transfer` is refused with `noTransfer`, which
+ * says why this protocol has none.
+ */
+export function runLinkControl(
+  msg:
+    | ({ type: 'node.cut'; peers: string[] } & OperatorProof)
+    | ({ type: 'node.heal' } & OperatorProof)
+    | ({ type: 'node.transfer'; to: string } & OperatorProof),
+  d: { adminSecret?: string | undefined; cluster: string; gate: LinkGate },
+  node: { nodeId: string; clock: { wallNow(): number } },
+  noTransfer: string,
+): ControlReply {
+  const self = node.nodeId;
+  // Operator controls prove the admin secret (operatorProofProblem).
+  const refused = operatorProofProblem(msg, d, self, node.clock.wallNow());
+  if (refused !== undefined) return { ok: false, message: refused };
+  if (msg.type === 'node.cut') {
+    d.gate.block(msg.peers);
+    return { ok: true, message: `${self} cut its links to ${d.gate.cut().join(', ')}` };
+  }
+  if (msg.type === 'node.heal') {
+    d.gate.heal();
+    return { ok: true, message: `${self} healed its links` };
+  }
+  return { ok: false, message: noTransfer };
+}
+
 /** The `since` of a detailed status request (0 when absent or bad). */
 export function sinceOf(msg: { since?: unknown }): number {
   return typeof msg.since === 'number' && Number.isFinite(msg.since) ? msg.since : 0;
@@ -268,8 +311,6 @@ export interface AdminDeps {
   adminSecret?: string;
 }
 
-const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
-
 export class NodeAdmin extends Actor<AdminMsg> {
   private seq = 0;
   /** A session id per admin incarnation, so a restarted node's writes are not deduplicated
@@ -287,13 +328,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
     if (m.type === 'node.status') return true;
     if (m.type === 'node.members') return typeof m.members === 'object' && m.members !== null;
     if (m.type === 'node.heal') return operatorProofShape(m);
-    if (m.type === 'node.cut')
-      return (
-        operatorProofShape(m) &&
-        Array.isArray(m.peers) &&
-        m.peers.length <= 1024 &&
-        m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
-      );
+    if (m.type === 'node.cut') return isCutShape(m);
     if (m.type === 'node.put')
       return (
         typeof m.key === 'string' &&

@@ -43,12 +43,14 @@ import {
   type ConsensusControl,
   type ControlReply,
   isConsensusControl,
+  isCutShape,
   LOG_TAIL,
+  NODE_ID,
   type NodeStatus,
-  operatorProofProblem,
   operatorProofShape,
   opLabel,
   runConsensusControl,
+  runLinkControl,
   sinceOf,
 } from './node-admin.js';
 import { checkNodeIdentity } from './node-identity.js';
@@ -414,7 +416,9 @@ interface PaxosAdminDeps {
   gate: LinkGate;
 }
 
-const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
+/** The answer to a proven `node.transfer`. */
+const NO_TRANSFER =
+  'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over';
 
 /** The `admin` actor of a Multi-Paxos node: status for `synod status`, member URLs. */
 export class PaxosNodeAdmin extends Actor<AdminMsg> {
@@ -438,12 +442,7 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
       case 'node.members':
         return typeof m.members === 'object' && m.members !== null;
       case 'node.cut':
-        return (
-          operatorProofShape(m) &&
-          Array.isArray(m.peers) &&
-          m.peers.length <= 1024 &&
-          m.peers.every((p) => typeof p === 'string' && NODE_ID.test(p))
-        );
+        return isCutShape(m);
       case 'node.put':
         return (
           typeof m.key === 'string' &&
@@ -499,35 +498,9 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         return;
       case 'node.cut':
       case 'node.heal':
-      case 'node.transfer': {
-        // Operator controls prove the admin secret (node-admin.ts, operatorProofProblem).
-        const refused = operatorProofProblem(
-          msg,
-          this.deps,
-          this.ctx.nodeId,
-          this.ctx.clock.wallNow(),
-        );
-        if (refused !== undefined) {
-          this.ctx.reply(msg, { ok: false, message: refused });
-          return;
-        }
-        if (msg.type === 'node.cut') {
-          this.deps.gate.block(msg.peers);
-          this.ctx.reply(msg, {
-            ok: true,
-            message: `${this.ctx.nodeId} cut its links to ${this.deps.gate.cut().join(', ')}`,
-          });
-        } else if (msg.type === 'node.heal') {
-          this.deps.gate.heal();
-          this.ctx.reply(msg, { ok: true, message: `${this.ctx.nodeId} healed its links` });
-        } else
-          this.ctx.reply(msg, {
-            ok: false,
-            message:
-              'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over',
-          });
+      case 'node.transfer':
+        this.ctx.reply(msg, runLinkControl(msg, this.deps, this.ctx, NO_TRANSFER));
         return;
-      }
       case 'node.put':
         void this.put(msg);
         return;

@@ -2,9 +2,9 @@
  * The operator controls a dashboard sends to a node's admin actor — `node.cut` (isolate),
  * `node.heal` and `node.transfer` — are refused by the node itself without a proof of the admin
  * secret, as `node.stop`/`node.restart` are: holding the cluster secret (every KV client does)
- * must not be enough to partition the cluster or move its leader. A Raft node and a
- * Multi-Paxos node, each alone on loopback, asked by a client that holds only the cluster
- * secret.
+ * must not be enough to partition the cluster or move its leader. A Raft node, a Multi-Paxos
+ * node and a leaderless (gossip) node, each alone on loopback, asked by a client that holds
+ * only the cluster secret.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import type { Replies } from '../../lib/actor.js';
 import { silentLogger } from '../../lib/logger.js';
 import { makeAdminProof } from '../../lib/node/admin-auth.js';
+import { startGossipNode } from '../../lib/node/gossip-node.js';
 import type { AdminMsg, ControlReply } from '../../lib/node/node-admin.js';
 import { startPaxosNode } from '../../lib/node/paxos-node.js';
 import { freePort } from '../helpers/node-processes.js';
@@ -20,12 +21,16 @@ import { clientOf, type OneNode, startOneNode } from '../helpers/one-node.js';
 
 const ADMIN = 'the-admin-secret-of-this-test';
 
-async function startOnePaxos(t: Test, cluster: string): Promise<OneNode> {
+async function startOneOther(
+  t: Test,
+  cluster: string,
+  protocol: 'paxos' | 'gossip',
+): Promise<OneNode> {
   const dir = mkdtempSync(path.join(tmpdir(), `synod-${cluster}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const dataDir = path.join(dir, 'n1');
-  const node = await startPaxosNode({
+  const config = {
     id: 'n1',
     listen: { host: '127.0.0.1', port },
     peers: [],
@@ -33,18 +38,22 @@ async function startOnePaxos(t: Test, cluster: string): Promise<OneNode> {
     cluster,
     logger: silentLogger,
     adminSecret: ADMIN,
-  });
+  };
+  const node =
+    protocol === 'paxos'
+      ? await startPaxosNode(config)
+      : await startGossipNode({ ...config, gossip: { n: 1 } });
   t.teardown(() => node.stop());
   return { node: node as unknown as OneNode['node'], port, dataDir, cluster };
 }
 
-for (const protocol of ['raft', 'paxos'] as const) {
+for (const protocol of ['raft', 'paxos', 'gossip'] as const) {
   t.test(`${protocol}: isolate, heal and transfer need the admin secret`, async (t) => {
     const cluster = `admin-controls-${protocol}`;
     const one =
       protocol === 'raft'
         ? await startOneNode(t, cluster, { adminSecret: ADMIN })
-        : await startOnePaxos(t, cluster);
+        : await startOneOther(t, cluster, protocol);
     const { system } = await clientOf(t, one, 'probe');
     const ask = (msg: Record<string, unknown>) =>
       system.ask('n1/admin', msg as unknown as AdminMsg & Replies<ControlReply>, 10_000);

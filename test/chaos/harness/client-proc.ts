@@ -14,16 +14,12 @@ import { HistoryRecorder } from '../../../lib/history/recorder.js';
 import { KvClient } from '../../../lib/kv-client/client.js';
 import { connect } from '../../../lib/kv-client/connect.js';
 import { Random } from '../../../lib/random.js';
+import { argReader, clientEntry, finishClient, stopOnSigterm } from './client-main.js';
 import { monotonicNow } from './clock.js';
 
 const monotonic = { now: monotonicNow };
 
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`client-proc: --${name} is required`);
-  return v;
-}
+const arg = argReader('client-proc');
 
 async function main(): Promise<void> {
   const peers = arg('peers').split(',');
@@ -38,10 +34,7 @@ async function main(): Promise<void> {
   const random = new Random(seed);
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
   const stopAt = monotonic.now() + durationMs;
-  let stopping = false;
-  process.once('SIGTERM', () => {
-    stopping = true;
-  });
+  const stop = stopOnSigterm();
   const counts = { ok: 0, fail: 0, info: 0 };
   const worker = async (w: number): Promise<void> => {
     const p = base + w;
@@ -57,7 +50,7 @@ async function main(): Promise<void> {
     const r = random.fork();
     let n = 0;
     const last = new Map<string, string | null>();
-    while (!stopping && monotonic.now() < stopAt) {
+    while (!stop.stopping && monotonic.now() < stopAt) {
       const key = `k${r.int(keys)}`;
       const x = r.next();
       if (x < 0.4) {
@@ -110,19 +103,7 @@ async function main(): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
-  await rec.close();
-  process.stdout.write(`${JSON.stringify({ done: true, ...counts })}\n`);
-  await Promise.race([first.disconnect(), new Promise((r) => setTimeout(r, 2000))]);
-  process.exit(0);
+  await finishClient(rec, counts, () => first.disconnect());
 }
 
-if (!process.argv.includes('--peers')) {
-  // tap lists every .ts under test/: run without arguments, this is not a test.
-  process.stdout.write(
-    '1..0 # SKIP the chaos client process, started by test/chaos/harness/run.ts\n',
-  );
-} else
-  main().catch((err) => {
-    process.stderr.write(`client-proc failed: ${(err as Error).stack ?? err}\n`);
-    process.exit(2);
-  });
+clientEntry('client-proc', 'the chaos client process, started by test/chaos/harness/run.ts', main);

@@ -18,16 +18,12 @@ import { HistoryRecorder } from '../../../lib/history/recorder.js';
 import { connectLeaderless } from '../../../lib/kv-client/connect.js';
 import { LeaderlessKvClient } from '../../../lib/kv-client/leaderless.js';
 import { Random } from '../../../lib/random.js';
+import { argReader, clientEntry, finishClient, stopOnSigterm } from './client-main.js';
 import { monotonicNow } from './clock.js';
 
 const monotonic = { now: monotonicNow };
 
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`eventual-client: --${name} is required`);
-  return v;
-}
+const arg = argReader('eventual-client');
 
 async function main(): Promise<void> {
   const peers = arg('peers').split(',');
@@ -47,10 +43,7 @@ async function main(): Promise<void> {
   const random = new Random(seed);
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
   const stopAt = monotonic.now() + durationMs;
-  let stopping = false;
-  process.once('SIGTERM', () => {
-    stopping = true;
-  });
+  const stop = stopOnSigterm();
   const counts = { ok: 0, fail: 0, info: 0 };
   const done = (outcome: 'ok' | 'failed' | 'indeterminate') => {
     counts[outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'fail' : 'info']++;
@@ -68,7 +61,7 @@ async function main(): Promise<void> {
           });
     const r = random.fork();
     let n = 0;
-    while (!stopping && monotonic.now() < stopAt) {
+    while (!stop.stopping && monotonic.now() < stopAt) {
       const x = r.next();
       if (x < 0.3) {
         const key = `k${r.int(keys)}`;
@@ -99,19 +92,11 @@ async function main(): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
-  await rec.close();
-  process.stdout.write(`${JSON.stringify({ done: true, ...counts })}\n`);
-  await Promise.race([first.disconnect(), new Promise((r) => setTimeout(r, 2000))]);
-  process.exit(0);
+  await finishClient(rec, counts, () => first.disconnect());
 }
 
-if (!process.argv.includes('--peers')) {
-  // tap lists every .ts under test/: run without arguments, this is not a test.
-  process.stdout.write(
-    '1..0 # SKIP the eventual chaos client process, started by test/chaos/harness/eventual-run.ts\n',
-  );
-} else
-  main().catch((err) => {
-    process.stderr.write(`eventual-client failed: ${(err as Error).stack ?? err}\n`);
-    process.exit(2);
-  });
+clientEntry(
+  'eventual-client',
+  'the eventual chaos client process, started by test/chaos/harness/eventual-run.ts',
+  main,
+);

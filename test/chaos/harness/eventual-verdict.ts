@@ -18,6 +18,7 @@
  *   is not retried, docs/eventual.md).
  */
 import type { HistoryEvent } from '../../../lib/history/event.js';
+import { type PairedOp as Op, pairOps } from './verdict.js';
 
 /** A version vector (node → counter), the `vv` of a `dvv` causal context token. */
 export type VV = Readonly<Record<string, number>>;
@@ -117,42 +118,6 @@ export interface EventualVerdict {
   };
 }
 
-interface Op {
-  process: number | string;
-  f: string;
-  key: string;
-  invoke: unknown;
-  type: 'ok' | 'fail' | 'info' | 'open';
-  result?: unknown;
-}
-
-/** Pairs each invoke with its process's next completion (every worker is sequential). */
-function pairOps(history: readonly HistoryEvent[]): Op[] {
-  const open = new Map<string, Op>();
-  const ops: Op[] = [];
-  for (const e of history) {
-    const pk = `${typeof e.process}:${e.process}`;
-    if (e.type === 'invoke') {
-      const op: Op = {
-        process: e.process,
-        f: e.f,
-        key: String(e.key),
-        invoke: e.value,
-        type: 'open',
-      };
-      open.set(pk, op);
-      ops.push(op);
-    } else {
-      const op = open.get(pk);
-      if (!op) continue;
-      open.delete(pk);
-      op.type = e.type as Op['type'];
-      op.result = e.value;
-    }
-  }
-  return ops;
-}
-
 export function judgeEventual(
   history: readonly HistoryEvent[],
   /** node → key → its final read. */
@@ -224,11 +189,11 @@ export function judgeEventual(
     writesFailed: writes.filter((w) => w.type === 'fail').length,
     increments: {},
   };
-  const sentOf = (o: Op) => ctxOfContext(String((o.invoke as { sent?: unknown })?.sent ?? ''));
+  const sentOf = (o: Op) => ctxOfContext(String((o.value as { sent?: unknown })?.sent ?? ''));
   for (const w of writes) {
     if (w.type !== 'ok') continue;
     stats.writesAcked++;
-    const inv = w.invoke as { v?: unknown; sent?: unknown };
+    const inv = w.value as { v?: unknown; sent?: unknown };
     const res = w.result as { ctx?: unknown } | undefined;
     const value = String(inv?.v);
     const dot = mintedDot(sentOf(w), ctxOfContext(String(res?.ctx ?? '')));
@@ -276,8 +241,8 @@ export function judgeEventual(
     if (o.f !== 'add') continue;
     const s = stats.increments[o.key] ?? { acked: 0, indeterminate: 0, final: null };
     stats.increments[o.key] = s;
-    if (o.type === 'ok') s.acked += Number(o.invoke);
-    else if (o.type === 'info' || o.type === 'open') s.indeterminate += Number(o.invoke);
+    if (o.type === 'ok') s.acked += Number(o.value);
+    else if (o.type === 'info' || o.type === 'open') s.indeterminate += Number(o.value);
   }
   for (const [key, s] of Object.entries(stats.increments)) {
     for (const n of nodes) {

@@ -11,7 +11,7 @@
  *   rss.jsonl        memory samples of every node
  *   logs/<id>.log    each node's output, across restarts
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getHeapStatistics } from 'node:v8';
@@ -20,6 +20,7 @@ import { HistoryRecorder } from '../../../lib/history/recorder.js';
 import { makeAdminProof } from '../../../lib/node/admin-auth.js';
 import { Random } from '../../../lib/random.js';
 import { type BackupAttempt, backupOnce, judgeBackups } from './backups.js';
+import { spawnClients } from './client-spawn.js';
 import { monotonicNow } from './clock.js';
 import { ChaosCluster } from './cluster.js';
 import {
@@ -183,60 +184,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const procs = o.clientProcs ?? 2;
     const workers = o.workersPerProc ?? 3;
     const keys = o.keys ?? 5;
-    const clientScript = path.resolve('test/chaos/harness/client-proc.ts');
-    const clientDone: Promise<void>[] = [];
-    const clientReady: Promise<void>[] = [];
-    for (let i = 0; i < procs; i++) {
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          clientScript,
-          '--peers',
-          c.peerSpecs().join(','),
-          '--secret',
-          SECRET,
-          '--workers',
-          String(workers),
-          '--keys',
-          String(keys),
-          '--duration-ms',
-          String(o.durationMs),
-          '--out',
-          path.join(o.dir, `history-${i}.jsonl`),
-          '--process-base',
-          String(i * 100),
-          '--seed',
-          String(o.seed * 31 + i),
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      clients.push(child);
-      let out = '';
-      let ready: () => void = () => {};
-      clientReady.push(new Promise<void>((r) => (ready = r)));
-      child.stdout?.on('data', (b: Buffer) => {
-        out += b.toString();
-        if (out.includes('"ready":true')) ready();
-      });
-      child.stderr?.on('data', (b: Buffer) => {
-        out += b.toString();
-      });
-      clientDone.push(
-        new Promise((resolve) =>
-          child.once('exit', (code) => {
-            log(`[client ${i}] exit ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}`);
-            ready();
-            if (code !== 0)
-              base.failures.push(
-                `client process ${i} exited with ${code}: ${out.trim().slice(-500)}`,
-              );
-            resolve();
-          }),
-        ),
-      );
-    }
+    const { ready: clientReady, done: clientDone } = spawnClients({
+      script: 'test/chaos/harness/client-proc.ts',
+      procs,
+      workers,
+      keys,
+      durationMs: o.durationMs,
+      peers: c.peerSpecs(),
+      secret: SECRET,
+      dir: o.dir,
+      seed: o.seed,
+      children: clients,
+      failures: base.failures,
+      log,
+    });
 
     await Promise.race([Promise.all(clientReady), sleep(120_000)]);
     log(`[chaos] ${procs} client processes x ${workers} workers running on ${keys} keys`);

@@ -38,7 +38,12 @@ export function mergeHistories(parts: HistoryEvent[][]): HistoryEvent[] {
   return all.map((x) => x.e);
 }
 
-interface Op {
+/**
+ * One operation of a history: an invoke paired with its process's next completion (every
+ * worker is sequential). `value` is what was invoked, `result` what completed it; `invoke` and
+ * `complete` are times (`complete` is infinite while open or indeterminate).
+ */
+export interface PairedOp {
   process: number | string;
   f: string;
   key: string;
@@ -49,13 +54,14 @@ interface Op {
   result?: unknown;
 }
 
-function pair(events: readonly HistoryEvent[]): Op[] {
-  const open = new Map<string, Op>();
-  const ops: Op[] = [];
+/** Pairs each invoke with its process's next completion (every worker is sequential). */
+export function pairOps(events: readonly HistoryEvent[]): PairedOp[] {
+  const open = new Map<string, PairedOp>();
+  const ops: PairedOp[] = [];
   for (const e of events) {
     const pk = `${typeof e.process}:${e.process}`;
     if (e.type === 'invoke') {
-      const op: Op = {
+      const op: PairedOp = {
         process: e.process,
         f: e.f,
         key: String(e.key),
@@ -78,7 +84,7 @@ function pair(events: readonly HistoryEvent[]): Op[] {
   return ops;
 }
 
-function written(op: Op): string | null | undefined {
+function written(op: PairedOp): string | null | undefined {
   if (op.f === 'write') return op.value as string;
   if (op.f === 'cas') {
     if (op.type === 'ok' && op.result === false) return undefined;
@@ -98,7 +104,7 @@ export interface LostWrite {
  * value proves an acknowledged write lost (or a value no client wrote).
  */
 export function findLostWrites(events: readonly HistoryEvent[], finalProcess: string): LostWrite[] {
-  const ops = pair(events);
+  const ops = pairOps(events);
   const finals = ops.filter((o) => o.process === finalProcess && o.f === 'read' && o.type === 'ok');
   const out: LostWrite[] = [];
   for (const fr of finals) {
@@ -117,7 +123,7 @@ export function findLostWrites(events: readonly HistoryEvent[], finalProcess: st
         out.push({
           key,
           finalValue: v,
-          problem: `absent, but ${acked.length} write(s) were acknowledged (e.g. ${describe(acked[0] as Op)})`,
+          problem: `absent, but ${acked.length} write(s) were acknowledged (e.g. ${describe(acked[0] as PairedOp)})`,
         });
       continue;
     }
@@ -131,7 +137,7 @@ export function findLostWrites(events: readonly HistoryEvent[], finalProcess: st
       continue;
     }
     // The source survives only if no acknowledged write of another value started after it ended.
-    const src = sources[0] as Op;
+    const src = sources[0] as PairedOp;
     const later = acked.find((a) => written(a) !== v && a.invoke > src.complete);
     if (later)
       out.push({
@@ -143,7 +149,7 @@ export function findLostWrites(events: readonly HistoryEvent[], finalProcess: st
   return out;
 }
 
-function describe(o: Op): string {
+function describe(o: PairedOp): string {
   return `${o.f} ${JSON.stringify(o.value)} by process ${o.process} (${o.type})`;
 }
 
