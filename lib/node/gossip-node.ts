@@ -47,7 +47,7 @@ import {
   runLinkControl,
   sinceOf,
 } from './node-admin.js';
-import { type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
+import { actorStarted, type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
 
 export const KEY_TYPES: readonly KeyType[] = ['dvv', 'lww', 'mv', 'pn', 'orset'];
 
@@ -191,7 +191,7 @@ export async function startGossipNode(config: GossipNodeConfig): Promise<Running
     { supervision: { kind: 'stop' } },
   ) as ActorRef<ReplicaMessage, ReplicaSnapshot | undefined>;
   try {
-    await started(replica);
+    await actorStarted(replica, 'the gossip replica');
   } catch (err) {
     await store.close().catch(() => undefined);
     await closeBase();
@@ -289,27 +289,6 @@ function checkKeyspace(dir: string, shape: { n: number; keyTypes: KeyTypeRule[] 
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${file}.tmp`, `${JSON.stringify(shape, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
-}
-
-function started(ref: ActorRef<never, unknown>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const sub = ref.events$.subscribe((e) => {
-      const ev = e as { type: string; error?: string };
-      if (ev.type === 'started') {
-        sub.unsubscribe();
-        resolve();
-      } else if (ev.type === 'failed' || ev.type === 'stopped') {
-        sub.unsubscribe();
-        reject(
-          new CliError(
-            `the gossip replica could not start: ${String(ev.error ?? 'stopped')}`,
-            1,
-            'SYNOD_ERR_NODE_START',
-          ),
-        );
-      }
-    });
-  });
 }
 
 interface GossipAdminDeps {

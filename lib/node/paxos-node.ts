@@ -56,7 +56,13 @@ import {
 import { checkNodeIdentity } from './node-identity.js';
 import { paxosAdmission } from './paxos-admission.js';
 import { DrainingLog } from './proposal-drain.js';
-import { drainWrites, type NodeConfig, type NodeEnd, openNodeBase } from './synod-node.js';
+import {
+  actorStarted,
+  drainWrites,
+  type NodeConfig,
+  type NodeEnd,
+  openNodeBase,
+} from './synod-node.js';
 
 export interface RunningPaxosNode {
   readonly protocol: 'paxos';
@@ -167,7 +173,9 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     });
     const roles = [paxos.acceptor, paxos.proposer, paxos.learner] as ActorRef<never, unknown>[];
     try {
-      await Promise.all(roles.map((r) => started(r)));
+      await Promise.all(
+        roles.map((r) => actorStarted(r, `the Multi-Paxos ${r.address.split('/').pop()}`)),
+      );
     } catch (err) {
       p.stopping = true;
       await paxos.stop().catch(() => undefined);
@@ -371,27 +379,6 @@ function checkMembers(dir: string, ids: readonly string[], record = true): void 
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${file}.tmp`, `${JSON.stringify({ members: ids }, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
-}
-
-function started(ref: ActorRef<never, unknown>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const sub = ref.events$.subscribe((e) => {
-      const ev = e as { type: string; error?: string };
-      if (ev.type === 'started') {
-        sub.unsubscribe();
-        resolve();
-      } else if (ev.type === 'failed' || ev.type === 'stopped') {
-        sub.unsubscribe();
-        reject(
-          new CliError(
-            `the Multi-Paxos ${ref.address.split('/').pop()} could not start: ${String(ev.error ?? 'stopped')}`,
-            1,
-            'SYNOD_ERR_NODE_START',
-          ),
-        );
-      }
-    });
-  });
 }
 
 interface PaxosAdminDeps {

@@ -16,6 +16,7 @@ import { RaftNode } from '../../actors/raft/raft-node.js';
 import { CliError } from '../../cli/args.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
+import type { ActorRef } from '../actor.js';
 import { ActorSystem } from '../actor-system.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -173,6 +174,31 @@ function defaultAdvertise(listen: { host: string; port: number }, tls: boolean):
     }
   }
   return `${tls ? 'wss' : 'ws'}://${host}:${listen.port}`;
+}
+
+/**
+ * Resolves once the actor behind `ref` has started; rejects with `SYNOD_ERR_NODE_START` naming
+ * `what` (e.g. "the gossip replica") when it fails or stops first.
+ */
+export function actorStarted(ref: ActorRef<never, unknown>, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sub = ref.events$.subscribe((e) => {
+      const ev = e as { type: string; error?: string };
+      if (ev.type === 'started') {
+        sub.unsubscribe();
+        resolve();
+      } else if (ev.type === 'failed' || ev.type === 'stopped') {
+        sub.unsubscribe();
+        reject(
+          new CliError(
+            `${what} could not start: ${String(ev.error ?? 'stopped')}`,
+            1,
+            'SYNOD_ERR_NODE_START',
+          ),
+        );
+      }
+    });
+  });
 }
 
 export function isLoopback(host: string): boolean {
