@@ -778,39 +778,25 @@ function firstUnreachable<S>(
   definite: readonly boolean[],
 ): number | undefined {
   const init = model.init();
-  const producer = model.producer?.(init);
-  if (producer) {
-    for (const e of order) {
-      const k = e >> 1;
-      if ((e & 1) === 0) {
-        producer.add(inputs[k] as ModelInput);
-        continue;
-      }
-      if (!definite[k] || (ops[k] as Operation).outcome !== 'ok') continue;
-      if (
-        !producer.producible({ input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput })
-      )
-        return k;
-    }
-    return undefined;
+  let producer = model.producer?.(init);
+  if (!producer) {
+    // Without an accumulator: the model's question over the growing list (O(n) each).
+    const reachable = (model.producible ?? model.reachable)?.bind(model);
+    if (!reachable) return undefined;
+    const between: ModelInput[] = [];
+    producer = {
+      add: (input) => between.push(input),
+      producible: (target) => reachable(init, target, between),
+    };
   }
-  const reachable = (model.producible ?? model.reachable)?.bind(model);
-  if (!reachable) return undefined;
-  const between: ModelInput[] = [];
   for (const e of order) {
     const k = e >> 1;
     if ((e & 1) === 0) {
-      between.push(inputs[k] as ModelInput);
+      producer.add(inputs[k] as ModelInput);
       continue;
     }
     if (!definite[k] || (ops[k] as Operation).outcome !== 'ok') continue;
-    if (
-      !reachable(
-        init,
-        { input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput },
-        between,
-      )
-    )
+    if (!producer.producible({ input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput }))
       return k;
   }
   return undefined;
