@@ -5,6 +5,8 @@
  *   file < 1 s, the whole corpus < 10 s;
  * - generated histories of 10,000 operations over 100 keys with 20 clients (register and
  *   kv, 5% failed and 5% unknown outcomes), target < 5 s each;
+ * - stress cases without a target: 2,000 operations on one key with 20% unknown outcomes,
+ *   and 100,000 operations on one key (one key of a 30-minute chaos run);
  * - baseline, in the same run: a naive search over orders (Wing & Gong without Lowe's
  *   memoisation or any pruning), given at most BASELINE_CAP_MS per history; when it hits
  *   the cap, its time is a lower bound (marked) and so is the ratio.
@@ -291,6 +293,37 @@ export const main: BenchMain = async (argv) => {
   );
   hm.extra = { baselineVerdict: hotBaseV };
   measurements.push(hm);
+
+  // ---- a long one: one key of a 30-minute chaos run (over 100,000 operations) ----
+  const long = generateHistory({
+    random: new Random(4),
+    model: 'register',
+    clients: 13,
+    operations: 100_000,
+    keys: 1,
+    uniqueValues: true,
+    infoRate: 0.0002,
+    failRate: 0.001,
+    maxLatency: 20,
+  }).events;
+  const longRuns: number[] = [];
+  let longBytes = 0;
+  for (let r = 0; r < runs; r++) {
+    const [ms, v] = time(() => checkHistory(long, { model: 'register', timeoutMs: 120_000 }));
+    if (v.result !== 'linearizable') throw new Error(`long key: ${v.summary}`);
+    longRuns.push(ms);
+    longBytes = v.stats.memoBytes;
+  }
+  const [longBase, longBaseV] = time(() => naive('register', long, BASELINE_CAP_MS));
+  const lm = summarize(
+    "generated register: 100,000 ops on ONE key, 13 clients (a chaos run's key)",
+    'ms',
+    'lower',
+    longRuns,
+    { name: `naive search${longBaseV === 'capped' ? ' (capped)' : ''}`, runs: [longBase] },
+  );
+  lm.extra = { baselineVerdict: longBaseV, memoBytes: longBytes };
+  measurements.push(lm);
 
   return report('checker', measurements, notes);
 };

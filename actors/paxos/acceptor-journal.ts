@@ -9,8 +9,9 @@
  *   front once every slot in the prefix is at or below the floor. Journals of earlier versions (one `{ s, b, v }` record per entry)
  *   load unchanged.
  *
- * `persist` writes in the order the acceptor core's contract needs — records, then hard
- * state, then compaction — and resolves once all of it is durable.
+ * `persist` (one step) and `persistGroup` (several consecutive steps, group commit) write in
+ * the order the acceptor core's contract needs — records, then hard state, then compaction —
+ * and resolve once all of it is durable. One write at a time (see `persistGroup`).
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
 import type { HardStateStore, LogEntry, LogStore } from '../../lib/storage/types.js';
@@ -78,65 +79,96 @@ export class AcceptorJournal {
     return { promised: atLeast, floor: this.floor, accepted: [...records.values()] };
   }
 
-  async persist(p: MultiAcceptorPersist): Promise<void> {
-    if (p.batch) {
-      // One accept's packed entries as they arrived, all accepted in one ballot.
-      const index = this.log.lastIndex() + 1;
-      this.maxSlotOf.set(index, p.batch.maxSlot);
-      await this.log.append([
-        {
+  /** Makes one step's writes durable: `persistGroup([p])`. */
+  persist(p: MultiAcceptorPersist): Promise<void> {
+    return this.persistGroup([p]);
+  }
+
+  /**
+   * Makes the writes of several consecutive steps durable at once (group commit): every
+   * accepted record of every step in one `LogStore.append` (one sync), then the last step's
+   * hard state, then compaction to the highest `compactTo`. The end state is the one the steps
+   * written one by one would leave; a crash part-way leaves a state that loads as an acceptor
+   * state none of whose unsent replies matter (records imply their ballot's promise, see
+   * `load`).
+   *
+   * Not reentrant: the entry indexes come from the log's last index and the hard state must
+   * follow the records it covers, so a caller starts the next call only after this one
+   * settled (the acceptor actor keeps one write in flight).
+   */
+  async persistGroup(ps: readonly MultiAcceptorPersist[]): Promise<void> {
+    let index = this.log.lastIndex();
+    const entries: LogEntry[] = [];
+    let hard: MultiAcceptorHardState | undefined;
+    let compactTo: number | undefined;
+    for (const p of ps) {
+      if (p.batch) {
+        // One accept's packed entries as they arrived, all accepted in one ballot.
+        index++;
+        this.maxSlotOf.set(index, p.batch.maxSlot);
+        entries.push({
           index,
           term: p.batch.ballot.round,
           type: 'normal',
           data: encodeValue({ b: p.batch.ballot, e: p.batch.packed }),
-        },
-      ]);
-    }
-    if (p.records && p.records.length > 0) {
-      // One journal entry per run of records in the same ballot (one per accept message).
-      let index = this.log.lastIndex();
-      const entries: LogEntry[] = [];
-      const recs = p.records;
-      for (let i = 0; i < recs.length; ) {
-        const ballot = (recs[i] as AcceptedSlot).ballot;
-        let j = i + 1;
-        let max = (recs[i] as AcceptedSlot).slot;
-        while (j < recs.length && ballotEquals((recs[j] as AcceptedSlot).ballot, ballot)) {
-          const slot = (recs[j] as AcceptedSlot).slot;
-          if (slot > max) max = slot;
-          j++;
-        }
-        index++;
-        this.maxSlotOf.set(index, max);
-        const packed = packSlotEntries(i === 0 && j === recs.length ? recs : recs.slice(i, j));
-        entries.push({
-          index,
-          term: ballot.round,
-          type: 'normal',
-          data: encodeValue({ b: ballot, e: packed }),
         });
-        i = j;
       }
-      await this.log.append(entries);
-    }
-    if (p.hard) {
-      await this.hard.save({ promised: p.hard.promised, floor: p.hard.floor });
-      this.floor = p.hard.floor;
-    }
-    if (p.compactTo !== undefined) {
-      // The longest prefix of entries whose every slot is at or below the floor (a record
-      // superseded by a later one stays until the floor passes its slot: every slot is
-      // decided eventually, so that only delays the compaction).
-      const floor = p.compactTo;
-      let upTo = this.log.firstIndex() - 1;
-      const last = this.log.lastIndex();
-      while (upTo < last && (this.maxSlotOf.get(upTo + 1) ?? Number.POSITIVE_INFINITY) <= floor)
-        upTo++;
-      if (upTo >= this.log.firstIndex()) {
-        const term = this.log.term(upTo) ?? 0;
-        for (let i = this.log.firstIndex(); i <= upTo; i++) this.maxSlotOf.delete(i);
-        await this.log.compact(upTo, term);
+      if (p.records && p.records.length > 0) index = this.pushRecords(p.records, index, entries);
+      if (p.hard) hard = p.hard;
+      if (p.compactTo !== undefined && !(compactTo !== undefined && compactTo >= p.compactTo)) {
+        compactTo = p.compactTo;
       }
+    }
+    if (entries.length > 0) await this.log.append(entries);
+    if (hard) {
+      await this.hard.save({ promised: hard.promised, floor: hard.floor });
+      this.floor = hard.floor;
+    }
+    if (compactTo !== undefined) await this.compactTo(compactTo);
+  }
+
+  /**
+   * Appends to `entries` one journal entry per run of records in the same ballot (one per
+   * accept message), numbered after `index`; returns the last index used.
+   */
+  private pushRecords(recs: readonly AcceptedSlot[], index: number, entries: LogEntry[]): number {
+    for (let i = 0; i < recs.length; ) {
+      const ballot = (recs[i] as AcceptedSlot).ballot;
+      let j = i + 1;
+      let max = (recs[i] as AcceptedSlot).slot;
+      while (j < recs.length && ballotEquals((recs[j] as AcceptedSlot).ballot, ballot)) {
+        const slot = (recs[j] as AcceptedSlot).slot;
+        if (slot > max) max = slot;
+        j++;
+      }
+      index++;
+      this.maxSlotOf.set(index, max);
+      const packed = packSlotEntries(i === 0 && j === recs.length ? recs : recs.slice(i, j));
+      entries.push({
+        index,
+        term: ballot.round,
+        type: 'normal',
+        data: encodeValue({ b: ballot, e: packed }),
+      });
+      i = j;
+    }
+    return index;
+  }
+
+  /**
+   * Drops the longest prefix of entries whose every slot is at or below `floor` (a record
+   * superseded by a later one stays until the floor passes its slot: every slot is decided
+   * eventually, so that only delays the compaction).
+   */
+  private async compactTo(floor: number): Promise<void> {
+    let upTo = this.log.firstIndex() - 1;
+    const last = this.log.lastIndex();
+    while (upTo < last && (this.maxSlotOf.get(upTo + 1) ?? Number.POSITIVE_INFINITY) <= floor)
+      upTo++;
+    if (upTo >= this.log.firstIndex()) {
+      const term = this.log.term(upTo) ?? 0;
+      for (let i = this.log.firstIndex(); i <= upTo; i++) this.maxSlotOf.delete(i);
+      await this.log.compact(upTo, term);
     }
   }
 

@@ -6,8 +6,11 @@
  *
  * I/O contract (the shell must honour it, in order): make `persist` durable — accepted
  * records, then the hard state (promised ballot and floor), then the compaction — and only
- * then send `send`. The shell steps one message at a time and never starts the next step
- * before the previous write completed.
+ * then send `send`. The shell may step further messages while a write is in flight (group
+ * commit) provided the writes reach the disk in the order of the steps, and that every send
+ * waits for the write of its own step or, for a step that writes nothing, for every write of
+ * an earlier step (its reply may report state those hold). The core's state runs ahead of the
+ * disk meanwhile: after a failed write the shell must not answer from it again.
  *
  * Lease (optional, `leaseMs > 0`): acknowledging a phase-2 message from proposer P promises
  * not to promise any other proposer for `leaseMs` of this acceptor's clock. A restarted

@@ -42,6 +42,9 @@ export interface MultiPaxosLearnerOptions {
   readonly localAcceptor?: string;
   readonly localProposer?: string;
   readonly snapshotEvery?: number;
+  /** See MultiLearnerOptions.snapshotLogRatio (default 1 with the default `snapshotEvery`). */
+  readonly snapshotLogRatio?: number;
+  readonly snapshotEveryMax?: number;
   readonly catchupRetryMs?: number;
   readonly maxCatchupEntries?: number;
   readonly sessionWindow?: number;
@@ -123,6 +126,12 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           : {}),
         ...(this.opts.snapshotEvery !== undefined
           ? { snapshotEvery: this.opts.snapshotEvery }
+          : {}),
+        ...(this.opts.snapshotLogRatio !== undefined
+          ? { snapshotLogRatio: this.opts.snapshotLogRatio }
+          : {}),
+        ...(this.opts.snapshotEveryMax !== undefined
+          ? { snapshotEveryMax: this.opts.snapshotEveryMax }
           : {}),
         ...(this.opts.catchupRetryMs !== undefined
           ? { catchupRetryMs: this.opts.catchupRetryMs }

@@ -21,6 +21,7 @@ import {
   commandOf,
   type MOutbound,
   type MultiPaxosMessage,
+  nextPackedEntry,
   packedCommandAt,
   packedIsCommand,
   packedTermAt,
@@ -80,8 +81,21 @@ export interface MultiLearnerOptions {
   /** The proposer on this node: told how far this learner has decided. */
   readonly localProposer?: string;
   readonly stateMachine: StateMachine;
-  /** Snapshot after this many applied slots; 0 disables. Default 1000. */
+  /**
+   * Snapshot after this many applied slots; 0 disables. Default 1000 (then see
+   * `snapshotLogRatio` for what else the default waits for).
+   */
   readonly snapshotEvery?: number;
+  /**
+   * A snapshot also waits until the commands applied since the last one add up to this many
+   * times the last image's bytes, but not beyond `snapshotEveryMax` slots: a snapshot encodes
+   * and writes the whole state, so with a large state and small commands it is taken less
+   * often (Raft's rule, RaftNodeOptions.snapshotLogRatio). Default 1 when `snapshotEvery` is
+   * left at its default, 0 (exactly every `snapshotEvery` slots) when it is set.
+   */
+  readonly snapshotLogRatio?: number;
+  /** The most slots applied between two automatic snapshots (default 10 × `snapshotEvery`). */
+  readonly snapshotEveryMax?: number;
   /** Default 100 ms. */
   readonly catchupRetryMs?: number;
   /** Entries per catch-up reply. Default 512. */
@@ -154,6 +168,13 @@ export class MultiLearnerCore {
   private catchupTurn = 0;
   private reportedUpTo = -1;
   private readonly snapshotEvery: number;
+  private readonly snapshotLogRatio: number;
+  private readonly snapshotEveryMax: number;
+  /** Bytes of the commands applied so far (for `snapshotLogRatio`). */
+  private appliedBytes = 0;
+  /** `appliedBytes` and the image's bytes when the last snapshot was taken or installed. */
+  private snapshotBytesMark = 0;
+  private lastImageBytes = 0;
   private readonly catchupRetryMs: number;
   private readonly maxCatchupEntries: number;
   private readonly keepAfterSnapshot: number;
@@ -175,6 +196,8 @@ export class MultiLearnerCore {
     restored?: SnapshotImage,
   ) {
     this.snapshotEvery = opts.snapshotEvery ?? 1000;
+    this.snapshotLogRatio = opts.snapshotLogRatio ?? (opts.snapshotEvery === undefined ? 1 : 0);
+    this.snapshotEveryMax = opts.snapshotEveryMax ?? 10 * this.snapshotEvery;
     this.catchupRetryMs = opts.catchupRetryMs ?? 100;
     this.maxCatchupEntries = opts.maxCatchupEntries ?? 512;
     this.keepAfterSnapshot = opts.keepAfterSnapshot ?? 1000;
@@ -416,6 +439,7 @@ export class MultiLearnerCore {
   private applyOne(slot: number, v: SlotValue): void {
     this.appliedUpTo = slot;
     this.appliedTerm = v.t;
+    if (v.k === 'cmd') this.appliedBytes += v.d.byteLength;
     this.retained.push(slot, v);
     if (v.k === 'noop') {
       this.out.applied.push({
@@ -444,6 +468,7 @@ export class MultiLearnerCore {
     const t = packedTermAt(packed, off);
     this.appliedUpTo = slot;
     this.appliedTerm = t;
+    this.appliedBytes += nextPackedEntry(packed, off) - off;
     this.retained.pushPacked(slot, packed, off);
     this.applyCommand(slot, t, packedCommandAt(packed, off));
   }
@@ -485,7 +510,14 @@ export class MultiLearnerCore {
   private maybeSnapshot(): void {
     if (this.snapshotEvery <= 0 || this.snapshotInFlight) return;
     const base = this.lastSnapshot?.index ?? 0;
-    if (this.appliedUpTo - base < this.snapshotEvery) return;
+    const since = this.appliedUpTo - base;
+    if (since < this.snapshotEvery) return;
+    if (
+      this.snapshotLogRatio > 0 &&
+      since < this.snapshotEveryMax &&
+      this.appliedBytes - this.snapshotBytesMark < this.snapshotLogRatio * this.lastImageBytes
+    )
+      return;
     const snap: SnapshotImage = {
       index: this.appliedUpTo,
       term: this.appliedTerm,
@@ -496,10 +528,14 @@ export class MultiLearnerCore {
     };
     this.snapshotInFlight = snap;
     this.out.snapshot = snap;
+    this.snapshotBytesMark = this.appliedBytes;
+    this.lastImageBytes = snap.data.byteLength;
   }
 
   private install(snap: SnapshotImage): void {
     const img = decodeReplicaImage(snap.data);
+    this.snapshotBytesMark = this.appliedBytes;
+    this.lastImageBytes = snap.data.byteLength;
     this.opts.stateMachine.restore(img.sm);
     this.sessions = ClientSessions.fromImage(img.sessions);
     this.appliedUpTo = snap.index;

@@ -2,7 +2,10 @@
  * A deterministic, core-level Multi-Paxos cluster simulation: every node runs an acceptor, a
  * proposer and a learner core behind a model of the actor shells (one message at a time per
  * actor, writes that complete after a delay, sends held until the write before them is
- * durable), connected by a seeded network with drops, duplicates, reordering (random
+ * durable; the acceptor's shell with group commit, as MultiPaxosAcceptor: it steps messages
+ * while a write is in flight, queues their writes for the next one, and holds every reply
+ * behind the write covering its step or, for a step that writes nothing, behind the newest
+ * write in flight or queued), connected by a seeded network with drops, duplicates, reordering (random
  * delays), partitions, and crash-restarts that lose every write not yet durable.
  *
  * After every event it checks safety:
@@ -110,6 +113,12 @@ interface ActorSlot {
   busy: boolean;
 }
 
+/** One acceptor write (group commit): the steps' durable effects and the replies they hold. */
+interface AcceptorWrite {
+  readonly durable: (() => void)[];
+  readonly sends: MOutbound[];
+}
+
 interface Node {
   readonly id: string;
   up: boolean;
@@ -126,6 +135,9 @@ interface Node {
     snapshot?: SnapshotImage;
   };
   actors: Record<'acceptor' | 'proposer' | 'learner', ActorSlot>;
+  /** The acceptor's write in flight, and the one queued behind it. */
+  accWriting?: AcceptorWrite;
+  accQueued?: AcceptorWrite;
 }
 
 interface Event {
@@ -433,27 +445,42 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
       }
     }
     if (!out.persist) {
-      release(node, out.send);
+      const behind = node.accQueued ?? node.accWriting;
+      if (behind) behind.sends.push(...out.send);
+      else release(node, out.send);
       return;
     }
     const p = out.persist;
-    afterWrite(
-      node,
-      'acceptor',
-      () => {
-        for (const r of p.records ?? []) node.disk.accepted.set(r.slot, r);
-        if (p.hard) {
-          node.disk.promised = p.hard.promised;
-          node.disk.floor = p.hard.floor;
+    node.accQueued ??= { durable: [], sends: [] };
+    node.accQueued.durable.push(() => {
+      for (const r of p.records ?? []) node.disk.accepted.set(r.slot, r);
+      if (p.hard) {
+        node.disk.promised = p.hard.promised;
+        node.disk.floor = p.hard.floor;
+      }
+      if (p.compactTo !== undefined) {
+        for (const s of [...node.disk.accepted.keys()]) {
+          if (s <= p.compactTo) node.disk.accepted.delete(s);
         }
-        if (p.compactTo !== undefined) {
-          for (const s of [...node.disk.accepted.keys()]) {
-            if (s <= p.compactTo) node.disk.accepted.delete(s);
-          }
-        }
-      },
-      out.send,
-    );
+      }
+    });
+    node.accQueued.sends.push(...out.send);
+    if (!node.accWriting) startAcceptorWrite(node);
+  };
+
+  /** The acceptor's next write: every queued step at once, its replies after it. */
+  const startAcceptorWrite = (node: Node) => {
+    const w = node.accQueued as AcceptorWrite;
+    node.accQueued = undefined;
+    node.accWriting = w;
+    const epoch = node.epoch;
+    at(now + rnd.int(3), () => {
+      if (node.epoch !== epoch || !node.up) return;
+      for (const d of w.durable) d();
+      node.accWriting = undefined;
+      release(node, w.sends);
+      if (node.accQueued) startAcceptorWrite(node);
+    });
   };
 
   const handleProposer = (node: Node, item: Item) => {

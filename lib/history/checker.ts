@@ -82,6 +82,8 @@ export interface KeyVerdict {
   totalOperations: number;
   steps: number;
   memoEntries: number;
+  /** Estimated heap bytes of the memoised configurations (the memory budget counts these). */
+  memoBytes?: number;
   /** linearizable: the op ids (history-wide) in the order found (unknown ones placed). */
   order?: number[];
   /** violation: the longest prefix that could be linearized, in order. */
@@ -121,6 +123,8 @@ export interface Verdict {
     keys: number;
     steps: number;
     memoEntries: number;
+    /** Estimated bytes of memoised configurations, summed over keys. */
+    memoBytes: number;
     elapsedMs: number;
   };
 }
@@ -245,6 +249,7 @@ export function checkOperations(
       keys: keys.length,
       steps: budget.steps,
       memoEntries: keys.reduce((s, k) => s + k.memoEntries, 0),
+      memoBytes: keys.reduce((s, k) => s + (k.memoBytes ?? 0), 0),
       elapsedMs,
     },
   };
@@ -269,8 +274,16 @@ function zobrist(i: number): number {
   return (z ^ (z >>> 16)) >>> 0;
 }
 
+/**
+ * Estimated heap bytes of one memo entry besides its window of words: the entry object, its
+ * typed array (view and buffer), the antichain array and the Map slot.
+ */
+const MEMO_ENTRY_BYTES = 260;
+
 interface MemoEntry<S> {
-  /** The linearized operations tracked exactly (those with a known outcome). */
+  /** Every exactly tracked operation numbered below 32 × `low` is linearized. */
+  low: number;
+  /** The words of the linearized set from `low` up to its last set bit. */
   bits: Uint32Array;
   state: S;
   /** Linearized unknown-outcome operations, one bitmask per seen configuration (antichain). */
@@ -370,16 +383,26 @@ export function checkKey<S>(
   // bitmask `uset` that is not hashed: configurations that differ only in which unknown
   // operations were linearized share a memo entry, where the subsumption test prunes them
   // (beyond 30, the extra unknown operations are tracked exactly like the others).
+  //
+  // Exact operations are numbered in call order, so the linearized set is nearly always a
+  // prefix plus a few operations concurrent with its end: every word of the bitset below
+  // `lowWord` is all ones and every word above `highWord` is zero, and a memo entry stores
+  // only the words in between (a few words, where a full copy would take n/8 bytes per
+  // entry: 1.5 GB for 100,000 operations linearized in a row).
   const exactIndex = new Int32Array(n).fill(-1);
   const unknownBit = new Int32Array(n);
   let exactCount = 0;
   let unknownCount = 0;
-  for (let k = 0; k < n; k++) {
+  for (const e of order) {
+    if (e & 1) continue;
+    const k = e >> 1;
     if (!definite[k] && unknownCount < 30) unknownBit[k] = 1 << unknownCount++;
     else exactIndex[k] = exactCount++;
   }
   const words = Math.max(1, (exactCount + 31) >>> 5);
   const bits = new Uint32Array(words);
+  let lowWord = 0;
+  let highWord = -1;
   const zob = new Uint32Array(n);
   for (let k = 0; k < n; k++)
     if ((exactIndex[k] as number) >= 0) zob[k] = zobrist(exactIndex[k] as number);
@@ -387,16 +410,25 @@ export function checkKey<S>(
   let uset = 0;
   const toggle = (k: number) => {
     const x = exactIndex[k] as number;
-    if (x < 0) uset ^= unknownBit[k] as number;
-    else {
-      bits[x >>> 5] = (bits[x >>> 5] as number) ^ (1 << (x & 31));
-      setHash ^= zob[k] as number;
+    if (x < 0) {
+      uset ^= unknownBit[k] as number;
+      return;
+    }
+    const w = x >>> 5;
+    const word = ((bits[w] as number) ^ (1 << (x & 31))) >>> 0;
+    bits[w] = word;
+    setHash ^= zob[k] as number;
+    if (word & (1 << (x & 31))) {
+      if (w > highWord) highWord = w;
+      while (lowWord < words && bits[lowWord] === 0xffffffff) lowWord++;
+    } else {
+      if (w < lowWord) lowWord = w;
+      while (highWord >= 0 && bits[highWord] === 0) highWord--;
     }
   };
   const memo = new Map<number, MemoEntry<S>>();
   let memoEntries = 0;
-  const bytesPerEntry = words * 4 + 120;
-  const maxEntries = Math.max(1, Math.floor(budget.maxMemoryBytes / bytesPerEntry));
+  let memoBytes = 0;
 
   /**
    * Adds the configuration (linearized set, state) to the memo; false if it is already
@@ -409,11 +441,12 @@ export function checkKey<S>(
     // 30 bits: small integers stay unboxed as Map keys.
     const h = (setHash ^ Math.imul(model.hash(state) | 0, 0x27d4eb2d)) & 0x3fffffff;
     const head = memo.get(h);
+    const width = Math.max(0, highWord + 1 - lowWord);
     for (let m = head; m !== undefined; m = m.next) {
-      if (!model.equal(m.state, state)) continue;
+      if (m.low !== lowWord || m.bits.length !== width || !model.equal(m.state, state)) continue;
       let same = true;
-      for (let w = 0; w < words; w++) {
-        if (m.bits[w] !== bits[w]) {
+      for (let w = 0; w < width; w++) {
+        if (m.bits[w] !== bits[lowWord + w]) {
           same = false;
           break;
         }
@@ -432,10 +465,18 @@ export function checkKey<S>(
       sets.length = j;
       sets.push(uset);
       memoEntries++;
+      memoBytes += 8;
       return true;
     }
-    memo.set(h, { bits: bits.slice(), state, sets: [uset], next: head });
+    memo.set(h, {
+      low: lowWord,
+      bits: bits.slice(lowWord, lowWord + width),
+      state,
+      sets: [uset],
+      next: head,
+    });
     memoEntries++;
+    memoBytes += MEMO_ENTRY_BYTES + 4 * width;
     return true;
   };
 
@@ -465,9 +506,14 @@ export function checkKey<S>(
   let bestDefinite = -1;
   let bestDepth = 0;
   const totalDefinite = remaining;
-  let best:
-    | { prefix: number[]; states: S[]; state: S; blocking: number; candidates: number[] }
-    | undefined;
+  let best: { state: S; blocking: number; candidates: number[] } | undefined;
+  // Its prefix, kept up to date incrementally: frames below `lowWater` (the lowest depth
+  // since it was recorded) are unchanged, so a new record copies only the frames above.
+  // Copying the whole stack at every new deepest dead end is O(n²) on long histories.
+  const bestOps = new Int32Array(n);
+  const bestStates: S[] = new Array(n);
+  let bestLen = 0;
+  let lowWater = 0;
 
   // Set when an operation is refuted before the search (below); the search then only runs
   // on a small step budget, to find the fuller explanation (the longest prefix) if it can.
@@ -476,6 +522,7 @@ export function checkKey<S>(
   const finish = (result: KeyVerdict): KeyVerdict => {
     result.steps = steps;
     result.memoEntries = memoEntries;
+    result.memoBytes = memoBytes;
     budget.steps += steps;
     if (!refutation) return result;
     budget.maxSteps = savedMaxSteps;
@@ -492,6 +539,7 @@ export function checkKey<S>(
     if (result.result === 'violation') return result;
     refutation.steps = steps;
     refutation.memoEntries = memoEntries;
+    refutation.memoBytes = memoBytes;
     return refutation;
   };
 
@@ -499,7 +547,7 @@ export function checkKey<S>(
   // of the operations invoked before it returned can produce, starting from the initial
   // state, refutes the key outright. Without this the search would have to exhaust every
   // configuration before that operation to find out (exponential for a long prefix).
-  if (model.reachable || model.producible || model.refute) {
+  if (model.reachable || model.producible || model.producer || model.refute) {
     let impossible = firstUnreachable(model, order, ops, inputs, outputs, definite);
     let why: string | undefined;
     if (impossible === undefined && model.refute) {
@@ -594,7 +642,7 @@ export function checkKey<S>(
         budget.exhausted = `step budget of ${budget.maxSteps} search steps used up`;
       else if (budget.clock.now() > budget.deadline)
         budget.exhausted = `time budget of ${budget.timeoutMs} ms reached`;
-      else if (memoEntries > maxEntries)
+      else if (memoBytes > budget.maxMemoryBytes)
         budget.exhausted = `memory budget of ${budget.maxMemoryBytes} bytes reached (${memoEntries} memoised configurations)`;
       if (budget.exhausted) {
         return finish({ ...base, result: 'unknown', reason: budget.exhausted });
@@ -655,13 +703,13 @@ export function checkKey<S>(
         for (let e = next[HEAD] as number; e !== entry; e = next[e] as number) {
           if ((e & 1) === 0) candidates.push(e >> 1);
         }
-        best = {
-          prefix: Array.from(stackOp.subarray(0, depth)),
-          states: [...stackState.slice(1, depth), state],
-          state,
-          blocking: entry >> 1,
-          candidates,
-        };
+        for (let i = Math.max(0, Math.min(lowWater, bestLen) - 1); i < depth; i++) {
+          bestOps[i] = stackOp[i] as number;
+          bestStates[i] = i + 1 < depth ? (stackState[i + 1] as S) : state;
+        }
+        bestLen = depth;
+        lowWater = depth;
+        best = { state, blocking: entry >> 1, candidates };
       }
     }
     // Backtrack. Popping a forced read means its configuration failed, and so did the one
@@ -669,6 +717,7 @@ export function checkKey<S>(
     let frame = FORCED;
     while (frame === FORCED && depth > 0) {
       depth--;
+      if (depth < lowWater) lowWater = depth;
       const k = stackOp[depth] as number;
       state = stackState[depth] as S;
       stackState[depth] = undefined as S;
@@ -686,10 +735,10 @@ export function checkKey<S>(
   const b = best as NonNullable<typeof best>;
   const describe = (k: number) =>
     model.describeOperation(rawInputs[k] as ModelInput, rawOutputs[k] as ModelOutput);
-  const longestPrefix: PlacedOperation[] = b.prefix.map((k, i) => ({
+  const longestPrefix: PlacedOperation[] = Array.from(bestOps.subarray(0, bestLen), (k, i) => ({
     op: ops[k] as Operation,
     description: describe(k),
-    stateAfter: model.describeState(b.states[i] as S),
+    stateAfter: model.describeState(bestStates[i] as S),
   }));
   const candidates: Candidate[] = [b.blocking, ...b.candidates.filter((k) => k !== b.blocking)]
     .filter((k, i, all) => all.indexOf(k) === i)
@@ -728,24 +777,26 @@ function firstUnreachable<S>(
   outputs: readonly ModelOutput[],
   definite: readonly boolean[],
 ): number | undefined {
-  const reachable = (model.producible ?? model.reachable)?.bind(model);
-  if (!reachable) return undefined;
   const init = model.init();
-  const between: ModelInput[] = [];
+  let producer = model.producer?.(init);
+  if (!producer) {
+    // Without an accumulator: the model's question over the growing list (O(n) each).
+    const reachable = (model.producible ?? model.reachable)?.bind(model);
+    if (!reachable) return undefined;
+    const between: ModelInput[] = [];
+    producer = {
+      add: (input) => between.push(input),
+      producible: (target) => reachable(init, target, between),
+    };
+  }
   for (const e of order) {
     const k = e >> 1;
     if ((e & 1) === 0) {
-      between.push(inputs[k] as ModelInput);
+      producer.add(inputs[k] as ModelInput);
       continue;
     }
     if (!definite[k] || (ops[k] as Operation).outcome !== 'ok') continue;
-    if (
-      !reachable(
-        init,
-        { input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput },
-        between,
-      )
-    )
+    if (!producer.producible({ input: inputs[k] as ModelInput, output: outputs[k] as ModelOutput }))
       return k;
   }
   return undefined;

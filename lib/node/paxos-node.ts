@@ -44,8 +44,9 @@ import {
   type ControlReply,
   isConsensusControl,
   isCutShape,
+  joinRefusal,
   LOG_TAIL,
-  NODE_ID,
+  learnMemberUrls,
   type NodeStatus,
   operatorProofShape,
   opLabel,
@@ -403,6 +404,9 @@ interface PaxosAdminDeps {
   gate: LinkGate;
 }
 
+/** The code of a refused `node.join`/`node.remove`. */
+const STATIC_MEMBERSHIP = 'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP';
+
 /** The answer to a proven `node.transfer`. */
 const NO_TRANSFER =
   'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over';
@@ -460,28 +464,24 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         return;
       }
       case 'node.join':
-        this.ctx.reply(msg, {
-          ok: false,
-          code: 'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP',
-          message:
-            'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node with the new member in --peers',
-          members: Object.fromEntries(this.deps.members),
-        });
+        this.ctx.reply(
+          msg,
+          joinRefusal(
+            STATIC_MEMBERSHIP,
+            'Multi-Paxos membership is static; restart every node with the new member in --peers',
+            Object.fromEntries(this.deps.members),
+          ),
+        );
         return;
       case 'node.remove':
         this.ctx.reply(msg, {
           ok: false,
-          message:
-            'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node without the member in --peers',
+          message: `${STATIC_MEMBERSHIP}: Multi-Paxos membership is static; restart every node without the member in --peers`,
         });
         return;
       case 'node.members':
-        for (const [id, url] of Object.entries(msg.members)) {
-          if (id === this.ctx.nodeId || this.deps.members.get(id) === url) continue;
-          if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || !NODE_ID.test(id)) continue;
-          this.deps.members.set(id, url);
-          this.deps.addPeer(id, url);
-        }
+        for (const r of learnMemberUrls(msg.members, this.ctx.nodeId, this.deps))
+          this.ctx.log.log('warn', r);
         return;
       case 'node.cut':
       case 'node.heal':

@@ -14,7 +14,8 @@
  * - Learner joins (the backup agent's form) get the same forwarding; a voter asking to be a
  *   learner is refused at once, not retried.
  *
- * SYNOD_SEED=N replays a run; a failing assertion prints the seed.
+ * SYNOD_SEED=N sets the base seed; SYNOD_SIM_SEED=N replays the simulation whose failing
+ * assertion printed seed N.
  */
 import t, { type Test } from 'tap';
 import { KvStateMachine } from '../../actors/kv/state-machine.js';

@@ -5,7 +5,7 @@
  * timeout. The control: a leader that just goes away leaves the others leaderless for at
  * least an election timeout. Plus the target choice, and the cases where nothing is handed.
  *
- * SYNOD_SEED=N replays a run.
+ * SYNOD_SEED=N sets the base seed; SYNOD_SIM_SEED=N replays the simulation that printed N.
  */
 import { Subject } from 'rxjs';
 import t from 'tap';

@@ -1,6 +1,7 @@
 /**
  * Issue 8's simulation tests on Multi-Paxos. Seeds: SYNOD_KV_SEEDS=N runs N seeds per scenario (default
- * 1); SYNOD_SEED=S replays one.
+ * 1); SYNOD_SEED=S sets the base seed;
+ * SYNOD_SIM_SEED=S replays the simulation that printed S.
  */
 import t from 'tap';
 import { paxosBackend } from '../../actors/kv/testing/backends.js';

@@ -181,3 +181,44 @@ t.test('a slot decided twice with different values is a safety violation', async
   m.l.step(decide([[1, w(1, 'x', 1)]]), 0);
   t.throws(() => m.l.step(decide([[1, w(9, 'x', 9)]]), 0), { code: 'SYNOD_ERR_PAXOS_BAD_STATE' });
 });
+
+t.test(
+  'snapshotLogRatio: with a large state, a snapshot waits for as many bytes of commands as its image',
+  async (t) => {
+    // Ten big values that stay, then small writes to other keys: a large image, small commands.
+    const big = 'x'.repeat(2000);
+    const run = (over: Partial<MultiLearnerOptions>) => {
+      const { l } = mk({ keepAfterSnapshot: 0, ...over });
+      const taken: number[] = [];
+      let seq = 0;
+      for (let slot = 1; slot <= 400; slot++) {
+        const key = slot <= 10 ? `big${slot}` : `k${slot % 10}`;
+        const out = l.step(decide([[slot, w(++seq, key, slot <= 10 ? big : slot)]]), slot);
+        if (out.snapshot) {
+          taken.push(out.snapshot.index);
+          l.snapshotPersisted(out.snapshot.index);
+        }
+      }
+      return taken;
+    };
+    // snapshotEvery: 10 with a ratio of 1: the first after 10 slots (no image yet), the next once
+    // the small commands since add up to the ~20 kB image, capped at snapshotEveryMax slots.
+    const ratio = run({ snapshotEvery: 10, snapshotLogRatio: 1, snapshotEveryMax: 100 });
+    t.equal(ratio[0], 10, 'the first snapshot after snapshotEvery slots');
+    t.ok(ratio.length >= 2, `more snapshots (${ratio.join(', ')})`);
+    for (let i = 1; i < ratio.length; i++) {
+      const gap = (ratio[i] as number) - (ratio[i - 1] as number);
+      t.ok(gap > 10 && gap <= 100, `later ones wait for the bytes (gap ${gap}), at most 100 slots`);
+    }
+    // snapshotEvery set and no ratio (the default when it is set): exactly every 10 slots.
+    const every = run({ snapshotEvery: 10 });
+    t.same(
+      every,
+      Array.from({ length: 40 }, (_, i) => 10 * (i + 1)),
+      'a set snapshotEvery alone snapshots every 10 slots',
+    );
+    // the default snapshotEvery (1000) comes with ratio 1
+    const dflt = new MultiLearnerCore({ id: 'L', peers: [], stateMachine: new KvStateMachine() });
+    t.ok(dflt, 'the default options construct');
+  },
+);
