@@ -41,7 +41,8 @@ import {
   type AdminMsg,
   type GossipNodeStatus,
   isCutShape,
-  NODE_ID,
+  joinRefusal,
+  learnMemberUrls,
   type NodeStatus,
   operatorProofShape,
   runLinkControl,
@@ -222,12 +223,7 @@ export async function startGossipNode(config: GossipNodeConfig): Promise<Running
       replica: () => replica.getSnapshot(),
       samples,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
-      links: () =>
-        transport.peers().flatMap((p) => {
-          const l = transport.linkStatus(p);
-          return l ? [l] : [];
-        }),
-      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      ...base.peerLinks,
       gate,
     }),
   );
@@ -311,6 +307,9 @@ type GossipAdminMsg =
   | { type: 'node.members-from'; node: string }
   | { type: 'node.members-push' };
 
+/** The code of a refused `node.join`/`node.remove`. */
+const SWIM_MEMBERSHIP = 'SYNOD_ERR_GOSSIP_SWIM_MEMBERSHIP';
+
 /** The answer to a proven `node.transfer`. */
 const NO_TRANSFER = 'a leaderless keyspace has no leader to transfer';
 
@@ -387,19 +386,19 @@ export class GossipNodeAdmin extends Actor<GossipAdminMsg> {
           });
         return;
       case 'node.join':
-        this.ctx.reply(msg, {
-          ok: false,
-          code: 'SYNOD_ERR_GOSSIP_SWIM_MEMBERSHIP',
-          message:
-            'SYNOD_ERR_GOSSIP_SWIM_MEMBERSHIP: a leaderless keyspace has no membership change to ask for: start the new node with --protocol gossip --join ws://host:port (any member) and it joins through SWIM',
-          members: Object.fromEntries(this.deps.members),
-        });
+        this.ctx.reply(
+          msg,
+          joinRefusal(
+            SWIM_MEMBERSHIP,
+            'a leaderless keyspace has no membership change to ask for: start the new node with --protocol gossip --join ws://host:port (any member) and it joins through SWIM',
+            Object.fromEntries(this.deps.members),
+          ),
+        );
         return;
       case 'node.remove':
         this.ctx.reply(msg, {
           ok: false,
-          message:
-            'SYNOD_ERR_GOSSIP_SWIM_MEMBERSHIP: a leaderless node leaves the ring when SWIM declares it left; a crashed one stays on the ring and its keys are served by fallbacks',
+          message: `${SWIM_MEMBERSHIP}: a leaderless node leaves the ring when SWIM declares it left; a crashed one stays on the ring and its keys are served by fallbacks`,
         });
         return;
       case 'node.put':
@@ -426,16 +425,8 @@ export class GossipNodeAdmin extends Actor<GossipAdminMsg> {
   }
 
   private learn(members: Record<string, unknown>): void {
-    for (const [id, url] of Object.entries(members)) {
-      if (id === this.ctx.nodeId || this.deps.members.get(id) === url) continue;
-      if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || !NODE_ID.test(id)) continue;
-      this.deps.members.set(id, url);
-      try {
-        this.deps.addPeer(id, url);
-      } catch {
-        this.deps.members.delete(id);
-      }
-    }
+    for (const r of learnMemberUrls(members, this.ctx.nodeId, this.deps))
+      this.ctx.log.log('warn', r);
   }
 
   private status(): NodeStatus {

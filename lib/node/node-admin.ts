@@ -216,6 +216,35 @@ export function operatorProofProblem(
 /** A node id as admin messages may name it. */
 export const NODE_ID = /^[A-Za-z0-9_.:$-]{1,128}$/;
 
+/**
+ * Learns the member URLs another node pushed (`node.members`) into `d.members`, and has the
+ * transport dial each new or moved one (`d.addPeer`). Entries for this node itself, not a
+ * `ws://`/`wss://` URL or not a node id are passed over. A URL the transport refuses (no
+ * port, a `ws://` URL where TLS node identity needs `wss://`) changes nothing: the member keeps
+ * the URL it had, or stays unknown, and the other entries are still learned. Returns what was
+ * refused, one line each, for the caller to log.
+ */
+export function learnMemberUrls(
+  pushed: Record<string, unknown>,
+  self: string,
+  d: { members: Map<string, string>; addPeer: (id: string, url: string) => void },
+): string[] {
+  const refused: string[] = [];
+  for (const [id, url] of Object.entries(pushed)) {
+    if (id === self || d.members.get(id) === url) continue;
+    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || !NODE_ID.test(id)) continue;
+    try {
+      // The transport checks the URL before it changes anything: a refusal leaves it as it was.
+      d.addPeer(id, url);
+    } catch (err) {
+      refused.push(`member ${id} at ${url} was not learned: ${(err as Error).message}`);
+      continue;
+    }
+    d.members.set(id, url);
+  }
+  return refused;
+}
+
 /** Accepts a `node.cut` message shape: an operator proof and at most 1024 node ids. */
 export function isCutShape(m: Record<string, unknown>): boolean {
   return (
@@ -272,23 +301,40 @@ export function isConsensusControl(m: Record<string, unknown>): boolean {
 }
 
 /**
- * Runs an operator's `node.stop`/`node.restart` after checking its admin proof: the actor
- * replies with what happened (refused: `SYNOD_ERR_ADMIN_REFUSED`).
+ * Runs an operator's `node.stop`/`node.restart` after checking its admin proof, beside the
+ * mailbox (status keeps being served while the storage closes or reopens), and replies with
+ * what happened (refused: `SYNOD_ERR_ADMIN_REFUSED`; a stop or restart that threw: its message).
  */
-export async function runConsensusControl(
-  msg: { type: 'node.stop' | 'node.restart'; at: number; proof: string },
+export function runConsensusControl(
+  msg: { type: 'node.stop' | 'node.restart'; at: number; proof: string } & Replies<ControlReply>,
   d: {
     adminSecret?: string | undefined;
     cluster: string;
     consensus?: ConsensusControl | undefined;
   },
-  self: string,
-  now: number,
-): Promise<ControlReply> {
-  const problem = adminProofProblem(d.adminSecret, d.cluster, msg.type, self, msg, now);
-  if (problem !== undefined) return { ok: false, message: `SYNOD_ERR_ADMIN_REFUSED: ${problem}` };
-  if (!d.consensus) return { ok: false, message: `${self} cannot stop and restart its consensus` };
-  return msg.type === 'node.stop' ? d.consensus.stop() : d.consensus.restart();
+  ctx: {
+    nodeId: string;
+    clock: { wallNow(): number };
+    reply<R>(msg: Replies<R>, value: R): void;
+  },
+): void {
+  const self = ctx.nodeId;
+  const run = async (): Promise<ControlReply> => {
+    const problem = adminProofProblem(
+      d.adminSecret,
+      d.cluster,
+      msg.type,
+      self,
+      msg,
+      ctx.clock.wallNow(),
+    );
+    if (problem !== undefined) return { ok: false, message: `SYNOD_ERR_ADMIN_REFUSED: ${problem}` };
+    if (!d.consensus)
+      return { ok: false, message: `${self} cannot stop and restart its consensus` };
+    return msg.type === 'node.stop' ? d.consensus.stop() : d.consensus.restart();
+  };
+  const reply = (r: ControlReply) => ctx.reply(msg, r);
+  void run().then(reply, (err: Error) => reply({ ok: false, message: err.message }));
 }
 
 export interface AdminDeps {
@@ -384,12 +430,8 @@ export class NodeAdmin extends Actor<AdminMsg> {
         void this.remove(msg);
         return;
       case 'node.members':
-        for (const [id, url] of Object.entries(msg.members)) {
-          if (id === this.ctx.nodeId || this.deps.members.get(id) === url) continue;
-          if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || !NODE_ID.test(id)) continue;
-          this.deps.members.set(id, url);
-          this.deps.addPeer(id, url);
-        }
+        for (const r of learnMemberUrls(msg.members, this.ctx.nodeId, this.deps))
+          this.ctx.log.log('warn', r);
         return;
       case 'node.cut':
       case 'node.heal':
@@ -420,15 +462,9 @@ export class NodeAdmin extends Actor<AdminMsg> {
         void this.onLeader(msg);
         return;
       case 'node.stop':
-      case 'node.restart': {
-        // Beside the mailbox: status keeps being served while the storage closes or reopens.
-        const reply = (r: ControlReply) => this.ctx.reply(msg, r);
-        void runConsensusControl(msg, this.deps, this.ctx.nodeId, this.ctx.clock.wallNow()).then(
-          reply,
-          (err: Error) => reply({ ok: false, message: err.message }),
-        );
+      case 'node.restart':
+        runConsensusControl(msg, this.deps, this.ctx);
         return;
-      }
     }
   }
 
@@ -900,7 +936,8 @@ class JoinServeError extends Error {
   }
 }
 
-function joinRefusal(
+/** A refused `node.join`: `code`, and the message prefixed with it. */
+export function joinRefusal(
   code: string,
   message: string,
   members: Record<string, string> = {},

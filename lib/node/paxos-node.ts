@@ -44,8 +44,9 @@ import {
   type ControlReply,
   isConsensusControl,
   isCutShape,
+  joinRefusal,
   LOG_TAIL,
-  NODE_ID,
+  learnMemberUrls,
   type NodeStatus,
   operatorProofShape,
   opLabel,
@@ -113,10 +114,8 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     if (!existsSync(path.join(config.dataDir, 'raft')))
       checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
   }
-  const { clock, log, system, transport, url, members, peers, gate, samples } = await openNodeBase(
-    config,
-    'paxos',
-  );
+  const { clock, log, system, transport, url, members, peers, gate, samples, peerLinks } =
+    await openNodeBase(config, 'paxos');
   const startedAt = clock.now();
   const ids = [config.id, ...peers.map((p) => p.id)].sort();
   // Before any Multi-Paxos actor exists: they hear members only (finding F6).
@@ -290,12 +289,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       consensus,
       samples,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
-      links: () =>
-        transport.peers().flatMap((p) => {
-          const l = transport.linkStatus(p);
-          return l ? [l] : [];
-        }),
-      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      ...peerLinks,
       gate,
     }),
   );
@@ -403,6 +397,9 @@ interface PaxosAdminDeps {
   gate: LinkGate;
 }
 
+/** The code of a refused `node.join`/`node.remove`. */
+const STATIC_MEMBERSHIP = 'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP';
+
 /** The answer to a proven `node.transfer`. */
 const NO_TRANSFER =
   'Multi-Paxos has no leadership transfer: stop the leader and another proposer takes over';
@@ -460,28 +457,24 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         return;
       }
       case 'node.join':
-        this.ctx.reply(msg, {
-          ok: false,
-          code: 'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP',
-          message:
-            'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node with the new member in --peers',
-          members: Object.fromEntries(this.deps.members),
-        });
+        this.ctx.reply(
+          msg,
+          joinRefusal(
+            STATIC_MEMBERSHIP,
+            'Multi-Paxos membership is static; restart every node with the new member in --peers',
+            Object.fromEntries(this.deps.members),
+          ),
+        );
         return;
       case 'node.remove':
         this.ctx.reply(msg, {
           ok: false,
-          message:
-            'SYNOD_ERR_PAXOS_STATIC_MEMBERSHIP: Multi-Paxos membership is static; restart every node without the member in --peers',
+          message: `${STATIC_MEMBERSHIP}: Multi-Paxos membership is static; restart every node without the member in --peers`,
         });
         return;
       case 'node.members':
-        for (const [id, url] of Object.entries(msg.members)) {
-          if (id === this.ctx.nodeId || this.deps.members.get(id) === url) continue;
-          if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || !NODE_ID.test(id)) continue;
-          this.deps.members.set(id, url);
-          this.deps.addPeer(id, url);
-        }
+        for (const r of learnMemberUrls(msg.members, this.ctx.nodeId, this.deps))
+          this.ctx.log.log('warn', r);
         return;
       case 'node.cut':
       case 'node.heal':
@@ -492,14 +485,9 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         void this.put(msg);
         return;
       case 'node.stop':
-      case 'node.restart': {
-        const reply = (r: ControlReply) => this.ctx.reply(msg, r);
-        void runConsensusControl(msg, this.deps, this.ctx.nodeId, this.ctx.clock.wallNow()).then(
-          reply,
-          (err: Error) => reply({ ok: false, message: err.message }),
-        );
+      case 'node.restart':
+        runConsensusControl(msg, this.deps, this.ctx);
         return;
-      }
     }
   }
 

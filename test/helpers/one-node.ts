@@ -9,6 +9,8 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
+import { startGossipNode } from '../../lib/node/gossip-node.js';
+import { startPaxosNode } from '../../lib/node/paxos-node.js';
 import { type NodeConfig, type RunningNode, startNode } from '../../lib/node/synod-node.js';
 import { Random } from '../../lib/random.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
@@ -28,24 +30,58 @@ export async function startOneNode(
   cluster: string,
   extra: Partial<NodeConfig> = {},
 ): Promise<OneNode> {
+  const { config, port, dataDir } = await aloneConfig(t, cluster, {
+    heartbeatMs: 20,
+    electionMs: 100,
+    ...extra,
+  });
+  const node = await startNode(config);
+  t.teardown(() => node.stop());
+  await until('a leader', async () => ((await node.status()).role === 'leader' ? true : undefined));
+  return { node, port, dataDir, cluster };
+}
+
+/** The config of node n1 alone on a free loopback port, its data in a directory of the test. */
+async function aloneConfig(
+  t: Test,
+  cluster: string,
+  extra: Partial<NodeConfig>,
+): Promise<{ config: NodeConfig; port: number; dataDir: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), `synod-${cluster}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const dataDir = path.join(dir, 'n1');
-  const node = await startNode({
+  const config: NodeConfig = {
     id: 'n1',
     listen: { host: '127.0.0.1', port },
     peers: [],
     dataDir,
     cluster,
     logger: silentLogger,
-    heartbeatMs: 20,
-    electionMs: 100,
     ...extra,
-  });
+  };
+  return { config, port, dataDir };
+}
+
+/**
+ * Starts node n1 alone on `protocol`: Raft as startOneNode does, Multi-Paxos, or a leaderless
+ * keyspace of one replica (N = 1). The Multi-Paxos and leaderless nodes are typed as a Raft one
+ * for what the tests use of them (`status()`, `stop()`).
+ */
+export async function startOneOf(
+  t: Test,
+  cluster: string,
+  protocol: 'raft' | 'paxos' | 'gossip',
+  extra: Partial<NodeConfig> = {},
+): Promise<OneNode> {
+  if (protocol === 'raft') return startOneNode(t, cluster, extra);
+  const { config, port, dataDir } = await aloneConfig(t, cluster, extra);
+  const node =
+    protocol === 'paxos'
+      ? await startPaxosNode(config)
+      : await startGossipNode({ ...config, gossip: { n: 1 } });
   t.teardown(() => node.stop());
-  await until('a leader', async () => ((await node.status()).role === 'leader' ? true : undefined));
-  return { node, port, dataDir, cluster };
+  return { node: node as unknown as RunningNode, port, dataDir, cluster };
 }
 
 /** An actor system `nodeId` whose transport knows n1 (and listens too, with `listen`). */

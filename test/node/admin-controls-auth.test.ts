@@ -6,54 +6,18 @@
  * node and a leaderless (gossip) node, each alone on loopback, asked by a client that holds
  * only the cluster secret.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { Replies } from '../../lib/actor.js';
-import { silentLogger } from '../../lib/logger.js';
 import { makeAdminProof } from '../../lib/node/admin-auth.js';
-import { startGossipNode } from '../../lib/node/gossip-node.js';
 import type { AdminMsg, ControlReply } from '../../lib/node/node-admin.js';
-import { startPaxosNode } from '../../lib/node/paxos-node.js';
-import { freePort } from '../helpers/node-processes.js';
-import { clientOf, type OneNode, startOneNode } from '../helpers/one-node.js';
+import { clientOf, startOneNode, startOneOf } from '../helpers/one-node.js';
 
 const ADMIN = 'the-admin-secret-of-this-test';
-
-async function startOneOther(
-  t: Test,
-  cluster: string,
-  protocol: 'paxos' | 'gossip',
-): Promise<OneNode> {
-  const dir = mkdtempSync(path.join(tmpdir(), `synod-${cluster}-`));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const dataDir = path.join(dir, 'n1');
-  const config = {
-    id: 'n1',
-    listen: { host: '127.0.0.1', port },
-    peers: [],
-    dataDir,
-    cluster,
-    logger: silentLogger,
-    adminSecret: ADMIN,
-  };
-  const node =
-    protocol === 'paxos'
-      ? await startPaxosNode(config)
-      : await startGossipNode({ ...config, gossip: { n: 1 } });
-  t.teardown(() => node.stop());
-  return { node: node as unknown as OneNode['node'], port, dataDir, cluster };
-}
 
 for (const protocol of ['raft', 'paxos', 'gossip'] as const) {
   t.test(`${protocol}: isolate, heal and transfer need the admin secret`, async (t) => {
     const cluster = `admin-controls-${protocol}`;
-    const one =
-      protocol === 'raft'
-        ? await startOneNode(t, cluster, { adminSecret: ADMIN })
-        : await startOneOther(t, cluster, protocol);
+    const one = await startOneOf(t, cluster, protocol, { adminSecret: ADMIN });
     const { system } = await clientOf(t, one, 'probe');
     const ask = (msg: Record<string, unknown>) =>
       system.ask('n1/admin', msg as unknown as AdminMsg & Replies<ControlReply>, 10_000);

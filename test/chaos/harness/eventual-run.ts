@@ -20,7 +20,6 @@ import {
   connectLeaderless,
   type RemoteLeaderlessKvClient,
 } from '../../../lib/kv-client/connect.js';
-import { Random } from '../../../lib/random.js';
 import { spawnClients } from './client-spawn.js';
 import { monotonicNow } from './clock.js';
 import { ChaosCluster } from './cluster.js';
@@ -31,12 +30,16 @@ import {
   type ReplicaView,
 } from './eventual-verdict.js';
 import {
-  type NemesisKind,
-  ringVisibility,
-  type ScheduledFault,
-  schedule,
-  shuffled,
-} from './nemesis.js';
+  type NoteFn,
+  RssSampler,
+  restartCrashed,
+  runFault,
+  sleep,
+  unexpectedExits,
+  until,
+  victimsFromPick,
+} from './faults.js';
+import { type NemesisKind, type ScheduledFault, schedule, shuffled } from './nemesis.js';
 import { ChaosNet, netUnavailableReason } from './net.js';
 import type { ChaosOptions, ChaosResult } from './run.js';
 import { mergeHistories, readJsonl } from './verdict.js';
@@ -61,10 +64,6 @@ export interface EventualChaosOptions extends ChaosOptions {
 
 const SECRET = 'chaos-test-secret-of-enough-length-0001';
 const ADMIN_SECRET = 'chaos-admin-secret-of-enough-length-01';
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
-}
 
 export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosResult> {
   const tStart = monotonicNow();
@@ -91,7 +90,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
   const kinds = o.kinds ?? EVENTUAL_NEMESES;
   const net = new ChaosNet(ids);
   const nemLog: Record<string, unknown>[] = [];
-  const note = (e: Record<string, unknown>) => {
+  const note: NoteFn = (e) => {
     nemLog.push({ time: monotonicNow(), ...e });
     log(`[nemesis] ${JSON.stringify(e)}`);
   };
@@ -154,6 +153,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
           : undefined;
       },
       120_000,
+      500,
     );
     log('[chaos] leaderless keyspace formed');
 
@@ -181,17 +181,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
     );
 
     // ---- memory samples
-    const rss: Record<string, number[]> = Object.fromEntries(ids.map((id) => [id, []]));
-    const rssLines: string[] = [];
-    const sampler = setInterval(() => {
-      const t = monotonicNow();
-      for (const id of ids) {
-        const v = c.rss(id);
-        if (v === undefined) continue;
-        rss[id]?.push(v);
-        rssLines.push(JSON.stringify({ time: t, node: id, rss: v }));
-      }
-    }, 2000);
+    const rss = new RssSampler(c, ids);
 
     // ---- nemesis
     await relaysReady;
@@ -313,14 +303,8 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
     log(
       `[chaos] after the final reads the replicas agreed again in ${settledAfterFinalReadsMs} ms`,
     );
-    clearInterval(sampler);
-    writeFileSync(path.join(o.dir, 'rss.jsonl'), `${rssLines.join('\n')}\n`);
-    const unexpected = [...c.procs.values()].flatMap((p) =>
-      p.exits
-        .filter((e) => !e.expected)
-        .map((e) => `${p.id} exited by itself (code ${e.code}, signal ${e.signal})`),
-    );
-    base.failures.push(...unexpected);
+    rss.stop(path.join(o.dir, 'rss.jsonl'));
+    base.failures.push(...unexpectedExits(c));
     await kv.disconnect().catch(() => undefined);
     kv = undefined;
     await c.stopAll();
@@ -341,15 +325,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
     );
     const verdict: EventualVerdict = judgeEventual(history, finals, views);
     base.failures.push(...verdict.failures);
-    const limit = o.rssLimitBytes ?? 512 * 1024 * 1024;
-    const memory: Record<string, { first: number; max: number; last: number }> = {};
-    for (const id of ids) {
-      const s = rss[id] ?? [];
-      if (!s.length) continue;
-      memory[id] = { first: s[0] as number, max: Math.max(...s), last: s[s.length - 1] as number };
-      if ((memory[id]?.max ?? 0) > limit)
-        base.failures.push(`${id} RSS reached ${mb(memory[id]?.max ?? 0)} (limit ${mb(limit)})`);
-    }
+    const memory = rss.judge(o.rssLimitBytes ?? 512 * 1024 * 1024, base.failures);
     const done = history.filter((e) => e.type !== 'invoke');
     const counts = {
       ok: done.filter((e) => e.type === 'ok').length,
@@ -395,26 +371,6 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
   }
 }
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  deadlineMs: number,
-  everyMs = 500,
-): Promise<T> {
-  const end = monotonicNow() + deadlineMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (monotonicNow() > end)
-      throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-function mb(n: number): string {
-  return `${(n / 1048576).toFixed(1)} MiB`;
-}
-
 function writeResult(dir: string, r: ChaosResult): void {
   writeFileSync(path.join(dir, 'result.json'), `${JSON.stringify(r, null, 2)}\n`);
   const lines = [
@@ -442,112 +398,18 @@ function writeResult(dir: string, r: ChaosResult): void {
   writeFileSync(path.join(dir, 'summary.txt'), `${lines.join('\n')}\n`);
 }
 
-/** A node that exited by itself fails the run; it is restarted so the run goes on. */
-function restartCrashed(
-  c: ChaosCluster,
-  note: (e: Record<string, unknown>) => void,
-  failures: string[],
-): void {
-  for (const p of c.procs.values()) {
-    const last = p.exits[p.exits.length - 1];
-    if (p.state === 'down' && last && !last.expected) {
-      note({ event: 'restart-crashed', node: p.id, code: last.code, signal: last.signal });
-      failures.push(
-        `${p.id} crashed by itself (code ${last.code}); last lines: ${p.tail.slice(-5).join(' | ')}`,
-      );
-      last.expected = true;
-      c.start(p.id);
-    }
-  }
-}
-
-/** Applies one fault for its duration, then undoes it (victims from the schedule's pick). */
+/**
+ * Applies one fault for its duration, then undoes it, its victims from the schedule's pick
+ * (faults.ts); a kind that needs a leader or changes membership is noted as skipped.
+ */
 async function applyFault(
   c: ChaosCluster,
   net: ChaosNet,
   f: ScheduledFault,
-  note: (e: Record<string, unknown>) => void,
+  note: NoteFn,
 ): Promise<void> {
-  const ids = c.ids;
-  const order = shuffled(ids, f.pick);
-  const victim = order[0] as string;
-  const start = (extra: Record<string, unknown>) =>
-    note({ event: 'start', kind: f.kind, durationMs: f.durationMs, ...extra });
-  const end = (extra: Record<string, unknown> = {}) =>
-    note({ event: 'end', kind: f.kind, ...extra });
-  switch (f.kind) {
-    case 'kill': {
-      start({ node: victim });
-      await c.kill(victim);
-      await sleep(f.durationMs);
-      c.start(victim);
-      end({ node: victim });
-      return;
-    }
-    case 'pause': {
-      start({ node: victim });
-      c.pause(victim);
-      await sleep(f.durationMs);
-      c.resume(victim);
-      end({ node: victim });
-      return;
-    }
-    case 'partition-halves': {
-      const cut = Math.floor(ids.length / 2);
-      const groups = [order.slice(0, cut), order.slice(cut)];
-      start({ groups });
-      net.partition(groups);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'partition-ring': {
-      const vis = ringVisibility(order);
-      start({ visible: vis });
-      net.restrict(vis);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'partition-one-way': {
-      const [from, to] = [order[0] as string, order[1] as string];
-      start({ from, to, note: `${to} no longer receives from ${from}` });
-      net.dropFrom(to, from);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'loss': {
-      const victims = order.slice(0, 3);
-      const p = 0.1 + new Random(f.pick).int(30) / 100;
-      start({ nodes: victims, probability: p });
-      net.loss(victims, p);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'slow': {
-      const victims = order.slice(0, 2);
-      const delayMs = 50 + (f.pick % 150);
-      if (net.capabilities.latency === 'none') {
-        note({ event: 'skip', kind: f.kind, why: net.capabilities.latencyProblem ?? 'no latency' });
-        await sleep(f.durationMs);
-        return;
-      }
-      const how: string[] = [];
-      for (const v of victims) how.push(await net.slow(v, delayMs, 25));
-      start({ nodes: victims, how: how[0], delayMs, jitterMs: 25 });
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    default:
-      note({ event: 'skip', kind: f.kind, why: 'does not apply to the leaderless store' });
-      await sleep(f.durationMs);
-  }
+  const a = victimsFromPick(f, c.ids);
+  if (a) return runFault(c, net, f, a, note);
+  note({ event: 'skip', kind: f.kind, why: 'does not apply to the leaderless store' });
+  await sleep(f.durationMs);
 }

@@ -18,19 +18,21 @@ import { getHeapStatistics } from 'node:v8';
 import type { HistoryEvent } from '../../../lib/history/event.js';
 import { HistoryRecorder } from '../../../lib/history/recorder.js';
 import { makeAdminProof } from '../../../lib/node/admin-auth.js';
-import { Random } from '../../../lib/random.js';
 import { type BackupAttempt, backupOnce, judgeBackups } from './backups.js';
 import { spawnClients } from './client-spawn.js';
 import { monotonicNow } from './clock.js';
 import { ChaosCluster } from './cluster.js';
 import {
-  NEMESES,
-  type NemesisKind,
-  ringVisibility,
-  type ScheduledFault,
-  schedule,
-  shuffled,
-} from './nemesis.js';
+  type NoteFn,
+  RssSampler,
+  restartCrashed,
+  runFault,
+  sleep,
+  unexpectedExits,
+  until,
+  victimsFromPick,
+} from './faults.js';
+import { NEMESES, type NemesisKind, type ScheduledFault, schedule, shuffled } from './nemesis.js';
 import { ChaosNet, netUnavailableReason } from './net.js';
 import { judgeHistory, mergeHistories, readJsonl } from './verdict.js';
 
@@ -84,26 +86,6 @@ const SECRET = 'chaos-test-secret-of-enough-length-0001';
 /** The admin secret the nodes start with, so the membership nemesis may remove members. */
 const ADMIN_SECRET = 'chaos-admin-secret-of-enough-length-01';
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  deadlineMs: number,
-  everyMs = 400,
-): Promise<T> {
-  const end = monotonicNow() + deadlineMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (monotonicNow() > end)
-      throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const tStart = monotonicNow();
   const sink = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -122,7 +104,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const nemesisFile = path.join(o.dir, 'nemesis.jsonl');
   // The fault in force now (for the backups' record of what they ran under).
   let activeFault: string | undefined;
-  const note = (e: Record<string, unknown>) => {
+  const note: NoteFn = (e) => {
     if (e.event === 'start') activeFault = String(e.kind);
     if (e.event === 'end') activeFault = undefined;
     const entry = { time: monotonicNow(), ...e };
@@ -203,17 +185,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     log(`[chaos] ${procs} client processes x ${workers} workers running on ${keys} keys`);
 
     // ---- memory samples
-    const rss: Record<string, number[]> = Object.fromEntries(ids.map((id) => [id, []]));
-    const rssLines: string[] = [];
-    const sampler = setInterval(() => {
-      const t = monotonicNow();
-      for (const id of ids) {
-        const v = c.rss(id);
-        if (v === undefined) continue;
-        rss[id]?.push(v);
-        rssLines.push(JSON.stringify({ time: t, node: id, rss: v }));
-      }
-    }, 2000);
+    const rss = new RssSampler(c, ids);
 
     // ---- nemesis
     await relaysReady;
@@ -246,7 +218,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         : Promise.resolve();
     for (const f of plan) {
       await sleep(t0 + f.at - monotonicNow());
-      await restartCrashed(c, note, base.failures);
+      restartCrashed(c, note, base.failures);
       await applyFault(c, net, f, note, o.protocol, base.failures);
     }
     await backupsDone;
@@ -259,7 +231,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // ---- heal and measure
     net.heal();
     for (const id of ids) c.resume(id);
-    await restartCrashed(c, note, base.failures);
+    restartCrashed(c, note, base.failures);
     for (const id of ids) if (c.procs.get(id)?.state === 'down') c.start(id);
     const healedAt = monotonicNow();
     note({ event: 'heal-all' });
@@ -298,14 +270,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await rec.close();
     if (unread.length) base.failures.push(`final read failed for ${unread.join(', ')}`);
     await kv.close();
-    clearInterval(sampler);
-    writeFileSync(path.join(o.dir, 'rss.jsonl'), `${rssLines.join('\n')}\n`);
-    const unexpected = [...c.procs.values()].flatMap((p) =>
-      p.exits
-        .filter((e) => !e.expected)
-        .map((e) => `${p.id} exited by itself (code ${e.code}, signal ${e.signal})`),
-    );
-    base.failures.push(...unexpected);
+    rss.stop(path.join(o.dir, 'rss.jsonl'));
+    base.failures.push(...unexpectedExits(c));
     await c.stopAll();
     cluster = undefined;
     net.teardown();
@@ -336,15 +302,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       );
     for (const l of hv.lost) base.failures.push(`lost write on ${l.key}: ${l.problem}`);
     base.failures.push(...(await judgeBackups(backupRepo, backupAttempts, history)));
-    const limit = o.rssLimitBytes ?? 512 * 1024 * 1024;
-    const memory: Record<string, { first: number; max: number; last: number }> = {};
-    for (const id of ids) {
-      const s = rss[id] ?? [];
-      if (!s.length) continue;
-      memory[id] = { first: s[0] as number, max: Math.max(...s), last: s[s.length - 1] as number };
-      if ((memory[id]?.max ?? 0) > limit)
-        base.failures.push(`${id} RSS reached ${mb(memory[id]?.max ?? 0)} (limit ${mb(limit)})`);
-    }
+    const memory = rss.judge(o.rssLimitBytes ?? 512 * 1024 * 1024, base.failures);
     const ops = history.filter((e) => e.type !== 'invoke' && e.process !== 'final');
     const counts = {
       ok: ops.filter((e) => e.type === 'ok').length,
@@ -401,10 +359,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-function mb(n: number): string {
-  return `${(n / 1048576).toFixed(1)} MiB`;
-}
-
 function writeResult(dir: string, r: ChaosResult): void {
   writeFileSync(path.join(dir, 'result.json'), `${JSON.stringify(r, null, 2)}\n`);
   const lines = [
@@ -432,30 +386,16 @@ function writeResult(dir: string, r: ChaosResult): void {
   writeFileSync(path.join(dir, 'summary.txt'), `${lines.join('\n')}\n`);
 }
 
-async function restartCrashed(
-  c: ChaosCluster,
-  note: (e: Record<string, unknown>) => void,
-  failures: string[],
-): Promise<void> {
-  for (const p of c.procs.values()) {
-    const last = p.exits[p.exits.length - 1];
-    if (p.state === 'down' && last && !last.expected) {
-      note({ event: 'restart-crashed', node: p.id, code: last.code, signal: last.signal });
-      failures.push(
-        `${p.id} crashed by itself (code ${last.code}); last lines: ${p.tail.slice(-5).join(' | ')}`,
-      );
-      last.expected = true;
-      c.start(p.id);
-    }
-  }
-}
-
-/** Applies one fault for its duration, then undoes it. */
+/**
+ * Applies one fault for its duration, then undoes it: the victims are the schedule's pick
+ * (faults.ts), except where the leader decides them (kill-leader, pause-leader,
+ * partition-leader, and the one-way cut, which is from the leader) and for membership.
+ */
 async function applyFault(
   c: ChaosCluster,
   net: ChaosNet,
   f: ScheduledFault,
-  note: (e: Record<string, unknown>) => void,
+  note: NoteFn,
   protocol: string,
   failures: string[],
 ): Promise<void> {
@@ -463,59 +403,20 @@ async function applyFault(
   const order = shuffled(ids, f.pick);
   const victim = order[0] as string;
   const leaderOr = async (fallback: string) => (await c.leader(1000))?.id ?? fallback;
-  const start = (extra: Record<string, unknown>) =>
-    note({ event: 'start', kind: f.kind, durationMs: f.durationMs, ...extra });
-  const end = (extra: Record<string, unknown> = {}) =>
-    note({ event: 'end', kind: f.kind, ...extra });
   switch (f.kind) {
-    case 'kill':
-    case 'kill-leader': {
-      const v = f.kind === 'kill' ? victim : await leaderOr(victim);
-      start({ node: v });
-      await c.kill(v);
-      await sleep(f.durationMs);
-      c.start(v);
-      end({ node: v });
-      return;
-    }
-    case 'pause':
-    case 'pause-leader': {
-      const v = f.kind === 'pause' ? victim : await leaderOr(victim);
-      start({ node: v });
-      c.pause(v);
-      await sleep(f.durationMs);
-      c.resume(v);
-      end({ node: v });
-      return;
-    }
-    case 'partition-halves': {
-      const cut = Math.floor(ids.length / 2);
-      const groups = [order.slice(0, cut), order.slice(cut)];
-      start({ groups });
-      net.partition(groups);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
+    case 'kill-leader':
+      return runFault(c, net, f, { do: 'kill', node: await leaderOr(victim) }, note);
+    case 'pause-leader':
+      return runFault(c, net, f, { do: 'pause', node: await leaderOr(victim) }, note);
     case 'partition-leader': {
       const l = await leaderOr(victim);
-      const groups = [[l], ids.filter((x) => x !== l)];
-      start({ groups });
-      net.partition(groups);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'partition-ring': {
-      const vis = ringVisibility(order);
-      start({ visible: vis });
-      net.restrict(vis);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
+      return runFault(
+        c,
+        net,
+        f,
+        { do: 'partition', groups: [[l], ids.filter((x) => x !== l)] },
+        note,
+      );
     }
     case 'partition-one-way': {
       const [a, b] = [order[0] as string, order[1] as string];
@@ -523,72 +424,15 @@ async function applyFault(
       const from = l === b ? a : l;
       // The leader's messages stop reaching one follower, whose own messages still arrive.
       const to = from === b ? a : b;
-      start({ from, to, note: `${to} no longer receives from ${from}` });
-      net.dropFrom(to, from);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'loss': {
-      const victims = order.slice(0, 3);
-      const p = 0.1 + new Random(f.pick).int(30) / 100;
-      start({ nodes: victims, probability: p });
-      net.loss(victims, p);
-      await sleep(f.durationMs);
-      net.heal();
-      end();
-      return;
-    }
-    case 'slow': {
-      const victims = order.slice(0, 2);
-      const delayMs = 50 + (f.pick % 150);
-      const jitterMs = 25;
-      if (net.capabilities.latency === 'none') {
-        note({
-          event: 'skip',
-          kind: f.kind,
-          why: `no way to add latency here: ${net.capabilities.latencyProblem ?? 'unknown'}`,
-        });
-        await sleep(f.durationMs);
-        return;
-      }
-      const how: string[] = [];
-      for (const v of victims) how.push(await net.slow(v, delayMs, jitterMs));
-      start({
-        nodes: victims,
-        how: how[0],
-        delayMs,
-        jitterMs,
-        note:
-          how[0] === 'relay'
-            ? 'no netem in this kernel: a delaying TCP relay holds what the node sends to its peers'
-            : 'netem delay on the node interface',
-      });
-      await sleep(f.durationMs);
-      const held =
-        how[0] === 'relay'
-          ? await Promise.all(victims.map((v) => net.relayStats(v).catch(() => undefined)))
-          : [];
-      net.heal();
-      end(
-        how[0] === 'relay'
-          ? {
-              relayed: victims.map((v, i) => ({
-                node: v,
-                connections: held[i]?.connections,
-                delayedChunks: held[i]?.delayedChunks,
-                minHeldMs: held[i]?.minHeldMs === null ? null : Math.round(held[i]?.minHeldMs ?? 0),
-                maxHeldMs: held[i]?.maxHeldMs === null ? null : Math.round(held[i]?.maxHeldMs ?? 0),
-              })),
-            }
-          : {},
-      );
-      return;
+      return runFault(c, net, f, { do: 'drop-from', from, to }, note);
     }
     case 'membership':
-      await membershipFault(c, f, order, note, protocol, failures);
-      return;
+      return membershipFault(c, f, order, note, protocol, failures);
+    default: {
+      const a = victimsFromPick(f, ids);
+      if (!a) throw new Error(`no victims for nemesis ${f.kind}`);
+      return runFault(c, net, f, a, note);
+    }
   }
 }
 
@@ -608,7 +452,7 @@ async function membershipFault(
   c: ChaosCluster,
   f: ScheduledFault,
   order: string[],
-  note: (e: Record<string, unknown>) => void,
+  note: NoteFn,
   protocol: string,
   failures: string[],
 ): Promise<void> {
