@@ -10,7 +10,9 @@
  * Buffers cross by transfer, not copy: the chunker's chunk goes to a worker, which hashes it,
  * keeps it, and compresses it only if the repository does not already hold that address
  * (`hashForWrite` → `compress` or `drop`, same worker); a stored payload goes to a worker and
- * its plain bytes come back.
+ * its plain bytes come back. A backup's chunks are in shared memory instead (`ChunkSlabs`):
+ * the same bytes go to that worker and, in a full backup, to the worker keeping the stream
+ * digest (`streamHash`, fed in order), and the slab is reused once both are done with it.
  *
  * Workers start lazily, each job goes to the least busy one, and they are unreferenced while
  * idle (a process that is done exits). A worker runs a piece of plain JavaScript (no project
@@ -27,7 +29,7 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';
 import { chunkId, type RepoKeys } from './crypto.js';
-import { recordHash, StateDigest } from './digest.js';
+import { recordHash, StateDigest, StreamDigest } from './digest.js';
 import { BackupError } from './errors.js';
 import { lz4, lz4Available, lz4DecodeBlock, lz4ModulePath, lz4PlainLength } from './lz4.js';
 import { decodeRecords, forEachRecord } from './records.js';
@@ -350,7 +352,28 @@ function fullScan(plain, withSum) {
     lastKey: pS < 0 ? undefined : plain.toString('utf8', pS, pE),
   };
 }
+// Stream digests (digest.ts StreamDigest, version 2): one Hash per stream id, fed in the order
+// the messages arrive (a port delivers in the order posted).
+const streams = new Map();
 function handle(m) {
+  if (m.op === 'stream') {
+    let h = streams.get(m.sid);
+    if (!h) {
+      h = crypto.createHash('sha256');
+      streams.set(m.sid, h);
+    }
+    h.update(view(m.buf));
+    return { id: m.id };
+  }
+  if (m.op === 'stream-end') {
+    const h = streams.get(m.sid) || crypto.createHash('sha256');
+    streams.delete(m.sid);
+    return { id: m.id, hex: h.digest('hex') };
+  }
+  if (m.op === 'stream-drop') {
+    streams.delete(m.sid);
+    return undefined;
+  }
   if (m.op === 'hash') {
     const plain = view(m.buf);
     kept.set(m.id, plain);
@@ -423,7 +446,11 @@ parentPort.on('message', (m) => {
   }
   if (!r) return;
   const list = [];
-  for (const k of ['out', 'plain', 'hashes']) if (r[k]) list.push(r[k].buffer);
+  // Shared memory (a chunk the main thread allocated as a SharedArrayBuffer) is not
+  // transferred: both threads see it already.
+  for (const k of ['out', 'plain', 'hashes']) {
+    if (r[k] && !(r[k].buffer instanceof SharedArrayBuffer)) list.push(r[k].buffer);
+  }
   parentPort.postMessage(r, list);
 });
 `;
@@ -431,6 +458,8 @@ parentPort.on('message', (m) => {
 interface Reply {
   id: number;
   address?: string;
+  /** A stream digest (op 'stream-end'). */
+  hex?: string;
   out?: Uint8Array;
   raw?: boolean;
   plain?: Uint8Array;
@@ -476,11 +505,199 @@ function transferable(b: Buffer): Uint8Array {
   return b.buffer.byteLength > Buffer.poolSize ? b : new Uint8Array(b);
 }
 
+/** Whether `b` lies in shared memory (posted to a worker as it is: never transferred). */
+function isShared(b: Uint8Array): boolean {
+  return b.buffer instanceof SharedArrayBuffer;
+}
+
+/**
+ * SHA-256 of a sequence of chunks fed in order: a full backup's stream digest (digest.ts,
+ * version 2). `update` returns at once; the hash may run on a worker.
+ */
+export interface OrderedHash {
+  /**
+   * Feeds the next chunk. A chunk in shared memory is read by the worker later: its bytes must
+   * not change until the promise returned settles (any other chunk is copied at once). The
+   * promise never rejects: errors surface in `hex`.
+   */
+  update(chunk: Buffer): Promise<void>;
+  /** SHA-256 (hex) of everything fed; rejects with the first failure (a worker gone). */
+  hex(): Promise<string>;
+  /** Gives up on the stream (after a failure elsewhere): frees it in the worker; never throws. */
+  abandon(): void;
+}
+
+/**
+ * The stream digest on one worker: every update goes to the same worker, whose port delivers
+ * messages in the order they were posted, so the hash sees the chunks in order while the
+ * calling thread serializes the next ones. Each update is acknowledged (so the pool counts it
+ * as a job when it picks the least busy worker for other chunks' work).
+ */
+class WorkerStream implements OrderedHash {
+  private failure: unknown;
+  private ended = false;
+
+  constructor(
+    /** Posts a job to the stream's worker. */
+    private readonly post: (msg: Record<string, unknown>) => Promise<Reply>,
+    /** Posts a message that has no reply (if the worker is still there). */
+    private readonly postNoReply: (msg: Record<string, unknown>) => void,
+    private readonly sid: number,
+  ) {}
+
+  update(chunk: Buffer): Promise<void> {
+    if (this.ended) throw new Error('stream digest already finished');
+    if (this.failure !== undefined) return Promise.resolve();
+    // Shared memory is read in place; anything else is copied by the port (the caller's
+    // buffer may be transferred to another worker right after this call).
+    return this.post({ op: 'stream', sid: this.sid, buf: chunk }).then(
+      () => undefined,
+      (err: unknown) => {
+        this.failure ??= err;
+      },
+    );
+  }
+
+  async hex(): Promise<string> {
+    if (this.ended) throw new Error('stream digest already finished');
+    this.ended = true;
+    let r: Reply | undefined;
+    try {
+      r = await this.post({ op: 'stream-end', sid: this.sid });
+    } catch (err) {
+      this.failure ??= err;
+    }
+    // A failed update fails the digest even when the end message got through.
+    if (this.failure !== undefined) throw this.failure;
+    return (r as Reply).hex as string;
+  }
+
+  abandon(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.postNoReply({ op: 'stream-drop', sid: this.sid });
+  }
+}
+
+/** The stream digest in the calling thread. */
+class InThreadStream implements OrderedHash {
+  private readonly digest = new StreamDigest();
+
+  update(chunk: Buffer): Promise<void> {
+    this.digest.update(chunk);
+    return Promise.resolve();
+  }
+
+  async hex(): Promise<string> {
+    return this.digest.hex();
+  }
+
+  abandon(): void {}
+}
+
+/**
+ * Shared memory for a backup's chunks. The chunker writes records straight into a slab; a cut
+ * chunk is a view of it that goes, without a copy, to the worker hashing the stream digest and
+ * to the one hashing its address and compressing it (both read the same bytes); once both are
+ * done with it (`give`), the slab takes the next chunk. Reusing slabs spares the copy out of
+ * the chunker's buffer and the page faults and garbage of a fresh buffer per chunk (measured
+ * in benchmarks/backup.md, session 11).
+ */
+export class ChunkSlabs {
+  private readonly free: SharedArrayBuffer[] = [];
+  /** Slabs made so far (a leak check for tests; bounded by the chunks in flight). */
+  made = 0;
+
+  constructor(
+    readonly slabSize: number,
+    private readonly keep = 16,
+  ) {}
+
+  /** A slab of at least `len` bytes (a larger one, for a huge record, is not reused). */
+  take(len: number): Buffer {
+    const sab = len <= this.slabSize ? this.free.pop() : undefined;
+    if (sab) return Buffer.from(sab);
+    this.made++;
+    return Buffer.from(new SharedArrayBuffer(Math.max(len, this.slabSize)));
+  }
+
+  /**
+   * Gives back the slab under `chunk`: only when no thread reads it any more (its chunk is
+   * written or dropped, and the stream digest has hashed it).
+   */
+  give(chunk: Uint8Array): void {
+    const sab = chunk.buffer;
+    if (
+      sab instanceof SharedArrayBuffer &&
+      sab.byteLength === this.slabSize &&
+      this.free.length < this.keep &&
+      !this.free.includes(sab)
+    ) {
+      this.free.push(sab);
+    }
+  }
+}
+
+/**
+ * Decides where a stream is hashed from its first chunk: on a worker when the pool has
+ * workers and the chunk is worth a round trip (MIN_WORKER_BYTES), else in the calling thread
+ * (a small backup, or a repository with tiny chunks).
+ */
+class LazyStream implements OrderedHash {
+  private inner: OrderedHash | undefined;
+
+  constructor(private readonly pool: ChunkPool) {}
+
+  update(chunk: Buffer): Promise<void> {
+    this.inner ??=
+      chunk.length >= MIN_WORKER_BYTES ? this.pool.workerStream() : new InThreadStream();
+    return this.inner.update(chunk);
+  }
+
+  hex(): Promise<string> {
+    this.inner ??= new InThreadStream();
+    return this.inner.hex();
+  }
+
+  abandon(): void {
+    this.inner?.abandon();
+  }
+}
+
 export class ChunkPool {
   private readonly slots: Slot[] = [];
   private nextJob = 1;
 
   constructor(readonly size: number = defaultSize()) {}
+
+  /**
+   * Buffers for a backup's chunks, `slabSize` bytes each (the chunker's largest chunk plus
+   * room for its last record), reused from chunk to chunk; undefined when this pool has no
+   * workers (the chunker then copies each chunk out of its own buffer, as it always did).
+   */
+  slabs(slabSize: number): ChunkSlabs | undefined {
+    return this.size === 0 ? undefined : new ChunkSlabs(slabSize);
+  }
+
+  /**
+   * A stream digest (SHA-256 of chunks in order; digest.ts StreamDigest) hashed on one worker
+   * when the first chunk is large enough for it, else in the calling thread.
+   */
+  streamHash(): OrderedHash {
+    return this.size === 0 ? new InThreadStream() : new LazyStream(this);
+  }
+
+  /** A stream digest on the least busy worker (every update to that one). */
+  workerStream(): OrderedHash {
+    const slot = this.pick();
+    return new WorkerStream(
+      (msg) => this.call(slot, msg, []),
+      (msg) => {
+        if (this.slots.includes(slot)) slot.worker.postMessage(msg);
+      },
+      this.nextJob++,
+    );
+  }
 
   /**
    * Hashes a chunk about to be written. With a worker, `plain`'s memory is transferred to it
@@ -496,10 +713,14 @@ export class ChunkPool {
       };
     }
     const slot = this.pick();
-    const data = transferable(plain);
-    const r = await this.call(slot, { op: 'hash', buf: data, idKey: keys.id ?? null }, [
-      data.buffer as ArrayBuffer,
-    ]);
+    // Shared memory is posted as it is (the stream digest's worker may be reading it too).
+    const shared = isShared(plain);
+    const data = shared ? plain : transferable(plain);
+    const r = await this.call(
+      slot,
+      { op: 'hash', buf: data, idKey: keys.id ?? null },
+      shared ? [] : [data.buffer as ArrayBuffer],
+    );
     slot.kept++;
     let open = true;
     const release = () => {

@@ -122,6 +122,12 @@ export class ChunkStore {
   private readonly pending = new Map<string, string>();
   /** Chunks known to exist on disk (written or seen in this process). */
   private readonly known = new Set<string>();
+  /**
+   * Every chunk address in the repository when `listAll` ran (the caller holds the repository
+   * lock, so nothing else adds chunks meanwhile): an address not in it, nor written since, is
+   * new without asking the file system. Undefined: ask (stat) for each chunk.
+   */
+  private listed: Set<string> | undefined;
   /** Chunks written and waiting for a background fsync + rename (address, final path). */
   private readonly durableQueue: Array<[string, string]> = [];
   /** Background fsync + rename workers running. */
@@ -151,14 +157,16 @@ export class ChunkStore {
    */
   async put(plain: Buffer): Promise<ChunkRef> {
     const size = plain.length;
-    // The chunk goes to a worker (plain is not used here again): it is hashed, and compressed
-    // only when this address is new.
+    // The chunk goes to a worker (plain is not used here again, unless it is in shared memory,
+    // which the caller reuses only after this resolves): it is hashed, and compressed only
+    // when this address is new.
     const pending = await chunkPool.hashForWrite(this.keys, plain);
     try {
       const id = pending.address;
       const file = this.pathOf(id);
       if (this.pending.has(id)) return { id, size, stored: 0 };
-      if (this.known.has(id) || ((await this.fs.size(file)) ?? 0) > HEADER) {
+      const absent = this.listed !== undefined && !this.listed.has(id);
+      if (this.known.has(id) || (!absent && ((await this.fs.size(file)) ?? 0) > HEADER)) {
         this.known.add(id);
         return { id, size, stored: 0 };
       }
@@ -177,6 +185,20 @@ export class ChunkStore {
       // A chunk not taken (already stored, or an error on the way) is released in the worker.
       pending.drop();
     }
+  }
+
+  /**
+   * Lists the repository's chunks once, so that `put` of a chunk that is not there needs no
+   * stat (a full backup writes mostly new chunks; a stat each went through libuv's thread pool
+   * behind the chunk fsyncs, between a chunk's hash and its compression). Only while the
+   * repository lock is held; `forgetListing` ends it.
+   */
+  async listAll(): Promise<void> {
+    this.listed = new Set(await this.list());
+  }
+
+  forgetListing(): void {
+    this.listed = undefined;
   }
 
   /**

@@ -89,7 +89,17 @@ export function keyHash(buf: Uint8Array, off: number, len: number): number {
   return h >>> 0;
 }
 
-/** Accepts records in key order and emits chunks (each a fresh Buffer). */
+/**
+ * Where the chunker writes: with none, it writes into a buffer of its own and emits a fresh
+ * copy of each chunk; with one, it writes each chunk straight into a buffer from `take` and
+ * emits a view of it (no copy), then takes the next (the backup's shared slabs, chunk-pool.ts).
+ */
+export interface ChunkBuffers {
+  /** A buffer of at least `len` bytes that no one else uses until it is emitted and released. */
+  take(len: number): Buffer;
+}
+
+/** Accepts records in key order and emits chunks (each a Buffer of its own). */
 export class Chunker {
   private buf: Buffer;
   private len = 0;
@@ -109,20 +119,29 @@ export class Chunker {
   constructor(
     private readonly params: ChunkerParams,
     private readonly emit: (chunk: Buffer) => void,
+    private readonly buffers?: ChunkBuffers,
   ) {
     validateChunkerParams(params);
     this.mask = params.avgSize - 1;
     this.hashFrom = Math.max(0, params.minSize - 64);
     this.byKey = params.boundary === 'key';
     this.scale = 2 ** 32 / params.avgSize;
-    this.buf = Buffer.allocUnsafe(params.maxSize + 1024);
+    this.buf = buffers
+      ? buffers.take(Chunker.bufferSize(params))
+      : Buffer.allocUnsafe(Chunker.bufferSize(params));
+  }
+
+  /** The buffer a chunk is written into: the largest chunk plus room for its last record. */
+  static bufferSize(params: ChunkerParams): number {
+    return params.maxSize + 1024;
   }
 
   add(key: string, value: Uint8Array | undefined): void {
     const keyLen = Buffer.byteLength(key, 'utf8');
     const size = 5 + keyLen + (value === undefined ? 0 : 4 + value.byteLength);
     if (this.len + size > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + size));
+      const want = Math.max(this.buf.length * 2, this.len + size);
+      const bigger = this.buffers ? this.buffers.take(want) : Buffer.allocUnsafe(want);
       this.buf.copy(bigger, 0, 0, this.len);
       this.buf = bigger;
     }
@@ -158,8 +177,14 @@ export class Chunker {
   }
 
   private flush(): void {
-    const out = Buffer.allocUnsafe(this.len);
-    this.buf.copy(out, 0, 0, this.len);
+    let out: Buffer;
+    if (this.buffers) {
+      out = this.buf.subarray(0, this.len);
+      this.buf = this.buffers.take(Chunker.bufferSize(this.params));
+    } else {
+      out = Buffer.allocUnsafe(this.len);
+      this.buf.copy(out, 0, 0, this.len);
+    }
     this.len = 0;
     this.h = 0;
     this.cut = false;

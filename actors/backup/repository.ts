@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { acquireDirLock, type DirLock } from '../../lib/storage/fs-util.js';
 import { LogArchive } from './archive.js';
+import { chunkPool } from './chunk-pool.js';
 import {
   type ChunkRef,
   ChunkStore,
@@ -27,7 +28,7 @@ import {
 } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER, validateChunkerParams } from './chunker.js';
 import { checkKey, deriveKeys, keyCheck, type RepoKeys } from './crypto.js';
-import { DIGEST_VERSION, StreamDigest } from './digest.js';
+import { DIGEST_VERSION } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import { atomicWrite, nodeRepoFs, type RepoFs } from './fs.js';
 import {
@@ -111,7 +112,12 @@ export interface ScannedManifest {
 }
 
 const JOURNAL = 'expire.journal';
-const WRITE_WINDOW = 4;
+/**
+ * Chunks in flight at once in a backup (cut, and not yet written and hashed into the stream
+ * digest). Each holds a slab of the chunker's largest chunk (4 MiB by default) while it is;
+ * enough of them keep both cores busy while some wait for the file system (session 11).
+ */
+const WRITE_WINDOW = 8;
 
 export class Repository {
   readonly chunks: ChunkStore;
@@ -451,11 +457,16 @@ export class Repository {
       }
       let refs: Awaited<ReturnType<Repository['writeChunks']>>;
       try {
+        // A full backup writes mostly chunks the repository does not hold: one listing
+        // instead of a stat per chunk (chunk-store.ts `listAll`; we hold the lock).
+        if (input.type === 'full') await this.chunks.listAll();
         refs = await this.writeChunks(input);
         await this.chunks.sync();
       } catch (err) {
         await this.chunks.abandon();
         throw err;
+      } finally {
+        this.chunks.forgetListing();
       }
       const seq = scanned.reduce((mx, s) => Math.max(mx, seqOf(s)), 0) + 1;
       const id = manifestId(input.type, seq, input.now);
@@ -556,9 +567,15 @@ export class Repository {
     input: BackupInput,
   ): Promise<{ refs: ChunkRef[]; records: number; deletes: number; streamDigest?: string }> {
     const pending: Promise<ChunkRef>[] = [];
-    // A full backup's chunks, in order, are its record stream: hashed whole as they are cut,
-    // before the chunk store hands their memory to a worker (digest.ts, version 2).
-    const stream = input.type === 'full' ? new StreamDigest() : undefined;
+    /** Per chunk: settles once no thread reads its memory any more (never rejects). */
+    const released: Promise<unknown>[] = [];
+    // A full backup's chunks, in order, are its record stream (digest.ts, version 2): fed to
+    // one hash as they are cut, on a worker (chunk-pool.ts `streamHash`) while this thread
+    // serializes the next ones. The chunker writes chunks straight into shared slabs
+    // (`ChunkSlabs`), so the stream's worker and the one hashing and compressing a chunk read
+    // the same bytes, and a slab is reused only once both are done with it.
+    const stream = input.type === 'full' ? chunkPool.streamHash() : undefined;
+    const slabs = chunkPool.slabs(Chunker.bufferSize(this.config.chunker));
     let awaited = 0;
     let bytes = 0;
     let stored = 0;
@@ -566,7 +583,8 @@ export class Repository {
     let deletes = 0;
     const onChunk = (buf: Buffer) => {
       const size = buf.length;
-      stream?.update(buf);
+      // Fed to the stream first: `put` may hand memory that is not shared to a worker.
+      const hashed = stream?.update(buf);
       const p = this.chunks.put(buf).then((r) => {
         bytes += size;
         stored += r.stored;
@@ -581,10 +599,13 @@ export class Repository {
         return r;
       });
       // Observed at once: a chunk may fail while an earlier one is being awaited.
-      p.catch(() => undefined);
+      const written = p.catch(() => undefined);
       pending.push(p);
+      const free = hashed ? Promise.all([written, hashed]) : written;
+      released.push(free);
+      if (slabs) void free.then(() => slabs.give(buf));
     };
-    const chunker = new Chunker(this.config.chunker, onChunk);
+    const chunker = new Chunker(this.config.chunker, onChunk, slabs);
     let prev: string | undefined;
     // Keep pending promises observed so a failure is not an unhandled rejection.
     const settle: Promise<unknown>[] = [];
@@ -608,20 +629,27 @@ export class Repository {
         }
         const before = pending.length;
         chunker.add(key, value);
-        while (pending.length - awaited >= WRITE_WINDOW) await pending[awaited++];
+        // At most WRITE_WINDOW chunks in flight (being hashed, compressed, written or fed to
+        // the stream digest): bounds memory, and lets their slabs come back.
+        while (pending.length - awaited >= WRITE_WINDOW) {
+          await released[awaited];
+          await pending[awaited++];
+        }
         // A chunk was cut: let the event loop run (an agent applying entries, a node serving
         // writes in the same process) before hashing and chunking the next megabyte.
         if (pending.length > before) await yieldToEventLoop();
       }
       chunker.finish();
       const refs = await Promise.all(pending);
+      const streamDigest = await stream?.hex();
       return {
         refs,
         records: chunker.records,
         deletes,
-        ...(stream ? { streamDigest: stream.hex() } : {}),
+        ...(streamDigest !== undefined ? { streamDigest } : {}),
       };
     } catch (err) {
+      stream?.abandon();
       for (const p of pending) settle.push(p.catch(() => undefined));
       await Promise.all(settle);
       throw err;
