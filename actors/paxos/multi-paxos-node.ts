@@ -24,7 +24,7 @@ import type { HardStateStore, LogStore, SnapshotStore } from '../../lib/storage/
 import { AcceptorJournal } from './acceptor-journal.js';
 import { PaxosError } from './errors.js';
 import type { MultiAcceptorHardState, MultiAcceptorView } from './multi-acceptor.js';
-import { MultiPaxosAcceptor } from './multi-acceptor-actor.js';
+import { type AcceptorWriteStats, MultiPaxosAcceptor } from './multi-acceptor-actor.js';
 import type { MultiLeaderView } from './multi-leader.js';
 import type { MultiLearnerView } from './multi-learner.js';
 import { type MultiLearnerMsg, MultiPaxosLearner } from './multi-learner-actor.js';
@@ -124,6 +124,8 @@ export interface MultiPaxosNode {
   readonly acceptor: ActorRef<MultiPaxosMessage, MultiAcceptorView | undefined>;
   readonly proposer: ActorRef<MultiProposerMsg, MultiLeaderView | undefined>;
   readonly learner: ActorRef<MultiLearnerMsg, MultiLearnerView | undefined>;
+  /** The acceptor's journal writes and the steps they covered (group commit), for benchmarks. */
+  acceptorWriteStats(): AcceptorWriteStats;
   /** Stops the log and the three actors, and closes the stores. */
   stop(): Promise<void>;
 }
@@ -221,6 +223,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     acceptor,
     proposer,
     learner,
+    acceptorWriteStats: () => acceptorActor.writeStats(),
     async stop() {
       log.stop();
       await system.stop(learner.address);

@@ -223,12 +223,7 @@ export async function startGossipNode(config: GossipNodeConfig): Promise<Running
       replica: () => replica.getSnapshot(),
       samples,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
-      links: () =>
-        transport.peers().flatMap((p) => {
-          const l = transport.linkStatus(p);
-          return l ? [l] : [];
-        }),
-      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      ...base.peerLinks,
       gate,
     }),
   );

@@ -301,23 +301,40 @@ export function isConsensusControl(m: Record<string, unknown>): boolean {
 }
 
 /**
- * Runs an operator's `node.stop`/`node.restart` after checking its admin proof: the actor
- * replies with what happened (refused: `SYNOD_ERR_ADMIN_REFUSED`).
+ * Runs an operator's `node.stop`/`node.restart` after checking its admin proof, beside the
+ * mailbox (status keeps being served while the storage closes or reopens), and replies with
+ * what happened (refused: `SYNOD_ERR_ADMIN_REFUSED`; a stop or restart that threw: its message).
  */
-export async function runConsensusControl(
-  msg: { type: 'node.stop' | 'node.restart'; at: number; proof: string },
+export function runConsensusControl(
+  msg: { type: 'node.stop' | 'node.restart'; at: number; proof: string } & Replies<ControlReply>,
   d: {
     adminSecret?: string | undefined;
     cluster: string;
     consensus?: ConsensusControl | undefined;
   },
-  self: string,
-  now: number,
-): Promise<ControlReply> {
-  const problem = adminProofProblem(d.adminSecret, d.cluster, msg.type, self, msg, now);
-  if (problem !== undefined) return { ok: false, message: `SYNOD_ERR_ADMIN_REFUSED: ${problem}` };
-  if (!d.consensus) return { ok: false, message: `${self} cannot stop and restart its consensus` };
-  return msg.type === 'node.stop' ? d.consensus.stop() : d.consensus.restart();
+  ctx: {
+    nodeId: string;
+    clock: { wallNow(): number };
+    reply<R>(msg: Replies<R>, value: R): void;
+  },
+): void {
+  const self = ctx.nodeId;
+  const run = async (): Promise<ControlReply> => {
+    const problem = adminProofProblem(
+      d.adminSecret,
+      d.cluster,
+      msg.type,
+      self,
+      msg,
+      ctx.clock.wallNow(),
+    );
+    if (problem !== undefined) return { ok: false, message: `SYNOD_ERR_ADMIN_REFUSED: ${problem}` };
+    if (!d.consensus)
+      return { ok: false, message: `${self} cannot stop and restart its consensus` };
+    return msg.type === 'node.stop' ? d.consensus.stop() : d.consensus.restart();
+  };
+  const reply = (r: ControlReply) => ctx.reply(msg, r);
+  void run().then(reply, (err: Error) => reply({ ok: false, message: err.message }));
 }
 
 export interface AdminDeps {
@@ -445,15 +462,9 @@ export class NodeAdmin extends Actor<AdminMsg> {
         void this.onLeader(msg);
         return;
       case 'node.stop':
-      case 'node.restart': {
-        // Beside the mailbox: status keeps being served while the storage closes or reopens.
-        const reply = (r: ControlReply) => this.ctx.reply(msg, r);
-        void runConsensusControl(msg, this.deps, this.ctx.nodeId, this.ctx.clock.wallNow()).then(
-          reply,
-          (err: Error) => reply({ ok: false, message: err.message }),
-        );
+      case 'node.restart':
+        runConsensusControl(msg, this.deps, this.ctx);
         return;
-      }
     }
   }
 

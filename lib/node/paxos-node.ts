@@ -114,10 +114,8 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
     if (!existsSync(path.join(config.dataDir, 'raft')))
       checkMembers(path.join(config.dataDir, 'paxos'), [config.id, ...peerIds].sort(), false);
   }
-  const { clock, log, system, transport, url, members, peers, gate, samples } = await openNodeBase(
-    config,
-    'paxos',
-  );
+  const { clock, log, system, transport, url, members, peers, gate, samples, peerLinks } =
+    await openNodeBase(config, 'paxos');
   const startedAt = clock.now();
   const ids = [config.id, ...peers.map((p) => p.id)].sort();
   // Before any Multi-Paxos actor exists: they hear members only (finding F6).
@@ -291,12 +289,7 @@ export async function startPaxosNode(config: NodeConfig): Promise<RunningPaxosNo
       consensus,
       samples,
       ...(config.adminSecret ? { adminSecret: config.adminSecret } : {}),
-      links: () =>
-        transport.peers().flatMap((p) => {
-          const l = transport.linkStatus(p);
-          return l ? [l] : [];
-        }),
-      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      ...peerLinks,
       gate,
     }),
   );
@@ -492,14 +485,9 @@ export class PaxosNodeAdmin extends Actor<AdminMsg> {
         void this.put(msg);
         return;
       case 'node.stop':
-      case 'node.restart': {
-        const reply = (r: ControlReply) => this.ctx.reply(msg, r);
-        void runConsensusControl(msg, this.deps, this.ctx.nodeId, this.ctx.clock.wallNow()).then(
-          reply,
-          (err: Error) => reply({ ok: false, message: err.message }),
-        );
+      case 'node.restart':
+        runConsensusControl(msg, this.deps, this.ctx);
         return;
-      }
     }
   }
 

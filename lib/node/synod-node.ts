@@ -22,6 +22,7 @@ import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { randomFromEntropy } from '../random.js';
 import { openDataDir } from '../storage/data-dir.js';
+import type { LinkStatus } from '../transport.js';
 import { type AdminProof, makeAdminProof } from './admin-auth.js';
 import {
   askWatchingLink,
@@ -223,6 +224,11 @@ export interface NodeBase {
   samples: MessageSampler;
   /** How handshake refusals are logged (its `then` changes once a `--join` succeeded). */
   refusals: RefusalReport;
+  /** The transport as the admin actor sees it: each peer link's state, and adding a peer. */
+  peerLinks: {
+    links: () => LinkStatus[];
+    addPeer: (id: string, url: string) => void;
+  };
 }
 
 /** What each protocol keeps in the data directory, and how to name it in messages. */
@@ -347,6 +353,14 @@ export async function openNodeBase(config: NodeConfig, protocol: NodeProtocol): 
     gate,
     samples,
     refusals,
+    peerLinks: {
+      links: () =>
+        transport.peers().flatMap((p) => {
+          const l = transport.linkStatus(p);
+          return l ? [l] : [];
+        }),
+      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+    },
   };
 }
 
@@ -586,12 +600,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       sm: () => (part ?? last)?.sm,
       consensus,
       samples: base.samples,
-      links: () =>
-        transport.peers().flatMap((p) => {
-          const l = transport.linkStatus(p);
-          return l ? [l] : [];
-        }),
-      addPeer: (id, peerUrl) => transport.addPeer(`${id}=${peerUrl}`),
+      ...base.peerLinks,
       members,
       startedAt,
       gate: base.gate,
