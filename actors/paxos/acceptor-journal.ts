@@ -44,8 +44,17 @@ export class AcceptorJournal {
     private readonly log: LogStore,
   ) {}
 
+  /**
+   * Set when a write failed for another reason than a full disk (EIO at a sync, say): the
+   * stores may then hold in memory what never reached the disk (a `FileLogStore` keeps the
+   * failed entries in its view), so this journal neither loads nor writes again. A full disk
+   * is different: the stores roll back to exactly what is durable, and a reload is exact.
+   */
+  private failure: unknown;
+
   /** Reads the durable state back (call once, before the acceptor handles messages). */
   async load(): Promise<MultiAcceptorDurableState> {
+    this.assertUsable();
     const h = await this.hard.load();
     if (h !== undefined && (!isBallot(h.promised) || !Number.isSafeInteger(h.floor))) {
       throw new PaxosError('SYNOD_ERR_PAXOS_BAD_STATE', 'acceptor hard state is malformed');
@@ -97,6 +106,26 @@ export class AcceptorJournal {
    * settled (the acceptor actor keeps one write in flight).
    */
   async persistGroup(ps: readonly MultiAcceptorPersist[]): Promise<void> {
+    this.assertUsable();
+    try {
+      await this.writeGroup(ps);
+    } catch (e) {
+      if ((e as { code?: unknown } | undefined)?.code !== 'SYNOD_ERR_NO_SPACE') this.failure = e;
+      throw e;
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.failure === undefined) return;
+    const why = this.failure instanceof Error ? this.failure.message : String(this.failure);
+    throw new PaxosError(
+      'SYNOD_ERR_PAXOS_JOURNAL_FAILED',
+      `the acceptor's journal failed (${why}); its stores may hold in memory what never reached the disk, so it is not read back: reopen them from disk (restart the process)`,
+      { cause: this.failure },
+    );
+  }
+
+  private async writeGroup(ps: readonly MultiAcceptorPersist[]): Promise<void> {
     let index = this.log.lastIndex();
     const entries: LogEntry[] = [];
     let hard: MultiAcceptorHardState | undefined;

@@ -11,6 +11,11 @@ export type PaxosErrorCode =
   | 'SYNOD_ERR_PAXOS_BAD_MESSAGE'
   /** Stored acceptor state could not be read back (corrupt or from another format). */
   | 'SYNOD_ERR_PAXOS_BAD_STATE'
+  /**
+   * A Multi-Paxos acceptor's journal write failed (not for lack of space): the journal refuses
+   * to load or write again, since its stores may hold what never reached the disk.
+   */
+  | 'SYNOD_ERR_PAXOS_JOURNAL_FAILED'
   /** A single-decree proposer was asked to propose while a proposal is in progress. */
   | 'SYNOD_ERR_PAXOS_BUSY'
   /** A restore target already holds Multi-Paxos state (restore.ts never overwrites it). */
@@ -24,8 +29,9 @@ export class PaxosError extends Error {
   constructor(
     readonly code: PaxosErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'PaxosError';
   }
 }

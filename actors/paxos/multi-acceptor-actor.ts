@@ -15,7 +15,8 @@
  * - A failed write sends none of the replies it covered nor any queued after it; the core
  *   (ahead of the disk) is dropped and the actor fails through its supervision strategy on
  *   the next message (a wake-up is sent to itself): `restart` reloads the journal in
- *   `preStart`, `stop` (what `synod node` uses) stops it.
+ *   `preStart` after a full disk only (the journal refuses to load after any other write
+ *   failure, see `AcceptorJournal`), `stop` (what `synod node` uses) stops it.
  *
  * state$: MultiAcceptorView (promised ballot, floor, accepted slots, lease), published only
  * once durable: the view as of the last step a completed write covered.

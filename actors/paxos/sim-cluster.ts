@@ -407,7 +407,22 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         }
         if (compareBallots(s.msg.ballot, cur) > 0) maxPromiseSent.set(s.msg.from, s.msg.ballot);
       }
-      if (s.msg.type === 'mp.accepted') recordVotes(node, s.msg.ballot, s.msg.slots);
+      if (s.msg.type === 'mp.accepted') {
+        // The other half of the acceptor's rule: an accepted leaves only once its record is
+        // durable (at its ballot, or superseded in a higher one by a later step of the same
+        // group). Without this check a vote sent early is merely not counted below.
+        if (!opts.amnesia) {
+          for (const slot of s.msg.slots) {
+            if (slot <= node.disk.floor) continue;
+            const rec = node.disk.accepted.get(slot);
+            if (!rec || compareBallots(rec.ballot, s.msg.ballot) < 0)
+              fail(
+                `${s.msg.from} sent accepted ${formatBallot(s.msg.ballot)} for slot ${slot} before it was durable`,
+              );
+          }
+        }
+        recordVotes(node, s.msg.ballot, s.msg.slots);
+      }
       transmit(node.id, s);
     }
   };

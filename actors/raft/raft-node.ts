@@ -108,6 +108,9 @@ export interface RaftNodeOptions<Op, Result> {
   maxSizePerMsg?: number;
   maxInflightMsgs?: number;
   maxInflightBytes?: number;
+  /** A learner's replication window (RaftCoreOptions: default 256 KiB per message, 4 in flight). */
+  learnerMaxSizePerMsg?: number;
+  learnerMaxInflightMsgs?: number;
   maxUncommittedBytes?: number;
   snapshotChunkSize?: number;
   /** Heartbeats without an answer before an InstallSnapshot chunk is resent (default 20). */
@@ -487,6 +490,12 @@ export class RaftNode<Op = unknown, Result = unknown>
         ...(o.maxSizePerMsg !== undefined ? { maxSizePerMsg: o.maxSizePerMsg } : {}),
         ...(o.maxInflightMsgs !== undefined ? { maxInflightMsgs: o.maxInflightMsgs } : {}),
         ...(o.maxInflightBytes !== undefined ? { maxInflightBytes: o.maxInflightBytes } : {}),
+        ...(o.learnerMaxSizePerMsg !== undefined
+          ? { learnerMaxSizePerMsg: o.learnerMaxSizePerMsg }
+          : {}),
+        ...(o.learnerMaxInflightMsgs !== undefined
+          ? { learnerMaxInflightMsgs: o.learnerMaxInflightMsgs }
+          : {}),
         ...(o.maxUncommittedBytes !== undefined
           ? { maxUncommittedBytes: o.maxUncommittedBytes }
           : {}),

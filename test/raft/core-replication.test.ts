@@ -4,7 +4,12 @@
  */
 import t from 'tap';
 import { RaftCore } from '../../actors/raft/core/raft-core.js';
-import type { LogEntry, RaftError, RaftMessage } from '../../actors/raft/core/types.js';
+import type {
+  LogEntry,
+  RaftCoreOptions,
+  RaftError,
+  RaftMessage,
+} from '../../actors/raft/core/types.js';
 import { Random } from '../../lib/random.js';
 import { CoreNet, cmd } from '../helpers/raft-net.js';
 
@@ -310,4 +315,97 @@ t.test('a follower that missed entries catches up and agrees (FailAgree)', async
   net.run(5);
   t.same(net.commands('c'), net.commands('a'));
   t.equal(net.commands('c').length, 5);
+});
+
+t.test(
+  "a learner's replication window is smaller than a voter's: bounded bytes per message and messages in flight",
+  async (t) => {
+    // 1 KiB entries; voters may take 64 KiB per message and 256 in flight, the learner 4 KiB × 2.
+    const net = new CoreNet(
+      ['a', 'b', 'c', 'l'],
+      { learnerMaxSizePerMsg: 4096, learnerMaxInflightMsgs: 2, maxSizePerMsg: 64 * 1024 },
+      1,
+      ['a', 'b', 'c'],
+      ['l'],
+    );
+    net.elect('a');
+    net.run(2);
+    net.queue.length = 0;
+    net.isolate('l'); // the learner answers nothing: what the leader sends is all in flight
+    net.isolate('c');
+    const a = net.core('a');
+    for (let i = 0; i < 100; i++) a.propose(new Uint8Array(1024));
+    net.drain('a');
+    const toL = net.queue.filter((m) => m.to === 'l' && m.type === 'append');
+    const toC = net.queue.filter((m) => m.to === 'c' && m.type === 'append');
+    t.equal(toL.length, 2, 'two appends in flight to the learner, then its window is full');
+    for (const m of toL) {
+      if (m.type !== 'append') continue;
+      const bytes = m.entries.reduce((s, e) => s + e.data.byteLength, 0);
+      t.ok(m.entries.length >= 1 && bytes <= 4096, `${m.entries.length} entries, ${bytes} B`);
+    }
+    t.ok(
+      toC.reduce((s, m) => s + (m.type === 'append' ? m.entries.length : 0), 0) === 100,
+      'the voter c got all 100 entries at once (its window is not the learner one)',
+    );
+    t.equal(a.status().progress.l?.inflight, 2);
+    net.heal();
+    net.stabilize();
+    t.equal(net.commands('l').length, 100, 'the learner catches up through its small window');
+    t.equal(a.status().progress.l?.match, a.log.lastIndex());
+  },
+);
+
+t.test('a learner whose window filled with lost answers is not stalled for ever', async (t) => {
+  const net = new CoreNet(
+    ['a', 'b', 'c', 'l'],
+    { learnerMaxSizePerMsg: 1, learnerMaxInflightMsgs: 2 },
+    1,
+    ['a', 'b', 'c'],
+    ['l'],
+  );
+  net.elect('a');
+  net.run(2);
+  net.isolate('l');
+  const a = net.core('a');
+  for (let i = 0; i < 10; i++) a.propose(new Uint8Array(8));
+  net.drain('a');
+  net.queue.length = 0; // every append to l is lost
+  net.heal();
+  net.run(30);
+  t.equal(net.commands('l').length, 10, 'heartbeat answers reopened the window');
+});
+
+t.test('a promoted learner gets the voter window again', async (t) => {
+  const net = new CoreNet(
+    ['a', 'b', 'c', 'l'],
+    { learnerMaxSizePerMsg: 1, learnerMaxInflightMsgs: 1, maxSizePerMsg: 1 << 20 },
+    1,
+    ['a', 'b', 'c'],
+    ['l'],
+  );
+  net.elect('a');
+  net.run(2);
+  const a = net.core('a');
+  a.proposeConfChange([{ type: 'addVoter', node: 'l' }]);
+  net.run(5);
+  t.same(a.membership().voters, ['a', 'b', 'c', 'l']);
+  net.queue.length = 0;
+  net.isolate('l');
+  for (let i = 0; i < 10; i++) a.propose(new Uint8Array(8));
+  net.drain('a');
+  const toL = net.queue.filter((m) => m.to === 'l' && m.type === 'append');
+  t.equal(toL.length, 1, 'one message');
+  t.equal(toL[0]?.type === 'append' ? toL[0].entries.length : 0, 10, 'with all ten entries');
+});
+
+t.test('learner window options are checked', async (t) => {
+  const bads: Partial<RaftCoreOptions>[] = [
+    { learnerMaxSizePerMsg: 0 },
+    { learnerMaxInflightMsgs: 1.5 },
+  ];
+  for (const bad of bads) {
+    const err = t.throws(() => new CoreNet(['a', 'b', 'c'], bad)) as RaftError;
+    t.equal(err.code, 'SYNOD_ERR_RAFT_BAD_STATE', JSON.stringify(bad));
+  }
 });

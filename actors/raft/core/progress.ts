@@ -32,10 +32,28 @@ export class Progress {
   /** In snapshot state: heartbeats sent since the chunk in flight was sent. */
   snapshotQuietBeats = 0;
 
-  constructor(next: number, isLearner: boolean, maxInflightMsgs: number, maxInflightBytes: number) {
+  /** While `isLearner`: at most this many AppendEntries in flight (below the voters' window). */
+  readonly learnerMaxInflightMsgs: number;
+
+  constructor(
+    next: number,
+    isLearner: boolean,
+    maxInflightMsgs: number,
+    maxInflightBytes: number,
+    learnerMaxInflightMsgs = maxInflightMsgs,
+  ) {
     this.next = next;
     this.isLearner = isLearner;
     this.inflights = new Inflights(maxInflightMsgs, maxInflightBytes);
+    this.learnerMaxInflightMsgs = learnerMaxInflightMsgs;
+  }
+
+  /** The in-flight window is full (a learner's is the smaller one). */
+  windowFull(): boolean {
+    return (
+      this.inflights.full() ||
+      (this.isLearner && this.inflights.count >= this.learnerMaxInflightMsgs)
+    );
   }
 
   private resetState(state: ProgressState): void {
@@ -119,7 +137,7 @@ export class Progress {
       case 'probe':
         return this.probeSent;
       case 'replicate':
-        return this.inflights.full();
+        return this.windowFull();
       case 'snapshot':
         return true;
     }

@@ -188,6 +188,8 @@ export class RaftCore {
   private readonly maxSizePerMsg: number;
   private readonly maxInflightMsgs: number;
   private readonly maxInflightBytes: number;
+  private readonly learnerMaxSizePerMsg: number;
+  private readonly learnerMaxInflightMsgs: number;
   private readonly maxUncommittedBytes: number;
   private readonly maxApplyBytes: number;
   private readonly snapshotChunkSize: number;
@@ -238,6 +240,19 @@ export class RaftCore {
     this.maxSizePerMsg = opts.maxSizePerMsg ?? 1024 * 1024;
     this.maxInflightMsgs = opts.maxInflightMsgs ?? 256;
     this.maxInflightBytes = opts.maxInflightBytes ?? 32 * 1024 * 1024;
+    this.learnerMaxSizePerMsg = Math.min(
+      this.maxSizePerMsg,
+      opts.learnerMaxSizePerMsg ?? 256 * 1024,
+    );
+    this.learnerMaxInflightMsgs = Math.min(this.maxInflightMsgs, opts.learnerMaxInflightMsgs ?? 4);
+    for (const [name, v] of [
+      ['learnerMaxSizePerMsg', this.learnerMaxSizePerMsg],
+      ['learnerMaxInflightMsgs', this.learnerMaxInflightMsgs],
+    ] as const) {
+      if (!(Number.isInteger(v) && v >= 1)) {
+        throw new RaftError('SYNOD_ERR_RAFT_BAD_STATE', `${name} must be an integer ≥ 1, got ${v}`);
+      }
+    }
     this.maxUncommittedBytes = opts.maxUncommittedBytes ?? 0;
     this.maxApplyBytes = opts.maxApplyBytes ?? 4 * 1024 * 1024;
     this.snapshotChunkSize = opts.snapshotChunkSize ?? 256 * 1024;
@@ -981,7 +996,7 @@ export class RaftCore {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
-    if (pr.state === 'replicate' && pr.inflights.full()) {
+    if (pr.state === 'replicate' && pr.windowFull()) {
       // Acks may have been lost: free one slot so replication cannot stall forever.
       pr.inflights.freeFirst();
     }
@@ -1229,7 +1244,11 @@ export class RaftCore {
       this.sendSnapshotChunk(to, pr);
       return true;
     }
-    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.maxSizePerMsg);
+    const entries = this.log.slice(
+      pr.next,
+      this.log.lastIndex() + 1,
+      pr.isLearner ? this.learnerMaxSizePerMsg : this.maxSizePerMsg,
+    );
     if (entries.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
     for (let i = 0; i < entries.length; i++) bytes += entrySize(entries[i] as LogEntry);
@@ -1511,6 +1530,7 @@ export class RaftCore {
           learner,
           this.maxInflightMsgs,
           this.maxInflightBytes,
+          this.learnerMaxInflightMsgs,
         );
         if (id === this.id) {
           pr.match = this.log.stableIndex;

@@ -281,6 +281,17 @@ export interface RaftCoreOptions {
   maxInflightMsgs?: number;
   /** Max bytes of entry data in flight per follower (0 = unlimited). */
   maxInflightBytes?: number;
+  /**
+   * A learner's (non-voter's) replication window, tighter than a voter's: max bytes of entry
+   * data per AppendEntries to a learner (default 256 KiB; never more than `maxSizePerMsg`),
+   * and max such messages in flight (default 4). A learner counts for no commit, so sending
+   * it less at a time delays no write; what it prevents is a leader that, when a learner far
+   * behind (the backup agent catching up) starts to replicate, encodes and writes up to
+   * `maxInflightBytes` in one turn of its event loop — measured at 32 MiB, a 233 ms stall of
+   * every write, longer than the 150–300 ms election timeout (benchmarks/backup.md, session 11).
+   */
+  learnerMaxSizePerMsg?: number;
+  learnerMaxInflightMsgs?: number;
   /** Max bytes of uncommitted entry data a leader accepts before dropping proposals (0 = unlimited). */
   maxUncommittedBytes?: number;
   /** Max bytes of committed entries handed out per Ready (at least one). */

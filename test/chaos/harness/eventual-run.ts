@@ -13,7 +13,7 @@
  * rss.jsonl, logs/<id>.log, data/<id>/.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HistoryEvent } from '../../../lib/history/event.js';
 import {
@@ -42,6 +42,7 @@ import {
 import { type NemesisKind, type ScheduledFault, schedule, shuffled } from './nemesis.js';
 import { ChaosNet, netUnavailableReason } from './net.js';
 import type { ChaosOptions, ChaosResult } from './run.js';
+import { SECRET, writeJsonl, writeResult, writeSecretFiles } from './run-files.js';
 import { mergeHistories, readJsonl } from './verdict.js';
 
 /** The nemeses that make sense for a leaderless store (no leader to pick, no membership change). */
@@ -62,8 +63,19 @@ export interface EventualChaosOptions extends ChaosOptions {
   convergeBoundMs?: number;
 }
 
-const SECRET = 'chaos-test-secret-of-enough-length-0001';
-const ADMIN_SECRET = 'chaos-admin-secret-of-enough-length-01';
+/** What summary.txt shows of a result besides the status and the failures. */
+const SUMMARY_FIELDS = [
+  'durationMs',
+  'operations',
+  'eventual',
+  'faults',
+  'writeAfterHealMs',
+  'convergedAfterMs',
+  'divergedAtHeal',
+  'memory',
+  'restarts',
+  'network',
+] as const;
 
 export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosResult> {
   const tStart = monotonicNow();
@@ -79,11 +91,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
         status: 'error',
         reason: `nemesis ${k} does not apply to the leaderless store (${EVENTUAL_NEMESES.join(', ')} do)`,
       };
-  mkdirSync(o.dir, { recursive: true });
-  const secretFile = path.join(o.dir, 'cluster.key');
-  writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
-  const adminSecretFile = path.join(o.dir, 'admin.key');
-  writeFileSync(adminSecretFile, `${ADMIN_SECRET}\n`, { mode: 0o600 });
+  const { secretFile, adminSecretFile } = writeSecretFiles(o.dir);
   const ids = Array.from({ length: o.nodes ?? 5 }, (_, i) => `n${i + 1}`);
   const counters = o.counters ?? 2;
   const keys = o.keys ?? 5;
@@ -310,19 +318,13 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
     await c.stopAll();
     cluster = undefined;
     net.teardown();
-    writeFileSync(
-      path.join(o.dir, 'nemesis.jsonl'),
-      `${nemLog.map((e) => JSON.stringify(e)).join('\n')}\n`,
-    );
+    writeJsonl(path.join(o.dir, 'nemesis.jsonl'), nemLog);
 
     // ---- judge
     const parts: HistoryEvent[][] = [];
     for (let i = 0; i < procs; i++) parts.push(readJsonl(path.join(o.dir, `history-${i}.jsonl`)));
     const history = mergeHistories(parts);
-    writeFileSync(
-      path.join(o.dir, 'history.jsonl'),
-      `${history.map((e) => JSON.stringify(e)).join('\n')}\n`,
-    );
+    writeJsonl(path.join(o.dir, 'history.jsonl'), history);
     const verdict: EventualVerdict = judgeEventual(history, finals, views);
     base.failures.push(...verdict.failures);
     const memory = rss.judge(o.rssLimitBytes ?? 512 * 1024 * 1024, base.failures);
@@ -351,7 +353,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
       restarts: Object.fromEntries([...c.procs.values()].map((p) => [p.id, p.starts - 1])),
       network: net.capabilities,
     };
-    writeResult(o.dir, result);
+    writeResult(o.dir, result, SUMMARY_FIELDS);
     return result;
   } catch (err) {
     const r: ChaosResult = {
@@ -359,7 +361,7 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
       status: 'error',
       reason: (err as Error).stack ?? String(err),
     };
-    if (existsSync(o.dir)) writeResult(o.dir, r);
+    if (existsSync(o.dir)) writeResult(o.dir, r, SUMMARY_FIELDS);
     return r;
   } finally {
     process.removeListener('exit', onExit);
@@ -369,33 +371,6 @@ export async function runEventualChaos(o: EventualChaosOptions): Promise<ChaosRe
     await left?.closeProbe();
     for (const p of left?.procs.values() ?? []) p.log.end();
   }
-}
-
-function writeResult(dir: string, r: ChaosResult): void {
-  writeFileSync(path.join(dir, 'result.json'), `${JSON.stringify(r, null, 2)}\n`);
-  const lines = [
-    `chaos run: ${r.status.toUpperCase()} (protocol eventual, seed ${r.seed})`,
-    `reason: ${r.reason}`,
-    ...r.failures.map((f) => `  failure: ${f}`),
-  ];
-  for (const k of [
-    'durationMs',
-    'operations',
-    'eventual',
-    'faults',
-    'writeAfterHealMs',
-    'convergedAfterMs',
-    'divergedAtHeal',
-    'memory',
-    'restarts',
-    'network',
-  ])
-    if (r[k] !== undefined) lines.push(`${k}: ${JSON.stringify(r[k])}`);
-  lines.push(`history: ${path.join(dir, 'history.jsonl')}`);
-  lines.push(
-    `reproduce: npx tsx scripts/chaos.ts --minutes ${((r.durationMs as number | undefined) ?? 0) / 60000} --seed ${r.seed} --protocol eventual`,
-  );
-  writeFileSync(path.join(dir, 'summary.txt'), `${lines.join('\n')}\n`);
 }
 
 /**

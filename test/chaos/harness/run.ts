@@ -12,7 +12,7 @@
  *   logs/<id>.log    each node's output, across restarts
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import type { HistoryEvent } from '../../../lib/history/event.js';
@@ -34,6 +34,7 @@ import {
 } from './faults.js';
 import { NEMESES, type NemesisKind, type ScheduledFault, schedule, shuffled } from './nemesis.js';
 import { ChaosNet, netUnavailableReason } from './net.js';
+import { ADMIN_SECRET, SECRET, writeJsonl, writeResult, writeSecretFiles } from './run-files.js';
 import { judgeHistory, mergeHistories, readJsonl } from './verdict.js';
 
 export interface ChaosOptions {
@@ -82,9 +83,18 @@ export interface ChaosResult {
   [k: string]: unknown;
 }
 
-const SECRET = 'chaos-test-secret-of-enough-length-0001';
-/** The admin secret the nodes start with, so the membership nemesis may remove members. */
-const ADMIN_SECRET = 'chaos-admin-secret-of-enough-length-01';
+/** What summary.txt shows of a result besides the status and the failures. */
+const SUMMARY_FIELDS = [
+  'durationMs',
+  'operations',
+  'checker',
+  'faults',
+  'writeAfterHealMs',
+  'memory',
+  'restarts',
+  'backups',
+  'network',
+] as const;
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const tStart = monotonicNow();
@@ -93,11 +103,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const base = { dir: o.dir, seed: o.seed, protocol: o.protocol, failures: [] as string[] };
   const unavailable = netUnavailableReason();
   if (unavailable) return { ...base, status: 'skipped', reason: unavailable };
-  mkdirSync(o.dir, { recursive: true });
-  const secretFile = path.join(o.dir, 'cluster.key');
-  writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
-  const adminSecretFile = path.join(o.dir, 'admin.key');
-  writeFileSync(adminSecretFile, `${ADMIN_SECRET}\n`, { mode: 0o600 });
+  const { secretFile, adminSecretFile } = writeSecretFiles(o.dir);
   const ids = Array.from({ length: o.nodes ?? 5 }, (_, i) => `n${i + 1}`);
   const net = new ChaosNet(ids);
   const nemLog: Record<string, unknown>[] = [];
@@ -275,17 +281,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await c.stopAll();
     cluster = undefined;
     net.teardown();
-    writeFileSync(nemesisFile, `${nemLog.map((e) => JSON.stringify(e)).join('\n')}\n`);
+    writeJsonl(nemesisFile, nemLog);
 
     // ---- judge
     const parts: HistoryEvent[][] = [];
     for (let i = 0; i < procs; i++) parts.push(readJsonl(path.join(o.dir, `history-${i}.jsonl`)));
     parts.push(readJsonl(finalFile));
     const history = mergeHistories(parts);
-    writeFileSync(
-      path.join(o.dir, 'history.jsonl'),
-      `${history.map((e) => JSON.stringify(e)).join('\n')}\n`,
-    );
+    writeJsonl(path.join(o.dir, 'history.jsonl'), history);
     const reportFile = path.join(o.dir, 'report.html');
     const hv = judgeHistory(history, {
       finalProcess: 'final',
@@ -334,7 +337,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       network: net.capabilities,
       report: reportFile,
     };
-    writeResult(o.dir, result);
+    writeResult(o.dir, result, SUMMARY_FIELDS);
     return result;
   } catch (err) {
     const e = err as Error & { skip?: boolean };
@@ -344,11 +347,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         status: 'skipped',
         reason: `synod node refused --protocol ${o.protocol}: ${e.message.split('\n').slice(-3).join(' ')}`,
       };
-      writeResult(o.dir, r);
+      writeResult(o.dir, r, SUMMARY_FIELDS);
       return r;
     }
     const r: ChaosResult = { ...base, status: 'error', reason: e.stack ?? String(e) };
-    if (existsSync(o.dir)) writeResult(o.dir, r);
+    if (existsSync(o.dir)) writeResult(o.dir, r, SUMMARY_FIELDS);
     return r;
   } finally {
     process.removeListener('exit', onExit);
@@ -357,33 +360,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await left?.closeProbe();
     for (const p of left?.procs.values() ?? []) p.log.end();
   }
-}
-
-function writeResult(dir: string, r: ChaosResult): void {
-  writeFileSync(path.join(dir, 'result.json'), `${JSON.stringify(r, null, 2)}\n`);
-  const lines = [
-    `chaos run: ${r.status.toUpperCase()} (protocol ${r.protocol}, seed ${r.seed})`,
-    `reason: ${r.reason}`,
-    ...r.failures.map((f) => `  failure: ${f}`),
-  ];
-  for (const k of [
-    'durationMs',
-    'operations',
-    'checker',
-    'faults',
-    'writeAfterHealMs',
-    'memory',
-    'restarts',
-    'backups',
-    'network',
-  ])
-    if (r[k] !== undefined) lines.push(`${k}: ${JSON.stringify(r[k])}`);
-  if (r.status === 'fail' && r.report) lines.push(`checker report: file://${r.report}`);
-  lines.push(`history: ${path.join(dir, 'history.jsonl')}`);
-  lines.push(
-    `reproduce: npx tsx scripts/chaos.ts --minutes ${((r.durationMs as number | undefined) ?? 0) / 60000} --seed ${r.seed} --protocol ${r.protocol}`,
-  );
-  writeFileSync(path.join(dir, 'summary.txt'), `${lines.join('\n')}\n`);
 }
 
 /**
