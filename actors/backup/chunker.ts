@@ -23,7 +23,7 @@
  */
 import { Random } from '../../lib/random.js';
 import { BackupError } from './errors.js';
-import { writeRecord } from './records.js';
+import { keyByteLength, writeRecord } from './records.js';
 
 export type ChunkBoundary = 'gear' | 'key';
 
@@ -137,7 +137,7 @@ export class Chunker {
   }
 
   add(key: string, value: Uint8Array | undefined): void {
-    const keyLen = Buffer.byteLength(key, 'utf8');
+    const keyLen = keyByteLength(key);
     const size = 5 + keyLen + (value === undefined ? 0 : 4 + value.byteLength);
     if (this.len + size > this.buf.length) {
       const want = Math.max(this.buf.length * 2, this.len + size);

@@ -24,7 +24,29 @@ export function recordSize(key: string, value: Uint8Array | undefined): number {
   return 1 + 4 + Buffer.byteLength(key, 'utf8') + (value === undefined ? 0 : 4 + value.byteLength);
 }
 
-/** Writes one record at `off` of `buf` (which must be large enough); returns the new offset. */
+/** Keys up to this many characters are measured and written by a loop here (see below). */
+const SHORT_KEY = 64;
+
+/**
+ * UTF-8 length of `key`. A short key is scanned here: all ASCII (the usual key), its length is
+ * its character count; else `Buffer.byteLength`. A backup measures and writes one key per
+ * record (about a thousand per MB), and for short keys the scan costs less than a call into
+ * the native string encoder (session 11, benchmarks/backup.md).
+ */
+export function keyByteLength(key: string): number {
+  const n = key.length;
+  if (n <= SHORT_KEY) {
+    let i = 0;
+    while (i < n && key.charCodeAt(i) < 0x80) i++;
+    if (i === n) return n;
+  }
+  return Buffer.byteLength(key, 'utf8');
+}
+
+/**
+ * Writes one record at `off` of `buf` (which must be large enough); returns the new offset.
+ * `keyLen` is the key's UTF-8 length (`keyByteLength`).
+ */
 export function writeRecord(
   buf: Buffer,
   off: number,
@@ -35,7 +57,13 @@ export function writeRecord(
   buf[off] = value === undefined ? REC_DELETE : REC_PUT;
   buf.writeUInt32BE(keyLen, off + 1);
   off += 5;
-  off += buf.write(key, off, keyLen, 'utf8');
+  if (keyLen === key.length && keyLen <= SHORT_KEY) {
+    // As many UTF-8 bytes as characters: every character is ASCII, one byte each.
+    for (let i = 0; i < keyLen; i++) buf[off + i] = key.charCodeAt(i);
+    off += keyLen;
+  } else {
+    off += buf.write(key, off, keyLen, 'utf8');
+  }
   if (value !== undefined) {
     buf.writeUInt32BE(value.byteLength, off);
     off += 4;

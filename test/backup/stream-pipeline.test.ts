@@ -17,7 +17,7 @@ import {
 } from '../../actors/backup/chunk-pool.js';
 import { Chunker, type ChunkerParams } from '../../actors/backup/chunker.js';
 import { chunkId, deriveKeys } from '../../actors/backup/crypto.js';
-import { decodeRecords } from '../../actors/backup/records.js';
+import { decodeRecords, keyByteLength, writeRecord } from '../../actors/backup/records.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
 import { MapState } from '../../actors/backup/state.js';
@@ -282,3 +282,53 @@ t.test('a worker that fails mid-backup: a clear error and no listed backup', asy
   t.equal(res.digest, cap.stateDigest, 'and restores');
   t.same((await verify(repo)).problems, [], 'verify finds nothing wrong');
 });
+
+t.test(
+  `record keys: the short-key path writes the same UTF-8 as the encoder (seed ${SEED})`,
+  async (t) => {
+    const r = new Random(SEED + 500);
+    const fixed = [
+      '',
+      'k00000001',
+      'a'.repeat(64),
+      'a'.repeat(65),
+      `${'a'.repeat(63)}é`,
+      'ключ',
+      '😀',
+      '\u0000kv/1',
+      '\u007f',
+      '\u0080',
+      '\ud800', // a lone surrogate: written as U+FFFD, 3 bytes, by either path
+      `x\udc00y`,
+    ];
+    const randomKey = () => {
+      const n = r.int(80);
+      let k = '';
+      for (let i = 0; i < n; i++) {
+        const pick = r.int(10);
+        k += String.fromCharCode(
+          pick < 7 ? r.int(0x80) : pick < 9 ? 0x80 + r.int(0x800) : 0xd800 + r.int(0x800),
+        );
+      }
+      return k;
+    };
+    const keys = [...fixed, ...Array.from({ length: 2000 }, randomKey)];
+    for (const key of keys) {
+      const len = keyByteLength(key);
+      t.equal(len, Buffer.byteLength(key, 'utf8'), `length of ${JSON.stringify(key)}`);
+      const buf = Buffer.alloc(9 + len + 3);
+      const end = writeRecord(buf, 0, key, len, new Uint8Array([1, 2, 3]));
+      const want = Buffer.concat([
+        Buffer.from([0]),
+        Buffer.from([len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]),
+        Buffer.from(key, 'utf8'),
+        Buffer.from([0, 0, 0, 3, 1, 2, 3]),
+      ]);
+      if (!buf.subarray(0, end).equals(want)) {
+        t.fail(`bytes of ${JSON.stringify(key)}`);
+        return;
+      }
+    }
+    t.pass(`${keys.length} keys written as Buffer.from(key, 'utf8') would`);
+  },
+);
