@@ -85,6 +85,9 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
   private listener: AppliedListener | undefined;
   /** The applied index last handed to the listener. */
   private reportedUpTo = 0;
+  /** Snapshot saves, chained: each starts after the previous one settled. */
+  private saving: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly opts: MultiPaxosLearnerOptions) {
     super();
@@ -107,6 +110,8 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
   }
 
   override async preStart(): Promise<void> {
+    // After a restart: a save still running finishes before the store is read back.
+    await this.saving;
     let restored: SnapshotImage | undefined;
     const latest = await this.opts.snapshots.latest();
     if (latest) {
@@ -167,15 +172,16 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 20, { type: 'mp.learner-tick' });
   }
 
-  /** Synchronous unless a snapshot must be stored. */
-  receive(msg: MultiLearnerMsg | Terminated): void | Promise<void> {
+  /** Synchronous: snapshots are stored in the background (`saveInBackground`). */
+  receive(msg: MultiLearnerMsg | Terminated): void {
     const core = this.core;
     if (!core || msg.type === 'terminated') return;
     const now = this.ctx.clock.now();
     switch (msg.type) {
       case 'mp.learner-tick':
         this.prepare(core);
-        return this.handle(core.tick(now));
+        this.handle(core.tick(now));
+        return;
       case 'mp.session':
         this.ctx.reply(msg, core.session(msg.clientId, msg.seq));
         return;
@@ -187,43 +193,52 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           return;
         }
         this.prepare(core);
-        return this.handle(core.step(m, now));
+        this.handle(core.step(m, now));
+        return;
       }
     }
   }
 
-  private handle(out: MultiLearnerOutput): void | Promise<void> {
+  private handle(out: MultiLearnerOutput): void {
     for (const s of out.send) this.ctx.send(s.to, toWire(s.msg) as MultiPaxosMessage);
     const core = this.core as MultiLearnerCore;
     if (this.emitApplied(core, out.applied)) this.ctx.setState(core.view());
-    if (out.snapshot) return this.handleAsync({ ...out, send: [], applied: [] });
+    if (out.snapshot) this.saveInBackground(core, out.snapshot);
   }
 
-  private async handleAsync(first: MultiLearnerOutput): Promise<void> {
-    const core = this.core as MultiLearnerCore;
-    let out: MultiLearnerOutput | undefined = first;
-    while (out) {
-      for (const s of out.send) this.ctx.send(s.to, toWire(s.msg) as MultiPaxosMessage);
-      if (this.emitApplied(core, out.applied)) this.ctx.setState(core.view());
-      const snap: SnapshotImage | undefined = out.snapshot;
-      out = undefined;
-      if (snap) {
-        try {
-          await this.save(snap);
+  /**
+   * Stores a snapshot while the learner goes on applying (as Raft's node does): saves run one
+   * after another, and only a durable one is reported to the core (`snapshotPersisted`, which
+   * compacts the local acceptor and the retained slots) and served to peers. A save that ends
+   * after the actor stopped or restarted is not reported (the new core reads the store).
+   */
+  private saveInBackground(core: MultiLearnerCore, snap: SnapshotImage): void {
+    this.saving = this.saving
+      .then(() => this.save(snap))
+      .then(
+        () => {
+          if (this.stopped || this.core !== core) return;
           this.ctx.emit({ type: 'snapshot-saved', index: snap.index, bytes: snap.data.length });
           this.prepare(core);
-          out = core.snapshotPersisted(snap.index);
+          this.handle(core.snapshotPersisted(snap.index));
           this.ctx.setState(core.view());
-        } catch (err) {
+        },
+        (err: unknown) => {
+          if (this.stopped || this.core !== core) return;
           core.snapshotFailed(snap.index);
           this.ctx.emit({
             type: 'snapshot-failed',
             index: snap.index,
             error: (err as Error).message,
           });
-        }
-      }
-    }
+        },
+      );
+  }
+
+  override async postStop(): Promise<void> {
+    // The stores are closed after the actor stops: let a snapshot being saved finish first.
+    this.stopped = true;
+    await this.saving;
   }
 
   /** Hands out a batch of applied records; true if the applied index moved (or any record). */

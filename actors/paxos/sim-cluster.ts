@@ -2,7 +2,7 @@
  * A deterministic, core-level Multi-Paxos cluster simulation: every node runs an acceptor, a
  * proposer and a learner core behind a model of the actor shells (one message at a time per
  * actor, writes that complete after a delay, sends held until the write before them is
- * durable; the acceptor's shell with group commit, as MultiPaxosAcceptor: it steps messages
+ * durable; the learner's snapshots saved in the background; the acceptor's shell with group commit, as MultiPaxosAcceptor: it steps messages
  * while a write is in flight, queues their writes for the next one, and holds every reply
  * behind the write covering its step or, for a step that writes nothing, behind the newest
  * write in flight or queued), connected by a seeded network with drops, duplicates, reordering (random
@@ -135,6 +135,8 @@ interface Node {
     snapshot?: SnapshotImage;
   };
   actors: Record<'acceptor' | 'proposer' | 'learner', ActorSlot>;
+  /** When the learner's last snapshot save completes (saves complete in order). */
+  learnerSaveDoneAt?: number;
   /** The acceptor's write in flight, and the one queued behind it. */
   accWriting?: AcceptorWrite;
   accQueued?: AcceptorWrite;
@@ -526,16 +528,20 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
 
   const learnerOutput = (node: Node, out: MultiLearnerOutput) => {
     for (const r of out.applied) onApplied(node, r);
+    release(node, out.send);
     if (out.snapshot) {
+      // Stored in the background, as MultiPaxosLearner does: the learner goes on stepping;
+      // saves complete in order; only a durable snapshot is reported to the core.
       const snap = out.snapshot;
-      afterWrite(
-        node,
-        'learner',
-        () => (node.disk.snapshot = snap),
-        out.send,
-        () => learnerOutput(node, node.learner.snapshotPersisted(snap.index)),
-      );
-    } else release(node, out.send);
+      const epoch = node.epoch;
+      const doneAt = Math.max(now + rnd.int(3), node.learnerSaveDoneAt ?? 0);
+      node.learnerSaveDoneAt = doneAt;
+      at(doneAt, () => {
+        if (node.epoch !== epoch || !node.up) return;
+        node.disk.snapshot = snap;
+        learnerOutput(node, node.learner.snapshotPersisted(snap.index));
+      });
+    }
     checkReads(node);
   };
 
