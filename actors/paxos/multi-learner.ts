@@ -201,6 +201,27 @@ export class MultiLearnerCore {
     this.catchupRetryMs = opts.catchupRetryMs ?? 100;
     this.maxCatchupEntries = opts.maxCatchupEntries ?? 512;
     this.keepAfterSnapshot = opts.keepAfterSnapshot ?? 1000;
+    if (!Number.isSafeInteger(this.snapshotEvery) || this.snapshotEvery < 0) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `snapshotEvery must be a non-negative integer (0 disables), got ${this.snapshotEvery}`,
+      );
+    }
+    if (!Number.isFinite(this.snapshotLogRatio) || this.snapshotLogRatio < 0) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `snapshotLogRatio must be a finite number ≥ 0, got ${this.snapshotLogRatio}`,
+      );
+    }
+    if (
+      !Number.isSafeInteger(this.snapshotEveryMax) ||
+      this.snapshotEveryMax < this.snapshotEvery
+    ) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `snapshotEveryMax must be an integer ≥ snapshotEvery (${this.snapshotEvery}), got ${this.snapshotEveryMax}`,
+      );
+    }
     if (!Number.isSafeInteger(this.keepAfterSnapshot) || this.keepAfterSnapshot < 0) {
       throw new PaxosError(
         'SYNOD_ERR_PAXOS_BAD_CONFIG',

@@ -104,6 +104,10 @@ export interface MultiPaxosNodeOptions {
   readonly snapshotEvery?: number;
   /** Applied slots a learner keeps for catch-up behind its snapshot (default 1000). */
   readonly keepAfterSnapshot?: number;
+  /** See MultiLearnerOptions.snapshotLogRatio (default 1 with the default `snapshotEvery`). */
+  readonly snapshotLogRatio?: number;
+  /** See MultiLearnerOptions.snapshotEveryMax (default 10 × `snapshotEvery`). */
+  readonly snapshotEveryMax?: number;
   readonly tickMs?: number;
   readonly proposeTimeoutMs?: number;
   /** Non-lease reads: a quorum-confirmed read index (default) or a no-op through the log. */
@@ -204,6 +208,8 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     localSlots: acceptorActor,
     ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
     ...(opts.keepAfterSnapshot !== undefined ? { keepAfterSnapshot: opts.keepAfterSnapshot } : {}),
+    ...(opts.snapshotLogRatio !== undefined ? { snapshotLogRatio: opts.snapshotLogRatio } : {}),
+    ...(opts.snapshotEveryMax !== undefined ? { snapshotEveryMax: opts.snapshotEveryMax } : {}),
     appliedEvents: opts.appliedEvents === true,
   });
   const learner = system.spawn(`${path}/learner`, learnerActor, spawnOpts);

@@ -217,8 +217,33 @@ t.test(
       Array.from({ length: 40 }, (_, i) => 10 * (i + 1)),
       'a set snapshotEvery alone snapshots every 10 slots',
     );
-    // the default snapshotEvery (1000) comes with ratio 1
+    // the default snapshotEvery (1000) comes with ratio 1 and a cap of 10,000 slots
     const dflt = new MultiLearnerCore({ id: 'L', peers: [], stateMachine: new KvStateMachine() });
-    t.ok(dflt, 'the default options construct');
+    const d = dflt as unknown as {
+      snapshotEvery: number;
+      snapshotLogRatio: number;
+      snapshotEveryMax: number;
+    };
+    t.same(
+      [d.snapshotEvery, d.snapshotLogRatio, d.snapshotEveryMax],
+      [1000, 1, 10_000],
+      'the defaults: every 1,000 slots, ratio 1, at most 10,000',
+    );
+    // bad settings are refused with a clear error
+    for (const bad of [
+      { snapshotEvery: -1 },
+      { snapshotEvery: 2.5 },
+      { snapshotLogRatio: -1 },
+      { snapshotLogRatio: Number.NaN },
+      { snapshotEvery: 100, snapshotEveryMax: 50 },
+      { snapshotEveryMax: Number.POSITIVE_INFINITY },
+    ]) {
+      t.throws(
+        () =>
+          new MultiLearnerCore({ id: 'L', peers: [], stateMachine: new KvStateMachine(), ...bad }),
+        { code: 'SYNOD_ERR_PAXOS_BAD_CONFIG' },
+        `refused: ${JSON.stringify(bad)}`,
+      );
+    }
   },
 );
