@@ -268,7 +268,9 @@ export const registerModel: Model<string> = {
         if (callOf((killers[mid] as { i: number }).i) > after) hi = mid;
         else lo = mid + 1;
       }
-      for (const c of [best[lo] as number, second[lo] as number]) {
+      // best and second write different values, so one of them writes another value than v.
+      for (let pick = 0; pick < 2; pick++) {
+        const c = (pick === 0 ? best[lo] : second[lo]) as number;
         if (c < 0) continue;
         const k = killers[c] as { i: number; value: string };
         if (k.value !== v && retOf(k.i) < before) return c;
