@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- paxos [--repeats=N] [--seconds=S] [--clients=1,16,256] [--nodes=3]
- * [--warmup=S] [--settle=S] [--only=paxos|raft] [--processes=N] [--process-seconds=S]`:
+ * [--warmup=S] [--settle=S] [--only=paxos|raft] [--processes=N] [--process-seconds=S]
+ * [--process-only]`:
  * Multi-Paxos committed writes/s and p50/p99 commit latency with 1, 16 and 256 closed-loop
  * clients, on a cluster of actor systems in one process (in-memory transport with msgpack
  * encoding, memory disks), side by side with Raft (actors/raft RaftNode) on the same
@@ -10,6 +11,9 @@
  * processes on loopback (WebSockets, file storage, fsync), `--protocol paxos` against the
  * default Raft, with the same KV clients and closed loop as bench/raft.ts (bench/lib/
  * raft-processes.ts, failover trials off), N rounds alternating the order (R P, P R, ...).
+ * `--process-only` skips the in-process rows (and their warm-up): with `--processes=3
+ * --clients=256` it measures only case (b) at 256 clients, for iterating. Like every run it
+ * writes benchmarks/results/paxos.json and BENCHMARKS.md: do not commit such a partial run.
  */
 
 import v8 from 'node:v8';
@@ -229,7 +233,13 @@ export const main: BenchMain = async (argv) => {
   const warmup = Number(arg(argv, 'warmup', '3'));
   const settle = Number(arg(argv, 'settle', '1'));
   const maxClients = Math.max(...clientCounts);
-  if (warmup > 0) {
+  // --process-only: only the 3-process rows (with --processes=N), e.g. `--processes=3
+  // --process-only --clients=256` while iterating on case (b).
+  const processOnly = argv.includes('--process-only');
+  if (processOnly && Number(arg(argv, 'processes', '0')) <= 0) {
+    throw new Error('--process-only needs --processes=N (N ≥ 1 rounds of the 3-process rows)');
+  }
+  if (warmup > 0 && !processOnly) {
     for (let w = 0; w < 2; w++) {
       for (const kind of kinds) {
         const cluster = await startCluster(kind, nodes, 1000 + w);
@@ -241,7 +251,7 @@ export const main: BenchMain = async (argv) => {
       }
     }
   }
-  for (let r = 0; r < repeats; r++) {
+  for (let r = 0; r < (processOnly ? 0 : repeats); r++) {
     for (const kind of r % 2 === 0 ? kinds : [...kinds].reverse()) {
       collectGarbage();
       const cluster = await startCluster(kind, nodes, 1 + r);
@@ -261,7 +271,7 @@ export const main: BenchMain = async (argv) => {
     }
   }
   const measurements: Measurement[] = [];
-  for (const c of clientCounts) {
+  for (const c of processOnly ? [] : clientCounts) {
     const px = results.paxos.get(c) ?? [];
     const rf = results.raft.get(c) ?? [];
     measurements.push(
@@ -338,12 +348,13 @@ export const main: BenchMain = async (argv) => {
       return `${k}: ${all.reduce((a, r) => a + r.retries, 0)} retried proposals${detail ? ` (${detail})` : ''}`;
     })
     .join(', ');
-  return report('paxos', measurements, [
-    `Client retries after NotLeader/Dropped/Timeout (leader changes under load): ${retryNote}.`,
-    `${nodes} nodes in one process, in-memory transport (msgpack-encoded envelopes), memory disks (no fsync); closed-loop clients proposing writes to the leader; ${seconds} s per point, each fresh cluster first running ${settle} s unmeasured at ${maxClients} clients; ${repeats} rounds (the order of the two protocols alternating, P R R P ...), medians of the rounds, and the median of the per-round ratios; both protocols warmed ${warmup} s each, interleaved, before anything is measured.`,
-    ...processNotes,
-    loadNote(),
-  ]);
+  const inProcessNotes = processOnly
+    ? []
+    : [
+        `Client retries after NotLeader/Dropped/Timeout (leader changes under load): ${retryNote}.`,
+        `${nodes} nodes in one process, in-memory transport (msgpack-encoded envelopes), memory disks (no fsync); closed-loop clients proposing writes to the leader; ${seconds} s per point, each fresh cluster first running ${settle} s unmeasured at ${maxClients} clients; ${repeats} rounds (the order of the two protocols alternating, P R R P ...), medians of the rounds, and the median of the per-round ratios; both protocols warmed ${warmup} s each, interleaved, before anything is measured.`,
+      ];
+  return report('paxos', measurements, [...inProcessNotes, ...processNotes, loadNote()]);
 };
 
 /**

@@ -352,6 +352,24 @@ function fullScan(plain, withSum) {
     lastKey: pS < 0 ? undefined : plain.toString('utf8', pS, pE),
   };
 }
+// A chunk's bytes to store: compressed when that makes them smaller, else the plain bytes.
+function compress(plain, codec, level) {
+  if (codec === 'none' || plain.length === 0) return { out: own(plain), raw: true };
+  const chunkSize = plain.length + SLACK;
+  const z =
+    codec === 'lz4'
+      ? lz4().compressSync(plain)
+      : codec === 'brotli'
+      ? zlib.brotliCompressSync(plain, {
+          chunkSize,
+          params: {
+            [zlib.constants.BROTLI_PARAM_QUALITY]: level,
+            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: plain.length,
+          },
+        })
+      : zlib.deflateRawSync(plain, { level, chunkSize });
+  return z.length < plain.length ? { out: own(z) } : { out: own(plain), raw: true };
+}
 // Stream digests (digest.ts StreamDigest, version 2): one Hash per stream id, fed in the order
 // the messages arrive (a port delivers in the order posted).
 const streams = new Map();
@@ -376,8 +394,21 @@ function handle(m) {
   }
   if (m.op === 'hash') {
     const plain = view(m.buf);
+    const addr = address(plain, m.idKey);
+    // Speculative (a chunk the repository most likely lacks): compressed at once, while its
+    // bytes are still in this core's cache, and returned with the address: no second message.
+    if (m.codec !== undefined) {
+      const c = compress(plain, m.codec, m.level);
+      if (!m.out) return { id: m.id, address: addr, ...c };
+      // Into the caller's shared buffer, after \`at\` bytes of room for the file header: no
+      // new memory for the caller's heap to account for (see ChunkPool.hashForWrite).
+      const dst = view(m.out);
+      if (m.at + c.out.length > dst.length) return { id: m.id, error: 'output buffer too small' };
+      dst.set(c.out, m.at);
+      return { id: m.id, address: addr, outLen: c.out.length, raw: c.raw };
+    }
     kept.set(m.id, plain);
-    return { id: m.id, address: address(plain, m.idKey) };
+    return { id: m.id, address: addr };
   }
   if (m.op === 'drop') {
     kept.delete(m.id);
@@ -387,23 +418,7 @@ function handle(m) {
     const plain = kept.get(m.id);
     kept.delete(m.id);
     if (!plain) return { id: m.id, error: 'no such chunk' };
-    if (m.codec === 'none' || plain.length === 0) return { id: m.id, out: own(plain), raw: true };
-    const chunkSize = plain.length + SLACK;
-    const z =
-      m.codec === 'lz4'
-        ? lz4().compressSync(plain)
-        : m.codec === 'brotli'
-        ? zlib.brotliCompressSync(plain, {
-            chunkSize,
-            params: {
-              [zlib.constants.BROTLI_PARAM_QUALITY]: m.level,
-              [zlib.constants.BROTLI_PARAM_SIZE_HINT]: plain.length,
-            },
-          })
-        : zlib.deflateRawSync(plain, { level: m.level, chunkSize });
-    return z.length < plain.length
-      ? { id: m.id, out: own(z) }
-      : { id: m.id, out: own(plain), raw: true };
+    return { id: m.id, ...compress(plain, m.codec, m.level) };
   }
   if (m.op === 'decode') {
     const payload = view(m.buf);
@@ -458,6 +473,8 @@ parentPort.on('message', (m) => {
 interface Reply {
   id: number;
   address?: string;
+  /** Bytes written into the caller's `out` buffer (a speculative hash with `out`). */
+  outLen?: number;
   /** A stream digest (op 'stream-end'). */
   hex?: string;
   out?: Uint8Array;
@@ -702,8 +719,27 @@ export class ChunkPool {
   /**
    * Hashes a chunk about to be written. With a worker, `plain`'s memory is transferred to it
    * (do not use `plain` after this call); the worker keeps it until `compress` or `drop`.
+   *
+   * With `speculate` (a chunk the caller expects to be new, as nearly every chunk of a full
+   * backup is), the worker compresses it in the same job and sends the stored bytes back
+   * with the address: one message each way per chunk instead of two, the chunk compressed
+   * while its bytes are still in that core's cache, and no wait in the worker's queue between
+   * the hash and the compression. `take` must then ask for that codec and level; if the
+   * address turns out to be stored already, the compression was wasted (nothing else is).
+   *
+   * With `speculate.out` (shared memory of at least `at` + the chunk's length), the worker
+   * writes the stored bytes into it at offset `at` and `take` returns a view of them: the
+   * caller can put a file header in front without a copy, and its heap gets no new buffer
+   * per chunk. That matters in a process holding a large state (the agent): each megabyte
+   * that arrived as a new buffer counted as external memory, and every ~64 MB of it started
+   * a full mark of the heap (1 GB of state: a million keys and values; benchmarks/backup.md,
+   * session 12). `out` must stay untouched until the bytes taken are written.
    */
-  async hashForWrite(keys: RepoKeys, plain: Buffer): Promise<PendingChunk> {
+  async hashForWrite(
+    keys: RepoKeys,
+    plain: Buffer,
+    speculate?: { codec: Codec | 'none'; level: number; out?: Buffer; at?: number },
+  ): Promise<PendingChunk> {
     if (this.size === 0 || plain.length < MIN_WORKER_BYTES) {
       const address = chunkId(keys, plain);
       return {
@@ -712,15 +748,50 @@ export class ChunkPool {
         drop: () => {},
       };
     }
+    // SYNOD_ERR_BACKUP_CODEC_UNAVAILABLE here, not in a worker.
+    if (speculate?.codec === 'lz4') lz4();
+    const out = speculate?.out;
+    const at = speculate?.at ?? 0;
+    if (out && (!isShared(out) || out.length < at + plain.length)) {
+      throw new Error('hashForWrite: out must be shared memory of at least at + plain.length');
+    }
     const slot = this.pick();
     // Shared memory is posted as it is (the stream digest's worker may be reading it too).
     const shared = isShared(plain);
     const data = shared ? plain : transferable(plain);
     const r = await this.call(
       slot,
-      { op: 'hash', buf: data, idKey: keys.id ?? null },
+      {
+        op: 'hash',
+        buf: data,
+        idKey: keys.id ?? null,
+        ...(speculate ? { codec: speculate.codec, level: speculate.level } : {}),
+        ...(out ? { out, at } : {}),
+      },
       shared ? [] : [data.buffer as ArrayBuffer],
     );
+    if (speculate) {
+      let taken = false;
+      return {
+        address: r.address as string,
+        take: async (codec, level) => {
+          if (taken) throw new Error('chunk already taken or dropped');
+          if (codec !== speculate.codec || level !== speculate.level) {
+            throw new Error(
+              `chunk was compressed as ${speculate.codec} ${speculate.level}, not ${codec} ${level}`,
+            );
+          }
+          taken = true;
+          const bytes = out
+            ? out.subarray(at, at + (r.outLen as number))
+            : buf(r.out as Uint8Array);
+          return r.raw || codec === 'none' ? { bytes } : { bytes, codec };
+        },
+        drop: () => {
+          taken = true;
+        },
+      };
+    }
     slot.kept++;
     let open = true;
     const release = () => {

@@ -24,9 +24,11 @@
  */
 import path from 'node:path';
 import {
+  type ChunkSlabs,
   chunkPool,
   type DecodedChunk,
   DecompressError,
+  MIN_WORKER_BYTES,
   type PendingChunk,
   type RecordsMode,
 } from './chunk-pool.js';
@@ -128,6 +130,12 @@ export class ChunkStore {
    * new without asking the file system. Undefined: ask (stat) for each chunk.
    */
   private listed: Set<string> | undefined;
+  /**
+   * While `listed` is held, in an unencrypted repository: shared buffers the workers write
+   * each new chunk's stored bytes into, after room for its header (`put`), reused from chunk
+   * to chunk (chunk-pool.ts `hashForWrite`).
+   */
+  private out: ChunkSlabs | undefined;
   /** Chunks written and waiting for a background fsync + rename (address, final path). */
   private readonly durableQueue: Array<[string, string]> = [];
   /** Background fsync + rename workers running. */
@@ -160,7 +168,25 @@ export class ChunkStore {
     // The chunk goes to a worker (plain is not used here again, unless it is in shared memory,
     // which the caller reuses only after this resolves): it is hashed, and compressed only
     // when this address is new.
-    const pending = await chunkPool.hashForWrite(this.keys, plain);
+    // During a full backup (a listing of the stored chunks is held) a chunk is almost always
+    // new: the worker compresses it with the hash, in one job (chunk-pool.ts `hashForWrite`).
+    const out =
+      this.listed !== undefined && this.out !== undefined && size >= MIN_WORKER_BYTES
+        ? this.out.take(HEADER + size)
+        : undefined;
+    let pending: PendingChunk;
+    try {
+      pending = await chunkPool.hashForWrite(
+        this.keys,
+        plain,
+        this.listed !== undefined
+          ? { ...this.codec(), ...(out ? { out, at: HEADER } : {}) }
+          : undefined,
+      );
+    } catch (err) {
+      if (out) this.out?.give(out);
+      throw err;
+    }
     try {
       const id = pending.address;
       const file = this.pathOf(id);
@@ -172,7 +198,7 @@ export class ChunkStore {
       }
       if (this.pending.has(id)) return { id, size, stored: 0 };
       this.pending.set(id, file);
-      const bytes = await this.encode(id, size, pending);
+      const bytes = await this.encode(id, size, pending, out);
       const dir = path.dirname(file);
       if (!this.dirty.has(dir)) {
         await this.fs.mkdirp(dir);
@@ -184,6 +210,8 @@ export class ChunkStore {
     } finally {
       // A chunk not taken (already stored, or an error on the way) is released in the worker.
       pending.drop();
+      // Its stored bytes are written (or will never be): the buffer takes the next chunk.
+      if (out) this.out?.give(out);
     }
   }
 
@@ -193,12 +221,14 @@ export class ChunkStore {
    * behind the chunk fsyncs, between a chunk's hash and its compression). Only while the
    * repository lock is held; `forgetListing` ends it.
    */
-  async listAll(): Promise<void> {
+  async listAll(maxChunk: number): Promise<void> {
     this.listed = new Set(await this.list());
+    this.out = this.keys.encrypted ? undefined : chunkPool.slabs(HEADER + maxChunk);
   }
 
   forgetListing(): void {
     this.listed = undefined;
+    this.out = undefined;
   }
 
   /**
@@ -334,19 +364,39 @@ export class ChunkStore {
     return n;
   }
 
-  private async encode(id: string, plainLen: number, pending: PendingChunk): Promise<Buffer> {
-    let flags = 0;
-    // An LZ4 repository on a machine without the native module stores new chunks with
-    // brotli 1 (recorded per chunk, so both kinds read back); lz4.ts.
+  /**
+   * The codec new chunks are stored with: the repository's, except that an LZ4 repository on
+   * a machine without the native module stores them with brotli 1 (recorded per chunk, so
+   * both kinds read back; lz4.ts).
+   */
+  private codec(): { codec: CompressionAlgo; level: number } {
     const { algo, level } =
       this.compression.algo === 'lz4' && !lz4Available() ? LZ4_FALLBACK : this.compression;
+    return { codec: algo, level };
+  }
+
+  private async encode(
+    id: string,
+    plainLen: number,
+    pending: PendingChunk,
+    out?: Buffer,
+  ): Promise<Buffer> {
+    let flags = 0;
+    const { codec: algo, level } = this.codec();
     const taken = await pending.take(algo, level);
     const payload = taken.bytes;
+    // The worker wrote the payload into `out` after room for the header: the header goes in
+    // front of it there, and the file is written from that one buffer (no concatenation).
+    const inPlace =
+      out !== undefined &&
+      !this.keys.encrypted &&
+      payload.buffer === out.buffer &&
+      payload.byteOffset === out.byteOffset + HEADER;
     if (taken.codec === 'brotli') flags |= F_BROTLI;
     else if (taken.codec === 'deflate') flags |= F_DEFLATE;
     else if (taken.codec === 'lz4') flags |= F_LZ4;
     if (this.keys.encrypted) flags |= F_SEALED;
-    const header = Buffer.alloc(HEADER);
+    const header = inPlace ? out.subarray(0, HEADER) : Buffer.alloc(HEADER);
     header.writeUInt32BE(MAGIC, 0);
     header[4] = 1;
     header[5] = flags;
@@ -358,7 +408,7 @@ export class ChunkStore {
       return Buffer.concat([header, sealed]);
     }
     header.writeUInt32BE(payload.length, 12);
-    return Buffer.concat([header, payload]);
+    return inPlace ? out.subarray(0, HEADER + payload.length) : Buffer.concat([header, payload]);
   }
 
   private async decode(

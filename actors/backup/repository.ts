@@ -459,7 +459,8 @@ export class Repository {
       try {
         // A full backup writes mostly chunks the repository does not hold: one listing
         // instead of a stat per chunk (chunk-store.ts `listAll`; we hold the lock).
-        if (input.type === 'full') await this.chunks.listAll();
+        if (input.type === 'full')
+          await this.chunks.listAll(Chunker.bufferSize(this.config.chunker));
         refs = await this.writeChunks(input);
         await this.chunks.sync();
       } catch (err) {

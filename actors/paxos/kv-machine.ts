@@ -3,6 +3,7 @@
  * the Paxos simulations and benchmark; results are plain data so they cross the codec.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { encodeValueSliced } from '../../lib/codec-sliced.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
 
 export type KvOp =
@@ -41,7 +42,16 @@ export class KvStateMachine implements StateMachine<KvOp, unknown> {
   }
 
   snapshot(): Uint8Array {
-    return encodeValue([...this.data.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+    return encodeValue(this.image());
+  }
+
+  /** The same image, captured now (a fresh array; values are never mutated), encoded in slices. */
+  snapshotAsync(pause: () => Promise<void>): Promise<Uint8Array> {
+    return encodeValueSliced(this.image(), pause);
+  }
+
+  private image(): [string, unknown][] {
+    return [...this.data.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   }
 
   restore(image: Uint8Array): void {

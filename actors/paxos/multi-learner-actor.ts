@@ -21,6 +21,7 @@ import {
   type MultiLearnerOptions,
   type MultiLearnerOutput,
   type MultiLearnerView,
+  type PendingSnapshot,
 } from './multi-learner.js';
 import { fromWire, type MultiPaxosMessage, type SnapshotImage, toWire } from './multi-messages.js';
 import type { SessionCheck } from './sessions.js';
@@ -66,6 +67,12 @@ export interface MultiPaxosLearnerOptions {
    * for nobody was most of a follower's allocations per write.
    */
   readonly appliedEvents?: boolean;
+  /**
+   * Encode snapshots in slices, giving the event loop back between them (default true; see
+   * MultiLearnerOptions.snapshotPause). Only a state machine with `snapshotAsync` can; others
+   * are encoded in one go.
+   */
+  readonly slicedSnapshots?: boolean;
 }
 
 /** Told synchronously about each batch of applied slots (see `setAppliedListener`). */
@@ -152,6 +159,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
           : {}),
         ...(this.opts.localValue !== undefined ? { localValue: this.opts.localValue } : {}),
         ...(this.opts.localSlots !== undefined ? { localSlots: this.opts.localSlots } : {}),
+        ...(this.opts.slicedSnapshots !== false ? { snapshotPause: this.pauseForLoop } : {}),
       },
       restored,
     );
@@ -204,6 +212,34 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     const core = this.core as MultiLearnerCore;
     if (this.emitApplied(core, out.applied)) this.ctx.setState(core.view());
     if (out.snapshot) this.saveInBackground(core, out.snapshot);
+    if (out.snapshotPending) this.encodeAndSave(core, out.snapshotPending);
+  }
+
+  /** Lets the event loop run (messages, timers, I/O) between two slices of a snapshot encoding. */
+  private readonly pauseForLoop = (): Promise<void> =>
+    new Promise((resolve) => this.ctx.clock.schedule(resolve));
+
+  /**
+   * A snapshot captured by the core and being encoded in slices: once encoded (the learner
+   * goes on applying meanwhile), stored like any other, unless the core no longer wants it (a
+   * snapshot installed from a peer replaced it). An encoding that fails is reported as a failed
+   * snapshot; a later one will be taken.
+   */
+  private encodeAndSave(core: MultiLearnerCore, pending: PendingSnapshot): void {
+    const fail = (err: unknown) => {
+      if (this.stopped || this.core !== core) return;
+      core.snapshotFailed(pending.index);
+      this.ctx.emit({
+        type: 'snapshot-failed',
+        index: pending.index,
+        error: (err as Error).message,
+      });
+    };
+    pending.data.then((data) => {
+      if (this.stopped || this.core !== core) return;
+      if (!core.snapshotEncoded(pending.index, data)) return;
+      this.saveInBackground(core, { index: pending.index, term: pending.term, data });
+    }, fail);
   }
 
   /**

@@ -31,7 +31,11 @@ import {
   type SlotValue,
   type SnapshotImage,
 } from './multi-messages.js';
-import { decodeReplicaImage, encodeReplicaImage } from './replica-image.js';
+import {
+  decodeReplicaImage,
+  encodeReplicaImage,
+  encodeReplicaImageSliced,
+} from './replica-image.js';
 import { ClientSessions } from './sessions.js';
 
 /** One applied slot (the learner actor publishes them on events$ in `applied-batch` events). */
@@ -70,6 +74,20 @@ export interface MultiLearnerOutput {
   readonly applied: AppliedRecord[];
   /** Store durably, then call `snapshotPersisted(snapshot.index)`. */
   readonly snapshot?: SnapshotImage;
+  /**
+   * A snapshot captured now and being encoded in slices (only with `snapshotPause`): once
+   * `data` resolves, call `snapshotEncoded(index, bytes)` and, if it returns true, store it
+   * durably and call `snapshotPersisted(index)`; if `data` rejects, call `snapshotFailed(index)`.
+   */
+  readonly snapshotPending?: PendingSnapshot;
+}
+
+/** See `MultiLearnerOutput.snapshotPending`. */
+export interface PendingSnapshot {
+  readonly index: number;
+  readonly term: number;
+  /** The replica image's bytes (`encodeReplicaImage`'s), encoded in slices. */
+  readonly data: Promise<Uint8Array>;
 }
 
 export interface MultiLearnerOptions {
@@ -121,6 +139,15 @@ export interface MultiLearnerOptions {
    * per slot, and values that arrived packed are applied from the packed bytes).
    */
   readonly localSlots?: LocalSlots;
+  /**
+   * With it (and a state machine that has `snapshotAsync`), a snapshot is captured at once but
+   * encoded in slices, `await snapshotPause()` between them, and comes out as
+   * `snapshotPending` (Raft's sliced snapshots): encoded in one go, a 10,000-key KV image held
+   * a busy node's event loop for hundreds of ms, and every client of that node waited. The
+   * state machine's image goes into the replica image by reference (one copy, not two).
+   * Without it (the core-level simulation, unit tests) snapshots are encoded synchronously.
+   */
+  readonly snapshotPause?: () => Promise<void>;
 }
 
 /**
@@ -160,7 +187,8 @@ export class MultiLearnerCore {
   private readonly retained = new RetainedSlots();
   private sessions: ClientSessions;
   private lastSnapshot: SnapshotImage | undefined;
-  private snapshotInFlight: SnapshotImage | undefined;
+  /** Taken or installed, not yet durable; `data` is undefined while a sliced encoding runs. */
+  private snapshotInFlight: { index: number; term: number; data?: Uint8Array } | undefined;
   private hint: string | undefined;
   /** The leader's learner named by the latest heartbeat (possibly this one). */
   private leaderLearner: string | undefined;
@@ -186,7 +214,12 @@ export class MultiLearnerCore {
    * `applied` (the index) says how far the state machine got either way.
    */
   recordCommands = true;
-  private out: { send: MOutbound[]; applied: AppliedRecord[]; snapshot?: SnapshotImage } = {
+  private out: {
+    send: MOutbound[];
+    applied: AppliedRecord[];
+    snapshot?: SnapshotImage;
+    snapshotPending?: PendingSnapshot;
+  } = {
     send: [],
     applied: [],
   };
@@ -318,9 +351,10 @@ export class MultiLearnerCore {
   /** The snapshot at `index` is durable: compact the local acceptor and the retained log. */
   snapshotPersisted(index: number): MultiLearnerOutput {
     const snap = this.snapshotInFlight;
-    if (snap && snap.index === index) {
+    if (snap && snap.index === index && snap.data !== undefined) {
       this.snapshotInFlight = undefined;
-      if (!this.lastSnapshot || snap.index > this.lastSnapshot.index) this.lastSnapshot = snap;
+      if (!this.lastSnapshot || snap.index > this.lastSnapshot.index)
+        this.lastSnapshot = { index: snap.index, term: snap.term, data: snap.data };
       this.retained.dropUpTo(index - this.keepAfterSnapshot);
       if (this.opts.localAcceptor !== undefined) {
         this.send(this.opts.localAcceptor, { type: 'mp.compact', from: this.opts.id, upTo: index });
@@ -330,7 +364,20 @@ export class MultiLearnerCore {
     return this.flush();
   }
 
-  /** The snapshot could not be stored; a later one will be tried. */
+  /**
+   * The sliced encoding of the pending snapshot at `index` finished with `data`. True: store
+   * it (then `snapshotPersisted`). False: it is no longer wanted (a snapshot installed from a
+   * peer replaced it meanwhile), do not store it.
+   */
+  snapshotEncoded(index: number, data: Uint8Array): boolean {
+    const snap = this.snapshotInFlight;
+    if (snap === undefined || snap.index !== index || snap.data !== undefined) return false;
+    snap.data = data;
+    this.lastImageBytes = data.byteLength;
+    return true;
+  }
+
+  /** The snapshot could not be encoded or stored; a later one will be tried. */
   snapshotFailed(index: number): void {
     if (this.snapshotInFlight?.index === index) this.snapshotInFlight = undefined;
   }
@@ -539,11 +586,26 @@ export class MultiLearnerCore {
       this.appliedBytes - this.snapshotBytesMark < this.snapshotLogRatio * this.lastImageBytes
     )
       return;
+    const sm = this.opts.stateMachine;
+    const pause = this.opts.snapshotPause;
+    if (pause !== undefined && sm.snapshotAsync !== undefined) {
+      // Both images are captured now (snapshotAsync and toImage copy what they need before
+      // returning); only the encoding runs later, while this learner goes on applying.
+      const pending: PendingSnapshot = {
+        index: this.appliedUpTo,
+        term: this.appliedTerm,
+        data: encodeReplicaImageSliced(sm.snapshotAsync(pause), this.sessions.toImage(), pause),
+      };
+      this.snapshotInFlight = { index: pending.index, term: pending.term };
+      this.out.snapshotPending = pending;
+      this.snapshotBytesMark = this.appliedBytes;
+      return;
+    }
     const snap: SnapshotImage = {
       index: this.appliedUpTo,
       term: this.appliedTerm,
       data: encodeReplicaImage({
-        sm: this.opts.stateMachine.snapshot(),
+        sm: sm.snapshot(),
         sessions: this.sessions.toImage(),
       }),
     };

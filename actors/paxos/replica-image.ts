@@ -18,6 +18,7 @@
  * results spelled out), and refuses anything else with `SYNOD_ERR_PAXOS_BAD_STATE`.
  */
 import { decodeValue, encodeValue } from '../../lib/codec.js';
+import { encodeValueSliced } from '../../lib/codec-sliced.js';
 import { PaxosError } from './errors.js';
 import type { SessionsImage } from './sessions.js';
 
@@ -43,6 +44,29 @@ export function encodeReplicaImage(image: ReplicaImage): Uint8Array {
   }
   const v = image.sessions.clients.some(isCompact) ? 2 : 1;
   return encodeValue({ v, sm: image.sm, sessions: image.sessions });
+}
+
+/**
+ * `encodeReplicaImage`'s bytes, encoded in slices (lib/codec-sliced.ts) with `await pause()`
+ * between them, the state machine's image (`sm`, from `StateMachine.snapshotAsync`) taken by
+ * reference instead of being copied through the encoder. `sessions` must not change until the
+ * promise settles (`ClientSessions.toImage()` is a fresh copy).
+ */
+export async function encodeReplicaImageSliced(
+  sm: Promise<Uint8Array>,
+  sessions: SessionsImage,
+  pause: () => Promise<void>,
+): Promise<Uint8Array> {
+  const problem = sessionsProblem(sessions);
+  const bytes = await sm;
+  if (!(bytes instanceof Uint8Array) || problem !== undefined) {
+    throw new PaxosError(
+      'SYNOD_ERR_PAXOS_BAD_STATE',
+      `not a replica image: ${problem ?? 'sm is not bytes'}`,
+    );
+  }
+  const v = sessions.clients.some(isCompact) ? 2 : 1;
+  return encodeValueSliced({ v, sm: bytes, sessions }, pause);
 }
 
 function isCompact(c: unknown): boolean {

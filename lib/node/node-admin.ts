@@ -855,8 +855,18 @@ export class NodeAdmin extends Actor<AdminMsg> {
   ): Promise<JoinReply | typeof LOST_LEADERSHIP> {
     const d = this.deps;
     const members = () => Object.fromEntries(d.members);
+    try {
+      // The transport checks the URL before it changes anything: a refused one is recorded
+      // nowhere (it would otherwise be pushed to every member), and the node is not added.
+      d.addPeer(msg.id, msg.url);
+    } catch (err) {
+      return joinRefusal(
+        'SYNOD_ERR_JOIN_REFUSED',
+        `${msg.id} at ${msg.url} cannot be dialled: ${(err as Error).message}`,
+        members(),
+      );
+    }
     d.members.set(msg.id, msg.url);
-    d.addPeer(msg.id, msg.url);
     try {
       const m = this.runningRaft().status().membership;
       const already = m.voters.includes(msg.id) || m.learners.includes(msg.id);

@@ -36,7 +36,13 @@ import { handOffLeadership } from './leader-handoff.js';
 import { LinkGate } from './link-gate.js';
 import { followMembership, memberIds } from './member-links.js';
 import { MessageSampler } from './message-samples.js';
-import { type AdminMsg, type ConsensusControl, NodeAdmin, type NodeStatus } from './node-admin.js';
+import {
+  type AdminMsg,
+  type ConsensusControl,
+  learnMemberUrls,
+  NodeAdmin,
+  type NodeStatus,
+} from './node-admin.js';
 import { checkDirWritable, checkNodeIdentity } from './node-identity.js';
 import { peerAdviceLogger, WARN_NO_SECRET } from './peer-advice.js';
 import { DrainingLog } from './proposal-drain.js';
@@ -639,11 +645,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
           );
         },
       });
-      for (const [id, u] of Object.entries(r.reply.members)) {
-        if (id === config.id || members.has(id)) continue;
-        members.set(id, u);
-        transport.addPeer(`${id}=${u}`);
-      }
+      // The members this node did not know yet; a URL its transport refuses is logged and
+      // skipped (the node has joined: failing now would leave a member that never starts).
+      const unknown = Object.entries(r.reply.members).filter(([id]) => !members.has(id));
+      const refused = learnMemberUrls(Object.fromEntries(unknown), config.id, {
+        members,
+        addPeer: (id, u) => transport.addPeer(`${id}=${u}`),
+      });
+      for (const line of refused) log.log('warn', line);
       base.refusals.afterwards = RETRYING;
       log.log(
         'info',

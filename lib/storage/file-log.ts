@@ -466,9 +466,14 @@ export class FileLogStore implements LogStore {
     }
   }
 
+  /**
+   * Reads `[lo, hi)`. Refused (the store's SYNOD_ERR_IO) once a write or sync failed: the
+   * in-memory view then still holds the failed records, which may never have reached the
+   * disk, so nothing is read back from it; reopen the store to read what is durable.
+   */
   entries(lo: number, hi: number, maxBytes?: number): Promise<LogEntry[]> {
     try {
-      this.assertOpen();
+      this.assertUsable();
       this.view.checkRead(lo, hi, maxBytes);
     } catch (err) {
       return Promise.reject(err);
@@ -702,7 +707,7 @@ export class FileLogStore implements LogStore {
       const err = e instanceof NoSpaceOnWrite ? e.errno : e;
       this.failure = new StorageError(
         'SYNOD_ERR_IO',
-        `log store ${this.dir} failed a write or sync and refuses further writes; reopen it to recover from disk: ${(err as Error).message}`,
+        `log store ${this.dir} failed a write or sync and refuses further writes and reads; reopen it to recover from disk: ${(err as Error).message}`,
         { file: this.dir },
         err,
       );

@@ -8,6 +8,7 @@
  */
 import t from 'tap';
 import type { Replies } from '../../lib/actor.js';
+import type { JoinReply } from '../../lib/node/join-cluster.js';
 import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { freePort } from '../helpers/node-processes.js';
 import { clientOf, startOneOf } from '../helpers/one-node.js';
@@ -43,3 +44,26 @@ for (const protocol of ['raft', 'paxos', 'gossip'] as const) {
     t.notOk('n4' in (await members()), 'a new member with a refused URL stays unknown');
   });
 }
+
+t.test('raft: a join whose URL the transport refuses is refused and changes nothing', async (t) => {
+  const one = await startOneOf(t, 'member-urls-join', 'raft');
+  const { system } = await clientOf(t, one, 'probe');
+  const status = () =>
+    system.ask(
+      'n1/admin',
+      { type: 'node.status' } as unknown as AdminMsg & Replies<NodeStatus>,
+      10_000,
+    );
+  const r = await system.ask(
+    'n1/admin',
+    { type: 'node.join', id: 'n9', url: 'ws://127.0.0.1' } as unknown as AdminMsg &
+      Replies<JoinReply>,
+    10_000,
+  );
+  t.equal(r.ok, false, 'the join is refused');
+  t.equal(r.code, 'SYNOD_ERR_JOIN_REFUSED', 'with the refusal code');
+  t.match(r.message, /ws:\/\/127\.0\.0\.1/, 'naming the URL');
+  const s = await status();
+  t.notOk('n9' in s.members, 'the refused URL is not recorded as a member URL');
+  t.same(s.learners, [], 'nor is the node added to the membership');
+});

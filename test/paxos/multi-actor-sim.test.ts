@@ -3,7 +3,9 @@
  * crash-restarts losing unsynced writes), clients through MultiPaxosLog, safety after every
  * step, linearizability of the history, liveness after healing. The bulk of the randomised
  * coverage is the core-level simulation (multi-sim.test.ts); this runs the real shells.
- * SYNOD_PAXOS_ACTOR_SEEDS (default 6) sets the number of seeds; a failure prints its seed.
+ * Odd seeds run the learners' size-based snapshot rule (the library default, scaled down),
+ * even seeds a fixed interval. SYNOD_PAXOS_ACTOR_SEEDS (default 6) sets the number of seeds;
+ * a failure prints its seed.
  */
 import t from 'tap';
 import { runActorSim } from '../../actors/paxos/sim-actors.js';
@@ -28,6 +30,18 @@ t.test(`${SEEDS} randomised actor-level runs`, async (t) => {
     }
     t.ok(r.okAfterHeal > 0, `seed ${seed}: ${r.okOps} ops ok, ${r.okAfterHeal} after healing`);
   }
+});
+
+t.test("the learners' size-based snapshot rule runs in the randomised runs", async (t) => {
+  const opts = { seed: 1, faultPhaseMs: 1500, healPhaseMs: 2000 };
+  const every = await runActorSim({ ...opts, snapshotRule: 'every' });
+  const ratio = await runActorSim({ ...opts, snapshotRule: 'ratio' });
+  t.equal(ratio.violation, undefined, 'safe, linearizable and live under the size-based rule');
+  t.ok(ratio.snapshots > 0, `it snapshots (${ratio.snapshots} saved)`);
+  t.ok(
+    ratio.snapshots < every.snapshots,
+    `it defers snapshots that a fixed interval takes (${ratio.snapshots} vs ${every.snapshots})`,
+  );
 });
 
 t.test('negative control: reads without a barrier are not linearizable', async (t) => {
