@@ -112,7 +112,10 @@ export interface MultiLearnerOptions {
    * left at its default, 0 (exactly every `snapshotEvery` slots) when it is set.
    */
   readonly snapshotLogRatio?: number;
-  /** The most slots applied between two automatic snapshots (default 10 × `snapshotEvery`). */
+  /**
+   * The most slots applied between two automatic snapshots (default 100 × `snapshotEvery`:
+   * 100,000 with the defaults, Raft's own bound, so the byte rule decides, as in Raft).
+   */
   readonly snapshotEveryMax?: number;
   /** Default 100 ms. */
   readonly catchupRetryMs?: number;
@@ -230,7 +233,7 @@ export class MultiLearnerCore {
   ) {
     this.snapshotEvery = opts.snapshotEvery ?? 1000;
     this.snapshotLogRatio = opts.snapshotLogRatio ?? (opts.snapshotEvery === undefined ? 1 : 0);
-    this.snapshotEveryMax = opts.snapshotEveryMax ?? 10 * this.snapshotEvery;
+    this.snapshotEveryMax = opts.snapshotEveryMax ?? 100 * this.snapshotEvery;
     this.catchupRetryMs = opts.catchupRetryMs ?? 100;
     this.maxCatchupEntries = opts.maxCatchupEntries ?? 512;
     this.keepAfterSnapshot = opts.keepAfterSnapshot ?? 1000;

@@ -7,8 +7,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { filter, firstValueFrom, timeout } from 'rxjs';
 import t from 'tap';
-import { BackupAgent, type BackupAgentMsg, type BackupSummary } from '../../actors/backup/agent.js';
+import {
+  type AgentStatus,
+  BackupAgent,
+  type BackupAgentMsg,
+  type BackupSummary,
+} from '../../actors/backup/agent.js';
 import { StateDigest } from '../../actors/backup/digest.js';
 import { CommittedFeed } from '../../actors/backup/fake-log.js';
 import type { BackupType } from '../../actors/backup/manifest.js';
@@ -199,4 +205,63 @@ t.test('entries without a command are archived with their own term', async (t) =
   );
   const at3 = await restore(repo, { kind: 'index', index: 3 }, { factory: () => new MapState() });
   t.equal(at3.term, 2, 'a restore to the no-op reports its term');
+});
+
+t.test('a burst of applied entries publishes one status, at its last index', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-agent-publish-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const repo = await Repository.init(dir, { chunker: small, clusterId: 'c1' });
+  const system = new ActorSystem({ nodeId: 'n1', logger: silentLogger, random: new Random(5) });
+  t.teardown(() => system.shutdown());
+  const agent = system.spawn<BackupAgentMsg<MapOp>, AgentStatus>(
+    'backup',
+    () =>
+      new BackupAgent<MapOp>({
+        repo,
+        clusterId: 'c1',
+        factory: () => new MapState(),
+        archive: { maxEntries: 10_000, flushMs: 0 },
+      }),
+  );
+  await agent.ask({ type: 'status' });
+  const seen: number[] = [];
+  const sub = agent.state$.subscribe((s) => seen.push(s.index));
+  t.teardown(() => sub.unsubscribe());
+  const put = (index: number): BackupAgentMsg<MapOp> => ({
+    type: 'applied',
+    entry: {
+      index,
+      term: 1,
+      command: {
+        clientId: 'c',
+        seq: index,
+        op: { type: 'put', key: `k${index % 7}`, value: Buffer.from('v') },
+      },
+      result: undefined,
+    } as never,
+  });
+  const reached = (index: number) =>
+    firstValueFrom(
+      agent.state$.pipe(
+        filter((s) => s.index >= index),
+        timeout(10_000),
+      ),
+    );
+  const before = seen.length;
+  for (let i = 1; i <= 200; i++) agent.tell(put(i));
+  agent.tell({ type: 'applied-index', index: 201 }); // a no-op entry ends the burst
+  const asked = (await agent.ask({ type: 'status' })) as AgentStatus;
+  t.equal(asked.index, 201, 'a status ask answers with the position after the burst');
+  await reached(201);
+  const burst = seen.slice(before);
+  t.ok(
+    burst.length <= 2,
+    `one status for 201 entries, not one each (published ${burst.length}, the last at ${burst[burst.length - 1]})`,
+  );
+  t.equal(burst[burst.length - 1], 201, 'the published status is at the last index');
+  // A later burst publishes again (the queued publish was cleared).
+  for (let i = 202; i <= 260; i++) agent.tell(put(i));
+  const last = await reached(260);
+  t.equal(last.index, 260, 'the next burst is published too');
+  t.ok(seen.length - before <= 4, `still one status per burst (published ${seen.length - before})`);
 });
