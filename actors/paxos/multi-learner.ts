@@ -112,7 +112,10 @@ export interface MultiLearnerOptions {
    * left at its default, 0 (exactly every `snapshotEvery` slots) when it is set.
    */
   readonly snapshotLogRatio?: number;
-  /** The most slots applied between two automatic snapshots (default 10 × `snapshotEvery`). */
+  /**
+   * The most slots applied between two automatic snapshots (default 100 × `snapshotEvery`:
+   * 100,000 with the defaults, Raft's own bound, so the byte rule decides, as in Raft).
+   */
   readonly snapshotEveryMax?: number;
   /** Default 100 ms. */
   readonly catchupRetryMs?: number;
@@ -230,7 +233,7 @@ export class MultiLearnerCore {
   ) {
     this.snapshotEvery = opts.snapshotEvery ?? 1000;
     this.snapshotLogRatio = opts.snapshotLogRatio ?? (opts.snapshotEvery === undefined ? 1 : 0);
-    this.snapshotEveryMax = opts.snapshotEveryMax ?? 10 * this.snapshotEvery;
+    this.snapshotEveryMax = opts.snapshotEveryMax ?? 100 * this.snapshotEvery;
     this.catchupRetryMs = opts.catchupRetryMs ?? 100;
     this.maxCatchupEntries = opts.maxCatchupEntries ?? 512;
     this.keepAfterSnapshot = opts.keepAfterSnapshot ?? 1000;
@@ -590,11 +593,14 @@ export class MultiLearnerCore {
     const pause = this.opts.snapshotPause;
     if (pause !== undefined && sm.snapshotAsync !== undefined) {
       // Both images are captured now (snapshotAsync and toImage copy what they need before
-      // returning); only the encoding runs later, while this learner goes on applying.
+      // returning); only the encoding runs later, while this learner goes on applying. The
+      // sessions first: they must not depend on whether the state machine's first slice
+      // lets anything run before it returns.
+      const sessions = this.sessions.toImage();
       const pending: PendingSnapshot = {
         index: this.appliedUpTo,
         term: this.appliedTerm,
-        data: encodeReplicaImageSliced(sm.snapshotAsync(pause), this.sessions.toImage(), pause),
+        data: encodeReplicaImageSliced(sm.snapshotAsync(pause), sessions, pause),
       };
       this.snapshotInFlight = { index: pending.index, term: pending.term };
       this.out.snapshotPending = pending;

@@ -106,7 +106,7 @@ export interface MultiPaxosNodeOptions {
   readonly keepAfterSnapshot?: number;
   /** See MultiLearnerOptions.snapshotLogRatio (default 1 with the default `snapshotEvery`). */
   readonly snapshotLogRatio?: number;
-  /** See MultiLearnerOptions.snapshotEveryMax (default 10 × `snapshotEvery`). */
+  /** See MultiLearnerOptions.snapshotEveryMax (default 100 × `snapshotEvery`). */
   readonly snapshotEveryMax?: number;
   readonly tickMs?: number;
   readonly proposeTimeoutMs?: number;

@@ -217,7 +217,7 @@ t.test(
       Array.from({ length: 40 }, (_, i) => 10 * (i + 1)),
       'a set snapshotEvery alone snapshots every 10 slots',
     );
-    // the default snapshotEvery (1000) comes with ratio 1 and a cap of 10,000 slots
+    // the default snapshotEvery (1000) comes with ratio 1 and a cap of 100,000 slots (Raft's)
     const dflt = new MultiLearnerCore({ id: 'L', peers: [], stateMachine: new KvStateMachine() });
     const d = dflt as unknown as {
       snapshotEvery: number;
@@ -226,8 +226,8 @@ t.test(
     };
     t.same(
       [d.snapshotEvery, d.snapshotLogRatio, d.snapshotEveryMax],
-      [1000, 1, 10_000],
-      'the defaults: every 1,000 slots, ratio 1, at most 10,000',
+      [1000, 1, 100_000],
+      'the defaults: every 1,000 slots, ratio 1, at most 100,000',
     );
     // bad settings are refused with a clear error
     for (const bad of [
