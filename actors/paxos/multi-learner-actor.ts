@@ -94,6 +94,8 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
   private reportedUpTo = 0;
   /** Snapshot saves, chained: each starts after the previous one settled. */
   private saving: Promise<void> = Promise.resolve();
+  /** The snapshot being encoded in slices (at most one), until it is handed to `saving`. */
+  private encoding: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(private readonly opts: MultiPaxosLearnerOptions) {
@@ -116,8 +118,19 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
       this.opts.appliedEvents !== false || this.listener?.wantsCommands() === true;
   }
 
+  /**
+   * The failed incarnation's core is dropped at once: an encoding or a save of its snapshot
+   * that ends from now on is neither stored nor reported (it would compact the local acceptor
+   * past the snapshot the restarted learner reads back).
+   */
+  override preRestart(): void {
+    this.core = undefined;
+  }
+
   override async preStart(): Promise<void> {
-    // After a restart: a save still running finishes before the store is read back.
+    // After a restart: an encoding or a save still running finishes before the store is read
+    // back.
+    await this.encoding;
     await this.saving;
     let restored: SnapshotImage | undefined;
     const latest = await this.opts.snapshots.latest();
@@ -235,11 +248,12 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
         error: (err as Error).message,
       });
     };
-    pending.data.then((data) => {
+    const done = pending.data.then((data) => {
       if (this.stopped || this.core !== core) return;
       if (!core.snapshotEncoded(pending.index, data)) return;
       this.saveInBackground(core, { index: pending.index, term: pending.term, data });
     }, fail);
+    this.encoding = this.encoding.then(() => done);
   }
 
   /**
@@ -274,6 +288,7 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
   override async postStop(): Promise<void> {
     // The stores are closed after the actor stops: let a snapshot being saved finish first.
     this.stopped = true;
+    await this.encoding;
     await this.saving;
   }
 
