@@ -400,6 +400,8 @@ export class ChunkStore {
     header.writeUInt32BE(MAGIC, 0);
     header[4] = 1;
     header[5] = flags;
+    // Reserved, 0 (a reused output buffer may hold anything here).
+    header.writeUInt16BE(0, 6);
     header.writeUInt32BE(plainLen, 8);
     if (flags & F_SEALED) {
       const sealedLen = payload.length + 12 + 16;

@@ -593,11 +593,14 @@ export class MultiLearnerCore {
     const pause = this.opts.snapshotPause;
     if (pause !== undefined && sm.snapshotAsync !== undefined) {
       // Both images are captured now (snapshotAsync and toImage copy what they need before
-      // returning); only the encoding runs later, while this learner goes on applying.
+      // returning); only the encoding runs later, while this learner goes on applying. The
+      // sessions first: they must not depend on whether the state machine's first slice
+      // lets anything run before it returns.
+      const sessions = this.sessions.toImage();
       const pending: PendingSnapshot = {
         index: this.appliedUpTo,
         term: this.appliedTerm,
-        data: encodeReplicaImageSliced(sm.snapshotAsync(pause), this.sessions.toImage(), pause),
+        data: encodeReplicaImageSliced(sm.snapshotAsync(pause), sessions, pause),
       };
       this.snapshotInFlight = { index: pending.index, term: pending.term };
       this.out.snapshotPending = pending;
