@@ -51,6 +51,9 @@ function readU64(v: Uint8Array): number {
 
 type SessionTuple = SessionsImage[number];
 
+/** Watch events a `KvKeyedState`'s state machine keeps (see its constructor). */
+export const AGENT_WATCH_HISTORY = 1;
+
 export class KvKeyedState implements KeyedState<KvOp> {
   private sm: KvStateMachine;
   /** KeyValue objects are immutable (replaced on every write): encode each one once. */
@@ -58,12 +61,18 @@ export class KvKeyedState implements KeyedState<KvOp> {
   private revBytes: Uint8Array | undefined;
   private revOf = -1;
 
-  /** `machine`: adopt an existing state machine (its state becomes this one's). */
-  constructor(
-    private readonly options: KvStateMachineOptions = {},
-    machine?: KvStateMachine,
-  ) {
-    this.sm = machine ?? new KvStateMachine(options);
+  private readonly options: KvStateMachineOptions;
+
+  /**
+   * `machine`: adopt an existing state machine (its state becomes this one's). Unless
+   * `options` say otherwise, the state machine keeps one watch event instead of its default
+   * 10,000: nothing here serves a watch and no backup holds the watch history (`kvImage`
+   * writes it compacted), and 10,000 retained events — each holding the key's previous value —
+   * kept every overwritten value alive long enough for the garbage collector to promote it.
+   */
+  constructor(options: KvStateMachineOptions = {}, machine?: KvStateMachine) {
+    this.options = { historyLimit: AGENT_WATCH_HISTORY, ...options };
+    this.sm = machine ?? new KvStateMachine(this.options);
   }
 
   /** The live state machine (reads only: mutate it through `apply`). */

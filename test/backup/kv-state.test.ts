@@ -192,3 +192,24 @@ t.test('agent with the KV kind: backups restore the cluster state', async (t) =>
     t.same(kvState(kv), at.get(idx), `restore to index ${idx} equals the cluster's state`);
   }
 });
+
+t.test("the agent's KV copy keeps one watch event, unless told otherwise", async (t) => {
+  const put = (key: string): KvOp => ({ t: 'put', key, value: `v-${key}` }) as KvOp;
+  const agent = new KvKeyedState();
+  const asked = new KvKeyedState({ historyLimit: 100 });
+  const node = new KvStateMachine(); // the cluster's default: 10,000 events
+  for (let i = 1; i <= 50; i++) {
+    agent.apply(put(`k${i % 7}`), { index: i, term: 1 });
+    asked.apply(put(`k${i % 7}`), { index: i, term: 1 });
+    node.apply(put(`k${i % 7}`), { index: i, term: 1 });
+  }
+  t.equal(agent.machine.revision, 50, 'the agent applied every put');
+  t.equal(agent.machine.compactedRevision, 49, 'and keeps only the newest watch event');
+  t.equal(asked.machine.compactedRevision, 0, 'historyLimit given: kept as asked');
+  t.equal(node.compactedRevision, 0, "control: the cluster's state machine keeps them all");
+  t.same(
+    [...agent.entries()],
+    [...new KvKeyedState({ historyLimit: 10_000 }, node).entries()],
+    'the backed-up entries are the same either way',
+  );
+});
