@@ -163,7 +163,19 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
     suspicionTimer?.cancel();
     suspicionTimer = undefined;
   };
+  /**
+   * Reads the node's own configuration now, for a node not yet known to have been a member:
+   * the log's emissions before the node had started were not looked at, and a node restarted
+   * while the others removed it may hear no commit (and so emit nothing) after it started.
+   */
+  const noteMembership = () => {
+    if (lastMemberConfigIndex >= 0) return;
+    const core = d.raft.inspectCore();
+    if (!core || !d.raft.started) return;
+    if (memberIds(core.membership()).has(d.selfId)) lastMemberConfigIndex = core.configIndex;
+  };
   const suspect = (why: string) => {
+    noteMembership();
     if (done || lastMemberConfigIndex < 0) return;
     suspicionTimer ??= d.clock.setInterval(
       probeEveryMs,
@@ -197,6 +209,7 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
   };
 
   const probe = async (why: string) => {
+    noteMembership();
     if (done || lastMemberConfigIndex < 0) return;
     if (probing) {
       probeAgain = why;

@@ -143,11 +143,14 @@ interface Script {
   answer(peer: string, now: number): MembershipReport | undefined;
 }
 
-function harness(script: Script, opts: { probeTakesMs?: number } = {}) {
+function harness(
+  script: Script,
+  opts: { probeTakesMs?: number; notStarted?: boolean; leader?: string } = {},
+) {
   const clock = new VirtualClock();
   const membership$ = new BehaviorSubject<unknown>(undefined);
   const commitIndex$ = new BehaviorSubject(5);
-  const leader$ = new BehaviorSubject<string | undefined>('n3');
+  const leader$ = new BehaviorSubject<string | undefined>('leader' in opts ? opts.leader : 'n3');
   const links$ = new Subject<LinkStatus>();
   // The node's own log: configuration at index 5 with every node, committed up to 7.
   const own = { configIndex: 5, committed: 7, voters: ['n1', 'n2', 'n3', 'n4'] };
@@ -162,7 +165,13 @@ function harness(script: Script, opts: { probeTakesMs?: number } = {}) {
     },
     membership: () => ({ voters: own.voters, learners: [] }),
   };
-  const raft = { started: true, inspectCore: () => core, membership$, commitIndex$, leader$ };
+  const raft = {
+    started: opts.notStarted !== true,
+    inspectCore: () => (raft.started ? core : undefined),
+    membership$,
+    commitIndex$,
+    leader$,
+  };
   const notices: RemovalNotice[] = [];
   let probes = 0;
   const sub = watchRemoval({
@@ -200,6 +209,7 @@ function harness(script: Script, opts: { probeTakesMs?: number } = {}) {
   return {
     clock,
     own,
+    raft,
     notices,
     probes: () => probes,
     links$,
@@ -252,6 +262,32 @@ t.test(
     h.membership$.next(h.own);
     await h.runTo(1000);
     t.equal(h.notices.length, 1, 'removed without a leaderless period');
+  },
+);
+
+t.test(
+  'restarted while it was being removed: its log emitted nothing after it started',
+  async (t) => {
+    // A process restarted from its data directory (a member at index 5) while the others
+    // removed it at index 8 (a chaos run, seed 913809, had such a node stay for 30 s; its
+    // cause is not established). Here the watch saw the log's emissions only before the node
+    // had started, and none after (the leader no longer replicates to it) and no peer closes
+    // a link (they forgot it while it had none). Only the leaderless probe is left, and it
+    // must find out from the node's own log that it was a member.
+    const h = harness(
+      { answer: (peer) => report(peer, without, 8, 9) },
+      {
+        notStarted: true,
+        leader: undefined,
+      },
+    );
+    t.teardown(h.close);
+    h.raft.started = true;
+    await h.runTo(4000);
+    t.equal(h.notices.length, 0, 'nothing before the leaderless delay');
+    await h.runTo(6000);
+    t.equal(h.notices.length, 1, 'removed by the leaderless probe');
+    t.equal(h.notices[0]?.configIndex, 8, 'by the configuration at index 8');
   },
 );
 

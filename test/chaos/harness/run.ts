@@ -480,10 +480,17 @@ async function membershipFault(
     exitedByItself: exited,
     ...(wasRunning ? { afterMs: Math.round(monotonicNow() - t1) } : { state: c.proc(v).state }),
   });
-  if (wasRunning && !exited)
+  if (wasRunning && !exited) {
+    // What the node that stayed believes (for the report: which removal signal it missed).
+    const st = await c.status(v, 3000);
+    const seen = st
+      ? `it reported role ${st.role}, leader ${st.leader ?? 'none'}, term ${st.term}, commit ${st.commitIndex}, configuration at ${st.configIndex ?? '?'} with voters ${st.voters.join(',')}${st.learners.length > 0 ? ` and learners ${st.learners.join(',')}` : ''}`
+      : 'it did not answer a status request';
+    note({ event: 'removed-node-stayed', node: v, status: st ?? null });
     failures.push(
-      `${v} was removed from the cluster while running and did not exit by itself within ${REMOVED_EXIT_BOUND_MS} ms; last lines: ${c.proc(v).tail.slice(-3).join(' | ')}`,
+      `${v} was removed from the cluster while running and did not exit by itself within ${REMOVED_EXIT_BOUND_MS} ms; ${seen}; last lines: ${c.proc(v).tail.slice(-3).join(' | ')}`,
     );
+  }
   await c.retire(v);
   c.proc(v).removing = false;
   await sleep(f.durationMs);
