@@ -35,15 +35,22 @@ export function emptySessions(window = 256): SessionsImage {
 }
 
 export function encodeReplicaImage(image: ReplicaImage): Uint8Array {
-  const problem = sessionsProblem(image.sessions);
-  if (!(image.sm instanceof Uint8Array) || problem !== undefined) {
+  return encodeValue(imageRecord(image.sm, image.sessions));
+}
+
+/** The record both encoders write: checked, with the format version its sessions need. */
+function imageRecord(
+  sm: unknown,
+  sessions: SessionsImage,
+): { v: number; sm: Uint8Array; sessions: SessionsImage } {
+  const problem = sessionsProblem(sessions);
+  if (!(sm instanceof Uint8Array) || problem !== undefined) {
     throw new PaxosError(
       'SYNOD_ERR_PAXOS_BAD_STATE',
       `not a replica image: ${problem ?? 'sm is not bytes'}`,
     );
   }
-  const v = image.sessions.clients.some(isCompact) ? 2 : 1;
-  return encodeValue({ v, sm: image.sm, sessions: image.sessions });
+  return { v: sessions.clients.some(isCompact) ? 2 : 1, sm, sessions };
 }
 
 /**
@@ -57,16 +64,7 @@ export async function encodeReplicaImageSliced(
   sessions: SessionsImage,
   pause: () => Promise<void>,
 ): Promise<Uint8Array> {
-  const problem = sessionsProblem(sessions);
-  const bytes = await sm;
-  if (!(bytes instanceof Uint8Array) || problem !== undefined) {
-    throw new PaxosError(
-      'SYNOD_ERR_PAXOS_BAD_STATE',
-      `not a replica image: ${problem ?? 'sm is not bytes'}`,
-    );
-  }
-  const v = sessions.clients.some(isCompact) ? 2 : 1;
-  return encodeValueSliced({ v, sm: bytes, sessions }, pause);
+  return encodeValueSliced(imageRecord(await sm, sessions), pause);
 }
 
 function isCompact(c: unknown): boolean {
