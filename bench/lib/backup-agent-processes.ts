@@ -210,7 +210,7 @@ export async function backupAgentProcessLatency(
         nodeCpuUsPerWrite: ((nodeCpu() - c0) * 1000) / ws.length,
       };
       result.noAgent.push(ph);
-      all.noAgent.push(...ws);
+      for (const w of ws) all.noAgent.push(w);
       log(
         `no agent: write p99 ${ph.p99.toFixed(1)} ms (${ph.n} writes, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write)`,
       );
@@ -340,8 +340,8 @@ export async function backupAgentProcessLatency(
         split: splitSamples(samples, windows),
       };
       result.phases.push(ph);
-      all.during.push(...during);
-      all.idle.push(...idle);
+      for (const w of during) all.during.push(w);
+      for (const w of idle) all.idle.push(w);
       log(
         `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
       );
