@@ -633,7 +633,10 @@ export class RaftCore {
     if (this.heartbeatElapsed >= this.heartbeatTick) {
       this.heartbeatElapsed = 0;
       this.maybeAutoLeave();
-      for (const pr of this.prs.values()) if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
+      for (const pr of this.prs.values()) {
+        if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
+        pr.resendDue = true;
+      }
       this.noteMissedWitnesses();
       this.bcastHeartbeat(this.readOnly.lastPendingContext() ?? this.leaseContext());
       this.readOnly.markWide();
@@ -1025,8 +1028,12 @@ export class RaftCore {
     const pr = this.prs.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
-    pr.probeSent = false;
-    if (pr.state === 'replicate' && pr.windowFull()) {
+    // The probe in flight (or the answers that filled the window) may have been lost: send
+    // again — once per heartbeat round (`resendDue`), not once per answer in a burst.
+    const resend = pr.resendDue;
+    pr.resendDue = false;
+    if (resend) pr.probeSent = false;
+    if (resend && pr.state === 'replicate' && pr.windowFull()) {
       // Acks may have been lost: free one slot so replication cannot stall forever.
       pr.inflights.freeFirst();
     }
