@@ -16,7 +16,17 @@
  * deployed case (bench/lib/backup-processes.ts): three `synod node` processes and a separate
  * `synod backup full --cluster` process, write p99 during the backup against the same cluster
  * with no agent (`--process-keys=N`, default 5,000 × 1 KB; `--process-rounds=N`, default 3;
- * 0 keys skips it).
+ * 0 keys skips it). And the deployment docs/backup.md recommends
+ * (bench/lib/backup-agent-processes.ts): the same three node processes and one standing
+ * `synod backup agent` process whose schedule takes a full backup every `--agent-every=S`
+ * seconds (default 10): the p99 of the writes that overlap one of its backups against the
+ * writes of the same minutes that do not (the agent following, no backup), and, as a second
+ * row, those against no-agent phases before, between and after the agent phases
+ * (`--agent-keys=N`, default 50,000 × 1 KB, 0 skips it; `--agent-rounds=N` agent phases,
+ * default 2; `--agent-backups=N` backups per agent phase, default 4; `--agent-idle-ms=MS`,
+ * each no-agent phase, default 20000; `--agent-args='--nice 0'` extra agent arguments;
+ * `--agent-wrapper='ionice -c3'` a command prefix for the agent). Only this row:
+ * `--size=8 --runs=1 --cluster-keys=0 --process-keys=0 --agent-keys=50000`.
  * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine, and
  * --compress=brotli|deflate|lz4|none to measure a repository with another codec (default: what a
  * new repository uses).
@@ -52,6 +62,7 @@ import {
   report,
   summarize,
 } from './harness.js';
+import { backupAgentProcessLatency } from './lib/backup-agent-processes.js';
 import { backupProcessLatency, NODE_SNAPSHOT_EVERY } from './lib/backup-processes.js';
 
 function arg(argv: string[], name: string, dflt: string): string {
@@ -411,6 +422,65 @@ export const main: BenchMain = async (argv) => {
       nodeCpuUsPerWriteIdle: c.nodeCpuUsPerWriteIdle.map((x) => Math.round(x)),
     };
     ms.push(m);
+  }
+  const agentKeys = Number(arg(argv, '--agent-keys', '50000'));
+  if (agentKeys > 0) {
+    const everyS = Number(arg(argv, '--agent-every', '10'));
+    const c = await backupAgentProcessLatency(base, {
+      keys: agentKeys,
+      rounds: Number(arg(argv, '--agent-rounds', '2')),
+      everyS,
+      backupsPerRound: Number(arg(argv, '--agent-backups', '4')),
+      noAgentMs: Number(arg(argv, '--agent-idle-ms', '20000')),
+      agentArgs: arg(argv, '--agent-args', '').split(' ').filter(Boolean),
+      agentWrapper: arg(argv, '--agent-wrapper', '').split(' ').filter(Boolean),
+      log: (line) => console.error(line),
+    });
+    const ph = c.phases;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const during = summarize(
+      `cluster write p99 overlapping a scheduled full backup of a standing \`synod backup agent\` (3 node processes + agent process, --full '@every ${everyS}s')`,
+      'ms',
+      'lower',
+      ph.map((p) => p.during),
+      {
+        name: 'write p99, same agent following, no backup (same minutes)',
+        runs: ph.map((p) => p.idle),
+      },
+      'within 20% (ratio ≥ 0.83)',
+    );
+    during.extra = {
+      keys: agentKeys,
+      nodeSnapshotEvery: NODE_SNAPSHOT_EVERY,
+      writesDuring: ph.map((p) => p.nDuring),
+      writesIdle: ph.map((p) => p.nIdle),
+      writesExcluded: ph.map((p) => p.nExcluded),
+      pooledP99: { during: round1(c.pooled.during), idle: round1(c.pooled.idle) },
+      backupMs: ph.map((p) => p.backupMs.map((x) => Math.round(x))),
+      backupShare: ph.map((p) => round2(p.backupShare)),
+      catchUpMs: ph.map((p) => Math.round(p.catchUpMs)),
+      agentCpuMsPerS: ph.map((p) => Math.round(p.agentCpuMsPerS)),
+      nodeCpuUsPerWrite: ph.map((p) => Math.round(p.nodeCpuUsPerWrite)),
+      lastIndex: c.lastIndex,
+    };
+    ms.push(during);
+    const idle = summarize(
+      "cluster write p99 with a standing `synod backup agent` following, no backup running (the agent's idle cost)",
+      'ms',
+      'lower',
+      ph.map((p) => p.idle),
+      {
+        name: 'write p99, no agent (phases before, between and after)',
+        runs: c.noAgent.map((p) => p.p99),
+      },
+    );
+    idle.extra = {
+      writesIdle: sum(ph.map((p) => p.nIdle)),
+      writesNoAgent: c.noAgent.map((p) => p.n),
+      pooledP99: { idle: round1(c.pooled.idle), noAgent: round1(c.pooled.noAgent) },
+      noAgentNodeCpuUsPerWrite: c.noAgent.map((p) => Math.round(p.nodeCpuUsPerWrite)),
+    };
+    ms.push(idle);
   }
   // The cluster rows above work under `base` again (after the throughput rows removed it).
   await rm(base, { recursive: true, force: true });

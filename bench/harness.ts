@@ -41,6 +41,11 @@ export interface BenchReport {
   sections?: { title: string; markdown: string }[];
   /** Load averages when the benchmark started (the report's `machine.loadavg` is at its end). */
   loadAtStart?: number[];
+  /**
+   * Set by a benchmark whose flags ran only part of it (e.g. `paxos --process-only`): why.
+   * `npm run bench` prints such a report but does not save it over the last whole run.
+   */
+  partial?: string;
 }
 
 export function machine(): BenchReport['machine'] {

@@ -12,8 +12,8 @@
  * default Raft, with the same KV clients and closed loop as bench/raft.ts (bench/lib/
  * raft-processes.ts, failover trials off), N rounds alternating the order (R P, P R, ...).
  * `--process-only` skips the in-process rows (and their warm-up): with `--processes=3
- * --clients=256` it measures only case (b) at 256 clients, for iterating. Like every run it
- * writes benchmarks/results/paxos.json and BENCHMARKS.md: do not commit such a partial run.
+ * --clients=256` it measures only case (b) at 256 clients, for iterating; such a partial run is
+ * printed, not saved over benchmarks/results/paxos.json.
  */
 
 import v8 from 'node:v8';
@@ -354,7 +354,9 @@ export const main: BenchMain = async (argv) => {
         `Client retries after NotLeader/Dropped/Timeout (leader changes under load): ${retryNote}.`,
         `${nodes} nodes in one process, in-memory transport (msgpack-encoded envelopes), memory disks (no fsync); closed-loop clients proposing writes to the leader; ${seconds} s per point, each fresh cluster first running ${settle} s unmeasured at ${maxClients} clients; ${repeats} rounds (the order of the two protocols alternating, P R R P ...), medians of the rounds, and the median of the per-round ratios; both protocols warmed ${warmup} s each, interleaved, before anything is measured.`,
       ];
-  return report('paxos', measurements, [...inProcessNotes, ...processNotes, loadNote()]);
+  const rep = report('paxos', measurements, [...inProcessNotes, ...processNotes, loadNote()]);
+  if (processOnly) rep.partial = '--process-only: the in-process rows were not measured';
+  return rep;
 };
 
 /**

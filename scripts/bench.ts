@@ -2,7 +2,8 @@
  * `npm run bench -- [name ...]`: runs bench/<name>.ts for each name (all of them, in a fixed
  * order, when none is given), prints each report as JSON and as a table, saves it as
  * benchmarks/results/<name>.json and regenerates BENCHMARKS.md from every saved result plus
- * the narrative in benchmarks/<name>.md.
+ * the narrative in benchmarks/<name>.md. `--no-save` prints without saving anything; a report
+ * a benchmark marks partial (its flags ran only part of it) is printed, not saved.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -164,6 +165,17 @@ interface LastRun {
   ran: { name: string; ok: boolean; error?: string }[];
 }
 
+/**
+ * Why a report is not saved to benchmarks/results (and BENCHMARKS.md), or undefined when it
+ * is: `--no-save` keeps every result of the invocation out, and a partial run (a benchmark's
+ * own flags ran only part of it) never replaces the last whole one.
+ */
+export function notSavedBecause(rep: BenchReport, noSave: boolean): string | undefined {
+  if (noSave) return '--no-save';
+  if (rep.partial) return `a partial run (${rep.partial})`;
+  return undefined;
+}
+
 function fmtLoad(l: number[] | undefined): string {
   return l ? l.map((v) => v.toFixed(2)).join(' / ') : '-';
 }
@@ -171,7 +183,8 @@ function fmtLoad(l: number[] | undefined): string {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const names = args.filter((a) => !a.startsWith('-'));
-  const flags = args.filter((a) => a.startsWith('-'));
+  const noSave = args.includes('--no-save');
+  const flags = args.filter((a) => a.startsWith('-') && a !== '--no-save');
   const selected = names.length > 0 ? names : available;
   for (const name of selected) {
     if (!available.includes(name)) {
@@ -211,9 +224,24 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     );
     console.log(table(rep));
     for (const n of rep.notes ?? []) console.log(`note: ${n}`);
+    const why = notSavedBecause(rep, noSave);
+    if (why) {
+      console.log(`not saved to benchmarks/results: ${why}`);
+      continue;
+    }
     writeFileSync(path.join(resultsDir, `${name}.json`), `${JSON.stringify(rep, null, 2)}\n`);
     ran.push({ name, ok: true });
   }
+  if (ran.length === 0) console.log('\nNothing saved; BENCHMARKS.md left as it was.');
+  else saveLastRun(args, started, loadAtStart, ran);
+}
+
+function saveLastRun(
+  args: string[],
+  started: string,
+  loadAtStart: number[],
+  ran: LastRun['ran'],
+): void {
   const last: LastRun = {
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     started,

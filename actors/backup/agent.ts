@@ -91,6 +91,36 @@ export interface BackupSummary {
   readonly promoted: boolean;
 }
 
+/**
+ * When a backup ran, on the clock's wall time (ms since the epoch; `SystemClock`: Date.now),
+ * carried by the agent's `backup` and `backup-failed` events:
+ * `{type: 'backup', id, kind, index, requestedAt, startedAt, endedAt}` and
+ * `{type: 'backup-failed', kind, error, requestedAt, startedAt, endedAt}`.
+ */
+export interface BackupWindow {
+  /** Asked for (by the schedule or a `backup` message), before the state was captured. */
+  readonly requestedAt: number;
+  /** Its write began (after the repository writes queued before it: segments, an expire). */
+  readonly startedAt: number;
+  /** Its manifest was written (or it failed). */
+  readonly endedAt: number;
+}
+
+/** The agent's `backup` event (`events$`). */
+export interface BackupEvent extends BackupWindow {
+  readonly type: 'backup';
+  readonly id: string;
+  readonly kind: BackupType;
+  readonly index: number;
+}
+
+/** The agent's `backup-failed` event: a backup that was asked for and did not complete. */
+export interface BackupFailedEvent extends BackupWindow {
+  readonly type: 'backup-failed';
+  readonly kind: BackupType;
+  readonly error: string;
+}
+
 export interface AgentStatus {
   readonly index: number;
   readonly term: number;
@@ -573,12 +603,18 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       type = 'full';
       promoted = true;
     }
+    // The backup's window on the wall clock (the `backup` event's fields): from before the
+    // capture, through the queued write's start, to the manifest written.
+    const clock = this.ctx.clock;
+    const requestedAt = clock.wallNow();
+    let startedAt = requestedAt;
     const cap =
       type === 'full'
         ? this.tracked.captureFull()
         : this.tracked.captureChanges((parent as PendingBackup).index);
     const { repo } = this.opts;
     const manifest = this.enqueue(async () => {
+      startedAt = clock.wallNow();
       let parentManifest: Manifest | undefined;
       if (type !== 'full') {
         try {
@@ -623,7 +659,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         // No later diff/incr has a parent older than the newest full.
         if (m.type === 'full' && live(this.lastFull, true) === mine)
           this.tracked.forgetUpTo(m.index);
-        this.ctx.emit({ type: 'backup', id: m.id, kind: m.type, index: m.index });
+        const window: BackupWindow = { requestedAt, startedAt, endedAt: clock.wallNow() };
+        this.ctx.emit({ type: 'backup', id: m.id, kind: m.type, index: m.index, ...window });
         this.publish();
         return {
           id: m.id,
@@ -641,7 +678,13 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       },
       (err: unknown) => {
         mine.failed = true;
-        this.ctx.emit({ type: 'backup-failed', kind: type, error: (err as Error).message });
+        const window: BackupWindow = { requestedAt, startedAt, endedAt: clock.wallNow() };
+        this.ctx.emit({
+          type: 'backup-failed',
+          kind: type,
+          error: (err as Error).message,
+          ...window,
+        });
         this.publish();
         throw err;
       },

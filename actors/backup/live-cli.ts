@@ -13,7 +13,7 @@ import type { AdminMsg, NodeStatus } from '../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../lib/random.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
-import type { AgentStatus, BackupSummary } from './agent.js';
+import type { AgentStatus, BackupEvent, BackupFailedEvent, BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
 import { adminMembership, LiveBackup } from './learner.js';
 import type { BackupType } from './manifest.js';
@@ -352,6 +352,12 @@ export interface LiveAgentRun extends Omit<LiveBackupRun, 'kind'> {
   readonly stop: Promise<unknown>;
   /** Called once the agent has caught up, with its status (next scheduled backup, ...). */
   readonly onReady?: (status: AgentStatus) => void;
+  /**
+   * Called for each backup written or failed while the agent runs, with its window on the
+   * wall clock (requested, write started, ended). When set, those backups are not also
+   * reported through `log`.
+   */
+  readonly onBackup?: (event: BackupEvent | BackupFailedEvent) => void;
 }
 
 export interface LiveAgentResult {
@@ -388,7 +394,10 @@ export async function runLiveAgent(run: LiveAgentRun): Promise<LiveAgentResult> 
     };
     if (ev.type === 'backup' && ev.id && ev.kind && ev.index !== undefined) {
       backups.push({ id: ev.id, kind: ev.kind, index: ev.index });
-      run.log?.(`${ev.kind} backup ${ev.id} written at index ${ev.index}`);
+      if (run.onBackup) run.onBackup(e as unknown as BackupEvent);
+      else run.log?.(`${ev.kind} backup ${ev.id} written at index ${ev.index}`);
+    } else if (ev.type === 'backup-failed' && run.onBackup) {
+      run.onBackup(e as unknown as BackupFailedEvent);
     } else if (ev.type.endsWith('failed')) {
       run.log?.(`${ev.type}: ${ev.error ?? ''}`);
     } else if (ev.type === 'stalled' || ev.type === 'resynced') {

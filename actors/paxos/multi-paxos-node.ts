@@ -108,6 +108,11 @@ export interface MultiPaxosNodeOptions {
   readonly snapshotLogRatio?: number;
   /** See MultiLearnerOptions.snapshotEveryMax (default 100 × `snapshotEvery`). */
   readonly snapshotEveryMax?: number;
+  /**
+   * Encode the learner's snapshots in slices, giving the event loop back between them
+   * (default true; see MultiPaxosLearnerOptions.slicedSnapshots). False encodes each in one go.
+   */
+  readonly slicedSnapshots?: boolean;
   readonly tickMs?: number;
   readonly proposeTimeoutMs?: number;
   /** Non-lease reads: a quorum-confirmed read index (default) or a no-op through the log. */
@@ -210,6 +215,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     ...(opts.keepAfterSnapshot !== undefined ? { keepAfterSnapshot: opts.keepAfterSnapshot } : {}),
     ...(opts.snapshotLogRatio !== undefined ? { snapshotLogRatio: opts.snapshotLogRatio } : {}),
     ...(opts.snapshotEveryMax !== undefined ? { snapshotEveryMax: opts.snapshotEveryMax } : {}),
+    ...(opts.slicedSnapshots !== undefined ? { slicedSnapshots: opts.slicedSnapshots } : {}),
     appliedEvents: opts.appliedEvents === true,
   });
   const learner = system.spawn(`${path}/learner`, learnerActor, spawnOpts);

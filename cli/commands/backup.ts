@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import path from 'node:path';
+import type { BackupEvent, BackupFailedEvent } from '../../actors/backup/agent.js';
 import {
   intOpt,
   openRepo,
@@ -390,6 +391,7 @@ async function agent(args: ParsedArgs): Promise<number> {
     ...(listen ? { listen: parseListen(listen) } : {}),
     ...(advertise ? { advertise } : {}),
     log: say,
+    onBackup: (b) => console.log(agentBackupLine(b, json, stamp())),
     onReady: (s) => {
       const next = s.nextScheduled
         ? `next scheduled: ${s.nextScheduled.type} at ${new Date(s.nextScheduled.time).toISOString()}`
@@ -404,6 +406,40 @@ async function agent(args: ParsedArgs): Promise<number> {
     `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`,
   );
   return 0;
+}
+
+/**
+ * The line `synod backup agent` prints for a backup written (or failed), with its window:
+ * `full backup ID written at index N in 2.31 s (requested …Z, written …Z – …Z)`, or with
+ * `--json` `{time, msg, event, id, kind, index, requestedAt, startedAt, endedAt, seconds}`
+ * (the three times as ISO 8601 UTC with milliseconds; `event` is `backup` or
+ * `backup-failed`, which has `error` instead of `id`/`index`). A benchmark or a monitor
+ * can tell from them which writes ran while a backup did.
+ */
+export function agentBackupLine(
+  b: BackupEvent | BackupFailedEvent,
+  json: boolean,
+  time: string,
+): string {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const seconds = (b.endedAt - b.requestedAt) / 1000;
+  const msg =
+    b.type === 'backup'
+      ? `${b.kind} backup ${b.id} written at index ${b.index} in ${seconds.toFixed(2)} s`
+      : `${b.kind} backup failed after ${seconds.toFixed(2)} s: ${b.error}`;
+  const window = {
+    requestedAt: iso(b.requestedAt),
+    startedAt: iso(b.startedAt),
+    endedAt: iso(b.endedAt),
+  };
+  if (json) {
+    const what =
+      b.type === 'backup'
+        ? { id: b.id, kind: b.kind, index: b.index }
+        : { kind: b.kind, error: b.error };
+    return JSON.stringify({ time, msg, event: b.type, ...what, ...window, seconds });
+  }
+  return `${time} ${msg} (requested ${window.requestedAt}, written ${window.startedAt} – ${window.endedAt})`;
 }
 
 async function take(args: ParsedArgs, kind: BackupType): Promise<number> {

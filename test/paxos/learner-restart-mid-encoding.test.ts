@@ -7,53 +7,12 @@
  * old core stayed current until preStart replaced it).
  */
 import t from 'tap';
-import { KvStateMachine } from '../../actors/paxos/kv-machine.js';
-import { type MultiLearnerMsg, MultiPaxosLearner } from '../../actors/paxos/multi-learner-actor.js';
-import {
-  commandValue,
-  fromWire,
-  type MultiPaxosMessage,
-  toWire,
-} from '../../actors/paxos/multi-messages.js';
-import { Actor, type ActorRef } from '../../lib/actor.js';
-import type { StateMachine } from '../../lib/replicated-log.js';
-import { Simulation } from '../../lib/sim/simulation.js';
-import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import { MemorySnapshotStore } from '../../lib/storage/memory-snapshots.js';
 import type { SnapshotStore } from '../../lib/storage/types.js';
-
-type KvOp = Parameters<KvStateMachine['apply']>[0];
-
-class GatedKv implements StateMachine<KvOp, unknown> {
-  inner = new KvStateMachine();
-  readonly gates: { applied: number; open(): void }[] = [];
-  apply(op: KvOp): unknown {
-    if (op.f === 'write' && op.key === 'boom') throw new Error('boom');
-    return this.inner.apply(op);
-  }
-  snapshot(): Uint8Array {
-    return this.inner.snapshot();
-  }
-  snapshotAsync(pause: () => Promise<void>): Promise<Uint8Array> {
-    const applied = this.inner.applied;
-    const image = this.inner.snapshotAsync(pause);
-    return new Promise<void>((open) => this.gates.push({ applied, open })).then(() => image);
-  }
-  restore(image: Uint8Array): void {
-    this.inner.restore(image);
-  }
-}
-
-const got: MultiPaxosMessage[] = [];
-class Probe extends Actor<MultiPaxosMessage> {
-  receive(msg: MultiPaxosMessage): void {
-    const m = fromWire(msg);
-    if (!('problem' in m)) got.push(m);
-  }
-}
+import { GatedKv, startLearnerSim, kvWrite as w } from '../helpers/paxos-learner-sim.js';
 
 t.test('restart while a sliced snapshot is encoded', async (t) => {
-  const sm = new GatedKv();
+  const sm = new GatedKv('boom');
   let inner: MemorySnapshotStore | undefined;
   let onRead: (() => Promise<void>) | undefined;
   const store: SnapshotStore = {
@@ -74,43 +33,14 @@ t.test('restart while a sliced snapshot is encoded', async (t) => {
       };
     },
   };
-  let learner: ActorRef<MultiLearnerMsg, unknown> | undefined;
-  const sim: Simulation<MemoryDisk> = new Simulation<MemoryDisk>({
+  const { sim, decide, view, compacts } = await startLearnerSim({
     seed: 5,
-    nodes: ['n', 'p'],
-    createDisk: () => new MemoryDisk({ clock: sim.clock, syncDelayMs: 1 }),
-    setup: async (node) => {
-      if (node.id === 'p') {
-        node.system.spawn('probe', new Probe());
-        return;
-      }
-      inner = await MemorySnapshotStore.open(node.disk);
-      learner = node.system.spawn(
-        'paxos/learner',
-        new MultiPaxosLearner({
-          stateMachine: sm,
-          snapshots: store,
-          peers: ['n/paxos/learner'],
-          localAcceptor: 'p/probe',
-          snapshotEvery: 2,
-          keepAfterSnapshot: 0,
-        }),
-      );
+    stateMachine: sm,
+    snapshots: async (disk) => {
+      inner = await MemorySnapshotStore.open(disk);
+      return store;
     },
   });
-  await sim.start();
-  const w = (seq: number, key: string, value: unknown) =>
-    commandValue({ clientId: 'c', seq, op: { f: 'write', key, value } }, 1);
-  const decide = (entries: { slot: number; value: ReturnType<typeof w> }[]) =>
-    sim
-      .system('p')
-      .send(
-        'n/paxos/learner',
-        toWire({ type: 'mp.decide', from: 'p/probe', entries }) as MultiPaxosMessage,
-      );
-  const view = () => learner?.getSnapshot() as { appliedUpTo: number; snapshotIndex: number };
-  const compacts = () =>
-    got.filter((m) => m.type === 'mp.compact').map((m) => (m as { upTo: number }).upTo);
 
   decide([1, 2].map((s) => ({ slot: s, value: w(s, `k${s}`, s) })));
   await sim.runFor(20);

@@ -7,29 +7,15 @@
 import t from 'tap';
 import { KvStateMachine } from '../../actors/paxos/kv-machine.js';
 import { MultiLearnerCore } from '../../actors/paxos/multi-learner.js';
-import { type MultiLearnerMsg, MultiPaxosLearner } from '../../actors/paxos/multi-learner-actor.js';
-import {
-  commandValue,
-  fromWire,
-  type MultiPaxosMessage,
-  type SlotValue,
-  toWire,
-} from '../../actors/paxos/multi-messages.js';
 import {
   decodeReplicaImage,
   encodeReplicaImage,
   encodeReplicaImageSliced,
 } from '../../actors/paxos/replica-image.js';
 import { ClientSessions } from '../../actors/paxos/sessions.js';
-import { Actor, type ActorRef } from '../../lib/actor.js';
-import type { StateMachine } from '../../lib/replicated-log.js';
-import { Simulation } from '../../lib/sim/simulation.js';
-import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import { MemorySnapshotStore } from '../../lib/storage/memory-snapshots.js';
+import { GatedKv, startLearnerSim, kvWrite as w } from '../helpers/paxos-learner-sim.js';
 
-type KvOp = Parameters<KvStateMachine['apply']>[0];
-const w = (seq: number, key: string, value: unknown, clientId = 'c'): SlotValue =>
-  commandValue({ clientId, seq, op: { f: 'write', key, value } }, 1);
 const yieldNow = () => Promise.resolve();
 
 t.test('the sliced replica image decodes to the one-go image', async (t) => {
@@ -144,82 +130,27 @@ t.test('core: a pending snapshot overtaken by an installed one is not stored', a
   t.equal(restored.read('x'), 12);
 });
 
-/** The KV state machine with its sliced encoding held until the test opens a gate. */
-class GatedKv implements StateMachine<KvOp, unknown> {
-  readonly inner = new KvStateMachine();
-  readonly gates: { applied: number; open(): void; fail(e: Error): void }[] = [];
-  apply(op: KvOp): unknown {
-    return this.inner.apply(op);
-  }
-  snapshot(): Uint8Array {
-    return this.inner.snapshot();
-  }
-  snapshotAsync(pause: () => Promise<void>): Promise<Uint8Array> {
-    const applied = this.inner.applied;
-    const image = this.inner.snapshotAsync(pause); // captured now
-    return new Promise<void>((open, fail) => this.gates.push({ applied, open, fail })).then(
-      () => image,
-    );
-  }
-  restore(image: Uint8Array): void {
-    this.inner.restore(image);
-  }
-}
-
-const got: MultiPaxosMessage[] = [];
-class Probe extends Actor<MultiPaxosMessage> {
-  receive(msg: MultiPaxosMessage): void {
-    const m = fromWire(msg);
-    if (!('problem' in m)) got.push(m);
-  }
-}
-
 t.test(
   'actor: the learner applies while the image is encoded; the image is the captured state',
   async (t) => {
     const sm = new GatedKv();
     let store: MemorySnapshotStore | undefined;
-    let learner: ActorRef<MultiLearnerMsg, unknown> | undefined;
     const events: { type: string; index?: number }[] = [];
-    const sim: Simulation<MemoryDisk> = new Simulation<MemoryDisk>({
+    const {
+      sim,
+      decideRange: decide,
+      view,
+      compacts,
+    } = await startLearnerSim({
       seed: 5,
-      nodes: ['n', 'p'],
-      createDisk: () => new MemoryDisk({ clock: sim.clock, syncDelayMs: 1 }),
-      setup: async (node) => {
-        if (node.id === 'p') {
-          node.system.spawn('probe', new Probe());
-          return;
-        }
-        store = await MemorySnapshotStore.open(node.disk);
-        learner = node.system.spawn(
-          'paxos/learner',
-          new MultiPaxosLearner({
-            stateMachine: sm,
-            snapshots: store,
-            peers: ['n/paxos/learner'],
-            localAcceptor: 'p/probe',
-            snapshotEvery: 2,
-            keepAfterSnapshot: 0,
-          }),
-        );
-        learner.events$.subscribe((e) => events.push(e as { type: string; index?: number }));
+      stateMachine: sm,
+      snapshots: async (disk) => {
+        store = await MemorySnapshotStore.open(disk);
+        return store;
       },
+      onSpawn: (learner) =>
+        learner.events$.subscribe((e) => events.push(e as { type: string; index?: number })),
     });
-    await sim.start();
-    const decide = (from: number, to: number) => {
-      const entries = [];
-      for (let slot = from; slot <= to; slot++)
-        entries.push({ slot, value: w(slot, `k${slot}`, slot) });
-      sim
-        .system('p')
-        .send(
-          'n/paxos/learner',
-          toWire({ type: 'mp.decide', from: 'p/probe', entries }) as MultiPaxosMessage,
-        );
-    };
-    const view = () => learner?.getSnapshot() as { appliedUpTo: number; snapshotIndex: number };
-    const compacts = () =>
-      got.filter((m) => m.type === 'mp.compact').map((m) => (m as { upTo: number }).upTo);
 
     decide(1, 2);
     await sim.runFor(20);

@@ -6,27 +6,9 @@
  */
 import t from 'tap';
 import { KvStateMachine } from '../../actors/paxos/kv-machine.js';
-import type { MultiLearnerView } from '../../actors/paxos/multi-learner.js';
-import { type MultiLearnerMsg, MultiPaxosLearner } from '../../actors/paxos/multi-learner-actor.js';
-import {
-  commandValue,
-  fromWire,
-  type MultiPaxosMessage,
-  toWire,
-} from '../../actors/paxos/multi-messages.js';
-import { Actor, type ActorRef } from '../../lib/actor.js';
-import { Simulation } from '../../lib/sim/simulation.js';
-import { MemoryDisk } from '../../lib/storage/memory-disk.js';
 import { MemorySnapshotStore } from '../../lib/storage/memory-snapshots.js';
 import type { SnapshotStore, SnapshotWriter } from '../../lib/storage/types.js';
-
-const got: MultiPaxosMessage[] = [];
-class Probe extends Actor<MultiPaxosMessage> {
-  receive(msg: MultiPaxosMessage): void {
-    const m = fromWire(msg);
-    if (!('problem' in m)) got.push(m);
-  }
-}
+import { startLearnerSim } from '../helpers/paxos-learner-sim.js';
 
 interface Gate {
   readonly index: number;
@@ -38,17 +20,16 @@ t.test(
   'the learner applies while a snapshot is saved; compaction waits for the save',
   async (t) => {
     const gates: Gate[] = [];
-    let learner: ActorRef<MultiLearnerMsg, MultiLearnerView | undefined> | undefined;
-    const sim: Simulation<MemoryDisk> = new Simulation<MemoryDisk>({
+    const {
+      sim,
+      decideRange: decide,
+      view,
+      compacts,
+    } = await startLearnerSim({
       seed: 3,
-      nodes: ['n', 'p'],
-      createDisk: () => new MemoryDisk({ clock: sim.clock, syncDelayMs: 1 }),
-      setup: async (node) => {
-        if (node.id === 'p') {
-          node.system.spawn('probe', new Probe());
-          return;
-        }
-        const inner = await MemorySnapshotStore.open(node.disk);
+      stateMachine: new KvStateMachine(),
+      snapshots: async (disk) => {
+        const inner = await MemorySnapshotStore.open(disk);
         // Every snapshot's creation waits for the test to open (or fail) its gate.
         const gated: SnapshotStore = {
           create: async (meta): Promise<SnapshotWriter> => {
@@ -60,36 +41,9 @@ t.test(
           prune: (keep) => inner.prune(keep),
           close: () => inner.close(),
         };
-        learner = node.system.spawn(
-          'paxos/learner',
-          new MultiPaxosLearner({
-            stateMachine: new KvStateMachine(),
-            snapshots: gated,
-            peers: ['n/paxos/learner'],
-            localAcceptor: 'p/probe',
-            snapshotEvery: 2,
-            keepAfterSnapshot: 0,
-          }),
-        );
+        return gated;
       },
     });
-    await sim.start();
-    const decide = (from: number, to: number) => {
-      const entries = [];
-      for (let slot = from; slot <= to; slot++) {
-        const op = { f: 'write', key: `k${slot}`, value: slot };
-        entries.push({ slot, value: commandValue({ clientId: 'c', seq: slot, op }, 1) });
-      }
-      sim
-        .system('p')
-        .send(
-          'n/paxos/learner',
-          toWire({ type: 'mp.decide', from: 'p/probe', entries }) as MultiPaxosMessage,
-        );
-    };
-    const view = () => learner?.getSnapshot() as MultiLearnerView;
-    const compacts = () =>
-      got.filter((m) => m.type === 'mp.compact').map((m) => (m as { upTo: number }).upTo);
 
     decide(1, 2);
     await sim.runFor(20);

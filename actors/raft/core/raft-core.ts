@@ -380,6 +380,36 @@ export class RaftCore {
     return pending.has(id) || (pending.size === 0 && c.isEmpty() && c.learners.size === 0);
   }
 
+  /**
+   * Index of the newest configuration that has `id` as a member (voter, learner, either half
+   * of a joint configuration) as far as this node's log goes: the applied configuration, or
+   * one whose entry is appended after it and not applied yet; -1 when none has it.
+   *
+   * A restarted node applies none of the configuration entries after its snapshot beyond the
+   * commit index it saved, and the node saves that index with term and vote changes only
+   * (RaftNode's asynchronous storage writes; lib/node/lazy-commit.ts). A member that joined
+   * after its last term change, then was killed, restarts with an applied configuration that
+   * does not have it (none at all without a snapshot) until a leader tells it the commit
+   * index, which never happens once the others have removed it. Its log still says it was a
+   * member: the removal watch (lib/node/removal-watch.ts) asks this.
+   */
+  lastConfigWith(id: string): number {
+    let cfg = this.config;
+    let found = cfg.members().has(id) ? this.configIndex : -1;
+    const log = this.log;
+    for (let i = log.applied + 1; i <= log.lastIndex(); i++) {
+      if (log.typeAt(i) !== 'config') continue;
+      const e = log.entryAt(i) as LogEntry;
+      try {
+        cfg = cfg.apply(decodeConfEntry(e.data));
+      } catch {
+        continue; // an invalid change is a no-op when applied, too
+      }
+      if (cfg.members().has(id)) found = i;
+    }
+    return found;
+  }
+
   /** Ids named by the configuration entries after the applied index (cached per log state). */
   private pendingMembers(): ReadonlySet<string> {
     const log = this.log;

@@ -1,0 +1,329 @@
+/**
+ * The backup benchmark's standing-agent case, the deployment docs/backup.md recommends: three
+ * `synod node` processes (as bench/lib/backup-processes.ts starts them: WebSockets, file
+ * storage, fsync on, `--snapshot-every` NODE_SNAPSHOT_EVERY) and one long-running
+ * `synod backup agent` process (the real CLI at its defaults: `--nice 10`, LZ4 repository on
+ * the same disk as the nodes' data) that joins as a learner, catches up, archives the log and
+ * takes the full backups its schedule asks for (`synod backup schedule --full '@every Ns'`).
+ * 16 closed-loop writers put 1 KB values over the preloaded keys the whole time.
+ *
+ * The issue's measure, in the same minutes: every write acknowledged while the agent runs
+ * (after it printed "caught up", before it is stopped) is classified by its [start, end]
+ * against the agent's backup windows (its `--json` lines' `requestedAt` … `endedAt`, wall
+ * clock, ms): **during** when it overlaps a backup, **idle** when not (the agent following and
+ * archiving, no backup running). Backups and idle stretches alternate every few seconds, so
+ * load drift hits both classes alike. The ratio is p99(idle) / p99(during).
+ *
+ * Also the agent's own cost when idle: **no agent** phases (before the agent starts, between
+ * rounds, after it stops; the agent's start-up and catch-up, and its stop, are excluded from
+ * every class) against the idle class. A no-agent phase and an agent phase alternate:
+ * N0 A1 N1 A2 N2 … so each agent phase has a no-agent phase on both sides.
+ *
+ * An agent phase ends right after its `backupsPerRound`-th backup ended (the next one is due
+ * a period later), so no write is left overlapping a backup whose end was not seen.
+ */
+import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { percentile } from '../harness.js';
+import { NODE_SNAPSHOT_EVERY } from './backup-processes.js';
+import { cpuMsOf, ensureBuiltCli, type Proc, startProc } from './procs.js';
+import { SynodProcessCluster } from './synod-cluster.js';
+
+export interface AgentProcessOptions {
+  /** Preloaded keys (1 KB values): the state each full backup holds. */
+  keys: number;
+  /** Agent phases (each with its no-agent phase before it; one more no-agent phase at the end). */
+  rounds: number;
+  /** The schedule's period (s): `--full '@every <every>s'`. */
+  everyS: number;
+  /** Backups whose end ends an agent phase. */
+  backupsPerRound: number;
+  /** Length of each no-agent phase (ms). */
+  noAgentMs: number;
+  /** Extra `synod backup agent` arguments (e.g. ['--nice', '0']), after the defaults. */
+  agentArgs?: string[];
+  /** A command prefix for the agent process (e.g. ['ionice', '-c3']). */
+  agentWrapper?: string[];
+  log?: (line: string) => void;
+}
+
+export interface AgentPhase {
+  /** Write p99 (ms) of the writes that overlapped a backup, and of those that did not. */
+  during: number;
+  idle: number;
+  nDuring: number;
+  nIdle: number;
+  /** Writes in the agent's start-up/catch-up and stop (in no class). */
+  nExcluded: number;
+  /** Wall time of each backup (requested → manifest written, ms). */
+  backupMs: number[];
+  /** Share of the measured time a backup ran. */
+  backupShare: number;
+  /** From starting the process to its "caught up" line (ms). */
+  catchUpMs: number;
+  /** CPU (user + system, ms) of the agent process while measured, per second measured. */
+  agentCpuMsPerS: number;
+  /** Node processes' CPU (µs) per acknowledged write while measured. */
+  nodeCpuUsPerWrite: number;
+}
+
+export interface NoAgentPhase {
+  p99: number;
+  n: number;
+  nodeCpuUsPerWrite: number;
+}
+
+export interface AgentProcessLatency {
+  phases: AgentPhase[];
+  noAgent: NoAgentPhase[];
+  /** p99 over all writes of each class, every round pooled. */
+  pooled: { during: number; idle: number; noAgent: number };
+  /** Largest node log index reached (entries); node snapshots start at NODE_SNAPSHOT_EVERY. */
+  lastIndex: number;
+}
+
+interface Write {
+  /** Wall clock (ms since the epoch) when the put was sent and when it was acknowledged. */
+  s: number;
+  e: number;
+  ms: number;
+}
+
+interface Window {
+  requestedAt: number;
+  endedAt: number;
+}
+
+const WRITERS = 16;
+
+export async function backupAgentProcessLatency(
+  base: string,
+  o: AgentProcessOptions,
+): Promise<AgentProcessLatency> {
+  const log = o.log ?? (() => {});
+  const dir = path.join(base, 'agent-cluster');
+  const repo = path.join(base, 'agent-repo');
+  const bin = ensureBuiltCli(log);
+  const nodeFlags = (process.env.SYNOD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const cluster = await SynodProcessCluster.start({
+    dir,
+    log,
+    nodeArgs: () => ['--snapshot-every', String(NODE_SNAPSHOT_EVERY)],
+    ...(nodeFlags.length > 0 ? { nodeFlags: () => nodeFlags } : {}),
+  });
+  const ids = cluster.peerSpecs().map((p) => p.slice(0, p.indexOf('=')));
+  const nodeCpu = (): number => {
+    let sum = 0;
+    for (const id of ids) sum += cpuMsOf(cluster.pid(id)) ?? Number.NaN;
+    return sum;
+  };
+  const secretFile = path.join(dir, 'cluster.key');
+  const synod = (args: string[]): string =>
+    execFileSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  synod(['backup', 'init', '--repo', repo]);
+  synod(['backup', 'schedule', '--repo', repo, '--full', `@every ${o.everyS}s`]);
+  const { clients, close } = await cluster.clients(WRITERS, { timeoutMs: 30_000 });
+  let agent: Proc | undefined;
+  try {
+    const val = 'v'.repeat(1000);
+    const key = (i: number) => `bench/${String(i).padStart(8, '0')}`;
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      clients.map(async (c) => {
+        while (next < o.keys) {
+          const r = await c.put(key(next++), val);
+          if (r.outcome !== 'ok') throw new Error(`preload put failed: ${JSON.stringify(r)}`);
+        }
+      }),
+    );
+    log(`preloaded ${o.keys} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    /** Writes until `stop()`; every acknowledged put with its wall-clock interval. */
+    let k = 0;
+    const write = async (stop: () => boolean): Promise<Write[]> => {
+      const out: Write[] = [];
+      await Promise.all(
+        clients.map(async (c) => {
+          while (!stop()) {
+            const s = Date.now();
+            const p0 = performance.now();
+            const r = await c.put(key(k++ % o.keys), val);
+            if (r.outcome === 'ok') out.push({ s, e: Date.now(), ms: performance.now() - p0 });
+          }
+        }),
+      );
+      return out;
+    };
+    const p99 = (ws: Write[]) =>
+      percentile(
+        ws.map((w) => w.ms).sort((a, b) => a - b),
+        99,
+      );
+    const all = { during: [] as Write[], idle: [] as Write[], noAgent: [] as Write[] };
+    const result: AgentProcessLatency = {
+      phases: [],
+      noAgent: [],
+      pooled: { during: 0, idle: 0, noAgent: 0 },
+      lastIndex: 0,
+    };
+    const noAgentPhase = async (): Promise<void> => {
+      const end = performance.now() + o.noAgentMs;
+      const c0 = nodeCpu();
+      const ws = await write(() => performance.now() >= end);
+      const ph = {
+        p99: p99(ws),
+        n: ws.length,
+        nodeCpuUsPerWrite: ((nodeCpu() - c0) * 1000) / ws.length,
+      };
+      result.noAgent.push(ph);
+      all.noAgent.push(...ws);
+      log(
+        `no agent: write p99 ${ph.p99.toFixed(1)} ms (${ph.n} writes, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write)`,
+      );
+    };
+    const agentPhase = async (r: number): Promise<void> => {
+      const windows: Window[] = [];
+      let ended = 0;
+      let measuring = false;
+      const wrap = o.agentWrapper ?? [];
+      const [cmd, ...pre] = [...wrap, process.execPath] as unknown as [string, ...string[]];
+      const started = performance.now();
+      agent = startProc(`agent-${r}`, cmd, [
+        ...pre,
+        bin,
+        'backup',
+        'agent',
+        '--cluster',
+        cluster.peerSpecs().join(','),
+        '--secret-file',
+        secretFile,
+        '--repo',
+        repo,
+        '--json',
+        ...(o.agentArgs ?? []),
+      ]);
+      const proc = agent;
+      let stopWriting = false;
+      let doneMeasuring: () => void = () => {};
+      const measured = new Promise<void>((resolve) => {
+        doneMeasuring = resolve;
+      });
+      let measureStart = Number.POSITIVE_INFINITY;
+      // Every backup the agent reports (a line each): its window.
+      const onLine = (line: string): void => {
+        let j: { event?: string; requestedAt?: string; endedAt?: string; msg?: string };
+        try {
+          j = JSON.parse(line) as typeof j;
+        } catch {
+          return;
+        }
+        if (j.event === 'backup-failed') log(`agent: ${j.msg}`);
+        if ((j.event === 'backup' || j.event === 'backup-failed') && j.requestedAt && j.endedAt) {
+          const w = { requestedAt: Date.parse(j.requestedAt), endedAt: Date.parse(j.endedAt) };
+          windows.push(w);
+          if (measuring && w.endedAt > measureStart && ++ended >= o.backupsPerRound) {
+            stopWriting = true;
+            doneMeasuring();
+          }
+        }
+      };
+      let partial = '';
+      proc.child.stdout?.on('data', (buf: Buffer) => {
+        const parts = (partial + buf.toString('utf8')).split('\n');
+        partial = parts.pop() ?? '';
+        for (const l of parts) onLine(l);
+      });
+      // Writes go on from the agent's start: those before "caught up" are excluded.
+      let caughtUpWall = Number.POSITIVE_INFINITY;
+      const writing = write(() => stopWriting);
+      const deadline = 120_000 + o.everyS * 1000 * (o.backupsPerRound + 2);
+      let cpuAgent0 = 0;
+      let cpuNodes0 = 0;
+      let p0 = 0;
+      let catchUpMs = 0;
+      try {
+        await proc.waitFor(/caught up at index/, 600_000);
+        caughtUpWall = Date.now();
+        catchUpMs = performance.now() - started;
+        measureStart = caughtUpWall;
+        measuring = true;
+        // Backups that ended between the "caught up" line and now count too.
+        ended = windows.filter((w) => w.endedAt > measureStart).length;
+        cpuAgent0 = cpuMsOf(proc.child.pid) ?? Number.NaN;
+        cpuNodes0 = nodeCpu();
+        p0 = performance.now();
+        if (ended >= o.backupsPerRound) stopWriting = true;
+        else
+          await Promise.race([
+            measured,
+            proc.exited().then((x) => {
+              throw new Error(`the agent exited (${JSON.stringify(x)}):\n${proc.tail()}`);
+            }),
+            new Promise((_, reject) =>
+              setTimeout(
+                () => reject(new Error(`no ${o.backupsPerRound} backups within ${deadline} ms`)),
+                deadline,
+              ).unref(),
+            ),
+          ]);
+      } finally {
+        stopWriting = true;
+      }
+      const stopWall = Date.now();
+      const seconds = (performance.now() - p0) / 1000;
+      const agentCpu = (cpuMsOf(proc.child.pid) ?? Number.NaN) - cpuAgent0;
+      const nodeCpuMs = nodeCpu() - cpuNodes0;
+      const ws = await writing;
+      await proc.stop(30_000);
+      agent = undefined;
+      const inPhase = ws.filter((w) => w.s >= caughtUpWall && w.e <= stopWall);
+      const during: Write[] = [];
+      const idle: Write[] = [];
+      for (const w of inPhase)
+        (windows.some((b) => w.e >= b.requestedAt && w.s <= b.endedAt) ? during : idle).push(w);
+      const counted = windows.filter((b) => b.endedAt > caughtUpWall);
+      const busy = counted.reduce(
+        (s, b) => s + Math.min(b.endedAt, stopWall) - Math.max(b.requestedAt, caughtUpWall),
+        0,
+      );
+      const ph: AgentPhase = {
+        during: p99(during),
+        idle: p99(idle),
+        nDuring: during.length,
+        nIdle: idle.length,
+        nExcluded: ws.length - inPhase.length,
+        backupMs: counted.map((b) => b.endedAt - b.requestedAt),
+        backupShare: busy / Math.max(1, stopWall - caughtUpWall),
+        catchUpMs,
+        agentCpuMsPerS: agentCpu / seconds,
+        nodeCpuUsPerWrite: (nodeCpuMs * 1000) / inPhase.length,
+      };
+      result.phases.push(ph);
+      all.during.push(...during);
+      all.idle.push(...idle);
+      log(
+        `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
+      );
+    };
+    for (let r = 0; r < o.rounds; r++) {
+      await noAgentPhase();
+      await agentPhase(r);
+    }
+    await noAgentPhase();
+    result.pooled = { during: p99(all.during), idle: p99(all.idle), noAgent: p99(all.noAgent) };
+    const st = await cluster.statuses();
+    result.lastIndex = Math.max(0, ...st.map((s) => s.commitIndex));
+    if (result.lastIndex >= NODE_SNAPSHOT_EVERY)
+      log(
+        `warning: the log reached ${result.lastIndex} entries: node snapshots (every ${NODE_SNAPSHOT_EVERY}) fell in the measurement`,
+      );
+    return result;
+  } finally {
+    const a = agent as Proc | undefined;
+    if (a) await a.stop(5000);
+    await close().catch(() => undefined);
+    await cluster.stop();
+    await rm(repo, { recursive: true, force: true });
+  }
+}
