@@ -164,15 +164,21 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
     suspicionTimer = undefined;
   };
   /**
-   * Reads the node's own configuration now, for a node not yet known to have been a member:
-   * the log's emissions before the node had started were not looked at, and a node restarted
-   * while the others removed it may hear no commit (and so emit nothing) after it started.
+   * Reads the node's own log now: the log's emissions before the node had started were not
+   * looked at, and a node restarted while the others removed it may hear no commit (and so
+   * emit nothing) after it started. Its *applied* configuration may not have it either: a
+   * restarted node applies its log only up to the commit index it saved, which the node
+   * writes with term and vote changes only, so a member that joined after its last term
+   * change restarts with a configuration without itself (or none) until a leader tells it
+   * the commit index — never, once the others removed it (a chaos run, seed 913809: a
+   * re-joined node killed and restarted, removed 1 s later before its links came up, ran on
+   * for 30 s). So the newest configuration its log holds — applied or only appended — that
+   * has it counts: a removal must be newer than that one.
    */
   const noteMembership = () => {
-    if (lastMemberConfigIndex >= 0) return;
     const core = d.raft.inspectCore();
     if (!core || !d.raft.started) return;
-    if (memberIds(core.membership()).has(d.selfId)) lastMemberConfigIndex = core.configIndex;
+    lastMemberConfigIndex = Math.max(lastMemberConfigIndex, core.lastConfigWith(d.selfId));
   };
   const suspect = (why: string) => {
     noteMembership();
@@ -201,6 +207,9 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
       lastMemberConfigIndex = Math.max(lastMemberConfigIndex, core.configIndex);
       return;
     }
+    // No configuration applied yet (a joiner, or a node restarted with commit index 0): that
+    // says nothing about a removal.
+    if (core.membership().voters.length === 0) return;
     // Its own log has a configuration without it: ask the others (they decide). Uncommitted
     // counts too: the leader stops replicating to a removed node, so it may never see the commit.
     suspect(

@@ -153,8 +153,16 @@ function harness(
   const leader$ = new BehaviorSubject<string | undefined>('leader' in opts ? opts.leader : 'n3');
   const links$ = new Subject<LinkStatus>();
   // The node's own log: configuration at index 5 with every node, committed up to 7.
-  const own = { configIndex: 5, committed: 7, voters: ['n1', 'n2', 'n3', 'n4'] };
+  // `inLog`: the newest configuration after the applied one, appended only, that has n1.
+  const own = {
+    configIndex: 5,
+    committed: 7,
+    voters: ['n1', 'n2', 'n3', 'n4'],
+    inLog: -1,
+  };
   const core = {
+    lastConfigWith: (id: string) =>
+      Math.max(own.voters.includes(id) ? own.configIndex : -1, own.inLog),
     get configIndex() {
       return own.configIndex;
     },
@@ -288,6 +296,47 @@ t.test(
     await h.runTo(6000);
     t.equal(h.notices.length, 1, 'removed by the leaderless probe');
     t.equal(h.notices[0]?.configIndex, 8, 'by the configuration at index 8');
+  },
+);
+
+t.test(
+  'restarted with a commit index older than the entry that added it: its appended configuration counts',
+  async (t) => {
+    // A chaos run (seed 913809): n1 had re-joined (--join; its saved commit index predates the
+    // entries that added it again), was killed and restarted, and was removed at index 8
+    // 1 s later, before its links came up. Restarted, it applied nothing, so its configuration
+    // was empty (not even the removal) and it counted as never having been a member: the
+    // leaderless probe did nothing and it ran on until the harness killed it. Its log has the
+    // configuration at 6 that added it.
+    const h = harness(
+      { answer: (peer) => report(peer, without, 8, 9) },
+      { notStarted: true, leader: undefined },
+    );
+    t.teardown(h.close);
+    h.own.configIndex = 0;
+    h.own.committed = 0;
+    h.own.voters = [];
+    h.own.inLog = 6;
+    h.raft.started = true;
+    h.membership$.next(h.own);
+    await h.runTo(4000);
+    t.equal(h.notices.length, 0, 'nothing before the leaderless delay');
+    await h.runTo(6000);
+    t.equal(h.notices.length, 1, 'removed by the leaderless probe');
+    t.equal(h.notices[0]?.configIndex, 8, 'by the configuration at index 8');
+
+    // The same log, and the peers report only the old removal (index 4) that preceded the
+    // re-add at 6: not proof.
+    const old = harness(
+      { answer: (peer) => report(peer, without, 4, 9) },
+      { notStarted: true, leader: undefined },
+    );
+    t.teardown(old.close);
+    Object.assign(old.own, { configIndex: 0, committed: 0, voters: [], inLog: 6 });
+    old.raft.started = true;
+    await old.runTo(30_000);
+    t.ok(old.probes() > 0, 'it probed');
+    t.equal(old.notices.length, 0, 'a removal older than its own re-add proves nothing');
   },
 );
 

@@ -119,4 +119,70 @@ t.test('removed members exit by themselves', async (t) => {
   ]);
   t.equal(put.code, 0, `a write on ${members.join(', ')}`, { err: put.err });
   for (const id of members) t.equal(nodes.node(id).child?.exitCode, null, `${id} still runs`);
+
+  // 4. A member that joined with --join is killed, removed while down, and restarted with its
+  // data directory and the members as --peers (as the chaos harness restarts it). It saved
+  // its commit index only when it first adopted a term, before the entries that added it
+  // arrived, so it restarts with no configuration applied; nobody tells it the commit index
+  // (the leader no longer replicates to it). A chaos run (seed 913809) had such a node run on
+  // for 30 s: it counted as never having been a member, so its probes did nothing.
+  const joiners = await NodeProcesses.create(['n5']);
+  t.teardown(() => joiners.close());
+  const joiner = joiners.node('n5');
+  const voters = members.length + 1;
+  joiners.start('n5', ['--join', clusterOf(members), '--admin-secret-file', adminFile]);
+  const all = () =>
+    [...members, 'n5']
+      .map((id) => `${id}=${(id === 'n5' ? joiner : nodes.node(id)).url}`)
+      .join(',');
+  await until(
+    'n5 a voter',
+    async () => {
+      const r = await cli([
+        'status',
+        '--cluster',
+        all(),
+        '--secret-file',
+        nodes.secretFile,
+        '--json',
+      ]);
+      if (r.code !== 0) return undefined;
+      const s = JSON.parse(r.out) as StatusJson;
+      const l = s.nodes.find((n) => n.role === 'leader');
+      return l?.voters?.length === voters && l.voters.includes('n5') ? l : undefined;
+    },
+    90_000,
+    500,
+  );
+  // A few writes after it joined, so its log goes on past the entries that added it.
+  for (let i = 0; i < 3; i++) {
+    await cli([
+      'kv',
+      'put',
+      `joined-${i}`,
+      'x',
+      '--cluster',
+      clusterOf(members),
+      '--secret-file',
+      nodes.secretFile,
+    ]);
+  }
+  await joiners.kill('n5');
+  await remove(members, 'n5');
+  await until(
+    'a leader of two voters, without n5',
+    () => leaderAmong(members, members.length),
+    60_000,
+  );
+  // Whether n5 comes back before or after the members forget it (2 s after the removal
+  // commits; then no link is closed with SYNOD_ERR_PEER_REMOVED), it must find out.
+  joiners.start('n5', ['--peers', clusterOf(members), '--admin-secret-file', adminFile]);
+  const code4 = await Promise.race([
+    exited(joiner.child),
+    new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 90_000).unref()),
+  ]);
+  t.equal(code4, 0, 'the joined member, restarted after its removal, exited 0', {
+    output: joiner.output.slice(-2000),
+  });
+  t.match(joiner.output, /SYNOD_ERR_NODE_REMOVED/, 'with the stable code');
 });

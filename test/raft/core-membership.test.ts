@@ -3,6 +3,10 @@
  * consensus (several changes at once, auto-leave), removal of the leader itself.
  */
 import t from 'tap';
+import { type ConfEntry, encodeConfEntry } from '../../actors/raft/core/membership.js';
+import { RaftCore } from '../../actors/raft/core/raft-core.js';
+import type { CoreSnapshot, LogEntry } from '../../actors/raft/core/types.js';
+import { Random } from '../../lib/random.js';
 import { CoreNet } from '../helpers/raft-net.js';
 
 t.test('a learner receives the log but does not count toward quorum nor campaign', async (t) => {
@@ -228,3 +232,75 @@ t.test('every member replaced one by one under load', async (t) => {
   t.same(net.commands('y'), cmds);
   t.same(net.commands('z'), cmds);
 });
+
+t.test(
+  'a node restarted with a commit index older than the entry that added it: lastConfigWith reads its log',
+  async (t) => {
+    // What a joined member restarts from when RaftNode saved its commit index only when it
+    // first adopted a term (before the entries adding it arrived): a log with the whole
+    // history, commit 0, no snapshot. Its applied configuration is empty until a leader
+    // tells it the commit index.
+    const conf = (c: ConfEntry) => encodeConfEntry(c);
+    const entries: LogEntry[] = [
+      {
+        index: 1,
+        term: 1,
+        type: 'config',
+        data: conf({ kind: 'bootstrap', membership: { voters: ['a', 'b', 'c'], learners: [] } }),
+      },
+      { index: 2, term: 1, type: 'normal', data: new Uint8Array([1]) },
+      {
+        index: 3,
+        term: 1,
+        type: 'config',
+        data: conf({ kind: 'change', ops: [{ type: 'addLearner', node: 'd' }] }),
+      },
+      { index: 4, term: 1, type: 'config', data: new Uint8Array([0xc1]) }, // not a conf entry
+      {
+        index: 5,
+        term: 1,
+        type: 'config',
+        data: conf({ kind: 'change', ops: [{ type: 'addVoter', node: 'd' }] }),
+      },
+      {
+        index: 6,
+        term: 1,
+        type: 'config',
+        data: conf({ kind: 'change', ops: [{ type: 'remove', node: 'c' }] }),
+      },
+    ];
+    const restarted = (commit: number, snapshot?: CoreSnapshot) =>
+      new RaftCore(
+        { id: 'd', random: new Random(1), electionTick: 10, heartbeatTick: 1 },
+        {
+          hardState: { term: 1, vote: null, commit },
+          entries: entries.filter((e) => e.index > (snapshot?.meta.index ?? 0)),
+          ...(snapshot ? { snapshot } : {}),
+        },
+      );
+    const d = restarted(0);
+    t.same(d.membership(), { voters: [], learners: [] }, 'nothing applied: no configuration');
+    t.equal(d.lastConfigWith('d'), 6, 'd is in the configurations at 3, 5 and 6 of its log');
+    t.equal(d.lastConfigWith('a'), 6, 'a is in every one');
+    t.equal(d.lastConfigWith('c'), 5, 'c was removed at 6');
+    t.equal(d.lastConfigWith('x'), -1, 'x never was a member');
+
+    // From a snapshot taken before d was added (what a leader sends a joiner).
+    const snap: CoreSnapshot = {
+      meta: { index: 2, term: 1, membership: { voters: ['a', 'b', 'c'], learners: [] } },
+      data: new Uint8Array(0),
+    };
+    const s = restarted(2, snap);
+    t.same(s.membership().voters, ['a', 'b', 'c'], 'the snapshot configuration, without d');
+    t.equal(s.lastConfigWith('d'), 6, 'its log after the snapshot has d');
+    t.equal(s.lastConfigWith('b'), 6, 'b: the newest configuration');
+
+    // Once the leader's commit index arrives, the applied configuration says the same.
+    const caught = restarted(6);
+    const rd = caught.ready();
+    caught.advance(rd);
+    t.same(caught.membership().voters, ['a', 'b', 'd'], 'applied up to 6');
+    t.equal(caught.lastConfigWith('d'), 6, 'the applied configuration has d');
+    t.equal(caught.lastConfigWith('c'), -1, 'and not c, as far as this log goes');
+  },
+);

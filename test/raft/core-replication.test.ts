@@ -91,6 +91,72 @@ t.test('a follower in probe state gets one append per round trip', async (t) => 
   t.equal(a.status().progress.c?.match, a.log.lastIndex());
 });
 
+t.test(
+  'a burst of heartbeat answers from a follower in probe state sends one probe, not one each',
+  async (t) => {
+    // Chaos seed 549760: a leader was killed; a new one led without it, so its progress for
+    // the old leader stayed in probe while the log grew. The transport queued every heartbeat
+    // sent to the dead node meanwhile (one per heartbeat and one per read round, for up to
+    // 30 s) and delivered them when it came back; it answered each. Every answer re-armed the
+    // probe, and each probe carried up to maxSizePerMsg of entries from its next index: a
+    // thousand ~1 MiB appends at once, the leader's RSS 220 -> 661 MB in 2 s, and the cluster
+    // stalled for a second.
+    const net = new CoreNet(['a', 'b', 'c', 'd', 'e']);
+    net.elect('a');
+    for (let i = 0; i < 10; i++) net.propose('a', `early${i}`);
+    net.isolate('c');
+    for (let i = 0; i < 100; i++) net.core('a').propose(cmd(`v${i}`.padEnd(100, '.')));
+    net.stabilize();
+    net.crash('a');
+    net.heal();
+    // c is away: what is sent to it is queued (the transport), nothing comes from it.
+    const held: RaftMessage[] = [];
+    net.filter = (m) => {
+      if (m.to === 'c') held.push(m);
+      return m.to !== 'c' && m.from !== 'c';
+    };
+    for (let i = 0; i < 50 && !net.leader(); i++) net.run(1);
+    const b = net.leader() as RaftCore;
+    t.ok(b && b.id !== 'c', `a new leader without c (${b?.id})`);
+    t.equal(b.status().progress.c?.state, 'probe', 'it has never heard from c: probe');
+    for (let i = 0; i < 100; i++) b.propose(cmd(`w${i}`.padEnd(100, '.')));
+    net.stabilize();
+    const beats = 50;
+    for (let i = 0; i < beats; i++) {
+      net.tick(b.id);
+      net.stabilize();
+    }
+    t.equal(b.role, 'leader', 'it still leads');
+    t.ok(held.filter((m) => m.type === 'heartbeat').length >= beats, 'heartbeats queued for c');
+    // c comes back: the queued messages arrive at once, and its answers reach b together.
+    net.filter = undefined;
+    const c = net.core('c');
+    for (const m of held.splice(0)) c.step(m);
+    const rdC = c.ready();
+    const answers = rdC.messages;
+    c.advance(rdC);
+    t.ok(
+      answers.some((m) => m.type === 'appendResp' && m.reject),
+      'c rejects the probe (it lacks the entries)',
+    );
+    t.ok(answers.filter((m) => m.type === 'heartbeatResp').length >= beats, 'c answers each');
+    net.queue.length = 0;
+    for (const m of answers) b.step(m);
+    const rd = b.ready();
+    const toC = rd.messages.filter((m) => m.to === 'c' && m.type === 'append');
+    const carrying = toC.filter((m) => m.type === 'append' && m.entries.length > 0);
+    const entries = toC.reduce((n, m) => n + (m.type === 'append' ? m.entries.length : 0), 0);
+    t.equal(carrying.length, 1, `one probe carries entries (${carrying.length} of ${toC.length})`);
+    t.ok(entries <= b.log.lastIndex(), `the missing entries are sent once (${entries} sent)`);
+    // And it converges: c catches up.
+    net.queue.push(...rd.messages);
+    b.advance(rd);
+    net.stabilize();
+    net.run(3);
+    t.equal(b.status().progress.c?.match, b.log.lastIndex(), 'c caught up');
+  },
+);
+
 function logOf(terms: number[]): LogEntry[] {
   return terms.map((term, i) => ({
     index: i + 1,

@@ -20,6 +20,15 @@ export class Progress {
   state: ProgressState = 'probe';
   /** In probe state: an AppendEntries is outstanding, wait before sending another. */
   probeSent = false;
+  /**
+   * A heartbeat round began since the last probe was sent (or, in replicate state, since a
+   * heartbeat answer last freed a slot of a full window): the next heartbeat answer may take
+   * the probe as lost and send another (free a slot). At most once per heartbeat round, not
+   * once per answer: answers come in bursts (one per read round, and every heartbeat a
+   * transport queued for a peer that was down arrives when it comes back; chaos seed
+   * 549760), and each probe carries up to `maxSizePerMsg` of entries.
+   */
+  resendDue = false;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   isLearner: boolean;
@@ -152,6 +161,7 @@ export class Progress {
       }
     } else if (this.state === 'probe') {
       this.probeSent = true;
+      this.resendDue = false;
     }
   }
 }

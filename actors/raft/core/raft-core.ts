@@ -380,6 +380,36 @@ export class RaftCore {
     return pending.has(id) || (pending.size === 0 && c.isEmpty() && c.learners.size === 0);
   }
 
+  /**
+   * Index of the newest configuration that has `id` as a member (voter, learner, either half
+   * of a joint configuration) as far as this node's log goes: the applied configuration, or
+   * one whose entry is appended after it and not applied yet; -1 when none has it.
+   *
+   * A restarted node applies none of the configuration entries after its snapshot beyond the
+   * commit index it saved, and the node saves that index with term and vote changes only
+   * (RaftNode's asynchronous storage writes; lib/node/lazy-commit.ts). A member that joined
+   * after its last term change, then was killed, restarts with an applied configuration that
+   * does not have it (none at all without a snapshot) until a leader tells it the commit
+   * index, which never happens once the others have removed it. Its log still says it was a
+   * member: the removal watch (lib/node/removal-watch.ts) asks this.
+   */
+  lastConfigWith(id: string): number {
+    let cfg = this.config;
+    let found = cfg.members().has(id) ? this.configIndex : -1;
+    const log = this.log;
+    for (let i = log.applied + 1; i <= log.lastIndex(); i++) {
+      if (log.typeAt(i) !== 'config') continue;
+      const e = log.entryAt(i) as LogEntry;
+      try {
+        cfg = cfg.apply(decodeConfEntry(e.data));
+      } catch {
+        continue; // an invalid change is a no-op when applied, too
+      }
+      if (cfg.members().has(id)) found = i;
+    }
+    return found;
+  }
+
   /** Ids named by the configuration entries after the applied index (cached per log state). */
   private pendingMembers(): ReadonlySet<string> {
     const log = this.log;
@@ -603,7 +633,10 @@ export class RaftCore {
     if (this.heartbeatElapsed >= this.heartbeatTick) {
       this.heartbeatElapsed = 0;
       this.maybeAutoLeave();
-      for (const pr of this.prs.values()) if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
+      for (const pr of this.prs.values()) {
+        if (pr.state === 'snapshot') pr.snapshotQuietBeats++;
+        pr.resendDue = true;
+      }
       this.noteMissedWitnesses();
       this.bcastHeartbeat(this.readOnly.lastPendingContext() ?? this.leaseContext());
       this.readOnly.markWide();
@@ -995,8 +1028,12 @@ export class RaftCore {
     const pr = this.prs.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
-    pr.probeSent = false;
-    if (pr.state === 'replicate' && pr.windowFull()) {
+    // The probe in flight (or the answers that filled the window) may have been lost: send
+    // again — once per heartbeat round (`resendDue`), not once per answer in a burst.
+    const resend = pr.resendDue;
+    pr.resendDue = false;
+    if (resend) pr.probeSent = false;
+    if (resend && pr.state === 'replicate' && pr.windowFull()) {
       // Acks may have been lost: free one slot so replication cannot stall forever.
       pr.inflights.freeFirst();
     }
