@@ -18,6 +18,12 @@ export interface AppliedEntry<Op = unknown, Result = unknown> {
   readonly term: number;
   readonly command: Command<Op>;
   readonly result: Result;
+  /**
+   * The command's bytes as the log holds them, when the log has them (a Raft node:
+   * `encodeCommand`'s format, actors/raft/command-codec.ts). Never mutated. The backup agent
+   * archives these instead of encoding the command again.
+   */
+  readonly data?: Uint8Array;
 }
 
 /** A deterministic state machine driven by the committed log. */

@@ -15,12 +15,16 @@
  * On start the agent rebuilds its state from the repository (latest backup + archive), so
  * it resumes where it stopped and its next differential/incremental is still exact.
  */
-import { pack, unpack } from 'msgpackr';
 import type { Subscription } from 'rxjs';
 import { Actor, type Replies } from '../../lib/actor.js';
 import type { TimerHandle } from '../../lib/clock.js';
 import type { AppliedEntry, Command, ReplicatedLog } from '../../lib/replicated-log.js';
-import { type ArchivedEntry, LogArchive } from './archive.js';
+import {
+  type ArchivedEntry,
+  decodeArchivedCommand,
+  encodeArchivedCommand,
+  LogArchive,
+} from './archive.js';
 import { StateDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { BackupType, Manifest } from './manifest.js';
@@ -328,7 +332,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       }
       for await (const e of repo.archive.entries(parent.index, since)) {
         if (e.data.byteLength === 0) continue;
-        for (const k of ss.keysTouchedEarlier(unpack(e.data) as Command<Op>)) keys.add(k);
+        const cmd = decodeArchivedCommand<Op>(e) as Command<Op>;
+        for (const k of ss.keysTouchedEarlier(cmd)) keys.add(k);
       }
     } catch (err) {
       if (!isBackupError(err, 'SYNOD_ERR_BACKUP_ARCHIVE_GAP')) throw err;
@@ -511,7 +516,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       return;
     }
     this.tracked.apply(entry.command, { index: entry.index, term: entry.term, time });
-    const data = pack(entry.command);
+    // The bytes the log holds (a Raft learner's entry), else encoded once here.
+    const data = entry.data ?? encodeArchivedCommand(entry.command);
     this.buffer.push({ index: entry.index, term: entry.term, time, data });
     this.bufferBytes += data.byteLength;
     if (

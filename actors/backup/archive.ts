@@ -4,11 +4,18 @@
  * A segment is written whole and atomically (tmp, fsync, rename, directory fsync), so a
  * crash leaves it absent rather than half there. Layout:
  *
- *     0  "SYNA" | u8 version 1 | u8 flags (bit 0 deflated, bit 1 sealed) | u16 0
+ *     0  "SYNA" | u8 version (2; 1 still read) | u8 flags (bit 0 deflated, bit 1 sealed) | u16 0
  *     8  u64 firstIndex | u64 lastIndex | u32 count | u32 payloadLen
  *    32  payload: records  u64 index | u64 term | f64 time | u32 len | data | u32 crc32
  *        (deflated, then sealed with AES-256-GCM when the repository is encrypted)
  *     .  32-byte SHA-256 of everything before it
+ *
+ * A record's `data` is the command, or nothing for an entry without one (a no-op, a
+ * configuration change). Version 2: the command as the replicated log encodes it
+ * (`encodeCommand`, actors/raft/command-codec.ts: the msgpack array [clientId, seq, op], or the
+ * map {c, s, o} of older Raft logs), so the agent archives the bytes its learner received
+ * instead of encoding every command again. Version 1 (segments written before): msgpack map
+ * {clientId, seq, op}. `decodeArchivedCommand` reads both.
  *
  * Point-in-time recovery replays these entries after the nearest backup; a missing index
  * between two segments is a gap that verify reports and restore refuses to cross.
@@ -16,6 +23,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { unpack } from 'msgpackr';
+import type { Command } from '../../lib/replicated-log.js';
+import { decodeCommand, encodeCommand } from '../raft/command-codec.js';
 import { deflateRaw, inflateRaw } from './chunk-pool.js';
 import { open, type RepoKeys, seal } from './crypto.js';
 import { BackupError } from './errors.js';
@@ -26,8 +36,49 @@ export interface ArchivedEntry {
   readonly term: number;
   /** Commit time, ms since the Unix epoch. */
   readonly time: number;
-  /** The command, msgpack-encoded. */
+  /** The command (`encodeArchivedCommand`); empty for an entry without a command. */
   readonly data: Uint8Array;
+  /**
+   * How `data` encodes the command: the segment format version it was read from (1 or 2; see
+   * the file comment). Absent: the current format, 2.
+   */
+  readonly format?: number;
+}
+
+/** The segment format `write` produces. */
+export const ARCHIVE_FORMAT = 2;
+
+/** A command as the archive's current format stores it (the replicated log's own bytes). */
+export function encodeArchivedCommand(cmd: Command<unknown>): Uint8Array {
+  return encodeCommand(cmd as Command);
+}
+
+/**
+ * The command an archived entry holds, whichever format it was written in (undefined for an
+ * entry without a command). Throws on bytes that are not a command of that format.
+ */
+export function decodeArchivedCommand<Op>(e: ArchivedEntry): Command<Op> | undefined {
+  if (e.data.byteLength === 0) return undefined;
+  let c: Command<Op> | undefined;
+  let why = 'not a command';
+  try {
+    c = (e.format === 1 ? unpack(e.data) : decodeCommand(e.data)) as Command<Op>;
+  } catch (err) {
+    why = (err as Error).message;
+  }
+  if (
+    c === null ||
+    typeof c !== 'object' ||
+    typeof c.clientId !== 'string' ||
+    typeof c.seq !== 'number'
+  ) {
+    throw new BackupError(
+      'SYNOD_ERR_BACKUP_ARCHIVE_CORRUPT',
+      `archived entry ${e.index} (format ${e.format ?? ARCHIVE_FORMAT}) does not decode to a command: ${why}`,
+      { index: e.index },
+    );
+  }
+  return c;
 }
 
 export interface SegmentInfo {
@@ -49,6 +100,16 @@ const HEADER = 32;
 const SEG_RE = /^(\d{16})-(\d{16})\.seg$/;
 
 const pad = (n: number) => String(n).padStart(16, '0');
+
+/** A u64 of a safe integer, big-endian, without a BigInt per field (as writeBigUInt64BE). */
+function writeU64(b: Buffer, n: number, off: number): void {
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), off);
+  b.writeUInt32BE(n >>> 0, off + 4);
+}
+
+function readU64(b: Buffer, off: number): number {
+  return b.readUInt32BE(off) * 0x1_0000_0000 + b.readUInt32BE(off + 4);
+}
 const crc32 = (zlib as unknown as { crc32(data: Uint8Array, value?: number): number }).crc32;
 
 export class LogArchive {
@@ -82,17 +143,29 @@ export class LogArchive {
     const first = (entries[0] as ArchivedEntry).index;
     const last = (entries[entries.length - 1] as ArchivedEntry).index;
     let size = 0;
-    for (const e of entries) size += 32 + e.data.byteLength;
+    const datas: Uint8Array[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as ArchivedEntry;
+      // An entry read from an older segment is stored in this format.
+      const d =
+        e.format === undefined || e.format === ARCHIVE_FORMAT || e.data.byteLength === 0
+          ? e.data
+          : encodeArchivedCommand(decodeArchivedCommand(e) as Command<unknown>);
+      datas[i] = d;
+      size += 32 + d.byteLength;
+    }
     const body = Buffer.allocUnsafe(size);
     let off = 0;
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as ArchivedEntry;
+      const d = datas[i] as Uint8Array;
       const start = off;
-      body.writeBigUInt64BE(BigInt(e.index), off);
-      body.writeBigUInt64BE(BigInt(e.term), off + 8);
+      writeU64(body, e.index, off);
+      writeU64(body, e.term, off + 8);
       body.writeDoubleBE(e.time, off + 16);
-      body.writeUInt32BE(e.data.byteLength, off + 24);
-      body.set(e.data, off + 28);
-      off += 28 + e.data.byteLength;
+      body.writeUInt32BE(d.byteLength, off + 24);
+      body.set(d, off + 28);
+      off += 28 + d.byteLength;
       body.writeUInt32BE(crc32(body.subarray(start, off)), off);
       off += 4;
     }
@@ -107,7 +180,7 @@ export class LogArchive {
     }
     const header = Buffer.alloc(HEADER);
     header.writeUInt32BE(MAGIC, 0);
-    header[4] = 1;
+    header[4] = ARCHIVE_FORMAT;
     if (this.keys.encrypted) flags |= 2;
     header[5] = flags;
     header.writeBigUInt64BE(BigInt(first), 8);
@@ -146,8 +219,11 @@ export class LogArchive {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return bad('missing');
       throw err;
     }
-    if (raw.length < HEADER + 32 || raw.readUInt32BE(0) !== MAGIC || raw[4] !== 1)
-      bad('bad header');
+    if (raw.length < HEADER + 32 || raw.readUInt32BE(0) !== MAGIC) bad('bad header');
+    const format = raw[4] as number;
+    if (format !== 1 && format !== 2) {
+      bad(`format version ${format} is not one this synod reads (1, 2): written by a newer one?`);
+    }
     const sum = createHash('sha256')
       .update(raw.subarray(0, raw.length - 32))
       .digest();
@@ -188,10 +264,11 @@ export class LogArchive {
       if (crc32(payload.subarray(off, end)) !== payload.readUInt32BE(end))
         bad(`record crc mismatch at ${off}`);
       out.push({
-        index: Number(payload.readBigUInt64BE(off)),
-        term: Number(payload.readBigUInt64BE(off + 8)),
+        index: readU64(payload, off),
+        term: readU64(payload, off + 8),
         time: payload.readDoubleBE(off + 16),
         data: payload.subarray(off + 28, end),
+        format,
       });
       off = end + 4;
     }

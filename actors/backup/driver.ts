@@ -4,10 +4,9 @@
  * index. Tests (crash injection, corruption, retention properties) and the benchmark drive
  * repositories with it; the agent does the same through its mailbox.
  */
-import { pack } from 'msgpackr';
 import { Random } from '../../lib/random.js';
 import type { Command } from '../../lib/replicated-log.js';
-import type { ArchivedEntry } from './archive.js';
+import { type ArchivedEntry, encodeArchivedCommand } from './archive.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
 import { SessionState } from './sessions.js';
@@ -57,7 +56,7 @@ export class RepoDriver {
       index,
       term: 1 + (index >> 10),
       time: this.time,
-      data: pack(command(op, index)),
+      data: encodeArchivedCommand(command(op, index)),
     });
     this.digests.set(index, { digest: this.tracked.digestHex, count: this.tracked.keyCount });
   }

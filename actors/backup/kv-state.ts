@@ -84,18 +84,21 @@ export class KvKeyedState implements KeyedState<KvOp> {
     return this.sm.apply(op, meta);
   }
 
-  *keysTouched(op: KvOp): Iterable<string> {
+  /** An array, not a generator: the agent asks this for every entry it applies. */
+  keysTouched(op: KvOp): string[] {
     const o = op as { key?: unknown; s?: { c?: unknown } };
-    if (typeof o.key === 'string') yield KV_USER_PREFIX + o.key;
-    yield KV_REV_KEY;
+    const out: string[] = [];
+    if (typeof o.key === 'string') out.push(KV_USER_PREFIX + o.key);
+    out.push(KV_REV_KEY);
     const c = o.s?.c;
     if (typeof c === 'string') {
-      yield KV_SESSION_PREFIX + c;
+      out.push(KV_SESSION_PREFIX + c);
       // A new session beyond the limit evicts the least recently used tenth: any may go.
-      if (this.sm.sessionImage(c) === undefined && this.sm.sessionCount >= this.sm.maxSessions) {
-        for (const id of this.sm.sessionIds()) yield KV_SESSION_PREFIX + id;
+      if (this.sm.sessionCount >= this.sm.maxSessions && this.sm.sessionImage(c) === undefined) {
+        for (const id of this.sm.sessionIds()) out.push(KV_SESSION_PREFIX + id);
       }
     }
+    return out;
   }
 
   private encodeKv(kv: KeyValue): Uint8Array {
@@ -169,7 +172,13 @@ export class KvKeyedState implements KeyedState<KvOp> {
       }
     }
     this.sm = new KvStateMachine(this.options);
-    this.sm.restore(kvImage(kvs, rev, 0, sessions));
+    // As `restore(kvImage(kvs, rev, 0, sessions))`, without encoding and decoding that image.
+    this.sm.load({
+      kvs,
+      rev,
+      index: 0,
+      sessions: [...sessions].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+    });
   }
 
   /** The KV snapshot image (KvStateMachine's format) of this state at `index`. */

@@ -5,8 +5,8 @@
  * long chain and archive into a fresh full (so older backups and segments can expire), and
  * when the agent is down but its archive is current.
  */
-import { unpack } from 'msgpackr';
 import type { Command } from '../../lib/replicated-log.js';
+import { decodeArchivedCommand } from './archive.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
@@ -58,7 +58,8 @@ export async function offlineBackup<Op>(
       }
       for await (const e of repo.archive.entries(p.index, cur.index)) {
         if (e.data.byteLength === 0) continue;
-        for (const k of cur.state.keysTouchedEarlier(unpack(e.data) as Command<Op>)) keys.add(k);
+        const cmd = decodeArchivedCommand<Op>(e) as Command<Op>;
+        for (const k of cur.state.keysTouchedEarlier(cmd)) keys.add(k);
       }
     } catch (err) {
       if (!isBackupError(err, 'SYNOD_ERR_BACKUP_ARCHIVE_GAP')) throw err;

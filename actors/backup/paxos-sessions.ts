@@ -121,10 +121,12 @@ export class PaxosSessionState<Op> implements SessionRule<Op> {
     return result;
   }
 
-  *keysTouched(cmd: Command<Op>): Iterable<string> {
-    if (this.isDuplicate(cmd)) return;
-    yield PAXOS_SESSION_PREFIX + cmd.clientId;
-    yield* this.inner.keysTouched(cmd.op);
+  /** An array, not a generator: the agent asks this for every entry it applies. */
+  keysTouched(cmd: Command<Op>): string[] {
+    if (this.isDuplicate(cmd)) return [];
+    const out = [PAXOS_SESSION_PREFIX + cmd.clientId];
+    for (const k of this.inner.keysTouched(cmd.op)) out.push(k);
+    return out;
   }
 
   *keysTouchedEarlier(cmd: Command<Op>): Iterable<string> {

@@ -8,9 +8,8 @@
  * out (a missing or corrupt chunk, a broken chain, a digest mismatch, a gap in the archive)
  * stops the restore with an error: it never returns wrong data.
  */
-import { unpack } from 'msgpackr';
 import type { Command } from '../../lib/replicated-log.js';
-import { LogArchive, type SegmentInfo } from './archive.js';
+import { decodeArchivedCommand, LogArchive, type SegmentInfo } from './archive.js';
 import { StateDigest, StreamDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { Manifest } from './manifest.js';
@@ -322,7 +321,7 @@ export async function executeRestore<Op>(
     for await (const e of repo.archive.entries(base.index, plan.index)) {
       if (e.data.byteLength === 0)
         tracked.skip(e); // an entry without a command
-      else tracked.apply(unpack(e.data) as Command<Op>, e);
+      else tracked.apply(decodeArchivedCommand<Op>(e) as Command<Op>, e);
       replayed++;
       if (replayed % 1000 === 0) {
         opts.progress?.({ phase: 'replay', bytes: replayed, chunks: 0, totalBytes: plan.replay });

@@ -16,7 +16,13 @@ export const SESSION_PREFIX = '\u0000session/';
 interface Session {
   readonly seq: number;
   readonly at: number;
-  readonly value: Uint8Array;
+  /** `encodeSession(seq, at)`, made when first read (most sessions change before they are). */
+  value: Uint8Array | undefined;
+}
+
+function sessionValue(s: Session): Uint8Array {
+  s.value ??= encodeSession(s.seq, s.at);
+  return s.value;
 }
 
 /** A session's value: u64 last seq | u64 index of that apply. */
@@ -66,24 +72,22 @@ export class SessionState<Op> implements SessionRule<Op> {
     if (this.isDuplicate(cmd)) return undefined;
     const r = this.inner.apply(cmd.op, meta);
     this.sessions.delete(cmd.clientId);
-    this.sessions.set(cmd.clientId, {
-      seq: cmd.seq,
-      at: meta.index,
-      value: encodeSession(cmd.seq, meta.index),
-    });
+    this.sessions.set(cmd.clientId, { seq: cmd.seq, at: meta.index, value: undefined });
     if (this.sessions.size > this.maxSessions) {
       this.sessions.delete(this.sessions.keys().next().value as string);
     }
     return r;
   }
 
-  *keysTouched(cmd: Command<Op>): Iterable<string> {
-    if (this.isDuplicate(cmd)) return;
-    yield SESSION_PREFIX + cmd.clientId;
+  /** An array, not a generator: the agent asks this for every entry it applies. */
+  keysTouched(cmd: Command<Op>): string[] {
+    if (this.isDuplicate(cmd)) return [];
+    const out = [SESSION_PREFIX + cmd.clientId];
     if (!this.sessions.has(cmd.clientId) && this.sessions.size >= this.maxSessions) {
-      yield SESSION_PREFIX + (this.sessions.keys().next().value as string); // evicted
+      out.push(SESSION_PREFIX + (this.sessions.keys().next().value as string)); // evicted
     }
-    yield* this.inner.keysTouched(cmd.op);
+    for (const k of this.inner.keysTouched(cmd.op)) out.push(k);
+    return out;
   }
 
   /**
@@ -102,8 +106,10 @@ export class SessionState<Op> implements SessionRule<Op> {
   }
 
   get(key: string): Uint8Array | undefined {
-    if (key.startsWith(SESSION_PREFIX))
-      return this.sessions.get(key.slice(SESSION_PREFIX.length))?.value;
+    if (key.startsWith(SESSION_PREFIX)) {
+      const s = this.sessions.get(key.slice(SESSION_PREFIX.length));
+      return s ? sessionValue(s) : undefined;
+    }
     return this.inner.get(key);
   }
 
@@ -113,7 +119,7 @@ export class SessionState<Op> implements SessionRule<Op> {
 
   *entries(): IterableIterator<[string, Uint8Array]> {
     yield* this.inner.entries();
-    for (const [id, s] of this.sessions) yield [SESSION_PREFIX + id, s.value];
+    for (const [id, s] of this.sessions) yield [SESSION_PREFIX + id, sessionValue(s)];
   }
 
   /**

@@ -151,6 +151,32 @@ export class KvStateMachine implements StateMachine<KvOp, KvResult> {
       !Array.isArray(img.sessions)
     )
       throw new KvError('SYNOD_ERR_KV_BAD_SNAPSHOT', 'KV snapshot image has an unknown shape');
+    this.adopt(img);
+  }
+
+  /**
+   * Replaces the state as `restore` of an image holding these parts would (the watch history
+   * compacted at `rev`), without encoding and decoding that image: the backup agent rebuilds
+   * its copy of the state from a backup's records this way. `kvs` are taken as they are (they
+   * must not be mutated afterwards); sorted by key here unless they already are.
+   */
+  load(parts: { kvs: KeyValue[]; rev: number; index: number; sessions: SessionsImage }): void {
+    const kvs = parts.kvs;
+    let sorted = true;
+    for (let i = 1; i < kvs.length && sorted; i++) {
+      if (!((kvs[i - 1] as KeyValue).key < (kvs[i] as KeyValue).key)) sorted = false;
+    }
+    this.adopt({
+      v: 1,
+      rev: parts.rev,
+      index: parts.index,
+      kvs: sorted ? kvs : [...kvs].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)),
+      history: { compacted: parts.rev, events: [] },
+      sessions: parts.sessions,
+    });
+  }
+
+  private adopt(img: Image): void {
     this.data = new Map(img.kvs.map((kv) => [kv.key, kv]));
     this.keys = SortedKeys.from(img.kvs.map((kv) => kv.key));
     this.rev = img.rev;

@@ -22,6 +22,9 @@
  * random corruptions of their bytes.
  */
 
+import { decodeValue, decodeValueIn, encodeValue } from '../../lib/codec.js';
+import type { Command } from '../../lib/replicated-log.js';
+
 const SLAB = 64 * 1024;
 /** Bytes are written into a shared slab and handed out as views (as msgpackr does). */
 let slab = new Uint8Array(SLAB);
@@ -466,4 +469,40 @@ export function decodeCommandFastAt(
     if (e === GIVE_UP) return undefined;
     throw e;
   }
+}
+
+/**
+ * A command in the log: the msgpack array `[clientId, seq, op]` (an array decodes faster
+ * than a map). Logs written before this format hold the map `{c, s, o}`; both decode.
+ */
+export function encodeCommand(cmd: Command): Uint8Array {
+  return (
+    encodeCommandFast(cmd.clientId, cmd.seq, cmd.op) ?? encodeValue([cmd.clientId, cmd.seq, cmd.op])
+  );
+}
+
+/** A Buffer over the whole memory of the last entry decoded (entries of one message share it). */
+let wholeOf: ArrayBufferLike | undefined;
+let whole: Buffer | undefined;
+
+export function decodeCommand(data: Uint8Array): Command {
+  // Read through one Buffer over the whole underlying memory (a message's packed entries,
+  // a store's batch), by range: msgpack would otherwise make a DataView for, and attach it
+  // to, every entry's long-lived view. Reading from a Buffer also makes a `bin` inside the
+  // command decode to a Buffer on every replica, whatever store or message held the bytes
+  // (msgpack follows the class of its input, and a state machine could tell them apart).
+  const fast = decodeCommandFast(data);
+  if (fast !== undefined) return fast as Command;
+  let v: unknown;
+  if (data.byteLength === 0) v = decodeValue(data);
+  else {
+    if (data.buffer !== wholeOf || whole === undefined) {
+      wholeOf = data.buffer;
+      whole = Buffer.from(data.buffer);
+    }
+    v = decodeValueIn(whole, data.byteOffset, data.byteOffset + data.byteLength);
+  }
+  const c = v as [string, number, unknown] | { c: string; s: number; o: unknown };
+  if (Array.isArray(c)) return { clientId: c[0], seq: c[1], op: c[2] };
+  return { clientId: c.c, seq: c.s, op: c.o };
 }

@@ -17,13 +17,7 @@ import { BehaviorSubject, distinctUntilChanged, type Observable, Subject } from 
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
 import { nodeOf } from '../../lib/address.js';
 import type { TimerHandle } from '../../lib/clock.js';
-import {
-  decodesToItself,
-  decodeValue,
-  decodeValueIn,
-  encodeValue,
-  wellFormed,
-} from '../../lib/codec.js';
+import { decodesToItself, encodeValue, wellFormed } from '../../lib/codec.js';
 import { Queue } from '../../lib/queue.js';
 
 import {
@@ -41,7 +35,7 @@ import type {
   RaftHardState,
   SnapshotStore,
 } from '../../lib/storage/types.js';
-import { decodeCommandFast, encodeCommandFast } from './command-codec.js';
+import { decodeCommand, encodeCommandFast } from './command-codec.js';
 import type { ConfChangeOp } from './core/membership.js';
 import { raftMessageProblem } from './core/messages.js';
 import { RaftCore, type RaftStatus } from './core/raft-core.js';
@@ -58,6 +52,9 @@ import {
 } from './core/types.js';
 import { packEntries, unpackEntries } from './entry-codec.js';
 import { SessionStateMachine } from './session-state-machine.js';
+
+/** The log's command encoding (command-codec.ts; the backup's log archive stores these bytes). */
+export { decodeCommand, encodeCommand } from './command-codec.js';
 
 /** The three stores a node needs (the shape of `openDataDir` / `openMemoryDataDir`). */
 export interface RaftStorage {
@@ -211,42 +208,6 @@ interface ReadWaiter {
   reject: (e: Error) => void;
   timer: TimerHandle | undefined;
   done: boolean;
-}
-
-/**
- * A command in the log: the msgpack array `[clientId, seq, op]` (an array decodes faster
- * than a map). Logs written before this format hold the map `{c, s, o}`; both decode.
- */
-export function encodeCommand(cmd: Command): Uint8Array {
-  return (
-    encodeCommandFast(cmd.clientId, cmd.seq, cmd.op) ?? encodeValue([cmd.clientId, cmd.seq, cmd.op])
-  );
-}
-
-/** A Buffer over the whole memory of the last entry decoded (entries of one message share it). */
-let wholeOf: ArrayBufferLike | undefined;
-let whole: Buffer | undefined;
-
-export function decodeCommand(data: Uint8Array): Command {
-  // Read through one Buffer over the whole underlying memory (a message's packed entries,
-  // a store's batch), by range: msgpack would otherwise make a DataView for, and attach it
-  // to, every entry's long-lived view. Reading from a Buffer also makes a `bin` inside the
-  // command decode to a Buffer on every replica, whatever store or message held the bytes
-  // (msgpack follows the class of its input, and a state machine could tell them apart).
-  const fast = decodeCommandFast(data);
-  if (fast !== undefined) return fast as Command;
-  let v: unknown;
-  if (data.byteLength === 0) v = decodeValue(data);
-  else {
-    if (data.buffer !== wholeOf || whole === undefined) {
-      wholeOf = data.buffer;
-      whole = Buffer.from(data.buffer);
-    }
-    v = decodeValueIn(whole, data.byteOffset, data.byteOffset + data.byteLength);
-  }
-  const c = v as [string, number, unknown] | { c: string; s: number; o: unknown };
-  if (Array.isArray(c)) return { clientId: c[0], seq: c[1], op: c[2] };
-  return { clientId: c.c, seq: c.s, op: c.o };
 }
 
 /**
@@ -1473,7 +1434,13 @@ export class RaftNode<Op = unknown, Result = unknown>
       }
       result = r.result;
       if (this.applied.observed || this.steps.observed) {
-        const entry = { index: e.index, term: e.term, command, result: r.result as Result };
+        const entry = {
+          index: e.index,
+          term: e.term,
+          command,
+          result: r.result as Result,
+          data: e.data,
+        };
         this.applied.next(entry);
         if (this.steps.observed) {
           this.steps.next({ index: e.index, term: e.term, type: 'command', entry });

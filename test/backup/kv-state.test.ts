@@ -100,6 +100,20 @@ t.test(`the agent's KV copy equals the cluster's state machine (seed ${seed})`, 
   again.state.load([...agentState.entries()]);
   const reloaded = new TrackedState(again.state);
   t.equal(reloaded.digestHex, tracked.digestHex, 'load(entries) keeps the digest');
+  // The load builds the state machine directly (KvStateMachine.load), not through an image:
+  // the same image comes out, and the commands that follow give the same results.
+  const loadedKv = (again.state as SessionState<KvOp>).inner as KvKeyedState;
+  t.same(
+    Buffer.from(loadedKv.image(cmds.length)),
+    Buffer.from((agentState.inner as KvKeyedState).image(cmds.length)),
+    'load(entries) gives the same KV image',
+  );
+  const more = workload(new Random(seed + 1), 300, true);
+  more.forEach((c, i) => {
+    const meta = { index: cmds.length + i + 1, term: 1, time: i };
+    t.same(reloaded.apply(c, meta), tracked.apply(c, meta), `command ${i} after the load`);
+  });
+  t.equal(reloaded.digestHex, tracked.digestHex, 'and the same digest after them');
   t.ok(agentState.get(KV_REV_KEY), 'the revision is a key of the state');
 
   // Negative control: a state that differs by one revision has another digest. Leave out
@@ -191,6 +205,29 @@ t.test('agent with the KV kind: backups restore the cluster state', async (t) =>
     const kv = (res.state.inner as KvKeyedState).machine;
     t.same(kvState(kv), at.get(idx), `restore to index ${idx} equals the cluster's state`);
   }
+});
+
+t.test('KvStateMachine.load takes keys in any order', async (t) => {
+  const kv = (key: string, rev: number) => ({
+    key,
+    value: key,
+    createRev: rev,
+    modRev: rev,
+    version: 1,
+  });
+  const sm = new KvStateMachine();
+  sm.load({ kvs: [kv('b', 2), kv('a', 1), kv('c', 3)], rev: 3, index: 7, sessions: [] });
+  t.same(
+    sm.range({ start: '' }).kvs.map((x) => x.key),
+    ['a', 'b', 'c'],
+    'range is in key order',
+  );
+  t.equal(sm.revision, 3);
+  t.equal(sm.appliedIndex, 7);
+  t.equal(sm.compactedRevision, 3, 'the watch history starts compacted at the revision');
+  const img = new KvStateMachine();
+  img.restore(sm.snapshot());
+  t.same(img.range({ start: '' }).kvs, sm.range({ start: '' }).kvs, 'its snapshot restores it');
 });
 
 t.test("the agent's KV copy keeps one watch event, unless told otherwise", async (t) => {

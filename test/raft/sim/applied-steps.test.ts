@@ -7,7 +7,7 @@
  * replays it.
  */
 import t from 'tap';
-import type { AppliedStep } from '../../../actors/raft/raft-node.js';
+import { type AppliedStep, decodeCommand } from '../../../actors/raft/raft-node.js';
 import { encodeValue } from '../../../lib/codec.js';
 import { seedFromEnv } from '../../../lib/sim/simulation.js';
 import { type KvOp, RaftCluster } from '../../helpers/raft-sim.js';
@@ -74,6 +74,17 @@ t.test('a joining learner sees every applied entry once, in order', async (t) =>
   t.ok(
     steps.filter((s) => s.type === 'command').every((s) => s.entry?.index === s.index),
     'commands carry their applied entry',
+  );
+  // The backup agent archives these bytes instead of encoding each command again.
+  t.ok(
+    steps
+      .filter((s) => s.type === 'command')
+      .every(
+        (s) =>
+          s.entry?.data !== undefined &&
+          JSON.stringify(decodeCommand(s.entry.data)) === JSON.stringify(s.entry.command),
+      ),
+    'commands carry the log bytes they were decoded from',
   );
   t.equal(steps.filter((s) => s.type === 'skipped').length, 1, 'the non-command entry');
   // Control: neither older stream alone can follow the log entry by entry.
