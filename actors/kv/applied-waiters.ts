@@ -49,6 +49,14 @@ export class AppliedWaiters {
     this.waiters = keep;
   }
 
+  /**
+   * The replica's applied index went back (a Multi-Paxos learner restarted alone and resumed
+   * from an older snapshot): waits for an index above it wait again.
+   */
+  goBack(applied: number): void {
+    if (applied < this.applied) this.applied = applied;
+  }
+
   /** Resolves every waiter with false (the service stops). */
   cancelAll(): void {
     for (const w of this.waiters.splice(0)) {

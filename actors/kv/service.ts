@@ -149,7 +149,10 @@ export class KvService extends Actor<Msg, StatusValue> {
     });
     this.waiters.advance(this.sm.appliedIndex);
     this.subs.push(
-      this.log.appliedIndex$.subscribe((i) => this.waiters.advance(i)),
+      this.log.appliedIndex$.subscribe((i) => {
+        if (i < this.waiters.index) this.waiters.goBack(i);
+        else this.waiters.advance(i);
+      }),
       this.log.commitIndex$.subscribe((i) => {
         this.commit = Math.max(this.commit, i);
       }),

@@ -195,6 +195,9 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
       },
       restored,
     );
+    // A learner restarted with no snapshot starts from nothing applied: its log must know
+    // (reads wait until it has caught up again instead of reading the reset state machine).
+    if (!restored) this.listener?.applied([], this.core.applied);
     if (restored) {
       const r: AppliedRecord = {
         type: 'applied',

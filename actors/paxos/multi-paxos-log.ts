@@ -101,8 +101,15 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
   private readonly indexWaiters = new Set<Waiter<number> & { index: number }>();
   private readonly subs: Subscription[] = [];
   private barrierSeq = 0;
-  /** The highest slot applied locally (published on appliedIndex$ once per batch). */
+  /**
+   * The slot the local learner has applied up to (published on appliedIndex$ once per batch).
+   * It goes back only when the learner restarted alone and resumed from an older snapshot
+   * (or none): its state machine then holds only that much, so reads and barriers must wait
+   * for it to catch up again rather than read the older state.
+   */
   private appliedIdx = 0;
+  /** The highest slot applied$ has emitted: after a learner restart, re-applied slots are not emitted again. */
+  private emittedIdx = 0;
   private stopped = false;
   private readonly timeoutMs: number;
 
@@ -111,7 +118,11 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
     this.timeoutMs = opts.defaultTimeoutMs ?? 5000;
     opts.localLearner?.setAppliedListener({
       applied: (records, appliedUpTo) => {
-        if (appliedUpTo > this.appliedIdx) this.appliedIdx = appliedUpTo;
+        if (appliedUpTo < this.appliedIdx) {
+          // The learner restarted alone and went back (see appliedIdx): say so at once.
+          this.appliedIdx = appliedUpTo;
+          this.appliedIndexSubject.next(appliedUpTo);
+        } else if (appliedUpTo > this.appliedIdx) this.appliedIdx = appliedUpTo;
         for (const r of records) this.onApplied(r as AppliedEvent<Op, Result>);
         this.dropSettled();
       },
@@ -136,7 +147,7 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
       opts.learner.state$.subscribe((v) => {
         if (!v) return;
         const applied = this.appliedIdx;
-        if (applied > this.appliedIndexSubject.value) this.appliedIndexSubject.next(applied);
+        if (applied !== this.appliedIndexSubject.value) this.appliedIndexSubject.next(applied);
         const commit = Math.max(v.knownChosenUpTo, applied);
         if (commit > this.commitSubject.value) this.commitSubject.next(commit);
         if (this.indexWaiters.size > 0) this.releaseIndexWaiters();
@@ -353,8 +364,10 @@ export class MultiPaxosLog<Op = unknown, Result = unknown> implements Replicated
 
   private onApplied(e: AppliedEvent<Op, Result>): void {
     if (e.index > this.appliedIdx) this.appliedIdx = e.index;
+    const emitted = this.emittedIdx;
+    if (e.index > emitted) this.emittedIdx = e.index;
     if (e.kind === 'cmd') {
-      if (!e.duplicate && this.appliedSubject.observed) {
+      if (!e.duplicate && e.index > emitted && this.appliedSubject.observed) {
         this.appliedSubject.next({
           index: e.index,
           term: e.term,
