@@ -25,7 +25,8 @@
  * (`--agent-keys=N`, default 50,000 × 1 KB, 0 skips it; `--agent-rounds=N` agent phases,
  * default 2; `--agent-backups=N` backups per agent phase, default 4; `--agent-idle-ms=MS`,
  * each no-agent phase, default 20000; `--agent-args='--nice 0'` extra agent arguments;
- * `--agent-wrapper='ionice -c3'` a command prefix for the agent). Only this row:
+ * `--agent-wrapper='ionice -c3'` a command prefix for the agent; `--agent-repo-dir=DIR` puts
+ * the repository elsewhere than the nodes' disk, e.g. /dev/shm to take the disk out). Only this row:
  * `--size=8 --runs=1 --cluster-keys=0 --process-keys=0 --agent-keys=50000`.
  * Default size 1024 MB (the issue's); pass --size=MB to scale down on a small machine, and
  * --compress=brotli|deflate|lz4|none to measure a repository with another codec (default: what a
@@ -92,6 +93,13 @@ function round1(x: number): number {
 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+function roundAll<T extends object>(o: T): Record<keyof T, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, round1(v as number)])) as Record<
+    keyof T,
+    number
+  >;
 }
 
 async function baselineCopy(file: string, pieces: Buffer[]): Promise<number> {
@@ -434,6 +442,9 @@ export const main: BenchMain = async (argv) => {
       noAgentMs: Number(arg(argv, '--agent-idle-ms', '20000')),
       agentArgs: arg(argv, '--agent-args', '').split(' ').filter(Boolean),
       agentWrapper: arg(argv, '--agent-wrapper', '').split(' ').filter(Boolean),
+      ...(arg(argv, '--agent-repo-dir', '') !== ''
+        ? { repoBase: arg(argv, '--agent-repo-dir', '') }
+        : {}),
       log: (line) => console.error(line),
     });
     const ph = c.phases;
@@ -461,6 +472,10 @@ export const main: BenchMain = async (argv) => {
       catchUpMs: ph.map((p) => Math.round(p.catchUpMs)),
       agentCpuMsPerS: ph.map((p) => Math.round(p.agentCpuMsPerS)),
       nodeCpuUsPerWrite: ph.map((p) => Math.round(p.nodeCpuUsPerWrite)),
+      perClass: ph.map((p) => ({
+        during: roundAll(p.split.during),
+        idle: roundAll(p.split.idle),
+      })),
       lastIndex: c.lastIndex,
     };
     ms.push(during);

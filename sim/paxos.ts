@@ -28,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   const started = process.hrtime.bigint();
   if (argv.includes('--actors')) {
     let ops = 0;
+    let restarts = 0;
     for (let seed = from; seed < from + seeds; seed++) {
       const r = await runActorSim({
         seed,
@@ -35,8 +36,11 @@ export async function main(argv: string[]): Promise<number> {
         ...(seed % 3 === 0 ? { leaseMs: 60 } : {}),
       });
       ops += r.okOps;
+      restarts += r.learnerRestarts;
       if (verbose || r.violation) {
-        console.log(`seed ${seed}: ${r.violation ?? 'ok'} steps=${r.steps} ok=${r.okOps}`);
+        console.log(
+          `seed ${seed}: ${r.violation ?? 'ok'} steps=${r.steps} ok=${r.okOps} learner restarts=${r.learnerRestarts}`,
+        );
       }
       if (r.violation) {
         console.log(
@@ -48,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     const secs = Number(process.hrtime.bigint() - started) / 1e9;
     console.log(
       `paxos (actors): ${seeds} seeds from ${from} safe, linearizable and live; ` +
-        `${ops} client ops ok, ${secs.toFixed(1)} s`,
+        `${ops} client ops ok, ${restarts} learner actor restarts injected, ${secs.toFixed(1)} s`,
     );
     return 0;
   }

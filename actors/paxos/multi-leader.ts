@@ -482,7 +482,7 @@ export class MultiLeaderCore {
         this.onHeartbeat(msg.from, msg.ballot, now);
         break;
       case 'mp.learned':
-        if (msg.from === this.opts.localLearner) this.onLocalLearned(msg.decidedUpTo);
+        if (msg.from === this.opts.localLearner) this.onLocalLearned(msg.decidedUpTo, now);
         break;
       default:
         break;
@@ -501,8 +501,19 @@ export class MultiLeaderCore {
     this.electionDeadline = now + this.randomElectionTimeout();
   }
 
-  private onLocalLearned(decidedUpTo: number): void {
-    if (decidedUpTo <= this.localDecided) return;
+  private onLocalLearned(decidedUpTo: number, now: number): void {
+    if (decidedUpTo < this.localDecided) {
+      // The local learner restarted and resumed from an older snapshot: the slots after it
+      // were in its memory only, and perhaps in no learner's now (each may have restarted,
+      // and `retained` no longer holds them). Chosen values stay with the acceptors, so a
+      // leader recovers them with a new phase 1 from there (a chosen slot's value is the
+      // highest-ballot one a quorum reports), which decides them again for every learner.
+      this.localDecided = decidedUpTo;
+      this.decidedAtResendCheck = -1;
+      if (this.role !== 'follower') this.startElection(now);
+      return;
+    }
+    if (decidedUpTo === this.localDecided) return;
     this.localDecided = decidedUpTo;
     if (this.retained.length > 0)
       this.retained = this.retained.filter((b) => b.maxSlot > decidedUpTo);

@@ -15,6 +15,7 @@
 import { Actor, type Replies, type Terminated } from '../../lib/actor.js';
 import type { StateMachine } from '../../lib/replicated-log.js';
 import type { SnapshotStore } from '../../lib/storage/types.js';
+import { PaxosError } from './errors.js';
 import {
   type AppliedRecord,
   MultiLearnerCore,
@@ -97,6 +98,13 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
   /** The snapshot being encoded in slices (at most one), until it is handed to `saving`. */
   private encoding: Promise<void> = Promise.resolve();
   private stopped = false;
+  /**
+   * The state machine's image before this learner applied anything, taken at the first start
+   * when the store held no snapshot: a restart that finds none resets the state machine to it
+   * (the object is the same, and still holds what the failed incarnation applied).
+   */
+  private initialImage: Uint8Array | undefined;
+  private started = false;
 
   constructor(private readonly opts: MultiPaxosLearnerOptions) {
     super();
@@ -137,6 +145,17 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
     if (latest) {
       const data = await latest.readAll();
       restored = { index: latest.meta.index, term: latest.meta.term, data };
+    }
+    if (!this.started) {
+      this.started = true;
+      if (!restored) this.initialImage = this.opts.stateMachine.snapshot();
+    } else if (!restored) {
+      if (this.initialImage === undefined)
+        throw new PaxosError(
+          'SYNOD_ERR_PAXOS_BAD_STATE',
+          'the learner restarted, its snapshot store is empty but it started from a snapshot',
+        );
+      this.opts.stateMachine.restore(this.initialImage);
     }
     this.core = new MultiLearnerCore(
       {
@@ -189,6 +208,18 @@ export class MultiPaxosLearner extends Actor<MultiLearnerMsg, MultiLearnerView |
       }
     }
     this.reportedUpTo = this.core.applied;
+    // Tell the local proposer where this learner starts. After a restart that is below what
+    // it reported before (the slots since its snapshot were in memory only): a leader then
+    // recovers them from the acceptors, since perhaps no learner holds them any more.
+    if (this.opts.localProposer !== undefined)
+      this.ctx.send(
+        this.opts.localProposer,
+        toWire({
+          type: 'mp.learned',
+          from: this.ctx.self,
+          decidedUpTo: this.core.applied,
+        }) as MultiPaxosMessage,
+      );
     this.ctx.setState(this.core.view());
     this.ctx.timers.repeat('tick', this.opts.tickMs ?? 20, { type: 'mp.learner-tick' });
   }

@@ -10,6 +10,7 @@
  */
 import type { Subscription } from 'rxjs';
 import { checkHistory, type HistoryEvent } from '../../lib/history/index.js';
+import { Random } from '../../lib/random.js';
 import { ProposeError } from '../../lib/replicated-log.js';
 import { Simulation } from '../../lib/sim/simulation.js';
 import { MemoryDisk } from '../../lib/storage/memory-disk.js';
@@ -44,8 +45,32 @@ export interface ActorClusterOptions {
 
 export interface ActorClusterMember {
   readonly paxos: MultiPaxosNode;
-  readonly sm: KvStateMachine;
+  readonly sm: FaultyKvStateMachine;
   readonly incarnation: number;
+}
+
+/**
+ * The KV state machine with an injectable fault: after `failApply()`, its next `apply` throws
+ * once, so the learner actor fails in the middle of a batch and its supervision restarts it
+ * (it reloads its snapshot and catches up), possibly while a snapshot is being encoded or
+ * saved: the learner-actor restart the node crashes of the randomised runs do not give.
+ */
+export class FaultyKvStateMachine extends KvStateMachine {
+  private failNext = false;
+  constructor(private readonly onFault: () => void = () => {}) {
+    super();
+  }
+  failApply(): void {
+    this.failNext = true;
+  }
+  override apply(op: Parameters<KvStateMachine['apply']>[0]): ReturnType<KvStateMachine['apply']> {
+    if (this.failNext) {
+      this.failNext = false;
+      this.onFault();
+      throw new Error('injected state machine fault (the learner actor restarts)');
+    }
+    return super.apply(op);
+  }
 }
 
 export class PaxosActorCluster {
@@ -59,6 +84,8 @@ export class PaxosActorCluster {
   violation: string | undefined;
   /** Snapshots saved by the learners so far. */
   snapshotsSaved = 0;
+  /** State machine faults injected so far (each restarts a learner actor). */
+  learnerFaults = 0;
 
   constructor(readonly opts: ActorClusterOptions) {
     this.sim = new Simulation<MemoryDisk>({
@@ -72,7 +99,7 @@ export class PaxosActorCluster {
     });
     this.sim.onStart(async (node) => {
       const storage = await openMemoryPaxosStorage(node.disk, node.clock);
-      const sm = new KvStateMachine();
+      const sm = new FaultyKvStateMachine(() => this.learnerFaults++);
       const paxos = startMultiPaxosNode({
         heartbeatMs: 30,
         electionTimeoutMs: 150,
@@ -197,6 +224,13 @@ export interface ActorSimOptions {
    * Default: `ratio` for odd seeds.
    */
   readonly snapshotRule?: 'every' | 'ratio';
+  /**
+   * Also restart learner actors alone (default true): at some fault ticks a node's state
+   * machine throws on its next apply, so the learner restarts under its supervision while
+   * the rest of the node (acceptor, proposer) runs on. Drawn from its own random stream, so
+   * the network and crash schedule of a seed is the one it has without.
+   */
+  readonly learnerFaults?: boolean;
 }
 
 export interface ActorSimResult {
@@ -208,6 +242,8 @@ export interface ActorSimResult {
   readonly steps: number;
   /** Snapshots the learners saved (every node, every incarnation). */
   readonly snapshots: number;
+  /** State machine faults injected, each restarting a learner actor. */
+  readonly learnerRestarts: number;
 }
 
 /**
@@ -236,6 +272,7 @@ export async function runActorSim(opts: ActorSimOptions): Promise<ActorSimResult
   });
   const { sim } = cluster;
   const rnd = sim.random.fork();
+  const learnerRnd = opts.learnerFaults === false ? undefined : new Random(opts.seed ^ 0x1ea4);
   const history: HistoryEvent[] = [];
   const faultPhaseMs = opts.faultPhaseMs ?? 2000;
   const healPhaseMs = opts.healPhaseMs ?? 3000;
@@ -328,6 +365,9 @@ export async function runActorSim(opts: ActorSimOptions): Promise<ActorSimResult
           const cut = 1 + rnd.int(ids.length - 1);
           sim.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
         } else sim.network.heal();
+        const up = ids.filter((i) => sim.isUp(i));
+        if (learnerRnd?.chance(0.2) && up.length > 0)
+          cluster.member(learnerRnd.pick(up)).sm.failApply();
       }
       if (now >= faultPhaseMs && now < faultPhaseMs + 10) {
         sim.network.heal();
@@ -362,5 +402,6 @@ export async function runActorSim(opts: ActorSimOptions): Promise<ActorSimResult
     okAfterHeal,
     steps: sim.stepCount(),
     snapshots: cluster.snapshotsSaved,
+    learnerRestarts: cluster.learnerFaults,
   };
 }

@@ -310,6 +310,8 @@ export class RaftNode<Op = unknown, Result = unknown>
   private readonly readsByCtx = new Map<string, ReadWaiter[]>();
   private waitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
   private readSeq = 0;
+  /** The tick period (`tickMs`), set at start. */
+  private tickMs = 10;
   private readNonce = '';
   private lastSnapshotIndex = 0;
   /** Entry bytes applied by this node since it started (the snapshot cadence's measure). */
@@ -403,6 +405,7 @@ export class RaftNode<Op = unknown, Result = unknown>
     this.addressOf = o.addressOf ?? ((id: string) => `${id}/${path}`);
     this.readNonce = this.ctx.random.nextUint32().toString(36);
     const tickMs = o.tickMs ?? 10;
+    this.tickMs = tickMs;
     const heartbeatTick = Math.max(1, Math.round((o.heartbeatMs ?? 50) / tickMs));
     const electionTick = Math.max(heartbeatTick + 1, Math.round((o.electionMs ?? 150) / tickMs));
 
@@ -845,6 +848,15 @@ export class RaftNode<Op = unknown, Result = unknown>
 
   get storageStalled(): boolean {
     return this.stall !== undefined;
+  }
+
+  /**
+   * Milliseconds (in ticks) since this node last heard from a leader; undefined before it
+   * started. See `RaftCore.ticksSinceLeaderContact`.
+   */
+  msSinceLeaderContact(): number | undefined {
+    if (!this.core || this.stopped) return undefined;
+    return this.core.ticksSinceLeaderContact * this.tickMs;
   }
 
   /** The core, for inspection by tests and invariant checkers. Do not drive it directly. */

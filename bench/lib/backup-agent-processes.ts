@@ -23,6 +23,7 @@
  * a period later), so no write is left overlapping a backup whose end was not seen.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { percentile } from '../harness.js';
@@ -45,6 +46,8 @@ export interface AgentProcessOptions {
   agentArgs?: string[];
   /** A command prefix for the agent process (e.g. ['ionice', '-c3']). */
   agentWrapper?: string[];
+  /** Where the repository goes (default `base`, the nodes' disk). */
+  repoBase?: string;
   log?: (line: string) => void;
 }
 
@@ -66,6 +69,24 @@ export interface AgentPhase {
   agentCpuMsPerS: number;
   /** Node processes' CPU (µs) per acknowledged write while measured. */
   nodeCpuUsPerWrite: number;
+  /**
+   * Sampled every 100 ms while measured, each sample attributed to the backups (during) or
+   * not (idle): what the nodes and the agent spent, and the disk, in each class.
+   */
+  split: { during: ClassSample; idle: ClassSample };
+}
+
+/** Rates over the samples of one class (CPU from /proc/<pid>/stat, disk from /proc/diskstats). */
+export interface ClassSample {
+  seconds: number;
+  writesPerS: number;
+  nodeCpuUsPerWrite: number;
+  agentCpuMsPerS: number;
+  /** The machine's CPU time in iowait, ms per s (all CPUs, /proc/stat). */
+  iowaitMsPerS: number;
+  /** Bytes written to the disk holding the data (MB/s) and its weighted I/O time (ms/s). */
+  diskWriteMbPerS: number;
+  diskQueueMsPerS: number;
 }
 
 export interface NoAgentPhase {
@@ -103,7 +124,7 @@ export async function backupAgentProcessLatency(
 ): Promise<AgentProcessLatency> {
   const log = o.log ?? (() => {});
   const dir = path.join(base, 'agent-cluster');
-  const repo = path.join(base, 'agent-repo');
+  const repo = path.join(o.repoBase ?? base, `agent-repo-${process.pid}`);
   const bin = ensureBuiltCli(log);
   const nodeFlags = (process.env.SYNOD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const cluster = await SynodProcessCluster.start({
@@ -141,6 +162,7 @@ export async function backupAgentProcessLatency(
     log(`preloaded ${o.keys} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     /** Writes until `stop()`; every acknowledged put with its wall-clock interval. */
     let k = 0;
+    let acked = 0;
     const write = async (stop: () => boolean): Promise<Write[]> => {
       const out: Write[] = [];
       await Promise.all(
@@ -149,12 +171,23 @@ export async function backupAgentProcessLatency(
             const s = Date.now();
             const p0 = performance.now();
             const r = await c.put(key(k++ % o.keys), val);
-            if (r.outcome === 'ok') out.push({ s, e: Date.now(), ms: performance.now() - p0 });
+            if (r.outcome === 'ok') {
+              out.push({ s, e: Date.now(), ms: performance.now() - p0 });
+              acked++;
+            }
           }
         }),
       );
       return out;
     };
+    const disk = diskOf(dir);
+    const sample = (agentPid: number | undefined, writes: number): Sample => ({
+      t: Date.now(),
+      node: nodeCpu(),
+      agent: cpuMsOf(agentPid) ?? Number.NaN,
+      writes,
+      ...systemCounters(disk),
+    });
     const p99 = (ws: Write[]) =>
       percentile(
         ws.map((w) => w.ms).sort((a, b) => a - b),
@@ -177,7 +210,7 @@ export async function backupAgentProcessLatency(
         nodeCpuUsPerWrite: ((nodeCpu() - c0) * 1000) / ws.length,
       };
       result.noAgent.push(ph);
-      all.noAgent.push(...ws);
+      for (const w of ws) all.noAgent.push(w);
       log(
         `no agent: write p99 ${ph.p99.toFixed(1)} ms (${ph.n} writes, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write)`,
       );
@@ -242,6 +275,8 @@ export async function backupAgentProcessLatency(
       let cpuNodes0 = 0;
       let p0 = 0;
       let catchUpMs = 0;
+      const samples: Sample[] = [];
+      let sampler: NodeJS.Timeout | undefined;
       try {
         await proc.waitFor(/caught up at index/, 600_000);
         caughtUpWall = Date.now();
@@ -253,6 +288,8 @@ export async function backupAgentProcessLatency(
         cpuAgent0 = cpuMsOf(proc.child.pid) ?? Number.NaN;
         cpuNodes0 = nodeCpu();
         p0 = performance.now();
+        samples.push(sample(proc.child.pid, acked));
+        sampler = setInterval(() => samples.push(sample(proc.child.pid, acked)), 100);
         if (ended >= o.backupsPerRound) stopWriting = true;
         else
           await Promise.race([
@@ -269,7 +306,9 @@ export async function backupAgentProcessLatency(
           ]);
       } finally {
         stopWriting = true;
+        if (sampler) clearInterval(sampler);
       }
+      samples.push(sample(proc.child.pid, acked));
       const stopWall = Date.now();
       const seconds = (performance.now() - p0) / 1000;
       const agentCpu = (cpuMsOf(proc.child.pid) ?? Number.NaN) - cpuAgent0;
@@ -298,13 +337,18 @@ export async function backupAgentProcessLatency(
         catchUpMs,
         agentCpuMsPerS: agentCpu / seconds,
         nodeCpuUsPerWrite: (nodeCpuMs * 1000) / inPhase.length,
+        split: splitSamples(samples, windows),
       };
       result.phases.push(ph);
-      all.during.push(...during);
-      all.idle.push(...idle);
+      for (const w of during) all.during.push(w);
+      for (const w of idle) all.idle.push(w);
       log(
         `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
       );
+      for (const [name, c] of Object.entries(ph.split))
+        log(
+          `  ${name}: ${c.seconds.toFixed(1)} s, ${c.writesPerS.toFixed(0)} writes/s, nodes ${c.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write, agent ${c.agentCpuMsPerS.toFixed(0)} CPU ms/s, iowait ${c.iowaitMsPerS.toFixed(0)} ms/s, disk ${c.diskWriteMbPerS.toFixed(1)} MB/s written, queue ${c.diskQueueMsPerS.toFixed(0)} ms/s`,
+        );
     };
     for (let r = 0; r < o.rounds; r++) {
       await noAgentPhase();
@@ -326,4 +370,88 @@ export async function backupAgentProcessLatency(
     await cluster.stop();
     await rm(repo, { recursive: true, force: true });
   }
+}
+
+interface Sample {
+  t: number;
+  node: number;
+  agent: number;
+  writes: number;
+  iowait: number;
+  sectorsWritten: number;
+  queueMs: number;
+}
+
+/** Each interval between two samples goes to `during` when it overlaps a backup window. */
+function splitSamples(samples: Sample[], windows: Window[]): AgentPhase['split'] {
+  const acc = () => ({ ms: 0, node: 0, agent: 0, writes: 0, iowait: 0, sectors: 0, queue: 0 });
+  const d = acc();
+  const i = acc();
+  for (let n = 1; n < samples.length; n++) {
+    const a = samples[n - 1] as Sample;
+    const b = samples[n] as Sample;
+    const c = windows.some((w) => b.t >= w.requestedAt && a.t <= w.endedAt) ? d : i;
+    c.ms += b.t - a.t;
+    c.node += b.node - a.node;
+    c.agent += b.agent - a.agent;
+    c.writes += b.writes - a.writes;
+    c.iowait += b.iowait - a.iowait;
+    c.sectors += b.sectorsWritten - a.sectorsWritten;
+    c.queue += b.queueMs - a.queueMs;
+  }
+  const out = (c: ReturnType<typeof acc>): ClassSample => {
+    const s = c.ms / 1000;
+    return {
+      seconds: s,
+      writesPerS: c.writes / s,
+      nodeCpuUsPerWrite: (c.node * 1000) / c.writes,
+      agentCpuMsPerS: c.agent / s,
+      iowaitMsPerS: c.iowait / s,
+      diskWriteMbPerS: (c.sectors * 512) / 1048576 / s,
+      diskQueueMsPerS: c.queue / s,
+    };
+  };
+  return { during: out(d), idle: out(i) };
+}
+
+/** The block device (as named in /proc/diskstats) that holds `dir`, if it can be found. */
+function diskOf(dir: string): string | undefined {
+  try {
+    const dev = statSync(dir).dev;
+    const major = Math.floor(dev / 256) & 0xfff;
+    const minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00);
+    for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (Number(f[0]) === major && Number(f[1]) === minor) return f[2];
+    }
+  } catch {
+    // not Linux
+  }
+  return undefined;
+}
+
+/** The machine's iowait (ms, all CPUs) and the disk's sectors written and weighted I/O ms. */
+function systemCounters(disk: string | undefined): {
+  iowait: number;
+  sectorsWritten: number;
+  queueMs: number;
+} {
+  let iowait = Number.NaN;
+  let sectorsWritten = Number.NaN;
+  let queueMs = Number.NaN;
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/) ?? [];
+    iowait = (Number(cpu[5]) * 1000) / 100;
+    if (disk) {
+      for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+        const f = line.trim().split(/\s+/);
+        if (f[2] !== disk) continue;
+        sectorsWritten = Number(f[9]);
+        queueMs = Number(f[13]);
+      }
+    }
+  } catch {
+    // not Linux
+  }
+  return { iowait, sectorsWritten, queueMs };
 }

@@ -12,7 +12,9 @@
  * 2. **A peer forgot it**: a member closes the link with `SYNOD_ERR_PEER_REMOVED` when its
  *    committed configuration drops this node (lib/node/member-links.ts). That triggers a probe.
  * 3. **No leader for a long time** (`leaderlessMs`): it probes every `probeEveryMs` while
- *    leaderless (a node that was down during its removal and came back).
+ *    leaderless (a node that was down during its removal and came back), or while it still
+ *    names a leader but has heard nothing from it for `leaderlessMs`: a learner never
+ *    campaigns, so one cut off while it was removed keeps the old leader forever.
  *
  * Signals 1 and 2 (and a configuration in its own log that leaves it out, even uncommitted)
  * make the node **suspect** its removal: it probes at once and then every `probeEveryMs` until
@@ -144,11 +146,15 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
   /** Why another probe is wanted once the one in flight ends. */
   let probeAgain: string | undefined;
   let leaderlessTimer: TimerHandle | undefined;
+  /** Looks every `probeEveryMs` at how long the leader it names has been silent. */
+  let silenceTimer: TimerHandle | undefined;
+  let currentLeader: string | undefined;
   /** Probes every `probeEveryMs` while a signal says this node may have been removed. */
   let suspicionTimer: TimerHandle | undefined;
 
   const stopTimers = () => {
     leaderlessTimer?.cancel();
+    silenceTimer?.cancel();
     suspicionTimer?.cancel();
     suspicionTimer = undefined;
   };
@@ -249,6 +255,7 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
   };
 
   const armLeaderless = (leader: string | undefined) => {
+    currentLeader = leader;
     leaderlessTimer?.cancel();
     leaderlessTimer = undefined;
     if (leader !== undefined || done) return;
@@ -258,6 +265,15 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
     };
     leaderlessTimer = d.clock.setTimer(leaderlessMs, tick);
   };
+
+  // A leader it names but has not heard from (see signal 3): a learner's only way to notice.
+  if (typeof d.raft.msSinceLeaderContact === 'function')
+    silenceTimer = d.clock.setInterval(probeEveryMs, () => {
+      const silent = d.raft.msSinceLeaderContact();
+      if (done || currentLeader === undefined || silent === undefined || silent < leaderlessMs)
+        return;
+      void probe(`nothing from its leader ${currentLeader} for ${silent} ms`);
+    });
 
   const sub = merge(d.raft.membership$, d.raft.commitIndex$).subscribe({
     next: observeLog,

@@ -82,12 +82,14 @@ export interface LearnerSim {
 
 /**
  * Starts the simulation; `snapshots` opens the learner's snapshot store on its node's disk.
- * The learner snapshots every 2 slots and keeps no slots after a snapshot.
+ * The learner snapshots every 2 slots (unless told otherwise) and keeps no slots after one.
  */
 export async function startLearnerSim(opts: {
   seed: number;
   stateMachine: StateMachine<KvOp, unknown>;
   snapshots: (disk: MemoryDisk) => Promise<SnapshotStore>;
+  /** Default 2; 0 takes none. */
+  snapshotEvery?: number;
   onSpawn?: (learner: ActorRef<MultiLearnerMsg, MultiLearnerView | undefined>) => void;
 }): Promise<LearnerSim> {
   const got: MultiPaxosMessage[] = [];
@@ -109,7 +111,7 @@ export async function startLearnerSim(opts: {
           snapshots,
           peers: ['n/paxos/learner'],
           localAcceptor: 'p/probe',
-          snapshotEvery: 2,
+          snapshotEvery: opts.snapshotEvery ?? 2,
           keepAfterSnapshot: 0,
         }),
       );

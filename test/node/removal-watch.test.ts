@@ -145,7 +145,13 @@ interface Script {
 
 function harness(
   script: Script,
-  opts: { probeTakesMs?: number; notStarted?: boolean; leader?: string } = {},
+  opts: {
+    probeTakesMs?: number;
+    notStarted?: boolean;
+    leader?: string;
+    /** The node's `msSinceLeaderContact` (absent: the stand-in has none). */
+    silence?: (now: number) => number;
+  } = {},
 ) {
   const clock = new VirtualClock();
   const membership$ = new BehaviorSubject<unknown>(undefined);
@@ -179,6 +185,9 @@ function harness(
     membership$,
     commitIndex$,
     leader$,
+    ...(opts.silence
+      ? { msSinceLeaderContact: () => (opts.silence as (now: number) => number)(clock.now()) }
+      : {}),
   };
   const notices: RemovalNotice[] = [];
   let probes = 0;
@@ -337,6 +346,35 @@ t.test(
     await old.runTo(30_000);
     t.ok(old.probes() > 0, 'it probed');
     t.equal(old.notices.length, 0, 'a removal older than its own re-add proves nothing');
+  },
+);
+
+t.test(
+  'a learner cut off while it was removed: its leader went silent, it never campaigns',
+  async (t) => {
+    // A removed learner that was partitioned keeps the leader it had (it never campaigns, so
+    // it is never leaderless), applied no removal and saw no link closed: the leader's silence
+    // is its only signal.
+    const h = harness(
+      { answer: (peer) => report(peer, without, 8, 9) },
+      { leader: 'n3', silence: (now) => now },
+    );
+    t.teardown(h.close);
+    await h.runTo(4000);
+    t.equal(h.probes(), 0, 'no probe while the leader was heard from recently');
+    await h.runTo(11_000);
+    t.equal(h.notices.length, 1, 'removed once its leader was silent for the leaderless delay');
+    t.match(h.notices[0]?.message, /nothing from its leader n3/);
+
+    // A learner that hears from its leader never probes for it.
+    const ok = harness(
+      { answer: (peer) => report(peer, without, 8, 9) },
+      { leader: 'n3', silence: () => 40 },
+    );
+    t.teardown(ok.close);
+    await ok.runTo(60_000);
+    t.equal(ok.probes(), 0, 'no probe');
+    t.equal(ok.notices.length, 0);
   },
 );
 

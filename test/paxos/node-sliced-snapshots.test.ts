@@ -30,6 +30,9 @@ async function run(slicedSnapshots: boolean | undefined) {
     });
     await c.start();
     const leader = await c.waitForLeader();
+    // (each learner keeps its state machine's initial image, taken at its start in one go)
+    calls.sliced = 0;
+    calls.whole = 0;
     let last = 0;
     for (let seq = 1; seq <= 25; seq++) {
       const r = await c.sim.await(

@@ -304,3 +304,25 @@ t.test(
     t.equal(caught.lastConfigWith('c'), -1, 'and not c, as far as this log goes');
   },
 );
+
+t.test('ticksSinceLeaderContact: a learner counts the ticks since it heard a leader', async (t) => {
+  const conf = encodeConfEntry({
+    kind: 'bootstrap',
+    membership: { voters: ['a', 'b'], learners: ['l'] },
+  });
+  const l = new RaftCore(
+    { id: 'l', random: new Random(1), electionTick: 10, heartbeatTick: 1 },
+    {
+      hardState: { term: 1, vote: null, commit: 1 },
+      entries: [{ index: 1, term: 1, type: 'config', data: conf }],
+    },
+  );
+  l.advance(l.ready());
+  for (let i = 0; i < 25; i++) l.tick();
+  t.equal(l.ticksSinceLeaderContact, 25, 'a learner never campaigns: the count keeps growing');
+  t.equal(l.role, 'follower');
+  l.step({ type: 'heartbeat', from: 'a', to: 'l', term: 1, commit: 1 });
+  t.equal(l.ticksSinceLeaderContact, 0, 'a heartbeat from the leader resets it');
+  l.tick();
+  t.equal(l.ticksSinceLeaderContact, 1);
+});

@@ -410,6 +410,15 @@ export class RaftCore {
     return found;
   }
 
+  /**
+   * Ticks since this node last heard from a leader (an append, a heartbeat or a snapshot
+   * chunk), or since it campaigned or started; 0 on a leader. A learner never campaigns, so
+   * for it this keeps growing while no leader reaches it (one that removed it stops trying).
+   */
+  get ticksSinceLeaderContact(): number {
+    return this.role === 'leader' ? 0 : this.electionElapsed;
+  }
+
   /** Ids named by the configuration entries after the applied index (cached per log state). */
   private pendingMembers(): ReadonlySet<string> {
     const log = this.log;

@@ -17,12 +17,14 @@ import {
   type WriteStream,
 } from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { ActorSystem } from '../../../lib/actor-system.js';
 import { KvClient, type KvClientOptions } from '../../../lib/kv-client/client.js';
 import { silentLogger } from '../../../lib/logger.js';
 import type { AdminMsg, NodeStatus } from '../../../lib/node/node-admin.js';
 import { randomFromEntropy } from '../../../lib/random.js';
 import { WebSocketTransport } from '../../../transports/websocket/transport.js';
+import { monotonicNow } from './clock.js';
 import { NODE_PORT } from './net.js';
 /** Where the nodes live: network namespaces (ChaosNet) or loopback ports (LoopbackNet). */
 export interface NodePlacement {
@@ -98,6 +100,40 @@ export function cliCommand(root = process.cwd()): { cmd: string[]; from: 'dist' 
   return {
     cmd: [process.execPath, '--import', 'tsx', path.join(root, 'test/helpers/synod-cli.ts')],
     from: 'source',
+  };
+}
+
+/**
+ * The prefix of every line of `logs/<id>.log`: the time it was read, in CLOCK_MONOTONIC ms as
+ * in nemesis.jsonl, rss.jsonl and the histories, so a node's lines can be placed among the
+ * faults, the memory samples and the clients' operations (the nodes' own lines carry no time).
+ */
+function stamp(): string {
+  return `[${monotonicNow().toFixed(1)}] `;
+}
+
+/**
+ * Cuts a stream's chunks into lines (a line split across two chunks is one line); `end`
+ * hands over a last line without a newline.
+ */
+export function lineSplitter(onLine: (line: string) => void): {
+  push: (chunk: Buffer | string) => void;
+  end: () => void;
+} {
+  let rest = '';
+  const decoder = new StringDecoder('utf8');
+  return {
+    push: (chunk) => {
+      const text = rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk));
+      const lines = text.split('\n');
+      rest = lines.pop() as string;
+      for (const line of lines) if (line) onLine(line);
+    },
+    end: () => {
+      rest += decoder.end();
+      if (rest) onLine(rest);
+      rest = '';
+    },
   };
 }
 
@@ -226,24 +262,26 @@ export class ChaosCluster {
     p.pid = child.pid;
     p.state = 'running';
     p.starts++;
-    p.log.write(`--- start #${p.starts} pid ${child.pid}: ${args.join(' ')}\n`);
-    const onData = (buf: Buffer) => {
-      const text = buf.toString('utf8');
-      p.log.write(text);
-      for (const line of text.split('\n')) {
-        if (!line) continue;
-        p.tail.push(line);
-        if (p.tail.length > 40) p.tail.shift();
-        this.opts.onLine?.(id, line);
-      }
+    p.log.write(`${stamp()}--- start #${p.starts} pid ${child.pid}: ${args.join(' ')}\n`);
+    const onLine = (line: string) => {
+      p.log.write(`${stamp()}${line}\n`);
+      p.tail.push(line);
+      if (p.tail.length > 40) p.tail.shift();
+      this.opts.onLine?.(id, line);
     };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    const out = lineSplitter(onLine);
+    const err = lineSplitter(onLine);
+    child.stdout?.on('data', out.push);
+    child.stderr?.on('data', err.push);
+    child.stdout?.once('end', out.end);
+    child.stderr?.once('end', err.end);
     child.once('exit', (code, signal) => {
       const expected =
         p.child !== child || p.state === 'down' || (p.removing === true && code === 0);
       p.exits.push({ code, signal, at: Date.now(), expected });
-      p.log.write(`--- exit code ${code} signal ${signal}${expected ? '' : ' (UNEXPECTED)'}\n`);
+      p.log.write(
+        `${stamp()}--- exit code ${code} signal ${signal}${expected ? '' : ' (UNEXPECTED)'}\n`,
+      );
       if (p.child === child) {
         p.child = undefined;
         p.pid = undefined;
