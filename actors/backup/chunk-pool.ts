@@ -685,7 +685,31 @@ export class ChunkPool {
   private readonly slots: Slot[] = [];
   private nextJob = 1;
 
-  constructor(readonly size: number = defaultSize()) {}
+  private sizeNow: number;
+
+  constructor(size: number = defaultSize()) {
+    this.sizeNow = size;
+  }
+
+  /** Workers at most (0: every job runs in the calling thread). */
+  get size(): number {
+    return this.sizeNow;
+  }
+
+  /**
+   * From now on, runs every job in the calling thread, as `SYNOD_BACKUP_WORKERS=0` does,
+   * unless a worker is running already or `SYNOD_BACKUP_WORKERS` says how many to use. For a
+   * process whose whole work is a few megabytes (a one-off `synod backup --cluster` of a small
+   * state): starting a worker costs it ~50 ms of CPU (a V8 isolate, the LZ4 module), more than
+   * hashing and compressing a few MiB here (benchmarks/backup.md, session 13). Returns
+   * whether it switched.
+   */
+  useCallingThread(): boolean {
+    const env = process.env.SYNOD_BACKUP_WORKERS;
+    if (this.slots.length > 0 || (env !== undefined && env !== '')) return false;
+    this.sizeNow = 0;
+    return true;
+  }
 
   /**
    * Buffers for a backup's chunks, `slabSize` bytes each (the chunker's largest chunk plus

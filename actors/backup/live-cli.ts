@@ -14,9 +14,10 @@ import { randomFromEntropy } from '../../lib/random.js';
 import { parsePeer } from '../../transports/websocket/options.js';
 import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import type { AgentStatus, BackupEvent, BackupFailedEvent, BackupSummary } from './agent.js';
+import { chunkPool } from './chunk-pool.js';
 import { BackupError } from './errors.js';
 import { adminMembership, LiveBackup } from './learner.js';
-import type { BackupType } from './manifest.js';
+import type { BackupType, Manifest } from './manifest.js';
 import { LivePaxosBackup } from './paxos-learner.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
@@ -323,7 +324,39 @@ async function clusterStatus(
   );
 }
 
+/**
+ * A one-off backup whose repository says the state is smaller than this (`stateBytesEstimate`)
+ * hashes and compresses its chunks in its own thread (chunk-pool.ts `useCallingThread`).
+ */
+export const SMALL_STATE_BYTES = 64 << 20;
+
+/**
+ * The state's size as the repository knows it: the newest full backup's bytes plus those of
+ * every backup after it (an upper bound for what they changed); undefined without a full.
+ */
+export function stateBytesEstimate(
+  manifests: readonly Pick<Manifest, 'type' | 'bytes'>[],
+): number | undefined {
+  let last = -1;
+  for (let i = 0; i < manifests.length; i++) {
+    if ((manifests[i] as Pick<Manifest, 'type'>).type === 'full') last = i;
+  }
+  if (last < 0) return undefined;
+  let bytes = 0;
+  for (let i = last; i < manifests.length; i++) bytes += (manifests[i] as Manifest).bytes;
+  return bytes;
+}
+
 export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> {
+  // A small state: no worker threads for its few chunks (the process would spend more CPU
+  // starting them than hashing the chunks), which the cluster's writes share the cores with.
+  // Without a full backup the state's size is unknown (the cluster may send a large snapshot).
+  const estimate = stateBytesEstimate(await run.repo.list());
+  if (estimate !== undefined && estimate < SMALL_STATE_BYTES && chunkPool.useCallingThread()) {
+    run.log?.(
+      `the state is about ${(estimate / 1048576).toFixed(1)} MiB: chunks are hashed and compressed in this thread`,
+    );
+  }
   const joined = await joinCluster(run);
   const { live, agentId } = joined;
   try {

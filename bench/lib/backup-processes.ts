@@ -37,6 +37,16 @@ export interface BackupProcessLatency {
    */
   nodeCpuUsPerWriteIdle: number[];
   nodeCpuUsPerWriteDuring: number[];
+  /**
+   * CPU time (user + system, ms) of each `synod backup full` process (its `/proc` stat polled
+   * every 20 ms until it exits): what the cluster's nodes share the cores with.
+   */
+  agentCpuMs: number[];
+  /**
+   * Entries each `synod backup full` process applied: its "log archive up to index N" minus the
+   * previous one's (the first from index 0). With `agentCpuMs`, the agent's CPU per entry.
+   */
+  agentEntries: number[];
 }
 
 const WRITERS = 16;
@@ -108,7 +118,10 @@ export async function backupProcessLatency(
       backupMs: [],
       nodeCpuUsPerWriteIdle: [],
       nodeCpuUsPerWriteDuring: [],
+      agentCpuMs: [],
+      agentEntries: [],
     };
+    let archivedTo = 0;
     const perWrite = (cpu0: number | undefined, writes: number): number => {
       const cpu1 = nodeCpu();
       return cpu0 === undefined || cpu1 === undefined || writes === 0
@@ -121,8 +134,9 @@ export async function backupProcessLatency(
       const t0 = performance.now();
       const cpuDuring = nodeCpu();
       let wall = 0;
+      let agentCpu = Number.NaN;
       const backup = new Promise<void>((resolve, reject) => {
-        execFile(
+        const child = execFile(
           process.execPath,
           [
             bin,
@@ -138,17 +152,26 @@ export async function backupProcessLatency(
             `bench-agent-${r}`,
           ],
           { timeout: 300_000 },
-          (err, _stdout, stderr) => {
+          (err, stdout, stderr) => {
+            clearInterval(poll);
+            const m = /log archive up to index (\d+)/.exec(stdout);
+            const to = m ? Number(m[1]) : Number.NaN;
+            out.agentEntries.push(to - archivedTo);
+            if (m) archivedTo = to;
             done = true;
             wall = performance.now() - t0;
             if (err) reject(new Error(`synod backup full failed: ${err.message}\n${stderr}`));
             else resolve();
           },
         );
+        const poll = setInterval(() => {
+          agentCpu = cpuMsOf(child.pid) ?? agentCpu;
+        }, 20);
       });
       const during = await write(() => done);
       await backup;
       out.backupMs.push(wall);
+      out.agentCpuMs.push(agentCpu);
       out.nodeCpuUsPerWriteDuring.push(perWrite(cpuDuring, during.length));
       out.during.push(percentile(during, 99));
       out.nDuring += during.length;
@@ -176,7 +199,7 @@ export async function backupProcessLatency(
         nDuring = await backupPhase(r);
       }
       log(
-        `round ${r + 1} (${r % 2 === 0 ? 'backup first' : 'backup second'}): backup ${Math.round(out.backupMs[r] as number)} ms, p99 during ${out.during[r]?.toFixed(1)} ms (${nDuring} writes, nodes ${out.nodeCpuUsPerWriteDuring[r]?.toFixed(0)} CPU µs/write), without ${out.idle[r]?.toFixed(1)} ms (${nIdle}, ${out.nodeCpuUsPerWriteIdle[r]?.toFixed(0)} µs/write)`,
+        `round ${r + 1} (${r % 2 === 0 ? 'backup first' : 'backup second'}): backup ${Math.round(out.backupMs[r] as number)} ms (agent CPU ${Math.round(out.agentCpuMs[r] as number)} ms, ${out.agentEntries[r]} entries), p99 during ${out.during[r]?.toFixed(1)} ms (${nDuring} writes, nodes ${out.nodeCpuUsPerWriteDuring[r]?.toFixed(0)} CPU µs/write), without ${out.idle[r]?.toFixed(1)} ms (${nIdle}, ${out.nodeCpuUsPerWriteIdle[r]?.toFixed(0)} µs/write)`,
       );
     }
     return out;

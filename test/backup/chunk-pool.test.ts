@@ -13,6 +13,7 @@ import { ChunkPool, type Codec, InThread } from '../../actors/backup/chunk-pool.
 import { chunkId, deriveKeys } from '../../actors/backup/crypto.js';
 import { recordHash } from '../../actors/backup/digest.js';
 import { RepoDriver } from '../../actors/backup/driver.js';
+import { SMALL_STATE_BYTES, stateBytesEstimate } from '../../actors/backup/live-cli.js';
 import { writeRecord } from '../../actors/backup/records.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
@@ -261,4 +262,53 @@ t.test('LZ4 without its package is a clear error with a code', async (t) => {
   );
   const req = createRequire(import.meta.url);
   t.type(loadLz4((id) => req(id)).compressSync, 'function', 'negative control: it loads here');
+});
+
+t.test('useCallingThread: a small one-off backup starts no worker', async (t) => {
+  const keys = deriveKeys(undefined, '');
+  const plain = chunkOf(new Random(SEED + 5), 200, 1500);
+  t.ok(plain.length >= 16 * 1024, 'a chunk a worker would take');
+
+  const small = new ChunkPool(2);
+  t.teardown(() => small.close());
+  t.ok(small.useCallingThread(), 'switches while no worker runs');
+  t.equal(small.size, 0);
+  const copy = Buffer.from(plain);
+  const p = await small.hashForWrite(keys, copy);
+  t.equal(copy.buffer.byteLength, copy.length, "the chunk's memory stayed here (no transfer)");
+  t.equal(p.address, chunkId(keys, plain), 'same address');
+  t.same(
+    (await p.take('deflate', 1)).bytes,
+    (await InThread.take(plain, 'deflate', 1)).bytes,
+    'same stored bytes',
+  );
+
+  // Control: the default pool transfers the chunk to a worker.
+  const busy = new ChunkPool(1);
+  t.teardown(() => busy.close());
+  const copy2 = Buffer.from(plain);
+  const q = await busy.hashForWrite(keys, copy2);
+  t.equal(copy2.buffer.byteLength, 0, 'a worker took the memory');
+  q.drop();
+  t.notOk(busy.useCallingThread(), 'no switch once a worker runs');
+  t.equal(busy.size, 1);
+
+  const saved = process.env.SYNOD_BACKUP_WORKERS;
+  process.env.SYNOD_BACKUP_WORKERS = '2';
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.SYNOD_BACKUP_WORKERS;
+    else process.env.SYNOD_BACKUP_WORKERS = saved;
+  });
+  t.notOk(new ChunkPool(2).useCallingThread(), 'SYNOD_BACKUP_WORKERS set: it decides');
+});
+
+t.test('stateBytesEstimate: the newest full and what follows it', async (t) => {
+  const m = (type: 'full' | 'diff' | 'incr', bytes: number) => ({ type, bytes });
+  t.equal(stateBytesEstimate([]), undefined, 'no backup: unknown');
+  t.equal(stateBytesEstimate([m('incr', 5)]), undefined, 'no full: unknown');
+  t.equal(
+    stateBytesEstimate([m('full', 100), m('incr', 2), m('full', 50), m('diff', 3), m('incr', 1)]),
+    54,
+  );
+  t.ok(SMALL_STATE_BYTES >= 16 << 20, 'a threshold of megabytes');
 });
