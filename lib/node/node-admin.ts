@@ -59,6 +59,13 @@ export interface NodeStatus {
   votersOutgoing?: string[];
   /** Log index of the configuration shown in `voters`/`learners` (Raft; committed when ≤ `commitIndex`). */
   configIndex?: number;
+  /** Term of the entry at `configIndex`, when the log still holds it (Raft). */
+  configTerm?: number;
+  /**
+   * Asked `about` a node: the newest configuration in this node's log (applied or only
+   * appended) that has it, -1 for none (Raft; lib/node/removal-watch.ts).
+   */
+  configWith?: number;
   /** Raft: reads this node served as leader on followers' witnesses since it started (docs/kv.md). */
   witnessedReads?: number;
   /** On the leader: how far each member's log is behind the leader's last index. */
@@ -126,8 +133,15 @@ export interface ControlReply {
 export type AdminMsg =
   /**
    * `detail`: with the log tail and the sampled messages sent after `since` (the dashboard).
+   * `about`: a node id; the reply's `configWith` says the newest configuration in this node's
+   * log that has it (a removal watch asking whether it was removed).
    */
-  | ({ type: 'node.status'; detail?: boolean; since?: number } & Replies<NodeStatus>)
+  | ({
+      type: 'node.status';
+      detail?: boolean;
+      since?: number;
+      about?: string;
+    } & Replies<NodeStatus>)
   /**
    * Adds a node to the cluster (a learner, promoted to voter once caught up; `learner: true`
    * keeps it a learner). Any node takes it and forwards it to the leader; `hops` counts the
@@ -371,7 +385,8 @@ export class NodeAdmin extends Actor<AdminMsg> {
   override accepts(msg: unknown): msg is AdminMsg {
     if (typeof msg !== 'object' || msg === null) return false;
     const m = msg as Record<string, unknown>;
-    if (m.type === 'node.status') return true;
+    if (m.type === 'node.status')
+      return m.about === undefined || (typeof m.about === 'string' && m.about.length <= 256);
     if (m.type === 'node.members') return typeof m.members === 'object' && m.members !== null;
     if (m.type === 'node.heal') return operatorProofShape(m);
     if (m.type === 'node.cut') return isCutShape(m);
@@ -411,7 +426,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
   async receive(msg: AdminMsg): Promise<void> {
     switch (msg.type) {
       case 'node.status': {
-        const out = this.status();
+        const out = this.status(msg.about);
         if (msg.detail === true) {
           out.logTail = this.logTail();
           out.messages = this.deps.samples?.since(sinceOf(msg)) ?? [];
@@ -557,7 +572,23 @@ export class NodeAdmin extends Actor<AdminMsg> {
     }
   }
 
-  private status(): NodeStatus {
+  /** The configuration fields of a Raft status (see NodeStatus.configIndex). */
+  private configReport(about: string | undefined): {
+    configIndex: number;
+    configTerm?: number;
+    configWith?: number;
+  } {
+    const core = this.deps.raft()?.inspectCore();
+    const configIndex = core?.configIndex ?? 0;
+    const configTerm = core?.log.term(configIndex);
+    return {
+      configIndex,
+      ...(configTerm !== undefined ? { configTerm } : {}),
+      ...(core && about !== undefined ? { configWith: core.lastConfigWith(about) } : {}),
+    };
+  }
+
+  private status(about?: string): NodeStatus {
     const d = this.deps;
     const stopped = d.consensus?.running() === false;
     // Stopped by an operator: the state it had when it stopped, with role "stopped".
@@ -581,7 +612,7 @@ export class NodeAdmin extends Actor<AdminMsg> {
         : {}),
       ...(s && !stopped
         ? {
-            configIndex: d.raft()?.inspectCore()?.configIndex ?? 0,
+            ...this.configReport(about),
             witnessedReads: d.raft()?.witnessedReads ?? 0,
           }
         : {}),

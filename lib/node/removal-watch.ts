@@ -32,8 +32,14 @@
  * enough, because a node that re-joins replays "remove me … add me" and may ask a peer that
  * has not yet appended the re-add — and a re-add committed needs a majority that has it, so
  * at most a minority can still report the removal (the majorities of consecutive
- * configurations intersect). No answer proves nothing; a node that was never a member (a
- * joiner waiting to be added) is never flagged.
+ * configurations intersect). That holds because each report also says the newest
+ * configuration in the reporter's *log* that has the asker (`configWith`, appended or applied):
+ * a peer that appended the re-add but has not applied it reports its applied removal, and must
+ * not count. A removal at or below this node's own last membership index proves it only when
+ * the reporter's entry there has another term than this node's (`configTerm`): this node holds
+ * a deposed leader's uncommitted entry there, which the new leader never overwrote because it
+ * stopped replicating to the node it removed. No answer proves nothing; a node that was never
+ * a member (a joiner waiting to be added) is never flagged.
  */
 import type { Observable, Subscription } from 'rxjs';
 import { merge } from 'rxjs';
@@ -53,6 +59,13 @@ export interface MembershipReport {
   commitIndex: number;
   /** Log index of the configuration reported; absent from nodes that do not report it. */
   configIndex?: number;
+  /** Term of the entry at `configIndex`, when the reporter's log still has it. */
+  configTerm?: number;
+  /**
+   * The newest configuration in the reporter's log (applied or only appended) that has the
+   * asking node (`RaftCore.lastConfigWith`), -1 for none; absent from older nodes.
+   */
+  configWith?: number;
 }
 
 export interface RemovalNotice {
@@ -82,15 +95,31 @@ export interface RemovalWatchDeps {
   probeTimeoutMs?: number;
 }
 
+/**
+ * The term of the entry at an index of this node's own log, undefined where it has none (past
+ * its end, or compacted into a snapshot).
+ */
+export type OwnTermAt = (index: number) => number | undefined;
+
 /** Whether one report proves this node's removal (see the file comment). */
 export function reportProvesRemoval(
   r: MembershipReport,
   selfId: string,
   lastMemberConfigIndex: number,
+  ownTermAt: OwnTermAt = () => undefined,
 ): boolean {
   if (r.configIndex === undefined) return false;
   if (r.configIndex > r.commitIndex) return false; // not committed there yet
-  if (r.configIndex <= lastMemberConfigIndex) return false; // not newer than ours
+  // The reporter's log already holds a newer configuration with this node (a re-add it
+  // appended but has not applied): it is part of any majority that committed the re-add.
+  if (r.configWith !== undefined && r.configWith > r.configIndex) return false;
+  if (r.configIndex <= lastMemberConfigIndex) {
+    // Not newer than our last membership — unless our log holds another entry at that index
+    // (an uncommitted tail of a deposed leader, which the new leader never overwrote here
+    // because it stopped replicating to us once it removed us): the committed entry wins.
+    const ours = ownTermAt(r.configIndex);
+    if (r.configTerm === undefined || ours === undefined || ours === r.configTerm) return false;
+  }
   const ids = new Set([...r.voters, ...r.learners, ...(r.votersOutgoing ?? [])]);
   return !ids.has(selfId);
 }
@@ -104,9 +133,12 @@ export function removalProven(
   reports: readonly MembershipReport[],
   selfId: string,
   lastMemberConfigIndex: number,
+  ownTermAt?: OwnTermAt,
 ): MembershipReport | undefined {
   if (lastMemberConfigIndex < 0) return undefined;
-  const proving = reports.filter((r) => reportProvesRemoval(r, selfId, lastMemberConfigIndex));
+  const proving = reports.filter((r) =>
+    reportProvesRemoval(r, selfId, lastMemberConfigIndex, ownTermAt),
+  );
   if (proving.length === 0) return undefined;
   const newest = proving.reduce((a, b) => ((b.configIndex ?? 0) > (a.configIndex ?? 0) ? b : a));
   const provers = new Set(proving.map((r) => r.id));
@@ -236,7 +268,9 @@ export function watchRemoval(d: RemovalWatchDeps): Subscription {
       const reports = (
         await Promise.all(peers.map((p) => d.probe(p, probeTimeoutMs).catch(() => undefined)))
       ).filter((r): r is MembershipReport => r !== undefined);
-      const proof = removalProven(reports, d.selfId, lastMemberConfigIndex);
+      const core = d.raft.inspectCore();
+      const ownTermAt: OwnTermAt = (i) => (core ? core.log.term(i) : undefined);
+      const proof = removalProven(reports, d.selfId, lastMemberConfigIndex, ownTermAt);
       if (proof === undefined) {
         if (stillMember(reports, d.selfId)) clearSuspicion();
         return;

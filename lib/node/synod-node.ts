@@ -507,7 +507,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         probe: async (peer, timeoutMs) => {
           const s = await system.ask(
             `${peer}/admin`,
-            { type: 'node.status' } as AdminMsg & { type: 'node.status' },
+            { type: 'node.status', about: config.id } as AdminMsg & { type: 'node.status' },
             timeoutMs,
           );
           return { ...s, id: peer };

@@ -106,6 +106,53 @@ t.test(
   },
 );
 
+t.test(
+  're-added, the majority that committed the re-add has only appended it: no proof',
+  async (t) => {
+    // x was a member up to 10, removed at 60, re-added at 80 (a and b appended it; a applied
+    // it). b has not applied it yet, c lags: both still report the removal at 60 committed
+    // (reviewer of session 13, F1). What b's log holds about x is what counts.
+    const v = ['a', 'b', 'c'];
+    const a = report('a', [...v, 'x'], 80, 80, { configWith: 80 });
+    const b = report('b', v, 60, 79, { configWith: 80 });
+    const c = report('c', v, 60, 70, { configWith: 10 });
+    t.equal(removalProven([a, b, c], 'x', 10), undefined, 'a member is not told it was removed');
+    // Without configWith (older nodes), b counted as proof: the case the field closes.
+    const { configWith: _b, ...bOld } = b;
+    const { configWith: _c, ...cOld } = c;
+    t.equal(removalProven([a, bOld, cOld], 'x', 10)?.id, 'b', 'as before, without the field');
+  },
+);
+
+t.test(
+  'our log holds an overwritten configuration at the removal index: the committed one wins',
+  async (t) => {
+    // A deposed leader appended a configuration with d at 4 (term 2), never committed; the
+    // new leader committed "remove d" at 4 in term 3 and stopped replicating to d, so d's
+    // stale entry at 4 stays (reviewer of session 13, F2).
+    const v = ['a', 'b', 'c', 'e'];
+    const reports = ['a', 'b', 'c'].map((id) => report(id, v, 4, 10, { configTerm: 3 }));
+    const termAt = (i: number) => (i <= 2 ? 1 : 2);
+    t.equal(
+      removalProven(reports, 'd', 4, termAt)?.configIndex,
+      4,
+      'proven: our entry at 4 is another',
+    );
+    t.equal(
+      removalProven(reports, 'd', 4, () => 3),
+      undefined,
+      'the same entry as ours (same term): not newer than our membership',
+    );
+    t.equal(removalProven(reports, 'd', 4), undefined, 'our term unknown: not proven');
+    const noTerm = ['a', 'b', 'c'].map((id) => report(id, v, 4, 10));
+    t.equal(
+      removalProven(noTerm, 'd', 4, termAt),
+      undefined,
+      'the reporter gave no term: not proven',
+    );
+  },
+);
+
 t.test('a joint configuration needs both majorities', async (t) => {
   const joint = { votersOutgoing: ['n1', 'n2', 'n3'] };
   const reports = [
@@ -176,6 +223,7 @@ function harness(
       get committed() {
         return own.committed;
       },
+      term: (_i: number): number | undefined => undefined,
     },
     membership: () => ({ voters: own.voters, learners: [] }),
   };
