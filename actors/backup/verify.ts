@@ -5,7 +5,7 @@
  * once), and every archive segment (checksums, ranges), plus gaps in the archive from the
  * oldest backup on. Each problem says which backups (or which archived indices) it breaks.
  */
-import { LogArchive } from './archive.js';
+import { decodeArchivedCommand, LogArchive } from './archive.js';
 import { isBackupError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
@@ -18,6 +18,7 @@ export type ProblemKind =
   | 'chunk-missing'
   | 'chunk-corrupt'
   | 'segment-corrupt'
+  | 'archive-record-corrupt'
   | 'archive-gap'
   | 'archive-overlap-conflict'
   | 'expire-interrupted';
@@ -144,6 +145,19 @@ export async function verify(
           });
         }
         terms.set(e.index, e.term);
+        // The frame's checksum held, but the command must decode too: a restore replaying
+        // this entry would stop here.
+        try {
+          decodeArchivedCommand(e);
+        } catch (err) {
+          if (!isBackupError(err)) throw err;
+          problems.push({
+            kind: 'archive-record-corrupt',
+            target: s.name,
+            detail: `${err.message} (point-in-time recovery to index ${e.index} or later, from backups before it, fails)`,
+            affects: [],
+          });
+        }
       }
     } catch (err) {
       if (!isBackupError(err)) throw err;

@@ -159,6 +159,13 @@ t.test('restore refuses an archived record that is not a command', async (t) => 
   });
   const r = await restore(repo, { kind: 'index', index: 20 }, { factory });
   t.equal(r.index, 20, 'up to the entry before it restores');
+  const report = await verify(repo);
+  t.notOk(report.ok, 'verify reports it too (its frame and checksum are sound)');
+  t.match(
+    report.problems.filter((p) => p.kind === 'archive-record-corrupt'),
+    [{ detail: /archived entry 21 .*index 21 or later/ }],
+    'naming the entry',
+  );
 });
 
 t.test('a segment of a newer format version is named, not misread', async (t) => {
