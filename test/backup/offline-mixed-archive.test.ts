@@ -15,7 +15,7 @@ import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
 import { MapState } from '../../actors/backup/state.js';
 
-const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'backup', 'fixtures', 'digest-v1');
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'digest-v1');
 const WORKLOAD = { keySpace: 120, valueMin: 0, valueMax: 700, pDelete: 0.15, pBatch: 0.1 };
 const KEY = Buffer.alloc(32, 7);
 const factory = () => new MapState();
@@ -39,7 +39,10 @@ for (const name of ['plain', 'encrypted'] as const)
       t.comment(JSON.stringify({ ...res, manifest: undefined }));
       const r = await restore(repo, { kind: 'latest' }, { factory });
       const want = d.digests.get(420) as { digest: string; count: number };
-      t.same({ index: r.index, digest: r.digest, count: r.keyCount }, { index: 420, digest: want.digest, count: want.count });
+      t.same(
+        { index: r.index, digest: r.digest, count: r.keyCount },
+        { index: 420, digest: want.digest, count: want.count },
+      );
       const after = await repo.list();
       const last = after[after.length - 1];
       t.equal(last?.index, 420, `a new ${last?.type} at 420`);
