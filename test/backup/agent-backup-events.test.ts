@@ -8,37 +8,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {
-  BackupAgent,
-  type BackupAgentMsg,
-  type BackupEvent,
-  type BackupFailedEvent,
-} from '../../actors/backup/agent.js';
+import type { BackupEvent, BackupFailedEvent } from '../../actors/backup/agent.js';
 import { FaultyRepoFs } from '../../actors/backup/faulty-fs.js';
 import { nodeRepoFs } from '../../actors/backup/fs.js';
 import { Repository } from '../../actors/backup/repository.js';
-import { type MapOp, MapState } from '../../actors/backup/state.js';
 import { agentBackupLine } from '../../cli/commands/backup.js';
-import { ActorSystem } from '../../lib/actor-system.js';
-import { silentLogger } from '../../lib/logger.js';
-import { Random } from '../../lib/random.js';
+import { startMapAgent } from '../helpers/backup-agent.js';
 
 const small = { avgSize: 2048, minSize: 512, maxSize: 8192 };
 
 async function startAgent(t: { teardown(fn: () => unknown): void }, repo: Repository) {
-  const system = new ActorSystem({ nodeId: 'n1', logger: silentLogger, random: new Random(7) });
-  t.teardown(() => system.shutdown());
-  const agent = system.spawn<BackupAgentMsg<MapOp>, unknown>(
-    'backup',
-    () =>
-      new BackupAgent<MapOp>({
-        repo,
-        clusterId: 'c1',
-        factory: () => new MapState(),
-        archive: { maxEntries: 1_000_000, maxBytes: 1 << 30, flushMs: 0 },
-      }),
-  );
-  await agent.ask({ type: 'status' });
+  const { agent } = await startMapAgent(t, repo, {
+    seed: 7,
+    archive: { maxEntries: 1_000_000, maxBytes: 1 << 30, flushMs: 0 },
+  });
   const events: (BackupEvent | BackupFailedEvent)[] = [];
   agent.events$.subscribe((e) => {
     if (e.type === 'backup' || e.type === 'backup-failed')

@@ -26,6 +26,7 @@ import { ActorSystem } from '../../lib/actor-system.js';
 import { silentLogger } from '../../lib/logger.js';
 import { Random } from '../../lib/random.js';
 import type { Command } from '../../lib/replicated-log.js';
+import { startMapAgent } from '../helpers/backup-agent.js';
 
 const seed = Number(process.env.SYNOD_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const long = process.env.SYNOD_BACKUP_LONG === '1';
@@ -161,19 +162,10 @@ t.test('entries without a command are archived with their own term', async (t) =
   const dir = await mkdtemp(path.join(os.tmpdir(), 'synod-agent-term-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const repo = await Repository.init(dir, { chunker: small, clusterId: 'c1' });
-  const system = new ActorSystem({ nodeId: 'n1', logger: silentLogger, random: new Random(3) });
-  t.teardown(() => system.shutdown());
-  const agent = system.spawn<BackupAgentMsg<MapOp>, unknown>(
-    'backup',
-    () =>
-      new BackupAgent<MapOp>({
-        repo,
-        clusterId: 'c1',
-        factory: () => new MapState(),
-        archive: { maxEntries: 1000, flushMs: 0 },
-      }),
-  );
-  await agent.ask({ type: 'status' });
+  const { agent } = await startMapAgent(t, repo, {
+    seed: 3,
+    archive: { maxEntries: 1000, flushMs: 0 },
+  });
   const put = (index: number, term: number, key: string): BackupAgentMsg<MapOp> => ({
     type: 'applied',
     entry: {

@@ -14,7 +14,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
 import t from 'tap';
-import { BackupAgent, type BackupAgentMsg } from '../../actors/backup/agent.js';
 import {
   ARCHIVE_FORMAT,
   decodeArchivedCommand,
@@ -26,11 +25,9 @@ import { restore } from '../../actors/backup/restore.js';
 import { type MapOp, MapState } from '../../actors/backup/state.js';
 import { verify } from '../../actors/backup/verify.js';
 import { encodeCommand } from '../../actors/raft/raft-node.js';
-import { ActorSystem } from '../../lib/actor-system.js';
 import { encodeValue } from '../../lib/codec.js';
-import { silentLogger } from '../../lib/logger.js';
-import { Random } from '../../lib/random.js';
 import type { Command } from '../../lib/replicated-log.js';
+import { startMapAgent } from '../helpers/backup-agent.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'digest-v1');
 const WORKLOAD = { keySpace: 120, valueMin: 0, valueMax: 700, pDelete: 0.15, pBatch: 0.1 };
@@ -198,19 +195,7 @@ t.test('a segment of a newer format version is named, not misread', async (t) =>
 t.test('the agent archives the bytes the log holds', async (t) => {
   const dir = path.join(base, `agent-${++dirs}`);
   const repo = await Repository.init(dir, { clusterId: 'c1' });
-  const system = new ActorSystem({ nodeId: 'n1', logger: silentLogger, random: new Random(1) });
-  t.teardown(() => system.shutdown());
-  const agent = system.spawn<BackupAgentMsg<MapOp>, unknown>(
-    'backup',
-    () =>
-      new BackupAgent<MapOp>({
-        repo,
-        clusterId: 'c1',
-        factory: () => new MapState(),
-        archive: { flushMs: 0 },
-      }),
-  );
-  await agent.ask({ type: 'status' });
+  const { agent } = await startMapAgent(t, repo, { seed: 1, archive: { flushMs: 0 } });
   const c1: Command<MapOp> = {
     clientId: 'a',
     seq: 1,
