@@ -150,7 +150,7 @@ export class KvService extends Actor<Msg, StatusValue> {
     this.waiters.advance(this.sm.appliedIndex);
     this.subs.push(
       this.log.appliedIndex$.subscribe((i) => {
-        if (i < this.waiters.index) this.waiters.goBack(i);
+        if (i < this.waiters.index) this.wentBack(i);
         else this.waiters.advance(i);
       }),
       this.log.commitIndex$.subscribe((i) => {
@@ -401,6 +401,21 @@ export class KvService extends Actor<Msg, StatusValue> {
       if (err instanceof ProposeError && err.code === 'NotLeader') return this.readIndex.next();
       throw err;
     });
+  }
+
+  /**
+   * The replica's applied index went back (a Multi-Paxos learner restarted alone and resumed
+   * from an older snapshot): reads wait for the catch-up, and prefix reads are not served
+   * again until it has applied what is committed now, as on a fresh start (they never move
+   * backwards on a replica).
+   */
+  private wentBack(applied: number): void {
+    this.waiters.goBack(applied);
+    if (!this.ready) return;
+    this.ready = false;
+    this.ctx.timers.repeat('ready', 50, { type: 'kv.tick.ready' });
+    this.tryBecomeReady();
+    this.publish();
   }
 
   /** Prefix reads wait until this replica has applied what was committed when it started. */
