@@ -141,6 +141,17 @@ export function removalProven(
   );
   if (proving.length === 0) return undefined;
   const newest = proving.reduce((a, b) => ((b.configIndex ?? 0) > (a.configIndex ?? 0) ? b : a));
+  // A committed configuration newer than the proof that has this node settles it the other
+  // way: it was added again (a peer that knows it, typically the leader, answered), however
+  // many stale members of an older configuration still report the removal.
+  const readded = reports.some(
+    (r) =>
+      r.configIndex !== undefined &&
+      r.configIndex <= r.commitIndex &&
+      r.configIndex > (newest.configIndex ?? 0) &&
+      [...r.voters, ...r.learners, ...(r.votersOutgoing ?? [])].includes(selfId),
+  );
+  if (readded) return undefined;
   const provers = new Set(proving.map((r) => r.id));
   const majorityOf = (voters: readonly string[]) =>
     voters.length > 0 && voters.filter((v) => provers.has(v)).length * 2 > voters.length;

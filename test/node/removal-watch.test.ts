@@ -120,7 +120,42 @@ t.test(
     // Without configWith (older nodes), b counted as proof: the case the field closes.
     const { configWith: _b, ...bOld } = b;
     const { configWith: _c, ...cOld } = c;
-    t.equal(removalProven([a, bOld, cOld], 'x', 10)?.id, 'b', 'as before, without the field');
+    t.equal(
+      removalProven([bOld, cOld], 'x', 10)?.id,
+      'b',
+      'without the field, and with no answer from a peer that has the re-add applied, b proves it',
+    );
+  },
+);
+
+t.test(
+  'a newer committed configuration with the node outweighs stale members of an older one',
+  async (t) => {
+    // {a,b,c} removed x at 60; then +d, +e, -b, -c, and x re-added at 80 (committed by a and
+    // d). b and c, cut off, still report the removal at 60; they never appended the re-add, so
+    // configWith cannot help; a, the leader, reports 80 with x (review of session 13, F8).
+    const reports = [
+      report('a', ['a', 'd', 'e', 'x'], 80, 80, { configTerm: 5, configWith: 80 }),
+      report('b', ['a', 'b', 'c'], 60, 61, { configTerm: 4, configWith: -1 }),
+      report('c', ['a', 'b', 'c'], 60, 60, { configTerm: 4, configWith: -1 }),
+    ];
+    t.equal(removalProven(reports, 'x', 10), undefined, 'x is not told it was removed');
+    // A peer of an older version (no configWith) that appended the re-add but has not
+    // applied it: the leader's report of the re-add settles it too (F9).
+    const v = ['a', 'b', 'c'];
+    const mixed = [
+      report('a', [...v, 'x'], 80, 80),
+      report('b', v, 60, 79),
+      report('c', v, 60, 70, { configWith: -1 }),
+    ];
+    t.equal(removalProven(mixed, 'x', 10), undefined, 'nor with an older peer among them');
+    // Control: the removal newer than every configuration with x still proves it.
+    const later = [
+      report('a', ['a', 'd', 'e'], 90, 90),
+      report('d', ['a', 'd', 'e'], 90, 95),
+      report('e', ['a', 'd', 'e', 'x'], 80, 85),
+    ];
+    t.equal(removalProven(later, 'x', 10)?.configIndex, 90, 'removed again at 90: proven');
   },
 );
 
