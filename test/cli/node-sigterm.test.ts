@@ -213,9 +213,16 @@ for (const protocol of PROTOCOLS)
           (handed?.fromTerm ?? 0) + 1,
           'which leads the next term (term + 1)',
         );
-        const now = (await c1.system
-          .ask(`${handed?.to}/admin`, { type: 'node.status' } as never, 5000)
-          .catch(() => undefined)) as { role?: string; term?: number } | undefined;
+        // The client's link to that node may still be coming up (the loaded machine of a full
+        // `npm test`: one ask failed there): wait for its first answer, then check it.
+        const now = (await until(
+          `an answer from ${handed?.to}`,
+          () =>
+            c1.system
+              .ask(`${handed?.to}/admin`, { type: 'node.status' } as never, 5000)
+              .catch(() => undefined),
+          30_000,
+        ).catch(() => undefined)) as { role?: string; term?: number } | undefined;
         t.match(
           now,
           { role: 'leader', term: handed?.toTerm },
