@@ -9,25 +9,11 @@
  * next election.
  */
 import t from 'tap';
-import { MultiLeaderCore, type MultiLeaderOptions } from '../../actors/paxos/multi-leader.js';
+import { MultiLeaderCore } from '../../actors/paxos/multi-leader.js';
 import type { MOutbound } from '../../actors/paxos/multi-messages.js';
-import { majorityQuorums } from '../../actors/paxos/quorum.js';
-import { Random } from '../../lib/random.js';
+import { leaderOptions } from '../helpers/paxos-leader.js';
 
-const acceptors = ['A', 'B', 'C'];
-const opts: MultiLeaderOptions = {
-  id: 'P',
-  quorums: majorityQuorums(acceptors),
-  proposers: ['P', 'P2'],
-  learners: ['L', 'L2'],
-  localLearner: 'L',
-  random: new Random(3),
-  heartbeatMs: 50,
-  electionTimeoutMs: 300,
-  window: 4,
-  maxBatch: 64,
-  retransmitMs: 100,
-};
+const opts = leaderOptions();
 const prepares = (out: { send: MOutbound[] }) =>
   out.send
     .filter((s) => s.msg.type === 'mp.prepare')

@@ -2,24 +2,9 @@ import t from 'tap';
 import { ballot } from '../../actors/paxos/ballot.js';
 import { MultiLeaderCore, type MultiLeaderOptions } from '../../actors/paxos/multi-leader.js';
 import { commandValue, type MOutbound, type SlotValue } from '../../actors/paxos/multi-messages.js';
-import { majorityQuorums } from '../../actors/paxos/quorum.js';
-import { Random } from '../../lib/random.js';
+import { acceptors, leaderOptions } from '../helpers/paxos-leader.js';
 
-const acceptors = ['A', 'B', 'C'];
-const base = (over: Partial<MultiLeaderOptions> = {}): MultiLeaderOptions => ({
-  id: 'P',
-  quorums: majorityQuorums(acceptors),
-  proposers: ['P', 'P2'],
-  learners: ['L', 'L2'],
-  localLearner: 'L',
-  random: new Random(3),
-  heartbeatMs: 50,
-  electionTimeoutMs: 300,
-  window: 4,
-  maxBatch: 64,
-  retransmitMs: 100,
-  ...over,
-});
+const base = leaderOptions;
 const cmd = (n: number) => ({ clientId: 'c', seq: n, op: { n } });
 const sendsOf = (out: { send: MOutbound[] }, type: string) =>
   out.send.filter((s) => s.msg.type === type);
