@@ -50,24 +50,11 @@ t.test(
     const targets = new Set<number>();
     while (targets.size < 100) targets.add(r.between(1, total));
     const feed = new CommittedFeed<MapOp>();
-    const system = new ActorSystem({
-      nodeId: 'n1',
-      logger: silentLogger,
-      random: new Random(seed),
+    const { agent } = await startMapAgent(t, repo, {
+      seed,
+      source: feed,
+      archive: { maxEntries: 97, flushMs: 0 },
     });
-    t.teardown(() => system.shutdown());
-    const agent = system.spawn<BackupAgentMsg<MapOp>, unknown>(
-      'backup',
-      () =>
-        new BackupAgent<MapOp>({
-          repo,
-          clusterId: 'c1',
-          factory: () => new MapState(),
-          source: feed,
-          archive: { maxEntries: 97, flushMs: 0 },
-        }),
-    );
-    await agent.ask({ type: 'status' });
     const model = new MapState();
     const expected = new Map<number, { digest: string; count: number }>();
     const backups: Promise<BackupSummary>[] = [];

@@ -1,12 +1,14 @@
 /**
  * A backup agent over a `MapState` in its own actor system, fed by the test (`applied`
- * messages) rather than a cluster: what the agent-level backup tests start from.
+ * messages, or a `CommittedFeed` as its source) rather than a cluster: what the agent-level
+ * backup tests start from.
  */
 import {
   type ArchiveOptions,
   BackupAgent,
   type BackupAgentMsg,
 } from '../../actors/backup/agent.js';
+import type { CommittedFeed } from '../../actors/backup/fake-log.js';
 import type { Repository } from '../../actors/backup/repository.js';
 import { type MapOp, MapState } from '../../actors/backup/state.js';
 import { ActorSystem } from '../../lib/actor-system.js';
@@ -17,7 +19,7 @@ import { Random } from '../../lib/random.js';
 export async function startMapAgent(
   t: { teardown(fn: () => unknown): void },
   repo: Repository,
-  opts: { seed: number; archive: Partial<ArchiveOptions> },
+  opts: { seed: number; archive: Partial<ArchiveOptions>; source?: CommittedFeed<MapOp> },
 ) {
   const system = new ActorSystem({
     nodeId: 'n1',
@@ -32,6 +34,7 @@ export async function startMapAgent(
         repo,
         clusterId: 'c1',
         factory: () => new MapState(),
+        ...(opts.source ? { source: opts.source } : {}),
         archive: opts.archive,
       }),
   );
