@@ -512,6 +512,9 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     this.tracked = new TrackedState<Command<Op>>(state);
     this.tracked.reset(index, term, time);
     this.stalled = null;
+    // A snapshot comes to a learner that fell behind the cluster's compaction: what follows is
+    // a catch-up until the driver sees it keep up again.
+    this.timing = 'caught-up';
     this.ctx.emit({ type: 'resynced', from, to: index });
     this.ctx.log.log(
       'warn',

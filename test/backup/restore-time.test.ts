@@ -19,13 +19,19 @@ import t from 'tap';
 import type { AgentStatus } from '../../actors/backup/agent.js';
 import { ARCHIVE_FORMAT, type ArchivedEntry } from '../../actors/backup/archive.js';
 import { RepoDriver } from '../../actors/backup/driver.js';
+import { startEmbeddedBackup } from '../../actors/backup/embedded.js';
 import { followRound, goLive, keepFollowing } from '../../actors/backup/learner.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { restore } from '../../actors/backup/restore.js';
 import { MapState } from '../../actors/backup/state.js';
+import { KV_KIND } from '../../actors/backup/state-kind.js';
 import { verify } from '../../actors/backup/verify.js';
 import { command, randomOp } from '../../actors/backup/workload.js';
+import { KvStateMachine } from '../../actors/kv/state-machine.js';
+import type { KvOp, KvResult } from '../../actors/kv/types.js';
+import { run as backupCmd } from '../../cli/commands/backup.js';
 import { run as restoreCmd } from '../../cli/commands/restore.js';
+import { LocalCluster } from '../../lib/cluster/local-cluster.js';
 import { Random } from '../../lib/random.js';
 import { VirtualClock } from '../../lib/sim/virtual-clock.js';
 import { startMapAgent } from '../helpers/backup-agent.js';
@@ -191,11 +197,16 @@ t.test('a one-off catch-up: times inside it refuse, the others restore exactly',
   t.equal(earlier.index, 110);
   t.equal(earlier.digest, await byIndex(110));
   t.match(earlier.warnings, [/ambiguous.*Restoring index 110 \(--if-ambiguous earlier\)/]);
-  t.ok((await verify(repo)).ok, 'verify reads format 3');
+  const v = await verify(repo);
+  t.ok(v.ok, 'verify reads format 3');
+  t.same(v.archiveTiming, { observed: 20, caughtUp: 290, unknown: 0 }, 'and counts the timings');
 
   // The CLI: exit 1 with the code and what to do; --if-ambiguous earlier restores 110.
   const k = ['--repo', dir, '--dry-run'];
-  let r = await capture(() => restoreCmd([...k, '--to', `time:${iso(20_100)}`]));
+  let r = await capture(() => backupCmd(['verify', '--repo', dir]));
+  t.equal(r.code, 0, 'caught-up entries are not damage');
+  t.match(r.out, /archive entry times: 20 observed live, 290 caught up/);
+  r = await capture(() => restoreCmd([...k, '--to', `time:${iso(20_100)}`]));
   t.equal(r.code, 1, 'refused');
   t.match(r.err, /SYNOD_ERR_BACKUP_TIME_AMBIGUOUS/);
   t.match(r.err, /one of indices 110\.\.300/);
@@ -287,7 +298,9 @@ for (const name of ['plain', 'encrypted'] as const) {
     t.equal((await at(390)).index, 390, 'inside the format 3 stretch: exact');
     t.equal((await at(360.5)).index, 360, 'the first observed entry bounds the last old one');
     await t.rejects(at(300), { code: 'SYNOD_ERR_BACKUP_TIME_AMBIGUOUS', message: /300\.\.360\b/ });
-    t.ok((await verify(repo)).ok, 'verify reads both formats');
+    const v = await verify(repo);
+    t.ok(v.ok, 'verify reads both formats');
+    t.same(v.archiveTiming, { observed: 60, caughtUp: 0, unknown: 360 });
   });
 }
 
@@ -412,4 +425,48 @@ t.test('followRound, goLive and keepFollowing on a virtual clock', async (t) => 
   t.same(told, ['catching-up', 'live'], 'live again');
   stop();
   await drive(watch);
+});
+
+t.test('a Raft learner agent archives its catch-up as caught up, then follows live', async (t) => {
+  const dir = path.join(base, `embedded-${++dirs}`);
+  const cluster = new LocalCluster<KvOp, KvResult>({
+    nodes: ['a', 'b', 'c'],
+    seed: 14,
+    stateMachine: () => new KvStateMachine(),
+  });
+  t.teardown(() => cluster.shutdown());
+  await cluster.start();
+  await cluster.waitForLeader(10_000);
+  for (let i = 0; i < 60; i++)
+    await cluster.propose({ t: 'put', key: `k${i % 20}`, value: `a${i}` });
+  const repo = await Repository.init(dir, { state: 'kv', clusterId: 'c' });
+  const committed = cluster.raft(cluster.leader() as string)?.status().commit as number;
+  // A generous tolerance: this asserts the flags, not the machine's speed.
+  const agent = await startEmbeddedBackup(cluster, repo, { followToleranceMs: 30_000 });
+  t.equal(agent.live.agent.getSnapshot()?.live, false, 'it starts catching up');
+  await agent.live.catchUp(30_000);
+  t.equal((await agent.live.status()).live, true, 'live once it kept up');
+  const liveFrom = (await agent.live.status()).index;
+  for (let i = 0; i < 20; i++) await cluster.propose({ t: 'put', key: `k${i}`, value: `b${i}` });
+  await agent.live.catchUp(30_000);
+  await agent.live.leave();
+  await agent.stop();
+  const records: ArchivedEntry[] = [];
+  for (const s of await repo.archive.list()) records.push(...(await repo.archive.read(s)));
+  t.ok(
+    records.filter((r) => r.index <= committed).every((r) => r.timing === 'caught-up'),
+    `entries 1..${committed} (committed before it joined) are caught up`,
+  );
+  const after = records.filter((r) => r.index > liveFrom);
+  t.ok(after.length >= 20, 'the later writes are archived');
+  t.ok(
+    after.every((r) => r.timing === 'observed'),
+    'entries applied after it went live are observed',
+  );
+  // A time among the observed entries resolves exactly, without a warning.
+  const mid = after[Math.floor(after.length / 2)] as ArchivedEntry;
+  const want = Math.max(...records.filter((r) => r.time <= mid.time).map((r) => r.index));
+  const r = await restore(repo, { kind: 'time', time: mid.time }, { factory: KV_KIND.factory });
+  t.equal(r.index, want);
+  t.same(r.warnings, []);
 });
