@@ -64,6 +64,13 @@ export interface LiveBackupResult extends BackupSummary {
     readonly resets: number;
     readonly snapshotsDeclined: number;
   };
+  /**
+   * Set when the backup was written (its manifest is in the repository and it restores) but
+   * the agent could not leave the cluster afterwards: on Raft its learner `agentId` is still
+   * in the configuration, and the leader keeps replicating to it until an operator removes it
+   * (`synod member remove --id <agentId>`). The CLI then exits 3.
+   */
+  readonly leaveError?: { readonly code?: string; readonly message: string };
 }
 
 const quietLogger: Logger = { log: () => {} };
@@ -135,7 +142,7 @@ export interface LiveAgentHandle {
 }
 
 /** A learner agent joined to a live cluster, and how to take it out again. */
-interface JoinedAgent {
+export interface JoinedAgent {
   readonly live: LiveAgentHandle;
   /** Multi-Paxos only: the puller's counters. */
   readonly pulled?: () => LiveBackupResult['pulled'];
@@ -358,26 +365,66 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
     );
   }
   const joined = await joinCluster(run);
-  const { live, agentId } = joined;
   try {
-    const target = await live.committedIndex();
-    run.log?.(`the leader has committed index ${target}; catching up`);
-    await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
-    const summary = await live.backup(run.kind);
-    const archivedTo = await live.flush();
-    const pulled = joined.pulled?.();
-    await joined.leave();
-    return {
-      ...summary,
-      committedAtRequest: target,
-      archivedTo,
-      agentId,
-      protocol: joined.protocol,
-      ...(pulled ? { pulled } : {}),
-    };
+    return await backupAndLeave(joined, run);
   } finally {
     await joined.close();
   }
+}
+
+/**
+ * A joined agent's one backup: catch up with what the leader has committed, back up, flush
+ * the archive, leave. A failure before the backup is written is the backup's failure. Once it
+ * is written, a failure to leave does not undo it: it is reported in `leaveError` (the caller
+ * tells the operator what to remove) rather than thrown, so a written backup is never
+ * reported as failed.
+ */
+export async function backupAndLeave(
+  joined: Pick<JoinedAgent, 'live' | 'agentId' | 'protocol' | 'pulled' | 'leave'>,
+  run: Pick<LiveBackupRun, 'kind' | 'log' | 'catchUpTimeoutMs'>,
+): Promise<LiveBackupResult> {
+  const { live, agentId } = joined;
+  const target = await live.committedIndex();
+  run.log?.(`the leader has committed index ${target}; catching up`);
+  await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
+  const summary = await live.backup(run.kind);
+  const archivedTo = await live.flush();
+  const pulled = joined.pulled?.();
+  let leaveError: LiveBackupResult['leaveError'];
+  try {
+    await joined.leave();
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown };
+    leaveError = {
+      ...(typeof e.code === 'string' ? { code: e.code } : {}),
+      message: typeof e.message === 'string' ? e.message : String(err),
+    };
+    run.log?.(
+      `backup ${summary.id} is written, but the agent could not leave: ${leaveError.message}`,
+    );
+  }
+  return {
+    ...summary,
+    committedAtRequest: target,
+    archivedTo,
+    agentId,
+    protocol: joined.protocol,
+    ...(pulled ? { pulled } : {}),
+    ...(leaveError ? { leaveError } : {}),
+  };
+}
+
+/** The warning for a backup that is written while its agent could not leave the cluster. */
+export function leftBehind(
+  protocol: 'raft' | 'paxos',
+  agentId: string,
+  backupId: string,
+  error: { code?: string; message: string },
+): string {
+  const why = `${error.code ? `${error.code}: ` : ''}${error.message}`;
+  return protocol === 'paxos'
+    ? `warning: backup ${backupId} is written and restores, but puller ${agentId} could not disconnect cleanly (${why}); it holds no place in the cluster`
+    : `warning: backup ${backupId} is written and restores, but learner ${agentId} could not leave the cluster (${why}). The leader keeps replicating to it: remove it with \`synod member remove --cluster … --id ${agentId} --admin-secret-file F\``;
 }
 
 export interface LiveAgentRun extends Omit<LiveBackupRun, 'kind'> {

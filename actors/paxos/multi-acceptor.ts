@@ -21,6 +21,7 @@ import {
   type AcceptedSlot,
   type MOutbound,
   type MPackedAccept,
+  type MPromise,
   type MultiPaxosMessage,
   nextPackedEntry,
   PACKED_ENTRIES,
@@ -28,6 +29,7 @@ import {
   packedValueAt,
   type SlotEntry,
   type SlotValue,
+  slotValueBytes,
 } from './multi-messages.js';
 
 export interface MultiAcceptorHardState {
@@ -143,7 +145,7 @@ export class MultiAcceptorCore {
   step(msg: MultiPaxosMessage, now = 0): MultiAcceptorOutput {
     switch (msg.type) {
       case 'mp.prepare':
-        return this.prepare(msg.from, msg.ballot, msg.fromSlot, now);
+        return this.prepare(msg.from, msg.ballot, msg.fromSlot, now, msg.maxBytes);
       case 'mp.accept':
         return this.accept(
           msg.from,
@@ -178,23 +180,30 @@ export class MultiAcceptorCore {
     };
   }
 
-  private prepare(from: string, ballot: Ballot, fromSlot: number, now: number) {
+  private prepare(
+    from: string,
+    ballot: Ballot,
+    fromSlot: number,
+    now: number,
+    maxBytes: number | undefined,
+  ) {
     if (!ballotAtLeast(ballot, this.promised)) return this.nack(from, ballot);
     if (this.leaseMs > 0 && now < this.leaseUntil && ballot.proposer !== this.leaseHolder) {
       return this.nack(from, ballot, true);
     }
     const changed = !ballotEquals(ballot, this.promised);
     this.promised = ballot;
-    const accepted: AcceptedSlot[] = [];
-    for (const a of this.accepted.from(fromSlot)) accepted.push(a);
-    const out: MultiAcceptorOutput = {
-      send: [
-        {
-          to: from,
-          msg: { type: 'mp.promise', from: this.opts.id, ballot, floor: this.floor, accepted },
-        },
-      ],
+    // A proposer of an earlier version asks for everything at once (no `maxBytes`).
+    const { accepted, more } = this.accepted.page(fromSlot, maxBytes ?? Number.POSITIVE_INFINITY);
+    const promise: MPromise = {
+      type: 'mp.promise',
+      from: this.opts.id,
+      ballot,
+      floor: this.floor,
+      accepted,
+      ...(more !== undefined ? { more } : {}),
     };
+    const out: MultiAcceptorOutput = { send: [{ to: from, msg: promise }] };
     return changed ? { ...out, persist: { hard: this.hard() } } : out;
   }
 
@@ -507,25 +516,52 @@ export class SlotTable {
 
   /** The stored proposals for slots ≥ fromSlot, in slot order. */
   from(fromSlot: number): AcceptedSlot[] {
+    return this.page(fromSlot, Number.POSITIVE_INFINITY).accepted;
+  }
+
+  /**
+   * The stored proposals for slots ≥ fromSlot, in slot order, stopping once they weigh
+   * `maxBytes` (`slotValueBytes`; at least one slot): `more` is then the first slot left out.
+   */
+  page(fromSlot: number, maxBytes: number): { accepted: AcceptedSlot[]; more?: number } {
     const out: AcceptedSlot[] = [];
     const vals = this.vals;
     const first = Math.max(0, fromSlot - this.lo);
+    let bytes = 0;
+    let more: number | undefined;
     for (let i = this.head + first; i < vals.length; i++) {
-      if (vals[i] !== undefined) {
-        out.push({
-          slot: this.lo + (i - this.head),
-          ballot: this.bals[i] as Ballot,
-          value: this.valueOf(i),
-        });
+      if (vals[i] === undefined) continue;
+      const slot = this.lo + (i - this.head);
+      if (bytes >= maxBytes) {
+        more = slot;
+        break;
       }
+      const value = this.valueOf(i);
+      bytes += slotValueBytes(value);
+      out.push({ slot, ballot: this.bals[i] as Ballot, value });
     }
     if (this.far.size > 0) {
       const far = [...this.far.values()].filter((a) => a.slot >= fromSlot);
       if (far.length > 0) {
-        out.push(...far);
-        out.sort((x, y) => x.slot - y.slot);
+        // Merge in slot order under the same budget; slots of the table at or above `stop`
+        // were not collected, so nothing from there on may be sent in this page.
+        const stop = more;
+        const all = [...out, ...far].sort((x, y) => x.slot - y.slot);
+        out.length = 0;
+        bytes = 0;
+        more = undefined;
+        for (const a of all) {
+          if (stop !== undefined && a.slot >= stop) break;
+          if (bytes >= maxBytes) {
+            more = a.slot;
+            break;
+          }
+          bytes += slotValueBytes(a.value);
+          out.push(a);
+        }
+        more ??= stop;
       }
     }
-    return out;
+    return more === undefined ? { accepted: out } : { accepted: out, more };
   }
 }

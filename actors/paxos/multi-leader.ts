@@ -81,6 +81,13 @@ export interface MultiLeaderOptions {
   readonly maxBatch?: number;
   /** Resend unanswered prepares/accepts after this long. Default 100 ms. */
   readonly retransmitMs?: number;
+  /**
+   * Phase 1 asks each acceptor for its accepted values in pages of about this many bytes
+   * (`MPrepare.maxBytes`), so a promise never outgrows a transport frame however many slots a
+   * new leader must recover (after a learner or node restart, every slot above its snapshot).
+   * Default 1 MiB.
+   */
+  readonly promisePageBytes?: number;
   /** Proposals queued beyond the window before new ones are refused. Default 10,000. */
   readonly maxPending?: number;
   /** Read lease length; 0 (default) disables leases. Must equal the acceptors' leaseMs. */
@@ -157,6 +164,14 @@ interface RetainedBatch {
 /** Most acceptors a proposer can count (acknowledgements are bits of a 31-bit mask). */
 export const MAX_ACCEPTORS = 31;
 
+/** An acceptor's promise to a candidate, as its pages arrive. */
+interface PromiseSoFar {
+  floor: number;
+  accepted: AcceptedSlot[];
+  /** The slot to ask for next; undefined once a page without `more` arrived. */
+  next: number | undefined;
+}
+
 export class MultiLeaderCore {
   private role: LeaderRole = 'follower';
   private ballot: Ballot;
@@ -165,8 +180,9 @@ export class MultiLeaderCore {
   private electionDeadline: number;
   private lastTickAt: number;
   private localDecided = 0;
-  // candidate
-  private promises = new Map<string, MPromise>();
+  // candidate: per acceptor, what its promise pages held so far and the slot to ask for next
+  // (undefined once its promise is complete)
+  private promises = new Map<string, PromiseSoFar>();
   private fromSlot = 1;
   private lastPrepareAt = 0;
   // leader
@@ -214,6 +230,7 @@ export class MultiLeaderCore {
   private readonly window: number;
   private readonly maxBatch: number;
   private readonly retransmitMs: number;
+  private readonly promisePageBytes: number;
   private readonly maxPending: number;
   private readonly leaseMs: number;
   private readonly maxClockDrift: number;
@@ -229,6 +246,7 @@ export class MultiLeaderCore {
     this.window = opts.window ?? 256;
     this.maxBatch = opts.maxBatch ?? 256;
     this.retransmitMs = opts.retransmitMs ?? 100;
+    this.promisePageBytes = opts.promisePageBytes ?? 1024 * 1024;
     this.maxPending = opts.maxPending ?? 10_000;
     this.leaseMs = opts.leaseMs ?? 0;
     this.maxClockDrift = opts.maxClockDrift ?? 0.01;
@@ -238,6 +256,7 @@ export class MultiLeaderCore {
       ['window', this.window, 1],
       ['maxBatch', this.maxBatch, 1],
       ['retransmitMs', this.retransmitMs, 1],
+      ['promisePageBytes', this.promisePageBytes, 1],
       ['maxPending', this.maxPending, 0],
       ['leaseMs', this.leaseMs, 0],
     ] as const) {
@@ -440,7 +459,9 @@ export class MultiLeaderCore {
         else if (now - this.lastPrepareAt >= this.retransmitMs) {
           this.lastPrepareAt = now;
           for (const a of this.opts.quorums.acceptors) {
-            if (!this.promises.has(a)) this.send(a, this.prepareMsg());
+            const p = this.promises.get(a);
+            if (p === undefined) this.send(a, this.prepareMsg(this.fromSlot));
+            else if (p.next !== undefined) this.send(a, this.prepareMsg(p.next));
           }
         }
         break;
@@ -455,12 +476,7 @@ export class MultiLeaderCore {
     switch (msg.type) {
       case 'mp.promise':
         if (this.role === 'candidate' && ballotEquals(msg.ballot, this.ballot)) {
-          if (this.opts.quorums.acceptors.includes(msg.from)) {
-            this.promises.set(msg.from, msg);
-            if (this.opts.quorums.isPhase1Quorum(new Set(this.promises.keys()))) {
-              this.becomeLeader(now);
-            }
-          }
+          if (this.opts.quorums.acceptors.includes(msg.from)) this.onPromise(msg, now);
         }
         break;
       case 'mp.nack':
@@ -527,8 +543,45 @@ export class MultiLeaderCore {
     return this.electionTimeoutMs + this.opts.random.int(this.electionTimeoutMs + 1);
   }
 
-  private prepareMsg(): MultiPaxosMessage {
-    return { type: 'mp.prepare', from: this.opts.id, ballot: this.ballot, fromSlot: this.fromSlot };
+  private prepareMsg(fromSlot: number): MultiPaxosMessage {
+    return {
+      type: 'mp.prepare',
+      from: this.opts.id,
+      ballot: this.ballot,
+      fromSlot,
+      maxBytes: this.promisePageBytes,
+    };
+  }
+
+  /**
+   * A promise page of this candidacy. Pages are merged in slot order; a page answering an
+   * earlier (retransmitted) request repeats slots already held, which are skipped, and covers
+   * everything up to its own `more`. The next page is asked for at once; the promise counts
+   * towards the phase-1 quorum when a page without `more` arrived.
+   */
+  private onPromise(msg: MPromise, now: number): void {
+    const cur = this.promises.get(msg.from);
+    if (cur !== undefined && cur.next === undefined) return; // complete already
+    const so: PromiseSoFar = cur ?? { floor: 0, accepted: [], next: this.fromSlot };
+    if (msg.floor > so.floor) so.floor = msg.floor;
+    let last =
+      so.accepted.length > 0 ? (so.accepted[so.accepted.length - 1] as AcceptedSlot).slot : -1;
+    for (const a of msg.accepted) {
+      if (a.slot > last) {
+        so.accepted.push(a);
+        last = a.slot;
+      }
+    }
+    const before = so.next;
+    so.next = msg.more === undefined ? undefined : Math.max(before ?? 0, msg.more);
+    this.promises.set(msg.from, so);
+    if (so.next !== undefined) {
+      if (so.next !== before) this.send(msg.from, this.prepareMsg(so.next));
+      return;
+    }
+    const complete = new Set<string>();
+    for (const [a, p] of this.promises) if (p.next === undefined) complete.add(a);
+    if (this.opts.quorums.isPhase1Quorum(complete)) this.becomeLeader(now);
   }
 
   private startElection(now: number): void {
@@ -543,7 +596,7 @@ export class MultiLeaderCore {
     this.lastPrepareAt = now;
     this.electionDeadline = now + this.randomElectionTimeout();
     this.out.events.push({ type: 'election-started', ballot: this.ballot });
-    for (const a of this.opts.quorums.acceptors) this.send(a, this.prepareMsg());
+    for (const a of this.opts.quorums.acceptors) this.send(a, this.prepareMsg(this.fromSlot));
   }
 
   private becomeLeader(now: number): void {

@@ -46,15 +46,24 @@ export interface AcceptedSlot extends SlotEntry {
   readonly ballot: Ballot;
 }
 
-/** Phase 1a for every slot ≥ `fromSlot`. */
+/**
+ * Phase 1a for every slot ≥ `fromSlot`. With `maxBytes`, the promise carries about that many
+ * bytes of accepted values at most (always at least one slot) and names the slot to ask for
+ * next in `more`: the proposer asks again, with the same ballot, from there. A proposer of an
+ * earlier version sends no `maxBytes` and gets every accepted slot in one promise.
+ */
 export interface MPrepare {
   readonly type: 'mp.prepare';
   readonly from: string;
   readonly ballot: Ballot;
   readonly fromSlot: number;
+  readonly maxBytes?: number;
 }
 
-/** Phase 1b: the acceptor's accepted proposals for slots ≥ fromSlot (above its floor). */
+/**
+ * Phase 1b: the acceptor's accepted proposals for slots ≥ fromSlot (above its floor). With
+ * `more`, only those below `more`: the rest follow on a prepare from `more`.
+ */
 export interface MPromise {
   readonly type: 'mp.promise';
   readonly from: string;
@@ -62,6 +71,12 @@ export interface MPromise {
   /** Slots ≤ floor are decided and were compacted away by this acceptor. */
   readonly floor: number;
   readonly accepted: readonly AcceptedSlot[];
+  readonly more?: number;
+}
+
+/** What a slot's value weighs in a promise page: its command bytes plus a fixed overhead. */
+export function slotValueBytes(v: SlotValue): number {
+  return v.k === 'cmd' ? v.d.byteLength + 48 : 48 + (v.b?.length ?? 0);
 }
 
 /** Phase 2a for a batch of slots. An empty batch is a keep-alive that renews leases. */
@@ -638,9 +653,13 @@ export function multiMessageProblem(value: unknown, entriesChecked = false): str
   switch (m.type) {
     case 'mp.prepare':
       if (!isBallotLike(m.ballot)) return bad('ballot');
+      if (m.maxBytes !== undefined && !(isSlot(m.maxBytes) && m.maxBytes > 0)) {
+        return bad('maxBytes');
+      }
       return isSlot(m.fromSlot) ? undefined : bad('fromSlot');
     case 'mp.promise':
       if (!isBallotLike(m.ballot) || !isSlot(m.floor)) return bad('ballot or floor');
+      if (m.more !== undefined && !(isSlot(m.more) && m.more > 0)) return bad('more');
       return entriesOk(m.accepted, true) ? undefined : bad('accepted');
     case 'mp.accept':
       if (!isBallotLike(m.ballot) || typeof m.sentAt !== 'number') return bad('ballot or sentAt');

@@ -100,6 +100,8 @@ export interface MultiPaxosNodeOptions {
   readonly window?: number;
   readonly maxBatch?: number;
   readonly retransmitMs?: number;
+  /** See MultiLeaderOptions.promisePageBytes (default 1 MiB). */
+  readonly promisePageBytes?: number;
   readonly maxPending?: number;
   readonly snapshotEvery?: number;
   /** Applied slots a learner keeps for catch-up behind its snapshot (default 1000). */
@@ -198,6 +200,7 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
       'window',
       'maxBatch',
       'retransmitMs',
+      'promisePageBytes',
       'maxPending',
       'tickMs',
       'reads',

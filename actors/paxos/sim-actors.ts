@@ -104,6 +104,8 @@ export class PaxosActorCluster {
         heartbeatMs: 30,
         electionTimeoutMs: 150,
         retransmitMs: 60,
+        // phase 1 in pages of a few slots, so every election that recovers slots pages
+        promisePageBytes: 512,
         snapshotEvery: 50,
         // a little behind each snapshot: catch-up takes both paths, entries and snapshots
         keepAfterSnapshot: 10,

@@ -291,6 +291,8 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
         heartbeatMs: 30,
         electionTimeoutMs: 150,
         retransmitMs: 60,
+        // phase 1 in pages of a few slots, so every election that recovers slots pages
+        promisePageBytes: 512,
         window: opts.window ?? 32,
         maxBatch: 16,
         leaseMs,

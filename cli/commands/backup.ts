@@ -16,7 +16,7 @@ import {
   UsageError,
 } from '../../actors/backup/cli-args.js';
 import { loadKey, newKey } from '../../actors/backup/crypto.js';
-import { liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
+import { leftBehind, liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
 import type { BackupType, Manifest } from '../../actors/backup/manifest.js';
 import { offlineBackup } from '../../actors/backup/offline.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
@@ -328,7 +328,13 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
     console.log(
       `${r.type} backup ${r.id} of the live cluster at index ${r.index} (term ${r.term}; the leader had committed ${r.committedAtRequest}): ${r.keyCount} keys, ${r.records} records, ${r.chunks} chunks, ${fmtBytes(r.bytes)} (${fmtBytes(r.storedBytes)} new) in ${secs.toFixed(1)} s`,
     );
-    console.log(`log archive up to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`);
+    console.log(
+      `log archive up to index ${r.archivedTo}; ${r.leaveError ? `${r.protocol === 'paxos' ? 'puller' : 'learner'} ${r.agentId} is still connected` : agentGone(r.protocol, r.agentId)}`,
+    );
+  }
+  if (r.leaveError) {
+    console.error(leftBehind(r.protocol, r.agentId, r.id, r.leaveError));
+    return 3;
   }
   return 0;
 }

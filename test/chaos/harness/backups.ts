@@ -24,6 +24,8 @@ export interface BackupAttempt {
   id?: string;
   index?: number;
   message?: string;
+  /** Exit 3: written, but the agent could not leave the cluster (its warning line). */
+  leftBehind?: string;
   ms: number;
 }
 
@@ -53,10 +55,12 @@ export async function backupOnce(
     c.cli.cmd,
   );
   const ms = Math.round(monotonicNow() - at);
-  if (r.code === 0) {
+  // Exit 3: the backup is written (and judged like any other), its agent did not leave.
+  if (r.code === 0 || r.code === 3) {
     try {
       const m = JSON.parse(r.out) as { id: string; index: number };
-      return { at, ok: true, id: m.id, index: m.index, ms };
+      const leftBehind = r.code === 3 ? r.err.trim().split('\n').slice(-1)[0] : undefined;
+      return { at, ok: true, id: m.id, index: m.index, ms, ...(leftBehind ? { leftBehind } : {}) };
     } catch {
       // fall through: report the output
     }

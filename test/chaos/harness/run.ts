@@ -333,6 +333,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       backups: {
         taken: backupAttempts.filter((a) => a.ok).length,
         failed: backupAttempts.filter((a) => !a.ok).map((a) => a.message ?? ''),
+        // Written backups whose agent could not leave the cluster (exit 3).
+        leftBehind: backupAttempts.flatMap((a) => (a.leftBehind ? [a.leftBehind] : [])),
       },
       network: net.capabilities,
       report: reportFile,
