@@ -19,7 +19,8 @@
  * commit. Only the agent's driver knows whether that is close: the agent starts **catching up**
  * (records archived as `caught-up`: committed at or before their time) and archives records as
  * `observed` only after a `live` message (the driver saw it reach, within its follow tolerance,
- * an index the leader had just committed: learner.ts `followLive`), until `catching-up`.
+ * an index the leader had just committed: learner.ts `goLive`, `keepFollowing`), until
+ * `catching-up`.
  */
 import type { Subscription } from 'rxjs';
 import { Actor, type Replies } from '../../lib/actor.js';
@@ -35,7 +36,7 @@ import { StateDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
-import type { Repository } from './repository.js';
+import type { ChunkLayout, LayoutOptions, Repository } from './repository.js';
 import { restore } from './restore.js';
 import { type ExpireReport, expire, type RetentionPolicy } from './retention.js';
 import {
@@ -85,7 +86,17 @@ export interface BackupAgentOptions<Op> {
    * message). Only for a source whose entries are known to reach the agent as they commit.
    */
   readonly liveFromStart?: boolean;
+  /**
+   * Plain bytes of its last full backup's chunks the agent keeps in memory, at most, so that
+   * the next full backup reuses those whose keys did not change (repository.ts `ChunkReuse`)
+   * instead of serializing, hashing, compressing and writing them again. 0: no reuse.
+   * Default DEFAULT_REUSE_BYTES, or `SYNOD_BACKUP_REUSE_MB` (MiB) when set.
+   */
+  readonly reuseBytes?: number;
 }
+
+/** The agent's default `reuseBytes`: 256 MiB (a state of up to about that size is covered). */
+export const DEFAULT_REUSE_BYTES = 256 << 20;
 
 export interface BackupSummary {
   readonly id: string;
@@ -123,6 +134,9 @@ export interface BackupEvent extends BackupWindow {
   readonly id: string;
   readonly kind: BackupType;
   readonly index: number;
+  /** Plain bytes of the backup, and of those the chunks reused from the last full backup. */
+  readonly bytes?: number;
+  readonly reusedBytes?: number;
 }
 
 /** The agent's `backup-failed` event: a backup that was asked for and did not complete. */
@@ -254,6 +268,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
   private publishQueued = false;
   /** How the records archived now are timed (see the module comment). */
   private timing: 'observed' | 'caught-up';
+  /** The newest full backup's chunks (captured at `index`), for the next full to reuse. */
+  private layout: { readonly index: number; readonly layout: ChunkLayout } | undefined;
 
   constructor(private readonly opts: BackupAgentOptions<Op>) {
     super();
@@ -511,6 +527,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     }
     this.tracked = new TrackedState<Command<Op>>(state);
     this.tracked.reset(index, term, time);
+    this.layout = undefined;
     this.stalled = null;
     // A snapshot comes to a learner that fell behind the cluster's compaction: what follows is
     // a catch-up until the driver sees it keep up again.
@@ -660,6 +677,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       type === 'full'
         ? this.tracked.captureFull()
         : this.tracked.captureChanges((parent as PendingBackup).index);
+    const layout = type === 'full' ? this.layoutOptions(cap.index) : undefined;
+    let reusedBytes = 0;
     const { repo } = this.opts;
     const manifest = this.enqueue(async () => {
       startedAt = clock.wallNow();
@@ -687,6 +706,17 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         now: this.ctx.clock.wallNow(),
         totalBytes: cap.bytes,
         ...(this.opts.progress ? { progress: this.opts.progress } : {}),
+        ...(layout
+          ? {
+              layout: {
+                ...layout,
+                laidOut: (l: ChunkLayout) => {
+                  reusedBytes = l.reusedBytes;
+                  layout.laidOut(l);
+                },
+              },
+            }
+          : {}),
       });
     });
     const mine: PendingBackup = {
@@ -708,7 +738,15 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         if (m.type === 'full' && live(this.lastFull, true) === mine)
           this.tracked.forgetUpTo(m.index);
         const window: BackupWindow = { requestedAt, startedAt, endedAt: clock.wallNow() };
-        this.ctx.emit({ type: 'backup', id: m.id, kind: m.type, index: m.index, ...window });
+        this.ctx.emit({
+          type: 'backup',
+          id: m.id,
+          kind: m.type,
+          index: m.index,
+          bytes: m.bytes,
+          reusedBytes,
+          ...window,
+        });
         this.publish();
         return {
           id: m.id,
@@ -737,6 +775,28 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         throw err;
       },
     );
+  }
+
+  /**
+   * A full backup captured now at `index`: keeps its chunks' layout for the next one, and
+   * reuses the newest full's where no key changed since it was captured (the tracker knows
+   * every key changed after it, or says it does not).
+   */
+  private layoutOptions(index: number): LayoutOptions | undefined {
+    const env = Number(process.env.SYNOD_BACKUP_REUSE_MB);
+    const keepBytes =
+      this.opts.reuseBytes ??
+      (process.env.SYNOD_BACKUP_REUSE_MB && env >= 0 ? env * 2 ** 20 : DEFAULT_REUSE_BYTES);
+    if (!(keepBytes > 0)) return undefined;
+    const prev = this.layout;
+    const changed = prev ? this.tracked.keysChangedAfter(prev.index) : undefined;
+    return {
+      keepBytes,
+      ...(prev && changed ? { reuse: { layout: prev.layout, changed } } : {}),
+      laidOut: (layout) => {
+        if (!this.layout || this.layout.index <= index) this.layout = { index, layout };
+      },
+    };
   }
 
   private armSchedule(): void {

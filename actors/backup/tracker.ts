@@ -183,6 +183,20 @@ export class TrackedState<Op> {
     return this.capture(records, bytes);
   }
 
+  /**
+   * Every key put or deleted after `index` (a superset: a key rewritten with another value
+   * object counts), ascending as `Array.prototype.sort` orders strings; undefined when changes
+   * that far back are not tracked (`index < trackedSince`). What a full backup may reuse an
+   * earlier full's chunks by (repository.ts `ChunkReuse`).
+   */
+  keysChangedAfter(index: number): string[] | undefined {
+    this.settle();
+    if (index < this.trackedSince || index > this.index) return undefined;
+    const out: string[] = [];
+    for (const [k, at] of this.changedAt) if (at > index) out.push(k);
+    return out.sort();
+  }
+
   /** Forgets changes at or before `index` (no future backup's parent is older). */
   forgetUpTo(index: number): void {
     this.settle();
