@@ -2,7 +2,20 @@
  * `npm run bench -- backup [--size=MB] [--runs=N] [--dir=DIR]`: full backup and restore
  * throughput (MB/s of state) of a large key/value state, against a baseline measured in the
  * same run: copying the same bytes (the serialized state) into a file with SHA-256 hashing
- * and fsync, and reading them back with SHA-256. The restore is measured twice: in memory
+ * and fsync, and reading them back with SHA-256.
+ *
+ * The rows of record (since session 14) are those of a `kv` state, what a cluster's backups
+ * hold (`kvThroughput` below): the KV state machine with revisions, KV sessions and Raft
+ * client sessions, of the same size, as the agent holds it; its full backup as the agent
+ * takes it (capture + `Repository.writeBackup` into a `kv` repository), and its restore into a
+ * node data directory by `restoreDataDirs` (what `synod restore --to latest --dest` calls) in
+ * a child process (bench/lib/restore-child.ts), with that process's peak RSS; each against
+ * the issue's baselines of the same records. `--kv=false` skips them;
+ * `--kv-restore-compare=true` also times the in-memory restore path (state machine rebuilt,
+ * image encoded; the only path before session 14), alternated with the streamed one.
+ *
+ * The `map` rows below are kept as history (supplementary once the kv rows run): a generic
+ * `MapState` written in-process. Its restore is measured twice: in memory
  * (`restore`, against read + SHA-256; `--restore-memory=false` skips it) and into a node data
  * directory as `synod restore --dest` does it (`restoreDataDirs`: a full backup of this map
  * state streams, stream-restore.ts), against the issue's baseline, a file-to-file copy with
@@ -32,10 +45,12 @@
  * --compress=brotli|deflate|lz4|none to measure a repository with another codec (default: what a
  * new repository uses).
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
 import { chunkPool } from '../actors/backup/chunk-pool.js';
 import {
@@ -45,15 +60,18 @@ import {
 } from '../actors/backup/chunk-store.js';
 import { DEFAULT_CHUNKER } from '../actors/backup/chunker.js';
 import { startEmbeddedBackup } from '../actors/backup/embedded.js';
+import { KvKeyedState } from '../actors/backup/kv-state.js';
 import { Repository } from '../actors/backup/repository.js';
 import { restore } from '../actors/backup/restore.js';
 import { restoreDataDirs } from '../actors/backup/restore-data-dirs.js';
+import { SessionState } from '../actors/backup/sessions.js';
 import { MapState } from '../actors/backup/state.js';
 import { TrackedState } from '../actors/backup/tracker.js';
 import { keyName } from '../actors/backup/workload.js';
 import { KvStateMachine } from '../actors/kv/state-machine.js';
 import type { KvOp, KvResult } from '../actors/kv/types.js';
 import { LocalCluster } from '../lib/cluster/local-cluster.js';
+import type { Command } from '../lib/replicated-log.js';
 import {
   type BenchMain,
   loadNote,
@@ -160,32 +178,7 @@ export const main: BenchMain = async (argv) => {
   const runs = Number(arg(argv, '--runs', '3'));
   const base = await mkdtemp(path.join(arg(argv, '--dir', os.tmpdir()), 'synod-bench-backup-'));
   const keys = Math.floor((sizeMb * 1048576) / (VALUE + 14));
-  const state = new MapState();
-  for (let i = 0; i < keys; i++) state.apply({ type: 'put', key: keyName(i), value: value() });
-  const tracked = new TrackedState(state);
-  const stateBytes = [...state.entries()].reduce((s, [k, v]) => s + k.length + v.length + 9, 0);
-  const mb = stateBytes / 1048576;
-  // The serialized bytes, in 1 MiB pieces, for the baseline.
-  const pieces: Buffer[] = [];
-  {
-    let cur: Buffer[] = [];
-    let len = 0;
-    for (const [k, v] of tracked.captureFull().records) {
-      const hdr = Buffer.allocUnsafe(9 + k.length);
-      hdr[0] = 0;
-      hdr.writeUInt32BE(k.length, 1);
-      hdr.write(k, 5);
-      hdr.writeUInt32BE((v as Uint8Array).length, 5 + k.length);
-      cur.push(hdr, v as Buffer);
-      len += hdr.length + (v as Uint8Array).length;
-      if (len >= 1 << 20) {
-        pieces.push(Buffer.concat(cur));
-        cur = [];
-        len = 0;
-      }
-    }
-    if (cur.length) pieces.push(Buffer.concat(cur));
-  }
+  let mb = 0;
   const backupRuns: number[] = [];
   const restoreRuns: number[] = [];
   /** Process CPU time (all threads: main, chunk workers, libuv's pool) per MB of state. */
@@ -207,7 +200,17 @@ export const main: BenchMain = async (argv) => {
   }
   let incr: { stored: number; manifest: number; changed: number; ratio: number } | undefined;
   let lat: { idle: number; during: number; n: number } | undefined;
-  try {
+  const kvOn = arg(argv, '--kv', 'true') !== 'false';
+  let kv: KvRows | undefined;
+  /** The map rows (a function so that the map state is garbage before the kv rows build theirs). */
+  const mapRuns = async (): Promise<void> => {
+    const state = new MapState();
+    for (let i = 0; i < keys; i++) state.apply({ type: 'put', key: keyName(i), value: value() });
+    const tracked = new TrackedState(state);
+    const stateBytes = [...state.entries()].reduce((s, [k, v]) => s + k.length + v.length + 9, 0);
+    mb = stateBytes / 1048576;
+    // The serialized bytes, in 1 MiB pieces, for the baseline.
+    const pieces = recordPieces(tracked.captureFull().records);
     for (let r = 0; r < runs; r++) {
       const file = path.join(base, `copy-${r}`);
       const b0 = process.cpuUsage();
@@ -316,16 +319,31 @@ export const main: BenchMain = async (argv) => {
       }
       await rm(dir, { recursive: true, force: true });
     }
+  };
+  try {
+    await mapRuns();
+    if (kvOn) {
+      kv = await kvThroughput(
+        base,
+        sizeMb,
+        runs,
+        algo,
+        arg(argv, '--kv-restore-compare', 'false') === 'true',
+      );
+    }
   } finally {
     await rm(base, { recursive: true, force: true });
   }
+  // With the kv rows (the default), they are the issue's rows of record and the map rows are
+  // kept as history (supplementary, no target).
+  const mapTarget = kv ? undefined : '≥ 0.6 × baseline';
   const full = summarize(
-    'full backup',
+    `map full backup (in-memory MapState, Repository.writeBackup only${kv ? '; supplementary, the kv rows are of record' : ''})`,
     'MB/s',
     'higher',
     backupRuns,
     { name: 'copy + SHA-256 + fsync', runs: copyRuns },
-    '≥ 0.6 × baseline',
+    mapTarget,
   );
   full.extra = {
     cpuMsPerMb: backupCpu.map(round1),
@@ -333,7 +351,7 @@ export const main: BenchMain = async (argv) => {
     cpuRatio: round2(median(copyCpu) / median(backupCpu)),
   };
   const rest = summarize(
-    "restore into memory (digest-checked; supplementary: the issue's restore is the next row)",
+    'map restore into memory (digest-checked; supplementary)',
     'MB/s',
     'higher',
     restoreRuns,
@@ -345,12 +363,12 @@ export const main: BenchMain = async (argv) => {
     cpuRatio: round2(median(readCpu) / median(restoreCpu)),
   };
   const toDir = summarize(
-    'restore into a data directory (streamed, digest-checked)',
+    `map restore into a data directory (streamed, digest-checked${kv ? '; supplementary' : ''})`,
     'MB/s',
     'higher',
     dirRuns,
     { name: 'file copy + SHA-256 + fsync', runs: fileCopyRuns },
-    '≥ 0.6 × baseline',
+    mapTarget,
   );
   toDir.extra = {
     cpuMsPerMb: dirCpu.map(round1),
@@ -358,6 +376,57 @@ export const main: BenchMain = async (argv) => {
     cpuRatio: round2(median(fileCopyCpu) / median(dirCpu)),
   };
   const ms: Measurement[] = inMemory ? [full, rest, toDir] : [full, toDir];
+  if (kv) {
+    const k = kv;
+    const kb = summarize(
+      "kv full backup (the agent's state: TrackedState(SessionState(KvKeyedState)); captureFull + Repository.writeBackup)",
+      'MB/s',
+      'higher',
+      k.backupRuns,
+      { name: 'copy + SHA-256 + fsync (same records)', runs: k.copyRuns },
+      '≥ 0.6 × baseline',
+    );
+    kb.extra = {
+      keys: k.keys,
+      mb: round1(k.mb),
+      storedBytes: k.storedBytes,
+      cpuMsPerMb: k.backupCpu.map(round1),
+      baselineCpuMsPerMb: k.copyCpu.map(round1),
+      cpuRatio: round2(median(k.copyCpu) / median(k.backupCpu)),
+    };
+    ms.push(kb);
+    const kr = summarize(
+      'kv restore into a node data directory (`synod restore --to latest --dest`: restoreDataDirs in its own process, digest-checked)',
+      'MB/s',
+      'higher',
+      k.dirRuns,
+      { name: 'file copy + SHA-256 + fsync (same records)', runs: k.fileCopyRuns },
+      '≥ 0.6 × baseline',
+    );
+    kr.extra = {
+      cpuMsPerMb: k.dirCpu.map(round1),
+      baselineCpuMsPerMb: k.fileCopyCpu.map(round1),
+      cpuRatio: round2(median(k.fileCopyCpu) / median(k.dirCpu)),
+      peakRssMb: k.dirRssMb,
+    };
+    ms.push(kr);
+    if (k.memRuns.length > 0) {
+      const km = summarize(
+        'kv restore into a node data directory, in-memory path (state machine rebuilt, image encoded; --kv-restore-compare, alternated with the row above)',
+        'MB/s',
+        'higher',
+        k.memRuns,
+        { name: 'file copy + SHA-256 + fsync (same records)', runs: k.fileCopyRuns },
+      );
+      km.extra = {
+        cpuMsPerMb: k.memCpu.map(round1),
+        baselineCpuMsPerMb: k.fileCopyCpu.map(round1),
+        cpuRatio: round2(median(k.fileCopyCpu) / median(k.memCpu)),
+        peakRssMb: k.memRssMb,
+      };
+      ms.push(km);
+    }
+  }
   if (incr) {
     const m = summarize(
       'incremental after 1% keys changed',
@@ -563,6 +632,11 @@ export const main: BenchMain = async (argv) => {
   await rm(base, { recursive: true, force: true });
   return report('backup', ms, [
     `state: ${keys.toLocaleString('en-US')} keys × ${VALUE} B values (half random) = ${mb.toFixed(0)} MB serialized (--size ${sizeMb})`,
+    ...(kv
+      ? [
+          `kv state (the rows of record): ${kv.keys.toLocaleString('en-US')} KV keys × ${VALUE}-character values (half base64 of random bytes) put through the KV state machine by ${KV_CLIENTS} clients (Raft client sessions and KV sessions), = ${kv.mb.toFixed(0)} MB of records; the restore runs \`restoreDataDirs\` (what \`synod restore\` calls) in a child process, peakRssMb its peak RSS; --kv=false skips the kv rows`,
+        ]
+      : []),
     `repository: ${algo !== '' ? `${algo} (--compress)` : `${defaultCompression().algo} level ${defaultCompression().level} (the default here)`}, ${DEFAULT_CHUNKER.boundary} chunk boundaries, 1 MiB average chunks, no encryption, ${chunkPool.size} chunk worker threads; every chunk file fsynced, then its directory`,
     'cpuMsPerMb (in the JSON): process CPU time of all threads per MB of state, per run; baselineCpuMsPerMb the same for the baseline, and cpuRatio = baseline / ours (medians): less sensitive to the machine load than MB/s',
     loadNote(),
@@ -712,4 +786,211 @@ async function clusterLatency(
     await cluster.shutdown();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The record stream of `records` (records.ts's put records) in 1 MiB pieces: the baselines' bytes. */
+function recordPieces(records: ReadonlyArray<readonly [string, Uint8Array | undefined]>): Buffer[] {
+  const pieces: Buffer[] = [];
+  let cur: Buffer[] = [];
+  let len = 0;
+  for (const [k, v] of records) {
+    const val = v as Uint8Array;
+    const kb = Buffer.byteLength(k);
+    const hdr = Buffer.allocUnsafe(9 + kb);
+    hdr[0] = 0;
+    hdr.writeUInt32BE(kb, 1);
+    hdr.write(k, 5);
+    hdr.writeUInt32BE(val.length, 5 + kb);
+    cur.push(hdr, Buffer.from(val.buffer, val.byteOffset, val.byteLength));
+    len += hdr.length + val.length;
+    if (len >= 1 << 20) {
+      pieces.push(Buffer.concat(cur));
+      cur = [];
+      len = 0;
+    }
+  }
+  if (cur.length) pieces.push(Buffer.concat(cur));
+  return pieces;
+}
+
+/** KV clients (Raft client sessions and KV sessions) writing the bench's kv state. */
+const KV_CLIENTS = 16;
+
+/** A 1000-character value: half base64 of random bytes, half one repeated character. */
+function kvValue(): string {
+  return randomBytes(375).toString('base64') + 'x'.repeat(VALUE >> 1);
+}
+
+interface KvRestoreRun {
+  wallMs: number;
+  cpuMs: number;
+  maxRssMb: number;
+  digest: string;
+  keyCount: number;
+  bytesRead: number;
+}
+
+/** Runs bench/lib/restore-child.ts (one `restoreDataDirs` in a process of its own). */
+async function restoreInChild(
+  repoDir: string,
+  dest: string,
+  inMemory: boolean,
+): Promise<KvRestoreRun> {
+  const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'restore-child.ts');
+  const p = spawn(
+    process.execPath,
+    [...process.execArgv, child, repoDir, dest, ...(inMemory ? ['--in-memory'] : [])],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  p.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    p.on('error', reject);
+    p.on('close', resolve);
+  });
+  const line = out.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !line.startsWith('{')) {
+    throw new Error(`kv restore child exited ${code}: ${err.trim() || out.trim()}`);
+  }
+  return JSON.parse(line) as KvRestoreRun;
+}
+
+interface KvRows {
+  keys: number;
+  sessions: number;
+  mb: number;
+  backupRuns: number[];
+  backupCpu: number[];
+  copyRuns: number[];
+  copyCpu: number[];
+  dirRuns: number[];
+  dirCpu: number[];
+  dirRssMb: number[];
+  fileCopyRuns: number[];
+  fileCopyCpu: number[];
+  /** With --kv-restore-compare: the in-memory path, alternated with the streamed one. */
+  memRuns: number[];
+  memCpu: number[];
+  memRssMb: number[];
+  storedBytes: number;
+}
+
+/**
+ * The rows of record for the issue: a `kv` state — what a cluster's backup agent holds, the
+ * KV state machine (revisions, KV sessions) inside Raft's client sessions
+ * (`TrackedState(SessionState(KvKeyedState))`, agent.ts) — of the bench's size. Per run: the
+ * baseline copy (the serialized records with SHA-256 and fsync); the full backup as the agent
+ * takes it (`captureFull` + `Repository.writeBackup` into a `kv` repository); the data-dir
+ * restore's baseline (file copy + SHA-256 + fsync); and `restoreDataDirs` of that repository
+ * into a node data directory in a process of its own (bench/lib/restore-child.ts), whose
+ * peak RSS is recorded. `compare`: also the in-memory restore path, alternated with the
+ * streamed one (which goes first alternates by run).
+ */
+async function kvThroughput(
+  base: string,
+  sizeMb: number,
+  runs: number,
+  algo: string,
+  compare: boolean,
+): Promise<KvRows> {
+  const tracked = new TrackedState<Command<KvOp>>(new SessionState(new KvKeyedState()));
+  // A record: 9 B of header, "k" + a 9-character key, msgpack [value, createRev, modRev, version].
+  const keys = Math.floor((sizeMb * 1048576) / 1034);
+  for (let i = 0; i < keys; i++) {
+    const c = i % KV_CLIENTS;
+    const q = Math.floor(i / KV_CLIENTS) + 1;
+    tracked.apply(
+      {
+        clientId: `client-${c}`,
+        seq: q,
+        op: { t: 'put', key: keyName(i), value: kvValue(), s: { c: `kv-${c}`, q, a: q - 1 } },
+      },
+      { index: i + 1, term: 1, time: 0 },
+    );
+  }
+  const first = tracked.captureFull();
+  const mb = first.bytes / 1048576;
+  const pieces = recordPieces(first.records);
+  const rows: KvRows = {
+    keys,
+    sessions: 2 * KV_CLIENTS,
+    mb,
+    backupRuns: [],
+    backupCpu: [],
+    copyRuns: [],
+    copyCpu: [],
+    dirRuns: [],
+    dirCpu: [],
+    dirRssMb: [],
+    fileCopyRuns: [],
+    fileCopyCpu: [],
+    memRuns: [],
+    memCpu: [],
+    memRssMb: [],
+    storedBytes: 0,
+  };
+  for (let r = 0; r < runs; r++) {
+    const file = path.join(base, `kv-copy-${r}`);
+    const b0 = process.cpuUsage();
+    rows.copyRuns.push(mb / (await baselineCopy(file, pieces)));
+    const b1 = process.cpuUsage();
+    rows.copyCpu.push(cpuMs(b0, b1) / mb);
+    rows.fileCopyRuns.push(mb / (await baselineFileCopy(file, `${file}.copy`)));
+    rows.fileCopyCpu.push(cpuMs(b1, process.cpuUsage()) / mb);
+    await rm(file, { force: true });
+    await rm(`${file}.copy`, { force: true });
+    const dir = path.join(base, `kv-repo-${r}`);
+    const repo = await Repository.init(dir, {
+      state: 'kv',
+      clusterId: 'bench',
+      ...(algo !== '' ? { compression: { algo: algo as CompressionAlgo } } : {}),
+    });
+    // As the agent's `backup('full')`: the capture (synchronous, on the agent's loop), then
+    // the write.
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const cap = tracked.captureFull();
+    const m = await repo.writeBackup({
+      type: 'full',
+      index: cap.index,
+      term: cap.term,
+      time: cap.time,
+      clusterId: 'bench',
+      records: cap.records,
+      keyCount: cap.keyCount,
+      stateDigest: cap.stateDigest,
+      now: 0,
+      totalBytes: cap.bytes,
+    });
+    rows.backupRuns.push(mb / ((performance.now() - t0) / 1000));
+    rows.backupCpu.push(cpuMs(c0, process.cpuUsage()) / mb);
+    rows.storedBytes = m.storedBytes;
+    const order = compare ? (r % 2 === 0 ? [false, true] : [true, false]) : [false];
+    for (const inMemory of order) {
+      const dest = path.join(base, `kv-restored-${r}-${inMemory ? 'mem' : 'stream'}`);
+      const res = await restoreInChild(dir, dest, inMemory);
+      if (res.digest !== cap.stateDigest || res.keyCount !== cap.keyCount) {
+        throw new Error('bench kv data-dir restore: digest or key count mismatch');
+      }
+      const rate = mb / (res.wallMs / 1000);
+      if (inMemory) {
+        rows.memRuns.push(rate);
+        rows.memCpu.push(res.cpuMs / mb);
+        rows.memRssMb.push(Math.round(res.maxRssMb));
+      } else {
+        rows.dirRuns.push(rate);
+        rows.dirCpu.push(res.cpuMs / mb);
+        rows.dirRssMb.push(Math.round(res.maxRssMb));
+      }
+      await rm(dest, { recursive: true, force: true });
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+  return rows;
 }

@@ -25,6 +25,11 @@ export interface RestoreDataDirsOptions {
   readonly clusterDir?: string;
   readonly progress?: ProgressFn;
   readonly warn?: (line: string) => void;
+  /**
+   * `false`: rebuild the state machine in memory and encode the snapshot image from it even
+   * when the target could be streamed (the benchmark times both paths; default true).
+   */
+  readonly stream?: boolean;
 }
 
 export interface RestoredDataDirs {
@@ -47,7 +52,7 @@ export async function restoreDataDirs(
     sourceCluster: repo.config.clusterId,
     target: formatTarget(target),
   };
-  if (streamable(repo, plan)) {
+  if (o.stream !== false && streamable(repo, plan)) {
     // One full backup of a map state, nothing to replay: its chunks are the snapshot image,
     // streamed into every destination as they are checked (stream-restore.ts).
     const dests: StreamDest[] = [];

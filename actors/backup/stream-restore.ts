@@ -1,11 +1,20 @@
 /**
- * The streamed restore: one full backup of a `map` repository written straight into Raft data
- * directories, chunk by chunk, without building the state machine in memory.
+ * The streamed restore: one full backup written straight into Raft data directories, chunk by
+ * chunk, without building the state machine in memory.
  *
- * A `map` node's snapshot image is the sorted record stream of records.ts (datadir.ts
- * `encodeImage`), and a full backup's chunks, in manifest order, are exactly that stream (the
- * writer refuses keys that do not ascend and deletes in a full). So a restore of a full backup
- * with nothing to replay can copy the verified chunks into the snapshot file as they arrive.
+ * - A `map` node's snapshot image is the sorted record stream of records.ts (datadir.ts
+ *   `encodeImage`), and a full backup's chunks, in manifest order, are exactly that stream (the
+ *   writer refuses keys that do not ascend and deletes in a full). So a restore of a full
+ *   backup with nothing to replay can copy the verified chunks into the snapshot file as they
+ *   arrive.
+ * - A `kv` node's snapshot image (kv-state.ts `kvNodeImage`: Raft sessions around the KV state
+ *   machine's image) is built from the same stream record by record (kv-image-stream.ts),
+ *   byte for byte what the in-memory path writes. Its elements are spooled to a file beside
+ *   the first destination (the msgpack header in front of them holds their total length,
+ *   known only at the end), then the header, the spool and the tail are written into every
+ *   snapshot. Memory stays a few chunks, not the state (session 14: a 256 MB kv state took
+ *   1.4 GB of RSS in memory).
+ *
  * Every check of the in-memory restore (restore.ts) stays, on the stream:
  *
  * - each chunk is read and checked by the chunk store (structure, GCM tag when encrypted,
@@ -16,14 +25,15 @@
  *   digest version 2 (digest.ts), the SHA-256 of the stream, hashed here chunk by chunk (no
  *   per-record hash; the restored state's additive digest is then the manifest's); for an
  *   older manifest, the sum of each put record's hash (computed on the chunk workers with the
- *   address).
+ *   address);
+ * - kv: every reserved key must be one the KV state knows, and every user value a KV value.
  *
  * The snapshots are committed only after the last chunk checked out: a restore that fails
  * (a corrupt or missing chunk, a digest mismatch, an I/O error) aborts the snapshot writers
  * and removes what it wrote, so the destination is left as it was (absent or empty) and never
- * holds a snapshot of wrong data. A crash in the middle leaves only a snapshot `.tmp` file,
- * which a node ignores; the destination is then not empty and a new restore refuses it until
- * it is cleared (as for any interrupted restore).
+ * holds a snapshot of wrong data. A crash in the middle leaves only a snapshot `.tmp` file
+ * (and for kv the spool), which a node ignores; the destination is then not empty and a new
+ * restore refuses it until it is cleared (as for any interrupted restore).
  *
  * Measured (benchmarks/backup.md, session 8): at 1 GB the in-memory restore spends most of
  * its time building a million values and in the garbage collector; the streamed one does not.
@@ -40,6 +50,7 @@ import {
 } from './datadir.js';
 import { StateDigest, StreamDigest } from './digest.js';
 import { BackupError } from './errors.js';
+import { KvImageStream } from './kv-image-stream.js';
 import type { Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import { forEachRecord } from './records.js';
@@ -50,14 +61,19 @@ import { stateKindOf } from './state-kind.js';
 /** Chunks read and checked ahead of the one being written. */
 const READ_AHEAD = 4;
 
+/** Spool of a kv image's elements, beside the first destination's storage. */
+const KV_SPOOL = '.restore-image.spool';
+
 /**
- * Whether `plan` can be restored by streaming: a `map` repository of a Raft cluster, the
- * target one full backup, nothing to replay.
+ * Whether `plan` can be restored by streaming: a `map` or `kv` repository of a Raft cluster
+ * (a Multi-Paxos data directory is written by the in-memory path), the target one full
+ * backup, nothing to replay.
  */
 export function streamable(repo: Repository, plan: RestorePlan): boolean {
   const only = plan.chain.length === 1 ? plan.chain[0] : undefined;
+  const kind = stateKindOf(repo).name;
   return (
-    stateKindOf(repo).name === 'map' &&
+    (kind === 'map' || kind === 'kv') &&
     repo.config.protocol !== 'paxos' &&
     only !== undefined &&
     only.type === 'full' &&
@@ -95,7 +111,7 @@ export async function streamRestoreToDataDirs(
   if (!streamable(repo, plan)) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
-      'a streamed restore needs one full backup of a map repository and nothing to replay',
+      'a streamed restore needs one full backup of a map or kv repository of a Raft cluster and nothing to replay',
     );
   }
   if (opts.members.length === 0) {
@@ -121,7 +137,10 @@ export async function streamRestoreToDataDirs(
         membership: { voters: [...opts.members], learners: [] },
       });
     }
-    const checked = await streamChunks(repo, m, open, opts.progress);
+    const checked =
+      stateKindOf(repo).name === 'kv'
+        ? await streamKv(repo, m, open, opts.progress)
+        : await streamMap(repo, m, open, opts.progress);
     for (const o of open) {
       const dd = o.dd as DataDir;
       await (o.writer as SnapshotWriter).commit();
@@ -156,19 +175,132 @@ export async function streamRestoreToDataDirs(
   }
 }
 
-async function streamChunks(
+interface Checked {
+  digest: string;
+  keyCount: number;
+  chunks: number;
+  bytes: number;
+}
+
+/** A map image: the checked chunks themselves, into every snapshot writer. */
+async function streamMap(
   repo: Repository,
   m: Manifest,
   open: readonly OpenDest[],
   progress: ProgressFn | undefined,
-): Promise<{ digest: string; keyCount: number; chunks: number; bytes: number }> {
-  // Version 2: the stream's SHA-256; version 1: the workers' record sums. The snapshot writer
-  // hashes the data it is given anyway (its checksum is the SHA-256 of exactly this stream),
-  // so with a destination that can say its running checksum, that hash is the check; with
-  // none (a dry run), the stream is hashed here.
-  const v2 = m.streamDigest !== undefined;
+): Promise<Checked> {
+  // The snapshot writer hashes the data it is given anyway (its checksum is the SHA-256 of
+  // exactly this stream), so with a destination that can say its running checksum, that hash
+  // is a version 2 manifest's check; with none (a dry run), the stream is hashed here.
   const hasher = open.find((o) => o.writer?.checksumSoFar !== undefined)?.writer;
-  const stream = v2 && !hasher ? new StreamDigest() : undefined;
+  /** Snapshot writes in flight (each writer keeps its own order). */
+  const writes: Promise<unknown>[] = [];
+  try {
+    return await streamChunks(
+      repo,
+      m,
+      async (plain) => {
+        // The snapshot writers hash, copy and write the bytes in order; at most two chunks'
+        // writes are waited for behind the one being checked.
+        for (const o of open) {
+          const w = (o.writer as SnapshotWriter).write(plain);
+          w.catch(() => undefined);
+          writes.push(w);
+        }
+        while (writes.length > 2 * open.length) await writes.shift();
+      },
+      async () => {
+        await Promise.all(writes);
+      },
+      hasher?.checksumSoFar ? () => hasher.checksumSoFar?.() as string : undefined,
+      progress,
+    );
+  } finally {
+    await Promise.all(writes.map((p) => p.catch(() => undefined)));
+  }
+}
+
+/**
+ * A kv image (kv-image-stream.ts): the elements spooled beside the first destination while
+ * the chunks are checked, then header, spool and tail into every snapshot writer.
+ */
+async function streamKv(
+  repo: Repository,
+  m: Manifest,
+  open: readonly OpenDest[],
+  progress: ProgressFn | undefined,
+): Promise<Checked> {
+  const first = open[0];
+  const spoolPath = first ? path.join(first.dest.dir, KV_SPOOL) : undefined;
+  const spool = spoolPath ? await fs.open(spoolPath, 'w+') : undefined;
+  try {
+    let spooled = 0;
+    const image = new KvImageStream(async (piece) => {
+      if (!spool) return; // a dry run: checked, not kept
+      const at = spooled;
+      spooled += piece.length;
+      let off = 0;
+      while (off < piece.length) {
+        const { bytesWritten } = await spool.write(piece, off, piece.length - off, at + off);
+        off += bytesWritten;
+      }
+    });
+    let finished: { head: Buffer; tail: Buffer; bodyBytes: number } | undefined;
+    const checked = await streamChunks(
+      repo,
+      m,
+      (plain, id) => image.add(plain, id),
+      async () => {
+        finished = await image.finish(m.index);
+      },
+      undefined,
+      progress,
+    );
+    const { head, tail, bodyBytes } = finished as NonNullable<typeof finished>;
+    if (spool && bodyBytes !== spooled) {
+      throw new BackupError('SYNOD_ERR_BACKUP_IO', `the restore spool ${spoolPath} is short`);
+    }
+    const writers = open.map((o) => o.writer as SnapshotWriter);
+    const writeAll = async (bytes: Buffer) => {
+      // Each writer copies the bytes when called: the buffer may be reused at once.
+      await Promise.all(writers.map((w) => w.write(bytes)));
+    };
+    await writeAll(head);
+    if (spool) {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let off = 0; off < bodyBytes; ) {
+        const { bytesRead } = await spool.read(buf, 0, Math.min(buf.length, bodyBytes - off), off);
+        if (bytesRead === 0) {
+          throw new BackupError('SYNOD_ERR_BACKUP_IO', `the restore spool ${spoolPath} is short`);
+        }
+        await writeAll(buf.subarray(0, bytesRead));
+        off += bytesRead;
+      }
+    }
+    await writeAll(tail);
+    return checked;
+  } finally {
+    await spool?.close().catch(() => undefined);
+    if (spoolPath) await fs.rm(spoolPath, { force: true });
+  }
+}
+
+/**
+ * Reads and checks the full backup's chunks in order (see the module comment), handing each
+ * to `consume`; `done` runs after the last one, before the digest check. A version 2 digest is
+ * `writtenHash()` when given (the SHA-256 of the stream, hashed by whoever wrote it), else the
+ * stream is hashed here; a version 1 digest is the workers' record sums.
+ */
+async function streamChunks(
+  repo: Repository,
+  m: Manifest,
+  consume: (plain: Buffer, id: string) => Promise<void>,
+  done: () => Promise<void>,
+  writtenHash: (() => string) | undefined,
+  progress: ProgressFn | undefined,
+): Promise<Checked> {
+  const v2 = m.streamDigest !== undefined;
+  const stream = v2 && !writtenHash ? new StreamDigest() : undefined;
   const digest = new StateDigest();
   let keys = 0;
   type Read = Awaited<ReturnType<Repository['chunks']['getWithDigests']>>;
@@ -181,8 +313,6 @@ async function streamChunks(
     inflight[k] = p;
   };
   for (let k = 0; k < Math.min(READ_AHEAD, m.chunks.length); k++) fetch(k);
-  /** Snapshot writes in flight (each writer keeps its own order). */
-  const writes: Promise<unknown>[] = [];
   let prev: string | undefined;
   let bytes = 0;
   let chunks = 0;
@@ -220,14 +350,7 @@ async function streamChunks(
       } else if (s.sum) digest.addSum(s.sum, s.puts);
       else corrupt(id, 'no record digests (internal error)');
       keys += s.puts;
-      // The snapshot writers hash, copy and write the bytes in order; at most two chunks'
-      // writes are waited for behind the one being checked.
-      for (const o of open) {
-        const w = (o.writer as SnapshotWriter).write(plain);
-        w.catch(() => undefined);
-        writes.push(w);
-      }
-      while (writes.length > 2 * open.length) await writes.shift();
+      await consume(plain, id);
       bytes += plain.length;
       chunks++;
       progress?.({
@@ -238,14 +361,13 @@ async function streamChunks(
         totalChunks: m.chunks.length,
       });
     }
-    await Promise.all(writes);
+    await done();
   } finally {
-    // Reads and writes still in flight are not waited for by anyone else.
+    // Reads still in flight are not waited for by anyone else.
     await Promise.all(inflight.map((p) => p?.catch(() => undefined)));
-    await Promise.all(writes.map((p) => p.catch(() => undefined)));
   }
   const [got, expected] = v2
-    ? [stream ? stream.hex() : (hasher?.checksumSoFar?.() as string), m.streamDigest as string]
+    ? [stream ? stream.hex() : (writtenHash as () => string)(), m.streamDigest as string]
     : [digest.hex(), m.stateDigest];
   if (got !== expected || keys !== m.keyCount) {
     throw new BackupError(
