@@ -158,11 +158,12 @@ export class TrackedState<Op> {
 
   captureFull(): Capture {
     this.settle();
-    const records: Array<[string, Uint8Array]> = [];
+    const records: Array<readonly [string, Uint8Array]> = [];
     let bytes = 0;
-    for (const [k, v] of this.state.entries()) {
-      records.push([k, v]);
-      bytes += k.length + v.byteLength + 9;
+    // The pairs as the state yields them (never mutated; no second pair per key).
+    for (const e of this.state.entries()) {
+      records.push(e);
+      bytes += e[0].length + e[1].byteLength + 9;
     }
     records.sort((a, b) => compareKeys(a[0], b[0]));
     return this.capture(records, bytes);
@@ -204,7 +205,10 @@ export class TrackedState<Op> {
     if (index > this.trackedSince) this.trackedSince = index;
   }
 
-  private capture(records: Array<[string, Uint8Array | undefined]>, bytes: number): Capture {
+  private capture(
+    records: Array<readonly [string, Uint8Array | undefined]>,
+    bytes: number,
+  ): Capture {
     return {
       index: this.index,
       term: this.term,
