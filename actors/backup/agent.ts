@@ -14,6 +14,13 @@
  * buffered and is retried. Repository writes (segments, backups, expire) run one at a time.
  * On start the agent rebuilds its state from the repository (latest backup + archive), so
  * it resumes where it stopped and its next differential/incremental is still exact.
+ *
+ * Commit times: an archived record's time is when the agent applied the entry, at or after its
+ * commit. Only the agent's driver knows whether that is close: the agent starts **catching up**
+ * (records archived as `caught-up`: committed at or before their time) and archives records as
+ * `observed` only after a `live` message (the driver saw it reach, within its follow tolerance,
+ * an index the leader had just committed: learner.ts `goLive`, `keepFollowing`), until
+ * `catching-up`.
  */
 import type { Subscription } from 'rxjs';
 import { Actor, type Replies } from '../../lib/actor.js';
@@ -29,7 +36,7 @@ import { StateDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { BackupType, Manifest } from './manifest.js';
 import type { ProgressFn } from './progress.js';
-import type { Repository } from './repository.js';
+import type { ChunkLayout, LayoutOptions, Repository } from './repository.js';
 import { restore } from './restore.js';
 import { type ExpireReport, expire, type RetentionPolicy } from './retention.js';
 import {
@@ -74,7 +81,22 @@ export interface BackupAgentOptions<Op> {
    * resynchronise when its source installs a snapshot (`reset`) instead of stalling.
    */
   readonly fromSnapshotImage?: (image: Uint8Array) => Iterable<readonly [string, Uint8Array]>;
+  /**
+   * Archive records as `observed` from the start (default false: `caught-up` until a `live`
+   * message). Only for a source whose entries are known to reach the agent as they commit.
+   */
+  readonly liveFromStart?: boolean;
+  /**
+   * Plain bytes of its last full backup's chunks the agent keeps in memory, at most, so that
+   * the next full backup reuses those whose keys did not change (repository.ts `ChunkReuse`)
+   * instead of serializing, hashing, compressing and writing them again. 0: no reuse.
+   * Default DEFAULT_REUSE_BYTES, or `SYNOD_BACKUP_REUSE_MB` (MiB) when set.
+   */
+  readonly reuseBytes?: number;
 }
+
+/** The agent's default `reuseBytes`: 256 MiB (a state of up to about that size is covered). */
+export const DEFAULT_REUSE_BYTES = 256 << 20;
 
 export interface BackupSummary {
   readonly id: string;
@@ -112,6 +134,9 @@ export interface BackupEvent extends BackupWindow {
   readonly id: string;
   readonly kind: BackupType;
   readonly index: number;
+  /** Plain bytes of the backup, and of those the chunks reused from the last full backup. */
+  readonly bytes?: number;
+  readonly reusedBytes?: number;
 }
 
 /** The agent's `backup-failed` event: a backup that was asked for and did not complete. */
@@ -141,6 +166,11 @@ export interface AgentStatus {
   /** Set when an entry arrived out of order and the agent stopped applying. */
   readonly stalled: { readonly expected: number; readonly got: number } | null;
   readonly nextScheduled: { readonly time: number; readonly type: BackupType } | null;
+  /**
+   * Whether the agent follows the cluster live (entries archived as `observed`) or catches up
+   * (archived as `caught-up`); see the module comment.
+   */
+  readonly live: boolean;
 }
 
 export type BackupAgentMsg<Op = unknown> =
@@ -173,6 +203,13 @@ export type BackupAgentMsg<Op = unknown> =
     } & Replies<ExpireReport>)
   | ({ readonly type: 'status' } & Replies<AgentStatus>)
   | ({ readonly type: 'reload-schedule' } & Replies<AgentStatus>)
+  /**
+   * The driver saw the agent keep up with the cluster: entries applied from now on are archived
+   * as `observed` (see the module comment).
+   */
+  | { readonly type: 'live' }
+  /** The driver saw the agent fall behind: entries are archived as `caught-up` again. */
+  | { readonly type: 'catching-up'; readonly reason?: string }
   | { readonly type: 'archive-tick' }
   /** Publishes the status queued by a burst of applied entries (see `publishSoon`). */
   | { readonly type: 'publish' }
@@ -229,6 +266,10 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
   private next: AgentStatus['nextScheduled'] = null;
   private scheduleTimer: TimerHandle | undefined;
   private publishQueued = false;
+  /** How the records archived now are timed (see the module comment). */
+  private timing: 'observed' | 'caught-up';
+  /** The newest full backup's chunks (captured at `index`), for the next full to reuse. */
+  private layout: { readonly index: number; readonly layout: ChunkLayout } | undefined;
 
   constructor(private readonly opts: BackupAgentOptions<Op>) {
     super();
@@ -236,6 +277,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       sessionRuleFor(opts.repo.config.protocol, opts.factory()),
     );
     this.archiveOpts = { ...DEFAULT_ARCHIVE, ...opts.archive };
+    this.timing = opts.liveFromStart ? 'observed' : 'caught-up';
   }
 
   override initialState(): AgentStatus {
@@ -251,6 +293,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       lastFull: null,
       stalled: null,
       nextScheduled: null,
+      live: this.opts.liveFromStart === true,
     };
   }
 
@@ -366,6 +409,24 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       case 'reset':
         this.onReset(msg.index, msg.term, msg.image, msg.time ?? this.ctx.clock.wallNow());
         break;
+      case 'live':
+        if (this.timing !== 'observed') {
+          this.timing = 'observed';
+          this.ctx.emit({ type: 'live', index: this.tracked.index });
+          this.publish();
+        }
+        break;
+      case 'catching-up':
+        if (this.timing !== 'caught-up') {
+          this.timing = 'caught-up';
+          this.ctx.emit({
+            type: 'catching-up',
+            index: this.tracked.index,
+            ...(msg.reason ? { reason: msg.reason } : {}),
+          });
+          this.publish();
+        }
+        break;
       case 'archive-tick':
         void this.flush().catch(() => undefined);
         break;
@@ -426,7 +487,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     }
     const meta = { index, term: term ?? this.tracked.term, time };
     this.tracked.skip(meta);
-    this.buffer.push({ ...meta, data: new Uint8Array(0) });
+    this.buffer.push({ ...meta, data: new Uint8Array(0), timing: this.timing });
     this.publishSoon();
   }
 
@@ -466,7 +527,11 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     }
     this.tracked = new TrackedState<Command<Op>>(state);
     this.tracked.reset(index, term, time);
+    this.layout = undefined;
     this.stalled = null;
+    // A snapshot comes to a learner that fell behind the cluster's compaction: what follows is
+    // a catch-up until the driver sees it keep up again.
+    this.timing = 'caught-up';
     this.ctx.emit({ type: 'resynced', from, to: index });
     this.ctx.log.log(
       'warn',
@@ -518,7 +583,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     this.tracked.apply(entry.command, { index: entry.index, term: entry.term, time });
     // The bytes the log holds (a Raft learner's entry), else encoded once here.
     const data = entry.data ?? encodeArchivedCommand(entry.command);
-    this.buffer.push({ index: entry.index, term: entry.term, time, data });
+    this.buffer.push({ index: entry.index, term: entry.term, time, data, timing: this.timing });
     this.bufferBytes += data.byteLength;
     if (
       this.buffer.length >= this.archiveOpts.maxEntries ||
@@ -612,6 +677,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       type === 'full'
         ? this.tracked.captureFull()
         : this.tracked.captureChanges((parent as PendingBackup).index);
+    const layout = type === 'full' ? this.layoutOptions(cap.index) : undefined;
+    let reusedBytes = 0;
     const { repo } = this.opts;
     const manifest = this.enqueue(async () => {
       startedAt = clock.wallNow();
@@ -639,6 +706,17 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         now: this.ctx.clock.wallNow(),
         totalBytes: cap.bytes,
         ...(this.opts.progress ? { progress: this.opts.progress } : {}),
+        ...(layout
+          ? {
+              layout: {
+                ...layout,
+                laidOut: (l: ChunkLayout) => {
+                  reusedBytes = l.reusedBytes;
+                  layout.laidOut(l);
+                },
+              },
+            }
+          : {}),
       });
     });
     const mine: PendingBackup = {
@@ -660,7 +738,15 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         if (m.type === 'full' && live(this.lastFull, true) === mine)
           this.tracked.forgetUpTo(m.index);
         const window: BackupWindow = { requestedAt, startedAt, endedAt: clock.wallNow() };
-        this.ctx.emit({ type: 'backup', id: m.id, kind: m.type, index: m.index, ...window });
+        this.ctx.emit({
+          type: 'backup',
+          id: m.id,
+          kind: m.type,
+          index: m.index,
+          bytes: m.bytes,
+          reusedBytes,
+          ...window,
+        });
         this.publish();
         return {
           id: m.id,
@@ -689,6 +775,28 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         throw err;
       },
     );
+  }
+
+  /**
+   * A full backup captured now at `index`: keeps its chunks' layout for the next one, and
+   * reuses the newest full's where no key changed since it was captured (the tracker knows
+   * every key changed after it, or says it does not).
+   */
+  private layoutOptions(index: number): LayoutOptions | undefined {
+    const env = Number(process.env.SYNOD_BACKUP_REUSE_MB);
+    const keepBytes =
+      this.opts.reuseBytes ??
+      (process.env.SYNOD_BACKUP_REUSE_MB && env >= 0 ? env * 2 ** 20 : DEFAULT_REUSE_BYTES);
+    if (!(keepBytes > 0)) return undefined;
+    const prev = this.layout;
+    const changed = prev ? this.tracked.keysChangedAfter(prev.index) : undefined;
+    return {
+      keepBytes,
+      ...(prev && changed ? { reuse: { layout: prev.layout, changed } } : {}),
+      laidOut: (layout) => {
+        if (!this.layout || this.layout.index <= index) this.layout = { index, layout };
+      },
+    };
   }
 
   private armSchedule(): void {
@@ -743,6 +851,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       lastFull: full?.id ?? null,
       stalled: this.stalled,
       nextScheduled: this.next,
+      live: this.timing === 'observed',
     };
   }
 

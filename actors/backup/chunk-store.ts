@@ -129,9 +129,9 @@ export class ChunkStore {
    * lock, so nothing else adds chunks meanwhile): an address not in it, nor written since, is
    * new without asking the file system. Undefined: ask (stat) for each chunk.
    */
-  private listed: Set<string> | undefined;
+  private listing: Set<string> | undefined;
   /**
-   * While `listed` is held, in an unencrypted repository: shared buffers the workers write
+   * While `listing` is held, in an unencrypted repository: shared buffers the workers write
    * each new chunk's stored bytes into, after room for its header (`put`), reused from chunk
    * to chunk (chunk-pool.ts `hashForWrite`).
    */
@@ -171,7 +171,7 @@ export class ChunkStore {
     // During a full backup (a listing of the stored chunks is held) a chunk is almost always
     // new: the worker compresses it with the hash, in one job (chunk-pool.ts `hashForWrite`).
     const out =
-      this.listed !== undefined && this.out !== undefined && size >= MIN_WORKER_BYTES
+      this.listing !== undefined && this.out !== undefined && size >= MIN_WORKER_BYTES
         ? this.out.take(HEADER + size)
         : undefined;
     let pending: PendingChunk;
@@ -179,7 +179,7 @@ export class ChunkStore {
       pending = await chunkPool.hashForWrite(
         this.keys,
         plain,
-        this.listed !== undefined
+        this.listing !== undefined
           ? { ...this.codec(), ...(out ? { out, at: HEADER } : {}) }
           : undefined,
       );
@@ -191,8 +191,13 @@ export class ChunkStore {
       const id = pending.address;
       const file = this.pathOf(id);
       if (this.pending.has(id)) return { id, size, stored: 0 };
-      const absent = this.listed !== undefined && !this.listed.has(id);
-      if (this.known.has(id) || (!absent && ((await this.fs.size(file)) ?? 0) > HEADER)) {
+      // With a listing, it alone says what is stored (chunks made durable since are added to
+      // it): `known` may remember a chunk another process's expire has deleted since.
+      const stored =
+        this.listing !== undefined
+          ? await this.holds(id)
+          : this.known.has(id) || ((await this.fs.size(file)) ?? 0) > HEADER;
+      if (stored) {
         this.known.add(id);
         return { id, size, stored: 0 };
       }
@@ -222,12 +227,23 @@ export class ChunkStore {
    * repository lock is held; `forgetListing` ends it.
    */
   async listAll(maxChunk: number): Promise<void> {
-    this.listed = new Set(await this.list());
+    this.listing = new Set(await this.list());
     this.out = this.keys.encrypted ? undefined : chunkPool.slabs(HEADER + maxChunk);
   }
 
+  /**
+   * Whether the listing taken by `listAll` (under the repository lock, which every writer and
+   * expire holds) has the chunk, and its file is more than a header: a full backup reuses an
+   * earlier chunk only if this says so (an expire may have deleted it since). False without a
+   * listing.
+   */
+  async holds(id: string): Promise<boolean> {
+    if (!this.listing?.has(id)) return false;
+    return ((await this.fs.size(this.pathOf(id))) ?? 0) > HEADER;
+  }
+
   forgetListing(): void {
-    this.listed = undefined;
+    this.listing = undefined;
     this.out = undefined;
   }
 
@@ -288,6 +304,7 @@ export class ChunkStore {
         await this.fs.fsyncFile(`${file}.tmp`);
         await this.fs.rename(`${file}.tmp`, file);
         this.known.add(id);
+        this.listing?.add(id);
         this.pending.delete(id);
       } catch (err) {
         if (this.durableError === undefined) this.durableError = err;
@@ -346,6 +363,7 @@ export class ChunkStore {
   async remove(id: string): Promise<void> {
     await this.fs.unlink(this.pathOf(id));
     this.known.delete(id);
+    this.listing?.delete(id);
     this.dirty.add(path.dirname(this.pathOf(id)));
   }
 

@@ -136,7 +136,17 @@ export class Chunker {
     return params.maxSize + 1024;
   }
 
-  add(key: string, value: Uint8Array | undefined): void {
+  /** No record since the last chunk was emitted (a chunk would start with the next one). */
+  get empty(): boolean {
+    return this.len === 0;
+  }
+
+  /**
+   * Adds a record; returns true when it ended a chunk (emitted before returning). Whether it
+   * does depends only on the records since the chunk began (no look-ahead): a chunk that
+   * begins at the same record and holds the same records ends at the same one.
+   */
+  add(key: string, value: Uint8Array | undefined): boolean {
     const keyLen = keyByteLength(key);
     const size = 5 + keyLen + (value === undefined ? 0 : 4 + value.byteLength);
     if (this.len + size > this.buf.length) {
@@ -168,7 +178,11 @@ export class Chunker {
       }
       this.h = h;
     }
-    if (this.cut || this.len >= this.params.maxSize) this.flush();
+    if (this.cut || this.len >= this.params.maxSize) {
+      this.flush();
+      return true;
+    }
+    return false;
   }
 
   /** Emits the last, possibly short, chunk. */

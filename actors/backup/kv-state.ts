@@ -56,8 +56,12 @@ export const AGENT_WATCH_HISTORY = 1;
 
 export class KvKeyedState implements KeyedState<KvOp> {
   private sm: KvStateMachine;
-  /** KeyValue objects are immutable (replaced on every write): encode each one once. */
-  private readonly encoded = new WeakMap<KeyValue, Uint8Array>();
+  /**
+   * KeyValue objects are immutable (replaced on every write): encode each one once, with its
+   * prefixed key, as the entry `entries` yields (the same pair object every time: a full
+   * backup's capture of a mostly unchanged state then allocates nothing per unchanged key).
+   */
+  private readonly encoded = new WeakMap<KeyValue, [string, Uint8Array]>();
   private revBytes: Uint8Array | undefined;
   private revOf = -1;
 
@@ -101,13 +105,20 @@ export class KvKeyedState implements KeyedState<KvOp> {
     return out;
   }
 
-  private encodeKv(kv: KeyValue): Uint8Array {
-    let b = this.encoded.get(kv);
-    if (!b) {
-      b = encodeValue([kv.value, kv.createRev, kv.modRev, kv.version]);
-      this.encoded.set(kv, b);
+  private entryOf(kv: KeyValue): [string, Uint8Array] {
+    let e = this.encoded.get(kv);
+    if (!e) {
+      // The key flattened once (a concatenation is a rope until something reads it).
+      const key = `${KV_USER_PREFIX}${kv.key}`;
+      key.charCodeAt(key.length - 1);
+      e = [key, encodeValue([kv.value, kv.createRev, kv.modRev, kv.version])];
+      this.encoded.set(kv, e);
     }
-    return b;
+    return e;
+  }
+
+  private encodeKv(kv: KeyValue): Uint8Array {
+    return this.entryOf(kv)[1];
   }
 
   private rev(): Uint8Array | undefined {
@@ -138,8 +149,7 @@ export class KvKeyedState implements KeyedState<KvOp> {
   }
 
   *entries(): IterableIterator<[string, Uint8Array]> {
-    for (const kv of this.sm.range({ start: '' }).kvs)
-      yield [KV_USER_PREFIX + kv.key, this.encodeKv(kv)];
+    for (const kv of this.sm.range({ start: '' }).kvs) yield this.entryOf(kv);
     const rev = this.rev();
     if (rev) yield [KV_REV_KEY, rev];
     for (const id of this.sm.sessionIds()) {

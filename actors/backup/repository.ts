@@ -102,6 +102,75 @@ export interface BackupInput {
   readonly progress?: ProgressFn;
   /** Plain bytes expected, for progress. */
   readonly totalBytes?: number;
+  /** Full backups: reuse chunks of an earlier full, and lay this one out (see there). */
+  readonly layout?: LayoutOptions;
+}
+
+/**
+ * One chunk of a full backup as its writer cut it: what a later full backup may reuse
+ * (`ChunkReuse`). Kept in memory by the writer's caller (the agent), never stored.
+ */
+export interface LaidChunk {
+  readonly id: string;
+  /** Plain bytes. */
+  readonly size: number;
+  readonly firstKey: string;
+  readonly lastKey: string;
+  readonly records: number;
+  /**
+   * Ended by the chunker's rule (a boundary, or the size cap) rather than by the end of the
+   * record stream: only such a chunk can be followed by other records unchanged.
+   */
+  readonly cut: boolean;
+  /**
+   * Its plain bytes (shared memory, never written to), when the writer kept them
+   * (`LayoutOptions.keepBytes`): a reuse feeds them to the stream digest (digest.ts, version
+   * 2, the SHA-256 of the whole record stream), so only a chunk with its bytes can be reused.
+   */
+  readonly plain?: Buffer;
+}
+
+/** The chunks of one full backup, in order, and the chunker parameters that cut them. */
+export interface ChunkLayout {
+  readonly chunker: string;
+  readonly chunks: readonly LaidChunk[];
+  /** Chunks and plain bytes of the backup that were reused from the layout before it. */
+  readonly reusedChunks: number;
+  readonly reusedBytes: number;
+}
+
+/**
+ * An earlier full backup's layout, with every key put or deleted since that backup was
+ * captured (ascending, as `Array.prototype.sort` orders strings; a superset is fine).
+ */
+export interface ChunkReuse {
+  readonly layout: ChunkLayout;
+  readonly changed: readonly string[];
+}
+
+/**
+ * Full backups: lay the chunks out for the next full backup (`laidOut`, called once the
+ * manifest is written), and reuse what `reuse` allows. A chunk of the earlier backup is reused
+ * (no serializing, hashing, compressing or writing) only when all of these hold:
+ *
+ * - the chunker is at a chunk boundary and the next record's key is that chunk's first key;
+ * - no key in [firstKey, lastKey] was put or deleted since (so the next `records` records are
+ *   exactly that chunk's: same keys, same values; their last key is checked too);
+ * - that chunk ended by the chunker's rule (`cut`), or the record stream ends with it;
+ * - its plain bytes were kept, and the repository's listing (taken under the lock) has it.
+ *
+ * The chunker decides where a chunk ends from the records since the chunk began, without
+ * looking ahead (chunker.ts), so from the same record with the same records it would cut
+ * exactly that chunk: the manifest is byte for byte the one a backup without reuse writes
+ * (test/backup/chunk-reuse.test.ts checks that over random changes). Anywhere else the
+ * records are chunked as usual, and since boundaries are content-defined the chunker falls
+ * back in step with the earlier layout at the next unchanged boundary.
+ */
+export interface LayoutOptions {
+  /** Plain bytes of this backup's chunks to keep in the layout, at most (0: none). */
+  readonly keepBytes: number;
+  readonly reuse?: ChunkReuse;
+  readonly laidOut: (layout: ChunkLayout) => void;
 }
 
 export interface ScannedManifest {
@@ -510,6 +579,7 @@ export class Repository {
         path.join(this.backupsDir, `${id}.manifest`),
         encodeManifest(this.keys, manifest).bytes,
       );
+      if (refs.layout) input.layout?.laidOut(refs.layout);
       return manifest;
     });
   }
@@ -564,9 +634,13 @@ export class Repository {
     }
   }
 
-  private async writeChunks(
-    input: BackupInput,
-  ): Promise<{ refs: ChunkRef[]; records: number; deletes: number; streamDigest?: string }> {
+  private async writeChunks(input: BackupInput): Promise<{
+    refs: ChunkRef[];
+    records: number;
+    deletes: number;
+    streamDigest?: string;
+    layout?: ChunkLayout;
+  }> {
     const pending: Promise<ChunkRef>[] = [];
     /** Per chunk: settles once no thread reads its memory any more (never rejects). */
     const released: Promise<unknown>[] = [];
@@ -575,52 +649,105 @@ export class Repository {
     // serializes the next ones. The chunker writes chunks straight into shared slabs
     // (`ChunkSlabs`), so the stream's worker and the one hashing and compressing a chunk read
     // the same bytes, and a slab is reused only once both are done with it.
-    const stream = input.type === 'full' ? chunkPool.streamHash() : undefined;
+    const full = input.type === 'full';
+    const stream = full ? chunkPool.streamHash() : undefined;
     const slabs = chunkPool.slabs(Chunker.bufferSize(this.config.chunker));
+    const lay = full ? input.layout : undefined;
+    const chunkerKey = JSON.stringify(this.config.chunker);
+    const reuse = lay?.reuse?.layout.chunker === chunkerKey ? lay.reuse : undefined;
+    const records = input.records;
+    /** The earlier layout's chunks by first key (only when the records can be indexed). */
+    const byFirst =
+      reuse && Array.isArray(records)
+        ? new Map(reuse.layout.chunks.map((c) => [c.firstKey, c]))
+        : undefined;
+    const changed = reuse?.changed ?? [];
+    /** This backup's chunks as cut (first and last key, records, plain bytes if kept). */
+    const laid: Array<Omit<LaidChunk, 'id'>> = [];
+    let keepLeft = lay?.keepBytes ?? 0;
+    let reusedChunks = 0;
+    let reusedBytes = 0;
+    let reusedRecords = 0;
     let awaited = 0;
     let bytes = 0;
     let stored = 0;
     let done = 0;
     let deletes = 0;
-    const onChunk = (buf: Buffer) => {
-      const size = buf.length;
+    const reported = (r: ChunkRef, size: number): ChunkRef => {
+      bytes += size;
+      stored += r.stored;
+      done++;
+      input.progress?.({
+        phase: 'backup',
+        bytes,
+        chunks: done,
+        storedBytes: stored,
+        ...(input.totalBytes !== undefined ? { totalBytes: input.totalBytes } : {}),
+      });
+      return r;
+    };
+    /** The plain bytes the stream, the chunk store and the layout share (see `keep`). */
+    let plainOf: Buffer | undefined;
+    const onChunk = (cut: Buffer) => {
+      const size = cut.length;
+      // Kept for a later reuse: copied out of the slab into memory of its own (shared when
+      // the pool has workers, so that no one transfers it away), which the slab need not wait for.
+      let buf = cut;
+      plainOf = undefined;
+      if (lay && size <= keepLeft) {
+        keepLeft -= size;
+        if (slabs) {
+          buf = Buffer.from(new SharedArrayBuffer(size));
+          cut.copy(buf);
+          slabs.give(cut);
+        }
+        plainOf = buf;
+      }
       // Fed to the stream first: `put` may hand memory that is not shared to a worker.
       const hashed = stream?.update(buf);
-      const p = this.chunks.put(buf).then((r) => {
-        bytes += size;
-        stored += r.stored;
-        done++;
-        input.progress?.({
-          phase: 'backup',
-          bytes,
-          chunks: done,
-          storedBytes: stored,
-          ...(input.totalBytes !== undefined ? { totalBytes: input.totalBytes } : {}),
-        });
-        return r;
-      });
+      const p = this.chunks.put(buf).then((r) => reported(r, size));
       // Observed at once: a chunk may fail while an earlier one is being awaited.
       const written = p.catch(() => undefined);
       pending.push(p);
       const free = hashed ? Promise.all([written, hashed]) : written;
       released.push(free);
-      if (slabs) void free.then(() => slabs.give(buf));
+      if (slabs && buf === cut) void free.then(() => slabs.give(buf));
     };
     const chunker = new Chunker(this.config.chunker, onChunk, slabs);
+    /** Index (in the record stream) of the first record of the chunk being cut. */
+    let chunkStart = 0;
+    let firstKey: string | undefined;
     let prev: string | undefined;
     // Keep pending promises observed so a failure is not an unhandled rejection.
     const settle: Promise<unknown>[] = [];
+    /** Reuses `c` for the records from `i` on if it may (see `LayoutOptions`). */
+    const indexed = records as ReadonlyArray<readonly [string, unknown]>;
+    const reusable = async (c: LaidChunk | undefined, i: number, n: number): Promise<boolean> => {
+      if (!c?.plain || c.plain.length !== c.size) return false;
+      const last = i + c.records - 1;
+      if (last >= n || indexed[last]?.[0] !== c.lastKey) return false;
+      if (!c.cut && last !== n - 1) return false;
+      if (anyIn(changed, c.firstKey, c.lastKey)) return false;
+      return this.chunks.holds(c.id);
+    };
     try {
-      for (const [key, value] of input.records) {
+      const n = byFirst ? (records as ReadonlyArray<unknown>).length : 0;
+      let i = 0;
+      for (const [key, value] of records) {
+        if (i < chunkStart) {
+          // Inside a reused chunk: its keys ascend (checked when it was written), and its
+          // first and last are this stream's.
+          i++;
+          continue;
+        }
         if (prev !== undefined && !(prev < key)) {
           throw new BackupError(
             'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
             `records are not in ascending key order at ${JSON.stringify(key)}`,
           );
         }
-        prev = key;
         if (value === undefined) {
-          if (input.type === 'full') {
+          if (full) {
             throw new BackupError(
               'SYNOD_ERR_BACKUP_INVALID_ARGUMENT',
               'a full backup cannot hold deletes',
@@ -628,8 +755,41 @@ export class Repository {
           }
           deletes++;
         }
+        if (byFirst && chunker.empty) {
+          const c = byFirst.get(key);
+          if (c && (await reusable(c, i, n))) {
+            const size = c.size;
+            const plain = c.plain as Buffer;
+            const hashed = stream?.update(plain);
+            const ref: ChunkRef = { id: c.id, size, stored: 0 };
+            const p = (hashed ?? Promise.resolve()).then(() => reported(ref, size));
+            pending.push(p);
+            released.push(p.catch(() => undefined));
+            laid.push({ ...c, plain });
+            reusedChunks++;
+            reusedBytes += size;
+            reusedRecords += c.records;
+            chunkStart = i + c.records;
+            prev = c.lastKey;
+            i++;
+            continue;
+          }
+        }
+        prev = key;
+        if (chunker.empty) firstKey = key;
         const before = pending.length;
-        chunker.add(key, value);
+        if (chunker.add(key, value)) {
+          laid.push({
+            size: 0,
+            firstKey: firstKey as string,
+            lastKey: key,
+            records: i + 1 - chunkStart,
+            cut: true,
+            ...(plainOf ? { plain: plainOf } : {}),
+          });
+          chunkStart = i + 1;
+        }
+        i++;
         // At most WRITE_WINDOW chunks in flight (being hashed, compressed, written or fed to
         // the stream digest): bounds memory, and lets their slabs come back.
         while (pending.length - awaited >= WRITE_WINDOW) {
@@ -640,14 +800,36 @@ export class Repository {
         // writes in the same process) before hashing and chunking the next megabyte.
         if (pending.length > before) await yieldToEventLoop();
       }
-      chunker.finish();
+      if (!chunker.empty) {
+        chunker.finish();
+        laid.push({
+          size: 0,
+          firstKey: firstKey as string,
+          lastKey: prev as string,
+          records: i - chunkStart,
+          cut: false,
+          ...(plainOf ? { plain: plainOf } : {}),
+        });
+      }
       const refs = await Promise.all(pending);
       const streamDigest = await stream?.hex();
+      const layout: ChunkLayout | undefined = lay
+        ? {
+            chunker: chunkerKey,
+            chunks: laid.map((c, k) => {
+              const r = refs[k] as ChunkRef;
+              return { ...c, id: r.id, size: r.size };
+            }),
+            reusedChunks,
+            reusedBytes,
+          }
+        : undefined;
       return {
         refs,
-        records: chunker.records,
+        records: chunker.records + reusedRecords,
         deletes,
         ...(streamDigest !== undefined ? { streamDigest } : {}),
+        ...(layout ? { layout } : {}),
       };
     } catch (err) {
       stream?.abandon();
@@ -656,6 +838,18 @@ export class Repository {
       throw err;
     }
   }
+}
+
+/** Whether the ascending `keys` hold one in [lo, hi]. */
+export function anyIn(keys: readonly string[], lo: string, hi: string): boolean {
+  let a = 0;
+  let b = keys.length;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    if ((keys[m] as string) < lo) a = m + 1;
+    else b = m;
+  }
+  return a < keys.length && (keys[a] as string) <= hi;
 }
 
 /** A macrotask turn (not a timer): pending I/O callbacks and messages run first. */

@@ -16,7 +16,10 @@ export interface KeyedState<Op = unknown> {
   keysTouched(op: Op): Iterable<string>;
   get(key: string): Uint8Array | undefined;
   readonly size: number;
-  /** Every key and value, in any order. Values are never mutated in place. */
+  /**
+   * Every key and value, in any order. Values are never mutated in place, and neither are the
+   * pairs yielded (an implementation may yield the same pair object each time).
+   */
   entries(): IterableIterator<[string, Uint8Array]>;
   /** Replaces the whole state. */
   load(entries: Iterable<readonly [string, Uint8Array]>): void;

@@ -158,11 +158,12 @@ export class TrackedState<Op> {
 
   captureFull(): Capture {
     this.settle();
-    const records: Array<[string, Uint8Array]> = [];
+    const records: Array<readonly [string, Uint8Array]> = [];
     let bytes = 0;
-    for (const [k, v] of this.state.entries()) {
-      records.push([k, v]);
-      bytes += k.length + v.byteLength + 9;
+    // The pairs as the state yields them (never mutated; no second pair per key).
+    for (const e of this.state.entries()) {
+      records.push(e);
+      bytes += e[0].length + e[1].byteLength + 9;
     }
     records.sort((a, b) => compareKeys(a[0], b[0]));
     return this.capture(records, bytes);
@@ -183,6 +184,20 @@ export class TrackedState<Op> {
     return this.capture(records, bytes);
   }
 
+  /**
+   * Every key put or deleted after `index` (a superset: a key rewritten with another value
+   * object counts), ascending as `Array.prototype.sort` orders strings; undefined when changes
+   * that far back are not tracked (`index < trackedSince`). What a full backup may reuse an
+   * earlier full's chunks by (repository.ts `ChunkReuse`).
+   */
+  keysChangedAfter(index: number): string[] | undefined {
+    this.settle();
+    if (index < this.trackedSince || index > this.index) return undefined;
+    const out: string[] = [];
+    for (const [k, at] of this.changedAt) if (at > index) out.push(k);
+    return out.sort();
+  }
+
   /** Forgets changes at or before `index` (no future backup's parent is older). */
   forgetUpTo(index: number): void {
     this.settle();
@@ -190,7 +205,10 @@ export class TrackedState<Op> {
     if (index > this.trackedSince) this.trackedSince = index;
   }
 
-  private capture(records: Array<[string, Uint8Array | undefined]>, bytes: number): Capture {
+  private capture(
+    records: Array<readonly [string, Uint8Array | undefined]>,
+    bytes: number,
+  ): Capture {
     return {
       index: this.index,
       term: this.term,

@@ -10,9 +10,13 @@
  * The issue's measure, in the same minutes: every write acknowledged while the agent runs
  * (after it printed "caught up", before it is stopped) is classified by its [start, end]
  * against the agent's backup windows (its `--json` lines' `requestedAt` … `endedAt`, wall
- * clock, ms): **during** when it overlaps a backup, **idle** when not (the agent following and
- * archiving, no backup running). Backups and idle stretches alternate every few seconds, so
- * load drift hits both classes alike. The ratio is p99(idle) / p99(during).
+ * clock, ms): **during** when it overlaps a backup, **after** when it does not but overlaps
+ * the `afterMs` following a backup's end (what a backup leaves behind: the learner's
+ * acknowledgement backlog, the garbage of its capture), **idle** otherwise (the agent following
+ * and archiving, no backup running or just ended). Backups and idle stretches alternate every
+ * few seconds, so load drift hits every class alike. The ratio is p99(idle) / p99(during), and
+ * also with the after class counted as during; the write rate (acknowledged writes per second)
+ * is compared the same way ("without slowing writes").
  *
  * Also the agent's own cost when idle: **no agent** phases (before the agent starts, between
  * rounds, after it stops; the agent's start-up and catch-up, and its stop, are excluded from
@@ -42,6 +46,8 @@ export interface AgentProcessOptions {
   backupsPerRound: number;
   /** Length of each no-agent phase (ms). */
   noAgentMs: number;
+  /** Writes starting (or running) this long after a backup's end are the "after" class (ms). */
+  afterMs: number;
   /** Extra `synod backup agent` arguments (e.g. ['--nice', '0']), after the defaults. */
   agentArgs?: string[];
   /** A command prefix for the agent process (e.g. ['ionice', '-c3']). */
@@ -52,10 +58,16 @@ export interface AgentProcessOptions {
 }
 
 export interface AgentPhase {
-  /** Write p99 (ms) of the writes that overlapped a backup, and of those that did not. */
+  /**
+   * Write p99 (ms) of the writes that overlapped a backup, of those in the `afterMs` after one
+   * (and no backup), of both together, and of the rest.
+   */
   during: number;
+  after: number;
+  duringOrAfter: number;
   idle: number;
   nDuring: number;
+  nAfter: number;
   nIdle: number;
   /** Writes in the agent's start-up/catch-up and stop (in no class). */
   nExcluded: number;
@@ -67,13 +79,19 @@ export interface AgentPhase {
   catchUpMs: number;
   /** CPU (user + system, ms) of the agent process while measured, per second measured. */
   agentCpuMsPerS: number;
+  /**
+   * The agent's CPU (ms) in the backup windows (sampled, `split.during`) per backup, and that
+   * less what it spends following in the same time (at the idle class's rate).
+   */
+  agentCpuMsPerBackup: number;
+  agentExtraCpuMsPerBackup: number;
   /** Node processes' CPU (µs) per acknowledged write while measured. */
   nodeCpuUsPerWrite: number;
   /**
    * Sampled every 100 ms while measured, each sample attributed to the backups (during) or
    * not (idle): what the nodes and the agent spent, and the disk, in each class.
    */
-  split: { during: ClassSample; idle: ClassSample };
+  split: { during: ClassSample; after: ClassSample; idle: ClassSample };
 }
 
 /** Rates over the samples of one class (CPU from /proc/<pid>/stat, disk from /proc/diskstats). */
@@ -99,7 +117,7 @@ export interface AgentProcessLatency {
   phases: AgentPhase[];
   noAgent: NoAgentPhase[];
   /** p99 over all writes of each class, every round pooled. */
-  pooled: { during: number; idle: number; noAgent: number };
+  pooled: { during: number; after: number; duringOrAfter: number; idle: number; noAgent: number };
   /** Largest node log index reached (entries); node snapshots start at NODE_SNAPSHOT_EVERY. */
   lastIndex: number;
 }
@@ -193,11 +211,16 @@ export async function backupAgentProcessLatency(
         ws.map((w) => w.ms).sort((a, b) => a - b),
         99,
       );
-    const all = { during: [] as Write[], idle: [] as Write[], noAgent: [] as Write[] };
+    const all = {
+      during: [] as Write[],
+      after: [] as Write[],
+      idle: [] as Write[],
+      noAgent: [] as Write[],
+    };
     const result: AgentProcessLatency = {
       phases: [],
       noAgent: [],
-      pooled: { during: 0, idle: 0, noAgent: 0 },
+      pooled: { during: 0, after: 0, duringOrAfter: 0, idle: 0, noAgent: 0 },
       lastIndex: 0,
     };
     const noAgentPhase = async (): Promise<void> => {
@@ -318,9 +341,14 @@ export async function backupAgentProcessLatency(
       agent = undefined;
       const inPhase = ws.filter((w) => w.s >= caughtUpWall && w.e <= stopWall);
       const during: Write[] = [];
+      const after: Write[] = [];
       const idle: Write[] = [];
-      for (const w of inPhase)
-        (windows.some((b) => w.e >= b.requestedAt && w.s <= b.endedAt) ? during : idle).push(w);
+      for (const w of inPhase) {
+        if (windows.some((b) => w.e >= b.requestedAt && w.s <= b.endedAt)) during.push(w);
+        else if (windows.some((b) => w.e > b.endedAt && w.s <= b.endedAt + o.afterMs))
+          after.push(w);
+        else idle.push(w);
+      }
       const counted = windows.filter((b) => b.endedAt > caughtUpWall);
       const busy = counted.reduce(
         (s, b) => s + Math.min(b.endedAt, stopWall) - Math.max(b.requestedAt, caughtUpWall),
@@ -328,8 +356,11 @@ export async function backupAgentProcessLatency(
       );
       const ph: AgentPhase = {
         during: p99(during),
+        after: p99(after),
+        duringOrAfter: p99([...during, ...after]),
         idle: p99(idle),
         nDuring: during.length,
+        nAfter: after.length,
         nIdle: idle.length,
         nExcluded: ws.length - inPhase.length,
         backupMs: counted.map((b) => b.endedAt - b.requestedAt),
@@ -337,13 +368,20 @@ export async function backupAgentProcessLatency(
         catchUpMs,
         agentCpuMsPerS: agentCpu / seconds,
         nodeCpuUsPerWrite: (nodeCpuMs * 1000) / inPhase.length,
-        split: splitSamples(samples, windows),
+        split: splitSamples(samples, windows, o.afterMs),
+        agentCpuMsPerBackup: 0,
+        agentExtraCpuMsPerBackup: 0,
       };
+      const { during: sd, idle: si } = ph.split;
+      const nb = Math.max(1, ph.backupMs.length);
+      ph.agentCpuMsPerBackup = (sd.agentCpuMsPerS * sd.seconds) / nb;
+      ph.agentExtraCpuMsPerBackup = ((sd.agentCpuMsPerS - si.agentCpuMsPerS) * sd.seconds) / nb;
       result.phases.push(ph);
       for (const w of during) all.during.push(w);
+      for (const w of after) all.after.push(w);
       for (const w of idle) all.idle.push(w);
       log(
-        `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s, nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
+        `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), after ${ph.after.toFixed(1)} ms (${ph.nAfter}, within ${o.afterMs} ms of a backup's end), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s (${ph.agentCpuMsPerBackup.toFixed(0)} ms per backup window, ${ph.agentExtraCpuMsPerBackup.toFixed(0)} above following), nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
       );
       for (const [name, c] of Object.entries(ph.split))
         log(
@@ -355,7 +393,13 @@ export async function backupAgentProcessLatency(
       await agentPhase(r);
     }
     await noAgentPhase();
-    result.pooled = { during: p99(all.during), idle: p99(all.idle), noAgent: p99(all.noAgent) };
+    result.pooled = {
+      during: p99(all.during),
+      after: p99(all.after),
+      duringOrAfter: p99([...all.during, ...all.after]),
+      idle: p99(all.idle),
+      noAgent: p99(all.noAgent),
+    };
     const st = await cluster.statuses();
     result.lastIndex = Math.max(0, ...st.map((s) => s.commitIndex));
     if (result.lastIndex >= NODE_SNAPSHOT_EVERY)
@@ -382,15 +426,23 @@ interface Sample {
   queueMs: number;
 }
 
-/** Each interval between two samples goes to `during` when it overlaps a backup window. */
-function splitSamples(samples: Sample[], windows: Window[]): AgentPhase['split'] {
+/**
+ * Each interval between two samples goes to `during` when it overlaps a backup window, else
+ * to `after` when it overlaps the `afterMs` after one, else to `idle`.
+ */
+function splitSamples(samples: Sample[], windows: Window[], afterMs: number): AgentPhase['split'] {
   const acc = () => ({ ms: 0, node: 0, agent: 0, writes: 0, iowait: 0, sectors: 0, queue: 0 });
   const d = acc();
+  const f = acc();
   const i = acc();
   for (let n = 1; n < samples.length; n++) {
     const a = samples[n - 1] as Sample;
     const b = samples[n] as Sample;
-    const c = windows.some((w) => b.t >= w.requestedAt && a.t <= w.endedAt) ? d : i;
+    const c = windows.some((w) => b.t >= w.requestedAt && a.t <= w.endedAt)
+      ? d
+      : windows.some((w) => b.t > w.endedAt && a.t <= w.endedAt + afterMs)
+        ? f
+        : i;
     c.ms += b.t - a.t;
     c.node += b.node - a.node;
     c.agent += b.agent - a.agent;
@@ -411,7 +463,7 @@ function splitSamples(samples: Sample[], windows: Window[]): AgentPhase['split']
       diskQueueMsPerS: c.queue / s,
     };
   };
-  return { during: out(d), idle: out(i) };
+  return { during: out(d), after: out(f), idle: out(i) };
 }
 
 /** The block device (as named in /proc/diskstats) that holds `dir`, if it can be found. */

@@ -431,7 +431,7 @@ export function agentBackupLine(
   const seconds = (b.endedAt - b.requestedAt) / 1000;
   const msg =
     b.type === 'backup'
-      ? `${b.kind} backup ${b.id} written at index ${b.index} in ${seconds.toFixed(2)} s`
+      ? `${b.kind} backup ${b.id} written at index ${b.index} in ${seconds.toFixed(2)} s${b.reusedBytes ? ` (${mib(b.reusedBytes)} of ${mib(b.bytes ?? 0)} MiB reused from the last full)` : ''}`
       : `${b.kind} backup failed after ${seconds.toFixed(2)} s: ${b.error}`;
   const window = {
     requestedAt: iso(b.requestedAt),
@@ -441,11 +441,20 @@ export function agentBackupLine(
   if (json) {
     const what =
       b.type === 'backup'
-        ? { id: b.id, kind: b.kind, index: b.index }
+        ? {
+            id: b.id,
+            kind: b.kind,
+            index: b.index,
+            ...(b.bytes !== undefined ? { bytes: b.bytes, reusedBytes: b.reusedBytes ?? 0 } : {}),
+          }
         : { kind: b.kind, error: b.error };
     return JSON.stringify({ time, msg, event: b.type, ...what, ...window, seconds });
   }
   return `${time} ${msg} (requested ${window.requestedAt}, written ${window.startedAt} – ${window.endedAt})`;
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
 }
 
 async function take(args: ParsedArgs, kind: BackupType): Promise<number> {
@@ -573,6 +582,12 @@ async function doVerify(args: ParsedArgs): Promise<number> {
   console.log(
     `${r.backups} backups, ${r.chunks} chunks (${fmtBytes(r.chunkBytes)}), ${r.segments} archive segments${r.archivedFrom !== null ? ` (indices ${r.archivedFrom}..${r.archivedTo})` : ''}, ${r.orphanChunks} unreferenced chunks`,
   );
+  const at = r.archiveTiming;
+  if (at.caughtUp + at.unknown > 0) {
+    console.log(
+      `archive entry times: ${at.observed} observed live, ${at.caughtUp} caught up (committed at or before their time), ${at.unknown} of unknown precision (archive formats 1 and 2); restore --to time: refuses a time these leave ambiguous`,
+    );
+  }
   for (const p of r.problems) {
     console.log(
       `DAMAGED ${p.kind} ${p.target}: ${p.detail}${p.affects.length ? ` [breaks: ${p.affects.join(', ')}]` : ''}`,
