@@ -14,6 +14,13 @@
  * buffered and is retried. Repository writes (segments, backups, expire) run one at a time.
  * On start the agent rebuilds its state from the repository (latest backup + archive), so
  * it resumes where it stopped and its next differential/incremental is still exact.
+ *
+ * Commit times: an archived record's time is when the agent applied the entry, at or after its
+ * commit. Only the agent's driver knows whether that is close: the agent starts **catching up**
+ * (records archived as `caught-up`: committed at or before their time) and archives records as
+ * `observed` only after a `live` message (the driver saw it reach, within its follow tolerance,
+ * an index the leader had just committed: learner.ts `goLive`, `keepFollowing`), until
+ * `catching-up`.
  */
 import type { Subscription } from 'rxjs';
 import { Actor, type Replies } from '../../lib/actor.js';
@@ -74,6 +81,11 @@ export interface BackupAgentOptions<Op> {
    * resynchronise when its source installs a snapshot (`reset`) instead of stalling.
    */
   readonly fromSnapshotImage?: (image: Uint8Array) => Iterable<readonly [string, Uint8Array]>;
+  /**
+   * Archive records as `observed` from the start (default false: `caught-up` until a `live`
+   * message). Only for a source whose entries are known to reach the agent as they commit.
+   */
+  readonly liveFromStart?: boolean;
   /**
    * Plain bytes of its last full backup's chunks the agent keeps in memory, at most, so that
    * the next full backup reuses those whose keys did not change (repository.ts `ChunkReuse`)
@@ -158,6 +170,11 @@ export interface AgentStatus {
   /** Set when an entry arrived out of order and the agent stopped applying. */
   readonly stalled: { readonly expected: number; readonly got: number } | null;
   readonly nextScheduled: { readonly time: number; readonly type: BackupType } | null;
+  /**
+   * Whether the agent follows the cluster live (entries archived as `observed`) or catches up
+   * (archived as `caught-up`); see the module comment.
+   */
+  readonly live: boolean;
 }
 
 export type BackupAgentMsg<Op = unknown> =
@@ -190,6 +207,13 @@ export type BackupAgentMsg<Op = unknown> =
     } & Replies<ExpireReport>)
   | ({ readonly type: 'status' } & Replies<AgentStatus>)
   | ({ readonly type: 'reload-schedule' } & Replies<AgentStatus>)
+  /**
+   * The driver saw the agent keep up with the cluster: entries applied from now on are archived
+   * as `observed` (see the module comment).
+   */
+  | { readonly type: 'live' }
+  /** The driver saw the agent fall behind: entries are archived as `caught-up` again. */
+  | { readonly type: 'catching-up'; readonly reason?: string }
   | { readonly type: 'archive-tick' }
   /** Publishes the status queued by a burst of applied entries (see `publishSoon`). */
   | { readonly type: 'publish' }
@@ -246,6 +270,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
   private next: AgentStatus['nextScheduled'] = null;
   private scheduleTimer: TimerHandle | undefined;
   private publishQueued = false;
+  /** How the records archived now are timed (see the module comment). */
+  private timing: 'observed' | 'caught-up';
   /** The newest full backup's chunks (captured at `index`), for the next full to reuse. */
   private layout: { readonly index: number; readonly layout: ChunkLayout } | undefined;
   /** Full backups in a row that reused less than REUSE_PAYS of their bytes (or could not try). */
@@ -257,6 +283,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       sessionRuleFor(opts.repo.config.protocol, opts.factory()),
     );
     this.archiveOpts = { ...DEFAULT_ARCHIVE, ...opts.archive };
+    this.timing = opts.liveFromStart ? 'observed' : 'caught-up';
   }
 
   override initialState(): AgentStatus {
@@ -272,6 +299,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       lastFull: null,
       stalled: null,
       nextScheduled: null,
+      live: this.opts.liveFromStart === true,
     };
   }
 
@@ -387,6 +415,24 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       case 'reset':
         this.onReset(msg.index, msg.term, msg.image, msg.time ?? this.ctx.clock.wallNow());
         break;
+      case 'live':
+        if (this.timing !== 'observed') {
+          this.timing = 'observed';
+          this.ctx.emit({ type: 'live', index: this.tracked.index });
+          this.publish();
+        }
+        break;
+      case 'catching-up':
+        if (this.timing !== 'caught-up') {
+          this.timing = 'caught-up';
+          this.ctx.emit({
+            type: 'catching-up',
+            index: this.tracked.index,
+            ...(msg.reason ? { reason: msg.reason } : {}),
+          });
+          this.publish();
+        }
+        break;
       case 'archive-tick':
         void this.flush().catch(() => undefined);
         break;
@@ -447,7 +493,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     }
     const meta = { index, term: term ?? this.tracked.term, time };
     this.tracked.skip(meta);
-    this.buffer.push({ ...meta, data: new Uint8Array(0) });
+    this.buffer.push({ ...meta, data: new Uint8Array(0), timing: this.timing });
     this.publishSoon();
   }
 
@@ -489,6 +535,9 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     this.tracked.reset(index, term, time);
     this.layout = undefined;
     this.stalled = null;
+    // A snapshot comes to a learner that fell behind the cluster's compaction: what follows is
+    // a catch-up until the driver sees it keep up again.
+    this.timing = 'caught-up';
     this.ctx.emit({ type: 'resynced', from, to: index });
     this.ctx.log.log(
       'warn',
@@ -540,7 +589,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     this.tracked.apply(entry.command, { index: entry.index, term: entry.term, time });
     // The bytes the log holds (a Raft learner's entry), else encoded once here.
     const data = entry.data ?? encodeArchivedCommand(entry.command);
-    this.buffer.push({ index: entry.index, term: entry.term, time, data });
+    this.buffer.push({ index: entry.index, term: entry.term, time, data, timing: this.timing });
     this.bufferBytes += data.byteLength;
     if (
       this.buffer.length >= this.archiveOpts.maxEntries ||
@@ -819,6 +868,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       lastFull: full?.id ?? null,
       stalled: this.stalled,
       nextScheduled: this.next,
+      live: this.timing === 'observed',
     };
   }
 

@@ -4,11 +4,18 @@
  * A segment is written whole and atomically (tmp, fsync, rename, directory fsync), so a
  * crash leaves it absent rather than half there. Layout:
  *
- *     0  "SYNA" | u8 version (2; 1 still read) | u8 flags (bit 0 deflated, bit 1 sealed) | u16 0
+ *     0  "SYNA" | u8 version (3; 1 and 2 still read) | u8 flags (bit 0 deflated, bit 1 sealed) | u16 0
  *     8  u64 firstIndex | u64 lastIndex | u32 count | u32 payloadLen
- *    32  payload: records  u64 index | u64 term | f64 time | u32 len | data | u32 crc32
- *        (deflated, then sealed with AES-256-GCM when the repository is encrypted)
+ *    32  payload: records  u64 index | u64 term | f64 time | u8 timing | u32 len | data | u32 crc32
+ *        (versions 1 and 2: no timing byte), deflated, then sealed with AES-256-GCM when the
+ *        repository is encrypted
  *     .  32-byte SHA-256 of everything before it
+ *
+ * `time` is when the agent applied the entry, always at or after its commit. Version 3's timing
+ * byte says how close (`ArchiveTiming`): 1 observed (the agent was following the cluster live:
+ * within its follow latency of the commit), 2 caught up (the agent was catching up: committed at
+ * or before `time`, when exactly is unknown), 0 unknown (versions 1 and 2 read as that). Restores
+ * to a time refuse a time that caught-up or unknown records leave ambiguous (restore.ts).
  *
  * A record's `data` is the command, or nothing for an entry without one (a no-op, a
  * configuration change). Version 2: the command as the replicated log encodes it
@@ -39,14 +46,30 @@ export interface ArchivedEntry {
   /** The command (`encodeArchivedCommand`); empty for an entry without a command. */
   readonly data: Uint8Array;
   /**
-   * How `data` encodes the command: the segment format version it was read from (1 or 2; see
-   * the file comment). Absent: the current format, 2.
+   * How `data` encodes the command: the segment format version it was read from (1, 2 or 3; see
+   * the file comment). Absent: the current format.
    */
   readonly format?: number;
+  /** How close `time` is to the commit (see the file comment). Absent: `unknown`. */
+  readonly timing?: ArchiveTiming;
 }
 
+/**
+ * What an archived record's `time` says about its commit: `observed`, applied by an agent that
+ * was following the cluster live (within its follow latency of the commit); `caught-up`,
+ * applied while the agent caught up (committed at or before `time`, maybe long before);
+ * `unknown`, archived without saying (segment formats 1 and 2).
+ */
+export type ArchiveTiming = 'observed' | 'caught-up' | 'unknown';
+
+const TIMING_CODE: Record<ArchiveTiming, number> = { unknown: 0, observed: 1, 'caught-up': 2 };
+const TIMING_OF: readonly ArchiveTiming[] = ['unknown', 'observed', 'caught-up'];
+
 /** The segment format `write` produces. */
-export const ARCHIVE_FORMAT = 2;
+export const ARCHIVE_FORMAT = 3;
+
+/** Whether entries read from a segment of `format` encode commands as the current format. */
+const currentCommandBytes = (format: number | undefined) => format === undefined || format >= 2;
 
 /** A command as the archive's current format stores it (the replicated log's own bytes). */
 export function encodeArchivedCommand(cmd: Command<unknown>): Uint8Array {
@@ -62,7 +85,7 @@ export function decodeArchivedCommand<Op>(e: ArchivedEntry): Command<Op> | undef
   let c: Command<Op> | undefined;
   let why = 'not a command';
   try {
-    c = (e.format === 1 ? unpack(e.data) : decodeCommand(e.data)) as Command<Op>;
+    c = (currentCommandBytes(e.format) ? decodeCommand(e.data) : unpack(e.data)) as Command<Op>;
   } catch (err) {
     why = (err as Error).message;
   }
@@ -148,11 +171,11 @@ export class LogArchive {
       const e = entries[i] as ArchivedEntry;
       // An entry read from an older segment is stored in this format.
       const d =
-        e.format === undefined || e.format === ARCHIVE_FORMAT || e.data.byteLength === 0
+        currentCommandBytes(e.format) || e.data.byteLength === 0
           ? e.data
           : encodeArchivedCommand(decodeArchivedCommand(e) as Command<unknown>);
       datas[i] = d;
-      size += 32 + d.byteLength;
+      size += 33 + d.byteLength;
     }
     const body = Buffer.allocUnsafe(size);
     let off = 0;
@@ -163,9 +186,10 @@ export class LogArchive {
       writeU64(body, e.index, off);
       writeU64(body, e.term, off + 8);
       body.writeDoubleBE(e.time, off + 16);
-      body.writeUInt32BE(d.byteLength, off + 24);
-      body.set(d, off + 28);
-      off += 28 + d.byteLength;
+      body[off + 24] = TIMING_CODE[e.timing ?? 'unknown'];
+      body.writeUInt32BE(d.byteLength, off + 25);
+      body.set(d, off + 29);
+      off += 29 + d.byteLength;
       body.writeUInt32BE(crc32(body.subarray(start, off)), off);
       off += 4;
     }
@@ -221,8 +245,8 @@ export class LogArchive {
     }
     if (raw.length < HEADER + 32 || raw.readUInt32BE(0) !== MAGIC) bad('bad header');
     const format = raw[4] as number;
-    if (format !== 1 && format !== 2) {
-      bad(`format version ${format} is not one this synod reads (1, 2): written by a newer one?`);
+    if (format !== 1 && format !== 2 && format !== 3) {
+      bad(`format version ${format} is not one this synod reads (1-3): written by a newer one?`);
     }
     const sum = createHash('sha256')
       .update(raw.subarray(0, raw.length - 32))
@@ -255,20 +279,25 @@ export class LogArchive {
       }
     }
     const out: ArchivedEntry[] = [];
+    // Version 3 has the timing byte after the time.
+    const t = format >= 3 ? 1 : 0;
     let off = 0;
     while (off < payload.length) {
-      if (off + 32 > payload.length) bad(`truncated record at ${off}`);
-      const len = payload.readUInt32BE(off + 24);
-      const end = off + 28 + len;
+      if (off + 32 + t > payload.length) bad(`truncated record at ${off}`);
+      const len = payload.readUInt32BE(off + 24 + t);
+      const end = off + 28 + t + len;
       if (end + 4 > payload.length) bad(`truncated record at ${off}`);
       if (crc32(payload.subarray(off, end)) !== payload.readUInt32BE(end))
         bad(`record crc mismatch at ${off}`);
+      const timing = t ? TIMING_OF[payload[off + 24] as number] : 'unknown';
+      if (timing === undefined) bad(`record at ${off} has an unknown timing ${payload[off + 24]}`);
       out.push({
         index: readU64(payload, off),
         term: readU64(payload, off + 8),
         time: payload.readDoubleBE(off + 16),
-        data: payload.subarray(off + 28, end),
+        data: payload.subarray(off + 28 + t, end),
         format,
+        timing: timing as ArchiveTiming,
       });
       off = end + 4;
     }

@@ -57,6 +57,8 @@ export class RepoDriver {
       term: 1 + (index >> 10),
       time: this.time,
       data: encodeArchivedCommand(command(op, index)),
+      // The driver's times are its entries' commit times.
+      timing: 'observed',
     });
     this.digests.set(index, { digest: this.tracked.digestHex, count: this.tracked.keyCount });
   }

@@ -59,6 +59,8 @@ export async function startEmbeddedBackup(
     seedFromAgent?: boolean;
     seedCheckMs?: number;
     seedTermForTest?: (term: number) => number;
+    /** See LiveBackupOptions.followToleranceMs. */
+    followToleranceMs?: number;
     log?: (line: string) => void;
   } = {},
 ): Promise<{ live: LiveBackup<KvOp>; stop(): Promise<void> }> {
@@ -89,6 +91,9 @@ export async function startEmbeddedBackup(
     ...(options.seedFromAgent !== undefined ? { seedFromAgent: options.seedFromAgent } : {}),
     ...(options.seedCheckMs !== undefined ? { seedCheckMs: options.seedCheckMs } : {}),
     ...(options.seedTermForTest ? { seedTermForTest: options.seedTermForTest } : {}),
+    ...(options.followToleranceMs !== undefined
+      ? { followToleranceMs: options.followToleranceMs }
+      : {}),
     ...(options.log ? { log: options.log } : {}),
   });
   return {

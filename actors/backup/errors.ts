@@ -56,7 +56,12 @@ export type BackupErrorCode =
   /** The cluster refused to add (or remove) the agent's learner. */
   | 'SYNOD_ERR_BACKUP_JOIN'
   /** The agent did not catch up with the cluster (or start) in time. */
-  | 'SYNOD_ERR_BACKUP_TIMEOUT';
+  | 'SYNOD_ERR_BACKUP_TIMEOUT'
+  /**
+   * A `time:` restore target falls where the archive cannot say which entries the cluster had
+   * committed by then (entries caught up by the agent, archived by an older synod, or missing).
+   */
+  | 'SYNOD_ERR_BACKUP_TIME_AMBIGUOUS';
 
 export class BackupError extends SynodError {
   declare readonly code: BackupErrorCode;

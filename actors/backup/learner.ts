@@ -152,6 +152,8 @@ export interface LiveBackupOptions<Op> {
   readonly seedCheckMs?: number;
   /** Tests: the term written into the seed (to simulate one that does not match the leader's). */
   readonly seedTermForTest?: (term: number) => number;
+  /** See `FollowOptions.toleranceMs` (default `FOLLOW_TOLERANCE_MS`). */
+  readonly followToleranceMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -261,7 +263,9 @@ export class LiveBackup<Op = unknown> {
 
   /**
    * Waits until the agent has applied everything the leader had committed when this was
-   * called (so a backup taken next holds every write acknowledged before it).
+   * called (so a backup taken next holds every write acknowledged before it), then tells it
+   * `live` once it keeps up with the cluster (`goLive`): the entries applied until then are
+   * archived as `caught-up`, later ones as `observed`.
    */
   async catchUp(timeoutMs = 120_000): Promise<AgentStatus> {
     const target = await this.membership.committedIndex();
@@ -298,6 +302,13 @@ export class LiveBackup<Op = unknown> {
         `the agent stalled at index ${s.stalled.expected - 1} (the learner skipped entries)`,
       );
     }
+    // Everything so far was caught up (archived as such); from here on it may follow live.
+    await goLive(clock, this.agent, () => this.membership.committedIndex(), {
+      ...(this.opts.followToleranceMs !== undefined
+        ? { toleranceMs: this.opts.followToleranceMs }
+        : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
     return s;
   }
 
@@ -435,6 +446,152 @@ async function writeSeed(
   await w.commit();
   await dd.log.compact(seed.index, seed.term);
   await dd.hardState.save({ term: seed.term, vote: null, commit: seed.index });
+}
+
+/**
+ * How close behind the cluster an agent must be to archive entries as `observed` (ms): a round
+ * of `followRound` passes when the agent has applied the leader's commit index within this long
+ * of asking for it.
+ */
+export const FOLLOW_TOLERANCE_MS = 2000;
+
+/** A standing agent checks that it still follows the cluster this often (ms). */
+export const FOLLOW_CHECK_MS = 5000;
+
+export interface FollowOptions {
+  /** Default `FOLLOW_TOLERANCE_MS`. */
+  readonly toleranceMs?: number;
+  /** `goLive`: rounds before giving up (the agent stays `caught-up`). Default 5. */
+  readonly maxRounds?: number;
+  /** `keepFollowing`: the pause between two rounds that passed. Default `FOLLOW_CHECK_MS`. */
+  readonly checkMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+type FollowedAgent = Pick<ActorRef<BackupAgentMsg<never>, AgentStatus>, 'state$' | 'tell'>;
+
+/**
+ * One round of "does the agent follow the cluster live?": asks the cluster's commit index *c* at
+ * *t0* and resolves true when the agent has applied *c* by *t0* + `toleranceMs`, false when it
+ * has not (the answer or the applies came later, the ask failed, or the agent stalled). Every
+ * entry after *c* was committed after *t0* (the commit index only grows), so once a round passes,
+ * an entry the agent applies from then on reaches it within about `toleranceMs` of its commit,
+ * as long as it keeps up (which `keepFollowing` checks again).
+ */
+export function followRound(
+  clock: Clock,
+  agent: FollowedAgent,
+  committedIndex: () => Promise<number>,
+  toleranceMs: number,
+): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    let done = false;
+    const t0 = clock.now();
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      resolve(ok);
+    };
+    const timer = clock.setTimer(toleranceMs, () => finish(false));
+    committedIndex()
+      .then((c) => {
+        if (done) return undefined;
+        return waitFor(
+          clock,
+          agent.state$,
+          (st) => st.index >= c || st.stalled !== null,
+          `the agent to apply up to index ${c}`,
+          Math.max(1, toleranceMs - (clock.now() - t0)),
+        );
+      })
+      .then(
+        (st) => {
+          if (st) finish(st.stalled === null && clock.now() - t0 <= toleranceMs);
+        },
+        () => finish(false),
+      );
+  });
+}
+
+/**
+ * After a catch-up: runs `followRound` until one passes (at most `maxRounds`), then tells the
+ * agent `live` (it archives entries as `observed` from then on) and resolves true. The entries
+ * applied meanwhile stay `caught-up`. False when no round passed: the agent keeps archiving
+ * entries as `caught-up`, which is conservative (a restore to a time among them refuses).
+ */
+export async function goLive(
+  clock: Clock,
+  agent: FollowedAgent,
+  committedIndex: () => Promise<number>,
+  opts: FollowOptions = {},
+): Promise<boolean> {
+  const tol = opts.toleranceMs ?? FOLLOW_TOLERANCE_MS;
+  const rounds = opts.maxRounds ?? 5;
+  for (let i = 0; i < rounds; i++) {
+    if (await followRound(clock, agent, committedIndex, tol)) {
+      agent.tell({ type: 'live' });
+      return true;
+    }
+  }
+  opts.log?.(
+    `the agent did not keep within ${tol} ms of the cluster in ${rounds} rounds: its entries stay archived as caught up`,
+  );
+  return false;
+}
+
+/**
+ * A standing agent's watch (`synod backup agent`): every `checkMs` a `followRound`; one that
+ * fails (the agent fell behind: a disconnection, a slow disk, an election) tells the agent
+ * `catching-up` at once, and rounds then run back to back until one passes, which tells it
+ * `live` again. Entries applied between a round that passed and the next one are archived as
+ * `observed` even if the agent fell behind in between: `observed` means within about
+ * `checkMs` + `toleranceMs` of the commit at worst (docs/backup.md). Runs until `stop` settles.
+ */
+export async function keepFollowing(
+  clock: Clock,
+  agent: FollowedAgent & Pick<ActorRef<BackupAgentMsg<never>, AgentStatus>, 'getSnapshot'>,
+  committedIndex: () => Promise<number>,
+  stop: Promise<unknown>,
+  opts: FollowOptions = {},
+): Promise<void> {
+  const tol = opts.toleranceMs ?? FOLLOW_TOLERANCE_MS;
+  const checkMs = opts.checkMs ?? FOLLOW_CHECK_MS;
+  let stopped = false;
+  const stopping = stop.then(
+    () => {
+      stopped = true;
+    },
+    () => {
+      stopped = true;
+    },
+  );
+  const pause = async (ms: number) => {
+    let timer: { cancel(): void } | undefined;
+    await Promise.race([
+      stopping,
+      new Promise<void>((resolve) => (timer = clock.setTimer(ms, resolve))),
+    ]);
+    timer?.cancel();
+  };
+  while (!stopped) {
+    const ok = await followRound(clock, agent, committedIndex, tol);
+    if (stopped) break;
+    const live = agent.getSnapshot()?.live === true;
+    if (ok && !live) {
+      agent.tell({ type: 'live' });
+      opts.log?.('the agent follows the cluster live again: entries are archived as observed');
+    } else if (!ok && live) {
+      agent.tell({
+        type: 'catching-up',
+        reason: `not within ${tol} ms of the cluster's commit index`,
+      });
+      opts.log?.(
+        `the agent fell more than ${tol} ms behind the cluster: entries are archived as caught up until it keeps up again`,
+      );
+    }
+    await pause(ok ? checkMs : Math.min(checkMs, 250));
+  }
 }
 
 /** A refusal that a moment later may succeed: the cluster is between two leaders. */

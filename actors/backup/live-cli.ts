@@ -16,7 +16,7 @@ import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import type { AgentStatus, BackupEvent, BackupFailedEvent, BackupSummary } from './agent.js';
 import { chunkPool } from './chunk-pool.js';
 import { BackupError } from './errors.js';
-import { adminMembership, LiveBackup } from './learner.js';
+import { adminMembership, keepFollowing, LiveBackup } from './learner.js';
 import type { BackupType, Manifest } from './manifest.js';
 import { LivePaxosBackup } from './paxos-learner.js';
 import type { ProgressFn } from './progress.js';
@@ -488,8 +488,18 @@ export async function runLiveAgent(run: LiveAgentRun): Promise<LiveAgentResult> 
     const target = await live.committedIndex();
     run.log?.(`the leader has committed index ${target}; catching up`);
     await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
+    // While it runs, check that it still follows live (else its entries are archived as caught
+    // up until it does again: a restore to a time among them refuses instead of guessing).
+    const following = keepFollowing(
+      run.clock ?? systemClock,
+      live.agent,
+      () => live.committedIndex(),
+      run.stop,
+      run.log ? { log: run.log } : {},
+    );
     run.onReady?.(await live.status());
     await run.stop;
+    await following;
     const archivedTo = await live.flush();
     const status = await live.status();
     await joined.leave();

@@ -29,7 +29,7 @@ import type { ActorSystem } from '../../lib/actor-system.js';
 import { decodeCommand, fromWire, type SlotEntry } from '../paxos/multi-messages.js';
 import { type AgentStatus, BackupAgent, type BackupAgentMsg, type BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
-import { type ClusterMembership, waitFor, waitStarted } from './learner.js';
+import { type ClusterMembership, goLive, waitFor, waitStarted } from './learner.js';
 import type { BackupType } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
@@ -294,6 +294,8 @@ export interface LivePaxosBackupOptions<Op> {
   readonly progress?: ProgressFn;
   readonly pollMs?: number;
   readonly replyTimeoutMs?: number;
+  /** See `FollowOptions.toleranceMs` (learner.ts; default `FOLLOW_TOLERANCE_MS`). */
+  readonly followToleranceMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -369,7 +371,8 @@ export class LivePaxosBackup<Op = unknown> {
 
   /**
    * Waits until the agent has applied every slot the leader had decided when this was called
-   * (so a backup taken next holds every write acknowledged before it).
+   * (so a backup taken next holds every write acknowledged before it), then tells it `live`
+   * once it keeps up (`goLive`, learner.ts).
    */
   async catchUp(timeoutMs = 120_000): Promise<AgentStatus> {
     const target = await this.opts.membership.committedIndex();
@@ -386,6 +389,13 @@ export class LivePaxosBackup<Op = unknown> {
         `the agent stalled at slot ${s.stalled.expected - 1} (a gap in the decided slots)`,
       );
     }
+    // Everything so far was caught up (archived as such); from here on it may follow live.
+    await goLive(this.opts.system.clock, this.agent, () => this.opts.membership.committedIndex(), {
+      ...(this.opts.followToleranceMs !== undefined
+        ? { toleranceMs: this.opts.followToleranceMs }
+        : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
     return s;
   }
 

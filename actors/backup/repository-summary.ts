@@ -13,7 +13,7 @@ export interface BackupPoint {
   readonly type: BackupType;
   readonly index: number;
   readonly term: number;
-  /** Commit time of the entry at `index` (ms since the epoch). */
+  /** When the agent applied the entry at `index`, at or after its commit (ms since the epoch; docs/backup.md "Commit times and `--to time:`"). */
   readonly time: number;
   readonly keys: number;
 }

@@ -9,7 +9,13 @@
  * stops the restore with an error: it never returns wrong data.
  */
 import type { Command } from '../../lib/replicated-log.js';
-import { decodeArchivedCommand, LogArchive, type SegmentInfo } from './archive.js';
+import {
+  type ArchivedEntry,
+  type ArchiveTiming,
+  decodeArchivedCommand,
+  LogArchive,
+  type SegmentInfo,
+} from './archive.js';
 import { StateDigest, StreamDigest } from './digest.js';
 import { BackupError, isBackupError } from './errors.js';
 import type { Manifest } from './manifest.js';
@@ -75,7 +81,7 @@ export async function planRestore(repo: Repository, target: RestoreTarget): Prom
   if (target.kind === 'index') {
     index = target.index;
   } else if (target.kind === 'time') {
-    index = await indexAtTime(repo, target.time, backups, segs);
+    index = await indexAtTime(repo, target, backups, segs, warnings);
   } else {
     // latest: the newest backup, then as far as the archive runs on without a gap.
     const newestIndex = backups.reduce((a, b) => Math.max(a, b.index), 0);
@@ -157,32 +163,151 @@ async function planForIndex(
   throw lastErr as BackupError;
 }
 
+const iso = (t: number) => new Date(t).toISOString();
+
+/** Archived records from index `from` on, in index order; a missing run is one `gap`. */
+async function* recordsFrom(
+  repo: Repository,
+  segs: readonly SegmentInfo[],
+  from: number,
+): AsyncGenerator<ArchivedEntry | { readonly gap: { from: number; to: number } }> {
+  let next = from;
+  for (const s of segs) {
+    if (s.last < next) continue;
+    if (s.first > next) {
+      yield { gap: { from: next, to: s.first - 1 } };
+      next = s.first;
+    }
+    for (const e of await repo.archive.read(s)) {
+      if (e.index < next) continue;
+      yield e;
+      next = e.index + 1;
+    }
+  }
+}
+
+/**
+ * The index whose state the cluster had at `target.time`: the last index known to be committed
+ * at or before it. A record's time (and a backup's) is when the agent applied the entry, at or
+ * after its commit, so every index up to the last one stamped at or before T was committed by T
+ * (*I*). Whether the next entries were too depends on how they were timed (archive.ts): an
+ * `observed` entry I+1 was committed within the agent's follow latency of its time, after T, so
+ * *I* is the answer. A `caught-up` or `unknown` one (or a missing one) may have been committed
+ * at any time before its stamp, T included: the answer is one of *I*..*J* (*J*: the last of that
+ * run) and the archive cannot say which, so the restore refuses (SYNOD_ERR_BACKUP_TIME_AMBIGUOUS)
+ * unless `ifAmbiguous: 'earlier'` asks for *I*, with a warning. A T past the archive's end
+ * restores its end with a warning: the repository knows nothing committed after it.
+ */
 async function indexAtTime(
   repo: Repository,
-  time: number,
+  target: Extract<RestoreTarget, { kind: 'time' }>,
   backups: Manifest[],
   segs: SegmentInfo[],
+  warnings: string[],
 ): Promise<number> {
+  const time = target.time;
   let best = -1;
-  for (const b of backups) if (b.time <= time && b.index > best) best = b.index;
+  let bestTime = 0;
+  for (const b of backups) {
+    if (b.time <= time && b.index > best) {
+      best = b.index;
+      bestTime = b.time;
+    }
+  }
+  /** The last `observed` record at or before T: the entries after it were committed after it. */
+  let observed: ArchivedEntry | undefined;
   for (const s of segs) {
-    if (s.last <= best) continue;
+    if (s.last < best) continue; // (the segment holding a backup's index: how it was timed)
     const entries = await repo.archive.read(s);
     let past = false;
     for (const e of entries) {
-      if (e.time <= time) best = Math.max(best, e.index);
-      else past = true;
+      if (e.time <= time) {
+        if (e.index > best) {
+          best = e.index;
+          bestTime = e.time;
+        }
+        if (e.timing === 'observed' && (!observed || e.index > observed.index)) observed = e;
+      } else past = true;
     }
     if (past) break;
   }
   if (best < 0) {
     throw new BackupError(
       'SYNOD_ERR_BACKUP_TARGET_UNREACHABLE',
-      `time ${new Date(time).toISOString()} is before the oldest backup and archived entry`,
+      `time ${iso(time)} is before the oldest backup and archived entry`,
       { time },
     );
   }
-  return best;
+  const tip = LogArchive.tip(segs);
+  if (best >= tip) {
+    warnings.push(
+      `time ${iso(time)} is after the last entry the repository holds (index ${best}, ${iso(bestTime)}): restoring it; anything the cluster committed after it was not archived`,
+    );
+    return best;
+  }
+  // The entries after `best`: the first observed one ends the run that T may fall in.
+  let runEnd = tip;
+  let runEndTime: number | undefined;
+  let firstTime: number | undefined;
+  const counts: Record<ArchiveTiming | 'missing', number> = {
+    observed: 0,
+    'caught-up': 0,
+    unknown: 0,
+    missing: 0,
+  };
+  let open = true;
+  for await (const r of recordsFrom(repo, segs, best + 1)) {
+    if ('gap' in r) {
+      counts.missing += r.gap.to - r.gap.from + 1;
+      continue;
+    }
+    const timing = r.timing ?? 'unknown';
+    if (timing === 'observed') {
+      runEnd = r.index - 1;
+      open = false;
+      break;
+    }
+    counts[timing]++;
+    firstTime ??= r.time;
+    runEndTime = r.time;
+  }
+  if (runEnd === best) return best; // the next entry was observed after T
+  const why: string[] = [];
+  if (counts['caught-up'] > 0)
+    why.push(
+      `${counts['caught-up']} were archived by an agent catching up (a one-off synod backup --cluster, or an agent after a restart or a disconnection)${firstTime === undefined ? '' : firstTime === runEndTime ? ` at ${iso(firstTime)}` : ` at ${iso(firstTime)}–${iso(runEndTime as number)}`}, stamped with that time`,
+    );
+  if (counts.unknown > 0)
+    why.push(
+      `${counts.unknown} are in archive segments of format 1 or 2 (written before synod recorded whether an entry's time was observed live or caught up)`,
+    );
+  if (counts.missing > 0) why.push(`${counts.missing} are missing from the archive (a gap)`);
+  const lower = observed
+    ? `after ${iso(observed.time)} (index ${observed.index}, observed live)`
+    : 'at an unknown time';
+  const range = `${best}..${runEnd}${open ? ' (or later: the archive ends there)' : ''}`;
+  const message =
+    `time ${iso(time)} is ambiguous: the cluster's state then was that of one of indices ${range}, and the archive cannot say which. ` +
+    `Of entries ${best + 1}..${runEnd}, ${why.join('; ')}: they were committed ${lower} and at or before their archived times${runEndTime !== undefined ? ` (up to ${iso(runEndTime)})` : ''}. ` +
+    `Index ${best} (${iso(bestTime)}) is the last known committed at or before that time. Restore with --to index:N for the index you want, or add --if-ambiguous earlier to restore index ${best}.`;
+  if (target.ifAmbiguous === 'earlier') {
+    warnings.push(
+      `${message.split(' Restore with')[0]} Restoring index ${best} (--if-ambiguous earlier).`,
+    );
+    return best;
+  }
+  throw new BackupError('SYNOD_ERR_BACKUP_TIME_AMBIGUOUS', message, {
+    time,
+    known: best,
+    knownTime: bestTime,
+    upTo: runEnd,
+    open,
+    caughtUp: counts['caught-up'],
+    unknown: counts.unknown,
+    missing: counts.missing,
+    ...(observed ? { after: observed.time } : {}),
+    ...(runEndTime !== undefined ? { before: runEndTime } : {}),
+  });
 }
 
 export interface RestoreOptions<Op> {

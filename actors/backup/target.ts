@@ -6,7 +6,16 @@ export type RestoreTarget =
   | { readonly kind: 'latest' }
   | { readonly kind: 'backup'; readonly id: string }
   | { readonly kind: 'index'; readonly index: number }
-  | { readonly kind: 'time'; readonly time: number };
+  | {
+      readonly kind: 'time';
+      readonly time: number;
+      /**
+       * What to do when the archive cannot tell which entries were committed by `time`
+       * (restore.ts `indexAtTime`): refuse with SYNOD_ERR_BACKUP_TIME_AMBIGUOUS (the default), or
+       * restore the last index known to be committed at or before it (`earlier`).
+       */
+      readonly ifAmbiguous?: 'refuse' | 'earlier';
+    };
 
 export function parseTarget(text: string): RestoreTarget {
   if (text === 'latest') return { kind: 'latest' };

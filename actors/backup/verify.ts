@@ -42,6 +42,16 @@ export interface VerifyReport {
   readonly archivedTo: number | null;
   /** Chunks no manifest references (left by interrupted backups; harmless, swept by expire). */
   readonly orphanChunks: number;
+  /**
+   * Archived records by how their time was taken (archive.ts `ArchiveTiming`): observed live,
+   * caught up (committed at or before their time), unknown (segment formats 1 and 2). A
+   * `restore --to time:` refuses times that the latter two leave ambiguous. Not damage.
+   */
+  readonly archiveTiming: {
+    readonly observed: number;
+    readonly caughtUp: number;
+    readonly unknown: number;
+  };
   readonly problems: readonly Problem[];
 }
 
@@ -132,9 +142,13 @@ export async function verify(
   const segs = await repo.archive.list();
   const terms = new Map<number, number>();
   const badSegs = new Set<string>();
+  const archiveTiming = { observed: 0, caughtUp: 0, unknown: 0 };
   for (const s of segs) {
     try {
       for (const e of await repo.archive.read(s)) {
+        if (e.timing === 'observed') archiveTiming.observed++;
+        else if (e.timing === 'caught-up') archiveTiming.caughtUp++;
+        else archiveTiming.unknown++;
         const t = terms.get(e.index);
         if (t !== undefined && t !== e.term) {
           problems.push({
@@ -198,6 +212,7 @@ export async function verify(
     archivedFrom: segs.length > 0 ? Math.min(...segs.map((s) => s.first)) : null,
     archivedTo: segs.length > 0 ? LogArchive.tip(segs) : null,
     orphanChunks,
+    archiveTiming,
     problems,
   };
 }

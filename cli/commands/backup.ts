@@ -582,6 +582,12 @@ async function doVerify(args: ParsedArgs): Promise<number> {
   console.log(
     `${r.backups} backups, ${r.chunks} chunks (${fmtBytes(r.chunkBytes)}), ${r.segments} archive segments${r.archivedFrom !== null ? ` (indices ${r.archivedFrom}..${r.archivedTo})` : ''}, ${r.orphanChunks} unreferenced chunks`,
   );
+  const at = r.archiveTiming;
+  if (at.caughtUp + at.unknown > 0) {
+    console.log(
+      `archive entry times: ${at.observed} observed live, ${at.caughtUp} caught up (committed at or before their time), ${at.unknown} of unknown precision (archive formats 1 and 2); restore --to time: refuses a time these leave ambiguous`,
+    );
+  }
   for (const p of r.problems) {
     console.log(
       `DAMAGED ${p.kind} ${p.target}: ${p.detail}${p.affects.length ? ` [breaks: ${p.affects.join(', ')}]` : ''}`,

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { openRepo, parseArgs, reportError, UsageError } from '../../actors/backup/cli-args.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
 import { restoreDataDirs } from '../../actors/backup/restore-data-dirs.js';
-import { formatTarget, parseTarget } from '../../actors/backup/target.js';
+import { formatTarget, parseTarget, type RestoreTarget } from '../../actors/backup/target.js';
 import { SystemClock } from '../../lib/clock.js';
 
 export const summary =
@@ -19,7 +19,11 @@ const USAGE = `usage: synod restore --repo DIR --to TARGET --dest DATADIR [optio
 TARGET: latest            the newest state the repository holds (backup + archived log)
         <backup id>       exactly that backup (see synod backup list)
         index:N           the state right after log index N was applied
-        time:ISO          the state at that time (last entry committed at or before it)
+        time:ISO          the state at that time (last entry committed at or before it);
+                          refused (SYNOD_ERR_BACKUP_TIME_AMBIGUOUS) where the archive cannot
+                          tell which entries were committed by then: entries a catching-up
+                          agent (a one-off backup --cluster) stamped with its catch-up time,
+                          entries archived before synod recorded that, or missing entries
 
 options:
   --dest DATADIR        a fresh directory for the restored node's data (must be empty):
@@ -32,13 +36,16 @@ options:
   --members a,b,c       members (voters) of the new cluster (default: n1)
   --cluster-id ID       id of the new cluster (default: a new random id)
   --key-file FILE       key of an encrypted repository (or $SYNOD_BACKUP_KEY)
+  --if-ambiguous WHAT   with --to time:ISO: refuse (default) or earlier (restore the last
+                        index known to be committed at or before that time, with a warning)
   --dry-run             rebuild and check the state, write nothing
   --json                print the result as JSON
   -h, --help            this help
 
 The restore refuses (exit 1, with a SYNOD_ERR_BACKUP_... code) rather than write a state it
 cannot prove right: a missing or corrupt chunk, a broken chain, a digest mismatch, a gap
-in the log archive, a target before the first backup or past the archive's end.`;
+in the log archive, a target before the first backup or past the archive's end, a time the
+archive cannot resolve to one index.`;
 
 export async function run(argv: string[]): Promise<number> {
   try {
@@ -56,6 +63,7 @@ export async function run(argv: string[]): Promise<number> {
         '--cluster-dir',
         '--node',
         '--cluster-name',
+        '--if-ambiguous',
       ],
       ['--help', '--json', '--dry-run'],
     );
@@ -67,7 +75,16 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError(`unexpected argument ${args.positional[0]}`);
     const toText = args.values.get('--to');
     if (!toText) throw new UsageError('--to TARGET is required');
-    const target = parseTarget(toText);
+    const parsed = parseTarget(toText);
+    const ifAmbiguous = args.values.get('--if-ambiguous');
+    if (ifAmbiguous !== undefined && ifAmbiguous !== 'refuse' && ifAmbiguous !== 'earlier')
+      throw new UsageError(`--if-ambiguous ${ifAmbiguous}: expected refuse or earlier`);
+    if (ifAmbiguous !== undefined && parsed.kind !== 'time')
+      throw new UsageError('--if-ambiguous goes with --to time:ISO');
+    const target: RestoreTarget =
+      ifAmbiguous !== undefined && parsed.kind === 'time'
+        ? { ...parsed, ifAmbiguous: ifAmbiguous as 'refuse' | 'earlier' }
+        : parsed;
     const dest = args.values.get('--dest');
     const clusterDir = args.values.get('--cluster-dir');
     const nodeId = args.values.get('--node');

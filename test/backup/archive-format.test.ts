@@ -55,7 +55,7 @@ async function segmentVersions(dir: string): Promise<Record<string, number>> {
 }
 
 for (const name of ['plain', 'encrypted'] as const) {
-  t.test(`${name}: version 1 segments and version 2 segments after them`, async (t) => {
+  t.test(`${name}: version 1 segments and current-version segments after them`, async (t) => {
     const { dir, repo } = await fixture(name);
     t.same(
       Object.values(await segmentVersions(dir)),
@@ -70,7 +70,7 @@ for (const name of ['plain', 'encrypted'] as const) {
     await d.flush();
     const versions = await segmentVersions(dir);
     t.equal(versions['0000000000000361-0000000000000420.seg'], ARCHIVE_FORMAT, 'new segment');
-    t.equal(ARCHIVE_FORMAT, 2);
+    t.equal(ARCHIVE_FORMAT, 3);
 
     for (const index of [321, 340, 360, 361, 390, 420]) {
       const r = await restore(repo, { kind: 'index', index }, { factory });
@@ -96,7 +96,9 @@ for (const name of ['plain', 'encrypted'] as const) {
     const r2 = await Repository.init(again, name === 'encrypted' ? { key: KEY } : {});
     await r2.withLock(() => r2.archive.write(old));
     const back = await r2.archive.read((await r2.archive.list())[0] as (typeof segs)[number]);
-    t.equal(back[0]?.format, 2, 'rewritten in the current format');
+    t.equal(back[0]?.format, ARCHIVE_FORMAT, 'rewritten in the current format');
+    t.equal(old[0]?.timing, 'unknown', 'a version 1 record does not say how its time was taken');
+    t.equal(back[0]?.timing, 'unknown', 'and rewritten, it still does not');
     t.same(
       back.map((e) => decodeArchivedCommand(e)),
       old.map((e) => decodeArchivedCommand(e)),
@@ -166,6 +168,7 @@ t.test('restore refuses an archived record that is not a command', async (t) => 
 });
 
 t.test('a segment of a newer format version is named, not misread', async (t) => {
+  t.equal(ARCHIVE_FORMAT, 3);
   const dir = path.join(base, `newer-${++dirs}`);
   const repo = await Repository.init(dir, { clusterId: 'x' });
   const d = new RepoDriver(repo, 'x', 6, WORKLOAD);
@@ -174,7 +177,7 @@ t.test('a segment of a newer format version is named, not misread', async (t) =>
   const [seg] = await repo.archive.list();
   const file = (seg as { file: string }).file;
   const raw = Buffer.from(await readFile(file));
-  raw[4] = 3;
+  raw[4] = ARCHIVE_FORMAT + 1;
   // A well-formed file of that version: its checksum matches.
   createHash('sha256')
     .update(raw.subarray(0, raw.length - 32))
@@ -185,7 +188,7 @@ t.test('a segment of a newer format version is named, not misread', async (t) =>
     repo.archive.read(seg as { file: string; name: string; first: number; last: number }),
     {
       code: 'SYNOD_ERR_BACKUP_ARCHIVE_CORRUPT',
-      message: /format version 3/,
+      message: new RegExp(`format version ${ARCHIVE_FORMAT + 1}`),
     },
   );
   const report = await verify(repo);
