@@ -261,23 +261,37 @@ async function streamKv(
       throw new BackupError('SYNOD_ERR_BACKUP_IO', `the restore spool ${spoolPath} is short`);
     }
     const writers = open.map((o) => o.writer as SnapshotWriter);
+    // Each writer copies (and hashes) the bytes when called, so the read buffer is reused at
+    // once; the file writes run behind, at most two pieces per writer, while the next piece
+    // is read.
+    const writes: Promise<unknown>[] = [];
     const writeAll = async (bytes: Buffer) => {
-      // Each writer copies the bytes when called: the buffer may be reused at once.
-      await Promise.all(writers.map((w) => w.write(bytes)));
-    };
-    await writeAll(head);
-    if (spool) {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let off = 0; off < bodyBytes; ) {
-        const { bytesRead } = await spool.read(buf, 0, Math.min(buf.length, bodyBytes - off), off);
-        if (bytesRead === 0) {
-          throw new BackupError('SYNOD_ERR_BACKUP_IO', `the restore spool ${spoolPath} is short`);
-        }
-        await writeAll(buf.subarray(0, bytesRead));
-        off += bytesRead;
+      for (const w of writers) {
+        const p = w.write(bytes);
+        p.catch(() => undefined);
+        writes.push(p);
       }
+      while (writes.length > 2 * writers.length) await writes.shift();
+    };
+    try {
+      await writeAll(head);
+      if (spool) {
+        const buf = Buffer.allocUnsafe(1 << 20);
+        for (let off = 0; off < bodyBytes; ) {
+          const want = Math.min(buf.length, bodyBytes - off);
+          const { bytesRead } = await spool.read(buf, 0, want, off);
+          if (bytesRead === 0) {
+            throw new BackupError('SYNOD_ERR_BACKUP_IO', `the restore spool ${spoolPath} is short`);
+          }
+          await writeAll(buf.subarray(0, bytesRead));
+          off += bytesRead;
+        }
+      }
+      await writeAll(tail);
+      await Promise.all(writes);
+    } finally {
+      await Promise.all(writes.map((p) => p.catch(() => undefined)));
     }
-    await writeAll(tail);
     return checked;
   } finally {
     await spool?.close().catch(() => undefined);

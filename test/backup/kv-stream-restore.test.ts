@@ -4,13 +4,14 @@
  * keys and values around every msgpack header size, characters outside ASCII) written into
  * node data directories record by record gives byte for byte the snapshot, meta, hard state
  * and restore.json the in-memory path (state machine rebuilt, `kvNodeImage`) writes, for a
- * digest version 2 manifest and a version 1 one; a dry run checks the same; a value that is
+ * digest version 2 manifest and a version 1 one; a dry run checks the same; a restore that
+ * fails on a damaged chunk leaves its destination as it found it (no spool); a value that is
  * not a KV value and a reserved key the KV state does not know are refused with the
  * destination left absent; the msgpack headers the stream writes are the codec's.
  * That a streamed kv data directory starts a working node: live-cluster.test.ts (its
  * `restore --to <full> --dest` is streamed). SYNOD_SEED=n reproduces a run.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -184,6 +185,38 @@ t.test(
     const dry = await restoreDataDirs(repo, target, common);
     t.same(dry.dirs, []);
     t.equal(dry.result.digest, full.stateDigest, 'a dry run streams and checks');
+
+    t.test(
+      'a failed kv restore leaves each destination as it found it, spool included',
+      async (t) => {
+        const absent = path.join(base, 'kv-absent');
+        const empty = path.join(base, 'kv-empty');
+        await mkdir(empty);
+        // Damage the last chunk: the first ones are spooled already when it fails.
+        const last = full.chunks[full.chunks.length - 1] as { id: string };
+        const file = repo.chunks.pathOf(last.id);
+        const saved = await readFile(file);
+        const b = Buffer.from(saved);
+        b[b.length - 3] = (b[b.length - 3] as number) ^ 1;
+        await writeFile(file, b);
+        t.teardown(() => writeFile(file, saved));
+        for (const dir of [absent, empty]) {
+          await t.rejects(restoreDataDirs(repo, target, { ...common, dest: { dir, node: 'a' } }), {
+            code: 'SYNOD_ERR_BACKUP_CHUNK_CORRUPT',
+          });
+        }
+        await t.rejects(readdir(absent), { code: 'ENOENT' }, 'an absent destination stays absent');
+        t.same(await readdir(empty), [], 'an empty destination stays empty (no spool)');
+        // Negative control: repaired, the same destination takes the restore.
+        await writeFile(file, saved);
+        const ok = await restoreDataDirs(repo, target, {
+          ...common,
+          dest: { dir: empty, node: 'a' },
+        });
+        t.equal(ok.result.digest, full.stateDigest);
+        t.ok((await snap(empty)).data?.equals(want.data as Buffer), 'and writes the same bytes');
+      },
+    );
 
     t.test('a digest version 1 manifest (record sums) streams the same bytes', async (t) => {
       const file = path.join(repo.backupsDir, `${full.id}.manifest`);
