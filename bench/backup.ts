@@ -546,6 +546,7 @@ export const main: BenchMain = async (argv) => {
         idle: round1(c.pooled.idle),
       },
       backupMs: ph.map((p) => p.backupMs.map((x) => Math.round(x))),
+      reusedShare: ph.map((p) => p.reusedShare.map((x) => round2(x))),
       backupShare: ph.map((p) => round2(p.backupShare)),
       catchUpMs: ph.map((p) => Math.round(p.catchUpMs)),
       agentCpuMsPerS: ph.map((p) => Math.round(p.agentCpuMsPerS)),

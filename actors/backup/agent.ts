@@ -97,6 +97,10 @@ export interface BackupAgentOptions<Op> {
 
 /** The agent's default `reuseBytes`: 256 MiB (a state of up to about that size is covered). */
 export const DEFAULT_REUSE_BYTES = 256 << 20;
+/** The share of a full backup's bytes reused below which it counts as a miss (see `reuseMisses`). */
+const REUSE_PAYS = 1 / 8;
+/** After a miss, one full in this many keeps the bytes of its new chunks. */
+const KEEP_EVERY_MISSED = 4;
 
 export interface BackupSummary {
   readonly id: string;
@@ -270,6 +274,8 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
   private timing: 'observed' | 'caught-up';
   /** The newest full backup's chunks (captured at `index`), for the next full to reuse. */
   private layout: { readonly index: number; readonly layout: ChunkLayout } | undefined;
+  /** Full backups in a row that reused less than REUSE_PAYS of their bytes (or could not try). */
+  private reuseMisses = 0;
 
   constructor(private readonly opts: BackupAgentOptions<Op>) {
     super();
@@ -790,10 +796,21 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     if (!(keepBytes > 0)) return undefined;
     const prev = this.layout;
     const changed = prev ? this.tracked.keysChangedAfter(prev.index) : undefined;
+    // Keeping the chunks' bytes costs a copy of every new chunk; when writes are spread over
+    // the whole key space, no chunk survives to the next full. After a full that reused less
+    // than REUSE_PAYS of its bytes, only every KEEP_EVERY_MISSED-th full keeps new bytes (the
+    // chunks it does reuse stay kept), so such a workload pays the copy on one full in four.
+    const keepNew = this.reuseMisses % KEEP_EVERY_MISSED === 0;
+    const tried = prev !== undefined;
     return {
       keepBytes,
+      keepNew,
       ...(prev && changed ? { reuse: { layout: prev.layout, changed } } : {}),
       laidOut: (layout) => {
+        if (tried) {
+          const bytes = layout.chunks.reduce((sum, c) => sum + c.size, 0);
+          this.reuseMisses = layout.reusedBytes >= REUSE_PAYS * bytes ? 0 : this.reuseMisses + 1;
+        }
         if (!this.layout || this.layout.index <= index) this.layout = { index, layout };
       },
     };

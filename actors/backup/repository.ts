@@ -167,8 +167,13 @@ export interface ChunkReuse {
  * back in step with the earlier layout at the next unchanged boundary.
  */
 export interface LayoutOptions {
-  /** Plain bytes of this backup's chunks to keep in the layout, at most (0: none). */
+  /**
+   * Plain bytes of this backup's chunks to keep in the layout, at most (0: none), reused
+   * chunks (whose bytes are kept already) first come, first served with the new ones.
+   */
   readonly keepBytes: number;
+  /** False: keep only the reused chunks' bytes, copy no new chunk (default true). */
+  readonly keepNew?: boolean;
   readonly reuse?: ChunkReuse;
   readonly laidOut: (layout: ChunkLayout) => void;
 }
@@ -694,7 +699,7 @@ export class Repository {
       // the pool has workers, so that no one transfers it away), which the slab need not wait for.
       let buf = cut;
       plainOf = undefined;
-      if (lay && size <= keepLeft) {
+      if (lay && lay.keepNew !== false && size <= keepLeft) {
         keepLeft -= size;
         if (slabs) {
           buf = Buffer.from(new SharedArrayBuffer(size));
@@ -765,7 +770,12 @@ export class Repository {
             const p = (hashed ?? Promise.resolve()).then(() => reported(ref, size));
             pending.push(p);
             released.push(p.catch(() => undefined));
-            laid.push({ ...c, plain });
+            // Its bytes stay kept for the next full if the budget still has room.
+            const { plain: _, ...rest } = c;
+            if (size <= keepLeft) {
+              keepLeft -= size;
+              laid.push({ ...rest, plain });
+            } else laid.push(rest);
             reusedChunks++;
             reusedBytes += size;
             reusedRecords += c.records;

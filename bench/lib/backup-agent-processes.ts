@@ -73,6 +73,11 @@ export interface AgentPhase {
   nExcluded: number;
   /** Wall time of each backup (requested → manifest written, ms). */
   backupMs: number[];
+  /**
+   * Share of each backup's bytes reused from the agent's last full (its `reusedBytes`; NaN
+   * from an agent that does not report it, before session 14).
+   */
+  reusedShare: number[];
   /** Share of the measured time a backup ran. */
   backupShare: number;
   /** From starting the process to its "caught up" line (ms). */
@@ -132,6 +137,8 @@ interface Write {
 interface Window {
   requestedAt: number;
   endedAt: number;
+  /** `reusedBytes / bytes` of the backup, when the agent reports them. */
+  reused: number;
 }
 
 const WRITERS = 16;
@@ -268,7 +275,14 @@ export async function backupAgentProcessLatency(
       let measureStart = Number.POSITIVE_INFINITY;
       // Every backup the agent reports (a line each): its window.
       const onLine = (line: string): void => {
-        let j: { event?: string; requestedAt?: string; endedAt?: string; msg?: string };
+        let j: {
+          event?: string;
+          requestedAt?: string;
+          endedAt?: string;
+          msg?: string;
+          bytes?: number;
+          reusedBytes?: number;
+        };
         try {
           j = JSON.parse(line) as typeof j;
         } catch {
@@ -276,7 +290,11 @@ export async function backupAgentProcessLatency(
         }
         if (j.event === 'backup-failed') log(`agent: ${j.msg}`);
         if ((j.event === 'backup' || j.event === 'backup-failed') && j.requestedAt && j.endedAt) {
-          const w = { requestedAt: Date.parse(j.requestedAt), endedAt: Date.parse(j.endedAt) };
+          const w = {
+            requestedAt: Date.parse(j.requestedAt),
+            endedAt: Date.parse(j.endedAt),
+            reused: j.bytes ? (j.reusedBytes ?? 0) / j.bytes : Number.NaN,
+          };
           windows.push(w);
           if (measuring && w.endedAt > measureStart && ++ended >= o.backupsPerRound) {
             stopWriting = true;
@@ -364,6 +382,7 @@ export async function backupAgentProcessLatency(
         nIdle: idle.length,
         nExcluded: ws.length - inPhase.length,
         backupMs: counted.map((b) => b.endedAt - b.requestedAt),
+        reusedShare: counted.map((b) => b.reused),
         backupShare: busy / Math.max(1, stopWall - caughtUpWall),
         catchUpMs,
         agentCpuMsPerS: agentCpu / seconds,
@@ -381,7 +400,7 @@ export async function backupAgentProcessLatency(
       for (const w of after) all.after.push(w);
       for (const w of idle) all.idle.push(w);
       log(
-        `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), after ${ph.after.toFixed(1)} ms (${ph.nAfter}, within ${o.afterMs} ms of a backup's end), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s (${ph.agentCpuMsPerBackup.toFixed(0)} ms per backup window, ${ph.agentExtraCpuMsPerBackup.toFixed(0)} above following), nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
+        `agent round ${r + 1}: caught up in ${(ph.catchUpMs / 1000).toFixed(1)} s; write p99 during a backup ${ph.during.toFixed(1)} ms (${ph.nDuring} writes), after ${ph.after.toFixed(1)} ms (${ph.nAfter}, within ${o.afterMs} ms of a backup's end), idle ${ph.idle.toFixed(1)} ms (${ph.nIdle}); ${ph.backupMs.length} backups of ${ph.backupMs.map((x) => Math.round(x)).join(', ')} ms (reused ${ph.reusedShare.map((x) => `${Math.round(x * 100)} %`).join(', ')}; ${(ph.backupShare * 100).toFixed(0)} % of ${seconds.toFixed(1)} s); agent ${ph.agentCpuMsPerS.toFixed(0)} CPU ms/s (${ph.agentCpuMsPerBackup.toFixed(0)} ms per backup window, ${ph.agentExtraCpuMsPerBackup.toFixed(0)} above following), nodes ${ph.nodeCpuUsPerWrite.toFixed(0)} CPU µs/write; ${ph.nExcluded} writes excluded (catch-up, stop)`,
       );
       for (const [name, c] of Object.entries(ph.split))
         log(

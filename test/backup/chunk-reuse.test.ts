@@ -325,3 +325,58 @@ t.test("the agent reuses its last full backup's unchanged chunks", async (t) => 
   const fourth = await full();
   t.equal(fourth.reusedBytes, fourth.bytes, 'nothing changed: every chunk reused');
 });
+
+t.test(
+  'after fulls that reuse nothing, the agent keeps new chunks only every fourth full',
+  async (t) => {
+    const repo = await Repository.init(await tmp(t), { chunker: SMALL, clusterId: 'c1' });
+    const { agent } = await startMapAgent(t, repo, {
+      seed: 4,
+      archive: { maxEntries: 1_000_000, maxBytes: 1 << 30, flushMs: 0 },
+    });
+    const events: BackupEvent[] = [];
+    agent.events$.subscribe((e) => {
+      if (e.type === 'backup') events.push(e as unknown as BackupEvent);
+    });
+    let index = 0;
+    const all = (fill: number) => {
+      for (let i = 0; i < 600; i++)
+        agent.tell({
+          type: 'applied',
+          entry: {
+            index: ++index,
+            term: 1,
+            command: {
+              clientId: 'c',
+              seq: index,
+              op: { type: 'put', key: keyName(i), value: Buffer.alloc(300, fill) },
+            },
+            result: undefined,
+          } as never,
+        });
+    };
+    const full = async () => {
+      await agent.ask({ type: 'backup', kind: 'full' }, 30_000);
+      const e = events[events.length - 1] as BackupEvent;
+      return e.reusedBytes === e.bytes ? 'all' : e.reusedBytes;
+    };
+    all(1);
+    const got = [await full()];
+    all(2);
+    got.push(await full()); // every key changed: a miss
+    all(3);
+    got.push(await full()); // a miss again; this one kept no new chunk
+    got.push(await full(), await full()); // nothing changed, but nothing kept to reuse
+    got.push(await full()); // the fourth since the first miss keeps its chunks
+    got.push(await full()); // and the next reuses them all
+    t.same(got, [0, 0, 0, 0, 0, 0, 'all'], 'reused per full');
+    const st = (await agent.ask({ type: 'status' })) as AgentStatus;
+    const last = (events[events.length - 1] as BackupEvent).id;
+    const res = await restore(
+      repo,
+      { kind: 'backup', id: last },
+      { factory: () => new MapState() },
+    );
+    t.equal(res.digest, st.stateDigest, 'the last full restores to the agent state');
+  },
+);
