@@ -19,6 +19,7 @@
 import { type Ballot, ballotAtLeast, ballotEquals, ZERO_BALLOT } from './ballot.js';
 import {
   type AcceptedSlot,
+  acceptedSlotBytes,
   type MOutbound,
   type MPackedAccept,
   type MPromise,
@@ -29,7 +30,6 @@ import {
   packedValueAt,
   type SlotEntry,
   type SlotValue,
-  slotValueBytes,
 } from './multi-messages.js';
 
 export interface MultiAcceptorHardState {
@@ -536,9 +536,9 @@ export class SlotTable {
         more = slot;
         break;
       }
-      const value = this.valueOf(i);
-      bytes += slotValueBytes(value);
-      out.push({ slot, ballot: this.bals[i] as Ballot, value });
+      const a: AcceptedSlot = { slot, ballot: this.bals[i] as Ballot, value: this.valueOf(i) };
+      bytes += acceptedSlotBytes(a);
+      out.push(a);
     }
     if (this.far.size > 0) {
       const far = [...this.far.values()].filter((a) => a.slot >= fromSlot);
@@ -556,7 +556,7 @@ export class SlotTable {
             more = a.slot;
             break;
           }
-          bytes += slotValueBytes(a.value);
+          bytes += acceptedSlotBytes(a);
           out.push(a);
         }
         more ??= stop;

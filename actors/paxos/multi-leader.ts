@@ -184,7 +184,10 @@ export class MultiLeaderCore {
   // (undefined once its promise is complete)
   private promises = new Map<string, PromiseSoFar>();
   private fromSlot = 1;
-  private lastPrepareAt = 0;
+  /** Per acceptor, when a prepare (a page request) last went to it in this candidacy. */
+  private readonly askedAt = new Map<string, number>();
+  /** When this candidate last told the other proposers its phase 1 progresses (mp.campaign). */
+  private campaignSentAt = Number.NEGATIVE_INFINITY;
   // leader
   private chosenUpTo = 0;
   private nextSlot = 1;
@@ -263,6 +266,13 @@ export class MultiLeaderCore {
       if (!Number.isFinite(v) || v < min) {
         throw new PaxosError('SYNOD_ERR_PAXOS_BAD_CONFIG', `${name} must be >= ${min}, got ${v}`);
       }
+    }
+    // It travels in every prepare, where the wire check wants a whole number of bytes.
+    if (!Number.isSafeInteger(this.promisePageBytes)) {
+      throw new PaxosError(
+        'SYNOD_ERR_PAXOS_BAD_CONFIG',
+        `promisePageBytes must be a whole number of bytes, got ${this.promisePageBytes}`,
+      );
     }
     if (this.leaseMs > 0 && this.leaseMs >= this.electionTimeoutMs) {
       throw new PaxosError(
@@ -456,12 +466,15 @@ export class MultiLeaderCore {
         break;
       case 'candidate':
         if (now >= this.electionDeadline) this.startElection(now);
-        else if (now - this.lastPrepareAt >= this.retransmitMs) {
-          this.lastPrepareAt = now;
+        else {
+          // Resend to each acceptor whose answer is overdue: the page it was last asked for
+          // (not one asked for a moment ago, which is still in flight).
           for (const a of this.opts.quorums.acceptors) {
+            if (now - (this.askedAt.get(a) ?? Number.NEGATIVE_INFINITY) < this.retransmitMs)
+              continue;
             const p = this.promises.get(a);
-            if (p === undefined) this.send(a, this.prepareMsg(this.fromSlot));
-            else if (p.next !== undefined) this.send(a, this.prepareMsg(p.next));
+            if (p === undefined) this.ask(a, this.fromSlot, now);
+            else if (p.next !== undefined) this.ask(a, p.next, now);
           }
         }
         break;
@@ -497,6 +510,9 @@ export class MultiLeaderCore {
       case 'mp.heartbeat':
         this.onHeartbeat(msg.from, msg.ballot, now);
         break;
+      case 'mp.campaign':
+        this.onCampaign(msg.from, msg.ballot, now);
+        break;
       case 'mp.learned':
         if (msg.from === this.opts.localLearner) this.onLocalLearned(msg.decidedUpTo, now);
         break;
@@ -515,6 +531,20 @@ export class MultiLeaderCore {
     if (this.role !== 'follower') this.stepDown(now, from);
     this.leader = from;
     this.electionDeadline = now + this.randomElectionTimeout();
+  }
+
+  /** Another proposer's phase 1 progresses in `ballot`: do not outbid it meanwhile. */
+  private onCampaign(from: string, ballot: Ballot, now: number): void {
+    if (from === this.opts.id || this.role === 'leader') return;
+    if (compareBallots(ballot, this.highestSeen) < 0) return;
+    if (this.role === 'candidate') {
+      if (compareBallots(ballot, this.ballot) <= 0) return;
+      this.seen(ballot);
+      this.stepDown(now);
+      return;
+    }
+    this.seen(ballot);
+    this.electionDeadline = Math.max(this.electionDeadline, now + this.randomElectionTimeout());
   }
 
   private onLocalLearned(decidedUpTo: number, now: number): void {
@@ -541,6 +571,11 @@ export class MultiLeaderCore {
 
   private randomElectionTimeout(): number {
     return this.electionTimeoutMs + this.opts.random.int(this.electionTimeoutMs + 1);
+  }
+
+  private ask(acceptor: string, fromSlot: number, now: number): void {
+    this.askedAt.set(acceptor, now);
+    this.send(acceptor, this.prepareMsg(fromSlot));
   }
 
   private prepareMsg(fromSlot: number): MultiPaxosMessage {
@@ -576,7 +611,20 @@ export class MultiLeaderCore {
     so.next = msg.more === undefined ? undefined : Math.max(before ?? 0, msg.more);
     this.promises.set(msg.from, so);
     if (so.next !== undefined) {
-      if (so.next !== before) this.send(msg.from, this.prepareMsg(so.next));
+      if (so.next === before) return; // a repeated page
+      // Progress: a long phase 1 must not lose to its own deadline, nor to the others timing
+      // out (they hold off on mp.campaign).
+      this.electionDeadline = Math.max(this.electionDeadline, now + this.randomElectionTimeout());
+      if (now - this.campaignSentAt >= this.heartbeatMs) {
+        this.campaignSentAt = now;
+        const campaign: MultiPaxosMessage = {
+          type: 'mp.campaign',
+          from: this.opts.id,
+          ballot: this.ballot,
+        };
+        for (const p of this.opts.proposers) if (p !== this.opts.id) this.send(p, campaign);
+      }
+      this.ask(msg.from, so.next, now);
       return;
     }
     const complete = new Set<string>();
@@ -592,11 +640,12 @@ export class MultiLeaderCore {
     this.seen(this.ballot);
     this.out.persist = { round: this.ballot.round };
     this.promises.clear();
+    this.askedAt.clear();
+    this.campaignSentAt = Number.NEGATIVE_INFINITY;
     this.fromSlot = this.localDecided + 1;
-    this.lastPrepareAt = now;
     this.electionDeadline = now + this.randomElectionTimeout();
     this.out.events.push({ type: 'election-started', ballot: this.ballot });
-    for (const a of this.opts.quorums.acceptors) this.send(a, this.prepareMsg(this.fromSlot));
+    for (const a of this.opts.quorums.acceptors) this.ask(a, this.fromSlot, now);
   }
 
   private becomeLeader(now: number): void {
