@@ -326,11 +326,12 @@ export class LiveBackup<Op = unknown> {
 
   /** Archives what is buffered, leaves the configuration, stops the learner and the agent. */
   async leave(): Promise<void> {
-    let error: unknown;
+    let archive: unknown;
+    let membership: unknown;
     try {
       await this.flush();
     } catch (err) {
-      error = err;
+      archive = err;
     }
     if (this.joined) {
       try {
@@ -338,13 +339,37 @@ export class LiveBackup<Op = unknown> {
         this.joined = false;
         this.opts.log?.(`left the cluster (${message})`);
       } catch (err) {
-        error ??= err;
+        membership = err;
       }
     }
     await this.opts.system.stop(this.raftRef.address).catch(() => undefined);
     await this.opts.system.stop(this.agent.address).catch(() => undefined);
-    if (error) throw error;
+    if (membership !== undefined) throw leaveFailure('membership', membership, archive);
+    if (archive !== undefined) throw leaveFailure('archive', archive);
   }
+}
+
+/**
+ * Which part of an agent's `leave()` failed, on the error it throws: `archive`, the final flush
+ * of the log archive (the agent did leave; entries it received after its last flush were not
+ * written), or `membership`, leaving the configuration (a Raft learner may still be in it; the
+ * error then also carries `archiveError` when the flush failed too).
+ */
+export type LeaveStage = 'archive' | 'membership';
+
+export function leaveFailure(stage: LeaveStage, err: unknown, archiveError?: unknown): unknown {
+  if (err === null || typeof err !== 'object') return err;
+  const e = err as { leaveStage?: LeaveStage; archiveError?: unknown };
+  e.leaveStage = stage;
+  if (archiveError !== undefined) e.archiveError = archiveError;
+  return err;
+}
+
+/** The stage a `leave()` error names (an untagged error counts as `membership`). */
+export function leaveStageOf(err: unknown): LeaveStage {
+  return (err as { leaveStage?: LeaveStage } | null)?.leaveStage === 'archive'
+    ? 'archive'
+    : 'membership';
 }
 
 /**

@@ -16,7 +16,7 @@ import { WebSocketTransport } from '../../transports/websocket/transport.js';
 import type { AgentStatus, BackupEvent, BackupFailedEvent, BackupSummary } from './agent.js';
 import { chunkPool } from './chunk-pool.js';
 import { BackupError } from './errors.js';
-import { adminMembership, keepFollowing, LiveBackup } from './learner.js';
+import { adminMembership, keepFollowing, LiveBackup, leaveStageOf } from './learner.js';
 import type { BackupType, Manifest } from './manifest.js';
 import { LivePaxosBackup } from './paxos-learner.js';
 import type { ProgressFn } from './progress.js';
@@ -66,11 +66,17 @@ export interface LiveBackupResult extends BackupSummary {
   };
   /**
    * Set when the backup was written (its manifest is in the repository and it restores) but
-   * the agent could not leave the cluster afterwards: on Raft its learner `agentId` is still
-   * in the configuration, and the leader keeps replicating to it until an operator removes it
-   * (`synod member remove --id <agentId>`). The CLI then exits 3.
+   * the archive flush after it failed: the entries received after `archivedTo` are not
+   * archived. The CLI then exits 3.
    */
-  readonly leaveError?: { readonly code?: string; readonly message: string };
+  readonly archiveError?: ErrorInfo;
+  /**
+   * Set when the backup was written but the agent could not leave the cluster afterwards: on
+   * Raft its learner `agentId` may still be in the configuration, and the leader keeps
+   * replicating to it until an operator removes it (`synod member remove --id <agentId>`).
+   * The CLI then exits 3.
+   */
+  readonly leaveError?: ErrorInfo;
 }
 
 const quietLogger: Logger = { log: () => {} };
@@ -375,9 +381,10 @@ export async function liveBackup(run: LiveBackupRun): Promise<LiveBackupResult> 
 /**
  * A joined agent's one backup: catch up with what the leader has committed, back up, flush
  * the archive, leave. A failure before the backup is written is the backup's failure. Once it
- * is written, a failure to leave does not undo it: it is reported in `leaveError` (the caller
- * tells the operator what to remove) rather than thrown, so a written backup is never
- * reported as failed.
+ * is written, nothing after it undoes it: a failed archive flush (`archiveError`: the entries
+ * received after `archivedTo` were not archived) or a failure to leave the configuration
+ * (`leaveError`: a Raft learner may still be in it) is reported beside the backup, never
+ * thrown, so a written backup is never reported as failed (the CLI exits 3 and says which).
  */
 export async function backupAndLeave(
   joined: Pick<JoinedAgent, 'live' | 'agentId' | 'protocol' | 'pulled' | 'leave'>,
@@ -388,43 +395,104 @@ export async function backupAndLeave(
   run.log?.(`the leader has committed index ${target}; catching up`);
   await live.catchUp(run.catchUpTimeoutMs ?? 300_000);
   const summary = await live.backup(run.kind);
-  const archivedTo = await live.flush();
+  const after = await flushAndLeave(joined, (line) =>
+    run.log?.(`backup ${summary.id} is written, but ${line}`),
+  );
   const pulled = joined.pulled?.();
-  let leaveError: LiveBackupResult['leaveError'];
-  try {
-    await joined.leave();
-  } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
-    leaveError = {
-      ...(typeof e.code === 'string' ? { code: e.code } : {}),
-      message: typeof e.message === 'string' ? e.message : String(err),
-    };
-    run.log?.(
-      `backup ${summary.id} is written, but the agent could not leave: ${leaveError.message}`,
-    );
-  }
   return {
     ...summary,
     committedAtRequest: target,
-    archivedTo,
+    archivedTo: after.archivedTo,
     agentId,
     protocol: joined.protocol,
     ...(pulled ? { pulled } : {}),
+    ...(after.archiveError ? { archiveError: after.archiveError } : {}),
+    ...(after.leaveError ? { leaveError: after.leaveError } : {}),
+  };
+}
+
+/** An error as plain data (code and message) for results and JSON output. */
+export interface ErrorInfo {
+  readonly code?: string;
+  readonly message: string;
+}
+
+function errorInfo(err: unknown): ErrorInfo {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return {
+    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+    message: typeof e?.message === 'string' ? e.message : String(err),
+  };
+}
+
+/**
+ * Flushes the archive, then leaves; neither failure is thrown. `archivedTo` is the flush's
+ * index, or when it failed the highest index the agent reports durably archived (0 when it
+ * cannot say).
+ */
+async function flushAndLeave(
+  joined: Pick<JoinedAgent, 'live' | 'leave'>,
+  log: (line: string) => void,
+): Promise<{ archivedTo: number; archiveError?: ErrorInfo; leaveError?: ErrorInfo }> {
+  const { live } = joined;
+  let archivedTo: number;
+  let archiveError: ErrorInfo | undefined;
+  let leaveError: ErrorInfo | undefined;
+  try {
+    archivedTo = await live.flush();
+  } catch (err) {
+    archiveError = errorInfo(err);
+    archivedTo = await live.status().then(
+      (st) => st.archivedTo,
+      () => 0,
+    );
+  }
+  try {
+    await joined.leave();
+  } catch (err) {
+    if (leaveStageOf(err) === 'archive') archiveError ??= errorInfo(err);
+    else {
+      leaveError = errorInfo(err);
+      const also = (err as { archiveError?: unknown }).archiveError;
+      if (also !== undefined) archiveError ??= errorInfo(also);
+    }
+  }
+  if (archiveError)
+    log(`the log archive after index ${archivedTo} was not written: ${archiveError.message}`);
+  if (leaveError) log(`the agent could not leave the cluster: ${leaveError.message}`);
+  return {
+    archivedTo,
+    ...(archiveError ? { archiveError } : {}),
     ...(leaveError ? { leaveError } : {}),
   };
 }
 
-/** The warning for a backup that is written while its agent could not leave the cluster. */
-export function leftBehind(
-  protocol: 'raft' | 'paxos',
-  agentId: string,
-  backupId: string,
-  error: { code?: string; message: string },
-): string {
-  const why = `${error.code ? `${error.code}: ` : ''}${error.message}`;
-  return protocol === 'paxos'
-    ? `warning: backup ${backupId} is written and restores, but puller ${agentId} could not disconnect cleanly (${why}); it holds no place in the cluster`
-    : `warning: backup ${backupId} is written and restores, but learner ${agentId} could not leave the cluster (${why}). The leader keeps replicating to it: remove it with \`synod member remove --cluster … --id ${agentId} --admin-secret-file F\``;
+/**
+ * The warnings for what failed after the agent's backups were written: the archive's last
+ * entries, and leaving the cluster. Empty when nothing did.
+ */
+export function afterBackupWarnings(r: {
+  readonly protocol: 'raft' | 'paxos';
+  readonly agentId: string;
+  readonly archivedTo: number;
+  readonly archiveError?: ErrorInfo | undefined;
+  readonly leaveError?: ErrorInfo | undefined;
+}): string[] {
+  const why = (e: ErrorInfo) => `${e.code ? `${e.code}: ` : ''}${e.message}`;
+  const out: string[] = [];
+  if (r.archiveError) {
+    out.push(
+      `warning: the log archive could not be written after index ${r.archivedTo} (${why(r.archiveError)}): the entries the agent received after it are not archived, so a point-in-time restore beyond it needs another agent's archive`,
+    );
+  }
+  if (r.leaveError) {
+    out.push(
+      r.protocol === 'paxos'
+        ? `warning: puller ${r.agentId} did not stop cleanly (${why(r.leaveError)}); it holds no place in the cluster`
+        : `warning: learner ${r.agentId} may still be in the cluster's configuration (${why(r.leaveError)}): check with \`synod member list --cluster …\`; while it is listed the leader keeps replicating to it. Remove it with \`synod member remove --cluster … --id ${r.agentId} --admin-secret-file F\` (the admin secret the nodes were started with)`,
+    );
+  }
+  return out;
 }
 
 export interface LiveAgentRun extends Omit<LiveBackupRun, 'kind'> {
@@ -450,6 +518,10 @@ export interface LiveAgentResult {
   }[];
   readonly archivedTo: number;
   readonly appliedTo: number;
+  /** The final archive flush failed (see `backupAndLeave`). */
+  readonly archiveError?: ErrorInfo;
+  /** Leaving the configuration failed: the learner may still be in it. */
+  readonly leaveError?: ErrorInfo;
   /** The cluster's protocol (a Multi-Paxos agent pulls; it never joins the configuration). */
   readonly protocol: 'raft' | 'paxos';
 }
@@ -500,10 +572,20 @@ export async function runLiveAgent(run: LiveAgentRun): Promise<LiveAgentResult> 
     run.onReady?.(await live.status());
     await run.stop;
     await following;
-    const archivedTo = await live.flush();
-    const status = await live.status();
-    await joined.leave();
-    return { agentId, backups, archivedTo, appliedTo: status.index, protocol: joined.protocol };
+    const appliedTo = await live.status().then(
+      (st) => st.index,
+      () => -1,
+    );
+    const after = await flushAndLeave(joined, (line) => run.log?.(line));
+    return {
+      agentId,
+      backups,
+      archivedTo: after.archivedTo,
+      appliedTo,
+      protocol: joined.protocol,
+      ...(after.archiveError ? { archiveError: after.archiveError } : {}),
+      ...(after.leaveError ? { leaveError: after.leaveError } : {}),
+    };
   } finally {
     sub.unsubscribe();
     await joined.close();

@@ -29,7 +29,7 @@ import type { ActorSystem } from '../../lib/actor-system.js';
 import { decodeCommand, fromWire, type SlotEntry } from '../paxos/multi-messages.js';
 import { type AgentStatus, BackupAgent, type BackupAgentMsg, type BackupSummary } from './agent.js';
 import { BackupError } from './errors.js';
-import { type ClusterMembership, goLive, waitFor, waitStarted } from './learner.js';
+import { type ClusterMembership, goLive, leaveFailure, waitFor, waitStarted } from './learner.js';
 import type { BackupType } from './manifest.js';
 import type { ProgressFn } from './progress.js';
 import type { Repository } from './repository.js';
@@ -425,6 +425,7 @@ export class LivePaxosBackup<Op = unknown> {
       error = err;
     }
     await this.opts.system.stop(this.agent.address).catch(() => undefined);
-    if (error) throw error;
+    // A puller holds no place in the cluster: only the archive can have failed.
+    if (error) throw leaveFailure('archive', error);
   }
 }

@@ -1,7 +1,9 @@
 /**
  * `synod backup full|diff|incr|list|verify|expire|schedule|init`: the backup repository
  * from the command line. See docs/backup.md.
- * Exit codes: 0 success, 1 failure (or damage found by verify), 2 usage error.
+ * Exit codes: 0 success, 1 failure (or damage found by verify), 2 usage error, 3 (`--cluster`
+ * backups and `agent`) backups written, but the archive's last entries or leaving the cluster
+ * failed afterwards (the warnings on stderr say which).
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
@@ -16,7 +18,7 @@ import {
   UsageError,
 } from '../../actors/backup/cli-args.js';
 import { loadKey, newKey } from '../../actors/backup/crypto.js';
-import { leftBehind, liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
+import { afterBackupWarnings, liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
 import type { BackupType, Manifest } from '../../actors/backup/manifest.js';
 import { offlineBackup } from '../../actors/backup/offline.js';
 import { progressPrinter } from '../../actors/backup/progress.js';
@@ -85,7 +87,12 @@ received, and leaves the cluster again; writes go on meanwhile.
                         on a machine it shares with nodes, their work comes first; 0 leaves
                         the priority as started
   (init --state kv|map: the state machine the repository backs up; default kv. A missing
-   repository is created, unencrypted unless a key is given, on the first --cluster backup.)`;
+   repository is created, unencrypted unless a key is given, on the first --cluster backup.)
+
+exit codes: 0 ok; 1 failure, refusal or damage found by verify; 2 usage error; 3 (--cluster
+backups and agent) the backups are written and restore, but afterwards the log archive's
+last entries could not be written or the agent could not leave the cluster (stderr says
+which, and what to do)`;
 
 const VALUE_OPTS = [
   '--repo',
@@ -329,11 +336,13 @@ async function takeLive(args: ParsedArgs, kind: BackupType, cluster: string): Pr
       `${r.type} backup ${r.id} of the live cluster at index ${r.index} (term ${r.term}; the leader had committed ${r.committedAtRequest}): ${r.keyCount} keys, ${r.records} records, ${r.chunks} chunks, ${fmtBytes(r.bytes)} (${fmtBytes(r.storedBytes)} new) in ${secs.toFixed(1)} s`,
     );
     console.log(
-      `log archive up to index ${r.archivedTo}; ${r.leaveError ? `${r.protocol === 'paxos' ? 'puller' : 'learner'} ${r.agentId} is still connected` : agentGone(r.protocol, r.agentId)}`,
+      `log archive up to index ${r.archivedTo}; ${r.leaveError ? `${r.protocol === 'paxos' ? 'puller' : 'learner'} ${r.agentId} did not leave cleanly` : agentGone(r.protocol, r.agentId)}`,
     );
   }
-  if (r.leaveError) {
-    console.error(leftBehind(r.protocol, r.agentId, r.id, r.leaveError));
+  const warnings = afterBackupWarnings(r);
+  if (warnings.length > 0) {
+    console.error(`backup ${r.id} is written and restores; after it:`);
+    for (const w of warnings) console.error(w);
     return 3;
   }
   return 0;
@@ -409,9 +418,11 @@ async function agent(args: ParsedArgs): Promise<number> {
     throw err;
   });
   say(
-    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; ${agentGone(r.protocol, r.agentId)}`,
+    `stopped: ${r.backups.length} backup(s) taken, log archived to index ${r.archivedTo}; ${r.leaveError ? `${r.protocol === 'paxos' ? 'puller' : 'learner'} ${r.agentId} did not leave cleanly` : agentGone(r.protocol, r.agentId)}`,
   );
-  return 0;
+  const warnings = afterBackupWarnings(r);
+  for (const w of warnings) console.error(w);
+  return warnings.length > 0 ? 3 : 0;
 }
 
 /**

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { loadKey } from '../../actors/backup/crypto.js';
 import { isBackupError } from '../../actors/backup/errors.js';
-import { leftBehind, liveBackup } from '../../actors/backup/live-cli.js';
+import { afterBackupWarnings, liveBackup } from '../../actors/backup/live-cli.js';
 import type { BackupType } from '../../actors/backup/manifest.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { catalogOf } from '../../actors/backup/repository-summary.js';
@@ -104,7 +104,10 @@ export class NodeBackups {
           ...(this.o.secret ? { secret: this.o.secret } : {}),
           log: (line) => this.o.log(`backup: ${line}`),
         });
-        this.last = `${r.type} backup ${r.id} written at index ${r.index} (${r.keyCount} keys)${r.leaveError ? `; ${leftBehind(r.protocol, r.agentId, r.id, r.leaveError)}` : ''}`;
+        this.last = [
+          `${r.type} backup ${r.id} written at index ${r.index} (${r.keyCount} keys)`,
+          ...afterBackupWarnings(r),
+        ].join('; ');
       } catch (err) {
         const e = err as { code?: string; message?: string };
         this.last = `backup failed: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;

@@ -1,13 +1,22 @@
 /**
- * A one-off live backup (`synod backup full --cluster`) whose agent cannot leave the cluster
- * after the backup is written: the backup is reported written, with the leave failure beside
- * it (the CLI exits 3 and names the learner to remove), never as a failed backup. A failure
- * before the backup is written still fails it.
+ * A one-off live backup (`synod backup full --cluster`) where something fails after the backup
+ * is written: the archive flush, or leaving the cluster. The backup is reported written, with
+ * what failed beside it (`archiveError`, `leaveError`; the CLI exits 3 and its warnings say
+ * which and what to do), never as a failed backup, and a failed archive write is never
+ * blamed on leaving. A failure before the backup is written still fails it. The last three
+ * tests are session 14's reviewer's (B1, B2), which failed before: they drive the real
+ * `leave` methods of the Raft learner and the Multi-Paxos puller.
  */
 import t from 'tap';
 import type { BackupSummary } from '../../actors/backup/agent.js';
 import { BackupError } from '../../actors/backup/errors.js';
-import { backupAndLeave, type JoinedAgent, leftBehind } from '../../actors/backup/live-cli.js';
+import { LiveBackup } from '../../actors/backup/learner.js';
+import {
+  afterBackupWarnings,
+  backupAndLeave,
+  type JoinedAgent,
+} from '../../actors/backup/live-cli.js';
+import { LivePaxosBackup } from '../../actors/backup/paxos-learner.js';
 
 const summary: BackupSummary = {
   id: '20261128T230000Z-full',
@@ -80,10 +89,15 @@ t.test('a written backup is not reported failed when the agent cannot leave', as
     lines.some((l) => l.includes(summary.id) && l.includes('could not leave')),
     'the log says the backup is written and the agent did not leave',
   );
-  const warning = leftBehind(r.protocol, r.agentId, r.id, r.leaveError as never);
-  t.match(warning, /backup 20261128T230000Z-full is written and restores/);
-  t.match(warning, /learner backup-x could not leave the cluster \(SYNOD_ERR_BACKUP_JOIN: /);
-  t.match(warning, /synod member remove --cluster … --id backup-x/);
+  t.equal(r.archiveError, undefined, 'the archive was flushed');
+  const [warning, ...more] = afterBackupWarnings(r);
+  t.same(more, []);
+  t.match(
+    warning,
+    /learner backup-x may still be in the cluster's configuration \(SYNOD_ERR_BACKUP_JOIN: /,
+  );
+  t.match(warning, /synod member list --cluster/);
+  t.match(warning, /synod member remove --cluster … --id backup-x --admin-secret-file F/);
 });
 
 t.test('an error that is not an Error is still reported as a message', async (t) => {
@@ -92,7 +106,10 @@ t.test('an error that is not an Error is still reported as a message', async (t)
   });
   const r = await backupAndLeave(joined, { kind: 'incr' });
   t.same(r.leaveError, { message: 'socket closed' });
-  t.match(leftBehind('paxos', 'p1', r.id, r.leaveError as never), /puller p1 could not disconnect/);
+  t.match(
+    afterBackupWarnings({ ...r, protocol: 'paxos', agentId: 'p1' })[0],
+    /puller p1 did not stop cleanly/,
+  );
 });
 
 t.test(
@@ -105,5 +122,130 @@ t.test(
     });
     await t.rejects(backupAndLeave(joined, { kind: 'full' }), { code: 'SYNOD_ERR_BACKUP_IO' });
     t.same(calls, ['committedIndex', 'catchUp', 'backup'], 'leaving is left to close()');
+  },
+);
+
+function liveWith(flush: () => Promise<number>) {
+  return {
+    committedIndex: async () => 40,
+    catchUp: async () => ({}) as never,
+    backup: async () => summary,
+    flush,
+    status: async () => ({ archivedTo: 41 }) as never,
+  };
+}
+
+/** A flush that answers once (backupAndLeave's own, after the backup) and then fails. */
+function flushOnceThen(err: Error) {
+  let n = 0;
+  return async () => {
+    n++;
+    if (n === 1) return 42;
+    throw err;
+  };
+}
+
+t.test('Raft: the learner left and only the final flush failed: an archive warning', async (t) => {
+  const flush = flushOnceThen(
+    new BackupError('SYNOD_ERR_BACKUP_IO', 'archive: ENOSPC: no space left on device'),
+  );
+  const removed: string[] = [];
+  // `this` of the real LiveBackup.leave: it flushes, then leaves the configuration.
+  const fake = {
+    joined: true,
+    id: 'backup',
+    flush,
+    membership: {
+      leave: async (id: string) => {
+        removed.push(id);
+        return `removed ${id}`;
+      },
+    },
+    opts: { system: { stop: async () => undefined }, log: () => undefined },
+    raftRef: { address: 'backup/raft' },
+    agent: { address: 'backup/agent' },
+  };
+  const joined = {
+    live: liveWith(flush) as never,
+    agentId: 'backup',
+    protocol: 'raft' as const,
+    leave: () => (LiveBackup.prototype.leave as () => Promise<void>).call(fake),
+  };
+  const r = await backupAndLeave(joined, { kind: 'full' });
+  t.same(removed, ['backup'], 'the learner did leave the configuration');
+  t.equal(r.leaveError, undefined, 'so no leave error');
+  t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_IO' });
+  const w = afterBackupWarnings(r);
+  t.equal(w.length, 1);
+  t.match(w[0], /log archive could not be written after index 42 \(SYNOD_ERR_BACKUP_IO: /);
+  t.notMatch(w[0], /member remove/, 'no advice to remove a learner that is gone');
+});
+
+t.test('Raft: leaving failed and the flush too: both are reported', async (t) => {
+  const flush = flushOnceThen(new BackupError('SYNOD_ERR_BACKUP_IO', 'archive: EIO'));
+  const fake = {
+    joined: true,
+    id: 'backup',
+    flush,
+    membership: {
+      leave: async () => {
+        throw new BackupError('SYNOD_ERR_BACKUP_JOIN', 'leaving: no leader');
+      },
+    },
+    opts: { system: { stop: async () => undefined }, log: () => undefined },
+    raftRef: { address: 'backup/raft' },
+    agent: { address: 'backup/agent' },
+  };
+  const joined = {
+    live: liveWith(flush) as never,
+    agentId: 'backup',
+    protocol: 'raft' as const,
+    leave: () => (LiveBackup.prototype.leave as () => Promise<void>).call(fake),
+  };
+  const r = await backupAndLeave(joined, { kind: 'full' });
+  t.match(r.leaveError, { code: 'SYNOD_ERR_BACKUP_JOIN' }, 'the leave failure is not masked');
+  t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_IO' });
+  t.equal(afterBackupWarnings(r).length, 2);
+});
+
+t.test('Multi-Paxos: a failed final flush is an archive warning, not a disconnect', async (t) => {
+  const flush = flushOnceThen(
+    new BackupError('SYNOD_ERR_BACKUP_IO', 'archive: ENOSPC: no space left on device'),
+  );
+  const fake = {
+    flush,
+    opts: { system: { stop: async () => undefined } },
+    puller: { address: 'p/puller' },
+    agent: { address: 'p/agent' },
+  };
+  const joined = {
+    live: liveWith(flush) as never,
+    agentId: 'p',
+    protocol: 'paxos' as const,
+    leave: () => (LivePaxosBackup.prototype.leave as () => Promise<void>).call(fake),
+  };
+  const r = await backupAndLeave(joined, { kind: 'full' });
+  t.equal(r.leaveError, undefined);
+  t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_IO' });
+  const w = afterBackupWarnings(r);
+  t.equal(w.length, 1);
+  t.notMatch(w[0], /did not stop cleanly|disconnect/);
+});
+
+t.test(
+  'the first flush failing after the backup is written does not fail the backup',
+  async (t) => {
+    const joined = {
+      live: liveWith(async () => {
+        throw new BackupError('SYNOD_ERR_BACKUP_TIMEOUT', 'flush: no answer in 120000 ms');
+      }) as never,
+      agentId: 'backup',
+      protocol: 'raft' as const,
+      leave: async () => undefined,
+    };
+    const r = await backupAndLeave(joined, { kind: 'full' });
+    t.equal(r.id, summary.id, 'the written backup is returned');
+    t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_TIMEOUT' });
+    t.equal(r.archivedTo, 41, "the archive's durable index, from the agent's status");
   },
 );
