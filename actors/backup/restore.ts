@@ -165,15 +165,33 @@ async function planForIndex(
 
 const iso = (t: number) => new Date(t).toISOString();
 
-/** Archived records from index `from` on, in index order; a missing run is one `gap`. */
+/**
+ * Segments `indexAtTime` reads past the target to find where an ambiguous run ends (for its
+ * message only): an archive of formats 1 and 2 is `unknown` to its end, and reading all of it
+ * to name the range would cost more than the answer is worth.
+ */
+export const AMBIGUITY_SCAN_SEGMENTS = 16;
+
+/**
+ * Archived records from index `from` on, in index order; a missing run is one `gap`; after
+ * `maxSegments` segments, one `stopped` (the index read last).
+ */
 async function* recordsFrom(
   repo: Repository,
   segs: readonly SegmentInfo[],
   from: number,
-): AsyncGenerator<ArchivedEntry | { readonly gap: { from: number; to: number } }> {
+  maxSegments: number,
+): AsyncGenerator<
+  ArchivedEntry | { readonly gap: { from: number; to: number } } | { readonly stopped: number }
+> {
   let next = from;
+  let read = 0;
   for (const s of segs) {
     if (s.last < next) continue;
+    if (read++ === maxSegments) {
+      yield { stopped: next - 1 };
+      return;
+    }
     if (s.first > next) {
       yield { gap: { from: next, to: s.first - 1 } };
       next = s.first;
@@ -256,7 +274,13 @@ async function indexAtTime(
     missing: 0,
   };
   let open = true;
-  for await (const r of recordsFrom(repo, segs, best + 1)) {
+  let notRead = false;
+  for await (const r of recordsFrom(repo, segs, best + 1, AMBIGUITY_SCAN_SEGMENTS)) {
+    if ('stopped' in r) {
+      runEnd = r.stopped;
+      notRead = true;
+      break;
+    }
     if ('gap' in r) {
       counts.missing += r.gap.to - r.gap.from + 1;
       continue;
@@ -285,7 +309,7 @@ async function indexAtTime(
   const lower = observed
     ? `after ${iso(observed.time)} (index ${observed.index}, observed live)`
     : 'at an unknown time';
-  const range = `${best}..${runEnd}${open ? ' (or later: the archive ends there)' : ''}`;
+  const range = `${best}..${runEnd}${notRead ? ` (or later: the archive after index ${runEnd} was not read)` : open ? ' (or later: the archive ends there)' : ''}`;
   const message =
     `time ${iso(time)} is ambiguous: the cluster's state then was that of one of indices ${range}, and the archive cannot say which. ` +
     `Of entries ${best + 1}..${runEnd}, ${why.join('; ')}: they were committed ${lower} and at or before their archived times${runEndTime !== undefined ? ` (up to ${iso(runEndTime)})` : ''}. ` +
@@ -302,6 +326,7 @@ async function indexAtTime(
     knownTime: bestTime,
     upTo: runEnd,
     open,
+    ...(notRead ? { notReadAfter: runEnd } : {}),
     caughtUp: counts['caught-up'],
     unknown: counts.unknown,
     missing: counts.missing,

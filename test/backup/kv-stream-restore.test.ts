@@ -4,7 +4,8 @@
  * keys and values around every msgpack header size, characters outside ASCII) written into
  * node data directories record by record gives byte for byte the snapshot, meta, hard state
  * and restore.json the in-memory path (state machine rebuilt, `kvNodeImage`) writes, for a
- * digest version 2 manifest and a version 1 one; a dry run checks the same; a restore that
+ * digest version 2 manifest and a version 1 one, and from an encrypted repository; a dry run
+ * checks the same; a restore that
  * fails on a damaged chunk leaves its destination as it found it (no spool); a value that is
  * not a KV value and a reserved key the KV state does not know are refused with the
  * destination left absent; the msgpack headers the stream writes are the codec's.
@@ -217,6 +218,25 @@ t.test(
         t.ok((await snap(empty)).data?.equals(want.data as Buffer), 'and writes the same bytes');
       },
     );
+
+    t.test('an encrypted kv repository streams the same bytes', async (t) => {
+      const enc = await Repository.init(path.join(base, 'repo-encrypted'), {
+        state: 'kv',
+        chunker: small,
+        clusterId: 'c',
+        key: Buffer.alloc(32, 7),
+      });
+      const m = await fullBackup(enc, tracked);
+      t.equal(m.stateDigest, full.stateDigest, 'the same state');
+      const dir = path.join(base, 'encrypted');
+      const res = await restoreDataDirs(
+        enc,
+        { kind: 'backup', id: m.id },
+        { ...common, dest: { dir, node: 'a' } },
+      );
+      t.equal(res.result.digest, full.stateDigest);
+      t.ok((await snap(dir)).data?.equals(want.data as Buffer), 'same snapshot bytes');
+    });
 
     t.test('a digest version 1 manifest (record sums) streams the same bytes', async (t) => {
       const file = path.join(repo.backupsDir, `${full.id}.manifest`);

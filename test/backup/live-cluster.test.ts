@@ -175,6 +175,8 @@ t.test(
     }
     const sourceNow = await allKeys(client);
     t.same(sourceNow, expected, 'the source cluster holds what the test wrote');
+    // A time after these changes were committed and before the next backup run (#10 B7).
+    const betweenRuns = new Date().toISOString();
 
     const incr = await synod([
       'backup',
@@ -197,6 +199,38 @@ t.test(
     t.equal((JSON.parse(list.stdout) as { backups: unknown[] }).backups.length, 2);
     const verify = await synod(['backup', 'verify', '--repo', repo]);
     t.equal(verify.code, 0, verify.stdout);
+
+    // The incr run caught up the changes above and stamped them with its own time: a restore
+    // to a time between the two runs cannot know which of them the cluster had then, and
+    // refuses (before format 3 it silently restored the full's state).
+    const between = await synod([
+      'restore',
+      '--repo',
+      repo,
+      '--to',
+      `time:${betweenRuns}`,
+      '--dry-run',
+    ]);
+    t.equal(between.code, 1, `a time between two one-off runs is refused (${between.stdout})`);
+    t.match(between.stderr, /SYNOD_ERR_BACKUP_TIME_AMBIGUOUS/);
+    t.match(between.stderr, /archived by an agent catching up/);
+    const earlier = await synod([
+      'restore',
+      '--repo',
+      repo,
+      '--to',
+      `time:${betweenRuns}`,
+      '--if-ambiguous',
+      'earlier',
+      '--dry-run',
+      '--json',
+    ]);
+    t.equal(earlier.code, 0, earlier.stderr);
+    t.ok(
+      (JSON.parse(earlier.stdout) as { index: number }).index >= fullRes.index,
+      'with --if-ambiguous earlier: the last index known committed by then',
+    );
+    t.match(earlier.stderr, /warning: .*ambiguous/);
 
     // synod status shows the repository's backups next to the cluster, and how far behind.
     const statusArgs = ['status', '--cluster', source.join(','), '--secret-file', secretFile];

@@ -23,6 +23,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { LogArchive } from '../../actors/backup/archive.js';
 import { KvKeyedState } from '../../actors/backup/kv-state.js';
 import { liveBackup, runLiveAgent } from '../../actors/backup/live-cli.js';
 import { Repository } from '../../actors/backup/repository.js';
@@ -253,6 +254,10 @@ t.test('Multi-Paxos: live backups, point-in-time restore, a restored cluster', a
   await writeOps(changes);
   await put('client/last', 'through the KV client');
   await del('w/0');
+  // A time after these writes and before the next run; the slot decided by then.
+  const betweenRuns = clock.wallNow();
+  const decidedBetween = await src.commitIndex();
+  const firstRunTip = LogArchive.tip(await repo.archive.list());
 
   phase('writes after');
   // 3. An incremental by a second run: the agent rebuilds its state from the repository and
@@ -269,6 +274,24 @@ t.test('Multi-Paxos: live backups, point-in-time restore, a restored cluster', a
   t.equal(incr.parent, full.id, 'whose parent is the full');
   t.equal(incr.pulled?.resets, 0, 'the second run pulled on from the archive without a gap');
   t.ok(incr.records < 400, `it holds only the changed keys (${incr.records} records)`);
+  // The second run caught up the slots decided between the runs: archived as caught up, so a
+  // restore to a time between the runs refuses rather than restore the first run's state (B7).
+  const between: string[] = [];
+  for (const s of await repo.archive.list()) {
+    for (const e of await repo.archive.read(s)) {
+      if (e.index > firstRunTip && e.index <= decidedBetween) between.push(e.timing as string);
+    }
+  }
+  t.ok(between.length > 0, `slots ${firstRunTip + 1}..${decidedBetween} are archived`);
+  t.ok(
+    between.every((x) => x === 'caught-up'),
+    'the slots decided between the runs are archived as caught up',
+  );
+  await t.rejects(
+    restore(repo, { kind: 'time', time: betweenRuns }, { factory: () => new KvKeyedState() }),
+    { code: 'SYNOD_ERR_BACKUP_TIME_AMBIGUOUS' },
+    'a time between the two runs is refused',
+  );
 
   phase('incr backup');
   // 4. Point-in-time: the state right after I1, every key compared.

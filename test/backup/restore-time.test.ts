@@ -22,7 +22,7 @@ import { RepoDriver } from '../../actors/backup/driver.js';
 import { startEmbeddedBackup } from '../../actors/backup/embedded.js';
 import { followRound, goLive, keepFollowing } from '../../actors/backup/learner.js';
 import { Repository } from '../../actors/backup/repository.js';
-import { restore } from '../../actors/backup/restore.js';
+import { AMBIGUITY_SCAN_SEGMENTS, restore } from '../../actors/backup/restore.js';
 import { MapState } from '../../actors/backup/state.js';
 import { KV_KIND } from '../../actors/backup/state-kind.js';
 import { verify } from '../../actors/backup/verify.js';
@@ -469,4 +469,30 @@ t.test('a Raft learner agent archives its catch-up as caught up, then follows li
   const r = await restore(repo, { kind: 'time', time: mid.time }, { factory: KV_KIND.factory });
   t.equal(r.index, want);
   t.same(r.warnings, []);
+});
+
+t.test('an ambiguous run is read at most AMBIGUITY_SCAN_SEGMENTS segments far', async (t) => {
+  const dir = path.join(base, `scan-${++dirs}`);
+  const repo = await Repository.init(dir, { clusterId: 'x' });
+  // 20 segments of 5 caught-up entries without a command; entry i stamped at i × 10 ms.
+  for (let s = 0; s < 20; s++) {
+    const seg: ArchivedEntry[] = [];
+    for (let i = s * 5 + 1; i <= s * 5 + 5; i++) {
+      seg.push({ index: i, term: 1, time: i * 10, data: new Uint8Array(0), timing: 'caught-up' });
+    }
+    await repo.withLock(() => repo.archive.write(seg));
+  }
+  t.equal(AMBIGUITY_SCAN_SEGMENTS, 16);
+  await t.rejects(restore(repo, { kind: 'time', time: 55 }, { factory }), {
+    code: 'SYNOD_ERR_BACKUP_TIME_AMBIGUOUS',
+    message:
+      /one of indices 5\.\.85 \(or later: the archive after index 85 was not read\).*Of entries 6\.\.85, 80 were archived by an agent catching up/,
+    details: { known: 5, upTo: 85, notReadAfter: 85, caughtUp: 80 },
+  });
+  // Near the end the run is read to the archive's end.
+  await t.rejects(restore(repo, { kind: 'time', time: 905 }, { factory }), {
+    message: /one of indices 90\.\.100 \(or later: the archive ends there\)/,
+  });
+  const r = await restore(repo, { kind: 'time', time: 55, ifAmbiguous: 'earlier' }, { factory });
+  t.equal(r.index, 5);
 });
