@@ -265,25 +265,37 @@ async function streamKv(
     // once; the file writes run behind, at most two pieces per writer, while the next piece
     // is read.
     const writes: Promise<unknown>[] = [];
-    const writeAll = async (bytes: Buffer) => {
+    // Resolves (once at most two pieces per writer are in flight) to the piece's own writes.
+    const writeAll = async (
+      bytes: Buffer,
+      owned?: boolean,
+    ): Promise<{ settled: Promise<unknown> }> => {
+      const mine: Promise<unknown>[] = [];
       for (const w of writers) {
-        const p = w.write(bytes);
+        const p = owned ? w.write(bytes, { owned: true }) : w.write(bytes);
         p.catch(() => undefined);
         writes.push(p);
+        mine.push(p);
       }
       while (writes.length > 2 * writers.length) await writes.shift();
+      return { settled: Promise.all(mine.map((p) => p.catch(() => undefined))) };
     };
     try {
       await writeAll(head);
       if (spool) {
-        const buf = Buffer.allocUnsafe(1 << 20);
-        for (let off = 0; off < bodyBytes; ) {
+        // The spool is read into a ring of buffers handed to the writers (no copy per writer
+        // and no fresh memory per piece); a buffer is read into again once its writes settled.
+        const ring = [0, 1, 2, 3].map(() => Buffer.allocUnsafe(1 << 20));
+        const free: Array<Promise<unknown> | undefined> = ring.map(() => undefined);
+        for (let off = 0, k = 0; off < bodyBytes; k = (k + 1) % ring.length) {
+          const buf = ring[k] as Buffer;
+          await free[k];
           const want = Math.min(buf.length, bodyBytes - off);
           const { bytesRead } = await spool.read(buf, 0, want, off);
           if (bytesRead === 0) {
             throw new BackupError('SYNOD_ERR_BACKUP_IO', `the restore spool ${spoolPath} is short`);
           }
-          await writeAll(buf.subarray(0, bytesRead));
+          free[k] = (await writeAll(buf.subarray(0, bytesRead), true)).settled;
           off += bytesRead;
         }
       }

@@ -326,7 +326,7 @@ class FileSnapshotWriter implements SnapshotWriter {
     return w;
   }
 
-  write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array, opts?: { readonly owned?: boolean }): Promise<void> {
     if (this.state !== 'open') {
       return Promise.reject(
         new StorageError('SYNOD_ERR_SNAPSHOT_STATE', `snapshot writer is ${this.state}`),
@@ -337,7 +337,11 @@ class FileSnapshotWriter implements SnapshotWriter {
         new StorageError('SYNOD_ERR_INVALID_ARGUMENT', 'snapshot chunks must be Uint8Array'),
       );
     }
-    const copy = Buffer.from(chunk);
+    // An owned chunk is not changed until the write settles: no copy (a streamed restore
+    // writes a whole image through here).
+    const copy = opts?.owned
+      ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      : Buffer.from(chunk);
     const at = this.pos;
     this.pos += copy.length;
     this.size += copy.length;

@@ -76,7 +76,12 @@ export interface SnapshotMeta {
 }
 
 export interface SnapshotWriter {
-  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Appends `chunk`. The writer copies it when called unless `opts.owned`: then the caller
+   * hands the bytes over and must not change them until the returned promise settles (a
+   * writer may still copy them).
+   */
+  write(chunk: Uint8Array, opts?: { readonly owned?: boolean }): Promise<void>;
   /**
    * Optional: the checksum (as `SnapshotMeta.checksum`) of the data written so far, without
    * finishing the snapshot. A caller that must check the data before publishing it (a
