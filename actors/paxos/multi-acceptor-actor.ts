@@ -45,6 +45,8 @@ export interface MultiPaxosAcceptorOptions {
   readonly journal: AcceptorJournal;
   /** Lease granted to the leader (ms); 0 disables. Must match the proposers' leaseMs. */
   readonly leaseMs?: number;
+  /** See MultiAcceptorOptions.localProposer. */
+  readonly localProposer?: string;
 }
 
 /** One journal write: the writes of consecutive steps, and the replies they release. */
@@ -97,7 +99,13 @@ export class MultiPaxosAcceptor
     this.failure = undefined;
     const durable = await this.opts.journal.load();
     this.core = new MultiAcceptorCore(
-      { id: this.ctx.self, leaseMs: this.opts.leaseMs ?? 0 },
+      {
+        id: this.ctx.self,
+        leaseMs: this.opts.leaseMs ?? 0,
+        ...(this.opts.localProposer !== undefined
+          ? { localProposer: this.opts.localProposer }
+          : {}),
+      },
       durable,
       this.ctx.clock.now(),
     );

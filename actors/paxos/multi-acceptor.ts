@@ -70,6 +70,12 @@ export interface MultiAcceptorOptions {
   readonly id: string;
   /** Lease length granted to the leader, 0 (default) for no leases. */
   readonly leaseMs?: number;
+  /**
+   * The proposer on this acceptor's node. When the acceptor promises another proposer's
+   * ballot it tells this one (`mp.campaign`), which then holds off its own election: as a
+   * Raft vote resets the voter's timer, so a long phase 1 is not outbid by the node it asked.
+   */
+  readonly localProposer?: string;
 }
 
 export interface MultiAcceptorView {
@@ -203,7 +209,12 @@ export class MultiAcceptorCore {
       accepted,
       ...(more !== undefined ? { more } : {}),
     };
-    const out: MultiAcceptorOutput = { send: [{ to: from, msg: promise }] };
+    const send: MOutbound[] = [{ to: from, msg: promise }];
+    const local = this.opts.localProposer;
+    if (local !== undefined && from !== local) {
+      send.push({ to: local, msg: { type: 'mp.campaign', from, ballot } });
+    }
+    const out: MultiAcceptorOutput = { send };
     return changed ? { ...out, persist: { hard: this.hard() } } : out;
   }
 

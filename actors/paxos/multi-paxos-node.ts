@@ -181,7 +181,11 @@ export function startMultiPaxosNode(opts: MultiPaxosNodeOptions): MultiPaxosNode
     return o;
   };
   const spawnOpts: SpawnOptions = opts.supervision ? { supervision: opts.supervision } : {};
-  const acceptorActor = new MultiPaxosAcceptor({ journal, leaseMs: opts.leaseMs ?? 0 });
+  const acceptorActor = new MultiPaxosAcceptor({
+    journal,
+    leaseMs: opts.leaseMs ?? 0,
+    localProposer: self('proposer'),
+  });
   const acceptor = system.spawn(`${path}/acceptor`, acceptorActor, spawnOpts);
   const proposerActor = new MultiPaxosProposer({
     quorums,

@@ -266,7 +266,7 @@ export function runSimCluster(opts: SimClusterOptions): SimResult {
     const forget = opts.amnesia && prev;
     const sm = new KvStateMachine();
     const acceptor = new MultiAcceptorCore(
-      { id: `${id}/acceptor`, leaseMs },
+      { id: `${id}/acceptor`, leaseMs, localProposer: `${id}/proposer` },
       forget
         ? undefined
         : prev

@@ -187,3 +187,36 @@ t.test('a candidate of a lower ballot steps down when told of a higher one', asy
   p.step({ type: 'mp.campaign', from: 'P', ballot: ballot(60, 'P') }, 703);
   t.equal(p.view().role, 'follower', 'its own id is ignored');
 });
+
+t.test('an acceptor that promises another proposer tells its own proposer', async (t) => {
+  const a = new MultiAcceptorCore({ id: 'n2/acceptor', localProposer: 'n2/proposer' });
+  const b5 = ballot(5, 'n1/proposer');
+  const out = a.step({ type: 'mp.prepare', from: 'n1/proposer', ballot: b5, fromSlot: 1 });
+  t.same(
+    out.send.map((s) => [s.to, s.msg.type]),
+    [
+      ['n1/proposer', 'mp.promise'],
+      ['n2/proposer', 'mp.campaign'],
+    ],
+  );
+  t.same(out.send[1]?.msg, { type: 'mp.campaign', from: 'n1/proposer', ballot: b5 });
+  const own = a.step({
+    type: 'mp.prepare',
+    from: 'n2/proposer',
+    ballot: ballot(6, 'n2/proposer'),
+    fromSlot: 1,
+  });
+  t.same(campaignsIn(own), [], 'not for its own proposer');
+  const nacked = a.step({ type: 'mp.prepare', from: 'n3/proposer', ballot: b5, fromSlot: 1 });
+  t.same(
+    nacked.send.map((s) => s.msg.type),
+    ['mp.nack'],
+    'not for a ballot it refuses: a lower candidate suppresses no one',
+  );
+  const plain = new MultiAcceptorCore({ id: 'A' });
+  t.same(
+    campaignsIn(plain.step({ type: 'mp.prepare', from: 'P', ballot: b5, fromSlot: 1 })),
+    [],
+    'and nothing without a local proposer (the option is unset)',
+  );
+});
