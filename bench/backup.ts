@@ -462,7 +462,7 @@ export const main: BenchMain = async (argv) => {
       'lower',
       c.during,
       { name: 'write p99, learner following, no backup', runs: c.idle },
-      'within 20% (ratio ≥ 0.83)',
+      'within 20% (ratio ≥ 0.833)',
     );
     m.extra = {
       keys: clusterKeys,
@@ -487,7 +487,7 @@ export const main: BenchMain = async (argv) => {
       'lower',
       c.during,
       { name: 'write p99, no agent', runs: c.idle },
-      'within 20% (ratio ≥ 0.83)',
+      'within 20% (ratio ≥ 0.833)',
     );
     m.extra = {
       keys: processKeys,
@@ -529,7 +529,7 @@ export const main: BenchMain = async (argv) => {
         name: 'write p99, same agent following, no backup (same minutes)',
         runs: ph.map((p) => p.idle),
       },
-      'within 20% (ratio ≥ 0.83)',
+      'within 20% (ratio ≥ 0.833)',
     );
     during.extra = {
       keys: agentKeys,
@@ -573,7 +573,7 @@ export const main: BenchMain = async (argv) => {
       'lower',
       ph.map((p) => p.duringOrAfter),
       sameMinutes,
-      'within 20% (ratio ≥ 0.83)',
+      'within 20% (ratio ≥ 0.833)',
     );
     duringOrAfter.extra = {
       writes: ph.map((p) => p.nDuring + p.nAfter),

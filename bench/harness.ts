@@ -148,7 +148,7 @@ export function table(report: BenchReport): string {
       // A ratio that was not finite (a baseline of 0) is null once read back from JSON.
       m.ratio === undefined || m.ratio === null || !Number.isFinite(m.ratio)
         ? '-'
-        : m.ratio.toFixed(2),
+        : m.ratio.toFixed(3),
       m.target ?? '-',
     ]);
   }

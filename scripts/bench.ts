@@ -129,7 +129,7 @@ function glance(): string[] {
         m.name,
         `${fmtNumber(m.median)} ${m.unit}`,
         m.baseline ? `${fmtNumber(m.baseline.median)} (${m.baseline.name})` : '-',
-        m.ratio === undefined || m.ratio === null ? '-' : m.ratio.toFixed(2),
+        m.ratio === undefined || m.ratio === null ? '-' : m.ratio.toFixed(3),
         m.target ?? '-',
         `${rep.date.slice(0, 10)}, ${rep.machine.cpu.replace(/\(R\)|\(TM\)/g, '').replace(/\s+Processor$/, '')}`,
       ]);
