@@ -145,32 +145,40 @@ function flushOnceThen(err: Error) {
   };
 }
 
-t.test('Raft: the learner left and only the final flush failed: an archive warning', async (t) => {
-  const flush = flushOnceThen(
-    new BackupError('SYNOD_ERR_BACKUP_IO', 'archive: ENOSPC: no space left on device'),
-  );
-  const removed: string[] = [];
-  // `this` of the real LiveBackup.leave: it flushes, then leaves the configuration.
+/**
+ * A Raft agent joined to a fake cluster whose `leave` is the real `LiveBackup.leave` (it
+ * flushes, then leaves the configuration through `membershipLeave`).
+ */
+function raftJoined(
+  flush: () => Promise<number>,
+  membershipLeave: (id: string) => Promise<string>,
+) {
   const fake = {
     joined: true,
     id: 'backup',
     flush,
-    membership: {
-      leave: async (id: string) => {
-        removed.push(id);
-        return `removed ${id}`;
-      },
-    },
+    membership: { leave: membershipLeave },
     opts: { system: { stop: async () => undefined }, log: () => undefined },
     raftRef: { address: 'backup/raft' },
     agent: { address: 'backup/agent' },
   };
-  const joined = {
+  return {
     live: liveWith(flush) as never,
     agentId: 'backup',
     protocol: 'raft' as const,
     leave: () => (LiveBackup.prototype.leave as () => Promise<void>).call(fake),
   };
+}
+
+t.test('Raft: the learner left and only the final flush failed: an archive warning', async (t) => {
+  const flush = flushOnceThen(
+    new BackupError('SYNOD_ERR_BACKUP_IO', 'archive: ENOSPC: no space left on device'),
+  );
+  const removed: string[] = [];
+  const joined = raftJoined(flush, async (id) => {
+    removed.push(id);
+    return `removed ${id}`;
+  });
   const r = await backupAndLeave(joined, { kind: 'full' });
   t.same(removed, ['backup'], 'the learner did leave the configuration');
   t.equal(r.leaveError, undefined, 'so no leave error');
@@ -183,25 +191,9 @@ t.test('Raft: the learner left and only the final flush failed: an archive warni
 
 t.test('Raft: leaving failed and the flush too: both are reported', async (t) => {
   const flush = flushOnceThen(new BackupError('SYNOD_ERR_BACKUP_IO', 'archive: EIO'));
-  const fake = {
-    joined: true,
-    id: 'backup',
-    flush,
-    membership: {
-      leave: async () => {
-        throw new BackupError('SYNOD_ERR_BACKUP_JOIN', 'leaving: no leader');
-      },
-    },
-    opts: { system: { stop: async () => undefined }, log: () => undefined },
-    raftRef: { address: 'backup/raft' },
-    agent: { address: 'backup/agent' },
-  };
-  const joined = {
-    live: liveWith(flush) as never,
-    agentId: 'backup',
-    protocol: 'raft' as const,
-    leave: () => (LiveBackup.prototype.leave as () => Promise<void>).call(fake),
-  };
+  const joined = raftJoined(flush, async () => {
+    throw new BackupError('SYNOD_ERR_BACKUP_JOIN', 'leaving: no leader');
+  });
   const r = await backupAndLeave(joined, { kind: 'full' });
   t.match(r.leaveError, { code: 'SYNOD_ERR_BACKUP_JOIN' }, 'the leave failure is not masked');
   t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_IO' });
