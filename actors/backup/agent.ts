@@ -102,6 +102,12 @@ const REUSE_PAYS = 1 / 8;
 /** After a miss, one full in this many keeps the bytes of its new chunks. */
 const KEEP_EVERY_MISSED = 4;
 
+/**
+ * A capture longer than this (wall ms) switches the agent to archiving entries as
+ * `caught-up`: entries that arrived while it blocked are stamped that much late.
+ */
+export const CAPTURE_LAG_MS = 1000;
+
 export interface BackupSummary {
   readonly id: string;
   readonly type: BackupType;
@@ -404,6 +410,18 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
     this.tracked.trackedSince = parent.index;
   }
 
+  /** Entries applied from now on are archived as `caught-up` (their times upper bounds). */
+  private catchingUp(reason: string | undefined): void {
+    if (this.timing === 'caught-up') return;
+    this.timing = 'caught-up';
+    this.ctx.emit({
+      type: 'catching-up',
+      index: this.tracked.index,
+      ...(reason ? { reason } : {}),
+    });
+    this.publish();
+  }
+
   receive(msg: BackupAgentMsg<Op>): void {
     switch (msg.type) {
       case 'applied':
@@ -423,15 +441,7 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
         }
         break;
       case 'catching-up':
-        if (this.timing !== 'caught-up') {
-          this.timing = 'caught-up';
-          this.ctx.emit({
-            type: 'catching-up',
-            index: this.tracked.index,
-            ...(msg.reason ? { reason: msg.reason } : {}),
-          });
-          this.publish();
-        }
+        this.catchingUp(msg.reason);
         break;
       case 'archive-tick':
         void this.flush().catch(() => undefined);
@@ -683,6 +693,14 @@ export class BackupAgent<Op = unknown> extends Actor<BackupAgentMsg<Op>, AgentSt
       type === 'full'
         ? this.tracked.captureFull()
         : this.tracked.captureChanges((parent as PendingBackup).index);
+    // The capture is synchronous: while it ran, nothing was received, so the entries that
+    // arrived meanwhile get a time later than their commit by up to its length. A capture
+    // longer than CAPTURE_LAG_MS makes them `caught-up`, until the driver's next round sees
+    // the agent keep up again (learner.ts `keepFollowing`).
+    const capturedFor = clock.wallNow() - requestedAt;
+    if (capturedFor > CAPTURE_LAG_MS) {
+      this.catchingUp(`the ${type} backup's capture took ${Math.round(capturedFor)} ms`);
+    }
     const layout = type === 'full' ? this.layoutOptions(cap.index) : undefined;
     let reusedBytes = 0;
     const { repo } = this.opts;
