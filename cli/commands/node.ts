@@ -66,7 +66,7 @@ export const specs = {
   'snapshot-every': {
     kind: 'number',
     description:
-      'take a snapshot of the state and compact the log every N applied entries (0: never; default 10000 with Raft, 1000 slots with Multi-Paxos, and by default either waits longer, up to 10x, while the entries since add up to less than the size of the last snapshot; a value given here is exact; etcd calls it --snapshot-count)',
+      'take a snapshot of the state and compact the log every N applied entries (0: never; default 10000 with Raft, 1000 slots with Multi-Paxos, and by default either waits longer, up to 100,000 entries (10x with Raft, 100x with Multi-Paxos), while the entries since add up to less than the size of the last snapshot; a value given here is exact; etcd calls it --snapshot-count)',
   },
   'cluster-name': {
     kind: 'string',
