@@ -325,13 +325,19 @@ export class LiveBackup<Op = unknown> {
   }
 
   /** Archives what is buffered, leaves the configuration, stops the learner and the agent. */
-  async leave(): Promise<void> {
+  /**
+   * `flush: false` skips the archive flush (the caller's own flush just failed: a second try
+   * would wait out the same timeout).
+   */
+  async leave(opts: { flush?: boolean } = {}): Promise<void> {
     let archive: unknown;
     let membership: unknown;
-    try {
-      await this.flush();
-    } catch (err) {
-      archive = err;
+    if (opts.flush !== false) {
+      try {
+        await this.flush();
+      } catch (err) {
+        archive = err;
+      }
     }
     if (this.joined) {
       try {

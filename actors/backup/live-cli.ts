@@ -144,7 +144,7 @@ export interface LiveAgentHandle {
   backup(kind: BackupType, timeoutMs?: number): Promise<BackupSummary>;
   flush(timeoutMs?: number): Promise<number>;
   status(): Promise<AgentStatus>;
-  leave(): Promise<void>;
+  leave(opts?: { flush?: boolean }): Promise<void>;
 }
 
 /** A learner agent joined to a live cluster, and how to take it out again. */
@@ -156,7 +156,7 @@ export interface JoinedAgent {
   readonly protocol: 'raft' | 'paxos';
   readonly agentId: string;
   /** Leaves the configuration; errors propagate. */
-  leave(): Promise<void>;
+  leave(opts?: { flush?: boolean }): Promise<void>;
   /** Leaves the configuration (if still in it), stops the actors, closes the transport. */
   close(): Promise<void>;
 }
@@ -265,9 +265,9 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
           : undefined;
       },
       agentId,
-      leave: async () => {
+      leave: async (opts?: { flush?: boolean }) => {
         closed = true;
-        await live.leave();
+        await live.leave(opts);
       },
       close: async () => {
         if (!closed) {
@@ -299,9 +299,9 @@ async function joinCluster(run: Omit<LiveBackupRun, 'kind'>): Promise<JoinedAgen
     live,
     protocol,
     agentId,
-    leave: async () => {
+    leave: async (opts?: { flush?: boolean }) => {
       left = true;
-      await live.leave();
+      await live.leave(opts);
     },
     close: async () => {
       if (!left) {
@@ -448,7 +448,8 @@ async function flushAndLeave(
     );
   }
   try {
-    await joined.leave();
+    // After a failed flush, leave without another (it would wait out the same timeout).
+    await joined.leave(archiveError ? { flush: false } : undefined);
   } catch (err) {
     if (leaveStageOf(err) === 'archive') archiveError ??= errorInfo(err);
     else {

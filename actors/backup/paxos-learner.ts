@@ -416,13 +416,16 @@ export class LivePaxosBackup<Op = unknown> {
   }
 
   /** Stops pulling, archives what is buffered, stops the agent (nothing to leave: never a member). */
-  async leave(): Promise<void> {
+  /** `flush: false` skips the archive flush (see LiveBackup.leave). */
+  async leave(opts: { flush?: boolean } = {}): Promise<void> {
     await this.opts.system.stop(this.puller.address).catch(() => undefined);
     let error: unknown;
-    try {
-      await this.flush();
-    } catch (err) {
-      error = err;
+    if (opts.flush !== false) {
+      try {
+        await this.flush();
+      } catch (err) {
+        error = err;
+      }
     }
     await this.opts.system.stop(this.agent.address).catch(() => undefined);
     // A puller holds no place in the cluster: only the archive can have failed.

@@ -166,7 +166,8 @@ function raftJoined(
     live: liveWith(flush) as never,
     agentId: 'backup',
     protocol: 'raft' as const,
-    leave: () => (LiveBackup.prototype.leave as () => Promise<void>).call(fake),
+    leave: (opts?: { flush?: boolean }) =>
+      (LiveBackup.prototype.leave as (o?: { flush?: boolean }) => Promise<void>).call(fake, opts),
   };
 }
 
@@ -239,5 +240,28 @@ t.test(
     t.equal(r.id, summary.id, 'the written backup is returned');
     t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_TIMEOUT' });
     t.equal(r.archivedTo, 41, "the archive's durable index, from the agent's status");
+  },
+);
+
+t.test(
+  'after a failed flush the agent leaves without flushing again (one timeout, not two)',
+  async (t) => {
+    let flushes = 0;
+    const flush = async (): Promise<number> => {
+      flushes++;
+      throw new BackupError('SYNOD_ERR_BACKUP_TIMEOUT', 'flush: no answer in 120000 ms');
+    };
+    const removed: string[] = [];
+    const r = await backupAndLeave(
+      raftJoined(flush, async (id) => {
+        removed.push(id);
+        return `removed ${id}`;
+      }),
+      { kind: 'full' },
+    );
+    t.equal(flushes, 1, 'flushed once');
+    t.same(removed, ['backup'], 'and left');
+    t.match(r.archiveError, { code: 'SYNOD_ERR_BACKUP_TIMEOUT' });
+    t.equal(r.leaveError, undefined);
   },
 );
