@@ -13,7 +13,7 @@ import { FaultyRepoFs } from '../../actors/backup/faulty-fs.js';
 import { nodeRepoFs } from '../../actors/backup/fs.js';
 import { Repository } from '../../actors/backup/repository.js';
 import { agentBackupLine } from '../../cli/commands/backup.js';
-import { startMapAgent } from '../helpers/backup-agent.js';
+import { applyPuts, startMapAgent } from '../helpers/backup-agent.js';
 
 const small = { avgSize: 2048, minSize: 512, maxSize: 8192 };
 
@@ -27,20 +27,13 @@ async function startAgent(t: { teardown(fn: () => unknown): void }, repo: Reposi
     if (e.type === 'backup' || e.type === 'backup-failed')
       events.push(e as unknown as BackupEvent | BackupFailedEvent);
   });
-  for (let i = 1; i <= 3000; i++)
-    agent.tell({
-      type: 'applied',
-      entry: {
-        index: i,
-        term: 1,
-        command: {
-          clientId: 'c',
-          seq: i,
-          op: { type: 'put', key: `k${i % 1500}`, value: Buffer.alloc(500, i) },
-        },
-        result: undefined,
-      } as never,
-    });
+  applyPuts(
+    agent,
+    1,
+    3000,
+    (i) => `k${i % 1500}`,
+    (i) => Buffer.alloc(500, i),
+  );
   await agent.ask({ type: 'status' });
   return { agent, events };
 }

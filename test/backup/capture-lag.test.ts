@@ -11,13 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import t from 'tap';
-import { BackupAgent, type BackupAgentMsg, CAPTURE_LAG_MS } from '../../actors/backup/agent.js';
+import { CAPTURE_LAG_MS } from '../../actors/backup/agent.js';
 import { Repository } from '../../actors/backup/repository.js';
-import { type MapOp, MapState } from '../../actors/backup/state.js';
-import { ActorSystem } from '../../lib/actor-system.js';
+import { MapState } from '../../actors/backup/state.js';
 import { SystemClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
-import { Random } from '../../lib/random.js';
+import { applyPuts, startMapAgent } from '../helpers/backup-agent.js';
 
 /** The wall clock jumps by `captureMs` while a capture walks the state. */
 class JumpingClock extends SystemClock {
@@ -38,43 +36,23 @@ async function run(t: Test, captureMs: number) {
       return super.entries();
     }
   }
-  const system = new ActorSystem({
-    nodeId: 'n1',
-    logger: silentLogger,
-    random: new Random(3),
+  const { agent } = await startMapAgent(t, repo, {
+    seed: 3,
+    archive: { flushMs: 0 },
     clock,
+    factory: () => new SlowMapState(),
   });
-  t.teardown(() => system.shutdown());
-  const agent = system.spawn<BackupAgentMsg<MapOp>, unknown>(
-    'backup',
-    () =>
-      new BackupAgent<MapOp>({
-        repo,
-        clusterId: 'c1',
-        factory: () => new SlowMapState(),
-        archive: { flushMs: 0 },
-      }),
-  );
   const events: { type: string; reason?: string }[] = [];
   agent.events$.subscribe((e) => events.push(e as unknown as { type: string; reason?: string }));
-  await agent.ask({ type: 'status' });
   agent.tell({ type: 'live' });
-  const apply = (from: number, to: number) => {
-    for (let i = from; i <= to; i++)
-      agent.tell({
-        type: 'applied',
-        entry: {
-          index: i,
-          term: 1,
-          command: {
-            clientId: 'c',
-            seq: i,
-            op: { type: 'put', key: `k${i}`, value: Buffer.from('v') },
-          },
-          result: undefined,
-        } as never,
-      });
-  };
+  const apply = (from: number, to: number) =>
+    applyPuts(
+      agent,
+      from,
+      to,
+      (i) => `k${i}`,
+      () => Buffer.from('v'),
+    );
   apply(1, 10);
   await agent.ask({ type: 'backup', kind: 'full' }, 30_000);
   apply(11, 20);
