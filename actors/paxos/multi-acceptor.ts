@@ -532,47 +532,34 @@ export class SlotTable {
 
   /**
    * The stored proposals for slots ≥ fromSlot, in slot order, stopping once they weigh
-   * `maxBytes` (`slotValueBytes`; at least one slot): `more` is then the first slot left out.
+   * `maxBytes` (`acceptedSlotBytes`; at least one slot): `more` is then the first slot left out.
    */
   page(fromSlot: number, maxBytes: number): { accepted: AcceptedSlot[]; more?: number } {
     const out: AcceptedSlot[] = [];
-    const vals = this.vals;
-    const first = Math.max(0, fromSlot - this.lo);
     let bytes = 0;
-    let more: number | undefined;
-    for (let i = this.head + first; i < vals.length; i++) {
-      if (vals[i] === undefined) continue;
-      const slot = this.lo + (i - this.head);
-      if (bytes >= maxBytes) {
-        more = slot;
-        break;
-      }
-      const a: AcceptedSlot = { slot, ballot: this.bals[i] as Ballot, value: this.valueOf(i) };
+    for (const a of this.inSlotOrder(fromSlot)) {
+      if (bytes >= maxBytes) return { accepted: out, more: a.slot };
       bytes += acceptedSlotBytes(a);
       out.push(a);
     }
-    if (this.far.size > 0) {
-      const far = [...this.far.values()].filter((a) => a.slot >= fromSlot);
-      if (far.length > 0) {
-        // Merge in slot order under the same budget; slots of the table at or above `stop`
-        // were not collected, so nothing from there on may be sent in this page.
-        const stop = more;
-        const all = [...out, ...far].sort((x, y) => x.slot - y.slot);
-        out.length = 0;
-        bytes = 0;
-        more = undefined;
-        for (const a of all) {
-          if (stop !== undefined && a.slot >= stop) break;
-          if (bytes >= maxBytes) {
-            more = a.slot;
-            break;
-          }
-          bytes += acceptedSlotBytes(a);
-          out.push(a);
-        }
-        more ??= stop;
-      }
+    return { accepted: out };
+  }
+
+  /** The stored proposals for slots ≥ fromSlot: the table's, merged in order with `far`'s. */
+  private *inSlotOrder(fromSlot: number): Generator<AcceptedSlot> {
+    const far =
+      this.far.size > 0
+        ? [...this.far.values()].filter((a) => a.slot >= fromSlot).sort((x, y) => x.slot - y.slot)
+        : [];
+    let f = 0;
+    const vals = this.vals;
+    const first = Math.max(0, fromSlot - this.lo);
+    for (let i = this.head + first; i < vals.length; i++) {
+      if (vals[i] === undefined) continue;
+      const slot = this.lo + (i - this.head);
+      while (f < far.length && (far[f] as AcceptedSlot).slot < slot) yield far[f++] as AcceptedSlot;
+      yield { slot, ballot: this.bals[i] as Ballot, value: this.valueOf(i) };
     }
-    return more === undefined ? { accepted: out } : { accepted: out, more };
+    while (f < far.length) yield far[f++] as AcceptedSlot;
   }
 }
